@@ -1,0 +1,253 @@
+//! # Application servers: requests, queueing, timeouts
+//!
+//! ## Scope
+//! Request-level, not packet-level: one request is one unit of work at one
+//! pod. Each pod runs a server with `concurrency` workers and a FIFO queue
+//! (optionally bounded by `queue_limit`; a full queue answers 503 at once).
+//! Service times are exponential with mean `service_time`, so one pod is an
+//! M/M/c queue and missing capacity shows up as queueing latency. A client
+//! gives up at `timeout`; the server notices a caller that has gone when it
+//! dequeues the request (as a server checking its request context does) and
+//! skips it, but a request already in service runs to completion, so work
+//! done for a client that left is wasted, as it is in real servers.
+//!
+//! Limitations: no retries, no keep-alive effects, no CPU sharing between
+//! pods of one node; a terminating pod finishes what it has queued.
+//!
+//! ## Parameters
+//! All per workload, from the scenario (no calibrated default exists for an
+//! application): `concurrency`, `service_time`, `queue_limit`, and the
+//! client's `timeout`.
+//!
+//! ## What it emits
+//! Every request ends in exactly one [`Outcome`]: answered (with its
+//! latency), timed out (`context deadline exceeded` after the client's
+//! timeout; counted apart when the server finished it late, as wasted work), refused (no ready endpoint: `connection refused`), or rejected
+//! (queue full: `503 Service Unavailable`); or it is still in flight when the
+//! run ends. Conservation is checked by a property test in `cluster`.
+//!
+//! ## Validation
+//! A unit test checks the single-pod M/M/1 mean response time against
+//! 1/(mu - lambda) within 5%.
+
+use sim_core::{SimDuration, SimTime};
+use std::collections::VecDeque;
+use std::fmt;
+
+/// How one pod serves requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// Requests served at once [requests].
+    pub concurrency: u32,
+    /// Mean service time of one request (exponential).
+    pub service_time: SimDuration,
+    /// Requests that may wait; `None`: unbounded.
+    pub queue_limit: Option<u32>,
+}
+
+/// One request waiting or in service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Which traffic source sent it.
+    pub source: u32,
+    /// When the client sent it.
+    pub sent: SimTime,
+    /// When the client gives up.
+    pub deadline: SimTime,
+}
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered within the client's timeout.
+    Answered(SimDuration),
+    /// The client gave up while the request waited.
+    TimedOut,
+    /// The server answered after the client had given up: the client saw a
+    /// timeout and the server's work was wasted.
+    AnsweredLate,
+    /// No ready endpoint behind the Service.
+    Refused,
+    /// The pod's queue was full.
+    Rejected,
+}
+
+impl fmt::Display for Outcome {
+    /// What the client's log says.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Answered(d) => write!(f, "200 OK in {d}"),
+            Outcome::TimedOut | Outcome::AnsweredLate => {
+                write!(
+                    f,
+                    "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+                )
+            }
+            Outcome::Refused => write!(f, "dial tcp: connect: connection refused"),
+            Outcome::Rejected => write!(f, "503 Service Unavailable"),
+        }
+    }
+}
+
+/// One pod's server state.
+#[derive(Clone, Debug, Default)]
+pub struct Server {
+    busy: u32,
+    queue: VecDeque<Request>,
+}
+
+/// What the caller must do after offering a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// A worker took it: schedule its completion after a service time.
+    Start,
+    /// It waits in the queue.
+    Queued,
+    /// The queue is full.
+    Rejected,
+}
+
+impl Server {
+    /// Offers a request to the server.
+    pub fn offer(&mut self, spec: &ServerSpec, req: Request) -> Admit {
+        if self.busy < spec.concurrency {
+            self.busy += 1;
+            Admit::Start
+        } else if spec
+            .queue_limit
+            .is_some_and(|l| self.queue.len() >= l as usize)
+        {
+            Admit::Rejected
+        } else {
+            self.queue.push_back(req);
+            Admit::Queued
+        }
+    }
+
+    /// A worker finished; returns the next request to start, after handing
+    /// every request whose client already left to `abandoned`.
+    pub fn finish(&mut self, now: SimTime, mut abandoned: impl FnMut(Request)) -> Option<Request> {
+        while let Some(req) = self.queue.pop_front() {
+            if req.deadline <= now {
+                abandoned(req);
+            } else {
+                return Some(req);
+            }
+        }
+        self.busy -= 1;
+        None
+    }
+
+    /// Requests waiting.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Requests in service.
+    pub fn busy(&self) -> u32 {
+        self.busy
+    }
+
+    /// True when nothing is queued or in service.
+    pub fn idle(&self) -> bool {
+        self.busy == 0 && self.queue.is_empty()
+    }
+
+    /// Requests queued or in service.
+    pub fn in_flight(&self) -> usize {
+        self.busy as usize + self.queue.len()
+    }
+}
+
+/// How the client sees a completed request.
+pub fn completion_outcome(req: &Request, now: SimTime) -> Outcome {
+    if now <= req.deadline {
+        Outcome::Answered(now - req.sent)
+    } else {
+        Outcome::AnsweredLate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::RngExt;
+    use sim_core::{Engine, RngStreams};
+
+    #[derive(Clone, Copy)]
+    enum Ev {
+        Arrive,
+        Done(Request),
+    }
+
+    #[test]
+    fn single_pod_matches_mm1_mean_response_time() {
+        // M/M/1: lambda = 8/s, mu = 10/s -> mean response 1/(mu - lambda) = 0.5 s.
+        let spec = ServerSpec {
+            concurrency: 1,
+            service_time: SimDuration::from_millis(100),
+            queue_limit: None,
+        };
+        let mut rng = RngStreams::new(7).stream("mm1");
+        let mut exp =
+            move |mean: f64| SimDuration::from_secs_f64(-mean * (1.0 - rng.random::<f64>()).ln());
+        let mut eng: Engine<Ev> = Engine::new();
+        let mut srv = Server::default();
+        let (mut total, mut n) = (0.0, 0u64);
+        eng.schedule_in(SimDuration::ZERO, Ev::Arrive);
+        let end = SimTime::ZERO + SimDuration::from_secs(40_000);
+        while let Some(ev) = eng.next_until(end) {
+            let now = eng.now();
+            match ev {
+                Ev::Arrive => {
+                    let req = Request {
+                        source: 0,
+                        sent: now,
+                        deadline: SimTime::MAX,
+                    };
+                    if srv.offer(&spec, req) == Admit::Start {
+                        eng.schedule_in(exp(0.1), Ev::Done(req));
+                    }
+                    eng.schedule_in(exp(0.125), Ev::Arrive);
+                }
+                Ev::Done(req) => {
+                    if let Outcome::Answered(d) = completion_outcome(&req, now) {
+                        total += d.as_secs_f64();
+                        n += 1;
+                    }
+                    if let Some(next) = srv.finish(now, |_| unreachable!("no deadline")) {
+                        eng.schedule_in(exp(0.1), Ev::Done(next));
+                    }
+                }
+            }
+        }
+        let mean = total / n as f64;
+        assert!(
+            (mean - 0.5).abs() / 0.5 < 0.05,
+            "mean response {mean:.3} s, M/M/1 predicts 0.5 s"
+        );
+    }
+
+    #[test]
+    fn abandoned_requests_are_skipped_and_full_queues_reject() {
+        let spec = ServerSpec {
+            concurrency: 1,
+            service_time: SimDuration::from_millis(1),
+            queue_limit: Some(1),
+        };
+        let mut srv = Server::default();
+        let t = |s| SimTime::ZERO + SimDuration::from_secs(s);
+        let req = |dl| Request {
+            source: 0,
+            sent: t(0),
+            deadline: t(dl),
+        };
+        assert_eq!(srv.offer(&spec, req(10)), Admit::Start);
+        assert_eq!(srv.offer(&spec, req(1)), Admit::Queued);
+        assert_eq!(srv.offer(&spec, req(10)), Admit::Rejected);
+        let mut gone = 0;
+        assert_eq!(srv.finish(t(2), |_| gone += 1), None);
+        assert_eq!(gone, 1);
+        assert!(srv.idle());
+    }
+}

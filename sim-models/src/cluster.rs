@@ -1,0 +1,1083 @@
+//! # The cluster simulation: nodes, IPAM, scheduler, kubelet, Services, traffic
+//!
+//! ## Scope
+//! Ties the mechanisms of this crate into one discrete-event run:
+//! Deployments create pods ([`crate::workload`]); the scheduler binds them to
+//! nodes ([`crate::scheduler`]); the kubelet gets each an address from IPAM
+//! ([`crate::ipam`], [`crate::kubelet`]); Ready pods become endpoints of
+//! their Service ([`crate::service`]); Poisson clients send requests that
+//! queue at the pods' servers ([`crate::app`]). A timeline of actions (scale
+//! a Deployment, change a request rate, add an IP pool) runs on the same
+//! clock and acts on whatever is in flight.
+//!
+//! Request-level: the cost per request is O(1) in the number of pods, nodes
+//! and Services.
+//!
+//! ## What it emits
+//! A [`RunOutput`]: the sampled time series (pod counts by state, IPAM use,
+//! request counters, queue depth, latency per sample window), statistics per
+//! named measurement window, Kubernetes events aggregated as `kubectl get
+//! events` shows them (reason, message, count, first and last seen), the
+//! final state, and per-source request totals that satisfy conservation:
+//! sent = answered + timed out + refused + rejected + in flight.
+//!
+//! ## Validation
+//! Property tests: request conservation over random configurations and
+//! timelines; the same seed gives identical outputs. Scenario golden files
+//! (sim-scenarios) pin whole replays.
+
+use crate::app::{completion_outcome, Admit, Outcome, Request, Server};
+use crate::ipam::{Ipam, IpamLayout, Ipv4Cidr, Lease};
+use crate::kubelet;
+use crate::scheduler::{self, NodeView};
+use crate::service::Endpoints;
+use crate::topology::NodeSpec;
+use crate::workload::{pod_name, DeploymentSpec, PodState};
+use rand::RngExt;
+use sim_core::{
+    CounterId, Engine, EventId, GaugeId, HistogramId, LatencyHistogram, Metrics, RngStreams,
+    SimDuration, SimRng, SimTime, TraceRecord, TraceSink,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Clients sending requests to one Deployment's Service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrafficSpec {
+    /// Index of the target Deployment (its Service has the same name).
+    pub deployment: usize,
+    /// Mean request rate at the start [requests/s], Poisson arrivals.
+    pub rate: f64,
+    /// The client's timeout.
+    pub timeout: SimDuration,
+}
+
+/// Something the timeline does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// `kubectl scale deployment NAME --replicas=N`.
+    Scale {
+        /// Deployment index.
+        deployment: usize,
+        /// New replica count.
+        replicas: u32,
+    },
+    /// The request rate of one traffic source changes [requests/s].
+    SetRate {
+        /// Traffic source index.
+        traffic: usize,
+        /// New mean rate.
+        rate: f64,
+    },
+    /// A new pod IP pool is added (flat layout).
+    AddIpPool {
+        /// The new pool.
+        cidr: Ipv4Cidr,
+    },
+}
+
+/// An action at a time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimedAction {
+    /// When, from the start of the run.
+    pub at: SimDuration,
+    /// What.
+    pub action: Action,
+}
+
+impl WindowSpec {
+    /// Whether `t` falls in the window.
+    pub fn contains(&self, t: SimTime) -> bool {
+        let since = t.since_start();
+        self.start <= since && since < self.end
+    }
+}
+
+/// A named stretch of the run to report statistics for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// Name used in reports and expectations.
+    pub name: String,
+    /// Start, from the start of the run (inclusive).
+    pub start: SimDuration,
+    /// End, from the start of the run (exclusive).
+    pub end: SimDuration,
+}
+
+/// Everything one run needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterConfig {
+    /// The nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// Pod address layout.
+    pub ipam: IpamLayout,
+    /// Deployments, each with a Service of the same name.
+    pub deployments: Vec<DeploymentSpec>,
+    /// Clients.
+    pub traffic: Vec<TrafficSpec>,
+    /// Timed actions, in any order.
+    pub timeline: Vec<TimedAction>,
+    /// Length of the run.
+    pub duration: SimDuration,
+    /// Time-series sampling period.
+    pub sample_every: SimDuration,
+    /// Measurement windows.
+    pub windows: Vec<WindowSpec>,
+}
+
+/// Request outcomes of one traffic source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestTotals {
+    /// Requests sent.
+    pub sent: u64,
+    /// Answered within the timeout.
+    pub answered: u64,
+    /// The client gave up.
+    pub timed_out: u64,
+    /// No ready endpoint.
+    pub refused: u64,
+    /// Queue full.
+    pub rejected: u64,
+    /// Still queued or in service at the end.
+    pub in_flight: u64,
+    /// Of `timed_out`: answers a server finished after the client had left
+    /// (work wasted on nobody).
+    pub wasted: u64,
+}
+
+impl RequestTotals {
+    /// Requests that ended in an error the client saw.
+    pub fn errors(&self) -> u64 {
+        self.timed_out + self.refused + self.rejected
+    }
+    /// Errors over requests that ended (0 when none ended).
+    pub fn error_rate(&self) -> f64 {
+        let ended = self.answered + self.errors();
+        if ended == 0 {
+            0.0
+        } else {
+            self.errors() as f64 / ended as f64
+        }
+    }
+    fn count(&mut self, o: Outcome) {
+        match o {
+            Outcome::Answered(_) => self.answered += 1,
+            Outcome::TimedOut => self.timed_out += 1,
+            Outcome::AnsweredLate => {
+                self.timed_out += 1;
+                self.wasted += 1;
+            }
+            Outcome::Refused => self.refused += 1,
+            Outcome::Rejected => self.rejected += 1,
+        }
+    }
+}
+
+/// Statistics of one traffic source in one window, by outcome time.
+#[derive(Clone, Debug)]
+pub struct WindowStats {
+    /// Window name.
+    pub window: String,
+    /// Target Deployment/Service name.
+    pub service: String,
+    /// Outcomes that happened in the window; `sent` counts arrivals in it
+    /// and `in_flight` is not tracked per window (always 0).
+    pub totals: RequestTotals,
+    /// Latency of the answered requests.
+    pub latency: LatencyHistogram,
+}
+
+/// One line of `kubectl get events`, aggregated like the API server does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventSummary {
+    /// `Normal` or `Warning`.
+    pub kind: &'static str,
+    /// Reason (`FailedScheduling`, `FailedCreatePodSandBox`, `ScalingReplicaSet`...).
+    pub reason: &'static str,
+    /// Reporting component (`default-scheduler`, `kubelet`...).
+    pub source: &'static str,
+    /// The message, without the per-object parts.
+    pub message: String,
+    /// Times seen.
+    pub count: u64,
+    /// First seen.
+    pub first: SimTime,
+    /// Last seen.
+    pub last: SimTime,
+    /// One object it was about (`pod/checkout-...`).
+    pub example_object: String,
+}
+
+/// Pod counts of one Deployment at the end of the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeploymentState {
+    /// Name.
+    pub name: String,
+    /// Replicas wanted.
+    pub desired: u32,
+    /// Pods per [`PodState`], in [`PodState::ALL`] order.
+    pub by_state: [u32; 5],
+}
+
+impl DeploymentState {
+    /// Pods `kubectl get pods` shows as Pending or ContainerCreating.
+    pub fn pending(&self) -> u32 {
+        PodState::ALL
+            .iter()
+            .zip(self.by_state)
+            .filter(|(s, _)| s.is_pending())
+            .map(|(_, n)| n)
+            .sum()
+    }
+    /// Pods whose container runs.
+    pub fn running(&self) -> u32 {
+        self.by_state[3] + self.by_state[4]
+    }
+    /// Pods in one state.
+    pub fn count(&self, s: PodState) -> u32 {
+        self.by_state[s as usize]
+    }
+}
+
+/// What one run produced.
+pub struct RunOutput {
+    /// Seed of the run.
+    pub seed: u64,
+    /// Time series and whole-run histograms.
+    pub metrics: Metrics,
+    /// Per window, per traffic source.
+    pub windows: Vec<WindowStats>,
+    /// Aggregated Kubernetes events, by first appearance.
+    pub events: Vec<EventSummary>,
+    /// Per Deployment at the end.
+    pub deployments: Vec<DeploymentState>,
+    /// Per traffic source over the whole run.
+    pub requests: Vec<RequestTotals>,
+    /// IPAM addresses usable at the end.
+    pub ipam_usable: u64,
+    /// IPAM addresses in use at the end.
+    pub ipam_allocated: u64,
+    /// Events the engine fired.
+    pub events_fired: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Ev {
+    Action(u32),
+    Sample,
+    SandboxAttempt(u32),
+    ContainerStarted(u32),
+    ReadinessPassed(u32),
+    Arrival(u32),
+    Completed { pod: u32, req: Request },
+}
+
+struct Pod {
+    deployment: u32,
+    name: String,
+    state: PodState,
+    node: Option<u32>,
+    lease: Option<Lease>,
+    backoff: SimDuration,
+    deleted: bool,
+    created: SimTime,
+    server: Server,
+}
+
+struct DeploymentRt {
+    desired: u32,
+    created: u32,
+    by_state: [u32; 5],
+    live: Vec<u32>,
+    endpoints: Endpoints,
+    gauges: [GaugeId; 6],
+    service_time_rng: SimRng,
+}
+
+struct TrafficRt {
+    rate: f64,
+    next: Option<EventId>,
+    arrivals: SimRng,
+    pick: SimRng,
+    totals: RequestTotals,
+    counters: [CounterId; 6],
+    latency: HistogramId,
+    queue_gauge: GaugeId,
+}
+
+struct Sim<'a> {
+    cfg: &'a ClusterConfig,
+    engine: Engine<Ev>,
+    metrics: Metrics,
+    trace: &'a mut dyn TraceSink,
+    ipam: Ipam,
+    node_pods: Vec<u32>,
+    pods: Vec<Pod>,
+    unschedulable: BTreeSet<u32>,
+    deps: Vec<DeploymentRt>,
+    traffic: Vec<TrafficRt>,
+    windows: Vec<WindowStats>,
+    events: BTreeMap<(&'static str, String), EventSummary>,
+    ipam_gauges: [GaugeId; 2],
+}
+
+/// Runs `cfg` with `seed`, sending per-event records to `trace`.
+pub fn run(cfg: &ClusterConfig, seed: u64, trace: &mut dyn TraceSink) -> RunOutput {
+    Sim::new(cfg, seed, trace).run(seed)
+}
+
+impl<'a> Sim<'a> {
+    fn new(cfg: &'a ClusterConfig, seed: u64, trace: &'a mut dyn TraceSink) -> Self {
+        let rng = RngStreams::new(seed);
+        let mut metrics = Metrics::new();
+        let mut ipam = Ipam::new(cfg.ipam.clone());
+        for _ in &cfg.nodes {
+            ipam.add_node();
+        }
+        let deps = cfg
+            .deployments
+            .iter()
+            .map(|d| {
+                let g = |m: &mut Metrics, what: &str| {
+                    m.gauge(&format!("{what}{{deployment={}}}", d.name))
+                };
+                DeploymentRt {
+                    desired: d.replicas,
+                    created: 0,
+                    by_state: [0; 5],
+                    live: Vec::new(),
+                    endpoints: Endpoints::default(),
+                    gauges: [
+                        g(&mut metrics, "pods_desired"),
+                        g(&mut metrics, "pods_pending"),
+                        g(&mut metrics, "pods_unschedulable"),
+                        g(&mut metrics, "pods_sandbox_failed"),
+                        g(&mut metrics, "pods_running"),
+                        g(&mut metrics, "pods_ready"),
+                    ],
+                    service_time_rng: rng.stream(&format!("service-time/{}", d.name)),
+                }
+            })
+            .collect();
+        let traffic = cfg
+            .traffic
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let svc = &cfg.deployments[t.deployment].name;
+                let c = |m: &mut Metrics, what: &str| {
+                    m.counter(&format!("requests_{what}{{service={svc}}}"))
+                };
+                TrafficRt {
+                    rate: t.rate,
+                    next: None,
+                    arrivals: rng.stream(&format!("traffic/{i}/{svc}")),
+                    pick: rng.stream(&format!("service/{i}/{svc}")),
+                    totals: RequestTotals::default(),
+                    counters: [
+                        c(&mut metrics, "sent"),
+                        c(&mut metrics, "answered"),
+                        c(&mut metrics, "timed_out"),
+                        c(&mut metrics, "refused"),
+                        c(&mut metrics, "rejected"),
+                        c(&mut metrics, "wasted"),
+                    ],
+                    latency: metrics.histogram(&format!("request_latency{{service={svc}}}")),
+                    queue_gauge: metrics.gauge(&format!("requests_in_flight{{service={svc}}}")),
+                }
+            })
+            .collect();
+        let windows = cfg
+            .windows
+            .iter()
+            .flat_map(|w| {
+                cfg.traffic.iter().map(|t| WindowStats {
+                    window: w.name.clone(),
+                    service: cfg.deployments[t.deployment].name.clone(),
+                    totals: RequestTotals::default(),
+                    latency: LatencyHistogram::new(),
+                })
+            })
+            .collect();
+        let ipam_gauges = [
+            metrics.gauge("ipam_usable"),
+            metrics.gauge("ipam_allocated"),
+        ];
+        Sim {
+            cfg,
+            engine: Engine::new(),
+            metrics,
+            trace,
+            ipam,
+            node_pods: vec![0; cfg.nodes.len()],
+            pods: Vec::new(),
+            unschedulable: BTreeSet::new(),
+            deps,
+            traffic,
+            windows,
+            events: BTreeMap::new(),
+            ipam_gauges,
+        }
+    }
+
+    fn run(mut self, seed: u64) -> RunOutput {
+        let end = SimTime::ZERO + self.cfg.duration;
+        for (i, a) in self.cfg.timeline.iter().enumerate() {
+            self.engine
+                .schedule_at(SimTime::ZERO + a.at, Ev::Action(i as u32));
+        }
+        for d in 0..self.deps.len() {
+            self.reconcile(d);
+        }
+        for t in 0..self.traffic.len() {
+            self.schedule_arrival(t);
+        }
+        self.engine.schedule_at(SimTime::ZERO, Ev::Sample);
+        while let Some(ev) = self.engine.next_until(end) {
+            self.handle(ev);
+        }
+        if self.metrics.rows().last().is_none_or(|(t, _)| *t < end) {
+            self.sample();
+        }
+        self.finish(seed)
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Action(i) => self.action(i as usize),
+            Ev::Sample => {
+                self.sample();
+                if self.cfg.sample_every > SimDuration::ZERO {
+                    self.engine.schedule_in(self.cfg.sample_every, Ev::Sample);
+                }
+            }
+            Ev::SandboxAttempt(p) => self.sandbox_attempt(p),
+            Ev::ContainerStarted(p) => {
+                if self.pod_live_in(p, PodState::Creating) {
+                    self.set_state(p, PodState::Running);
+                    let d = self.pods[p as usize].deployment as usize;
+                    self.engine
+                        .schedule_in(self.cfg.deployments[d].ready_after, Ev::ReadinessPassed(p));
+                }
+            }
+            Ev::ReadinessPassed(p) => {
+                if self.pod_live_in(p, PodState::Running) {
+                    self.set_state(p, PodState::Ready);
+                    let d = self.pods[p as usize].deployment as usize;
+                    self.deps[d].endpoints.add(p);
+                }
+            }
+            Ev::Arrival(t) => self.arrival(t as usize),
+            Ev::Completed { pod, req } => self.completed(pod, req),
+        }
+    }
+
+    fn pod_live_in(&self, p: u32, s: PodState) -> bool {
+        let pod = &self.pods[p as usize];
+        !pod.deleted && pod.state == s
+    }
+
+    fn action(&mut self, i: usize) {
+        match &self.cfg.timeline[i].action {
+            Action::Scale {
+                deployment,
+                replicas,
+            } => {
+                let d = *deployment;
+                let name = &self.cfg.deployments[d].name;
+                let msg = format!(
+                    "Scaled deployment {name} from {} to {replicas}",
+                    self.deps[d].desired
+                );
+                self.event(
+                    "Normal",
+                    "ScalingReplicaSet",
+                    "deployment-controller",
+                    msg,
+                    format!("deployment/{name}"),
+                );
+                self.deps[d].desired = *replicas;
+                self.reconcile(d);
+            }
+            Action::SetRate { traffic, rate } => {
+                let t = *traffic;
+                self.traffic[t].rate = *rate;
+                if let Some(id) = self.traffic[t].next.take() {
+                    self.engine.cancel(id);
+                }
+                self.schedule_arrival(t);
+            }
+            Action::AddIpPool { cidr } => match self.ipam.add_pool(*cidr) {
+                Ok(()) => self.event(
+                    "Normal",
+                    "IPPoolAdded",
+                    "ipam",
+                    format!("pod IP pool {cidr} added"),
+                    format!("ippool/{cidr}"),
+                ),
+                Err(e) => self.event(
+                    "Warning",
+                    "IPPoolRejected",
+                    "ipam",
+                    e,
+                    format!("ippool/{cidr}"),
+                ),
+            },
+        }
+    }
+
+    /// Creates or deletes pods until the Deployment has `desired` live pods.
+    fn reconcile(&mut self, d: usize) {
+        let now = self.engine.now();
+        while (self.deps[d].live.len() as u32) < self.deps[d].desired {
+            let n = self.deps[d].created;
+            self.deps[d].created += 1;
+            let id = self.pods.len() as u32;
+            self.pods.push(Pod {
+                deployment: d as u32,
+                name: pod_name(&self.cfg.deployments[d].name, n),
+                state: PodState::Unschedulable,
+                node: None,
+                lease: None,
+                backoff: SimDuration::ZERO,
+                deleted: false,
+                created: now,
+                server: Server::default(),
+            });
+            self.deps[d].by_state[PodState::Unschedulable as usize] += 1;
+            self.deps[d].live.push(id);
+            self.try_schedule(id);
+        }
+        let excess = self.deps[d]
+            .live
+            .len()
+            .saturating_sub(self.deps[d].desired as usize);
+        if excess > 0 {
+            let mut live = std::mem::take(&mut self.deps[d].live);
+            // ReplicaSet order: lowest rank first, newest first among equals.
+            live.sort_by_key(|&p| {
+                let pod = &self.pods[p as usize];
+                (
+                    pod.state.deletion_rank(),
+                    std::cmp::Reverse((pod.created, p)),
+                )
+            });
+            let doomed: Vec<u32> = live.drain(..excess).collect();
+            live.sort_unstable();
+            self.deps[d].live = live;
+            for p in doomed {
+                self.delete_pod(p);
+            }
+            self.schedule_unschedulable();
+        }
+    }
+
+    fn delete_pod(&mut self, p: u32) {
+        let pod = &mut self.pods[p as usize];
+        pod.deleted = true;
+        let (d, state, node, lease) = (
+            pod.deployment as usize,
+            pod.state,
+            pod.node.take(),
+            pod.lease.take(),
+        );
+        self.deps[d].by_state[state as usize] -= 1;
+        self.deps[d].endpoints.remove(p);
+        self.unschedulable.remove(&p);
+        if let Some(n) = node {
+            self.node_pods[n as usize] -= 1;
+        }
+        if let Some(l) = lease {
+            self.ipam.release(l);
+        }
+    }
+
+    fn try_schedule(&mut self, p: u32) {
+        let views: Vec<NodeView> = self
+            .cfg
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NodeView {
+                pods: self.node_pods[i],
+                max_pods: n.max_pods,
+                network_ready: self.ipam.node_has_pod_cidr(i),
+            })
+            .collect();
+        match scheduler::place(&views) {
+            Ok(n) => {
+                self.unschedulable.remove(&p);
+                self.node_pods[n] += 1;
+                self.pods[p as usize].node = Some(n as u32);
+                self.set_state(p, PodState::Creating);
+                self.sandbox_attempt(p);
+            }
+            Err(msg) => {
+                if self.unschedulable.insert(p) {
+                    let obj = format!("pod/{}", self.pods[p as usize].name);
+                    self.event("Warning", "FailedScheduling", "default-scheduler", msg, obj);
+                }
+            }
+        }
+    }
+
+    /// kube-scheduler moves unschedulable pods back to its active queue when
+    /// a pod is deleted; they are retried in creation order.
+    fn schedule_unschedulable(&mut self) {
+        let waiting: Vec<u32> = self.unschedulable.iter().copied().collect();
+        for p in waiting {
+            self.try_schedule(p);
+            if self.unschedulable.contains(&p) {
+                break;
+            }
+        }
+    }
+
+    fn sandbox_attempt(&mut self, p: u32) {
+        let pod = &self.pods[p as usize];
+        if pod.deleted
+            || !matches!(pod.state, PodState::Creating | PodState::SandboxFailed)
+            || pod.lease.is_some()
+        {
+            return;
+        }
+        let node = pod.node.unwrap_or(0) as usize;
+        match self.ipam.allocate(node) {
+            Ok(lease) => {
+                self.pods[p as usize].lease = Some(lease);
+                self.pods[p as usize].backoff = SimDuration::ZERO;
+                self.set_state(p, PodState::Creating);
+                let d = self.pods[p as usize].deployment as usize;
+                self.engine
+                    .schedule_in(self.cfg.deployments[d].startup, Ev::ContainerStarted(p));
+            }
+            Err(cni) => {
+                self.set_state(p, PodState::SandboxFailed);
+                let pod = &mut self.pods[p as usize];
+                pod.backoff = kubelet::next_backoff(pod.backoff);
+                let (delay, obj) = (pod.backoff, format!("pod/{}", pod.name));
+                self.event(
+                    "Warning",
+                    "FailedCreatePodSandBox",
+                    "kubelet",
+                    kubelet::sandbox_failure_message(&cni),
+                    obj,
+                );
+                self.engine.schedule_in(delay, Ev::SandboxAttempt(p));
+            }
+        }
+    }
+
+    fn set_state(&mut self, p: u32, s: PodState) {
+        let pod = &mut self.pods[p as usize];
+        let dep = &mut self.deps[pod.deployment as usize];
+        dep.by_state[pod.state as usize] -= 1;
+        dep.by_state[s as usize] += 1;
+        pod.state = s;
+    }
+
+    fn schedule_arrival(&mut self, t: usize) {
+        let tr = &mut self.traffic[t];
+        if tr.rate > 0.0 {
+            let gap = exponential(&mut tr.arrivals, 1.0 / tr.rate);
+            tr.next = Some(self.engine.schedule_in(gap, Ev::Arrival(t as u32)));
+        }
+    }
+
+    fn arrival(&mut self, t: usize) {
+        let now = self.engine.now();
+        let spec = &self.cfg.traffic[t];
+        let d = spec.deployment;
+        self.traffic[t].totals.sent += 1;
+        self.traffic[t].totals.in_flight += 1;
+        self.metrics.inc(self.traffic[t].counters[0]);
+        let cfg = self.cfg;
+        for (i, w) in cfg.windows.iter().enumerate() {
+            if w.contains(now) {
+                self.windows[i * cfg.traffic.len() + t].totals.sent += 1;
+            }
+        }
+        let req = Request {
+            source: t as u32,
+            sent: now,
+            deadline: now + spec.timeout,
+        };
+        match self.deps[d].endpoints.pick(&mut self.traffic[t].pick) {
+            None => self.outcome(t, Outcome::Refused),
+            Some(p) => {
+                let server_spec = &self.cfg.deployments[d].server;
+                match self.pods[p as usize].server.offer(server_spec, req) {
+                    Admit::Start => self.start_service(p, req),
+                    Admit::Queued => {}
+                    Admit::Rejected => self.outcome(t, Outcome::Rejected),
+                }
+            }
+        }
+        self.schedule_arrival(t);
+    }
+
+    fn start_service(&mut self, p: u32, req: Request) {
+        let d = self.pods[p as usize].deployment as usize;
+        let mean = self.cfg.deployments[d].server.service_time.as_secs_f64();
+        let dt = exponential(&mut self.deps[d].service_time_rng, mean);
+        self.engine.schedule_in(dt, Ev::Completed { pod: p, req });
+    }
+
+    fn completed(&mut self, p: u32, req: Request) {
+        let now = self.engine.now();
+        self.outcome(req.source as usize, completion_outcome(&req, now));
+        let mut abandoned = Vec::new();
+        let next = self.pods[p as usize]
+            .server
+            .finish(now, |r| abandoned.push(r));
+        for r in abandoned {
+            self.outcome(r.source as usize, Outcome::TimedOut);
+        }
+        if let Some(r) = next {
+            self.start_service(p, r);
+        }
+    }
+
+    fn outcome(&mut self, t: usize, o: Outcome) {
+        let now = self.engine.now();
+        let tr = &mut self.traffic[t];
+        tr.totals.count(o);
+        tr.totals.in_flight -= 1;
+        let counter = match o {
+            Outcome::Answered(d) => {
+                self.metrics.record(tr.latency, d);
+                tr.counters[1]
+            }
+            Outcome::TimedOut => tr.counters[2],
+            Outcome::AnsweredLate => {
+                self.metrics.inc(tr.counters[5]);
+                tr.counters[2]
+            }
+            Outcome::Refused => tr.counters[3],
+            Outcome::Rejected => tr.counters[4],
+        };
+        self.metrics.inc(counter);
+        let cfg = self.cfg;
+        for (i, w) in cfg.windows.iter().enumerate() {
+            if w.contains(now) {
+                let ws = &mut self.windows[i * cfg.traffic.len() + t];
+                ws.totals.count(o);
+                if let Outcome::Answered(d) = o {
+                    ws.latency.record(d);
+                }
+            }
+        }
+    }
+
+    fn event(
+        &mut self,
+        kind: &'static str,
+        reason: &'static str,
+        source: &'static str,
+        message: String,
+        object: String,
+    ) {
+        let now = self.engine.now();
+        if self.trace.enabled() {
+            self.trace.record(TraceRecord {
+                time: now,
+                source: source.to_string(),
+                kind: reason.to_string(),
+                message: format!("{object}: {message}"),
+            });
+        }
+        self.events
+            .entry((reason, message.clone()))
+            .and_modify(|e| {
+                e.count += 1;
+                e.last = now;
+            })
+            .or_insert(EventSummary {
+                kind,
+                reason,
+                source,
+                message,
+                count: 1,
+                first: now,
+                last: now,
+                example_object: object,
+            });
+    }
+
+    fn sample(&mut self) {
+        for dep in &self.deps {
+            let pending: u32 = PodState::ALL
+                .iter()
+                .filter(|s| s.is_pending())
+                .map(|&s| dep.by_state[s as usize])
+                .sum();
+            let values = [
+                dep.desired,
+                pending,
+                dep.by_state[PodState::Unschedulable as usize],
+                dep.by_state[PodState::SandboxFailed as usize],
+                dep.by_state[PodState::Running as usize] + dep.by_state[PodState::Ready as usize],
+                dep.by_state[PodState::Ready as usize],
+            ];
+            for (g, v) in dep.gauges.iter().zip(values) {
+                self.metrics.set(*g, f64::from(v));
+            }
+        }
+        for t in 0..self.traffic.len() {
+            let d = self.cfg.traffic[t].deployment;
+            let q: usize = self.deps[d]
+                .live
+                .iter()
+                .map(|&p| self.pods[p as usize].server.in_flight())
+                .sum();
+            self.metrics.set(self.traffic[t].queue_gauge, q as f64);
+        }
+        self.metrics
+            .set(self.ipam_gauges[0], self.ipam.usable() as f64);
+        self.metrics
+            .set(self.ipam_gauges[1], self.ipam.allocated() as f64);
+        self.metrics.sample(self.engine.now());
+    }
+
+    fn finish(self, seed: u64) -> RunOutput {
+        let mut events: Vec<EventSummary> = self.events.into_values().collect();
+        events
+            .sort_by(|a, b| (a.first, a.reason, &a.message).cmp(&(b.first, b.reason, &b.message)));
+        RunOutput {
+            seed,
+            deployments: self
+                .cfg
+                .deployments
+                .iter()
+                .zip(&self.deps)
+                .map(|(spec, d)| DeploymentState {
+                    name: spec.name.clone(),
+                    desired: d.desired,
+                    by_state: d.by_state,
+                })
+                .collect(),
+            requests: self.traffic.iter().map(|t| t.totals).collect(),
+            ipam_usable: self.ipam.usable(),
+            ipam_allocated: self.ipam.allocated(),
+            events_fired: self.engine.fired(),
+            metrics: self.metrics,
+            windows: self.windows,
+            events,
+        }
+    }
+}
+
+/// An exponential variate with the given mean [s].
+fn exponential(rng: &mut SimRng, mean_s: f64) -> SimDuration {
+    let u: f64 = rng.random();
+    SimDuration::from_secs_f64(-mean_s * (1.0 - u).ln())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::ServerSpec;
+    use crate::ipam::Allocator;
+    use crate::topology::spread_nodes;
+    use proptest::prelude::*;
+    use sim_core::{NullSink, VecSink};
+
+    fn secs(s: u64) -> SimDuration {
+        SimDuration::from_secs(s)
+    }
+
+    fn config(pod_cidr: &str, replicas_after: u32) -> ClusterConfig {
+        let zones = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        ClusterConfig {
+            nodes: spread_nodes(6, &zones, 110),
+            ipam: IpamLayout::Flat {
+                pod_cidr: pod_cidr.parse().unwrap(),
+                allocator: Allocator::Flat,
+            },
+            deployments: vec![DeploymentSpec {
+                name: "checkout".into(),
+                replicas: 20,
+                startup: secs(5),
+                ready_after: secs(5),
+                server: ServerSpec {
+                    concurrency: 2,
+                    service_time: SimDuration::from_millis(400),
+                    queue_limit: None,
+                },
+            }],
+            traffic: vec![TrafficSpec {
+                deployment: 0,
+                rate: 50.0,
+                timeout: secs(5),
+            }],
+            timeline: vec![
+                TimedAction {
+                    at: secs(60),
+                    action: Action::Scale {
+                        deployment: 0,
+                        replicas: replicas_after,
+                    },
+                },
+                TimedAction {
+                    at: secs(60),
+                    action: Action::SetRate {
+                        traffic: 0,
+                        rate: 1000.0,
+                    },
+                },
+            ],
+            duration: secs(600),
+            sample_every: secs(30),
+            windows: vec![WindowSpec {
+                name: "after".into(),
+                start: secs(120),
+                end: secs(600),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_24_leaves_the_pods_beyond_254_pending_with_the_cni_error() {
+        let out = run(&config("10.0.0.0/24", 500), 1, &mut NullSink);
+        let d = &out.deployments[0];
+        assert_eq!(d.running(), 254, "a flat /24 has 254 usable addresses");
+        assert_eq!(d.pending(), 246);
+        assert_eq!(d.count(PodState::SandboxFailed), 246);
+        let ev = out
+            .events
+            .iter()
+            .find(|e| e.reason == "FailedCreatePodSandBox")
+            .expect("event");
+        assert!(
+            ev.message
+                .contains("no IP addresses available in range set: 10.0.0.1-10.0.0.254"),
+            "{}",
+            ev.message
+        );
+        // 254 pods x 2 workers / 0.4 s = 1270 req/s capacity > 1000 offered: answered.
+        assert!(out.windows[0].totals.error_rate() < 0.01);
+    }
+
+    #[test]
+    fn capacity_short_of_load_shows_up_as_timeouts_and_latency() {
+        let mut cfg = config("10.0.0.0/24", 500);
+        cfg.timeline[1].action = Action::SetRate {
+            traffic: 0,
+            rate: 2000.0,
+        };
+        let broken = run(&cfg, 1, &mut NullSink);
+        cfg.ipam = IpamLayout::Flat {
+            pod_cidr: "10.0.0.0/22".parse().unwrap(),
+            allocator: Allocator::Flat,
+        };
+        let fixed = run(&cfg, 1, &mut NullSink);
+        assert_eq!(fixed.deployments[0].running(), 500);
+        let (b, f) = (&broken.windows[0], &fixed.windows[0]);
+        // 1270 req/s of capacity against 2000 offered: at least 36.5% must fail;
+        // more do, because queues wait close to the timeout and much of the
+        // servers' work finishes after its client has left.
+        assert!(
+            b.totals.error_rate() > 0.365,
+            "broken error rate {}",
+            b.totals.error_rate()
+        );
+        assert!(b.totals.wasted > b.totals.timed_out / 4, "{:?}", b.totals);
+        assert!(
+            f.totals.error_rate() < 0.01,
+            "fixed error rate {}",
+            f.totals.error_rate()
+        );
+        assert!(b.latency.quantile(0.5) > f.latency.quantile(0.5).saturating_mul(3));
+    }
+
+    #[test]
+    fn adding_a_pool_lets_the_pending_pods_start_on_their_next_retry() {
+        let mut cfg = config("10.0.0.0/24", 500);
+        cfg.timeline.push(TimedAction {
+            at: secs(300),
+            action: Action::AddIpPool {
+                cidr: "10.0.4.0/22".parse().unwrap(),
+            },
+        });
+        let out = run(&cfg, 1, &mut NullSink);
+        assert_eq!(out.deployments[0].count(PodState::Ready), 500);
+        assert_eq!(out.ipam_allocated, 500);
+    }
+
+    #[test]
+    fn scale_down_deletes_pending_pods_first_and_frees_addresses() {
+        let mut cfg = config("10.0.0.0/24", 500);
+        cfg.timeline.push(TimedAction {
+            at: secs(300),
+            action: Action::Scale {
+                deployment: 0,
+                replicas: 254,
+            },
+        });
+        let out = run(&cfg, 1, &mut NullSink);
+        assert_eq!(out.deployments[0].count(PodState::Ready), 254);
+        assert_eq!(out.deployments[0].pending(), 0);
+        assert_eq!(out.ipam_allocated, 254);
+    }
+
+    #[test]
+    fn full_nodes_leave_pods_unschedulable_with_the_scheduler_message() {
+        let mut cfg = config("10.0.0.0/16", 700);
+        cfg.nodes = spread_nodes(6, &["a".to_string()], 110);
+        let out = run(&cfg, 1, &mut NullSink);
+        assert_eq!(out.deployments[0].count(PodState::Unschedulable), 40);
+        let ev = out
+            .events
+            .iter()
+            .find(|e| e.reason == "FailedScheduling")
+            .expect("event");
+        assert!(
+            ev.message
+                .starts_with("0/6 nodes are available: 6 Too many pods."),
+            "{}",
+            ev.message
+        );
+    }
+
+    #[test]
+    fn same_seed_same_trace_and_series() {
+        let cfg = config("10.0.0.0/24", 500);
+        let (mut t1, mut t2) = (VecSink::default(), VecSink::default());
+        let a = run(&cfg, 9, &mut t1);
+        let b = run(&cfg, 9, &mut t2);
+        assert_eq!(t1.records, t2.records);
+        assert_eq!(a.metrics.rows(), b.metrics.rows());
+        assert_eq!(a.requests, b.requests);
+        let c = run(&cfg, 10, &mut NullSink);
+        assert_ne!(
+            a.requests, c.requests,
+            "another seed gives another sample path"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn every_request_is_answered_failed_or_in_flight(
+            seed in 0u64..1000,
+            prefix in 24u8..29,
+            replicas in 0u32..80,
+            scale_to in 0u32..120,
+            rate in 1.0f64..400.0,
+            queue_limit in proptest::option::of(0u32..20),
+            timeout_ms in 50u64..5000,
+        ) {
+            let mut cfg = config(&format!("10.9.0.0/{prefix}"), scale_to);
+            cfg.deployments[0].replicas = replicas;
+            cfg.deployments[0].server.queue_limit = queue_limit;
+            cfg.traffic[0] = TrafficSpec { deployment: 0, rate, timeout: SimDuration::from_millis(timeout_ms) };
+            cfg.timeline[1].action = Action::SetRate { traffic: 0, rate: rate * 2.0 };
+            cfg.duration = secs(180);
+            let out = run(&cfg, seed, &mut NullSink);
+            let r = out.requests[0];
+            prop_assert_eq!(r.sent, r.answered + r.timed_out + r.refused + r.rejected + r.in_flight);
+            let d = &out.deployments[0];
+            prop_assert_eq!(d.by_state.iter().sum::<u32>(), d.desired);
+            prop_assert_eq!(out.ipam_allocated, u64::from(d.desired - d.count(PodState::Unschedulable) - d.count(PodState::SandboxFailed)));
+        }
+    }
+}
