@@ -1,1 +1,16 @@
-//! placeholder
+//! # sim-models: one module per real mechanism
+//!
+//! Each module models one thing operators name (IPAM, the scheduler, the
+//! kubelet, Services...) and documents, ns-3 style, its scope and
+//! limitations, its parameters with their sources in `shared/calibration.md`,
+//! what it emits, and how it is validated. [`cluster`] ties them into one
+//! discrete-event run on the `sim-core` engine.
+
+pub mod app;
+pub mod cluster;
+pub mod ipam;
+pub mod kubelet;
+pub mod scheduler;
+pub mod service;
+pub mod topology;
+pub mod workload;
