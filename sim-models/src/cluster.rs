@@ -10,6 +10,10 @@
 //! a Deployment, change a request rate, add an IP pool) runs on the same
 //! clock and acts on whatever is in flight.
 //!
+//! The run starts in steady state: the initial replicas that find a node and
+//! an address are Running and Ready at T+0 (the cluster existed before the
+//! story began); the rest go through the normal Pending path.
+//!
 //! Request-level: the cost per request is O(1) in the number of pods, nodes
 //! and Services.
 //!
@@ -428,6 +432,7 @@ impl<'a> Sim<'a> {
         for d in 0..self.deps.len() {
             self.reconcile(d);
         }
+        self.warm_start();
         for t in 0..self.traffic.len() {
             self.schedule_arrival(t);
         }
@@ -439,6 +444,19 @@ impl<'a> Sim<'a> {
             self.sample();
         }
         self.finish(seed)
+    }
+
+    /// The cluster existed before the story began: initial pods that got a
+    /// node and an address are Running and Ready at T+0. Their pending
+    /// start-up events find them Ready and do nothing.
+    fn warm_start(&mut self) {
+        for p in 0..self.pods.len() as u32 {
+            if self.pod_live_in(p, PodState::Creating) {
+                self.set_state(p, PodState::Ready);
+                let d = self.pods[p as usize].deployment as usize;
+                self.deps[d].endpoints.add(p);
+            }
+        }
     }
 
     fn handle(&mut self, ev: Ev) {

@@ -1,0 +1,13 @@
+//! The outage library shipped inside the binary, so `knsim run NAME` works
+//! from any directory. The files live in the workspace's `scenarios/`.
+
+/// (name, file text) of every bundled scenario, by name.
+pub const BUNDLED: &[(&str, &str)] = &[(
+    "black_friday_cidr",
+    include_str!("../../scenarios/black_friday_cidr.yaml"),
+)];
+
+/// The text of a bundled scenario.
+pub fn find(name: &str) -> Option<&'static str> {
+    BUNDLED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}

@@ -1,0 +1,147 @@
+//! Running a scenario: every variant for every seed, in parallel, each run
+//! single-threaded and seeded on its own, so results do not depend on the
+//! number of threads or on which thread ran what; then checking each run's
+//! expectations.
+
+use crate::spec::{Expectation, Metric, Probe, Scenario};
+use rayon::prelude::*;
+use sim_core::{NullSink, SimDuration};
+use sim_models::cluster::{run, RunOutput, WindowSpec};
+
+/// One run of one variant with one seed.
+pub struct SeedRun {
+    /// Index into `Scenario::variants`.
+    pub variant: usize,
+    /// The seed.
+    pub seed: u64,
+    /// What the models produced.
+    pub output: RunOutput,
+    /// The variant's expectations checked against `output`.
+    pub checks: Vec<Check>,
+}
+
+/// One expectation checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    /// What was checked.
+    pub label: String,
+    /// The value the run produced (seconds for latencies), if it exists.
+    pub actual: Option<f64>,
+    /// Whether every comparison held.
+    pub pass: bool,
+    /// `actual OP threshold` as text.
+    pub text: String,
+}
+
+/// Runs every variant with every seed on `threads` worker threads (`None`:
+/// rayon's default). Results come back in (variant, seed) order.
+pub fn run_all(
+    scenario: &Scenario,
+    seeds: &[u64],
+    threads: Option<usize>,
+) -> Result<Vec<SeedRun>, String> {
+    let jobs: Vec<(usize, u64)> = (0..scenario.variants.len())
+        .flat_map(|v| seeds.iter().map(move |&s| (v, s)))
+        .collect();
+    let work = || {
+        jobs.par_iter()
+            .map(|&(v, seed)| {
+                let variant = &scenario.variants[v];
+                let output = run(&variant.config, seed, &mut NullSink);
+                let checks = variant
+                    .expect
+                    .iter()
+                    .map(|e| check(e, &output, &variant.config.windows))
+                    .collect();
+                SeedRun {
+                    variant: v,
+                    seed,
+                    output,
+                    checks,
+                }
+            })
+            .collect()
+    };
+    match threads {
+        None => Ok(work()),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map(|pool| pool.install(work))
+            .map_err(|e| format!("cannot start {n} worker threads: {e}")),
+    }
+}
+
+/// The value `e` reads from a run, if the run has it.
+pub fn measure(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Option<f64> {
+    match &e.probe {
+        Probe::GaugeAt { column, at } => {
+            let col = out.metrics.columns().iter().position(|c| c == column)?;
+            let at = sim_core::SimTime::ZERO + *at;
+            out.metrics
+                .rows()
+                .iter()
+                .rev()
+                .find(|(t, _)| *t <= at)
+                .and_then(|(_, row)| row.get(col).copied())
+        }
+        Probe::GaugeMax { column, window } => {
+            let col = out.metrics.columns().iter().position(|c| c == column)?;
+            let w = windows.get(*window)?;
+            out.metrics
+                .rows()
+                .iter()
+                .filter(|(t, _)| w.contains(*t))
+                .filter_map(|(_, row)| row.get(col).copied())
+                .reduce(f64::max)
+        }
+        Probe::Requests { window, traffic } => {
+            let per_window = out.requests.len();
+            let ws = out.windows.get(window * per_window + traffic)?;
+            let t = &ws.totals;
+            let secs = |d: SimDuration| d.as_secs_f64();
+            Some(match e.metric {
+                Metric::ErrorRate => t.error_rate(),
+                Metric::RequestsSent => t.sent as f64,
+                Metric::RequestsAnswered => t.answered as f64,
+                Metric::RequestsTimedOut => t.timed_out as f64,
+                Metric::RequestsRefused => t.refused as f64,
+                Metric::LatencyP50 => secs(ws.latency.quantile(0.5)),
+                Metric::LatencyP90 => secs(ws.latency.quantile(0.9)),
+                Metric::LatencyP99 => secs(ws.latency.quantile(0.99)),
+                Metric::LatencyMax => secs(ws.latency.max()),
+                _ => return None,
+            })
+        }
+    }
+}
+
+/// Checks one expectation against one run.
+pub fn check(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Check {
+    let actual = measure(e, out, windows);
+    let show = |x: f64| {
+        if e.metric.is_latency() {
+            SimDuration::from_secs_f64(x).to_string()
+        } else {
+            crate::report::num(x)
+        }
+    };
+    let mut pass = actual.is_some();
+    let mut parts = Vec::new();
+    for &(op, want) in &e.checks {
+        let ok = actual.is_some_and(|a| match op {
+            "==" => (a - want).abs() < 1e-9,
+            ">" => a > want,
+            _ => a < want,
+        });
+        pass &= ok;
+        parts.push(format!("{op} {}", show(want)));
+    }
+    let got = actual.map_or("no value".to_string(), show);
+    Check {
+        label: e.label.clone(),
+        actual,
+        pass,
+        text: format!("{got} (want {})", parts.join(" and ")),
+    }
+}

@@ -1,0 +1,1138 @@
+//! The scenario file format.
+//!
+//! A scenario states a cluster, its workloads and their traffic, a timeline
+//! of actions, what to measure, and `expect:` assertions, so that a replay
+//! checks itself. `variants:` run the same story with some sections replaced
+//! (the fix beside the outage). Every field is checked: an unknown or
+//! misspelt field is an error, never a silent default, and every error names
+//! `file:line:column`, what is wrong and a hint.
+//!
+//! ```yaml
+//! name: black_friday_cidr
+//! summary: A /24 pod network meets a region failover
+//! duration: 3h30m
+//! sample_every: 1m
+//! variant: {name: broken, description: the story's /24}
+//! cluster:
+//!   nodes: {count: 8, zones: [us-west-2a, us-west-2b], max_pods: 110}
+//!   ipam: {mode: flat, pod_cidr: 10.0.0.0/24}
+//! workloads:
+//!   - {name: checkout, replicas: 50, startup: 20s, ready_after: 10s,
+//!      concurrency: 2, service_time: 800ms}
+//! traffic:
+//!   - {to: checkout, rate: 100/s, timeout: 10s}
+//! timeline:
+//!   - {at: 10m, scale: checkout, replicas: 500}
+//!   - {at: 10m, traffic: checkout, rate: 1000/s}
+//! measure:
+//!   windows: [{name: failover, from: 20m, to: 3h10m}]
+//! expect:
+//!   - {metric: pods_pending, workload: checkout, at: 1h, equals: 246}
+//! variants:
+//!   - name: fix
+//!     description: a /22
+//!     cluster: {nodes: {count: 8, zones: [a]}, ipam: {mode: flat, pod_cidr: 10.0.0.0/22}}
+//!     expect: [{metric: pods_pending, workload: checkout, at: 1h, equals: 0}]
+//! ```
+
+use crate::error::InputError;
+use crate::locate::{Positions, Seg};
+use crate::path;
+use crate::units::{Count, Duration, Rate};
+use serde::Deserialize;
+use sim_core::SimDuration;
+use sim_models::app::ServerSpec;
+use sim_models::cluster::{Action, ClusterConfig, TimedAction, TrafficSpec, WindowSpec};
+use sim_models::ipam::{Allocator, IpamLayout, Ipv4Cidr};
+use sim_models::topology::{spread_nodes, DEFAULT_MAX_PODS};
+use sim_models::workload::DeploymentSpec;
+
+/// A scenario file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Short name (`black_friday_cidr`).
+    pub name: String,
+    /// One line saying what it replays.
+    pub summary: String,
+    /// The story, for reports.
+    #[serde(default)]
+    pub story: String,
+    /// Simulated time to run.
+    pub duration: Duration,
+    /// Time-series sampling period.
+    pub sample_every: Duration,
+    /// Name and description of the configuration the top level describes.
+    #[serde(default)]
+    pub variant: Option<VariantLabel>,
+    /// The cluster.
+    pub cluster: ClusterFile,
+    /// Deployments.
+    pub workloads: Vec<WorkloadFile>,
+    /// Clients.
+    #[serde(default)]
+    pub traffic: Vec<TrafficFile>,
+    /// Actions at times.
+    #[serde(default)]
+    pub timeline: Vec<TimelineFile>,
+    /// Measurement windows.
+    #[serde(default)]
+    pub measure: Option<MeasureFile>,
+    /// Assertions on the top-level configuration.
+    #[serde(default)]
+    pub expect: Vec<ExpectFile>,
+    /// Other configurations of the same story.
+    #[serde(default)]
+    pub variants: Vec<VariantFile>,
+}
+
+/// Name and description of a configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantLabel {
+    /// Short name (`broken`, `fix-22`).
+    pub name: String,
+    /// What differs.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A variant: the top level with some sections replaced.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantFile {
+    /// Short name.
+    pub name: String,
+    /// What differs.
+    #[serde(default)]
+    pub description: String,
+    /// Replaces the cluster.
+    pub cluster: Option<ClusterFile>,
+    /// Replaces the workloads.
+    pub workloads: Option<Vec<WorkloadFile>>,
+    /// Replaces the traffic.
+    pub traffic: Option<Vec<TrafficFile>>,
+    /// Replaces the timeline.
+    pub timeline: Option<Vec<TimelineFile>>,
+    /// Assertions on this variant (not inherited).
+    #[serde(default)]
+    pub expect: Vec<ExpectFile>,
+}
+
+/// The cluster section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// Nodes.
+    pub nodes: NodesFile,
+    /// Pod addressing.
+    pub ipam: IpamFile,
+}
+
+/// Nodes spread over zones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodesFile {
+    /// How many.
+    pub count: Count,
+    /// Zones, used round-robin.
+    pub zones: Vec<String>,
+    /// kubelet `--max-pods` (default 110).
+    pub max_pods: Option<Count>,
+}
+
+/// Pod addressing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpamFile {
+    /// `flat` or `per-node`.
+    pub mode: IpamMode,
+    /// Flat: the pod network.
+    pub pod_cidr: Option<String>,
+    /// Flat: `flat` (default), `host-local` or `aws-vpc`.
+    pub allocator: Option<AllocatorName>,
+    /// Per-node: `--cluster-cidr`.
+    pub cluster_cidr: Option<String>,
+    /// Per-node: `--node-cidr-mask-size` (default 24).
+    pub node_mask: Option<Count>,
+}
+
+/// IPAM layouts.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IpamMode {
+    /// One pool for the cluster.
+    Flat,
+    /// One block per node.
+    PerNode,
+}
+
+/// Allocator names as written.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AllocatorName {
+    /// Network and broadcast reserved.
+    Flat,
+    /// Network, gateway and broadcast reserved.
+    HostLocal,
+    /// First four and last reserved.
+    AwsVpc,
+}
+
+/// One Deployment and its server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadFile {
+    /// Name (its Service has the same name).
+    pub name: String,
+    /// Replicas at the start.
+    pub replicas: Count,
+    /// Binding to container running.
+    pub startup: Duration,
+    /// Container running to Ready.
+    pub ready_after: Duration,
+    /// Requests served at once per pod.
+    pub concurrency: Count,
+    /// Mean service time.
+    pub service_time: Duration,
+    /// Requests that may wait per pod (default: no limit).
+    pub queue_limit: Option<Count>,
+}
+
+/// Clients of one Service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficFile {
+    /// Name for the timeline (default: the target's name).
+    pub name: Option<String>,
+    /// Target Service (= Deployment) name.
+    pub to: String,
+    /// Mean rate, Poisson.
+    pub rate: Rate,
+    /// Client timeout.
+    pub timeout: Duration,
+}
+
+/// One timeline entry: `at` plus exactly one action.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineFile {
+    /// When.
+    pub at: Duration,
+    /// Scale this Deployment (with `replicas`).
+    pub scale: Option<String>,
+    /// New replica count.
+    pub replicas: Option<Count>,
+    /// Change this traffic source's rate (with `rate`).
+    pub traffic: Option<String>,
+    /// New rate.
+    pub rate: Option<Rate>,
+    /// Add a pod IP pool (flat IPAM).
+    pub add_pod_cidr: Option<String>,
+}
+
+/// What to measure.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureFile {
+    /// Named windows.
+    #[serde(default)]
+    pub windows: Vec<WindowFile>,
+}
+
+/// One window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowFile {
+    /// Name.
+    pub name: String,
+    /// Start.
+    pub from: Duration,
+    /// End.
+    pub to: Duration,
+}
+
+/// Metrics an expectation can check.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Pods Pending or ContainerCreating (`workload`).
+    PodsPending,
+    /// Pods whose container runs (`workload`).
+    PodsRunning,
+    /// Ready pods (`workload`).
+    PodsReady,
+    /// Pods no node fits (`workload`).
+    PodsUnschedulable,
+    /// Pods whose sandbox failed (`workload`).
+    PodsSandboxFailed,
+    /// Pod addresses in use.
+    IpamAllocated,
+    /// Pod addresses usable.
+    IpamUsable,
+    /// Errors / ended requests in a window (`service`).
+    ErrorRate,
+    /// Requests sent in a window (`service`).
+    RequestsSent,
+    /// Requests answered in time in a window (`service`).
+    RequestsAnswered,
+    /// Requests timed out in a window (`service`).
+    RequestsTimedOut,
+    /// Requests refused (no endpoint) in a window (`service`).
+    RequestsRefused,
+    /// Median latency of answered requests in a window (`service`).
+    LatencyP50,
+    /// 90th percentile latency (`service`).
+    LatencyP90,
+    /// 99th percentile latency (`service`).
+    LatencyP99,
+    /// Largest latency (`service`).
+    LatencyMax,
+}
+
+impl Metric {
+    /// Whether the metric is a pod/IPAM gauge read from the time series.
+    pub fn is_gauge(self) -> bool {
+        matches!(
+            self,
+            Metric::PodsPending
+                | Metric::PodsRunning
+                | Metric::PodsReady
+                | Metric::PodsUnschedulable
+                | Metric::PodsSandboxFailed
+                | Metric::IpamAllocated
+                | Metric::IpamUsable
+        )
+    }
+    /// Whether the metric is about one workload.
+    pub fn needs_workload(self) -> bool {
+        self.is_gauge() && !matches!(self, Metric::IpamAllocated | Metric::IpamUsable)
+    }
+    /// Whether the metric is a latency [s].
+    pub fn is_latency(self) -> bool {
+        matches!(
+            self,
+            Metric::LatencyP50 | Metric::LatencyP90 | Metric::LatencyP99 | Metric::LatencyMax
+        )
+    }
+    /// The name as written in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::PodsPending => "pods_pending",
+            Metric::PodsRunning => "pods_running",
+            Metric::PodsReady => "pods_ready",
+            Metric::PodsUnschedulable => "pods_unschedulable",
+            Metric::PodsSandboxFailed => "pods_sandbox_failed",
+            Metric::IpamAllocated => "ipam_allocated",
+            Metric::IpamUsable => "ipam_usable",
+            Metric::ErrorRate => "error_rate",
+            Metric::RequestsSent => "requests_sent",
+            Metric::RequestsAnswered => "requests_answered",
+            Metric::RequestsTimedOut => "requests_timed_out",
+            Metric::RequestsRefused => "requests_refused",
+            Metric::LatencyP50 => "latency_p50",
+            Metric::LatencyP90 => "latency_p90",
+            Metric::LatencyP99 => "latency_p99",
+            Metric::LatencyMax => "latency_max",
+        }
+    }
+}
+
+/// A threshold: a plain number, or a duration for latency metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    /// The number (seconds for durations).
+    pub value: f64,
+    /// Written as a duration.
+    pub is_duration: bool,
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(value) => Ok(Threshold {
+                value,
+                is_duration: false,
+            }),
+            Raw::S(s) => crate::units::parse_duration(&s)
+                .map(|d| Threshold {
+                    value: d.as_secs_f64(),
+                    is_duration: true,
+                })
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// One assertion.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectFile {
+    /// What to check.
+    pub metric: Metric,
+    /// Which workload (pod metrics).
+    pub workload: Option<String>,
+    /// Which Service (request metrics).
+    pub service: Option<String>,
+    /// Gauges: read at this time (the last sample at or before it).
+    pub at: Option<Duration>,
+    /// Request metrics: over this window; gauges: the maximum within it.
+    pub window: Option<String>,
+    /// Must equal.
+    pub equals: Option<Threshold>,
+    /// Must be greater.
+    pub above: Option<Threshold>,
+    /// Must be smaller.
+    pub below: Option<Threshold>,
+    /// Why this is expected (shown in reports).
+    #[serde(default)]
+    pub because: String,
+}
+
+/// Where a validated expectation reads its value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// A time-series column at a time.
+    GaugeAt {
+        /// Column name in the time series.
+        column: String,
+        /// When.
+        at: SimDuration,
+    },
+    /// A time-series column's maximum within a window.
+    GaugeMax {
+        /// Column name.
+        column: String,
+        /// Window index.
+        window: usize,
+    },
+    /// A request statistic of one traffic source in one window.
+    Requests {
+        /// Window index.
+        window: usize,
+        /// Traffic source index.
+        traffic: usize,
+    },
+}
+
+/// A validated expectation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    /// What is checked, as the user wrote it (`pods_pending{workload=checkout} at 1h`).
+    pub label: String,
+    /// The metric.
+    pub metric: Metric,
+    /// Where the value comes from.
+    pub probe: Probe,
+    /// `(comparison, threshold)`: `==`, `>`, `<`.
+    pub checks: Vec<(&'static str, f64)>,
+    /// Why.
+    pub because: String,
+}
+
+/// One runnable configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// Short name.
+    pub name: String,
+    /// What differs.
+    pub description: String,
+    /// The model configuration.
+    pub config: ClusterConfig,
+    /// Its assertions.
+    pub expect: Vec<Expectation>,
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Short name.
+    pub name: String,
+    /// One line.
+    pub summary: String,
+    /// The story.
+    pub story: String,
+    /// The configurations, top level first.
+    pub variants: Vec<Variant>,
+}
+
+/// Parses and validates scenario text; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Scenario, InputError> {
+    let empty = text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---"
+    });
+    if empty {
+        return Err(InputError::whole(
+            file,
+            "the file is empty",
+            "a scenario needs at least name, summary, duration, sample_every, cluster and workloads; \
+             `knsim list` shows bundled scenarios to start from",
+        ));
+    }
+    let raw: ScenarioFile = serde_yaml_ng::from_str(text).map_err(|e| serde_error(file, &e))?;
+    let pos = Positions::of(text);
+    Validator { file, pos: &pos }.scenario(raw)
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &std::path::Path) -> Result<Scenario, InputError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "check the path; `knsim list` shows the bundled scenarios, which `knsim run NAME` accepts"
+        } else {
+            "the file must be readable UTF-8 text"
+        };
+        InputError::whole(&file, format!("cannot read the file: {e}"), hint)
+    })?;
+    parse(&file, &text)
+}
+
+fn serde_error(file: &str, e: &serde_yaml_ng::Error) -> InputError {
+    let full = e.to_string();
+    // serde_yaml_ng appends " at line L column C"; the position is reported apart.
+    let message = match full.rfind(" at line ") {
+        Some(i) => full[..i].to_string(),
+        None => full.clone(),
+    };
+    let at = e.location().map(|l| (l.line(), l.column()));
+    let hint = hint_for(&message);
+    match at {
+        Some(at) => InputError::at(file, at, message, hint),
+        None => InputError::whole(file, message, hint),
+    }
+}
+
+/// A hint for a serde message: the closest valid name for an unknown one.
+fn hint_for(message: &str) -> String {
+    let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    if message.starts_with("unknown field") || message.starts_with("unknown variant") {
+        if let Some((given, options)) = quoted.split_first() {
+            if let Some(best) = closest(given, options) {
+                return format!("did you mean `{best}`? valid here: {}", options.join(", "));
+            }
+            return format!("valid here: {}", options.join(", "));
+        }
+    }
+    if message.starts_with("missing field") {
+        return "add the field; the format is described in sim-scenarios/src/spec.rs and the README".into();
+    }
+    if message.contains("has no unit") {
+        return "durations take a unit (ms, s, m, h) and rates a per-time (/s, /min)".into();
+    }
+    if message.contains("negative") {
+        return "counts are whole numbers, 0 or more".into();
+    }
+    "see the scenario format in the README".into()
+}
+
+/// The option nearest to `given` by edit distance, if near enough to be a typo.
+pub fn closest<'a>(given: &str, options: &[&'a str]) -> Option<&'a str> {
+    options
+        .iter()
+        .map(|o| (edit_distance(given, o), *o))
+        .min()
+        .filter(|(d, o)| *d <= 2.max(o.len() / 3))
+        .map(|(_, o)| o)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    pos: &'a Positions,
+}
+
+type R<T> = Result<T, InputError>;
+
+impl Validator<'_> {
+    fn err(&self, path: &[Seg], message: impl Into<String>, hint: impl Into<String>) -> InputError {
+        InputError::at(self.file, self.pos.find(path), message, hint)
+    }
+
+    fn scenario(&self, f: ScenarioFile) -> R<Scenario> {
+        if f.duration.0 == SimDuration::ZERO {
+            return Err(self.err(
+                &path!["duration"],
+                "duration is 0",
+                "give the simulated time to run, e.g. 1h",
+            ));
+        }
+        if f.sample_every.0 == SimDuration::ZERO {
+            return Err(self.err(
+                &path!["sample_every"],
+                "sample_every is 0",
+                "give a sampling period, e.g. 1m",
+            ));
+        }
+        let windows = self.windows(&f)?;
+        let label = f.variant.unwrap_or(VariantLabel {
+            name: "baseline".into(),
+            description: String::new(),
+        });
+        let base_path: Vec<Seg> = Vec::new();
+        let base = self.variant(
+            &base_path,
+            (label.name, label.description),
+            (&f.cluster, &f.workloads, &f.traffic, &f.timeline, &f.expect),
+            (&base_path, &base_path, &base_path, &base_path),
+            (f.duration.0, f.sample_every.0, &windows),
+        )?;
+        let mut variants = vec![base];
+        for (i, v) in f.variants.iter().enumerate() {
+            let vp = path!["variants", i];
+            if variants.iter().any(|x| x.name == v.name) {
+                return Err(self.err(
+                    &[vp.clone(), path!["name"]].concat(),
+                    format!("variant name `{}` is used twice", v.name),
+                    "give each variant its own name",
+                ));
+            }
+            let pick = |own: bool| if own { vp.clone() } else { Vec::new() };
+            let variant = self.variant(
+                &vp,
+                (v.name.clone(), v.description.clone()),
+                (
+                    v.cluster.as_ref().unwrap_or(&f.cluster),
+                    v.workloads.as_ref().unwrap_or(&f.workloads),
+                    v.traffic.as_ref().unwrap_or(&f.traffic),
+                    v.timeline.as_ref().unwrap_or(&f.timeline),
+                    &v.expect,
+                ),
+                (
+                    &pick(v.cluster.is_some()),
+                    &pick(v.workloads.is_some()),
+                    &pick(v.traffic.is_some()),
+                    &pick(v.timeline.is_some()),
+                ),
+                (f.duration.0, f.sample_every.0, &windows),
+            )?;
+            variants.push(variant);
+        }
+        Ok(Scenario {
+            name: f.name,
+            summary: f.summary,
+            story: f.story,
+            variants,
+        })
+    }
+
+    fn windows(&self, f: &ScenarioFile) -> R<Vec<WindowSpec>> {
+        let mut out: Vec<WindowSpec> = Vec::new();
+        for (i, w) in f.measure.iter().flat_map(|m| &m.windows).enumerate() {
+            let p = path!["measure", "windows", i];
+            if w.to.0 <= w.from.0 {
+                return Err(self.err(
+                    &p,
+                    format!(
+                        "window `{}` ends ({}) before it starts ({})",
+                        w.name, w.to.0, w.from.0
+                    ),
+                    "`to` must be later than `from`",
+                ));
+            }
+            if w.to.0 > f.duration.0 {
+                return Err(self.err(
+                    &p,
+                    format!(
+                        "window `{}` ends at {}, after the run ends at {}",
+                        w.name, w.to.0, f.duration.0
+                    ),
+                    "shorten the window or lengthen `duration`",
+                ));
+            }
+            if out.iter().any(|x| x.name == w.name) {
+                return Err(self.err(
+                    &p,
+                    format!("window name `{}` is used twice", w.name),
+                    "give each window its own name",
+                ));
+            }
+            out.push(WindowSpec {
+                name: w.name.clone(),
+                start: w.from.0,
+                end: w.to.0,
+            });
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn variant(
+        &self,
+        at: &[Seg],
+        (name, description): (String, String),
+        (cluster, workloads, traffic, timeline, expect): (
+            &ClusterFile,
+            &[WorkloadFile],
+            &[TrafficFile],
+            &[TimelineFile],
+            &[ExpectFile],
+        ),
+        (cp, wp, tp, lp): (&[Seg], &[Seg], &[Seg], &[Seg]),
+        (duration, sample_every, windows): (SimDuration, SimDuration, &[WindowSpec]),
+    ) -> R<Variant> {
+        let ipam = self.ipam(&[cp, &path!["cluster", "ipam"]].concat(), &cluster.ipam)?;
+        let np = [cp, &path!["cluster", "nodes"]].concat();
+        if cluster.nodes.zones.is_empty() {
+            return Err(self.err(
+                &np,
+                "no zones given",
+                "list at least one zone, e.g. zones: [zone-a]",
+            ));
+        }
+        let nodes = spread_nodes(
+            cluster.nodes.count.0,
+            &cluster.nodes.zones,
+            cluster.nodes.max_pods.map_or(DEFAULT_MAX_PODS, |c| c.0),
+        );
+        let mut deployments: Vec<DeploymentSpec> = Vec::new();
+        for (i, w) in workloads.iter().enumerate() {
+            let p = [wp, &path!["workloads", i]].concat();
+            if deployments.iter().any(|d| d.name == w.name) {
+                return Err(self.err(
+                    &p,
+                    format!("workload `{}` is defined twice", w.name),
+                    "give each workload its own name",
+                ));
+            }
+            if w.concurrency.0 == 0 {
+                return Err(self.err(
+                    &[p, path!["concurrency"]].concat(),
+                    "concurrency is 0: the pods could never answer",
+                    "give each pod at least one worker",
+                ));
+            }
+            deployments.push(DeploymentSpec {
+                name: w.name.clone(),
+                replicas: w.replicas.0,
+                startup: w.startup.0,
+                ready_after: w.ready_after.0,
+                server: ServerSpec {
+                    concurrency: w.concurrency.0,
+                    service_time: w.service_time.0,
+                    queue_limit: w.queue_limit.map(|c| c.0),
+                },
+            });
+        }
+        let names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
+        let find = |n: &str, p: Vec<Seg>, what: &str| -> R<usize> {
+            names.iter().position(|x| *x == n).ok_or_else(|| {
+                let hint = match closest(n, &names) {
+                    Some(b) => format!("did you mean `{b}`? workloads: {}", names.join(", ")),
+                    None => format!("workloads: {}", names.join(", ")),
+                };
+                self.err(
+                    &p,
+                    format!("{what} `{n}` is not a workload of this scenario"),
+                    hint,
+                )
+            })
+        };
+        let mut traffic_specs = Vec::new();
+        let mut traffic_names: Vec<String> = Vec::new();
+        for (i, t) in traffic.iter().enumerate() {
+            let p = [tp, &path!["traffic", i]].concat();
+            let d = find(&t.to, [p.clone(), path!["to"]].concat(), "traffic target")?;
+            let tname = t.name.clone().unwrap_or_else(|| t.to.clone());
+            if traffic_names.contains(&tname) {
+                return Err(self.err(
+                    &p,
+                    format!("two traffic sources are called `{tname}`"),
+                    "name them apart with `name:`",
+                ));
+            }
+            traffic_names.push(tname);
+            traffic_specs.push(TrafficSpec {
+                deployment: d,
+                rate: t.rate.0,
+                timeout: t.timeout.0,
+            });
+        }
+        let mut actions = Vec::new();
+        for (i, e) in timeline.iter().enumerate() {
+            let p = [lp, &path!["timeline", i]].concat();
+            actions.push(self.action(&p, e, &find, &traffic_names, &ipam, duration)?);
+        }
+        let mut expectations = Vec::new();
+        for (i, e) in expect.iter().enumerate() {
+            let p = [at, &path!["expect", i]].concat();
+            expectations.push(self.expectation(
+                &p,
+                e,
+                &names,
+                &traffic_names,
+                windows,
+                duration,
+            )?);
+        }
+        let config = ClusterConfig {
+            nodes,
+            ipam,
+            deployments,
+            traffic: traffic_specs,
+            timeline: actions,
+            duration,
+            sample_every,
+            windows: windows.to_vec(),
+        };
+        Ok(Variant {
+            name,
+            description,
+            config,
+            expect: expectations,
+        })
+    }
+
+    fn cidr(&self, p: &[Seg], s: &str) -> R<Ipv4Cidr> {
+        s.parse::<Ipv4Cidr>().map_err(|e| {
+            let hint = match &e {
+                sim_models::ipam::CidrError::HostBits { network, .. } => {
+                    format!("did you mean {network}?")
+                }
+                _ => "write an IPv4 network as a.b.c.d/N with N from 0 to 32, e.g. 10.0.0.0/22"
+                    .into(),
+            };
+            self.err(p, e.to_string(), hint)
+        })
+    }
+
+    fn ipam(&self, p: &[Seg], f: &IpamFile) -> R<IpamLayout> {
+        let field = |name: &str| [p, &path![name]].concat();
+        match f.mode {
+            IpamMode::Flat => {
+                if f.cluster_cidr.is_some() || f.node_mask.is_some() {
+                    return Err(self.err(
+                        &field(if f.cluster_cidr.is_some() {
+                            "cluster_cidr"
+                        } else {
+                            "node_mask"
+                        }),
+                        "cluster_cidr and node_mask belong to `mode: per-node`",
+                        "use pod_cidr with mode: flat, or switch to mode: per-node",
+                    ));
+                }
+                let Some(c) = &f.pod_cidr else {
+                    return Err(self.err(
+                        p,
+                        "mode: flat needs pod_cidr",
+                        "add e.g. pod_cidr: 10.0.0.0/22",
+                    ));
+                };
+                let pod_cidr = self.cidr(&field("pod_cidr"), c)?;
+                let allocator = match f.allocator.unwrap_or(AllocatorName::Flat) {
+                    AllocatorName::Flat => Allocator::Flat,
+                    AllocatorName::HostLocal => Allocator::HostLocal,
+                    AllocatorName::AwsVpc => Allocator::AwsVpc,
+                };
+                if allocator.usable_range(&pod_cidr).is_none() {
+                    return Err(self.err(&field("pod_cidr"), format!("{pod_cidr} leaves no usable address once the allocator's reserved addresses are taken"), "use a shorter prefix, e.g. /24"));
+                }
+                Ok(IpamLayout::Flat {
+                    pod_cidr,
+                    allocator,
+                })
+            }
+            IpamMode::PerNode => {
+                if f.pod_cidr.is_some() || f.allocator.is_some() {
+                    return Err(self.err(&field(if f.pod_cidr.is_some() { "pod_cidr" } else { "allocator" }), "pod_cidr and allocator belong to `mode: flat`", "per-node layouts take cluster_cidr and node_mask (host-local allocates in each block)"));
+                }
+                let Some(c) = &f.cluster_cidr else {
+                    return Err(self.err(
+                        p,
+                        "mode: per-node needs cluster_cidr",
+                        "add e.g. cluster_cidr: 10.244.0.0/16",
+                    ));
+                };
+                let cluster_cidr = self.cidr(&field("cluster_cidr"), c)?;
+                let node_mask = f.node_mask.map_or(24, |m| m.0);
+                if node_mask > 30 || node_mask < u32::from(cluster_cidr.prefix()) {
+                    return Err(self.err(
+                        &field("node_mask"),
+                        format!("node_mask /{node_mask} does not fit inside {cluster_cidr}"),
+                        format!(
+                            "node_mask must be between /{} and /30",
+                            cluster_cidr.prefix()
+                        ),
+                    ));
+                }
+                Ok(IpamLayout::PerNode {
+                    cluster_cidr,
+                    node_mask: node_mask as u8,
+                })
+            }
+        }
+    }
+
+    fn action(
+        &self,
+        p: &[Seg],
+        e: &TimelineFile,
+        find: &dyn Fn(&str, Vec<Seg>, &str) -> R<usize>,
+        traffic_names: &[String],
+        ipam: &IpamLayout,
+        duration: SimDuration,
+    ) -> R<TimedAction> {
+        let set = [
+            e.scale.is_some(),
+            e.traffic.is_some(),
+            e.add_pod_cidr.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, or `add_pod_cidr`";
+        if set != 1 {
+            let msg = if set == 0 {
+                "timeline entry has no action"
+            } else {
+                "timeline entry has more than one action"
+            };
+            return Err(self.err(p, msg, hint));
+        }
+        if e.at.0 > duration {
+            return Err(self.err(
+                &[p, &path!["at"]].concat(),
+                format!("at {} is after the run ends ({duration})", e.at.0),
+                "lengthen `duration` or move the action",
+            ));
+        }
+        let action = if let Some(name) = &e.scale {
+            let deployment = find(name, [p, &path!["scale"]].concat(), "scale target")?;
+            let (Some(replicas), None) = (e.replicas, e.rate) else {
+                return Err(self.err(p, "`scale` needs `replicas` (and no `rate`)", hint));
+            };
+            Action::Scale {
+                deployment,
+                replicas: replicas.0,
+            }
+        } else if let Some(name) = &e.traffic {
+            let Some(traffic) = traffic_names.iter().position(|t| t == name) else {
+                return Err(self.err(
+                    &[p, &path!["traffic"]].concat(),
+                    format!("no traffic source is called `{name}`"),
+                    format!("traffic sources: {}", traffic_names.join(", ")),
+                ));
+            };
+            let (Some(rate), None) = (e.rate, e.replicas) else {
+                return Err(self.err(p, "`traffic` needs `rate` (and no `replicas`)", hint));
+            };
+            Action::SetRate {
+                traffic,
+                rate: rate.0,
+            }
+        } else {
+            let cp = [p, &path!["add_pod_cidr"]].concat();
+            let cidr = self.cidr(&cp, e.add_pod_cidr.as_deref().unwrap_or_default())?;
+            match ipam {
+                IpamLayout::Flat { pod_cidr, .. } if pod_cidr.overlaps(&cidr) => {
+                    return Err(self.err(
+                        &cp,
+                        format!("{cidr} overlaps the pod network {pod_cidr}"),
+                        "add a pool that does not overlap, e.g. the next free /22",
+                    ));
+                }
+                IpamLayout::PerNode { .. } => {
+                    return Err(self.err(
+                        &cp,
+                        "add_pod_cidr applies to `mode: flat` IPAM",
+                        "per-node layouts are sized by cluster_cidr and node_mask",
+                    ));
+                }
+                _ => {}
+            }
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(p, "`add_pod_cidr` takes no `replicas` or `rate`", hint));
+            }
+            Action::AddIpPool { cidr }
+        };
+        Ok(TimedAction { at: e.at.0, action })
+    }
+
+    fn expectation(
+        &self,
+        p: &[Seg],
+        e: &ExpectFile,
+        workloads: &[&str],
+        traffic_names: &[String],
+        windows: &[WindowSpec],
+        duration: SimDuration,
+    ) -> R<Expectation> {
+        let m = e.metric;
+        let field = |n: &str| [p, &path![n]].concat();
+        let window = match &e.window {
+            Some(w) => Some(windows.iter().position(|x| &x.name == w).ok_or_else(|| {
+                let names: Vec<&str> = windows.iter().map(|x| x.name.as_str()).collect();
+                self.err(
+                    &field("window"),
+                    format!("no window is called `{w}`"),
+                    format!(
+                        "windows defined under measure.windows: {}",
+                        names.join(", ")
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        let mut checks = Vec::new();
+        for (op, t, key) in [
+            ("==", e.equals, "equals"),
+            (">", e.above, "above"),
+            ("<", e.below, "below"),
+        ] {
+            if let Some(t) = t {
+                if t.is_duration != m.is_latency() {
+                    let hint = if m.is_latency() {
+                        "latency thresholds are durations, e.g. below: 2s"
+                    } else {
+                        "this metric is a plain number"
+                    };
+                    return Err(self.err(
+                        &field(key),
+                        format!("`{key}` does not fit metric {}", m.name()),
+                        hint,
+                    ));
+                }
+                checks.push((op, t.value));
+            }
+        }
+        if checks.is_empty() {
+            return Err(self.err(
+                p,
+                "expectation has no comparison",
+                "add equals, above or below",
+            ));
+        }
+        let (probe, target) = if m.is_gauge() {
+            let column_base = match m {
+                Metric::IpamAllocated => "ipam_allocated".to_string(),
+                Metric::IpamUsable => "ipam_usable".to_string(),
+                _ => {
+                    let Some(w) = &e.workload else {
+                        return Err(self.err(
+                            p,
+                            format!("{} needs `workload`", m.name()),
+                            format!("workloads: {}", workloads.join(", ")),
+                        ));
+                    };
+                    if !workloads.contains(&w.as_str()) {
+                        return Err(self.err(
+                            &field("workload"),
+                            format!("`{w}` is not a workload of this variant"),
+                            format!("workloads: {}", workloads.join(", ")),
+                        ));
+                    }
+                    format!("{}{{deployment={w}}}", m.name())
+                }
+            };
+            if e.service.is_some() {
+                return Err(self.err(
+                    &field("service"),
+                    format!(
+                        "{} is a pod metric; it takes `workload`, not `service`",
+                        m.name()
+                    ),
+                    "use workload: NAME",
+                ));
+            }
+            let probe = match (e.at, window) {
+                (Some(at), None) if at.0 <= duration => Probe::GaugeAt {
+                    column: column_base.clone(),
+                    at: at.0,
+                },
+                (Some(at), None) => {
+                    return Err(self.err(
+                        &field("at"),
+                        format!("at {} is after the run ends ({duration})", at.0),
+                        "pick a time within the run",
+                    ))
+                }
+                (None, Some(w)) => Probe::GaugeMax {
+                    column: column_base.clone(),
+                    window: w,
+                },
+                _ => return Err(self.err(
+                    p,
+                    format!(
+                        "{} needs exactly one of `at` (value then) or `window` (maximum within)",
+                        m.name()
+                    ),
+                    "e.g. at: 1h",
+                )),
+            };
+            let when = match &probe {
+                Probe::GaugeAt { at, .. } => format!("at {at}"),
+                _ => format!("max in {}", e.window.clone().unwrap_or_default()),
+            };
+            (probe, format!("{column_base} {when}"))
+        } else {
+            if e.workload.is_some() || e.at.is_some() {
+                return Err(self.err(
+                    p,
+                    format!(
+                        "{} is a request metric over a window; it takes `service` and `window`",
+                        m.name()
+                    ),
+                    "e.g. service: checkout, window: failover",
+                ));
+            }
+            let Some(w) = window else {
+                return Err(self.err(
+                    p,
+                    format!("{} needs `window`", m.name()),
+                    "name a window from measure.windows",
+                ));
+            };
+            let Some(s) = &e.service else {
+                return Err(self.err(
+                    p,
+                    format!("{} needs `service`", m.name()),
+                    format!("traffic sources: {}", traffic_names.join(", ")),
+                ));
+            };
+            let Some(t) = traffic_names.iter().position(|n| n == s) else {
+                return Err(self.err(
+                    &field("service"),
+                    format!("no traffic goes to a source called `{s}`"),
+                    format!("traffic sources: {}", traffic_names.join(", ")),
+                ));
+            };
+            (
+                Probe::Requests {
+                    window: w,
+                    traffic: t,
+                },
+                format!("{}{{service={s}}} in {}", m.name(), windows[w].name),
+            )
+        };
+        Ok(Expectation {
+            label: target,
+            metric: m,
+            probe,
+            checks,
+            because: e.because.clone(),
+        })
+    }
+}

@@ -1,0 +1,237 @@
+//! Quantities written as people write them: durations (`90s`, `10m`, `3h`,
+//! `1h30m`, `250ms`), request rates (`100/s`, `6000/min`), replica counts.
+//!
+//! Each type deserializes from YAML and rejects what a person would not
+//! mean: a duration or rate without a unit, a negative count. The messages
+//! say what was wrong and what to write instead.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use sim_core::SimDuration;
+use std::fmt;
+
+/// A duration from a scenario file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Duration(pub SimDuration);
+
+/// Parses `1h30m`, `90s`, `250ms`, `1.5s`, `100us`, `0`.
+pub fn parse_duration(s: &str) -> Result<SimDuration, String> {
+    let t = s.trim();
+    if t == "0" {
+        return Ok(SimDuration::ZERO);
+    }
+    if t.is_empty() {
+        return Err("empty duration; write a number with a unit, e.g. 90s, 10m, 3h".into());
+    }
+    if t.starts_with('-') {
+        return Err(format!(
+            "duration `{t}` is negative; durations are 0 or more"
+        ));
+    }
+    let mut total = 0f64;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(format!(
+                "`{t}` is not a duration; write e.g. 90s, 10m, 3h, 1h30m, 250ms"
+            ));
+        }
+        let (num, after) = rest.split_at(num_len);
+        let value: f64 = num
+            .parse()
+            .map_err(|_| format!("`{num}` in `{t}` is not a number"))?;
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            "" => {
+                return Err(format!(
+                    "duration `{t}` has no unit; write e.g. {t}s, {t}m or {t}ms"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in duration `{t}`; units: ns, us, ms, s, m, h, d"
+                ))
+            }
+        };
+        total += value * scale;
+        rest = next;
+    }
+    Ok(SimDuration::from_secs_f64(total))
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a duration with a unit, like 90s, 10m, 3h or 250ms")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
+                parse_duration(s).map(Duration).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Duration, E> {
+                if n == 0 {
+                    Ok(Duration(SimDuration::ZERO))
+                } else {
+                    Err(E::custom(format!(
+                        "duration `{n}` has no unit; write e.g. {n}s, {n}m or {n}ms"
+                    )))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Duration, E> {
+                Err(E::custom(format!(
+                    "duration `{n}` has no unit and is negative; write e.g. 90s"
+                )))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Duration, E> {
+                Err(E::custom(format!(
+                    "duration `{n}` has no unit; write e.g. {n}s"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A mean request rate [requests/s].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate(pub f64);
+
+/// Parses `100/s`, `6000/min`, `2.5/s`, `36000/h`.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let Some((num, unit)) = t.split_once('/') else {
+        return Err(format!(
+            "rate `{t}` has no unit; write e.g. {t}/s or {t}/min"
+        ));
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{num}` in rate `{t}` is not a number"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("rate `{t}` must be 0 or more"));
+    }
+    let per_s = match unit.trim() {
+        "s" => 1.0,
+        "min" | "m" => 1.0 / 60.0,
+        "h" => 1.0 / 3600.0,
+        other => {
+            return Err(format!(
+                "unknown rate unit `/{other}` in `{t}`; write /s, /min or /h"
+            ))
+        }
+    };
+    Ok(value * per_s)
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Rate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a rate with a unit, like 100/s or 6000/min")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Rate, E> {
+                parse_rate(s).map(Rate).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Rate, E> {
+                Err(E::custom(format!(
+                    "rate `{n}` has no unit; write {n}/s or {n}/min"
+                )))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Rate, E> {
+                Err(E::custom(format!(
+                    "rate `{n}` is negative and has no unit; write e.g. 100/s"
+                )))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Rate, E> {
+                Err(E::custom(format!(
+                    "rate `{n}` has no unit; write {n}/s or {n}/min"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A count of things (replicas, pods, workers): a whole number, 0 or more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Count(pub u32);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a whole number, 0 or more")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Count, E> {
+                u32::try_from(n)
+                    .map(Count)
+                    .map_err(|_| E::custom(format!("{n} is too large (at most {})", u32::MAX)))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Count, E> {
+                if n < 0 {
+                    Err(E::custom(format!(
+                        "count {n} is negative; it must be a whole number, 0 or more"
+                    )))
+                } else {
+                    self.visit_u64(n as u64)
+                }
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Count, E> {
+                Err(E::custom(format!("count {n} is not a whole number")))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Count, E> {
+                Err(E::custom(format!(
+                    "count `{s}` is text; write a whole number without quotes"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_people_write() {
+        let s = |x| parse_duration(x).unwrap().as_nanos();
+        assert_eq!(s("90s"), 90_000_000_000);
+        assert_eq!(s("10m"), 600_000_000_000);
+        assert_eq!(s("1h30m"), 5_400_000_000_000);
+        assert_eq!(s("250ms"), 250_000_000);
+        assert_eq!(s("1.5s"), 1_500_000_000);
+        assert_eq!(s("0"), 0);
+        assert!(parse_duration("90").unwrap_err().contains("has no unit"));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-5s").unwrap_err().contains("negative"));
+    }
+
+    #[test]
+    fn rates_people_write() {
+        assert_eq!(parse_rate("100/s").unwrap(), 100.0);
+        assert_eq!(parse_rate("6000/min").unwrap(), 100.0);
+        assert!(parse_rate("100").unwrap_err().contains("no unit"));
+        assert!(parse_rate("-1/s").is_err());
+    }
+}
