@@ -161,10 +161,21 @@ fn write_span(f: &mut fmt::Formatter<'_>, ns: u64) -> fmt::Result {
     Ok(())
 }
 
-/// Three significant decimals at most, trailing zeros removed.
+/// Three significant digits, trailing zeros removed (`868`, `12.3`, `1.23`).
 fn trim(x: f64) -> String {
-    let s = format!("{x:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+    let decimals = if x >= 100.0 {
+        0
+    } else if x >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 impl fmt::Display for SimDuration {

@@ -320,7 +320,8 @@ struct Sim<'a> {
     deps: Vec<DeploymentRt>,
     traffic: Vec<TrafficRt>,
     windows: Vec<WindowStats>,
-    events: BTreeMap<(&'static str, String), EventSummary>,
+    /// Aggregated events, each with the order it was first seen in.
+    events: BTreeMap<(&'static str, String), (usize, EventSummary)>,
     ipam_gauges: [GaugeId; 2],
 }
 
@@ -803,22 +804,26 @@ impl<'a> Sim<'a> {
                 message: format!("{object}: {message}"),
             });
         }
+        let seq = self.events.len();
         self.events
             .entry((reason, message.clone()))
-            .and_modify(|e| {
+            .and_modify(|(_, e)| {
                 e.count += 1;
                 e.last = now;
             })
-            .or_insert(EventSummary {
-                kind,
-                reason,
-                source,
-                message,
-                count: 1,
-                first: now,
-                last: now,
-                example_object: object,
-            });
+            .or_insert((
+                seq,
+                EventSummary {
+                    kind,
+                    reason,
+                    source,
+                    message,
+                    count: 1,
+                    first: now,
+                    last: now,
+                    example_object: object,
+                },
+            ));
     }
 
     fn sample(&mut self) {
@@ -857,9 +862,9 @@ impl<'a> Sim<'a> {
     }
 
     fn finish(self, seed: u64) -> RunOutput {
-        let mut events: Vec<EventSummary> = self.events.into_values().collect();
-        events
-            .sort_by(|a, b| (a.first, a.reason, &a.message).cmp(&(b.first, b.reason, &b.message)));
+        let mut events: Vec<(usize, EventSummary)> = self.events.into_values().collect();
+        events.sort_by_key(|(seq, _)| *seq);
+        let events = events.into_iter().map(|(_, e)| e).collect();
         RunOutput {
             seed,
             deployments: self

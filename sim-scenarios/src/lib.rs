@@ -12,6 +12,7 @@ pub mod locate;
 pub mod report;
 pub mod run;
 pub mod spec;
+pub mod story;
 pub mod units;
 
 pub use error::InputError;

@@ -512,8 +512,10 @@ fn serde_error(file: &str, e: &serde_yaml_ng::Error) -> InputError {
 
 /// A hint for a serde message: the closest valid name for an unknown one.
 fn hint_for(message: &str) -> String {
-    let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
-    if message.starts_with("unknown field") || message.starts_with("unknown variant") {
+    // serde_yaml_ng prefixes the path (`workloads[0]: unknown field ...`).
+    let bare = message.find("unknown ").map_or(message, |i| &message[i..]);
+    let quoted: Vec<&str> = bare.split('`').skip(1).step_by(2).collect();
+    if bare.starts_with("unknown field") || bare.starts_with("unknown variant") {
         if let Some((given, options)) = quoted.split_first() {
             if let Some(best) = closest(given, options) {
                 return format!("did you mean `{best}`? valid here: {}", options.join(", "));
@@ -1073,14 +1075,16 @@ impl Validator<'_> {
                     column: column_base.clone(),
                     window: w,
                 },
-                _ => return Err(self.err(
-                    p,
-                    format!(
+                _ => {
+                    return Err(self.err(
+                        p,
+                        format!(
                         "{} needs exactly one of `at` (value then) or `window` (maximum within)",
                         m.name()
                     ),
-                    "e.g. at: 1h",
-                )),
+                        "e.g. at: 1h",
+                    ))
+                }
             };
             let when = match &probe {
                 Probe::GaugeAt { at, .. } => format!("at {at}"),
@@ -1134,5 +1138,38 @@ impl Validator<'_> {
             checks,
             because: e.because.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn closest_suggests_typos_only() {
+        assert_eq!(closest("replica", &["name", "replicas"]), Some("replicas"));
+        assert_eq!(closest("zzzzzzzz", &["name", "replicas"]), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Whatever the text, parsing returns a value or an error; it never panics.
+        #[test]
+        fn parse_never_panics(text in "\\PC{0,200}") {
+            let _ = parse("fuzz.yaml", &text);
+        }
+
+        /// Any single-line edit of a valid file parses or gives a located error.
+        #[test]
+        fn edited_scenarios_fail_with_a_position(line in 0usize..100, junk in "[a-z:{}\\[\\] -]{0,12}") {
+            let base = include_str!("../../scenarios/black_friday_cidr.yaml");
+            let mut lines: Vec<&str> = base.lines().collect();
+            let i = line % lines.len();
+            lines[i] = &junk;
+            if let Err(e) = parse("edit.yaml", &lines.join("\n")) {
+                prop_assert!(e.at.is_some() || e.message.contains("empty"), "{e}");
+            }
+        }
     }
 }

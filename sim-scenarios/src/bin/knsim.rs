@@ -31,7 +31,7 @@ enum Command {
         seed: u64,
         /// Several seeds, inclusive: `1..8` runs seeds 1 to 8 in parallel.
         #[arg(long, value_parser = parse_seeds)]
-        seeds: Option<Vec<u64>>,
+        seeds: Option<Seeds>,
         /// Also write report.txt, summary.json and per-run CSV files here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -48,7 +48,11 @@ enum Command {
     List,
 }
 
-fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
+/// An inclusive range of seeds.
+#[derive(Clone)]
+struct Seeds(Vec<u64>);
+
+fn parse_seeds(s: &str) -> Result<Seeds, String> {
     let (a, b) = s
         .split_once("..")
         .ok_or_else(|| format!("`{s}` is not a range; write e.g. 1..8"))?;
@@ -72,7 +76,7 @@ fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
             b - a + 1
         ));
     }
-    Ok((a..=b).collect())
+    Ok(Seeds((a..=b).collect()))
 }
 
 fn main() -> ExitCode {
@@ -116,7 +120,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let seeds = seeds.unwrap_or_else(|| vec![seed]);
+            let seeds = seeds.map_or_else(|| vec![seed], |s| s.0);
             eprintln!(
                 "knsim: running {} variant(s) x {} seed(s)...",
                 s.variants.len(),

@@ -1,0 +1,319 @@
+//! The replay told in words: what happened when, why, and what the fix
+//! changed. Every sentence is built from a run's outputs (events, the time
+//! series, window statistics) and from the models' own arithmetic (the IPAM
+//! allocator's reserved addresses, a pod's service capacity); nothing here
+//! knows which outage it is telling.
+
+use crate::report::num;
+use crate::run::SeedRun;
+use crate::spec::{Scenario, Variant};
+use sim_core::{SimDuration, SimTime};
+use sim_models::cluster::{Action, RunOutput};
+use sim_models::ipam::{IpamLayout, Pool};
+use sim_models::workload::PodState;
+use std::fmt::Write as _;
+
+/// The story of the first seed's run of every variant.
+pub fn tell(scenario: &Scenario, runs: &[SeedRun]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", scenario.summary);
+    let _ = writeln!(s, "{}", "=".repeat(scenario.summary.chars().count()));
+    for line in scenario.story.lines() {
+        let _ = writeln!(s, "{line}");
+    }
+    let firsts: Vec<&SeedRun> = (0..scenario.variants.len())
+        .filter_map(|v| runs.iter().find(|r| r.variant == v))
+        .collect();
+    for r in &firsts {
+        let v = &scenario.variants[r.variant];
+        let _ = writeln!(s);
+        let _ = writeln!(s, "-- {}: {} (seed {})", v.name, v.description, r.seed);
+        timeline(&mut s, v, &r.output);
+        why(&mut s, v, &r.output);
+    }
+    if let (Some(base), Some(_)) = (firsts.first(), firsts.get(1)) {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "-- side by side");
+        for r in &firsts[1..] {
+            compare(&mut s, scenario, base, r);
+        }
+    }
+    s
+}
+
+fn column(out: &RunOutput, name: &str) -> Option<usize> {
+    out.metrics.columns().iter().position(|c| c == name)
+}
+
+/// Value of a column in the last sample at or before `t`.
+fn value_at(out: &RunOutput, col: usize, t: SimTime) -> f64 {
+    out.metrics
+        .rows()
+        .iter()
+        .rev()
+        .find(|(at, _)| *at <= t)
+        .and_then(|(_, r)| r.get(col).copied())
+        .unwrap_or(0.0)
+}
+
+/// When every pod of `deployment` was Ready again after the last timeline
+/// action (the first such sample), if ever.
+fn all_ready_after_last_action(v: &Variant, out: &RunOutput, d: usize) -> Option<SimTime> {
+    let name = &v.config.deployments[d].name;
+    let col = column(out, &format!("pods_ready{{deployment={name}}}"))?;
+    let desired = f64::from(out.deployments[d].desired);
+    let last_action = v
+        .config
+        .timeline
+        .iter()
+        .map(|a| a.at)
+        .max()
+        .unwrap_or(SimDuration::ZERO);
+    out.metrics
+        .rows()
+        .iter()
+        .filter(|(t, _)| t.since_start() >= last_action)
+        .find(|(_, r)| r.get(col).copied() == Some(desired))
+        .map(|(t, _)| *t)
+}
+
+fn timeline(s: &mut String, v: &Variant, out: &RunOutput) {
+    let cfg = &v.config;
+    let mut moments: Vec<(SimTime, String)> = Vec::new();
+    for d in &cfg.deployments {
+        let ready = column(out, &format!("pods_ready{{deployment={}}}", d.name));
+        let n = ready.map_or(0.0, |c| value_at(out, c, SimTime::ZERO));
+        moments.push((SimTime::ZERO, format!("{}: {} pods Ready", d.name, num(n))));
+    }
+    for t in &cfg.traffic {
+        moments.push((
+            SimTime::ZERO,
+            format!(
+                "{}: {} requests/s",
+                cfg.deployments[t.deployment].name,
+                num(t.rate)
+            ),
+        ));
+    }
+    for a in &cfg.timeline {
+        if let Action::SetRate { traffic, rate } = &a.action {
+            let name = &cfg.deployments[cfg.traffic[*traffic].deployment].name;
+            moments.push((
+                SimTime::ZERO + a.at,
+                format!("{name}: traffic now {} requests/s", num(*rate)),
+            ));
+        }
+    }
+    for e in &out.events {
+        let count = if e.count > 1 {
+            format!(" (x{} until {})", e.count, e.last)
+        } else {
+            String::new()
+        };
+        moments.push((
+            e.first,
+            format!("{} {}{count}: {}", e.reason, e.example_object, e.message),
+        ));
+    }
+    for (d, spec) in cfg.deployments.iter().enumerate() {
+        let state = &out.deployments[d];
+        match all_ready_after_last_action(v, out, d) {
+            Some(t) => moments.push((
+                t,
+                format!(
+                    "{}: all {} pods Ready (first sample)",
+                    spec.name, state.desired
+                ),
+            )),
+            None => moments.push((
+                SimTime::ZERO + cfg.duration,
+                format!(
+                    "{}: {} of {} pods Ready at the end",
+                    spec.name,
+                    state.count(PodState::Ready),
+                    state.desired
+                ),
+            )),
+        }
+    }
+    moments.sort_by_key(|(t, _)| *t);
+    let _ = writeln!(s, "what happened");
+    for (t, text) in moments {
+        let _ = writeln!(s, "  {:<10} {text}", t.to_string());
+    }
+    for w in &out.windows {
+        let t = &w.totals;
+        let spec = cfg.windows.iter().find(|x| x.name == w.window);
+        let span = spec.map_or(String::new(), |x| format!("{}..{}", x.start, x.end));
+        let _ = writeln!(
+            s,
+            "  {span:<17} {} in `{}`: {:.1}% of requests failed; answered ones took p50 {}, p99 {}",
+            w.service,
+            w.window,
+            t.error_rate() * 100.0,
+            w.latency.quantile(0.5),
+            w.latency.quantile(0.99)
+        );
+    }
+}
+
+fn why(s: &mut String, v: &Variant, out: &RunOutput) {
+    let cfg = &v.config;
+    let mut lines: Vec<String> = Vec::new();
+    for (d, spec) in cfg.deployments.iter().enumerate() {
+        let no_ip = crate::report::series_max(
+            out,
+            &format!("pods_sandbox_failed{{deployment={}}}", spec.name),
+        );
+        if no_ip > 0.0 {
+            if let IpamLayout::Flat {
+                pod_cidr,
+                allocator,
+            } = &cfg.ipam
+            {
+                if let Some(pool) = Pool::new(*pod_cidr, *allocator) {
+                    let reserved = pod_cidr.size() - pool.usable();
+                    let wanted = crate::report::series_max(
+                        out,
+                        &format!("pods_desired{{deployment={}}}", spec.name),
+                    );
+                    lines.push(format!(
+                        "The pod network {pod_cidr} has {} addresses; the {} allocator reserves {reserved}, leaving {}. \
+                         {} {} pods were wanted, so {} could not get an address.",
+                        pod_cidr.size(),
+                        allocator.plugin_name(),
+                        pool.usable(),
+                        num(wanted),
+                        spec.name,
+                        num(no_ip)
+                    ));
+                }
+            }
+            let first_failure = out
+                .events
+                .iter()
+                .find(|e| e.reason == "FailedCreatePodSandBox")
+                .map(|e| e.first);
+            if let (Some(from), Some(to)) = (first_failure, all_ready_after_last_action(v, out, d))
+            {
+                lines.push(format!(
+                    "{} was short of pods from {from} until {to}: {}.",
+                    spec.name,
+                    to - from
+                ));
+            }
+            lines.push(
+                "The scheduler placed those pods anyway: it counts pods per node, not IP addresses. The kubelet then \
+                 failed to create their sandboxes (FailedCreatePodSandBox) and retried with backoff, 10 s doubling to 5 min, \
+                 so they sat in ContainerCreating."
+                    .into(),
+            );
+        }
+        let unsched = crate::report::series_max(
+            out,
+            &format!("pods_unschedulable{{deployment={}}}", spec.name),
+        );
+        if unsched > 0.0 {
+            let slots: u32 = cfg.nodes.iter().map(|n| n.max_pods).sum();
+            lines.push(format!(
+                "{} {} pods found no node: {} nodes hold at most {slots} pods (--max-pods), so the scheduler reported FailedScheduling.",
+                num(unsched),
+                spec.name,
+                cfg.nodes.len()
+            ));
+        }
+    }
+    for w in &out.windows {
+        let t = &w.totals;
+        if t.error_rate() < 0.01 {
+            continue;
+        }
+        let Some(ti) = cfg
+            .traffic
+            .iter()
+            .position(|x| cfg.deployments[x.deployment].name == w.service)
+        else {
+            continue;
+        };
+        let traffic = &cfg.traffic[ti];
+        let dep = &cfg.deployments[traffic.deployment];
+        let win = cfg.windows.iter().find(|x| x.name == w.window);
+        let (Some(win), Some(ready_col)) = (
+            win,
+            column(out, &format!("pods_ready{{deployment={}}}", dep.name)),
+        ) else {
+            continue;
+        };
+        let ready = value_at(out, ready_col, SimTime::ZERO + win.end);
+        let per_pod = f64::from(dep.server.concurrency) / dep.server.service_time.as_secs_f64();
+        let capacity = ready * per_pod;
+        let offered = t.sent as f64 / (win.end.as_secs_f64() - win.start.as_secs_f64());
+        lines.push(format!(
+            "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {} offered: {:.0}% of the load. \
+             Yet {:.1}% of requests failed: queues grew until requests waited close to the client's {} timeout, and {} answers \
+             ({:.0}% of requests) came after the client had left, work wasted on nobody.",
+            w.window,
+            num(ready),
+            dep.name,
+            num(capacity.round()),
+            dep.server.concurrency,
+            dep.server.service_time,
+            num(offered.round()),
+            100.0 * capacity / offered.max(f64::MIN_POSITIVE),
+            t.error_rate() * 100.0,
+            traffic.timeout,
+            t.wasted,
+            100.0 * t.wasted as f64 / (t.sent.max(1)) as f64,
+        ));
+    }
+    if !lines.is_empty() {
+        let _ = writeln!(s, "why");
+        for l in lines {
+            let _ = writeln!(s, "  {l}");
+        }
+    }
+}
+
+fn compare(s: &mut String, scenario: &Scenario, base: &SeedRun, other: &SeedRun) {
+    let (bv, ov) = (
+        &scenario.variants[base.variant],
+        &scenario.variants[other.variant],
+    );
+    let _ = writeln!(s, "  {} vs {}:", bv.name, ov.name);
+    for (b, o) in base
+        .output
+        .deployments
+        .iter()
+        .zip(&other.output.deployments)
+    {
+        let bmax = crate::report::series_max(
+            &base.output,
+            &format!("pods_sandbox_failed{{deployment={}}}", b.name),
+        );
+        let omax = crate::report::series_max(
+            &other.output,
+            &format!("pods_sandbox_failed{{deployment={}}}", o.name),
+        );
+        let _ = writeln!(
+            s,
+            "    {}: pods without an IP address at worst {} -> {}",
+            b.name,
+            num(bmax),
+            num(omax)
+        );
+    }
+    for (b, o) in base.output.windows.iter().zip(&other.output.windows) {
+        let _ = writeln!(
+            s,
+            "    {} in `{}`: errors {:.1}% -> {:.1}%, p50 {} -> {}, p99 {} -> {}",
+            b.service,
+            b.window,
+            b.totals.error_rate() * 100.0,
+            o.totals.error_rate() * 100.0,
+            b.latency.quantile(0.5),
+            o.latency.quantile(0.5),
+            b.latency.quantile(0.99),
+            o.latency.quantile(0.99),
+        );
+    }
+}

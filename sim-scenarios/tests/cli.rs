@@ -1,0 +1,286 @@
+//! The `knsim` binary as a user meets it: bad input gets a located error and
+//! exit status 2 with no output left behind; results are byte-identical
+//! across runs and thread counts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn knsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_knsim"))
+        .args(args)
+        .output()
+        .expect("knsim runs")
+}
+
+fn data(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn bundled_text() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/black_friday_cidr.yaml"),
+    )
+    .unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("knsim-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes the bundled scenario with one edit, runs `knsim run` on it with
+/// `--out`, and checks the error: exit 2, `file:line:column: error:` with the
+/// expected words and position, a hint, no panic, no output directory.
+fn assert_rejected(case: &str, from: &str, to: &str, want: &str, line: usize) {
+    let dir = scratch(case);
+    let file = dir.join(format!("{case}.yaml"));
+    let text = bundled_text();
+    assert!(text.contains(from), "{case}: the edit must apply");
+    std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
+    let out_dir = dir.join("out");
+    let out = knsim(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{case}: {err}");
+    let prefix = format!("{}:{line}:", file.display());
+    assert!(
+        err.starts_with(&prefix),
+        "{case}: want {prefix}..., got: {err}"
+    );
+    assert!(
+        err.contains(": error: ") && err.contains(want),
+        "{case}: {err}"
+    );
+    assert!(err.contains("\n  hint: "), "{case}: no hint: {err}");
+    assert!(!err.contains("panicked"), "{case}: {err}");
+    assert!(
+        !out_dir.exists(),
+        "{case}: output written despite the error"
+    );
+    assert!(out.stdout.is_empty(), "{case}: partial report on stdout");
+}
+
+#[test]
+fn misspelt_field() {
+    assert_rejected(
+        "typo",
+        "    replicas: 50",
+        "    replica: 50",
+        "unknown field `replica`",
+        38,
+    );
+}
+
+#[test]
+fn invalid_cidr() {
+    assert_rejected(
+        "cidr",
+        "pod_cidr: 10.0.0.0/24}",
+        "pod_cidr: 10.0.0.0/33}",
+        "/33 is out of range",
+        31,
+    );
+}
+
+#[test]
+fn negative_replica_count() {
+    assert_rejected(
+        "negative",
+        "    replicas: 50",
+        "    replicas: -5",
+        "negative",
+        38,
+    );
+}
+
+#[test]
+fn duration_without_unit() {
+    assert_rejected("unit", "duration: 3h30m", "duration: 90", "has no unit", 22);
+}
+
+#[test]
+fn unknown_workload_in_timeline_points_at_it() {
+    assert_rejected(
+        "name",
+        "scale: checkout, replicas: 500",
+        "scale: chekout, replicas: 500",
+        "did you mean `checkout`",
+        49,
+    );
+}
+
+#[test]
+fn window_ending_before_it_starts() {
+    assert_rejected(
+        "window",
+        "{name: normal, from: 0s, to: 10m}",
+        "{name: normal, from: 10m, to: 5m}",
+        "ends (5m) before it starts",
+        54,
+    );
+}
+
+#[test]
+fn latency_threshold_needs_a_duration() {
+    assert_rejected(
+        "threshold",
+        "    above: 2s",
+        "    above: 2",
+        "does not fit metric latency_p50",
+        76,
+    );
+}
+
+#[test]
+fn missing_file() {
+    let out = knsim(&["run", "no/such/scenario.yaml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.starts_with("no/such/scenario.yaml: error: cannot read the file"),
+        "{err}"
+    );
+    assert!(err.contains("hint: "), "{err}");
+}
+
+#[test]
+fn empty_file() {
+    let dir = scratch("empty");
+    for (i, text) in ["", "# only a comment\n\n"].iter().enumerate() {
+        let file = dir.join(format!("empty{i}.yaml"));
+        std::fs::write(&file, text).unwrap();
+        let out = knsim(&["check", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("error: the file is empty") && err.contains("hint: "),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn bad_seed_range_is_a_usage_error() {
+    let out = knsim(&["run", &data("short_failover.yaml"), "--seeds", "8..1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is empty"));
+}
+
+#[test]
+fn list_and_check_the_bundled_scenarios() {
+    let out = knsim(&["list"]);
+    assert!(out.status.success());
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.starts_with("black_friday_cidr "), "{list}");
+    for line in list.lines() {
+        let name = line.split_whitespace().next().unwrap();
+        let out = knsim(&["check", name]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn eight_seeds_give_identical_bytes_with_one_thread_and_with_two() {
+    let dir = scratch("threads");
+    let (a, b) = (dir.join("one"), dir.join("two"));
+    let scenario = data("short_failover.yaml");
+    let one = knsim(&[
+        "run",
+        &scenario,
+        "--seeds",
+        "1..8",
+        "--threads",
+        "1",
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    let two = knsim(&[
+        "run",
+        &scenario,
+        "--seeds",
+        "1..8",
+        "--threads",
+        "2",
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        one.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&one.stdout)
+    );
+    assert_eq!(
+        one.stdout, two.stdout,
+        "stdout differs between 1 and 2 threads"
+    );
+    let (fa, fb) = (files_in(&a), files_in(&b));
+    assert_eq!(
+        fa.len(),
+        2 + 2 * 2 * 8,
+        "report, summary, and per variant and seed a time series and an event log"
+    );
+    assert_eq!(fa, fb, "output files differ between 1 and 2 threads");
+    let report = String::from_utf8_lossy(&one.stdout);
+    assert!(
+        report.contains("per seed") && report.contains("seed 8"),
+        "{report}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&fa.iter().find(|(n, _)| n == "summary.json").unwrap().1).unwrap();
+    assert_eq!(summary["variants"][0]["runs"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        summary["expectations"]["held"],
+        summary["expectations"]["total"]
+    );
+}
+
+#[test]
+fn failing_expectations_exit_1() {
+    let dir = scratch("failing");
+    let file = dir.join("f.yaml");
+    let text = std::fs::read_to_string(data("short_failover.yaml")).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("at: 20m, equals: 38}", "at: 20m, equals: 37}"),
+    )
+    .unwrap();
+    let out = knsim(&["run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(
+            "FAIL small-pool seed 1: pods_pending{deployment=web} at 20m: 38 (want == 37)"
+        ),
+        "{report}"
+    );
+}
