@@ -98,7 +98,7 @@ impl Positions {
 /// Builds a path from `"timeline"`, `2`, `"scale"`-like parts.
 #[macro_export]
 macro_rules! path {
-    ($($seg:expr),* $(,)?) => { vec![$($crate::locate::Seg::from($seg)),*] };
+    ($($seg:expr),* $(,)?) => { [$($crate::locate::Seg::from($seg)),*] };
 }
 
 impl From<&str> for Seg {

@@ -198,7 +198,7 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> String {
 
     // Figures side by side: mean over seeds, with the spread when there are several.
     let per_variant: Vec<Vec<Vec<Figure>>> = (0..scenario.variants.len())
-        .map(|v| runs_of(runs, v).map(|r| figures(r)).collect())
+        .map(|v| runs_of(runs, v).map(figures).collect())
         .collect();
     let mut names: Vec<(String, Unit)> = Vec::new();
     for figs in per_variant.iter().flat_map(|runs| runs.first()) {

@@ -569,6 +569,9 @@ struct Validator<'a> {
 
 type R<T> = Result<T, InputError>;
 
+/// Looks a workload name up: (name, path of the reference, what refers to it).
+type FindWorkload<'a> = dyn Fn(&str, Vec<Seg>, &str) -> R<usize> + 'a;
+
 impl Validator<'_> {
     fn err(&self, path: &[Seg], message: impl Into<String>, hint: impl Into<String>) -> InputError {
         InputError::at(self.file, self.pos.find(path), message, hint)
@@ -604,10 +607,10 @@ impl Validator<'_> {
         )?;
         let mut variants = vec![base];
         for (i, v) in f.variants.iter().enumerate() {
-            let vp = path!["variants", i];
+            let vp = path!["variants", i].to_vec();
             if variants.iter().any(|x| x.name == v.name) {
                 return Err(self.err(
-                    &[vp.clone(), path!["name"]].concat(),
+                    &[&vp[..], &path!["name"]].concat(),
                     format!("variant name `{}` is used twice", v.name),
                     "give each variant its own name",
                 ));
@@ -722,7 +725,7 @@ impl Validator<'_> {
             }
             if w.concurrency.0 == 0 {
                 return Err(self.err(
-                    &[p, path!["concurrency"]].concat(),
+                    &[&p[..], &path!["concurrency"]].concat(),
                     "concurrency is 0: the pods could never answer",
                     "give each pod at least one worker",
                 ));
@@ -757,7 +760,7 @@ impl Validator<'_> {
         let mut traffic_names: Vec<String> = Vec::new();
         for (i, t) in traffic.iter().enumerate() {
             let p = [tp, &path!["traffic", i]].concat();
-            let d = find(&t.to, [p.clone(), path!["to"]].concat(), "traffic target")?;
+            let d = find(&t.to, [&p[..], &path!["to"]].concat(), "traffic target")?;
             let tname = t.name.clone().unwrap_or_else(|| t.to.clone());
             if traffic_names.contains(&tname) {
                 return Err(self.err(
@@ -892,7 +895,7 @@ impl Validator<'_> {
         &self,
         p: &[Seg],
         e: &TimelineFile,
-        find: &dyn Fn(&str, Vec<Seg>, &str) -> R<usize>,
+        find: &FindWorkload,
         traffic_names: &[String],
         ipam: &IpamLayout,
         duration: SimDuration,
