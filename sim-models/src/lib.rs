@@ -10,6 +10,7 @@ pub mod app;
 pub mod cluster;
 pub mod ipam;
 pub mod kubelet;
+pub mod netpol;
 pub mod scheduler;
 pub mod service;
 pub mod topology;
