@@ -70,6 +70,9 @@ pub enum Outcome {
     Refused,
     /// The pod's queue was full.
     Rejected,
+    /// A NetworkPolicy dropped the connection's first packet; the client
+    /// retransmitted its SYN until its own timeout.
+    Blocked,
 }
 
 impl fmt::Display for Outcome {
@@ -85,6 +88,7 @@ impl fmt::Display for Outcome {
             }
             Outcome::Refused => write!(f, "dial tcp: connect: connection refused"),
             Outcome::Rejected => write!(f, "503 Service Unavailable"),
+            Outcome::Blocked => write!(f, "dial tcp: i/o timeout"),
         }
     }
 }

@@ -33,10 +33,12 @@
 use crate::app::{completion_outcome, Admit, Outcome, Request, Server};
 use crate::ipam::{Ipam, IpamLayout, Ipv4Cidr, Lease};
 use crate::kubelet;
+use crate::netpol::{ContainerPort, PodInfo, SYNTHETIC_NODE_CIDR};
+use crate::policy_enforcement::{Enforcer, PolicyConfig};
 use crate::scheduler::{self, NodeView};
 use crate::service::Endpoints;
 use crate::topology::NodeSpec;
-use crate::workload::{pod_name, DeploymentSpec, PodState};
+use crate::workload::{pod_name, DeploymentSpec, PodState, WorkloadKind};
 use rand::RngExt;
 use sim_core::{
     CounterId, Engine, EventId, GaugeId, HistogramId, LatencyHistogram, Metrics, RngStreams,
@@ -47,6 +49,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Clients sending requests to one Deployment's Service.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrafficSpec {
+    /// Name in metrics and reports (unique in a run).
+    pub name: String,
+    /// The workload whose Ready pods send the requests; `None`: clients
+    /// outside the cluster.
+    pub from: Option<usize>,
     /// Index of the target Deployment (its Service has the same name).
     pub deployment: usize,
     /// Mean request rate at the start [requests/s], Poisson arrivals.
@@ -76,6 +83,12 @@ pub enum Action {
     AddIpPool {
         /// The new pool.
         cidr: Ipv4Cidr,
+    },
+    /// The active NetworkPolicy sets become these (indices into
+    /// [`PolicyConfig::sets`]); the data path follows after the policy delay.
+    SetPolicies {
+        /// Sets active from now on.
+        sets: Vec<usize>,
     },
 }
 
@@ -126,6 +139,8 @@ pub struct ClusterConfig {
     pub sample_every: SimDuration,
     /// Measurement windows.
     pub windows: Vec<WindowSpec>,
+    /// NetworkPolicy and the CNI that enforces it; `None`: no policies.
+    pub policy: Option<PolicyConfig>,
 }
 
 /// Request outcomes of one traffic source.
@@ -146,6 +161,8 @@ pub struct RequestTotals {
     /// Of `timed_out`: answers a server finished after the client had left
     /// (work wasted on nobody).
     pub wasted: u64,
+    /// Of `timed_out`: connections whose first packet a NetworkPolicy dropped.
+    pub blocked: u64,
 }
 
 impl RequestTotals {
@@ -170,6 +187,10 @@ impl RequestTotals {
                 self.timed_out += 1;
                 self.wasted += 1;
             }
+            Outcome::Blocked => {
+                self.timed_out += 1;
+                self.blocked += 1;
+            }
             Outcome::Refused => self.refused += 1,
             Outcome::Rejected => self.rejected += 1,
         }
@@ -181,7 +202,7 @@ impl RequestTotals {
 pub struct WindowStats {
     /// Window name.
     pub window: String,
-    /// Target Deployment/Service name.
+    /// Traffic source name (its target Service's name unless named apart).
     pub service: String,
     /// Outcomes that happened in the window; `sent` counts arrivals in it
     /// and `in_flight` is not tracked per window (always 0).
@@ -272,12 +293,21 @@ enum Ev {
     ContainerStarted(u32),
     ReadinessPassed(u32),
     Arrival(u32),
-    Completed { pod: u32, req: Request },
+    Completed {
+        pod: u32,
+        req: Request,
+    },
+    /// A blocked connection's client gives up.
+    BlockedTimeout(Request),
+    /// A policy change reaches the data path.
+    PoliciesProgrammed(u32),
 }
 
 struct Pod {
     deployment: u32,
     name: String,
+    /// StatefulSet ordinal (0 for Deployment pods).
+    ordinal: u32,
     state: PodState,
     node: Option<u32>,
     lease: Option<Lease>,
@@ -293,7 +323,7 @@ struct DeploymentRt {
     by_state: [u32; 5],
     live: Vec<u32>,
     endpoints: Endpoints,
-    gauges: [GaugeId; 6],
+    gauges: [GaugeId; 7],
     service_time_rng: SimRng,
 }
 
@@ -303,9 +333,8 @@ struct TrafficRt {
     arrivals: SimRng,
     pick: SimRng,
     totals: RequestTotals,
-    counters: [CounterId; 6],
+    counters: [CounterId; 7],
     latency: HistogramId,
-    queue_gauge: GaugeId,
 }
 
 struct Sim<'a> {
@@ -323,6 +352,9 @@ struct Sim<'a> {
     /// Aggregated events, each with the order it was first seen in.
     events: BTreeMap<(&'static str, String), (usize, EventSummary)>,
     ipam_gauges: [GaugeId; 2],
+    /// What NetworkPolicy needs to know of each pod with an address, by pod id.
+    pod_infos: Vec<Option<PodInfo>>,
+    enforcer: Option<Enforcer>,
 }
 
 /// Runs `cfg` with `seed`, sending per-event records to `trace`.
@@ -358,6 +390,7 @@ impl<'a> Sim<'a> {
                         g(&mut metrics, "pods_sandbox_failed"),
                         g(&mut metrics, "pods_running"),
                         g(&mut metrics, "pods_ready"),
+                        g(&mut metrics, "requests_in_flight"),
                     ],
                     service_time_rng: rng.stream(&format!("service-time/{}", d.name)),
                 }
@@ -369,8 +402,9 @@ impl<'a> Sim<'a> {
             .enumerate()
             .map(|(i, t)| {
                 let svc = &cfg.deployments[t.deployment].name;
+                let name = &t.name;
                 let c = |m: &mut Metrics, what: &str| {
-                    m.counter(&format!("requests_{what}{{service={svc}}}"))
+                    m.counter(&format!("requests_{what}{{service={name}}}"))
                 };
                 TrafficRt {
                     rate: t.rate,
@@ -385,9 +419,9 @@ impl<'a> Sim<'a> {
                         c(&mut metrics, "refused"),
                         c(&mut metrics, "rejected"),
                         c(&mut metrics, "wasted"),
+                        c(&mut metrics, "blocked_by_policy"),
                     ],
-                    latency: metrics.histogram(&format!("request_latency{{service={svc}}}")),
-                    queue_gauge: metrics.gauge(&format!("requests_in_flight{{service={svc}}}")),
+                    latency: metrics.histogram(&format!("request_latency{{service={name}}}")),
                 }
             })
             .collect();
@@ -397,7 +431,7 @@ impl<'a> Sim<'a> {
             .flat_map(|w| {
                 cfg.traffic.iter().map(|t| WindowStats {
                     window: w.name.clone(),
-                    service: cfg.deployments[t.deployment].name.clone(),
+                    service: t.name.clone(),
                     totals: RequestTotals::default(),
                     latency: LatencyHistogram::new(),
                 })
@@ -421,6 +455,8 @@ impl<'a> Sim<'a> {
             windows,
             events: BTreeMap::new(),
             ipam_gauges,
+            pod_infos: Vec::new(),
+            enforcer: cfg.policy.as_ref().map(Enforcer::new),
         }
     }
 
@@ -434,6 +470,21 @@ impl<'a> Sim<'a> {
             self.reconcile(d);
         }
         self.warm_start();
+        if let Some(p) = &self.cfg.policy {
+            if !p.cni.enforces_policy() && p.sets.iter().any(|(_, s)| !s.is_empty()) {
+                let msg = format!(
+                    "NetworkPolicy objects exist but {} does not enforce them: all traffic passes",
+                    p.cni.name()
+                );
+                self.event(
+                    "Warning",
+                    "PolicyNotEnforced",
+                    "knsim",
+                    msg,
+                    format!("cni/{}", p.cni.name()),
+                );
+            }
+        }
         for t in 0..self.traffic.len() {
             self.schedule_arrival(t);
         }
@@ -487,6 +538,8 @@ impl<'a> Sim<'a> {
             }
             Ev::Arrival(t) => self.arrival(t as usize),
             Ev::Completed { pod, req } => self.completed(pod, req),
+            Ev::BlockedTimeout(req) => self.outcome(req.source as usize, Outcome::Blocked),
+            Ev::PoliciesProgrammed(i) => self.policies_programmed(i as usize),
         }
     }
 
@@ -502,18 +555,18 @@ impl<'a> Sim<'a> {
                 replicas,
             } => {
                 let d = *deployment;
-                let name = &self.cfg.deployments[d].name;
+                let spec = &self.cfg.deployments[d];
+                let (kind, controller) = match spec.kind {
+                    WorkloadKind::Deployment => ("deployment", "deployment-controller"),
+                    WorkloadKind::StatefulSet => ("statefulset", "statefulset-controller"),
+                };
+                let name = &spec.name;
                 let msg = format!(
-                    "Scaled deployment {name} from {} to {replicas}",
+                    "Scaled {kind} {name} from {} to {replicas}",
                     self.deps[d].desired
                 );
-                self.event(
-                    "Normal",
-                    "ScalingReplicaSet",
-                    "deployment-controller",
-                    msg,
-                    format!("deployment/{name}"),
-                );
+                let obj = format!("{kind}/{name}");
+                self.event("Normal", "ScalingReplicaSet", controller, msg, obj);
                 self.deps[d].desired = *replicas;
                 self.reconcile(d);
             }
@@ -541,6 +594,15 @@ impl<'a> Sim<'a> {
                     format!("ippool/{cidr}"),
                 ),
             },
+            Action::SetPolicies { .. } => {
+                let delay = self
+                    .cfg
+                    .policy
+                    .as_ref()
+                    .map_or(SimDuration::ZERO, |p| p.delay);
+                self.engine
+                    .schedule_in(delay, Ev::PoliciesProgrammed(i as u32));
+            }
         }
     }
 
@@ -551,9 +613,23 @@ impl<'a> Sim<'a> {
             let n = self.deps[d].created;
             self.deps[d].created += 1;
             let id = self.pods.len() as u32;
+            let spec = &self.cfg.deployments[d];
+            let (name, ordinal) = match spec.kind {
+                WorkloadKind::Deployment => (pod_name(&spec.name, n), 0),
+                WorkloadKind::StatefulSet => {
+                    let used: BTreeSet<u32> = self.deps[d]
+                        .live
+                        .iter()
+                        .map(|&p| self.pods[p as usize].ordinal)
+                        .collect();
+                    let ordinal = (0..).find(|o| !used.contains(o)).unwrap_or(0);
+                    (format!("{}-{ordinal}", spec.name), ordinal)
+                }
+            };
             self.pods.push(Pod {
                 deployment: d as u32,
-                name: pod_name(&self.cfg.deployments[d].name, n),
+                name,
+                ordinal,
                 state: PodState::Unschedulable,
                 node: None,
                 lease: None,
@@ -607,6 +683,7 @@ impl<'a> Sim<'a> {
         }
         if let Some(l) = lease {
             self.ipam.release(l);
+            self.forget_pod_info(p);
         }
     }
 
@@ -664,6 +741,7 @@ impl<'a> Sim<'a> {
             Ok(lease) => {
                 self.pods[p as usize].lease = Some(lease);
                 self.pods[p as usize].backoff = SimDuration::ZERO;
+                self.record_pod_info(p, lease);
                 self.set_state(p, PodState::Creating);
                 let d = self.pods[p as usize].deployment as usize;
                 self.engine
@@ -720,8 +798,16 @@ impl<'a> Sim<'a> {
             sent: now,
             deadline: now + spec.timeout,
         };
+        let client = match spec.from {
+            Some(w) => self.deps[w].endpoints.pick(&mut self.traffic[t].pick),
+            None => None,
+        };
         match self.deps[d].endpoints.pick(&mut self.traffic[t].pick) {
             None => self.outcome(t, Outcome::Refused),
+            Some(p) if client.is_some_and(|c| self.policy_denies(c, p)) => {
+                self.engine
+                    .schedule_at(req.deadline, Ev::BlockedTimeout(req));
+            }
             Some(p) => {
                 let server_spec = &self.cfg.deployments[d].server;
                 match self.pods[p as usize].server.offer(server_spec, req) {
@@ -732,6 +818,111 @@ impl<'a> Sim<'a> {
             }
         }
         self.schedule_arrival(t);
+    }
+
+    /// Whether NetworkPolicy drops a new connection from pod `client` to pod
+    /// `server` on the server's port; a drop is recorded as an event
+    /// aggregated per (client workload, server workload, port).
+    fn policy_denies(&mut self, client: u32, server: u32) -> bool {
+        let Some(enforcer) = self.enforcer.as_mut() else {
+            return false;
+        };
+        let spec = &self.cfg.deployments[self.pods[server as usize].deployment as usize];
+        let (proto, port) = (spec.port.protocol, spec.port.number);
+        let Some(denial) = enforcer.check(&self.pod_infos, (client, server), proto, port) else {
+            return false;
+        };
+        let denial = denial.clone();
+        let from = &self.cfg.deployments[self.pods[client as usize].deployment as usize];
+        let key = format!(
+            "{}/{} -> {}/{} {proto}/{port}",
+            from.namespace, from.name, spec.namespace, spec.name
+        );
+        let obj = format!("pod/{}", self.pods[client as usize].name);
+        let cni = self.cfg.policy.as_ref().map_or("cni", |p| p.cni.name());
+        let message = format!("{key}: first packet dropped by {cni}: {denial}");
+        self.event_keyed("Warning", "PolicyDenied", "netpol", key, message, obj);
+        true
+    }
+
+    /// A policy change reaches the data path.
+    fn policies_programmed(&mut self, action: usize) {
+        let (Some(cfg), Some(enforcer), Action::SetPolicies { sets }) = (
+            self.cfg.policy.as_ref(),
+            self.enforcer.as_mut(),
+            &self.cfg.timeline[action].action,
+        ) else {
+            return;
+        };
+        enforcer.set_active(cfg, sets);
+        let names: Vec<&str> = sets
+            .iter()
+            .filter_map(|&i| cfg.sets.get(i))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let msg = format!(
+            "active NetworkPolicy sets now [{}], programmed into {}",
+            names.join(", "),
+            cfg.cni.name()
+        );
+        self.event(
+            "Normal",
+            "PolicyProgrammed",
+            "netpol",
+            msg,
+            "networkpolicies".into(),
+        );
+    }
+
+    /// What NetworkPolicy selectors see of a pod that just got its address.
+    fn record_pod_info(&mut self, p: u32, lease: Lease) {
+        let pod = &self.pods[p as usize];
+        let spec = &self.cfg.deployments[pod.deployment as usize];
+        let mut labels = spec.labels.clone();
+        match spec.kind {
+            WorkloadKind::Deployment => {
+                let hash = pod.name.rsplit('-').nth(1).unwrap_or_default().to_string();
+                labels.insert("pod-template-hash".into(), hash);
+            }
+            WorkloadKind::StatefulSet => {
+                labels.insert(
+                    "statefulset.kubernetes.io/pod-name".into(),
+                    pod.name.clone(),
+                );
+            }
+        }
+        let nodes: Ipv4Cidr = SYNTHETIC_NODE_CIDR.parse().unwrap_or_else(|_| {
+            Ipv4Cidr::new(std::net::Ipv4Addr::new(192, 168, 0, 0), 16).expect("valid")
+        });
+        let info = PodInfo {
+            namespace: spec.namespace.clone(),
+            name: pod.name.clone(),
+            labels,
+            ip: lease.ip,
+            host_ip: nodes.nth(u64::from(pod.node.unwrap_or(0)) + 1),
+            host_network: false,
+            ports: vec![ContainerPort {
+                name: spec.port.name.clone(),
+                port: spec.port.number,
+                protocol: spec.port.protocol,
+            }],
+        };
+        if self.pod_infos.len() <= p as usize {
+            self.pod_infos.resize(p as usize + 1, None);
+        }
+        self.pod_infos[p as usize] = Some(info);
+        if let Some(e) = self.enforcer.as_mut() {
+            e.pods_changed();
+        }
+    }
+
+    fn forget_pod_info(&mut self, p: u32) {
+        if let Some(slot) = self.pod_infos.get_mut(p as usize) {
+            *slot = None;
+        }
+        if let Some(e) = self.enforcer.as_mut() {
+            e.pods_changed();
+        }
     }
 
     fn start_service(&mut self, p: u32, req: Request) {
@@ -771,6 +962,10 @@ impl<'a> Sim<'a> {
                 self.metrics.inc(tr.counters[5]);
                 tr.counters[2]
             }
+            Outcome::Blocked => {
+                self.metrics.inc(tr.counters[6]);
+                tr.counters[2]
+            }
             Outcome::Refused => tr.counters[3],
             Outcome::Rejected => tr.counters[4],
         };
@@ -795,6 +990,20 @@ impl<'a> Sim<'a> {
         message: String,
         object: String,
     ) {
+        self.event_keyed(kind, reason, source, message.clone(), message, object);
+    }
+
+    /// Records an event aggregated under `key` rather than its message (the
+    /// first message is kept).
+    fn event_keyed(
+        &mut self,
+        kind: &'static str,
+        reason: &'static str,
+        source: &'static str,
+        key: String,
+        message: String,
+        object: String,
+    ) {
         let now = self.engine.now();
         if self.trace.enabled() {
             self.trace.record(TraceRecord {
@@ -806,7 +1015,7 @@ impl<'a> Sim<'a> {
         }
         let seq = self.events.len();
         self.events
-            .entry((reason, message.clone()))
+            .entry((reason, key))
             .and_modify(|(_, e)| {
                 e.count += 1;
                 e.last = now;
@@ -833,6 +1042,11 @@ impl<'a> Sim<'a> {
                 .filter(|s| s.is_pending())
                 .map(|&s| dep.by_state[s as usize])
                 .sum();
+            let in_flight: usize = dep
+                .live
+                .iter()
+                .map(|&p| self.pods[p as usize].server.in_flight())
+                .sum();
             let values = [
                 dep.desired,
                 pending,
@@ -840,19 +1054,11 @@ impl<'a> Sim<'a> {
                 dep.by_state[PodState::SandboxFailed as usize],
                 dep.by_state[PodState::Running as usize] + dep.by_state[PodState::Ready as usize],
                 dep.by_state[PodState::Ready as usize],
+                in_flight as u32,
             ];
             for (g, v) in dep.gauges.iter().zip(values) {
                 self.metrics.set(*g, f64::from(v));
             }
-        }
-        for t in 0..self.traffic.len() {
-            let d = self.cfg.traffic[t].deployment;
-            let q: usize = self.deps[d]
-                .live
-                .iter()
-                .map(|&p| self.pods[p as usize].server.in_flight())
-                .sum();
-            self.metrics.set(self.traffic[t].queue_gauge, q as f64);
         }
         self.metrics
             .set(self.ipam_gauges[0], self.ipam.usable() as f64);
@@ -916,18 +1122,20 @@ mod tests {
                 pod_cidr: pod_cidr.parse().unwrap(),
                 allocator: Allocator::Flat,
             },
-            deployments: vec![DeploymentSpec {
-                name: "checkout".into(),
-                replicas: 20,
-                startup: secs(5),
-                ready_after: secs(5),
-                server: ServerSpec {
+            deployments: vec![DeploymentSpec::new(
+                "checkout",
+                20,
+                secs(5),
+                secs(5),
+                ServerSpec {
                     concurrency: 2,
                     service_time: SimDuration::from_millis(400),
                     queue_limit: None,
                 },
-            }],
+            )],
             traffic: vec![TrafficSpec {
+                name: "checkout".into(),
+                from: None,
                 deployment: 0,
                 rate: 50.0,
                 timeout: secs(5),
@@ -955,6 +1163,7 @@ mod tests {
                 start: secs(120),
                 end: secs(600),
             }],
+            policy: None,
         }
     }
 
@@ -1077,6 +1286,95 @@ mod tests {
         );
     }
 
+    fn db_and_frontend(cni: crate::policy_enforcement::Cni) -> ClusterConfig {
+        use crate::netpol::parse_manifests;
+        use crate::policy_enforcement::PolicyConfig;
+        let mut cfg = config("10.0.0.0/24", 20);
+        cfg.timeline.clear();
+        let server = cfg.deployments[0].server;
+        let mut db = DeploymentSpec::new("db", 20, secs(5), secs(5), server);
+        db.namespace = "prod".into();
+        db.port.number = 5432;
+        let mut web = DeploymentSpec::new("frontend", 4, secs(5), secs(5), server);
+        web.namespace = "prod".into();
+        cfg.deployments = vec![db, web];
+        cfg.traffic = vec![TrafficSpec {
+            name: "frontend-db".into(),
+            from: Some(1),
+            deployment: 0,
+            rate: 50.0,
+            timeout: secs(6),
+        }];
+        let policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db-from-batch, namespace: prod}\n\
+                      spec:\n  podSelector: {matchLabels: {app: db}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: batch}}}]\n";
+        let m = parse_manifests(&[("p.yaml".into(), policy.into())]).unwrap();
+        cfg.policy = Some(PolicyConfig {
+            cni,
+            delay: secs(3),
+            sets: vec![("db-ingress".into(), m.cluster.policies().to_vec())],
+            active: vec![],
+            namespaces: Vec::new(),
+        });
+        cfg.timeline = vec![TimedAction {
+            at: secs(300),
+            action: Action::SetPolicies { sets: vec![0] },
+        }];
+        cfg.windows = vec![
+            WindowSpec {
+                name: "before".into(),
+                start: secs(0),
+                end: secs(300),
+            },
+            WindowSpec {
+                name: "after".into(),
+                start: secs(310),
+                end: secs(600),
+            },
+        ];
+        cfg
+    }
+
+    #[test]
+    fn an_ingress_policy_blocks_unlisted_clients_after_the_delay() {
+        let out = run(
+            &db_and_frontend(crate::policy_enforcement::Cni::Calico),
+            3,
+            &mut NullSink,
+        );
+        let (before, after) = (&out.windows[0].totals, &out.windows[1].totals);
+        assert_eq!(before.blocked, 0);
+        assert!(before.error_rate() < 0.01, "{before:?}");
+        assert_eq!(after.blocked, after.timed_out, "{after:?}");
+        assert!(after.error_rate() > 0.99, "{after:?}");
+        let ev = out
+            .events
+            .iter()
+            .find(|e| e.reason == "PolicyDenied")
+            .expect("drop event");
+        assert!(
+            ev.first >= SimTime::ZERO + secs(303),
+            "not before the policy delay: {}",
+            ev.first
+        );
+        assert!(
+            ev.message.contains("prod/frontend -> prod/db TCP/5432")
+                && ev.message.contains("db-from-batch"),
+            "{}",
+            ev.message
+        );
+    }
+
+    #[test]
+    fn flannel_warns_and_lets_everything_through() {
+        let out = run(
+            &db_and_frontend(crate::policy_enforcement::Cni::Flannel),
+            3,
+            &mut NullSink,
+        );
+        assert_eq!(out.requests[0].blocked, 0);
+        assert!(out.events.iter().any(|e| e.reason == "PolicyNotEnforced"));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
@@ -1092,7 +1390,7 @@ mod tests {
             let mut cfg = config(&format!("10.9.0.0/{prefix}"), scale_to);
             cfg.deployments[0].replicas = replicas;
             cfg.deployments[0].server.queue_limit = queue_limit;
-            cfg.traffic[0] = TrafficSpec { deployment: 0, rate, timeout: SimDuration::from_millis(timeout_ms) };
+            cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: 0, rate, timeout: SimDuration::from_millis(timeout_ms) };
             cfg.timeline[1].action = Action::SetRate { traffic: 0, rate: rate * 2.0 };
             cfg.duration = secs(180);
             let out = run(&cfg, seed, &mut NullSink);

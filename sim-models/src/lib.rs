@@ -8,9 +8,12 @@
 
 pub mod app;
 pub mod cluster;
+pub mod coredns;
 pub mod ipam;
 pub mod kubelet;
 pub mod netpol;
+pub mod policy_enforcement;
+pub mod resolver;
 pub mod scheduler;
 pub mod service;
 pub mod topology;

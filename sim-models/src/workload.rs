@@ -23,13 +23,43 @@
 //! Unit tests pin the deletion order and the naming.
 
 use crate::app::ServerSpec;
+use crate::netpol::{Labels, Protocol};
 use sim_core::SimDuration;
+
+/// The controller that owns the pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// Pods named `NAME-HASH-SUFFIX`, labelled `pod-template-hash`.
+    Deployment,
+    /// Pods named `NAME-ORDINAL`, labelled `statefulset.kubernetes.io/pod-name`;
+    /// a new pod takes the lowest free ordinal.
+    StatefulSet,
+}
+
+/// The port a workload's pods serve on (its Service's target port).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServingPort {
+    /// Container port name, which policies may use.
+    pub name: Option<String>,
+    /// Port number.
+    pub number: u16,
+    /// Protocol.
+    pub protocol: Protocol,
+}
 
 /// One Deployment as configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeploymentSpec {
     /// Name (also the name of the Service that selects its pods).
     pub name: String,
+    /// Deployment or StatefulSet.
+    pub kind: WorkloadKind,
+    /// Namespace.
+    pub namespace: String,
+    /// Pod template labels.
+    pub labels: Labels,
+    /// The port its pods serve on.
+    pub port: ServingPort,
     /// Pods wanted at the start of the run.
     pub replicas: u32,
     /// From binding to the container running (image pull, start).
@@ -38,6 +68,36 @@ pub struct DeploymentSpec {
     pub ready_after: SimDuration,
     /// How each pod serves requests.
     pub server: ServerSpec,
+}
+
+impl DeploymentSpec {
+    /// A Deployment in namespace `default`, labelled `app: NAME`, serving on
+    /// TCP port 8080 (knsim's defaults when a scenario does not say).
+    pub fn new(
+        name: &str,
+        replicas: u32,
+        startup: SimDuration,
+        ready_after: SimDuration,
+        server: ServerSpec,
+    ) -> Self {
+        DeploymentSpec {
+            name: name.to_string(),
+            kind: WorkloadKind::Deployment,
+            namespace: "default".to_string(),
+            labels: [("app".to_string(), name.to_string())]
+                .into_iter()
+                .collect(),
+            port: ServingPort {
+                name: None,
+                number: 8080,
+                protocol: Protocol::Tcp,
+            },
+            replicas,
+            startup,
+            ready_after,
+            server,
+        }
+    }
 }
 
 /// Where a pod is in its life.

@@ -2,10 +2,20 @@
 //! from any directory. The files live in the workspace's `scenarios/`.
 
 /// (name, file text) of every bundled scenario, by name.
-pub const BUNDLED: &[(&str, &str)] = &[(
-    "black_friday_cidr",
-    include_str!("../../scenarios/black_friday_cidr.yaml"),
-)];
+pub const BUNDLED: &[(&str, &str)] = &[
+    (
+        "black_friday_cidr",
+        include_str!("../../scenarios/black_friday_cidr.yaml"),
+    ),
+    (
+        "netpol_friday_ingress",
+        include_str!("../../scenarios/netpol_friday_ingress.yaml"),
+    ),
+    (
+        "netpol_label_mismatch",
+        include_str!("../../scenarios/netpol_label_mismatch.yaml"),
+    ),
+];
 
 /// The text of a bundled scenario.
 pub fn find(name: &str) -> Option<&'static str> {

@@ -44,8 +44,11 @@ use sim_core::SimDuration;
 use sim_models::app::ServerSpec;
 use sim_models::cluster::{Action, ClusterConfig, TimedAction, TrafficSpec, WindowSpec};
 use sim_models::ipam::{Allocator, IpamLayout, Ipv4Cidr};
+use sim_models::netpol::{parse_manifests, Namespace, Protocol};
+use sim_models::policy_enforcement::{Cni, PolicyConfig};
 use sim_models::topology::{spread_nodes, DEFAULT_MAX_PODS};
-use sim_models::workload::DeploymentSpec;
+use sim_models::workload::{DeploymentSpec, WorkloadKind};
+use std::collections::BTreeMap;
 
 /// A scenario file as written.
 #[derive(Debug, Deserialize)]
@@ -69,6 +72,12 @@ pub struct ScenarioFile {
     pub cluster: ClusterFile,
     /// Deployments.
     pub workloads: Vec<WorkloadFile>,
+    /// Namespaces and their labels (others are created without labels).
+    #[serde(default)]
+    pub namespaces: Vec<NamespaceFile>,
+    /// The CNI and NetworkPolicy.
+    #[serde(default)]
+    pub network: Option<NetworkFile>,
     /// Clients.
     #[serde(default)]
     pub traffic: Vec<TrafficFile>,
@@ -114,6 +123,8 @@ pub struct VariantFile {
     pub traffic: Option<Vec<TrafficFile>>,
     /// Replaces the timeline.
     pub timeline: Option<Vec<TimelineFile>>,
+    /// Replaces the network section.
+    pub network: Option<NetworkFile>,
     /// Assertions on this variant (not inherited).
     #[serde(default)]
     pub expect: Vec<ExpectFile>,
@@ -197,6 +208,69 @@ pub struct WorkloadFile {
     pub service_time: Duration,
     /// Requests that may wait per pod (default: no limit).
     pub queue_limit: Option<Count>,
+    /// `deployment` (default) or `statefulset`.
+    pub kind: Option<KindName>,
+    /// Namespace (default `default`).
+    pub namespace: Option<String>,
+    /// Pod labels (default `app: NAME`).
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Port the pods serve on (default 8080).
+    pub port: Option<u16>,
+    /// Name of that container port.
+    pub port_name: Option<String>,
+    /// `TCP` (default), `UDP` or `SCTP`.
+    pub protocol: Option<String>,
+}
+
+/// Workload controllers.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KindName {
+    /// A Deployment.
+    Deployment,
+    /// A StatefulSet.
+    Statefulset,
+}
+
+/// A namespace.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceFile {
+    /// Name.
+    pub name: String,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The CNI and the NetworkPolicy sets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkFile {
+    /// `calico`, `cilium` or `flannel`.
+    pub cni: CniName,
+    /// From a policy change to its effect in the data path (required when
+    /// the timeline changes policies).
+    pub policy_delay: Option<Duration>,
+    /// Named sets of NetworkPolicy manifests, each a YAML text (several
+    /// documents separated by `---`).
+    #[serde(default)]
+    pub policy_sets: BTreeMap<String, String>,
+    /// Sets active at T+0.
+    #[serde(default)]
+    pub active: Vec<String>,
+}
+
+/// CNI names.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CniName {
+    /// Calico.
+    Calico,
+    /// Cilium.
+    Cilium,
+    /// Flannel.
+    Flannel,
 }
 
 /// Clients of one Service.
@@ -205,6 +279,8 @@ pub struct WorkloadFile {
 pub struct TrafficFile {
     /// Name for the timeline (default: the target's name).
     pub name: Option<String>,
+    /// Workload whose pods send the requests (default: outside the cluster).
+    pub from: Option<String>,
     /// Target Service (= Deployment) name.
     pub to: String,
     /// Mean rate, Poisson.
@@ -229,6 +305,8 @@ pub struct TimelineFile {
     pub rate: Option<Rate>,
     /// Add a pod IP pool (flat IPAM).
     pub add_pod_cidr: Option<String>,
+    /// Make these NetworkPolicy sets the active ones.
+    pub policies: Option<Vec<String>>,
 }
 
 /// What to measure.
@@ -478,7 +556,12 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, InputError> {
     }
     let raw: ScenarioFile = serde_yaml_ng::from_str(text).map_err(|e| serde_error(file, &e))?;
     let pos = Positions::of(text);
-    Validator { file, pos: &pos }.scenario(raw)
+    Validator {
+        file,
+        text,
+        pos: &pos,
+    }
+    .scenario(raw)
 }
 
 /// Reads and validates a scenario file.
@@ -562,8 +645,29 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// The sections one variant is built from, each with the path it was
+/// written at (empty: the top level).
+struct Sections<'f> {
+    at: Vec<Seg>,
+    cluster: (&'f ClusterFile, Vec<Seg>),
+    workloads: (&'f [WorkloadFile], Vec<Seg>),
+    traffic: (&'f [TrafficFile], Vec<Seg>),
+    timeline: (&'f [TimelineFile], Vec<Seg>),
+    network: (Option<&'f NetworkFile>, Vec<Seg>),
+    expect: &'f [ExpectFile],
+}
+
+/// What every variant shares.
+struct Common<'f> {
+    namespaces: &'f [NamespaceFile],
+    duration: SimDuration,
+    sample_every: SimDuration,
+    windows: &'f [WindowSpec],
+}
+
 struct Validator<'a> {
     file: &'a str,
+    text: &'a str,
     pos: &'a Positions,
 }
 
@@ -597,15 +701,22 @@ impl Validator<'_> {
             name: "baseline".into(),
             description: String::new(),
         });
-        let base_path: Vec<Seg> = Vec::new();
-        let base = self.variant(
-            &base_path,
-            (label.name, label.description),
-            (&f.cluster, &f.workloads, &f.traffic, &f.timeline, &f.expect),
-            (&base_path, &base_path, &base_path, &base_path),
-            (f.duration.0, f.sample_every.0, &windows),
-        )?;
-        let mut variants = vec![base];
+        let base = Sections {
+            at: Vec::new(),
+            cluster: (&f.cluster, Vec::new()),
+            workloads: (&f.workloads, Vec::new()),
+            traffic: (&f.traffic, Vec::new()),
+            timeline: (&f.timeline, Vec::new()),
+            network: (f.network.as_ref(), Vec::new()),
+            expect: &f.expect,
+        };
+        let common = Common {
+            namespaces: &f.namespaces,
+            duration: f.duration.0,
+            sample_every: f.sample_every.0,
+            windows: &windows,
+        };
+        let mut variants = vec![self.variant(label.name, label.description, &base, &common)?];
         for (i, v) in f.variants.iter().enumerate() {
             let vp = path!["variants", i].to_vec();
             if variants.iter().any(|x| x.name == v.name) {
@@ -615,26 +726,34 @@ impl Validator<'_> {
                     "give each variant its own name",
                 ));
             }
-            let pick = |own: bool| if own { vp.clone() } else { Vec::new() };
-            let variant = self.variant(
-                &vp,
-                (v.name.clone(), v.description.clone()),
-                (
-                    v.cluster.as_ref().unwrap_or(&f.cluster),
-                    v.workloads.as_ref().unwrap_or(&f.workloads),
-                    v.traffic.as_ref().unwrap_or(&f.traffic),
-                    v.timeline.as_ref().unwrap_or(&f.timeline),
-                    &v.expect,
-                ),
-                (
-                    &pick(v.cluster.is_some()),
-                    &pick(v.workloads.is_some()),
-                    &pick(v.traffic.is_some()),
-                    &pick(v.timeline.is_some()),
-                ),
-                (f.duration.0, f.sample_every.0, &windows),
-            )?;
-            variants.push(variant);
+            fn pick<'x, T: ?Sized>(
+                own: Option<&'x T>,
+                base: &(&'x T, Vec<Seg>),
+                vp: &[Seg],
+            ) -> (&'x T, Vec<Seg>) {
+                match own {
+                    Some(x) => (x, vp.to_vec()),
+                    None => (base.0, base.1.clone()),
+                }
+            }
+            let sections = Sections {
+                at: vp.clone(),
+                cluster: pick(v.cluster.as_ref(), &base.cluster, &vp),
+                workloads: pick(v.workloads.as_deref(), &base.workloads, &vp),
+                traffic: pick(v.traffic.as_deref(), &base.traffic, &vp),
+                timeline: pick(v.timeline.as_deref(), &base.timeline, &vp),
+                network: match &v.network {
+                    Some(n) => (Some(n), vp.clone()),
+                    None => (base.network.0, Vec::new()),
+                },
+                expect: &v.expect,
+            };
+            variants.push(self.variant(
+                v.name.clone(),
+                v.description.clone(),
+                &sections,
+                &common,
+            )?);
         }
         Ok(Scenario {
             name: f.name,
@@ -684,21 +803,20 @@ impl Validator<'_> {
         Ok(out)
     }
 
-    #[allow(clippy::type_complexity)]
     fn variant(
         &self,
-        at: &[Seg],
-        (name, description): (String, String),
-        (cluster, workloads, traffic, timeline, expect): (
-            &ClusterFile,
-            &[WorkloadFile],
-            &[TrafficFile],
-            &[TimelineFile],
-            &[ExpectFile],
-        ),
-        (cp, wp, tp, lp): (&[Seg], &[Seg], &[Seg], &[Seg]),
-        (duration, sample_every, windows): (SimDuration, SimDuration, &[WindowSpec]),
+        name: String,
+        description: String,
+        sec: &Sections<'_>,
+        common: &Common<'_>,
     ) -> R<Variant> {
+        let (cluster, cp) = (sec.cluster.0, &sec.cluster.1[..]);
+        let (workloads, wp) = (sec.workloads.0, &sec.workloads.1[..]);
+        let (traffic, tp) = (sec.traffic.0, &sec.traffic.1[..]);
+        let (timeline, lp) = (sec.timeline.0, &sec.timeline.1[..]);
+        let (expect, at) = (sec.expect, &sec.at[..]);
+        let (duration, sample_every, windows) =
+            (common.duration, common.sample_every, common.windows);
         let ipam = self.ipam(&[cp, &path!["cluster", "ipam"]].concat(), &cluster.ipam)?;
         let np = [cp, &path!["cluster", "nodes"]].concat();
         if cluster.nodes.zones.is_empty() {
@@ -730,17 +848,36 @@ impl Validator<'_> {
                     "give each pod at least one worker",
                 ));
             }
-            deployments.push(DeploymentSpec {
-                name: w.name.clone(),
-                replicas: w.replicas.0,
-                startup: w.startup.0,
-                ready_after: w.ready_after.0,
-                server: ServerSpec {
-                    concurrency: w.concurrency.0,
-                    service_time: w.service_time.0,
-                    queue_limit: w.queue_limit.map(|c| c.0),
-                },
-            });
+            let server = ServerSpec {
+                concurrency: w.concurrency.0,
+                service_time: w.service_time.0,
+                queue_limit: w.queue_limit.map(|c| c.0),
+            };
+            let mut d =
+                DeploymentSpec::new(&w.name, w.replicas.0, w.startup.0, w.ready_after.0, server);
+            if let Some(KindName::Statefulset) = w.kind {
+                d.kind = WorkloadKind::StatefulSet;
+            }
+            if let Some(ns) = &w.namespace {
+                d.namespace = ns.clone();
+            }
+            if let Some(l) = &w.labels {
+                d.labels = l.clone();
+            }
+            if let Some(port) = w.port {
+                d.port.number = port;
+            }
+            d.port.name = w.port_name.clone();
+            if let Some(proto) = &w.protocol {
+                d.port.protocol = Protocol::parse(proto).ok_or_else(|| {
+                    self.err(
+                        &[&p[..], &path!["protocol"]].concat(),
+                        format!("protocol `{proto}` is not TCP, UDP or SCTP"),
+                        "protocols are upper case, as in Kubernetes: TCP, UDP, SCTP",
+                    )
+                })?;
+            }
+            deployments.push(d);
         }
         let names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
         let find = |n: &str, p: Vec<Seg>, what: &str| -> R<usize> {
@@ -770,16 +907,48 @@ impl Validator<'_> {
                 ));
             }
             traffic_names.push(tname);
+            let from = match &t.from {
+                Some(w) => Some(find(
+                    w,
+                    [&p[..], &path!["from"]].concat(),
+                    "traffic source",
+                )?),
+                None => None,
+            };
             traffic_specs.push(TrafficSpec {
+                name: traffic_names[i].clone(),
+                from,
                 deployment: d,
                 rate: t.rate.0,
                 timeout: t.timeout.0,
             });
         }
+        let policy = match sec.network.0 {
+            Some(n) => Some(self.network(&sec.network.1, n, common.namespaces)?),
+            None => None,
+        };
         let mut actions = Vec::new();
         for (i, e) in timeline.iter().enumerate() {
             let p = [lp, &path!["timeline", i]].concat();
-            actions.push(self.action(&p, e, &find, &traffic_names, &ipam, duration)?);
+            actions.push(self.action(
+                &p,
+                e,
+                &find,
+                &traffic_names,
+                &ipam,
+                duration,
+                policy.as_ref(),
+            )?);
+        }
+        let changes_policies = actions
+            .iter()
+            .any(|a| matches!(a.action, Action::SetPolicies { .. }));
+        if changes_policies && sec.network.0.is_some_and(|n| n.policy_delay.is_none()) {
+            return Err(self.err(
+                &[&sec.network.1[..], &path!["network"]].concat(),
+                "the timeline changes policies but network.policy_delay is not given",
+                "give the time from a policy change to its effect in the data path, e.g. policy_delay: 2s",
+            ));
         }
         let mut expectations = Vec::new();
         for (i, e) in expect.iter().enumerate() {
@@ -802,12 +971,79 @@ impl Validator<'_> {
             duration,
             sample_every,
             windows: windows.to_vec(),
+            policy,
         };
         Ok(Variant {
             name,
             description,
             config,
             expect: expectations,
+        })
+    }
+
+    /// The CNI and the policy sets; a manifest error is reported at its
+    /// place inside the scenario file (policy sets are `|` blocks).
+    fn network(
+        &self,
+        at: &[Seg],
+        n: &NetworkFile,
+        namespaces: &[NamespaceFile],
+    ) -> R<PolicyConfig> {
+        let cni = match n.cni {
+            CniName::Calico => Cni::Calico,
+            CniName::Cilium => Cni::Cilium,
+            CniName::Flannel => Cni::Flannel,
+        };
+        let mut sets = Vec::new();
+        for (name, text) in &n.policy_sets {
+            let key = [at, &path!["network", "policy_sets", name.as_str()]].concat();
+            let manifests =
+                parse_manifests(&[(self.file.to_string(), text.clone())]).map_err(|e| {
+                    let (line, col) = self.pos.find(&key);
+                    // A `|` block starts on the line after its key, indented.
+                    let indent = self
+                        .text
+                        .lines()
+                        .nth(line)
+                        .map_or(0, |l| l.len() - l.trim_start().len());
+                    let at = if e.line > 0 {
+                        (line + e.line, indent + e.column)
+                    } else {
+                        (line, col)
+                    };
+                    InputError::at(
+                        self.file,
+                        at,
+                        format!("policy set `{name}`: {}", e.message),
+                        e.hint,
+                    )
+                })?;
+            sets.push((name.clone(), manifests.cluster.policies().to_vec()));
+        }
+        let mut active = Vec::new();
+        for (i, a) in n.active.iter().enumerate() {
+            let Some(k) = sets.iter().position(|(name, _)| name == a) else {
+                let known: Vec<&str> = sets.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(self.err(
+                    &[at, &path!["network", "active", i]].concat(),
+                    format!("no policy set is called `{a}`"),
+                    format!("policy sets: {}", known.join(", ")),
+                ));
+            };
+            active.push(k);
+        }
+        Ok(PolicyConfig {
+            cni,
+            delay: n.policy_delay.map_or(SimDuration::ZERO, |d| d.0),
+            sets,
+            active,
+            namespaces: namespaces
+                .iter()
+                .map(|ns| Namespace {
+                    name: ns.name.clone(),
+                    labels: ns.labels.clone(),
+                })
+                .collect(),
         })
     }
 
@@ -899,16 +1135,18 @@ impl Validator<'_> {
         traffic_names: &[String],
         ipam: &IpamLayout,
         duration: SimDuration,
+        policy: Option<&PolicyConfig>,
     ) -> R<TimedAction> {
         let set = [
             e.scale.is_some(),
             e.traffic.is_some(),
             e.add_pod_cidr.is_some(),
+            e.policies.is_some(),
         ]
         .iter()
         .filter(|x| **x)
         .count();
-        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, or `add_pod_cidr`";
+        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, or `policies`";
         if set != 1 {
             let msg = if set == 0 {
                 "timeline entry has no action"
@@ -948,6 +1186,28 @@ impl Validator<'_> {
                 traffic,
                 rate: rate.0,
             }
+        } else if let Some(names) = &e.policies {
+            let pp = [p, &path!["policies"]].concat();
+            let Some(cfg) = policy else {
+                return Err(self.err(
+                    &pp,
+                    "`policies` needs a `network` section with policy_sets",
+                    "add network: {cni: calico, policy_delay: 2s, policy_sets: {...}}",
+                ));
+            };
+            let mut sets = Vec::new();
+            for n in names {
+                let Some(i) = cfg.sets.iter().position(|(name, _)| name == n) else {
+                    let known: Vec<&str> = cfg.sets.iter().map(|(n, _)| n.as_str()).collect();
+                    return Err(self.err(
+                        &pp,
+                        format!("no policy set is called `{n}`"),
+                        format!("policy sets: {}", known.join(", ")),
+                    ));
+                };
+                sets.push(i);
+            }
+            Action::SetPolicies { sets }
         } else {
             let cp = [p, &path!["add_pod_cidr"]].concat();
             let cidr = self.cidr(&cp, e.add_pod_cidr.as_deref().unwrap_or_default())?;

@@ -228,11 +228,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
         if t.error_rate() < 0.01 {
             continue;
         }
-        let Some(ti) = cfg
-            .traffic
-            .iter()
-            .position(|x| cfg.deployments[x.deployment].name == w.service)
-        else {
+        let Some(ti) = cfg.traffic.iter().position(|x| x.name == w.service) else {
             continue;
         };
         let traffic = &cfg.traffic[ti];

@@ -46,6 +46,13 @@ enum Command {
     },
     /// List the bundled scenarios.
     List,
+    /// NetworkPolicy reachability: read the manifests in DIR (NetworkPolicy,
+    /// Namespace, Pod, Deployment, StatefulSet) and print who can reach whom
+    /// on which port, explaining every denied cell.
+    Netpol {
+        /// A directory of *.yaml / *.yml manifests.
+        dir: PathBuf,
+    },
 }
 
 /// An inclusive range of seeds.
@@ -90,6 +97,16 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Netpol { dir } => match sim_models::netpol::truth_table_for_dir(&dir) {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Check { scenario } => match load_named(&scenario) {
             Ok(s) => {
                 let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
