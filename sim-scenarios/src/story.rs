@@ -77,27 +77,33 @@ fn all_ready_after_last_action(v: &Variant, out: &RunOutput, d: usize) -> Option
         .map(|(t, _)| *t)
 }
 
+/// ` from W to S` for traffic between workloads, ` to S` otherwise.
+fn route(cfg: &sim_models::cluster::ClusterConfig, t: &sim_models::cluster::TrafficSpec) -> String {
+    let to = &cfg.deployments[t.deployment].name;
+    match t.from {
+        Some(f) => format!(" from {} to {to}", cfg.deployments[f].name),
+        None if &t.name != to => format!(" to {to}"),
+        None => String::new(),
+    }
+}
+
 fn timeline(s: &mut String, v: &Variant, out: &RunOutput) {
     let cfg = &v.config;
     let mut moments: Vec<(SimTime, String)> = Vec::new();
     for d in &cfg.deployments {
         let ready = column(out, &format!("pods_ready{{deployment={}}}", d.name));
         let n = ready.map_or(0.0, |c| value_at(out, c, SimTime::ZERO));
-        moments.push((SimTime::ZERO, format!("{}: {} pods Ready", d.name, num(n))));
+        moments.push((SimTime::ZERO, format!("{}: Ready pods: {}", d.name, num(n))));
     }
     for t in &cfg.traffic {
         moments.push((
             SimTime::ZERO,
-            format!(
-                "{}: {} requests/s",
-                cfg.deployments[t.deployment].name,
-                num(t.rate)
-            ),
+            format!("{}: {} requests/s{}", t.name, num(t.rate), route(cfg, t)),
         ));
     }
     for a in &cfg.timeline {
         if let Action::SetRate { traffic, rate } = &a.action {
-            let name = &cfg.deployments[cfg.traffic[*traffic].deployment].name;
+            let name = &cfg.traffic[*traffic].name;
             moments.push((
                 SimTime::ZERO + a.at,
                 format!("{name}: traffic now {} requests/s", num(*rate)),
@@ -117,6 +123,17 @@ fn timeline(s: &mut String, v: &Variant, out: &RunOutput) {
     }
     for (d, spec) in cfg.deployments.iter().enumerate() {
         let state = &out.deployments[d];
+        let ready_col = column(out, &format!("pods_ready{{deployment={}}}", spec.name));
+        let ever_short = ready_col.is_some_and(|c| {
+            let desired = column(out, &format!("pods_desired{{deployment={}}}", spec.name));
+            out.metrics
+                .rows()
+                .iter()
+                .any(|(_, r)| desired.and_then(|dc| r.get(dc)) != r.get(c))
+        });
+        if !ever_short {
+            continue;
+        }
         match all_ready_after_last_action(v, out, d) {
             Some(t) => moments.push((
                 t,
@@ -145,14 +162,21 @@ fn timeline(s: &mut String, v: &Variant, out: &RunOutput) {
         let t = &w.totals;
         let spec = cfg.windows.iter().find(|x| x.name == w.window);
         let span = spec.map_or(String::new(), |x| format!("{}..{}", x.start, x.end));
+        let latency = if t.answered == 0 {
+            "none was answered".to_string()
+        } else {
+            format!(
+                "answered ones took p50 {}, p99 {}",
+                w.latency.quantile(0.5),
+                w.latency.quantile(0.99)
+            )
+        };
         let _ = writeln!(
             s,
-            "  {span:<17} {} in `{}`: {:.1}% of requests failed; answered ones took p50 {}, p99 {}",
+            "  {span:<17} {} in `{}`: {:.1}% of requests failed; {latency}",
             w.service,
             w.window,
-            t.error_rate() * 100.0,
-            w.latency.quantile(0.5),
-            w.latency.quantile(0.99)
+            t.error_rate() * 100.0
         );
     }
 }
@@ -228,39 +252,39 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
         if t.error_rate() < 0.01 {
             continue;
         }
-        let Some(ti) = cfg.traffic.iter().position(|x| x.name == w.service) else {
+        let Some(traffic) = cfg.traffic.iter().find(|x| x.name == w.service) else {
             continue;
         };
-        let traffic = &cfg.traffic[ti];
-        let dep = &cfg.deployments[traffic.deployment];
-        let win = cfg.windows.iter().find(|x| x.name == w.window);
-        let (Some(win), Some(ready_col)) = (
-            win,
-            column(out, &format!("pods_ready{{deployment={}}}", dep.name)),
-        ) else {
-            continue;
-        };
-        let ready = value_at(out, ready_col, SimTime::ZERO + win.end);
-        let per_pod = f64::from(dep.server.concurrency) / dep.server.service_time.as_secs_f64();
-        let capacity = ready * per_pod;
-        let offered = t.sent as f64 / (win.end.as_secs_f64() - win.start.as_secs_f64());
-        lines.push(format!(
-            "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {} offered: {:.0}% of the load. \
-             Yet {:.1}% of requests failed: queues grew until requests waited close to the client's {} timeout, and {} answers \
-             ({:.0}% of requests) came after the client had left, work wasted on nobody.",
-            w.window,
-            num(ready),
-            dep.name,
-            num(capacity.round()),
-            dep.server.concurrency,
-            dep.server.service_time,
-            num(offered.round()),
-            100.0 * capacity / offered.max(f64::MIN_POSITIVE),
-            t.error_rate() * 100.0,
-            traffic.timeout,
-            t.wasted,
-            100.0 * t.wasted as f64 / (t.sent.max(1)) as f64,
-        ));
+        let ended = (t.answered + t.errors()).max(1) as f64;
+        let share = |n: u64| 100.0 * n as f64 / ended;
+        if t.blocked > 0 {
+            let denial = out
+                .events
+                .iter()
+                .find(|e| e.reason == "PolicyDenied")
+                .map_or(String::new(), |e| format!(" ({})", e.message));
+            lines.push(format!(
+                "In `{}`, {:.1}% of {} requests failed because NetworkPolicy dropped the first packet of their connections{denial}. \
+                 A dropped SYN gets no answer, so each client retransmitted until its {} timeout and saw `dial tcp: i/o timeout`; \
+                 the network itself was up.",
+                w.window,
+                share(t.blocked),
+                w.service,
+                traffic.timeout
+            ));
+        }
+        if t.refused > 0 {
+            lines.push(format!(
+                "In `{}`, {:.1}% of {} requests were refused: the Service had no Ready endpoint.",
+                w.window,
+                share(t.refused),
+                w.service
+            ));
+        }
+        let capacity_failures = t.timed_out - t.blocked + t.rejected;
+        if capacity_failures as f64 / ended >= 0.01 {
+            lines.push(capacity_sentence(w, traffic, cfg, out, capacity_failures));
+        }
     }
     if !lines.is_empty() {
         let _ = writeln!(s, "why");
@@ -268,6 +292,49 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
             let _ = writeln!(s, "  {l}");
         }
     }
+}
+
+/// Why requests timed out at a workload short of capacity: Ready pods x
+/// workers / service time against the offered rate.
+fn capacity_sentence(
+    w: &sim_models::cluster::WindowStats,
+    traffic: &sim_models::cluster::TrafficSpec,
+    cfg: &sim_models::cluster::ClusterConfig,
+    out: &RunOutput,
+    failures: u64,
+) -> String {
+    let t = &w.totals;
+    let dep = &cfg.deployments[traffic.deployment];
+    let win = cfg.windows.iter().find(|x| x.name == w.window);
+    let ready_col = column(out, &format!("pods_ready{{deployment={}}}", dep.name));
+    let (Some(win), Some(col)) = (win, ready_col) else {
+        return format!(
+            "In `{}`, {failures} {} requests timed out or were rejected.",
+            w.window, w.service
+        );
+    };
+    let ready = value_at(out, col, SimTime::ZERO + win.end);
+    let capacity =
+        ready * f64::from(dep.server.concurrency) / dep.server.service_time.as_secs_f64();
+    let offered = t.sent as f64 / (win.end.as_secs_f64() - win.start.as_secs_f64());
+    let ended = (t.answered + t.errors()).max(1) as f64;
+    format!(
+        "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {} offered: {:.0}% of the load. \
+         {:.1}% of requests timed out or were rejected: queues grew until requests waited close to the client's {} timeout, and {} answers \
+         ({:.0}% of requests) came after the client had left, work wasted on nobody.",
+        w.window,
+        num(ready),
+        dep.name,
+        num(capacity.round()),
+        dep.server.concurrency,
+        dep.server.service_time,
+        num(offered.round()),
+        100.0 * capacity / offered.max(f64::MIN_POSITIVE),
+        100.0 * failures as f64 / ended,
+        traffic.timeout,
+        t.wasted,
+        100.0 * t.wasted as f64 / (t.sent.max(1)) as f64,
+    )
 }
 
 fn compare(s: &mut String, scenario: &Scenario, base: &SeedRun, other: &SeedRun) {

@@ -4,25 +4,38 @@
 
 use sim_scenarios::{load_named, report, run, story};
 
-#[test]
-fn black_friday_cidr_replay() {
-    let scenario = load_named("black_friday_cidr").unwrap();
-    let runs = run::run_all(&scenario, &[1], None).unwrap();
-    let text = format!(
-        "{}\n{}",
-        story::tell(&scenario, &runs),
-        report::text(&scenario, &runs)
-    );
-    assert_eq!(report::expectation_totals(&runs), (10, 10), "{text}");
-    let again = run::run_all(&scenario, &[1], Some(1)).unwrap();
-    assert_eq!(
-        text,
+/// Runs a bundled scenario twice (default threads, then one thread), checks
+/// that every expectation holds and both runs print the same bytes, and
+/// returns the text to pin.
+fn replay(name: &str) -> String {
+    let scenario = load_named(name).unwrap();
+    let tell = |runs: &[run::SeedRun]| {
         format!(
             "{}\n{}",
-            story::tell(&scenario, &again),
-            report::text(&scenario, &again)
-        ),
-        "a second run differs"
-    );
-    insta::assert_snapshot!(text);
+            story::tell(&scenario, runs),
+            report::text(&scenario, runs)
+        )
+    };
+    let runs = run::run_all(&scenario, &[1], None).unwrap();
+    let text = tell(&runs);
+    let (held, total) = report::expectation_totals(&runs);
+    assert!(total > 0 && held == total, "{text}");
+    let again = run::run_all(&scenario, &[1], Some(1)).unwrap();
+    assert_eq!(text, tell(&again), "a second run differs");
+    text
+}
+
+#[test]
+fn black_friday_cidr_replay() {
+    insta::assert_snapshot!(replay("black_friday_cidr"));
+}
+
+#[test]
+fn netpol_friday_ingress_replay() {
+    insta::assert_snapshot!(replay("netpol_friday_ingress"));
+}
+
+#[test]
+fn netpol_label_mismatch_replay() {
+    insta::assert_snapshot!(replay("netpol_label_mismatch"));
 }
