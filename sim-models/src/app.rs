@@ -54,6 +54,25 @@ pub struct Request {
     pub sent: SimTime,
     /// When the client gives up.
     pub deadline: SimTime,
+    /// An application request, or a DNS query on behalf of one.
+    pub kind: RequestKind,
+}
+
+/// What a request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    /// The application's own request.
+    App,
+    /// A DNS query of a resolver lookup (slot and generation of the lookup,
+    /// and the resolver's query number).
+    Dns {
+        /// Lookup slot.
+        lookup: u32,
+        /// Lookup generation, so a late answer never reaches a reused slot.
+        generation: u32,
+        /// The resolver's query id.
+        query: u32,
+    },
 }
 
 /// How a request ended.
@@ -73,6 +92,8 @@ pub enum Outcome {
     /// A NetworkPolicy dropped the connection's first packet; the client
     /// retransmitted its SYN until its own timeout.
     Blocked,
+    /// Name resolution failed (`getaddrinfo`: Temporary failure in name resolution).
+    LookupFailed,
 }
 
 impl fmt::Display for Outcome {
@@ -89,6 +110,7 @@ impl fmt::Display for Outcome {
             Outcome::Refused => write!(f, "dial tcp: connect: connection refused"),
             Outcome::Rejected => write!(f, "503 Service Unavailable"),
             Outcome::Blocked => write!(f, "dial tcp: i/o timeout"),
+            Outcome::LookupFailed => write!(f, "getaddrinfo: Temporary failure in name resolution"),
         }
     }
 }
@@ -208,6 +230,7 @@ mod tests {
                         source: 0,
                         sent: now,
                         deadline: SimTime::MAX,
+                        kind: RequestKind::App,
                     };
                     if srv.offer(&spec, req) == Admit::Start {
                         eng.schedule_in(exp(0.1), Ev::Done(req));
@@ -245,6 +268,7 @@ mod tests {
             source: 0,
             sent: t(0),
             deadline: t(dl),
+            kind: RequestKind::App,
         };
         assert_eq!(srv.offer(&spec, req(10)), Admit::Start);
         assert_eq!(srv.offer(&spec, req(1)), Admit::Queued);

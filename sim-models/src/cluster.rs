@@ -30,11 +30,14 @@
 //! timelines; the same seed gives identical outputs. Scenario golden files
 //! (sim-scenarios) pin whole replays.
 
-use crate::app::{completion_outcome, Admit, Outcome, Request, Server};
+use crate::app::{completion_outcome, Admit, Outcome, Request, RequestKind, Server};
 use crate::ipam::{Ipam, IpamLayout, Ipv4Cidr, Lease};
 use crate::kubelet;
 use crate::netpol::{ContainerPort, PodInfo, SYNTHETIC_NODE_CIDR};
 use crate::policy_enforcement::{Enforcer, PolicyConfig};
+use crate::resolver::{
+    Lookup, LookupOutcome, QueryId, QueryTypes, Reply, ResolvConf, ResolverAction, TimerToken,
+};
 use crate::scheduler::{self, NodeView};
 use crate::service::Endpoints;
 use crate::topology::NodeSpec;
@@ -56,6 +59,9 @@ pub struct TrafficSpec {
     pub from: Option<usize>,
     /// Index of the target Deployment (its Service has the same name).
     pub deployment: usize,
+    /// Whether each request first resolves the Service's short name through
+    /// the cluster DNS ([`ClusterConfig::dns`]), with no client-side cache.
+    pub resolve: bool,
     /// Mean request rate at the start [requests/s], Poisson arrivals.
     pub rate: f64,
     /// The client's timeout.
@@ -141,6 +147,20 @@ pub struct ClusterConfig {
     pub windows: Vec<WindowSpec>,
     /// NetworkPolicy and the CNI that enforces it; `None`: no policies.
     pub policy: Option<PolicyConfig>,
+    /// The cluster DNS; `None`: no traffic resolves names.
+    pub dns: Option<DnsConfig>,
+}
+
+/// The cluster DNS Service (kube-dns) and how pods query it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnsConfig {
+    /// The workload serving DNS (CoreDNS): its pods answer queries on its
+    /// serving port with its server model.
+    pub workload: usize,
+    /// The kube-dns ClusterIP written into every pod's resolv.conf.
+    pub service_ip: std::net::Ipv4Addr,
+    /// A only, or A and AAAA in parallel.
+    pub qtypes: QueryTypes,
 }
 
 /// Request outcomes of one traffic source.
@@ -163,12 +183,14 @@ pub struct RequestTotals {
     pub wasted: u64,
     /// Of `timed_out`: connections whose first packet a NetworkPolicy dropped.
     pub blocked: u64,
+    /// Name resolution failed before a connection was tried.
+    pub lookup_failed: u64,
 }
 
 impl RequestTotals {
     /// Requests that ended in an error the client saw.
     pub fn errors(&self) -> u64 {
-        self.timed_out + self.refused + self.rejected
+        self.timed_out + self.refused + self.rejected + self.lookup_failed
     }
     /// Errors over requests that ended (0 when none ended).
     pub fn error_rate(&self) -> f64 {
@@ -191,6 +213,7 @@ impl RequestTotals {
                 self.timed_out += 1;
                 self.blocked += 1;
             }
+            Outcome::LookupFailed => self.lookup_failed += 1,
             Outcome::Refused => self.refused += 1,
             Outcome::Rejected => self.rejected += 1,
         }
@@ -301,6 +324,26 @@ enum Ev {
     BlockedTimeout(Request),
     /// A policy change reaches the data path.
     PoliciesProgrammed(u32),
+    /// A resolver timer of a lookup fires.
+    ResolverTimer {
+        lookup: u32,
+        generation: u32,
+        token: u32,
+    },
+}
+
+/// A lookup in progress and the request waiting for it.
+struct PendingLookup {
+    generation: u32,
+    lookup: Lookup,
+    req: Request,
+    client: u32,
+    /// Query names by query id, to answer them.
+    names: Vec<std::sync::Arc<str>>,
+    timers: Vec<(TimerToken, EventId)>,
+    /// The resolver's per-query timeout: a DNS pod drops a query that
+    /// waited longer (the client stopped listening).
+    query_timeout: SimDuration,
 }
 
 struct Pod {
@@ -333,7 +376,7 @@ struct TrafficRt {
     arrivals: SimRng,
     pick: SimRng,
     totals: RequestTotals,
-    counters: [CounterId; 7],
+    counters: [CounterId; 9],
     latency: HistogramId,
 }
 
@@ -355,6 +398,11 @@ struct Sim<'a> {
     /// What NetworkPolicy needs to know of each pod with an address, by pod id.
     pod_infos: Vec<Option<PodInfo>>,
     enforcer: Option<Enforcer>,
+    /// Lookups in progress, by slot; freed slots are reused.
+    lookups: Vec<Option<PendingLookup>>,
+    free_lookups: Vec<u32>,
+    lookup_generation: u32,
+    dns_pick: SimRng,
 }
 
 /// Runs `cfg` with `seed`, sending per-event records to `trace`.
@@ -420,6 +468,8 @@ impl<'a> Sim<'a> {
                         c(&mut metrics, "rejected"),
                         c(&mut metrics, "wasted"),
                         c(&mut metrics, "blocked_by_policy"),
+                        c(&mut metrics, "lookup_failed"),
+                        c(&mut metrics, "dns_queries"),
                     ],
                     latency: metrics.histogram(&format!("request_latency{{service={name}}}")),
                 }
@@ -457,6 +507,10 @@ impl<'a> Sim<'a> {
             ipam_gauges,
             pod_infos: Vec::new(),
             enforcer: cfg.policy.as_ref().map(Enforcer::new),
+            lookups: Vec::new(),
+            free_lookups: Vec::new(),
+            lookup_generation: 0,
+            dns_pick: rng.stream("service/kube-dns"),
         }
     }
 
@@ -540,6 +594,18 @@ impl<'a> Sim<'a> {
             Ev::Completed { pod, req } => self.completed(pod, req),
             Ev::BlockedTimeout(req) => self.outcome(req.source as usize, Outcome::Blocked),
             Ev::PoliciesProgrammed(i) => self.policies_programmed(i as usize),
+            Ev::ResolverTimer {
+                lookup,
+                generation,
+                token,
+            } => {
+                let now = self.engine.now();
+                if let Some(p) = self.lookup_mut(lookup, generation) {
+                    p.timers.retain(|(t, _)| t.0 != token);
+                    let actions = p.lookup.on_timer(now, TimerToken(token));
+                    self.resolver_actions(lookup, actions);
+                }
+            }
         }
     }
 
@@ -783,7 +849,17 @@ impl<'a> Sim<'a> {
     fn arrival(&mut self, t: usize) {
         let now = self.engine.now();
         let spec = &self.cfg.traffic[t];
-        let d = spec.deployment;
+        // Requests from a workload need a Ready pod of it to send them.
+        let client = match spec.from {
+            Some(w) => match self.deps[w].endpoints.pick(&mut self.traffic[t].pick) {
+                Some(c) => Some(c),
+                None => {
+                    self.schedule_arrival(t);
+                    return;
+                }
+            },
+            None => None,
+        };
         self.traffic[t].totals.sent += 1;
         self.traffic[t].totals.in_flight += 1;
         self.metrics.inc(self.traffic[t].counters[0]);
@@ -797,11 +873,19 @@ impl<'a> Sim<'a> {
             source: t as u32,
             sent: now,
             deadline: now + spec.timeout,
+            kind: RequestKind::App,
         };
-        let client = match spec.from {
-            Some(w) => self.deps[w].endpoints.pick(&mut self.traffic[t].pick),
-            None => None,
-        };
+        match (spec.resolve, client) {
+            (true, Some(c)) => self.start_lookup(req, c),
+            _ => self.connect(req, client),
+        }
+        self.schedule_arrival(t);
+    }
+
+    /// Opens the request's connection to a Ready endpoint of its Service.
+    fn connect(&mut self, req: Request, client: Option<u32>) {
+        let t = req.source as usize;
+        let d = self.cfg.traffic[t].deployment;
         match self.deps[d].endpoints.pick(&mut self.traffic[t].pick) {
             None => self.outcome(t, Outcome::Refused),
             Some(p) if client.is_some_and(|c| self.policy_denies(c, p)) => {
@@ -817,7 +901,181 @@ impl<'a> Sim<'a> {
                 }
             }
         }
-        self.schedule_arrival(t);
+    }
+
+    /// Starts resolving the target Service's short name from pod `client`,
+    /// as glibc does with the resolv.conf the kubelet writes for the pod.
+    fn start_lookup(&mut self, req: Request, client: u32) {
+        let Some(dns) = &self.cfg.dns else {
+            self.connect(req, Some(client));
+            return;
+        };
+        let now = self.engine.now();
+        let t = req.source as usize;
+        let ns = &self.cfg.deployments[self.pods[client as usize].deployment as usize].namespace;
+        let conf = ResolvConf::kubernetes_pod(ns, std::net::IpAddr::V4(dns.service_ip), &[]);
+        let name = &self.cfg.deployments[self.cfg.traffic[t].deployment].name;
+        let Ok(lookup) = Lookup::new(&conf, name, dns.qtypes) else {
+            self.outcome(t, Outcome::LookupFailed);
+            return;
+        };
+        self.lookup_generation = self.lookup_generation.wrapping_add(1);
+        let pending = PendingLookup {
+            generation: self.lookup_generation,
+            lookup,
+            req,
+            client,
+            names: Vec::new(),
+            timers: Vec::new(),
+            query_timeout: conf.timeout,
+        };
+        let slot = match self.free_lookups.pop() {
+            Some(i) => {
+                self.lookups[i as usize] = Some(pending);
+                i
+            }
+            None => {
+                self.lookups.push(Some(pending));
+                (self.lookups.len() - 1) as u32
+            }
+        };
+        let actions = self.lookups[slot as usize]
+            .as_mut()
+            .map_or_else(Vec::new, |p| p.lookup.start(now));
+        self.resolver_actions(slot, actions);
+    }
+
+    fn lookup_mut(&mut self, slot: u32, generation: u32) -> Option<&mut PendingLookup> {
+        self.lookups
+            .get_mut(slot as usize)?
+            .as_mut()
+            .filter(|p| p.generation == generation)
+    }
+
+    /// Carries out what the resolver asks for.
+    fn resolver_actions(&mut self, slot: u32, actions: Vec<ResolverAction>) {
+        let now = self.engine.now();
+        for action in actions {
+            let Some(p) = self.lookups.get_mut(slot as usize).and_then(Option::as_mut) else {
+                return;
+            };
+            let generation = p.generation;
+            match action {
+                ResolverAction::Send { query_id, name, .. } => {
+                    let (client, t) = (p.client, p.req.source as usize);
+                    if p.names.len() <= query_id.0 as usize {
+                        p.names.resize(query_id.0 as usize + 1, name.clone());
+                    }
+                    p.names[query_id.0 as usize] = name;
+                    self.metrics.inc(self.traffic[t].counters[8]);
+                    self.send_dns_query(slot, generation, query_id, client, t);
+                }
+                ResolverAction::SetTimer { at, token } => {
+                    let id = self.engine.schedule_at(
+                        at,
+                        Ev::ResolverTimer {
+                            lookup: slot,
+                            generation,
+                            token: token.0,
+                        },
+                    );
+                    p.timers.push((token, id));
+                }
+                ResolverAction::CancelTimer { token } => {
+                    if let Some(i) = p.timers.iter().position(|(t, _)| *t == token) {
+                        let (_, id) = p.timers.swap_remove(i);
+                        self.engine.cancel(id);
+                    }
+                }
+                ResolverAction::Done(result) => {
+                    let Some(done) = self.lookups[slot as usize].take() else {
+                        return;
+                    };
+                    self.free_lookups.push(slot);
+                    for (_, id) in done.timers {
+                        self.engine.cancel(id);
+                    }
+                    let t = done.req.source as usize;
+                    match result.outcome {
+                        LookupOutcome::Answered { .. } if now < done.req.deadline => {
+                            self.connect(done.req, Some(done.client))
+                        }
+                        LookupOutcome::Answered { .. } => self.outcome(t, Outcome::TimedOut),
+                        _ => self.outcome(t, Outcome::LookupFailed),
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One DNS query from pod `client` to a kube-dns endpoint: dropped by
+    /// policy (the resolver's timer will fire), refused when kube-dns has no
+    /// endpoint, or queued at a DNS pod.
+    fn send_dns_query(
+        &mut self,
+        slot: u32,
+        generation: u32,
+        query: QueryId,
+        client: u32,
+        t: usize,
+    ) {
+        let Some(dns) = &self.cfg.dns else { return };
+        let now = self.engine.now();
+        let w = dns.workload;
+        let Some(server) = self.deps[w].endpoints.pick(&mut self.dns_pick) else {
+            if let Some(p) = self.lookup_mut(slot, generation) {
+                let actions = p.lookup.on_unreachable(now, query);
+                self.resolver_actions(slot, actions);
+            }
+            return;
+        };
+        if self.policy_denies(client, server) {
+            return;
+        }
+        let timeout = self.lookups[slot as usize]
+            .as_ref()
+            .map_or(SimDuration::ZERO, |p| p.query_timeout);
+        let req = Request {
+            source: t as u32,
+            sent: now,
+            deadline: now + timeout,
+            kind: RequestKind::Dns {
+                lookup: slot,
+                generation,
+                query: query.0,
+            },
+        };
+        let spec = &self.cfg.deployments[w].server;
+        if self.pods[server as usize].server.offer(spec, req) == Admit::Start {
+            self.start_service(server, req);
+        }
+    }
+
+    /// A DNS pod answered: the Service's own name exists, every other
+    /// candidate of the search list is NXDOMAIN.
+    fn dns_answered(&mut self, slot: u32, generation: u32, query: u32) {
+        let now = self.engine.now();
+        let t = match self.lookup_mut(slot, generation) {
+            Some(p) => p.req.source as usize,
+            None => return,
+        };
+        let target = &self.cfg.deployments[self.cfg.traffic[t].deployment];
+        let fqdn = format!("{}.{}.svc.cluster.local", target.name, target.namespace);
+        let Some(p) = self.lookup_mut(slot, generation) else {
+            return;
+        };
+        let exists = p
+            .names
+            .get(query as usize)
+            .is_some_and(|n| n.trim_end_matches('.') == fqdn);
+        let reply = if exists {
+            Reply::answer(1)
+        } else {
+            Reply::NXDOMAIN
+        };
+        let actions = p.lookup.on_reply(now, QueryId(query), reply);
+        self.resolver_actions(slot, actions);
     }
 
     /// Whether NetworkPolicy drops a new connection from pod `client` to pod
@@ -934,13 +1192,23 @@ impl<'a> Sim<'a> {
 
     fn completed(&mut self, p: u32, req: Request) {
         let now = self.engine.now();
-        self.outcome(req.source as usize, completion_outcome(&req, now));
+        match req.kind {
+            RequestKind::App => self.outcome(req.source as usize, completion_outcome(&req, now)),
+            RequestKind::Dns {
+                lookup,
+                generation,
+                query,
+            } => self.dns_answered(lookup, generation, query),
+        }
         let mut abandoned = Vec::new();
         let next = self.pods[p as usize]
             .server
             .finish(now, |r| abandoned.push(r));
         for r in abandoned {
-            self.outcome(r.source as usize, Outcome::TimedOut);
+            // An abandoned DNS query needs nothing: its resolver timer fires.
+            if r.kind == RequestKind::App {
+                self.outcome(r.source as usize, Outcome::TimedOut);
+            }
         }
         if let Some(r) = next {
             self.start_service(p, r);
@@ -966,6 +1234,7 @@ impl<'a> Sim<'a> {
                 self.metrics.inc(tr.counters[6]);
                 tr.counters[2]
             }
+            Outcome::LookupFailed => tr.counters[7],
             Outcome::Refused => tr.counters[3],
             Outcome::Rejected => tr.counters[4],
         };
@@ -1137,6 +1406,7 @@ mod tests {
                 name: "checkout".into(),
                 from: None,
                 deployment: 0,
+                resolve: false,
                 rate: 50.0,
                 timeout: secs(5),
             }],
@@ -1164,6 +1434,7 @@ mod tests {
                 end: secs(600),
             }],
             policy: None,
+            dns: None,
         }
     }
 
@@ -1302,6 +1573,7 @@ mod tests {
             name: "frontend-db".into(),
             from: Some(1),
             deployment: 0,
+            resolve: false,
             rate: 50.0,
             timeout: secs(6),
         }];
@@ -1364,6 +1636,95 @@ mod tests {
         );
     }
 
+    /// frontend resolves `db` through a CoreDNS workload before connecting.
+    fn with_dns(policy_yaml: Option<&str>) -> ClusterConfig {
+        use crate::netpol::{parse_manifests, Protocol};
+        use crate::policy_enforcement::Cni;
+        let mut cfg = db_and_frontend(Cni::Calico);
+        cfg.timeline.clear();
+        let dns_server = ServerSpec {
+            concurrency: 1,
+            service_time: SimDuration::from_micros(564),
+            queue_limit: None,
+        };
+        let mut coredns = DeploymentSpec::new("coredns", 2, secs(5), secs(5), dns_server);
+        coredns.namespace = "kube-system".into();
+        coredns.labels = [("k8s-app".to_string(), "kube-dns".to_string())]
+            .into_iter()
+            .collect();
+        coredns.port.number = 53;
+        coredns.port.protocol = Protocol::Udp;
+        cfg.deployments.push(coredns);
+        cfg.traffic[0].resolve = true;
+        cfg.traffic[0].timeout = secs(30);
+        cfg.dns = Some(DnsConfig {
+            workload: 2,
+            service_ip: "10.96.0.10".parse().unwrap(),
+            qtypes: QueryTypes::AOnly,
+        });
+        let policy = cfg.policy.as_mut().unwrap();
+        policy.sets.clear();
+        if let Some(y) = policy_yaml {
+            let m = parse_manifests(&[("p.yaml".into(), y.into())]).unwrap();
+            policy
+                .sets
+                .push(("deny".into(), m.cluster.policies().to_vec()));
+            policy.active = vec![0];
+        }
+        cfg
+    }
+
+    #[test]
+    fn lookups_resolve_in_one_query_then_connect() {
+        let out = run(&with_dns(None), 5, &mut NullSink);
+        let r = out.requests[0];
+        assert!(r.error_rate() < 0.01, "{r:?}");
+        let queries = out
+            .metrics
+            .counters()
+            .find(|(n, _)| n.starts_with("requests_dns_queries"))
+            .unwrap()
+            .1;
+        // db.prod.svc.cluster.local is the first search candidate from prod: one A query.
+        assert_eq!(queries, r.sent, "one query per request: {r:?}");
+    }
+
+    #[test]
+    fn default_deny_egress_makes_every_lookup_time_out() {
+        let deny = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny-egress, namespace: prod}\n\
+                    spec:\n  podSelector: {}\n  policyTypes: [Egress]\n";
+        let out = run(&with_dns(Some(deny)), 5, &mut NullSink);
+        let r = out.requests[0];
+        assert_eq!(r.answered, 0, "{r:?}");
+        assert_eq!(r.lookup_failed + r.in_flight, r.sent, "{r:?}");
+        let ev = out
+            .events
+            .iter()
+            .find(|e| e.reason == "PolicyDenied")
+            .expect("drops");
+        assert!(
+            ev.message
+                .contains("prod/frontend -> kube-system/coredns UDP/53"),
+            "{}",
+            ev.message
+        );
+        // glibc: the timeout ends the search walk, then the name is tried as
+        // is: 2 names x 2 attempts x 5 s = 20 s before getaddrinfo fails.
+        let first_failure = out.metrics.rows().iter().find(|(_, row)| {
+            let col = out
+                .metrics
+                .columns()
+                .iter()
+                .position(|c| c.starts_with("requests_lookup_failed"))
+                .unwrap();
+            row[col] > 0.0
+        });
+        assert!(
+            first_failure.is_some_and(|(t, _)| t.as_secs_f64() >= 20.0),
+            "{first_failure:?}"
+        );
+    }
+
     #[test]
     fn flannel_warns_and_lets_everything_through() {
         let out = run(
@@ -1390,7 +1751,7 @@ mod tests {
             let mut cfg = config(&format!("10.9.0.0/{prefix}"), scale_to);
             cfg.deployments[0].replicas = replicas;
             cfg.deployments[0].server.queue_limit = queue_limit;
-            cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: 0, rate, timeout: SimDuration::from_millis(timeout_ms) };
+            cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: 0, resolve: false, rate, timeout: SimDuration::from_millis(timeout_ms) };
             cfg.timeline[1].action = Action::SetRate { traffic: 0, rate: rate * 2.0 };
             cfg.duration = secs(180);
             let out = run(&cfg, seed, &mut NullSink);

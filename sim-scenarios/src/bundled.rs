@@ -8,6 +8,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/black_friday_cidr.yaml"),
     ),
     (
+        "netpol_blocks_dns",
+        include_str!("../../scenarios/netpol_blocks_dns.yaml"),
+    ),
+    (
         "netpol_friday_ingress",
         include_str!("../../scenarios/netpol_friday_ingress.yaml"),
     ),

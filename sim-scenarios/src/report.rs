@@ -57,7 +57,8 @@ fn show(value: f64, unit: Unit) -> String {
 }
 
 /// The headline figures of one run, in a fixed order.
-pub fn figures(run: &SeedRun) -> Vec<Figure> {
+pub fn figures(scenario: &Scenario, run: &SeedRun) -> Vec<Figure> {
+    let cfg = &scenario.variants[run.variant].config;
     let out = &run.output;
     let mut f = Vec::new();
     let mut push = |name: String, value: f64, unit: Unit| f.push(Figure { name, value, unit });
@@ -128,6 +129,20 @@ pub fn figures(run: &SeedRun) -> Vec<Figure> {
             t.refused as f64,
             Unit::Count,
         );
+        if cfg.policy.is_some() {
+            push(
+                format!("{s} in {w}: blocked by NetworkPolicy"),
+                t.blocked as f64,
+                Unit::Count,
+            );
+        }
+        if cfg.dns.is_some() {
+            push(
+                format!("{s} in {w}: name lookups failed"),
+                t.lookup_failed as f64,
+                Unit::Count,
+            );
+        }
         push(
             format!("{s} in {w}: latency p50"),
             ws.latency.quantile(0.5).as_secs_f64(),
@@ -198,7 +213,7 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> String {
 
     // Figures side by side: mean over seeds, with the spread when there are several.
     let per_variant: Vec<Vec<Vec<Figure>>> = (0..scenario.variants.len())
-        .map(|v| runs_of(runs, v).map(figures).collect())
+        .map(|v| runs_of(runs, v).map(|r| figures(scenario, r)).collect())
         .collect();
     let mut names: Vec<(String, Unit)> = Vec::new();
     for figs in per_variant.iter().flat_map(|runs| runs.first()) {
@@ -243,7 +258,7 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> String {
         for (v, variant) in scenario.variants.iter().enumerate() {
             let _ = writeln!(s, "  {}", variant.name);
             for r in runs_of(runs, v) {
-                let figs = figures(r);
+                let figs = figures(scenario, r);
                 let key: Vec<String> = figs
                     .iter()
                     .filter(|f| {
@@ -335,7 +350,7 @@ pub fn json(scenario: &Scenario, runs: &[SeedRun]) -> Value {
             let per_seed: Vec<Value> = mine
                 .iter()
                 .map(|r| {
-                    let figs: serde_json::Map<String, Value> = figures(r).into_iter().map(|f| (f.name, json!(f.value))).collect();
+                    let figs: serde_json::Map<String, Value> = figures(scenario, r).into_iter().map(|f| (f.name, json!(f.value))).collect();
                     let checks: Vec<Value> = r.checks.iter().map(|c| json!({"check": c.label, "actual": c.actual, "pass": c.pass, "text": c.text})).collect();
                     let totals: Vec<Value> = r
                         .output
@@ -356,8 +371,8 @@ pub fn json(scenario: &Scenario, runs: &[SeedRun]) -> Value {
                 .collect();
             let mut stats = serde_json::Map::new();
             if let Some(first) = mine.first() {
-                for f in figures(first) {
-                    let xs: Vec<f64> = mine.iter().filter_map(|r| figures(r).into_iter().find(|g| g.name == f.name)).map(|g| g.value).collect();
+                for f in figures(scenario, first) {
+                    let xs: Vec<f64> = mine.iter().filter_map(|r| figures(scenario, r).into_iter().find(|g| g.name == f.name)).map(|g| g.value).collect();
                     let (mean, sd, min, max) = spread(&xs);
                     stats.insert(f.name, json!({"mean": mean, "sd": sd, "min": min, "max": max}));
                 }

@@ -106,6 +106,7 @@ pub fn measure(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Opti
                 Metric::RequestsAnswered => t.answered as f64,
                 Metric::RequestsTimedOut => t.timed_out as f64,
                 Metric::RequestsRefused => t.refused as f64,
+                Metric::RequestsLookupFailed => t.lookup_failed as f64,
                 Metric::LatencyP50 => secs(ws.latency.quantile(0.5)),
                 Metric::LatencyP90 => secs(ws.latency.quantile(0.9)),
                 Metric::LatencyP99 => secs(ws.latency.quantile(0.99)),

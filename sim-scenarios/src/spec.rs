@@ -42,10 +42,11 @@ use crate::units::{Count, Duration, Rate};
 use serde::Deserialize;
 use sim_core::SimDuration;
 use sim_models::app::ServerSpec;
-use sim_models::cluster::{Action, ClusterConfig, TimedAction, TrafficSpec, WindowSpec};
+use sim_models::cluster::{Action, ClusterConfig, DnsConfig, TimedAction, TrafficSpec, WindowSpec};
 use sim_models::ipam::{Allocator, IpamLayout, Ipv4Cidr};
 use sim_models::netpol::{parse_manifests, Namespace, Protocol};
 use sim_models::policy_enforcement::{Cni, PolicyConfig};
+use sim_models::resolver::QueryTypes;
 use sim_models::topology::{spread_nodes, DEFAULT_MAX_PODS};
 use sim_models::workload::{DeploymentSpec, WorkloadKind};
 use std::collections::BTreeMap;
@@ -78,6 +79,9 @@ pub struct ScenarioFile {
     /// The CNI and NetworkPolicy.
     #[serde(default)]
     pub network: Option<NetworkFile>,
+    /// The cluster DNS.
+    #[serde(default)]
+    pub dns: Option<DnsFile>,
     /// Clients.
     #[serde(default)]
     pub traffic: Vec<TrafficFile>,
@@ -261,6 +265,18 @@ pub struct NetworkFile {
     pub active: Vec<String>,
 }
 
+/// The cluster DNS Service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsFile {
+    /// The workload serving DNS (e.g. coredns in kube-system, port 53 UDP).
+    pub workload: String,
+    /// kube-dns ClusterIP (default 10.96.0.10, kubeadm's).
+    pub service_ip: Option<std::net::Ipv4Addr>,
+    /// `A` (default) or `A+AAAA` (both in parallel on one socket, glibc's default for AF_UNSPEC).
+    pub queries: Option<String>,
+}
+
 /// CNI names.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -281,6 +297,10 @@ pub struct TrafficFile {
     pub name: Option<String>,
     /// Workload whose pods send the requests (default: outside the cluster).
     pub from: Option<String>,
+    /// Resolve the target's name through the cluster DNS before each
+    /// request (no client cache); needs `from` and a `dns` section.
+    #[serde(default)]
+    pub resolve: bool,
     /// Target Service (= Deployment) name.
     pub to: String,
     /// Mean rate, Poisson.
@@ -358,6 +378,8 @@ pub enum Metric {
     RequestsTimedOut,
     /// Requests refused (no endpoint) in a window (`service`).
     RequestsRefused,
+    /// Requests whose name lookup failed in a window (`service`).
+    RequestsLookupFailed,
     /// Median latency of answered requests in a window (`service`).
     LatencyP50,
     /// 90th percentile latency (`service`).
@@ -408,6 +430,7 @@ impl Metric {
             Metric::RequestsAnswered => "requests_answered",
             Metric::RequestsTimedOut => "requests_timed_out",
             Metric::RequestsRefused => "requests_refused",
+            Metric::RequestsLookupFailed => "requests_lookup_failed",
             Metric::LatencyP50 => "latency_p50",
             Metric::LatencyP90 => "latency_p90",
             Metric::LatencyP99 => "latency_p99",
@@ -660,6 +683,7 @@ struct Sections<'f> {
 /// What every variant shares.
 struct Common<'f> {
     namespaces: &'f [NamespaceFile],
+    dns: Option<&'f DnsFile>,
     duration: SimDuration,
     sample_every: SimDuration,
     windows: &'f [WindowSpec],
@@ -712,6 +736,7 @@ impl Validator<'_> {
         };
         let common = Common {
             namespaces: &f.namespaces,
+            dns: f.dns.as_ref(),
             duration: f.duration.0,
             sample_every: f.sample_every.0,
             windows: &windows,
@@ -915,8 +940,16 @@ impl Validator<'_> {
                 )?),
                 None => None,
             };
+            if t.resolve && (from.is_none() || common.dns.is_none()) {
+                return Err(self.err(
+                    &[&p[..], &path!["resolve"]].concat(),
+                    "`resolve: true` needs `from` (the pods that resolve) and a top-level `dns` section",
+                    "add from: WORKLOAD and dns: {workload: coredns}",
+                ));
+            }
             traffic_specs.push(TrafficSpec {
                 name: traffic_names[i].clone(),
+                resolve: t.resolve,
                 from,
                 deployment: d,
                 rate: t.rate.0,
@@ -962,6 +995,10 @@ impl Validator<'_> {
                 duration,
             )?);
         }
+        let dns = match common.dns {
+            Some(d) => Some(self.dns(d, &names)?),
+            None => None,
+        };
         let config = ClusterConfig {
             nodes,
             ipam,
@@ -972,6 +1009,7 @@ impl Validator<'_> {
             sample_every,
             windows: windows.to_vec(),
             policy,
+            dns,
         };
         Ok(Variant {
             name,
@@ -1044,6 +1082,34 @@ impl Validator<'_> {
                     labels: ns.labels.clone(),
                 })
                 .collect(),
+        })
+    }
+
+    fn dns(&self, d: &DnsFile, workloads: &[&str]) -> R<DnsConfig> {
+        let Some(workload) = workloads.iter().position(|w| *w == d.workload) else {
+            return Err(self.err(
+                &path!["dns", "workload"],
+                format!("`{}` is not a workload of this scenario", d.workload),
+                format!("workloads: {}", workloads.join(", ")),
+            ));
+        };
+        let qtypes = match d.queries.as_deref() {
+            None | Some("A") => QueryTypes::AOnly,
+            Some("A+AAAA") => QueryTypes::AAndAaaa,
+            Some(other) => {
+                return Err(self.err(
+                    &path!["dns", "queries"],
+                    format!("`{other}` is not a query set"),
+                    "write A or A+AAAA",
+                ));
+            }
+        };
+        Ok(DnsConfig {
+            workload,
+            service_ip: d
+                .service_ip
+                .unwrap_or(std::net::Ipv4Addr::new(10, 96, 0, 10)),
+            qtypes,
         })
     }
 

@@ -273,6 +273,23 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
                 traffic.timeout
             ));
         }
+        if t.lookup_failed > 0 {
+            let dropped_dns = out
+                .events
+                .iter()
+                .find(|e| e.reason == "PolicyDenied" && e.message.contains("UDP/53"))
+                .map_or(String::new(), |e| {
+                    format!(" Their DNS queries were dropped: {}.", e.message)
+                });
+            lines.push(format!(
+                "In `{}`, {:.1}% of {} requests failed before connecting: getaddrinfo returned \"Temporary failure in name resolution\".{dropped_dns} \
+                 With the kubelet's resolv.conf (ndots 5, timeout 5 s, attempts 2) glibc waits out each query, gives up the search list at the first \
+                 timeout and tries the name as is, so every lookup took tens of seconds to fail while the pods' network was up.",
+                w.window,
+                share(t.lookup_failed),
+                w.service
+            ));
+        }
         if t.refused > 0 {
             lines.push(format!(
                 "In `{}`, {:.1}% of {} requests were refused: the Service had no Ready endpoint.",

@@ -31,6 +31,11 @@ fn black_friday_cidr_replay() {
 }
 
 #[test]
+fn netpol_blocks_dns_replay() {
+    insta::assert_snapshot!(replay("netpol_blocks_dns"));
+}
+
+#[test]
 fn netpol_friday_ingress_replay() {
     insta::assert_snapshot!(replay("netpol_friday_ingress"));
 }
