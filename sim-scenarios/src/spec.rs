@@ -260,6 +260,10 @@ pub struct NetworkFile {
     /// documents separated by `---`).
     #[serde(default)]
     pub policy_sets: BTreeMap<String, String>,
+    /// Named sets read from manifest files (paths relative to the scenario
+    /// file), as users keep them beside their workloads.
+    #[serde(default)]
+    pub policy_files: BTreeMap<String, String>,
     /// Sets active at T+0.
     #[serde(default)]
     pub active: Vec<String>,
@@ -1056,6 +1060,35 @@ impl Validator<'_> {
                         e.hint,
                     )
                 })?;
+            sets.push((name.clone(), manifests.cluster.policies().to_vec()));
+        }
+        for (name, rel) in &n.policy_files {
+            let key = [at, &path!["network", "policy_files", name.as_str()]].concat();
+            if n.policy_sets.contains_key(name) {
+                return Err(self.err(
+                    &key,
+                    format!("policy set `{name}` is defined inline and as a file"),
+                    "give the two sets different names",
+                ));
+            }
+            let dir = std::path::Path::new(self.file)
+                .parent()
+                .unwrap_or(std::path::Path::new("."));
+            let path = dir.join(rel);
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                self.err(
+                    &key,
+                    format!("cannot read {shown}: {e}"),
+                    "paths are relative to the scenario file",
+                )
+            })?;
+            let manifests = parse_manifests(&[(shown.clone(), text)]).map_err(|e| InputError {
+                file: e.file.clone(),
+                at: (e.line > 0).then_some((e.line, e.column)),
+                message: format!("policy set `{name}`: {}", e.message),
+                hint: e.hint.clone(),
+            })?;
             sets.push((name.clone(), manifests.cluster.policies().to_vec()));
         }
         let mut active = Vec::new();

@@ -284,3 +284,77 @@ fn failing_expectations_exit_1() {
         "{report}"
     );
 }
+
+#[test]
+fn netpol_truth_table_for_a_directory() {
+    let out = knsim(&["netpol", &data("netpol")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("prod/frontend-0 -> prod/db-0 TCP/5432: denied"),
+        "{text}"
+    );
+    assert!(
+        text.contains("isolated for ingress by policy [db-allow-reporting]"),
+        "{text}"
+    );
+    // A misspelt field in a policy: located error, exit 2.
+    let dir = scratch("netpol-bad");
+    let bad = std::fs::read_to_string(Path::new(&data("netpol")).join("policies.yaml"))
+        .unwrap()
+        .replace("  ingress:\n", "  ingres:\n");
+    std::fs::write(dir.join("p.yaml"), bad).unwrap();
+    let out = knsim(&["netpol", dir.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("p.yaml:33:3: error:") && err.contains("hint:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn policy_sets_can_come_from_manifest_files() {
+    let dir = scratch("policy-files");
+    std::fs::create_dir_all(dir.join("manifests")).unwrap();
+    std::fs::copy(
+        Path::new(&data("netpol")).join("policies.yaml"),
+        dir.join("manifests/db.yaml"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/netpol_friday_ingress.yaml"),
+    )
+    .unwrap();
+    let start = text.find("  policy_sets:").unwrap();
+    let end = text.find("\nworkloads:").unwrap();
+    let edited = format!(
+        "{}  policy_files:\n    db-allow-reporting: manifests/db.yaml\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    let edited = edited.replace("planned-set\n    description: the policy lists every client of the database, applied as one change\n    timeline:\n      - {at: 30m, policies: [db-allow-all-clients]}", "planned-set\n    description: unused here");
+    let file = dir.join("s.yaml");
+    std::fs::write(&file, edited).unwrap();
+    let out = knsim(&["check", file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(dir.join("manifests/db.yaml")).unwrap();
+    let out = knsim(&["check", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("cannot read")
+            && err.contains("hint: paths are relative to the scenario file"),
+        "{err}"
+    );
+}
