@@ -684,6 +684,16 @@ struct Sections<'f> {
     expect: &'f [ExpectFile],
 }
 
+/// What a timeline entry may refer to.
+#[derive(Clone, Copy)]
+struct ActionRefs<'a> {
+    find: &'a FindWorkload<'a>,
+    traffic_names: &'a [String],
+    ipam: &'a IpamLayout,
+    duration: SimDuration,
+    policy: Option<&'a PolicyConfig>,
+}
+
 /// What every variant shares.
 struct Common<'f> {
     namespaces: &'f [NamespaceFile],
@@ -967,15 +977,14 @@ impl Validator<'_> {
         let mut actions = Vec::new();
         for (i, e) in timeline.iter().enumerate() {
             let p = [lp, &path!["timeline", i]].concat();
-            actions.push(self.action(
-                &p,
-                e,
-                &find,
-                &traffic_names,
-                &ipam,
+            let refs = ActionRefs {
+                find: &find,
+                traffic_names: &traffic_names,
+                ipam: &ipam,
                 duration,
-                policy.as_ref(),
-            )?);
+                policy: policy.as_ref(),
+            };
+            actions.push(self.action(&p, e, &refs)?);
         }
         let changes_policies = actions
             .iter()
@@ -1226,16 +1235,14 @@ impl Validator<'_> {
         }
     }
 
-    fn action(
-        &self,
-        p: &[Seg],
-        e: &TimelineFile,
-        find: &FindWorkload,
-        traffic_names: &[String],
-        ipam: &IpamLayout,
-        duration: SimDuration,
-        policy: Option<&PolicyConfig>,
-    ) -> R<TimedAction> {
+    fn action(&self, p: &[Seg], e: &TimelineFile, refs: &ActionRefs<'_>) -> R<TimedAction> {
+        let ActionRefs {
+            find,
+            traffic_names,
+            ipam,
+            duration,
+            policy,
+        } = *refs;
         let set = [
             e.scale.is_some(),
             e.traffic.is_some(),
