@@ -370,6 +370,17 @@ struct DeploymentRt {
     service_time_rng: SimRng,
 }
 
+/// Indices of a traffic source's counters (registered in this order).
+const SENT: usize = 0;
+const ANSWERED: usize = 1;
+const TIMED_OUT: usize = 2;
+const REFUSED: usize = 3;
+const REJECTED: usize = 4;
+const WASTED: usize = 5;
+const BLOCKED: usize = 6;
+const LOOKUP_FAILED: usize = 7;
+const DNS_QUERIES: usize = 8;
+
 struct TrafficRt {
     rate: f64,
     next: Option<EventId>,
@@ -862,7 +873,7 @@ impl<'a> Sim<'a> {
         };
         self.traffic[t].totals.sent += 1;
         self.traffic[t].totals.in_flight += 1;
-        self.metrics.inc(self.traffic[t].counters[0]);
+        self.metrics.inc(self.traffic[t].counters[SENT]);
         let cfg = self.cfg;
         for (i, w) in cfg.windows.iter().enumerate() {
             if w.contains(now) {
@@ -967,7 +978,7 @@ impl<'a> Sim<'a> {
                         p.names.resize(query_id.0 as usize + 1, name.clone());
                     }
                     p.names[query_id.0 as usize] = name;
-                    self.metrics.inc(self.traffic[t].counters[8]);
+                    self.metrics.inc(self.traffic[t].counters[DNS_QUERIES]);
                     self.send_dns_query(slot, generation, query_id, client, t);
                 }
                 ResolverAction::SetTimer { at, token } => {
@@ -1223,20 +1234,20 @@ impl<'a> Sim<'a> {
         let counter = match o {
             Outcome::Answered(d) => {
                 self.metrics.record(tr.latency, d);
-                tr.counters[1]
+                tr.counters[ANSWERED]
             }
-            Outcome::TimedOut => tr.counters[2],
+            Outcome::TimedOut => tr.counters[TIMED_OUT],
             Outcome::AnsweredLate => {
-                self.metrics.inc(tr.counters[5]);
-                tr.counters[2]
+                self.metrics.inc(tr.counters[WASTED]);
+                tr.counters[TIMED_OUT]
             }
             Outcome::Blocked => {
-                self.metrics.inc(tr.counters[6]);
-                tr.counters[2]
+                self.metrics.inc(tr.counters[BLOCKED]);
+                tr.counters[TIMED_OUT]
             }
-            Outcome::LookupFailed => tr.counters[7],
-            Outcome::Refused => tr.counters[3],
-            Outcome::Rejected => tr.counters[4],
+            Outcome::LookupFailed => tr.counters[LOOKUP_FAILED],
+            Outcome::Refused => tr.counters[REFUSED],
+            Outcome::Rejected => tr.counters[REJECTED],
         };
         self.metrics.inc(counter);
         let cfg = self.cfg;
