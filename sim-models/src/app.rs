@@ -37,7 +37,7 @@ use std::fmt;
 /// How one pod serves requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerSpec {
-    /// Requests served at once [requests].
+    /// Requests served at once \[requests\].
     pub concurrency: u32,
     /// Mean service time of one request (exponential).
     pub service_time: SimDuration,

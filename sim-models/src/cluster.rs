@@ -62,7 +62,7 @@ pub struct TrafficSpec {
     /// Whether each request first resolves the Service's short name through
     /// the cluster DNS ([`ClusterConfig::dns`]), with no client-side cache.
     pub resolve: bool,
-    /// Mean request rate at the start [requests/s], Poisson arrivals.
+    /// Mean request rate at the start \[requests/s\], Poisson arrivals.
     pub rate: f64,
     /// The client's timeout.
     pub timeout: SimDuration,
@@ -78,7 +78,7 @@ pub enum Action {
         /// New replica count.
         replicas: u32,
     },
-    /// The request rate of one traffic source changes [requests/s].
+    /// The request rate of one traffic source changes \[requests/s\].
     SetRate {
         /// Traffic source index.
         traffic: usize,
@@ -1375,7 +1375,7 @@ impl<'a> Sim<'a> {
     }
 }
 
-/// An exponential variate with the given mean [s].
+/// An exponential variate with the given mean \[s\].
 fn exponential(rng: &mut SimRng, mean_s: f64) -> SimDuration {
     let u: f64 = rng.random();
     SimDuration::from_secs_f64(-mean_s * (1.0 - u).ln())

@@ -108,40 +108,40 @@ use sim_core::{RngStreams, SimDuration, SimRng, SimTime};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 
-/// CPU of the calibration runs [millicores] (both vCPUs of an n1-standard-2 pegged).
+/// CPU of the calibration runs \[millicores\] (both vCPUs of an n1-standard-2 pegged).
 pub const CALIBRATION_MILLICORES: u32 = 1900;
 /// Internal-name queries/s one CoreDNS served at [`CALIBRATION_MILLICORES`].
 pub const CALIBRATION_INTERNAL_QPS: f64 = 33_669.0;
-/// Mean latency of those queries [ms].
+/// Mean latency of those queries \[ms\].
 pub const CALIBRATION_INTERNAL_LATENCY_MS: f64 = 2.608;
 /// External-name client lookups/s at [`CALIBRATION_MILLICORES`] (5 server queries each).
 pub const CALIBRATION_EXTERNAL_CLIENT_QPS: f64 = 6_733.0;
-/// Mean latency of one external lookup [ms].
+/// Mean latency of one external lookup \[ms\].
 pub const CALIBRATION_EXTERNAL_LATENCY_MS: f64 = 12.02;
 /// Server-side queries/s in the external run.
 pub const CALIBRATION_EXTERNAL_SERVER_QPS: f64 = 33_667.0;
-/// Server-side latency per query in the external run [ms].
+/// Server-side latency per query in the external run \[ms\].
 pub const CALIBRATION_EXTERNAL_SERVER_LATENCY_MS: f64 = 2.404;
 /// CPU work of one query at one full core: 1.9 core-s / 33,669 queries.
 pub const CPU_PER_QUERY: SimDuration = SimDuration::from_nanos(56_432);
-/// The knee the seed story claims for CoreDNS at its default 100m [QPS].
+/// The knee the seed story claims for CoreDNS at its default 100m \[QPS\].
 pub const SEED_KNEE_QPS: f64 = 500.0;
 
 const MIB: u64 = 1 << 20;
-/// The sizing formula's constant [MiB]: `(pods + services) / 1000 + 54`.
+/// The sizing formula's constant \[MiB\]: `(pods + services) / 1000 + 54`.
 pub const FORMULA_BASE_MIB: u64 = 54;
-/// Of which a full cache of [`FORMULA_CACHE_ENTRIES`] entries [MiB].
+/// Of which a full cache of [`FORMULA_CACHE_ENTRIES`] entries \[MiB\].
 pub const FORMULA_CACHE_MIB: u64 = 30;
 /// Entries of the "completely filled" cache the formula includes.
 pub const FORMULA_CACHE_ENTRIES: u64 = 10_000;
-/// Memory per query in the pod [bytes]: 2 KB (forward README) x 2 (GOGC=100).
+/// Memory per query in the pod \[bytes\]: 2 KB (forward README) x 2 (GOGC=100).
 pub const DEFAULT_MEMORY_PER_IN_FLIGHT: u64 = 4 * 1024;
-/// Memory limit of the kubeadm CoreDNS Deployment [bytes].
+/// Memory limit of the kubeadm CoreDNS Deployment \[bytes\].
 pub const DEFAULT_MEMORY_LIMIT: u64 = 170 * MIB;
 /// Entries in each of the cache plugin's two caches (10,000 rounded to 256 shards).
 pub const DEFAULT_CACHE_CAPACITY: u32 = 9_984;
 
-/// `MB = (pods + services) / 1000 + 54`, the published sizing formula [MiB].
+/// `MB = (pods + services) / 1000 + 54`, the published sizing formula \[MiB\].
 pub fn published_memory_mib(pods_plus_services: u64) -> f64 {
     pods_plus_services as f64 / 1000.0 + FORMULA_BASE_MIB as f64
 }
@@ -173,15 +173,15 @@ impl Default for UpstreamSpec {
 /// One CoreDNS container's resources and Corefile settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CoreDnsSpec {
-    /// CPU the pod gets [millicores].
+    /// CPU the pod gets \[millicores\].
     pub cpu_millicores: u32,
     /// CPU work of one query at one full core (1000m).
     pub cpu_per_query: SimDuration,
-    /// Container memory limit [bytes].
+    /// Container memory limit \[bytes\].
     pub memory_limit: u64,
     /// Pods plus Services in the cluster.
     pub cluster_objects: u64,
-    /// Memory per query inside the pod [bytes].
+    /// Memory per query inside the pod \[bytes\].
     pub memory_per_in_flight: u64,
     /// Entries in each cache (success, denial); 0 disables caching.
     pub cache_capacity: u32,
@@ -254,11 +254,11 @@ pub enum CoreDnsSpecError {
     /// The container cannot even start.
     #[error("CoreDNS needs {need_mib:.1} MiB at start for {objects} pods+services (24 MiB + 1 MiB per 1,000), above its {limit_mib:.1} MiB limit: it would be OOMKilled at once")]
     TooSmall {
-        /// Memory at start [MiB].
+        /// Memory at start \[MiB\].
         need_mib: f64,
         /// Pods plus Services.
         objects: u64,
-        /// The limit [MiB].
+        /// The limit \[MiB\].
         limit_mib: f64,
     },
 }
@@ -316,7 +316,7 @@ impl CoreDnsSpec {
         1.0 / self.mean_service_time().as_secs_f64()
     }
 
-    /// Memory of a fresh container: fixed part plus the cluster's objects [bytes].
+    /// Memory of a fresh container: fixed part plus the cluster's objects \[bytes\].
     pub fn startup_memory(&self) -> u64 {
         ((FORMULA_BASE_MIB - FORMULA_CACHE_MIB) * MIB)
             .saturating_add(self.cluster_objects.saturating_mul(MIB) / 1000)
@@ -438,7 +438,7 @@ pub enum CoreDnsAction {
     },
     /// The container was OOM-killed now.
     OomKilled {
-        /// Memory at the kill [bytes].
+        /// Memory at the kill \[bytes\].
         memory: u64,
         /// When the kubelet restarts it.
         restart_at: SimTime,
@@ -470,7 +470,7 @@ pub struct CoreDnsStats {
     pub oom_kills: u32,
     /// Most queries inside the pod at once.
     pub peak_in_flight: u64,
-    /// Highest memory [bytes].
+    /// Highest memory \[bytes\].
     pub peak_memory: u64,
 }
 
@@ -652,7 +652,7 @@ impl CoreDns {
         self.success.len() + self.denial.len()
     }
 
-    /// Current memory use [bytes] (see the module doc for the terms).
+    /// Current memory use \[bytes\] (see the module doc for the terms).
     pub fn memory_bytes(&self) -> u64 {
         let cache = self.cache_entries() as u64 * FORMULA_CACHE_MIB * MIB / FORMULA_CACHE_ENTRIES;
         let queries = (self.in_flight.len() as u64).saturating_mul(self.spec.memory_per_in_flight);

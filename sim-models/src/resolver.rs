@@ -132,7 +132,7 @@ pub const KUBERNETES_NDOTS: u8 = 5;
 pub const MAX_NAMESERVERS: usize = 3;
 /// Largest `ndots` glibc accepts (`RES_MAXNDOTS`).
 pub const MAX_NDOTS: u8 = 15;
-/// Largest `timeout` glibc accepts (`RES_MAXRETRANS`) [s].
+/// Largest `timeout` glibc accepts (`RES_MAXRETRANS`) \[s\].
 pub const MAX_TIMEOUT_SECS: u64 = 30;
 /// Largest `attempts` glibc accepts (`RES_MAXRETRY`).
 pub const MAX_ATTEMPTS: u8 = 5;

@@ -25,7 +25,7 @@ use sim_core::SimRng;
 #[derive(Clone, Debug, Default)]
 pub struct Endpoints {
     ready: Vec<u32>,
-    /// `position[pod]`: index of the pod in `ready`, if it is there.
+    /// `position\[pod\]`: index of the pod in `ready`, if it is there.
     position: Vec<Option<u32>>,
 }
 

@@ -31,7 +31,7 @@
 //! variants:
 //!   - name: fix
 //!     description: a /22
-//!     cluster: {nodes: {count: 8, zones: [a]}, ipam: {mode: flat, pod_cidr: 10.0.0.0/22}}
+//!     cluster: {nodes: {count: 8, zones: \[a\]}, ipam: {mode: flat, pod_cidr: 10.0.0.0/22}}
 //!     expect: [{metric: pods_pending, workload: checkout, at: 1h, equals: 0}]
 //! ```
 
@@ -412,7 +412,7 @@ impl Metric {
     pub fn needs_workload(self) -> bool {
         self.is_gauge() && !matches!(self, Metric::IpamAllocated | Metric::IpamUsable)
     }
-    /// Whether the metric is a latency [s].
+    /// Whether the metric is a latency \[s\].
     pub fn is_latency(self) -> bool {
         matches!(
             self,

@@ -107,7 +107,7 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
-/// A mean request rate [requests/s].
+/// A mean request rate \[requests/s\].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rate(pub f64);
 

@@ -109,7 +109,7 @@ fn all_pods() -> Vec<String> {
         .collect()
 }
 
-/// Policies (or `policy dir[i]` rules) that decided a verdict: the admitting
+/// Policies (or `policy dir\[i\]` rules) that decided a verdict: the admitting
 /// rules if allowed, the isolating policies of the denying sides if denied.
 fn deciders(v: &Verdict) -> Vec<String> {
     let mut out = Vec::new();

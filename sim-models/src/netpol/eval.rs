@@ -28,7 +28,7 @@ pub struct Flow {
     pub port: u16,
 }
 
-/// A rule that admitted a connection: `<policy> ingress[i]` / `egress[i]`.
+/// A rule that admitted a connection: `<policy> ingress\[i\]` / `egress\[i\]`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RuleRef {
     /// Policy name (in the namespace of the pod it isolates).
