@@ -15,7 +15,14 @@
 //! story began); the rest go through the normal Pending path.
 //!
 //! Request-level: the cost per request is O(1) in the number of pods, nodes
-//! and Services.
+//! and Services; NetworkPolicy verdicts are cached per pod pair.
+//!
+//! Limitations: each request is a new connection (no keep-alive), so a
+//! policy change acts on every request after it reaches the data path;
+//! requests from outside the cluster (`from` unset) are not checked against
+//! NetworkPolicy (`ipBlock` ingress rules are exercised by `netpol`'s own
+//! tests, not by the cluster run); the DNS workload answers with the generic
+//! server model, not yet with [`crate::coredns`].
 //!
 //! ## What it emits
 //! A [`RunOutput`]: the sampled time series (pod counts by state, IPAM use,
