@@ -66,15 +66,15 @@ impl<E> Engine<E> {
 
     /// Pops the next event due at or before `end` and advances the clock to
     /// it. Returns `None` (and sets the clock to `end`) when none is due.
+    /// One pass over the queue ([`EventQueue::pop_due`]), not a peek then a pop.
     pub fn next_until(&mut self, end: SimTime) -> Option<E> {
-        match self.queue.peek_time() {
-            Some(t) if t <= end => {
-                let (t, ev) = self.queue.pop()?;
+        match self.queue.pop_due(end) {
+            Some((t, ev)) => {
                 self.now = t;
                 self.fired += 1;
                 Some(ev)
             }
-            _ => {
+            None => {
                 self.now = self.now.max(end);
                 None
             }
