@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod cluster;
+pub mod conntrack;
 pub mod coredns;
 pub mod ipam;
 pub mod kubelet;
