@@ -796,7 +796,7 @@ mod tests {
                     Op::SetState(i, s) if !ids.is_empty() => { t.set_state(now, ids[i % ids.len()], state_of(s)); }
                     Op::Touch(i) if !ids.is_empty() => { t.touch(now, ids[i % ids.len()]); }
                     Op::Delete(i) if !ids.is_empty() => { t.delete(now, ids[i % ids.len()]); }
-                    Op::Wait(s) => now = now + SimDuration::from_secs(u64::from(s)),
+                    Op::Wait(s) => now += SimDuration::from_secs(u64::from(s)),
                     _ => {}
                 }
                 let live = t.live(now);
