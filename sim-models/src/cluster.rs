@@ -7,8 +7,10 @@
 //! ([`crate::ipam`], [`crate::kubelet`]); Ready pods become endpoints of
 //! their Service ([`crate::service`]); Poisson clients send requests that
 //! queue at the pods' servers ([`crate::app`]). A timeline of actions (scale
-//! a Deployment, change a request rate, add an IP pool) runs on the same
-//! clock and acts on whatever is in flight.
+//! a Deployment, change a request rate, add an IP pool, change the active
+//! NetworkPolicies, stop or restart the CNI daemon on nodes, which drives
+//! [`crate::node_lifecycle`]) runs on the same clock and acts on whatever is
+//! in flight.
 //!
 //! The run starts in steady state: the initial replicas that find a node and
 //! an address are Running and Ready at T+0 (the cluster existed before the
@@ -41,6 +43,7 @@ use crate::app::{completion_outcome, Admit, Outcome, Request, RequestKind, Serve
 use crate::ipam::{Ipam, IpamLayout, Ipv4Cidr, Lease};
 use crate::kubelet;
 use crate::netpol::{ContainerPort, PodInfo, SYNTHETIC_NODE_CIDR};
+use crate::node_lifecycle;
 use crate::policy_enforcement::{Enforcer, PolicyConfig};
 use crate::resolver::{
     Lookup, LookupOutcome, QueryId, QueryTypes, Reply, ResolvConf, ResolverAction, TimerToken,
@@ -102,6 +105,17 @@ pub enum Action {
     SetPolicies {
         /// Sets active from now on.
         sets: Vec<usize>,
+    },
+    /// The CNI daemon on these nodes stops running (a crash, a bad rollout):
+    /// [`crate::node_lifecycle`] says what follows.
+    CniDown {
+        /// Node indices.
+        nodes: Vec<usize>,
+    },
+    /// The CNI daemon on these nodes runs again.
+    CniUp {
+        /// Node indices.
+        nodes: Vec<usize>,
     },
 }
 
@@ -331,6 +345,11 @@ enum Ev {
     BlockedTimeout(Request),
     /// A policy change reaches the data path.
     PoliciesProgrammed(u32),
+    /// The node lifecycle controller brings a node's not-ready taint in
+    /// line with its network readiness.
+    NodeTaint(u32),
+    /// The not-ready toleration of the pods on a node runs out.
+    Evict(u32),
     /// A resolver timer of a lookup fires.
     ResolverTimer {
         lookup: u32,
@@ -421,6 +440,19 @@ struct Sim<'a> {
     free_lookups: Vec<u32>,
     lookup_generation: u32,
     dns_pick: SimRng,
+    nodes: Vec<NodeRt>,
+    node_lifecycle: SimRng,
+}
+
+/// What the cluster run tracks of one node beyond its pod count.
+#[derive(Default)]
+struct NodeRt {
+    /// Its CNI daemon is not running: sandboxes cannot be created.
+    cni_down: bool,
+    /// Tainted `node.kubernetes.io/not-ready`: no new pods are placed here.
+    not_ready: bool,
+    /// The pending eviction of its pods, while tainted.
+    eviction: Option<EventId>,
 }
 
 /// Runs `cfg` with `seed`, sending per-event records to `trace`.
@@ -529,6 +561,8 @@ impl<'a> Sim<'a> {
             free_lookups: Vec::new(),
             lookup_generation: 0,
             dns_pick: rng.stream("service/kube-dns"),
+            nodes: cfg.nodes.iter().map(|_| NodeRt::default()).collect(),
+            node_lifecycle: rng.stream("node-lifecycle"),
         }
     }
 
@@ -612,6 +646,8 @@ impl<'a> Sim<'a> {
             Ev::Completed { pod, req } => self.completed(pod, req),
             Ev::BlockedTimeout(req) => self.outcome(req.source as usize, Outcome::Blocked),
             Ev::PoliciesProgrammed(i) => self.policies_programmed(i as usize),
+            Ev::NodeTaint(n) => self.node_taint(n as usize),
+            Ev::Evict(n) => self.evict(n as usize),
             Ev::ResolverTimer {
                 lookup,
                 generation,
@@ -687,6 +723,92 @@ impl<'a> Sim<'a> {
                 self.engine
                     .schedule_in(delay, Ev::PoliciesProgrammed(i as u32));
             }
+            Action::CniDown { nodes } | Action::CniUp { nodes } => {
+                let down = matches!(self.cfg.timeline[i].action, Action::CniDown { .. });
+                for &n in nodes {
+                    if self.nodes[n].cni_down == down {
+                        continue;
+                    }
+                    self.nodes[n].cni_down = down;
+                    let delay = node_lifecycle::taint_delay(&mut self.node_lifecycle);
+                    self.engine.schedule_in(delay, Ev::NodeTaint(n as u32));
+                }
+            }
+        }
+    }
+
+    /// The node lifecycle controller's pass for node `n`: taint it when its
+    /// network is down, untaint it when it is back.
+    fn node_taint(&mut self, n: usize) {
+        let down = self.nodes[n].cni_down;
+        if self.nodes[n].not_ready == down {
+            return;
+        }
+        self.nodes[n].not_ready = down;
+        let name = self.cfg.nodes[n].name.clone();
+        if down {
+            self.event_keyed(
+                "Normal",
+                "NodeNotReady",
+                "node-controller",
+                "NodeNotReady".into(),
+                format!(
+                    "Node {name} status is now: NodeNotReady ({})",
+                    node_lifecycle::not_ready_message()
+                ),
+                format!("node/{name}"),
+            );
+            let id = self
+                .engine
+                .schedule_in(node_lifecycle::DEFAULT_TOLERATION, Ev::Evict(n as u32));
+            self.nodes[n].eviction = Some(id);
+        } else {
+            self.event_keyed(
+                "Normal",
+                "NodeReady",
+                "node-controller",
+                "NodeReady".into(),
+                format!("Node {name} status is now: NodeReady"),
+                format!("node/{name}"),
+            );
+            if let Some(id) = self.nodes[n].eviction.take() {
+                self.engine.cancel(id);
+            }
+            self.schedule_unschedulable();
+        }
+    }
+
+    /// The taint eviction controller deletes the pods on node `n`; their
+    /// controllers create replacements.
+    fn evict(&mut self, n: usize) {
+        self.nodes[n].eviction = None;
+        let doomed: Vec<u32> = (0..self.pods.len() as u32)
+            .filter(|&p| {
+                let pod = &self.pods[p as usize];
+                !pod.deleted && pod.node == Some(n as u32)
+            })
+            .collect();
+        let mut touched = BTreeSet::new();
+        for p in doomed {
+            let pod = &self.pods[p as usize];
+            let d = pod.deployment as usize;
+            let msg =
+                node_lifecycle::eviction_message(&self.cfg.deployments[d].namespace, &pod.name);
+            let obj = format!("pod/{}", pod.name);
+            self.event_keyed(
+                "Normal",
+                "TaintManagerEviction",
+                "taint-eviction-controller",
+                "TaintManagerEviction".into(),
+                msg,
+                obj,
+            );
+            self.deps[d].live.retain(|&q| q != p);
+            self.delete_pod(p);
+            touched.insert(d);
+        }
+        for d in touched {
+            self.reconcile(d);
         }
     }
 
@@ -780,7 +902,7 @@ impl<'a> Sim<'a> {
             .map(|(i, n)| NodeView {
                 pods: self.node_pods[i],
                 max_pods: n.max_pods,
-                network_ready: self.ipam.node_has_pod_cidr(i),
+                network_ready: self.ipam.node_has_pod_cidr(i) && !self.nodes[i].not_ready,
             })
             .collect();
         match scheduler::place(&views) {
@@ -821,7 +943,12 @@ impl<'a> Sim<'a> {
             return;
         }
         let node = pod.node.unwrap_or(0) as usize;
-        match self.ipam.allocate(node) {
+        let network = if self.nodes[node].cni_down {
+            Err(node_lifecycle::CNI_NOT_INITIALIZED.to_string())
+        } else {
+            self.ipam.allocate(node)
+        };
+        match network {
             Ok(lease) => {
                 self.pods[p as usize].lease = Some(lease);
                 self.pods[p as usize].backoff = SimDuration::ZERO;
@@ -1559,6 +1686,62 @@ mod tests {
         );
     }
 
+    /// The CNI daemon stops on nodes 1 and 2 at T+60s (with the scale-up
+    /// to 30 pods) and runs again on node 1 at T+200s.
+    fn cni_fault() -> ClusterConfig {
+        let mut cfg = config("10.0.0.0/16", 30);
+        // Before the scale-up in the timeline: same instant, earlier entry.
+        cfg.timeline.insert(
+            0,
+            TimedAction {
+                at: secs(60),
+                action: Action::CniDown { nodes: vec![0, 1] },
+            },
+        );
+        cfg.timeline.push(TimedAction {
+            at: secs(200),
+            action: Action::CniUp { nodes: vec![0] },
+        });
+        cfg
+    }
+
+    #[test]
+    fn a_node_without_its_cni_daemon_fails_sandboxes_then_evicts_after_the_toleration() {
+        let out = run(&cni_fault(), 1, &mut NullSink);
+        let count = |reason: &str| {
+            out.events
+                .iter()
+                .find(|e| e.reason == reason)
+                .map_or(0, |e| e.count)
+        };
+        assert_eq!(count("NodeNotReady"), 2);
+        // Node 1 is back (T+200s + the taint delay) before its pods'
+        // 300 s toleration ends; node 2's pods are evicted.
+        assert_eq!(count("NodeReady"), 1);
+        let evicted = out
+            .events
+            .iter()
+            .find(|e| e.reason == "TaintManagerEviction")
+            .expect("evictions");
+        let not_ready = out
+            .events
+            .iter()
+            .find(|e| e.reason == "NodeNotReady")
+            .unwrap();
+        assert!(evicted.first - not_ready.first >= secs(300));
+        // Node 2 held a sixth of the pods: 20 old ones spread over 6 nodes
+        // (3 or 4) plus the new ones placed at T+60s before the taint.
+        assert!((4..=10).contains(&evicted.count), "{}", evicted.count);
+        let sandbox = out
+            .events
+            .iter()
+            .find(|e| e.reason == "FailedCreatePodSandBox")
+            .expect("sandbox failures");
+        assert!(sandbox.message.ends_with("cni plugin not initialized"));
+        // Replacements went to the Ready nodes: all 30 run at the end.
+        assert_eq!(out.deployments[0].count(PodState::Ready), 30);
+    }
+
     #[test]
     fn same_seed_same_trace_and_series() {
         let cfg = config("10.0.0.0/24", 500);
@@ -1765,13 +1948,20 @@ mod tests {
             rate in 1.0f64..400.0,
             queue_limit in proptest::option::of(0u32..20),
             timeout_ms in 50u64..5000,
+            cni_fault in proptest::option::of((proptest::collection::vec(0usize..6, 1..4), 0u64..400, 0u64..400)),
         ) {
             let mut cfg = config(&format!("10.9.0.0/{prefix}"), scale_to);
+            cfg.duration = secs(180);
+            if let Some((nodes, down, up)) = cni_fault {
+                // Long enough for the 300 s toleration to run out.
+                cfg.duration = secs(420);
+                cfg.timeline.push(TimedAction { at: secs(down), action: Action::CniDown { nodes: nodes.clone() } });
+                cfg.timeline.push(TimedAction { at: secs(down + up), action: Action::CniUp { nodes } });
+            }
             cfg.deployments[0].replicas = replicas;
             cfg.deployments[0].server.queue_limit = queue_limit;
             cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: 0, resolve: false, rate, timeout: SimDuration::from_millis(timeout_ms) };
             cfg.timeline[1].action = Action::SetRate { traffic: 0, rate: rate * 2.0 };
-            cfg.duration = secs(180);
             let out = run(&cfg, seed, &mut NullSink);
             let r = out.requests[0];
             prop_assert_eq!(r.sent, r.answered + r.timed_out + r.refused + r.rejected + r.in_flight);

@@ -13,6 +13,7 @@ pub mod coredns;
 pub mod ipam;
 pub mod kubelet;
 pub mod netpol;
+pub mod node_lifecycle;
 pub mod policy_enforcement;
 pub mod resolver;
 pub mod scheduler;

@@ -8,6 +8,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/black_friday_cidr.yaml"),
     ),
     (
+        "cni_not_initialized",
+        include_str!("../../scenarios/cni_not_initialized.yaml"),
+    ),
+    (
         "netpol_blocks_dns",
         include_str!("../../scenarios/netpol_blocks_dns.yaml"),
     ),

@@ -47,7 +47,7 @@ use sim_models::ipam::{Allocator, IpamLayout, Ipv4Cidr};
 use sim_models::netpol::{parse_manifests, Namespace, Protocol};
 use sim_models::policy_enforcement::{Cni, PolicyConfig};
 use sim_models::resolver::QueryTypes;
-use sim_models::topology::{spread_nodes, DEFAULT_MAX_PODS};
+use sim_models::topology::{spread_nodes, NodeSpec, DEFAULT_MAX_PODS};
 use sim_models::workload::{DeploymentSpec, WorkloadKind};
 use std::collections::BTreeMap;
 
@@ -331,6 +331,20 @@ pub struct TimelineFile {
     pub add_pod_cidr: Option<String>,
     /// Make these NetworkPolicy sets the active ones.
     pub policies: Option<Vec<String>>,
+    /// The CNI daemon stops on these nodes (`all` or a list of node names).
+    pub cni_down: Option<NodeNames>,
+    /// The CNI daemon runs again on these nodes.
+    pub cni_up: Option<NodeNames>,
+}
+
+/// Nodes an action applies to: `all`, one name, or a list of names.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum NodeNames {
+    /// `all` or one node's name.
+    One(String),
+    /// Node names.
+    Many(Vec<String>),
 }
 
 /// What to measure.
@@ -692,6 +706,7 @@ struct ActionRefs<'a> {
     ipam: &'a IpamLayout,
     duration: SimDuration,
     policy: Option<&'a PolicyConfig>,
+    nodes: &'a [NodeSpec],
 }
 
 /// What every variant shares.
@@ -983,6 +998,7 @@ impl Validator<'_> {
                 ipam: &ipam,
                 duration,
                 policy: policy.as_ref(),
+                nodes: &nodes,
             };
             actions.push(self.action(&p, e, &refs)?);
         }
@@ -1235,6 +1251,34 @@ impl Validator<'_> {
         }
     }
 
+    /// Node indices named by `which`: `all`, or names of `nodes`.
+    fn node_names(&self, p: &[Seg], which: &NodeNames, nodes: &[NodeSpec]) -> R<Vec<usize>> {
+        let names: Vec<&str> = match which {
+            NodeNames::One(n) if n == "all" => return Ok((0..nodes.len()).collect()),
+            NodeNames::One(n) => vec![n.as_str()],
+            NodeNames::Many(ns) => ns.iter().map(String::as_str).collect(),
+        };
+        let mut picked = Vec::new();
+        for (i, name) in names.into_iter().enumerate() {
+            let Some(n) = nodes.iter().position(|x| x.name == name) else {
+                let q = match which {
+                    NodeNames::One(_) => p.to_vec(),
+                    NodeNames::Many(_) => [p, &path![i]].concat(),
+                };
+                let last = nodes.last().map_or("none", |n| n.name.as_str());
+                return Err(self.err(
+                    &q,
+                    format!("no node is called `{name}`"),
+                    format!("write `all` or names from node-1 to {last}"),
+                ));
+            };
+            if !picked.contains(&n) {
+                picked.push(n);
+            }
+        }
+        Ok(picked)
+    }
+
     fn action(&self, p: &[Seg], e: &TimelineFile, refs: &ActionRefs<'_>) -> R<TimedAction> {
         let ActionRefs {
             find,
@@ -1242,17 +1286,20 @@ impl Validator<'_> {
             ipam,
             duration,
             policy,
+            nodes,
         } = *refs;
         let set = [
             e.scale.is_some(),
             e.traffic.is_some(),
             e.add_pod_cidr.is_some(),
             e.policies.is_some(),
+            e.cni_down.is_some(),
+            e.cni_up.is_some(),
         ]
         .iter()
         .filter(|x| **x)
         .count();
-        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, or `policies`";
+        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `policies`, `cni_down` or `cni_up` (+ `all` or node names)";
         if set != 1 {
             let msg = if set == 0 {
                 "timeline entry has no action"
@@ -1314,6 +1361,21 @@ impl Validator<'_> {
                 sets.push(i);
             }
             Action::SetPolicies { sets }
+        } else if let Some(which) = e.cni_down.as_ref().or(e.cni_up.as_ref()) {
+            let field = if e.cni_down.is_some() {
+                "cni_down"
+            } else {
+                "cni_up"
+            };
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(p, format!("`{field}` takes no `replicas` or `rate`"), hint));
+            }
+            let picked = self.node_names(&[p, &path![field]].concat(), which, nodes)?;
+            if e.cni_down.is_some() {
+                Action::CniDown { nodes: picked }
+            } else {
+                Action::CniUp { nodes: picked }
+            }
         } else {
             let cp = [p, &path!["add_pod_cidr"]].concat();
             let cidr = self.cidr(&cp, e.add_pod_cidr.as_deref().unwrap_or_default())?;

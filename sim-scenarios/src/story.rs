@@ -10,6 +10,7 @@ use crate::spec::{Scenario, Variant};
 use sim_core::{SimDuration, SimTime};
 use sim_models::cluster::{Action, RunOutput};
 use sim_models::ipam::{IpamLayout, Pool};
+use sim_models::node_lifecycle::{not_ready_message, CNI_NOT_INITIALIZED};
 use sim_models::workload::PodState;
 use std::fmt::Write as _;
 
@@ -184,12 +185,41 @@ fn timeline(s: &mut String, v: &Variant, out: &RunOutput) {
 fn why(s: &mut String, v: &Variant, out: &RunOutput) {
     let cfg = &v.config;
     let mut lines: Vec<String> = Vec::new();
+    let evictions = out
+        .events
+        .iter()
+        .find(|e| e.reason == "TaintManagerEviction");
+    if let (Some(ev), Some(not_ready)) = (
+        evictions,
+        out.events.iter().find(|e| e.reason == "NodeNotReady"),
+    ) {
+        lines.push(format!(
+            "The nodes reported NotReady from {} (`{}`), so the node lifecycle controller tainted them \
+             node.kubernetes.io/not-ready: the scheduler placed no new pod there, and after the pods' default \
+             300 s toleration the taint eviction controller deleted {} pods, from {}. Their replacements could \
+             go only to nodes without the taint.",
+            not_ready.first,
+            not_ready_message(),
+            ev.count,
+            ev.first
+        ));
+    }
     for (d, spec) in cfg.deployments.iter().enumerate() {
         let no_ip = crate::report::series_max(
             out,
             &format!("pods_sandbox_failed{{deployment={}}}", spec.name),
         );
-        if no_ip > 0.0 {
+        let cni_down = out.events.iter().find(|e| {
+            e.reason == "FailedCreatePodSandBox" && e.message.ends_with(CNI_NOT_INITIALIZED)
+        });
+        if let (Some(first), true) = (cni_down, no_ip > 0.0) {
+            lines.push(format!(
+                "From {} the CNI daemon was down: the kubelet could not set up a network for the {} pods placed on those nodes \
+                 (FailedCreatePodSandBox: {CNI_NOT_INITIALIZED}) and retried with backoff, 10 s doubling to 5 min. Pods already \
+                 running kept their network.",
+                first.first, spec.name
+            ));
+        } else if no_ip > 0.0 {
             if let IpamLayout::Flat {
                 pod_cidr,
                 allocator,
@@ -237,7 +267,17 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
             out,
             &format!("pods_unschedulable{{deployment={}}}", spec.name),
         );
-        if unsched > 0.0 {
+        let tainted = out
+            .events
+            .iter()
+            .any(|e| e.reason == "FailedScheduling" && e.message.contains("not-ready"));
+        if unsched > 0.0 && tainted {
+            lines.push(format!(
+                "At worst {} {} pods found no node: kube-scheduler skips nodes with the not-ready taint.",
+                num(unsched),
+                spec.name
+            ));
+        } else if unsched > 0.0 {
             let slots: u32 = cfg.nodes.iter().map(|n| n.max_pods).sum();
             lines.push(format!(
                 "{} {} pods found no node: {} nodes hold at most {slots} pods (--max-pods), so the scheduler reported FailedScheduling.",

@@ -104,6 +104,17 @@ fn negative_replica_count() {
 }
 
 #[test]
+fn unknown_node_in_a_cni_fault_points_at_the_name() {
+    assert_rejected(
+        "node",
+        "  - {at: 10m, scale: checkout, replicas: 500}",
+        "  - {at: 10m, cni_down: [node-1, node-99]}",
+        "no node is called `node-99`",
+        49,
+    );
+}
+
+#[test]
 fn duration_without_unit() {
     assert_rejected("unit", "duration: 3h30m", "duration: 90", "has no unit", 22);
 }

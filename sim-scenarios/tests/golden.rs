@@ -31,6 +31,11 @@ fn black_friday_cidr_replay() {
 }
 
 #[test]
+fn cni_not_initialized_replay() {
+    insta::assert_snapshot!(replay("cni_not_initialized"));
+}
+
+#[test]
 fn netpol_blocks_dns_replay() {
     insta::assert_snapshot!(replay("netpol_blocks_dns"));
 }
