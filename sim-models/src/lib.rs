@@ -10,6 +10,7 @@ pub mod app;
 pub mod cluster;
 pub mod conntrack;
 pub mod coredns;
+pub mod datapath;
 pub mod ipam;
 pub mod kubelet;
 pub mod netpol;

@@ -1,0 +1,786 @@
+//! # TCP: connection set-up, segments, retransmission, MSS and PMTU
+//!
+//! ## Scope
+//! One TCP connection end as Linux runs it, as far as MTU outages need:
+//! - the handshake, with the MSS option taken from the interface MTU and the
+//!   cached path MTU, and SYN retransmission at 1 s doubling until
+//!   `tcp_syn_retries` (SYN-ACKs likewise until `tcp_synack_retries`);
+//! - data segments of the current MSS (timestamps on, so 12 bytes of options
+//!   per segment), a congestion window from IW10 with slow start and
+//!   congestion avoidance, a 64 KiB receive window, cumulative ACKs sent for
+//!   every segment, out-of-order segments kept until the gap fills, fast
+//!   retransmit after three duplicate ACKs;
+//! - the retransmission timer: SRTT/RTTVAR (RFC 6298) with Linux's floor on
+//!   the variance term (`rto = srtt + max(4 rttvar, rto_min)`), 1 s before
+//!   any sample, exponential backoff capped at `rto_max`, and Linux's give-up
+//!   test `retransmits_timed_out()`: elapsed time since the first
+//!   transmission of the oldest unacknowledged segment against the time
+//!   `tcp_retries2` backoffs from `rto_min` would take (924.6 s);
+//! - path MTU: an ICMP "fragmentation needed" lowers the MSS at once and the
+//!   lost segments are resent at the new size (`tcp_v4_mtu_reduced`);
+//! - `tcp_mtu_probing=1`: after `tcp_retries1` backoffs' worth of timeouts
+//!   (3 s from `rto_min`) the connection assumes a black hole and drops to
+//!   `tcp_base_mss` (1024), as `tcp_mtu_probing()` in tcp_timer.c does;
+//!   `=2` uses the base MSS from the start.
+//!
+//! Limitations: no FIN/TIME_WAIT (a connection ends when its transfer is
+//! done or it gives up; a client that gives up sends RST); no SACK, no
+//! delayed ACKs, no Nagle; the upward search of MTU probing (probe segments
+//! between `search_low` and `search_high`, re-probing every 600 s) is not
+//! modelled: after black-hole detection a connection stays at the base MSS.
+//!
+//! ## Parameters (Linux defaults)
+//! From calibration.md "TCP timers" (H): SYN RTO 1 s doubling,
+//! `tcp_syn_retries` 6 (last retransmission at 63 s, give up at 127 s);
+//! data RTO min 200 ms, max 120 s, `tcp_retries2` 15 (>= 924.6 s);
+//! `tcp_mtu_probing` 0, `tcp_retries1` 3 (~3 s), `tcp_base_mss` 1024.
+//! From Documentation/networking/ip-sysctl.rst: `tcp_synack_retries` 5.
+//! Initial window 10 segments (RFC 6928, Linux `TCP_INIT_CWND`).
+//!
+//! ## What it emits
+//! [`TcpOut`] actions for the network to carry out: segments to send,
+//! timers to arm, bytes received, the connection's end (and its errno text:
+//! `Connection timed out`), and notes when the MSS changes.
+//!
+//! ## Validation
+//! Unit tests: the SYN schedule (1, 3, 7, 15, 31, 63 s, fail at 127 s), the
+//! 924.6 s give-up time, the 3 s black-hole detection, MSS from MTU, and a
+//! transfer over a lossless loop. Conservation over random topologies is
+//! checked in [`super::network`].
+
+use sim_core::{SimDuration, SimTime};
+use std::collections::{BTreeMap, VecDeque};
+
+use super::packet::{TcpFlags, IPV4_HEADER, TCP_HEADER, TCP_TIMESTAMP_OPTION};
+
+/// Per-host TCP sysctls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpSettings {
+    /// `net.ipv4.tcp_syn_retries`.
+    pub syn_retries: u32,
+    /// `net.ipv4.tcp_synack_retries`.
+    pub synack_retries: u32,
+    /// `net.ipv4.tcp_retries1`.
+    pub retries1: u32,
+    /// `net.ipv4.tcp_retries2`.
+    pub retries2: u32,
+    /// `net.ipv4.tcp_mtu_probing`: 0 off, 1 after a black hole is detected, 2 always.
+    pub mtu_probing: u8,
+    /// `net.ipv4.tcp_base_mss` \[bytes\].
+    pub base_mss: u32,
+}
+
+impl Default for TcpSettings {
+    fn default() -> Self {
+        TcpSettings {
+            syn_retries: 6,
+            synack_retries: 5,
+            retries1: 3,
+            retries2: 15,
+            mtu_probing: 0,
+            base_mss: 1024,
+        }
+    }
+}
+
+/// Lower bound of the data RTO (`TCP_RTO_MIN`).
+pub const RTO_MIN: SimDuration = SimDuration::from_millis(200);
+/// Upper bound of the RTO (`TCP_RTO_MAX`).
+pub const RTO_MAX: SimDuration = SimDuration::from_secs(120);
+/// RTO before any RTT sample, and the SYN RTO (`TCP_TIMEOUT_INIT`).
+pub const RTO_INIT: SimDuration = SimDuration::from_secs(1);
+/// Initial congestion window \[segments\].
+pub const INIT_CWND: u32 = 10;
+/// Receive window \[bytes\].
+pub const RWND: u64 = 65_535;
+/// IP + TCP headers without options: MSS = MTU - this.
+pub const MSS_HEADERS: u32 = IPV4_HEADER + TCP_HEADER;
+
+/// Linux `retransmits_timed_out()`: how long `boundary` backoffs from
+/// `rto_base` take, doubling up to [`RTO_MAX`] then linear.
+pub fn retrans_timeout(boundary: u32, rto_base: SimDuration) -> SimDuration {
+    let base = rto_base.as_nanos();
+    let mut thresh = 0u32;
+    while base.saturating_mul(2u64.saturating_pow(thresh + 1)) <= RTO_MAX.as_nanos() {
+        thresh += 1;
+    }
+    if boundary <= thresh {
+        SimDuration::from_nanos(((2u64 << boundary) - 1).saturating_mul(base))
+    } else {
+        SimDuration::from_nanos(
+            ((2u64 << thresh) - 1).saturating_mul(base)
+                + u64::from(boundary - thresh) * RTO_MAX.as_nanos(),
+        )
+    }
+}
+
+/// Which end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Sent the SYN.
+    Client,
+    /// Answered it.
+    Server,
+}
+
+/// Connection state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// SYN sent, waiting for SYN-ACK.
+    SynSent,
+    /// SYN received, SYN-ACK sent.
+    SynRcvd,
+    /// Data may flow.
+    Established,
+    /// Over.
+    Closed,
+}
+
+/// The TCP fields of one segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seg {
+    /// Sequence number (relative; the SYN is 0).
+    pub seq: u64,
+    /// Acknowledgement number.
+    pub ack: u64,
+    /// Flags.
+    pub flags: TcpFlags,
+    /// MSS option \[bytes\].
+    pub mss: Option<u32>,
+    /// Payload \[bytes\].
+    pub payload: u32,
+}
+
+/// What the connection asks the network to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TcpOut {
+    /// Send a segment.
+    Segment(Seg),
+    /// (Re)arm the retransmission timer.
+    Arm(SimDuration),
+    /// Stop it.
+    Disarm,
+    /// The handshake completed.
+    Established,
+    /// In-order bytes received so far (cumulative).
+    Received(u64),
+    /// The connection gave up (`Connection timed out`) or was reset.
+    Failed(&'static str),
+    /// Something an operator would want to know (`MSS lowered to 1410`).
+    Note(String),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Sent {
+    end: u64,
+    first_sent: SimTime,
+    retransmitted: bool,
+}
+
+/// One end of a TCP connection.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    /// Which end.
+    pub role: Role,
+    /// State.
+    pub state: State,
+    settings: TcpSettings,
+    /// Our interface MTU, or the cached path MTU to the peer if lower.
+    pmtu: u32,
+    peer_mss: u32,
+    probing_low: Option<u32>,
+    /// Bytes the application has written (the stream's length).
+    app_end: u64,
+    snd_una: u64,
+    snd_nxt: u64,
+    in_flight: VecDeque<Sent>,
+    cwnd: u32,
+    ca_acc: u32,
+    ssthresh: u32,
+    dupacks: u32,
+    srtt: Option<SimDuration>,
+    rttvar: SimDuration,
+    rto: SimDuration,
+    retransmits: u32,
+    rcv_nxt: u64,
+    ooo: BTreeMap<u64, u64>,
+    syn_sent_at: SimTime,
+}
+
+impl Conn {
+    fn new(role: Role, settings: TcpSettings, pmtu: u32, now: SimTime) -> Self {
+        Conn {
+            role,
+            state: if role == Role::Client {
+                State::SynSent
+            } else {
+                State::SynRcvd
+            },
+            settings,
+            pmtu,
+            peer_mss: 536,
+            probing_low: (settings.mtu_probing >= 2).then_some(settings.base_mss),
+            app_end: 1,
+            snd_una: 0,
+            snd_nxt: 1,
+            in_flight: VecDeque::new(),
+            cwnd: INIT_CWND,
+            ca_acc: 0,
+            ssthresh: u32::MAX,
+            dupacks: 0,
+            srtt: None,
+            rttvar: SimDuration::ZERO,
+            rto: RTO_INIT,
+            retransmits: 0,
+            rcv_nxt: 0,
+            ooo: BTreeMap::new(),
+            syn_sent_at: now,
+        }
+    }
+
+    /// Opens a connection: sends the SYN.
+    pub fn connect(settings: TcpSettings, pmtu: u32, now: SimTime, out: &mut Vec<TcpOut>) -> Self {
+        let c = Conn::new(Role::Client, settings, pmtu, now);
+        out.push(c.syn(TcpFlags::SYN));
+        out.push(TcpOut::Arm(RTO_INIT));
+        c
+    }
+
+    /// Accepts a SYN carrying `peer_mss`: sends the SYN-ACK.
+    pub fn accept(
+        settings: TcpSettings,
+        pmtu: u32,
+        peer_mss: Option<u32>,
+        now: SimTime,
+        out: &mut Vec<TcpOut>,
+    ) -> Self {
+        let mut c = Conn::new(Role::Server, settings, pmtu, now);
+        c.peer_mss = peer_mss.unwrap_or(536);
+        c.rcv_nxt = 1;
+        out.push(c.syn(TcpFlags::SYN.with(TcpFlags::ACK)));
+        out.push(TcpOut::Arm(RTO_INIT));
+        c
+    }
+
+    fn syn(&self, flags: TcpFlags) -> TcpOut {
+        TcpOut::Segment(Seg {
+            seq: 0,
+            ack: self.rcv_nxt,
+            flags,
+            mss: Some(self.pmtu - MSS_HEADERS),
+            payload: 0,
+        })
+    }
+
+    /// Payload bytes per full segment now.
+    pub fn mss(&self) -> u32 {
+        let mut mss = (self.pmtu - MSS_HEADERS).min(self.peer_mss);
+        if let Some(low) = self.probing_low {
+            mss = mss.min(low);
+        }
+        mss.saturating_sub(TCP_TIMESTAMP_OPTION).max(48)
+    }
+
+    /// In-order bytes received (the SYN not counted).
+    pub fn received(&self) -> u64 {
+        self.rcv_nxt.saturating_sub(1)
+    }
+
+    /// Whether every byte written has been acknowledged.
+    pub fn all_acked(&self) -> bool {
+        self.snd_una >= self.app_end
+    }
+
+    /// The application writes `bytes` more.
+    pub fn write(&mut self, bytes: u64, now: SimTime, out: &mut Vec<TcpOut>) {
+        self.app_end += bytes;
+        if self.state == State::Established {
+            self.push(now, out);
+        }
+    }
+
+    /// Aborts (the application closed with data pending): sends RST.
+    pub fn abort(&mut self, out: &mut Vec<TcpOut>) {
+        if self.state != State::Closed {
+            out.push(TcpOut::Segment(Seg {
+                seq: self.snd_nxt,
+                ack: 0,
+                flags: TcpFlags::RST,
+                mss: None,
+                payload: 0,
+            }));
+            out.push(TcpOut::Disarm);
+            self.state = State::Closed;
+        }
+    }
+
+    fn flight_segments(&self) -> u32 {
+        self.in_flight.len() as u32
+    }
+
+    /// Sends what the windows allow.
+    fn push(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
+        let mss = self.mss();
+        let rwnd_segs = (RWND / u64::from(mss)).max(1) as u32;
+        let was_idle = self.in_flight.is_empty();
+        while self.snd_nxt < self.app_end && self.flight_segments() < self.cwnd.min(rwnd_segs) {
+            let len = (self.app_end - self.snd_nxt).min(u64::from(mss)) as u32;
+            out.push(TcpOut::Segment(Seg {
+                seq: self.snd_nxt,
+                ack: self.rcv_nxt,
+                flags: TcpFlags::ACK.with(TcpFlags::PSH),
+                mss: None,
+                payload: len,
+            }));
+            self.snd_nxt += u64::from(len);
+            self.in_flight.push_back(Sent {
+                end: self.snd_nxt,
+                first_sent: now,
+                retransmitted: false,
+            });
+        }
+        if was_idle && !self.in_flight.is_empty() {
+            out.push(TcpOut::Arm(self.rto));
+        }
+    }
+
+    /// Retransmits the oldest unacknowledged data at the current MSS.
+    fn retransmit_head(&mut self, out: &mut Vec<TcpOut>) {
+        let Some(head) = self.in_flight.front().copied() else {
+            return;
+        };
+        let mss = u64::from(self.mss());
+        // Go back: everything after the head is sent again as the window reopens.
+        let first_sent = head.first_sent;
+        self.in_flight.clear();
+        let end = (self.snd_una + mss).min(self.app_end);
+        out.push(TcpOut::Segment(Seg {
+            seq: self.snd_una,
+            ack: self.rcv_nxt,
+            flags: TcpFlags::ACK.with(TcpFlags::PSH),
+            mss: None,
+            payload: (end - self.snd_una) as u32,
+        }));
+        self.in_flight.push_back(Sent {
+            end,
+            first_sent,
+            retransmitted: true,
+        });
+        self.snd_nxt = end;
+    }
+
+    fn update_rtt(&mut self, sample: SimDuration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(sample);
+                self.rttvar = SimDuration::from_nanos(sample.as_nanos() / 2);
+            }
+            Some(srtt) => {
+                let (s, r, m) = (
+                    srtt.as_nanos() as i128,
+                    self.rttvar.as_nanos() as i128,
+                    sample.as_nanos() as i128,
+                );
+                let rttvar = (3 * r + (s - m).abs()) / 4;
+                let srtt = (7 * s + m) / 8;
+                self.srtt = Some(SimDuration::from_nanos(srtt as u64));
+                self.rttvar = SimDuration::from_nanos(rttvar as u64);
+            }
+        }
+        let srtt = self.srtt.unwrap_or(sample);
+        let var = SimDuration::from_nanos(self.rttvar.as_nanos().saturating_mul(4)).max(RTO_MIN);
+        self.rto = (srtt + var).min(RTO_MAX);
+    }
+
+    /// Handles an arriving segment.
+    pub fn on_segment(&mut self, now: SimTime, seg: Seg, out: &mut Vec<TcpOut>) {
+        let Seg {
+            seq,
+            ack,
+            flags,
+            mss,
+            payload,
+        } = seg;
+        if self.state == State::Closed {
+            return;
+        }
+        if flags.has(TcpFlags::RST) {
+            self.state = State::Closed;
+            out.push(TcpOut::Disarm);
+            out.push(TcpOut::Failed("Connection reset by peer"));
+            return;
+        }
+        match self.state {
+            State::SynSent => {
+                if flags.has(TcpFlags::SYN) && flags.has(TcpFlags::ACK) && ack >= 1 {
+                    self.peer_mss = mss.unwrap_or(536);
+                    self.rcv_nxt = 1;
+                    self.snd_una = 1;
+                    if self.retransmits == 0 {
+                        self.update_rtt(now - self.syn_sent_at);
+                    }
+                    self.retransmits = 0;
+                    self.state = State::Established;
+                    out.push(TcpOut::Disarm);
+                    out.push(TcpOut::Established);
+                    out.push(self.ack_segment());
+                    self.push(now, out);
+                }
+                return;
+            }
+            State::SynRcvd => {
+                if flags.has(TcpFlags::SYN) {
+                    // The client retransmitted its SYN: our SYN-ACK was lost.
+                    out.push(self.syn(TcpFlags::SYN.with(TcpFlags::ACK)));
+                    return;
+                }
+                if !flags.has(TcpFlags::ACK) || ack < 1 {
+                    return;
+                }
+                self.snd_una = 1;
+                if self.retransmits == 0 {
+                    self.update_rtt(now - self.syn_sent_at);
+                }
+                self.retransmits = 0;
+                self.state = State::Established;
+                out.push(TcpOut::Disarm);
+                out.push(TcpOut::Established);
+            }
+            _ => {
+                if flags.has(TcpFlags::SYN) {
+                    // A retransmitted SYN-ACK: our ACK was lost; ACK again.
+                    out.push(self.ack_segment());
+                    return;
+                }
+            }
+        }
+        // Data.
+        if payload > 0 {
+            let end = seq + u64::from(payload);
+            if seq <= self.rcv_nxt && end > self.rcv_nxt {
+                self.rcv_nxt = end;
+                while let Some((&s, &e)) = self.ooo.iter().next() {
+                    if s > self.rcv_nxt {
+                        break;
+                    }
+                    self.rcv_nxt = self.rcv_nxt.max(e);
+                    self.ooo.remove(&s);
+                }
+                out.push(TcpOut::Received(self.received()));
+            } else if seq > self.rcv_nxt {
+                let e = self.ooo.entry(seq).or_insert(end);
+                *e = (*e).max(end);
+            }
+            out.push(self.ack_segment());
+        }
+        // Acknowledgements.
+        if flags.has(TcpFlags::ACK) {
+            self.on_ack(now, ack, payload, out);
+        }
+    }
+
+    fn ack_segment(&self) -> TcpOut {
+        TcpOut::Segment(Seg {
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: TcpFlags::ACK,
+            mss: None,
+            payload: 0,
+        })
+    }
+
+    fn on_ack(&mut self, now: SimTime, ack: u64, payload: u32, out: &mut Vec<TcpOut>) {
+        if ack > self.snd_una && ack <= self.snd_nxt {
+            let mut acked = 0;
+            let mut sample = None;
+            while let Some(s) = self.in_flight.front() {
+                if s.end > ack {
+                    break;
+                }
+                if !s.retransmitted {
+                    sample = Some(now - s.first_sent);
+                }
+                acked += 1;
+                self.in_flight.pop_front();
+            }
+            self.snd_una = ack;
+            if let Some(r) = sample {
+                self.update_rtt(r);
+            }
+            self.retransmits = 0;
+            self.dupacks = 0;
+            for _ in 0..acked {
+                if self.cwnd < self.ssthresh {
+                    self.cwnd += 1;
+                } else {
+                    self.ca_acc += 1;
+                    if self.ca_acc >= self.cwnd {
+                        self.ca_acc = 0;
+                        self.cwnd += 1;
+                    }
+                }
+            }
+            if self.in_flight.is_empty() {
+                out.push(TcpOut::Disarm);
+            } else {
+                out.push(TcpOut::Arm(self.rto));
+            }
+            self.push(now, out);
+            if self.in_flight.is_empty() && self.snd_nxt >= self.app_end {
+                out.push(TcpOut::Disarm);
+            }
+        } else if ack == self.snd_una && payload == 0 && !self.in_flight.is_empty() {
+            self.dupacks += 1;
+            if self.dupacks == 3 {
+                self.ssthresh = (self.flight_segments() / 2).max(2);
+                self.cwnd = self.ssthresh;
+                self.retransmit_head(out);
+            }
+        }
+    }
+
+    /// The path MTU towards the peer fell to `mtu` (ICMP fragmentation
+    /// needed): lower the MSS and resend what was lost at the new size.
+    pub fn on_pmtu(&mut self, mtu: u32, out: &mut Vec<TcpOut>) {
+        if mtu >= self.pmtu || self.state == State::Closed {
+            return;
+        }
+        self.pmtu = mtu.max(MSS_HEADERS + 68);
+        out.push(TcpOut::Note(format!(
+            "path MTU {} from ICMP fragmentation needed; MSS now {}",
+            self.pmtu,
+            self.mss()
+        )));
+        if self.state == State::Established {
+            self.retransmit_head(out);
+        }
+    }
+
+    /// The retransmission timer fired.
+    pub fn on_timeout(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
+        match self.state {
+            State::Closed => {}
+            State::SynSent | State::SynRcvd => {
+                let limit = if self.state == State::SynSent {
+                    self.settings.syn_retries
+                } else {
+                    self.settings.synack_retries
+                };
+                if self.retransmits >= limit {
+                    self.state = State::Closed;
+                    out.push(TcpOut::Failed("Connection timed out"));
+                    return;
+                }
+                self.retransmits += 1;
+                let flags = if self.state == State::SynSent {
+                    TcpFlags::SYN
+                } else {
+                    TcpFlags::SYN.with(TcpFlags::ACK)
+                };
+                out.push(self.syn(flags));
+                out.push(TcpOut::Arm(
+                    RTO_INIT
+                        .saturating_mul(1 << self.retransmits.min(20))
+                        .min(RTO_MAX),
+                ));
+            }
+            State::Established => {
+                let Some(head) = self.in_flight.front() else {
+                    return;
+                };
+                let elapsed = now - head.first_sent;
+                if elapsed >= retrans_timeout(self.settings.retries2, RTO_MIN) {
+                    self.state = State::Closed;
+                    out.push(TcpOut::Failed("Connection timed out"));
+                    return;
+                }
+                if self.settings.mtu_probing >= 1
+                    && self.probing_low.is_none()
+                    && elapsed >= retrans_timeout(self.settings.retries1, RTO_MIN)
+                {
+                    self.probing_low = Some(self.settings.base_mss);
+                    out.push(TcpOut::Note(format!(
+                        "tcp_mtu_probing: black hole detected after {elapsed} of retransmissions; MSS now {}",
+                        self.mss()
+                    )));
+                }
+                self.ssthresh = (self.flight_segments() / 2).max(2);
+                self.cwnd = 1;
+                self.ca_acc = 0;
+                self.dupacks = 0;
+                self.retransmits += 1;
+                self.rto = self.rto.saturating_mul(2).min(RTO_MAX);
+                self.retransmit_head(out);
+                out.push(TcpOut::Arm(self.rto));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn give_up_times_match_ip_sysctl() {
+        // calibration.md TCP timers: tcp_retries2 15 -> 924.6 s; tcp_retries1 3 -> ~3 s;
+        // tcp_syn_retries 6 -> 127 s from a 1 s base.
+        assert_eq!(
+            retrans_timeout(15, RTO_MIN),
+            SimDuration::from_millis(924_600)
+        );
+        assert_eq!(retrans_timeout(3, RTO_MIN), SimDuration::from_secs(3));
+        assert_eq!(retrans_timeout(6, RTO_INIT), SimDuration::from_secs(127));
+    }
+
+    #[test]
+    fn syn_retransmission_schedule() {
+        let mut out = Vec::new();
+        let mut t = SimTime::ZERO;
+        let mut c = Conn::connect(TcpSettings::default(), 1500, t, &mut out);
+        let mut sends = vec![0.0];
+        loop {
+            let arm = out.iter().rev().find_map(|o| match o {
+                TcpOut::Arm(d) => Some(*d),
+                _ => None,
+            });
+            let Some(d) = arm else { break };
+            out.clear();
+            t += d;
+            c.on_timeout(t, &mut out);
+            if out.iter().any(|o| matches!(o, TcpOut::Segment(_))) {
+                sends.push(t.as_secs_f64());
+            }
+            if out.contains(&TcpOut::Failed("Connection timed out")) {
+                sends.push(-t.as_secs_f64());
+                break;
+            }
+        }
+        // Retransmissions at 1, 3, 7, 15, 31, 63 s; gives up at 127 s.
+        assert_eq!(sends, [0.0, 1.0, 3.0, 7.0, 15.0, 31.0, 63.0, -127.0]);
+    }
+
+    #[test]
+    fn mss_comes_from_the_mtu() {
+        let mut out = Vec::new();
+        let c = Conn::connect(TcpSettings::default(), 1500, SimTime::ZERO, &mut out);
+        assert!(matches!(
+            out[0],
+            TcpOut::Segment(Seg {
+                mss: Some(1460),
+                ..
+            })
+        ));
+        let mut out = Vec::new();
+        let s = Conn::accept(
+            TcpSettings::default(),
+            9001,
+            Some(1460),
+            SimTime::ZERO,
+            &mut out,
+        );
+        assert_eq!(s.mss(), 1448, "peer MSS 1460 less 12 bytes of timestamps");
+        assert!(matches!(
+            out[0],
+            TcpOut::Segment(Seg {
+                mss: Some(8961),
+                ..
+            })
+        ));
+        assert_eq!(c.mss(), 524, "before the SYN-ACK: RFC 9293's 536 default");
+    }
+
+    #[test]
+    fn black_hole_detection_after_three_seconds() {
+        let settings = TcpSettings {
+            mtu_probing: 1,
+            ..TcpSettings::default()
+        };
+        let mut out = Vec::new();
+        let mut s = Conn::accept(settings, 9001, Some(8961), SimTime::ZERO, &mut out);
+        let t0 = SimTime::ZERO + SimDuration::from_millis(10);
+        s.on_segment(
+            t0,
+            Seg {
+                seq: 1,
+                ack: 1,
+                flags: TcpFlags::ACK,
+                mss: None,
+                payload: 0,
+            },
+            &mut out,
+        );
+        assert_eq!(s.state, State::Established);
+        out.clear();
+        s.write(100_000, t0, &mut out);
+        let mut t = t0;
+        let mut detected = None;
+        for _ in 0..8 {
+            let d = out
+                .iter()
+                .rev()
+                .find_map(|o| match o {
+                    TcpOut::Arm(d) => Some(*d),
+                    _ => None,
+                })
+                .unwrap();
+            out.clear();
+            t += d;
+            s.on_timeout(t, &mut out);
+            if detected.is_none() && out.iter().any(|o| matches!(o, TcpOut::Note(_))) {
+                detected = Some(t - t0);
+            }
+        }
+        let d = detected.unwrap().as_secs_f64();
+        println!("black hole detected {d} s after the first send (calibration: ~3 s)");
+        assert!((3.0..4.0).contains(&d), "{d}");
+        assert_eq!(s.mss(), 1012, "base MSS 1024 less 12 bytes of timestamps");
+    }
+
+    #[test]
+    fn transfer_over_a_lossless_loop_completes() {
+        let mut out = Vec::new();
+        let st = TcpSettings::default();
+        let mut c = Conn::connect(st, 1500, SimTime::ZERO, &mut out);
+        let mut s = None::<Conn>;
+        let rtt_half = SimDuration::from_millis(5);
+        let mut t = SimTime::ZERO;
+        // (to_server, segment)
+        let mut wire: VecDeque<(bool, TcpOut)> = out.drain(..).map(|o| (true, o)).collect();
+        let mut got = 0;
+        for _ in 0..100_000 {
+            let Some((to_server, seg)) = wire.pop_front() else {
+                break;
+            };
+            let TcpOut::Segment(seg) = seg else {
+                continue;
+            };
+            t += rtt_half;
+            let mut o = Vec::new();
+            if to_server {
+                match s.as_mut() {
+                    None => {
+                        s = Some(Conn::accept(st, 1500, seg.mss, t, &mut o));
+                    }
+                    Some(s) => {
+                        s.on_segment(t, seg, &mut o);
+                        if o.contains(&TcpOut::Established) {
+                            s.write(200_000, t, &mut o);
+                        }
+                    }
+                }
+            } else {
+                c.on_segment(t, seg, &mut o);
+                if let Some(n) = o.iter().find_map(|x| match x {
+                    TcpOut::Received(n) => Some(*n),
+                    _ => None,
+                }) {
+                    got = n;
+                }
+            }
+            wire.extend(o.into_iter().map(|x| (!to_server, x)));
+        }
+        assert_eq!(got, 200_000);
+        assert!(s.unwrap().all_acked());
+    }
+}
