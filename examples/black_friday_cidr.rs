@@ -15,32 +15,8 @@
 //!
 //! `cargo run --release --example black_friday_cidr`
 
-use sim_scenarios::{load_named, report, run, story};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let scenario = match load_named("black_friday_cidr") {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runs = match run::run_all(&scenario, &[1], None) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    print!("{}", story::tell(&scenario, &runs));
-    println!();
-    println!("-- the numbers (knsim run black_friday_cidr prints the same report)");
-    print!("{}", report::text(&scenario, &runs));
-    let (held, total) = report::expectation_totals(&runs);
-    if held == total {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    knsim_examples::replay("black_friday_cidr")
 }

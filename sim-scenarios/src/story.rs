@@ -14,6 +14,24 @@ use sim_models::node_lifecycle::{not_ready_message, CNI_NOT_INITIALIZED};
 use sim_models::workload::PodState;
 use std::fmt::Write as _;
 
+/// A replay as a teacher would show it: the scenario (a file or a bundled
+/// name) run with `seed`, its story, then the numbers. Returns the text and
+/// whether every expectation held; bad input or a failed run is an error
+/// message naming the problem.
+pub fn replay(scenario: &str, seed: u64) -> Result<(String, bool), String> {
+    let scenario = crate::load_named(scenario).map_err(|e| e.to_string())?;
+    let runs = crate::run::run_all(&scenario, &[seed], None).map_err(|e| format!("error: {e}"))?;
+    let mut text = tell(&scenario, &runs);
+    let _ = writeln!(
+        text,
+        "\n-- the numbers (knsim run {} prints the same report)",
+        scenario.name
+    );
+    text.push_str(&crate::report::text(&scenario, &runs));
+    let (held, total) = crate::report::expectation_totals(&runs);
+    Ok((text, held == total))
+}
+
 /// The story of the first seed's run of every variant.
 pub fn tell(scenario: &Scenario, runs: &[SeedRun]) -> String {
     let mut s = String::new();

@@ -276,6 +276,24 @@ fn eight_seeds_give_identical_bytes_with_one_thread_and_with_two() {
 }
 
 #[test]
+fn story_tells_a_bundled_replay_and_rejects_a_missing_one() {
+    let out = knsim(&["story", "cni_not_initialized", "--seed", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("\nwhy\n"), "{text}");
+    assert!(text.contains("TaintManagerEviction"), "{text}");
+    assert!(text.contains("-- the numbers"), "{text}");
+    let out = knsim(&["story", "no_such_scenario"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
 fn failing_expectations_exit_1() {
     let dir = scratch("failing");
     let file = dir.join("f.yaml");

@@ -1,11 +1,11 @@
-//! `knsim`: run, check and list Kubernetes networking scenarios.
+//! `knsim`: run, tell, check and list Kubernetes networking scenarios.
 //!
 //! Exit status: 0 when every expectation holds, 1 when a run completed but
 //! some expectation failed, 2 for bad input (the message names
 //! file:line:column and gives a hint).
 
 use clap::{Parser, Subcommand};
-use sim_scenarios::{bundled, load_named, report, run};
+use sim_scenarios::{bundled, load_named, report, run, story};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,6 +38,15 @@ enum Command {
         /// Worker threads (default: one per core). Results do not depend on it.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
+    },
+    /// Tell a replay in words: what happened when, why, and what the fix
+    /// changed, then the report (one seed).
+    Story {
+        /// Scenario file, or a bundled scenario's name.
+        scenario: String,
+        /// The seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Validate a scenario without running it.
     Check {
@@ -101,6 +110,16 @@ fn main() -> ExitCode {
             Ok(table) => {
                 print!("{table}");
                 ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Story { scenario, seed } => match story::replay(&scenario, seed) {
+            Ok((text, all_held)) => {
+                print!("{text}");
+                ExitCode::from(if all_held { 0 } else { 1 })
             }
             Err(e) => {
                 eprintln!("{e}");
