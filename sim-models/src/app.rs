@@ -11,7 +11,7 @@
 //! skips it, but a request already in service runs to completion, so work
 //! done for a client that left is wasted, as it is in real servers.
 //!
-//! Limitations: no retries, no keep-alive effects, no CPU sharing between
+//! Limitations: no retries, no CPU sharing between
 //! pods of one node; a terminating pod finishes what it has queued.
 //!
 //! ## Parameters
@@ -23,7 +23,9 @@
 //! Every request ends in exactly one [`Outcome`]: answered (with its
 //! latency), timed out (`context deadline exceeded` after the client's
 //! timeout; counted apart when the server finished it late, as wasted work), refused (no ready endpoint: `connection refused`), or rejected
-//! (queue full: `503 Service Unavailable`); or it is still in flight when the
+//! (queue full: `503 Service Unavailable`), or its connection never
+//! established (`dial tcp: i/o timeout`, SYNs dropped on the client's node;
+//! connections are [`crate::connections`]); or it is still in flight when the
 //! run ends. Conservation is checked by a property test in `cluster`.
 //!
 //! ## Validation
@@ -56,6 +58,9 @@ pub struct Request {
     pub deadline: SimTime,
     /// An application request, or a DNS query on behalf of one.
     pub kind: RequestKind,
+    /// The client connection it travels on, if connections are modelled
+    /// (an id of the cluster's connection slab).
+    pub conn: Option<u32>,
 }
 
 /// What a request is for.
@@ -94,6 +99,10 @@ pub enum Outcome {
     Blocked,
     /// Name resolution failed (`getaddrinfo`: Temporary failure in name resolution).
     LookupFailed,
+    /// Every SYN of the connection was dropped on the client's node (its
+    /// conntrack table was full) until the client's timeout or TCP's
+    /// `tcp_syn_retries`.
+    SynDropped,
 }
 
 impl fmt::Display for Outcome {
@@ -109,7 +118,7 @@ impl fmt::Display for Outcome {
             }
             Outcome::Refused => write!(f, "dial tcp: connect: connection refused"),
             Outcome::Rejected => write!(f, "503 Service Unavailable"),
-            Outcome::Blocked => write!(f, "dial tcp: i/o timeout"),
+            Outcome::Blocked | Outcome::SynDropped => write!(f, "dial tcp: i/o timeout"),
             Outcome::LookupFailed => write!(f, "getaddrinfo: Temporary failure in name resolution"),
         }
     }
@@ -231,6 +240,7 @@ mod tests {
                         sent: now,
                         deadline: SimTime::MAX,
                         kind: RequestKind::App,
+                        conn: None,
                     };
                     if srv.offer(&spec, req) == Admit::Start {
                         eng.schedule_in(exp(0.1), Ev::Done(req));
@@ -269,6 +279,7 @@ mod tests {
             sent: t(0),
             deadline: t(dl),
             kind: RequestKind::App,
+            conn: None,
         };
         assert_eq!(srv.offer(&spec, req(10)), Admit::Start);
         assert_eq!(srv.offer(&spec, req(1)), Admit::Queued);

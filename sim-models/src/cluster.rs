@@ -19,8 +19,18 @@
 //! Request-level: the cost per request is O(1) in the number of pods, nodes
 //! and Services; NetworkPolicy verdicts are cached per pod pair.
 //!
-//! Limitations: each request is a new connection (no keep-alive), so a
-//! policy change acts on every request after it reaches the data path;
+//! Connections are explicit ([`crate::connections`]): per traffic source,
+//! a new connection per request, keep-alive pools, long-lived connections
+//! pinned to the endpoint picked at connect time, or client-side
+//! balancing. The Service's endpoint is picked per connection. When
+//! [`ClusterConfig::conntrack`] is set, every new connection's SYN needs an
+//! entry in the client node's conntrack table ([`crate::conntrack`]); a SYN
+//! dropped there (`nf_conntrack: table full, dropping packet`, an event per
+//! node) is retransmitted after 1 s, 3 s, 7 s... until the client's timeout
+//! or `tcp_syn_retries`, and a closed connection leaves a TIME_WAIT entry.
+//!
+//! Limitations: a policy change acts on new connections only (NetworkPolicy
+//! is checked on a connection's first packet);
 //! requests from outside the cluster (`from` unset) are not checked against
 //! NetworkPolicy (`ipBlock` ingress rules are exercised by `netpol`'s own
 //! tests, not by the cluster run); the DNS workload answers with the generic
@@ -32,7 +42,9 @@
 //! named measurement window, Kubernetes events aggregated as `kubectl get
 //! events` shows them (reason, message, count, first and last seen), the
 //! final state, and per-source request totals that satisfy conservation:
-//! sent = answered + timed out + refused + rejected + in flight.
+//! sent = answered + timed out + refused + rejected + in flight. Per
+//! window: connect delays, SYNs dropped, answered requests per server pod
+//! (the busiest pod's share); per node: the conntrack table's statistics.
 //!
 //! ## Validation
 //! Property tests: request conservation over random configurations and
@@ -40,6 +52,10 @@
 //! (sim-scenarios) pin whole replays.
 
 use crate::app::{completion_outcome, Admit, Outcome, Request, RequestKind, Server};
+use crate::connections::{
+    syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode,
+};
+use crate::conntrack::{self, ConntrackConfig, CtId, CtState, DataPath};
 use crate::ipam::{Ipam, IpamLayout, Ipv4Cidr, Lease};
 use crate::kubelet;
 use crate::netpol::{ContainerPort, PodInfo, SYNTHETIC_NODE_CIDR};
@@ -76,6 +92,8 @@ pub struct TrafficSpec {
     pub rate: f64,
     /// The client's timeout.
     pub timeout: SimDuration,
+    /// How requests use TCP connections (clients in the cluster only).
+    pub connections: ConnectionMode,
 }
 
 /// Something the timeline does.
@@ -170,6 +188,20 @@ pub struct ClusterConfig {
     pub policy: Option<PolicyConfig>,
     /// The cluster DNS; `None`: no traffic resolves names.
     pub dns: Option<DnsConfig>,
+    /// Each node's netfilter conntrack table; `None`: not modelled (no
+    /// table ever fills).
+    pub conntrack: Option<ConntrackSetup>,
+}
+
+/// The conntrack table every node has, and the data path that decides
+/// which flows reach it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConntrackSetup {
+    /// Size, timeouts and kernel (the same on every node).
+    pub table: ConntrackConfig,
+    /// kube-proxy over netfilter, or an eBPF data path that bypasses the
+    /// table for pod traffic.
+    pub datapath: DataPath,
 }
 
 /// The cluster DNS Service (kube-dns) and how pods query it.
@@ -206,6 +238,9 @@ pub struct RequestTotals {
     pub blocked: u64,
     /// Name resolution failed before a connection was tried.
     pub lookup_failed: u64,
+    /// Of `timed_out`: connections whose every SYN the client node's
+    /// conntrack table dropped (table full).
+    pub syn_dropped: u64,
 }
 
 impl RequestTotals {
@@ -235,6 +270,10 @@ impl RequestTotals {
                 self.blocked += 1;
             }
             Outcome::LookupFailed => self.lookup_failed += 1,
+            Outcome::SynDropped => {
+                self.timed_out += 1;
+                self.syn_dropped += 1;
+            }
             Outcome::Refused => self.refused += 1,
             Outcome::Rejected => self.rejected += 1,
         }
@@ -253,6 +292,32 @@ pub struct WindowStats {
     pub totals: RequestTotals,
     /// Latency of the answered requests.
     pub latency: LatencyHistogram,
+    /// From a connection's first SYN to its establishment, for the
+    /// connections opened in the window (0 when the first SYN passed).
+    pub connect_delay: LatencyHistogram,
+    /// SYNs (first ones and retransmissions) the client nodes' conntrack
+    /// tables dropped.
+    pub syn_drops: u64,
+    /// Answered requests per server pod id (index: pod id).
+    pub served: Vec<u64>,
+}
+
+impl WindowStats {
+    /// The largest share of the answered requests one pod served (0 when
+    /// none was answered).
+    pub fn top_pod_share(&self) -> f64 {
+        let total: u64 = self.served.iter().sum();
+        let top = self.served.iter().copied().max().unwrap_or(0);
+        if total == 0 {
+            0.0
+        } else {
+            top as f64 / total as f64
+        }
+    }
+    /// Pods that served at least one answered request.
+    pub fn pods_serving(&self) -> usize {
+        self.served.iter().filter(|&&n| n > 0).count()
+    }
 }
 
 /// One line of `kubectl get events`, aggregated like the API server does.
@@ -327,6 +392,8 @@ pub struct RunOutput {
     pub ipam_allocated: u64,
     /// Events the engine fired.
     pub events_fired: u64,
+    /// Per node, what its conntrack table saw (empty when not modelled).
+    pub conntrack: Vec<conntrack::CtStats>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -355,6 +422,20 @@ enum Ev {
         lookup: u32,
         generation: u32,
         token: u32,
+    },
+    /// TCP retransmits a SYN the client node dropped.
+    SynRetry {
+        req: Request,
+        client: u32,
+        first: SimTime,
+        attempt: u32,
+    },
+    /// `connect()` gives up (timeout or `tcp_syn_retries` used up).
+    SynGiveUp(Request),
+    /// An idle keep-alive connection is closed.
+    IdleClose {
+        conn: u32,
+        gen: u32,
     },
 }
 
@@ -406,6 +487,9 @@ const WASTED: usize = 5;
 const BLOCKED: usize = 6;
 const LOOKUP_FAILED: usize = 7;
 const DNS_QUERIES: usize = 8;
+const SYN_DROPPED: usize = 9;
+const SYN_DROPS: usize = 10;
+const CONNECTIONS: usize = 11;
 
 struct TrafficRt {
     rate: f64,
@@ -413,8 +497,11 @@ struct TrafficRt {
     arrivals: SimRng,
     pick: SimRng,
     totals: RequestTotals,
-    counters: [CounterId; 9],
+    counters: [CounterId; 12],
     latency: HistogramId,
+    connect_delay: HistogramId,
+    /// Connections held per client pod (looked up, never iterated).
+    clients: std::collections::HashMap<u32, ClientConns>,
 }
 
 struct Sim<'a> {
@@ -442,6 +529,12 @@ struct Sim<'a> {
     dns_pick: SimRng,
     nodes: Vec<NodeRt>,
     node_lifecycle: SimRng,
+    /// Open client connections.
+    conns: ConnSlab<CtId>,
+    /// Each node's conntrack table (empty when not modelled).
+    tables: Vec<conntrack::Table>,
+    ct_rng: SimRng,
+    ct_gauge: GaugeId,
 }
 
 /// What the cluster run tracks of one node beyond its pod count.
@@ -520,8 +613,13 @@ impl<'a> Sim<'a> {
                         c(&mut metrics, "blocked_by_policy"),
                         c(&mut metrics, "lookup_failed"),
                         c(&mut metrics, "dns_queries"),
+                        c(&mut metrics, "syn_dropped"),
+                        c(&mut metrics, "conntrack_syn_drops"),
+                        c(&mut metrics, "connections_opened"),
                     ],
                     latency: metrics.histogram(&format!("request_latency{{service={name}}}")),
+                    connect_delay: metrics.histogram(&format!("connect_delay{{service={name}}}")),
+                    clients: std::collections::HashMap::new(),
                 }
             })
             .collect();
@@ -534,6 +632,9 @@ impl<'a> Sim<'a> {
                     service: t.name.clone(),
                     totals: RequestTotals::default(),
                     latency: LatencyHistogram::new(),
+                    connect_delay: LatencyHistogram::new(),
+                    syn_drops: 0,
+                    served: Vec::new(),
                 })
             })
             .collect();
@@ -541,6 +642,7 @@ impl<'a> Sim<'a> {
             metrics.gauge("ipam_usable"),
             metrics.gauge("ipam_allocated"),
         ];
+        let ct_gauge = metrics.gauge("conntrack_entries_max");
         Sim {
             cfg,
             engine: Engine::new(),
@@ -563,6 +665,14 @@ impl<'a> Sim<'a> {
             dns_pick: rng.stream("service/kube-dns"),
             nodes: cfg.nodes.iter().map(|_| NodeRt::default()).collect(),
             node_lifecycle: rng.stream("node-lifecycle"),
+            conns: ConnSlab::default(),
+            tables: cfg
+                .conntrack
+                .iter()
+                .flat_map(|c| cfg.nodes.iter().map(|_| conntrack::Table::new(c.table)))
+                .collect(),
+            ct_rng: rng.stream("conntrack/early-drop"),
+            ct_gauge,
         }
     }
 
@@ -645,6 +755,14 @@ impl<'a> Sim<'a> {
             Ev::Arrival(t) => self.arrival(t as usize),
             Ev::Completed { pod, req } => self.completed(pod, req),
             Ev::BlockedTimeout(req) => self.outcome(req.source as usize, Outcome::Blocked),
+            Ev::SynRetry {
+                req,
+                client,
+                first,
+                attempt,
+            } => self.dial(req, Some(client), first, attempt, None),
+            Ev::SynGiveUp(req) => self.outcome(req.source as usize, Outcome::SynDropped),
+            Ev::IdleClose { conn, gen } => self.idle_close(conn, gen),
             Ev::PoliciesProgrammed(i) => self.policies_programmed(i as usize),
             Ev::NodeTaint(n) => self.node_taint(n as usize),
             Ev::Evict(n) => self.evict(n as usize),
@@ -1019,6 +1137,7 @@ impl<'a> Sim<'a> {
             sent: now,
             deadline: now + spec.timeout,
             kind: RequestKind::App,
+            conn: None,
         };
         match (spec.resolve, client) {
             (true, Some(c)) => self.start_lookup(req, c),
@@ -1027,23 +1146,335 @@ impl<'a> Sim<'a> {
         self.schedule_arrival(t);
     }
 
-    /// Opens the request's connection to a Ready endpoint of its Service.
+    /// Sends the request over a connection to a Ready endpoint of its
+    /// Service: an open one the client may reuse, or a new one
+    /// ([`crate::connections`]).
     fn connect(&mut self, req: Request, client: Option<u32>) {
         let t = req.source as usize;
-        let d = self.cfg.traffic[t].deployment;
-        match self.deps[d].endpoints.pick(&mut self.traffic[t].pick) {
-            None => self.outcome(t, Outcome::Refused),
-            Some(p) if client.is_some_and(|c| self.policy_denies(c, p)) => {
-                self.engine
-                    .schedule_at(req.deadline, Ev::BlockedTimeout(req));
+        let mut target = None;
+        if let Some(c) = client {
+            match self.reusable_connection(t, c) {
+                Ok(conn) => return self.send_on(conn, req),
+                Err(want) => target = want,
             }
-            Some(p) => {
-                let server_spec = &self.cfg.deployments[d].server;
-                match self.pods[p as usize].server.offer(server_spec, req) {
-                    Admit::Start => self.start_service(p, req),
-                    Admit::Queued => {}
-                    Admit::Rejected => self.outcome(t, Outcome::Rejected),
+        }
+        let now = self.engine.now();
+        self.dial(req, client, now, 0, target);
+    }
+
+    /// Opens a connection (SYN number `attempt`, the first sent at `first`)
+    /// to `target`, or to the endpoint kube-proxy picks, then sends `req`.
+    fn dial(
+        &mut self,
+        req: Request,
+        client: Option<u32>,
+        first: SimTime,
+        attempt: u32,
+        target: Option<u32>,
+    ) {
+        let now = self.engine.now();
+        let t = req.source as usize;
+        let d = self.cfg.traffic[t].deployment;
+        if self.deps[d].endpoints.is_empty() {
+            // kube-proxy REJECTs a Service without endpoints; the
+            // unconfirmed conntrack entry goes with the packet.
+            return self.outcome(t, Outcome::Refused);
+        }
+        let ct = match client {
+            Some(c) => match self.conntrack_syn(t, c) {
+                Ok(ct) => ct,
+                Err(()) => return self.syn_dropped(req, c, first, attempt),
+            },
+            None => None,
+        };
+        let mode = self.cfg.traffic[t].connections;
+        let p = match (target, mode, client) {
+            (Some(p), _, _) => Some(p),
+            (None, ConnectionMode::ClientSide, Some(c)) => self.next_turn(t, c),
+            _ => self.deps[d].endpoints.pick(&mut self.traffic[t].pick),
+        };
+        let Some(p) = p else {
+            return self.outcome(t, Outcome::Refused);
+        };
+        if client.is_some_and(|c| self.policy_denies(c, p)) {
+            // The SYN_SENT entry stays until its own timeout.
+            self.engine
+                .schedule_at(req.deadline, Ev::BlockedTimeout(req));
+            return;
+        }
+        if let Some((n, id)) = ct {
+            self.tables[n as usize].set_state(now, id, CtState::Established);
+        }
+        let delay = now.saturating_since(first);
+        self.metrics.inc(self.traffic[t].counters[CONNECTIONS]);
+        self.metrics.record(self.traffic[t].connect_delay, delay);
+        self.for_windows(t, now, |w| w.connect_delay.record(delay));
+        let Some(c) = client else {
+            return self.offer(p, req);
+        };
+        let conn = self.conns.insert(Conn {
+            traffic: t as u32,
+            client: c,
+            server: p,
+            ct,
+            idle_timer: None,
+            gen: 0,
+        });
+        let cc = self.traffic[t].clients.entry(c).or_default();
+        match mode {
+            ConnectionMode::LongLived { per_client } if (cc.open.len() as u32) < per_client => {
+                cc.open.push(conn)
+            }
+            ConnectionMode::ClientSide => {
+                cc.by_server.insert(p, conn);
+            }
+            _ => {}
+        }
+        self.send_on(conn, req);
+    }
+
+    /// An open connection of client pod `c` the request may use, or the
+    /// endpoint a new one must go to (client-side balancing), or neither.
+    fn reusable_connection(&mut self, t: usize, c: u32) -> Result<u32, Option<u32>> {
+        let mode = self.cfg.traffic[t].connections;
+        let cc = self.traffic[t].clients.entry(c).or_default();
+        let conn = match mode {
+            ConnectionMode::PerRequest => return Err(None),
+            ConnectionMode::KeepAlive { .. } => cc.idle.pop(),
+            ConnectionMode::LongLived { per_client } => {
+                if (cc.open.len() as u32) < per_client {
+                    return Err(None);
                 }
+                let i = cc.turn as usize % cc.open.len();
+                cc.turn = cc.turn.wrapping_add(1);
+                Some(cc.open[i])
+            }
+            ConnectionMode::ClientSide => {
+                let Some(p) = self.next_turn(t, c) else {
+                    return Err(None);
+                };
+                match self.traffic[t]
+                    .clients
+                    .get(&c)
+                    .and_then(|cc| cc.by_server.get(&p))
+                {
+                    Some(&conn) => Some(conn),
+                    None => return Err(Some(p)),
+                }
+            }
+        };
+        let Some(conn) = conn else {
+            return Err(None);
+        };
+        if let Some(timer) = self.conns.get_mut(conn).and_then(|x| x.idle_timer.take()) {
+            self.engine.cancel(timer);
+        }
+        let server = self.conns.get(conn).map(|x| x.server);
+        if server.is_some_and(|p| self.pod_live_in(p, PodState::Ready)) {
+            return Ok(conn);
+        }
+        // The pod behind it is gone: the connection is found broken (RST or
+        // GOAWAY) and a new one is opened.
+        self.close(conn);
+        match self.next_keepalive_idle(t, c) {
+            Some(other) => Ok(other),
+            None => Err(None),
+        }
+    }
+
+    /// Another idle keep-alive connection whose pod still serves, closing
+    /// broken ones on the way.
+    fn next_keepalive_idle(&mut self, t: usize, c: u32) -> Option<u32> {
+        loop {
+            let conn = self.traffic[t].clients.get_mut(&c)?.idle.pop()?;
+            if let Some(timer) = self.conns.get_mut(conn).and_then(|x| x.idle_timer.take()) {
+                self.engine.cancel(timer);
+            }
+            let server = self.conns.get(conn).map(|x| x.server);
+            if server.is_some_and(|p| self.pod_live_in(p, PodState::Ready)) {
+                return Some(conn);
+            }
+            self.close(conn);
+        }
+    }
+
+    /// Client-side balancing: the next Ready endpoint in turn.
+    fn next_turn(&mut self, t: usize, c: u32) -> Option<u32> {
+        let d = self.cfg.traffic[t].deployment;
+        let cc = self.traffic[t].clients.entry(c).or_default();
+        let p = self.deps[d].endpoints.nth(cc.turn as usize);
+        cc.turn = cc.turn.wrapping_add(1);
+        p
+    }
+
+    /// The request travels on an established connection.
+    fn send_on(&mut self, conn: u32, mut req: Request) {
+        let now = self.engine.now();
+        let Some(x) = self.conns.get(conn).copied() else {
+            return self.offer_lost(req);
+        };
+        if let Some((n, id)) = x.ct {
+            self.tables[n as usize].touch(now, id);
+        }
+        req.conn = Some(conn);
+        self.offer(x.server, req);
+    }
+
+    /// A request whose connection vanished before it was sent: never, since
+    /// connections close only between requests; counted as timed out to
+    /// keep conservation if it ever happens.
+    fn offer_lost(&mut self, req: Request) {
+        self.outcome(req.source as usize, Outcome::TimedOut);
+    }
+
+    /// Offers the request to pod `p`'s server.
+    fn offer(&mut self, p: u32, req: Request) {
+        let t = req.source as usize;
+        let d = self.pods[p as usize].deployment as usize;
+        let server_spec = &self.cfg.deployments[d].server;
+        match self.pods[p as usize].server.offer(server_spec, req) {
+            Admit::Start => self.start_service(p, req),
+            Admit::Queued => {}
+            Admit::Rejected => {
+                self.outcome(t, Outcome::Rejected);
+                self.request_done(req, true);
+            }
+        }
+    }
+
+    /// The request on a connection ended; `reusable`: the client still
+    /// listens (answered, or a 503), so keep-alive may pool the connection.
+    fn request_done(&mut self, req: Request, reusable: bool) {
+        let Some(conn) = req.conn else { return };
+        let Some(x) = self.conns.get(conn).copied() else {
+            return;
+        };
+        let t = x.traffic as usize;
+        match self.cfg.traffic[t].connections {
+            ConnectionMode::KeepAlive {
+                max_idle,
+                idle_timeout,
+            } if reusable => {
+                let cc = self.traffic[t].clients.entry(x.client).or_default();
+                if (cc.idle.len() as u32) < max_idle {
+                    cc.idle.push(conn);
+                    let timer = self
+                        .engine
+                        .schedule_in(idle_timeout, Ev::IdleClose { conn, gen: x.gen });
+                    if let Some(c) = self.conns.get_mut(conn) {
+                        c.idle_timer = Some(timer);
+                    }
+                } else {
+                    self.close(conn);
+                }
+            }
+            m if m.stays_open() => {
+                if let Some((n, id)) = x.ct {
+                    self.tables[n as usize].touch(self.engine.now(), id);
+                }
+            }
+            _ => self.close(conn),
+        }
+    }
+
+    /// A keep-alive connection was idle for its timeout.
+    fn idle_close(&mut self, conn: u32, gen: u32) {
+        let Some(x) = self.conns.get(conn).copied() else {
+            return;
+        };
+        if x.gen != gen {
+            return;
+        }
+        if let Some(cc) = self.traffic[x.traffic as usize].clients.get_mut(&x.client) {
+            cc.idle.retain(|&i| i != conn);
+        }
+        self.close(conn);
+    }
+
+    /// The client closes a connection: its conntrack entry goes to TIME_WAIT.
+    fn close(&mut self, conn: u32) {
+        let now = self.engine.now();
+        let Some(x) = self.conns.remove(conn) else {
+            return;
+        };
+        if let Some(timer) = x.idle_timer {
+            self.engine.cancel(timer);
+        }
+        if let Some((n, id)) = x.ct {
+            self.tables[n as usize].set_state(now, id, CtState::TimeWait);
+        }
+        if let Some(cc) = self.traffic[x.traffic as usize].clients.get_mut(&x.client) {
+            cc.open.retain(|&i| i != conn);
+            if cc.by_server.get(&x.server) == Some(&conn) {
+                cc.by_server.remove(&x.server);
+            }
+        }
+    }
+
+    /// A new connection's SYN through the client node's conntrack table:
+    /// its entry, none (table not modelled, or an eBPF data path), or
+    /// dropped because the table is full.
+    fn conntrack_syn(&mut self, t: usize, c: u32) -> Result<Option<(u32, CtId)>, ()> {
+        let Some(setup) = self.cfg.conntrack else {
+            return Ok(None);
+        };
+        let Some(node) = self.pods[c as usize].node else {
+            return Ok(None);
+        };
+        if !setup.datapath.tracks_pod_flows() {
+            return Ok(None);
+        }
+        let now = self.engine.now();
+        match self.tables[node as usize].insert(now, CtState::SynSent, &mut self.ct_rng) {
+            Ok(id) => Ok(Some((node, id))),
+            Err(refused) => {
+                self.metrics.inc(self.traffic[t].counters[SYN_DROPS]);
+                self.for_windows(t, now, |w| w.syn_drops += 1);
+                let name = &self.cfg.nodes[node as usize].name;
+                let obj = format!("node/{name}");
+                self.event_keyed(
+                    "Warning",
+                    "ConntrackTableFull",
+                    "kernel",
+                    obj.clone(),
+                    refused.to_string(),
+                    obj,
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// The SYN was dropped: TCP retransmits it, unless the client's timeout
+    /// or `tcp_syn_retries` comes first.
+    fn syn_dropped(&mut self, req: Request, client: u32, first: SimTime, attempt: u32) {
+        let next = attempt + 1;
+        match syn_retransmit_offset(next) {
+            Some(off) if first + off < req.deadline => {
+                self.engine.schedule_at(
+                    first + off,
+                    Ev::SynRetry {
+                        req,
+                        client,
+                        first,
+                        attempt: next,
+                    },
+                );
+            }
+            _ => {
+                let give_up = (first + syn_give_up_offset()).min(req.deadline);
+                self.engine.schedule_at(give_up, Ev::SynGiveUp(req));
+            }
+        }
+    }
+
+    /// Applies `f` to traffic source `t`'s statistics of every window that
+    /// contains `now`.
+    fn for_windows(&mut self, t: usize, now: SimTime, mut f: impl FnMut(&mut WindowStats)) {
+        let cfg = self.cfg;
+        for (i, w) in cfg.windows.iter().enumerate() {
+            if w.contains(now) {
+                f(&mut self.windows[i * cfg.traffic.len() + t]);
             }
         }
     }
@@ -1190,6 +1621,7 @@ impl<'a> Sim<'a> {
                 generation,
                 query: query.0,
             },
+            conn: None,
         };
         let spec = &self.cfg.deployments[w].server;
         if self.pods[server as usize].server.offer(spec, req) == Admit::Start {
@@ -1338,7 +1770,20 @@ impl<'a> Sim<'a> {
     fn completed(&mut self, p: u32, req: Request) {
         let now = self.engine.now();
         match req.kind {
-            RequestKind::App => self.outcome(req.source as usize, completion_outcome(&req, now)),
+            RequestKind::App => {
+                let o = completion_outcome(&req, now);
+                let t = req.source as usize;
+                if let Outcome::Answered(_) = o {
+                    self.for_windows(t, now, |w| {
+                        if w.served.len() <= p as usize {
+                            w.served.resize(p as usize + 1, 0);
+                        }
+                        w.served[p as usize] += 1;
+                    });
+                }
+                self.outcome(t, o);
+                self.request_done(req, matches!(o, Outcome::Answered(_)));
+            }
             RequestKind::Dns {
                 lookup,
                 generation,
@@ -1353,6 +1798,7 @@ impl<'a> Sim<'a> {
             // An abandoned DNS query needs nothing: its resolver timer fires.
             if r.kind == RequestKind::App {
                 self.outcome(r.source as usize, Outcome::TimedOut);
+                self.request_done(r, false);
             }
         }
         if let Some(r) = next {
@@ -1380,6 +1826,10 @@ impl<'a> Sim<'a> {
                 tr.counters[TIMED_OUT]
             }
             Outcome::LookupFailed => tr.counters[LOOKUP_FAILED],
+            Outcome::SynDropped => {
+                self.metrics.inc(tr.counters[SYN_DROPPED]);
+                tr.counters[TIMED_OUT]
+            }
             Outcome::Refused => tr.counters[REFUSED],
             Outcome::Rejected => tr.counters[REJECTED],
         };
@@ -1478,7 +1928,10 @@ impl<'a> Sim<'a> {
             .set(self.ipam_gauges[0], self.ipam.usable() as f64);
         self.metrics
             .set(self.ipam_gauges[1], self.ipam.allocated() as f64);
-        self.metrics.sample(self.engine.now());
+        let now = self.engine.now();
+        let most = self.tables.iter_mut().map(|t| t.live(now)).max();
+        self.metrics.set(self.ct_gauge, most.unwrap_or(0) as f64);
+        self.metrics.sample(now);
     }
 
     fn finish(self, seed: u64) -> RunOutput {
@@ -1502,6 +1955,7 @@ impl<'a> Sim<'a> {
             ipam_usable: self.ipam.usable(),
             ipam_allocated: self.ipam.allocated(),
             events_fired: self.engine.fired(),
+            conntrack: self.tables.iter().map(|t| t.stats()).collect(),
             metrics: self.metrics,
             windows: self.windows,
             events,
@@ -1554,6 +2008,7 @@ mod tests {
                 resolve: false,
                 rate: 50.0,
                 timeout: secs(5),
+                connections: ConnectionMode::PerRequest,
             }],
             timeline: vec![
                 TimedAction {
@@ -1580,6 +2035,7 @@ mod tests {
             }],
             policy: None,
             dns: None,
+            conntrack: None,
         }
     }
 
@@ -1777,6 +2233,7 @@ mod tests {
             resolve: false,
             rate: 50.0,
             timeout: secs(6),
+            connections: ConnectionMode::PerRequest,
         }];
         let policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db-from-batch, namespace: prod}\n\
                       spec:\n  podSelector: {matchLabels: {app: db}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: batch}}}]\n";
@@ -1937,6 +2394,145 @@ mod tests {
         assert!(out.events.iter().any(|e| e.reason == "PolicyNotEnforced"));
     }
 
+    /// `clients` pods send to `api` pods; every node has a conntrack table
+    /// of `max` entries on kernel 3.10 (TIME_WAIT entries not evictable).
+    fn churn(max: u64, rate: f64, mode: ConnectionMode, datapath: DataPath) -> ClusterConfig {
+        use crate::conntrack::{Kernel, Timeouts};
+        let mut cfg = config("10.0.0.0/22", 20);
+        cfg.nodes = spread_nodes(4, &["a".to_string()], 110);
+        cfg.timeline.clear();
+        let fast = ServerSpec {
+            concurrency: 8,
+            service_time: SimDuration::from_millis(5),
+            queue_limit: None,
+        };
+        cfg.deployments = vec![
+            DeploymentSpec::new("api", 8, secs(5), secs(5), fast),
+            DeploymentSpec::new("client", 8, secs(5), secs(5), fast),
+        ];
+        cfg.traffic = vec![TrafficSpec {
+            name: "client-api".into(),
+            from: Some(1),
+            deployment: 0,
+            resolve: false,
+            rate,
+            timeout: secs(10),
+            connections: mode,
+        }];
+        cfg.conntrack = Some(ConntrackSetup {
+            table: ConntrackConfig {
+                max,
+                buckets: max / 4,
+                timeouts: Timeouts::kube_proxy(),
+                kernel: Kernel::V3_10,
+            },
+            datapath,
+        });
+        cfg.duration = secs(400);
+        cfg.windows = vec![WindowSpec {
+            name: "full".into(),
+            start: secs(200),
+            end: secs(400),
+        }];
+        cfg
+    }
+
+    #[test]
+    fn connection_churn_fills_the_table_and_syns_are_retransmitted() {
+        // 4 nodes x 2 client pods; 400 conn/s x 120 s TIME_WAIT = 48,000
+        // entries wanted against 4 x 5,000.
+        let out = run(
+            &churn(
+                5_000,
+                400.0,
+                ConnectionMode::PerRequest,
+                DataPath::Netfilter,
+            ),
+            1,
+            &mut NullSink,
+        );
+        let w = &out.windows[0];
+        assert!(w.syn_drops > 1000, "{}", w.syn_drops);
+        // Connect delays sit on the retransmission times: 1 s, 3 s, 7 s.
+        let d = &w.connect_delay;
+        assert!(d.quantile(0.99) >= secs(1), "{:?}", d.quantile(0.99));
+        for q in [0.5, 0.9, 0.99] {
+            let x = d.quantile(q).as_secs_f64();
+            let on_retransmit = [0.0, 1.0, 3.0, 7.0, 15.0]
+                .iter()
+                .any(|r| (x - r).abs() < 0.01);
+            assert!(on_retransmit, "q{q}: {x}");
+        }
+        let ev = out
+            .events
+            .iter()
+            .find(|e| e.reason == "ConntrackTableFull")
+            .expect("kernel message");
+        assert_eq!(ev.message, conntrack::TABLE_FULL_MESSAGE);
+        assert!(out.conntrack.iter().all(|s| s.peak <= 5_000));
+        let r = out.requests[0];
+        assert_eq!(
+            r.sent,
+            r.answered + r.timed_out + r.refused + r.rejected + r.in_flight
+        );
+    }
+
+    #[test]
+    fn keep_alive_and_ebpf_leave_the_table_alone() {
+        let keep = ConnectionMode::KeepAlive {
+            max_idle: 16,
+            idle_timeout: secs(90),
+        };
+        let k = run(
+            &churn(5_000, 400.0, keep, DataPath::Netfilter),
+            1,
+            &mut NullSink,
+        );
+        assert_eq!(k.windows[0].syn_drops, 0);
+        let opened = k
+            .metrics
+            .counters()
+            .find(|(n, _)| n.starts_with("requests_connections_opened"))
+            .unwrap()
+            .1;
+        assert!(opened * 100 < k.requests[0].sent, "{opened} connections");
+        let e = run(
+            &churn(5_000, 400.0, ConnectionMode::PerRequest, DataPath::Ebpf),
+            1,
+            &mut NullSink,
+        );
+        assert_eq!(e.windows[0].syn_drops, 0);
+        assert!(e.conntrack.iter().all(|s| s.inserted == 0));
+        assert!(e.windows[0].totals.error_rate() < 0.001);
+    }
+
+    #[test]
+    fn long_lived_connections_stay_on_the_pods_they_were_opened_to() {
+        let mut cfg = churn(
+            100_000,
+            200.0,
+            ConnectionMode::LongLived { per_client: 1 },
+            DataPath::Netfilter,
+        );
+        cfg.deployments[0].replicas = 2;
+        cfg.timeline = vec![TimedAction {
+            at: secs(100),
+            action: Action::Scale {
+                deployment: 0,
+                replicas: 10,
+            },
+        }];
+        let pinned = run(&cfg, 2, &mut NullSink);
+        let w = &pinned.windows[0];
+        assert!(w.pods_serving() <= 2, "{}", w.pods_serving());
+        assert!(w.top_pod_share() >= 0.5, "{}", w.top_pod_share());
+        cfg.traffic[0].connections = ConnectionMode::ClientSide;
+        let balanced = run(&cfg, 2, &mut NullSink);
+        let w = &balanced.windows[0];
+        assert_eq!(w.pods_serving(), 10);
+        assert!(w.top_pod_share() < 0.12, "{}", w.top_pod_share());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
@@ -1949,6 +2545,8 @@ mod tests {
             queue_limit in proptest::option::of(0u32..20),
             timeout_ms in 50u64..5000,
             cni_fault in proptest::option::of((proptest::collection::vec(0usize..6, 1..4), 0u64..400, 0u64..400)),
+            mode in 0usize..4,
+            ct_max in proptest::option::of(1u64..400),
         ) {
             let mut cfg = config(&format!("10.9.0.0/{prefix}"), scale_to);
             cfg.duration = secs(180);
@@ -1960,14 +2558,35 @@ mod tests {
             }
             cfg.deployments[0].replicas = replicas;
             cfg.deployments[0].server.queue_limit = queue_limit;
-            cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: 0, resolve: false, rate, timeout: SimDuration::from_millis(timeout_ms) };
+            cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: 0, resolve: false, rate, timeout: SimDuration::from_millis(timeout_ms), connections: ConnectionMode::PerRequest };
             cfg.timeline[1].action = Action::SetRate { traffic: 0, rate: rate * 2.0 };
+            let modes = [
+                ConnectionMode::PerRequest,
+                ConnectionMode::KeepAlive { max_idle: 2, idle_timeout: secs(90) },
+                ConnectionMode::LongLived { per_client: 2 },
+                ConnectionMode::ClientSide,
+            ];
+            // Clients inside the cluster, through a small conntrack table.
+            if let Some(max) = ct_max {
+                let mut c = churn(max, rate, modes[mode], DataPath::Netfilter);
+                c.deployments[0] = cfg.deployments[0].clone();
+                c.traffic[0].timeout = cfg.traffic[0].timeout;
+                c.timeline = cfg.timeline.clone();
+                c.duration = cfg.duration;
+                c.nodes = cfg.nodes.clone();
+                c.windows.clear();
+                cfg = c;
+            }
             let out = run(&cfg, seed, &mut NullSink);
             let r = out.requests[0];
             prop_assert_eq!(r.sent, r.answered + r.timed_out + r.refused + r.rejected + r.in_flight);
+            for s in &out.conntrack {
+                prop_assert!(s.peak <= ct_max.unwrap_or(0));
+            }
             let d = &out.deployments[0];
             prop_assert_eq!(d.by_state.iter().sum::<u32>(), d.desired);
-            prop_assert_eq!(out.ipam_allocated, u64::from(d.desired - d.count(PodState::Unschedulable) - d.count(PodState::SandboxFailed)));
+            let placed: u32 = out.deployments.iter().map(|d| d.desired - d.count(PodState::Unschedulable) - d.count(PodState::SandboxFailed)).sum();
+            prop_assert_eq!(out.ipam_allocated, u64::from(placed));
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod cluster;
+pub mod connections;
 pub mod conntrack;
 pub mod coredns;
 pub mod datapath;

@@ -64,6 +64,16 @@ impl Endpoints {
         self.ready.is_empty()
     }
 
+    /// The `i`-th ready endpoint (`i` modulo their number), for clients
+    /// that take turns.
+    pub fn nth(&self, i: usize) -> Option<u32> {
+        if self.ready.is_empty() {
+            None
+        } else {
+            Some(self.ready[i % self.ready.len()])
+        }
+    }
+
     /// A uniformly random ready endpoint.
     pub fn pick(&self, rng: &mut SimRng) -> Option<u32> {
         if self.ready.is_empty() {

@@ -12,6 +12,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/cni_not_initialized.yaml"),
     ),
     (
+        "conntrack_table_full",
+        include_str!("../../scenarios/conntrack_table_full.yaml"),
+    ),
+    (
         "netpol_blocks_dns",
         include_str!("../../scenarios/netpol_blocks_dns.yaml"),
     ),

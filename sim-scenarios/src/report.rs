@@ -52,6 +52,8 @@ fn show(value: f64, unit: Unit) -> String {
     match unit {
         Unit::Count => num(value),
         Unit::Ratio => format!("{:.1}%", value * 100.0),
+        // Histograms store 0 as 1 ns.
+        Unit::Seconds if value < 1e-6 => "0s".to_string(),
         Unit::Seconds => SimDuration::from_secs_f64(value).to_string(),
     }
 }
@@ -100,6 +102,28 @@ pub fn figures(scenario: &Scenario, run: &SeedRun) -> Vec<Figure> {
         out.ipam_allocated as f64,
         Unit::Count,
     );
+    if let Some(ct) = &cfg.conntrack {
+        push(
+            "conntrack: nf_conntrack_max per node".into(),
+            ct.table.max as f64,
+            Unit::Count,
+        );
+        push(
+            "conntrack: most entries on one node".into(),
+            series_max(out, "conntrack_entries_max"),
+            Unit::Count,
+        );
+        push(
+            "conntrack: packets dropped, table full (all nodes)".into(),
+            out.conntrack.iter().map(|c| c.dropped_full).sum::<u64>() as f64,
+            Unit::Count,
+        );
+    }
+    let connections_shown = cfg.conntrack.is_some()
+        || cfg
+            .traffic
+            .iter()
+            .any(|t| t.connections != sim_models::connections::ConnectionMode::PerRequest);
     for ws in &out.windows {
         let t = &ws.totals;
         let w = &ws.window;
@@ -158,6 +182,37 @@ pub fn figures(scenario: &Scenario, run: &SeedRun) -> Vec<Figure> {
             ws.latency.quantile(0.99).as_secs_f64(),
             Unit::Seconds,
         );
+        if cfg.conntrack.is_some() {
+            push(
+                format!("{s} in {w}: SYNs dropped, conntrack table full"),
+                ws.syn_drops as f64,
+                Unit::Count,
+            );
+            push(
+                format!("{s} in {w}: failed, every SYN dropped"),
+                t.syn_dropped as f64,
+                Unit::Count,
+            );
+            for (q, name) in [(0.5, "p50"), (0.99, "p99"), (1.0, "max")] {
+                push(
+                    format!("{s} in {w}: connect delay {name}"),
+                    ws.connect_delay.quantile(q).as_secs_f64(),
+                    Unit::Seconds,
+                );
+            }
+        }
+        if connections_shown {
+            push(
+                format!("{s} in {w}: pods answering"),
+                ws.pods_serving() as f64,
+                Unit::Count,
+            );
+            push(
+                format!("{s} in {w}: busiest pod's share of answers"),
+                ws.top_pod_share(),
+                Unit::Ratio,
+            );
+        }
     }
     f
 }

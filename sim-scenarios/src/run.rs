@@ -111,6 +111,14 @@ pub fn measure(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Opti
                 Metric::LatencyP90 => secs(ws.latency.quantile(0.9)),
                 Metric::LatencyP99 => secs(ws.latency.quantile(0.99)),
                 Metric::LatencyMax => secs(ws.latency.max()),
+                Metric::ConnectP50 => secs(ws.connect_delay.quantile(0.5)),
+                Metric::ConnectP90 => secs(ws.connect_delay.quantile(0.9)),
+                Metric::ConnectP99 => secs(ws.connect_delay.quantile(0.99)),
+                Metric::ConnectMax => secs(ws.connect_delay.max()),
+                Metric::SynDrops => ws.syn_drops as f64,
+                Metric::RequestsSynDropped => t.syn_dropped as f64,
+                Metric::TopPodShare => ws.top_pod_share(),
+                Metric::PodsServing => ws.pods_serving() as f64,
                 _ => return None,
             })
         }

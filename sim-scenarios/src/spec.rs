@@ -42,7 +42,11 @@ use crate::units::{Count, Duration, Rate};
 use serde::Deserialize;
 use sim_core::SimDuration;
 use sim_models::app::ServerSpec;
-use sim_models::cluster::{Action, ClusterConfig, DnsConfig, TimedAction, TrafficSpec, WindowSpec};
+use sim_models::cluster::{
+    Action, ClusterConfig, ConntrackSetup, DnsConfig, TimedAction, TrafficSpec, WindowSpec,
+};
+use sim_models::connections::{ConnectionMode, GO_IDLE_CONN_TIMEOUT, GO_MAX_IDLE_PER_HOST};
+use sim_models::conntrack::{self, ConntrackConfig, DataPath, Kernel, Timeouts};
 use sim_models::ipam::{Allocator, IpamLayout, Ipv4Cidr};
 use sim_models::netpol::{parse_manifests, Namespace, Protocol};
 use sim_models::policy_enforcement::{Cni, PolicyConfig};
@@ -267,6 +271,37 @@ pub struct NetworkFile {
     /// Sets active at T+0.
     #[serde(default)]
     pub active: Vec<String>,
+    /// Every node's netfilter conntrack table (default: not modelled).
+    pub conntrack: Option<ConntrackFile>,
+}
+
+/// The conntrack table of every node.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConntrackFile {
+    /// Who sets the table up: `kube-proxy` (default: nf_conntrack_max =
+    /// max(32768 x cores, 131072), TCP established 86400 s, close_wait
+    /// 3600 s) or `kernel` (buckets = RAM / 16384, max per kernel release,
+    /// the kernel's timeouts).
+    pub sized_by: Option<SizedBy>,
+    /// Kernel release profile: `3.10`, `4.19` or `5.15` (default).
+    pub kernel: Option<String>,
+    /// CPU cores per node (for kube-proxy's formula).
+    pub node_cores: Option<Count>,
+    /// Memory per node \[GiB\] (for the kernel's formula and the buckets).
+    pub node_memory_gib: Option<Count>,
+    /// `nf_conntrack_max` set by hand \[entries\]; overrides the formulas.
+    pub max: Option<Count>,
+}
+
+/// Who sizes the conntrack table.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SizedBy {
+    /// kube-proxy's `conntrack` settings.
+    KubeProxy,
+    /// The kernel's defaults.
+    Kernel,
 }
 
 /// The cluster DNS Service.
@@ -311,6 +346,40 @@ pub struct TrafficFile {
     pub rate: Rate,
     /// Client timeout.
     pub timeout: Duration,
+    /// How requests use TCP connections: `per-request` (default),
+    /// `keep-alive` (Go's defaults: 2 idle per pod, 90 s), `client-side`,
+    /// `{keep_alive: {max_idle: N, idle_timeout: D}}` or `{long_lived: N}`.
+    pub connections: Option<ConnectionsFile>,
+}
+
+/// A connection mode as written: a name or a one-key map.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ConnectionsFile {
+    /// `per-request`, `keep-alive` or `client-side`.
+    Name(String),
+    /// `{keep_alive: {...}}` or `{long_lived: N}`.
+    Map(ConnectionsMap),
+}
+
+/// The map form of `connections`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsMap {
+    /// An HTTP/1.1 keep-alive pool per client pod.
+    pub keep_alive: Option<KeepAliveFile>,
+    /// Long-lived connections per client pod, pinned at connect time.
+    pub long_lived: Option<Count>,
+}
+
+/// Keep-alive pool settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepAliveFile {
+    /// Idle connections kept per client pod (default 2, Go's `MaxIdleConnsPerHost`).
+    pub max_idle: Option<Count>,
+    /// Idle connections close after this (default 90s, Go's `IdleConnTimeout`).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// One timeline entry: `at` plus exactly one action.
@@ -406,6 +475,24 @@ pub enum Metric {
     LatencyP99,
     /// Largest latency (`service`).
     LatencyMax,
+    /// Median connect delay: first SYN to established (`service`).
+    ConnectP50,
+    /// 90th percentile connect delay (`service`).
+    ConnectP90,
+    /// 99th percentile connect delay (`service`).
+    ConnectP99,
+    /// Largest connect delay (`service`).
+    ConnectMax,
+    /// SYNs the client nodes' conntrack tables dropped (`service`).
+    SynDrops,
+    /// Requests that failed because every SYN was dropped (`service`).
+    RequestsSynDropped,
+    /// Largest share of answered requests one server pod served (`service`).
+    TopPodShare,
+    /// Server pods that answered at least one request (`service`).
+    PodsServing,
+    /// Entries in the fullest node's conntrack table (gauge, no workload).
+    ConntrackEntries,
 }
 
 impl Metric {
@@ -420,17 +507,29 @@ impl Metric {
                 | Metric::PodsSandboxFailed
                 | Metric::IpamAllocated
                 | Metric::IpamUsable
+                | Metric::ConntrackEntries
         )
     }
     /// Whether the metric is about one workload.
     pub fn needs_workload(self) -> bool {
-        self.is_gauge() && !matches!(self, Metric::IpamAllocated | Metric::IpamUsable)
+        self.is_gauge()
+            && !matches!(
+                self,
+                Metric::IpamAllocated | Metric::IpamUsable | Metric::ConntrackEntries
+            )
     }
     /// Whether the metric is a latency \[s\].
     pub fn is_latency(self) -> bool {
         matches!(
             self,
-            Metric::LatencyP50 | Metric::LatencyP90 | Metric::LatencyP99 | Metric::LatencyMax
+            Metric::LatencyP50
+                | Metric::LatencyP90
+                | Metric::LatencyP99
+                | Metric::LatencyMax
+                | Metric::ConnectP50
+                | Metric::ConnectP90
+                | Metric::ConnectP99
+                | Metric::ConnectMax
         )
     }
     /// The name as written in files.
@@ -453,6 +552,15 @@ impl Metric {
             Metric::LatencyP90 => "latency_p90",
             Metric::LatencyP99 => "latency_p99",
             Metric::LatencyMax => "latency_max",
+            Metric::ConnectP50 => "connect_p50",
+            Metric::ConnectP90 => "connect_p90",
+            Metric::ConnectP99 => "connect_p99",
+            Metric::ConnectMax => "connect_max",
+            Metric::SynDrops => "syn_drops",
+            Metric::RequestsSynDropped => "requests_syn_dropped",
+            Metric::TopPodShare => "top_pod_share",
+            Metric::PodsServing => "pods_serving",
+            Metric::ConntrackEntries => "conntrack_entries",
         }
     }
 }
@@ -595,7 +703,25 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, InputError> {
              `knsim list` shows bundled scenarios to start from",
         ));
     }
-    let raw: ScenarioFile = serde_yaml_ng::from_str(text).map_err(|e| serde_error(file, &e))?;
+    let raw: ScenarioFile = serde_yaml_ng::from_str(text).map_err(|e| {
+        let mut err = serde_error(file, &e);
+        if err.at.is_none() && err.message.contains("more than one document") {
+            // serde_yaml_ng gives no position here: point at the second
+            // document's separator.
+            let sep = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| {
+                    l.strip_prefix("---")
+                        .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t']))
+                })
+                .map(|(i, _)| i + 1)
+                .find(|&i| i > 1);
+            err.at = sep.map(|line| (line, 1));
+            err.hint = "a scenario is one YAML document: remove the `---` line".into();
+        }
+        err
+    })?;
     let pos = Positions::of(text);
     Validator {
         file,
@@ -652,6 +778,9 @@ fn hint_for(message: &str) -> String {
     }
     if message.contains("has no unit") {
         return "durations take a unit (ms, s, m, h) and rates a per-time (/s, /min)".into();
+    }
+    if message.contains("ConnectionsFile") {
+        return "connections: per-request, keep-alive, client-side, {keep_alive: {max_idle: N, idle_timeout: D}} or {long_lived: N}".into();
     }
     if message.contains("negative") {
         return "counts are whole numbers, 0 or more".into();
@@ -976,6 +1105,17 @@ impl Validator<'_> {
                     "add from: WORKLOAD and dns: {workload: coredns}",
                 ));
             }
+            let connections = match &t.connections {
+                None => ConnectionMode::PerRequest,
+                Some(c) => self.connections(&[&p[..], &path!["connections"]].concat(), c)?,
+            };
+            if connections != ConnectionMode::PerRequest && from.is_none() {
+                return Err(self.err(
+                    &[&p[..], &path!["connections"]].concat(),
+                    "connection pools belong to client pods; this traffic comes from outside the cluster",
+                    "add from: WORKLOAD, or use connections: per-request",
+                ));
+            }
             traffic_specs.push(TrafficSpec {
                 name: traffic_names[i].clone(),
                 resolve: t.resolve,
@@ -983,10 +1123,18 @@ impl Validator<'_> {
                 deployment: d,
                 rate: t.rate.0,
                 timeout: t.timeout.0,
+                connections,
             });
         }
         let policy = match sec.network.0 {
             Some(n) => Some(self.network(&sec.network.1, n, common.namespaces)?),
+            None => None,
+        };
+        let conntrack = match sec.network.0.and_then(|n| n.conntrack.as_ref()) {
+            Some(c) => Some(self.conntrack(
+                &[&sec.network.1[..], &path!["network", "conntrack"]].concat(),
+                c,
+            )?),
             None => None,
         };
         let mut actions = Vec::new();
@@ -1039,6 +1187,7 @@ impl Validator<'_> {
             windows: windows.to_vec(),
             policy,
             dns,
+            conntrack,
         };
         Ok(Variant {
             name,
@@ -1140,6 +1289,114 @@ impl Validator<'_> {
                     labels: ns.labels.clone(),
                 })
                 .collect(),
+        })
+    }
+
+    /// A traffic source's connection mode.
+    fn connections(&self, p: &[Seg], c: &ConnectionsFile) -> R<ConnectionMode> {
+        let hint = "write per-request, keep-alive, client-side, {keep_alive: {max_idle: 2, idle_timeout: 90s}} or {long_lived: 1}";
+        let keep = |max_idle: Option<Count>, idle: Option<Duration>| ConnectionMode::KeepAlive {
+            max_idle: max_idle.map_or(GO_MAX_IDLE_PER_HOST, |c| c.0),
+            idle_timeout: idle.map_or(GO_IDLE_CONN_TIMEOUT, |d| d.0),
+        };
+        match c {
+            ConnectionsFile::Name(n) => match n.as_str() {
+                "per-request" => Ok(ConnectionMode::PerRequest),
+                "keep-alive" => Ok(keep(None, None)),
+                "client-side" => Ok(ConnectionMode::ClientSide),
+                other => {
+                    let names = ["per-request", "keep-alive", "client-side"];
+                    let h = match closest(other, &names) {
+                        Some(b) => format!("did you mean `{b}`? {hint}"),
+                        None => hint.to_string(),
+                    };
+                    Err(self.err(p, format!("`{other}` is not a connection mode"), h))
+                }
+            },
+            ConnectionsFile::Map(m) => match (&m.keep_alive, m.long_lived) {
+                (Some(k), None) => {
+                    if k.max_idle.is_some_and(|c| c.0 == 0) {
+                        return Err(self.err(
+                            &[p, &path!["keep_alive", "max_idle"]].concat(),
+                            "max_idle is 0: no connection would ever be reused",
+                            "use connections: per-request for that, or max_idle: 1 or more",
+                        ));
+                    }
+                    Ok(keep(k.max_idle, k.idle_timeout))
+                }
+                (None, Some(n)) if n.0 > 0 => Ok(ConnectionMode::LongLived { per_client: n.0 }),
+                (None, Some(_)) => Err(self.err(
+                    &[p, &path!["long_lived"]].concat(),
+                    "long_lived is 0: the clients would hold no connection",
+                    "give 1 or more connections per client pod",
+                )),
+                _ => Err(self.err(
+                    p,
+                    "connections takes exactly one of keep_alive or long_lived",
+                    hint,
+                )),
+            },
+        }
+    }
+
+    /// Every node's conntrack table.
+    fn conntrack(&self, p: &[Seg], c: &ConntrackFile) -> R<ConntrackSetup> {
+        let kernel = match &c.kernel {
+            None => Kernel::V5_15,
+            Some(k) => Kernel::parse(k).ok_or_else(|| {
+                let known: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+                self.err(
+                    &[p, &path!["kernel"]].concat(),
+                    format!("no kernel profile `{k}`"),
+                    format!("profiles (write them quoted): {}", known.join(", ")),
+                )
+            })?,
+        };
+        let ram = c.node_memory_gib.map(|g| u64::from(g.0) << 30);
+        let sized_by = c.sized_by.unwrap_or(SizedBy::KubeProxy);
+        let table = match (sized_by, c.max, c.node_cores, ram) {
+            (SizedBy::KubeProxy, None, Some(cores), _) => {
+                ConntrackConfig::kube_proxy(ram.unwrap_or(0), cores.0, kernel)
+            }
+            (SizedBy::KubeProxy, None, None, _) => {
+                return Err(self.err(
+                    p,
+                    "kube-proxy sizes the table from the node's cores, and node_cores is not given",
+                    "add node_cores: 4 (or set max: N by hand)",
+                ))
+            }
+            (SizedBy::Kernel, None, _, Some(ram)) => ConntrackConfig::kernel_default(ram, kernel),
+            (SizedBy::Kernel, None, _, None) => {
+                return Err(self.err(
+                    p,
+                    "the kernel sizes the table from the node's memory, and node_memory_gib is not given",
+                    "add node_memory_gib: 8 (or set max: N by hand)",
+                ))
+            }
+            (by, Some(max), _, _) => {
+                if max.0 == 0 {
+                    return Err(self.err(
+                        &[p, &path!["max"]].concat(),
+                        "max is 0: no flow could ever be tracked",
+                        "give nf_conntrack_max in entries, e.g. max: 131072",
+                    ));
+                }
+                let max = u64::from(max.0);
+                let buckets = ram.map_or(max / 4, conntrack::kernel_buckets).max(1);
+                ConntrackConfig {
+                    max,
+                    buckets,
+                    timeouts: match by {
+                        SizedBy::KubeProxy => Timeouts::kube_proxy(),
+                        SizedBy::Kernel => Timeouts::kernel(),
+                    },
+                    kernel,
+                }
+            }
+        };
+        Ok(ConntrackSetup {
+            table,
+            datapath: DataPath::Netfilter,
         })
     }
 
@@ -1462,6 +1719,7 @@ impl Validator<'_> {
             let column_base = match m {
                 Metric::IpamAllocated => "ipam_allocated".to_string(),
                 Metric::IpamUsable => "ipam_usable".to_string(),
+                Metric::ConntrackEntries => "conntrack_entries_max".to_string(),
                 _ => {
                     let Some(w) = &e.workload else {
                         return Err(self.err(
@@ -1581,6 +1839,67 @@ mod tests {
     fn closest_suggests_typos_only() {
         assert_eq!(closest("replica", &["name", "replicas"]), Some("replicas"));
         assert_eq!(closest("zzzzzzzz", &["name", "replicas"]), None);
+    }
+
+    fn with_lines(traffic_extra: &str, network: &str) -> Result<Scenario, InputError> {
+        let text = format!(
+            "name: t\nsummary: s\nduration: 1m\nsample_every: 10s\ncluster:\n  nodes: {{count: 1, zones: [a]}}\n  ipam: {{mode: flat, pod_cidr: 10.0.0.0/24}}\n\
+             {network}workloads:\n  - {{name: api, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}}\n\
+             traffic:\n  - {{to: api, rate: 1/s, timeout: 1s{traffic_extra}}}\n"
+        );
+        parse("t.yaml", &text)
+    }
+
+    #[test]
+    fn connection_modes_and_conntrack_settings_parse() {
+        let ok = with_lines(
+            ", from: api, connections: {keep_alive: {max_idle: 4}}",
+            "network:\n  cni: calico\n  conntrack: {kernel: \"3.10\", node_cores: 16}\n",
+        )
+        .unwrap();
+        let cfg = &ok.variants[0].config;
+        assert_eq!(
+            cfg.traffic[0].connections,
+            ConnectionMode::KeepAlive {
+                max_idle: 4,
+                idle_timeout: GO_IDLE_CONN_TIMEOUT
+            }
+        );
+        let ct = cfg.conntrack.unwrap();
+        assert_eq!((ct.table.max, ct.table.kernel), (524_288, Kernel::V3_10));
+        let ll = with_lines(", from: api, connections: {long_lived: 3}", "").unwrap();
+        assert_eq!(
+            ll.variants[0].config.traffic[0].connections,
+            ConnectionMode::LongLived { per_client: 3 }
+        );
+    }
+
+    #[test]
+    fn bad_connection_and_conntrack_settings_are_located() {
+        let e = with_lines(", from: api, connections: keep-alvie", "").unwrap_err();
+        assert_eq!(e.at.map(|a| a.0), Some(11), "{e}");
+        assert!(e.hint.contains("did you mean `keep-alive`"), "{e}");
+        let e = with_lines(", connections: keep-alive", "").unwrap_err();
+        assert!(e.message.contains("outside the cluster"), "{e}");
+        let e = with_lines(", from: api, connections: {long_lived: 0}", "").unwrap_err();
+        assert!(e.message.contains("long_lived is 0"), "{e}");
+        let e = with_lines(", from: api, connections: {long_lifed: 2}", "").unwrap_err();
+        assert!(e.at.is_some() && e.hint.contains("long_lived"), "{e}");
+        let e = with_lines(
+            "",
+            "network:\n  cni: calico\n  conntrack: {kernel: \"4.9\", max: 10}\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.at.map(|a| a.0), Some(10), "{e}");
+        assert!(e.hint.contains("3.10, 4.19, 5.15"), "{e}");
+        let e = with_lines(
+            "",
+            "network:\n  cni: calico\n  conntrack: {kernel: \"5.15\"}\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("node_cores"), "{e}");
+        let e = with_lines("", "network:\n  cni: calico\n  conntrack: {maxx: 5}\n").unwrap_err();
+        assert!(e.hint.contains("did you mean `max`"), "{e}");
     }
 
     proptest! {

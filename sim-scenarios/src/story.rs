@@ -306,6 +306,9 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
         }
     }
     for w in &out.windows {
+        if w.syn_drops > 0 {
+            lines.push(conntrack_sentence(w, cfg, out));
+        }
         let t = &w.totals;
         if t.error_rate() < 0.01 {
             continue;
@@ -356,7 +359,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
                 w.service
             ));
         }
-        let capacity_failures = t.timed_out - t.blocked + t.rejected;
+        let capacity_failures = t.timed_out - t.blocked - t.syn_dropped + t.rejected;
         if capacity_failures as f64 / ended >= 0.01 {
             lines.push(capacity_sentence(w, traffic, cfg, out, capacity_failures));
         }
@@ -366,6 +369,46 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
         for l in lines {
             let _ = writeln!(s, "  {l}");
         }
+    }
+}
+
+/// Why connections were slow or failed: the client nodes' conntrack tables
+/// were full.
+fn conntrack_sentence(
+    w: &sim_models::cluster::WindowStats,
+    cfg: &sim_models::cluster::ClusterConfig,
+    out: &RunOutput,
+) -> String {
+    let max = cfg.conntrack.map_or(0, |c| c.table.max);
+    let peak = crate::report::series_max(out, "conntrack_entries_max");
+    let kernel = cfg.conntrack.map_or("", |c| c.table.kernel.name());
+    let d = &w.connect_delay;
+    format!(
+        "In `{}`, the conntrack tables of the client nodes were full (nf_conntrack_max {max}, up to {} entries sampled on one node; \
+         each closed connection's TIME_WAIT entry counts for 120 s, and early drop on kernel {kernel} {} evict those). The kernel dropped {} SYNs of {} with \
+         `nf_conntrack: table full, dropping packet`; TCP retransmitted them after 1 s, 3 s, 7 s, 15 s..., so connect delays reached \
+         p99 {} and at most {}, and {} requests failed with every SYN dropped.",
+        w.window,
+        num(peak),
+        if cfg.conntrack.is_some_and(|c| c.table.kernel.early_drops_closing_tcp()) {
+            "may"
+        } else {
+            "may not"
+        },
+        w.syn_drops,
+        w.service,
+        delay(d.quantile(0.99)),
+        delay(d.max()),
+        w.totals.syn_dropped,
+    )
+}
+
+/// A connect delay as people read it (histograms store 0 as 1 ns).
+fn delay(d: SimDuration) -> String {
+    if d < SimDuration::from_micros(1) {
+        "0s".into()
+    } else {
+        d.to_string()
     }
 }
 
@@ -453,5 +496,31 @@ fn compare(s: &mut String, scenario: &Scenario, base: &SeedRun, other: &SeedRun)
             b.latency.quantile(0.99),
             o.latency.quantile(0.99),
         );
+        if bv.config.conntrack.is_some() || ov.config.conntrack.is_some() {
+            let _ = writeln!(
+                s,
+                "    {} in `{}`: SYNs dropped {} -> {}, connect delay p99 {} -> {}, max {} -> {}",
+                b.service,
+                b.window,
+                b.syn_drops,
+                o.syn_drops,
+                delay(b.connect_delay.quantile(0.99)),
+                delay(o.connect_delay.quantile(0.99)),
+                delay(b.connect_delay.max()),
+                delay(o.connect_delay.max()),
+            );
+        }
+        if b.served.iter().chain(&o.served).any(|&n| n > 0) {
+            let _ = writeln!(
+                s,
+                "    {} in `{}`: pods answering {} -> {}, busiest pod's share {:.1}% -> {:.1}%",
+                b.service,
+                b.window,
+                b.pods_serving(),
+                o.pods_serving(),
+                b.top_pod_share() * 100.0,
+                o.top_pod_share() * 100.0,
+            );
+        }
     }
 }

@@ -49,3 +49,8 @@ fn netpol_friday_ingress_replay() {
 fn netpol_label_mismatch_replay() {
     insta::assert_snapshot!(replay("netpol_label_mismatch"));
 }
+
+#[test]
+fn conntrack_table_full_replay() {
+    insta::assert_snapshot!(replay("conntrack_table_full"));
+}
