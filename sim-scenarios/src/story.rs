@@ -510,7 +510,13 @@ fn compare(s: &mut String, scenario: &Scenario, base: &SeedRun, other: &SeedRun)
                 delay(o.connect_delay.max()),
             );
         }
-        if b.served.iter().chain(&o.served).any(|&n| n > 0) {
+        let pooled = |v: &Variant| {
+            v.config
+                .traffic
+                .iter()
+                .any(|t| t.connections != sim_models::connections::ConnectionMode::PerRequest)
+        };
+        if pooled(bv) || pooled(ov) {
             let _ = writeln!(
                 s,
                 "    {} in `{}`: pods answering {} -> {}, busiest pod's share {:.1}% -> {:.1}%",
