@@ -8,12 +8,20 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/black_friday_cidr.yaml"),
     ),
     (
+        "calico_vxlan_mtu",
+        include_str!("../../scenarios/calico_vxlan_mtu.yaml"),
+    ),
+    (
         "cni_not_initialized",
         include_str!("../../scenarios/cni_not_initialized.yaml"),
     ),
     (
         "conntrack_table_full",
         include_str!("../../scenarios/conntrack_table_full.yaml"),
+    ),
+    (
+        "mtu_blackhole",
+        include_str!("../../scenarios/mtu_blackhole.yaml"),
     ),
     (
         "netpol_blocks_dns",

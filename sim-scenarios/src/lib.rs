@@ -7,6 +7,7 @@
 //! `file:line:column`, what is wrong and a hint ([`error`], [`locate`]).
 
 pub mod bundled;
+pub mod datapath;
 pub mod error;
 pub mod locate;
 pub mod report;
@@ -28,4 +29,23 @@ pub fn load_named(arg: &str) -> Result<Scenario, InputError> {
         }
     }
     load(path)
+}
+
+/// If `arg` names a packet-level scenario (a file, or a bundled scenario,
+/// with a top-level `datapath:` section), parses it; `None` for anything
+/// else, which [`load_named`] handles (and reports unreadable files).
+pub fn load_datapath(arg: &str) -> Option<Result<datapath::DatapathScenario, InputError>> {
+    let path = std::path::Path::new(arg);
+    let (file, text) = if path.exists() {
+        (
+            path.display().to_string(),
+            std::fs::read_to_string(path).ok()?,
+        )
+    } else {
+        (
+            format!("scenarios/{arg}.yaml"),
+            bundled::find(arg)?.to_string(),
+        )
+    };
+    datapath::is_datapath(&text).then(|| datapath::parse(&file, &text))
 }

@@ -745,7 +745,7 @@ pub fn load(path: &std::path::Path) -> Result<Scenario, InputError> {
     parse(&file, &text)
 }
 
-fn serde_error(file: &str, e: &serde_yaml_ng::Error) -> InputError {
+pub(crate) fn serde_error(file: &str, e: &serde_yaml_ng::Error) -> InputError {
     let full = e.to_string();
     // serde_yaml_ng appends " at line L column C"; the position is reported apart.
     let message = match full.rfind(" at line ") {

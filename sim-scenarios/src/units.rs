@@ -209,6 +209,127 @@ impl<'de> Deserialize<'de> for Count {
     }
 }
 
+/// A size in bytes: `1460`, `300B`, `64KiB`, `1MB` (SI: 1 kB = 1000 B; IEC: 1 KiB = 1024 B).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bytes(pub u64);
+
+/// Parses `300B`, `1kB`, `1KB`, `64KiB`, `1MB`, `1MiB`, `1GB`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{t}` is not a size; write e.g. 1460, 300B, 64KiB, 1MB"))?;
+    let scale = match unit.trim() {
+        "" | "B" => 1.0,
+        "kB" | "KB" => 1e3,
+        "KiB" => 1024.0,
+        "MB" => 1e6,
+        "MiB" => 1024.0 * 1024.0,
+        "GB" => 1e9,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{t}`; units: B, KB, KiB, MB, MiB, GB, GiB"
+            ))
+        }
+    };
+    let bytes = value * scale;
+    if bytes.fract() != 0.0 || bytes > 1e15 {
+        return Err(format!(
+            "size `{t}` is not a whole number of bytes (at most 1 PB)"
+        ));
+    }
+    Ok(bytes as u64)
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a size in bytes, like 1460, 300B or 1MB")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Bytes, E> {
+                Ok(Bytes(n))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Bytes, E> {
+                u64::try_from(n)
+                    .map(Bytes)
+                    .map_err(|_| E::custom(format!("size {n} is negative")))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Bytes, E> {
+                Err(E::custom(format!(
+                    "size {n} is not a whole number of bytes"
+                )))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Bytes, E> {
+                parse_bytes(s).map(Bytes).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A link bandwidth \[bit/s\]: `100Mbit/s`, `10Gbit/s`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bandwidth(pub f64);
+
+/// Parses `100Mbit/s`, `10Gbit/s`, `1.5Gbit/s`, `64kbit/s`, `1e9bit/s`.
+pub fn parse_bandwidth(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let Some(body) = t.strip_suffix("bit/s") else {
+        return Err(format!(
+            "bandwidth `{t}` needs a unit; write e.g. 100Mbit/s or 10Gbit/s"
+        ));
+    };
+    let (num, scale) = match body.chars().last() {
+        Some('k') => (&body[..body.len() - 1], 1e3),
+        Some('M') => (&body[..body.len() - 1], 1e6),
+        Some('G') => (&body[..body.len() - 1], 1e9),
+        Some('T') => (&body[..body.len() - 1], 1e12),
+        _ => (body, 1.0),
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{num}` in bandwidth `{t}` is not a number"))?;
+    if !value.is_finite() || value <= 0.0 {
+        return Err(format!("bandwidth `{t}` must be more than 0"));
+    }
+    Ok(value * scale)
+}
+
+impl<'de> Deserialize<'de> for Bandwidth {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Bandwidth;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a bandwidth with a unit, like 100Mbit/s")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Bandwidth, E> {
+                parse_bandwidth(s).map(Bandwidth).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Bandwidth, E> {
+                Err(E::custom(format!(
+                    "bandwidth `{n}` has no unit; write e.g. {n}Mbit/s"
+                )))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Bandwidth, E> {
+                Err(E::custom(format!(
+                    "bandwidth `{n}` has no unit; write e.g. {n}Mbit/s"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +354,19 @@ mod tests {
         assert_eq!(parse_rate("6000/min").unwrap(), 100.0);
         assert!(parse_rate("100").unwrap_err().contains("no unit"));
         assert!(parse_rate("-1/s").is_err());
+    }
+
+    #[test]
+    fn sizes_and_bandwidths_people_write() {
+        assert_eq!(parse_bytes("1460").unwrap(), 1460);
+        assert_eq!(parse_bytes("300B").unwrap(), 300);
+        assert_eq!(parse_bytes("1MB").unwrap(), 1_000_000);
+        assert_eq!(parse_bytes("64KiB").unwrap(), 65_536);
+        assert!(parse_bytes("1.5B").is_err());
+        assert!(parse_bytes("3 parsecs").is_err());
+        assert_eq!(parse_bandwidth("100Mbit/s").unwrap(), 1e8);
+        assert_eq!(parse_bandwidth("10Gbit/s").unwrap(), 1e10);
+        assert!(parse_bandwidth("100").unwrap_err().contains("unit"));
+        assert!(parse_bandwidth("0Mbit/s").is_err());
     }
 }

@@ -387,3 +387,75 @@ fn policy_sets_can_come_from_manifest_files() {
         "{err}"
     );
 }
+
+#[test]
+fn packet_level_scenarios_run_check_list_and_trace() {
+    let list = knsim(&["list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("mtu_blackhole") && text.contains("calico_vxlan_mtu"),
+        "{text}"
+    );
+    assert!(!text.contains("(invalid"), "{text}");
+    let check = knsim(&["check", "calico_vxlan_mtu"]);
+    assert_eq!(check.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("packet-level; 2 variants"));
+    let run = knsim(&["run", "calico_vxlan_mtu", "--trace", "--variant", "broken"]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = String::from_utf8_lossy(&run.stdout);
+    // The trace follows packets hop by hop and names the drop.
+    assert!(
+        out.contains("to-overlay (vxlan) node-1/eth0 FORWARDED"),
+        "{out}"
+    );
+    assert!(
+        out.contains("DROPPED (frame larger than the underlay MTU"),
+        "{out}"
+    );
+    let again = knsim(&[
+        "run",
+        "calico_vxlan_mtu",
+        "--trace",
+        "--variant",
+        "broken",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(run.stdout, again.stdout, "same bytes at any thread count");
+    let bad = knsim(&["run", "calico_vxlan_mtu", "--variant", "fixed"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("variants: broken, pod-mtu-1422"));
+    let cluster = knsim(&["run", "black_friday_cidr", "--trace"]);
+    assert_eq!(cluster.status.code(), Some(2));
+}
+
+#[test]
+fn packet_level_errors_are_located() {
+    let dir = scratch("dp-bad");
+    let file = dir.join("bad.yaml");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/calico_vxlan_mtu.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        &file,
+        text.replacen("cni: calico-vxlan", "cni: calico-vxlna", 1),
+    )
+    .unwrap();
+    let out = knsim(&["run", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "{}:24:3: error: `calico-vxlna` is not a CNI configuration",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `calico-vxlan`"), "{err}");
+}

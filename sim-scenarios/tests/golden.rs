@@ -54,3 +54,30 @@ fn netpol_label_mismatch_replay() {
 fn conntrack_table_full_replay() {
     insta::assert_snapshot!(replay("conntrack_table_full"));
 }
+
+/// Runs a bundled packet-level scenario twice (default threads, then one),
+/// checks every expectation holds and both print the same bytes.
+fn replay_packets(name: &str) -> String {
+    let s = sim_scenarios::load_datapath(name).unwrap().unwrap();
+    let runs = sim_scenarios::datapath::run_all(&s, None, None).unwrap();
+    let text = sim_scenarios::datapath::text(&s, &runs);
+    let (held, total) = sim_scenarios::datapath::expectation_totals(&runs);
+    assert!(total > 0 && held == total, "{text}");
+    let again = sim_scenarios::datapath::run_all(&s, Some(1), None).unwrap();
+    assert_eq!(
+        text,
+        sim_scenarios::datapath::text(&s, &again),
+        "a second run differs"
+    );
+    text
+}
+
+#[test]
+fn mtu_blackhole_replay() {
+    insta::assert_snapshot!(replay_packets("mtu_blackhole"));
+}
+
+#[test]
+fn calico_vxlan_mtu_replay() {
+    insta::assert_snapshot!(replay_packets("calico_vxlan_mtu"));
+}

@@ -1557,7 +1557,9 @@ impl<'a> Sim<'a> {
                             let what = if established { "recv" } else { "connect" };
                             self.fail(a, format!("{what}: {text}"));
                         } else {
-                            self.note(format!("{name}: server connection gave up: {text}"));
+                            self.note(format!(
+                                "{name}: server side of the connection closed: {text}"
+                            ));
                         }
                     }
                     TcpOut::Note(text) => {

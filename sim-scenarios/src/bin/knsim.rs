@@ -5,7 +5,7 @@
 //! file:line:column and gives a hint).
 
 use clap::{Parser, Subcommand};
-use sim_scenarios::{bundled, load_named, report, run, story};
+use sim_scenarios::{bundled, datapath, load_datapath, load_named, report, run, story};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,6 +38,13 @@ enum Command {
         /// Worker threads (default: one per core). Results do not depend on it.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
+        /// Packet-level scenarios: print a hubble-style line per packet per
+        /// hop (time, packet, endpoints, hop, verdict) after the report.
+        #[arg(long)]
+        trace: bool,
+        /// Packet-level scenarios: the variant --trace follows (default: the first).
+        #[arg(long)]
+        variant: Option<String>,
     },
     /// Tell a replay in words: what happened when, why, and what the fix
     /// changed, then the report (one seed).
@@ -99,9 +106,12 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::List => {
             for (name, text) in bundled::BUNDLED {
-                let summary = sim_scenarios::parse(name, text)
-                    .map(|s| s.summary)
-                    .unwrap_or_else(|e| format!("(invalid: {e})"));
+                let summary = if sim_scenarios::datapath::is_datapath(text) {
+                    sim_scenarios::datapath::parse(name, text).map(|s| s.summary)
+                } else {
+                    sim_scenarios::parse(name, text).map(|s| s.summary)
+                }
+                .unwrap_or_else(|e| format!("(invalid: {e})"));
                 println!("{name:<24} {summary}");
             }
             ExitCode::SUCCESS
@@ -116,6 +126,16 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Story { scenario, .. } if load_datapath(&scenario).is_some() => {
+            // Packet-level replays draw no random numbers: the report is the story.
+            let opts = PacketOptions {
+                threads: None,
+                out: None,
+                trace: false,
+                variant: None,
+            };
+            run_packet_level(load_datapath(&scenario).expect("checked above"), &opts)
+        }
         Command::Story { scenario, seed } => match story::replay(&scenario, seed) {
             Ok((text, all_held)) => {
                 print!("{text}");
@@ -126,6 +146,24 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Check { scenario } if load_datapath(&scenario).is_some() => {
+            match load_datapath(&scenario).expect("checked above") {
+                Ok(s) => {
+                    let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
+                    let checks: usize = s.variants.iter().map(|v| v.expect.len()).sum();
+                    println!(
+                        "{scenario}: ok (packet-level; {} variants: {}; {checks} expectations)",
+                        names.len(),
+                        names.join(", ")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Check { scenario } => match load_named(&scenario) {
             Ok(s) => {
                 let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
@@ -148,7 +186,22 @@ fn main() -> ExitCode {
             seeds,
             out,
             threads,
+            trace,
+            variant,
         } => {
+            if let Some(parsed) = load_datapath(&scenario) {
+                let opts = PacketOptions {
+                    threads: threads.map(usize::from),
+                    out,
+                    trace,
+                    variant,
+                };
+                return run_packet_level(parsed, &opts);
+            }
+            if trace || variant.is_some() {
+                eprintln!("knsim: error: --trace and --variant apply to packet-level scenarios (a `datapath:` section); {scenario} is a cluster scenario");
+                return ExitCode::from(2);
+            }
             let s = match load_named(&scenario) {
                 Ok(s) => s,
                 Err(e) => {
@@ -190,5 +243,98 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+/// What `knsim run` was asked for a packet-level scenario.
+struct PacketOptions {
+    threads: Option<usize>,
+    out: Option<PathBuf>,
+    trace: bool,
+    variant: Option<String>,
+}
+
+fn run_packet_level(
+    parsed: Result<datapath::DatapathScenario, sim_scenarios::InputError>,
+    opts: &PacketOptions,
+) -> ExitCode {
+    let s = match parsed {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let v = match &opts.variant {
+        None => 0,
+        Some(name) => match s.variants.iter().position(|v| &v.name == name) {
+            Some(i) => i,
+            None => {
+                let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
+                eprintln!(
+                    "knsim: error: no variant is called `{name}`\n  hint: variants: {}",
+                    names.join(", ")
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let rec = sim_models::datapath::network::Recording {
+        trace: opts.trace,
+        capture: false,
+    };
+    eprintln!(
+        "knsim: running {} variant(s) packet by packet...",
+        s.variants.len()
+    );
+    let started = std::time::Instant::now();
+    let runs = match datapath::run_all(&s, opts.threads, Some((v, rec))) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("knsim: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let events: u64 = runs.iter().map(|r| r.output.events_fired).sum();
+    eprintln!(
+        "knsim: done in {:.1} s ({events} events)",
+        started.elapsed().as_secs_f64()
+    );
+    let text = datapath::text(&s, &runs);
+    print!("{text}");
+    if opts.trace {
+        println!();
+        println!(
+            "trace: {} (time, packet, source -> destination, hop, verdict)",
+            s.variants[v].name
+        );
+        for line in &runs[v].output.trace {
+            println!("{line}");
+        }
+    }
+    if let Some(dir) = &opts.out {
+        let mut summary = match serde_json::to_vec_pretty(&datapath::json(&s, &runs)) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("knsim: error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        summary.push(b'\n');
+        let files = vec![
+            ("report.txt".to_string(), text.into_bytes()),
+            ("summary.json".to_string(), summary),
+        ];
+        if let Err(e) = report::write_all(dir, &files) {
+            eprintln!("knsim: error: {e}");
+            return ExitCode::from(2);
+        }
+        eprintln!("knsim: wrote {}", dir.display());
+    }
+    let (held, total) = datapath::expectation_totals(&runs);
+    if held == total {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

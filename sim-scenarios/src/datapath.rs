@@ -1,0 +1,1395 @@
+//! Packet-level scenarios: the `datapath:` format, its runner and report.
+//!
+//! A scenario file with a top-level `datapath:` section replays a data-path
+//! outage packet by packet on [`sim_models::datapath`]. It keeps the
+//! conventions of the cluster format: `name`, `summary`, `story`,
+//! `duration`, `variant`, `expect` (each with `because`), `variants` that
+//! replace whole sections, strict parsing (unknown fields are errors) and
+//! `file:line:column` errors with a hint.
+//!
+//! ```yaml
+//! name: calico_vxlan_mtu
+//! summary: one line
+//! duration: 30s
+//! variant: {name: broken, description: the CNI's default pod MTU}
+//! datapath:
+//!   cni: calico-vxlan          # flannel-vxlan | flannel-host-gw | calico-bgp | calico-ipip |
+//!                              # calico-vxlan | calico-wireguard | cilium | aws-vpc-cni
+//!   nodes: 3
+//!   underlay: {mtu: 1500, path_mtu: 1472, latency: 50us, bandwidth: 10Gbit/s}
+//!   pods: [{name: client, node: 1}, {name: web, node: 2}]
+//! flows:
+//!   - {name: sweep, from: client, to: web, ping: {sizes: [1394, 1395]}, count: 2, timeout: 1s}
+//!   - {name: get, from: client, to: web, tcp: {port: 8080, request: 300B, response: 1MB}}
+//! expect:
+//!   - {metric: succeeded, flow: get, equals: 0, because: full segments vanish}
+//! variants:
+//!   - {name: fix, datapath: {...}, expect: [...]}
+//! ```
+//!
+//! The model draws no random numbers: every seed gives the same run, so a
+//! packet-level scenario runs once per variant.
+
+use crate::error::InputError;
+use crate::locate::{Positions, Seg};
+use crate::path;
+use crate::spec::{closest, serde_error};
+use crate::units::{Bandwidth, Bytes, Count, Duration};
+use rayon::prelude::*;
+use serde::Deserialize;
+use sim_core::SimDuration;
+use sim_models::datapath::cni::{Cni, InstanceType};
+use sim_models::datapath::link::{LinkSpec, DEFAULT_QUEUE};
+use sim_models::datapath::network::{
+    run, DropKind, EndpointId, Fault, FlowKind, FlowSpec, HostSpec, NetConfig, NetOutput, PodSpec,
+    Recording, SiteSpec, UnderlaySpec, BGP_HOLD_TIME,
+};
+use sim_models::datapath::tcp::TcpSettings;
+use sim_models::ipam::Ipv4Cidr;
+use std::fmt::Write as _;
+
+/// A packet-level scenario file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatapathFile {
+    /// Short name.
+    pub name: String,
+    /// One line.
+    pub summary: String,
+    /// The story, for reports.
+    #[serde(default)]
+    pub story: String,
+    /// Simulated time to run.
+    pub duration: Duration,
+    /// Name and description of the top-level configuration.
+    #[serde(default)]
+    pub variant: Option<crate::spec::VariantLabel>,
+    /// The network.
+    pub datapath: NetFile,
+    /// Traffic.
+    #[serde(default)]
+    pub flows: Vec<FlowFile>,
+    /// Faults at times.
+    #[serde(default)]
+    pub timeline: Vec<FaultFile>,
+    /// Assertions on the top level.
+    #[serde(default)]
+    pub expect: Vec<ExpectFile>,
+    /// Other configurations.
+    #[serde(default)]
+    pub variants: Vec<VariantFile>,
+}
+
+/// A variant: sections replaced.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantFile {
+    /// Short name.
+    pub name: String,
+    /// What differs.
+    #[serde(default)]
+    pub description: String,
+    /// Replaces the network.
+    pub datapath: Option<NetFile>,
+    /// Replaces the flows.
+    pub flows: Option<Vec<FlowFile>>,
+    /// Replaces the timeline.
+    pub timeline: Option<Vec<FaultFile>>,
+    /// Assertions on this variant.
+    #[serde(default)]
+    pub expect: Vec<ExpectFile>,
+}
+
+/// The network section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetFile {
+    /// CNI name.
+    pub cni: String,
+    /// Cilium: `tunnel` (default) or `native`.
+    pub routing: Option<String>,
+    /// aws-vpc-cni: the EC2 instance type (pods per node from its ENIs).
+    pub instance_type: Option<String>,
+    /// Number of nodes.
+    pub nodes: Count,
+    /// Pod network (default 10.244.0.0/16).
+    pub cluster_cidr: Option<String>,
+    /// Per-node block (default 24).
+    pub node_mask: Option<Count>,
+    /// Pod MTU (default: the CNI's, from the underlay MTU).
+    pub pod_mtu: Option<Count>,
+    /// The underlay.
+    pub underlay: UnderlayFile,
+    /// BGP (calico-bgp).
+    pub bgp: Option<BgpFile>,
+    /// Pods.
+    pub pods: Vec<PodFile>,
+    /// Sites outside the cluster.
+    #[serde(default)]
+    pub sites: Vec<SiteFile>,
+}
+
+/// The underlay.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnderlayFile {
+    /// The nodes' NIC MTU.
+    pub mtu: Count,
+    /// Largest packet the path between nodes carries (default: `mtu`).
+    pub path_mtu: Option<Count>,
+    /// Node to fabric latency (default 50us).
+    pub latency: Option<Duration>,
+    /// NIC bandwidth (default 10Gbit/s).
+    pub bandwidth: Option<Bandwidth>,
+    /// Inbound ICMP in the nodes' security group: `allow` (default) or `deny`.
+    pub icmp: Option<String>,
+}
+
+/// BGP settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpFile {
+    /// Hold time (default 90s, RFC 4271).
+    pub hold_time: Duration,
+}
+
+/// A pod.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodFile {
+    /// Name.
+    pub name: String,
+    /// Node number, from 1.
+    pub node: Count,
+    /// `net.ipv4.tcp_mtu_probing` (default 0).
+    pub tcp_mtu_probing: Option<Count>,
+}
+
+/// A site behind a gateway.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteFile {
+    /// Name.
+    pub name: String,
+    /// The link between gateway and site.
+    pub link: LinkFile,
+    /// The gateway clamps SYN MSS options to this.
+    pub mss_clamp: Option<Count>,
+    /// Hosts.
+    pub hosts: Vec<HostFile>,
+}
+
+/// A link.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkFile {
+    /// MTU.
+    pub mtu: Count,
+    /// One-way latency.
+    pub latency: Duration,
+    /// Bandwidth.
+    pub bandwidth: Bandwidth,
+    /// Transmit queue (default 1000 packets).
+    pub queue: Option<Count>,
+}
+
+/// A host at a site.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostFile {
+    /// Name.
+    pub name: String,
+    /// Interface MTU.
+    pub mtu: Count,
+    /// `net.ipv4.tcp_mtu_probing` (default 0).
+    pub tcp_mtu_probing: Option<Count>,
+}
+
+/// A flow.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowFile {
+    /// Name.
+    pub name: String,
+    /// Sending pod or host.
+    pub from: String,
+    /// Receiving pod or host.
+    pub to: String,
+    /// A TCP request/response per attempt.
+    pub tcp: Option<TcpFile>,
+    /// A UDP datagram per attempt.
+    pub udp: Option<UdpFile>,
+    /// An ICMP echo per attempt (`ping -M do`).
+    pub ping: Option<PingFile>,
+    /// First attempt (default 1s).
+    pub start: Option<Duration>,
+    /// Between attempts (default 1s).
+    pub every: Option<Duration>,
+    /// Attempts (default 1; with `sizes`, one per size).
+    pub count: Option<Count>,
+    /// The application gives up after this.
+    pub timeout: Duration,
+}
+
+/// TCP traffic.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpFile {
+    /// Server port (default 8080).
+    pub port: Option<u16>,
+    /// Request size.
+    pub request: Bytes,
+    /// Response size.
+    pub response: Bytes,
+}
+
+/// UDP traffic.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdpFile {
+    /// Destination port (default 53).
+    pub port: Option<u16>,
+    /// Payload sizes, in turn.
+    pub sizes: Vec<Bytes>,
+}
+
+/// ICMP echo traffic.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingFile {
+    /// Payload sizes (`ping -s`), in turn.
+    pub sizes: Vec<Bytes>,
+}
+
+/// A fault at a time.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultFile {
+    /// When.
+    pub at: Duration,
+    /// This node's BGP sessions fail (`node-2`).
+    pub bgp_down: Option<String>,
+    /// They come back.
+    pub bgp_up: Option<String>,
+}
+
+/// Metrics of packet-level scenarios.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Attempts started (`flow`).
+    Attempts,
+    /// Attempts that completed (`flow`).
+    Succeeded,
+    /// Attempts that failed (`flow`; `reason`: a substring of the error).
+    Failed,
+    /// Attempts still running at the end (`flow`).
+    Pending,
+    /// Succeeded / attempts (`flow`).
+    SuccessRate,
+    /// Median completion time (`flow`).
+    TimeP50,
+    /// Longest completion time (`flow`).
+    TimeMax,
+    /// Largest payload size all of whose attempts succeeded (`flow`).
+    LargestOkSize,
+    /// Smallest payload size some attempt of which failed (`flow`).
+    SmallestFailedSize,
+    /// Packets dropped (`reason`: a drop kind, optional).
+    PacketsDropped,
+    /// Packets delivered.
+    PacketsDelivered,
+    /// The pod MTU in force.
+    PodMtu,
+}
+
+impl Metric {
+    fn name(self) -> &'static str {
+        match self {
+            Metric::Attempts => "attempts",
+            Metric::Succeeded => "succeeded",
+            Metric::Failed => "failed",
+            Metric::Pending => "pending",
+            Metric::SuccessRate => "success_rate",
+            Metric::TimeP50 => "time_p50",
+            Metric::TimeMax => "time_max",
+            Metric::LargestOkSize => "largest_ok_size",
+            Metric::SmallestFailedSize => "smallest_failed_size",
+            Metric::PacketsDropped => "packets_dropped",
+            Metric::PacketsDelivered => "packets_delivered",
+            Metric::PodMtu => "pod_mtu",
+        }
+    }
+    fn needs_flow(self) -> bool {
+        !matches!(
+            self,
+            Metric::PacketsDropped | Metric::PacketsDelivered | Metric::PodMtu
+        )
+    }
+    fn is_time(self) -> bool {
+        matches!(self, Metric::TimeP50 | Metric::TimeMax)
+    }
+}
+
+/// One assertion.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectFile {
+    /// What to check.
+    pub metric: Metric,
+    /// Which flow.
+    pub flow: Option<String>,
+    /// `failed`: a substring of the error; `packets_dropped`: a drop kind.
+    pub reason: Option<String>,
+    /// Must equal.
+    pub equals: Option<crate::spec::Threshold>,
+    /// Must be greater.
+    pub above: Option<crate::spec::Threshold>,
+    /// Must be smaller.
+    pub below: Option<crate::spec::Threshold>,
+    /// Why.
+    #[serde(default)]
+    pub because: String,
+}
+
+/// A validated expectation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expectation {
+    /// As shown (`succeeded{flow=large}`).
+    pub label: String,
+    metric: Metric,
+    flow: Option<usize>,
+    reason: Option<String>,
+    /// `(op, threshold)`.
+    pub checks: Vec<(&'static str, f64)>,
+    /// Why.
+    pub because: String,
+}
+
+/// One runnable configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    /// Name.
+    pub name: String,
+    /// What differs.
+    pub description: String,
+    /// The model configuration.
+    pub config: NetConfig,
+    /// Endpoint names, by index.
+    pub endpoints: Vec<String>,
+    /// Assertions.
+    pub expect: Vec<Expectation>,
+}
+
+/// A validated packet-level scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatapathScenario {
+    /// Name.
+    pub name: String,
+    /// One line.
+    pub summary: String,
+    /// The story.
+    pub story: String,
+    /// The configurations, top level first.
+    pub variants: Vec<Variant>,
+}
+
+/// Whether `text` is a packet-level scenario (has a top-level `datapath:`).
+pub fn is_datapath(text: &str) -> bool {
+    text.lines().any(|l| l.starts_with("datapath:"))
+}
+
+/// Parses and validates a packet-level scenario.
+pub fn parse(file: &str, text: &str) -> Result<DatapathScenario, InputError> {
+    let raw: DatapathFile = serde_yaml_ng::from_str(text).map_err(|e| serde_error(file, &e))?;
+    let pos = Positions::of(text);
+    V { file, pos: &pos }.scenario(raw)
+}
+
+/// The sections one variant is built from, each with the path it was
+/// written at (empty: the top level).
+struct Sections<'f> {
+    net: (&'f NetFile, &'f [Seg]),
+    flows: (&'f [FlowFile], &'f [Seg]),
+    timeline: (&'f [FaultFile], &'f [Seg]),
+    expect: (&'f [ExpectFile], &'f [Seg]),
+}
+
+struct V<'a> {
+    file: &'a str,
+    pos: &'a Positions,
+}
+
+type R<T> = Result<T, InputError>;
+
+fn join(p: &[Seg], more: &[Seg]) -> Vec<Seg> {
+    [p, more].concat()
+}
+
+impl V<'_> {
+    fn err(&self, path: &[Seg], message: impl Into<String>, hint: impl Into<String>) -> InputError {
+        InputError::at(self.file, self.pos.find(path), message, hint)
+    }
+
+    fn scenario(&self, f: DatapathFile) -> R<DatapathScenario> {
+        if f.duration.0 == SimDuration::ZERO {
+            return Err(self.err(&path!["duration"], "duration is 0", "e.g. duration: 60s"));
+        }
+        let label = f.variant.unwrap_or(crate::spec::VariantLabel {
+            name: "baseline".into(),
+            description: String::new(),
+        });
+        let base = Sections {
+            net: (&f.datapath, &[]),
+            flows: (&f.flows, &[]),
+            timeline: (&f.timeline, &[]),
+            expect: (&f.expect, &[]),
+        };
+        let mut variants =
+            vec![self.variant(label.name, label.description, &base, f.duration.0)?];
+        for (i, v) in f.variants.iter().enumerate() {
+            let vp = path!["variants", i].to_vec();
+            if variants.iter().any(|x| x.name == v.name) {
+                return Err(self.err(
+                    &join(&vp, &path!["name"]),
+                    format!("variant name `{}` is used twice", v.name),
+                    "give each variant its own name",
+                ));
+            }
+            let net = match &v.datapath {
+                Some(n) => (n, &vp[..]),
+                None => (&f.datapath, &[][..]),
+            };
+            let flows = match &v.flows {
+                Some(x) => (&x[..], &vp[..]),
+                None => (&f.flows[..], &[][..]),
+            };
+            let timeline = match &v.timeline {
+                Some(x) => (&x[..], &vp[..]),
+                None => (&f.timeline[..], &[][..]),
+            };
+            let sections = Sections {
+                net,
+                flows,
+                timeline,
+                expect: (&v.expect, &vp),
+            };
+            variants.push(self.variant(
+                v.name.clone(),
+                v.description.clone(),
+                &sections,
+                f.duration.0,
+            )?);
+        }
+        Ok(DatapathScenario {
+            name: f.name,
+            summary: f.summary,
+            story: f.story,
+            variants,
+        })
+    }
+
+    fn variant(
+        &self,
+        name: String,
+        description: String,
+        sec: &Sections<'_>,
+        duration: SimDuration,
+    ) -> R<Variant> {
+        let (net, flows, timeline, expect) = (sec.net, sec.flows, sec.timeline, sec.expect);
+        let (n, np) = (net.0, join(net.1, &path!["datapath"]));
+        let cni = self.cni(&np, n)?;
+        let cluster_cidr: Ipv4Cidr = match &n.cluster_cidr {
+            Some(c) => c.parse().map_err(|e: sim_models::ipam::CidrError| {
+                self.err(
+                    &join(&np, &path!["cluster_cidr"]),
+                    e.to_string(),
+                    "e.g. 10.244.0.0/16",
+                )
+            })?,
+            None => "10.244.0.0/16".parse().expect("a valid CIDR"),
+        };
+        let node_mask = n.node_mask.map_or(24, |m| m.0).min(255) as u8;
+        let nodes = n.nodes.0 as usize;
+        let up = join(&np, &path!["underlay"]);
+        let icmp_allowed = match n.underlay.icmp.as_deref() {
+            None | Some("allow") => true,
+            Some("deny") => false,
+            Some(other) => {
+                return Err(self.err(
+                    &join(&up, &path!["icmp"]),
+                    format!("`{other}` is not allow or deny"),
+                    "write icmp: allow or icmp: deny",
+                ))
+            }
+        };
+        let mtu = n.underlay.mtu.0;
+        let underlay = UnderlaySpec {
+            nic_mtu: mtu,
+            path_mtu: n.underlay.path_mtu.map_or(mtu, |m| m.0),
+            latency: n
+                .underlay
+                .latency
+                .map_or(SimDuration::from_micros(50), |d| d.0),
+            bandwidth: n.underlay.bandwidth.map_or(10e9, |b| b.0),
+            icmp_allowed,
+        };
+        let mut endpoints: Vec<String> = Vec::new();
+        let mut pods = Vec::new();
+        for (i, p) in n.pods.iter().enumerate() {
+            let pp = join(&np, &path!["pods", i]);
+            if endpoints.contains(&p.name) {
+                return Err(self.err(
+                    &pp,
+                    format!("`{}` is named twice", p.name),
+                    "give each pod its own name",
+                ));
+            }
+            if p.node.0 == 0 || p.node.0 as usize > nodes {
+                return Err(self.err(
+                    &join(&pp, &path!["node"]),
+                    format!("node {} does not exist", p.node.0),
+                    format!("nodes are numbered 1 to {nodes}"),
+                ));
+            }
+            let tcp = self.tcp_settings(&pp, p.tcp_mtu_probing)?;
+            endpoints.push(p.name.clone());
+            pods.push(PodSpec {
+                name: p.name.clone(),
+                node: p.node.0 as usize - 1,
+                tcp,
+            });
+        }
+        let mut sites = Vec::new();
+        for (s, site) in n.sites.iter().enumerate() {
+            let sp = join(&np, &path!["sites", s]);
+            let mut hosts = Vec::new();
+            for (h, host) in site.hosts.iter().enumerate() {
+                let hp = join(&sp, &path!["hosts", h]);
+                if endpoints.contains(&host.name) {
+                    return Err(self.err(
+                        &hp,
+                        format!("`{}` is named twice", host.name),
+                        "give each pod and host its own name",
+                    ));
+                }
+                endpoints.push(host.name.clone());
+                hosts.push(HostSpec {
+                    name: host.name.clone(),
+                    mtu: host.mtu.0,
+                    tcp: self.tcp_settings(&hp, host.tcp_mtu_probing)?,
+                });
+            }
+            sites.push(SiteSpec {
+                name: site.name.clone(),
+                link: LinkSpec {
+                    latency: site.link.latency.0,
+                    bandwidth: site.link.bandwidth.0,
+                    mtu: site.link.mtu.0,
+                    l2_mtu: u32::MAX,
+                    queue: site.link.queue.map_or(DEFAULT_QUEUE, |q| q.0.max(1)),
+                },
+                mss_clamp: site.mss_clamp.map(|c| c.0),
+                hosts,
+            });
+        }
+        let find = |name: &str, p: Vec<Seg>| -> R<EndpointId> {
+            endpoints.iter().position(|e| e == name).ok_or_else(|| {
+                let names: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+                let hint = match closest(name, &names) {
+                    Some(b) => format!("did you mean `{b}`? pods and hosts: {}", names.join(", ")),
+                    None => format!("pods and hosts: {}", names.join(", ")),
+                };
+                self.err(
+                    &p,
+                    format!("`{name}` is not a pod or host of this variant"),
+                    hint,
+                )
+            })
+        };
+        let mut flow_specs = Vec::new();
+        for (i, fl) in flows.0.iter().enumerate() {
+            let fp = join(flows.1, &path!["flows", i]);
+            if flow_specs.iter().any(|x: &FlowSpec| x.name == fl.name) {
+                return Err(self.err(
+                    &fp,
+                    format!("flow `{}` is defined twice", fl.name),
+                    "give each flow its own name",
+                ));
+            }
+            let from = find(&fl.from, join(&fp, &path!["from"]))?;
+            let to = find(&fl.to, join(&fp, &path!["to"]))?;
+            if from == to {
+                return Err(self.err(&fp, "a flow needs two different ends", "change `to`"));
+            }
+            let kinds = [fl.tcp.is_some(), fl.udp.is_some(), fl.ping.is_some()];
+            if kinds.iter().filter(|k| **k).count() != 1 {
+                return Err(self.err(
+                    &fp,
+                    "a flow has exactly one of tcp, udp, ping",
+                    "e.g. tcp: {request: 300B, response: 1MB}",
+                ));
+            }
+            let (kind, sizes) = if let Some(t) = &fl.tcp {
+                (
+                    FlowKind::Tcp {
+                        port: t.port.unwrap_or(8080),
+                        request: t.request.0.max(1),
+                        response: t.response.0.max(1),
+                    },
+                    Vec::new(),
+                )
+            } else if let Some(u) = &fl.udp {
+                (
+                    FlowKind::Udp {
+                        port: u.port.unwrap_or(53),
+                    },
+                    u.sizes.iter().map(|b| b.0).collect::<Vec<u64>>(),
+                )
+            } else {
+                let sizes = fl
+                    .ping
+                    .as_ref()
+                    .map(|p| p.sizes.iter().map(|b| b.0).collect())
+                    .unwrap_or_default();
+                (FlowKind::Ping, sizes)
+            };
+            if !matches!(kind, FlowKind::Tcp { .. })
+                && (sizes.is_empty() || sizes.iter().any(|s| *s > 65_000))
+            {
+                return Err(self.err(
+                    &fp,
+                    "udp and ping take `sizes`: a list of payload sizes up to 65000 bytes",
+                    "e.g. ping: {sizes: [1400, 1450]}",
+                ));
+            }
+            let count = fl.count.map_or(sizes.len().max(1) as u32, |c| c.0);
+            if count > 100_000 {
+                return Err(self.err(
+                    &join(&fp, &path!["count"]),
+                    "more than 100000 attempts",
+                    "use fewer attempts",
+                ));
+            }
+            flow_specs.push(FlowSpec {
+                name: fl.name.clone(),
+                from,
+                to,
+                kind,
+                sizes: sizes.into_iter().map(|s| s as u32).collect(),
+                start: fl.start.map_or(SimDuration::from_secs(1), |d| d.0),
+                every: fl.every.map_or(SimDuration::from_secs(1), |d| d.0),
+                count,
+                timeout: fl.timeout.0,
+            });
+        }
+        let mut faults = Vec::new();
+        for (i, ft) in timeline.0.iter().enumerate() {
+            let tp = join(timeline.1, &path!["timeline", i]);
+            if ft.at.0 > duration {
+                return Err(self.err(
+                    &join(&tp, &path!["at"]),
+                    format!("at {} is after the run ends ({duration})", ft.at.0),
+                    "move it or lengthen `duration`",
+                ));
+            }
+            let (node, down) = match (&ft.bgp_down, &ft.bgp_up) {
+                (Some(n), None) => (n, true),
+                (None, Some(n)) => (n, false),
+                _ => {
+                    return Err(self.err(
+                        &tp,
+                        "a timeline entry has `at` and one of bgp_down, bgp_up",
+                        "e.g. {at: 60s, bgp_down: node-2}",
+                    ))
+                }
+            };
+            let key = if down { "bgp_down" } else { "bgp_up" };
+            let idx = node
+                .strip_prefix("node-")
+                .and_then(|x| x.parse::<usize>().ok())
+                .filter(|k| (1..=nodes).contains(k))
+                .ok_or_else(|| {
+                    self.err(
+                        &join(&tp, &path![key]),
+                        format!("`{node}` is not a node"),
+                        format!("nodes are node-1 to node-{nodes}"),
+                    )
+                })?;
+            if cni != Cni::CalicoBgp {
+                return Err(self.err(
+                    &join(&tp, &path![key]),
+                    format!(
+                        "{key} needs cni: calico-bgp (this variant runs {})",
+                        cni.name()
+                    ),
+                    "BGP sessions exist only with calico-bgp",
+                ));
+            }
+            faults.push((
+                ft.at.0,
+                if down {
+                    Fault::BgpDown { node: idx - 1 }
+                } else {
+                    Fault::BgpUp { node: idx - 1 }
+                },
+            ));
+        }
+        let config = NetConfig {
+            cni,
+            nodes,
+            cluster_cidr,
+            node_mask,
+            pod_mtu: n.pod_mtu.map(|m| m.0),
+            underlay,
+            sites,
+            pods,
+            flows: flow_specs,
+            faults,
+            bgp_hold_time: n.bgp.as_ref().map_or(BGP_HOLD_TIME, |b| b.hold_time.0),
+            duration,
+        };
+        config
+            .validate()
+            .map_err(|e| self.err(&np, e, "see the datapath section in the README"))?;
+        let mut expectations = Vec::new();
+        for (i, e) in expect.0.iter().enumerate() {
+            let ep = join(expect.1, &path!["expect", i]);
+            expectations.push(self.expectation(&ep, e, &config)?);
+        }
+        Ok(Variant {
+            name,
+            description,
+            config,
+            endpoints,
+            expect: expectations,
+        })
+    }
+
+    fn cni(&self, np: &[Seg], n: &NetFile) -> R<Cni> {
+        let cp = join(np, &path!["cni"]);
+        let cni = match n.cni.as_str() {
+            "flannel-vxlan" => Cni::FlannelVxlan,
+            "flannel-host-gw" => Cni::FlannelHostGw,
+            "calico-bgp" => Cni::CalicoBgp,
+            "calico-ipip" => Cni::CalicoIpip,
+            "calico-vxlan" => Cni::CalicoVxlan,
+            "calico-wireguard" => Cni::CalicoWireguard,
+            "cilium" => match n.routing.as_deref() {
+                None | Some("tunnel") => Cni::Cilium { tunnel: true },
+                Some("native") => Cni::Cilium { tunnel: false },
+                Some(other) => {
+                    return Err(self.err(
+                        &join(np, &path!["routing"]),
+                        format!("`{other}` is not a Cilium routing mode"),
+                        "routing: tunnel (default) or native",
+                    ))
+                }
+            },
+            "aws-vpc-cni" => {
+                let Some(t) = &n.instance_type else {
+                    return Err(self.err(
+                        np,
+                        "aws-vpc-cni needs instance_type (pods per node come from its ENIs)",
+                        "e.g. instance_type: m5.large",
+                    ));
+                };
+                let Some(instance) = InstanceType::parse(t) else {
+                    let names: Vec<&str> = InstanceType::ALL.iter().map(|i| i.name()).collect();
+                    return Err(self.err(
+                        &join(np, &path!["instance_type"]),
+                        format!("`{t}` is not a known instance type"),
+                        format!("known: {}", names.join(", ")),
+                    ));
+                };
+                Cni::AwsVpcCni { instance }
+            }
+            other => {
+                let hint = match closest(other, &Cni::NAMES) {
+                    Some(b) => format!("did you mean `{b}`? CNIs: {}", Cni::NAMES.join(", ")),
+                    None => format!("CNIs: {}", Cni::NAMES.join(", ")),
+                };
+                return Err(self.err(&cp, format!("`{other}` is not a CNI configuration"), hint));
+            }
+        };
+        if n.routing.is_some() && !matches!(cni, Cni::Cilium { .. }) {
+            return Err(self.err(
+                &join(np, &path!["routing"]),
+                "routing applies to cilium",
+                "remove it",
+            ));
+        }
+        if n.instance_type.is_some() && !matches!(cni, Cni::AwsVpcCni { .. }) {
+            return Err(self.err(
+                &join(np, &path!["instance_type"]),
+                "instance_type applies to aws-vpc-cni",
+                "remove it",
+            ));
+        }
+        if n.bgp.is_some() && cni != Cni::CalicoBgp {
+            return Err(self.err(
+                &join(np, &path!["bgp"]),
+                "bgp applies to calico-bgp",
+                "remove it",
+            ));
+        }
+        if let Some(max) = cni.max_pods() {
+            for node in 1..=n.nodes.0 {
+                let on = n.pods.iter().filter(|p| p.node.0 == node).count() as u32;
+                if on > max {
+                    return Err(self.err(&join(np, &path!["pods"]), format!("node-{node} has {on} pods; {} addresses {max} on {} (ENIs x (IPs per ENI - 1) + 2)", cni.name(), n.instance_type.as_deref().unwrap_or_default()), "spread the pods or pick a larger instance type"));
+                }
+            }
+        }
+        Ok(cni)
+    }
+
+    fn tcp_settings(&self, p: &[Seg], probing: Option<Count>) -> R<TcpSettings> {
+        let v = probing.map_or(0, |c| c.0);
+        if v > 2 {
+            return Err(self.err(
+                &join(p, &path!["tcp_mtu_probing"]),
+                format!("tcp_mtu_probing {v} is not 0, 1 or 2"),
+                "0 off (default), 1 after a black hole, 2 always",
+            ));
+        }
+        Ok(TcpSettings {
+            mtu_probing: v as u8,
+            ..TcpSettings::default()
+        })
+    }
+
+    fn expectation(&self, p: &[Seg], e: &ExpectFile, cfg: &NetConfig) -> R<Expectation> {
+        let m = e.metric;
+        let mut checks = Vec::new();
+        for (op, t, key) in [
+            ("==", e.equals, "equals"),
+            (">", e.above, "above"),
+            ("<", e.below, "below"),
+        ] {
+            if let Some(t) = t {
+                if t.is_duration != m.is_time() {
+                    return Err(self.err(
+                        &join(p, &path![key]),
+                        format!("`{key}` does not fit metric {}", m.name()),
+                        if m.is_time() {
+                            "times are durations, e.g. below: 6s"
+                        } else {
+                            "this metric is a plain number"
+                        },
+                    ));
+                }
+                checks.push((op, t.value));
+            }
+        }
+        if checks.is_empty() {
+            return Err(self.err(
+                p,
+                "expectation has no comparison",
+                "add equals, above or below",
+            ));
+        }
+        let flows: Vec<&str> = cfg.flows.iter().map(|f| f.name.as_str()).collect();
+        let flow = match (&e.flow, m.needs_flow()) {
+            (Some(f), true) => Some(flows.iter().position(|x| x == f).ok_or_else(|| {
+                self.err(
+                    &join(p, &path!["flow"]),
+                    format!("no flow is called `{f}`"),
+                    format!("flows: {}", flows.join(", ")),
+                )
+            })?),
+            (None, true) => {
+                return Err(self.err(
+                    p,
+                    format!("{} needs `flow`", m.name()),
+                    format!("flows: {}", flows.join(", ")),
+                ))
+            }
+            (Some(_), false) => {
+                return Err(self.err(
+                    &join(p, &path!["flow"]),
+                    format!("{} is about all packets; it takes no `flow`", m.name()),
+                    "remove `flow`",
+                ))
+            }
+            (None, false) => None,
+        };
+        if let Some(r) = &e.reason {
+            match m {
+                Metric::Failed => {}
+                Metric::PacketsDropped => {
+                    if DropKind::parse(r).is_none() {
+                        let keys: Vec<&str> = DropKind::ALL.iter().map(|k| k.key()).collect();
+                        return Err(self.err(
+                            &join(p, &path!["reason"]),
+                            format!("`{r}` is not a drop reason"),
+                            format!("reasons: {}", keys.join(", ")),
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(self.err(
+                        &join(p, &path!["reason"]),
+                        format!("{} takes no `reason`", m.name()),
+                        "reason goes with failed or packets_dropped",
+                    ))
+                }
+            }
+        }
+        let mut label = m.name().to_string();
+        let mut tags = Vec::new();
+        if let Some(f) = &e.flow {
+            tags.push(format!("flow={f}"));
+        }
+        if let Some(r) = &e.reason {
+            tags.push(format!("reason={r}"));
+        }
+        if !tags.is_empty() {
+            let _ = write!(label, "{{{}}}", tags.join(","));
+        }
+        Ok(Expectation {
+            label,
+            metric: m,
+            flow,
+            reason: e.reason.clone(),
+            checks,
+            because: e.because.clone(),
+        })
+    }
+}
+
+/// One run of one variant.
+pub struct DatapathRun {
+    /// Index into the variants.
+    pub variant: usize,
+    /// What the model produced.
+    pub output: NetOutput,
+    /// The checks.
+    pub checks: Vec<crate::run::Check>,
+}
+
+/// Runs every variant (in parallel on `threads`, results in variant order),
+/// recording trace and packets for `record` (variant index).
+pub fn run_all(
+    scenario: &DatapathScenario,
+    threads: Option<usize>,
+    record: Option<(usize, Recording)>,
+) -> Result<Vec<DatapathRun>, String> {
+    let work = || {
+        (0..scenario.variants.len())
+            .into_par_iter()
+            .map(|v| {
+                let variant = &scenario.variants[v];
+                let rec = match record {
+                    Some((i, r)) if i == v => r,
+                    _ => Recording::default(),
+                };
+                let output = run(&variant.config, rec)?;
+                let checks = variant.expect.iter().map(|e| check(e, &output)).collect();
+                Ok(DatapathRun {
+                    variant: v,
+                    output,
+                    checks,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()
+    };
+    match threads {
+        None => work(),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| format!("cannot start {n} worker threads: {e}"))?
+            .install(work),
+    }
+}
+
+/// The value an expectation reads.
+pub fn measure(e: &Expectation, out: &NetOutput) -> Option<f64> {
+    let f = e.flow.map(|i| &out.flows[i]);
+    Some(match e.metric {
+        Metric::Attempts => f?.attempts as f64,
+        Metric::Succeeded => f?.succeeded as f64,
+        Metric::Failed => f?
+            .failures
+            .iter()
+            .filter(|(k, _)| e.reason.as_ref().is_none_or(|r| k.contains(r.as_str())))
+            .map(|(_, n)| *n)
+            .sum::<u64>() as f64,
+        Metric::Pending => f?.pending as f64,
+        Metric::SuccessRate => {
+            let f = f?;
+            if f.attempts == 0 {
+                return None;
+            }
+            f.succeeded as f64 / f.attempts as f64
+        }
+        Metric::TimeP50 => {
+            let f = f?;
+            if f.times.count() == 0 {
+                return None;
+            }
+            f.times.quantile(0.5).as_secs_f64()
+        }
+        Metric::TimeMax => {
+            let f = f?;
+            if f.times.count() == 0 {
+                return None;
+            }
+            f.times.max().as_secs_f64()
+        }
+        Metric::LargestOkSize => f?
+            .by_size
+            .iter()
+            .filter(|(_, (_, bad))| *bad == 0)
+            .map(|(s, _)| *s)
+            .max()? as f64,
+        Metric::SmallestFailedSize => f?
+            .by_size
+            .iter()
+            .filter(|(_, (_, bad))| *bad > 0)
+            .map(|(s, _)| *s)
+            .min()? as f64,
+        Metric::PacketsDropped => match &e.reason {
+            Some(r) => DropKind::parse(r)
+                .and_then(|k| out.packets.dropped.get(&k).copied())
+                .unwrap_or(0) as f64,
+            None => out.packets.dropped_total() as f64,
+        },
+        Metric::PacketsDelivered => out.packets.delivered as f64,
+        Metric::PodMtu => f64::from(out.pod_mtu),
+    })
+}
+
+fn check(e: &Expectation, out: &NetOutput) -> crate::run::Check {
+    let actual = measure(e, out);
+    let show = |x: f64| {
+        if e.metric.is_time() {
+            SimDuration::from_secs_f64(x).to_string()
+        } else {
+            crate::report::num(x)
+        }
+    };
+    let mut pass = actual.is_some();
+    let mut parts = Vec::new();
+    for &(op, want) in &e.checks {
+        pass &= actual.is_some_and(|a| match op {
+            "==" => (a - want).abs() < 1e-9,
+            ">" => a > want,
+            _ => a < want,
+        });
+        parts.push(format!("{op} {}", show(want)));
+    }
+    crate::run::Check {
+        label: e.label.clone(),
+        actual,
+        pass,
+        text: format!(
+            "{} (want {})",
+            actual.map_or("no value".to_string(), show),
+            parts.join(" and ")
+        ),
+    }
+}
+
+/// (held, total) over every run's expectations.
+pub fn expectation_totals(runs: &[DatapathRun]) -> (usize, usize) {
+    let all = runs.iter().flat_map(|r| &r.checks);
+    (all.clone().filter(|c| c.pass).count(), all.count())
+}
+
+/// The text report: the story, the network of each variant, what each flow
+/// saw, where packets were dropped and why, what the stacks and routers
+/// noticed, and the expectations.
+pub fn text(s: &DatapathScenario, runs: &[DatapathRun]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{}: {}", s.name, s.summary);
+    let duration = s.variants[0].config.duration;
+    let _ = writeln!(
+        o,
+        "packet-level replay, {duration} simulated per variant (the model draws no random numbers)"
+    );
+    if !s.story.trim().is_empty() {
+        let _ = writeln!(o);
+        for l in s.story.trim().lines() {
+            let _ = writeln!(o, "  {l}");
+        }
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "variants");
+    for v in &s.variants {
+        let c = &v.config;
+        let site = c
+            .sites
+            .iter()
+            .map(|x| {
+                format!(
+                    "; site {} via a {} MTU link{}",
+                    x.name,
+                    x.link.mtu,
+                    x.mss_clamp
+                        .map_or(String::new(), |m| format!(", MSS clamped to {m}"))
+                )
+            })
+            .collect::<String>();
+        let _ = writeln!(
+            o,
+            "  {:<14} {}\n  {:<14} {} on {} nodes, NIC MTU {}, underlay path MTU {}, pod MTU {}{}, ICMP {}{site}",
+            v.name,
+            v.description,
+            "",
+            c.cni.name(),
+            c.nodes,
+            c.underlay.nic_mtu,
+            c.underlay.path_mtu,
+            c.pod_mtu(),
+            if c.pod_mtu.is_some() { " (set)" } else { " (CNI default)" },
+            if c.underlay.icmp_allowed { "allowed" } else { "denied by the security group" },
+        );
+    }
+    for r in runs {
+        let v = &s.variants[r.variant];
+        let out = &r.output;
+        let _ = writeln!(o);
+        let _ = writeln!(o, "== {} ==", v.name);
+        let _ = writeln!(o, "  flows");
+        for (fi, f) in out.flows.iter().enumerate() {
+            let spec = &v.config.flows[fi];
+            let what = match spec.kind {
+                FlowKind::Tcp {
+                    request,
+                    response,
+                    port,
+                } => format!("TCP :{port}, {request} B request, {response} B response"),
+                FlowKind::Udp { port } => format!("UDP :{port}"),
+                FlowKind::Ping => "ping -M do".to_string(),
+            };
+            let times = if f.times.count() > 0 {
+                format!(", time p50 {} max {}", f.times.quantile(0.5), f.times.max())
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                o,
+                "    {:<12} {} -> {} ({what}): {} of {} succeeded{times}{}",
+                f.name,
+                v.endpoints[spec.from],
+                v.endpoints[spec.to],
+                f.succeeded,
+                f.attempts,
+                if f.pending > 0 {
+                    format!(", {} still running", f.pending)
+                } else {
+                    String::new()
+                }
+            );
+            for (why, n) in &f.failures {
+                let _ = writeln!(o, "      {n} x {why}");
+            }
+            if !f.by_size.is_empty() {
+                let cells: Vec<String> = f
+                    .by_size
+                    .iter()
+                    .map(|(size, (ok, bad))| {
+                        if *bad == 0 {
+                            format!("{size} ok")
+                        } else if *ok == 0 {
+                            format!("{size} FAILED")
+                        } else {
+                            format!("{size} {ok}/{}", ok + bad)
+                        }
+                    })
+                    .collect();
+                let _ = writeln!(o, "      by payload size: {}", cells.join(", "));
+            }
+        }
+        let t = &out.packets;
+        let _ = writeln!(
+            o,
+            "  packets: {} sent, {} delivered, {} dropped, {} in flight at the end",
+            t.created,
+            t.delivered,
+            t.dropped_total(),
+            t.in_flight
+        );
+        for (k, n) in &t.dropped {
+            let _ = writeln!(o, "    {n:>7} x {} ({k})", k.key());
+            if let Some((at, first)) = out.first_drops.get(k) {
+                let _ = writeln!(o, "            first at {at}: {first}");
+            }
+        }
+        if !out.notes.is_empty() {
+            let _ = writeln!(o, "  what the stacks and routers saw");
+            let mut shown = 0;
+            let mut last = String::new();
+            for (at, n) in &out.notes {
+                // The same note per connection says the same thing: show it once.
+                let key: String = n.split(':').skip(1).collect();
+                if key == last {
+                    continue;
+                }
+                last = key;
+                let _ = writeln!(o, "    {at:<10} {n}");
+                shown += 1;
+                if shown == 12 {
+                    let _ = writeln!(o, "    ... ({} notes in all)", out.notes.len());
+                    break;
+                }
+            }
+        }
+    }
+    if runs.iter().any(|r| !r.checks.is_empty()) {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "expectations");
+        for r in runs {
+            let v = &s.variants[r.variant];
+            for (c, e) in r.checks.iter().zip(&v.expect) {
+                let verdict = if c.pass { "PASS" } else { "FAIL" };
+                let _ = writeln!(o, "  {verdict} {}: {}: {}", v.name, c.label, c.text);
+                if !e.because.is_empty() {
+                    let _ = writeln!(o, "       because {}", e.because.trim());
+                }
+            }
+        }
+        let (held, total) = expectation_totals(runs);
+        let _ = writeln!(o, "  {held} of {total} expectations hold");
+    }
+    o
+}
+
+/// The JSON summary.
+pub fn json(s: &DatapathScenario, runs: &[DatapathRun]) -> serde_json::Value {
+    use serde_json::json;
+    let variants: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|r| {
+            let v = &s.variants[r.variant];
+            let flows: Vec<serde_json::Value> = r.output.flows.iter().map(|f| json!({
+                "flow": f.name, "attempts": f.attempts, "succeeded": f.succeeded, "pending": f.pending,
+                "failures": f.failures, "time_p50_s": f.times.quantile(0.5).as_secs_f64(),
+                "time_max_s": f.times.max().as_secs_f64(),
+                "by_size": f.by_size.iter().map(|(k, (a, b))| json!({"size": k, "succeeded": a, "failed": b})).collect::<Vec<_>>(),
+            })).collect();
+            let t = &r.output.packets;
+            let drops: serde_json::Map<String, serde_json::Value> = t.dropped.iter().map(|(k, n)| (k.key().to_string(), json!(n))).collect();
+            json!({
+                "name": v.name, "description": v.description, "cni": v.config.cni.name(), "pod_mtu": r.output.pod_mtu,
+                "flows": flows,
+                "packets": {"created": t.created, "delivered": t.delivered, "dropped": drops, "in_flight": t.in_flight},
+                "expectations": r.checks.iter().map(|c| json!({"check": c.label, "actual": c.actual, "pass": c.pass, "text": c.text})).collect::<Vec<_>>(),
+                "events_fired": r.output.events_fired,
+            })
+        })
+        .collect();
+    let (held, total) = expectation_totals(runs);
+    json!({"scenario": s.name, "summary": s.summary, "variants": variants, "expectations": {"held": held, "total": total}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MINIMAL: &str = "name: t
+summary: s
+duration: 10s
+datapath:
+  cni: calico-vxlan
+  nodes: 2
+  underlay: {mtu: 1500}
+  pods: [{name: a, node: 1}, {name: b, node: 2}]
+flows:
+  - {name: f, from: a, to: b, ping: {sizes: [100]}, timeout: 1s}
+expect:
+  - {metric: succeeded, flow: f, equals: 1}
+";
+
+    fn err(text: &str) -> InputError {
+        parse("t.yaml", text).unwrap_err()
+    }
+
+    #[test]
+    fn a_minimal_file_runs_and_checks_itself() {
+        let s = parse("t.yaml", MINIMAL).unwrap();
+        assert!(is_datapath(MINIMAL));
+        let runs = run_all(&s, Some(1), None).unwrap();
+        assert_eq!(expectation_totals(&runs), (1, 1), "{}", text(&s, &runs));
+    }
+
+    #[test]
+    fn mistakes_are_located_with_a_hint() {
+        let e = err(&MINIMAL.replace("cni: calico-vxlan", "cni: calico-vxaln"));
+        assert_eq!(e.at, Some((5, 3)));
+        assert!(e.hint.contains("did you mean `calico-vxlan`"), "{e}");
+        let e = err(&MINIMAL.replace("to: b,", "to: bb,"));
+        assert_eq!(e.at.map(|a| a.0), Some(10));
+        assert!(e.message.contains("`bb` is not a pod or host"), "{e}");
+        let e = err(&MINIMAL.replace("{name: b, node: 2}", "{name: b, node: 3}"));
+        assert!(e.message.contains("node 3 does not exist"), "{e}");
+        assert_eq!(e.at.map(|a| a.0), Some(8));
+        let e = err(&MINIMAL.replace(
+            "underlay: {mtu: 1500}",
+            "underlay: {mtu: 1500, icmp: block}",
+        ));
+        assert!(e.hint.contains("allow or icmp: deny"), "{e}");
+        let e = err(&MINIMAL.replace("nodes: 2", "nodes: 2\n  pod_mut: 1400"));
+        assert!(
+            e.message.contains("unknown field `pod_mut`") && e.hint.contains("pod_mtu"),
+            "{e}"
+        );
+        let e = err(&MINIMAL.replace("equals: 1}", "equals: 1s}"));
+        assert!(e.message.contains("does not fit metric succeeded"), "{e}");
+        let e = err(&MINIMAL.replace(
+            "{metric: succeeded, flow: f,",
+            "{metric: packets_dropped, reason: lost,",
+        ));
+        assert!(e.hint.contains("frag-needed"), "{e}");
+        let e = err(&MINIMAL.replace(
+            "timeout: 1s}",
+            "timeout: 1s}\ntimeline: [{at: 1s, bgp_down: node-1}]",
+        ));
+        assert!(e.message.contains("needs cni: calico-bgp"), "{e}");
+        let e = err(&MINIMAL.replace("cni: calico-vxlan", "cni: aws-vpc-cni"));
+        assert!(e.message.contains("needs instance_type"), "{e}");
+    }
+
+    #[test]
+    fn aws_vpc_cni_refuses_more_pods_than_the_enis_address() {
+        let pods: Vec<String> = (0..18)
+            .map(|i| format!("{{name: p{i}, node: 1}}"))
+            .collect();
+        let text = MINIMAL
+            .replace(
+                "cni: calico-vxlan",
+                "cni: aws-vpc-cni\n  instance_type: t3.medium",
+            )
+            .replace(
+                "{name: a, node: 1}, {name: b, node: 2}",
+                &format!(
+                    "{{name: a, node: 2}}, {{name: b, node: 2}}, {}",
+                    pods.join(", ")
+                ),
+            );
+        let e = err(&text);
+        assert!(
+            e.message
+                .contains("node-1 has 18 pods; aws-vpc-cni addresses 17 on t3.medium"),
+            "{e}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Any single-line edit of a valid file parses or gives a located error; never a panic.
+        #[test]
+        fn edited_files_fail_with_a_position(line in 0usize..200, junk in "[a-z0-9:{}\\[\\], -]{0,14}") {
+            let base = include_str!("../../scenarios/mtu_blackhole.yaml");
+            let mut lines: Vec<&str> = base.lines().collect();
+            let i = line % lines.len();
+            lines[i] = &junk;
+            if let Err(e) = parse("edit.yaml", &lines.join("\n")) {
+                prop_assert!(e.at.is_some(), "{e}");
+            }
+        }
+    }
+}
