@@ -1218,11 +1218,12 @@ impl<'a> Sim<'a> {
             server: p,
             ct,
             idle_timer: None,
+            opened: now,
             gen: 0,
         });
         let cc = self.traffic[t].clients.entry(c).or_default();
         match mode {
-            ConnectionMode::LongLived { per_client } if (cc.open.len() as u32) < per_client => {
+            ConnectionMode::LongLived { per_client, .. } if (cc.open.len() as u32) < per_client => {
                 cc.open.push(conn)
             }
             ConnectionMode::ClientSide => {
@@ -1241,13 +1242,25 @@ impl<'a> Sim<'a> {
         let conn = match mode {
             ConnectionMode::PerRequest => return Err(None),
             ConnectionMode::KeepAlive { .. } => cc.idle.pop(),
-            ConnectionMode::LongLived { per_client } => {
+            ConnectionMode::LongLived {
+                per_client,
+                max_age,
+            } => {
                 if (cc.open.len() as u32) < per_client {
                     return Err(None);
                 }
                 let i = cc.turn as usize % cc.open.len();
                 cc.turn = cc.turn.wrapping_add(1);
-                Some(cc.open[i])
+                let conn = cc.open[i];
+                let now = self.engine.now();
+                let too_old = max_age
+                    .is_some_and(|age| self.conns.get(conn).is_some_and(|x| x.opened + age <= now));
+                if too_old {
+                    // The server's GOAWAY: the client reconnects.
+                    self.close(conn);
+                    return Err(None);
+                }
+                Some(conn)
             }
             ConnectionMode::ClientSide => {
                 let Some(p) = self.next_turn(t, c) else {
@@ -2511,7 +2524,10 @@ mod tests {
         let mut cfg = churn(
             100_000,
             200.0,
-            ConnectionMode::LongLived { per_client: 1 },
+            ConnectionMode::LongLived {
+                per_client: 1,
+                max_age: None,
+            },
             DataPath::Netfilter,
         );
         cfg.deployments[0].replicas = 2;
@@ -2563,7 +2579,7 @@ mod tests {
             let modes = [
                 ConnectionMode::PerRequest,
                 ConnectionMode::KeepAlive { max_idle: 2, idle_timeout: secs(90) },
-                ConnectionMode::LongLived { per_client: 2 },
+                ConnectionMode::LongLived { per_client: 2, max_age: Some(secs(60)) },
                 ConnectionMode::ClientSide,
             ];
             // Clients inside the cluster, through a small conntrack table.

@@ -24,7 +24,9 @@
 //! - `LongLived`: `per_client` HTTP/2 connections per client pod, opened on
 //!   demand and kept; requests are multiplexed over them in turn. The
 //!   endpoint is the one kube-proxy picked at connect time: what a gRPC
-//!   client with a ClusterIP target (`pick_first`) does.
+//!   client with a ClusterIP target (`pick_first`) does. With `max_age`, the
+//!   server ends a connection that old (gRPC's `MaxConnectionAge`, a GOAWAY)
+//!   and the client's next request opens a new one, picked anew.
 //! - `ClientSide`: client-side balancing (gRPC `round_robin` over a
 //!   headless Service): one connection per Ready endpoint, requests spread
 //!   over them in turn.
@@ -56,7 +58,7 @@
 //! ip-sysctl.rst; the pool's reuse order and idle limit. The cluster's
 //! property test checks request conservation with every mode.
 
-use sim_core::{EventId, SimDuration};
+use sim_core::{EventId, SimDuration, SimTime};
 
 /// `tcp_syn_retries` default.
 pub const TCP_SYN_RETRIES: u32 = 6;
@@ -103,6 +105,8 @@ pub enum ConnectionMode {
     LongLived {
         /// Connections per client pod \[connections\].
         per_client: u32,
+        /// The server closes a connection this old (`None`: never).
+        max_age: Option<SimDuration>,
     },
     /// One connection per Ready endpoint, requests spread in turn.
     ClientSide,
@@ -136,6 +140,8 @@ pub struct Conn<Ct> {
     pub ct: Option<(u32, Ct)>,
     /// Idle-close timer while in a keep-alive pool.
     pub idle_timer: Option<EventId>,
+    /// When it was established.
+    pub opened: SimTime,
     /// Bumped on every reuse of the slot.
     pub gen: u32,
 }
@@ -249,6 +255,7 @@ mod tests {
             server: 2,
             ct: None,
             idle_timer: None,
+            opened: SimTime::ZERO,
             gen: 0,
         };
         let a = s.insert(c);

@@ -20,6 +20,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/conntrack_table_full.yaml"),
     ),
     (
+        "grpc_lb_imbalance",
+        include_str!("../../scenarios/grpc_lb_imbalance.yaml"),
+    ),
+    (
         "mtu_blackhole",
         include_str!("../../scenarios/mtu_blackhole.yaml"),
     ),

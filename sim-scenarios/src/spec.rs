@@ -370,6 +370,9 @@ pub struct ConnectionsMap {
     pub keep_alive: Option<KeepAliveFile>,
     /// Long-lived connections per client pod, pinned at connect time.
     pub long_lived: Option<Count>,
+    /// With `long_lived`: the server closes connections this old (gRPC
+    /// `MaxConnectionAge`); default never.
+    pub max_age: Option<Duration>,
 }
 
 /// Keep-alive pool settings.
@@ -1314,6 +1317,11 @@ impl Validator<'_> {
                 }
             },
             ConnectionsFile::Map(m) => match (&m.keep_alive, m.long_lived) {
+                (_, None) if m.max_age.is_some() => Err(self.err(
+                    &[p, &path!["max_age"]].concat(),
+                    "max_age belongs to long_lived connections",
+                    "write {long_lived: N, max_age: 5m}",
+                )),
                 (Some(k), None) => {
                     if k.max_idle.is_some_and(|c| c.0 == 0) {
                         return Err(self.err(
@@ -1324,7 +1332,10 @@ impl Validator<'_> {
                     }
                     Ok(keep(k.max_idle, k.idle_timeout))
                 }
-                (None, Some(n)) if n.0 > 0 => Ok(ConnectionMode::LongLived { per_client: n.0 }),
+                (None, Some(n)) if n.0 > 0 => Ok(ConnectionMode::LongLived {
+                    per_client: n.0,
+                    max_age: m.max_age.map(|d| d.0).filter(|d| *d > SimDuration::ZERO),
+                }),
                 (None, Some(_)) => Err(self.err(
                     &[p, &path!["long_lived"]].concat(),
                     "long_lived is 0: the clients would hold no connection",
@@ -1870,7 +1881,10 @@ mod tests {
         let ll = with_lines(", from: api, connections: {long_lived: 3}", "").unwrap();
         assert_eq!(
             ll.variants[0].config.traffic[0].connections,
-            ConnectionMode::LongLived { per_client: 3 }
+            ConnectionMode::LongLived {
+                per_client: 3,
+                max_age: None
+            }
         );
     }
 

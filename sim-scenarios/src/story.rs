@@ -360,7 +360,9 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
             ));
         }
         let capacity_failures = t.timed_out - t.blocked - t.syn_dropped + t.rejected;
-        if capacity_failures as f64 / ended >= 0.01 {
+        if let Some(line) = pinning_sentence(w, traffic, cfg, out) {
+            lines.push(line);
+        } else if capacity_failures as f64 / ended >= 0.01 {
             lines.push(capacity_sentence(w, traffic, cfg, out, capacity_failures));
         }
     }
@@ -410,6 +412,37 @@ fn delay(d: SimDuration) -> String {
     } else {
         d.to_string()
     }
+}
+
+/// Why long-lived connections left Ready pods idle, if they did.
+fn pinning_sentence(
+    w: &sim_models::cluster::WindowStats,
+    traffic: &sim_models::cluster::TrafficSpec,
+    cfg: &sim_models::cluster::ClusterConfig,
+    out: &RunOutput,
+) -> Option<String> {
+    let sim_models::connections::ConnectionMode::LongLived { per_client, .. } = traffic.connections
+    else {
+        return None;
+    };
+    let dep = &cfg.deployments[traffic.deployment];
+    let win = cfg.windows.iter().find(|x| x.name == w.window)?;
+    let col = column(out, &format!("pods_ready{{deployment={}}}", dep.name))?;
+    let ready = value_at(out, col, SimTime::ZERO + win.end);
+    let serving = w.pods_serving() as f64;
+    (serving < ready).then(|| {
+        format!(
+            "In `{}`, only {} of {} Ready {} pods answered any request, and the busiest answered {:.1}% of them: each client pod holds {per_client} \
+             long-lived connection(s), and kube-proxy picked the endpoint once, when a connection opened; conntrack keeps every later request \
+             of that connection on the same pod. The idle pods had no connection, while the pinned ones queued until {:.1}% of requests failed.",
+            w.window,
+            num(serving),
+            num(ready),
+            dep.name,
+            100.0 * w.top_pod_share(),
+            100.0 * w.totals.error_rate(),
+        )
+    })
 }
 
 /// Why requests timed out at a workload short of capacity: Ready pods x

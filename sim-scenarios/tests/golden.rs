@@ -81,3 +81,8 @@ fn mtu_blackhole_replay() {
 fn calico_vxlan_mtu_replay() {
     insta::assert_snapshot!(replay_packets("calico_vxlan_mtu"));
 }
+
+#[test]
+fn grpc_lb_imbalance_replay() {
+    insta::assert_snapshot!(replay("grpc_lb_imbalance"));
+}
