@@ -14,6 +14,7 @@ pub mod report;
 pub mod run;
 pub mod spec;
 pub mod story;
+pub mod sweep;
 pub mod units;
 
 pub use error::InputError;
@@ -22,13 +23,20 @@ pub use spec::{load, parse, Scenario};
 /// Loads a scenario by path or, if no such file exists and the name is a
 /// bundled scenario's, the bundled one (reported as `scenarios/NAME.yaml`).
 pub fn load_named(arg: &str) -> Result<Scenario, InputError> {
+    let (file, text) = read_named(arg)?;
+    parse(&file, &text)
+}
+
+/// The text of a scenario named as [`load_named`] takes it, with the name
+/// its errors should carry.
+pub fn read_named(arg: &str) -> Result<(String, String), InputError> {
     let path = std::path::Path::new(arg);
     if !path.exists() {
         if let Some(text) = bundled::find(arg) {
-            return parse(&format!("scenarios/{arg}.yaml"), text);
+            return Ok((format!("scenarios/{arg}.yaml"), text.to_string()));
         }
     }
-    load(path)
+    spec::read(path)
 }
 
 /// If `arg` names a packet-level scenario (a file, or a bundled scenario,

@@ -496,7 +496,7 @@ pub fn files(scenario: &Scenario, runs: &[SeedRun]) -> Result<Vec<(String, Vec<u
         }),
     ];
     for r in runs {
-        let v = &scenario.variants[r.variant].name;
+        let v = file_safe(&scenario.variants[r.variant].name);
         files.push((
             format!("timeseries-{v}-seed{}.csv", r.seed),
             timeseries_csv(&r.output)?,
@@ -507,6 +507,20 @@ pub fn files(scenario: &Scenario, runs: &[SeedRun]) -> Result<Vec<(String, Vec<u
         ));
     }
     Ok(files)
+}
+
+/// `name` usable in a file name: characters other than ASCII letters,
+/// digits, `-`, `_` and `.` become `_` (`10.0.0.0/24` -> `10.0.0.0_24`).
+pub fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Writes `files` into `dir` all or nothing: everything goes to a fresh

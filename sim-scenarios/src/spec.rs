@@ -736,6 +736,12 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, InputError> {
 
 /// Reads and validates a scenario file.
 pub fn load(path: &std::path::Path) -> Result<Scenario, InputError> {
+    let (file, text) = read(path)?;
+    parse(&file, &text)
+}
+
+/// Reads a scenario file: (its name for errors, its text).
+pub fn read(path: &std::path::Path) -> Result<(String, String), InputError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
@@ -745,7 +751,7 @@ pub fn load(path: &std::path::Path) -> Result<Scenario, InputError> {
         };
         InputError::whole(&file, format!("cannot read the file: {e}"), hint)
     })?;
-    parse(&file, &text)
+    Ok((file, text))
 }
 
 pub(crate) fn serde_error(file: &str, e: &serde_yaml_ng::Error) -> InputError {

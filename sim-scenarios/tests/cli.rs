@@ -294,6 +294,77 @@ fn story_tells_a_bundled_replay_and_rejects_a_missing_one() {
 }
 
 #[test]
+fn sweep_writes_a_table_and_charts_identically_on_any_thread_count() {
+    let dir = scratch("sweep");
+    let scenario = data("short_failover.yaml");
+    let sweep = |out: &Path, threads: &str| {
+        knsim(&[
+            "sweep",
+            &scenario,
+            "--set",
+            "cluster.ipam.pod_cidr=10.1.0.0/26,10.1.0.0/25,10.1.0.0/24",
+            "--seeds",
+            "1..2",
+            "--threads",
+            threads,
+            "--out",
+            out.to_str().unwrap(),
+            "--plot",
+            "short: error rate",
+        ])
+    };
+    let (a, b) = (dir.join("one"), dir.join("two"));
+    let one = sweep(&a, "1");
+    assert_eq!(
+        one.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let two = sweep(&b, "2");
+    assert_eq!(one.stdout, two.stdout);
+    let files = files_in(&a);
+    assert_eq!(files, files_in(&b));
+    let table = &files.iter().find(|f| f.0 == "sweep.csv").unwrap().1;
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(&table[..])
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    // The model, not the sweep, decides: a /26 leaves pods without an
+    // address, a /24 does not.
+    let no_ip = |cidr: &str| -> f64 {
+        let row = rows
+            .iter()
+            .find(|r| &r[1] == cidr && &r[2] == "web: pods with no IP address, most at once")
+            .expect("row");
+        row[5].parse().unwrap()
+    };
+    assert!(no_ip("10.1.0.0/26") > 0.0);
+    assert_eq!(no_ip("10.1.0.0/24"), 0.0);
+    let svg = files
+        .iter()
+        .find(|f| f.0 == "plot-web_in_short__error_rate.svg")
+        .expect("chart");
+    assert!(svg.1.starts_with(b"<svg"));
+}
+
+#[test]
+fn sweep_of_a_missing_field_points_into_the_file() {
+    let scenario = data("short_failover.yaml");
+    let out = knsim(&["sweep", &scenario, "--set", "workloads.web.replica=1,2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("short_failover.yaml:12:5:"), "{err}");
+    assert!(err.contains("unknown field `replica`"), "{err}");
+    let out = knsim(&["sweep", &scenario, "--set", "workloads.api.replicas=1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no entry `api`") && err.contains("hint:"),
+        "{err}"
+    );
+}
+
+#[test]
 fn failing_expectations_exit_1() {
     let dir = scratch("failing");
     let file = dir.join("f.yaml");

@@ -1,11 +1,11 @@
-//! `knsim`: run, tell, check and list Kubernetes networking scenarios.
+//! `knsim`: run, tell, sweep, check and list Kubernetes networking scenarios.
 //!
 //! Exit status: 0 when every expectation holds, 1 when a run completed but
 //! some expectation failed, 2 for bad input (the message names
 //! file:line:column and gives a hint).
 
 use clap::{Parser, Subcommand};
-use sim_scenarios::{bundled, datapath, load_datapath, load_named, report, run, story};
+use sim_scenarios::{bundled, datapath, load_datapath, load_named, report, run, story, sweep};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,6 +55,36 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Run a scenario once per value of one field (`--set PATH=V1,V2,...`)
+    /// and compare: the report's columns are the values; with `--out`, also
+    /// sweep.csv (mean, sd, min, max over the seeds per value and figure)
+    /// and one SVG chart per `--plot`. Exits 0 whatever the expectations say.
+    Sweep {
+        /// Scenario file, or a bundled scenario's name.
+        scenario: String,
+        /// The field and its values, e.g. `cluster.ipam.pod_cidr=10.0.0.0/24,10.0.0.0/22`
+        /// or `workloads.checkout.replicas=100,200,400`.
+        #[arg(long = "set", value_parser = sweep::parse_setting)]
+        set: sweep::Setting,
+        /// The variant of the file to sweep (default: the top level).
+        #[arg(long)]
+        variant: Option<String>,
+        /// The seed of a single run per value.
+        #[arg(long, conflicts_with = "seeds", default_value_t = 1)]
+        seed: u64,
+        /// Several seeds per value, inclusive: `1..8`.
+        #[arg(long, value_parser = parse_seeds)]
+        seeds: Option<Seeds>,
+        /// Write report.txt, summary.json, sweep.csv, CSV series and charts here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Chart the figures whose name contains this text (needs --out; repeatable).
+        #[arg(long, requires = "out")]
+        plot: Vec<String>,
+        /// Worker threads (default: one per core). Results do not depend on it.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
+    },
     /// Validate a scenario without running it.
     Check {
         /// Scenario file, or a bundled scenario's name.
@@ -102,6 +132,34 @@ fn parse_seeds(s: &str) -> Result<Seeds, String> {
     Ok(Seeds((a..=b).collect()))
 }
 
+/// The files of a sweep: the run's usual files, sweep.csv, and a chart per
+/// figure matching each `--plot` text (each text must match one at least).
+fn sweep_files(
+    s: &sim_scenarios::Scenario,
+    runs: &[run::SeedRun],
+    set: &sweep::Setting,
+    plots: &[String],
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut files = report::files(s, runs)?;
+    files.push(("sweep.csv".into(), sweep::table_csv(s, runs, set)?));
+    for pattern in plots {
+        let names = sweep::matching_figures(s, runs, pattern);
+        if names.is_empty() {
+            return Err(format!(
+                "--plot `{pattern}` matches no figure; the report's first column lists them (e.g. `error rate`, `latency p99`)"
+            ));
+        }
+        for name in names {
+            let svg = sweep::plot_svg(s, runs, set, &name)?;
+            files.push((
+                format!("plot-{}.svg", report::file_safe(&name)),
+                svg.into_bytes(),
+            ));
+        }
+    }
+    Ok(files)
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::List => {
@@ -146,6 +204,51 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Sweep {
+            scenario,
+            set,
+            variant,
+            seed,
+            seeds,
+            out,
+            plot,
+            threads,
+        } => {
+            let built = sim_scenarios::read_named(&scenario)
+                .and_then(|(file, text)| sweep::build(&file, &text, &set, variant.as_deref()));
+            let s = match built {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let seeds = seeds.map_or_else(|| vec![seed], |s| s.0);
+            eprintln!(
+                "knsim: sweeping {} over {} value(s) x {} seed(s)...",
+                set.path,
+                s.variants.len(),
+                seeds.len()
+            );
+            let runs = match run::run_all(&s, &seeds, threads.map(usize::from)) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("knsim: error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(dir) = out {
+                let written =
+                    sweep_files(&s, &runs, &set, &plot).and_then(|f| report::write_all(&dir, &f));
+                if let Err(e) = written {
+                    eprintln!("knsim: error: {e}");
+                    return ExitCode::from(2);
+                }
+                eprintln!("knsim: wrote {}", dir.display());
+            }
+            print!("{}", report::text(&s, &runs));
+            ExitCode::SUCCESS
+        }
         Command::Check { scenario } if load_datapath(&scenario).is_some() => {
             match load_datapath(&scenario).expect("checked above") {
                 Ok(s) => {

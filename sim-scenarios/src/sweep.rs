@@ -1,0 +1,515 @@
+//! Sweeps: one scenario run over a list of values of one field, for capacity
+//! planning (pod CIDR sizes, replica counts, request rates, timeouts...).
+//!
+//! `knsim sweep FILE --set PATH=V1,V2,...` edits the scenario file's YAML at
+//! `PATH` once per value, validates each edited file exactly as `knsim run`
+//! would, and makes each value one variant of a new scenario, so that the
+//! runner, the side-by-side report and the output files need nothing new:
+//! the report's columns are the swept values.
+//!
+//! `PATH` is dotted: mapping keys (`cluster.ipam.pod_cidr`), list indices
+//! (`workloads.0.replicas`), or, in a list of entries, an entry's `name`
+//! (or, for traffic, its `to`): `workloads.checkout.replicas`,
+//! `variants.fix-22.cluster.ipam.pod_cidr`. A key missing from an existing
+//! mapping is added (the edited file is then checked like any other, so a
+//! misspelt key is reported as an unknown field). Values are YAML scalars as
+//! they would be written in the file (`10.0.0.0/22`, `500`, `200/s`, `90s`).
+//!
+//! Errors name the file, line and column of the swept field in the user's
+//! file, the value that made the edited scenario invalid, and a hint.
+//!
+//! Which variant of the file is swept: the top level by default, or the one
+//! named with `--variant`; its expectations are checked at every value and
+//! reported, but a sweep's purpose is to find where they stop holding, so
+//! `knsim sweep` exits 0 whatever they say.
+
+use crate::error::InputError;
+use crate::locate::{Positions, Seg};
+use crate::report::{self, Unit};
+use crate::run::SeedRun;
+use crate::spec::{parse, Scenario};
+use serde_yaml_ng::{Mapping, Value};
+
+/// A parsed `--set PATH=V1,V2,...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    /// The dotted path as written.
+    pub path: String,
+    /// The values as written, in order.
+    pub values: Vec<String>,
+}
+
+/// Parses `PATH=V1,V2,...`; at least one value, no empty path or value.
+pub fn parse_setting(s: &str) -> Result<Setting, String> {
+    let (path, values) = s.split_once('=').ok_or_else(|| {
+        format!("`{s}` has no `=`; write e.g. cluster.ipam.pod_cidr=10.0.0.0/24,10.0.0.0/22")
+    })?;
+    let path = path.trim();
+    if path.is_empty() || path.split('.').any(str::is_empty) {
+        return Err(format!(
+            "`{path}` is not a path; write keys joined by dots, e.g. workloads.checkout.replicas"
+        ));
+    }
+    let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+    if values.iter().any(String::is_empty) {
+        return Err(format!(
+            "`{s}` has an empty value; separate values with single commas"
+        ));
+    }
+    Ok(Setting {
+        path: path.to_string(),
+        values,
+    })
+}
+
+/// Builds the sweep scenario: one variant per value of `setting`, each the
+/// variant `variant` (default: the top level) of `text` with the value set.
+pub fn build(
+    file: &str,
+    text: &str,
+    setting: &Setting,
+    variant: Option<&str>,
+) -> Result<Scenario, InputError> {
+    // A file that does not parse is reported by the normal path, located.
+    let original = parse(file, text)?;
+    let pick = match variant {
+        None => 0,
+        Some(name) => original
+            .variants
+            .iter()
+            .position(|v| v.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = original.variants.iter().map(|v| v.name.as_str()).collect();
+                InputError::whole(
+                    file,
+                    format!("no variant is called `{name}`"),
+                    format!("variants: {}", known.join(", ")),
+                )
+            })?,
+    };
+    let doc: Value = serde_yaml_ng::from_str(text)
+        .map_err(|e| InputError::whole(file, format!("cannot read the YAML: {e}"), ""))?;
+    let positions = Positions::of(text);
+    let (segs, at) = resolve(file, &doc, &positions, &setting.path)?;
+    let mut variants = Vec::with_capacity(setting.values.len());
+    for value in &setting.values {
+        let new: Value = serde_yaml_ng::from_str(value).map_err(|e| {
+            InputError::at(
+                file,
+                at,
+                format!("`{value}` is not a YAML value: {e}"),
+                "give values as they would be written in the file",
+            )
+        })?;
+        let mut edited = doc.clone();
+        set(&mut edited, &segs, new);
+        let edited_text = serde_yaml_ng::to_string(&edited).map_err(|e| {
+            InputError::whole(file, format!("cannot write the edited YAML: {e}"), "")
+        })?;
+        let scenario = parse(file, &edited_text).map_err(|e| {
+            InputError::at(
+                file,
+                at,
+                format!("with {} = {value}: {}", setting.path, e.message),
+                e.hint,
+            )
+        })?;
+        let mut v = scenario.variants.into_iter().nth(pick).ok_or_else(|| {
+            InputError::at(
+                file,
+                at,
+                format!(
+                    "with {} = {value} the scenario has no variant {pick}",
+                    setting.path
+                ),
+                "sweep a field inside the variant, not the variants list itself",
+            )
+        })?;
+        v.description = format!("{} = {value} ({})", setting.path, v.name);
+        v.name = value.clone();
+        variants.push(v);
+    }
+    Ok(Scenario {
+        name: format!("{} sweep", original.name),
+        summary: format!("{} over {}", original.summary, setting.path),
+        story: original.story,
+        variants,
+    })
+}
+
+/// Per swept value and figure: the figure's mean, standard deviation,
+/// minimum and maximum over the seeds, as CSV (one row per value and
+/// figure, values in sweep order, figures in report order).
+pub fn table_csv(
+    scenario: &Scenario,
+    runs: &[SeedRun],
+    setting: &Setting,
+) -> Result<Vec<u8>, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let e = |e: csv::Error| e.to_string();
+    w.write_record([
+        "parameter",
+        "value",
+        "figure",
+        "unit",
+        "seeds",
+        "mean",
+        "sd",
+        "min",
+        "max",
+    ])
+    .map_err(e)?;
+    for (v, variant) in scenario.variants.iter().enumerate() {
+        for (name, unit, xs) in figure_values(scenario, runs, v) {
+            let (mean, sd, min, max) = report::spread(&xs);
+            w.write_record([
+                setting.path.as_str(),
+                variant.name.as_str(),
+                name.as_str(),
+                unit_name(unit),
+                &xs.len().to_string(),
+                &mean.to_string(),
+                &sd.to_string(),
+                &min.to_string(),
+                &max.to_string(),
+            ])
+            .map_err(e)?;
+        }
+    }
+    w.into_inner().map_err(|e| e.to_string())
+}
+
+/// Figures whose name contains `pattern`, in report order.
+pub fn matching_figures(scenario: &Scenario, runs: &[SeedRun], pattern: &str) -> Vec<String> {
+    figure_values(scenario, runs, 0)
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .filter(|n| n.contains(pattern))
+        .collect()
+}
+
+/// An SVG chart of one figure against the swept values: the mean over the
+/// seeds, with a bar from the minimum to the maximum.
+pub fn plot_svg(
+    scenario: &Scenario,
+    runs: &[SeedRun],
+    setting: &Setting,
+    figure: &str,
+) -> Result<String, String> {
+    use plotters::prelude::*;
+    let points: Vec<(String, f64, f64, f64, Unit)> = scenario
+        .variants
+        .iter()
+        .enumerate()
+        .filter_map(|(v, variant)| {
+            let (_, unit, xs) = figure_values(scenario, runs, v)
+                .into_iter()
+                .find(|(n, _, _)| n == figure)?;
+            let (mean, _, min, max) = report::spread(&xs);
+            Some((variant.name.clone(), mean, min, max, unit))
+        })
+        .collect();
+    let unit = points.first().map_or(Unit::Count, |p| p.4);
+    let scale = if unit == Unit::Ratio { 100.0 } else { 1.0 };
+    let top = points.iter().map(|p| p.3 * scale).fold(0.0_f64, f64::max);
+    let top = if top > 0.0 { top * 1.1 } else { 1.0 };
+    let mut svg = String::new();
+    {
+        let e = |e: DrawingAreaErrorKind<std::io::Error>| e.to_string();
+        let root = SVGBackend::with_string(&mut svg, (800, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(e)?;
+        let n = points.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("{figure} vs {}", setting.path), ("sans-serif", 18))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top)
+            .map_err(e)?;
+        let labels: Vec<String> = points.iter().map(|p| p.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc(setting.path.as_str())
+            .y_desc(match unit {
+                Unit::Ratio => "percent",
+                Unit::Seconds => "seconds",
+                Unit::Count => "count",
+            })
+            .x_labels(n.max(1))
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-9 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .draw()
+            .map_err(e)?;
+        let xy = |i: usize, y: f64| (i as f64, y * scale);
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().enumerate().map(|(i, p)| xy(i, p.1)),
+                &BLUE,
+            ))
+            .map_err(e)?;
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| Circle::new(xy(i, p.1), 4, BLUE.filled())),
+            )
+            .map_err(e)?;
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| PathElement::new(vec![xy(i, p.2), xy(i, p.3)], BLUE)),
+            )
+            .map_err(e)?;
+        root.present().map_err(e)?;
+    }
+    Ok(svg)
+}
+
+/// Each figure of variant `v`: name, unit, and its value per seed.
+fn figure_values(scenario: &Scenario, runs: &[SeedRun], v: usize) -> Vec<(String, Unit, Vec<f64>)> {
+    let mut out: Vec<(String, Unit, Vec<f64>)> = Vec::new();
+    for r in runs.iter().filter(|r| r.variant == v) {
+        for f in report::figures(scenario, r) {
+            match out.iter_mut().find(|(n, _, _)| *n == f.name) {
+                Some((_, _, xs)) => xs.push(f.value),
+                None => out.push((f.name, f.unit, vec![f.value])),
+            }
+        }
+    }
+    out
+}
+
+fn unit_name(u: Unit) -> &'static str {
+    match u {
+        Unit::Count => "count",
+        Unit::Ratio => "ratio",
+        Unit::Seconds => "seconds",
+    }
+}
+
+/// Follows the dotted `path` in `doc`: the concrete path (list entries
+/// named by their index) and the position to report errors at (the field's,
+/// or its mapping's when the field is not written yet).
+fn resolve(
+    file: &str,
+    doc: &Value,
+    positions: &Positions,
+    path: &str,
+) -> Result<(Vec<Seg>, (usize, usize)), InputError> {
+    let mut segs: Vec<Seg> = Vec::new();
+    let mut node = Some(doc);
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let here = positions.find(&segs);
+        let last = i + 1 == parts.len();
+        match node {
+            Some(Value::Mapping(m)) => {
+                segs.push(Seg::Key((*part).to_string()));
+                node = m.get(*part);
+                if node.is_none() && !last {
+                    return Err(InputError::at(
+                        file,
+                        here,
+                        format!("`{}` has no field `{part}`", shown(&segs[..segs.len() - 1])),
+                        format!("fields there: {}", keys(m)),
+                    ));
+                }
+            }
+            Some(Value::Sequence(items)) => {
+                let index = part
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&k| k < items.len())
+                    .or_else(|| {
+                        items.iter().position(|it| {
+                            ["name", "to"]
+                                .iter()
+                                .any(|k| it.get(*k).and_then(Value::as_str) == Some(*part))
+                        })
+                    });
+                let Some(index) = index else {
+                    return Err(InputError::at(
+                        file,
+                        here,
+                        format!("`{}` has no entry `{part}`", shown(&segs)),
+                        format!(
+                            "give an index from 0 to {} or an entry's name",
+                            items.len().saturating_sub(1)
+                        ),
+                    ));
+                };
+                segs.push(Seg::Index(index));
+                node = items.get(index);
+            }
+            _ => {
+                return Err(InputError::at(
+                    file,
+                    here,
+                    format!(
+                        "`{}` is a single value; `{part}` cannot be under it",
+                        shown(&segs)
+                    ),
+                    "end the path at the value to sweep",
+                ))
+            }
+        }
+    }
+    let at = positions.find(&segs);
+    Ok((segs, at))
+}
+
+/// Sets the node at `segs` (its last key may be new) to `value`.
+fn set(doc: &mut Value, segs: &[Seg], value: Value) {
+    let mut node = doc;
+    for (i, seg) in segs.iter().enumerate() {
+        let last = i + 1 == segs.len();
+        node = match (seg, node) {
+            (Seg::Key(k), Value::Mapping(m)) if last => {
+                m.insert(Value::String(k.clone()), value);
+                return;
+            }
+            (Seg::Key(k), Value::Mapping(m)) => {
+                m.entry(Value::String(k.clone())).or_insert(Value::Null)
+            }
+            (Seg::Index(j), Value::Sequence(items)) if last => {
+                items[*j] = value;
+                return;
+            }
+            (Seg::Index(j), Value::Sequence(items)) => &mut items[*j],
+            // `resolve` produced the path from this document.
+            _ => return,
+        };
+    }
+}
+
+fn shown(segs: &[Seg]) -> String {
+    if segs.is_empty() {
+        return "the file".into();
+    }
+    segs.iter()
+        .map(|s| match s {
+            Seg::Key(k) => k.clone(),
+            Seg::Index(i) => i.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn keys(m: &Mapping) -> String {
+    m.keys()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = include_str!("../../scenarios/black_friday_cidr.yaml");
+
+    fn setting(s: &str) -> Setting {
+        parse_setting(s).unwrap()
+    }
+
+    #[test]
+    fn settings_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            setting("workloads.checkout.replicas=50, 100"),
+            Setting {
+                path: "workloads.checkout.replicas".into(),
+                values: vec!["50".into(), "100".into()]
+            }
+        );
+        assert!(parse_setting("replicas").unwrap_err().contains("no `=`"));
+        assert!(parse_setting("a..b=1").unwrap_err().contains("not a path"));
+        assert!(parse_setting("a=1,,2").unwrap_err().contains("empty value"));
+    }
+
+    #[test]
+    fn each_value_becomes_a_variant_with_the_field_set() {
+        let s = build(
+            "bf.yaml",
+            FILE,
+            &setting("cluster.ipam.pod_cidr=10.0.0.0/24,10.0.0.0/23"),
+            None,
+        )
+        .unwrap();
+        let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["10.0.0.0/24", "10.0.0.0/23"]);
+        let prefixes: Vec<String> = s
+            .variants
+            .iter()
+            .map(|v| match &v.config.ipam {
+                sim_models::ipam::IpamLayout::Flat { pod_cidr, .. } => pod_cidr.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(prefixes, ["10.0.0.0/24", "10.0.0.0/23"]);
+    }
+
+    #[test]
+    fn entries_are_found_by_name_and_variants_by_name() {
+        let s = build(
+            "bf.yaml",
+            FILE,
+            &setting("workloads.checkout.replicas=60"),
+            Some("fix-22"),
+        )
+        .unwrap();
+        assert_eq!(s.variants.len(), 1);
+        assert_eq!(s.variants[0].config.deployments[0].replicas, 60);
+        assert!(s.variants[0].description.contains("(fix-22)"));
+    }
+
+    #[test]
+    fn errors_point_at_the_swept_field_in_the_users_file() {
+        let line_of = |needle: &str| FILE.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let e = build(
+            "bf.yaml",
+            FILE,
+            &setting("cluster.ipam.pod_cidr=10.0.0.0/33"),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.at.map(|a| a.0), Some(line_of("pod_cidr")));
+        assert!(
+            e.message
+                .starts_with("with cluster.ipam.pod_cidr = 10.0.0.0/33:"),
+            "{e}"
+        );
+        let e = build(
+            "bf.yaml",
+            FILE,
+            &setting("cluster.ipam.pod_cdir=10.0.0.0/22"),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("unknown field `pod_cdir`"), "{e}");
+        let e = build(
+            "bf.yaml",
+            FILE,
+            &setting("workloads.payments.replicas=1"),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("no entry `payments`"), "{e}");
+        let e = build("bf.yaml", FILE, &setting("clustr.ipam=1"), None).unwrap_err();
+        assert!(
+            e.message.contains("no field `clustr`") && e.hint.contains("cluster"),
+            "{e}"
+        );
+        let e = build("bf.yaml", FILE, &setting("duration=1h"), Some("nope")).unwrap_err();
+        assert!(e.message.contains("no variant is called `nope`"), "{e}");
+    }
+}
