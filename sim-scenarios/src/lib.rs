@@ -43,17 +43,6 @@ pub fn read_named(arg: &str) -> Result<(String, String), InputError> {
 /// with a top-level `datapath:` section), parses it; `None` for anything
 /// else, which [`load_named`] handles (and reports unreadable files).
 pub fn load_datapath(arg: &str) -> Option<Result<datapath::DatapathScenario, InputError>> {
-    let path = std::path::Path::new(arg);
-    let (file, text) = if path.exists() {
-        (
-            path.display().to_string(),
-            std::fs::read_to_string(path).ok()?,
-        )
-    } else {
-        (
-            format!("scenarios/{arg}.yaml"),
-            bundled::find(arg)?.to_string(),
-        )
-    };
+    let (file, text) = read_named(arg).ok()?;
     datapath::is_datapath(&text).then(|| datapath::parse(&file, &text))
 }

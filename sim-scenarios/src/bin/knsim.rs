@@ -214,6 +214,12 @@ fn main() -> ExitCode {
             plot,
             threads,
         } => {
+            if load_datapath(&scenario).is_some() {
+                eprintln!(
+                    "knsim: error: {scenario} is a packet-level (datapath) scenario; sweeps cover cluster scenarios\n  hint: run its variants side by side with `knsim run {scenario}`"
+                );
+                return ExitCode::from(2);
+            }
             let built = sim_scenarios::read_named(&scenario)
                 .and_then(|(file, text)| sweep::build(&file, &text, &set, variant.as_deref()));
             let s = match built {
