@@ -32,6 +32,22 @@ pub fn replay(scenario: &str, seed: u64) -> Result<(String, bool), String> {
     Ok((text, held == total))
 }
 
+/// Prints [`replay`]'s text and gives the exit status `knsim` uses: 0 when
+/// every expectation holds, 1 when one fails, 2 (message on stderr) when the
+/// scenario cannot run.
+pub fn print_replay(scenario: &str, seed: u64) -> std::process::ExitCode {
+    match replay(scenario, seed) {
+        Ok((text, all_held)) => {
+            print!("{text}");
+            std::process::ExitCode::from(if all_held { 0 } else { 1 })
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 /// The story of the first seed's run of every variant.
 pub fn tell(scenario: &Scenario, runs: &[SeedRun]) -> String {
     let mut s = String::new();
