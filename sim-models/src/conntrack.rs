@@ -299,7 +299,7 @@ impl ConntrackConfig {
     }
 }
 
-/// Which data path a flow takes, for [`DataPath::tracks`].
+/// Which data path a flow takes, for [`DataPath::tracks_pod_flows`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataPath {
     /// kube-proxy (iptables, IPVS or nftables) over netfilter: every flow
