@@ -23,7 +23,7 @@ pub struct GaugeId(usize);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HistogramId(usize);
 
-/// Latency distribution [ns], 3 significant digits, up to about 10 days.
+/// Latency distribution \[ns\], 3 significant digits, up to about 10 days.
 #[derive(Clone, Debug)]
 pub struct LatencyHistogram {
     hdr: Hdr<u64>,
@@ -36,7 +36,7 @@ impl Default for LatencyHistogram {
 }
 
 impl LatencyHistogram {
-    /// Highest value tracked exactly [ns]; larger values are clamped to it.
+    /// Highest value tracked exactly \[ns\]; larger values are clamped to it.
     pub const MAX_NS: u64 = 864_000_000_000_000;
 
     /// An empty histogram.
