@@ -13,6 +13,7 @@ pub mod conntrack;
 pub mod coredns;
 pub mod datapath;
 pub mod ipam;
+pub mod kube_proxy;
 pub mod kubelet;
 pub mod netpol;
 pub mod node_lifecycle;

@@ -74,6 +74,25 @@ impl Endpoints {
         }
     }
 
+    /// The endpoints, in the order picks index them.
+    pub fn pods(&self) -> &[u32] {
+        &self.ready
+    }
+
+    /// The endpoint at `index` (from [`Endpoints::pick_index`]).
+    pub fn at(&self, index: usize) -> u32 {
+        self.ready[index]
+    }
+
+    /// The index of a uniformly random endpoint.
+    pub fn pick_index(&self, rng: &mut SimRng) -> Option<usize> {
+        if self.ready.is_empty() {
+            None
+        } else {
+            Some(rng.random_range(0..self.ready.len()))
+        }
+    }
+
     /// A uniformly random ready endpoint.
     pub fn pick(&self, rng: &mut SimRng) -> Option<u32> {
         if self.ready.is_empty() {
