@@ -103,6 +103,10 @@ pub enum Outcome {
     /// conntrack table was full) until the client's timeout or TCP's
     /// `tcp_syn_retries`.
     SynDropped,
+    /// The Service's data path sent the connection to a pod already gone
+    /// (kube-proxy had not synced its removal); the SYN was dropped and the
+    /// client retransmitted until its own timeout.
+    StaleEndpoint,
 }
 
 impl fmt::Display for Outcome {
@@ -118,7 +122,9 @@ impl fmt::Display for Outcome {
             }
             Outcome::Refused => write!(f, "dial tcp: connect: connection refused"),
             Outcome::Rejected => write!(f, "503 Service Unavailable"),
-            Outcome::Blocked | Outcome::SynDropped => write!(f, "dial tcp: i/o timeout"),
+            Outcome::Blocked | Outcome::SynDropped | Outcome::StaleEndpoint => {
+                write!(f, "dial tcp: i/o timeout")
+            }
             Outcome::LookupFailed => write!(f, "getaddrinfo: Temporary failure in name resolution"),
         }
     }

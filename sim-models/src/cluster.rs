@@ -29,6 +29,15 @@
 //! node) is retransmitted after 1 s, 3 s, 7 s... until the client's timeout
 //! or `tcp_syn_retries`, and a closed connection leaves a TIME_WAIT entry.
 //!
+//! With a kube-proxy configured ([`ClusterConfig::kube_proxy`]), a new
+//! connection to a Service (not client-side balancing, which dials pod IPs)
+//! gets its endpoint from [`crate::kube_proxy`]'s data-path view, which
+//! follows endpoint changes only when a sync ends: a pod deleted before
+//! that still receives connections, whose SYNs are dropped. The first
+//! packet pays the Service lookup before the request reaches the pod.
+//! Without one, the data path follows the Ready pods at once and costs
+//! nothing.
+//!
 //! Limitations: a policy change acts on new connections only (NetworkPolicy
 //! is checked on a connection's first packet);
 //! requests from outside the cluster (`from` unset) are not checked against
@@ -57,6 +66,7 @@ use crate::connections::{
 };
 use crate::conntrack::{self, ConntrackConfig, CtId, CtState, DataPath};
 use crate::ipam::{Ipam, IpamLayout, Ipv4Cidr, Lease};
+use crate::kube_proxy::{FirstPacket, KubeProxy, KubeProxyConfig, SyncStats};
 use crate::kubelet;
 use crate::netpol::{ContainerPort, PodInfo, SYNTHETIC_NODE_CIDR};
 use crate::node_lifecycle;
@@ -191,6 +201,9 @@ pub struct ClusterConfig {
     /// Each node's netfilter conntrack table; `None`: not modelled (no
     /// table ever fills).
     pub conntrack: Option<ConntrackSetup>,
+    /// The Service data path; `None`: ideal (endpoint changes apply at
+    /// once, lookups cost nothing).
+    pub kube_proxy: Option<KubeProxyConfig>,
 }
 
 /// The conntrack table every node has, and the data path that decides
@@ -241,6 +254,9 @@ pub struct RequestTotals {
     /// Of `timed_out`: connections whose every SYN the client node's
     /// conntrack table dropped (table full).
     pub syn_dropped: u64,
+    /// Of `timed_out`: connections the Service's data path sent to a pod
+    /// already deleted.
+    pub stale: u64,
 }
 
 impl RequestTotals {
@@ -274,6 +290,10 @@ impl RequestTotals {
                 self.timed_out += 1;
                 self.syn_dropped += 1;
             }
+            Outcome::StaleEndpoint => {
+                self.timed_out += 1;
+                self.stale += 1;
+            }
             Outcome::Refused => self.refused += 1,
             Outcome::Rejected => self.rejected += 1,
         }
@@ -300,6 +320,11 @@ pub struct WindowStats {
     pub syn_drops: u64,
     /// Answered requests per server pod id (index: pod id).
     pub served: Vec<u64>,
+    /// First-packet round trip of the connections opened through a
+    /// kube-proxy in the window.
+    pub first_packet: LatencyHistogram,
+    /// CPU time the Service lookups of those connections took.
+    pub lookup_cpu: SimDuration,
 }
 
 impl WindowStats {
@@ -394,6 +419,8 @@ pub struct RunOutput {
     pub events_fired: u64,
     /// Per node, what its conntrack table saw (empty when not modelled).
     pub conntrack: Vec<conntrack::CtStats>,
+    /// What kube-proxy's syncs did, when one is configured.
+    pub kube_proxy: Option<SyncStats>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -410,6 +437,17 @@ enum Ev {
     },
     /// A blocked connection's client gives up.
     BlockedTimeout(Request),
+    /// A connection sent to a removed endpoint: its client gives up.
+    StaleTimeout(Request),
+    /// kube-proxy's sync loop wakes.
+    KubeProxySync,
+    /// A connection's first packet, past the Service lookup, reaches pod
+    /// `pod`; the request follows on connection `conn` (or on its own).
+    FirstPacket {
+        pod: u32,
+        conn: Option<u32>,
+        req: Request,
+    },
     /// A policy change reaches the data path.
     PoliciesProgrammed(u32),
     /// The node lifecycle controller brings a node's not-ready taint in
@@ -490,6 +528,7 @@ const DNS_QUERIES: usize = 8;
 const SYN_DROPPED: usize = 9;
 const SYN_DROPS: usize = 10;
 const CONNECTIONS: usize = 11;
+const STALE: usize = 12;
 
 struct TrafficRt {
     rate: f64,
@@ -497,9 +536,10 @@ struct TrafficRt {
     arrivals: SimRng,
     pick: SimRng,
     totals: RequestTotals,
-    counters: [CounterId; 12],
+    counters: [CounterId; 13],
     latency: HistogramId,
     connect_delay: HistogramId,
+    first_packet: HistogramId,
     /// Connections held per client pod (looked up, never iterated).
     clients: std::collections::HashMap<u32, ClientConns>,
 }
@@ -535,6 +575,9 @@ struct Sim<'a> {
     tables: Vec<conntrack::Table>,
     ct_rng: SimRng,
     ct_gauge: GaugeId,
+    kube_proxy: Option<KubeProxy>,
+    kube_proxy_wake: Option<EventId>,
+    first_packet_rng: SimRng,
 }
 
 /// What the cluster run tracks of one node beyond its pod count.
@@ -616,9 +659,12 @@ impl<'a> Sim<'a> {
                         c(&mut metrics, "syn_dropped"),
                         c(&mut metrics, "conntrack_syn_drops"),
                         c(&mut metrics, "connections_opened"),
+                        c(&mut metrics, "stale_endpoint"),
                     ],
                     latency: metrics.histogram(&format!("request_latency{{service={name}}}")),
                     connect_delay: metrics.histogram(&format!("connect_delay{{service={name}}}")),
+                    first_packet: metrics
+                        .histogram(&format!("service_first_packet_rtt{{service={name}}}")),
                     clients: std::collections::HashMap::new(),
                 }
             })
@@ -635,6 +681,8 @@ impl<'a> Sim<'a> {
                     connect_delay: LatencyHistogram::new(),
                     syn_drops: 0,
                     served: Vec::new(),
+                    first_packet: LatencyHistogram::new(),
+                    lookup_cpu: SimDuration::ZERO,
                 })
             })
             .collect();
@@ -673,6 +721,12 @@ impl<'a> Sim<'a> {
                 .collect(),
             ct_rng: rng.stream("conntrack/early-drop"),
             ct_gauge,
+            kube_proxy: cfg
+                .kube_proxy
+                .as_ref()
+                .map(|k| KubeProxy::new(k, cfg.deployments.len())),
+            kube_proxy_wake: None,
+            first_packet_rng: rng.stream("kube-proxy/first-packet"),
         }
     }
 
@@ -686,6 +740,13 @@ impl<'a> Sim<'a> {
             self.reconcile(d);
         }
         self.warm_start();
+        if let Some(kp) = self.kube_proxy.as_mut() {
+            for (d, dep) in self.deps.iter().enumerate() {
+                kp.install(d, dep.endpoints.pods());
+            }
+            let at = kp.next_wake();
+            self.kube_proxy_wake = Some(self.engine.schedule_at(at, Ev::KubeProxySync));
+        }
         if let Some(p) = &self.cfg.policy {
             if !p.cni.enforces_policy() && p.sets.iter().any(|(_, s)| !s.is_empty()) {
                 let msg = format!(
@@ -750,11 +811,18 @@ impl<'a> Sim<'a> {
                     self.set_state(p, PodState::Ready);
                     let d = self.pods[p as usize].deployment as usize;
                     self.deps[d].endpoints.add(p);
+                    self.endpoints_changed(d);
                 }
             }
             Ev::Arrival(t) => self.arrival(t as usize),
             Ev::Completed { pod, req } => self.completed(pod, req),
             Ev::BlockedTimeout(req) => self.outcome(req.source as usize, Outcome::Blocked),
+            Ev::StaleTimeout(req) => self.outcome(req.source as usize, Outcome::StaleEndpoint),
+            Ev::KubeProxySync => self.kube_proxy_wake(),
+            Ev::FirstPacket { pod, conn, req } => match conn {
+                Some(conn) => self.send_on(conn, req),
+                None => self.offer(pod, req),
+            },
             Ev::SynRetry {
                 req,
                 client,
@@ -1001,6 +1069,7 @@ impl<'a> Sim<'a> {
         );
         self.deps[d].by_state[state as usize] -= 1;
         self.deps[d].endpoints.remove(p);
+        self.endpoints_changed(d);
         self.unschedulable.remove(&p);
         if let Some(n) = node {
             self.node_pods[n as usize] -= 1;
@@ -1175,7 +1244,14 @@ impl<'a> Sim<'a> {
         let now = self.engine.now();
         let t = req.source as usize;
         let d = self.cfg.traffic[t].deployment;
-        if self.deps[d].endpoints.is_empty() {
+        let mode = self.cfg.traffic[t].connections;
+        // Client-side balancing dials pod IPs: no Service lookup.
+        let via_service = target.is_none() && mode != ConnectionMode::ClientSide;
+        let no_endpoint = match &self.kube_proxy {
+            Some(kp) if via_service => kp.is_empty(d),
+            _ => self.deps[d].endpoints.is_empty(),
+        };
+        if no_endpoint {
             // kube-proxy REJECTs a Service without endpoints; the
             // unconfirmed conntrack entry goes with the packet.
             return self.outcome(t, Outcome::Refused);
@@ -1187,15 +1263,27 @@ impl<'a> Sim<'a> {
             },
             None => None,
         };
-        let mode = self.cfg.traffic[t].connections;
+        let mut first_packet = None;
         let p = match (target, mode, client) {
             (Some(p), _, _) => Some(p),
             (None, ConnectionMode::ClientSide, Some(c)) => self.next_turn(t, c),
-            _ => self.deps[d].endpoints.pick(&mut self.traffic[t].pick),
+            _ => match &self.kube_proxy {
+                Some(kp) => kp.pick(d, &mut self.traffic[t].pick).map(|(p, i)| {
+                    first_packet = Some(kp.first_packet(i, &mut self.first_packet_rng));
+                    p
+                }),
+                None => self.deps[d].endpoints.pick(&mut self.traffic[t].pick),
+            },
         };
         let Some(p) = p else {
             return self.outcome(t, Outcome::Refused);
         };
+        if let Some(fp) = first_packet {
+            self.record_first_packet(t, now, fp);
+            if self.pods[p as usize].deleted {
+                return self.stale_endpoint(req, d, p);
+            }
+        }
         if client.is_some_and(|c| self.policy_denies(c, p)) {
             // The SYN_SENT entry stays until its own timeout.
             self.engine
@@ -1210,7 +1298,17 @@ impl<'a> Sim<'a> {
         self.metrics.record(self.traffic[t].connect_delay, delay);
         self.for_windows(t, now, |w| w.connect_delay.record(delay));
         let Some(c) = client else {
-            return self.offer(p, req);
+            return match first_packet {
+                Some(fp) => {
+                    let ev = Ev::FirstPacket {
+                        pod: p,
+                        conn: None,
+                        req,
+                    };
+                    self.engine.schedule_in(fp.rtt, ev);
+                }
+                None => self.offer(p, req),
+            };
         };
         let conn = self.conns.insert(Conn {
             traffic: t as u32,
@@ -1231,7 +1329,72 @@ impl<'a> Sim<'a> {
             }
             _ => {}
         }
-        self.send_on(conn, req);
+        match first_packet {
+            Some(fp) => {
+                let ev = Ev::FirstPacket {
+                    pod: p,
+                    conn: Some(conn),
+                    req,
+                };
+                self.engine.schedule_in(fp.rtt, ev);
+            }
+            None => self.send_on(conn, req),
+        }
+    }
+
+    /// The first packet's round trip and lookup CPU, per window.
+    fn record_first_packet(&mut self, t: usize, now: SimTime, fp: FirstPacket) {
+        self.metrics.record(self.traffic[t].first_packet, fp.rtt);
+        self.for_windows(t, now, |w| {
+            w.first_packet.record(fp.rtt);
+            w.lookup_cpu = w.lookup_cpu + fp.lookup;
+        });
+    }
+
+    /// kube-proxy's data path sent a new connection to pod `p`, already
+    /// deleted: its SYNs (the retransmissions follow the same conntrack
+    /// entry) are dropped until the client gives up.
+    fn stale_endpoint(&mut self, req: Request, d: usize, p: u32) {
+        let svc = &self.cfg.deployments[d].name;
+        let mode = self
+            .kube_proxy
+            .as_ref()
+            .map_or("", |k| k.config().mode.name());
+        let msg = format!(
+            "connections to Service {svc} sent to deleted pod(s): the {mode} data path lists them until its next sync ends; SYNs dropped"
+        );
+        let obj = format!("pod/{}", self.pods[p as usize].name);
+        self.event_keyed(
+            "Warning",
+            "StaleEndpoint",
+            "kube-proxy",
+            svc.clone(),
+            msg,
+            obj,
+        );
+        self.engine.schedule_at(req.deadline, Ev::StaleTimeout(req));
+    }
+
+    /// The Ready pods of Deployment `d` changed: kube-proxy will sync.
+    fn endpoints_changed(&mut self, d: usize) {
+        let now = self.engine.now();
+        if let Some(kp) = self.kube_proxy.as_mut() {
+            let at = kp.changed(now, d);
+            if let Some(id) = self.kube_proxy_wake.take() {
+                self.engine.cancel(id);
+            }
+            self.kube_proxy_wake = Some(self.engine.schedule_at(at, Ev::KubeProxySync));
+        }
+    }
+
+    /// kube-proxy's sync loop runs: a sync ends or starts.
+    fn kube_proxy_wake(&mut self) {
+        let now = self.engine.now();
+        let deps = &self.deps;
+        if let Some(kp) = self.kube_proxy.as_mut() {
+            let at = kp.wake(now, |s| deps[s].endpoints.pods().to_vec());
+            self.kube_proxy_wake = Some(self.engine.schedule_at(at, Ev::KubeProxySync));
+        }
     }
 
     /// An open connection of client pod `c` the request may use, or the
@@ -1843,6 +2006,10 @@ impl<'a> Sim<'a> {
                 self.metrics.inc(tr.counters[SYN_DROPPED]);
                 tr.counters[TIMED_OUT]
             }
+            Outcome::StaleEndpoint => {
+                self.metrics.inc(tr.counters[STALE]);
+                tr.counters[TIMED_OUT]
+            }
             Outcome::Refused => tr.counters[REFUSED],
             Outcome::Rejected => tr.counters[REJECTED],
         };
@@ -1969,6 +2136,7 @@ impl<'a> Sim<'a> {
             ipam_allocated: self.ipam.allocated(),
             events_fired: self.engine.fired(),
             conntrack: self.tables.iter().map(|t| t.stats()).collect(),
+            kube_proxy: self.kube_proxy.as_ref().map(KubeProxy::stats),
             metrics: self.metrics,
             windows: self.windows,
             events,
@@ -2049,6 +2217,7 @@ mod tests {
             policy: None,
             dns: None,
             conntrack: None,
+            kube_proxy: None,
         }
     }
 
@@ -2549,6 +2718,56 @@ mod tests {
         assert!(w.top_pod_share() < 0.12, "{}", w.top_pod_share());
     }
 
+    /// 40 pods scaled to 20 at T+60s behind a kube-proxy in `mode` with
+    /// 20,000 other Services of 5 endpoints.
+    fn scale_in_behind(mode: crate::kube_proxy::Mode, partial: bool) -> RunOutput {
+        let mut cfg = config("10.0.0.0/22", 20);
+        cfg.deployments[0].replicas = 40;
+        cfg.timeline.truncate(1);
+        cfg.traffic[0].rate = 400.0;
+        cfg.duration = secs(120);
+        cfg.windows = vec![WindowSpec {
+            name: "scale-in".into(),
+            start: secs(60),
+            end: secs(120),
+        }];
+        let mut kp = KubeProxyConfig::new(mode);
+        kp.partial_restores = partial;
+        kp.other_services = 20_000;
+        kp.other_endpoints = 5;
+        cfg.kube_proxy = Some(kp);
+        run(&cfg, 4, &mut NullSink)
+    }
+
+    #[test]
+    fn removed_pods_get_connections_until_the_sync_that_removes_them_ends() {
+        use crate::kube_proxy::Mode;
+        let slow = scale_in_behind(Mode::Iptables, false);
+        let stats = slow.kube_proxy.expect("stats");
+        // 20,001 Services x (3 + 4 x 5) lines + fixed: 460k lines, ~8.5 s a restore.
+        assert!(stats.longest > secs(8), "{stats:?}");
+        let w = &slow.windows[0].totals;
+        assert!(w.stale > 0, "{w:?}");
+        // Half the programmed endpoints are gone for at most two restores
+        // (one may be running when the scale-in comes): at most ~15% of a
+        // minute's connections.
+        let share = w.stale as f64 / w.sent as f64;
+        assert!(share > 0.02 && share < 0.2, "stale share {share}");
+        let stale_event = slow
+            .events
+            .iter()
+            .find(|e| e.reason == "StaleEndpoint")
+            .unwrap();
+        assert!(stale_event.last <= SimTime::ZERO + secs(60) + stats.longest_propagation);
+        let fast = scale_in_behind(Mode::Ebpf, true);
+        assert_eq!(fast.windows[0].totals.stale, 0, "eBPF maps follow at once");
+        let fp = |o: &RunOutput| o.windows[0].first_packet.quantile(0.5);
+        assert!(
+            fp(&slow) > fp(&fast).saturating_mul(10),
+            "the walk of 20k rules"
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
@@ -2563,6 +2782,7 @@ mod tests {
             cni_fault in proptest::option::of((proptest::collection::vec(0usize..6, 1..4), 0u64..400, 0u64..400)),
             mode in 0usize..4,
             ct_max in proptest::option::of(1u64..400),
+            kube_proxy in proptest::option::of((0usize..4, 0u64..50_000, any::<bool>())),
         ) {
             let mut cfg = config(&format!("10.9.0.0/{prefix}"), scale_to);
             cfg.duration = secs(180);
@@ -2593,6 +2813,13 @@ mod tests {
                 c.windows.clear();
                 cfg = c;
             }
+            cfg.kube_proxy = kube_proxy.map(|(m, services, partial)| {
+                let mut k = KubeProxyConfig::new(crate::kube_proxy::Mode::ALL[m]);
+                k.other_services = services;
+                k.other_endpoints = 3;
+                k.partial_restores = partial;
+                k
+            });
             let out = run(&cfg, seed, &mut NullSink);
             let r = out.requests[0];
             prop_assert_eq!(r.sent, r.answered + r.timed_out + r.refused + r.rejected + r.in_flight);

@@ -449,6 +449,11 @@ impl KubeProxy {
         self.stats.programmed = self.total_objects();
     }
 
+    /// Whether the data path has no endpoint for `service`.
+    pub fn is_empty(&self, service: usize) -> bool {
+        self.programmed[service].is_empty()
+    }
+
     /// The endpoint the data path sends a new connection to, as (pod, its
     /// place in the endpoint chain); `None` when the data path has no
     /// endpoint for the Service (kube-proxy installs a REJECT rule:
