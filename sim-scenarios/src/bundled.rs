@@ -24,6 +24,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/grpc_lb_imbalance.yaml"),
     ),
     (
+        "kube_proxy_scale",
+        include_str!("../../scenarios/kube_proxy_scale.yaml"),
+    ),
+    (
         "mtu_blackhole",
         include_str!("../../scenarios/mtu_blackhole.yaml"),
     ),

@@ -119,6 +119,28 @@ pub fn figures(scenario: &Scenario, run: &SeedRun) -> Vec<Figure> {
             Unit::Count,
         );
     }
+    if let Some(st) = &out.kube_proxy {
+        push(
+            "Service data path: rules or objects programmed at the end".into(),
+            st.programmed as f64,
+            Unit::Count,
+        );
+        push(
+            "Service data path: syncs".into(),
+            st.syncs as f64,
+            Unit::Count,
+        );
+        push(
+            "Service data path: longest sync".into(),
+            st.longest.as_secs_f64(),
+            Unit::Seconds,
+        );
+        push(
+            "Service data path: longest endpoint change to data path".into(),
+            st.longest_propagation.as_secs_f64(),
+            Unit::Seconds,
+        );
+    }
     let connections_shown = cfg.conntrack.is_some()
         || cfg
             .traffic
@@ -200,6 +222,30 @@ pub fn figures(scenario: &Scenario, run: &SeedRun) -> Vec<Figure> {
                     Unit::Seconds,
                 );
             }
+        }
+        if cfg.kube_proxy.is_some() {
+            for (q, name) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99")] {
+                push(
+                    format!("{s} in {w}: first-packet RTT {name}"),
+                    ws.first_packet.quantile(q).as_secs_f64(),
+                    Unit::Seconds,
+                );
+            }
+            let span = cfg
+                .windows
+                .iter()
+                .find(|x| &x.name == w)
+                .map_or(1.0, |x| x.end.as_secs_f64() - x.start.as_secs_f64());
+            push(
+                format!("{s} in {w}: CPU cores on Service lookups"),
+                ws.lookup_cpu.as_secs_f64() / span,
+                Unit::Count,
+            );
+            push(
+                format!("{s} in {w}: sent to deleted pods"),
+                t.stale as f64,
+                Unit::Count,
+            );
         }
         if connections_shown {
             push(

@@ -111,6 +111,14 @@ pub fn measure(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Opti
                 Metric::LatencyP90 => secs(ws.latency.quantile(0.9)),
                 Metric::LatencyP99 => secs(ws.latency.quantile(0.99)),
                 Metric::LatencyMax => secs(ws.latency.max()),
+                Metric::FirstPacketP50 => secs(ws.first_packet.quantile(0.5)),
+                Metric::FirstPacketP90 => secs(ws.first_packet.quantile(0.9)),
+                Metric::FirstPacketP99 => secs(ws.first_packet.quantile(0.99)),
+                Metric::LookupCpuCores => {
+                    let w = windows.get(*window)?;
+                    secs(ws.lookup_cpu) / (secs(w.end) - secs(w.start))
+                }
+                Metric::RequestsStaleEndpoint => t.stale as f64,
                 Metric::ConnectP50 => secs(ws.connect_delay.quantile(0.5)),
                 Metric::ConnectP90 => secs(ws.connect_delay.quantile(0.9)),
                 Metric::ConnectP99 => secs(ws.connect_delay.quantile(0.99)),

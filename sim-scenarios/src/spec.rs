@@ -48,6 +48,7 @@ use sim_models::cluster::{
 use sim_models::connections::{ConnectionMode, GO_IDLE_CONN_TIMEOUT, GO_MAX_IDLE_PER_HOST};
 use sim_models::conntrack::{self, ConntrackConfig, DataPath, Kernel, Timeouts};
 use sim_models::ipam::{Allocator, IpamLayout, Ipv4Cidr};
+use sim_models::kube_proxy::{KubeProxyConfig, Mode};
 use sim_models::netpol::{parse_manifests, Namespace, Protocol};
 use sim_models::policy_enforcement::{Cni, PolicyConfig};
 use sim_models::resolver::QueryTypes;
@@ -273,6 +274,59 @@ pub struct NetworkFile {
     pub active: Vec<String>,
     /// Every node's netfilter conntrack table (default: not modelled).
     pub conntrack: Option<ConntrackFile>,
+    /// The Service data path: kube-proxy's mode and its parameters
+    /// (default: an ideal data path that follows endpoints at once).
+    pub kube_proxy: Option<KubeProxyFile>,
+    /// The cluster's other Services, which only add rules (needs `kube_proxy`).
+    pub services: Option<OtherServicesFile>,
+}
+
+/// kube-proxy (or the eBPF agent replacing it) and its parameters; every
+/// parameter but `mode` has a calibrated default (sim-models `kube_proxy`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeProxyFile {
+    /// `iptables`, `ipvs`, `nftables` or `ebpf`.
+    pub mode: ProxyModeName,
+    /// `--iptables-sync-period` (default 30s).
+    pub sync_period: Option<Duration>,
+    /// `--iptables-min-sync-period` (default 1s; ebpf 0).
+    pub min_sync_period: Option<Duration>,
+    /// iptables: partial restores, KEP-3453 (default true; false for
+    /// kube-proxy 1.26 and older).
+    pub partial_restores: Option<bool>,
+    /// iptables: time per rule walked (default 15ns).
+    pub per_rule: Option<Duration>,
+    /// iptables: log-normal sigma of the walk's spread (default 0.35).
+    pub walk_sigma: Option<f64>,
+    /// ipvs, nftables, ebpf: lookup time above the measured path (default 0).
+    pub hash_lookup: Option<Duration>,
+    /// Programming time per rule line or object (default 18.39us, #96018).
+    pub per_line: Option<Duration>,
+}
+
+/// Forwarding engines as operators name them.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyModeName {
+    /// `--proxy-mode=iptables`.
+    Iptables,
+    /// `--proxy-mode=ipvs`.
+    Ipvs,
+    /// `--proxy-mode=nftables`.
+    Nftables,
+    /// eBPF service load balancing (Cilium kube-proxy replacement).
+    Ebpf,
+}
+
+/// The cluster's other Services.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtherServicesFile {
+    /// How many Service ports besides the workloads' own.
+    pub count: Count,
+    /// Endpoints of each.
+    pub endpoints: Count,
 }
 
 /// The conntrack table of every node.
@@ -496,6 +550,16 @@ pub enum Metric {
     PodsServing,
     /// Entries in the fullest node's conntrack table (gauge, no workload).
     ConntrackEntries,
+    /// Median first-packet round trip through the Service data path (`service`).
+    FirstPacketP50,
+    /// 90th percentile first-packet round trip (`service`).
+    FirstPacketP90,
+    /// 99th percentile first-packet round trip (`service`).
+    FirstPacketP99,
+    /// CPU cores busy with Service lookups (rule walks) for this traffic (`service`).
+    LookupCpuCores,
+    /// Connections sent to pods already deleted (`service`).
+    RequestsStaleEndpoint,
 }
 
 impl Metric {
@@ -533,6 +597,20 @@ impl Metric {
                 | Metric::ConnectP90
                 | Metric::ConnectP99
                 | Metric::ConnectMax
+                | Metric::FirstPacketP50
+                | Metric::FirstPacketP90
+                | Metric::FirstPacketP99
+        )
+    }
+    /// Whether the metric needs a kube-proxy data path.
+    pub fn needs_kube_proxy(self) -> bool {
+        matches!(
+            self,
+            Metric::FirstPacketP50
+                | Metric::FirstPacketP90
+                | Metric::FirstPacketP99
+                | Metric::LookupCpuCores
+                | Metric::RequestsStaleEndpoint
         )
     }
     /// The name as written in files.
@@ -564,6 +642,11 @@ impl Metric {
             Metric::TopPodShare => "top_pod_share",
             Metric::PodsServing => "pods_serving",
             Metric::ConntrackEntries => "conntrack_entries",
+            Metric::FirstPacketP50 => "first_packet_p50",
+            Metric::FirstPacketP90 => "first_packet_p90",
+            Metric::FirstPacketP99 => "first_packet_p99",
+            Metric::LookupCpuCores => "lookup_cpu_cores",
+            Metric::RequestsStaleEndpoint => "requests_stale_endpoint",
         }
     }
 }
@@ -1139,13 +1222,23 @@ impl Validator<'_> {
             Some(n) => Some(self.network(&sec.network.1, n, common.namespaces)?),
             None => None,
         };
-        let conntrack = match sec.network.0.and_then(|n| n.conntrack.as_ref()) {
+        let mut conntrack = match sec.network.0.and_then(|n| n.conntrack.as_ref()) {
             Some(c) => Some(self.conntrack(
                 &[&sec.network.1[..], &path!["network", "conntrack"]].concat(),
                 c,
             )?),
             None => None,
         };
+        let kube_proxy = match sec.network.0 {
+            Some(n) => self.kube_proxy(&sec.network.1, n)?,
+            None => None,
+        };
+        if let (Some(ct), Some(Mode::Ebpf)) =
+            (conntrack.as_mut(), kube_proxy.as_ref().map(|k| k.mode))
+        {
+            // The eBPF load balancer tracks pod flows in its own maps.
+            ct.datapath = DataPath::Ebpf;
+        }
         let mut actions = Vec::new();
         for (i, e) in timeline.iter().enumerate() {
             let p = [lp, &path!["timeline", i]].concat();
@@ -1172,14 +1265,18 @@ impl Validator<'_> {
         let mut expectations = Vec::new();
         for (i, e) in expect.iter().enumerate() {
             let p = [at, &path!["expect", i]].concat();
-            expectations.push(self.expectation(
-                &p,
-                e,
-                &names,
-                &traffic_names,
-                windows,
-                duration,
-            )?);
+            let x = self.expectation(&p, e, &names, &traffic_names, windows, duration)?;
+            if x.metric.needs_kube_proxy() && kube_proxy.is_none() {
+                return Err(self.err(
+                    &[&p[..], &path!["metric"]].concat(),
+                    format!(
+                        "{} is measured in the Service data path, which needs network.kube_proxy",
+                        x.metric.name()
+                    ),
+                    "add network: {cni: calico, kube_proxy: {mode: iptables}}",
+                ));
+            }
+            expectations.push(x);
         }
         let dns = match common.dns {
             Some(d) => Some(self.dns(d, &names)?),
@@ -1197,6 +1294,7 @@ impl Validator<'_> {
             policy,
             dns,
             conntrack,
+            kube_proxy,
         };
         Ok(Variant {
             name,
@@ -1415,6 +1513,122 @@ impl Validator<'_> {
             table,
             datapath: DataPath::Netfilter,
         })
+    }
+
+    /// The Service data path of a `network` section written at `at`.
+    fn kube_proxy(&self, at: &[Seg], n: &NetworkFile) -> R<Option<KubeProxyConfig>> {
+        let np = [at, &path!["network"]].concat();
+        let Some(k) = &n.kube_proxy else {
+            if n.services.is_some() {
+                return Err(self.err(
+                    &[&np[..], &path!["services"]].concat(),
+                    "`services` only adds rules to kube-proxy's data path, and no kube_proxy is given",
+                    "add kube_proxy: {mode: iptables} (or ipvs, nftables, ebpf)",
+                ));
+            }
+            return Ok(None);
+        };
+        let kp = [&np[..], &path!["kube_proxy"]].concat();
+        let field = |f: &str| [&kp[..], &path![f]].concat();
+        let mode = match k.mode {
+            ProxyModeName::Iptables => Mode::Iptables,
+            ProxyModeName::Ipvs => Mode::Ipvs,
+            ProxyModeName::Nftables => Mode::Nftables,
+            ProxyModeName::Ebpf => Mode::Ebpf,
+        };
+        if mode == Mode::Ebpf && n.cni == CniName::Flannel {
+            return Err(self.err(
+                &field("mode"),
+                "flannel has no eBPF service load balancer",
+                "eBPF service load balancing comes with cni: cilium (kubeProxyReplacement) or calico's eBPF data plane",
+            ));
+        }
+        let mut cfg = KubeProxyConfig::new(mode);
+        let only = |f: &str, given: bool, ok: bool, what: &str| -> R<()> {
+            if given && !ok {
+                return Err(self.err(
+                    &field(f),
+                    format!("`{f}` applies to {what}, not to mode {}", mode.name()),
+                    "remove it, or change the mode",
+                ));
+            }
+            Ok(())
+        };
+        let iptables = mode == Mode::Iptables;
+        only(
+            "partial_restores",
+            k.partial_restores.is_some(),
+            iptables,
+            "mode iptables",
+        )?;
+        only(
+            "per_rule",
+            k.per_rule.is_some(),
+            iptables,
+            "mode iptables (the rule walk)",
+        )?;
+        only(
+            "walk_sigma",
+            k.walk_sigma.is_some(),
+            iptables,
+            "mode iptables (the rule walk)",
+        )?;
+        only(
+            "hash_lookup",
+            k.hash_lookup.is_some(),
+            !iptables,
+            "the hash modes: ipvs, nftables, ebpf",
+        )?;
+        if let Some(d) = k.sync_period {
+            if d.0 == SimDuration::ZERO {
+                return Err(self.err(
+                    &field("sync_period"),
+                    "sync_period is 0",
+                    "kube-proxy's default is 30s",
+                ));
+            }
+            cfg.sync_period = d.0;
+        }
+        if let Some(d) = k.min_sync_period {
+            cfg.min_sync_period = d.0;
+        }
+        if cfg.min_sync_period > cfg.sync_period {
+            return Err(self.err(
+                &field("min_sync_period"),
+                format!(
+                    "min_sync_period {} is longer than sync_period {}",
+                    cfg.min_sync_period, cfg.sync_period
+                ),
+                "kube-proxy's defaults are min_sync_period 1s, sync_period 30s",
+            ));
+        }
+        if let Some(p) = k.partial_restores {
+            cfg.partial_restores = p;
+        }
+        if let Some(d) = k.per_rule {
+            cfg.costs.per_rule = d.0;
+        }
+        if let Some(s) = k.walk_sigma {
+            if !(0.0..=3.0).contains(&s) {
+                return Err(self.err(
+                    &field("walk_sigma"),
+                    format!("walk_sigma {s} is outside 0..3"),
+                    "the default, fitted to KEP-3866, is 0.35",
+                ));
+            }
+            cfg.costs.walk_sigma = s;
+        }
+        if let Some(d) = k.hash_lookup {
+            cfg.costs.hash_lookup = d.0;
+        }
+        if let Some(d) = k.per_line {
+            cfg.costs.per_line = d.0;
+        }
+        if let Some(o) = &n.services {
+            cfg.other_services = u64::from(o.count.0);
+            cfg.other_endpoints = u64::from(o.endpoints.0);
+        }
+        Ok(Some(cfg))
     }
 
     fn dns(&self, d: &DnsFile, workloads: &[&str]) -> R<DnsConfig> {
@@ -1920,6 +2134,81 @@ mod tests {
         assert!(e.message.contains("node_cores"), "{e}");
         let e = with_lines("", "network:\n  cni: calico\n  conntrack: {maxx: 5}\n").unwrap_err();
         assert!(e.hint.contains("did you mean `max`"), "{e}");
+    }
+
+    /// A small scenario with `network` replaced by `net` (indented 2).
+    fn with_network(net: &str, expect: &str) -> String {
+        format!(
+            "name: t\nsummary: t\nduration: 1m\nsample_every: 10s\n\
+             cluster:\n  nodes: {{count: 1, zones: [a]}}\n  ipam: {{mode: flat, pod_cidr: 10.0.0.0/24}}\n\
+             workloads:\n  - {{name: web, replicas: 2, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}}\n\
+             traffic:\n  - {{to: web, rate: 1/s, timeout: 1s}}\n\
+             measure:\n  windows: [{{name: all, from: 0s, to: 1m}}]\n\
+             network:\n{net}expect:\n{expect}"
+        )
+    }
+
+    #[test]
+    fn kube_proxy_sections_parse_with_defaults_and_overrides() {
+        let text = with_network(
+            "  cni: calico\n  kube_proxy: {mode: iptables, partial_restores: false, per_rule: 20ns}\n  services: {count: 5000, endpoints: 3}\n",
+            "  - {metric: first_packet_p99, service: web, window: all, below: 1ms}\n",
+        );
+        let s = parse("kp.yaml", &text).unwrap();
+        let kp = s.variants[0].config.kube_proxy.clone().unwrap();
+        assert_eq!(kp.mode, Mode::Iptables);
+        assert!(!kp.partial_restores);
+        assert_eq!(kp.costs.per_rule, SimDuration::from_nanos(20));
+        assert_eq!(kp.sync_period, SimDuration::from_secs(30));
+        assert_eq!((kp.other_services, kp.other_endpoints), (5000, 3));
+    }
+
+    #[test]
+    fn kube_proxy_mistakes_are_located_errors() {
+        let cases = [
+            (
+                "  cni: calico\n  kube_proxy: {mode: ipvs, partial_restores: true}\n",
+                "",
+                "`partial_restores` applies to mode iptables",
+                16,
+            ),
+            (
+                "  cni: calico\n  services: {count: 10, endpoints: 1}\n",
+                "",
+                "only adds rules",
+                16,
+            ),
+            (
+                "  cni: calico\n",
+                "  - {metric: first_packet_p50, service: web, window: all, below: 1ms}\n",
+                "needs network.kube_proxy",
+                17,
+            ),
+            (
+                "  cni: flannel\n  kube_proxy: {mode: ebpf}\n",
+                "",
+                "flannel has no eBPF",
+                16,
+            ),
+            (
+                "  cni: calico\n  kube_proxy: {mode: iptables, min_sync_period: 1m}\n",
+                "",
+                "longer than sync_period",
+                16,
+            ),
+            (
+                "  cni: calico\n  kube_proxy: {mode: iptable}\n",
+                "",
+                "unknown variant `iptable`",
+                16,
+            ),
+        ];
+        for (net, expect, want, line) in cases {
+            let e = parse("kp.yaml", &with_network(net, expect)).unwrap_err();
+            println!("{e}");
+            assert!(e.message.contains(want), "{e}");
+            assert_eq!(e.at.map(|(l, _)| l), Some(line), "{e}");
+        }
     }
 
     proptest! {

@@ -213,6 +213,19 @@ fn timeline(s: &mut String, v: &Variant, out: &RunOutput) {
             w.window,
             t.error_rate() * 100.0
         );
+        if let (Some(kp), Some(spec)) = (&cfg.kube_proxy, spec) {
+            let span_s = (spec.end.as_secs_f64() - spec.start.as_secs_f64()).max(1e-9);
+            let _ = writeln!(
+                s,
+                "  {span:<17} {} in `{}`: first packets through {} took p50 {}, p99 {}; Service lookups used {} CPU cores",
+                w.service,
+                w.window,
+                kp.mode.name(),
+                w.first_packet.quantile(0.5),
+                w.first_packet.quantile(0.99),
+                num(w.lookup_cpu.as_secs_f64() / span_s)
+            );
+        }
     }
 }
 
@@ -375,7 +388,10 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
                 w.service
             ));
         }
-        let capacity_failures = t.timed_out - t.blocked - t.syn_dropped + t.rejected;
+        if t.stale > 0 {
+            lines.push(stale_sentence(w, traffic, cfg, out, share(t.stale)));
+        }
+        let capacity_failures = t.timed_out - t.blocked - t.syn_dropped - t.stale + t.rejected;
         if let Some(line) = pinning_sentence(w, traffic, cfg, out) {
             lines.push(line);
         } else if capacity_failures as f64 / ended >= 0.01 {
@@ -459,6 +475,45 @@ fn pinning_sentence(
             100.0 * w.totals.error_rate(),
         )
     })
+}
+
+/// Why connections went to pods already deleted: the data path's sync.
+fn stale_sentence(
+    w: &sim_models::cluster::WindowStats,
+    traffic: &sim_models::cluster::TrafficSpec,
+    cfg: &sim_models::cluster::ClusterConfig,
+    out: &RunOutput,
+    percent: f64,
+) -> String {
+    let (Some(kp), Some(st)) = (&cfg.kube_proxy, &out.kube_proxy) else {
+        return format!(
+            "In `{}`, {percent:.1}% of {} requests went to pods already deleted.",
+            w.window, w.service
+        );
+    };
+    let restore = if kp.mode == sim_models::kube_proxy::Mode::Iptables {
+        let kind = if kp.partial_restores {
+            "with partial restores, a full one every sync period"
+        } else {
+            "every sync a full restore"
+        };
+        format!(" ({kind})")
+    } else {
+        String::new()
+    };
+    format!(
+        "In `{}`, {percent:.1}% of {} requests were sent to pods already deleted: the {} data path still listed them, because an \
+         endpoint change reaches it only when the sync after it ends. The longest sync wrote {} lines or objects and took {}{restore}; \
+         an endpoint change waited up to {} to reach the data path. The SYNs to the gone pods were dropped and their clients \
+         timed out after {} (`dial tcp: i/o timeout`).",
+        w.window,
+        w.service,
+        kp.mode.name(),
+        num(st.longest_written as f64),
+        st.longest,
+        st.longest_propagation,
+        traffic.timeout
+    )
 }
 
 /// Why requests timed out at a workload short of capacity: Ready pods x
@@ -545,6 +600,18 @@ fn compare(s: &mut String, scenario: &Scenario, base: &SeedRun, other: &SeedRun)
             b.latency.quantile(0.99),
             o.latency.quantile(0.99),
         );
+        if bv.config.kube_proxy.is_some() && ov.config.kube_proxy.is_some() {
+            let _ = writeln!(
+                s,
+                "    {} in `{}`: first-packet RTT p50 {} -> {}, p99 {} -> {}",
+                b.service,
+                b.window,
+                b.first_packet.quantile(0.5),
+                o.first_packet.quantile(0.5),
+                b.first_packet.quantile(0.99),
+                o.first_packet.quantile(0.99),
+            );
+        }
         if bv.config.conntrack.is_some() || ov.config.conntrack.is_some() {
             let _ = writeln!(
                 s,

@@ -51,6 +51,11 @@ fn netpol_label_mismatch_replay() {
 }
 
 #[test]
+fn kube_proxy_scale_replay() {
+    insta::assert_snapshot!(replay("kube_proxy_scale"));
+}
+
+#[test]
 fn conntrack_table_full_replay() {
     insta::assert_snapshot!(replay("conntrack_table_full"));
 }
