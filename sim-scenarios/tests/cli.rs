@@ -530,3 +530,48 @@ fn packet_level_errors_are_located() {
     );
     assert!(err.contains("did you mean `calico-vxlan`"), "{err}");
 }
+
+#[test]
+fn pcap_reads_back_with_the_encapsulation() {
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    let dir = scratch("pcap");
+    let file = dir.join("broken.pcap");
+    let run = knsim(&["run", "calico_vxlan_mtu", "--pcap", file.to_str().unwrap()]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut reader = pcap_file::pcap::PcapReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+    assert_eq!(reader.header().datalink, pcap_file::DataLink::ETHERNET);
+    let (mut frames, mut vxlan, mut big_vxlan) = (0, 0, 0);
+    let mut last = std::time::Duration::ZERO;
+    while let Some(pkt) = reader.next_packet() {
+        let pkt = pkt.unwrap();
+        assert!(pkt.timestamp >= last, "time-ordered");
+        last = pkt.timestamp;
+        frames += 1;
+        let s = SlicedPacket::from_ethernet(&pkt.data).unwrap();
+        let Some(NetSlice::Ipv4(ip)) = &s.net else {
+            panic!("IPv4 frames only")
+        };
+        if let Some(TransportSlice::Udp(u)) = &s.transport {
+            if u.destination_port() == 4789 {
+                vxlan += 1;
+                let inner = SlicedPacket::from_ethernet(&u.payload()[8..]).unwrap();
+                assert!(matches!(inner.net, Some(NetSlice::Ipv4(_))));
+                if ip.header().total_len() > 1472 {
+                    big_vxlan += 1;
+                }
+            }
+        }
+    }
+    println!("{frames} frames, {vxlan} VXLAN, {big_vxlan} larger than the 1472 path");
+    assert!(frames > 100 && vxlan > 0);
+    assert!(
+        big_vxlan > 0,
+        "the frames the underlay dropped are in the capture, as they left node-1"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

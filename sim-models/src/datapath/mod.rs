@@ -11,10 +11,12 @@
 //! - [`link`]: latency, bandwidth, MTU, finite queues;
 //! - [`cni`]: the CNI configurations users name, their overheads and MTUs;
 //! - [`tcp`]: the TCP state machine (handshake, RTO, PMTU, MTU probing);
-//! - [`network`]: the topology, routing, the stacks and the run.
+//! - [`network`]: the topology, routing, the stacks and the run;
+//! - [`pcap`]: the packets as a capture file for tcpdump and Wireshark.
 
 pub mod cni;
 pub mod link;
 pub mod network;
 pub mod packet;
+pub mod pcap;
 pub mod tcp;

@@ -42,7 +42,13 @@ enum Command {
         /// hop (time, packet, endpoints, hop, verdict) after the report.
         #[arg(long)]
         trace: bool,
-        /// Packet-level scenarios: the variant --trace follows (default: the first).
+        /// Packet-level scenarios: write the variant's packets, as they left
+        /// each interface and with their encapsulation, to this pcap file
+        /// (for tcpdump -r or Wireshark).
+        #[arg(long)]
+        pcap: Option<PathBuf>,
+        /// Packet-level scenarios: the variant --trace and --pcap follow
+        /// (default: the first).
         #[arg(long)]
         variant: Option<String>,
     },
@@ -190,6 +196,7 @@ fn main() -> ExitCode {
                 threads: None,
                 out: None,
                 trace: false,
+                pcap: None,
                 variant: None,
             };
             run_packet_level(load_datapath(&scenario).expect("checked above"), &opts)
@@ -287,6 +294,7 @@ fn main() -> ExitCode {
             out,
             threads,
             trace,
+            pcap,
             variant,
         } => {
             if let Some(parsed) = load_datapath(&scenario) {
@@ -294,12 +302,13 @@ fn main() -> ExitCode {
                     threads: threads.map(usize::from),
                     out,
                     trace,
+                    pcap,
                     variant,
                 };
                 return run_packet_level(parsed, &opts);
             }
-            if trace || variant.is_some() {
-                eprintln!("knsim: error: --trace and --variant apply to packet-level scenarios (a `datapath:` section); {scenario} is a cluster scenario");
+            if trace || pcap.is_some() || variant.is_some() {
+                eprintln!("knsim: error: --trace, --pcap and --variant apply to packet-level scenarios (a `datapath:` section); {scenario} is a cluster scenario");
                 return ExitCode::from(2);
             }
             let s = match load_named(&scenario) {
@@ -351,6 +360,7 @@ struct PacketOptions {
     threads: Option<usize>,
     out: Option<PathBuf>,
     trace: bool,
+    pcap: Option<PathBuf>,
     variant: Option<String>,
 }
 
@@ -381,7 +391,7 @@ fn run_packet_level(
     };
     let rec = sim_models::datapath::network::Recording {
         trace: opts.trace,
-        capture: false,
+        capture: opts.pcap.is_some(),
     };
     eprintln!(
         "knsim: running {} variant(s) packet by packet...",
@@ -411,6 +421,25 @@ fn run_packet_level(
         for line in &runs[v].output.trace {
             println!("{line}");
         }
+    }
+    if let Some(file) = &opts.pcap {
+        let written = std::fs::File::create(file)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                let mut w = std::io::BufWriter::new(f);
+                sim_models::datapath::pcap::write(&mut w, &runs[v].output.captured)?;
+                std::io::Write::flush(&mut w).map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            eprintln!("knsim: error: cannot write {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+        eprintln!(
+            "knsim: wrote {} ({} packets of variant {})",
+            file.display(),
+            runs[v].output.captured.len(),
+            s.variants[v].name
+        );
     }
     if let Some(dir) = &opts.out {
         let mut summary = match serde_json::to_vec_pretty(&datapath::json(&s, &runs)) {
