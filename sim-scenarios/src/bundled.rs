@@ -28,6 +28,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/kube_proxy_scale.yaml"),
     ),
     (
+        "mesh_iptables_meltdown",
+        include_str!("../../scenarios/mesh_iptables_meltdown.yaml"),
+    ),
+    (
         "mtu_blackhole",
         include_str!("../../scenarios/mtu_blackhole.yaml"),
     ),

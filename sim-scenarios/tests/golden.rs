@@ -91,3 +91,8 @@ fn calico_vxlan_mtu_replay() {
 fn grpc_lb_imbalance_replay() {
     insta::assert_snapshot!(replay("grpc_lb_imbalance"));
 }
+
+#[test]
+fn mesh_iptables_meltdown_replay() {
+    insta::assert_snapshot!(replay("mesh_iptables_meltdown"));
+}
