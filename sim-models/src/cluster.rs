@@ -76,6 +76,7 @@ use crate::resolver::{
 };
 use crate::scheduler::{self, NodeView};
 use crate::service::Endpoints;
+use crate::snat::{Snat, SnatConfig, EPHEMERAL_PORTS};
 use crate::topology::NodeSpec;
 use crate::workload::{pod_name, DeploymentSpec, PodState, WorkloadKind};
 use rand::RngExt;
@@ -104,6 +105,10 @@ pub struct TrafficSpec {
     pub timeout: SimDuration,
     /// How requests use TCP connections (clients in the cluster only).
     pub connections: ConnectionMode,
+    /// The connections leave through the client node's MASQUERADE rule
+    /// (the target stands in for a destination outside the pod network);
+    /// with [`ConntrackSetup::snat`] they race for source ports.
+    pub snat: bool,
 }
 
 /// Something the timeline does.
@@ -215,6 +220,8 @@ pub struct ConntrackSetup {
     /// kube-proxy over netfilter, or an eBPF data path that bypasses the
     /// table for pod traffic.
     pub datapath: DataPath,
+    /// MASQUERADE's port choice and race window, for traffic with `snat`.
+    pub snat: Option<SnatConfig>,
 }
 
 /// The cluster DNS Service (kube-dns) and how pods query it.
@@ -318,6 +325,9 @@ pub struct WindowStats {
     /// SYNs (first ones and retransmissions) the client nodes' conntrack
     /// tables dropped.
     pub syn_drops: u64,
+    /// SYNs dropped because their SNAT port clashed with a concurrent flow's
+    /// at conntrack confirmation (`insert_failed`).
+    pub insert_failed: u64,
     /// Answered requests per server pod id (index: pod id).
     pub served: Vec<u64>,
     /// First-packet round trip of the connections opened through a
@@ -578,6 +588,9 @@ struct Sim<'a> {
     kube_proxy: Option<KubeProxy>,
     kube_proxy_wake: Option<EventId>,
     first_packet_rng: SimRng,
+    /// SNAT allocations in flight (when configured).
+    snat: Option<Snat>,
+    snat_rng: SimRng,
 }
 
 /// What the cluster run tracks of one node beyond its pod count.
@@ -680,6 +693,7 @@ impl<'a> Sim<'a> {
                     latency: LatencyHistogram::new(),
                     connect_delay: LatencyHistogram::new(),
                     syn_drops: 0,
+                    insert_failed: 0,
                     served: Vec::new(),
                     first_packet: LatencyHistogram::new(),
                     lookup_cpu: SimDuration::ZERO,
@@ -727,6 +741,8 @@ impl<'a> Sim<'a> {
                 .map(|k| KubeProxy::new(k, cfg.deployments.len())),
             kube_proxy_wake: None,
             first_packet_rng: rng.stream("kube-proxy/first-packet"),
+            snat: cfg.conntrack.and_then(|c| c.snat).map(Snat::new),
+            snat_rng: rng.stream("snat/ports"),
         }
     }
 
@@ -1290,6 +1306,11 @@ impl<'a> Sim<'a> {
                 .schedule_at(req.deadline, Ev::BlockedTimeout(req));
             return;
         }
+        if let (Some((n, id)), Some(c)) = (ct, client) {
+            if self.snat_race_lost(t, n, id, p) {
+                return self.syn_dropped(req, c, first, attempt);
+            }
+        }
         if let Some((n, id)) = ct {
             self.tables[n as usize].set_state(now, id, CtState::Established);
         }
@@ -1619,6 +1640,37 @@ impl<'a> Sim<'a> {
                 Err(())
             }
         }
+    }
+
+    /// For traffic leaving through MASQUERADE: whether the new flow's entry
+    /// (node `n`, entry `id`, to pod `dst`) lost the SNAT port race; the
+    /// loser's entry is never confirmed and goes with its packet.
+    fn snat_race_lost(&mut self, t: usize, n: u32, id: CtId, dst: u32) -> bool {
+        if !self.cfg.traffic[t].snat {
+            return false;
+        }
+        let Some(snat) = self.snat.as_mut() else {
+            return false;
+        };
+        let now = self.engine.now();
+        let table = &mut self.tables[n as usize];
+        let in_use = (table.live(now) as f64 / f64::from(EPHEMERAL_PORTS)).min(1.0);
+        if !snat.allocate(now, n, dst, in_use, &mut self.snat_rng) {
+            return false;
+        }
+        table.delete(now, id);
+        self.for_windows(t, now, |w| w.insert_failed += 1);
+        let obj = format!("node/{}", self.cfg.nodes[n as usize].name);
+        let msg = "SYN dropped: its SNAT source port clashed with a concurrent connection's at conntrack confirmation (conntrack -S: insert_failed)".to_string();
+        self.event_keyed(
+            "Warning",
+            "ConntrackInsertFailed",
+            "kernel",
+            obj.clone(),
+            msg,
+            obj,
+        );
+        true
     }
 
     /// The SYN was dropped: TCP retransmits it, unless the client's timeout
@@ -2190,6 +2242,7 @@ mod tests {
                 rate: 50.0,
                 timeout: secs(5),
                 connections: ConnectionMode::PerRequest,
+                snat: false,
             }],
             timeline: vec![
                 TimedAction {
@@ -2416,6 +2469,7 @@ mod tests {
             rate: 50.0,
             timeout: secs(6),
             connections: ConnectionMode::PerRequest,
+            snat: false,
         }];
         let policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db-from-batch, namespace: prod}\n\
                       spec:\n  podSelector: {matchLabels: {app: db}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: batch}}}]\n";
@@ -2600,6 +2654,7 @@ mod tests {
             rate,
             timeout: secs(10),
             connections: mode,
+            snat: false,
         }];
         cfg.conntrack = Some(ConntrackSetup {
             table: ConntrackConfig {
@@ -2609,6 +2664,7 @@ mod tests {
                 kernel: Kernel::V3_10,
             },
             datapath,
+            snat: None,
         });
         cfg.duration = secs(400);
         cfg.windows = vec![WindowSpec {
@@ -2794,7 +2850,7 @@ mod tests {
             }
             cfg.deployments[0].replicas = replicas;
             cfg.deployments[0].server.queue_limit = queue_limit;
-            cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: 0, resolve: false, rate, timeout: SimDuration::from_millis(timeout_ms), connections: ConnectionMode::PerRequest };
+            cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: 0, resolve: false, rate, timeout: SimDuration::from_millis(timeout_ms), connections: ConnectionMode::PerRequest, snat: false };
             cfg.timeline[1].action = Action::SetRate { traffic: 0, rate: rate * 2.0 };
             let modes = [
                 ConnectionMode::PerRequest,

@@ -21,5 +21,6 @@ pub mod policy_enforcement;
 pub mod resolver;
 pub mod scheduler;
 pub mod service;
+pub mod snat;
 pub mod topology;
 pub mod workload;

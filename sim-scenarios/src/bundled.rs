@@ -36,6 +36,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/mtu_blackhole.yaml"),
     ),
     (
+        "nat_port_race",
+        include_str!("../../scenarios/nat_port_race.yaml"),
+    ),
+    (
         "netpol_blocks_dns",
         include_str!("../../scenarios/netpol_blocks_dns.yaml"),
     ),

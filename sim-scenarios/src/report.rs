@@ -210,6 +210,13 @@ pub fn figures(scenario: &Scenario, run: &SeedRun) -> Vec<Figure> {
                 ws.syn_drops as f64,
                 Unit::Count,
             );
+            if cfg.conntrack.is_some_and(|c| c.snat.is_some()) {
+                push(
+                    format!("{s} in {w}: SYNs lost to the SNAT port race (insert_failed)"),
+                    ws.insert_failed as f64,
+                    Unit::Count,
+                );
+            }
             push(
                 format!("{s} in {w}: failed, every SYN dropped"),
                 t.syn_dropped as f64,

@@ -124,6 +124,7 @@ pub fn measure(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Opti
                 Metric::ConnectP99 => secs(ws.connect_delay.quantile(0.99)),
                 Metric::ConnectMax => secs(ws.connect_delay.max()),
                 Metric::SynDrops => ws.syn_drops as f64,
+                Metric::InsertFailed => ws.insert_failed as f64,
                 Metric::RequestsSynDropped => t.syn_dropped as f64,
                 Metric::TopPodShare => ws.top_pod_share(),
                 Metric::PodsServing => ws.pods_serving() as f64,
@@ -137,7 +138,10 @@ pub fn measure(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Opti
 pub fn check(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Check {
     let actual = measure(e, out, windows);
     let show = |x: f64| {
-        if e.metric.is_latency() {
+        if e.metric.is_latency() && x < 1e-6 {
+            // Histograms store 0 as 1 ns.
+            "0s".to_string()
+        } else if e.metric.is_latency() {
             SimDuration::from_secs_f64(x).to_string()
         } else {
             crate::report::num(x)

@@ -52,6 +52,7 @@ use sim_models::kube_proxy::{KubeProxyConfig, Mode};
 use sim_models::netpol::{parse_manifests, Namespace, Protocol};
 use sim_models::policy_enforcement::{Cni, PolicyConfig};
 use sim_models::resolver::QueryTypes;
+use sim_models::snat::{PortChoice, SnatConfig};
 use sim_models::topology::{spread_nodes, NodeSpec, DEFAULT_MAX_PODS};
 use sim_models::workload::{DeploymentSpec, WorkloadKind};
 use std::collections::BTreeMap;
@@ -279,6 +280,9 @@ pub struct NetworkFile {
     pub kube_proxy: Option<KubeProxyFile>,
     /// The cluster's other Services, which only add rules (needs `kube_proxy`).
     pub services: Option<OtherServicesFile>,
+    /// The nodes' MASQUERADE rule for traffic with `snat: true` (needs
+    /// `conntrack`).
+    pub masquerade: Option<MasqueradeFile>,
 }
 
 /// kube-proxy (or the eBPF agent replacing it) and its parameters; every
@@ -327,6 +331,18 @@ pub struct OtherServicesFile {
     pub count: Count,
     /// Endpoints of each.
     pub endpoints: Count,
+}
+
+/// MASQUERADE's source-port choice.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasqueradeFile {
+    /// `--random-fully` (default false).
+    #[serde(default)]
+    pub random_fully: bool,
+    /// From the NAT decision to conntrack confirmation of a new flow (an
+    /// assumption: no published measurement).
+    pub race_window: Duration,
 }
 
 /// The conntrack table of every node.
@@ -400,6 +416,10 @@ pub struct TrafficFile {
     pub rate: Rate,
     /// Client timeout.
     pub timeout: Duration,
+    /// The connections leave through the client node's MASQUERADE rule
+    /// (needs `from` and `network.masquerade`).
+    #[serde(default)]
+    pub snat: bool,
     /// How requests use TCP connections: `per-request` (default),
     /// `keep-alive` (Go's defaults: 2 idle per pod, 90 s), `client-side`,
     /// `{keep_alive: {max_idle: N, idle_timeout: D}}` or `{long_lived: N}`.
@@ -560,6 +580,8 @@ pub enum Metric {
     LookupCpuCores,
     /// Connections sent to pods already deleted (`service`).
     RequestsStaleEndpoint,
+    /// SYNs lost to the SNAT port race (`insert_failed`) (`service`).
+    InsertFailed,
 }
 
 impl Metric {
@@ -647,6 +669,7 @@ impl Metric {
             Metric::FirstPacketP99 => "first_packet_p99",
             Metric::LookupCpuCores => "lookup_cpu_cores",
             Metric::RequestsStaleEndpoint => "requests_stale_endpoint",
+            Metric::InsertFailed => "insert_failed",
         }
     }
 }
@@ -1208,6 +1231,15 @@ impl Validator<'_> {
                     "add from: WORKLOAD, or use connections: per-request",
                 ));
             }
+            if t.snat
+                && (from.is_none() || sec.network.0.and_then(|n| n.masquerade.as_ref()).is_none())
+            {
+                return Err(self.err(
+                    &[&p[..], &path!["snat"]].concat(),
+                    "`snat: true` needs `from` (the pods whose node masquerades) and network.masquerade",
+                    "add from: WORKLOAD and network: {..., conntrack: {...}, masquerade: {race_window: 5us}}",
+                ));
+            }
             traffic_specs.push(TrafficSpec {
                 name: traffic_names[i].clone(),
                 resolve: t.resolve,
@@ -1216,6 +1248,7 @@ impl Validator<'_> {
                 rate: t.rate.0,
                 timeout: t.timeout.0,
                 connections,
+                snat: t.snat,
             });
         }
         let policy = match sec.network.0 {
@@ -1238,6 +1271,31 @@ impl Validator<'_> {
         {
             // The eBPF load balancer tracks pod flows in its own maps.
             ct.datapath = DataPath::Ebpf;
+        }
+        if let Some(m) = sec.network.0.and_then(|n| n.masquerade.as_ref()) {
+            let mp = [&sec.network.1[..], &path!["network", "masquerade"]].concat();
+            let Some(ct) = conntrack.as_mut() else {
+                return Err(self.err(
+                    &mp,
+                    "masquerade needs network.conntrack: the port race is a conntrack insert race",
+                    "add conntrack: {sized_by: kube-proxy, node_cores: 4}",
+                ));
+            };
+            if m.race_window.0 == SimDuration::ZERO {
+                return Err(self.err(
+                    &[&mp[..], &path!["race_window"]].concat(),
+                    "race_window is 0: no race could happen",
+                    "give the NAT-to-confirm time, e.g. race_window: 5us",
+                ));
+            }
+            ct.snat = Some(SnatConfig {
+                ports: if m.random_fully {
+                    PortChoice::RandomFully
+                } else {
+                    PortChoice::Default
+                },
+                race_window: m.race_window.0,
+            });
         }
         let mut actions = Vec::new();
         for (i, e) in timeline.iter().enumerate() {
@@ -1512,6 +1570,7 @@ impl Validator<'_> {
         Ok(ConntrackSetup {
             table,
             datapath: DataPath::Netfilter,
+            snat: None,
         })
     }
 

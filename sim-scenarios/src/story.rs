@@ -338,6 +338,9 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
         if w.syn_drops > 0 {
             lines.push(conntrack_sentence(w, cfg, out));
         }
+        if w.insert_failed > 0 {
+            lines.push(snat_sentence(w, cfg));
+        }
         let t = &w.totals;
         if t.error_rate() < 0.01 {
             continue;
@@ -434,6 +437,36 @@ fn conntrack_sentence(
         delay(d.quantile(0.99)),
         delay(d.max()),
         w.totals.syn_dropped,
+    )
+}
+
+/// Why SYNs were lost to the SNAT port race.
+fn snat_sentence(
+    w: &sim_models::cluster::WindowStats,
+    cfg: &sim_models::cluster::ClusterConfig,
+) -> String {
+    let win = cfg.windows.iter().find(|x| x.name == w.window);
+    let secs = win.map_or(1.0, |x| x.end.as_secs_f64() - x.start.as_secs_f64());
+    let (choice, window) =
+        cfg.conntrack
+            .and_then(|c| c.snat)
+            .map_or(("?", SimDuration::ZERO), |s| {
+                (
+                    match s.ports {
+                        sim_models::snat::PortChoice::Default => "without --random-fully",
+                        sim_models::snat::PortChoice::RandomFully => "with --random-fully",
+                    },
+                    s.race_window,
+                )
+            });
+    format!(
+        "In `{}`, {} SYNs of {} ({:.2} per second) were dropped because two connections from one node to the same destination were \
+         NATed within {window} of each other and MASQUERADE ({choice}) gave both the same source port; the second lost the conntrack insert \
+         (insert_failed, no log line) and TCP retransmitted its SYN 1 s later.",
+        w.window,
+        w.insert_failed,
+        w.service,
+        w.insert_failed as f64 / secs,
     )
 }
 

@@ -96,3 +96,8 @@ fn grpc_lb_imbalance_replay() {
 fn mesh_iptables_meltdown_replay() {
     insta::assert_snapshot!(replay("mesh_iptables_meltdown"));
 }
+
+#[test]
+fn nat_port_race_replay() {
+    insta::assert_snapshot!(replay("nat_port_race"));
+}
