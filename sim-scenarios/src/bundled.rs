@@ -4,6 +4,10 @@
 /// (name, file text) of every bundled scenario, by name.
 pub const BUNDLED: &[(&str, &str)] = &[
     (
+        "bgp_session_down",
+        include_str!("../../scenarios/bgp_session_down.yaml"),
+    ),
+    (
         "black_friday_cidr",
         include_str!("../../scenarios/black_friday_cidr.yaml"),
     ),

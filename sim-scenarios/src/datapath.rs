@@ -1221,14 +1221,14 @@ pub fn text(s: &DatapathScenario, runs: &[DatapathRun]) -> String {
         if !out.notes.is_empty() {
             let _ = writeln!(o, "  what the stacks and routers saw");
             let mut shown = 0;
-            let mut last = String::new();
+            let mut last: Option<String> = None;
             for (at, n) in &out.notes {
                 // The same note per connection says the same thing: show it once.
                 let key: String = n.split(':').skip(1).collect();
-                if key == last {
+                if !key.is_empty() && last.as_ref() == Some(&key) {
                     continue;
                 }
-                last = key;
+                last = Some(key);
                 let _ = writeln!(o, "    {at:<10} {n}");
                 shown += 1;
                 if shown == 12 {

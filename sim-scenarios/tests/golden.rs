@@ -101,3 +101,8 @@ fn mesh_iptables_meltdown_replay() {
 fn nat_port_race_replay() {
     insta::assert_snapshot!(replay("nat_port_race"));
 }
+
+#[test]
+fn bgp_session_down_replay() {
+    insta::assert_snapshot!(replay_packets("bgp_session_down"));
+}

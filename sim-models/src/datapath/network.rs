@@ -70,10 +70,10 @@
 
 use super::cni::{Cni, Routing};
 use super::link::{Link, LinkSpec};
-use super::packet::{Encap, Icmp, Packet, Protocol, TcpFlags, Transport, IPV4_HEADER};
+use super::packet::{Encap, EncapKind, Icmp, Packet, Protocol, TcpFlags, Transport, IPV4_HEADER};
 use super::tcp::{Conn, Role, Seg, State, TcpOut, TcpSettings, MSS_HEADERS};
 use crate::ipam::Ipv4Cidr;
-use sim_core::{Engine, EventId, LatencyHistogram, SimDuration, SimTime};
+use sim_core::{Engine, EventId, SimDuration, SimTime};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -413,9 +413,40 @@ pub struct FlowResult {
     /// Attempts still running at the end.
     pub pending: u64,
     /// Completion times of the successful ones.
-    pub times: LatencyHistogram,
+    pub times: Times,
     /// Per payload size: (succeeded, failed) (UDP and ping).
     pub by_size: BTreeMap<u32, (u64, u64)>,
+}
+
+/// Completion times of a flow's successful attempts, kept exactly (a flow
+/// has few attempts; a histogram per flow would cost more to create than
+/// the run).
+#[derive(Clone, Debug, Default)]
+pub struct Times(Vec<SimDuration>);
+
+impl Times {
+    fn record(&mut self, d: SimDuration) {
+        self.0.push(d);
+    }
+    fn sort(&mut self) {
+        self.0.sort_unstable();
+    }
+    /// How many.
+    pub fn count(&self) -> u64 {
+        self.0.len() as u64
+    }
+    /// The nearest-rank `q` quantile (zero when empty).
+    pub fn quantile(&self, q: f64) -> SimDuration {
+        if self.0.is_empty() {
+            return SimDuration::ZERO;
+        }
+        let rank = (q.clamp(0.0, 1.0) * self.0.len() as f64).ceil() as usize;
+        self.0[rank.clamp(1, self.0.len()) - 1]
+    }
+    /// The largest (zero when empty).
+    pub fn max(&self) -> SimDuration {
+        self.0.last().copied().unwrap_or(SimDuration::ZERO)
+    }
 }
 
 /// One packet as it left an interface (for pcap).
@@ -718,7 +749,7 @@ impl<'a> Sim<'a> {
                 succeeded: 0,
                 failures: BTreeMap::new(),
                 pending: 0,
-                times: LatencyHistogram::new(),
+                times: Times::default(),
                 by_size: BTreeMap::new(),
             });
         }
@@ -761,6 +792,9 @@ impl<'a> Sim<'a> {
 
     fn finish(mut self) -> NetOutput {
         self.totals.in_flight = self.packets.iter().filter(|p| p.is_some()).count() as u64;
+        for f in &mut self.flows {
+            f.times.sort();
+        }
         for a in &self.attempts {
             let started = a.start <= self.engine.now();
             if started && !a.done {
@@ -1308,8 +1342,12 @@ impl<'a> Sim<'a> {
                     if let Some(entry) = self.packets[slot as usize].as_mut() {
                         entry.0.encap = Some(encap);
                     }
-                    let point = format!("to-overlay ({})", kind.name());
-                    self.forward(dev, slot, up, cni.node_cost(true), L2::Node(m), &point);
+                    let point = match kind {
+                        EncapKind::Vxlan => "to-overlay (vxlan)",
+                        EncapKind::Ipip => "to-overlay (ipip)",
+                        EncapKind::Wireguard => "to-overlay (wireguard)",
+                    };
+                    self.forward(dev, slot, up, cni.node_cost(true), L2::Node(m), point);
                 }
                 Routing::StaticRoutes => {
                     self.forward(dev, slot, up, native, L2::Node(m), "to-network")

@@ -1,0 +1,116 @@
+//! Data-path throughput: packets through a multi-hop overlay path, and
+//! whether the simulator's cost per packet grows with the cluster.
+//!
+//! Each run is a calico-vxlan cluster of `N` nodes (10 or 1000) with one pod
+//! per node and 200 UDP flows between pods on different nodes (chosen by a
+//! fixed LCG), 200 datagrams each: 40,000 packets, each crossing four hops
+//! (pod veth, the node's VXLAN encapsulation and uplink, the underlay, the
+//! far node's decapsulation and veth) before delivery. Throughput is
+//! reported in packets per second of wall time. Route lookups are
+//! arithmetic on the pod CIDR, so the time per packet should not depend on
+//! `N`; building the topology is O(N) and is part of each run (about 5,000
+//! links at 1000 nodes), so the `topology_only` group times the same
+//! clusters with no traffic: (overlay - topology) / 40,000 is the cost per
+//! packet.
+//!
+//! Run: `cargo bench -p knsim-benches --bench datapath -- --warm-up-time 1 --measurement-time 3`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sim_core::SimDuration;
+use sim_models::datapath::cni::Cni;
+use sim_models::datapath::network::{
+    run, FlowKind, FlowSpec, NetConfig, PodSpec, Recording, UnderlaySpec, BGP_HOLD_TIME,
+};
+use sim_models::datapath::tcp::TcpSettings;
+use std::hint::black_box;
+use std::time::Duration;
+
+const FLOWS: u32 = 200;
+const PER_FLOW: u32 = 200;
+
+fn cluster(nodes: usize) -> NetConfig {
+    let pods = (0..nodes)
+        .map(|n| PodSpec {
+            name: format!("pod-{n}"),
+            node: n,
+            tcp: TcpSettings::default(),
+        })
+        .collect();
+    let mut x: u64 = 12345;
+    let mut next = || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) as usize % nodes
+    };
+    let flows = (0..FLOWS)
+        .map(|i| {
+            let from = next();
+            let to = (from + 1 + next() % (nodes - 1)) % nodes;
+            FlowSpec {
+                name: format!("f{i}"),
+                from,
+                to,
+                kind: FlowKind::Udp { port: 53 },
+                sizes: vec![512],
+                start: SimDuration::from_micros(u64::from(i)),
+                every: SimDuration::from_micros(250),
+                count: PER_FLOW,
+                timeout: SimDuration::from_secs(1),
+            }
+        })
+        .collect();
+    NetConfig {
+        cni: Cni::CalicoVxlan,
+        nodes,
+        cluster_cidr: "10.128.0.0/14".parse().expect("a valid CIDR"),
+        node_mask: 24,
+        pod_mtu: None,
+        underlay: UnderlaySpec {
+            nic_mtu: 1500,
+            path_mtu: 1500,
+            latency: SimDuration::from_micros(50),
+            bandwidth: 10e9,
+            icmp_allowed: true,
+        },
+        sites: Vec::new(),
+        pods,
+        flows,
+        faults: Vec::new(),
+        bgp_hold_time: BGP_HOLD_TIME,
+        duration: SimDuration::from_secs(2),
+    }
+}
+
+fn overlay_path(c: &mut Criterion) {
+    let mut g = c.benchmark_group("datapath_overlay");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for nodes in [10usize, 1000] {
+        let cfg = cluster(nodes);
+        let check = run(&cfg, Recording::default()).expect("a valid configuration");
+        assert_eq!(check.packets.created, u64::from(FLOWS * PER_FLOW));
+        assert_eq!(check.packets.delivered, check.packets.created);
+        g.throughput(Throughput::Elements(check.packets.created));
+        g.bench_with_input(BenchmarkId::new("nodes", nodes), &cfg, |b, cfg| {
+            b.iter(|| black_box(run(cfg, Recording::default()).expect("valid")))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("datapath_topology_only");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    for nodes in [10usize, 1000] {
+        let mut cfg = cluster(nodes);
+        cfg.flows.clear();
+        g.bench_with_input(BenchmarkId::new("nodes", nodes), &cfg, |b, cfg| {
+            b.iter(|| black_box(run(cfg, Recording::default()).expect("valid")))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, overlay_path);
+criterion_main!(benches);
