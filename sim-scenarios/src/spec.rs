@@ -2223,6 +2223,19 @@ mod tests {
     }
 
     #[test]
+    fn an_ebpf_load_balancer_takes_pod_flows_out_of_the_conntrack_table() {
+        let net = |mode: &str| {
+            format!("  cni: cilium\n  conntrack: {{max: 1000}}\n  kube_proxy: {{mode: {mode}}}\n")
+        };
+        let datapath = |mode: &str| {
+            let s = parse("kp.yaml", &with_network(&net(mode), "  []\n")).unwrap();
+            s.variants[0].config.conntrack.unwrap().datapath
+        };
+        assert_eq!(datapath("ebpf"), DataPath::Ebpf);
+        assert_eq!(datapath("nftables"), DataPath::Netfilter);
+    }
+
+    #[test]
     fn kube_proxy_mistakes_are_located_errors() {
         let cases = [
             (
