@@ -35,6 +35,13 @@
 //! count); one is found with probability `1 - (1 - f)^k`, and then a
 //! uniformly chosen evictable entry is evicted.
 //!
+//! **UDP through DNAT** (for the DNS replays): [`udp_clash_drop_probability`]
+//! gives, per kernel profile, the chance that the second of two same-socket
+//! UDP packets (parallel A/AAAA) loses the conntrack insert; [`UdpDnat`]
+//! pins UDP flows to the endpoint chosen when their entry was created, so
+//! a client that keeps sending to a deleted endpoint keeps its stale entry
+//! until a 30 s pause or a flush.
+//!
 //! **eBPF data paths.** Cilium with kube-proxy replacement translates
 //! Service addresses and tracks pod-to-pod and pod-to-Service flows in its
 //! own BPF conntrack maps, not in the netfilter table:
@@ -63,6 +70,11 @@
 //!   30 s, generic 600 s; kube-proxy sets established to 86400 s and
 //!   close_wait to 3600 s.
 //! - `NF_CT_EVICTION_RANGE` = 8 (`nf_conntrack_core.c`).
+//! - UDP insert clash (row "UDP insert clash"): dropped on 3.10 whenever
+//!   the two packets are concurrent; on 4.19 only when DNAT picked two
+//!   different endpoints; never on 5.15 (clashing entries inserted, living
+//!   1 s). How often the two packets are concurrent has no calibrated
+//!   value: callers pass it.
 //!
 //! ## What it emits
 //! [`CtStats`]: entries inserted, expired, evicted by early drop, deleted,
@@ -76,7 +88,10 @@
 //! exactly at the state's timeout and refresh on traffic; a full table drops
 //! new flows while established ones keep working; early drop evicts
 //! unassured entries first, and closing TCP entries only on kernels from
-//! 4.10 on; the eBPF bypass. A property test checks conservation over
+//! 4.10 on; the eBPF bypass; the UDP clash probability per kernel (and a
+//! sampled rate against it); a stale UDP entry that lives while its client
+//! keeps sending and goes after a 30 s pause or a flush. A property test
+//! checks conservation over
 //! random sequences of operations, and that the live count never exceeds
 //! `nf_conntrack_max`.
 //!
@@ -600,6 +615,139 @@ impl Table {
     }
 }
 
+/// How long an entry inserted on a UDP clash lives on kernels that allow
+/// clashing entries (2020, "netfilter: conntrack: allow insertion of
+/// clashing entries"; calibration.md row "UDP insert clash").
+pub const UDP_CLASH_ENTRY_TIMEOUT: SimDuration = SimDuration::from_secs(1);
+
+/// The UDP insert clash: two packets of one UDP socket (the same 5-tuple,
+/// e.g. glibc's parallel A and AAAA queries) pass a Service's DNAT at the
+/// same time on two CPUs; each creates an unconfirmed entry, and the second
+/// to confirm finds the tuple taken (calibration.md row "UDP insert clash";
+/// kubernetes/kubernetes#56903; the Weave and XING posts, 2018).
+///
+/// Returns the probability that the second packet is dropped, given
+/// `concurrent`, the probability that the two packets are processed at the
+/// same time (an input: no source measures it; the caller states it), and
+/// the number of endpoints kube-proxy's DNAT picks from at random:
+/// - 3.10: any concurrent pair clashes and the second packet is dropped;
+/// - 4.19: a clash between identical entries (both DNATed to the same
+///   endpoint, probability 1/`endpoints`) is resolved by reusing the
+///   confirmed entry (2018, "resolve clash for matching conntracks"); a
+///   clash with different endpoints still drops;
+/// - 5.15: clashing entries are inserted (living
+///   [`UDP_CLASH_ENTRY_TIMEOUT`]), nothing is dropped.
+pub fn udp_clash_drop_probability(kernel: Kernel, endpoints: u32, concurrent: f64) -> f64 {
+    let concurrent = concurrent.clamp(0.0, 1.0);
+    match kernel {
+        Kernel::V3_10 => concurrent,
+        Kernel::V4_19 => concurrent * (1.0 - 1.0 / f64::from(endpoints.max(1))),
+        Kernel::V5_15 => 0.0,
+    }
+}
+
+/// Draws whether the second of two same-socket UDP packets through DNAT is
+/// dropped ([`udp_clash_drop_probability`]).
+pub fn udp_clash_drops(kernel: Kernel, endpoints: u32, concurrent: f64, rng: &mut SimRng) -> bool {
+    rng.random::<f64>() < udp_clash_drop_probability(kernel, endpoints, concurrent)
+}
+
+/// Where a UDP packet to a Service went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UdpSend {
+    /// A live entry pinned the flow to this endpoint (chosen when the entry
+    /// was created; it may since have been deleted: a stale entry).
+    Existing(u32),
+    /// A new entry, DNATed to this endpoint.
+    New(u32),
+    /// The Service has no endpoint.
+    NoEndpoint,
+    /// The table is full: dropped.
+    TableFull,
+}
+
+/// UDP flows through a Service's DNAT on one node: each flow (a client
+/// socket to a Service ip:port, named by the caller's key) is pinned to the
+/// endpoint picked when its entry was created, for as long as the entry
+/// lives. The entry's 30 s UDP timeout restarts with every packet, so a
+/// client that keeps sending to a deleted endpoint keeps its stale entry
+/// alive until it pauses 30 s or the entry is deleted (kube-proxy deletes
+/// the UDP entries of an endpoint it removes: [`UdpDnat::flush_endpoint`])
+/// (calibration.md row "stale UDP entry after endpoint removal"; Preply's
+/// DNS postmortem, 2020). Cost per packet O(1); a flush costs O(entries of
+/// that endpoint).
+#[derive(Clone, Debug, Default)]
+pub struct UdpDnat {
+    flows: std::collections::HashMap<u64, (CtId, u32)>,
+    by_endpoint: std::collections::HashMap<u32, Vec<u64>>,
+}
+
+impl UdpDnat {
+    /// A client packet of flow `key`: follows its live entry, or creates one
+    /// to the endpoint `pick` returns.
+    pub fn send(
+        &mut self,
+        table: &mut Table,
+        now: SimTime,
+        key: u64,
+        pick: impl FnOnce() -> Option<u32>,
+        rng: &mut SimRng,
+    ) -> UdpSend {
+        if let Some(&(id, ep)) = self.flows.get(&key) {
+            if table.touch(now, id) {
+                return UdpSend::Existing(ep);
+            }
+            self.forget(key, ep);
+        }
+        let Some(ep) = pick() else {
+            return UdpSend::NoEndpoint;
+        };
+        match table.insert(now, CtState::UdpUnreplied, rng) {
+            Ok(id) => {
+                self.flows.insert(key, (id, ep));
+                self.by_endpoint.entry(ep).or_default().push(key);
+                UdpSend::New(ep)
+            }
+            Err(Refused::TableFull) => UdpSend::TableFull,
+        }
+    }
+
+    /// A reply of flow `key` came back: the entry is `UdpReplied` (refreshed).
+    pub fn reply(&mut self, table: &mut Table, now: SimTime, key: u64) -> bool {
+        match self.flows.get(&key) {
+            Some(&(id, _)) => table.set_state(now, id, CtState::UdpReplied),
+            None => false,
+        }
+    }
+
+    /// Deletes every entry DNATed to `endpoint` (`conntrack -D
+    /// --orig-dst SVC --reply-src ENDPOINT -p udp`); returns how many were
+    /// live.
+    pub fn flush_endpoint(&mut self, table: &mut Table, now: SimTime, endpoint: u32) -> u64 {
+        let mut n = 0;
+        for key in self.by_endpoint.remove(&endpoint).unwrap_or_default() {
+            if let Some((id, ep)) = self.flows.get(&key).copied() {
+                if ep == endpoint {
+                    self.flows.remove(&key);
+                    if table.delete(now, id) {
+                        n += 1;
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    fn forget(&mut self, key: u64, ep: u32) {
+        self.flows.remove(&key);
+        if let Some(keys) = self.by_endpoint.get_mut(&ep) {
+            if let Some(i) = keys.iter().position(|&k| k == key) {
+                keys.swap_remove(i);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -735,6 +883,64 @@ mod tests {
     fn ebpf_bypasses_the_netfilter_table_for_pod_flows() {
         assert!(DataPath::Netfilter.tracks_pod_flows());
         assert!(!DataPath::Ebpf.tracks_pod_flows());
+    }
+
+    #[test]
+    fn udp_clash_drops_depend_on_the_kernel() {
+        let p = |k| udp_clash_drop_probability(k, 2, 0.5);
+        assert_eq!(p(Kernel::V3_10), 0.5);
+        assert_eq!(p(Kernel::V4_19), 0.25, "same endpoint (1/2) is resolved");
+        assert_eq!(p(Kernel::V5_15), 0.0);
+        assert_eq!(udp_clash_drop_probability(Kernel::V4_19, 1, 1.0), 0.0);
+        let mut r = rng();
+        let n = 20_000;
+        let drops = (0..n)
+            .filter(|_| udp_clash_drops(Kernel::V4_19, 2, 0.5, &mut r))
+            .count();
+        let got = drops as f64 / f64::from(n);
+        println!("4.19, 2 endpoints, concurrent 0.5: {got:.4} vs 0.25");
+        assert!((got - 0.25).abs() < 0.02, "{got}");
+    }
+
+    #[test]
+    fn stale_udp_entries_outlive_their_endpoint_until_idle_or_flushed() {
+        let mut t = small(100, Kernel::V5_15);
+        let mut d = UdpDnat::default();
+        let mut r = rng();
+        assert_eq!(
+            d.send(&mut t, at(0), 7, || Some(1), &mut r),
+            UdpSend::New(1)
+        );
+        assert!(d.reply(&mut t, at(0), 7));
+        // Endpoint 1 is deleted at 10 s; the client keeps querying every 5 s.
+        for s in (5..300).step_by(5) {
+            assert_eq!(
+                d.send(&mut t, at(s), 7, || Some(2), &mut r),
+                UdpSend::Existing(1),
+                "at {s} s"
+            );
+        }
+        // A 30 s pause lets the entry expire: the next query picks again.
+        assert_eq!(
+            d.send(&mut t, at(325), 7, || Some(2), &mut r),
+            UdpSend::New(2)
+        );
+        // Flushing an endpoint's entries moves its flows at once.
+        assert_eq!(
+            d.send(&mut t, at(326), 8, || Some(2), &mut r),
+            UdpSend::New(2)
+        );
+        assert_eq!(d.flush_endpoint(&mut t, at(327), 2), 2);
+        assert_eq!(
+            d.send(&mut t, at(328), 7, || Some(3), &mut r),
+            UdpSend::New(3)
+        );
+        assert_eq!(
+            d.send(&mut t, at(329), 9, || None, &mut r),
+            UdpSend::NoEndpoint
+        );
+        let s = t.stats();
+        assert_eq!(s.inserted, s.expired + s.deleted + t.live(at(329)));
     }
 
     #[derive(Clone, Debug)]
