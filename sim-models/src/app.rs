@@ -11,7 +11,7 @@
 //! skips it, but a request already in service runs to completion, so work
 //! done for a client that left is wasted, as it is in real servers.
 //!
-//! Limitations: no retries, no CPU sharing between
+//! Limitations: no CPU sharing between
 //! pods of one node; a terminating pod finishes what it has queued.
 //!
 //! ## Parameters
@@ -52,32 +52,19 @@ pub struct ServerSpec {
 pub struct Request {
     /// Which traffic source sent it.
     pub source: u32,
-    /// When the client sent it.
+    /// The client pod that sent it (`None`: a client outside the cluster).
+    pub client: Option<u32>,
+    /// Unique per attempt within a run.
+    pub id: u64,
+    /// 0 for the first try, then one more per application retry.
+    pub attempt: u32,
+    /// When the client sent the first try (latency counts from here).
     pub sent: SimTime,
-    /// When the client gives up.
+    /// When the client gives up on this try.
     pub deadline: SimTime,
-    /// An application request, or a DNS query on behalf of one.
-    pub kind: RequestKind,
     /// The client connection it travels on, if connections are modelled
     /// (an id of the cluster's connection slab).
     pub conn: Option<u32>,
-}
-
-/// What a request is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestKind {
-    /// The application's own request.
-    App,
-    /// A DNS query of a resolver lookup (slot and generation of the lookup,
-    /// and the resolver's query number).
-    Dns {
-        /// Lookup slot.
-        lookup: u32,
-        /// Lookup generation, so a late answer never reaches a reused slot.
-        generation: u32,
-        /// The resolver's query id.
-        query: u32,
-    },
 }
 
 /// How a request ended.
@@ -107,6 +94,17 @@ pub enum Outcome {
     /// (kube-proxy had not synced its removal); the SYN was dropped and the
     /// client retransmitted until its own timeout.
     StaleEndpoint,
+    /// The client connected to an address no pod holds any more (a stale
+    /// DNS answer); Calico's blackhole route for the block drops the SYN
+    /// and the client waits out its timeout.
+    NoHost,
+}
+
+impl Outcome {
+    /// Whether the client saw an error.
+    pub fn is_error(self) -> bool {
+        !matches!(self, Outcome::Answered(_))
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -122,7 +120,7 @@ impl fmt::Display for Outcome {
             }
             Outcome::Refused => write!(f, "dial tcp: connect: connection refused"),
             Outcome::Rejected => write!(f, "503 Service Unavailable"),
-            Outcome::Blocked | Outcome::SynDropped | Outcome::StaleEndpoint => {
+            Outcome::Blocked | Outcome::SynDropped | Outcome::StaleEndpoint | Outcome::NoHost => {
                 write!(f, "dial tcp: i/o timeout")
             }
             Outcome::LookupFailed => write!(f, "getaddrinfo: Temporary failure in name resolution"),
@@ -243,9 +241,11 @@ mod tests {
                 Ev::Arrive => {
                     let req = Request {
                         source: 0,
+                        client: None,
+                        id: 0,
+                        attempt: 0,
                         sent: now,
                         deadline: SimTime::MAX,
-                        kind: RequestKind::App,
                         conn: None,
                     };
                     if srv.offer(&spec, req) == Admit::Start {
@@ -282,9 +282,11 @@ mod tests {
         let t = |s| SimTime::ZERO + SimDuration::from_secs(s);
         let req = |dl| Request {
             source: 0,
+            client: None,
+            id: 0,
+            attempt: 0,
             sent: t(0),
             deadline: t(dl),
-            kind: RequestKind::App,
             conn: None,
         };
         assert_eq!(srv.offer(&spec, req(10)), Admit::Start);

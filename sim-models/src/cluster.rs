@@ -17,7 +17,26 @@
 //! story began); the rest go through the normal Pending path.
 //!
 //! Request-level: the cost per request is O(1) in the number of pods, nodes
-//! and Services; NetworkPolicy verdicts are cached per pod pair.
+//! and Services (O(log) for DNS names); NetworkPolicy verdicts are cached
+//! per pod pair.
+//!
+//! **DNS.** With a [`DnsConfig`], the pods of the DNS workload are CoreDNS
+//! containers ([`crate::coredns`]: CPU, cache, forward to an upstream,
+//! memory, OOM kill and CrashLoopBackOff) behind the kube-dns Service. A
+//! traffic source that resolves a name runs glibc's resolver
+//! ([`crate::resolver`]) with the resolv.conf the kubelet writes for the
+//! client's pod (cluster search list plus the node's `host_search`, the
+//! workload's `dnsConfig` searches and options). Each query goes to the
+//! CoreDNS pod its socket's UDP flow was balanced to (a new socket is a new
+//! flow); an OOM-killed pod leaves the endpoints until it restarts and
+//! passes readiness again; with no endpoint the query gets an ICMP port
+//! unreachable. The truth CoreDNS serves comes from the cluster: the
+//! Services (`<svc>.<ns>.svc.cluster.local`, a ClusterIP, or for a headless
+//! Service the addresses of its Ready pods, and `<pod>.<svc>.<ns>...` for
+//! StatefulSet pods), and the external names the traffic sources resolve
+//! (which exist upstream with an A record and no AAAA); every other name is
+//! NXDOMAIN. An application may cache answers itself (for the record's TTL
+//! or a fixed time) and retry failed requests, each retry resolving again.
 //!
 //! Connections are explicit ([`crate::connections`]): per traffic source,
 //! a new connection per request, keep-alive pools, long-lived connections
@@ -42,8 +61,12 @@
 //! is checked on a connection's first packet);
 //! requests from outside the cluster (`from` unset) are not checked against
 //! NetworkPolicy (`ipBlock` ingress rules are exercised by `netpol`'s own
-//! tests, not by the cluster run); the DNS workload answers with the generic
-//! server model, not yet with [`crate::coredns`].
+//! tests, not by the cluster run). DNS: no network delay between pods and
+//! CoreDNS; endpoint changes reach every client at once (no kube-proxy
+//! programming delay, no stale conntrack entries); a headless name's
+//! answer is read as its first Ready pod (clients take the first address);
+//! no NodeLocal DNSCache; an application's give-up does not cancel its
+//! `getaddrinfo`, which runs to its end.
 //!
 //! ## What it emits
 //! A [`RunOutput`]: the sampled time series (pod counts by state, IPAM use,
@@ -51,20 +74,28 @@
 //! named measurement window, Kubernetes events aggregated as `kubectl get
 //! events` shows them (reason, message, count, first and last seen), the
 //! final state, and per-source request totals that satisfy conservation:
-//! sent = answered + timed out + refused + rejected + in flight. Per
-//! window: connect delays, SYNs dropped, answered requests per server pod
-//! (the busiest pod's share); per node: the conntrack table's statistics.
+//! sent = answered + timed out + refused + rejected + lookup failed + in
+//! flight. Per window: connect delays, SYNs dropped, answered requests per
+//! server pod (the busiest pod's share); per node: the conntrack table's
+//! statistics. With DNS: queries received by CoreDNS and replies by zone
+//! (cluster, external) and rcode, cache hits, dropped queries, OOM kills
+//! and restarts, CoreDNS in-flight queries, CPU and memory as time series,
+//! and per window ([`DnsWindowStats`]); per traffic source the lookups, the
+//! queries they sent and the lookup latency.
 //!
 //! ## Validation
 //! Property tests: request conservation over random configurations and
 //! timelines; the same seed gives identical outputs. Scenario golden files
 //! (sim-scenarios) pin whole replays.
 
-use crate::app::{completion_outcome, Admit, Outcome, Request, RequestKind, Server};
+use crate::app::{completion_outcome, Admit, Outcome, Request, Server};
 use crate::connections::{
     syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode,
 };
 use crate::conntrack::{self, ConntrackConfig, CtId, CtState, DataPath};
+use crate::coredns::{
+    AnswerSource, CoreDns, CoreDnsAction, CoreDnsSpec, CoreDnsTimer, DnsQuery, Existence, Zone,
+};
 use crate::ipam::{Ipam, IpamLayout, Ipv4Cidr, Lease};
 use crate::kube_proxy::{FirstPacket, KubeProxy, KubeProxyConfig, SyncStats};
 use crate::kubelet;
@@ -72,7 +103,8 @@ use crate::netpol::{ContainerPort, PodInfo, SYNTHETIC_NODE_CIDR};
 use crate::node_lifecycle;
 use crate::policy_enforcement::{Enforcer, PolicyConfig};
 use crate::resolver::{
-    Lookup, LookupOutcome, QueryId, QueryTypes, Reply, ResolvConf, ResolverAction, TimerToken,
+    Lookup, LookupOutcome, QType, QueryId, QueryTypes, Rcode, Reply, ResolvConf, ResolverAction,
+    SocketId, TimerToken,
 };
 use crate::scheduler::{self, NodeView};
 use crate::service::Endpoints;
@@ -85,6 +117,8 @@ use sim_core::{
     SimDuration, SimRng, SimTime, TraceRecord, TraceSink,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// Clients sending requests to one Deployment's Service.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,14 +128,23 @@ pub struct TrafficSpec {
     /// The workload whose Ready pods send the requests; `None`: clients
     /// outside the cluster.
     pub from: Option<usize>,
-    /// Index of the target Deployment (its Service has the same name).
-    pub deployment: usize,
-    /// Whether each request first resolves the Service's short name through
-    /// the cluster DNS ([`ClusterConfig::dns`]), with no client-side cache.
-    pub resolve: bool,
+    /// Index of the target Deployment (its Service has the same name);
+    /// `None`: the request is the name lookup alone (an external name whose
+    /// server is outside the model).
+    pub deployment: Option<usize>,
+    /// The name each request first resolves through the cluster DNS
+    /// ([`ClusterConfig::dns`]) from its client pod; `None`: it connects to
+    /// the Service without a lookup.
+    pub resolve: Option<String>,
+    /// The application's own DNS cache; `None`: every request resolves.
+    pub dns_cache: Option<ClientDnsCache>,
+    /// Times the application retries a failed request (timeout, failed
+    /// lookup, refused, 503); each retry is a new try with a fresh timeout
+    /// that resolves again unless its cache answers.
+    pub retries: u32,
     /// Mean request rate at the start \[requests/s\], Poisson arrivals.
     pub rate: f64,
-    /// The client's timeout.
+    /// The client's timeout, per try.
     pub timeout: SimDuration,
     /// How requests use TCP connections (clients in the cluster only).
     pub connections: ConnectionMode,
@@ -109,6 +152,16 @@ pub struct TrafficSpec {
     /// (the target stands in for a destination outside the pod network);
     /// with [`ConntrackSetup::snat`] they race for source ports.
     pub snat: bool,
+}
+
+/// How long an application keeps an answer it resolved (per client pod and name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientDnsCache {
+    /// For the record's TTL as received (nscd, systemd-resolved, Go's cgo-free
+    /// resolver with a caching library).
+    RecordTtl,
+    /// For a fixed time whatever the TTL (the JVM's `networkaddress.cache.ttl`).
+    Fixed(SimDuration),
 }
 
 /// Something the timeline does.
@@ -227,14 +280,103 @@ pub struct ConntrackSetup {
 /// The cluster DNS Service (kube-dns) and how pods query it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DnsConfig {
-    /// The workload serving DNS (CoreDNS): its pods answer queries on its
-    /// serving port with its server model.
+    /// The workload serving DNS: each of its pods is one CoreDNS container
+    /// running [`DnsConfig::coredns`] (the workload's own server model is
+    /// not used).
     pub workload: usize,
     /// The kube-dns ClusterIP written into every pod's resolv.conf.
-    pub service_ip: std::net::Ipv4Addr,
+    pub service_ip: Ipv4Addr,
     /// A only, or A and AAAA in parallel.
     pub qtypes: QueryTypes,
+    /// Resources, Corefile settings and upstream of every CoreDNS pod.
+    pub coredns: CoreDnsSpec,
+    /// The node's own search domains, appended by the kubelet after the
+    /// cluster's (e.g. `ec2.internal`).
+    pub host_search: Vec<String>,
+    /// Per client workload: its pod spec's `dnsConfig`.
+    pub pod_dns: BTreeMap<usize, PodDnsConfig>,
+    /// Workloads whose Service is headless (`clusterIP: None`): their name
+    /// resolves to pod addresses, which clients connect to directly.
+    pub headless: BTreeSet<usize>,
 }
+
+/// A pod spec's `dnsConfig` (with `dnsPolicy: ClusterFirst`): searches are
+/// appended to the kubelet's, options replace the defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodDnsConfig {
+    /// Extra search domains.
+    pub searches: Vec<String>,
+    /// `ndots`.
+    pub ndots: Option<u8>,
+    /// `timeout` (whole seconds).
+    pub timeout: Option<SimDuration>,
+    /// `attempts`.
+    pub attempts: Option<u8>,
+    /// `single-request`.
+    pub single_request: bool,
+    /// `single-request-reopen`.
+    pub single_request_reopen: bool,
+    /// `rotate`.
+    pub rotate: bool,
+}
+
+impl DnsConfig {
+    /// The resolv.conf of a pod of workload `d` in `namespace`.
+    pub fn resolv_conf(&self, namespace: &str, d: usize) -> ResolvConf {
+        let host: Vec<&str> = self.host_search.iter().map(String::as_str).collect();
+        let mut conf =
+            ResolvConf::kubernetes_pod(namespace, std::net::IpAddr::V4(self.service_ip), &host);
+        if let Some(p) = self.pod_dns.get(&d) {
+            conf.search.extend(p.searches.iter().cloned());
+            conf.ndots = p.ndots.unwrap_or(conf.ndots);
+            conf.timeout = p.timeout.unwrap_or(conf.timeout);
+            conf.attempts = p.attempts.unwrap_or(conf.attempts);
+            conf.single_request |= p.single_request;
+            conf.single_request_reopen |= p.single_request_reopen;
+            conf.rotate |= p.rotate;
+        }
+        conf
+    }
+}
+
+/// What the CoreDNS pods did in one window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsWindowStats {
+    /// Window name.
+    pub window: String,
+    /// Queries that reached a CoreDNS pod, by zone (cluster, external).
+    pub received: [u64; 2],
+    /// Replies by zone and rcode ([`RCODES`] order).
+    pub replies: [[u64; 6]; 2],
+    /// Replies the cache plugin gave, by zone.
+    pub cache_hits: [u64; 2],
+    /// Queries lost in a killed or deleted pod.
+    pub dropped: u64,
+}
+
+/// The rcodes of [`DnsWindowStats::replies`], in order.
+pub const RCODES: [Rcode; 6] = [
+    Rcode::NoError,
+    Rcode::NxDomain,
+    Rcode::ServFail,
+    Rcode::Refused,
+    Rcode::FormErr,
+    Rcode::NotImp,
+];
+
+fn rcode_index(r: Rcode) -> usize {
+    RCODES.iter().position(|x| *x == r).unwrap_or(0)
+}
+
+fn zone_index(z: Zone) -> usize {
+    match z {
+        Zone::Cluster => 0,
+        Zone::External => 1,
+    }
+}
+
+/// Zone labels in [`DnsWindowStats`] order.
+pub const ZONES: [&str; 2] = ["cluster", "external"];
 
 /// Request outcomes of one traffic source.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -264,6 +406,12 @@ pub struct RequestTotals {
     /// Of `timed_out`: connections the Service's data path sent to a pod
     /// already deleted.
     pub stale: u64,
+    /// Of `timed_out`: connections to an address no pod holds (stale DNS).
+    pub no_host: u64,
+    /// Retries sent (tries after the first; not in `sent`).
+    pub retried: u64,
+    /// Of `timed_out`: tries still resolving their name at the deadline.
+    pub resolving: u64,
 }
 
 impl RequestTotals {
@@ -303,6 +451,10 @@ impl RequestTotals {
             }
             Outcome::Refused => self.refused += 1,
             Outcome::Rejected => self.rejected += 1,
+            Outcome::NoHost => {
+                self.timed_out += 1;
+                self.no_host += 1;
+            }
         }
     }
 }
@@ -319,6 +471,12 @@ pub struct WindowStats {
     pub totals: RequestTotals,
     /// Latency of the answered requests.
     pub latency: LatencyHistogram,
+    /// Name lookups started in the window.
+    pub lookups: u64,
+    /// DNS queries the lookups sent in the window.
+    pub dns_queries: u64,
+    /// Time `getaddrinfo` took, for lookups that ended in the window.
+    pub lookup_latency: LatencyHistogram,
     /// From a connection's first SYN to its establishment, for the
     /// connections opened in the window (0 when the first SYN passed).
     pub connect_delay: LatencyHistogram,
@@ -431,6 +589,10 @@ pub struct RunOutput {
     pub conntrack: Vec<conntrack::CtStats>,
     /// What kube-proxy's syncs did, when one is configured.
     pub kube_proxy: Option<SyncStats>,
+    /// Per window, what CoreDNS did (empty without DNS).
+    pub dns_windows: Vec<DnsWindowStats>,
+    /// CoreDNS container restarts over the run (OOM kills).
+    pub dns_restarts: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -447,6 +609,15 @@ enum Ev {
     },
     /// A blocked connection's client gives up.
     BlockedTimeout(Request),
+    /// A connection to an address nobody holds: the client gives up.
+    NoHostTimeout(Request),
+    /// A client with retries gives up on one try at its deadline.
+    ClientGiveUp(Request),
+    /// A timer of the CoreDNS container in a pod.
+    CoreDns {
+        pod: u32,
+        token: u64,
+    },
     /// A connection sent to a removed endpoint: its client gives up.
     StaleTimeout(Request),
     /// kube-proxy's sync loop wakes.
@@ -493,12 +664,58 @@ struct PendingLookup {
     lookup: Lookup,
     req: Request,
     client: u32,
-    /// Query names by query id, to answer them.
-    names: Vec<std::sync::Arc<str>>,
     timers: Vec<(TimerToken, EventId)>,
-    /// The resolver's per-query timeout: a DNS pod drops a query that
-    /// waited longer (the client stopped listening).
-    query_timeout: SimDuration,
+    /// The CoreDNS pod each socket's UDP flow goes to.
+    backends: Vec<(SocketId, u32)>,
+    /// Data and TTL of the last reply with records.
+    answer: Option<(u64, SimDuration)>,
+}
+
+/// A query the resolver sends.
+struct SentQuery {
+    slot: u32,
+    generation: u32,
+    query: QueryId,
+    name: Arc<str>,
+    qtype: QType,
+    socket: SocketId,
+}
+
+/// A query waiting in a CoreDNS pod, by tag.
+#[derive(Clone, Copy)]
+struct DnsTag {
+    slot: u32,
+    generation: u32,
+    query: u32,
+    zone: Zone,
+}
+
+/// The DNS side of a run.
+struct DnsRt {
+    /// resolv.conf per workload (its pods' namespace and dnsConfig).
+    confs: Vec<ResolvConf>,
+    /// (namespace, Service name) -> workload.
+    services: BTreeMap<(String, String), usize>,
+    /// External names that exist upstream.
+    external: BTreeSet<String>,
+    tags: Vec<Option<DnsTag>>,
+    free_tags: Vec<u32>,
+    /// Application caches: (client pod, traffic source) -> (rdata, expiry).
+    cache: BTreeMap<(u32, u32), (u64, SimTime)>,
+    windows: Vec<DnsWindowStats>,
+    /// Counters: received by zone, replies by zone x rcode, cache hits, dropped, restarts.
+    received: [CounterId; 2],
+    replies: [[CounterId; 6]; 2],
+    cache_hits: CounterId,
+    dropped: CounterId,
+    restarts: CounterId,
+    /// Gauges: queries inside CoreDNS, CPU used over the limit, most memory of a pod.
+    gauges: [GaugeId; 3],
+    /// CPU busy time of CoreDNS containers gone (killed or deleted).
+    retired_busy: SimDuration,
+    busy_at_last_sample: SimDuration,
+    last_sample: SimTime,
+    restart_total: u64,
 }
 
 struct Pod {
@@ -513,6 +730,8 @@ struct Pod {
     deleted: bool,
     created: SimTime,
     server: Server,
+    /// The CoreDNS container of a DNS pod.
+    coredns: Option<Box<CoreDns>>,
 }
 
 struct DeploymentRt {
@@ -539,6 +758,9 @@ const SYN_DROPPED: usize = 9;
 const SYN_DROPS: usize = 10;
 const CONNECTIONS: usize = 11;
 const STALE: usize = 12;
+const DNS_LOOKUPS: usize = 13;
+const RETRIED: usize = 14;
+const NO_HOST: usize = 15;
 
 struct TrafficRt {
     rate: f64,
@@ -546,12 +768,13 @@ struct TrafficRt {
     arrivals: SimRng,
     pick: SimRng,
     totals: RequestTotals,
-    counters: [CounterId; 13],
+    counters: [CounterId; 16],
     latency: HistogramId,
     connect_delay: HistogramId,
     first_packet: HistogramId,
     /// Connections held per client pod (looked up, never iterated).
     clients: std::collections::HashMap<u32, ClientConns>,
+    lookup_latency: HistogramId,
 }
 
 struct Sim<'a> {
@@ -577,6 +800,15 @@ struct Sim<'a> {
     free_lookups: Vec<u32>,
     lookup_generation: u32,
     dns_pick: SimRng,
+    rng: RngStreams,
+    dns: Option<DnsRt>,
+    /// Pod addresses in use -> pod.
+    ip_owner: BTreeMap<Ipv4Addr, u32>,
+    next_request: u64,
+    /// Tries of traffic with retries whose outcome is not known yet.
+    open_attempts: BTreeSet<u64>,
+    /// Tries whose lookup is in progress.
+    resolving: BTreeSet<u64>,
     nodes: Vec<NodeRt>,
     node_lifecycle: SimRng,
     /// Open client connections.
@@ -602,6 +834,116 @@ struct NodeRt {
     not_ready: bool,
     /// The pending eviction of its pods, while tainted.
     eviction: Option<EventId>,
+}
+
+impl DnsRt {
+    fn new(cfg: &ClusterConfig, d: &DnsConfig, metrics: &mut Metrics) -> DnsRt {
+        let services = cfg
+            .deployments
+            .iter()
+            .enumerate()
+            .map(|(i, dep)| ((dep.namespace.clone(), dep.name.clone()), i))
+            .collect();
+        let external = cfg
+            .traffic
+            .iter()
+            .filter_map(|t| t.resolve.as_deref())
+            .map(|n| n.trim_end_matches('.').to_string())
+            .filter(|n| !in_cluster_zone(n))
+            .collect();
+        let confs = cfg
+            .deployments
+            .iter()
+            .enumerate()
+            .map(|(i, dep)| d.resolv_conf(&dep.namespace, i))
+            .collect();
+        let mut received = Vec::new();
+        let mut replies = Vec::new();
+        for z in ZONES {
+            received.push(metrics.counter(&format!("dns_queries_received{{zone={z}}}")));
+            let per: Vec<CounterId> = RCODES
+                .iter()
+                .map(|r| metrics.counter(&format!("dns_replies{{zone={z},rcode={r}}}")))
+                .collect();
+            replies.push([per[0], per[1], per[2], per[3], per[4], per[5]]);
+        }
+        DnsRt {
+            confs,
+            services,
+            external,
+            tags: Vec::new(),
+            free_tags: Vec::new(),
+            cache: BTreeMap::new(),
+            windows: cfg
+                .windows
+                .iter()
+                .map(|w| DnsWindowStats {
+                    window: w.name.clone(),
+                    ..DnsWindowStats::default()
+                })
+                .collect(),
+            received: [received[0], received[1]],
+            replies: [replies[0], replies[1]],
+            cache_hits: metrics.counter("dns_cache_hits"),
+            dropped: metrics.counter("dns_queries_dropped"),
+            restarts: metrics.counter("dns_restarts"),
+            gauges: [
+                metrics.gauge("dns_in_flight"),
+                metrics.gauge("dns_cpu_utilization"),
+                metrics.gauge("dns_memory_mib_max"),
+            ],
+            retired_busy: SimDuration::ZERO,
+            busy_at_last_sample: SimDuration::ZERO,
+            last_sample: SimTime::ZERO,
+            restart_total: 0,
+        }
+    }
+
+    fn alloc_tag(&mut self, tag: DnsTag) -> u64 {
+        match self.free_tags.pop() {
+            Some(i) => {
+                self.tags[i as usize] = Some(tag);
+                u64::from(i)
+            }
+            None => {
+                self.tags.push(Some(tag));
+                (self.tags.len() - 1) as u64
+            }
+        }
+    }
+
+    fn take_tag(&mut self, tag: u64) -> Option<DnsTag> {
+        let t = self.tags.get_mut(usize::try_from(tag).ok()?)?.take()?;
+        self.free_tags.push(tag as u32);
+        Some(t)
+    }
+
+    /// Window indices containing `now`.
+    fn in_windows<'c>(cfg: &'c ClusterConfig, now: SimTime) -> impl Iterator<Item = usize> + 'c {
+        cfg.windows
+            .iter()
+            .enumerate()
+            .filter(move |(_, w)| w.contains(now))
+            .map(|(i, _)| i)
+    }
+}
+
+/// Whether `name` (no trailing dot) is in the `kubernetes` plugin's zone.
+fn in_cluster_zone(name: &str) -> bool {
+    name == "cluster.local" || name.ends_with(".cluster.local")
+}
+
+/// The address an answer's data names: 0 is a Service's ClusterIP (or an
+/// address outside the cluster), else 1 + the pod's IPv4 address.
+fn rdata_of(ip: Ipv4Addr) -> u64 {
+    1 + u64::from(u32::from(ip))
+}
+
+fn address_of(rdata: u64) -> Option<Ipv4Addr> {
+    rdata
+        .checked_sub(1)
+        .and_then(|x| u32::try_from(x).ok())
+        .map(Ipv4Addr::from)
 }
 
 /// Runs `cfg` with `seed`, sending per-event records to `trace`.
@@ -648,7 +990,9 @@ impl<'a> Sim<'a> {
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let svc = &cfg.deployments[t.deployment].name;
+                let svc = t
+                    .deployment
+                    .map_or(t.name.as_str(), |d| cfg.deployments[d].name.as_str());
                 let name = &t.name;
                 let c = |m: &mut Metrics, what: &str| {
                     m.counter(&format!("requests_{what}{{service={name}}}"))
@@ -673,12 +1017,17 @@ impl<'a> Sim<'a> {
                         c(&mut metrics, "conntrack_syn_drops"),
                         c(&mut metrics, "connections_opened"),
                         c(&mut metrics, "stale_endpoint"),
+                        c(&mut metrics, "dns_lookups"),
+                        c(&mut metrics, "retried"),
+                        c(&mut metrics, "no_host"),
                     ],
                     latency: metrics.histogram(&format!("request_latency{{service={name}}}")),
                     connect_delay: metrics.histogram(&format!("connect_delay{{service={name}}}")),
                     first_packet: metrics
                         .histogram(&format!("service_first_packet_rtt{{service={name}}}")),
                     clients: std::collections::HashMap::new(),
+                    lookup_latency: metrics
+                        .histogram(&format!("dns_lookup_latency{{service={name}}}")),
                 }
             })
             .collect();
@@ -697,6 +1046,9 @@ impl<'a> Sim<'a> {
                     served: Vec::new(),
                     first_packet: LatencyHistogram::new(),
                     lookup_cpu: SimDuration::ZERO,
+                    lookups: 0,
+                    dns_queries: 0,
+                    lookup_latency: LatencyHistogram::new(),
                 })
             })
             .collect();
@@ -705,6 +1057,7 @@ impl<'a> Sim<'a> {
             metrics.gauge("ipam_allocated"),
         ];
         let ct_gauge = metrics.gauge("conntrack_entries_max");
+        let dns = cfg.dns.as_ref().map(|d| DnsRt::new(cfg, d, &mut metrics));
         Sim {
             cfg,
             engine: Engine::new(),
@@ -743,6 +1096,12 @@ impl<'a> Sim<'a> {
             first_packet_rng: rng.stream("kube-proxy/first-packet"),
             snat: cfg.conntrack.and_then(|c| c.snat).map(Snat::new),
             snat_rng: rng.stream("snat/ports"),
+            rng,
+            dns,
+            ip_owner: BTreeMap::new(),
+            next_request: 0,
+            open_attempts: BTreeSet::new(),
+            resolving: BTreeSet::new(),
         }
     }
 
@@ -797,6 +1156,7 @@ impl<'a> Sim<'a> {
     fn warm_start(&mut self) {
         for p in 0..self.pods.len() as u32 {
             if self.pod_live_in(p, PodState::Creating) {
+                self.start_container(p);
                 self.set_state(p, PodState::Ready);
                 let d = self.pods[p as usize].deployment as usize;
                 self.deps[d].endpoints.add(p);
@@ -816,6 +1176,7 @@ impl<'a> Sim<'a> {
             Ev::SandboxAttempt(p) => self.sandbox_attempt(p),
             Ev::ContainerStarted(p) => {
                 if self.pod_live_in(p, PodState::Creating) {
+                    self.start_container(p);
                     self.set_state(p, PodState::Running);
                     let d = self.pods[p as usize].deployment as usize;
                     self.engine
@@ -832,8 +1193,8 @@ impl<'a> Sim<'a> {
             }
             Ev::Arrival(t) => self.arrival(t as usize),
             Ev::Completed { pod, req } => self.completed(pod, req),
-            Ev::BlockedTimeout(req) => self.outcome(req.source as usize, Outcome::Blocked),
-            Ev::StaleTimeout(req) => self.outcome(req.source as usize, Outcome::StaleEndpoint),
+            Ev::BlockedTimeout(req) => self.outcome(req, Outcome::Blocked),
+            Ev::StaleTimeout(req) => self.outcome(req, Outcome::StaleEndpoint),
             Ev::KubeProxySync => self.kube_proxy_wake(),
             Ev::FirstPacket { pod, conn, req } => match conn {
                 Some(conn) => self.send_on(conn, req),
@@ -845,8 +1206,17 @@ impl<'a> Sim<'a> {
                 first,
                 attempt,
             } => self.dial(req, Some(client), first, attempt, None),
-            Ev::SynGiveUp(req) => self.outcome(req.source as usize, Outcome::SynDropped),
+            Ev::SynGiveUp(req) => self.outcome(req, Outcome::SynDropped),
             Ev::IdleClose { conn, gen } => self.idle_close(conn, gen),
+            Ev::NoHostTimeout(req) => self.outcome(req, Outcome::NoHost),
+            Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
+            Ev::CoreDns { pod, token } => {
+                let now = self.engine.now();
+                if let Some(c) = self.pods[pod as usize].coredns.as_mut() {
+                    let actions = c.on_timer(now, CoreDnsTimer(token));
+                    self.coredns_actions(pod, actions);
+                }
+            }
             Ev::PoliciesProgrammed(i) => self.policies_programmed(i as usize),
             Ev::NodeTaint(n) => self.node_taint(n as usize),
             Ev::Evict(n) => self.evict(n as usize),
@@ -1045,6 +1415,7 @@ impl<'a> Sim<'a> {
                 deleted: false,
                 created: now,
                 server: Server::default(),
+                coredns: None,
             });
             self.deps[d].by_state[PodState::Unschedulable as usize] += 1;
             self.deps[d].live.push(id);
@@ -1075,6 +1446,11 @@ impl<'a> Sim<'a> {
     }
 
     fn delete_pod(&mut self, p: u32) {
+        if let Some(mut c) = self.pods[p as usize].coredns.take() {
+            let actions = c.shutdown();
+            self.retire_coredns(&c);
+            self.coredns_actions(p, actions);
+        }
         let pod = &mut self.pods[p as usize];
         pod.deleted = true;
         let (d, state, node, lease) = (
@@ -1217,27 +1593,108 @@ impl<'a> Sim<'a> {
                 self.windows[i * cfg.traffic.len() + t].totals.sent += 1;
             }
         }
+        self.next_request += 1;
         let req = Request {
             source: t as u32,
+            client,
+            id: self.next_request,
+            attempt: 0,
             sent: now,
             deadline: now + spec.timeout,
-            kind: RequestKind::App,
             conn: None,
         };
-        match (spec.resolve, client) {
-            (true, Some(c)) => self.start_lookup(req, c),
-            _ => self.connect(req, client),
-        }
+        self.begin_attempt(req);
         self.schedule_arrival(t);
     }
 
-    /// Sends the request over a connection to a Ready endpoint of its
-    /// Service: an open one the client may reuse, or a new one
-    /// ([`crate::connections`]).
-    fn connect(&mut self, req: Request, client: Option<u32>) {
+    /// One try of a request: resolve (unless the application's cache
+    /// answers) and connect.
+    fn begin_attempt(&mut self, req: Request) {
         let t = req.source as usize;
+        let spec = &self.cfg.traffic[t];
+        if spec.retries > 0 {
+            self.open_attempts.insert(req.id);
+            self.engine.schedule_at(req.deadline, Ev::ClientGiveUp(req));
+        }
+        match (spec.resolve.is_some(), req.client) {
+            (true, Some(c)) => {
+                let now = self.engine.now();
+                let cached = self.dns.as_ref().and_then(|d| {
+                    d.cache
+                        .get(&(c, t as u32))
+                        .filter(|(_, expires)| *expires > now)
+                        .map(|(rdata, _)| *rdata)
+                });
+                match cached {
+                    Some(rdata) if spec.dns_cache.is_some() => self.after_lookup(req, rdata),
+                    _ => self.start_lookup(req, c),
+                }
+            }
+            _ => self.after_lookup(req, 0),
+        }
+    }
+
+    /// The application retries a failed try.
+    fn retry(&mut self, req: Request) {
+        let now = self.engine.now();
+        let t = req.source as usize;
+        self.traffic[t].totals.retried += 1;
+        self.metrics.inc(self.traffic[t].counters[RETRIED]);
+        let cfg = self.cfg;
+        for (i, w) in cfg.windows.iter().enumerate() {
+            if w.contains(now) {
+                self.windows[i * cfg.traffic.len() + t].totals.retried += 1;
+            }
+        }
+        self.next_request += 1;
+        let next = Request {
+            id: self.next_request,
+            attempt: req.attempt + 1,
+            deadline: now + cfg.traffic[t].timeout,
+            ..req
+        };
+        self.begin_attempt(next);
+    }
+
+    /// The name is resolved (`rdata`: which address): connect, or for a
+    /// lookup-only source, the request is done.
+    fn after_lookup(&mut self, req: Request, rdata: u64) {
+        let now = self.engine.now();
+        match self.cfg.traffic[req.source as usize].deployment {
+            None => self.outcome(req, Outcome::Answered(now - req.sent)),
+            Some(_) => self.connect(req, address_of(rdata)),
+        }
+    }
+
+    /// Sends the request over a connection to a Ready endpoint of its
+    /// Service (`addr` unset: through its ClusterIP), reusing an open one the
+    /// client may reuse, or a new one ([`crate::connections`]); or to the
+    /// pod address a headless Service's DNS answer gave.
+    fn connect(&mut self, req: Request, addr: Option<Ipv4Addr>) {
+        let t = req.source as usize;
+        let client = req.client;
+        let Some(d) = self.cfg.traffic[t].deployment else {
+            return;
+        };
         let mut target = None;
-        if let Some(c) = client {
+        if let Some(ip) = addr {
+            match self.ip_owner.get(&ip) {
+                None => {
+                    self.engine
+                        .schedule_at(req.deadline, Ev::NoHostTimeout(req));
+                    return;
+                }
+                Some(&p)
+                    if self.pod_live_in(p, PodState::Ready)
+                        && self.pods[p as usize].deployment as usize == d =>
+                {
+                    target = Some(p)
+                }
+                // Another pod holds the address now, or this one is not
+                // serving: its kernel answers the SYN with a reset.
+                Some(_) => return self.outcome(req, Outcome::Refused),
+            }
+        } else if let Some(c) = client {
             match self.reusable_connection(t, c) {
                 Ok(conn) => return self.send_on(conn, req),
                 Err(want) => target = want,
@@ -1259,7 +1716,9 @@ impl<'a> Sim<'a> {
     ) {
         let now = self.engine.now();
         let t = req.source as usize;
-        let d = self.cfg.traffic[t].deployment;
+        let Some(d) = self.cfg.traffic[t].deployment else {
+            return;
+        };
         let mode = self.cfg.traffic[t].connections;
         // Client-side balancing dials pod IPs: no Service lookup.
         let via_service = target.is_none() && mode != ConnectionMode::ClientSide;
@@ -1270,7 +1729,7 @@ impl<'a> Sim<'a> {
         if no_endpoint {
             // kube-proxy REJECTs a Service without endpoints; the
             // unconfirmed conntrack entry goes with the packet.
-            return self.outcome(t, Outcome::Refused);
+            return self.outcome(req, Outcome::Refused);
         }
         let ct = match client {
             Some(c) => match self.conntrack_syn(t, c) {
@@ -1292,7 +1751,7 @@ impl<'a> Sim<'a> {
             },
         };
         let Some(p) = p else {
-            return self.outcome(t, Outcome::Refused);
+            return self.outcome(req, Outcome::Refused);
         };
         if let Some(fp) = first_packet {
             self.record_first_packet(t, now, fp);
@@ -1497,7 +1956,7 @@ impl<'a> Sim<'a> {
 
     /// Client-side balancing: the next Ready endpoint in turn.
     fn next_turn(&mut self, t: usize, c: u32) -> Option<u32> {
-        let d = self.cfg.traffic[t].deployment;
+        let d = self.cfg.traffic[t].deployment?;
         let cc = self.traffic[t].clients.entry(c).or_default();
         let p = self.deps[d].endpoints.nth(cc.turn as usize);
         cc.turn = cc.turn.wrapping_add(1);
@@ -1521,19 +1980,18 @@ impl<'a> Sim<'a> {
     /// connections close only between requests; counted as timed out to
     /// keep conservation if it ever happens.
     fn offer_lost(&mut self, req: Request) {
-        self.outcome(req.source as usize, Outcome::TimedOut);
+        self.outcome(req, Outcome::TimedOut);
     }
 
     /// Offers the request to pod `p`'s server.
     fn offer(&mut self, p: u32, req: Request) {
-        let t = req.source as usize;
         let d = self.pods[p as usize].deployment as usize;
         let server_spec = &self.cfg.deployments[d].server;
         match self.pods[p as usize].server.offer(server_spec, req) {
             Admit::Start => self.start_service(p, req),
             Admit::Queued => {}
             Admit::Rejected => {
-                self.outcome(t, Outcome::Rejected);
+                self.outcome(req, Outcome::Rejected);
                 self.request_done(req, true);
             }
         }
@@ -1707,31 +2165,40 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Starts resolving the target Service's short name from pod `client`,
-    /// as glibc does with the resolv.conf the kubelet writes for the pod.
+    /// Starts resolving the traffic source's name from pod `client`, as
+    /// glibc does with the resolv.conf the kubelet writes for the pod.
     fn start_lookup(&mut self, req: Request, client: u32) {
-        let Some(dns) = &self.cfg.dns else {
-            self.connect(req, Some(client));
-            return;
-        };
         let now = self.engine.now();
         let t = req.source as usize;
-        let ns = &self.cfg.deployments[self.pods[client as usize].deployment as usize].namespace;
-        let conf = ResolvConf::kubernetes_pod(ns, std::net::IpAddr::V4(dns.service_ip), &[]);
-        let name = &self.cfg.deployments[self.cfg.traffic[t].deployment].name;
-        let Ok(lookup) = Lookup::new(&conf, name, dns.qtypes) else {
-            self.outcome(t, Outcome::LookupFailed);
+        let (Some(dns), Some(name)) = (&self.dns, self.cfg.traffic[t].resolve.as_deref()) else {
+            self.after_lookup(req, 0);
             return;
         };
+        let Some(qtypes) = self.cfg.dns.as_ref().map(|d| d.qtypes) else {
+            return;
+        };
+        let conf = &dns.confs[self.pods[client as usize].deployment as usize];
+        let Ok(lookup) = Lookup::new(conf, name, qtypes) else {
+            self.outcome(req, Outcome::LookupFailed);
+            return;
+        };
+        self.metrics.inc(self.traffic[t].counters[DNS_LOOKUPS]);
+        let cfg = self.cfg;
+        for (i, w) in cfg.windows.iter().enumerate() {
+            if w.contains(now) {
+                self.windows[i * cfg.traffic.len() + t].lookups += 1;
+            }
+        }
+        self.resolving.insert(req.id);
         self.lookup_generation = self.lookup_generation.wrapping_add(1);
         let pending = PendingLookup {
             generation: self.lookup_generation,
             lookup,
             req,
             client,
-            names: Vec::new(),
             timers: Vec::new(),
-            query_timeout: conf.timeout,
+            backends: Vec::new(),
+            answer: None,
         };
         let slot = match self.free_lookups.pop() {
             Some(i) => {
@@ -1765,14 +2232,30 @@ impl<'a> Sim<'a> {
             };
             let generation = p.generation;
             match action {
-                ResolverAction::Send { query_id, name, .. } => {
-                    let (client, t) = (p.client, p.req.source as usize);
-                    if p.names.len() <= query_id.0 as usize {
-                        p.names.resize(query_id.0 as usize + 1, name.clone());
-                    }
-                    p.names[query_id.0 as usize] = name;
+                ResolverAction::Send {
+                    query_id,
+                    name,
+                    qtype,
+                    socket,
+                    ..
+                } => {
+                    let t = p.req.source as usize;
                     self.metrics.inc(self.traffic[t].counters[DNS_QUERIES]);
-                    self.send_dns_query(slot, generation, query_id, client, t);
+                    let cfg = self.cfg;
+                    for (i, w) in cfg.windows.iter().enumerate() {
+                        if w.contains(now) {
+                            self.windows[i * cfg.traffic.len() + t].dns_queries += 1;
+                        }
+                    }
+                    let q = SentQuery {
+                        slot,
+                        generation,
+                        query: query_id,
+                        name,
+                        qtype,
+                        socket,
+                    };
+                    self.send_dns_query(q);
                 }
                 ResolverAction::SetTimer { at, token } => {
                     let id = self.engine.schedule_at(
@@ -1800,12 +2283,41 @@ impl<'a> Sim<'a> {
                         self.engine.cancel(id);
                     }
                     let t = done.req.source as usize;
+                    if now < done.req.deadline {
+                        self.resolving.remove(&done.req.id);
+                    }
+                    let latency = result.latency();
+                    self.metrics.record(self.traffic[t].lookup_latency, latency);
+                    let cfg = self.cfg;
+                    for (i, w) in cfg.windows.iter().enumerate() {
+                        if w.contains(now) {
+                            self.windows[i * cfg.traffic.len() + t]
+                                .lookup_latency
+                                .record(latency);
+                        }
+                    }
                     match result.outcome {
                         LookupOutcome::Answered { .. } if now < done.req.deadline => {
-                            self.connect(done.req, Some(done.client))
+                            let (rdata, ttl) = done.answer.unwrap_or((0, SimDuration::ZERO));
+                            let keep = match cfg.traffic[t].dns_cache {
+                                Some(ClientDnsCache::RecordTtl) => Some(ttl),
+                                Some(ClientDnsCache::Fixed(d)) => Some(d),
+                                None => None,
+                            };
+                            if let (Some(keep), Some(dns)) = (keep, self.dns.as_mut()) {
+                                dns.cache
+                                    .insert((done.client, t as u32), (rdata, now + keep));
+                            }
+                            self.after_lookup(done.req, rdata);
                         }
-                        LookupOutcome::Answered { .. } => self.outcome(t, Outcome::TimedOut),
-                        _ => self.outcome(t, Outcome::LookupFailed),
+                        LookupOutcome::Answered { .. } => {
+                            self.outcome(done.req, Outcome::TimedOut);
+                            self.resolving.remove(&done.req.id);
+                        }
+                        _ => {
+                            self.outcome(done.req, Outcome::LookupFailed);
+                            self.resolving.remove(&done.req.id);
+                        }
                     }
                     return;
                 }
@@ -1813,74 +2325,295 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// One DNS query from pod `client` to a kube-dns endpoint: dropped by
-    /// policy (the resolver's timer will fire), refused when kube-dns has no
-    /// endpoint, or queued at a DNS pod.
-    fn send_dns_query(
-        &mut self,
-        slot: u32,
-        generation: u32,
-        query: QueryId,
-        client: u32,
-        t: usize,
-    ) {
-        let Some(dns) = &self.cfg.dns else { return };
+    /// One DNS query from a lookup to the kube-dns Service: to the CoreDNS
+    /// pod its socket's flow goes to; dropped by policy (the resolver's
+    /// timer will fire); an ICMP port unreachable when kube-dns has no
+    /// endpoint.
+    fn send_dns_query(&mut self, q: SentQuery) {
         let now = self.engine.now();
-        let w = dns.workload;
-        let Some(server) = self.deps[w].endpoints.pick(&mut self.dns_pick) else {
-            if let Some(p) = self.lookup_mut(slot, generation) {
-                let actions = p.lookup.on_unreachable(now, query);
-                self.resolver_actions(slot, actions);
-            }
+        let Some(w) = self.cfg.dns.as_ref().map(|d| d.workload) else {
             return;
+        };
+        let Some(p) = self.lookup_mut(q.slot, q.generation) else {
+            return;
+        };
+        let client = p.client;
+        let known = p
+            .backends
+            .iter()
+            .find(|(s, _)| *s == q.socket)
+            .map(|(_, b)| *b);
+        // kube-proxy removes the flow of an endpoint that left (UDP
+        // conntrack flush): the next packet is balanced afresh.
+        let server = match known.filter(|&b| self.pod_live_in(b, PodState::Ready)) {
+            Some(b) => b,
+            None => {
+                let Some(b) = self.deps[w].endpoints.pick(&mut self.dns_pick) else {
+                    if let Some(p) = self.lookup_mut(q.slot, q.generation) {
+                        let actions = p.lookup.on_unreachable(now, q.query);
+                        self.resolver_actions(q.slot, actions);
+                    }
+                    return;
+                };
+                if let Some(p) = self.lookup_mut(q.slot, q.generation) {
+                    p.backends.retain(|(s, _)| *s != q.socket);
+                    p.backends.push((q.socket, b));
+                }
+                b
+            }
         };
         if self.policy_denies(client, server) {
             return;
         }
-        let timeout = self.lookups[slot as usize]
-            .as_ref()
-            .map_or(SimDuration::ZERO, |p| p.query_timeout);
-        let req = Request {
-            source: t as u32,
-            sent: now,
-            deadline: now + timeout,
-            kind: RequestKind::Dns {
-                lookup: slot,
-                generation,
-                query: query.0,
-            },
-            conn: None,
+        let (zone, existence, rdata) = self.dns_truth(&q.name, q.qtype);
+        let Some(dns) = self.dns.as_mut() else {
+            return;
         };
-        let spec = &self.cfg.deployments[w].server;
-        if self.pods[server as usize].server.offer(spec, req) == Admit::Start {
-            self.start_service(server, req);
+        let z = zone_index(zone);
+        self.metrics.inc(dns.received[z]);
+        for i in DnsRt::in_windows(self.cfg, now) {
+            dns.windows[i].received[z] += 1;
+        }
+        let tag = dns.alloc_tag(DnsTag {
+            slot: q.slot,
+            generation: q.generation,
+            query: q.query.0,
+            zone,
+        });
+        let query = DnsQuery {
+            tag,
+            name: &q.name,
+            qtype: q.qtype,
+            zone,
+            existence,
+            rdata,
+        };
+        let actions = match self.pods[server as usize].coredns.as_mut() {
+            Some(c) => c.offer(now, query),
+            None => {
+                dns.take_tag(tag);
+                return;
+            }
+        };
+        self.coredns_actions(server, actions);
+    }
+
+    /// What the cluster's DNS truth says about `name`: its zone, whether
+    /// it has records of `qtype`, and which address (see [`rdata_of`]).
+    fn dns_truth(&self, name: &str, qtype: QType) -> (Zone, Existence, u64) {
+        let name = name.trim_end_matches('.');
+        let Some(dns) = self.dns.as_ref() else {
+            return (Zone::External, Existence::NxDomain, 0);
+        };
+        if !in_cluster_zone(name) {
+            if !dns.external.contains(name) {
+                return (Zone::External, Existence::NxDomain, 0);
+            }
+            return match qtype {
+                QType::A => (Zone::External, Existence::Records(1), 0),
+                QType::Aaaa => (Zone::External, Existence::NoData, 0),
+            };
+        }
+        let found = name.strip_suffix(".svc.cluster.local").and_then(|rest| {
+            let (head, ns) = rest.rsplit_once('.')?;
+            if let Some(&d) = dns.services.get(&(ns.to_string(), head.to_string())) {
+                return Some(self.service_records(d, None));
+            }
+            // <pod>.<service>.<ns>: a StatefulSet pod behind a headless Service.
+            let (pod, svc) = head.rsplit_once('.')?;
+            let &d = dns.services.get(&(ns.to_string(), svc.to_string()))?;
+            Some(self.service_records(d, Some(pod)))
+        });
+        let (existence, rdata) = match found {
+            Some(Some((n, rdata))) => (Existence::Records(n), rdata),
+            Some(None) => (Existence::NoData, 0),
+            None => (Existence::NxDomain, 0),
+        };
+        match (qtype, existence) {
+            (QType::Aaaa, Existence::NxDomain) => (Zone::Cluster, Existence::NxDomain, 0),
+            (QType::Aaaa, _) => (Zone::Cluster, Existence::NoData, 0),
+            (QType::A, e) => (Zone::Cluster, e, rdata),
         }
     }
 
-    /// A DNS pod answered: the Service's own name exists, every other
-    /// candidate of the search list is NXDOMAIN.
-    fn dns_answered(&mut self, slot: u32, generation: u32, query: u32) {
+    /// A records of workload `d`'s Service: its ClusterIP, or for a
+    /// headless Service its Ready pods (the first one's address as the
+    /// data), or one pod by name. `None`: the name exists, no address.
+    fn service_records(&self, d: usize, pod: Option<&str>) -> Option<(u16, u64)> {
+        let headless = self
+            .cfg
+            .dns
+            .as_ref()
+            .is_some_and(|c| c.headless.contains(&d));
+        if !headless {
+            return pod.is_none().then_some((1, 0));
+        }
+        // StatefulSets are small: their live pods are scanned.
+        let mut ready: Vec<(u32, u32)> = self.deps[d]
+            .live
+            .iter()
+            .filter(|&&p| self.pod_live_in(p, PodState::Ready))
+            .filter(|&&p| pod.is_none_or(|n| self.pods[p as usize].name == n))
+            .map(|&p| (self.pods[p as usize].ordinal, p))
+            .collect();
+        ready.sort_unstable();
+        let &(_, first) = ready.first()?;
+        let ip = self.pods[first as usize].lease.map(|l| l.ip)?;
+        Some((u16::try_from(ready.len()).unwrap_or(u16::MAX), rdata_of(ip)))
+    }
+
+    /// Carries out what a CoreDNS container asks for.
+    fn coredns_actions(&mut self, pod: u32, actions: Vec<CoreDnsAction>) {
         let now = self.engine.now();
-        let t = match self.lookup_mut(slot, generation) {
-            Some(p) => p.req.source as usize,
-            None => return,
-        };
-        let target = &self.cfg.deployments[self.cfg.traffic[t].deployment];
-        let fqdn = format!("{}.{}.svc.cluster.local", target.name, target.namespace);
-        let Some(p) = self.lookup_mut(slot, generation) else {
+        for a in actions {
+            match a {
+                CoreDnsAction::SetTimer { at, token } => {
+                    self.engine.schedule_at(
+                        at,
+                        Ev::CoreDns {
+                            pod,
+                            token: token.0,
+                        },
+                    );
+                }
+                CoreDnsAction::Reply {
+                    tag,
+                    reply,
+                    source,
+                    rdata,
+                    ttl,
+                } => self.dns_reply(tag, reply, source, rdata, ttl),
+                CoreDnsAction::Dropped { tag, .. } => {
+                    if let Some(dns) = self.dns.as_mut() {
+                        dns.take_tag(tag);
+                        self.metrics.inc(dns.dropped);
+                        for i in DnsRt::in_windows(self.cfg, now) {
+                            dns.windows[i].dropped += 1;
+                        }
+                    }
+                }
+                CoreDnsAction::OomKilled {
+                    memory, restart_at, ..
+                } => self.coredns_killed(pod, memory, restart_at),
+                CoreDnsAction::Started => {
+                    if self.pod_live_in(pod, PodState::Running) {
+                        let d = self.pods[pod as usize].deployment as usize;
+                        self.engine.schedule_in(
+                            self.cfg.deployments[d].ready_after,
+                            Ev::ReadinessPassed(pod),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A CoreDNS reply reaches its lookup.
+    fn dns_reply(
+        &mut self,
+        tag: u64,
+        reply: Reply,
+        source: AnswerSource,
+        rdata: u64,
+        ttl: SimDuration,
+    ) {
+        let now = self.engine.now();
+        let Some(dns) = self.dns.as_mut() else {
             return;
         };
-        let exists = p
-            .names
-            .get(query as usize)
-            .is_some_and(|n| n.trim_end_matches('.') == fqdn);
-        let reply = if exists {
-            Reply::answer(1)
-        } else {
-            Reply::NXDOMAIN
+        let Some(q) = dns.take_tag(tag) else {
+            return;
         };
-        let actions = p.lookup.on_reply(now, QueryId(query), reply);
-        self.resolver_actions(slot, actions);
+        let (z, r) = (zone_index(q.zone), rcode_index(reply.rcode));
+        self.metrics.inc(dns.replies[z][r]);
+        let hit = source == AnswerSource::Cache;
+        if hit {
+            self.metrics.inc(dns.cache_hits);
+        }
+        for i in DnsRt::in_windows(self.cfg, now) {
+            dns.windows[i].replies[z][r] += 1;
+            dns.windows[i].cache_hits[z] += u64::from(hit);
+        }
+        let Some(p) = self.lookup_mut(q.slot, q.generation) else {
+            return;
+        };
+        if reply.answers > 0 {
+            p.answer = Some((rdata, ttl));
+        }
+        let actions = p.lookup.on_reply(now, QueryId(q.query), reply);
+        self.resolver_actions(q.slot, actions);
+    }
+
+    /// A DNS pod's container starts: a fresh CoreDNS.
+    fn start_container(&mut self, p: u32) {
+        let d = self.pods[p as usize].deployment as usize;
+        let Some(spec) = self
+            .cfg
+            .dns
+            .as_ref()
+            .filter(|c| c.workload == d)
+            .map(|c| c.coredns)
+        else {
+            return;
+        };
+        match CoreDns::new(spec, &self.pods[p as usize].name, &self.rng) {
+            Ok(c) => self.pods[p as usize].coredns = Some(Box::new(c)),
+            Err(e) => {
+                let obj = format!("pod/{}", self.pods[p as usize].name);
+                self.event("Warning", "Failed", "kubelet", e.to_string(), obj);
+            }
+        }
+    }
+
+    /// The kernel killed a CoreDNS container at its memory limit: the pod
+    /// leaves the endpoints until it restarts and is Ready again.
+    fn coredns_killed(&mut self, p: u32, memory: u64, restart_at: SimTime) {
+        let now = self.engine.now();
+        let d = self.pods[p as usize].deployment as usize;
+        if self.pods[p as usize].state == PodState::Ready {
+            self.set_state(p, PodState::Running);
+            self.deps[d].endpoints.remove(p);
+        }
+        let limit = self.pods[p as usize]
+            .coredns
+            .as_ref()
+            .map_or(0, |c| c.spec().memory_limit);
+        if let Some(dns) = self.dns.as_mut() {
+            dns.restart_total += 1;
+            self.metrics.inc(dns.restarts);
+        }
+        let name = self.pods[p as usize].name.clone();
+        let workload = self.cfg.deployments[d].name.clone();
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        self.event_keyed(
+            "Warning",
+            "OOMKilling",
+            "kernel-monitor",
+            workload.clone(),
+            format!(
+                "Memory cgroup out of memory: Killed process (coredns) at {:.1} MiB, limit {:.0} MiB",
+                mib(memory),
+                mib(limit)
+            ),
+            format!("pod/{name}"),
+        );
+        if restart_at > now {
+            self.event_keyed(
+                "Warning",
+                "BackOff",
+                "kubelet",
+                workload,
+                format!("Back-off restarting failed container coredns in pod {name}"),
+                format!("pod/{name}"),
+            );
+        }
+    }
+
+    /// Keeps the CPU time of a CoreDNS container that is going away.
+    fn retire_coredns(&mut self, c: &CoreDns) {
+        if let Some(dns) = self.dns.as_mut() {
+            dns.retired_busy = dns.retired_busy + c.stats().cpu_busy;
+        }
     }
 
     /// Whether NetworkPolicy drops a new connection from pod `client` to pod
@@ -1974,6 +2707,7 @@ impl<'a> Sim<'a> {
             self.pod_infos.resize(p as usize + 1, None);
         }
         self.pod_infos[p as usize] = Some(info);
+        self.ip_owner.insert(lease.ip, p);
         if let Some(e) = self.enforcer.as_mut() {
             e.pods_changed();
         }
@@ -1981,7 +2715,11 @@ impl<'a> Sim<'a> {
 
     fn forget_pod_info(&mut self, p: u32) {
         if let Some(slot) = self.pod_infos.get_mut(p as usize) {
-            *slot = None;
+            if let Some(info) = slot.take() {
+                if self.ip_owner.get(&info.ip) == Some(&p) {
+                    self.ip_owner.remove(&info.ip);
+                }
+            }
         }
         if let Some(e) = self.enforcer.as_mut() {
             e.pods_changed();
@@ -1997,44 +2735,59 @@ impl<'a> Sim<'a> {
 
     fn completed(&mut self, p: u32, req: Request) {
         let now = self.engine.now();
-        match req.kind {
-            RequestKind::App => {
-                let o = completion_outcome(&req, now);
-                let t = req.source as usize;
-                if let Outcome::Answered(_) = o {
-                    self.for_windows(t, now, |w| {
-                        if w.served.len() <= p as usize {
-                            w.served.resize(p as usize + 1, 0);
-                        }
-                        w.served[p as usize] += 1;
-                    });
+        let o = completion_outcome(&req, now);
+        let t = req.source as usize;
+        if let Outcome::Answered(_) = o {
+            self.for_windows(t, now, |w| {
+                if w.served.len() <= p as usize {
+                    w.served.resize(p as usize + 1, 0);
                 }
-                self.outcome(t, o);
-                self.request_done(req, matches!(o, Outcome::Answered(_)));
-            }
-            RequestKind::Dns {
-                lookup,
-                generation,
-                query,
-            } => self.dns_answered(lookup, generation, query),
+                w.served[p as usize] += 1;
+            });
         }
+        self.outcome(req, o);
+        self.request_done(req, matches!(o, Outcome::Answered(_)));
         let mut abandoned = Vec::new();
         let next = self.pods[p as usize]
             .server
             .finish(now, |r| abandoned.push(r));
         for r in abandoned {
-            // An abandoned DNS query needs nothing: its resolver timer fires.
-            if r.kind == RequestKind::App {
-                self.outcome(r.source as usize, Outcome::TimedOut);
-                self.request_done(r, false);
-            }
+            self.outcome(r, Outcome::TimedOut);
+            self.request_done(r, false);
         }
         if let Some(r) = next {
             self.start_service(p, r);
         }
     }
 
-    fn outcome(&mut self, t: usize, o: Outcome) {
+    /// How one try ended: the request's outcome, or a retry. A try that
+    /// already ended (its client gave up at the deadline) counts no more.
+    fn outcome(&mut self, req: Request, o: Outcome) {
+        let t = req.source as usize;
+        let retries = self.cfg.traffic[t].retries;
+        if retries > 0 {
+            if !self.open_attempts.remove(&req.id) {
+                return;
+            }
+            if o.is_error() && req.attempt < retries {
+                self.retry(req);
+                return;
+            }
+        }
+        if o == Outcome::TimedOut && self.resolving.contains(&req.id) {
+            self.traffic[t].totals.resolving += 1;
+            let now = self.engine.now();
+            let cfg = self.cfg;
+            for (i, w) in cfg.windows.iter().enumerate() {
+                if w.contains(now) {
+                    self.windows[i * cfg.traffic.len() + t].totals.resolving += 1;
+                }
+            }
+        }
+        self.count_outcome(t, o);
+    }
+
+    fn count_outcome(&mut self, t: usize, o: Outcome) {
         let now = self.engine.now();
         let tr = &mut self.traffic[t];
         tr.totals.count(o);
@@ -2060,6 +2813,10 @@ impl<'a> Sim<'a> {
             }
             Outcome::StaleEndpoint => {
                 self.metrics.inc(tr.counters[STALE]);
+                tr.counters[TIMED_OUT]
+            }
+            Outcome::NoHost => {
+                self.metrics.inc(tr.counters[NO_HOST]);
                 tr.counters[TIMED_OUT]
             }
             Outcome::Refused => tr.counters[REFUSED],
@@ -2156,6 +2913,7 @@ impl<'a> Sim<'a> {
                 self.metrics.set(*g, f64::from(v));
             }
         }
+        self.sample_dns();
         self.metrics
             .set(self.ipam_gauges[0], self.ipam.usable() as f64);
         self.metrics
@@ -2164,6 +2922,40 @@ impl<'a> Sim<'a> {
         let most = self.tables.iter_mut().map(|t| t.live(now)).max();
         self.metrics.set(self.ct_gauge, most.unwrap_or(0) as f64);
         self.metrics.sample(now);
+    }
+
+    /// CoreDNS gauges: queries inside, CPU used over the sample period as
+    /// a share of the running pods' CPU, the largest pod memory.
+    fn sample_dns(&mut self) {
+        let now = self.engine.now();
+        let (Some(dns), Some(cfg)) = (self.dns.as_mut(), self.cfg.dns.as_ref()) else {
+            return;
+        };
+        let (mut in_flight, mut busy, mut running, mut memory) =
+            (0usize, dns.retired_busy, 0u32, 0u64);
+        for &p in &self.deps[cfg.workload].live {
+            if let Some(c) = self.pods[p as usize].coredns.as_ref() {
+                in_flight += c.in_flight();
+                busy = busy + c.stats().cpu_busy;
+                if c.is_running() {
+                    running += 1;
+                    memory = memory.max(c.memory_bytes());
+                }
+            }
+        }
+        let period = (now - dns.last_sample).as_secs_f64() * f64::from(running);
+        let used = busy.as_secs_f64() - dns.busy_at_last_sample.as_secs_f64();
+        let utilization = if period > 0.0 {
+            (used / period).min(1.0)
+        } else {
+            0.0
+        };
+        dns.busy_at_last_sample = busy;
+        dns.last_sample = now;
+        self.metrics.set(dns.gauges[0], in_flight as f64);
+        self.metrics.set(dns.gauges[1], utilization);
+        self.metrics
+            .set(dns.gauges[2], memory as f64 / (1u64 << 20) as f64);
     }
 
     fn finish(self, seed: u64) -> RunOutput {
@@ -2189,6 +2981,8 @@ impl<'a> Sim<'a> {
             events_fired: self.engine.fired(),
             conntrack: self.tables.iter().map(|t| t.stats()).collect(),
             kube_proxy: self.kube_proxy.as_ref().map(KubeProxy::stats),
+            dns_restarts: self.dns.as_ref().map_or(0, |d| d.restart_total),
+            dns_windows: self.dns.map(|d| d.windows).unwrap_or_default(),
             metrics: self.metrics,
             windows: self.windows,
             events,
@@ -2237,8 +3031,10 @@ mod tests {
             traffic: vec![TrafficSpec {
                 name: "checkout".into(),
                 from: None,
-                deployment: 0,
-                resolve: false,
+                deployment: Some(0),
+                resolve: None,
+                dns_cache: None,
+                retries: 0,
                 rate: 50.0,
                 timeout: secs(5),
                 connections: ConnectionMode::PerRequest,
@@ -2464,8 +3260,10 @@ mod tests {
         cfg.traffic = vec![TrafficSpec {
             name: "frontend-db".into(),
             from: Some(1),
-            deployment: 0,
-            resolve: false,
+            deployment: Some(0),
+            resolve: None,
+            dns_cache: None,
+            retries: 0,
             rate: 50.0,
             timeout: secs(6),
             connections: ConnectionMode::PerRequest,
@@ -2549,12 +3347,16 @@ mod tests {
         coredns.port.number = 53;
         coredns.port.protocol = Protocol::Udp;
         cfg.deployments.push(coredns);
-        cfg.traffic[0].resolve = true;
+        cfg.traffic[0].resolve = Some("db".into());
         cfg.traffic[0].timeout = secs(30);
         cfg.dns = Some(DnsConfig {
             workload: 2,
             service_ip: "10.96.0.10".parse().unwrap(),
             qtypes: QueryTypes::AOnly,
+            coredns: CoreDnsSpec::default(),
+            host_search: Vec::new(),
+            pod_dns: BTreeMap::new(),
+            headless: BTreeSet::new(),
         });
         let policy = cfg.policy.as_mut().unwrap();
         policy.sets.clear();
@@ -2649,8 +3451,10 @@ mod tests {
         cfg.traffic = vec![TrafficSpec {
             name: "client-api".into(),
             from: Some(1),
-            deployment: 0,
-            resolve: false,
+            deployment: Some(0),
+            resolve: None,
+            dns_cache: None,
+            retries: 0,
             rate,
             timeout: secs(10),
             connections: mode,
@@ -2850,7 +3654,7 @@ mod tests {
             }
             cfg.deployments[0].replicas = replicas;
             cfg.deployments[0].server.queue_limit = queue_limit;
-            cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: 0, resolve: false, rate, timeout: SimDuration::from_millis(timeout_ms), connections: ConnectionMode::PerRequest, snat: false };
+            cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: Some(0), resolve: None, dns_cache: None, retries: 0, rate, timeout: SimDuration::from_millis(timeout_ms), connections: ConnectionMode::PerRequest, snat: false };
             cfg.timeline[1].action = Action::SetRate { traffic: 0, rate: rate * 2.0 };
             let modes = [
                 ConnectionMode::PerRequest,

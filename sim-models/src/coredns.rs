@@ -366,6 +366,10 @@ pub struct DnsQuery<'a> {
     pub zone: Zone,
     /// What the authoritative source would say.
     pub existence: Existence,
+    /// The caller's handle on the records' data (which addresses), kept
+    /// with a cached answer and returned with every reply built from it: a
+    /// cache hit returns the data of the answer it cached, not today's.
+    pub rdata: u64,
 }
 
 /// Who produced a reply.
@@ -390,6 +394,8 @@ pub enum DropReason {
     NotRunning,
     /// The container was OOM-killed with the query inside.
     OomKilled,
+    /// The pod was deleted with the query inside.
+    Deleted,
 }
 
 impl fmt::Display for DropReason {
@@ -402,6 +408,7 @@ impl fmt::Display for DropReason {
             DropReason::OomKilled => {
                 f.write_str("Last State: Terminated, Reason: OOMKilled, Exit Code: 137")
             }
+            DropReason::Deleted => f.write_str("Killing: Stopping container coredns"),
         }
     }
 }
@@ -421,6 +428,13 @@ pub enum CoreDnsAction {
         reply: Reply,
         /// Who produced it.
         source: AnswerSource,
+        /// The records' data ([`DnsQuery::rdata`] of the query whose answer
+        /// this is: the cached one for a cache hit).
+        rdata: u64,
+        /// TTL the client sees: the remaining time of a cached entry, the
+        /// record TTL (capped at the cache's maximum) otherwise, zero for
+        /// replies that are not cached.
+        ttl: SimDuration,
     },
     /// The query will get no reply.
     Dropped {
@@ -472,11 +486,15 @@ pub struct CoreDnsStats {
     pub peak_in_flight: u64,
     /// Highest memory \[bytes\].
     pub peak_memory: u64,
+    /// CPU time given to queries at the pod's rate (the sum of their
+    /// service times; over wall time it is the share of the CPU limit used).
+    pub cpu_busy: SimDuration,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     reply: Reply,
+    rdata: u64,
     expires: SimTime,
 }
 
@@ -496,10 +514,10 @@ fn slot(q: QType) -> usize {
 }
 
 impl Cache {
-    fn get(&self, name: &str, q: QType, now: SimTime) -> Option<Reply> {
+    fn get(&self, name: &str, q: QType, now: SimTime) -> Option<Entry> {
         let i = self.index.get(name)?[slot(q)]?;
         let e = self.entries.get(i)?.2;
-        (e.expires > now).then_some(e.reply)
+        (e.expires > now).then_some(e)
     }
 
     fn insert(&mut self, name: &str, q: QType, entry: Entry, rng: &mut SimRng) {
@@ -553,6 +571,7 @@ struct InFlight {
     qtype: QType,
     zone: Zone,
     existence: Existence,
+    rdata: u64,
     forward_start: Option<SimTime>,
 }
 
@@ -689,6 +708,7 @@ impl CoreDns {
                 qtype: q.qtype,
                 zone: q.zone,
                 existence: q.existence,
+                rdata: q.rdata,
                 forward_start: None,
             },
         );
@@ -699,6 +719,25 @@ impl CoreDns {
         if !self.cpu_busy {
             self.start_cpu(now, &mut out);
         }
+        out
+    }
+
+    /// The pod is deleted now: every query inside is lost (no `lameduck`
+    /// drain is modelled) and no timer matters any more.
+    pub fn shutdown(&mut self) -> Vec<CoreDnsAction> {
+        let mut out = Vec::new();
+        for q in std::mem::take(&mut self.in_flight).into_values() {
+            self.stats.dropped += 1;
+            out.push(CoreDnsAction::Dropped {
+                tag: q.tag,
+                reason: DropReason::Deleted,
+            });
+        }
+        self.cpu_queue.clear();
+        self.cpu_busy = false;
+        self.forwarding = 0;
+        self.timers.clear();
+        self.running = false;
         out
     }
 
@@ -749,6 +788,7 @@ impl CoreDns {
         let mean = self.spec.mean_service_time().as_secs_f64();
         let u: f64 = self.cpu_rng.random();
         let service = SimDuration::from_secs_f64(-mean * (1.0 - u).ln());
+        self.stats.cpu_busy = self.stats.cpu_busy + service;
         self.set_timer(now + service, Timer::CpuDone(id), out);
     }
 
@@ -762,9 +802,16 @@ impl CoreDns {
             .success
             .get(&q.name, qtype, now)
             .or_else(|| self.denial.get(&q.name, qtype, now));
-        if let Some(reply) = hit {
+        if let Some(e) = hit {
             self.stats.cache_hits += 1;
-            self.reply(now, id, reply, AnswerSource::Cache, None, out);
+            if let Some(q) = self.in_flight.get_mut(&id) {
+                q.rdata = e.rdata;
+            }
+            let remaining = e.expires - now;
+            self.reply(now, id, e.reply, AnswerSource::Cache, None, out);
+            if let Some(CoreDnsAction::Reply { ttl, .. }) = out.last_mut() {
+                *ttl = remaining;
+            }
             return;
         }
         match zone {
@@ -886,10 +933,13 @@ impl CoreDns {
             return;
         };
         self.stats.answered += 1;
+        let shown = ttl.map_or(SimDuration::ZERO, |t| t.min(self.spec.cache_max_ttl));
         out.push(CoreDnsAction::Reply {
             tag: q.tag,
             reply,
             source,
+            rdata: q.rdata,
+            ttl: shown,
         });
         if let Some(ttl) = ttl {
             let ttl = if reply.rcode == Rcode::ServFail {
@@ -899,6 +949,7 @@ impl CoreDns {
             };
             let entry = Entry {
                 reply,
+                rdata: q.rdata,
                 expires: now + ttl,
             };
             let cache = if reply.rcode == Rcode::NoError && reply.answers > 0 {
@@ -1009,7 +1060,9 @@ mod tests {
                     CoreDnsAction::SetTimer { at, token } => {
                         self.eng.schedule_at(at, Ev::Dns(token));
                     }
-                    CoreDnsAction::Reply { tag, reply, source } => {
+                    CoreDnsAction::Reply {
+                        tag, reply, source, ..
+                    } => {
                         if self.record {
                             self.got.push((now, Tagged::Reply(tag, reply, source)));
                         }
@@ -1040,6 +1093,7 @@ mod tests {
                     qtype: QType::A,
                     zone,
                     existence,
+                    rdata: 0,
                 },
             );
             self.apply(acts);
@@ -1123,6 +1177,7 @@ mod tests {
                             qtype: QType::A,
                             zone: Zone::Cluster,
                             existence: Existence::Records(1),
+                            rdata: 0,
                         },
                     );
                     next_tag += 1;
@@ -1217,6 +1272,7 @@ mod tests {
                                 qtype,
                                 zone,
                                 existence,
+                                rdata: 0,
                             },
                         );
                         self.handle_dns(b, out);

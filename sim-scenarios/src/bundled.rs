@@ -55,6 +55,18 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "netpol_label_mismatch",
         include_str!("../../scenarios/netpol_label_mismatch.yaml"),
     ),
+    (
+        "ndots_amplification",
+        include_str!("../../scenarios/ndots_amplification.yaml"),
+    ),
+    (
+        "coredns_cpu_throttled",
+        include_str!("../../scenarios/coredns_cpu_throttled.yaml"),
+    ),
+    (
+        "zalando_dns_oom",
+        include_str!("../../scenarios/zalando_dns_oom.yaml"),
+    ),
 ];
 
 /// The text of a bundled scenario.

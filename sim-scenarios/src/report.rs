@@ -267,7 +267,108 @@ pub fn figures(scenario: &Scenario, run: &SeedRun) -> Vec<Figure> {
             );
         }
     }
+    if cfg.dns.is_some() {
+        dns_figures(cfg, out, &mut push);
+    }
     f
+}
+
+/// CoreDNS and lookup figures: per window, queries and replies per second,
+/// cache hits, lost queries; per traffic source that resolves, queries per
+/// lookup and lookup latency; over the run, restarts and peaks.
+fn dns_figures(
+    cfg: &sim_models::cluster::ClusterConfig,
+    out: &RunOutput,
+    push: &mut impl FnMut(String, f64, Unit),
+) {
+    for (d, w) in out.dns_windows.iter().zip(&cfg.windows) {
+        let secs = w.end.as_secs_f64() - w.start.as_secs_f64();
+        let n = &d.window;
+        let received: u64 = d.received.iter().sum();
+        let replies: u64 = d.replies.iter().flatten().sum();
+        let by_rcode = |r: usize| d.replies.iter().map(|z| z[r]).sum::<u64>() as f64 / secs;
+        push(
+            format!("DNS in {n}: queries/s at CoreDNS"),
+            received as f64 / secs,
+            Unit::Count,
+        );
+        push(
+            format!("DNS in {n}: of which external names"),
+            d.received[1] as f64 / secs,
+            Unit::Count,
+        );
+        push(
+            format!("DNS in {n}: NXDOMAIN replies/s"),
+            by_rcode(1),
+            Unit::Count,
+        );
+        push(
+            format!("DNS in {n}: SERVFAIL replies/s"),
+            by_rcode(2),
+            Unit::Count,
+        );
+        push(
+            format!("DNS in {n}: REFUSED replies/s"),
+            by_rcode(3),
+            Unit::Count,
+        );
+        push(
+            format!("DNS in {n}: cache hit ratio"),
+            d.cache_hits.iter().sum::<u64>() as f64 / replies.max(1) as f64,
+            Unit::Ratio,
+        );
+        push(
+            format!("DNS in {n}: queries lost in killed pods"),
+            d.dropped as f64,
+            Unit::Count,
+        );
+    }
+    for ws in &out.windows {
+        if ws.lookups == 0 {
+            continue;
+        }
+        let (s, w) = (&ws.service, &ws.window);
+        push(
+            format!("{s} in {w}: DNS queries per lookup"),
+            ws.dns_queries as f64 / ws.lookups as f64,
+            Unit::Count,
+        );
+        push(
+            format!("{s} in {w}: lookup p50"),
+            ws.lookup_latency.quantile(0.5).as_secs_f64(),
+            Unit::Seconds,
+        );
+        push(
+            format!("{s} in {w}: lookup p99"),
+            ws.lookup_latency.quantile(0.99).as_secs_f64(),
+            Unit::Seconds,
+        );
+        push(
+            format!("{s} in {w}: retries"),
+            ws.totals.retried as f64,
+            Unit::Count,
+        );
+    }
+    push(
+        "CoreDNS: restarts (OOM kills)".into(),
+        out.dns_restarts as f64,
+        Unit::Count,
+    );
+    push(
+        "CoreDNS: most queries inside at once".into(),
+        series_max(out, "dns_in_flight"),
+        Unit::Count,
+    );
+    push(
+        "CoreDNS: most memory of a pod [MiB]".into(),
+        series_max(out, "dns_memory_mib_max"),
+        Unit::Count,
+    );
+    push(
+        "CoreDNS: highest CPU use of its limit".into(),
+        series_max(out, "dns_cpu_utilization"),
+        Unit::Ratio,
+    );
 }
 
 /// The largest sampled value of a time-series column (0 if absent).
@@ -467,7 +568,7 @@ pub fn json(scenario: &Scenario, runs: &[SeedRun]) -> Value {
                         .zip(&variant.config.traffic)
                         .map(|(t, spec)| {
                             json!({
-                                "service": variant.config.deployments[spec.deployment].name,
+                                "service": spec.name,
                                 "sent": t.sent, "answered": t.answered, "timed_out": t.timed_out,
                                 "answered_after_client_left": t.wasted, "refused": t.refused,
                                 "rejected": t.rejected, "in_flight": t.in_flight,

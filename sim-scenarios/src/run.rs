@@ -128,8 +128,45 @@ pub fn measure(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Opti
                 Metric::RequestsSynDropped => t.syn_dropped as f64,
                 Metric::TopPodShare => ws.top_pod_share(),
                 Metric::PodsServing => ws.pods_serving() as f64,
+                Metric::RequestsRetried => t.retried as f64,
+                Metric::DnsQueriesPerLookup if ws.lookups > 0 => {
+                    ws.dns_queries as f64 / ws.lookups as f64
+                }
+                Metric::LookupLatencyP50 => secs(ws.lookup_latency.quantile(0.5)),
+                Metric::LookupLatencyP99 => secs(ws.lookup_latency.quantile(0.99)),
+                Metric::LookupLatencyMax => secs(ws.lookup_latency.max()),
                 _ => return None,
             })
+        }
+        Probe::Dns {
+            window,
+            zone,
+            rcode,
+        } => {
+            let d = out.dns_windows.get(*window)?;
+            let w = windows.get(*window)?;
+            let zones: Vec<usize> = match zone {
+                Some(z) => vec![*z],
+                None => vec![0, 1],
+            };
+            let replies: u64 = zones
+                .iter()
+                .map(|&z| d.replies[z].iter().sum::<u64>())
+                .sum();
+            match e.metric {
+                Metric::DnsQps => {
+                    let n: u64 = match rcode {
+                        Some(r) => zones.iter().map(|&z| d.replies[z][*r]).sum(),
+                        None => zones.iter().map(|&z| d.received[z]).sum(),
+                    };
+                    Some(n as f64 / (w.end.as_secs_f64() - w.start.as_secs_f64()))
+                }
+                Metric::DnsCacheHitRatio if replies > 0 => {
+                    let hits: u64 = zones.iter().map(|&z| d.cache_hits[z]).sum();
+                    Some(hits as f64 / replies as f64)
+                }
+                _ => None,
+            }
         }
     }
 }

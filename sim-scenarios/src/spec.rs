@@ -38,15 +38,17 @@
 use crate::error::InputError;
 use crate::locate::{Positions, Seg};
 use crate::path;
-use crate::units::{Count, Duration, Rate};
+use crate::units::{Count, Cpu, Duration, Memory, Rate};
 use serde::Deserialize;
 use sim_core::SimDuration;
 use sim_models::app::ServerSpec;
 use sim_models::cluster::{
-    Action, ClusterConfig, ConntrackSetup, DnsConfig, TimedAction, TrafficSpec, WindowSpec,
+    Action, ClientDnsCache, ClusterConfig, ConntrackSetup, DnsConfig, PodDnsConfig, TimedAction,
+    TrafficSpec, WindowSpec, RCODES, ZONES,
 };
 use sim_models::connections::{ConnectionMode, GO_IDLE_CONN_TIMEOUT, GO_MAX_IDLE_PER_HOST};
 use sim_models::conntrack::{self, ConntrackConfig, DataPath, Kernel, Timeouts};
+use sim_models::coredns::{CoreDnsSpec, UpstreamSpec};
 use sim_models::ipam::{Allocator, IpamLayout, Ipv4Cidr};
 use sim_models::kube_proxy::{KubeProxyConfig, Mode};
 use sim_models::netpol::{parse_manifests, Namespace, Protocol};
@@ -55,7 +57,8 @@ use sim_models::resolver::QueryTypes;
 use sim_models::snat::{PortChoice, SnatConfig};
 use sim_models::topology::{spread_nodes, NodeSpec, DEFAULT_MAX_PODS};
 use sim_models::workload::{DeploymentSpec, WorkloadKind};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 /// A scenario file as written.
 #[derive(Debug, Deserialize)]
@@ -135,6 +138,8 @@ pub struct VariantFile {
     pub timeline: Option<Vec<TimelineFile>>,
     /// Replaces the network section.
     pub network: Option<NetworkFile>,
+    /// Replaces the dns section.
+    pub dns: Option<DnsFile>,
     /// Assertions on this variant (not inherited).
     #[serde(default)]
     pub expect: Vec<ExpectFile>,
@@ -212,10 +217,11 @@ pub struct WorkloadFile {
     pub startup: Duration,
     /// Container running to Ready.
     pub ready_after: Duration,
-    /// Requests served at once per pod.
-    pub concurrency: Count,
-    /// Mean service time.
-    pub service_time: Duration,
+    /// Requests served at once per pod (not for the DNS workload, whose
+    /// pods are CoreDNS).
+    pub concurrency: Option<Count>,
+    /// Mean service time (not for the DNS workload).
+    pub service_time: Option<Duration>,
     /// Requests that may wait per pod (default: no limit).
     pub queue_limit: Option<Count>,
     /// `deployment` (default) or `statefulset`.
@@ -230,6 +236,45 @@ pub struct WorkloadFile {
     pub port_name: Option<String>,
     /// `TCP` (default), `UDP` or `SCTP`.
     pub protocol: Option<String>,
+    /// The Service is headless (`clusterIP: None`): its DNS name gives pod
+    /// addresses, which clients connect to directly.
+    #[serde(default)]
+    pub headless: bool,
+    /// The pod spec's `dnsConfig` (with `dnsPolicy: ClusterFirst`).
+    pub dns_config: Option<PodDnsConfigFile>,
+}
+
+/// A pod's `dnsConfig`, as in the pod spec.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodDnsConfigFile {
+    /// Search domains appended to the kubelet's.
+    #[serde(default)]
+    pub searches: Vec<String>,
+    /// resolv.conf options: `ndots`, `timeout`, `attempts` (with a value),
+    /// `single-request`, `single-request-reopen`, `rotate`.
+    #[serde(default)]
+    pub options: Vec<DnsOptionFile>,
+}
+
+/// One `dnsConfig.options` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsOptionFile {
+    /// Option name.
+    pub name: String,
+    /// Its value (a number, quoted or not, as Kubernetes takes it).
+    pub value: Option<OptionValue>,
+}
+
+/// An option value: Kubernetes takes strings, people write numbers too.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OptionValue {
+    /// `value: 2`.
+    Number(u64),
+    /// `value: "2"`.
+    Text(String),
 }
 
 /// Workload controllers.
@@ -384,6 +429,48 @@ pub struct DnsFile {
     pub service_ip: Option<std::net::Ipv4Addr>,
     /// `A` (default) or `A+AAAA` (both in parallel on one socket, glibc's default for AF_UNSPEC).
     pub queries: Option<String>,
+    /// The node's own search domains, appended after the cluster's (e.g. `ec2.internal`).
+    #[serde(default)]
+    pub host_search: Vec<String>,
+    /// Each CoreDNS pod's resources and Corefile settings (default: kubeadm's).
+    pub coredns: Option<CoreDnsFile>,
+    /// The upstream resolver behind the forward plugin.
+    pub upstream: Option<UpstreamFile>,
+}
+
+/// One CoreDNS pod: resources and Corefile settings. Defaults: kubeadm's
+/// (100m CPU, 170Mi limit, `cache 30`, `max_concurrent 1000`, `ttl 30`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreDnsFile {
+    /// CPU the pod gets (`100m`).
+    pub cpu: Option<Cpu>,
+    /// Container memory limit (`170Mi`).
+    pub memory_limit: Option<Memory>,
+    /// Pods plus Services in the cluster (memory formula).
+    pub cluster_objects: Option<Count>,
+    /// Entries in each of the two caches; 0 turns the cache off.
+    pub cache_capacity: Option<Count>,
+    /// `cache` TTL cap.
+    pub cache_max_ttl: Option<Duration>,
+    /// `kubernetes` plugin `ttl`.
+    pub kubernetes_ttl: Option<Duration>,
+    /// `forward ... max_concurrent`; 0 is refused (it means no limit in CoreDNS).
+    pub max_concurrent: Option<Count>,
+}
+
+/// The upstream resolver.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    /// Time to answer a forwarded query (default 1ms).
+    pub latency: Option<Duration>,
+    /// Share of tries that get no reply, 0..1.
+    pub loss: Option<f64>,
+    /// Share of tries answered SERVFAIL, 0..1.
+    pub servfail: Option<f64>,
+    /// TTL of its answers (default 30s).
+    pub ttl: Option<Duration>,
 }
 
 /// CNI names.
@@ -406,15 +493,22 @@ pub struct TrafficFile {
     pub name: Option<String>,
     /// Workload whose pods send the requests (default: outside the cluster).
     pub from: Option<String>,
-    /// Resolve the target's name through the cluster DNS before each
-    /// request (no client cache); needs `from` and a `dns` section.
-    #[serde(default)]
-    pub resolve: bool,
-    /// Target Service (= Deployment) name.
-    pub to: String,
+    /// Resolve a name through the cluster DNS before each request: `true`
+    /// for the target Service's name, or the name to look up (e.g.
+    /// `api.example.com`, or `api.example.com.` with a trailing dot);
+    /// needs `from` and a `dns` section.
+    pub resolve: Option<ResolveFile>,
+    /// Target Service (= Deployment) name; without it the request is the
+    /// lookup of `resolve` alone.
+    pub to: Option<String>,
+    /// The application's DNS cache: `ttl` (the record's) or a duration
+    /// (`30s`, whatever the TTL); default none.
+    pub dns_cache: Option<String>,
+    /// Retries of a failed request (default 0); each resolves again.
+    pub retries: Option<Count>,
     /// Mean rate, Poisson.
     pub rate: Rate,
-    /// Client timeout.
+    /// Client timeout (per try).
     pub timeout: Duration,
     /// The connections leave through the client node's MASQUERADE rule
     /// (needs `from` and `network.masquerade`).
@@ -457,6 +551,16 @@ pub struct KeepAliveFile {
     pub max_idle: Option<Count>,
     /// Idle connections close after this (default 90s, Go's `IdleConnTimeout`).
     pub idle_timeout: Option<Duration>,
+}
+
+/// `resolve: true` or `resolve: NAME`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ResolveFile {
+    /// The target Service's own name.
+    Flag(bool),
+    /// A name.
+    Name(String),
 }
 
 /// One timeline entry: `at` plus exactly one action.
@@ -582,6 +686,29 @@ pub enum Metric {
     RequestsStaleEndpoint,
     /// SYNs lost to the SNAT port race (`insert_failed`) (`service`).
     InsertFailed,
+    /// Retries sent in a window (`service`).
+    RequestsRetried,
+    /// DNS queries per name lookup started in a window (`service`).
+    DnsQueriesPerLookup,
+    /// Median `getaddrinfo` time of lookups ending in a window (`service`).
+    LookupLatencyP50,
+    /// 99th percentile lookup time (`service`).
+    LookupLatencyP99,
+    /// Longest lookup (`service`).
+    LookupLatencyMax,
+    /// Queries per second reaching CoreDNS in a window; with `rcode`,
+    /// replies with that rcode; `zone` narrows to cluster or external names.
+    DnsQps,
+    /// Cache hits over replies in a window (optionally one `zone`).
+    DnsCacheHitRatio,
+    /// CoreDNS restarts (OOM kills) so far (gauge).
+    DnsRestarts,
+    /// Queries inside CoreDNS pods (gauge).
+    DnsInFlight,
+    /// CPU used over the CoreDNS pods' CPU, per sample period (gauge, 0..1).
+    DnsCpuUtilization,
+    /// Memory of the largest running CoreDNS pod \[MiB\] (gauge).
+    DnsMemoryMib,
 }
 
 impl Metric {
@@ -597,15 +724,32 @@ impl Metric {
                 | Metric::IpamAllocated
                 | Metric::IpamUsable
                 | Metric::ConntrackEntries
+                | Metric::DnsRestarts
+                | Metric::DnsInFlight
+                | Metric::DnsCpuUtilization
+                | Metric::DnsMemoryMib
         )
     }
     /// Whether the metric is about one workload.
     pub fn needs_workload(self) -> bool {
-        self.is_gauge()
-            && !matches!(
-                self,
-                Metric::IpamAllocated | Metric::IpamUsable | Metric::ConntrackEntries
-            )
+        self.is_gauge() && self.cluster_column().is_none()
+    }
+    /// The time-series column of a cluster-wide gauge.
+    pub fn cluster_column(self) -> Option<&'static str> {
+        Some(match self {
+            Metric::IpamAllocated => "ipam_allocated",
+            Metric::IpamUsable => "ipam_usable",
+            Metric::DnsRestarts => "dns_restarts",
+            Metric::DnsInFlight => "dns_in_flight",
+            Metric::DnsCpuUtilization => "dns_cpu_utilization",
+            Metric::DnsMemoryMib => "dns_memory_mib_max",
+            Metric::ConntrackEntries => "conntrack_entries_max",
+            _ => return None,
+        })
+    }
+    /// Whether the metric reads the CoreDNS window statistics.
+    pub fn is_dns_window(self) -> bool {
+        matches!(self, Metric::DnsQps | Metric::DnsCacheHitRatio)
     }
     /// Whether the metric is a latency \[s\].
     pub fn is_latency(self) -> bool {
@@ -622,6 +766,9 @@ impl Metric {
                 | Metric::FirstPacketP50
                 | Metric::FirstPacketP90
                 | Metric::FirstPacketP99
+                | Metric::LookupLatencyP50
+                | Metric::LookupLatencyP99
+                | Metric::LookupLatencyMax
         )
     }
     /// Whether the metric needs a kube-proxy data path.
@@ -670,6 +817,17 @@ impl Metric {
             Metric::LookupCpuCores => "lookup_cpu_cores",
             Metric::RequestsStaleEndpoint => "requests_stale_endpoint",
             Metric::InsertFailed => "insert_failed",
+            Metric::RequestsRetried => "requests_retried",
+            Metric::DnsQueriesPerLookup => "dns_queries_per_lookup",
+            Metric::LookupLatencyP50 => "lookup_latency_p50",
+            Metric::LookupLatencyP99 => "lookup_latency_p99",
+            Metric::LookupLatencyMax => "lookup_latency_max",
+            Metric::DnsQps => "dns_qps",
+            Metric::DnsCacheHitRatio => "dns_cache_hit_ratio",
+            Metric::DnsRestarts => "dns_restarts",
+            Metric::DnsInFlight => "dns_in_flight",
+            Metric::DnsCpuUtilization => "dns_cpu_utilization",
+            Metric::DnsMemoryMib => "dns_memory_mib",
         }
     }
 }
@@ -720,6 +878,10 @@ pub struct ExpectFile {
     pub at: Option<Duration>,
     /// Request metrics: over this window; gauges: the maximum within it.
     pub window: Option<String>,
+    /// `dns_qps`: only replies with this rcode (`NXDOMAIN`...).
+    pub rcode: Option<String>,
+    /// `dns_qps`, `dns_cache_hit_ratio`: only this zone (`cluster`, `external`).
+    pub zone: Option<String>,
     /// Must equal.
     pub equals: Option<Threshold>,
     /// Must be greater.
@@ -754,6 +916,15 @@ pub enum Probe {
         window: usize,
         /// Traffic source index.
         traffic: usize,
+    },
+    /// A CoreDNS statistic in one window.
+    Dns {
+        /// Window index.
+        window: usize,
+        /// Only this zone ([`ZONES`] index).
+        zone: Option<usize>,
+        /// Only replies with this rcode ([`RCODES`] index).
+        rcode: Option<usize>,
     },
 }
 
@@ -939,6 +1110,7 @@ struct Sections<'f> {
     traffic: (&'f [TrafficFile], Vec<Seg>),
     timeline: (&'f [TimelineFile], Vec<Seg>),
     network: (Option<&'f NetworkFile>, Vec<Seg>),
+    dns: (Option<&'f DnsFile>, Vec<Seg>),
     expect: &'f [ExpectFile],
 }
 
@@ -956,7 +1128,6 @@ struct ActionRefs<'a> {
 /// What every variant shares.
 struct Common<'f> {
     namespaces: &'f [NamespaceFile],
-    dns: Option<&'f DnsFile>,
     duration: SimDuration,
     sample_every: SimDuration,
     windows: &'f [WindowSpec],
@@ -1005,11 +1176,11 @@ impl Validator<'_> {
             traffic: (&f.traffic, Vec::new()),
             timeline: (&f.timeline, Vec::new()),
             network: (f.network.as_ref(), Vec::new()),
+            dns: (f.dns.as_ref(), Vec::new()),
             expect: &f.expect,
         };
         let common = Common {
             namespaces: &f.namespaces,
-            dns: f.dns.as_ref(),
             duration: f.duration.0,
             sample_every: f.sample_every.0,
             windows: &windows,
@@ -1043,6 +1214,10 @@ impl Validator<'_> {
                 network: match &v.network {
                     Some(n) => (Some(n), vp.clone()),
                     None => (base.network.0, Vec::new()),
+                },
+                dns: match &v.dns {
+                    Some(d) => (Some(d), vp.clone()),
+                    None => (base.dns.0, Vec::new()),
                 },
                 expect: &v.expect,
             };
@@ -1139,18 +1314,7 @@ impl Validator<'_> {
                     "give each workload its own name",
                 ));
             }
-            if w.concurrency.0 == 0 {
-                return Err(self.err(
-                    &[&p[..], &path!["concurrency"]].concat(),
-                    "concurrency is 0: the pods could never answer",
-                    "give each pod at least one worker",
-                ));
-            }
-            let server = ServerSpec {
-                concurrency: w.concurrency.0,
-                service_time: w.service_time.0,
-                queue_limit: w.queue_limit.map(|c| c.0),
-            };
+            let server = self.server(&p, w, sec.dns.0)?;
             let mut d =
                 DeploymentSpec::new(&w.name, w.replicas.0, w.startup.0, w.ready_after.0, server);
             if let Some(KindName::Statefulset) = w.kind {
@@ -1191,12 +1355,58 @@ impl Validator<'_> {
                 )
             })
         };
+        let dns = match sec.dns.0 {
+            Some(d) => Some(self.dns(&sec.dns.1, d, workloads, wp, &names)?),
+            None => None,
+        };
         let mut traffic_specs = Vec::new();
         let mut traffic_names: Vec<String> = Vec::new();
         for (i, t) in traffic.iter().enumerate() {
             let p = [tp, &path!["traffic", i]].concat();
-            let d = find(&t.to, [&p[..], &path!["to"]].concat(), "traffic target")?;
-            let tname = t.name.clone().unwrap_or_else(|| t.to.clone());
+            let d = match &t.to {
+                Some(to) => Some(find(to, [&p[..], &path!["to"]].concat(), "traffic target")?),
+                None => None,
+            };
+            if let (Some(d), Some(dc)) = (d, &dns) {
+                if d == dc.workload {
+                    return Err(self.err(
+                        &[&p[..], &path!["to"]].concat(),
+                        format!(
+                            "`{}` is the DNS workload; its pods answer DNS queries, not requests",
+                            names[d]
+                        ),
+                        "send lookups with `resolve: NAME` from a client workload",
+                    ));
+                }
+            }
+            let resolve =
+                match (&t.resolve, d) {
+                    (None | Some(ResolveFile::Flag(false)), _) => None,
+                    (Some(ResolveFile::Flag(true)), Some(d)) => Some(names[d].to_string()),
+                    (Some(ResolveFile::Flag(true)), None) => return Err(self.err(
+                        &[&p[..], &path!["resolve"]].concat(),
+                        "`resolve: true` resolves the target's name, but there is no `to`",
+                        "add to: WORKLOAD, or write the name to look up: resolve: api.example.com",
+                    )),
+                    (Some(ResolveFile::Name(n)), _) => Some(n.clone()),
+                };
+            let Some(default_name) = t.to.clone().or_else(|| resolve.clone()) else {
+                return Err(self.err(
+                    &p,
+                    "a traffic source needs `to` (a workload) or `resolve: NAME` (lookups alone)",
+                    "e.g. {from: app, resolve: api.example.com, rate: 10/s, timeout: 30s}",
+                ));
+            };
+            if d.is_some_and(|d| dns.as_ref().is_some_and(|c| c.headless.contains(&d)))
+                && resolve.is_none()
+            {
+                return Err(self.err(
+                    &p,
+                    "the target's Service is headless (no ClusterIP): clients must resolve its name",
+                    "add resolve: true (or the pod's name, e.g. resolve: db-0.db.prod.svc.cluster.local)",
+                ));
+            }
+            let tname = t.name.clone().unwrap_or(default_name);
             if traffic_names.contains(&tname) {
                 return Err(self.err(
                     &p,
@@ -1213,11 +1423,42 @@ impl Validator<'_> {
                 )?),
                 None => None,
             };
-            if t.resolve && (from.is_none() || common.dns.is_none()) {
+            if let Some(name) = &resolve {
+                let Some(dc) = dns.as_ref().filter(|_| from.is_some()) else {
+                    return Err(self.err(
+                        &[&p[..], &path!["resolve"]].concat(),
+                        "`resolve` needs `from` (the pods that resolve) and a `dns` section",
+                        "add from: WORKLOAD and dns: {workload: coredns}",
+                    ));
+                };
+                let f = from.unwrap_or_default();
+                let conf = dc.resolv_conf(&deployments[f].namespace, f);
+                if let Err(e) = sim_models::resolver::Lookup::new(&conf, name, dc.qtypes) {
+                    return Err(self.err(
+                        &[&p[..], &path!["resolve"]].concat(),
+                        e.to_string(),
+                        "write a host name such as api.example.com (a trailing dot makes it absolute)",
+                    ));
+                }
+            }
+            let dns_cache = match t.dns_cache.as_deref() {
+                None => None,
+                Some("ttl") => Some(ClientDnsCache::RecordTtl),
+                Some(x) => Some(ClientDnsCache::Fixed(
+                    crate::units::parse_duration(x).map_err(|e| {
+                        self.err(
+                            &[&p[..], &path!["dns_cache"]].concat(),
+                            e,
+                            "write dns_cache: ttl (the record's TTL) or a duration such as 30s",
+                        )
+                    })?,
+                )),
+            };
+            if dns_cache.is_some() && resolve.is_none() {
                 return Err(self.err(
-                    &[&p[..], &path!["resolve"]].concat(),
-                    "`resolve: true` needs `from` (the pods that resolve) and a top-level `dns` section",
-                    "add from: WORKLOAD and dns: {workload: coredns}",
+                    &[&p[..], &path!["dns_cache"]].concat(),
+                    "`dns_cache` needs `resolve`: this source looks nothing up",
+                    "add resolve: true, or remove dns_cache",
                 ));
             }
             let connections = match &t.connections {
@@ -1242,9 +1483,11 @@ impl Validator<'_> {
             }
             traffic_specs.push(TrafficSpec {
                 name: traffic_names[i].clone(),
-                resolve: t.resolve,
+                resolve,
                 from,
                 deployment: d,
+                dns_cache,
+                retries: t.retries.map_or(0, |c| c.0),
                 rate: t.rate.0,
                 timeout: t.timeout.0,
                 connections,
@@ -1336,10 +1579,6 @@ impl Validator<'_> {
             }
             expectations.push(x);
         }
-        let dns = match common.dns {
-            Some(d) => Some(self.dns(d, &names)?),
-            None => None,
-        };
         let config = ClusterConfig {
             nodes,
             ipam,
@@ -1690,10 +1929,70 @@ impl Validator<'_> {
         Ok(Some(cfg))
     }
 
-    fn dns(&self, d: &DnsFile, workloads: &[&str]) -> R<DnsConfig> {
+    /// A workload's server model; the DNS workload's pods are CoreDNS and
+    /// take none.
+    fn server(&self, p: &[Seg], w: &WorkloadFile, dns: Option<&DnsFile>) -> R<ServerSpec> {
+        let field = |n: &str| [p, &path![n]].concat();
+        if dns.is_some_and(|d| d.workload == w.name) {
+            if w.concurrency.is_some() || w.service_time.is_some() {
+                let key = if w.concurrency.is_some() {
+                    "concurrency"
+                } else {
+                    "service_time"
+                };
+                return Err(self.err(
+                    &field(key),
+                    format!("`{}` is the DNS workload: its pods are CoreDNS, whose speed comes from its CPU", w.name),
+                    "remove concurrency and service_time; set the CPU with dns: {coredns: {cpu: 100m}}",
+                ));
+            }
+            let spec = CoreDnsSpec::default();
+            return Ok(ServerSpec {
+                concurrency: 1,
+                service_time: spec.mean_service_time(),
+                queue_limit: None,
+            });
+        }
+        let (Some(c), Some(t)) = (w.concurrency, w.service_time) else {
+            let key = if w.concurrency.is_none() {
+                "concurrency"
+            } else {
+                "service_time"
+            };
+            return Err(self.err(
+                p,
+                format!("workload `{}` needs `{key}`", w.name),
+                "give the requests served at once per pod (concurrency) and their mean time (service_time)",
+            ));
+        };
+        if c.0 == 0 {
+            return Err(self.err(
+                &field("concurrency"),
+                "concurrency is 0: the pods could never answer",
+                "give each pod at least one worker",
+            ));
+        }
+        Ok(ServerSpec {
+            concurrency: c.0,
+            service_time: t.0,
+            queue_limit: w.queue_limit.map(|c| c.0),
+        })
+    }
+
+    /// The cluster DNS: CoreDNS, its upstream, and every workload's
+    /// `dnsConfig` and headless Service.
+    fn dns(
+        &self,
+        at: &[Seg],
+        d: &DnsFile,
+        workload_files: &[WorkloadFile],
+        wp: &[Seg],
+        workloads: &[&str],
+    ) -> R<DnsConfig> {
+        let field = |n: &[Seg]| [at, &path!["dns"], n].concat();
         let Some(workload) = workloads.iter().position(|w| *w == d.workload) else {
             return Err(self.err(
-                &path!["dns", "workload"],
+                &field(&path!["workload"]),
                 format!("`{}` is not a workload of this scenario", d.workload),
                 format!("workloads: {}", workloads.join(", ")),
             ));
@@ -1703,19 +2002,166 @@ impl Validator<'_> {
             Some("A+AAAA") => QueryTypes::AAndAaaa,
             Some(other) => {
                 return Err(self.err(
-                    &path!["dns", "queries"],
+                    &field(&path!["queries"]),
                     format!("`{other}` is not a query set"),
                     "write A or A+AAAA",
                 ));
             }
         };
-        Ok(DnsConfig {
+        let mut coredns = CoreDnsSpec::default();
+        if let Some(c) = &d.coredns {
+            if let Some(cpu) = c.cpu {
+                coredns.cpu_millicores = cpu.0;
+            }
+            if let Some(m) = c.memory_limit {
+                coredns.memory_limit = m.0;
+            }
+            if let Some(n) = c.cluster_objects {
+                coredns.cluster_objects = u64::from(n.0);
+            }
+            if let Some(n) = c.cache_capacity {
+                coredns.cache_capacity = n.0;
+            }
+            if let Some(t) = c.cache_max_ttl {
+                coredns.cache_max_ttl = t.0;
+                coredns.cache_min_ttl = coredns.cache_min_ttl.min(t.0);
+            }
+            if let Some(t) = c.kubernetes_ttl {
+                coredns.kubernetes_ttl = t.0;
+            }
+            if let Some(n) = c.max_concurrent {
+                coredns.max_concurrent = Some(n.0);
+            }
+        }
+        if let Some(u) = &d.upstream {
+            let mut up = UpstreamSpec::default();
+            if let Some(l) = u.latency {
+                up.latency = l.0;
+            }
+            up.failure_probability = u.loss.unwrap_or(0.0);
+            up.servfail_probability = u.servfail.unwrap_or(0.0);
+            if let Some(t) = u.ttl {
+                up.record_ttl = t.0;
+            }
+            coredns.upstream = up;
+        }
+        if let Err(e) = coredns.validate() {
+            let key = if d.coredns.is_some() {
+                "coredns"
+            } else {
+                "upstream"
+            };
+            return Err(self.err(
+                &field(&path![key]),
+                e.to_string(),
+                "see the defaults in sim-models/src/coredns.rs (kubeadm: 100m CPU, 170Mi)",
+            ));
+        }
+        let mut pod_dns = BTreeMap::new();
+        let mut headless = BTreeSet::new();
+        for (i, w) in workload_files.iter().enumerate() {
+            if w.headless {
+                headless.insert(i);
+            }
+            let Some(c) = &w.dns_config else { continue };
+            let p = [wp, &path!["workloads", i, "dns_config"]].concat();
+            let mut conf = PodDnsConfig {
+                searches: c.searches.clone(),
+                ..PodDnsConfig::default()
+            };
+            for (k, o) in c.options.iter().enumerate() {
+                let op = [&p[..], &path!["options", k]].concat();
+                let value = match &o.value {
+                    None => None,
+                    Some(OptionValue::Number(n)) => Some(*n),
+                    Some(OptionValue::Text(t)) => Some(t.trim().parse::<u64>().map_err(|_| {
+                        self.err(
+                            &op,
+                            format!("option {} value `{t}` is not a whole number", o.name),
+                            "e.g. {name: ndots, value: \"2\"}",
+                        )
+                    })?),
+                };
+                let small = |max: u64| -> R<u8> {
+                    match value {
+                        Some(v) if v <= max => Ok(v as u8),
+                        Some(v) => Err(self.err(
+                            &op,
+                            format!("option {} value {v} is above {max}", o.name),
+                            format!("glibc accepts {} up to {max}", o.name),
+                        )),
+                        None => Err(self.err(
+                            &op,
+                            format!("option {} needs a value", o.name),
+                            format!("e.g. {{name: {}, value: \"2\"}}", o.name),
+                        )),
+                    }
+                };
+                let flag = || -> R<bool> {
+                    if value.is_some() {
+                        return Err(self.err(
+                            &op,
+                            format!("option {} takes no value", o.name),
+                            "remove value",
+                        ));
+                    }
+                    Ok(true)
+                };
+                match o.name.as_str() {
+                    "ndots" => conf.ndots = Some(small(15)?),
+                    "timeout" => {
+                        conf.timeout = Some(SimDuration::from_secs(u64::from(small(30)?).max(1)))
+                    }
+                    "attempts" => conf.attempts = Some(small(5)?.max(1)),
+                    "single-request" => conf.single_request = flag()?,
+                    "single-request-reopen" => conf.single_request_reopen = flag()?,
+                    "rotate" => conf.rotate = flag()?,
+                    other => {
+                        let known = [
+                            "ndots",
+                            "timeout",
+                            "attempts",
+                            "single-request",
+                            "single-request-reopen",
+                            "rotate",
+                        ];
+                        let hint = match closest(other, &known) {
+                            Some(b) => {
+                                format!("did you mean `{b}`? modelled: {}", known.join(", "))
+                            }
+                            None => format!("modelled: {}", known.join(", ")),
+                        };
+                        return Err(self.err(
+                            &[&op[..], &path!["name"]].concat(),
+                            format!("resolv.conf option `{other}` is not modelled"),
+                            hint,
+                        ));
+                    }
+                }
+            }
+            pod_dns.insert(i, conf);
+        }
+        let config = DnsConfig {
             workload,
-            service_ip: d
-                .service_ip
-                .unwrap_or(std::net::Ipv4Addr::new(10, 96, 0, 10)),
+            service_ip: d.service_ip.unwrap_or(Ipv4Addr::new(10, 96, 0, 10)),
             qtypes,
-        })
+            coredns,
+            host_search: d.host_search.clone(),
+            pod_dns,
+            headless,
+        };
+        for (i, w) in workload_files.iter().enumerate() {
+            let ns = w.namespace.as_deref().unwrap_or("default");
+            if let Err(e) = config.resolv_conf(ns, i).validate() {
+                let p = if w.dns_config.is_some() {
+                    [wp, &path!["workloads", i, "dns_config"]].concat()
+                } else {
+                    field(&path!["host_search"])
+                };
+                return Err(self.err(&p, e.to_string(), "see resolv.conf(5)"));
+            }
+        }
+        Ok(config)
     }
 
     fn cidr(&self, p: &[Seg], s: &str) -> R<Ipv4Cidr> {
@@ -1962,6 +2408,17 @@ impl Validator<'_> {
     ) -> R<Expectation> {
         let m = e.metric;
         let field = |n: &str| [p, &path![n]].concat();
+        if !m.is_dns_window() && (e.zone.is_some() || e.rcode.is_some()) {
+            let key = if e.zone.is_some() { "zone" } else { "rcode" };
+            return Err(self.err(
+                &field(key),
+                format!(
+                    "`{key}` applies to dns_qps and dns_cache_hit_ratio, not {}",
+                    m.name()
+                ),
+                "remove it",
+            ));
+        }
         let window = match &e.window {
             Some(w) => Some(windows.iter().position(|x| &x.name == w).ok_or_else(|| {
                 let names: Vec<&str> = windows.iter().map(|x| x.name.as_str()).collect();
@@ -2006,11 +2463,9 @@ impl Validator<'_> {
             ));
         }
         let (probe, target) = if m.is_gauge() {
-            let column_base = match m {
-                Metric::IpamAllocated => "ipam_allocated".to_string(),
-                Metric::IpamUsable => "ipam_usable".to_string(),
-                Metric::ConntrackEntries => "conntrack_entries_max".to_string(),
-                _ => {
+            let column_base = match m.cluster_column() {
+                Some(c) => c.to_string(),
+                None => {
                     let Some(w) = &e.workload else {
                         return Err(self.err(
                             p,
@@ -2070,6 +2525,69 @@ impl Validator<'_> {
                 _ => format!("max in {}", e.window.clone().unwrap_or_default()),
             };
             (probe, format!("{column_base} {when}"))
+        } else if m.is_dns_window() {
+            if e.workload.is_some() || e.at.is_some() || e.service.is_some() {
+                return Err(self.err(
+                    p,
+                    format!(
+                        "{} is a CoreDNS metric over a window; it takes `window` (and `zone`, `rcode`)",
+                        m.name()
+                    ),
+                    "e.g. metric: dns_qps, window: peak, rcode: NXDOMAIN",
+                ));
+            }
+            let Some(w) = window else {
+                return Err(self.err(
+                    p,
+                    format!("{} needs `window`", m.name()),
+                    "name a window from measure.windows",
+                ));
+            };
+            let zone = match &e.zone {
+                None => None,
+                Some(z) => Some(ZONES.iter().position(|x| x == z).ok_or_else(|| {
+                    self.err(
+                        &field("zone"),
+                        format!("zone `{z}` is not cluster or external"),
+                        "write zone: cluster (names under cluster.local) or zone: external",
+                    )
+                })?),
+            };
+            let rcode = match &e.rcode {
+                None => None,
+                Some(_) if m != Metric::DnsQps => {
+                    return Err(self.err(
+                        &field("rcode"),
+                        "`rcode` applies to dns_qps",
+                        "remove rcode, or use metric: dns_qps",
+                    ))
+                }
+                Some(r) => Some(RCODES.iter().position(|x| x.to_string() == *r).ok_or_else(
+                    || {
+                        self.err(
+                            &field("rcode"),
+                            format!("`{r}` is not an rcode"),
+                            "write NOERROR, NXDOMAIN, SERVFAIL, REFUSED, FORMERR or NOTIMP",
+                        )
+                    },
+                )?),
+            };
+            let mut label = m.name().to_string();
+            let filters: Vec<String> = [("zone", &e.zone), ("rcode", &e.rcode)]
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+                .collect();
+            if !filters.is_empty() {
+                label = format!("{label}{{{}}}", filters.join(","));
+            }
+            (
+                Probe::Dns {
+                    window: w,
+                    zone,
+                    rcode,
+                },
+                format!("{label} in {}", windows[w].name),
+            )
         } else {
             if e.workload.is_some() || e.at.is_some() {
                 return Err(self.err(

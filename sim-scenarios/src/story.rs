@@ -114,10 +114,14 @@ fn all_ready_after_last_action(v: &Variant, out: &RunOutput, d: usize) -> Option
 
 /// ` from W to S` for traffic between workloads, ` to S` otherwise.
 fn route(cfg: &sim_models::cluster::ClusterConfig, t: &sim_models::cluster::TrafficSpec) -> String {
-    let to = &cfg.deployments[t.deployment].name;
+    let to = match (t.deployment, &t.resolve) {
+        (Some(d), _) => cfg.deployments[d].name.as_str(),
+        (None, Some(name)) => name.as_str(),
+        (None, None) => "",
+    };
     match t.from {
         Some(f) => format!(" from {} to {to}", cfg.deployments[f].name),
-        None if &t.name != to => format!(" to {to}"),
+        None if t.name != to => format!(" to {to}"),
         None => String::new(),
     }
 }
@@ -366,14 +370,21 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
                 traffic.timeout
             ));
         }
-        if t.lookup_failed > 0 {
-            let dropped_dns = out
-                .events
-                .iter()
-                .find(|e| e.reason == "PolicyDenied" && e.message.contains("UDP/53"))
-                .map_or(String::new(), |e| {
-                    format!(" Their DNS queries were dropped: {}.", e.message)
-                });
+        let dropped_dns = out
+            .events
+            .iter()
+            .find(|e| e.reason == "PolicyDenied" && e.message.contains("UDP/53"));
+        if t.lookup_failed > 0 && dropped_dns.is_none() {
+            lines.push(format!(
+                "In `{}`, {:.1}% of {} requests failed before connecting: getaddrinfo returned \"Temporary failure in name resolution\" \
+                 (every try of a name timed out, was refused, or found no DNS server listening).",
+                w.window,
+                share(t.lookup_failed),
+                w.service
+            ));
+        }
+        if let (true, Some(e)) = (t.lookup_failed > 0, dropped_dns) {
+            let dropped_dns = format!(" Their DNS queries were dropped: {}.", e.message);
             lines.push(format!(
                 "In `{}`, {:.1}% of {} requests failed before connecting: getaddrinfo returned \"Temporary failure in name resolution\".{dropped_dns} \
                  With the kubelet's resolv.conf (ndots 5, timeout 5 s, attempts 2) glibc waits out each query, gives up the search list at the first \
@@ -381,6 +392,16 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
                 w.window,
                 share(t.lookup_failed),
                 w.service
+            ));
+        }
+        if t.no_host > 0 {
+            lines.push(format!(
+                "In `{}`, {:.1}% of {} requests went to an address no pod held any more: the application used a DNS answer \
+                 it had cached, the packets were dropped and each client waited out its {} timeout (`dial tcp: i/o timeout`).",
+                w.window,
+                share(t.no_host),
+                w.service,
+                traffic.timeout
             ));
         }
         if t.refused > 0 {
@@ -394,13 +415,25 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
         if t.stale > 0 {
             lines.push(stale_sentence(w, traffic, cfg, out, share(t.stale)));
         }
-        let capacity_failures = t.timed_out - t.blocked - t.syn_dropped - t.stale + t.rejected;
+        if t.resolving > 0 {
+            lines.push(format!(
+                "In `{}`, {:.1}% of {} requests timed out while still resolving the name: the lookup outlasted the {} timeout.",
+                w.window,
+                share(t.resolving),
+                w.service,
+                traffic.timeout
+            ));
+        }
+        let capacity_failures =
+            t.timed_out - t.blocked - t.syn_dropped - t.stale - t.no_host - t.resolving
+                + t.rejected;
         if let Some(line) = pinning_sentence(w, traffic, cfg, out) {
             lines.push(line);
         } else if capacity_failures as f64 / ended >= 0.01 {
             lines.push(capacity_sentence(w, traffic, cfg, out, capacity_failures));
         }
     }
+    dns_why(&mut lines, cfg, out);
     if !lines.is_empty() {
         let _ = writeln!(s, "why");
         for l in lines {
@@ -490,7 +523,7 @@ fn pinning_sentence(
     else {
         return None;
     };
-    let dep = &cfg.deployments[traffic.deployment];
+    let dep = &cfg.deployments[traffic.deployment?];
     let win = cfg.windows.iter().find(|x| x.name == w.window)?;
     let col = column(out, &format!("pods_ready{{deployment={}}}", dep.name))?;
     let ready = value_at(out, col, SimTime::ZERO + win.end);
@@ -549,6 +582,63 @@ fn stale_sentence(
     )
 }
 
+/// What CoreDNS did about it: CPU saturation against the model's calibrated
+/// capacity, OOM kills and the crash loop.
+fn dns_why(lines: &mut Vec<String>, cfg: &sim_models::cluster::ClusterConfig, out: &RunOutput) {
+    let Some(dns) = &cfg.dns else { return };
+    let spec = &dns.coredns;
+    let name = &cfg.deployments[dns.workload].name;
+    let busiest = cfg
+        .windows
+        .iter()
+        .zip(&out.dns_windows)
+        .map(|(w, d)| {
+            let secs = w.end.as_secs_f64() - w.start.as_secs_f64();
+            (d.received.iter().sum::<u64>() as f64 / secs, &w.name, w)
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let cpu_col = column(out, "dns_cpu_utilization");
+    if let (Some((qps, window, w)), Some(col)) = (busiest, cpu_col) {
+        let saturated = out
+            .metrics
+            .rows()
+            .iter()
+            .filter(|(t, _)| w.contains(*t))
+            .any(|(_, r)| r.get(col).is_some_and(|u| *u >= 0.99));
+        if saturated {
+            let ready = column(out, &format!("pods_ready{{deployment={name}}}"))
+                .map_or(0.0, |c| value_at(out, c, SimTime::ZERO + w.start));
+            lines.push(format!(
+                "In `{window}`, the {name} pods ran at their CPU limit: at {}m each, {} of CPU per query gives {} queries/s per pod, \
+                 {} for {} Ready pods; they received {} queries/s on average over the window. Queries queued inside the pods, lookups waited, and glibc sent \
+                 queries again after its {} timeout, adding load.",
+                spec.cpu_millicores,
+                spec.mean_service_time(),
+                num(spec.capacity_qps().round()),
+                num((spec.capacity_qps() * ready).round()),
+                num(ready),
+                num(qps.round()),
+                sim_models::resolver::DEFAULT_TIMEOUT,
+            ));
+        }
+    }
+    if out.dns_restarts > 0 {
+        let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+        let peak = crate::report::series_max(out, "dns_memory_mib_max");
+        lines.push(format!(
+            "The {name} containers were OOM-killed {} times at their {} MiB limit (largest memory sampled {} MiB): memory is \
+             {} MiB at start (24 MiB + 1 MiB per 1,000 pods and Services), the cache, and about 4 KiB per query inside the pod, \
+             so a queue of queries is what fills it. Each kill lost the queries inside and the cache; the kubelet restarted the \
+             container at once the first time, then after 10 s doubling to 5 min (CrashLoopBackOff), and the pod left the \
+             kube-dns endpoints until it was Ready again.",
+            out.dns_restarts,
+            num(mib(spec.memory_limit).round()),
+            num(peak),
+            num(mib(spec.startup_memory())),
+        ));
+    }
+}
+
 /// Why requests timed out at a workload short of capacity: Ready pods x
 /// workers / service time against the offered rate.
 fn capacity_sentence(
@@ -559,7 +649,16 @@ fn capacity_sentence(
     failures: u64,
 ) -> String {
     let t = &w.totals;
-    let dep = &cfg.deployments[traffic.deployment];
+    let Some(dep) = traffic.deployment.map(|d| &cfg.deployments[d]) else {
+        let ended = (w.totals.answered + w.totals.errors()).max(1) as f64;
+        return format!(
+            "In `{}`, {failures} {} lookups ({:.1}%) took longer than the application's {} timeout.",
+            w.window,
+            w.service,
+            100.0 * failures as f64 / ended,
+            traffic.timeout
+        );
+    };
     let win = cfg.windows.iter().find(|x| x.name == w.window);
     let ready_col = column(out, &format!("pods_ready{{deployment={}}}", dep.name));
     let (Some(win), Some(col)) = (win, ready_col) else {

@@ -330,6 +330,118 @@ impl<'de> Deserialize<'de> for Bandwidth {
     }
 }
 
+/// A CPU quantity as Kubernetes writes it (`100m`, `0.5`, `2`) \[millicores\].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cpu(pub u32);
+
+/// Parses `100m`, `1500m`, `0.5`, `2`.
+pub fn parse_cpu(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let (num, scale) = match t.strip_suffix('m') {
+        Some(n) => (n, 1.0),
+        None => (t, 1000.0),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("CPU `{t}` is not a quantity; write e.g. 100m, 500m or 2"))?;
+    let m = v * scale;
+    if !m.is_finite() || !(1.0..=1e9).contains(&m) || m.fract() != 0.0 {
+        return Err(format!(
+            "CPU `{t}` must be a whole number of millicores, at least 1m"
+        ));
+    }
+    Ok(m as u32)
+}
+
+impl<'de> Deserialize<'de> for Cpu {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Cpu;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a CPU quantity like 100m, 500m or 2")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Cpu, E> {
+                parse_cpu(s).map(Cpu).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Cpu, E> {
+                parse_cpu(&n.to_string()).map(Cpu).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Cpu, E> {
+                parse_cpu(&n.to_string()).map(Cpu).map_err(E::custom)
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Cpu, E> {
+                parse_cpu(&n.to_string()).map(Cpu).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A memory quantity as Kubernetes writes it (`170Mi`, `2Gi`, `100M`) \[bytes\].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Memory(pub u64);
+
+/// Parses `170Mi`, `2Gi`, `512Ki`, `100M`, `1G`.
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let units: [(&str, f64); 6] = [
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+    ];
+    let Some((num, scale)) = units
+        .iter()
+        .find_map(|(u, k)| t.strip_suffix(u).map(|n| (n, *k)))
+    else {
+        return Err(format!(
+            "memory `{t}` has no unit; write e.g. 170Mi, 2Gi or 100M"
+        ));
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{num}` in memory `{t}` is not a number"))?;
+    let b = v * scale;
+    if !b.is_finite() || !(1.0..=1e15).contains(&b) {
+        return Err(format!("memory `{t}` is out of range"));
+    }
+    Ok(b.round() as u64)
+}
+
+impl<'de> Deserialize<'de> for Memory {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Memory;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a memory quantity like 170Mi or 2Gi")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Memory, E> {
+                parse_memory(s).map(Memory).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Memory, E> {
+                Err(E::custom(format!(
+                    "memory `{n}` has no unit; write e.g. {n}Mi"
+                )))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Memory, E> {
+                Err(E::custom(format!(
+                    "memory `{n}` has no unit; write e.g. 170Mi"
+                )))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Memory, E> {
+                Err(E::custom(format!(
+                    "memory `{n}` has no unit; write e.g. 170Mi"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,5 +480,18 @@ mod tests {
         assert_eq!(parse_bandwidth("10Gbit/s").unwrap(), 1e10);
         assert!(parse_bandwidth("100").unwrap_err().contains("unit"));
         assert!(parse_bandwidth("0Mbit/s").is_err());
+    }
+
+    #[test]
+    fn kubernetes_quantities() {
+        assert_eq!(parse_cpu("100m").unwrap(), 100);
+        assert_eq!(parse_cpu("0.5").unwrap(), 500);
+        assert_eq!(parse_cpu("2").unwrap(), 2000);
+        assert!(parse_cpu("0").is_err());
+        assert!(parse_cpu("0.1m").is_err());
+        assert_eq!(parse_memory("170Mi").unwrap(), 170 << 20);
+        assert_eq!(parse_memory("2Gi").unwrap(), 2 << 30);
+        assert_eq!(parse_memory("100M").unwrap(), 100_000_000);
+        assert!(parse_memory("170").unwrap_err().contains("no unit"));
     }
 }

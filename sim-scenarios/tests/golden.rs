@@ -106,3 +106,18 @@ fn nat_port_race_replay() {
 fn bgp_session_down_replay() {
     insta::assert_snapshot!(replay_packets("bgp_session_down"));
 }
+
+#[test]
+fn ndots_amplification_replay() {
+    insta::assert_snapshot!(replay("ndots_amplification"));
+}
+
+#[test]
+fn coredns_cpu_throttled_replay() {
+    insta::assert_snapshot!(replay("coredns_cpu_throttled"));
+}
+
+#[test]
+fn zalando_dns_oom_replay() {
+    insta::assert_snapshot!(replay("zalando_dns_oom"));
+}
