@@ -3371,6 +3371,64 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_headless_answer_outlives_the_pod_it_names() {
+        let mut cfg = with_dns(None);
+        cfg.deployments[0].kind = WorkloadKind::StatefulSet;
+        cfg.deployments[0].replicas = 1;
+        if let Some(d) = cfg.dns.as_mut() {
+            d.headless.insert(0);
+        }
+        cfg.traffic[0].resolve = Some("db-0.db.prod.svc.cluster.local".into());
+        cfg.traffic[0].dns_cache = Some(ClientDnsCache::Fixed(secs(60)));
+        cfg.traffic[0].timeout = secs(5);
+        // One db pod serves 2 at a time in 400 ms: 5 requests/s.
+        cfg.traffic[0].rate = 2.0;
+        cfg.timeline = vec![
+            TimedAction {
+                at: secs(100),
+                action: Action::Scale {
+                    deployment: 0,
+                    replicas: 0,
+                },
+            },
+            TimedAction {
+                at: secs(100),
+                action: Action::AddIpPool {
+                    cidr: "10.0.8.0/24".parse().unwrap(),
+                },
+            },
+            TimedAction {
+                at: secs(101),
+                action: Action::Scale {
+                    deployment: 0,
+                    replicas: 1,
+                },
+            },
+        ];
+        cfg.windows = vec![
+            WindowSpec {
+                name: "before".into(),
+                start: secs(0),
+                end: secs(100),
+            },
+            WindowSpec {
+                name: "after-ttl".into(),
+                start: secs(200),
+                end: secs(600),
+            },
+        ];
+        let out = run(&cfg, 5, &mut NullSink);
+        let (before, after) = (&out.windows[0].totals, &out.windows[1].totals);
+        assert!(before.error_rate() < 0.01, "{before:?}");
+        let r = out.requests[0];
+        assert!(r.no_host + r.refused > 0, "the old address was used: {r:?}");
+        assert!(
+            after.error_rate() < 0.01,
+            "fresh answers after the cache expired: {after:?}"
+        );
+    }
+
+    #[test]
     fn lookups_resolve_in_one_query_then_connect() {
         let out = run(&with_dns(None), 5, &mut NullSink);
         let r = out.requests[0];
