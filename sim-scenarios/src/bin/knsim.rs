@@ -253,13 +253,26 @@ fn main() -> ExitCode {
             print!("{}", report::text(&s, &runs));
             ExitCode::SUCCESS
         }
-        Command::Check { scenario } if load_datapath(&scenario).is_some() => {
-            match load_datapath(&scenario).expect("checked above") {
-                Ok(s) => {
-                    let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
-                    let checks: usize = s.variants.iter().map(|v| v.expect.len()).sum();
+        Command::Check { scenario } => {
+            let variants = |names: Vec<(&str, usize)>| -> Vec<(String, usize)> {
+                names.into_iter().map(|(n, c)| (n.to_string(), c)).collect()
+            };
+            let checked = match load_datapath(&scenario) {
+                Some(r) => r.map(|s| {
+                    let v = s.variants.iter().map(|v| (v.name.as_str(), v.expect.len()));
+                    ("packet-level; ", variants(v.collect()))
+                }),
+                None => load_named(&scenario).map(|s| {
+                    let v = s.variants.iter().map(|v| (v.name.as_str(), v.expect.len()));
+                    ("", variants(v.collect()))
+                }),
+            };
+            match checked {
+                Ok((kind, vs)) => {
+                    let names: Vec<&str> = vs.iter().map(|(n, _)| n.as_str()).collect();
+                    let checks: usize = vs.iter().map(|(_, c)| c).sum();
                     println!(
-                        "{scenario}: ok (packet-level; {} variants: {}; {checks} expectations)",
+                        "{scenario}: ok ({kind}{} variants: {}; {checks} expectations)",
                         names.len(),
                         names.join(", ")
                     );
@@ -271,22 +284,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { scenario } => match load_named(&scenario) {
-            Ok(s) => {
-                let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
-                let checks: usize = s.variants.iter().map(|v| v.expect.len()).sum();
-                println!(
-                    "{scenario}: ok ({} variants: {}; {checks} expectations)",
-                    names.len(),
-                    names.join(", ")
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
         Command::Run {
             scenario,
             seed,
