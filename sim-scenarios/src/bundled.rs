@@ -28,6 +28,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/grpc_lb_imbalance.yaml"),
     ),
     (
+        "headless_stale_dns",
+        include_str!("../../scenarios/headless_stale_dns.yaml"),
+    ),
+    (
         "kube_proxy_scale",
         include_str!("../../scenarios/kube_proxy_scale.yaml"),
     ),

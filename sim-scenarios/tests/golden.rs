@@ -36,6 +36,11 @@ fn cni_not_initialized_replay() {
 }
 
 #[test]
+fn headless_stale_dns_replay() {
+    insta::assert_snapshot!(replay("headless_stale_dns"));
+}
+
+#[test]
 fn netpol_blocks_dns_replay() {
     insta::assert_snapshot!(replay("netpol_blocks_dns"));
 }
