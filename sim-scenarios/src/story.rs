@@ -10,7 +10,7 @@ use crate::spec::{Scenario, Variant};
 use sim_core::{SimDuration, SimTime};
 use sim_models::cluster::{Action, RunOutput};
 use sim_models::ipam::{IpamLayout, Pool};
-use sim_models::node_lifecycle::{not_ready_message, CNI_NOT_INITIALIZED};
+use sim_models::node_lifecycle::{self, not_ready_message, CNI_NOT_INITIALIZED};
 use sim_models::workload::PodState;
 use std::fmt::Write as _;
 
@@ -247,10 +247,11 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
         lines.push(format!(
             "The nodes reported NotReady from {} (`{}`), so the node lifecycle controller tainted them \
              node.kubernetes.io/not-ready: the scheduler placed no new pod there, and after the pods' default \
-             300 s toleration the taint eviction controller deleted {} pods, from {}. Their replacements could \
+             {} s toleration the taint eviction controller deleted {} pods, from {}. Their replacements could \
              go only to nodes without the taint.",
             not_ready.first,
             not_ready_message(),
+            node_lifecycle::DEFAULT_TOLERATION.as_secs_f64(),
             ev.count,
             ev.first
         ));
@@ -452,10 +453,13 @@ fn conntrack_sentence(
     let max = cfg.conntrack.map_or(0, |c| c.table.max);
     let peak = crate::report::series_max(out, "conntrack_entries_max");
     let kernel = cfg.conntrack.map_or("", |c| c.table.kernel.name());
+    let time_wait = cfg
+        .conntrack
+        .map_or(0.0, |c| c.table.timeouts.tcp_time_wait.as_secs_f64());
     let d = &w.connect_delay;
     format!(
         "In `{}`, the conntrack tables of the client nodes were full (nf_conntrack_max {max}, up to {} entries sampled on one node; \
-         each closed connection's TIME_WAIT entry counts for 120 s, and early drop on kernel {kernel} {} evict those). The kernel dropped {} SYNs of {} with \
+         each closed connection's TIME_WAIT entry counts for {time_wait} s, and early drop on kernel {kernel} {} evict those). The kernel dropped {} SYNs of {} with \
          `nf_conntrack: table full, dropping packet`; TCP retransmitted them after 1 s, 3 s, 7 s, 15 s..., so connect delays reached \
          p99 {} and at most {}, and {} requests failed with every SYN dropped.",
         w.window,
