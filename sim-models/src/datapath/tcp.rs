@@ -369,6 +369,19 @@ impl Conn {
         self.snd_nxt = end;
     }
 
+    /// Our SYN is acknowledged: take an RTT sample if it was not
+    /// retransmitted (Karn), and move to ESTABLISHED.
+    fn handshake_done(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
+        self.snd_una = 1;
+        if self.retransmits == 0 {
+            self.update_rtt(now - self.syn_sent_at);
+        }
+        self.retransmits = 0;
+        self.state = State::Established;
+        out.push(TcpOut::Disarm);
+        out.push(TcpOut::Established);
+    }
+
     fn update_rtt(&mut self, sample: SimDuration) {
         match self.srtt {
             None => {
@@ -415,14 +428,7 @@ impl Conn {
                 if flags.has(TcpFlags::SYN) && flags.has(TcpFlags::ACK) && ack >= 1 {
                     self.peer_mss = mss.unwrap_or(536);
                     self.rcv_nxt = 1;
-                    self.snd_una = 1;
-                    if self.retransmits == 0 {
-                        self.update_rtt(now - self.syn_sent_at);
-                    }
-                    self.retransmits = 0;
-                    self.state = State::Established;
-                    out.push(TcpOut::Disarm);
-                    out.push(TcpOut::Established);
+                    self.handshake_done(now, out);
                     out.push(self.ack_segment());
                     self.push(now, out);
                 }
@@ -437,14 +443,7 @@ impl Conn {
                 if !flags.has(TcpFlags::ACK) || ack < 1 {
                     return;
                 }
-                self.snd_una = 1;
-                if self.retransmits == 0 {
-                    self.update_rtt(now - self.syn_sent_at);
-                }
-                self.retransmits = 0;
-                self.state = State::Established;
-                out.push(TcpOut::Disarm);
-                out.push(TcpOut::Established);
+                self.handshake_done(now, out);
             }
             _ => {
                 if flags.has(TcpFlags::SYN) {
