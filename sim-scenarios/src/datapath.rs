@@ -1070,26 +1070,7 @@ fn check(e: &Expectation, out: &NetOutput) -> crate::run::Check {
             crate::report::num(x)
         }
     };
-    let mut pass = actual.is_some();
-    let mut parts = Vec::new();
-    for &(op, want) in &e.checks {
-        pass &= actual.is_some_and(|a| match op {
-            "==" => (a - want).abs() < 1e-9,
-            ">" => a > want,
-            _ => a < want,
-        });
-        parts.push(format!("{op} {}", show(want)));
-    }
-    crate::run::Check {
-        label: e.label.clone(),
-        actual,
-        pass,
-        text: format!(
-            "{} (want {})",
-            actual.map_or("no value".to_string(), show),
-            parts.join(" and ")
-        ),
-    }
+    crate::run::Check::new(&e.label, actual, &e.checks, show)
 }
 
 /// (held, total) over every run's expectations.

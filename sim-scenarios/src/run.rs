@@ -171,6 +171,35 @@ pub fn measure(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Opti
     }
 }
 
+impl Check {
+    /// `actual` compared with every `(op, threshold)` (`==`, `>`, `<`); a
+    /// missing value fails. `show` formats values for the text.
+    pub fn new(
+        label: &str,
+        actual: Option<f64>,
+        checks: &[(&'static str, f64)],
+        show: impl Fn(f64) -> String,
+    ) -> Check {
+        let mut pass = actual.is_some();
+        let mut parts = Vec::new();
+        for &(op, want) in checks {
+            pass &= actual.is_some_and(|a| match op {
+                "==" => (a - want).abs() < 1e-9,
+                ">" => a > want,
+                _ => a < want,
+            });
+            parts.push(format!("{op} {}", show(want)));
+        }
+        let got = actual.map_or("no value".to_string(), &show);
+        Check {
+            label: label.to_string(),
+            actual,
+            pass,
+            text: format!("{got} (want {})", parts.join(" and ")),
+        }
+    }
+}
+
 /// Checks one expectation against one run.
 pub fn check(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Check {
     let actual = measure(e, out, windows);
@@ -184,22 +213,5 @@ pub fn check(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Check 
             crate::report::num(x)
         }
     };
-    let mut pass = actual.is_some();
-    let mut parts = Vec::new();
-    for &(op, want) in &e.checks {
-        let ok = actual.is_some_and(|a| match op {
-            "==" => (a - want).abs() < 1e-9,
-            ">" => a > want,
-            _ => a < want,
-        });
-        pass &= ok;
-        parts.push(format!("{op} {}", show(want)));
-    }
-    let got = actual.map_or("no value".to_string(), show);
-    Check {
-        label: e.label.clone(),
-        actual,
-        pass,
-        text: format!("{got} (want {})", parts.join(" and ")),
-    }
+    Check::new(&e.label, actual, &e.checks, show)
 }
