@@ -28,9 +28,17 @@
 //! client's pod (cluster search list plus the node's `host_search`, the
 //! workload's `dnsConfig` searches and options). Each query goes to the
 //! CoreDNS pod its socket's UDP flow was balanced to (a new socket is a new
-//! flow); an OOM-killed pod leaves the endpoints until it restarts and
+//! flow; an application with `persistent_dns_socket` keeps one flow per
+//! pod); an OOM-killed pod leaves the endpoints until it restarts and
 //! passes readiness again; with no endpoint the query gets an ICMP port
-//! unreachable. The truth CoreDNS serves comes from the cluster: the
+//! unreachable. With conntrack modelled on a netfilter data path, the flow
+//! is an entry in the client node's table ([`conntrack::UdpDnat`]): it
+//! keeps its CoreDNS pod while the entry lives, a deleted pod included,
+//! until the entry idles out or kube-proxy deletes the removed endpoint's
+//! UDP entries (unless that fails: `flush_udp_on_endpoint_removal`); a
+//! lookup's parallel A and AAAA race to insert the entry
+//! ([`conntrack::udp_pair_second`]) and the kernel profile decides whether
+//! the loser is dropped; a full table drops the query. The truth CoreDNS serves comes from the cluster: the
 //! Services (`<svc>.<ns>.svc.cluster.local`, a ClusterIP, or for a headless
 //! Service the addresses of its Ready pods, and `<pod>.<svc>.<ns>...` for
 //! StatefulSet pods), and the external names the traffic sources resolve
@@ -63,7 +71,8 @@
 //! NetworkPolicy (`ipBlock` ingress rules are exercised by `netpol`'s own
 //! tests, not by the cluster run). DNS: no network delay between pods and
 //! CoreDNS; endpoint changes reach every client at once (no kube-proxy
-//! programming delay, no stale conntrack entries); a headless name's
+//! programming delay; conntrack flushes happen at the removal); clashing
+//! entries that 5.x inserts are not put in the table; a headless name's
 //! answer is read as its first Ready pod (clients take the first address);
 //! no NodeLocal DNSCache; an application's give-up does not cancel its
 //! `getaddrinfo`, which runs to its end.
@@ -92,7 +101,9 @@ use crate::app::{completion_outcome, Admit, Outcome, Request, Server};
 use crate::connections::{
     syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode,
 };
-use crate::conntrack::{self, ConntrackConfig, CtId, CtState, DataPath};
+use crate::conntrack::{
+    self, ConntrackConfig, CtId, CtState, DataPath, UdpDnat, UdpPairSecond, UdpSend,
+};
 use crate::coredns::{
     AnswerSource, CoreDns, CoreDnsAction, CoreDnsSpec, CoreDnsTimer, DnsQuery, Existence, Zone,
 };
@@ -138,6 +149,10 @@ pub struct TrafficSpec {
     pub resolve: Option<String>,
     /// The application's own DNS cache; `None`: every request resolves.
     pub dns_cache: Option<ClientDnsCache>,
+    /// The application's resolver keeps one UDP socket (one source port)
+    /// per pod for all its queries instead of glibc's new socket per name:
+    /// through conntrack, all of them are one flow.
+    pub persistent_dns_socket: bool,
     /// Times the application retries a failed request (timeout, failed
     /// lookup, refused, 503); each retry is a new try with a fresh timeout
     /// that resolves again unless its cache answers.
@@ -266,7 +281,7 @@ pub struct ClusterConfig {
 
 /// The conntrack table every node has, and the data path that decides
 /// which flows reach it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ConntrackSetup {
     /// Size, timeouts and kernel (the same on every node).
     pub table: ConntrackConfig,
@@ -275,6 +290,16 @@ pub struct ConntrackSetup {
     pub datapath: DataPath,
     /// MASQUERADE's port choice and race window, for traffic with `snat`.
     pub snat: Option<SnatConfig>,
+    /// Share of same-socket UDP pairs (glibc's parallel A and AAAA) that
+    /// two CPUs put through conntrack at once, so that they race to insert
+    /// the flow's entry ([`conntrack::udp_pair_second`]); an input, no
+    /// source measures it.
+    pub udp_pair_concurrency: f64,
+    /// kube-proxy deletes the UDP entries of an endpoint it removes
+    /// (`conntrack -D`); false: the deletion fails, as in Preply's DNS
+    /// postmortem ("Failed to delete kube-system/kube-dns:dns endpoint
+    /// connections"), and flows keep their stale entries.
+    pub flush_udp_on_endpoint_removal: bool,
 }
 
 /// The cluster DNS Service (kube-dns) and how pods query it.
@@ -352,6 +377,13 @@ pub struct DnsWindowStats {
     pub cache_hits: [u64; 2],
     /// Queries lost in a killed or deleted pod.
     pub dropped: u64,
+    /// Queries lost on the way, in the client node's conntrack: the second
+    /// of an A/AAAA pair that lost the insert race (`insert_failed`).
+    pub insert_failed: u64,
+    /// Queries a stale conntrack entry sent to a CoreDNS pod already deleted.
+    pub stale: u64,
+    /// Queries dropped because the client node's conntrack table was full.
+    pub table_full: u64,
 }
 
 /// The rcodes of [`DnsWindowStats::replies`], in order.
@@ -688,6 +720,23 @@ struct DnsTag {
     generation: u32,
     query: u32,
     zone: Zone,
+    /// Client node and flow key of the query's conntrack entry, if any.
+    flow: Option<(u32, u64)>,
+}
+
+/// Where the kube-dns Service's DNAT sends one query.
+enum DnsRoute {
+    /// To this CoreDNS pod; `Some(pod)` also when the packet created a new
+    /// conntrack entry (the pair's second packet may race it).
+    Pod {
+        pod: u32,
+        new_entry: bool,
+        flow: Option<(u32, u64)>,
+    },
+    /// No endpoint: ICMP port unreachable.
+    Unreachable,
+    /// Lost on the way (counted where it happened).
+    Lost,
 }
 
 /// The DNS side of a run.
@@ -702,6 +751,13 @@ struct DnsRt {
     free_tags: Vec<u32>,
     /// Application caches: (client pod, traffic source) -> (rdata, expiry).
     cache: BTreeMap<(u32, u32), (u64, SimTime)>,
+    /// Per node, the UDP flows to kube-dns through its DNAT, when the
+    /// nodes' conntrack tables see pod traffic (empty otherwise).
+    flows: Vec<UdpDnat>,
+    /// Counters of queries lost on the way: insert race, stale entry, table full.
+    path_lost: Option<[CounterId; 3]>,
+    /// Draws of the A/AAAA insert race.
+    race_rng: SimRng,
     windows: Vec<DnsWindowStats>,
     /// Counters: received by zone, replies by zone x rcode, cache hits, dropped, restarts.
     received: [CounterId; 2],
@@ -837,7 +893,7 @@ struct NodeRt {
 }
 
 impl DnsRt {
-    fn new(cfg: &ClusterConfig, d: &DnsConfig, metrics: &mut Metrics) -> DnsRt {
+    fn new(cfg: &ClusterConfig, d: &DnsConfig, metrics: &mut Metrics, rng: &RngStreams) -> DnsRt {
         let services = cfg
             .deployments
             .iter()
@@ -874,6 +930,23 @@ impl DnsRt {
             tags: Vec::new(),
             free_tags: Vec::new(),
             cache: BTreeMap::new(),
+            flows: cfg
+                .conntrack
+                .iter()
+                .filter(|c| c.datapath.tracks_pod_flows())
+                .flat_map(|_| cfg.nodes.iter().map(|_| UdpDnat::default()))
+                .collect(),
+            path_lost: cfg
+                .conntrack
+                .filter(|c| c.datapath.tracks_pod_flows())
+                .map(|_| {
+                    [
+                        metrics.counter("dns_queries_insert_failed"),
+                        metrics.counter("dns_queries_stale_entry"),
+                        metrics.counter("dns_queries_table_full"),
+                    ]
+                }),
+            race_rng: rng.stream("conntrack/udp-insert-race"),
             windows: cfg
                 .windows
                 .iter()
@@ -1057,7 +1130,10 @@ impl<'a> Sim<'a> {
             metrics.gauge("ipam_allocated"),
         ];
         let ct_gauge = metrics.gauge("conntrack_entries_max");
-        let dns = cfg.dns.as_ref().map(|d| DnsRt::new(cfg, d, &mut metrics));
+        let dns = cfg
+            .dns
+            .as_ref()
+            .map(|d| DnsRt::new(cfg, d, &mut metrics, &rng));
         Sim {
             cfg,
             engine: Engine::new(),
@@ -1462,6 +1538,9 @@ impl<'a> Sim<'a> {
         self.deps[d].by_state[state as usize] -= 1;
         self.deps[d].endpoints.remove(p);
         self.endpoints_changed(d);
+        if self.cfg.dns.as_ref().is_some_and(|c| c.workload == d) {
+            self.dns_endpoint_removed(p);
+        }
         self.unschedulable.remove(&p);
         if let Some(n) = node {
             self.node_pods[n as usize] -= 1;
@@ -2226,6 +2305,10 @@ impl<'a> Sim<'a> {
     /// Carries out what the resolver asks for.
     fn resolver_actions(&mut self, slot: u32, actions: Vec<ResolverAction>) {
         let now = self.engine.now();
+        // The last query sent in this batch: its socket, and the endpoint
+        // of the conntrack entry it created (glibc's A and AAAA leave in one
+        // `sendmmsg`: the second may race the first's insert).
+        let mut last_sent: Option<(SocketId, Option<u32>)> = None;
         for action in actions {
             let Some(p) = self.lookups.get_mut(slot as usize).and_then(Option::as_mut) else {
                 return;
@@ -2255,7 +2338,9 @@ impl<'a> Sim<'a> {
                         qtype,
                         socket,
                     };
-                    self.send_dns_query(q);
+                    let racing = last_sent.and_then(|(s, ep)| ep.filter(|_| s == socket));
+                    let created = self.send_dns_query(q, racing);
+                    last_sent = Some((socket, created));
                 }
                 ResolverAction::SetTimer { at, token } => {
                     let id = self.engine.schedule_at(
@@ -2325,50 +2410,40 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// One DNS query from a lookup to the kube-dns Service: to the CoreDNS
-    /// pod its socket's flow goes to; dropped by policy (the resolver's
-    /// timer will fire); an ICMP port unreachable when kube-dns has no
-    /// endpoint.
-    fn send_dns_query(&mut self, q: SentQuery) {
+    /// One DNS query from a lookup to the kube-dns Service: through the
+    /// Service's DNAT ([`Sim::dns_route`]) to a CoreDNS pod; dropped by
+    /// policy or on the way (the resolver's timer will fire); an ICMP port
+    /// unreachable when kube-dns has no endpoint. `racing`: the endpoint of
+    /// the entry the previous packet on this socket just created. Returns
+    /// the endpoint of the entry this packet created, if it created one.
+    fn send_dns_query(&mut self, q: SentQuery, racing: Option<u32>) -> Option<u32> {
         let now = self.engine.now();
-        let Some(w) = self.cfg.dns.as_ref().map(|d| d.workload) else {
-            return;
-        };
-        let Some(p) = self.lookup_mut(q.slot, q.generation) else {
-            return;
-        };
-        let client = p.client;
-        let known = p
-            .backends
-            .iter()
-            .find(|(s, _)| *s == q.socket)
-            .map(|(_, b)| *b);
-        // kube-proxy removes the flow of an endpoint that left (UDP
-        // conntrack flush): the next packet is balanced afresh.
-        let server = match known.filter(|&b| self.pod_live_in(b, PodState::Ready)) {
-            Some(b) => b,
-            None => {
-                let Some(b) = self.deps[w].endpoints.pick(&mut self.dns_pick) else {
-                    if let Some(p) = self.lookup_mut(q.slot, q.generation) {
-                        let actions = p.lookup.on_unreachable(now, q.query);
-                        self.resolver_actions(q.slot, actions);
-                    }
-                    return;
-                };
+        let client = self.lookup_mut(q.slot, q.generation)?.client;
+        let (server, created, flow) = match self.dns_route(&q, client, racing) {
+            DnsRoute::Pod {
+                pod,
+                new_entry,
+                flow,
+            } => (pod, new_entry.then_some(pod), flow),
+            DnsRoute::Unreachable => {
                 if let Some(p) = self.lookup_mut(q.slot, q.generation) {
-                    p.backends.retain(|(s, _)| *s != q.socket);
-                    p.backends.push((q.socket, b));
+                    let actions = p.lookup.on_unreachable(now, q.query);
+                    self.resolver_actions(q.slot, actions);
                 }
-                b
+                return None;
             }
+            DnsRoute::Lost => return None,
         };
+        if self.pods[server as usize].deleted {
+            // A stale entry: the packet goes to an address nobody holds.
+            self.dns_path_lost(1);
+            return created;
+        }
         if self.policy_denies(client, server) {
-            return;
+            return created;
         }
         let (zone, existence, rdata) = self.dns_truth(&q.name, q.qtype);
-        let Some(dns) = self.dns.as_mut() else {
-            return;
-        };
+        let dns = self.dns.as_mut()?;
         let z = zone_index(zone);
         self.metrics.inc(dns.received[z]);
         for i in DnsRt::in_windows(self.cfg, now) {
@@ -2379,6 +2454,7 @@ impl<'a> Sim<'a> {
             generation: q.generation,
             query: q.query.0,
             zone,
+            flow,
         });
         let query = DnsQuery {
             tag,
@@ -2392,10 +2468,147 @@ impl<'a> Sim<'a> {
             Some(c) => c.offer(now, query),
             None => {
                 dns.take_tag(tag);
-                return;
+                return created;
             }
         };
         self.coredns_actions(server, actions);
+        created
+    }
+
+    /// The CoreDNS pod the kube-dns Service's DNAT sends query `q` to.
+    ///
+    /// Without conntrack in the model (or with an eBPF data path), each
+    /// socket's flow goes to the pod it was first balanced to while that
+    /// pod is Ready, and is balanced afresh otherwise (an ideal kube-proxy
+    /// that flushes at once). With it, the client node's table pins the
+    /// flow to the endpoint its live entry names, a stale one included,
+    /// until the entry idles out or kube-proxy flushes it; a new entry may
+    /// find the table full; and the second packet of a same-socket pair
+    /// may lose the insert race to the first.
+    fn dns_route(&mut self, q: &SentQuery, client: u32, racing: Option<u32>) -> DnsRoute {
+        let now = self.engine.now();
+        let Some(w) = self.cfg.dns.as_ref().map(|d| d.workload) else {
+            return DnsRoute::Lost;
+        };
+        let conntrack = self.cfg.conntrack.filter(|c| c.datapath.tracks_pod_flows());
+        let node = self.pods[client as usize].node;
+        let (Some(ct), Some(node), Some(dns)) = (conntrack, node, self.dns.as_mut()) else {
+            let Some(p) = self.lookup_mut(q.slot, q.generation) else {
+                return DnsRoute::Lost;
+            };
+            let known = p
+                .backends
+                .iter()
+                .find(|(s, _)| *s == q.socket)
+                .map(|(_, b)| *b);
+            if let Some(b) = known.filter(|&b| self.pod_live_in(b, PodState::Ready)) {
+                return DnsRoute::Pod {
+                    pod: b,
+                    new_entry: false,
+                    flow: None,
+                };
+            }
+            let Some(b) = self.deps[w].endpoints.pick(&mut self.dns_pick) else {
+                return DnsRoute::Unreachable;
+            };
+            if let Some(p) = self.lookup_mut(q.slot, q.generation) {
+                p.backends.retain(|(s, _)| *s != q.socket);
+                p.backends.push((q.socket, b));
+            }
+            return DnsRoute::Pod {
+                pod: b,
+                new_entry: false,
+                flow: None,
+            };
+        };
+        let t = self.lookups[q.slot as usize]
+            .as_ref()
+            .map_or(0, |p| p.req.source);
+        // The flow: the client's socket to kube-dns:53.
+        let key = if self.cfg.traffic[t as usize].persistent_dns_socket {
+            1 << 63 | u64::from(client) << 16 | u64::from(t)
+        } else {
+            u64::from(q.generation & 0x7fff_ffff) << 32 | u64::from(q.socket.0)
+        };
+        let (deps, pick_rng) = (&self.deps, &mut self.dns_pick);
+        let table = &mut self.tables[node as usize];
+        let mut pick = || deps[w].endpoints.pick(pick_rng);
+        if let Some(first) = racing {
+            let kernel = table.config().kernel;
+            match conntrack::udp_pair_second(
+                kernel,
+                first,
+                ct.udp_pair_concurrency,
+                &mut pick,
+                &mut dns.race_rng,
+            ) {
+                UdpPairSecond::InsertFailed => {
+                    self.dns_path_lost(0);
+                    return DnsRoute::Lost;
+                }
+                UdpPairSecond::Clashed(pod) => {
+                    return DnsRoute::Pod {
+                        pod,
+                        new_entry: false,
+                        flow: None,
+                    }
+                }
+                UdpPairSecond::Follows(_) => {}
+            }
+        }
+        let flow = Some((node, key));
+        match dns.flows[node as usize].send(table, now, key, pick, &mut self.ct_rng) {
+            UdpSend::Existing(pod) => DnsRoute::Pod {
+                pod,
+                new_entry: false,
+                flow,
+            },
+            UdpSend::New(pod) => DnsRoute::Pod {
+                pod,
+                new_entry: true,
+                flow,
+            },
+            UdpSend::NoEndpoint => DnsRoute::Unreachable,
+            UdpSend::TableFull => {
+                self.dns_path_lost(2);
+                DnsRoute::Lost
+            }
+        }
+    }
+
+    /// Counts a query lost on the way to CoreDNS (index into
+    /// [`DnsRt::path_lost`]: insert race, stale entry, table full).
+    fn dns_path_lost(&mut self, what: usize) {
+        let now = self.engine.now();
+        let Some(dns) = self.dns.as_mut() else {
+            return;
+        };
+        if let Some(c) = dns.path_lost {
+            self.metrics.inc(c[what]);
+        }
+        for i in DnsRt::in_windows(self.cfg, now) {
+            let w = &mut dns.windows[i];
+            match what {
+                0 => w.insert_failed += 1,
+                1 => w.stale += 1,
+                _ => w.table_full += 1,
+            }
+        }
+    }
+
+    /// kube-proxy removed DNS pod `p` from the endpoints: it deletes the
+    /// pod's UDP conntrack entries on every node, unless that fails.
+    fn dns_endpoint_removed(&mut self, p: u32) {
+        let now = self.engine.now();
+        let flush = self
+            .cfg
+            .conntrack
+            .is_some_and(|c| c.flush_udp_on_endpoint_removal);
+        if let (true, Some(dns)) = (flush, self.dns.as_mut()) {
+            for (flows, table) in dns.flows.iter_mut().zip(self.tables.iter_mut()) {
+                flows.flush_endpoint(table, now, p);
+            }
+        }
     }
 
     /// What the cluster's DNS truth says about `name`: its zone, whether
@@ -2524,6 +2737,11 @@ impl<'a> Sim<'a> {
         let Some(q) = dns.take_tag(tag) else {
             return;
         };
+        if let Some((node, key)) = q.flow {
+            if let Some(table) = self.tables.get_mut(node as usize) {
+                dns.flows[node as usize].reply(table, now, key);
+            }
+        }
         let (z, r) = (zone_index(q.zone), rcode_index(reply.rcode));
         self.metrics.inc(dns.replies[z][r]);
         let hit = source == AnswerSource::Cache;
@@ -2573,6 +2791,7 @@ impl<'a> Sim<'a> {
         if self.pods[p as usize].state == PodState::Ready {
             self.set_state(p, PodState::Running);
             self.deps[d].endpoints.remove(p);
+            self.dns_endpoint_removed(p);
         }
         let limit = self.pods[p as usize]
             .coredns
@@ -3034,6 +3253,7 @@ mod tests {
                 deployment: Some(0),
                 resolve: None,
                 dns_cache: None,
+                persistent_dns_socket: false,
                 retries: 0,
                 rate: 50.0,
                 timeout: secs(5),
@@ -3263,6 +3483,7 @@ mod tests {
             deployment: Some(0),
             resolve: None,
             dns_cache: None,
+            persistent_dns_socket: false,
             retries: 0,
             rate: 50.0,
             timeout: secs(6),
@@ -3512,6 +3733,7 @@ mod tests {
             deployment: Some(0),
             resolve: None,
             dns_cache: None,
+            persistent_dns_socket: false,
             retries: 0,
             rate,
             timeout: secs(10),
@@ -3527,6 +3749,8 @@ mod tests {
             },
             datapath,
             snat: None,
+            udp_pair_concurrency: 0.0,
+            flush_udp_on_endpoint_removal: true,
         });
         cfg.duration = secs(400);
         cfg.windows = vec![WindowSpec {
@@ -3712,7 +3936,7 @@ mod tests {
             }
             cfg.deployments[0].replicas = replicas;
             cfg.deployments[0].server.queue_limit = queue_limit;
-            cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: Some(0), resolve: None, dns_cache: None, retries: 0, rate, timeout: SimDuration::from_millis(timeout_ms), connections: ConnectionMode::PerRequest, snat: false };
+            cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: Some(0), resolve: None, dns_cache: None, persistent_dns_socket: false, retries: 0, rate, timeout: SimDuration::from_millis(timeout_ms), connections: ConnectionMode::PerRequest, snat: false };
             cfg.timeline[1].action = Action::SetRate { traffic: 0, rate: rate * 2.0 };
             let modes = [
                 ConnectionMode::PerRequest,

@@ -24,6 +24,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/conntrack_table_full.yaml"),
     ),
     (
+        "dns_conntrack_race",
+        include_str!("../../scenarios/dns_conntrack_race.yaml"),
+    ),
+    (
         "grpc_lb_imbalance",
         include_str!("../../scenarios/grpc_lb_imbalance.yaml"),
     ),

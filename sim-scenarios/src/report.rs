@@ -322,6 +322,23 @@ fn dns_figures(
             d.dropped as f64,
             Unit::Count,
         );
+        if !out.conntrack.is_empty() {
+            push(
+                format!("DNS in {n}: queries lost to the A/AAAA insert race (insert_failed)"),
+                d.insert_failed as f64,
+                Unit::Count,
+            );
+            push(
+                format!("DNS in {n}: queries sent to a deleted pod (stale conntrack entry)"),
+                d.stale as f64,
+                Unit::Count,
+            );
+            push(
+                format!("DNS in {n}: queries dropped, conntrack table full"),
+                d.table_full as f64,
+                Unit::Count,
+            );
+        }
     }
     for ws in &out.windows {
         if ws.lookups == 0 {

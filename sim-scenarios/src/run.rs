@@ -165,6 +165,8 @@ pub fn measure(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Opti
                     let hits: u64 = zones.iter().map(|&z| d.cache_hits[z]).sum();
                     Some(hits as f64 / replies as f64)
                 }
+                Metric::DnsInsertFailed => Some(d.insert_failed as f64),
+                Metric::DnsQueriesStale => Some(d.stale as f64),
                 _ => None,
             }
         }

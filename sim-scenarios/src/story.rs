@@ -626,6 +626,52 @@ fn dns_why(lines: &mut Vec<String>, cfg: &sim_models::cluster::ClusterConfig, ou
             ));
         }
     }
+    if let Some(ct) = cfg.conntrack {
+        for (w, d) in cfg.windows.iter().zip(&out.dns_windows) {
+            if d.insert_failed > 0 {
+                let lookups: u64 = out
+                    .windows
+                    .iter()
+                    .filter(|x| x.window == w.name)
+                    .map(|x| x.lookups)
+                    .sum();
+                lines.push(format!(
+                    "In `{}`, {} DNS queries never reached {name}: glibc sent each lookup's A and AAAA queries together from one socket, \
+                     both needed the same conntrack entry for kube-dns's DNAT, and when the two were handled at once (assumed for {:.0}% of \
+                     pairs) the second lost the insert race; kernel {} dropped it (`conntrack -S` insert_failed, nothing logged){}. \
+                     The resolver heard nothing for its {} timeout, then asked again one query at a time: those lookups ({:.1}% of {}) \
+                     took that long more.",
+                    w.name,
+                    num(d.insert_failed as f64),
+                    100.0 * ct.udp_pair_concurrency,
+                    ct.table.kernel.name(),
+                    if ct.table.kernel == sim_models::conntrack::Kernel::V4_19 {
+                        " unless both had picked the same CoreDNS pod"
+                    } else {
+                        ""
+                    },
+                    sim_models::resolver::DEFAULT_TIMEOUT,
+                    100.0 * d.insert_failed as f64 / lookups.max(1) as f64,
+                    num(lookups as f64),
+                ));
+            }
+            if d.stale > 0 {
+                lines.push(format!(
+                    "In `{}`, {} DNS queries went to a {name} pod that no longer existed: their sockets' conntrack entries still \
+                     named it, every query refreshed the entry's {} s UDP timeout, and {}; the queries were lost and each lookup \
+                     waited out its timeout.",
+                    w.name,
+                    num(d.stale as f64),
+                    ct.table.timeouts.udp.as_secs_f64(),
+                    if ct.flush_udp_on_endpoint_removal {
+                        "kube-proxy had not deleted them yet"
+                    } else {
+                        "kube-proxy's deletion of the removed endpoint's UDP entries failed"
+                    },
+                ));
+            }
+        }
+    }
     if out.dns_restarts > 0 {
         let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
         let peak = crate::report::series_max(out, "dns_memory_mib_max");

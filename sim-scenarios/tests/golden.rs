@@ -36,6 +36,11 @@ fn cni_not_initialized_replay() {
 }
 
 #[test]
+fn dns_conntrack_race_replay() {
+    insta::assert_snapshot!(replay("dns_conntrack_race"));
+}
+
+#[test]
 fn headless_stale_dns_replay() {
     insta::assert_snapshot!(replay("headless_stale_dns"));
 }
