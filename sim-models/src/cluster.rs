@@ -218,6 +218,12 @@ pub enum Action {
         /// Node indices.
         nodes: Vec<usize>,
     },
+    /// An operator deletes the UDP conntrack entries on these nodes
+    /// (`conntrack -D -p udp`): every DNS flow is balanced afresh.
+    FlushUdpConntrack {
+        /// Node indices.
+        nodes: Vec<usize>,
+    },
 }
 
 /// An action at a time.
@@ -1370,6 +1376,18 @@ impl<'a> Sim<'a> {
                     .map_or(SimDuration::ZERO, |p| p.delay);
                 self.engine
                     .schedule_in(delay, Ev::PoliciesProgrammed(i as u32));
+            }
+            Action::FlushUdpConntrack { nodes } => {
+                let now = self.engine.now();
+                if let Some(dns) = self.dns.as_mut() {
+                    for &n in nodes {
+                        if let (Some(flows), Some(table)) =
+                            (dns.flows.get_mut(n), self.tables.get_mut(n))
+                        {
+                            flows.flush_all(table, now);
+                        }
+                    }
+                }
             }
             Action::CniDown { nodes } | Action::CniUp { nodes } => {
                 let down = matches!(self.cfg.timeline[i].action, Action::CniDown { .. });

@@ -728,6 +728,16 @@ impl UdpDnat {
         }
     }
 
+    /// Deletes every entry (`conntrack -D -p udp` by hand); returns how
+    /// many were live.
+    pub fn flush_all(&mut self, table: &mut Table, now: SimTime) -> u64 {
+        let mut n = 0;
+        for (_, (id, _)) in self.flows.drain() {
+            n += u64::from(table.delete(now, id));
+        }
+        n
+    }
+
     /// Deletes every entry DNATed to `endpoint` (`conntrack -D
     /// --orig-dst SVC --reply-src ENDPOINT -p udp`); returns how many were
     /// live.

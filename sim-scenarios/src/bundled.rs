@@ -72,6 +72,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/coredns_cpu_throttled.yaml"),
     ),
     (
+        "preply_stale_conntrack",
+        include_str!("../../scenarios/preply_stale_conntrack.yaml"),
+    ),
+    (
         "zalando_dns_oom",
         include_str!("../../scenarios/zalando_dns_oom.yaml"),
     ),

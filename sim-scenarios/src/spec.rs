@@ -597,6 +597,9 @@ pub struct TimelineFile {
     pub cni_down: Option<NodeNames>,
     /// The CNI daemon runs again on these nodes.
     pub cni_up: Option<NodeNames>,
+    /// An operator deletes the UDP conntrack entries on these nodes
+    /// (`conntrack -D -p udp`; needs network.conntrack).
+    pub conntrack_flush: Option<NodeNames>,
 }
 
 /// Nodes an action applies to: `all`, one name, or a list of names.
@@ -1603,6 +1606,18 @@ impl Validator<'_> {
             };
             actions.push(self.action(&p, e, &refs)?);
         }
+        if conntrack.is_none() {
+            if let Some(i) = actions
+                .iter()
+                .position(|a| matches!(a.action, Action::FlushUdpConntrack { .. }))
+            {
+                return Err(self.err(
+                    &[lp, &path!["timeline", i, "conntrack_flush"]].concat(),
+                    "`conntrack_flush` needs network.conntrack: there is no table to flush",
+                    "add network: {cni: calico, conntrack: {node_cores: 4}}",
+                ));
+            }
+        }
         let changes_policies = actions
             .iter()
             .any(|a| matches!(a.action, Action::SetPolicies { .. }));
@@ -2349,11 +2364,12 @@ impl Validator<'_> {
             e.policies.is_some(),
             e.cni_down.is_some(),
             e.cni_up.is_some(),
+            e.conntrack_flush.is_some(),
         ]
         .iter()
         .filter(|x| **x)
         .count();
-        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `policies`, `cni_down` or `cni_up` (+ `all` or node names)";
+        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names)";
         if set != 1 {
             let msg = if set == 0 {
                 "timeline entry has no action"
@@ -2415,6 +2431,12 @@ impl Validator<'_> {
                 sets.push(i);
             }
             Action::SetPolicies { sets }
+        } else if let Some(which) = &e.conntrack_flush {
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(p, "`conntrack_flush` takes no `replicas` or `rate`", hint));
+            }
+            let nodes = self.node_names(&[p, &path!["conntrack_flush"]].concat(), which, nodes)?;
+            Action::FlushUdpConntrack { nodes }
         } else if let Some(which) = e.cni_down.as_ref().or(e.cni_up.as_ref()) {
             let field = if e.cni_down.is_some() {
                 "cni_down"
@@ -2840,6 +2862,28 @@ mod tests {
         let ct = s.variants[0].config.conntrack.unwrap();
         assert_eq!(ct.udp_pair_concurrency, 0.05);
         assert!(ct.flush_udp_on_endpoint_removal);
+    }
+
+    #[test]
+    fn a_conntrack_flush_needs_a_table() {
+        let text = crate::bundled::BUNDLED
+            .iter()
+            .find(|(n, _)| *n == "preply_stale_conntrack")
+            .map(|(_, t)| *t)
+            .unwrap_or_default();
+        let table = "  conntrack: {node_cores: 4, kernel: \"4.19\", flush_udp_on_endpoint_removal: false}\n";
+        assert!(text.contains(table));
+        let e = parse("flush.yaml", &text.replacen(table, "", 1)).unwrap_err();
+        println!("{e}");
+        assert!(e.message.contains("no table to flush"), "{e}");
+        let line = text
+            .lines()
+            .position(|l| l.contains("conntrack_flush"))
+            .unwrap_or(0);
+        assert_eq!(e.at.map(|(l, _)| l), Some(line), "{e}");
+        let s = parse("flush.yaml", text).unwrap();
+        let ct = s.variants[0].config.conntrack.unwrap();
+        assert!(!ct.flush_udp_on_endpoint_removal);
     }
 
     #[test]

@@ -148,6 +148,16 @@ fn timeline(s: &mut String, v: &Variant, out: &RunOutput) {
                 format!("{name}: traffic now {} requests/s", num(*rate)),
             ));
         }
+        if let Action::FlushUdpConntrack { nodes } = &a.action {
+            moments.push((
+                SimTime::ZERO + a.at,
+                format!(
+                    "an operator runs `conntrack -D -p udp` on {} of {} nodes",
+                    nodes.len(),
+                    cfg.nodes.len()
+                ),
+            ));
+        }
     }
     for e in &out.events {
         let count = if e.count > 1 {
@@ -666,7 +676,8 @@ fn dns_why(lines: &mut Vec<String>, cfg: &sim_models::cluster::ClusterConfig, ou
                     if ct.flush_udp_on_endpoint_removal {
                         "kube-proxy had not deleted them yet"
                     } else {
-                        "kube-proxy's deletion of the removed endpoint's UDP entries failed"
+                        "kube-proxy's deletion of the removed endpoint's UDP entries failed (its log: `Failed to delete \
+                         kube-system/kube-dns:dns endpoint connections, error: error deleting conntrack entries for UDP peer`)"
                     },
                 ));
             }

@@ -41,6 +41,11 @@ fn dns_conntrack_race_replay() {
 }
 
 #[test]
+fn preply_stale_conntrack_replay() {
+    insta::assert_snapshot!(replay("preply_stale_conntrack"));
+}
+
+#[test]
 fn headless_stale_dns_replay() {
     insta::assert_snapshot!(replay("headless_stale_dns"));
 }
