@@ -762,6 +762,10 @@ struct DnsRt {
     flows: Vec<UdpDnat>,
     /// Counters of queries lost on the way: insert race, stale entry, table full.
     path_lost: Option<[CounterId; 3]>,
+    /// Counters of queries that got an ICMP port unreachable (no endpoint)
+    /// and of queries NetworkPolicy dropped.
+    unreachable: CounterId,
+    blocked: CounterId,
     /// Draws of the A/AAAA insert race.
     race_rng: SimRng,
     windows: Vec<DnsWindowStats>,
@@ -953,6 +957,8 @@ impl DnsRt {
                     ]
                 }),
             race_rng: rng.stream("conntrack/udp-insert-race"),
+            unreachable: metrics.counter("dns_queries_unreachable"),
+            blocked: metrics.counter("dns_queries_blocked"),
             windows: cfg
                 .windows
                 .iter()
@@ -2444,6 +2450,9 @@ impl<'a> Sim<'a> {
                 flow,
             } => (pod, new_entry.then_some(pod), flow),
             DnsRoute::Unreachable => {
+                if let Some(dns) = self.dns.as_ref() {
+                    self.metrics.inc(dns.unreachable);
+                }
                 if let Some(p) = self.lookup_mut(q.slot, q.generation) {
                     let actions = p.lookup.on_unreachable(now, q.query);
                     self.resolver_actions(q.slot, actions);
@@ -2452,12 +2461,15 @@ impl<'a> Sim<'a> {
             }
             DnsRoute::Lost => return None,
         };
-        if self.pods[server as usize].deleted {
+        if self.pods[server as usize].deleted || self.pods[server as usize].coredns.is_none() {
             // A stale entry: the packet goes to an address nobody holds.
             self.dns_path_lost(1);
             return created;
         }
         if self.policy_denies(client, server) {
+            if let Some(dns) = self.dns.as_ref() {
+                self.metrics.inc(dns.blocked);
+            }
             return created;
         }
         let (zone, existence, rdata) = self.dns_truth(&q.name, q.qtype);
@@ -2482,13 +2494,11 @@ impl<'a> Sim<'a> {
             existence,
             rdata,
         };
-        let actions = match self.pods[server as usize].coredns.as_mut() {
-            Some(c) => c.offer(now, query),
-            None => {
-                dns.take_tag(tag);
-                return created;
-            }
+        let Some(c) = self.pods[server as usize].coredns.as_mut() else {
+            dns.take_tag(tag);
+            return created;
         };
+        let actions = c.offer(now, query);
         self.coredns_actions(server, actions);
         created
     }
@@ -3926,6 +3936,56 @@ mod tests {
             fp(&slow) > fp(&fast).saturating_mul(10),
             "the walk of 20k rules"
         );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Every DNS query a resolver sends reaches a CoreDNS pod, gets an
+        /// ICMP port unreachable, is dropped by policy, or is lost on the
+        /// way with a named reason; every request still ends one way.
+        #[test]
+        fn every_dns_query_is_received_refused_or_lost_with_a_reason(
+            seed in 0u64..1000,
+            a_and_aaaa in any::<bool>(),
+            ct in proptest::option::of((0usize..3, 0.0f64..1.0, any::<bool>(), 1u64..2000)),
+            persistent in any::<bool>(),
+            scale in proptest::collection::vec((1u64..170, 0u32..4), 0..4),
+            rate in 5.0f64..300.0,
+        ) {
+            use crate::conntrack::{Kernel, Timeouts};
+            let mut cfg = with_dns(None);
+            cfg.duration = secs(180);
+            cfg.traffic[0].rate = rate;
+            cfg.traffic[0].persistent_dns_socket = persistent;
+            if let Some(d) = cfg.dns.as_mut() {
+                d.qtypes = if a_and_aaaa { QueryTypes::AAndAaaa } else { QueryTypes::AOnly };
+            }
+            for (at, replicas) in scale {
+                cfg.timeline.push(TimedAction { at: secs(at), action: Action::Scale { deployment: 2, replicas } });
+            }
+            cfg.conntrack = ct.map(|(k, concurrency, flush, max)| ConntrackSetup {
+                table: ConntrackConfig { max, buckets: max / 4 + 1, timeouts: Timeouts::kube_proxy(), kernel: Kernel::ALL[k] },
+                datapath: DataPath::Netfilter,
+                snat: None,
+                udp_pair_concurrency: concurrency,
+                flush_udp_on_endpoint_removal: flush,
+            });
+            let out = run(&cfg, seed, &mut NullSink);
+            let r = out.requests[0];
+            prop_assert_eq!(r.sent, r.answered + r.timed_out + r.refused + r.rejected + r.lookup_failed + r.in_flight);
+            let sum = |prefix: &str| -> u64 {
+                out.metrics.counters().filter(|(n, _)| n.starts_with(prefix)).map(|(_, v)| v).sum()
+            };
+            let sent = sum("requests_dns_queries");
+            let ended = sum("dns_queries_received")
+                + sum("dns_queries_unreachable")
+                + sum("dns_queries_blocked")
+                + sum("dns_queries_insert_failed")
+                + sum("dns_queries_stale_entry")
+                + sum("dns_queries_table_full");
+            prop_assert!(sent > 0);
+            prop_assert_eq!(sent, ended);
+        }
     }
 
     proptest! {
