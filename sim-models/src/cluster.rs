@@ -2724,6 +2724,9 @@ impl<'a> Sim<'a> {
                     rdata,
                     ttl,
                 } => self.dns_reply(tag, reply, source, rdata, ttl),
+                // kube-dns pods run `ClusterZone::Kubernetes`: they answer
+                // the cluster zone themselves and never emit this.
+                CoreDnsAction::Forward { .. } => {}
                 CoreDnsAction::Dropped { tag, .. } => {
                     if let Some(dns) = self.dns.as_mut() {
                         dns.take_tag(tag);

@@ -14,7 +14,13 @@
 //! - `cache`: a fresh entry answers (success and denial caches of
 //!   [`DEFAULT_CACHE_CAPACITY`] entries each, random eviction when full);
 //! - `kubernetes`: names in the cluster zone are answered from the caller's
-//!   ground truth ([`Existence`]) and cached with the plugin's TTL;
+//!   ground truth ([`Existence`]) and cached with the plugin's TTL. With
+//!   [`ClusterZone::Forward`] (NodeLocal DNSCache, [`CoreDnsSpec::node_local`])
+//!   there is no `kubernetes` plugin: a cluster-zone miss is forwarded to the
+//!   caller ([`CoreDnsAction::Forward`]), which answers it through
+//!   [`CoreDns::on_forward_reply`] (the kube-dns Service it simulates); the
+//!   same `max_concurrent`, read timeout, retries and deadline apply as for
+//!   the upstream, and the answer is cached like an upstream one;
 //! - `forward`: other names go upstream. More than `max_concurrent` queries
 //!   waiting upstream: the extra one is answered REFUSED at once (forward
 //!   plugin README; early versions said SERVFAIL). Each upstream try either
@@ -47,7 +53,12 @@
 //! its request). The upstream exchange costs no extra CPU; the queue for CPU
 //! is unbounded (miekg/dns starts a goroutine per packet; the socket buffer
 //! is not modelled); no TCP, no prefetch or serve_stale, no autopath, no
-//! health checks of upstreams, no kernel `UdpRcvbufErrors`; the container
+//! health checks of upstreams, no kernel `UdpRcvbufErrors`. Node-local
+//! mode has one cache for the Corefile's two server blocks, so its 5 s
+//! denial cap (the `cluster.local` block's) also applies to external
+//! names, whose `.:53` block has `cache 30`, and both zones share one
+//! success and one denial cache of 9,984 entries; `force_tcp` to kube-dns
+//! is the caller's transport. The container
 //! serves from the instant it restarts (no readiness delay, no `kubernetes`
 //! plugin sync, which may delay serving by up to 5 s).
 //!
@@ -67,9 +78,16 @@
 //!   doubled because Go's collector (GOGC=100) lets the heap grow to twice
 //!   its live data before collecting. `cluster_objects` (pods + services) is
 //!   a scenario parameter, default 0.
-//! - Cache: capacity 9,984 per cache, TTL capped at 30 s (`cache 30`), at
-//!   least 5 s, SERVFAIL 5 s; `kubernetes` plugin `ttl 30` (row "CoreDNS
+//! - Cache: capacity 9,984 per cache, TTL capped at 30 s (`cache 30`) for
+//!   success and denial (NXDOMAIN, NODATA) answers alike (`denial_max_ttl`),
+//!   at least 5 s, SERVFAIL 5 s; `kubernetes` plugin `ttl 30` (row "CoreDNS
 //!   defaults"; cache plugin README).
+//! - [`CoreDnsSpec::node_local`]: the node-local-dns DaemonSet's Corefile
+//!   (kubernetes/kubernetes `cluster/addons/dns/nodelocaldns/nodelocaldns.yaml`):
+//!   `cluster.local` forwarded to kube-dns, `cache { success 9984 30 denial
+//!   9984 5 }`, no `max_concurrent`; no memory limit ([`NO_MEMORY_LIMIT`])
+//!   and no CPU limit in the manifest (requests 25m, 5Mi): 1000m, one idle
+//!   core of the node, is an assumption.
 //! - Forward: `max_concurrent` 1000 (same row), read timeout 2 s (forward
 //!   README), deadline 5 s (forward.go). Upstream `latency` 1 ms and no
 //!   failures: assumptions (a cloud resolver in the same zone), not
@@ -79,7 +97,8 @@
 //! Per query exactly one of: a [`CoreDnsAction::Reply`] (NOERROR, NXDOMAIN,
 //! REFUSED or SERVFAIL, with the [`AnswerSource`]), a
 //! [`CoreDnsAction::Dropped`] (container not running, or killed with the
-//! query inside), or still in flight when the run ends; [`CoreDnsStats`]
+//! query inside), or still in flight when the run ends (possibly after
+//! [`CoreDnsAction::Forward`] tries in node-local mode); [`CoreDnsStats`]
 //! counts them (`received = answered + dropped + in flight`, a tested
 //! property). Also [`CoreDnsAction::OomKilled`] and
 //! [`CoreDnsAction::Started`] for the pod's timeline, and timers to set.
@@ -94,7 +113,11 @@
 //! cluster sizes with a full cache; the M/M/1 mean response time at 80% of
 //! the 100m capacity (within 5%) and the external-lookup knee against the
 //! seed's ~500 QPS; REFUSED beyond `max_concurrent`; cache TTLs; an OOM loop
-//! at a 100 MiB limit with its restart timeline.
+//! at a 100 MiB limit with its restart timeline. Node-local mode: forwards
+//! after the CPU, answers cached (denials 5 s), tries at 0, 2 and 4 s and
+//! SERVFAIL at 6 s against a silent kube-dns, stale replies ignored, OOM
+//! kills and shutdown invalidate tries, `max_concurrent` shared with
+//! external forwards; conservation as a property test in both modes.
 //!
 //! ## References
 //! coredns/deployment `kubernetes/Scaling_CoreDNS.md`; CoreDNS `forward`
@@ -185,8 +208,11 @@ pub struct CoreDnsSpec {
     pub memory_per_in_flight: u64,
     /// Entries in each cache (success, denial); 0 disables caching.
     pub cache_capacity: u32,
-    /// Longest time an answer is cached (`cache 30`).
+    /// Longest time a success answer is cached (`cache 30`; `success CAP 30`).
     pub cache_max_ttl: SimDuration,
+    /// Longest time a denial (NXDOMAIN or NODATA) answer is cached (`cache
+    /// 30`: 30 s; `denial CAP 5`: 5 s).
+    pub denial_max_ttl: SimDuration,
     /// Shortest time an answer is cached.
     pub cache_min_ttl: SimDuration,
     /// Time an upstream SERVFAIL is cached.
@@ -201,7 +227,25 @@ pub struct CoreDnsSpec {
     pub forward_deadline: SimDuration,
     /// The upstream resolver.
     pub upstream: UpstreamSpec,
+    /// Who answers the cluster zone.
+    pub cluster_zone: ClusterZone,
 }
+
+/// Who answers names in the cluster zone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClusterZone {
+    /// The `kubernetes` plugin, from the caller's ground truth
+    /// ([`DnsQuery::existence`]): a kube-dns pod.
+    #[default]
+    Kubernetes,
+    /// `forward` to the caller ([`CoreDnsAction::Forward`], answered with
+    /// [`CoreDns::on_forward_reply`]): a node-local-dns instance in front of
+    /// the kube-dns Service.
+    Forward,
+}
+
+/// Memory limit standing for "no limit" \[bytes\] (1 TiB).
+pub const NO_MEMORY_LIMIT: u64 = 1 << 40;
 
 impl Default for CoreDnsSpec {
     /// kubeadm's CoreDNS: see the module's Parameters.
@@ -214,6 +258,7 @@ impl Default for CoreDnsSpec {
             memory_per_in_flight: DEFAULT_MEMORY_PER_IN_FLIGHT,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             cache_max_ttl: SimDuration::from_secs(30),
+            denial_max_ttl: SimDuration::from_secs(30),
             cache_min_ttl: SimDuration::from_secs(5),
             servfail_ttl: SimDuration::from_secs(5),
             kubernetes_ttl: SimDuration::from_secs(30),
@@ -221,6 +266,7 @@ impl Default for CoreDnsSpec {
             forward_read_timeout: SimDuration::from_secs(2),
             forward_deadline: SimDuration::from_secs(5),
             upstream: UpstreamSpec::default(),
+            cluster_zone: ClusterZone::Kubernetes,
         }
     }
 }
@@ -245,6 +291,14 @@ pub enum CoreDnsSpecError {
         /// Longest TTL.
         max: SimDuration,
     },
+    /// Denial TTL bounds the wrong way round.
+    #[error("cache_min_ttl {min} is above denial_max_ttl {max}")]
+    DenialTtlOrder {
+        /// Shortest TTL.
+        min: SimDuration,
+        /// Longest denial TTL.
+        max: SimDuration,
+    },
     /// A zero forward timeout.
     #[error("forward_read_timeout and forward_deadline must be positive")]
     ForwardTimeout,
@@ -264,6 +318,33 @@ pub enum CoreDnsSpecError {
 }
 
 impl CoreDnsSpec {
+    /// The NodeLocal DNSCache instance of one node (node-local-dns
+    /// DaemonSet, KEP-1024), from kubernetes/kubernetes
+    /// `cluster/addons/dns/nodelocaldns/nodelocaldns.yaml`: Corefile
+    /// `cluster.local:53 { cache { success 9984 30  denial 9984 5 }  forward
+    /// . <kube-dns ClusterIP> { force_tcp } }` and `.:53 { cache 30  forward
+    /// . /etc/resolv.conf }`, so the cluster zone is forwarded to the caller,
+    /// denials are cached 5 s (the minimum TTL, 5 s, is the cache plugin's
+    /// default), and neither `forward` sets `max_concurrent` (no limit). The
+    /// container requests 25m CPU and 5Mi memory and has no limits: memory
+    /// is [`NO_MEMORY_LIMIT`]; CPU 1000m is an assumption (one idle core of
+    /// the node, what an unlimited container gets on a quiet node). No
+    /// `kubernetes` plugin: `cluster_objects` 0.
+    pub fn node_local() -> CoreDnsSpec {
+        CoreDnsSpec {
+            cluster_zone: ClusterZone::Forward,
+            cpu_millicores: 1000,
+            memory_limit: NO_MEMORY_LIMIT,
+            cluster_objects: 0,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            cache_max_ttl: SimDuration::from_secs(30),
+            denial_max_ttl: SimDuration::from_secs(5),
+            cache_min_ttl: SimDuration::from_secs(5),
+            max_concurrent: None,
+            ..CoreDnsSpec::default()
+        }
+    }
+
     /// Checks the spec.
     pub fn validate(&self) -> Result<(), CoreDnsSpecError> {
         if self.cpu_millicores == 0 {
@@ -284,6 +365,12 @@ impl CoreDnsSpec {
             return Err(CoreDnsSpecError::TtlOrder {
                 min: self.cache_min_ttl,
                 max: self.cache_max_ttl,
+            });
+        }
+        if self.cache_min_ttl > self.denial_max_ttl {
+            return Err(CoreDnsSpecError::DenialTtlOrder {
+                min: self.cache_min_ttl,
+                max: self.denial_max_ttl,
             });
         }
         if self.forward_read_timeout == SimDuration::ZERO
@@ -417,6 +504,11 @@ impl fmt::Display for DropReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CoreDnsTimer(pub u64);
 
+/// One try of a cluster-zone query forwarded to the caller
+/// ([`ClusterZone::Forward`]); unique over the instance's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ForwardId(pub u64);
+
 /// What the caller's event loop must do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CoreDnsAction {
@@ -432,9 +524,19 @@ pub enum CoreDnsAction {
         /// this is: the cached one for a cache hit).
         rdata: u64,
         /// TTL the client sees: the remaining time of a cached entry, the
-        /// record TTL (capped at the cache's maximum) otherwise, zero for
-        /// replies that are not cached.
+        /// record TTL (capped at the cache's maximum, `denial_max_ttl` for
+        /// NXDOMAIN and NODATA) otherwise, zero for replies that are not
+        /// cached.
         ttl: SimDuration,
+    },
+    /// Send the query `tag` (the name and type the caller offered) to the
+    /// cluster DNS now, and call [`CoreDns::on_forward_reply`] with `id`
+    /// when its answer arrives ([`ClusterZone::Forward`] only).
+    Forward {
+        /// The query's tag.
+        tag: u64,
+        /// This try.
+        id: ForwardId,
     },
     /// The query will get no reply.
     Dropped {
@@ -586,6 +688,8 @@ enum Upstream {
 enum Timer {
     CpuDone(u64),
     Upstream(u64, Upstream),
+    /// The read timeout of the forward try with this [`ForwardId`].
+    ForwardTimeout(u64),
     Restart,
 }
 
@@ -606,6 +710,9 @@ pub struct CoreDns {
     denial: Cache,
     timers: HashMap<u64, Timer>,
     next_timer: u64,
+    /// Pending forward tries to the caller: [`ForwardId`] -> query id.
+    forwards: HashMap<u64, u64>,
+    next_forward: u64,
     restarts: u32,
     backoff: SimDuration,
     backoff_updated: Option<SimTime>,
@@ -641,6 +748,8 @@ impl CoreDns {
             denial: cache,
             timers: HashMap::new(),
             next_timer: 0,
+            forwards: HashMap::new(),
+            next_forward: 0,
             restarts: 0,
             backoff: SimDuration::ZERO,
             backoff_updated: None,
@@ -737,6 +846,7 @@ impl CoreDns {
         self.cpu_busy = false;
         self.forwarding = 0;
         self.timers.clear();
+        self.forwards.clear();
         self.running = false;
         out
     }
@@ -756,6 +866,12 @@ impl CoreDns {
                 }
             }
             Timer::Upstream(id, result) => self.upstream_done(now, id, result, &mut out),
+            Timer::ForwardTimeout(fwd) => {
+                // Answered in time: the reply removed the try, nothing to do.
+                if let Some(id) = self.forwards.remove(&fwd) {
+                    self.retry_or_give_up(now, id, &mut out);
+                }
+            }
             Timer::Restart => {
                 self.running = true;
                 self.backoff = if self.restart_fresh {
@@ -814,8 +930,8 @@ impl CoreDns {
             }
             return;
         }
-        match zone {
-            Zone::Cluster => {
+        match (zone, self.spec.cluster_zone) {
+            (Zone::Cluster, ClusterZone::Kubernetes) => {
                 let ttl = self.spec.kubernetes_ttl;
                 self.reply(
                     now,
@@ -826,7 +942,7 @@ impl CoreDns {
                     out,
                 );
             }
-            Zone::External => {
+            (Zone::Cluster, ClusterZone::Forward) | (Zone::External, _) => {
                 if self
                     .spec
                     .max_concurrent
@@ -845,8 +961,92 @@ impl CoreDns {
                 if let Some(q) = self.in_flight.get_mut(&id) {
                     q.forward_start = Some(now);
                 }
-                self.upstream_try(now, id, out);
+                self.forward_try(now, id, out);
             }
+        }
+    }
+
+    /// One try of the forward plugin: to the upstream model for external
+    /// names, to the caller for a forwarded cluster zone.
+    fn forward_try(&mut self, now: SimTime, id: u64, out: &mut Vec<CoreDnsAction>) {
+        let Some(q) = self.in_flight.get(&id) else {
+            return;
+        };
+        if q.zone == Zone::External {
+            self.upstream_try(now, id, out);
+            return;
+        }
+        let tag = q.tag;
+        let fwd = self.next_forward;
+        self.next_forward += 1;
+        self.forwards.insert(fwd, id);
+        out.push(CoreDnsAction::Forward {
+            tag,
+            id: ForwardId(fwd),
+        });
+        self.set_timer(
+            now + self.spec.forward_read_timeout,
+            Timer::ForwardTimeout(fwd),
+            out,
+        );
+    }
+
+    /// The cluster DNS answered the forward try `id` at `now` with `reply`,
+    /// the records' data `rdata` and TTL `ttl`. The answer is cached like an
+    /// upstream one (success and denial TTLs clamped, SERVFAIL for
+    /// `servfail_ttl`, other rcodes not cached). Replies to tries that are
+    /// no longer pending (answered, timed out, or lost with the container)
+    /// are ignored.
+    pub fn on_forward_reply(
+        &mut self,
+        now: SimTime,
+        id: ForwardId,
+        reply: Reply,
+        rdata: u64,
+        ttl: SimDuration,
+    ) -> Vec<CoreDnsAction> {
+        let mut out = Vec::new();
+        let Some(qid) = self.forwards.remove(&id.0) else {
+            return out;
+        };
+        let Some(q) = self.in_flight.get_mut(&qid) else {
+            return out;
+        };
+        q.rdata = rdata;
+        self.forwarding = self.forwarding.saturating_sub(1);
+        let ttl = match reply.rcode {
+            Rcode::NoError | Rcode::NxDomain => Some(ttl),
+            Rcode::ServFail => {
+                self.stats.servfail += 1;
+                Some(self.spec.servfail_ttl)
+            }
+            // The cache plugin does not cache other errors.
+            Rcode::FormErr | Rcode::NotImp | Rcode::Refused => None,
+        };
+        self.reply(now, qid, reply, AnswerSource::Upstream, ttl, &mut out);
+        out
+    }
+
+    /// A try got no answer within the read timeout: another one while the
+    /// deadline allows, else SERVFAIL (not cached).
+    fn retry_or_give_up(&mut self, now: SimTime, id: u64, out: &mut Vec<CoreDnsAction>) {
+        let Some(q) = self.in_flight.get(&id) else {
+            return;
+        };
+        let start = q.forward_start.unwrap_or(now);
+        if now < start + self.spec.forward_deadline {
+            self.forward_try(now, id, out);
+        } else {
+            self.forwarding = self.forwarding.saturating_sub(1);
+            self.stats.servfail += 1;
+            self.reply(
+                now,
+                id,
+                Reply::SERVFAIL,
+                AnswerSource::ForwardTimeout,
+                None,
+                out,
+            );
         }
     }
 
@@ -899,23 +1099,7 @@ impl CoreDns {
                     out,
                 );
             }
-            Upstream::Silent => {
-                let start = q.forward_start.unwrap_or(now);
-                if now < start + self.spec.forward_deadline {
-                    self.upstream_try(now, id, out);
-                } else {
-                    self.forwarding = self.forwarding.saturating_sub(1);
-                    self.stats.servfail += 1;
-                    self.reply(
-                        now,
-                        id,
-                        Reply::SERVFAIL,
-                        AnswerSource::ForwardTimeout,
-                        None,
-                        out,
-                    );
-                }
-            }
+            Upstream::Silent => self.retry_or_give_up(now, id, out),
         }
     }
 
@@ -933,7 +1117,14 @@ impl CoreDns {
             return;
         };
         self.stats.answered += 1;
-        let shown = ttl.map_or(SimDuration::ZERO, |t| t.min(self.spec.cache_max_ttl));
+        let denial =
+            reply.rcode == Rcode::NxDomain || (reply.rcode == Rcode::NoError && reply.answers == 0);
+        let max_ttl = if denial {
+            self.spec.denial_max_ttl
+        } else {
+            self.spec.cache_max_ttl
+        };
+        let shown = ttl.map_or(SimDuration::ZERO, |t| t.min(max_ttl));
         out.push(CoreDnsAction::Reply {
             tag: q.tag,
             reply,
@@ -945,7 +1136,7 @@ impl CoreDns {
             let ttl = if reply.rcode == Rcode::ServFail {
                 ttl
             } else {
-                ttl.clamp(self.spec.cache_min_ttl, self.spec.cache_max_ttl)
+                ttl.clamp(self.spec.cache_min_ttl, max_ttl)
             };
             let entry = Entry {
                 reply,
@@ -984,6 +1175,7 @@ impl CoreDns {
         self.success.clear();
         self.denial.clear();
         self.timers.clear();
+        self.forwards.clear();
         self.running = false;
         // kubelet doBackOff: no live backoff entry (none yet, or the last
         // restart is more than 2 x 5 min old): restart at once.
@@ -1012,6 +1204,7 @@ mod tests {
     use crate::resolver::{
         Lookup, LookupResult, QueryId, QueryTypes, ResolvConf, ResolverAction, TimerToken,
     };
+    use proptest::prelude::*;
     use sim_core::{Engine, EventId};
 
     #[derive(Clone, Copy, Debug)]
@@ -1019,10 +1212,12 @@ mod tests {
         Dns(CoreDnsTimer),
         Arrive,
         Resolver(usize, TimerToken),
+        /// The cluster DNS answers a forward try.
+        FwdReply(ForwardId, Reply),
     }
 
     /// What a reply or drop means to the test's clients.
-    #[derive(Clone, Copy, Debug)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
     enum Tagged {
         Reply(u64, Reply, AnswerSource),
         Dropped(u64, DropReason),
@@ -1038,6 +1233,10 @@ mod tests {
         oom_drops: u64,
         ooms: Vec<(SimTime, SimTime, u64)>,
         starts: Vec<SimTime>,
+        /// Forward tries asked for: when, the query's tag, the try.
+        forwards: Vec<(SimTime, u64, ForwardId)>,
+        /// Replies with their data and TTL (when `record`).
+        full: Vec<(SimTime, CoreDnsAction)>,
     }
 
     impl Bench {
@@ -1050,6 +1249,36 @@ mod tests {
                 oom_drops: 0,
                 ooms: Vec::new(),
                 starts: Vec::new(),
+                forwards: Vec::new(),
+                full: Vec::new(),
+            }
+        }
+
+        /// The cluster DNS answers try `id` now.
+        fn answer(&mut self, id: ForwardId, reply: Reply, rdata: u64, ttl_s: u64) -> usize {
+            let now = self.eng.now();
+            let acts =
+                self.dns
+                    .on_forward_reply(now, id, reply, rdata, SimDuration::from_secs(ttl_s));
+            let n = acts.len();
+            self.apply(acts);
+            n
+        }
+
+        /// The last reply: (tag, reply, source, rdata, ttl).
+        fn last_reply(&self) -> (u64, Reply, AnswerSource, u64, SimDuration) {
+            match self.full.last() {
+                Some((
+                    _,
+                    CoreDnsAction::Reply {
+                        tag,
+                        reply,
+                        source,
+                        rdata,
+                        ttl,
+                    },
+                )) => (*tag, *reply, *source, *rdata, *ttl),
+                other => panic!("no reply: {other:?}"),
             }
         }
 
@@ -1065,8 +1294,10 @@ mod tests {
                     } => {
                         if self.record {
                             self.got.push((now, Tagged::Reply(tag, reply, source)));
+                            self.full.push((now, a));
                         }
                     }
+                    CoreDnsAction::Forward { tag, id } => self.forwards.push((now, tag, id)),
                     CoreDnsAction::Dropped { tag, reason } => {
                         self.oom_drops += u64::from(reason == DropReason::OomKilled);
                         if self.record {
@@ -1329,7 +1560,7 @@ mod tests {
                         self.apply(b, client, acts);
                     }
                 }
-                Ev::Arrive => {}
+                Ev::Arrive | Ev::FwdReply(..) => {}
             }
         }
     }
@@ -1908,5 +2139,491 @@ mod tests {
         assert_eq!(dns.spec().cpu_millicores, 100);
         let mut dns = dns;
         assert!(dns.on_timer(SimTime::ZERO, CoreDnsTimer(42)).is_empty());
+    }
+
+    const SVC: &str = "checkout.prod.svc.cluster.local";
+
+    /// A node-local instance; every try the test sees is in `b.forwards`.
+    fn node_local(seed: u64) -> Bench {
+        Bench::new(CoreDnsSpec::node_local(), seed)
+    }
+
+    #[test]
+    fn kubernetes_mode_answers_the_cluster_zone_itself() {
+        let d = CoreDnsSpec::default();
+        assert_eq!(d.cluster_zone, ClusterZone::Kubernetes);
+        assert_eq!(
+            d.denial_max_ttl, d.cache_max_ttl,
+            "`cache 30` caps both caches"
+        );
+        let mut b = Bench::new(d, 20);
+        b.offer(1, SVC, Zone::Cluster, Existence::Records(1));
+        b.offer(
+            2,
+            "gone.prod.svc.cluster.local",
+            Zone::Cluster,
+            Existence::NxDomain,
+        );
+        b.run(at(1.0), |_, _| {});
+        assert!(b.forwards.is_empty());
+        assert_eq!(b.dns.stats().forwarded, 0);
+        let (tag, reply, source, _, ttl) = b.last_reply();
+        assert_eq!(
+            (tag, reply, source),
+            (2, Reply::NXDOMAIN, AnswerSource::Kubernetes)
+        );
+        assert_eq!(ttl, SimDuration::from_secs(30));
+        // A denial cap also applies to the kubernetes plugin's denials.
+        let mut b = Bench::new(
+            CoreDnsSpec {
+                denial_max_ttl: SimDuration::from_secs(5),
+                ..d
+            },
+            21,
+        );
+        for (t, want) in [
+            (0.0, AnswerSource::Kubernetes),
+            (4.9, AnswerSource::Cache),
+            (5.1, AnswerSource::Kubernetes),
+        ] {
+            b.run(at(t), |_, _| {});
+            b.offer(
+                3,
+                "gone.prod.svc.cluster.local",
+                Zone::Cluster,
+                Existence::NxDomain,
+            );
+            b.run(at(t + 0.05), |_, _| {});
+            assert_eq!(b.last_reply().2, want, "at {t} s");
+        }
+        assert_eq!(
+            b.last_reply().4,
+            SimDuration::from_secs(5),
+            "shown TTL capped"
+        );
+    }
+
+    #[test]
+    fn node_local_spec_follows_the_manifest() {
+        let s = CoreDnsSpec::node_local();
+        assert!(s.validate().is_ok());
+        assert_eq!(s.cluster_zone, ClusterZone::Forward);
+        assert_eq!(s.cache_capacity, 9_984);
+        assert_eq!(s.cache_max_ttl, SimDuration::from_secs(30));
+        assert_eq!(s.denial_max_ttl, SimDuration::from_secs(5));
+        assert_eq!(s.cache_min_ttl, SimDuration::from_secs(5));
+        assert_eq!(s.max_concurrent, None);
+        assert_eq!(s.memory_limit, NO_MEMORY_LIMIT);
+        assert_eq!(s.cpu_millicores, 1000);
+        assert_eq!(s.cluster_objects, 0);
+        let e = CoreDnsSpec {
+            cache_min_ttl: SimDuration::from_secs(10),
+            ..s
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cache_min_ttl 10s is above denial_max_ttl 5s"
+        );
+    }
+
+    #[test]
+    fn forward_mode_sends_cluster_misses_to_the_caller_and_caches_the_answer() {
+        let mut b = node_local(22);
+        b.offer(1, SVC, Zone::Cluster, Existence::NxDomain);
+        // The query needs its CPU first.
+        assert!(b.forwards.is_empty());
+        b.run(at(0.5), |_, _| {});
+        assert_eq!(b.forwards.len(), 1);
+        let (sent, tag, id) = b.forwards[0];
+        assert_eq!(tag, 1);
+        assert!(sent > SimTime::ZERO && sent < at(0.01), "{sent}");
+        assert!(b.got.is_empty(), "no answer of its own");
+        assert_eq!(b.dns.stats().forwarded, 1);
+        assert_eq!(b.dns.in_flight(), 1);
+        // The cluster DNS says it exists (the caller's truth, not the query's
+        // `existence`), with a TTL above the cache's 30 s.
+        assert_eq!(b.answer(id, Reply::answer(2), 77, 60), 1);
+        assert_eq!(
+            b.last_reply(),
+            (
+                1,
+                Reply::answer(2),
+                AnswerSource::Upstream,
+                77,
+                SimDuration::from_secs(30)
+            )
+        );
+        assert_eq!(b.dns.in_flight(), 0);
+        // The same name again: a cache hit with the cached data, no forward.
+        for (t, want) in [(29.0, AnswerSource::Cache), (31.0, AnswerSource::Upstream)] {
+            b.run(at(t), |_, _| {});
+            b.offer(2, SVC, Zone::Cluster, Existence::NxDomain);
+            b.run(at(t + 0.05), |_, _| {});
+            if want == AnswerSource::Cache {
+                let (tag, reply, source, rdata, ttl) = b.last_reply();
+                assert_eq!((tag, reply, source, rdata), (2, Reply::answer(2), want, 77));
+                // Answered at 0.5 s, cached until 30.5 s.
+                let left = SimDuration::from_millis(1500);
+                assert!(ttl <= left && ttl > SimDuration::from_millis(1490), "{ttl}");
+                assert_eq!(b.forwards.len(), 1);
+            } else {
+                assert_eq!(b.forwards.len(), 2, "expired after 30 s: forwarded again");
+            }
+        }
+        assert_eq!(b.dns.stats().cache_hits, 1);
+    }
+
+    #[test]
+    fn forwarded_denials_are_cached_at_most_denial_max_ttl() {
+        for (reply, ttl_s, name) in [
+            (Reply::NXDOMAIN, 30, "gone.prod.svc.cluster.local"),
+            (Reply::NODATA, 1, "v4only.prod.svc.cluster.local"),
+        ] {
+            let mut b = node_local(23);
+            b.offer(1, name, Zone::Cluster, Existence::NxDomain);
+            b.run(at(0.5), |_, _| {});
+            let id = b.forwards[0].2;
+            assert_eq!(b.answer(id, reply, 0, ttl_s), 1);
+            let (_, got, source, _, shown) = b.last_reply();
+            assert_eq!((got, source), (reply, AnswerSource::Upstream));
+            assert_eq!(shown, SimDuration::from_secs(ttl_s.min(5)));
+            // Cached from 0.5 s for 5 s (30 s capped, 1 s raised to the minimum).
+            b.run(at(5.4), |_, _| {});
+            b.offer(2, name, Zone::Cluster, Existence::NxDomain);
+            b.run(at(5.45), |_, _| {});
+            assert_eq!(b.last_reply().2, AnswerSource::Cache, "{reply:?}");
+            assert_eq!(b.forwards.len(), 1);
+            b.run(at(5.6), |_, _| {});
+            b.offer(3, name, Zone::Cluster, Existence::NxDomain);
+            b.run(at(5.65), |_, _| {});
+            assert_eq!(b.forwards.len(), 2, "{reply:?} expired after 5 s");
+        }
+        // A SERVFAIL from the cluster DNS is cached servfail_ttl, other
+        // errors are not cached.
+        let mut b = node_local(24);
+        b.offer(1, SVC, Zone::Cluster, Existence::NxDomain);
+        b.offer(
+            2,
+            "x.prod.svc.cluster.local",
+            Zone::Cluster,
+            Existence::NxDomain,
+        );
+        b.run(at(0.5), |_, _| {});
+        let (ida, idb) = (b.forwards[0].2, b.forwards[1].2);
+        b.answer(ida, Reply::SERVFAIL, 0, 30);
+        assert_eq!(b.last_reply().4, SimDuration::from_secs(5));
+        let refused = Reply {
+            rcode: Rcode::Refused,
+            answers: 0,
+        };
+        b.answer(idb, refused, 0, 30);
+        assert_eq!(b.last_reply().4, SimDuration::ZERO);
+        assert_eq!(b.dns.stats().servfail, 1);
+        b.run(at(4.0), |_, _| {});
+        b.offer(3, SVC, Zone::Cluster, Existence::NxDomain);
+        b.offer(
+            4,
+            "x.prod.svc.cluster.local",
+            Zone::Cluster,
+            Existence::NxDomain,
+        );
+        b.run(at(4.5), |_, _| {});
+        assert_eq!(
+            b.got[2].1,
+            Tagged::Reply(3, Reply::SERVFAIL, AnswerSource::Cache)
+        );
+        assert_eq!(b.forwards.len(), 3);
+        assert_eq!(b.forwards[2].1, 4, "REFUSED was not cached");
+    }
+
+    #[test]
+    fn a_silent_cluster_dns_gets_retries_then_servfail() {
+        let mut b = node_local(25);
+        b.offer(1, SVC, Zone::Cluster, Existence::Records(1));
+        b.run(at(10.0), |_, _| {});
+        let t0 = b.forwards[0].0;
+        let times: Vec<SimDuration> = b.forwards.iter().map(|f| f.0 - t0).collect();
+        assert_eq!(
+            times,
+            [0, 2, 4].map(SimDuration::from_secs),
+            "tries at 0, 2, 4 s"
+        );
+        let ids: Vec<ForwardId> = b.forwards.iter().map(|f| f.2).collect();
+        assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+        assert_eq!(b.got.len(), 1);
+        let (t, g) = b.got[0];
+        assert_eq!(t - t0, SimDuration::from_secs(6));
+        assert_eq!(
+            g,
+            Tagged::Reply(1, Reply::SERVFAIL, AnswerSource::ForwardTimeout)
+        );
+        assert_eq!(b.dns.stats().forwarded, 1);
+        // Too late for any of the tries; the timeout SERVFAIL is not cached.
+        for id in ids {
+            assert_eq!(b.answer(id, Reply::answer(1), 0, 30), 0);
+        }
+        b.offer(2, SVC, Zone::Cluster, Existence::Records(1));
+        b.run(at(10.5), |_, _| {});
+        assert_eq!(b.forwards.len(), 4);
+
+        // A late reply to the first try after the retry is ignored; the
+        // retry's reply answers, and its pending timeout is harmless.
+        let mut b = node_local(26);
+        b.offer(1, SVC, Zone::Cluster, Existence::Records(1));
+        b.run(at(2.5), |_, _| {});
+        assert_eq!(b.forwards.len(), 2);
+        let (first, second) = (b.forwards[0].2, b.forwards[1].2);
+        assert_eq!(b.answer(first, Reply::answer(1), 1, 30), 0);
+        assert!(b.got.is_empty());
+        assert_eq!(b.answer(second, Reply::answer(1), 2, 30), 1);
+        assert_eq!(b.last_reply().3, 2);
+        assert_eq!(
+            b.answer(second, Reply::answer(1), 3, 30),
+            0,
+            "answered once"
+        );
+        b.run(at(10.0), |_, _| {});
+        assert_eq!(b.forwards.len(), 2, "no retry after the answer");
+        assert_eq!(b.got.len(), 1);
+        let s = *b.dns.stats();
+        assert_eq!((s.received, s.answered, s.servfail), (1, 1, 0));
+    }
+
+    #[test]
+    fn oom_kill_and_shutdown_invalidate_forward_tries() {
+        // 24 MiB + 4 KiB per query: the 1,537th query inside passes 30 MiB.
+        let spec = CoreDnsSpec {
+            memory_limit: 30 * MIB,
+            ..CoreDnsSpec::node_local()
+        };
+        let mut b = Bench::new(spec, 27);
+        for i in 0..1_000u64 {
+            b.offer(
+                i,
+                &format!("svc-{i}.prod.svc.cluster.local"),
+                Zone::Cluster,
+                Existence::Records(1),
+            );
+        }
+        b.run(at(0.5), |_, _| {});
+        assert_eq!(b.forwards.len(), 1_000);
+        for i in 1_000..1_600u64 {
+            b.offer(
+                i,
+                "late.prod.svc.cluster.local",
+                Zone::Cluster,
+                Existence::Records(1),
+            );
+        }
+        assert_eq!(b.ooms.len(), 1);
+        assert_eq!(b.oom_drops, 1_537);
+        let old: Vec<ForwardId> = b.forwards.iter().map(|f| f.2).collect();
+        for &id in &old {
+            assert_eq!(b.answer(id, Reply::answer(1), 0, 30), 0);
+        }
+        // Restarted: a new query gets a new try, which works.
+        b.run(at(1.0), |_, _| {});
+        assert!(b.dns.is_running());
+        b.offer(9_000, SVC, Zone::Cluster, Existence::Records(1));
+        b.run(at(1.5), |_, _| {});
+        let (_, tag, id) = *b.forwards.last().unwrap();
+        assert_eq!(tag, 9_000);
+        assert!(!old.contains(&id));
+        assert_eq!(b.answer(id, Reply::answer(1), 0, 30), 1);
+        // No stale timeout answers anything after the restart.
+        b.run(at(20.0), |_, _| {});
+        assert_eq!(b.dns.stats().servfail, 0);
+
+        let mut b = node_local(28);
+        b.offer(1, SVC, Zone::Cluster, Existence::Records(1));
+        b.run(at(0.5), |_, _| {});
+        let id = b.forwards[0].2;
+        let acts = b.dns.shutdown();
+        assert_eq!(
+            acts,
+            vec![CoreDnsAction::Dropped {
+                tag: 1,
+                reason: DropReason::Deleted
+            }]
+        );
+        assert_eq!(b.answer(id, Reply::answer(1), 0, 30), 0);
+    }
+
+    #[test]
+    fn max_concurrent_counts_cluster_forwards() {
+        let spec = CoreDnsSpec {
+            max_concurrent: Some(10),
+            upstream: UpstreamSpec {
+                latency: SimDuration::from_secs(1),
+                ..UpstreamSpec::default()
+            },
+            ..CoreDnsSpec::node_local()
+        };
+        let mut b = Bench::new(spec, 29);
+        for i in 0..5u64 {
+            b.offer(
+                i,
+                &format!("h{i}.example.com"),
+                Zone::External,
+                Existence::Records(1),
+            );
+        }
+        for i in 5..15u64 {
+            b.offer(
+                i,
+                &format!("s{i}.prod.svc.cluster.local"),
+                Zone::Cluster,
+                Existence::Records(1),
+            );
+        }
+        b.run(at(0.5), |_, _| {});
+        let refused: Vec<u64> = b
+            .got
+            .iter()
+            .filter_map(|(_, g)| match g {
+                Tagged::Reply(t, r, AnswerSource::MaxConcurrent) if r.rcode == Rcode::Refused => {
+                    Some(*t)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(refused, (10..15).collect::<Vec<u64>>());
+        assert_eq!(b.forwards.len(), 5);
+        assert_eq!(b.dns.stats().forwarded, 10);
+        // One answer frees one slot.
+        b.answer(b.forwards[0].2, Reply::answer(1), 0, 30);
+        b.offer(
+            20,
+            "s20.prod.svc.cluster.local",
+            Zone::Cluster,
+            Existence::Records(1),
+        );
+        b.offer(
+            21,
+            "s21.prod.svc.cluster.local",
+            Zone::Cluster,
+            Existence::Records(1),
+        );
+        b.run(at(0.9), |_, _| {});
+        assert_eq!(b.forwards.last().map(|f| f.1), Some(20));
+        assert!(matches!(
+            b.got.last(),
+            Some((_, Tagged::Reply(21, _, AnswerSource::MaxConcurrent)))
+        ));
+        assert_eq!(b.dns.stats().refused, 6);
+    }
+
+    #[test]
+    fn external_names_still_go_upstream_in_forward_mode() {
+        let mut b = node_local(30);
+        b.offer(1, "infoblox.com", Zone::External, Existence::Records(1));
+        b.run(at(0.5), |_, _| {});
+        assert!(b.forwards.is_empty());
+        let (t, g) = b.got[0];
+        assert_eq!(
+            g,
+            Tagged::Reply(1, Reply::answer(1), AnswerSource::Upstream)
+        );
+        assert!(
+            t >= at(0.001) && t < at(0.01),
+            "after the 1 ms upstream latency: {t}"
+        );
+        assert_eq!(b.dns.stats().forwarded, 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Every query ends answered (exactly once), dropped, or in flight,
+        /// in both modes, with the cluster DNS answering a random subset of
+        /// the forward tries (random rcodes, some twice, some too late) and
+        /// never answering the rest, and OOM kills on a tight memory limit.
+        #[test]
+        fn every_query_is_answered_dropped_or_in_flight(
+            seed in 0u64..1000,
+            forward in any::<bool>(),
+            queries in 1u64..400,
+            rate in 5.0f64..400.0,
+            answered_share in 0.0f64..=1.0,
+            delay_ms in 1u64..4000,
+            limit_queries in proptest::option::of(5u64..200),
+            max_concurrent in proptest::option::of(1u32..50),
+            loss in 0.0f64..0.5,
+        ) {
+            let base = if forward {
+                CoreDnsSpec::node_local()
+            } else {
+                CoreDnsSpec::default()
+            };
+            let spec = CoreDnsSpec {
+                memory_limit: limit_queries.map_or(base.memory_limit, |n| 24 * MIB + n * 4096),
+                max_concurrent,
+                upstream: UpstreamSpec {
+                    failure_probability: loss,
+                    ..UpstreamSpec::default()
+                },
+                ..base
+            };
+            let mut b = Bench::new(spec, seed);
+            let mut rng = RngStreams::new(seed).stream("proptest");
+            b.eng.schedule_in(SimDuration::ZERO, Ev::Arrive);
+            let mut offered = 0u64;
+            let mut seen_forwards = 0usize;
+            let mut accepted = 0u64;
+            let rcodes = [Reply::answer(1), Reply::NODATA, Reply::NXDOMAIN, Reply::SERVFAIL];
+            while let Some(ev) = b.eng.next_until(at(30.0)) {
+                let now = b.eng.now();
+                match ev {
+                    Ev::Dns(t) => {
+                        let acts = b.dns.on_timer(now, t);
+                        b.apply(acts);
+                    }
+                    Ev::Arrive if offered < queries => {
+                        let n = rng.random_range(0..20u32);
+                        let zone = if rng.random::<f64>() < 0.6 { Zone::Cluster } else { Zone::External };
+                        let name = format!("n{n}.{}", if zone == Zone::Cluster { "svc.cluster.local" } else { "example.com" });
+                        b.offer(offered, &name, zone, Existence::Records(1));
+                        offered += 1;
+                        b.eng.schedule_in(exp(&mut rng, 1.0 / rate), Ev::Arrive);
+                    }
+                    Ev::FwdReply(id, reply) => {
+                        accepted += u64::from(b.answer(id, reply, 0, rng.random_range(0..60u64)) > 0);
+                    }
+                    Ev::Arrive | Ev::Resolver(..) => {}
+                }
+                // Schedule the cluster DNS's answers to new tries.
+                while seen_forwards < b.forwards.len() {
+                    let id = b.forwards[seen_forwards].2;
+                    seen_forwards += 1;
+                    if rng.random::<f64>() < answered_share {
+                        let reply = rcodes[rng.random_range(0..rcodes.len())];
+                        let d = SimDuration::from_millis(rng.random_range(0..delay_ms));
+                        b.eng.schedule_in(d, Ev::FwdReply(id, reply));
+                        if rng.random::<f64>() < 0.2 {
+                            b.eng.schedule_in(d + d, Ev::FwdReply(id, reply));
+                        }
+                    }
+                }
+            }
+            let s = *b.dns.stats();
+            prop_assert_eq!(s.received, offered);
+            prop_assert_eq!(s.received, s.answered + s.dropped + b.dns.in_flight() as u64);
+            // Each tag ends once at most, and only through what the counters say.
+            let mut ended = std::collections::BTreeSet::new();
+            for (_, g) in &b.got {
+                let tag = match g {
+                    Tagged::Reply(t, ..) | Tagged::Dropped(t, _) => *t,
+                };
+                prop_assert!(ended.insert(tag), "tag {} ended twice", tag);
+            }
+            prop_assert_eq!(ended.len() as u64, s.answered + s.dropped);
+            if !forward {
+                prop_assert!(b.forwards.is_empty());
+                prop_assert_eq!(accepted, 0);
+            }
+            // Only pending tries are accepted, each answering its query.
+            prop_assert!(accepted <= s.answered);
+        }
     }
 }
