@@ -38,7 +38,12 @@
 //! UDP entries (unless that fails: `flush_udp_on_endpoint_removal`); a
 //! lookup's parallel A and AAAA race to insert the entry
 //! ([`conntrack::udp_pair_second`]) and the kernel profile decides whether
-//! the loser is dropped; a full table drops the query. The truth CoreDNS serves comes from the cluster: the
+//! the loser is dropped; a full table drops the query. With NodeLocal
+//! DNSCache ([`DnsConfig::node_local`]) every node runs a node-local-dns
+//! instance ([`CoreDnsSpec::node_local`]); pods query their node's (a
+//! link-local address: no DNAT, no conntrack), which answers from its
+//! cache, forwards cluster-zone misses to a Ready kube-dns pod (`force_tcp`)
+//! and external names to the upstream. The truth CoreDNS serves comes from the cluster: the
 //! Services (`<svc>.<ns>.svc.cluster.local`, a ClusterIP, or for a headless
 //! Service the addresses of its Ready pods, and `<pod>.<svc>.<ns>...` for
 //! StatefulSet pods), and the external names the traffic sources resolve
@@ -74,7 +79,9 @@
 //! programming delay; conntrack flushes happen at the removal); clashing
 //! entries that 5.x inserts are not put in the table; a headless name's
 //! answer is read as its first Ready pod (clients take the first address);
-//! no NodeLocal DNSCache; an application's give-up does not cancel its
+//! a NodeLocal DNSCache's TCP forwards pick a kube-dns pod per query (no
+//! pooled connections, no TCP conntrack entries) and skip NetworkPolicy;
+//! an application's give-up does not cancel its
 //! `getaddrinfo`, which runs to its end.
 //!
 //! ## What it emits
@@ -105,7 +112,8 @@ use crate::conntrack::{
     self, ConntrackConfig, CtId, CtState, DataPath, UdpDnat, UdpPairSecond, UdpSend,
 };
 use crate::coredns::{
-    AnswerSource, CoreDns, CoreDnsAction, CoreDnsSpec, CoreDnsTimer, DnsQuery, Existence, Zone,
+    AnswerSource, CoreDns, CoreDnsAction, CoreDnsSpec, CoreDnsTimer, DnsQuery, Existence,
+    ForwardId, Zone,
 };
 use crate::ipam::{Ipam, IpamLayout, Ipv4Cidr, Lease};
 use crate::kube_proxy::{FirstPacket, KubeProxy, KubeProxyConfig, SyncStats};
@@ -329,6 +337,9 @@ pub struct DnsConfig {
     /// Workloads whose Service is headless (`clusterIP: None`): their name
     /// resolves to pod addresses, which clients connect to directly.
     pub headless: BTreeSet<usize>,
+    /// NodeLocal DNSCache: the node-local-dns instance every node runs
+    /// ([`CoreDnsSpec::node_local`]); `None`: pods query kube-dns.
+    pub node_local: Option<CoreDnsSpec>,
 }
 
 /// A pod spec's `dnsConfig` (with `dnsPolicy: ClusterFirst`): searches are
@@ -390,6 +401,9 @@ pub struct DnsWindowStats {
     pub stale: u64,
     /// Queries dropped because the client node's conntrack table was full.
     pub table_full: u64,
+    /// With NodeLocal DNSCache: queries the node caches received, answered
+    /// from their cache, and forwarded to kube-dns.
+    pub node_local: [u64; 3],
 }
 
 /// The rcodes of [`DnsWindowStats::replies`], in order.
@@ -674,6 +688,11 @@ enum Ev {
     NodeTaint(u32),
     /// The not-ready toleration of the pods on a node runs out.
     Evict(u32),
+    /// A timer of a node's NodeLocal DNSCache.
+    NodeLocalDns {
+        node: u32,
+        token: u64,
+    },
     /// A resolver timer of a lookup fires.
     ResolverTimer {
         lookup: u32,
@@ -720,7 +739,7 @@ struct SentQuery {
 }
 
 /// A query waiting in a CoreDNS pod, by tag.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct DnsTag {
     slot: u32,
     generation: u32,
@@ -728,6 +747,23 @@ struct DnsTag {
     zone: Zone,
     /// Client node and flow key of the query's conntrack entry, if any.
     flow: Option<(u32, u64)>,
+    /// Who asked, and who gets the reply.
+    via: Via,
+    /// The query, for a NodeLocal DNSCache that forwards it.
+    name: Arc<str>,
+    qtype: QType,
+}
+
+/// Who sent a query to a DNS server.
+#[derive(Clone, Copy)]
+enum Via {
+    /// A pod's resolver, to a kube-dns pod.
+    Pod,
+    /// A pod's resolver, to its node's NodeLocal DNSCache.
+    NodeLocal,
+    /// A NodeLocal DNSCache forwarding a cluster-zone miss to a kube-dns
+    /// pod (over TCP: `force_tcp`).
+    Forward { node: u32, id: ForwardId },
 }
 
 /// Where the kube-dns Service's DNAT sends one query.
@@ -766,6 +802,11 @@ struct DnsRt {
     /// and of queries NetworkPolicy dropped.
     unreachable: CounterId,
     blocked: CounterId,
+    /// Per node, its NodeLocal DNSCache (empty without one).
+    node_local: Vec<CoreDns>,
+    /// Counters: queries to the node caches, their cache hits, their
+    /// forwards to kube-dns (with NodeLocal DNSCache).
+    node_local_counters: Option<[CounterId; 3]>,
     /// Draws of the A/AAAA insert race.
     race_rng: SimRng,
     windows: Vec<DnsWindowStats>,
@@ -959,6 +1000,23 @@ impl DnsRt {
             race_rng: rng.stream("conntrack/udp-insert-race"),
             unreachable: metrics.counter("dns_queries_unreachable"),
             blocked: metrics.counter("dns_queries_blocked"),
+            node_local: d
+                .node_local
+                .iter()
+                .flat_map(|spec| {
+                    cfg.nodes.iter().filter_map(move |n| {
+                        let name = format!("node-local-dns/{}", n.name);
+                        CoreDns::new(*spec, &name, rng).ok()
+                    })
+                })
+                .collect(),
+            node_local_counters: d.node_local.map(|_| {
+                [
+                    metrics.counter("dns_node_local_queries"),
+                    metrics.counter("dns_node_local_cache_hits"),
+                    metrics.counter("dns_node_local_forwards"),
+                ]
+            }),
             windows: cfg
                 .windows
                 .iter()
@@ -1303,6 +1361,17 @@ impl<'a> Sim<'a> {
                 if let Some(c) = self.pods[pod as usize].coredns.as_mut() {
                     let actions = c.on_timer(now, CoreDnsTimer(token));
                     self.coredns_actions(pod, actions);
+                }
+            }
+            Ev::NodeLocalDns { node, token } => {
+                let now = self.engine.now();
+                let actions = self
+                    .dns
+                    .as_mut()
+                    .and_then(|d| d.node_local.get_mut(node as usize))
+                    .map(|c| c.on_timer(now, CoreDnsTimer(token)));
+                if let Some(actions) = actions {
+                    self.node_local_actions(node, actions);
                 }
             }
             Ev::PoliciesProgrammed(i) => self.policies_programmed(i as usize),
@@ -2443,6 +2512,14 @@ impl<'a> Sim<'a> {
     fn send_dns_query(&mut self, q: SentQuery, racing: Option<u32>) -> Option<u32> {
         let now = self.engine.now();
         let client = self.lookup_mut(q.slot, q.generation)?.client;
+        if let Some(node) = self.pods[client as usize].node.filter(|&n| {
+            self.dns
+                .as_ref()
+                .is_some_and(|d| (n as usize) < d.node_local.len())
+        }) {
+            self.node_local_query(q, node);
+            return None;
+        }
         let (server, created, flow) = match self.dns_route(&q, client, racing) {
             DnsRoute::Pod {
                 pod,
@@ -2485,6 +2562,9 @@ impl<'a> Sim<'a> {
             query: q.query.0,
             zone,
             flow,
+            via: Via::Pod,
+            name: q.name.clone(),
+            qtype: q.qtype,
         });
         let query = DnsQuery {
             tag,
@@ -2725,8 +2805,12 @@ impl<'a> Sim<'a> {
                     ttl,
                 } => self.dns_reply(tag, reply, source, rdata, ttl),
                 // kube-dns pods run `ClusterZone::Kubernetes`: they answer
-                // the cluster zone themselves and never emit this.
-                CoreDnsAction::Forward { .. } => {}
+                // the cluster zone themselves and never forward it.
+                CoreDnsAction::Forward { tag, .. } => {
+                    if let Some(dns) = self.dns.as_mut() {
+                        dns.take_tag(tag);
+                    }
+                }
                 CoreDnsAction::Dropped { tag, .. } => {
                     if let Some(dns) = self.dns.as_mut() {
                         dns.take_tag(tag);
@@ -2783,6 +2867,22 @@ impl<'a> Sim<'a> {
             dns.windows[i].replies[z][r] += 1;
             dns.windows[i].cache_hits[z] += u64::from(hit);
         }
+        if let Via::Forward { node, id } = q.via {
+            let actions = dns
+                .node_local
+                .get_mut(node as usize)
+                .map(|c| c.on_forward_reply(now, id, reply, rdata, ttl));
+            if let Some(actions) = actions {
+                self.node_local_actions(node, actions);
+            }
+            return;
+        }
+        self.deliver_dns_reply(&q, reply, rdata, ttl);
+    }
+
+    /// A reply reaches the lookup that sent the query.
+    fn deliver_dns_reply(&mut self, q: &DnsTag, reply: Reply, rdata: u64, ttl: SimDuration) {
+        let now = self.engine.now();
         let Some(p) = self.lookup_mut(q.slot, q.generation) else {
             return;
         };
@@ -2791,6 +2891,155 @@ impl<'a> Sim<'a> {
         }
         let actions = p.lookup.on_reply(now, QueryId(q.query), reply);
         self.resolver_actions(q.slot, actions);
+    }
+
+    /// A pod's query to its node's NodeLocal DNSCache (169.254.20.10: no
+    /// DNAT, and NOTRACK rules keep it out of conntrack).
+    fn node_local_query(&mut self, q: SentQuery, node: u32) {
+        let now = self.engine.now();
+        let (zone, existence, rdata) = self.dns_truth(&q.name, q.qtype);
+        let Some(dns) = self.dns.as_mut() else {
+            return;
+        };
+        if let Some(c) = dns.node_local_counters {
+            self.metrics.inc(c[0]);
+        }
+        for i in DnsRt::in_windows(self.cfg, now) {
+            dns.windows[i].node_local[0] += 1;
+        }
+        let tag = dns.alloc_tag(DnsTag {
+            slot: q.slot,
+            generation: q.generation,
+            query: q.query.0,
+            zone,
+            flow: None,
+            via: Via::NodeLocal,
+            name: q.name.clone(),
+            qtype: q.qtype,
+        });
+        let query = DnsQuery {
+            tag,
+            name: &q.name,
+            qtype: q.qtype,
+            zone,
+            existence,
+            rdata,
+        };
+        let Some(c) = dns.node_local.get_mut(node as usize) else {
+            return;
+        };
+        let actions = c.offer(now, query);
+        self.node_local_actions(node, actions);
+    }
+
+    /// Carries out what a node's NodeLocal DNSCache asks for.
+    fn node_local_actions(&mut self, node: u32, actions: Vec<CoreDnsAction>) {
+        let now = self.engine.now();
+        for a in actions {
+            match a {
+                CoreDnsAction::SetTimer { at, token } => {
+                    self.engine.schedule_at(
+                        at,
+                        Ev::NodeLocalDns {
+                            node,
+                            token: token.0,
+                        },
+                    );
+                }
+                CoreDnsAction::Reply {
+                    tag,
+                    reply,
+                    source,
+                    rdata,
+                    ttl,
+                } => {
+                    let Some(dns) = self.dns.as_mut() else {
+                        return;
+                    };
+                    let Some(q) = dns.take_tag(tag) else {
+                        continue;
+                    };
+                    if source == AnswerSource::Cache {
+                        if let Some(c) = dns.node_local_counters {
+                            self.metrics.inc(c[1]);
+                        }
+                        for i in DnsRt::in_windows(self.cfg, now) {
+                            dns.windows[i].node_local[1] += 1;
+                        }
+                    }
+                    self.deliver_dns_reply(&q, reply, rdata, ttl);
+                }
+                CoreDnsAction::Forward { tag, id } => self.node_local_forward(node, tag, id),
+                CoreDnsAction::Dropped { tag, .. } => {
+                    if let Some(dns) = self.dns.as_mut() {
+                        dns.take_tag(tag);
+                    }
+                }
+                // No memory limit (the manifest sets none): never killed.
+                CoreDnsAction::OomKilled { .. } | CoreDnsAction::Started => {}
+            }
+        }
+    }
+
+    /// A node cache forwards a cluster-zone miss to kube-dns (`forward .
+    /// <kube-dns ClusterIP> { force_tcp }`): to a Ready CoreDNS pod picked
+    /// per forward (TCP connections and their conntrack entries are not
+    /// modelled); with none, the try goes unanswered and the cache's read
+    /// timeout decides.
+    fn node_local_forward(&mut self, node: u32, tag: u64, id: ForwardId) {
+        let now = self.engine.now();
+        let Some(w) = self.cfg.dns.as_ref().map(|d| d.workload) else {
+            return;
+        };
+        let Some(server) = self.deps[w].endpoints.pick(&mut self.dns_pick) else {
+            return;
+        };
+        let Some(dns) = self.dns.as_mut() else {
+            return;
+        };
+        let Some(asked) = dns.tags.get(tag as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        let (name, qtype) = (asked.name.clone(), asked.qtype);
+        if let Some(c) = dns.node_local_counters {
+            self.metrics.inc(c[2]);
+        }
+        for i in DnsRt::in_windows(self.cfg, now) {
+            dns.windows[i].node_local[2] += 1;
+        }
+        let (zone, existence, rdata) = self.dns_truth(&name, qtype);
+        let Some(dns) = self.dns.as_mut() else {
+            return;
+        };
+        let z = zone_index(zone);
+        self.metrics.inc(dns.received[z]);
+        for i in DnsRt::in_windows(self.cfg, now) {
+            dns.windows[i].received[z] += 1;
+        }
+        let fwd = dns.alloc_tag(DnsTag {
+            slot: 0,
+            generation: 0,
+            query: 0,
+            zone,
+            flow: None,
+            via: Via::Forward { node, id },
+            name: name.clone(),
+            qtype,
+        });
+        let query = DnsQuery {
+            tag: fwd,
+            name: &name,
+            qtype,
+            zone,
+            existence,
+            rdata,
+        };
+        let Some(c) = self.pods[server as usize].coredns.as_mut() else {
+            dns.take_tag(fwd);
+            return;
+        };
+        let actions = c.offer(now, query);
+        self.coredns_actions(server, actions);
     }
 
     /// A DNS pod's container starts: a fresh CoreDNS.
@@ -3609,6 +3858,7 @@ mod tests {
             host_search: Vec::new(),
             pod_dns: BTreeMap::new(),
             headless: BTreeSet::new(),
+            node_local: None,
         });
         let policy = cfg.policy.as_mut().unwrap();
         policy.sets.clear();
@@ -3954,6 +4204,7 @@ mod tests {
             persistent in any::<bool>(),
             scale in proptest::collection::vec((1u64..170, 0u32..4), 0..4),
             rate in 5.0f64..300.0,
+            node_local in any::<bool>(),
         ) {
             use crate::conntrack::{Kernel, Timeouts};
             let mut cfg = with_dns(None);
@@ -3962,6 +4213,7 @@ mod tests {
             cfg.traffic[0].persistent_dns_socket = persistent;
             if let Some(d) = cfg.dns.as_mut() {
                 d.qtypes = if a_and_aaaa { QueryTypes::AAndAaaa } else { QueryTypes::AOnly };
+                d.node_local = node_local.then(CoreDnsSpec::node_local);
             }
             for (at, replicas) in scale {
                 cfg.timeline.push(TimedAction { at: secs(at), action: Action::Scale { deployment: 2, replicas } });
@@ -3987,7 +4239,13 @@ mod tests {
                 + sum("dns_queries_stale_entry")
                 + sum("dns_queries_table_full");
             prop_assert!(sent > 0);
-            prop_assert_eq!(sent, ended);
+            if node_local {
+                // Every query goes to the client's node cache; CoreDNS sees only its forwards.
+                prop_assert_eq!(sent, sum("dns_node_local_queries"));
+                prop_assert_eq!(sum("dns_queries_received"), sum("dns_node_local_forwards"));
+            } else {
+                prop_assert_eq!(sent, ended);
+            }
         }
     }
 

@@ -322,6 +322,18 @@ fn dns_figures(
             d.dropped as f64,
             Unit::Count,
         );
+        if cfg.dns.as_ref().is_some_and(|c| c.node_local.is_some()) {
+            push(
+                format!("DNS in {n}: queries/s at the NodeLocal DNSCaches"),
+                d.node_local[0] as f64 / secs,
+                Unit::Count,
+            );
+            push(
+                format!("DNS in {n}: NodeLocal DNSCache hit ratio"),
+                d.node_local[1] as f64 / d.node_local[0].max(1) as f64,
+                Unit::Ratio,
+            );
+        }
         if !out.conntrack.is_empty() {
             push(
                 format!("DNS in {n}: queries lost to the A/AAAA insert race (insert_failed)"),

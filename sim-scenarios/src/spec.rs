@@ -444,6 +444,11 @@ pub struct DnsFile {
     pub coredns: Option<CoreDnsFile>,
     /// The upstream resolver behind the forward plugin.
     pub upstream: Option<UpstreamFile>,
+    /// NodeLocal DNSCache (default false): every node runs node-local-dns
+    /// (the nodelocaldns.yaml Corefile); pods query it, it forwards
+    /// cluster names to kube-dns over TCP and other names to the upstream.
+    #[serde(default)]
+    pub node_local_dns: bool,
 }
 
 /// One CoreDNS pod: resources and Corefile settings. Defaults: kubeadm's
@@ -2099,7 +2104,9 @@ impl Validator<'_> {
                 coredns.cache_capacity = n.0;
             }
             if let Some(t) = c.cache_max_ttl {
+                // `cache N` caps both the success and the denial cache.
                 coredns.cache_max_ttl = t.0;
+                coredns.denial_max_ttl = t.0;
                 coredns.cache_min_ttl = coredns.cache_min_ttl.min(t.0);
             }
             if let Some(t) = c.kubernetes_ttl {
@@ -2225,6 +2232,10 @@ impl Validator<'_> {
             host_search: d.host_search.clone(),
             pod_dns,
             headless,
+            node_local: d.node_local_dns.then(|| CoreDnsSpec {
+                upstream: coredns.upstream,
+                ..CoreDnsSpec::node_local()
+            }),
         };
         for (i, w) in workload_files.iter().enumerate() {
             let ns = w.namespace.as_deref().unwrap_or("default");

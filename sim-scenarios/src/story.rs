@@ -636,6 +636,28 @@ fn dns_why(lines: &mut Vec<String>, cfg: &sim_models::cluster::ClusterConfig, ou
             ));
         }
     }
+    if let Some(local) = &dns.node_local {
+        let busiest = cfg
+            .windows
+            .iter()
+            .zip(&out.dns_windows)
+            .max_by_key(|(w, d)| (d.node_local[0], std::cmp::Reverse(w.start)));
+        if let Some((w, d)) = busiest.filter(|(_, d)| d.node_local[0] > 0) {
+            let secs = w.end.as_secs_f64() - w.start.as_secs_f64();
+            lines.push(format!(
+                "With NodeLocal DNSCache, the pods' queries went to node-local-dns on their own node (a link-local address: no DNAT, \
+                 no conntrack entry): in `{}`, {} queries/s over {} nodes, {:.1}% answered from the node's cache (answers kept up to {}, \
+                 NXDOMAIN and NODATA up to {}); {} misses/s for cluster names went on to {name} over TCP, external names to the upstream.",
+                w.name,
+                num((d.node_local[0] as f64 / secs).round()),
+                cfg.nodes.len(),
+                100.0 * d.node_local[1] as f64 / d.node_local[0] as f64,
+                local.cache_max_ttl,
+                local.denial_max_ttl,
+                num((d.node_local[2] as f64 / secs * 10.0).round() / 10.0),
+            ));
+        }
+    }
     if let Some(ct) = cfg.conntrack {
         for (w, d) in cfg.windows.iter().zip(&out.dns_windows) {
             if d.insert_failed > 0 {
