@@ -43,7 +43,9 @@
 //! instance ([`CoreDnsSpec::node_local`]); pods query their node's (a
 //! link-local address: no DNAT, no conntrack), which answers from its
 //! cache, forwards cluster-zone misses to a Ready kube-dns pod (`force_tcp`)
-//! and external names to the upstream. The truth CoreDNS serves comes from the cluster: the
+//! and external names to the upstream. With [`DnsConfig::autoscaler`] a
+//! HorizontalPodAutoscaler ([`crate::hpa`]) sets the CoreDNS replica count
+//! every 15 s from the CPU its Ready pods used since the last sync. The truth CoreDNS serves comes from the cluster: the
 //! Services (`<svc>.<ns>.svc.cluster.local`, a ClusterIP, or for a headless
 //! Service the addresses of its Ready pods, and `<pod>.<svc>.<ns>...` for
 //! StatefulSet pods), and the external names the traffic sources resolve
@@ -115,6 +117,7 @@ use crate::coredns::{
     AnswerSource, CoreDns, CoreDnsAction, CoreDnsSpec, CoreDnsTimer, DnsQuery, Existence,
     ForwardId, Zone,
 };
+use crate::hpa::{Hpa, HpaSpec};
 use crate::ipam::{Ipam, IpamLayout, Ipv4Cidr, Lease};
 use crate::kube_proxy::{FirstPacket, KubeProxy, KubeProxyConfig, SyncStats};
 use crate::kubelet;
@@ -340,6 +343,9 @@ pub struct DnsConfig {
     /// NodeLocal DNSCache: the node-local-dns instance every node runs
     /// ([`CoreDnsSpec::node_local`]); `None`: pods query kube-dns.
     pub node_local: Option<CoreDnsSpec>,
+    /// A HorizontalPodAutoscaler on the CoreDNS pods' CPU ([`crate::hpa`]);
+    /// `None`: the replica count changes only on the timeline.
+    pub autoscaler: Option<HpaSpec>,
 }
 
 /// A pod spec's `dnsConfig` (with `dnsPolicy: ClusterFirst`): searches are
@@ -688,6 +694,8 @@ enum Ev {
     NodeTaint(u32),
     /// The not-ready toleration of the pods on a node runs out.
     Evict(u32),
+    /// The HorizontalPodAutoscaler controller syncs.
+    HpaSync,
     /// A timer of a node's NodeLocal DNSCache.
     NodeLocalDns {
         node: u32,
@@ -807,6 +815,10 @@ struct DnsRt {
     /// Counters: queries to the node caches, their cache hits, their
     /// forwards to kube-dns (with NodeLocal DNSCache).
     node_local_counters: Option<[CounterId; 3]>,
+    /// The CoreDNS HorizontalPodAutoscaler and each pod's CPU busy time at
+    /// its last sync.
+    hpa: Option<Hpa>,
+    hpa_busy: BTreeMap<u32, SimDuration>,
     /// Draws of the A/AAAA insert race.
     race_rng: SimRng,
     windows: Vec<DnsWindowStats>,
@@ -1010,6 +1022,8 @@ impl DnsRt {
                     })
                 })
                 .collect(),
+            hpa: d.autoscaler.map(Hpa::new),
+            hpa_busy: BTreeMap::new(),
             node_local_counters: d.node_local.map(|_| {
                 [
                     metrics.counter("dns_node_local_queries"),
@@ -1261,6 +1275,10 @@ impl<'a> Sim<'a> {
             self.reconcile(d);
         }
         self.warm_start();
+        if self.dns.as_ref().is_some_and(|d| d.hpa.is_some()) {
+            self.engine
+                .schedule_at(SimTime::ZERO + crate::hpa::SYNC_PERIOD, Ev::HpaSync);
+        }
         if let Some(kp) = self.kube_proxy.as_mut() {
             for (d, dep) in self.deps.iter().enumerate() {
                 kp.install(d, dep.endpoints.pods());
@@ -1363,6 +1381,11 @@ impl<'a> Sim<'a> {
                     self.coredns_actions(pod, actions);
                 }
             }
+            Ev::HpaSync => {
+                self.hpa_sync();
+                self.engine
+                    .schedule_in(crate::hpa::SYNC_PERIOD, Ev::HpaSync);
+            }
             Ev::NodeLocalDns { node, token } => {
                 let now = self.engine.now();
                 let actions = self
@@ -1403,21 +1426,8 @@ impl<'a> Sim<'a> {
                 deployment,
                 replicas,
             } => {
-                let d = *deployment;
-                let spec = &self.cfg.deployments[d];
-                let (kind, controller) = match spec.kind {
-                    WorkloadKind::Deployment => ("deployment", "deployment-controller"),
-                    WorkloadKind::StatefulSet => ("statefulset", "statefulset-controller"),
-                };
-                let name = &spec.name;
-                let msg = format!(
-                    "Scaled {kind} {name} from {} to {replicas}",
-                    self.deps[d].desired
-                );
-                let obj = format!("{kind}/{name}");
-                self.event("Normal", "ScalingReplicaSet", controller, msg, obj);
-                self.deps[d].desired = *replicas;
-                self.reconcile(d);
+                let (d, replicas) = (*deployment, *replicas);
+                self.scale(d, replicas);
             }
             Action::SetRate { traffic, rate } => {
                 let t = *traffic;
@@ -1476,6 +1486,72 @@ impl<'a> Sim<'a> {
                 }
             }
         }
+    }
+
+    /// `kubectl scale`, or an autoscaler: workload `d` wants `replicas` pods.
+    fn scale(&mut self, d: usize, replicas: u32) {
+        let spec = &self.cfg.deployments[d];
+        let (kind, controller) = match spec.kind {
+            WorkloadKind::Deployment => ("deployment", "deployment-controller"),
+            WorkloadKind::StatefulSet => ("statefulset", "statefulset-controller"),
+        };
+        let name = &spec.name;
+        let msg = format!(
+            "Scaled {kind} {name} from {} to {replicas}",
+            self.deps[d].desired
+        );
+        let obj = format!("{kind}/{name}");
+        self.event("Normal", "ScalingReplicaSet", controller, msg, obj);
+        self.deps[d].desired = replicas;
+        self.reconcile(d);
+    }
+
+    /// The HorizontalPodAutoscaler of the CoreDNS workload syncs: the CPU
+    /// its Ready pods used since the last sync, as a share of their
+    /// request, sets the replica count.
+    fn hpa_sync(&mut self) {
+        let now = self.engine.now();
+        let Some(w) = self.cfg.dns.as_ref().map(|d| d.workload) else {
+            return;
+        };
+        let mut busy = BTreeMap::new();
+        let (mut used, mut measured) = (SimDuration::ZERO, 0u32);
+        for &p in &self.deps[w].live {
+            let Some(c) = self.pods[p as usize].coredns.as_ref() else {
+                continue;
+            };
+            let b = c.stats().cpu_busy;
+            busy.insert(p, b);
+            let last = self.dns.as_ref().and_then(|d| d.hpa_busy.get(&p).copied());
+            // A pod has a metric once it has been seen at one sync before.
+            if let (Some(last), true) = (last, self.pod_live_in(p, PodState::Ready)) {
+                used = used + SimDuration::from_nanos(b.as_nanos().saturating_sub(last.as_nanos()));
+                measured += 1;
+            }
+        }
+        let current = self.deps[w].desired;
+        let Some(dns) = self.dns.as_mut() else {
+            return;
+        };
+        dns.hpa_busy = busy;
+        let period = crate::hpa::SYNC_PERIOD.as_secs_f64() * f64::from(measured.max(1));
+        let utilization = used.as_secs_f64() / period;
+        let Some((replicas, why)) = dns
+            .hpa
+            .as_mut()
+            .and_then(|h| h.recommend(now, current, measured, utilization))
+        else {
+            return;
+        };
+        let name = self.cfg.deployments[w].name.clone();
+        self.event(
+            "Normal",
+            "SuccessfulRescale",
+            "horizontal-pod-autoscaler",
+            format!("New size: {replicas}; reason: {}", why.reason()),
+            format!("horizontalpodautoscaler/{name}"),
+        );
+        self.scale(w, replicas);
     }
 
     /// The node lifecycle controller's pass for node `n`: taint it when its
@@ -3859,6 +3935,7 @@ mod tests {
             pod_dns: BTreeMap::new(),
             headless: BTreeSet::new(),
             node_local: None,
+            autoscaler: None,
         });
         let policy = cfg.policy.as_mut().unwrap();
         policy.sets.clear();

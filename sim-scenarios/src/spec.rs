@@ -49,6 +49,7 @@ use sim_models::cluster::{
 use sim_models::connections::{ConnectionMode, GO_IDLE_CONN_TIMEOUT, GO_MAX_IDLE_PER_HOST};
 use sim_models::conntrack::{self, ConntrackConfig, DataPath, Kernel, Timeouts};
 use sim_models::coredns::{CoreDnsSpec, UpstreamSpec};
+use sim_models::hpa::HpaSpec;
 use sim_models::ipam::{Allocator, IpamLayout, Ipv4Cidr};
 use sim_models::kube_proxy::{KubeProxyConfig, Mode};
 use sim_models::netpol::{parse_manifests, Namespace, Protocol};
@@ -449,6 +450,20 @@ pub struct DnsFile {
     /// cluster names to kube-dns over TCP and other names to the upstream.
     #[serde(default)]
     pub node_local_dns: bool,
+    /// A HorizontalPodAutoscaler on the CoreDNS Deployment's CPU (default none).
+    pub autoscaler: Option<HpaFile>,
+}
+
+/// `kubectl autoscale deployment coredns --min=2 --max=10 --cpu-percent=70`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HpaFile {
+    /// `minReplicas` (default 1).
+    pub min_replicas: Option<Count>,
+    /// `maxReplicas`.
+    pub max_replicas: Count,
+    /// Target average CPU utilization, percent of the request.
+    pub target_cpu_utilization: Count,
 }
 
 /// One CoreDNS pod: resources and Corefile settings. Defaults: kubeadm's
@@ -2236,6 +2251,35 @@ impl Validator<'_> {
                 upstream: coredns.upstream,
                 ..CoreDnsSpec::node_local()
             }),
+            autoscaler: match &d.autoscaler {
+                None => None,
+                Some(h) => {
+                    let hp = field(&path!["autoscaler"]);
+                    let min = h.min_replicas.map_or(1, |c| c.0);
+                    if min == 0 || h.max_replicas.0 < min {
+                        return Err(self.err(
+                            &hp,
+                            format!(
+                                "min_replicas {min} and max_replicas {} do not make a range of at least one pod",
+                                h.max_replicas.0
+                            ),
+                            "e.g. autoscaler: {min_replicas: 2, max_replicas: 10, target_cpu_utilization: 70}",
+                        ));
+                    }
+                    if h.target_cpu_utilization.0 == 0 {
+                        return Err(self.err(
+                            &[&hp[..], &path!["target_cpu_utilization"]].concat(),
+                            "target_cpu_utilization 0 would scale to max_replicas at any load",
+                            "give a percent of the CPU request, e.g. target_cpu_utilization: 70",
+                        ));
+                    }
+                    Some(HpaSpec {
+                        min_replicas: min,
+                        max_replicas: h.max_replicas.0,
+                        target_utilization: f64::from(h.target_cpu_utilization.0) / 100.0,
+                    })
+                }
+            },
         };
         for (i, w) in workload_files.iter().enumerate() {
             let ns = w.namespace.as_deref().unwrap_or("default");
