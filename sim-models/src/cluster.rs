@@ -762,6 +762,22 @@ struct DnsTag {
     qtype: QType,
 }
 
+impl DnsTag {
+    /// The tag of a query a lookup sent.
+    fn of(q: &SentQuery, zone: Zone, flow: Option<(u32, u64)>, via: Via) -> DnsTag {
+        DnsTag {
+            slot: q.slot,
+            generation: q.generation,
+            query: q.query.0,
+            zone,
+            flow,
+            via,
+            name: q.name.clone(),
+            qtype: q.qtype,
+        }
+    }
+}
+
 /// Who sent a query to a DNS server.
 #[derive(Clone, Copy)]
 enum Via {
@@ -2632,16 +2648,7 @@ impl<'a> Sim<'a> {
         for i in DnsRt::in_windows(self.cfg, now) {
             dns.windows[i].received[z] += 1;
         }
-        let tag = dns.alloc_tag(DnsTag {
-            slot: q.slot,
-            generation: q.generation,
-            query: q.query.0,
-            zone,
-            flow,
-            via: Via::Pod,
-            name: q.name.clone(),
-            qtype: q.qtype,
-        });
+        let tag = dns.alloc_tag(DnsTag::of(&q, zone, flow, Via::Pod));
         let query = DnsQuery {
             tag,
             name: &q.name,
@@ -2983,16 +2990,7 @@ impl<'a> Sim<'a> {
         for i in DnsRt::in_windows(self.cfg, now) {
             dns.windows[i].node_local[0] += 1;
         }
-        let tag = dns.alloc_tag(DnsTag {
-            slot: q.slot,
-            generation: q.generation,
-            query: q.query.0,
-            zone,
-            flow: None,
-            via: Via::NodeLocal,
-            name: q.name.clone(),
-            qtype: q.qtype,
-        });
+        let tag = dns.alloc_tag(DnsTag::of(&q, zone, None, Via::NodeLocal));
         let query = DnsQuery {
             tag,
             name: &q.name,

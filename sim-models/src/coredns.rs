@@ -1265,6 +1265,21 @@ mod tests {
             n
         }
 
+        /// Tags answered REFUSED over `max_concurrent`, in order.
+        fn refused(&self) -> Vec<u64> {
+            self.got
+                .iter()
+                .filter_map(|(_, g)| match g {
+                    Tagged::Reply(t, r, AnswerSource::MaxConcurrent)
+                        if r.rcode == Rcode::Refused =>
+                    {
+                        Some(*t)
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+
         /// The last reply: (tag, reply, source, rdata, ttl).
         fn last_reply(&self) -> (u64, Reply, AnswerSource, u64, SimDuration) {
             match self.full.last() {
@@ -1802,16 +1817,7 @@ mod tests {
             );
         }
         b.run(at(0.5), |_, _| {});
-        let refused: Vec<u64> = b
-            .got
-            .iter()
-            .filter_map(|(_, g)| match g {
-                Tagged::Reply(t, r, AnswerSource::MaxConcurrent) if r.rcode == Rcode::Refused => {
-                    Some(*t)
-                }
-                _ => None,
-            })
-            .collect();
+        let refused = b.refused();
         assert_eq!(refused.len(), 200);
         assert!(
             refused.iter().all(|t| *t >= 1000),
@@ -2479,16 +2485,7 @@ mod tests {
             );
         }
         b.run(at(0.5), |_, _| {});
-        let refused: Vec<u64> = b
-            .got
-            .iter()
-            .filter_map(|(_, g)| match g {
-                Tagged::Reply(t, r, AnswerSource::MaxConcurrent) if r.rcode == Rcode::Refused => {
-                    Some(*t)
-                }
-                _ => None,
-            })
-            .collect();
+        let refused = b.refused();
         assert_eq!(refused, (10..15).collect::<Vec<u64>>());
         assert_eq!(b.forwards.len(), 5);
         assert_eq!(b.dns.stats().forwarded, 10);
