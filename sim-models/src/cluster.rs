@@ -77,8 +77,10 @@
 //! requests from outside the cluster (`from` unset) are not checked against
 //! NetworkPolicy (`ipBlock` ingress rules are exercised by `netpol`'s own
 //! tests, not by the cluster run). DNS: no network delay between pods and
-//! CoreDNS; endpoint changes reach every client at once (no kube-proxy
-//! programming delay; conntrack flushes happen at the removal); clashing
+//! CoreDNS and no Service lookup cost for queries; a new DNS flow gets its
+//! CoreDNS pod from kube-proxy's programmed endpoints when kube-proxy is
+//! modelled (from the Ready pods otherwise), but kube-proxy's conntrack
+//! flush happens when the pod leaves the endpoints, not at the sync; clashing
 //! entries that 5.x inserts are not put in the table; a headless name's
 //! answer is read as its first Ready pod (clients take the first address);
 //! a NodeLocal DNSCache's TCP forwards pick a kube-dns pod per query (no
@@ -1098,6 +1100,21 @@ impl DnsRt {
             .enumerate()
             .filter(move |(_, w)| w.contains(now))
             .map(|(i, _)| i)
+    }
+}
+
+/// The CoreDNS pod kube-dns's DNAT picks for a new flow: from kube-proxy's
+/// programmed endpoints when it is modelled (a pod removed since its last
+/// sync may still be picked), else from the Ready pods.
+fn kube_dns_pick(
+    deps: &[DeploymentRt],
+    kube_proxy: Option<&KubeProxy>,
+    w: usize,
+    rng: &mut SimRng,
+) -> Option<u32> {
+    match kube_proxy {
+        Some(kp) => kp.pick(w, rng).map(|(p, _)| p),
+        None => deps[w].endpoints.pick(rng),
     }
 }
 
@@ -2699,7 +2716,9 @@ impl<'a> Sim<'a> {
                     flow: None,
                 };
             }
-            let Some(b) = self.deps[w].endpoints.pick(&mut self.dns_pick) else {
+            let Some(b) =
+                kube_dns_pick(&self.deps, self.kube_proxy.as_ref(), w, &mut self.dns_pick)
+            else {
                 return DnsRoute::Unreachable;
             };
             if let Some(p) = self.lookup_mut(q.slot, q.generation) {
@@ -2723,7 +2742,8 @@ impl<'a> Sim<'a> {
         };
         let (deps, pick_rng) = (&self.deps, &mut self.dns_pick);
         let table = &mut self.tables[node as usize];
-        let mut pick = || deps[w].endpoints.pick(pick_rng);
+        let kp = self.kube_proxy.as_ref();
+        let mut pick = || kube_dns_pick(deps, kp, w, pick_rng);
         if let Some(first) = racing {
             let kernel = table.config().kernel;
             match conntrack::udp_pair_second(
@@ -3065,7 +3085,9 @@ impl<'a> Sim<'a> {
         let Some(w) = self.cfg.dns.as_ref().map(|d| d.workload) else {
             return;
         };
-        let Some(server) = self.deps[w].endpoints.pick(&mut self.dns_pick) else {
+        let Some(server) =
+            kube_dns_pick(&self.deps, self.kube_proxy.as_ref(), w, &mut self.dns_pick)
+        else {
             return;
         };
         let Some(dns) = self.dns.as_mut() else {
@@ -4280,6 +4302,7 @@ mod tests {
             scale in proptest::collection::vec((1u64..170, 0u32..4), 0..4),
             rate in 5.0f64..300.0,
             node_local in any::<bool>(),
+            kube_proxy in proptest::option::of(0usize..4),
         ) {
             use crate::conntrack::{Kernel, Timeouts};
             let mut cfg = with_dns(None);
@@ -4290,6 +4313,7 @@ mod tests {
                 d.qtypes = if a_and_aaaa { QueryTypes::AAndAaaa } else { QueryTypes::AOnly };
                 d.node_local = node_local.then(CoreDnsSpec::node_local);
             }
+            cfg.kube_proxy = kube_proxy.map(|m| KubeProxyConfig::new(crate::kube_proxy::Mode::ALL[m]));
             for (at, replicas) in scale {
                 cfg.timeline.push(TimedAction { at: secs(at), action: Action::Scale { deployment: 2, replicas } });
             }
