@@ -21,8 +21,12 @@
 //! - `aws-vpc`: the first four and the last address of the subnet (AWS VPC
 //!   user guide, "Subnet CIDR blocks"), so a /24 has 251 usable.
 //!
-//! Limitations: IPv4 only; no IP reuse cool-down; addresses are released the
-//! moment a pod is deleted.
+//! host-local hands addresses out round the range (a released one comes
+//! back after the rest of the range); the flat and aws-vpc allocators hand
+//! out the lowest free one.
+//!
+//! Limitations: IPv4 only; no IP reuse cool-down (aws-cni's 30 s); addresses
+//! are released the moment a pod is deleted.
 //!
 //! ## Parameters
 //! Node block size: `--node-cidr-mask-size` default /24 (calibration.md,
@@ -206,6 +210,9 @@ pub struct Pool {
     next_unused: u64,
     released: BTreeSet<u64>,
     allocated: u64,
+    /// host-local: where the search for a free address starts (one past
+    /// the last one handed out).
+    cursor: u64,
 }
 
 impl Pool {
@@ -220,6 +227,7 @@ impl Pool {
             next_unused: first,
             released: BTreeSet::new(),
             allocated: 0,
+            cursor: first,
         })
     }
     /// The block this pool allocates from.
@@ -238,9 +246,27 @@ impl Pool {
     pub fn free(&self) -> u64 {
         self.usable() - self.allocated
     }
-    /// Hands out the lowest released address, else the next never-used one.
+    /// Hands out an address. host-local goes round the range: the first
+    /// free address after the last one it handed out, wrapping at the end
+    /// (`allocator.go`, `lastReservedIP`), so a released address comes back
+    /// only after the rest of the range; whereabouts and aws-cni here hand
+    /// out the lowest free address (whereabouts iterates the range from its
+    /// start; ipamd's 30 s cool-down is not modelled).
     pub fn allocate(&mut self) -> Option<Ipv4Addr> {
-        let offset = if let Some(o) = self.released.pop_first() {
+        let round_robin = self.allocator == Allocator::HostLocal;
+        let offset = if round_robin && self.next_unused <= self.last {
+            self.next_unused += 1;
+            self.next_unused - 1
+        } else if round_robin {
+            let o = self
+                .released
+                .range(self.cursor..)
+                .next()
+                .or_else(|| self.released.first())
+                .copied()?;
+            self.released.remove(&o);
+            o
+        } else if let Some(o) = self.released.pop_first() {
             o
         } else if self.next_unused <= self.last {
             self.next_unused += 1;
@@ -248,6 +274,7 @@ impl Pool {
         } else {
             return None;
         };
+        self.cursor = offset + 1;
         self.allocated += 1;
         Some(self.block.nth(offset))
     }
@@ -467,6 +494,27 @@ mod tests {
             1022
         );
         assert!(Pool::new(cidr("10.0.0.0/31"), Allocator::Flat).is_none());
+    }
+
+    #[test]
+    fn host_local_goes_round_the_range_and_flat_reuses_the_lowest() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let mut p = Pool::new(cidr("10.0.0.0/29"), Allocator::HostLocal).unwrap();
+        // .2 .. .6 usable.
+        let a: Vec<Ipv4Addr> = (0..3).filter_map(|_| p.allocate()).collect();
+        assert_eq!(a, [ip("10.0.0.2"), ip("10.0.0.3"), ip("10.0.0.4")]);
+        assert!(p.release(ip("10.0.0.3")));
+        // The released .3 waits until the rest of the range is used.
+        assert_eq!(p.allocate(), Some(ip("10.0.0.5")));
+        assert_eq!(p.allocate(), Some(ip("10.0.0.6")));
+        assert!(p.release(ip("10.0.0.5")));
+        assert_eq!(p.allocate(), Some(ip("10.0.0.3")));
+        assert_eq!(p.allocate(), Some(ip("10.0.0.5")));
+        assert_eq!(p.allocate(), None);
+        let mut f = Pool::new(cidr("10.0.0.0/29"), Allocator::Flat).unwrap();
+        let _ = (0..3).filter_map(|_| f.allocate()).count();
+        assert!(f.release(ip("10.0.0.2")));
+        assert_eq!(f.allocate(), Some(ip("10.0.0.2")));
     }
 
     #[test]
