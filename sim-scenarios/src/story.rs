@@ -794,13 +794,15 @@ fn compare(s: &mut String, scenario: &Scenario, base: &SeedRun, other: &SeedRun)
             &other.output,
             &format!("pods_sandbox_failed{{deployment={}}}", o.name),
         );
-        let _ = writeln!(
-            s,
-            "    {}: pods without an IP address at worst {} -> {}",
-            b.name,
-            num(bmax),
-            num(omax)
-        );
+        if bmax > 0.0 || omax > 0.0 {
+            let _ = writeln!(
+                s,
+                "    {}: pods without an IP address at worst {} -> {}",
+                b.name,
+                num(bmax),
+                num(omax)
+            );
+        }
     }
     for (b, o) in base.output.windows.iter().zip(&other.output.windows) {
         let _ = writeln!(
@@ -827,7 +829,27 @@ fn compare(s: &mut String, scenario: &Scenario, base: &SeedRun, other: &SeedRun)
                 o.first_packet.quantile(0.99),
             );
         }
-        if bv.config.conntrack.is_some() || ov.config.conntrack.is_some() {
+        if b.lookups > 0 || o.lookups > 0 {
+            let per = |w: &sim_models::cluster::WindowStats| {
+                w.dns_queries as f64 / w.lookups.max(1) as f64
+            };
+            let _ = writeln!(
+                s,
+                "    {} in `{}`: name lookups p99 {} -> {}, DNS queries per lookup {:.2} -> {:.2}",
+                b.service,
+                b.window,
+                b.lookup_latency.quantile(0.99),
+                o.lookup_latency.quantile(0.99),
+                per(b),
+                per(o),
+            );
+        }
+        let connects = |w: &sim_models::cluster::WindowStats| {
+            w.syn_drops > 0 || w.connect_delay.max() >= SimDuration::from_micros(1)
+        };
+        if (bv.config.conntrack.is_some() || ov.config.conntrack.is_some())
+            && (connects(b) || connects(o))
+        {
             let _ = writeln!(
                 s,
                 "    {} in `{}`: SYNs dropped {} -> {}, connect delay p99 {} -> {}, max {} -> {}",
