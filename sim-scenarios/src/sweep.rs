@@ -317,12 +317,10 @@ fn resolve(
                 segs.push(Seg::Key((*part).to_string()));
                 node = m.get(*part);
                 if node.is_none() && !last {
-                    return Err(InputError::at(
-                        file,
-                        here,
-                        format!("`{}` has no field `{part}`", shown(&segs[..segs.len() - 1])),
-                        format!("fields there: {}", keys(m)),
-                    ));
+                    // Sections not written yet are created; the strict
+                    // parse of the edited file rejects a misspelt one.
+                    segs.extend(parts[i + 1..].iter().map(|p| Seg::Key((*p).to_string())));
+                    break;
                 }
             }
             Some(Value::Sequence(items)) => {
@@ -368,7 +366,7 @@ fn resolve(
     Ok((segs, at))
 }
 
-/// Sets the node at `segs` (its last key may be new) to `value`.
+/// Sets the node at `segs` (keys may be new: their mappings are created) to `value`.
 fn set(doc: &mut Value, segs: &[Seg], value: Value) {
     let mut node = doc;
     for (i, seg) in segs.iter().enumerate() {
@@ -379,7 +377,11 @@ fn set(doc: &mut Value, segs: &[Seg], value: Value) {
                 return;
             }
             (Seg::Key(k), Value::Mapping(m)) => {
-                m.entry(Value::String(k.clone())).or_insert(Value::Null)
+                let child = m.entry(Value::String(k.clone())).or_insert(Value::Null);
+                if child.is_null() {
+                    *child = Value::Mapping(Mapping::new());
+                }
+                child
             }
             (Seg::Index(j), Value::Sequence(items)) if last => {
                 items[*j] = value;
@@ -403,13 +405,6 @@ fn shown(segs: &[Seg]) -> String {
         })
         .collect::<Vec<_>>()
         .join(".")
-}
-
-fn keys(m: &Mapping) -> String {
-    m.keys()
-        .filter_map(Value::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
@@ -456,6 +451,25 @@ mod tests {
             })
             .collect();
         assert_eq!(prefixes, ["10.0.0.0/24", "10.0.0.0/23"]);
+    }
+
+    #[test]
+    fn sections_not_written_yet_are_created() {
+        let text = include_str!("../../scenarios/coredns_cpu_throttled.yaml");
+        assert!(!text.contains("  coredns: {"));
+        let s = build(
+            "dns.yaml",
+            text,
+            &setting("dns.coredns.cpu=200m,1"),
+            Some("100m-x2"),
+        )
+        .unwrap();
+        let cpu: Vec<u32> = s
+            .variants
+            .iter()
+            .filter_map(|v| v.config.dns.as_ref().map(|d| d.coredns.cpu_millicores))
+            .collect();
+        assert_eq!(cpu, [200, 1000]);
     }
 
     #[test]
@@ -506,7 +520,7 @@ mod tests {
         assert!(e.message.contains("no entry `payments`"), "{e}");
         let e = build("bf.yaml", FILE, &setting("clustr.ipam=1"), None).unwrap_err();
         assert!(
-            e.message.contains("no field `clustr`") && e.hint.contains("cluster"),
+            e.message.contains("unknown field `clustr`") && e.hint.contains("`cluster`"),
             "{e}"
         );
         let e = build("bf.yaml", FILE, &setting("duration=1h"), Some("nope")).unwrap_err();
