@@ -105,7 +105,6 @@
 use rand::RngExt;
 use sim_core::{EventId, EventQueue, SimDuration, SimRng, SimTime};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, DefaultHasher};
 
 /// What the kernel logs (rate-limited) when it drops a packet because the
 /// table is full.
@@ -678,9 +677,10 @@ pub enum UdpSend {
 /// one; a flush costs O(flows).
 #[derive(Clone, Debug, Default)]
 pub struct UdpDnat {
-    /// Flow key -> (entry, endpoint). A fixed hasher: sweeps and flushes
-    /// iterate it, and their order must not change between runs.
-    flows: HashMap<u64, (CtId, u32), BuildHasherDefault<DefaultHasher>>,
+    /// Flow key -> (entry, endpoint). Sweeps only forget gone entries and
+    /// flushes delete in key order, so the map's iteration order never
+    /// reaches the table.
+    flows: HashMap<u64, (CtId, u32)>,
     swept_at: usize,
 }
 
@@ -731,26 +731,31 @@ impl UdpDnat {
     /// Deletes every entry (`conntrack -D -p udp` by hand); returns how
     /// many were live.
     pub fn flush_all(&mut self, table: &mut Table, now: SimTime) -> u64 {
-        let mut n = 0;
-        for (_, (id, _)) in self.flows.drain() {
-            n += u64::from(table.delete(now, id));
-        }
-        n
+        let gone: Vec<(u64, CtId)> = self.flows.drain().map(|(k, (id, _))| (k, id)).collect();
+        Self::delete_in_key_order(table, now, gone)
     }
 
     /// Deletes every entry DNATed to `endpoint` (`conntrack -D
     /// --orig-dst SVC --reply-src ENDPOINT -p udp`); returns how many were
     /// live.
     pub fn flush_endpoint(&mut self, table: &mut Table, now: SimTime, endpoint: u32) -> u64 {
-        let mut n = 0;
-        self.flows.retain(|_, &mut (id, ep)| {
-            if ep != endpoint {
-                return true;
+        let mut gone = Vec::new();
+        self.flows.retain(|&k, &mut (id, ep)| {
+            if ep == endpoint {
+                gone.push((k, id));
             }
-            n += u64::from(table.delete(now, id));
-            false
+            ep != endpoint
         });
-        n
+        Self::delete_in_key_order(table, now, gone)
+    }
+
+    /// Deletes entries in flow-key order, so the table's free slots (and
+    /// what early drop later picks) do not depend on the map's layout.
+    fn delete_in_key_order(table: &mut Table, now: SimTime, mut gone: Vec<(u64, CtId)>) -> u64 {
+        gone.sort_unstable_by_key(|&(k, _)| k);
+        gone.into_iter()
+            .map(|(_, id)| u64::from(table.delete(now, id)))
+            .sum()
     }
 }
 
