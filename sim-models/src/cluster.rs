@@ -4027,6 +4027,92 @@ mod tests {
         );
     }
 
+    /// `with_dns` through each node's conntrack table (kernel 5.15, no
+    /// insert race), the frontend's resolver keeping one socket per pod,
+    /// and one of the two CoreDNS pods scaled away at T+60s.
+    fn stale_dns(flush: bool) -> ClusterConfig {
+        use crate::conntrack::{Kernel, Timeouts};
+        let mut cfg = with_dns(None);
+        cfg.duration = secs(180);
+        cfg.traffic[0].persistent_dns_socket = true;
+        cfg.traffic[0].timeout = secs(2);
+        cfg.timeline.push(TimedAction {
+            at: secs(60),
+            action: Action::Scale {
+                deployment: 2,
+                replicas: 1,
+            },
+        });
+        cfg.conntrack = Some(ConntrackSetup {
+            table: ConntrackConfig {
+                max: 65536,
+                buckets: 16384,
+                timeouts: Timeouts::kube_proxy(),
+                kernel: Kernel::V5_15,
+            },
+            datapath: DataPath::Netfilter,
+            snat: None,
+            udp_pair_concurrency: 0.0,
+            flush_udp_on_endpoint_removal: flush,
+        });
+        cfg
+    }
+
+    fn counter(out: &RunOutput, name: &str) -> u64 {
+        out.metrics
+            .counters()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    #[test]
+    fn a_failed_flush_keeps_busy_flows_on_the_deleted_coredns_pod() {
+        let broken = run(&stale_dns(false), 3, &mut NullSink);
+        let fixed = run(&stale_dns(true), 3, &mut NullSink);
+        // Four frontend pods, one flow each, pinned to one of two CoreDNS
+        // pods: with seed 3 at least one is pinned to the one deleted.
+        let stale = counter(&broken, "dns_queries_stale_entry");
+        println!(
+            "stale queries: {stale}, lookups failed: {}",
+            broken.requests[0].lookup_failed
+        );
+        assert!(stale > 100, "{stale}");
+        assert!(broken.requests[0].lookup_failed > 0);
+        assert_eq!(counter(&fixed, "dns_queries_stale_entry"), 0);
+        assert_eq!(
+            fixed.requests[0].lookup_failed, 0,
+            "{:?}",
+            fixed.requests[0]
+        );
+    }
+
+    #[test]
+    fn node_local_caches_take_repeated_names_off_coredns() {
+        let mut cfg = with_dns(None);
+        cfg.duration = secs(120);
+        let direct = run(&cfg, 1, &mut NullSink);
+        if let Some(d) = cfg.dns.as_mut() {
+            d.node_local = Some(CoreDnsSpec::node_local());
+        }
+        let local = run(&cfg, 1, &mut NullSink);
+        let received = |o: &RunOutput| {
+            counter(o, "dns_queries_received{zone=cluster}")
+                + counter(o, "dns_queries_received{zone=external}")
+        };
+        let (d, l) = (received(&direct), received(&local));
+        println!("CoreDNS received {d} queries direct, {l} behind NodeLocal DNSCache");
+        // Each node cache asks CoreDNS about `db` at most once per 30 s.
+        let nodes = cfg.nodes.len() as u64;
+        assert!(l <= nodes * (120 / 30 + 1), "{l}");
+        assert!(d > 50 * l, "{d} vs {l}");
+        assert_eq!(
+            counter(&local, "dns_node_local_queries"),
+            counter(&direct, "requests_dns_queries{service=frontend-db}")
+        );
+        assert!(local.requests[0].error_rate() < 0.001);
+    }
+
     #[test]
     fn lookups_resolve_in_one_query_then_connect() {
         let out = run(&with_dns(None), 5, &mut NullSink);
