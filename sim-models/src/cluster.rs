@@ -26,32 +26,36 @@
 //! traffic source that resolves a name runs glibc's resolver
 //! ([`crate::resolver`]) with the resolv.conf the kubelet writes for the
 //! client's pod (cluster search list plus the node's `host_search`, the
-//! workload's `dnsConfig` searches and options). Each query goes to the
-//! CoreDNS pod its socket's UDP flow was balanced to (a new socket is a new
-//! flow; an application with `persistent_dns_socket` keeps one flow per
-//! pod); an OOM-killed pod leaves the endpoints until it restarts and
-//! passes readiness again; with no endpoint the query gets an ICMP port
-//! unreachable. With conntrack modelled on a netfilter data path, the flow
-//! is an entry in the client node's table ([`conntrack::UdpDnat`]): it
-//! keeps its CoreDNS pod while the entry lives, a deleted pod included,
+//! workload's `dnsConfig` searches and options). The truth CoreDNS serves
+//! comes from the cluster: the Services (`<svc>.<ns>.svc.cluster.local`, a
+//! ClusterIP, or for a headless Service the addresses of its Ready pods,
+//! and `<pod>.<svc>.<ns>...` for StatefulSet pods), and the external names
+//! the traffic sources resolve (which exist upstream with an A record and
+//! no AAAA); every other name is NXDOMAIN. An application may cache answers
+//! itself (for the record's TTL or a fixed time) and retry failed requests,
+//! each retry resolving again.
+//!
+//! Each query goes to the CoreDNS pod its socket's UDP flow was balanced to
+//! (a new socket is a new flow; an application with `persistent_dns_socket`
+//! keeps one flow per pod); an OOM-killed pod leaves the endpoints until it
+//! restarts and passes readiness again; with no endpoint the query gets an
+//! ICMP port unreachable. With conntrack modelled on a netfilter data path,
+//! the flow is an entry in the client node's table ([`conntrack::UdpDnat`]):
+//! it keeps its CoreDNS pod while the entry lives, a deleted pod included,
 //! until the entry idles out or kube-proxy deletes the removed endpoint's
 //! UDP entries (unless that fails: `flush_udp_on_endpoint_removal`); a
 //! lookup's parallel A and AAAA race to insert the entry
 //! ([`conntrack::udp_pair_second`]) and the kernel profile decides whether
-//! the loser is dropped; a full table drops the query. With NodeLocal
-//! DNSCache ([`DnsConfig::node_local`]) every node runs a node-local-dns
-//! instance ([`CoreDnsSpec::node_local`]); pods query their node's (a
-//! link-local address: no DNAT, no conntrack), which answers from its
-//! cache, forwards cluster-zone misses to a Ready kube-dns pod (`force_tcp`)
-//! and external names to the upstream. With [`DnsConfig::autoscaler`] a
-//! HorizontalPodAutoscaler ([`crate::hpa`]) sets the CoreDNS replica count
-//! every 15 s from the CPU its Ready pods used since the last sync. The truth CoreDNS serves comes from the cluster: the
-//! Services (`<svc>.<ns>.svc.cluster.local`, a ClusterIP, or for a headless
-//! Service the addresses of its Ready pods, and `<pod>.<svc>.<ns>...` for
-//! StatefulSet pods), and the external names the traffic sources resolve
-//! (which exist upstream with an A record and no AAAA); every other name is
-//! NXDOMAIN. An application may cache answers itself (for the record's TTL
-//! or a fixed time) and retry failed requests, each retry resolving again.
+//! the loser is dropped; a full table drops the query.
+//!
+//! With NodeLocal DNSCache ([`DnsConfig::node_local`]) every node runs a
+//! node-local-dns instance ([`CoreDnsSpec::node_local`]); pods query their
+//! node's (a link-local address: no DNAT, no conntrack), which answers from
+//! its cache, forwards cluster-zone misses to a Ready kube-dns pod
+//! (`force_tcp`) and external names to the upstream. With
+//! [`DnsConfig::autoscaler`] a HorizontalPodAutoscaler ([`crate::hpa`]) sets
+//! the CoreDNS replica count every 15 s from the CPU its Ready pods used
+//! since the last sync.
 //!
 //! Connections are explicit ([`crate::connections`]): per traffic source,
 //! a new connection per request, keep-alive pools, long-lived connections
