@@ -30,10 +30,12 @@
 //! The model draws no random numbers: every seed gives the same run, so a
 //! packet-level scenario runs once per variant.
 
+use crate::envelope::{
+    self, did_you_mean, serde_error, tagged, Locate, VariantEntry, VariantLabel,
+};
 use crate::error::InputError;
 use crate::locate::{Positions, Seg};
 use crate::path;
-use crate::spec::{closest, serde_error};
 use crate::units::{Bandwidth, Bytes, Count, Duration};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -63,7 +65,7 @@ pub struct DatapathFile {
     pub duration: Duration,
     /// Name and description of the top-level configuration.
     #[serde(default)]
-    pub variant: Option<crate::spec::VariantLabel>,
+    pub variant: Option<VariantLabel>,
     /// The network.
     pub datapath: NetFile,
     /// Traffic.
@@ -342,11 +344,11 @@ pub struct ExpectFile {
     /// `failed`: a substring of the error; `packets_dropped`: a drop kind.
     pub reason: Option<String>,
     /// Must equal.
-    pub equals: Option<crate::spec::Threshold>,
+    pub equals: Option<envelope::Threshold>,
     /// Must be greater.
-    pub above: Option<crate::spec::Threshold>,
+    pub above: Option<envelope::Threshold>,
     /// Must be smaller.
-    pub below: Option<crate::spec::Threshold>,
+    pub below: Option<envelope::Threshold>,
     /// Why.
     #[serde(default)]
     pub because: String,
@@ -382,17 +384,7 @@ pub struct Variant {
 }
 
 /// A validated packet-level scenario.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DatapathScenario {
-    /// Name.
-    pub name: String,
-    /// One line.
-    pub summary: String,
-    /// The story.
-    pub story: String,
-    /// The configurations, top level first.
-    pub variants: Vec<Variant>,
-}
+pub type DatapathScenario = envelope::Scenario<Variant>;
 
 /// Whether `text` is a packet-level scenario (has a top-level `datapath:`).
 pub fn is_datapath(text: &str) -> bool {
@@ -409,15 +401,30 @@ pub fn parse(file: &str, text: &str) -> Result<DatapathScenario, InputError> {
 /// The sections one variant is built from, each with the path it was
 /// written at (empty: the top level).
 struct Sections<'f> {
-    net: (&'f NetFile, &'f [Seg]),
-    flows: (&'f [FlowFile], &'f [Seg]),
-    timeline: (&'f [FaultFile], &'f [Seg]),
-    expect: (&'f [ExpectFile], &'f [Seg]),
+    net: (&'f NetFile, Vec<Seg>),
+    flows: (&'f [FlowFile], Vec<Seg>),
+    timeline: (&'f [FaultFile], Vec<Seg>),
+    expect: (&'f [ExpectFile], Vec<Seg>),
 }
 
 struct V<'a> {
     file: &'a str,
     pos: &'a Positions,
+}
+
+impl Locate for V<'_> {
+    fn source(&self) -> (&str, &Positions) {
+        (self.file, self.pos)
+    }
+}
+
+impl VariantEntry for VariantFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn description(&self) -> &str {
+        &self.description
+    }
 }
 
 type R<T> = Result<T, InputError>;
@@ -427,60 +434,19 @@ fn join(p: &[Seg], more: &[Seg]) -> Vec<Seg> {
 }
 
 impl V<'_> {
-    fn err(&self, path: &[Seg], message: impl Into<String>, hint: impl Into<String>) -> InputError {
-        InputError::at(self.file, self.pos.find(path), message, hint)
-    }
-
     fn scenario(&self, f: DatapathFile) -> R<DatapathScenario> {
         if f.duration.0 == SimDuration::ZERO {
             return Err(self.err(&path!["duration"], "duration is 0", "e.g. duration: 60s"));
         }
-        let label = f.variant.unwrap_or(crate::spec::VariantLabel {
-            name: "baseline".into(),
-            description: String::new(),
-        });
-        let base = Sections {
-            net: (&f.datapath, &[]),
-            flows: (&f.flows, &[]),
-            timeline: (&f.timeline, &[]),
-            expect: (&f.expect, &[]),
-        };
-        let mut variants =
-            vec![self.variant(label.name, label.description, &base, f.duration.0)?];
-        for (i, v) in f.variants.iter().enumerate() {
-            let vp = path!["variants", i].to_vec();
-            if variants.iter().any(|x| x.name == v.name) {
-                return Err(self.err(
-                    &join(&vp, &path!["name"]),
-                    format!("variant name `{}` is used twice", v.name),
-                    "give each variant its own name",
-                ));
-            }
-            let net = match &v.datapath {
-                Some(n) => (n, &vp[..]),
-                None => (&f.datapath, &[][..]),
-            };
-            let flows = match &v.flows {
-                Some(x) => (&x[..], &vp[..]),
-                None => (&f.flows[..], &[][..]),
-            };
-            let timeline = match &v.timeline {
-                Some(x) => (&x[..], &vp[..]),
-                None => (&f.timeline[..], &[][..]),
-            };
+        let variants = self.variants(f.variant, &f.variants, |name, description, layer| {
             let sections = Sections {
-                net,
-                flows,
-                timeline,
-                expect: (&v.expect, &vp),
+                net: layer.pick(|v| v.datapath.as_ref(), &f.datapath),
+                flows: layer.pick(|v| v.flows.as_deref(), &f.flows[..]),
+                timeline: layer.pick(|v| v.timeline.as_deref(), &f.timeline[..]),
+                expect: (layer.own(|v| &v.expect[..], &f.expect[..]), layer.path()),
             };
-            variants.push(self.variant(
-                v.name.clone(),
-                v.description.clone(),
-                &sections,
-                f.duration.0,
-            )?);
-        }
+            self.variant(name, description, &sections, f.duration.0)
+        })?;
         Ok(DatapathScenario {
             name: f.name,
             summary: f.summary,
@@ -496,8 +462,8 @@ impl V<'_> {
         sec: &Sections<'_>,
         duration: SimDuration,
     ) -> R<Variant> {
-        let (net, flows, timeline, expect) = (sec.net, sec.flows, sec.timeline, sec.expect);
-        let (n, np) = (net.0, join(net.1, &path!["datapath"]));
+        let (net, flows, timeline, expect) = (&sec.net, &sec.flows, &sec.timeline, &sec.expect);
+        let (n, np) = (net.0, join(&net.1, &path!["datapath"]));
         let cni = self.cni(&np, n)?;
         let cluster_cidr: Ipv4Cidr = match &n.cluster_cidr {
             Some(c) => c.parse().map_err(|e: sim_models::ipam::CidrError| {
@@ -596,20 +562,16 @@ impl V<'_> {
         let find = |name: &str, p: Vec<Seg>| -> R<EndpointId> {
             endpoints.iter().position(|e| e == name).ok_or_else(|| {
                 let names: Vec<&str> = endpoints.iter().map(String::as_str).collect();
-                let hint = match closest(name, &names) {
-                    Some(b) => format!("did you mean `{b}`? pods and hosts: {}", names.join(", ")),
-                    None => format!("pods and hosts: {}", names.join(", ")),
-                };
                 self.err(
                     &p,
                     format!("`{name}` is not a pod or host of this variant"),
-                    hint,
+                    did_you_mean(name, &names, "pods and hosts"),
                 )
             })
         };
         let mut flow_specs = Vec::new();
         for (i, fl) in flows.0.iter().enumerate() {
-            let fp = join(flows.1, &path!["flows", i]);
+            let fp = join(&flows.1, &path!["flows", i]);
             if flow_specs.iter().any(|x: &FlowSpec| x.name == fl.name) {
                 return Err(self.err(
                     &fp,
@@ -685,7 +647,7 @@ impl V<'_> {
         }
         let mut faults = Vec::new();
         for (i, ft) in timeline.0.iter().enumerate() {
-            let tp = join(timeline.1, &path!["timeline", i]);
+            let tp = join(&timeline.1, &path!["timeline", i]);
             if ft.at.0 > duration {
                 return Err(self.err(
                     &join(&tp, &path!["at"]),
@@ -754,7 +716,7 @@ impl V<'_> {
             .map_err(|e| self.err(&np, e, "see the datapath section in the README"))?;
         let mut expectations = Vec::new();
         for (i, e) in expect.0.iter().enumerate() {
-            let ep = join(expect.1, &path!["expect", i]);
+            let ep = join(&expect.1, &path!["expect", i]);
             expectations.push(self.expectation(&ep, e, &config)?);
         }
         Ok(Variant {
@@ -805,11 +767,11 @@ impl V<'_> {
                 Cni::AwsVpcCni { instance }
             }
             other => {
-                let hint = match closest(other, &Cni::NAMES) {
-                    Some(b) => format!("did you mean `{b}`? CNIs: {}", Cni::NAMES.join(", ")),
-                    None => format!("CNIs: {}", Cni::NAMES.join(", ")),
-                };
-                return Err(self.err(&cp, format!("`{other}` is not a CNI configuration"), hint));
+                return Err(self.err(
+                    &cp,
+                    format!("`{other}` is not a CNI configuration"),
+                    did_you_mean(other, &Cni::NAMES, "CNIs"),
+                ));
             }
         };
         if n.routing.is_some() && !matches!(cni, Cni::Cilium { .. }) {
@@ -861,34 +823,13 @@ impl V<'_> {
 
     fn expectation(&self, p: &[Seg], e: &ExpectFile, cfg: &NetConfig) -> R<Expectation> {
         let m = e.metric;
-        let mut checks = Vec::new();
-        for (op, t, key) in [
-            ("==", e.equals, "equals"),
-            (">", e.above, "above"),
-            ("<", e.below, "below"),
-        ] {
-            if let Some(t) = t {
-                if t.is_duration != m.is_time() {
-                    return Err(self.err(
-                        &join(p, &path![key]),
-                        format!("`{key}` does not fit metric {}", m.name()),
-                        if m.is_time() {
-                            "times are durations, e.g. below: 6s"
-                        } else {
-                            "this metric is a plain number"
-                        },
-                    ));
-                }
-                checks.push((op, t.value));
-            }
-        }
-        if checks.is_empty() {
-            return Err(self.err(
-                p,
-                "expectation has no comparison",
-                "add equals, above or below",
-            ));
-        }
+        let checks = self.comparisons(
+            p,
+            [e.equals, e.above, e.below],
+            m.name(),
+            m.is_time(),
+            "times are durations, e.g. below: 6s",
+        )?;
         let flows: Vec<&str> = cfg.flows.iter().map(|f| f.name.as_str()).collect();
         let flow = match (&e.flow, m.needs_flow()) {
             (Some(f), true) => Some(flows.iter().position(|x| x == f).ok_or_else(|| {
@@ -936,19 +877,8 @@ impl V<'_> {
                 }
             }
         }
-        let mut label = m.name().to_string();
-        let mut tags = Vec::new();
-        if let Some(f) = &e.flow {
-            tags.push(format!("flow={f}"));
-        }
-        if let Some(r) = &e.reason {
-            tags.push(format!("reason={r}"));
-        }
-        if !tags.is_empty() {
-            let _ = write!(label, "{{{}}}", tags.join(","));
-        }
         Ok(Expectation {
-            label,
+            label: tagged(m.name(), &[("flow", &e.flow), ("reason", &e.reason)]),
             metric: m,
             flow,
             reason: e.reason.clone(),
@@ -975,7 +905,7 @@ pub fn run_all(
     threads: Option<usize>,
     record: Option<(usize, Recording)>,
 ) -> Result<Vec<DatapathRun>, String> {
-    let work = || {
+    crate::run::in_pool(threads, || {
         (0..scenario.variants.len())
             .into_par_iter()
             .map(|v| {
@@ -993,15 +923,7 @@ pub fn run_all(
                 })
             })
             .collect::<Result<Vec<_>, String>>()
-    };
-    match threads {
-        None => work(),
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| format!("cannot start {n} worker threads: {e}"))?
-            .install(work),
-    }
+    })?
 }
 
 /// The value an expectation reads.
@@ -1075,8 +997,7 @@ fn check(e: &Expectation, out: &NetOutput) -> crate::run::Check {
 
 /// (held, total) over every run's expectations.
 pub fn expectation_totals(runs: &[DatapathRun]) -> (usize, usize) {
-    let all = runs.iter().flat_map(|r| &r.checks);
-    (all.clone().filter(|c| c.pass).count(), all.count())
+    crate::run::totals(runs.iter().flat_map(|r| &r.checks))
 }
 
 /// The text report: the story, the network of each variant, what each flow
@@ -1257,7 +1178,7 @@ pub fn json(s: &DatapathScenario, runs: &[DatapathRun]) -> serde_json::Value {
                 "name": v.name, "description": v.description, "cni": v.config.cni.name(), "pod_mtu": r.output.pod_mtu,
                 "flows": flows,
                 "packets": {"created": t.created, "delivered": t.delivered, "dropped": drops, "in_flight": t.in_flight},
-                "expectations": r.checks.iter().map(|c| json!({"check": c.label, "actual": c.actual, "pass": c.pass, "text": c.text})).collect::<Vec<_>>(),
+                "expectations": r.checks.iter().map(crate::run::Check::json).collect::<Vec<_>>(),
                 "events_fired": r.output.events_fired,
             })
         })

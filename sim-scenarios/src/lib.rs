@@ -3,11 +3,14 @@
 //! Data flows one way: a scenario file ([`spec`]) is validated into model
 //! configurations, one per variant; [`run`] runs each variant for each seed
 //! on the `sim-models` cluster simulation; [`report`] turns the runs into a
-//! text report, a JSON summary and CSV files. Errors in files name
-//! `file:line:column`, what is wrong and a hint ([`error`], [`locate`]).
+//! text report, a JSON summary and CSV files. Packet-level scenarios
+//! ([`datapath`]) share the envelope of the format ([`envelope`]: labels,
+//! variants, expectations). Errors in files name `file:line:column`, what
+//! is wrong and a hint ([`error`], [`locate`]).
 
 pub mod bundled;
 pub mod datapath;
+pub mod envelope;
 pub mod error;
 pub mod locate;
 pub mod report;

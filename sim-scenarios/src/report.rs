@@ -571,9 +571,7 @@ fn short(name: &str) -> String {
 
 /// (held, total) over every run's expectations.
 pub fn expectation_totals(runs: &[SeedRun]) -> (usize, usize) {
-    let all = runs.iter().flat_map(|r| &r.checks);
-    let total = all.clone().count();
-    (all.filter(|c| c.pass).count(), total)
+    crate::run::totals(runs.iter().flat_map(|r| &r.checks))
 }
 
 /// The JSON summary: per variant, per seed, every figure and check, and the
@@ -589,7 +587,7 @@ pub fn json(scenario: &Scenario, runs: &[SeedRun]) -> Value {
                 .iter()
                 .map(|r| {
                     let figs: serde_json::Map<String, Value> = figures(scenario, r).into_iter().map(|f| (f.name, json!(f.value))).collect();
-                    let checks: Vec<Value> = r.checks.iter().map(|c| json!({"check": c.label, "actual": c.actual, "pass": c.pass, "text": c.text})).collect();
+                    let checks: Vec<Value> = r.checks.iter().map(crate::run::Check::json).collect();
                     let totals: Vec<Value> = r
                         .output
                         .requests

@@ -43,7 +43,7 @@ pub fn run_all(
     let jobs: Vec<(usize, u64)> = (0..scenario.variants.len())
         .flat_map(|v| seeds.iter().map(move |&s| (v, s)))
         .collect();
-    let work = || {
+    in_pool(threads, || {
         jobs.par_iter()
             .map(|&(v, seed)| {
                 let variant = &scenario.variants[v];
@@ -61,7 +61,15 @@ pub fn run_all(
                 }
             })
             .collect()
-    };
+    })
+}
+
+/// Runs `work` on a pool of `threads` worker threads (`None`: rayon's
+/// global pool), so that its parallel iterators use that many.
+pub fn in_pool<T: Send>(
+    threads: Option<usize>,
+    work: impl FnOnce() -> T + Send,
+) -> Result<T, String> {
     match threads {
         None => Ok(work()),
         Some(n) => rayon::ThreadPoolBuilder::new()
@@ -200,6 +208,16 @@ impl Check {
             text: format!("{got} (want {})", parts.join(" and ")),
         }
     }
+
+    /// The check as JSON, for summaries.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({"check": self.label, "actual": self.actual, "pass": self.pass, "text": self.text})
+    }
+}
+
+/// (held, total) over `checks`.
+pub fn totals<'c>(checks: impl Iterator<Item = &'c Check> + Clone) -> (usize, usize) {
+    (checks.clone().filter(|c| c.pass).count(), checks.count())
 }
 
 /// Checks one expectation against one run.

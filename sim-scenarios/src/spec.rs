@@ -35,6 +35,8 @@
 //!     expect: [{metric: pods_pending, workload: checkout, at: 1h, equals: 0}]
 //! ```
 
+use crate::envelope::{self, closest, did_you_mean, serde_error, tagged, Locate, VariantEntry};
+pub use crate::envelope::{Threshold, VariantLabel};
 use crate::error::InputError;
 use crate::locate::{Positions, Seg};
 use crate::path;
@@ -107,17 +109,6 @@ pub struct ScenarioFile {
     /// Other configurations of the same story.
     #[serde(default)]
     pub variants: Vec<VariantFile>,
-}
-
-/// Name and description of a configuration.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VariantLabel {
-    /// Short name (`broken`, `fix-22`).
-    pub name: String,
-    /// What differs.
-    #[serde(default)]
-    pub description: String,
 }
 
 /// A variant: the top level with some sections replaced.
@@ -878,38 +869,6 @@ impl Metric {
     }
 }
 
-/// A threshold: a plain number, or a duration for latency metrics.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Threshold {
-    /// The number (seconds for durations).
-    pub value: f64,
-    /// Written as a duration.
-    pub is_duration: bool,
-}
-
-impl<'de> Deserialize<'de> for Threshold {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(f64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(value) => Ok(Threshold {
-                value,
-                is_duration: false,
-            }),
-            Raw::S(s) => crate::units::parse_duration(&s)
-                .map(|d| Threshold {
-                    value: d.as_secs_f64(),
-                    is_duration: true,
-                })
-                .map_err(serde::de::Error::custom),
-        }
-    }
-}
-
 /// One assertion.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1003,17 +962,7 @@ pub struct Variant {
 }
 
 /// A validated scenario.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scenario {
-    /// Short name.
-    pub name: String,
-    /// One line.
-    pub summary: String,
-    /// The story.
-    pub story: String,
-    /// The configurations, top level first.
-    pub variants: Vec<Variant>,
-}
+pub type Scenario = envelope::Scenario<Variant>;
 
 /// Parses and validates scenario text; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Scenario, InputError> {
@@ -1077,76 +1026,6 @@ pub fn read(path: &std::path::Path) -> Result<(String, String), InputError> {
     Ok((file, text))
 }
 
-pub(crate) fn serde_error(file: &str, e: &serde_yaml_ng::Error) -> InputError {
-    let full = e.to_string();
-    // serde_yaml_ng appends " at line L column C"; the position is reported apart.
-    let message = match full.rfind(" at line ") {
-        Some(i) => full[..i].to_string(),
-        None => full.clone(),
-    };
-    let at = e.location().map(|l| (l.line(), l.column()));
-    let hint = hint_for(&message);
-    match at {
-        Some(at) => InputError::at(file, at, message, hint),
-        None => InputError::whole(file, message, hint),
-    }
-}
-
-/// A hint for a serde message: the closest valid name for an unknown one.
-fn hint_for(message: &str) -> String {
-    // serde_yaml_ng prefixes the path (`workloads[0]: unknown field ...`).
-    let bare = message.find("unknown ").map_or(message, |i| &message[i..]);
-    let quoted: Vec<&str> = bare.split('`').skip(1).step_by(2).collect();
-    if bare.starts_with("unknown field") || bare.starts_with("unknown variant") {
-        if let Some((given, options)) = quoted.split_first() {
-            if let Some(best) = closest(given, options) {
-                return format!("did you mean `{best}`? valid here: {}", options.join(", "));
-            }
-            return format!("valid here: {}", options.join(", "));
-        }
-    }
-    if message.starts_with("missing field") {
-        return "add the field; the format is described in sim-scenarios/src/spec.rs and the README".into();
-    }
-    if message.contains("has no unit") {
-        return "durations take a unit (ms, s, m, h) and rates a per-time (/s, /min)".into();
-    }
-    if message.contains("ConnectionsFile") {
-        return "connections: per-request, keep-alive, client-side, {keep_alive: {max_idle: N, idle_timeout: D}} or {long_lived: N}".into();
-    }
-    if message.contains("negative") {
-        return "counts are whole numbers, 0 or more".into();
-    }
-    "see the scenario format in the README".into()
-}
-
-/// The option nearest to `given` by edit distance, if near enough to be a typo.
-pub fn closest<'a>(given: &str, options: &[&'a str]) -> Option<&'a str> {
-    options
-        .iter()
-        .map(|o| (edit_distance(given, o), *o))
-        .min()
-        .filter(|(d, o)| *d <= 2.max(o.len() / 3))
-        .map(|(_, o)| o)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// The sections one variant is built from, each with the path it was
 /// written at (empty: the top level).
 struct Sections<'f> {
@@ -1190,11 +1069,22 @@ type R<T> = Result<T, InputError>;
 /// Looks a workload name up: (name, path of the reference, what refers to it).
 type FindWorkload<'a> = dyn Fn(&str, Vec<Seg>, &str) -> R<usize> + 'a;
 
-impl Validator<'_> {
-    fn err(&self, path: &[Seg], message: impl Into<String>, hint: impl Into<String>) -> InputError {
-        InputError::at(self.file, self.pos.find(path), message, hint)
+impl Locate for Validator<'_> {
+    fn source(&self) -> (&str, &Positions) {
+        (self.file, self.pos)
     }
+}
 
+impl VariantEntry for VariantFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+impl Validator<'_> {
     fn scenario(&self, f: ScenarioFile) -> R<Scenario> {
         if f.duration.0 == SimDuration::ZERO {
             return Err(self.err(
@@ -1211,69 +1101,25 @@ impl Validator<'_> {
             ));
         }
         let windows = self.windows(&f)?;
-        let label = f.variant.unwrap_or(VariantLabel {
-            name: "baseline".into(),
-            description: String::new(),
-        });
-        let base = Sections {
-            at: Vec::new(),
-            cluster: (&f.cluster, Vec::new()),
-            workloads: (&f.workloads, Vec::new()),
-            traffic: (&f.traffic, Vec::new()),
-            timeline: (&f.timeline, Vec::new()),
-            network: (f.network.as_ref(), Vec::new()),
-            dns: (f.dns.as_ref(), Vec::new()),
-            expect: &f.expect,
-        };
         let common = Common {
             namespaces: &f.namespaces,
             duration: f.duration.0,
             sample_every: f.sample_every.0,
             windows: &windows,
         };
-        let mut variants = vec![self.variant(label.name, label.description, &base, &common)?];
-        for (i, v) in f.variants.iter().enumerate() {
-            let vp = path!["variants", i].to_vec();
-            if variants.iter().any(|x| x.name == v.name) {
-                return Err(self.err(
-                    &[&vp[..], &path!["name"]].concat(),
-                    format!("variant name `{}` is used twice", v.name),
-                    "give each variant its own name",
-                ));
-            }
-            fn pick<'x, T: ?Sized>(
-                own: Option<&'x T>,
-                base: &(&'x T, Vec<Seg>),
-                vp: &[Seg],
-            ) -> (&'x T, Vec<Seg>) {
-                match own {
-                    Some(x) => (x, vp.to_vec()),
-                    None => (base.0, base.1.clone()),
-                }
-            }
+        let variants = self.variants(f.variant, &f.variants, |name, description, layer| {
             let sections = Sections {
-                at: vp.clone(),
-                cluster: pick(v.cluster.as_ref(), &base.cluster, &vp),
-                workloads: pick(v.workloads.as_deref(), &base.workloads, &vp),
-                traffic: pick(v.traffic.as_deref(), &base.traffic, &vp),
-                timeline: pick(v.timeline.as_deref(), &base.timeline, &vp),
-                network: match &v.network {
-                    Some(n) => (Some(n), vp.clone()),
-                    None => (base.network.0, Vec::new()),
-                },
-                dns: match &v.dns {
-                    Some(d) => (Some(d), vp.clone()),
-                    None => (base.dns.0, Vec::new()),
-                },
-                expect: &v.expect,
+                at: layer.path(),
+                cluster: layer.pick(|v| v.cluster.as_ref(), &f.cluster),
+                workloads: layer.pick(|v| v.workloads.as_deref(), &f.workloads[..]),
+                traffic: layer.pick(|v| v.traffic.as_deref(), &f.traffic[..]),
+                timeline: layer.pick(|v| v.timeline.as_deref(), &f.timeline[..]),
+                network: layer.pick(|v| v.network.as_ref().map(Some), f.network.as_ref()),
+                dns: layer.pick(|v| v.dns.as_ref().map(Some), f.dns.as_ref()),
+                expect: layer.own(|v| &v.expect[..], &f.expect[..]),
             };
-            variants.push(self.variant(
-                v.name.clone(),
-                v.description.clone(),
-                &sections,
-                &common,
-            )?);
-        }
+            self.variant(name, description, &sections, &common)
+        })?;
         Ok(Scenario {
             name: f.name,
             summary: f.summary,
@@ -1390,14 +1236,10 @@ impl Validator<'_> {
         let names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
         let find = |n: &str, p: Vec<Seg>, what: &str| -> R<usize> {
             names.iter().position(|x| *x == n).ok_or_else(|| {
-                let hint = match closest(n, &names) {
-                    Some(b) => format!("did you mean `{b}`? workloads: {}", names.join(", ")),
-                    None => format!("workloads: {}", names.join(", ")),
-                };
                 self.err(
                     &p,
                     format!("{what} `{n}` is not a workload of this scenario"),
-                    hint,
+                    did_you_mean(n, &names, "workloads"),
                 )
             })
         };
@@ -2223,16 +2065,10 @@ impl Validator<'_> {
                             "single-request-reopen",
                             "rotate",
                         ];
-                        let hint = match closest(other, &known) {
-                            Some(b) => {
-                                format!("did you mean `{b}`? modelled: {}", known.join(", "))
-                            }
-                            None => format!("modelled: {}", known.join(", ")),
-                        };
                         return Err(self.err(
                             &[&op[..], &path!["name"]].concat(),
                             format!("resolv.conf option `{other}` is not modelled"),
-                            hint,
+                            did_you_mean(other, &known, "modelled"),
                         ));
                     }
                 }
@@ -2571,35 +2407,13 @@ impl Validator<'_> {
             })?),
             None => None,
         };
-        let mut checks = Vec::new();
-        for (op, t, key) in [
-            ("==", e.equals, "equals"),
-            (">", e.above, "above"),
-            ("<", e.below, "below"),
-        ] {
-            if let Some(t) = t {
-                if t.is_duration != m.is_latency() {
-                    let hint = if m.is_latency() {
-                        "latency thresholds are durations, e.g. below: 2s"
-                    } else {
-                        "this metric is a plain number"
-                    };
-                    return Err(self.err(
-                        &field(key),
-                        format!("`{key}` does not fit metric {}", m.name()),
-                        hint,
-                    ));
-                }
-                checks.push((op, t.value));
-            }
-        }
-        if checks.is_empty() {
-            return Err(self.err(
-                p,
-                "expectation has no comparison",
-                "add equals, above or below",
-            ));
-        }
+        let checks = self.comparisons(
+            p,
+            [e.equals, e.above, e.below],
+            m.name(),
+            m.is_latency(),
+            "latency thresholds are durations, e.g. below: 2s",
+        )?;
         let (probe, target) = if m.is_gauge() {
             let column_base = match m.cluster_column() {
                 Some(c) => c.to_string(),
@@ -2710,14 +2524,7 @@ impl Validator<'_> {
                     },
                 )?),
             };
-            let mut label = m.name().to_string();
-            let filters: Vec<String> = [("zone", &e.zone), ("rcode", &e.rcode)]
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-                .collect();
-            if !filters.is_empty() {
-                label = format!("{label}{{{}}}", filters.join(","));
-            }
+            let label = tagged(m.name(), &[("zone", &e.zone), ("rcode", &e.rcode)]);
             (
                 Probe::Dns {
                     window: w,

@@ -1,0 +1,349 @@
+//! The scenario envelope: what cluster scenarios ([`crate::spec`]) and
+//! packet-level scenarios ([`crate::datapath`]) share around their model
+//! sections.
+//!
+//! # Scope
+//! Both formats wrap a model section in the same envelope: `name`,
+//! `summary`, `story`, `variant` (the top level's label), `variants` that
+//! replace whole sections of the top level, and `expect:` assertions with
+//! `equals`/`above`/`below` thresholds and a `because`. This module holds
+//! the logic of that envelope once; each format keeps its own serde structs
+//! (every one with `deny_unknown_fields`; serde cannot flatten those) and
+//! everything about its model.
+//!
+//! # What it provides
+//! - [`Scenario`]: a validated scenario, generic over the variant type.
+//! - [`VariantLabel`] and [`Threshold`]: the envelope's own YAML values.
+//! - Errors: serde's messages as located [`InputError`]s with a hint
+//!   (`did you mean ...?` for misspelt names, via [`closest`]).
+//! - For validators (crate-internal): the `Locate` trait, whose `err`
+//!   turns a YAML path into `file:line:column` (see [`crate::locate`]), the
+//!   variant merge (duplicate names, the path each section was written at),
+//!   threshold checks against the metric's kind and expectation labels.
+//!
+//! # Limitations
+//! The envelope does not decide which sections a variant may replace, what
+//! a metric reads or how reports look: those stay with each format.
+
+use crate::error::InputError;
+use crate::locate::{Positions, Seg};
+use crate::path;
+use serde::Deserialize;
+
+/// A validated scenario: its label and its configurations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario<V> {
+    /// Short name.
+    pub name: String,
+    /// One line.
+    pub summary: String,
+    /// The story.
+    pub story: String,
+    /// The configurations, top level first.
+    pub variants: Vec<V>,
+}
+
+/// Name and description of a configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantLabel {
+    /// Short name (`broken`, `fix-22`).
+    pub name: String,
+    /// What differs.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A threshold: a plain number, or a duration for time metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    /// The number (seconds for durations).
+    pub value: f64,
+    /// Written as a duration.
+    pub is_duration: bool,
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(value) => Ok(Threshold {
+                value,
+                is_duration: false,
+            }),
+            Raw::S(s) => crate::units::parse_duration(&s)
+                .map(|d| Threshold {
+                    value: d.as_secs_f64(),
+                    is_duration: true,
+                })
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// serde's error as a located error with a hint.
+pub(crate) fn serde_error(file: &str, e: &serde_yaml_ng::Error) -> InputError {
+    let full = e.to_string();
+    // serde_yaml_ng appends " at line L column C"; the position is reported apart.
+    let message = match full.rfind(" at line ") {
+        Some(i) => full[..i].to_string(),
+        None => full.clone(),
+    };
+    let at = e.location().map(|l| (l.line(), l.column()));
+    let hint = hint_for(&message);
+    match at {
+        Some(at) => InputError::at(file, at, message, hint),
+        None => InputError::whole(file, message, hint),
+    }
+}
+
+/// A hint for a serde message: the closest valid name for an unknown one.
+fn hint_for(message: &str) -> String {
+    // serde_yaml_ng prefixes the path (`workloads[0]: unknown field ...`).
+    let bare = message.find("unknown ").map_or(message, |i| &message[i..]);
+    let quoted: Vec<&str> = bare.split('`').skip(1).step_by(2).collect();
+    if bare.starts_with("unknown field") || bare.starts_with("unknown variant") {
+        if let Some((given, options)) = quoted.split_first() {
+            return did_you_mean(given, options, "valid here");
+        }
+    }
+    if message.starts_with("missing field") {
+        return "add the field; the format is described in sim-scenarios/src/spec.rs and the README".into();
+    }
+    if message.contains("has no unit") {
+        return "durations take a unit (ms, s, m, h) and rates a per-time (/s, /min)".into();
+    }
+    if message.contains("ConnectionsFile") {
+        return "connections: per-request, keep-alive, client-side, {keep_alive: {max_idle: N, idle_timeout: D}} or {long_lived: N}".into();
+    }
+    if message.contains("negative") {
+        return "counts are whole numbers, 0 or more".into();
+    }
+    "see the scenario format in the README".into()
+}
+
+/// The option nearest to `given` by edit distance, if near enough to be a typo.
+pub fn closest<'a>(given: &str, options: &[&'a str]) -> Option<&'a str> {
+    options
+        .iter()
+        .map(|o| (edit_distance(given, o), *o))
+        .min()
+        .filter(|(d, o)| *d <= 2.max(o.len() / 3))
+        .map(|(_, o)| o)
+}
+
+/// A hint listing `options` under `what`, led by the closest one to
+/// `given` if it looks like a typo of it:
+/// ``did you mean `replicas`? valid here: name, replicas``.
+pub(crate) fn did_you_mean(given: &str, options: &[&str], what: &str) -> String {
+    match closest(given, options) {
+        Some(b) => format!("did you mean `{b}`? {what}: {}", options.join(", ")),
+        None => format!("{what}: {}", options.join(", ")),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// A metric's name with its filters that were given:
+/// `succeeded{flow=large,reason=timeout}`, or the bare name.
+pub(crate) fn tagged(name: &str, tags: &[(&str, &Option<String>)]) -> String {
+    let given: Vec<String> = tags
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+    if given.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{}}}", given.join(","))
+    }
+}
+
+/// What the envelope reads of an entry of `variants:`.
+pub(crate) trait VariantEntry {
+    /// Its `name`.
+    fn name(&self) -> &str;
+    /// Its `description`.
+    fn description(&self) -> &str;
+}
+
+/// Which configuration is being built: the top level, or an entry of
+/// `variants:` (with its path, `variants[i]`), which replaces whole
+/// sections of the top level.
+pub(crate) struct Layer<'f, F> {
+    entry: Option<(&'f F, Vec<Seg>)>,
+}
+
+impl<'f, F> Layer<'f, F> {
+    /// Where the configuration is written (empty: the top level).
+    pub(crate) fn path(&self) -> Vec<Seg> {
+        self.entry.as_ref().map_or(Vec::new(), |(_, p)| p.clone())
+    }
+
+    /// A section with the path it was written at: the variant's own
+    /// (`own`) if it has one, else the top level's (`base`).
+    pub(crate) fn pick<X>(&self, own: impl FnOnce(&'f F) -> Option<X>, base: X) -> (X, Vec<Seg>) {
+        match &self.entry {
+            Some((v, p)) => match own(v) {
+                Some(x) => (x, p.clone()),
+                None => (base, Vec::new()),
+            },
+            None => (base, Vec::new()),
+        }
+    }
+
+    /// A section that is not inherited (`expect:`): the variant's own, or
+    /// `base` at the top level.
+    pub(crate) fn own<X>(&self, own: impl FnOnce(&'f F) -> X, base: X) -> X {
+        match &self.entry {
+            Some((v, _)) => own(v),
+            None => base,
+        }
+    }
+}
+
+/// What a scenario validator shares: errors located by YAML path, the
+/// variant merge and threshold checks.
+pub(crate) trait Locate {
+    /// The file's name for errors and the positions of its nodes.
+    fn source(&self) -> (&str, &Positions);
+
+    /// An error at the node `path` (or its nearest ancestor written).
+    fn err(&self, path: &[Seg], message: impl Into<String>, hint: impl Into<String>) -> InputError {
+        let (file, pos) = self.source();
+        InputError::at(file, pos.find(path), message, hint)
+    }
+
+    /// Builds the top level (labelled `top`, default `baseline`) and then
+    /// each of `others`, in order, with `build(name, description, layer)`.
+    /// Variant names must differ.
+    fn variants<'f, F: VariantEntry, T>(
+        &self,
+        top: Option<VariantLabel>,
+        others: &'f [F],
+        mut build: impl FnMut(String, String, Layer<'f, F>) -> Result<T, InputError>,
+    ) -> Result<Vec<T>, InputError> {
+        let label = top.unwrap_or(VariantLabel {
+            name: "baseline".into(),
+            description: String::new(),
+        });
+        let mut names = vec![label.name.clone()];
+        let mut out = vec![build(label.name, label.description, Layer { entry: None })?];
+        for (i, v) in others.iter().enumerate() {
+            let vp = path!["variants", i].to_vec();
+            if names.iter().any(|n| n == v.name()) {
+                return Err(self.err(
+                    &[&vp[..], &path!["name"]].concat(),
+                    format!("variant name `{}` is used twice", v.name()),
+                    "give each variant its own name",
+                ));
+            }
+            names.push(v.name().to_string());
+            out.push(build(
+                v.name().to_string(),
+                v.description().to_string(),
+                Layer {
+                    entry: Some((v, vp)),
+                },
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// The comparisons of the expectation at `p` from its `equals`,
+    /// `above` and `below` (in that order): a threshold is a duration
+    /// exactly when the metric (`metric`) is a time (`timed`; `time_hint`
+    /// shows how to write one); at least one is needed.
+    fn comparisons(
+        &self,
+        p: &[Seg],
+        [equals, above, below]: [Option<Threshold>; 3],
+        metric: &str,
+        timed: bool,
+        time_hint: &str,
+    ) -> Result<Vec<(&'static str, f64)>, InputError> {
+        let mut checks = Vec::new();
+        for (op, t, key) in [
+            ("==", equals, "equals"),
+            (">", above, "above"),
+            ("<", below, "below"),
+        ] {
+            if let Some(t) = t {
+                if t.is_duration != timed {
+                    return Err(self.err(
+                        &[p, &path![key]].concat(),
+                        format!("`{key}` does not fit metric {metric}"),
+                        if timed {
+                            time_hint
+                        } else {
+                            "this metric is a plain number"
+                        },
+                    ));
+                }
+                checks.push((op, t.value));
+            }
+        }
+        if checks.is_empty() {
+            return Err(self.err(
+                p,
+                "expectation has no comparison",
+                "add equals, above or below",
+            ));
+        }
+        Ok(checks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_name_the_closest_option() {
+        assert_eq!(
+            did_you_mean("replica", &["name", "replicas"], "valid here"),
+            "did you mean `replicas`? valid here: name, replicas"
+        );
+        assert_eq!(
+            did_you_mean("zzzzzzzz", &["name"], "valid here"),
+            "valid here: name"
+        );
+    }
+
+    #[test]
+    fn labels_show_the_filters_given() {
+        assert_eq!(
+            tagged("dns_qps", &[("zone", &None), ("rcode", &None)]),
+            "dns_qps"
+        );
+        assert_eq!(
+            tagged(
+                "failed",
+                &[
+                    ("flow", &Some("get".into())),
+                    ("reason", &Some("reset".into()))
+                ]
+            ),
+            "failed{flow=get,reason=reset}"
+        );
+    }
+}
