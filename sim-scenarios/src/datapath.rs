@@ -30,9 +30,7 @@
 //! The model draws no random numbers: every seed gives the same run, so a
 //! packet-level scenario runs once per variant.
 
-use crate::envelope::{
-    self, did_you_mean, serde_error, tagged, Locate, VariantEntry, VariantLabel,
-};
+use crate::envelope::{self, did_you_mean, serde_error, tagged, Locate, VariantLabel};
 use crate::error::InputError;
 use crate::locate::{Positions, Seg};
 use crate::path;
@@ -418,15 +416,6 @@ impl Locate for V<'_> {
     }
 }
 
-impl VariantEntry for VariantFile {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn description(&self) -> &str {
-        &self.description
-    }
-}
-
 type R<T> = Result<T, InputError>;
 
 fn join(p: &[Seg], more: &[Seg]) -> Vec<Seg> {
@@ -438,15 +427,17 @@ impl V<'_> {
         if f.duration.0 == SimDuration::ZERO {
             return Err(self.err(&path!["duration"], "duration is 0", "e.g. duration: 60s"));
         }
-        let variants = self.variants(f.variant, &f.variants, |name, description, layer| {
-            let sections = Sections {
-                net: layer.pick(|v| v.datapath.as_ref(), &f.datapath),
-                flows: layer.pick(|v| v.flows.as_deref(), &f.flows[..]),
-                timeline: layer.pick(|v| v.timeline.as_deref(), &f.timeline[..]),
-                expect: (layer.own(|v| &v.expect[..], &f.expect[..]), layer.path()),
-            };
-            self.variant(name, description, &sections, f.duration.0)
-        })?;
+        let label = |v: &VariantFile| (v.name.clone(), v.description.clone());
+        let variants =
+            self.variants(f.variant, &f.variants, label, |name, description, layer| {
+                let sections = Sections {
+                    net: layer.pick(|v| v.datapath.as_ref(), &f.datapath),
+                    flows: layer.pick(|v| v.flows.as_deref(), &f.flows[..]),
+                    timeline: layer.pick(|v| v.timeline.as_deref(), &f.timeline[..]),
+                    expect: (layer.own(|v| &v.expect[..], &f.expect[..]), layer.path()),
+                };
+                self.variant(name, description, &sections, f.duration.0)
+            })?;
         Ok(DatapathScenario {
             name: f.name,
             summary: f.summary,

@@ -178,14 +178,6 @@ pub(crate) fn tagged(name: &str, tags: &[(&str, &Option<String>)]) -> String {
     }
 }
 
-/// What the envelope reads of an entry of `variants:`.
-pub(crate) trait VariantEntry {
-    /// Its `name`.
-    fn name(&self) -> &str;
-    /// Its `description`.
-    fn description(&self) -> &str;
-}
-
 /// Which configuration is being built: the top level, or an entry of
 /// `variants:` (with its path, `variants[i]`), which replaces whole
 /// sections of the top level.
@@ -234,33 +226,35 @@ pub(crate) trait Locate {
     }
 
     /// Builds the top level (labelled `top`, default `baseline`) and then
-    /// each of `others`, in order, with `build(name, description, layer)`.
-    /// Variant names must differ.
-    fn variants<'f, F: VariantEntry, T>(
+    /// each of `others` (labelled by `label`: name, description), in order,
+    /// with `build(name, description, layer)`. Variant names must differ.
+    fn variants<'f, F, T>(
         &self,
         top: Option<VariantLabel>,
         others: &'f [F],
+        label: impl Fn(&F) -> (String, String),
         mut build: impl FnMut(String, String, Layer<'f, F>) -> Result<T, InputError>,
     ) -> Result<Vec<T>, InputError> {
-        let label = top.unwrap_or(VariantLabel {
+        let top = top.unwrap_or(VariantLabel {
             name: "baseline".into(),
             description: String::new(),
         });
-        let mut names = vec![label.name.clone()];
-        let mut out = vec![build(label.name, label.description, Layer { entry: None })?];
+        let mut names = vec![top.name.clone()];
+        let mut out = vec![build(top.name, top.description, Layer { entry: None })?];
         for (i, v) in others.iter().enumerate() {
             let vp = path!["variants", i].to_vec();
-            if names.iter().any(|n| n == v.name()) {
+            let (name, description) = label(v);
+            if names.contains(&name) {
                 return Err(self.err(
                     &[&vp[..], &path!["name"]].concat(),
-                    format!("variant name `{}` is used twice", v.name()),
+                    format!("variant name `{name}` is used twice"),
                     "give each variant its own name",
                 ));
             }
-            names.push(v.name().to_string());
+            names.push(name.clone());
             out.push(build(
-                v.name().to_string(),
-                v.description().to_string(),
+                name,
+                description,
                 Layer {
                     entry: Some((v, vp)),
                 },
@@ -316,6 +310,74 @@ pub(crate) trait Locate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct T(Positions);
+
+    impl Locate for T {
+        fn source(&self) -> (&str, &Positions) {
+            ("t.yaml", &self.0)
+        }
+    }
+
+    /// A variant entry: its name and whether it replaces `flows`.
+    struct Entry(&'static str, Option<&'static str>);
+
+    const TEXT: &str = "flows: base\nexpect:\n  - {metric: m, above: 1s}\n  - {metric: m}\nvariants:\n  - {name: a, flows: own}\n  - {name: b}\n  - {name: a}\n";
+
+    /// Each configuration built: its name, its `flows` and where they are written.
+    type Built = (String, &'static str, Vec<Seg>);
+
+    fn build(others: &[Entry]) -> Result<Vec<Built>, InputError> {
+        let t = T(Positions::of(TEXT));
+        t.variants(
+            None,
+            others,
+            |v| (v.0.to_string(), String::new()),
+            |name, _, layer| {
+                let (flows, at) = layer.pick(|v| v.1, "base");
+                Ok((name, flows, at))
+            },
+        )
+    }
+
+    #[test]
+    fn variants_replace_sections_and_need_their_own_names() {
+        let built = build(&[Entry("a", Some("own")), Entry("b", None)]).unwrap();
+        let expected = [
+            ("baseline".to_string(), "base", vec![]),
+            ("a".to_string(), "own", path!["variants", 0usize].to_vec()),
+            ("b".to_string(), "base", vec![]),
+        ];
+        assert_eq!(built, expected);
+        let e = build(&[Entry("a", None), Entry("b", None), Entry("a", None)]).unwrap_err();
+        assert_eq!(e.to_string(), "t.yaml:8:6: error: variant name `a` is used twice\n  hint: give each variant its own name");
+    }
+
+    #[test]
+    fn thresholds_fit_the_metric() {
+        let t = T(Positions::of(TEXT));
+        let second = Threshold {
+            value: 1.0,
+            is_duration: true,
+        };
+        let at = |i: usize| path!["expect", i].to_vec();
+        let ok = t.comparisons(&at(0), [None, Some(second), None], "m", true, "h");
+        assert_eq!(ok.unwrap(), vec![(">", 1.0)]);
+        let e = t
+            .comparisons(&at(0), [None, Some(second), None], "m", false, "h")
+            .unwrap_err();
+        assert_eq!(
+            (e.at, e.hint.as_str()),
+            (Some((3, 17)), "this metric is a plain number")
+        );
+        let e = t
+            .comparisons(&at(1), [None; 3], "m", false, "h")
+            .unwrap_err();
+        assert_eq!(
+            (e.at, e.message.as_str()),
+            (Some((4, 5)), "expectation has no comparison")
+        );
+    }
 
     #[test]
     fn hints_name_the_closest_option() {

@@ -35,7 +35,7 @@
 //!     expect: [{metric: pods_pending, workload: checkout, at: 1h, equals: 0}]
 //! ```
 
-use crate::envelope::{self, closest, did_you_mean, serde_error, tagged, Locate, VariantEntry};
+use crate::envelope::{self, closest, did_you_mean, serde_error, tagged, Locate};
 pub use crate::envelope::{Threshold, VariantLabel};
 use crate::error::InputError;
 use crate::locate::{Positions, Seg};
@@ -1075,15 +1075,6 @@ impl Locate for Validator<'_> {
     }
 }
 
-impl VariantEntry for VariantFile {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn description(&self) -> &str {
-        &self.description
-    }
-}
-
 impl Validator<'_> {
     fn scenario(&self, f: ScenarioFile) -> R<Scenario> {
         if f.duration.0 == SimDuration::ZERO {
@@ -1107,19 +1098,21 @@ impl Validator<'_> {
             sample_every: f.sample_every.0,
             windows: &windows,
         };
-        let variants = self.variants(f.variant, &f.variants, |name, description, layer| {
-            let sections = Sections {
-                at: layer.path(),
-                cluster: layer.pick(|v| v.cluster.as_ref(), &f.cluster),
-                workloads: layer.pick(|v| v.workloads.as_deref(), &f.workloads[..]),
-                traffic: layer.pick(|v| v.traffic.as_deref(), &f.traffic[..]),
-                timeline: layer.pick(|v| v.timeline.as_deref(), &f.timeline[..]),
-                network: layer.pick(|v| v.network.as_ref().map(Some), f.network.as_ref()),
-                dns: layer.pick(|v| v.dns.as_ref().map(Some), f.dns.as_ref()),
-                expect: layer.own(|v| &v.expect[..], &f.expect[..]),
-            };
-            self.variant(name, description, &sections, &common)
-        })?;
+        let label = |v: &VariantFile| (v.name.clone(), v.description.clone());
+        let variants =
+            self.variants(f.variant, &f.variants, label, |name, description, layer| {
+                let sections = Sections {
+                    at: layer.path(),
+                    cluster: layer.pick(|v| v.cluster.as_ref(), &f.cluster),
+                    workloads: layer.pick(|v| v.workloads.as_deref(), &f.workloads[..]),
+                    traffic: layer.pick(|v| v.traffic.as_deref(), &f.traffic[..]),
+                    timeline: layer.pick(|v| v.timeline.as_deref(), &f.timeline[..]),
+                    network: layer.pick(|v| v.network.as_ref().map(Some), f.network.as_ref()),
+                    dns: layer.pick(|v| v.dns.as_ref().map(Some), f.dns.as_ref()),
+                    expect: layer.own(|v| &v.expect[..], &f.expect[..]),
+                };
+                self.variant(name, description, &sections, &common)
+            })?;
         Ok(Scenario {
             name: f.name,
             summary: f.summary,
