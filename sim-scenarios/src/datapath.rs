@@ -5,7 +5,8 @@
 //! conventions of the cluster format: `name`, `summary`, `story`,
 //! `duration`, `variant`, `expect` (each with `because`), `variants` that
 //! replace whole sections, strict parsing (unknown fields are errors) and
-//! `file:line:column` errors with a hint.
+//! `file:line:column` errors with a hint; the code for these is shared in
+//! [`crate::envelope`].
 //!
 //! ```yaml
 //! name: calico_vxlan_mtu

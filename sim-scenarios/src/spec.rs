@@ -6,6 +6,8 @@
 //! (the fix beside the outage). Every field is checked: an unknown or
 //! misspelt field is an error, never a silent default, and every error names
 //! `file:line:column`, what is wrong and a hint.
+//! The envelope this format shares with packet-level scenarios (variants,
+//! thresholds, located errors) is in [`crate::envelope`].
 //!
 //! ```yaml
 //! name: black_friday_cidr
@@ -35,8 +37,9 @@
 //!     expect: [{metric: pods_pending, workload: checkout, at: 1h, equals: 0}]
 //! ```
 
-use crate::envelope::{self, closest, did_you_mean, serde_error, tagged, Locate};
-pub use crate::envelope::{Threshold, VariantLabel};
+use crate::envelope::{
+    self, closest, did_you_mean, serde_error, tagged, Locate, Threshold, VariantLabel,
+};
 use crate::error::InputError;
 use crate::locate::{Positions, Seg};
 use crate::path;
