@@ -55,7 +55,8 @@
 //! (`force_tcp`) and external names to the upstream. With
 //! [`DnsConfig::autoscaler`] a HorizontalPodAutoscaler ([`crate::hpa`]) sets
 //! the CoreDNS replica count every 15 s from the CPU its Ready pods used
-//! since the last sync.
+//! since the last sync (its history at T+0 is the initial count, as for a
+//! controller that ran before the steady-state start).
 //!
 //! Connections are explicit ([`crate::connections`]): per traffic source,
 //! a new connection per request, keep-alive pools, long-lived connections
@@ -1044,7 +1045,11 @@ impl DnsRt {
                     })
                 })
                 .collect(),
-            hpa: d.autoscaler.map(Hpa::new),
+            // The run starts in steady state: the controller has been
+            // recommending the initial replica count.
+            hpa: d
+                .autoscaler
+                .map(|h| Hpa::steady(h, SimTime::ZERO, cfg.deployments[d.workload].replicas)),
             hpa_busy: BTreeMap::new(),
             node_local_counters: d.node_local.map(|_| {
                 [

@@ -35,7 +35,8 @@
 //! ## Validation
 //! Unit tests: the tolerance band; the ceil formula; the clamp; the
 //! 300 s scale-down stabilization (a dip shorter than the window changes
-//! nothing, a longer one scales down at its end); the scale-up rate limit.
+//! nothing, a longer one scales down at its end, a controller in steady
+//! state at the start waits the window from there); the scale-up rate limit.
 
 use sim_core::{SimDuration, SimTime};
 use std::collections::VecDeque;
@@ -94,6 +95,16 @@ impl Hpa {
         Hpa {
             spec,
             recommendations: VecDeque::new(),
+        }
+    }
+
+    /// A controller that has been recommending `replicas` until `now`, as
+    /// one that ran before a run starting in steady state: a scale-down
+    /// waits for the stabilization window from `now`.
+    pub fn steady(spec: HpaSpec, now: SimTime, replicas: u32) -> Self {
+        Hpa {
+            spec,
+            recommendations: VecDeque::from([(now, replicas)]),
         }
     }
 
@@ -214,6 +225,24 @@ mod tests {
         // 300 s after the last recommendation of 3: down to minReplicas.
         assert_eq!(h.recommend(at(360), 3, 3, 0.01), Some((2, Rescale::Down)));
         assert_eq!(Rescale::Down.reason(), "All metrics below target");
+    }
+
+    #[test]
+    fn a_controller_in_steady_state_waits_the_window_from_the_start() {
+        let spec = *hpa(2, 10).spec();
+        let mut fresh = Hpa::new(spec);
+        assert_eq!(
+            fresh.recommend(at(15), 3, 3, 0.01),
+            Some((2, Rescale::Down))
+        );
+        let mut steady = Hpa::steady(spec, at(0), 3);
+        for s in (15..300).step_by(15) {
+            assert_eq!(steady.recommend(at(s), 3, 3, 0.01), None, "at {s} s");
+        }
+        assert_eq!(
+            steady.recommend(at(300), 3, 3, 0.01),
+            Some((2, Rescale::Down))
+        );
     }
 
     #[test]
