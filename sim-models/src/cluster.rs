@@ -797,6 +797,18 @@ enum Via {
     Forward { node: u32, id: ForwardId },
 }
 
+/// Why a query was lost between its client and CoreDNS (in the order of
+/// [`DnsRt::path_lost`]'s counters).
+#[derive(Clone, Copy)]
+enum PathLoss {
+    /// The second of an A/AAAA pair lost the conntrack insert race.
+    InsertFailed,
+    /// A stale entry sent it to a CoreDNS pod that is gone.
+    StaleEntry,
+    /// The client node's conntrack table was full.
+    TableFull,
+}
+
 /// Where the kube-dns Service's DNAT sends one query.
 enum DnsRoute {
     /// To this CoreDNS pod; `Some(pod)` also when the packet created a new
@@ -2658,7 +2670,7 @@ impl<'a> Sim<'a> {
         };
         if self.pods[server as usize].deleted || self.pods[server as usize].coredns.is_none() {
             // A stale entry: the packet goes to an address nobody holds.
-            self.dns_path_lost(1);
+            self.dns_path_lost(PathLoss::StaleEntry);
             return created;
         }
         if self.policy_denies(client, server) {
@@ -2763,7 +2775,7 @@ impl<'a> Sim<'a> {
                 &mut dns.race_rng,
             ) {
                 UdpPairSecond::InsertFailed => {
-                    self.dns_path_lost(0);
+                    self.dns_path_lost(PathLoss::InsertFailed);
                     return DnsRoute::Lost;
                 }
                 UdpPairSecond::Clashed(pod) => {
@@ -2790,29 +2802,28 @@ impl<'a> Sim<'a> {
             },
             UdpSend::NoEndpoint => DnsRoute::Unreachable,
             UdpSend::TableFull => {
-                self.dns_path_lost(2);
+                self.dns_path_lost(PathLoss::TableFull);
                 DnsRoute::Lost
             }
         }
     }
 
-    /// Counts a query lost on the way to CoreDNS (index into
-    /// [`DnsRt::path_lost`]: insert race, stale entry, table full).
-    fn dns_path_lost(&mut self, what: usize) {
+    /// Counts a query lost on the way to CoreDNS.
+    fn dns_path_lost(&mut self, why: PathLoss) {
         let now = self.engine.now();
         let Some(dns) = self.dns.as_mut() else {
             return;
         };
         if let Some(c) = dns.path_lost {
-            self.metrics.inc(c[what]);
+            self.metrics.inc(c[why as usize]);
         }
         for i in DnsRt::in_windows(self.cfg, now) {
             let w = &mut dns.windows[i];
-            match what {
-                0 => w.insert_failed += 1,
-                1 => w.stale += 1,
-                _ => w.table_full += 1,
-            }
+            *match why {
+                PathLoss::InsertFailed => &mut w.insert_failed,
+                PathLoss::StaleEntry => &mut w.stale,
+                PathLoss::TableFull => &mut w.table_full,
+            } += 1;
         }
     }
 
