@@ -166,6 +166,29 @@ fn sweep_files(
     Ok(files)
 }
 
+/// Runs `all`, then says on stderr how long it took and how many events
+/// the runs fired; `None` (the error said) if it failed.
+fn timed<R, E: std::fmt::Display>(
+    all: impl FnOnce() -> Result<Vec<R>, E>,
+    events: impl Fn(&R) -> u64,
+) -> Option<Vec<R>> {
+    let started = std::time::Instant::now();
+    match all() {
+        Ok(runs) => {
+            let fired: u64 = runs.iter().map(events).sum();
+            eprintln!(
+                "knsim: done in {:.1} s ({fired} events)",
+                started.elapsed().as_secs_f64()
+            );
+            Some(runs)
+        }
+        Err(e) => {
+            eprintln!("knsim: error: {e}");
+            None
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::List => {
@@ -321,19 +344,12 @@ fn main() -> ExitCode {
                 s.variants.len(),
                 seeds.len()
             );
-            let started = std::time::Instant::now();
-            let runs = match run::run_all(&s, &seeds, threads.map(usize::from)) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("knsim: error: {e}");
-                    return ExitCode::from(2);
-                }
+            let Some(runs) = timed(
+                || run::run_all(&s, &seeds, threads.map(usize::from)),
+                |r| r.output.events_fired,
+            ) else {
+                return ExitCode::from(2);
             };
-            let events: u64 = runs.iter().map(|r| r.output.events_fired).sum();
-            eprintln!(
-                "knsim: done in {:.1} s ({events} events)",
-                started.elapsed().as_secs_f64()
-            );
             print!("{}", report::text(&s, &runs));
             if let Some(dir) = out {
                 if let Err(e) = report::files(&s, &runs).and_then(|f| report::write_all(&dir, &f)) {
@@ -394,19 +410,12 @@ fn run_packet_level(
         "knsim: running {} variant(s) packet by packet...",
         s.variants.len()
     );
-    let started = std::time::Instant::now();
-    let runs = match datapath::run_all(&s, opts.threads, Some((v, rec))) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("knsim: error: {e}");
-            return ExitCode::from(2);
-        }
+    let Some(runs) = timed(
+        || datapath::run_all(&s, opts.threads, Some((v, rec))),
+        |r| r.output.events_fired,
+    ) else {
+        return ExitCode::from(2);
     };
-    let events: u64 = runs.iter().map(|r| r.output.events_fired).sum();
-    eprintln!(
-        "knsim: done in {:.1} s ({events} events)",
-        started.elapsed().as_secs_f64()
-    );
     let text = datapath::text(&s, &runs);
     print!("{text}");
     if opts.trace {
