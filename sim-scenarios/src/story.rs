@@ -672,7 +672,7 @@ fn dns_why(lines: &mut Vec<String>, cfg: &sim_models::cluster::ClusterConfig, ou
                      both needed the same conntrack entry for kube-dns's DNAT, and when the two were handled at once (assumed for {:.0}% of \
                      pairs) the second lost the insert race; kernel {} dropped it (`conntrack -S` insert_failed, nothing logged){}. \
                      The resolver heard nothing for its {} timeout, then asked again one query at a time: those lookups ({:.1}% of {}) \
-                     took that long more.",
+                     took that much longer.",
                     w.name,
                     num(d.insert_failed as f64),
                     100.0 * ct.udp_pair_concurrency,
