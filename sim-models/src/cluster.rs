@@ -840,7 +840,7 @@ struct DnsRt {
     /// nodes' conntrack tables see pod traffic (empty otherwise).
     flows: Vec<UdpDnat>,
     /// Counters of queries lost on the way: insert race, stale entry, table full.
-    path_lost: Option<[CounterId; 3]>,
+    path_lost: [CounterId; 3],
     /// Counters of queries that got an ICMP port unreachable (no endpoint)
     /// and of queries NetworkPolicy dropped.
     unreachable: CounterId,
@@ -1034,16 +1034,11 @@ impl DnsRt {
                 .filter(|c| c.datapath.tracks_pod_flows())
                 .flat_map(|_| cfg.nodes.iter().map(|_| UdpDnat::default()))
                 .collect(),
-            path_lost: cfg
-                .conntrack
-                .filter(|c| c.datapath.tracks_pod_flows())
-                .map(|_| {
-                    [
-                        metrics.counter("dns_queries_insert_failed"),
-                        metrics.counter("dns_queries_stale_entry"),
-                        metrics.counter("dns_queries_table_full"),
-                    ]
-                }),
+            path_lost: [
+                metrics.counter("dns_queries_insert_failed"),
+                metrics.counter("dns_queries_stale_entry"),
+                metrics.counter("dns_queries_table_full"),
+            ],
             race_rng: rng.stream("conntrack/udp-insert-race"),
             unreachable: metrics.counter("dns_queries_unreachable"),
             blocked: metrics.counter("dns_queries_blocked"),
@@ -2814,9 +2809,7 @@ impl<'a> Sim<'a> {
         let Some(dns) = self.dns.as_mut() else {
             return;
         };
-        if let Some(c) = dns.path_lost {
-            self.metrics.inc(c[why as usize]);
-        }
+        self.metrics.inc(dns.path_lost[why as usize]);
         for i in DnsRt::in_windows(self.cfg, now) {
             let w = &mut dns.windows[i];
             *match why {
