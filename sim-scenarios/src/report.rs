@@ -334,7 +334,9 @@ fn dns_figures(
                 Unit::Ratio,
             );
         }
-        if !out.conntrack.is_empty() {
+        // Queries can be lost on the way only through conntrack entries or
+        // kube-proxy's programmed (possibly stale) endpoints.
+        if !out.conntrack.is_empty() || cfg.kube_proxy.is_some() {
             push(
                 format!("DNS in {n}: queries lost to the A/AAAA insert race (insert_failed)"),
                 d.insert_failed as f64,
