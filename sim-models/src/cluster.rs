@@ -130,6 +130,9 @@ use crate::kube_proxy::{FirstPacket, KubeProxy, KubeProxyConfig, SyncStats};
 use crate::kubelet;
 use crate::netpol::{ContainerPort, PodInfo, SYNTHETIC_NODE_CIDR};
 use crate::node_lifecycle;
+use crate::path::masquerade::Masquerade;
+use crate::path::service::ServiceProxy;
+use crate::path::{self, Client, ClientSees, Drop, Flow, Path, PathEnv, Target};
 use crate::policy_enforcement::{Enforcer, PolicyConfig};
 use crate::resolver::{
     Lookup, LookupOutcome, QType, QueryId, QueryTypes, Rcode, Reply, ResolvConf, ResolverAction,
@@ -137,7 +140,7 @@ use crate::resolver::{
 };
 use crate::scheduler::{self, NodeView};
 use crate::service::Endpoints;
-use crate::snat::{Snat, SnatConfig, EPHEMERAL_PORTS};
+use crate::snat::{Snat, SnatConfig};
 use crate::topology::NodeSpec;
 use crate::workload::{pod_name, DeploymentSpec, PodState, WorkloadKind};
 use rand::RngExt;
@@ -948,7 +951,6 @@ struct Sim<'a> {
     ipam_gauges: [GaugeId; 2],
     /// What NetworkPolicy needs to know of each pod with an address, by pod id.
     pod_infos: Vec<Option<PodInfo>>,
-    enforcer: Option<Enforcer>,
     /// Lookups in progress, by slot; freed slots are reused.
     lookups: Vec<Option<PendingLookup>>,
     free_lookups: Vec<u32>,
@@ -967,16 +969,35 @@ struct Sim<'a> {
     node_lifecycle: SimRng,
     /// Open client connections.
     conns: ConnSlab<CtId>,
-    /// Each node's conntrack table (empty when not modelled).
-    tables: Vec<conntrack::Table>,
-    ct_rng: SimRng,
+    /// The connection path: conntrack, kube-proxy, NetworkPolicy, SNAT.
+    path: Path,
     ct_gauge: GaugeId,
-    kube_proxy: Option<KubeProxy>,
     kube_proxy_wake: Option<EventId>,
-    first_packet_rng: SimRng,
-    /// SNAT allocations in flight (when configured).
-    snat: Option<Snat>,
-    snat_rng: SimRng,
+}
+
+/// What the connection path reads of the run (disjoint fields of [`Sim`],
+/// so the path's own state can be borrowed at the same time).
+struct Env<'s> {
+    cfg: &'s ClusterConfig,
+    deps: &'s [DeploymentRt],
+    pods: &'s [Pod],
+    pod_infos: &'s [Option<PodInfo>],
+}
+
+impl PathEnv for Env<'_> {
+    fn endpoints(&self, service: u32) -> &Endpoints {
+        &self.deps[service as usize].endpoints
+    }
+    fn pod_gone(&self, pod: u32) -> bool {
+        self.pods[pod as usize].deleted
+    }
+    fn pod_infos(&self) -> &[Option<PodInfo>] {
+        self.pod_infos
+    }
+    fn server_port(&self, pod: u32) -> (crate::netpol::Protocol, u16) {
+        let spec = &self.cfg.deployments[self.pods[pod as usize].deployment as usize];
+        (spec.port.protocol, spec.port.number)
+    }
 }
 
 /// What the cluster run tracks of one node beyond its pod count.
@@ -1282,7 +1303,6 @@ impl<'a> Sim<'a> {
             events: BTreeMap::new(),
             ipam_gauges,
             pod_infos: Vec::new(),
-            enforcer: cfg.policy.as_ref().map(Enforcer::new),
             lookups: Vec::new(),
             free_lookups: Vec::new(),
             lookup_generation: 0,
@@ -1290,21 +1310,33 @@ impl<'a> Sim<'a> {
             nodes: cfg.nodes.iter().map(|_| NodeRt::default()).collect(),
             node_lifecycle: rng.stream("node-lifecycle"),
             conns: ConnSlab::default(),
-            tables: cfg
-                .conntrack
-                .iter()
-                .flat_map(|c| cfg.nodes.iter().map(|_| conntrack::Table::new(c.table)))
-                .collect(),
-            ct_rng: rng.stream("conntrack/early-drop"),
+            path: Path {
+                tables: path::conntrack::Tables {
+                    nodes: cfg
+                        .conntrack
+                        .iter()
+                        .flat_map(|c| cfg.nodes.iter().map(|_| conntrack::Table::new(c.table)))
+                        .collect(),
+                    early_drop: rng.stream("conntrack/early-drop"),
+                },
+                conntrack: cfg
+                    .conntrack
+                    .filter(|c| c.datapath.tracks_pod_flows())
+                    .map(|_| path::conntrack::Conntrack),
+                service: ServiceProxy::new(
+                    cfg.kube_proxy
+                        .as_ref()
+                        .map(|k| KubeProxy::new(k, cfg.deployments.len())),
+                    rng.stream("kube-proxy/first-packet"),
+                ),
+                policy: cfg.policy.as_ref().map(Enforcer::new),
+                masquerade: cfg
+                    .conntrack
+                    .and_then(|c| c.snat)
+                    .map(|c| Masquerade::new(Snat::new(c), rng.stream("snat/ports"))),
+            },
             ct_gauge,
-            kube_proxy: cfg
-                .kube_proxy
-                .as_ref()
-                .map(|k| KubeProxy::new(k, cfg.deployments.len())),
             kube_proxy_wake: None,
-            first_packet_rng: rng.stream("kube-proxy/first-packet"),
-            snat: cfg.conntrack.and_then(|c| c.snat).map(Snat::new),
-            snat_rng: rng.stream("snat/ports"),
             rng,
             dns,
             ip_owner: BTreeMap::new(),
@@ -1328,7 +1360,7 @@ impl<'a> Sim<'a> {
             self.engine
                 .schedule_at(SimTime::ZERO + crate::hpa::SYNC_PERIOD, Ev::HpaSync);
         }
-        if let Some(kp) = self.kube_proxy.as_mut() {
+        if let Some(kp) = self.path.service.kube_proxy.as_mut() {
             for (d, dep) in self.deps.iter().enumerate() {
                 kp.install(d, dep.endpoints.pods());
             }
@@ -1516,7 +1548,7 @@ impl<'a> Sim<'a> {
                 if let Some(dns) = self.dns.as_mut() {
                     for &n in nodes {
                         if let (Some(flows), Some(table)) =
-                            (dns.flows.get_mut(n), self.tables.get_mut(n))
+                            (dns.flows.get_mut(n), self.path.tables.nodes.get_mut(n))
                         {
                             flows.flush_all(table, now);
                         }
@@ -2002,7 +2034,9 @@ impl<'a> Sim<'a> {
     }
 
     /// Opens a connection (SYN number `attempt`, the first sent at `first`)
-    /// to `target`, or to the endpoint kube-proxy picks, then sends `req`.
+    /// to `target`, or to the endpoint kube-proxy picks, then sends `req`:
+    /// the SYN goes along the connection path ([`crate::path`]); a drop
+    /// becomes what the client sees, its follow-up an event.
     fn dial(
         &mut self,
         req: Request,
@@ -2017,59 +2051,45 @@ impl<'a> Sim<'a> {
             return;
         };
         let mode = self.cfg.traffic[t].connections;
-        // Client-side balancing dials pod IPs: no Service lookup.
-        let via_service = target.is_none() && mode != ConnectionMode::ClientSide;
-        let no_endpoint = match &self.kube_proxy {
-            Some(kp) if via_service => kp.is_empty(d),
-            _ => self.deps[d].endpoints.is_empty(),
+        // Client-side balancing dials pod IPs: the application picks.
+        let to = match (target, mode, client) {
+            (Some(p), _, _) => Target::Pod(p),
+            (None, ConnectionMode::ClientSide, Some(c)) => {
+                if self.deps[d].endpoints.is_empty() {
+                    return self.outcome(req, Outcome::Refused);
+                }
+                match self.next_turn(t, c) {
+                    Some(p) => Target::Pod(p),
+                    None => return self.outcome(req, Outcome::Refused),
+                }
+            }
+            _ => Target::Service(d as u32),
         };
-        if no_endpoint {
-            // kube-proxy REJECTs a Service without endpoints; the
-            // unconfirmed conntrack entry goes with the packet.
-            return self.outcome(req, Outcome::Refused);
-        }
-        let ct = match client {
-            Some(c) => match self.conntrack_syn(t, c) {
-                Ok(ct) => ct,
-                Err(()) => return self.syn_dropped(req, c, first, attempt),
-            },
-            None => None,
+        let flow = Flow {
+            client: client.map(|c| Client {
+                pod: c,
+                node: self.pods[c as usize].node,
+            }),
+            to,
+            snat: self.cfg.traffic[t].snat,
         };
-        let mut first_packet = None;
-        let p = match (target, mode, client) {
-            (Some(p), _, _) => Some(p),
-            (None, ConnectionMode::ClientSide, Some(c)) => self.next_turn(t, c),
-            _ => match &self.kube_proxy {
-                Some(kp) => kp.pick(d, &mut self.traffic[t].pick).map(|(p, i)| {
-                    first_packet = Some(kp.first_packet(i, &mut self.first_packet_rng));
-                    p
-                }),
-                None => self.deps[d].endpoints.pick(&mut self.traffic[t].pick),
-            },
+        let env = Env {
+            cfg: self.cfg,
+            deps: &self.deps,
+            pods: &self.pods,
+            pod_infos: &self.pod_infos,
         };
-        let Some(p) = p else {
-            return self.outcome(req, Outcome::Refused);
-        };
-        if let Some(fp) = first_packet {
+        let (trip, verdict) = self.path.open(&flow, now, &env, &mut self.traffic[t].pick);
+        if let Some(fp) = trip.first_packet {
             self.record_first_packet(t, now, fp);
-            if self.pods[p as usize].deleted {
-                return self.stale_endpoint(req, d, p);
-            }
         }
-        if client.is_some_and(|c| self.policy_denies(c, p)) {
-            // The SYN_SENT entry stays until its own timeout.
-            self.engine
-                .schedule_at(req.deadline, Ev::BlockedTimeout(req));
+        if let Err(drop) = verdict {
+            return self.path_dropped(req, flow, first, attempt, drop);
+        }
+        let (Some(p), ct) = (trip.pod, trip.ct) else {
             return;
-        }
-        if let (Some((n, id)), Some(c)) = (ct, client) {
-            if self.snat_race_lost(t, n, id, p) {
-                return self.syn_dropped(req, c, first, attempt);
-            }
-        }
-        if let Some((n, id)) = ct {
-            self.tables[n as usize].set_state(now, id, CtState::Established);
-        }
+        };
+        let first_packet = trip.first_packet;
         let delay = now.saturating_since(first);
         self.metrics.inc(self.traffic[t].counters[CONNECTIONS]);
         self.metrics.record(self.traffic[t].connect_delay, delay);
@@ -2131,9 +2151,11 @@ impl<'a> Sim<'a> {
     /// kube-proxy's data path sent a new connection to pod `p`, already
     /// deleted: its SYNs (the retransmissions follow the same conntrack
     /// entry) are dropped until the client gives up.
-    fn stale_endpoint(&mut self, req: Request, d: usize, p: u32) {
-        let svc = &self.cfg.deployments[d].name;
+    fn stale_endpoint(&mut self, p: u32) {
+        let svc = &self.cfg.deployments[self.pods[p as usize].deployment as usize].name;
         let mode = self
+            .path
+            .service
             .kube_proxy
             .as_ref()
             .map_or("", |k| k.config().mode.name());
@@ -2149,13 +2171,12 @@ impl<'a> Sim<'a> {
             msg,
             obj,
         );
-        self.engine.schedule_at(req.deadline, Ev::StaleTimeout(req));
     }
 
     /// The Ready pods of Deployment `d` changed: kube-proxy will sync.
     fn endpoints_changed(&mut self, d: usize) {
         let now = self.engine.now();
-        if let Some(kp) = self.kube_proxy.as_mut() {
+        if let Some(kp) = self.path.service.kube_proxy.as_mut() {
             let at = kp.changed(now, d);
             if let Some(id) = self.kube_proxy_wake.take() {
                 self.engine.cancel(id);
@@ -2168,7 +2189,7 @@ impl<'a> Sim<'a> {
     fn kube_proxy_wake(&mut self) {
         let now = self.engine.now();
         let deps = &self.deps;
-        if let Some(kp) = self.kube_proxy.as_mut() {
+        if let Some(kp) = self.path.service.kube_proxy.as_mut() {
             let at = kp.wake(now, |s| deps[s].endpoints.pods().to_vec());
             self.kube_proxy_wake = Some(self.engine.schedule_at(at, Ev::KubeProxySync));
         }
@@ -2267,7 +2288,7 @@ impl<'a> Sim<'a> {
             return self.offer_lost(req);
         };
         if let Some((n, id)) = x.ct {
-            self.tables[n as usize].touch(now, id);
+            self.path.tables.nodes[n as usize].touch(now, id);
         }
         req.conn = Some(conn);
         self.offer(x.server, req);
@@ -2322,7 +2343,7 @@ impl<'a> Sim<'a> {
             }
             m if m.stays_open() => {
                 if let Some((n, id)) = x.ct {
-                    self.tables[n as usize].touch(self.engine.now(), id);
+                    self.path.tables.nodes[n as usize].touch(self.engine.now(), id);
                 }
             }
             _ => self.close(conn),
@@ -2353,7 +2374,7 @@ impl<'a> Sim<'a> {
             self.engine.cancel(timer);
         }
         if let Some((n, id)) = x.ct {
-            self.tables[n as usize].set_state(now, id, CtState::TimeWait);
+            self.path.tables.nodes[n as usize].set_state(now, id, CtState::TimeWait);
         }
         if let Some(cc) = self.traffic[x.traffic as usize].clients.get_mut(&x.client) {
             cc.open.retain(|&i| i != conn);
@@ -2363,69 +2384,58 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// A new connection's SYN through the client node's conntrack table:
-    /// its entry, none (table not modelled, or an eBPF data path), or
-    /// dropped because the table is full.
-    fn conntrack_syn(&mut self, t: usize, c: u32) -> Result<Option<(u32, CtId)>, ()> {
-        let Some(setup) = self.cfg.conntrack else {
-            return Ok(None);
-        };
-        let Some(node) = self.pods[c as usize].node else {
-            return Ok(None);
-        };
-        if !setup.datapath.tracks_pod_flows() {
-            return Ok(None);
-        }
+    /// The path dropped a new connection's SYN: the event an operator
+    /// would see, the counters, and what the client does next.
+    fn path_dropped(&mut self, req: Request, flow: Flow, first: SimTime, attempt: u32, drop: Drop) {
         let now = self.engine.now();
-        match self.tables[node as usize].insert(now, CtState::SynSent, &mut self.ct_rng) {
-            Ok(id) => Ok(Some((node, id))),
-            Err(refused) => {
+        let t = req.source as usize;
+        match &drop {
+            Drop::NoEndpoints => {}
+            Drop::ConntrackFull { node, refused } => {
                 self.metrics.inc(self.traffic[t].counters[SYN_DROPS]);
                 self.for_windows(t, now, |w| w.syn_drops += 1);
-                let name = &self.cfg.nodes[node as usize].name;
-                let obj = format!("node/{name}");
+                let obj = format!("node/{}", self.cfg.nodes[*node as usize].name);
+                let msg = refused.to_string();
                 self.event_keyed(
                     "Warning",
                     "ConntrackTableFull",
                     "kernel",
                     obj.clone(),
-                    refused.to_string(),
+                    msg,
                     obj,
                 );
-                Err(())
+            }
+            Drop::StaleEndpoint { pod } => self.stale_endpoint(*pod),
+            Drop::PolicyDenied { pod, denial } => {
+                if let Some(c) = flow.client {
+                    self.policy_denied(c.pod, *pod, denial);
+                }
+            }
+            Drop::InsertFailed { node } => {
+                self.for_windows(t, now, |w| w.insert_failed += 1);
+                let obj = format!("node/{}", self.cfg.nodes[*node as usize].name);
+                let msg = "SYN dropped: its SNAT source port clashed with a concurrent connection's at conntrack confirmation (conntrack -S: insert_failed)".to_string();
+                self.event_keyed(
+                    "Warning",
+                    "ConntrackInsertFailed",
+                    "kernel",
+                    obj.clone(),
+                    msg,
+                    obj,
+                );
             }
         }
-    }
-
-    /// For traffic leaving through MASQUERADE: whether the new flow's entry
-    /// (node `n`, entry `id`, to pod `dst`) lost the SNAT port race; the
-    /// loser's entry is never confirmed and goes with its packet.
-    fn snat_race_lost(&mut self, t: usize, n: u32, id: CtId, dst: u32) -> bool {
-        if !self.cfg.traffic[t].snat {
-            return false;
+        match (drop.client(), flow.client) {
+            (ClientSees::Refused, _) => self.outcome(req, Outcome::Refused),
+            (ClientSees::Retransmit, Some(c)) => self.syn_dropped(req, c.pod, first, attempt),
+            (ClientSees::Retransmit | ClientSees::Silence, _) => {
+                let ev = match drop {
+                    Drop::PolicyDenied { .. } => Ev::BlockedTimeout(req),
+                    _ => Ev::StaleTimeout(req),
+                };
+                self.engine.schedule_at(req.deadline, ev);
+            }
         }
-        let Some(snat) = self.snat.as_mut() else {
-            return false;
-        };
-        let now = self.engine.now();
-        let table = &mut self.tables[n as usize];
-        let in_use = (table.live(now) as f64 / f64::from(EPHEMERAL_PORTS)).min(1.0);
-        if !snat.allocate(now, n, dst, in_use, &mut self.snat_rng) {
-            return false;
-        }
-        table.delete(now, id);
-        self.for_windows(t, now, |w| w.insert_failed += 1);
-        let obj = format!("node/{}", self.cfg.nodes[n as usize].name);
-        let msg = "SYN dropped: its SNAT source port clashed with a concurrent connection's at conntrack confirmation (conntrack -S: insert_failed)".to_string();
-        self.event_keyed(
-            "Warning",
-            "ConntrackInsertFailed",
-            "kernel",
-            obj.clone(),
-            msg,
-            obj,
-        );
-        true
     }
 
     /// The SYN was dropped: TCP retransmits it, unless the client's timeout
@@ -2732,9 +2742,12 @@ impl<'a> Sim<'a> {
                     flow: None,
                 };
             }
-            let Some(b) =
-                kube_dns_pick(&self.deps, self.kube_proxy.as_ref(), w, &mut self.dns_pick)
-            else {
+            let Some(b) = kube_dns_pick(
+                &self.deps,
+                self.path.service.kube_proxy.as_ref(),
+                w,
+                &mut self.dns_pick,
+            ) else {
                 return DnsRoute::Unreachable;
             };
             if let Some(p) = self.lookup_mut(q.slot, q.generation) {
@@ -2757,8 +2770,8 @@ impl<'a> Sim<'a> {
             u64::from(q.generation & 0x7fff_ffff) << 32 | u64::from(q.socket.0)
         };
         let (deps, pick_rng) = (&self.deps, &mut self.dns_pick);
-        let table = &mut self.tables[node as usize];
-        let kp = self.kube_proxy.as_ref();
+        let table = &mut self.path.tables.nodes[node as usize];
+        let kp = self.path.service.kube_proxy.as_ref();
         let mut pick = || kube_dns_pick(deps, kp, w, pick_rng);
         if let Some(first) = racing {
             let kernel = table.config().kernel;
@@ -2784,7 +2797,8 @@ impl<'a> Sim<'a> {
             }
         }
         let flow = Some((node, key));
-        match dns.flows[node as usize].send(table, now, key, pick, &mut self.ct_rng) {
+        match dns.flows[node as usize].send(table, now, key, pick, &mut self.path.tables.early_drop)
+        {
             UdpSend::Existing(pod) => DnsRoute::Pod {
                 pod,
                 new_entry: false,
@@ -2829,7 +2843,7 @@ impl<'a> Sim<'a> {
             .conntrack
             .is_some_and(|c| c.flush_udp_on_endpoint_removal);
         if let (true, Some(dns)) = (flush, self.dns.as_mut()) {
-            for (flows, table) in dns.flows.iter_mut().zip(self.tables.iter_mut()) {
+            for (flows, table) in dns.flows.iter_mut().zip(self.path.tables.nodes.iter_mut()) {
                 flows.flush_endpoint(table, now, p);
             }
         }
@@ -2969,7 +2983,7 @@ impl<'a> Sim<'a> {
             return;
         };
         if let Some((node, key)) = q.flow {
-            if let Some(table) = self.tables.get_mut(node as usize) {
+            if let Some(table) = self.path.tables.nodes.get_mut(node as usize) {
                 dns.flows[node as usize].reply(table, now, key);
             }
         }
@@ -3098,9 +3112,12 @@ impl<'a> Sim<'a> {
         let Some(w) = self.cfg.dns.as_ref().map(|d| d.workload) else {
             return;
         };
-        let Some(server) =
-            kube_dns_pick(&self.deps, self.kube_proxy.as_ref(), w, &mut self.dns_pick)
-        else {
+        let Some(server) = kube_dns_pick(
+            &self.deps,
+            self.path.service.kube_proxy.as_ref(),
+            w,
+            &mut self.dns_pick,
+        ) else {
             return;
         };
         let Some(dns) = self.dns.as_mut() else {
@@ -3228,7 +3245,7 @@ impl<'a> Sim<'a> {
     /// `server` on the server's port; a drop is recorded as an event
     /// aggregated per (client workload, server workload, port).
     fn policy_denies(&mut self, client: u32, server: u32) -> bool {
-        let Some(enforcer) = self.enforcer.as_mut() else {
+        let Some(enforcer) = self.path.policy.as_mut() else {
             return false;
         };
         let spec = &self.cfg.deployments[self.pods[server as usize].deployment as usize];
@@ -3237,6 +3254,16 @@ impl<'a> Sim<'a> {
             return false;
         };
         let denial = denial.clone();
+        self.policy_denied(client, server, &denial);
+        true
+    }
+
+    /// Records NetworkPolicy's drop of a new connection from pod `client` to
+    /// pod `server` as an event aggregated per (client workload, server
+    /// workload, port).
+    fn policy_denied(&mut self, client: u32, server: u32, denial: &str) {
+        let spec = &self.cfg.deployments[self.pods[server as usize].deployment as usize];
+        let (proto, port) = (spec.port.protocol, spec.port.number);
         let from = &self.cfg.deployments[self.pods[client as usize].deployment as usize];
         let key = format!(
             "{}/{} -> {}/{} {proto}/{port}",
@@ -3246,14 +3273,13 @@ impl<'a> Sim<'a> {
         let cni = self.cfg.policy.as_ref().map_or("cni", |p| p.cni.name());
         let message = format!("{key}: first packet dropped by {cni}: {denial}");
         self.event_keyed("Warning", "PolicyDenied", "netpol", key, message, obj);
-        true
     }
 
     /// A policy change reaches the data path.
     fn policies_programmed(&mut self, action: usize) {
         let (Some(cfg), Some(enforcer), Action::SetPolicies { sets }) = (
             self.cfg.policy.as_ref(),
-            self.enforcer.as_mut(),
+            self.path.policy.as_mut(),
             &self.cfg.timeline[action].action,
         ) else {
             return;
@@ -3316,7 +3342,7 @@ impl<'a> Sim<'a> {
         }
         self.pod_infos[p as usize] = Some(info);
         self.ip_owner.insert(lease.ip, p);
-        if let Some(e) = self.enforcer.as_mut() {
+        if let Some(e) = self.path.policy.as_mut() {
             e.pods_changed();
         }
     }
@@ -3329,7 +3355,7 @@ impl<'a> Sim<'a> {
                 }
             }
         }
-        if let Some(e) = self.enforcer.as_mut() {
+        if let Some(e) = self.path.policy.as_mut() {
             e.pods_changed();
         }
     }
@@ -3527,7 +3553,7 @@ impl<'a> Sim<'a> {
         self.metrics
             .set(self.ipam_gauges[1], self.ipam.allocated() as f64);
         let now = self.engine.now();
-        let most = self.tables.iter_mut().map(|t| t.live(now)).max();
+        let most = self.path.tables.nodes.iter_mut().map(|t| t.live(now)).max();
         self.metrics.set(self.ct_gauge, most.unwrap_or(0) as f64);
         self.metrics.sample(now);
     }
@@ -3587,8 +3613,8 @@ impl<'a> Sim<'a> {
             ipam_usable: self.ipam.usable(),
             ipam_allocated: self.ipam.allocated(),
             events_fired: self.engine.fired(),
-            conntrack: self.tables.iter().map(|t| t.stats()).collect(),
-            kube_proxy: self.kube_proxy.as_ref().map(KubeProxy::stats),
+            conntrack: self.path.tables.nodes.iter().map(|t| t.stats()).collect(),
+            kube_proxy: self.path.service.kube_proxy.as_ref().map(KubeProxy::stats),
             dns_restarts: self.dns.as_ref().map_or(0, |d| d.restart_total),
             dns_windows: self.dns.map(|d| d.windows).unwrap_or_default(),
             metrics: self.metrics,

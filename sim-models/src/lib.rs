@@ -18,6 +18,7 @@ pub mod kube_proxy;
 pub mod kubelet;
 pub mod netpol;
 pub mod node_lifecycle;
+pub mod path;
 pub mod policy_enforcement;
 pub mod resolver;
 pub mod scheduler;
