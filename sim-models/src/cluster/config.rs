@@ -1,0 +1,254 @@
+//! # What a cluster run is given
+//!
+//! [`ClusterConfig`] and its parts: nodes, IPAM, workloads, traffic
+//! sources, the timeline of actions, measurement windows, and the optional
+//! subsystems (conntrack, kube-proxy, NetworkPolicy, DNS). Built and
+//! validated by sim-scenarios from a scenario file; every field documents its
+//! unit.
+
+use super::*;
+
+/// Clients sending requests to one Deployment's Service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrafficSpec {
+    /// Name in metrics and reports (unique in a run).
+    pub name: String,
+    /// The workload whose Ready pods send the requests; `None`: clients
+    /// outside the cluster.
+    pub from: Option<usize>,
+    /// Index of the target Deployment (its Service has the same name);
+    /// `None`: the request is the name lookup alone (an external name whose
+    /// server is outside the model).
+    pub deployment: Option<usize>,
+    /// The name each request first resolves through the cluster DNS
+    /// ([`ClusterConfig::dns`]) from its client pod; `None`: it connects to
+    /// the Service without a lookup.
+    pub resolve: Option<String>,
+    /// The application's own DNS cache; `None`: every request resolves.
+    pub dns_cache: Option<ClientDnsCache>,
+    /// The application's resolver keeps one UDP socket (one source port)
+    /// per pod for all its queries instead of glibc's new socket per name:
+    /// through conntrack, all of them are one flow.
+    pub persistent_dns_socket: bool,
+    /// Times the application retries a failed request (timeout, failed
+    /// lookup, refused, 503); each retry is a new try with a fresh timeout
+    /// that resolves again unless its cache answers.
+    pub retries: u32,
+    /// Mean request rate at the start \[requests/s\], Poisson arrivals.
+    pub rate: f64,
+    /// The client's timeout, per try.
+    pub timeout: SimDuration,
+    /// How requests use TCP connections (clients in the cluster only).
+    pub connections: ConnectionMode,
+    /// The connections leave through the client node's MASQUERADE rule
+    /// (the target stands in for a destination outside the pod network);
+    /// with [`ConntrackSetup::snat`] they race for source ports.
+    pub snat: bool,
+}
+
+/// How long an application keeps an answer it resolved (per client pod and name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientDnsCache {
+    /// For the record's TTL as received (nscd, systemd-resolved, Go's cgo-free
+    /// resolver with a caching library).
+    RecordTtl,
+    /// For a fixed time whatever the TTL (the JVM's `networkaddress.cache.ttl`).
+    Fixed(SimDuration),
+}
+
+/// Something the timeline does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// `kubectl scale deployment NAME --replicas=N`.
+    Scale {
+        /// Deployment index.
+        deployment: usize,
+        /// New replica count.
+        replicas: u32,
+    },
+    /// The request rate of one traffic source changes \[requests/s\].
+    SetRate {
+        /// Traffic source index.
+        traffic: usize,
+        /// New mean rate.
+        rate: f64,
+    },
+    /// A new pod IP pool is added (flat layout).
+    AddIpPool {
+        /// The new pool.
+        cidr: Ipv4Cidr,
+    },
+    /// The active NetworkPolicy sets become these (indices into
+    /// [`PolicyConfig::sets`]); the data path follows after the policy delay.
+    SetPolicies {
+        /// Sets active from now on.
+        sets: Vec<usize>,
+    },
+    /// The CNI daemon on these nodes stops running (a crash, a bad rollout):
+    /// [`crate::node_lifecycle`] says what follows.
+    CniDown {
+        /// Node indices.
+        nodes: Vec<usize>,
+    },
+    /// The CNI daemon on these nodes runs again.
+    CniUp {
+        /// Node indices.
+        nodes: Vec<usize>,
+    },
+    /// An operator deletes the UDP conntrack entries on these nodes
+    /// (`conntrack -D -p udp`): every DNS flow is balanced afresh.
+    FlushUdpConntrack {
+        /// Node indices.
+        nodes: Vec<usize>,
+    },
+}
+
+/// An action at a time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimedAction {
+    /// When, from the start of the run.
+    pub at: SimDuration,
+    /// What.
+    pub action: Action,
+}
+
+impl WindowSpec {
+    /// Whether `t` falls in the window.
+    pub fn contains(&self, t: SimTime) -> bool {
+        let since = t.since_start();
+        self.start <= since && since < self.end
+    }
+}
+
+/// A named stretch of the run to report statistics for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// Name used in reports and expectations.
+    pub name: String,
+    /// Start, from the start of the run (inclusive).
+    pub start: SimDuration,
+    /// End, from the start of the run (exclusive).
+    pub end: SimDuration,
+}
+
+/// Everything one run needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterConfig {
+    /// The nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// Pod address layout.
+    pub ipam: IpamLayout,
+    /// Deployments, each with a Service of the same name.
+    pub deployments: Vec<DeploymentSpec>,
+    /// Clients.
+    pub traffic: Vec<TrafficSpec>,
+    /// Timed actions, in any order.
+    pub timeline: Vec<TimedAction>,
+    /// Length of the run.
+    pub duration: SimDuration,
+    /// Time-series sampling period.
+    pub sample_every: SimDuration,
+    /// Measurement windows.
+    pub windows: Vec<WindowSpec>,
+    /// NetworkPolicy and the CNI that enforces it; `None`: no policies.
+    pub policy: Option<PolicyConfig>,
+    /// The cluster DNS; `None`: no traffic resolves names.
+    pub dns: Option<DnsConfig>,
+    /// Each node's netfilter conntrack table; `None`: not modelled (no
+    /// table ever fills).
+    pub conntrack: Option<ConntrackSetup>,
+    /// The Service data path; `None`: ideal (endpoint changes apply at
+    /// once, lookups cost nothing).
+    pub kube_proxy: Option<KubeProxyConfig>,
+}
+
+/// The conntrack table every node has, and the data path that decides
+/// which flows reach it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConntrackSetup {
+    /// Size, timeouts and kernel (the same on every node).
+    pub table: ConntrackConfig,
+    /// kube-proxy over netfilter, or an eBPF data path that bypasses the
+    /// table for pod traffic.
+    pub datapath: DataPath,
+    /// MASQUERADE's port choice and race window, for traffic with `snat`.
+    pub snat: Option<SnatConfig>,
+    /// Share of same-socket UDP pairs (glibc's parallel A and AAAA) that
+    /// two CPUs put through conntrack at once, so that they race to insert
+    /// the flow's entry ([`conntrack::udp_pair_second`]); an input, no
+    /// source measures it.
+    pub udp_pair_concurrency: f64,
+    /// kube-proxy deletes the UDP entries of an endpoint it removes
+    /// (`conntrack -D`); false: the deletion fails, as in Preply's DNS
+    /// postmortem ("Failed to delete kube-system/kube-dns:dns endpoint
+    /// connections"), and flows keep their stale entries.
+    pub flush_udp_on_endpoint_removal: bool,
+}
+
+/// The cluster DNS Service (kube-dns) and how pods query it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnsConfig {
+    /// The workload serving DNS: each of its pods is one CoreDNS container
+    /// running [`DnsConfig::coredns`] (the workload's own server model is
+    /// not used).
+    pub workload: usize,
+    /// The kube-dns ClusterIP written into every pod's resolv.conf.
+    pub service_ip: Ipv4Addr,
+    /// A only, or A and AAAA in parallel.
+    pub qtypes: QueryTypes,
+    /// Resources, Corefile settings and upstream of every CoreDNS pod.
+    pub coredns: CoreDnsSpec,
+    /// The node's own search domains, appended by the kubelet after the
+    /// cluster's (e.g. `ec2.internal`).
+    pub host_search: Vec<String>,
+    /// Per client workload: its pod spec's `dnsConfig`.
+    pub pod_dns: BTreeMap<usize, PodDnsConfig>,
+    /// Workloads whose Service is headless (`clusterIP: None`): their name
+    /// resolves to pod addresses, which clients connect to directly.
+    pub headless: BTreeSet<usize>,
+    /// NodeLocal DNSCache: the node-local-dns instance every node runs
+    /// ([`CoreDnsSpec::node_local`]); `None`: pods query kube-dns.
+    pub node_local: Option<CoreDnsSpec>,
+    /// A HorizontalPodAutoscaler on the CoreDNS pods' CPU ([`crate::hpa`]);
+    /// `None`: the replica count changes only on the timeline.
+    pub autoscaler: Option<HpaSpec>,
+}
+
+/// A pod spec's `dnsConfig` (with `dnsPolicy: ClusterFirst`): searches are
+/// appended to the kubelet's, options replace the defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodDnsConfig {
+    /// Extra search domains.
+    pub searches: Vec<String>,
+    /// `ndots`.
+    pub ndots: Option<u8>,
+    /// `timeout` (whole seconds).
+    pub timeout: Option<SimDuration>,
+    /// `attempts`.
+    pub attempts: Option<u8>,
+    /// `single-request`.
+    pub single_request: bool,
+    /// `single-request-reopen`.
+    pub single_request_reopen: bool,
+    /// `rotate`.
+    pub rotate: bool,
+}
+
+impl DnsConfig {
+    /// The resolv.conf of a pod of workload `d` in `namespace`.
+    pub fn resolv_conf(&self, namespace: &str, d: usize) -> ResolvConf {
+        let host: Vec<&str> = self.host_search.iter().map(String::as_str).collect();
+        let mut conf =
+            ResolvConf::kubernetes_pod(namespace, std::net::IpAddr::V4(self.service_ip), &host);
+        if let Some(p) = self.pod_dns.get(&d) {
+            conf.search.extend(p.searches.iter().cloned());
+            conf.ndots = p.ndots.unwrap_or(conf.ndots);
+            conf.timeout = p.timeout.unwrap_or(conf.timeout);
+            conf.attempts = p.attempts.unwrap_or(conf.attempts);
+            conf.single_request |= p.single_request;
+            conf.single_request_reopen |= p.single_request_reopen;
+            conf.rotate |= p.rotate;
+        }
+        conf
+    }
+}

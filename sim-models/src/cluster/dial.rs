@@ -1,0 +1,332 @@
+//! # Dialing: a new connection along the connection path
+//!
+//! A new connection's SYN goes through [`crate::path`] (conntrack,
+//! kube-proxy's DNAT, NetworkPolicy, MASQUERADE, confirmation); a drop becomes
+//! an event an operator would see and the client's follow-up on the event
+//! queue ([`crate::path::ClientSees`]).
+//!
+//! connection to a Service (not client-side balancing, which dials pod IPs)
+//! gets its endpoint from [`crate::kube_proxy`]'s data-path view, which
+//! follows endpoint changes only when a sync ends: a pod deleted before
+//! that still receives connections, whose SYNs are dropped. The first
+//! packet pays the Service lookup before the request reaches the pod.
+//! Without one, the data path follows the Ready pods at once and costs
+//! nothing.
+//!
+//! This room also runs kube-proxy's sync loop and NetworkPolicy's
+//! propagation to the data path.
+
+use super::*;
+
+/// What the connection path reads of the run (disjoint fields of [`Sim`],
+/// so the path's own state can be borrowed at the same time).
+pub(crate) struct Env<'s> {
+    pub(crate) cfg: &'s ClusterConfig,
+    pub(crate) deps: &'s [DeploymentRt],
+    pub(crate) pods: &'s [Pod],
+    pub(crate) pod_infos: &'s [Option<PodInfo>],
+}
+
+impl PathEnv for Env<'_> {
+    fn endpoints(&self, service: u32) -> &Endpoints {
+        &self.deps[service as usize].endpoints
+    }
+    fn pod_gone(&self, pod: u32) -> bool {
+        self.pods[pod as usize].deleted
+    }
+    fn pod_infos(&self) -> &[Option<PodInfo>] {
+        self.pod_infos
+    }
+    fn server_port(&self, pod: u32) -> (crate::netpol::Protocol, u16) {
+        let spec = &self.cfg.deployments[self.pods[pod as usize].deployment as usize];
+        (spec.port.protocol, spec.port.number)
+    }
+}
+
+impl Sim<'_> {
+    /// Opens a connection (SYN number `attempt`, the first sent at `first`)
+    /// to `target`, or to the endpoint kube-proxy picks, then sends `req`:
+    /// the SYN goes along the connection path ([`crate::path`]); a drop
+    /// becomes what the client sees, its follow-up an event.
+    pub(crate) fn dial(
+        &mut self,
+        req: Request,
+        client: Option<u32>,
+        first: SimTime,
+        attempt: u32,
+        target: Option<u32>,
+    ) {
+        let now = self.engine.now();
+        let t = req.source as usize;
+        let Some(d) = self.cfg.traffic[t].deployment else {
+            return;
+        };
+        let mode = self.cfg.traffic[t].connections;
+        // Client-side balancing dials pod IPs: the application picks.
+        let to = match (target, mode, client) {
+            (Some(p), _, _) => Target::Pod(p),
+            (None, ConnectionMode::ClientSide, Some(c)) => {
+                if self.deps[d].endpoints.is_empty() {
+                    return self.outcome(req, Outcome::Refused);
+                }
+                match self.next_turn(t, c) {
+                    Some(p) => Target::Pod(p),
+                    None => return self.outcome(req, Outcome::Refused),
+                }
+            }
+            _ => Target::Service(d as u32),
+        };
+        let flow = Flow {
+            client: client.map(|c| Client {
+                pod: c,
+                node: self.pods[c as usize].node,
+            }),
+            to,
+            snat: self.cfg.traffic[t].snat,
+        };
+        let env = Env {
+            cfg: self.cfg,
+            deps: &self.deps,
+            pods: &self.pods,
+            pod_infos: &self.pod_infos,
+        };
+        let (trip, verdict) = self.path.open(&flow, now, &env, &mut self.traffic[t].pick);
+        if let Some(fp) = trip.first_packet {
+            self.record_first_packet(t, now, fp);
+        }
+        if let Err(drop) = verdict {
+            return self.path_dropped(req, flow, first, attempt, drop);
+        }
+        let (Some(p), ct) = (trip.pod, trip.ct) else {
+            return;
+        };
+        let first_packet = trip.first_packet;
+        let delay = now.saturating_since(first);
+        self.metrics.inc(self.traffic[t].counters[CONNECTIONS]);
+        self.metrics.record(self.traffic[t].connect_delay, delay);
+        self.for_windows(t, now, |w| w.connect_delay.record(delay));
+        let Some(c) = client else {
+            return match first_packet {
+                Some(fp) => {
+                    let ev = Ev::FirstPacket {
+                        pod: p,
+                        conn: None,
+                        req,
+                    };
+                    self.engine.schedule_in(fp.rtt, ev);
+                }
+                None => self.offer(p, req),
+            };
+        };
+        let conn = self.conns.insert(Conn {
+            traffic: t as u32,
+            client: c,
+            server: p,
+            ct,
+            idle_timer: None,
+            opened: now,
+            gen: 0,
+        });
+        let cc = self.traffic[t].clients.entry(c).or_default();
+        match mode {
+            ConnectionMode::LongLived { per_client, .. } if (cc.open.len() as u32) < per_client => {
+                cc.open.push(conn)
+            }
+            ConnectionMode::ClientSide => {
+                cc.by_server.insert(p, conn);
+            }
+            _ => {}
+        }
+        match first_packet {
+            Some(fp) => {
+                let ev = Ev::FirstPacket {
+                    pod: p,
+                    conn: Some(conn),
+                    req,
+                };
+                self.engine.schedule_in(fp.rtt, ev);
+            }
+            None => self.send_on(conn, req),
+        }
+    }
+
+    /// The first packet's round trip and lookup CPU, per window.
+    pub(crate) fn record_first_packet(&mut self, t: usize, now: SimTime, fp: FirstPacket) {
+        self.metrics.record(self.traffic[t].first_packet, fp.rtt);
+        self.for_windows(t, now, |w| {
+            w.first_packet.record(fp.rtt);
+            w.lookup_cpu = w.lookup_cpu + fp.lookup;
+        });
+    }
+
+    /// kube-proxy's data path sent a new connection to pod `p`, already
+    /// deleted: its SYNs (the retransmissions follow the same conntrack
+    /// entry) are dropped until the client gives up.
+    pub(crate) fn stale_endpoint(&mut self, p: u32) {
+        let svc = &self.cfg.deployments[self.pods[p as usize].deployment as usize].name;
+        let mode = self
+            .path
+            .service
+            .kube_proxy
+            .as_ref()
+            .map_or("", |k| k.config().mode.name());
+        let msg = format!(
+            "connections to Service {svc} sent to deleted pod(s): the {mode} data path lists them until its next sync ends; SYNs dropped"
+        );
+        let obj = format!("pod/{}", self.pods[p as usize].name);
+        self.event_keyed(
+            "Warning",
+            "StaleEndpoint",
+            "kube-proxy",
+            svc.clone(),
+            msg,
+            obj,
+        );
+    }
+
+    /// The Ready pods of Deployment `d` changed: kube-proxy will sync.
+    pub(crate) fn endpoints_changed(&mut self, d: usize) {
+        let now = self.engine.now();
+        if let Some(kp) = self.path.service.kube_proxy.as_mut() {
+            let at = kp.changed(now, d);
+            if let Some(id) = self.kube_proxy_wake.take() {
+                self.engine.cancel(id);
+            }
+            self.kube_proxy_wake = Some(self.engine.schedule_at(at, Ev::KubeProxySync));
+        }
+    }
+
+    /// kube-proxy's sync loop runs: a sync ends or starts.
+    pub(crate) fn kube_proxy_wake(&mut self) {
+        let now = self.engine.now();
+        let deps = &self.deps;
+        if let Some(kp) = self.path.service.kube_proxy.as_mut() {
+            let at = kp.wake(now, |s| deps[s].endpoints.pods().to_vec());
+            self.kube_proxy_wake = Some(self.engine.schedule_at(at, Ev::KubeProxySync));
+        }
+    }
+
+    /// The path dropped a new connection's SYN: the event an operator
+    /// would see, the counters, and what the client does next.
+    pub(crate) fn path_dropped(
+        &mut self,
+        req: Request,
+        flow: Flow,
+        first: SimTime,
+        attempt: u32,
+        drop: Drop,
+    ) {
+        let now = self.engine.now();
+        let t = req.source as usize;
+        match &drop {
+            Drop::NoEndpoints => {}
+            Drop::ConntrackFull { node, refused } => {
+                self.metrics.inc(self.traffic[t].counters[SYN_DROPS]);
+                self.for_windows(t, now, |w| w.syn_drops += 1);
+                let obj = format!("node/{}", self.cfg.nodes[*node as usize].name);
+                let msg = refused.to_string();
+                self.event_keyed(
+                    "Warning",
+                    "ConntrackTableFull",
+                    "kernel",
+                    obj.clone(),
+                    msg,
+                    obj,
+                );
+            }
+            Drop::StaleEndpoint { pod } => self.stale_endpoint(*pod),
+            Drop::PolicyDenied { pod, denial } => {
+                if let Some(c) = flow.client {
+                    self.policy_denied(c.pod, *pod, denial);
+                }
+            }
+            Drop::InsertFailed { node } => {
+                self.for_windows(t, now, |w| w.insert_failed += 1);
+                let obj = format!("node/{}", self.cfg.nodes[*node as usize].name);
+                let msg = "SYN dropped: its SNAT source port clashed with a concurrent connection's at conntrack confirmation (conntrack -S: insert_failed)".to_string();
+                self.event_keyed(
+                    "Warning",
+                    "ConntrackInsertFailed",
+                    "kernel",
+                    obj.clone(),
+                    msg,
+                    obj,
+                );
+            }
+        }
+        match (drop.client(), flow.client) {
+            (ClientSees::Refused, _) => self.outcome(req, Outcome::Refused),
+            (ClientSees::Retransmit, Some(c)) => self.syn_dropped(req, c.pod, first, attempt),
+            (ClientSees::Retransmit | ClientSees::Silence, _) => {
+                let ev = match drop {
+                    Drop::PolicyDenied { .. } => Ev::BlockedTimeout(req),
+                    _ => Ev::StaleTimeout(req),
+                };
+                self.engine.schedule_at(req.deadline, ev);
+            }
+        }
+    }
+
+    /// Whether NetworkPolicy drops a new connection from pod `client` to pod
+    /// `server` on the server's port; a drop is recorded as an event
+    /// aggregated per (client workload, server workload, port).
+    pub(crate) fn policy_denies(&mut self, client: u32, server: u32) -> bool {
+        let Some(enforcer) = self.path.policy.as_mut() else {
+            return false;
+        };
+        let spec = &self.cfg.deployments[self.pods[server as usize].deployment as usize];
+        let (proto, port) = (spec.port.protocol, spec.port.number);
+        let Some(denial) = enforcer.check(&self.pod_infos, (client, server), proto, port) else {
+            return false;
+        };
+        let denial = denial.clone();
+        self.policy_denied(client, server, &denial);
+        true
+    }
+
+    /// Records NetworkPolicy's drop of a new connection from pod `client` to
+    /// pod `server` as an event aggregated per (client workload, server
+    /// workload, port).
+    pub(crate) fn policy_denied(&mut self, client: u32, server: u32, denial: &str) {
+        let spec = &self.cfg.deployments[self.pods[server as usize].deployment as usize];
+        let (proto, port) = (spec.port.protocol, spec.port.number);
+        let from = &self.cfg.deployments[self.pods[client as usize].deployment as usize];
+        let key = format!(
+            "{}/{} -> {}/{} {proto}/{port}",
+            from.namespace, from.name, spec.namespace, spec.name
+        );
+        let obj = format!("pod/{}", self.pods[client as usize].name);
+        let cni = self.cfg.policy.as_ref().map_or("cni", |p| p.cni.name());
+        let message = format!("{key}: first packet dropped by {cni}: {denial}");
+        self.event_keyed("Warning", "PolicyDenied", "netpol", key, message, obj);
+    }
+
+    /// A policy change reaches the data path.
+    pub(crate) fn policies_programmed(&mut self, action: usize) {
+        let (Some(cfg), Some(enforcer), Action::SetPolicies { sets }) = (
+            self.cfg.policy.as_ref(),
+            self.path.policy.as_mut(),
+            &self.cfg.timeline[action].action,
+        ) else {
+            return;
+        };
+        enforcer.set_active(cfg, sets);
+        let names: Vec<&str> = sets
+            .iter()
+            .filter_map(|&i| cfg.sets.get(i))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let msg = format!(
+            "active NetworkPolicy sets now [{}], programmed into {}",
+            names.join(", "),
+            cfg.cni.name()
+        );
+        self.event(
+            "Normal",
+            "PolicyProgrammed",
+            "netpol",
+            msg,
+            "networkpolicies".into(),
+        );
+    }
+}

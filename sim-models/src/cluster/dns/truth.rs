@@ -1,0 +1,92 @@
+//! # The names CoreDNS serves: what the cluster says exists
+//!
+//! Services (`<svc>.<ns>.svc.cluster.local`: a ClusterIP, or a headless
+//! Service's Ready pod addresses), StatefulSet pods, and the external names
+//! traffic sources resolve (an A record upstream, no AAAA); every other name
+//! is NXDOMAIN. Answers carry an address as `rdata` ([`rdata_of`]).
+
+use super::*;
+
+/// Whether `name` (no trailing dot) is in the `kubernetes` plugin's zone.
+pub(crate) fn in_cluster_zone(name: &str) -> bool {
+    name == "cluster.local" || name.ends_with(".cluster.local")
+}
+
+/// The address an answer's data names: 0 is a Service's ClusterIP (or an
+/// address outside the cluster), else 1 + the pod's IPv4 address.
+pub(crate) fn rdata_of(ip: Ipv4Addr) -> u64 {
+    1 + u64::from(u32::from(ip))
+}
+
+pub(crate) fn address_of(rdata: u64) -> Option<Ipv4Addr> {
+    rdata
+        .checked_sub(1)
+        .and_then(|x| u32::try_from(x).ok())
+        .map(Ipv4Addr::from)
+}
+
+impl Sim<'_> {
+    /// What the cluster's DNS truth says about `name`: its zone, whether
+    /// it has records of `qtype`, and which address (see [`rdata_of`]).
+    pub(crate) fn dns_truth(&self, name: &str, qtype: QType) -> (Zone, Existence, u64) {
+        let name = name.trim_end_matches('.');
+        let Some(dns) = self.dns.as_ref() else {
+            return (Zone::External, Existence::NxDomain, 0);
+        };
+        if !in_cluster_zone(name) {
+            if !dns.external.contains(name) {
+                return (Zone::External, Existence::NxDomain, 0);
+            }
+            return match qtype {
+                QType::A => (Zone::External, Existence::Records(1), 0),
+                QType::Aaaa => (Zone::External, Existence::NoData, 0),
+            };
+        }
+        let found = name.strip_suffix(".svc.cluster.local").and_then(|rest| {
+            let (head, ns) = rest.rsplit_once('.')?;
+            if let Some(&d) = dns.services.get(&(ns.to_string(), head.to_string())) {
+                return Some(self.service_records(d, None));
+            }
+            // <pod>.<service>.<ns>: a StatefulSet pod behind a headless Service.
+            let (pod, svc) = head.rsplit_once('.')?;
+            let &d = dns.services.get(&(ns.to_string(), svc.to_string()))?;
+            Some(self.service_records(d, Some(pod)))
+        });
+        let (existence, rdata) = match found {
+            Some(Some((n, rdata))) => (Existence::Records(n), rdata),
+            Some(None) => (Existence::NoData, 0),
+            None => (Existence::NxDomain, 0),
+        };
+        match (qtype, existence) {
+            (QType::Aaaa, Existence::NxDomain) => (Zone::Cluster, Existence::NxDomain, 0),
+            (QType::Aaaa, _) => (Zone::Cluster, Existence::NoData, 0),
+            (QType::A, e) => (Zone::Cluster, e, rdata),
+        }
+    }
+
+    /// A records of workload `d`'s Service: its ClusterIP, or for a
+    /// headless Service its Ready pods (the first one's address as the
+    /// data), or one pod by name. `None`: the name exists, no address.
+    pub(crate) fn service_records(&self, d: usize, pod: Option<&str>) -> Option<(u16, u64)> {
+        let headless = self
+            .cfg
+            .dns
+            .as_ref()
+            .is_some_and(|c| c.headless.contains(&d));
+        if !headless {
+            return pod.is_none().then_some((1, 0));
+        }
+        // StatefulSets are small: their live pods are scanned.
+        let mut ready: Vec<(u32, u32)> = self.deps[d]
+            .live
+            .iter()
+            .filter(|&&p| self.pod_live_in(p, PodState::Ready))
+            .filter(|&&p| pod.is_none_or(|n| self.pods[p as usize].name == n))
+            .map(|&p| (self.pods[p as usize].ordinal, p))
+            .collect();
+        ready.sort_unstable();
+        let &(_, first) = ready.first()?;
+        let ip = self.pods[first as usize].lease.map(|l| l.ip)?;
+        Some((u16::try_from(ready.len()).unwrap_or(u16::MAX), rdata_of(ip)))
+    }
+}

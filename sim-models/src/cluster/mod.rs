@@ -1,0 +1,635 @@
+//! # The cluster simulation: nodes, IPAM, scheduler, kubelet, Services, traffic
+//!
+//! ## Scope
+//! Ties the mechanisms of this crate into one discrete-event run:
+//! Deployments create pods ([`crate::workload`]); the scheduler binds them to
+//! nodes ([`crate::scheduler`]); the kubelet gets each an address from IPAM
+//! ([`crate::ipam`], [`crate::kubelet`]); Ready pods become endpoints of
+//! their Service ([`crate::service`]); Poisson clients send requests that
+//! queue at the pods' servers ([`crate::app`]). A timeline of actions (scale
+//! a Deployment, change a request rate, add an IP pool, change the active
+//! NetworkPolicies, stop or restart the CNI daemon on nodes, which drives
+//! [`crate::node_lifecycle`]) runs on the same clock and acts on whatever is
+//! in flight.
+//!
+//! The run starts in steady state: the initial replicas that find a node and
+//! an address are Running and Ready at T+0 (the cluster existed before the
+//! story began); the rest go through the normal Pending path.
+//!
+//! Request-level: the cost per request is O(1) in the number of pods, nodes
+//! and Services (O(log) for DNS names); NetworkPolicy verdicts are cached
+//! per pod pair.
+//!
+//! ## Rooms
+//! The run is one event loop (`Sim::handle`, a short match) that hands
+//! each event to the room that owns it:
+//! - `config`: the run's input ([`ClusterConfig`] and its parts);
+//! - `output`: what a run returns ([`RunOutput`], windows, totals);
+//! - `timeline`: the scenario's timed actions;
+//! - `pods`: scale, reconcile, schedule, sandbox, taints and eviction, HPA;
+//! - `traffic`: arrivals, retries, connections, servers, outcomes;
+//! - `dial`: a new connection along the connection path ([`crate::path`]:
+//!   conntrack, kube-proxy, NetworkPolicy, SNAT) and kube-proxy's syncs;
+//! - `dns`: lookups, query routing through kube-dns and conntrack, the
+//!   names' truth, CoreDNS pods, NodeLocal DNSCache;
+//! - `events` and `sampling`: Kubernetes events, time series, the output.
+//!
+//! Limitations: a policy change acts on new connections only (NetworkPolicy
+//! is checked on a connection's first packet);
+//! requests from outside the cluster (`from` unset) are not checked against
+//! NetworkPolicy (`ipBlock` ingress rules are exercised by `netpol`'s own
+//! tests, not by the cluster run). DNS limitations: see the `dns` room.
+//!
+//! ## What it emits
+//! A [`RunOutput`]: the sampled time series (pod counts by state, IPAM use,
+//! request counters, queue depth, latency per sample window), statistics per
+//! named measurement window, Kubernetes events aggregated as `kubectl get
+//! events` shows them (reason, message, count, first and last seen), the
+//! final state, and per-source request totals that satisfy conservation:
+//! sent = answered + timed out + refused + rejected + lookup failed + in
+//! flight. Per window: connect delays, SYNs dropped, answered requests per
+//! server pod (the busiest pod's share); per node: the conntrack table's
+//! statistics. With DNS: queries received by CoreDNS and replies by zone
+//! (cluster, external) and rcode, cache hits, dropped queries, OOM kills
+//! and restarts, CoreDNS in-flight queries, CPU and memory as time series,
+//! and per window ([`DnsWindowStats`]); per traffic source the lookups, the
+//! queries they sent and the lookup latency.
+//!
+//! ## Validation
+//! Property tests: request conservation over random configurations and
+//! timelines; the same seed gives identical outputs. Scenario golden files
+//! (sim-scenarios) pin whole replays.
+
+use crate::app::{completion_outcome, Admit, Outcome, Request, Server};
+use crate::connections::{
+    syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode,
+};
+use crate::conntrack::{
+    self, ConntrackConfig, CtId, CtState, DataPath, UdpDnat, UdpPairSecond, UdpSend,
+};
+use crate::coredns::{
+    AnswerSource, CoreDns, CoreDnsAction, CoreDnsSpec, CoreDnsTimer, DnsQuery, Existence,
+    ForwardId, Zone,
+};
+use crate::hpa::{Hpa, HpaSpec};
+use crate::ipam::{Ipam, IpamLayout, Ipv4Cidr, Lease};
+use crate::kube_proxy::{FirstPacket, KubeProxy, KubeProxyConfig, SyncStats};
+use crate::kubelet;
+use crate::netpol::{ContainerPort, PodInfo, SYNTHETIC_NODE_CIDR};
+use crate::node_lifecycle;
+use crate::path::masquerade::Masquerade;
+use crate::path::service::ServiceProxy;
+use crate::path::{self, Client, ClientSees, Drop, Flow, Path, PathEnv, Target};
+use crate::policy_enforcement::{Enforcer, PolicyConfig};
+use crate::resolver::{
+    Lookup, LookupOutcome, QType, QueryId, QueryTypes, Rcode, Reply, ResolvConf, ResolverAction,
+    SocketId, TimerToken,
+};
+use crate::scheduler::{self, NodeView};
+use crate::service::Endpoints;
+use crate::snat::{Snat, SnatConfig};
+use crate::topology::NodeSpec;
+use crate::workload::{pod_name, DeploymentSpec, PodState, WorkloadKind};
+use rand::RngExt;
+use sim_core::{
+    CounterId, Engine, EventId, GaugeId, HistogramId, LatencyHistogram, Metrics, RngStreams,
+    SimDuration, SimRng, SimTime, TraceRecord, TraceSink,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+mod config;
+mod dial;
+mod dns;
+mod events;
+mod output;
+mod pods;
+mod sampling;
+mod timeline;
+mod traffic;
+
+use dns::{address_of, DnsRt, PendingLookup};
+use output::{rcode_index, zone_index};
+
+pub use config::{
+    Action, ClientDnsCache, ClusterConfig, ConntrackSetup, DnsConfig, PodDnsConfig, TimedAction,
+    TrafficSpec, WindowSpec,
+};
+pub use output::{
+    DeploymentState, DnsWindowStats, EventSummary, RequestTotals, RunOutput, WindowStats, RCODES,
+    ZONES,
+};
+
+#[derive(Clone, Copy, Debug)]
+enum Ev {
+    Action(u32),
+    Sample,
+    SandboxAttempt(u32),
+    ContainerStarted(u32),
+    ReadinessPassed(u32),
+    Arrival(u32),
+    Completed {
+        pod: u32,
+        req: Request,
+    },
+    /// A blocked connection's client gives up.
+    BlockedTimeout(Request),
+    /// A connection to an address nobody holds: the client gives up.
+    NoHostTimeout(Request),
+    /// A client with retries gives up on one try at its deadline.
+    ClientGiveUp(Request),
+    /// A timer of the CoreDNS container in a pod.
+    CoreDns {
+        pod: u32,
+        token: u64,
+    },
+    /// A connection sent to a removed endpoint: its client gives up.
+    StaleTimeout(Request),
+    /// kube-proxy's sync loop wakes.
+    KubeProxySync,
+    /// A connection's first packet, past the Service lookup, reaches pod
+    /// `pod`; the request follows on connection `conn` (or on its own).
+    FirstPacket {
+        pod: u32,
+        conn: Option<u32>,
+        req: Request,
+    },
+    /// A policy change reaches the data path.
+    PoliciesProgrammed(u32),
+    /// The node lifecycle controller brings a node's not-ready taint in
+    /// line with its network readiness.
+    NodeTaint(u32),
+    /// The not-ready toleration of the pods on a node runs out.
+    Evict(u32),
+    /// The HorizontalPodAutoscaler controller syncs.
+    HpaSync,
+    /// A timer of a node's NodeLocal DNSCache.
+    NodeLocalDns {
+        node: u32,
+        token: u64,
+    },
+    /// A resolver timer of a lookup fires.
+    ResolverTimer {
+        lookup: u32,
+        generation: u32,
+        token: u32,
+    },
+    /// TCP retransmits a SYN the client node dropped.
+    SynRetry {
+        req: Request,
+        client: u32,
+        first: SimTime,
+        attempt: u32,
+    },
+    /// `connect()` gives up (timeout or `tcp_syn_retries` used up).
+    SynGiveUp(Request),
+    /// An idle keep-alive connection is closed.
+    IdleClose {
+        conn: u32,
+        gen: u32,
+    },
+}
+
+struct Pod {
+    deployment: u32,
+    name: String,
+    /// StatefulSet ordinal (0 for Deployment pods).
+    ordinal: u32,
+    state: PodState,
+    node: Option<u32>,
+    lease: Option<Lease>,
+    backoff: SimDuration,
+    deleted: bool,
+    created: SimTime,
+    server: Server,
+    /// The CoreDNS container of a DNS pod.
+    coredns: Option<Box<CoreDns>>,
+}
+
+struct DeploymentRt {
+    desired: u32,
+    created: u32,
+    by_state: [u32; 5],
+    live: Vec<u32>,
+    endpoints: Endpoints,
+    gauges: [GaugeId; 7],
+    service_time_rng: SimRng,
+}
+
+/// Indices of a traffic source's counters (registered in this order).
+const SENT: usize = 0;
+const ANSWERED: usize = 1;
+const TIMED_OUT: usize = 2;
+const REFUSED: usize = 3;
+const REJECTED: usize = 4;
+const WASTED: usize = 5;
+const BLOCKED: usize = 6;
+const LOOKUP_FAILED: usize = 7;
+const DNS_QUERIES: usize = 8;
+const SYN_DROPPED: usize = 9;
+const SYN_DROPS: usize = 10;
+const CONNECTIONS: usize = 11;
+const STALE: usize = 12;
+const DNS_LOOKUPS: usize = 13;
+const RETRIED: usize = 14;
+const NO_HOST: usize = 15;
+
+struct TrafficRt {
+    rate: f64,
+    next: Option<EventId>,
+    arrivals: SimRng,
+    pick: SimRng,
+    totals: RequestTotals,
+    counters: [CounterId; 16],
+    latency: HistogramId,
+    connect_delay: HistogramId,
+    first_packet: HistogramId,
+    /// Connections held per client pod (looked up, never iterated).
+    clients: std::collections::HashMap<u32, ClientConns>,
+    lookup_latency: HistogramId,
+}
+
+struct Sim<'a> {
+    cfg: &'a ClusterConfig,
+    engine: Engine<Ev>,
+    metrics: Metrics,
+    trace: &'a mut dyn TraceSink,
+    ipam: Ipam,
+    node_pods: Vec<u32>,
+    pods: Vec<Pod>,
+    unschedulable: BTreeSet<u32>,
+    deps: Vec<DeploymentRt>,
+    traffic: Vec<TrafficRt>,
+    windows: Vec<WindowStats>,
+    /// Aggregated events, each with the order it was first seen in.
+    events: BTreeMap<(&'static str, String), (usize, EventSummary)>,
+    ipam_gauges: [GaugeId; 2],
+    /// What NetworkPolicy needs to know of each pod with an address, by pod id.
+    pod_infos: Vec<Option<PodInfo>>,
+    /// Lookups in progress, by slot; freed slots are reused.
+    lookups: Vec<Option<PendingLookup>>,
+    free_lookups: Vec<u32>,
+    lookup_generation: u32,
+    dns_pick: SimRng,
+    rng: RngStreams,
+    dns: Option<DnsRt>,
+    /// Pod addresses in use -> pod.
+    ip_owner: BTreeMap<Ipv4Addr, u32>,
+    next_request: u64,
+    /// Tries of traffic with retries whose outcome is not known yet.
+    open_attempts: BTreeSet<u64>,
+    /// Tries whose lookup is in progress.
+    resolving: BTreeSet<u64>,
+    nodes: Vec<NodeRt>,
+    node_lifecycle: SimRng,
+    /// Open client connections.
+    conns: ConnSlab<CtId>,
+    /// The connection path: conntrack, kube-proxy, NetworkPolicy, SNAT.
+    path: Path,
+    ct_gauge: GaugeId,
+    kube_proxy_wake: Option<EventId>,
+}
+
+/// What the cluster run tracks of one node beyond its pod count.
+#[derive(Default)]
+struct NodeRt {
+    /// Its CNI daemon is not running: sandboxes cannot be created.
+    cni_down: bool,
+    /// Tainted `node.kubernetes.io/not-ready`: no new pods are placed here.
+    not_ready: bool,
+    /// The pending eviction of its pods, while tainted.
+    eviction: Option<EventId>,
+}
+
+/// Runs `cfg` with `seed`, sending per-event records to `trace`.
+pub fn run(cfg: &ClusterConfig, seed: u64, trace: &mut dyn TraceSink) -> RunOutput {
+    Sim::new(cfg, seed, trace).run(seed)
+}
+
+impl<'a> Sim<'a> {
+    fn new(cfg: &'a ClusterConfig, seed: u64, trace: &'a mut dyn TraceSink) -> Self {
+        let rng = RngStreams::new(seed);
+        let mut metrics = Metrics::new();
+        let mut ipam = Ipam::new(cfg.ipam.clone());
+        for _ in &cfg.nodes {
+            ipam.add_node();
+        }
+        let deps = cfg
+            .deployments
+            .iter()
+            .map(|d| {
+                let g = |m: &mut Metrics, what: &str| {
+                    m.gauge(&format!("{what}{{deployment={}}}", d.name))
+                };
+                DeploymentRt {
+                    desired: d.replicas,
+                    created: 0,
+                    by_state: [0; 5],
+                    live: Vec::new(),
+                    endpoints: Endpoints::default(),
+                    gauges: [
+                        g(&mut metrics, "pods_desired"),
+                        g(&mut metrics, "pods_pending"),
+                        g(&mut metrics, "pods_unschedulable"),
+                        g(&mut metrics, "pods_sandbox_failed"),
+                        g(&mut metrics, "pods_running"),
+                        g(&mut metrics, "pods_ready"),
+                        g(&mut metrics, "requests_in_flight"),
+                    ],
+                    service_time_rng: rng.stream(&format!("service-time/{}", d.name)),
+                }
+            })
+            .collect();
+        let traffic = cfg
+            .traffic
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let svc = t
+                    .deployment
+                    .map_or(t.name.as_str(), |d| cfg.deployments[d].name.as_str());
+                let name = &t.name;
+                let c = |m: &mut Metrics, what: &str| {
+                    m.counter(&format!("requests_{what}{{service={name}}}"))
+                };
+                TrafficRt {
+                    rate: t.rate,
+                    next: None,
+                    arrivals: rng.stream(&format!("traffic/{i}/{svc}")),
+                    pick: rng.stream(&format!("service/{i}/{svc}")),
+                    totals: RequestTotals::default(),
+                    counters: [
+                        c(&mut metrics, "sent"),
+                        c(&mut metrics, "answered"),
+                        c(&mut metrics, "timed_out"),
+                        c(&mut metrics, "refused"),
+                        c(&mut metrics, "rejected"),
+                        c(&mut metrics, "wasted"),
+                        c(&mut metrics, "blocked_by_policy"),
+                        c(&mut metrics, "lookup_failed"),
+                        c(&mut metrics, "dns_queries"),
+                        c(&mut metrics, "syn_dropped"),
+                        c(&mut metrics, "conntrack_syn_drops"),
+                        c(&mut metrics, "connections_opened"),
+                        c(&mut metrics, "stale_endpoint"),
+                        c(&mut metrics, "dns_lookups"),
+                        c(&mut metrics, "retried"),
+                        c(&mut metrics, "no_host"),
+                    ],
+                    latency: metrics.histogram(&format!("request_latency{{service={name}}}")),
+                    connect_delay: metrics.histogram(&format!("connect_delay{{service={name}}}")),
+                    first_packet: metrics
+                        .histogram(&format!("service_first_packet_rtt{{service={name}}}")),
+                    clients: std::collections::HashMap::new(),
+                    lookup_latency: metrics
+                        .histogram(&format!("dns_lookup_latency{{service={name}}}")),
+                }
+            })
+            .collect();
+        let windows = cfg
+            .windows
+            .iter()
+            .flat_map(|w| {
+                cfg.traffic.iter().map(|t| WindowStats {
+                    window: w.name.clone(),
+                    service: t.name.clone(),
+                    totals: RequestTotals::default(),
+                    latency: LatencyHistogram::new(),
+                    connect_delay: LatencyHistogram::new(),
+                    syn_drops: 0,
+                    insert_failed: 0,
+                    served: Vec::new(),
+                    first_packet: LatencyHistogram::new(),
+                    lookup_cpu: SimDuration::ZERO,
+                    lookups: 0,
+                    dns_queries: 0,
+                    lookup_latency: LatencyHistogram::new(),
+                })
+            })
+            .collect();
+        let ipam_gauges = [
+            metrics.gauge("ipam_usable"),
+            metrics.gauge("ipam_allocated"),
+        ];
+        let ct_gauge = metrics.gauge("conntrack_entries_max");
+        let dns = cfg
+            .dns
+            .as_ref()
+            .map(|d| DnsRt::new(cfg, d, &mut metrics, &rng));
+        Sim {
+            cfg,
+            engine: Engine::new(),
+            metrics,
+            trace,
+            ipam,
+            node_pods: vec![0; cfg.nodes.len()],
+            pods: Vec::new(),
+            unschedulable: BTreeSet::new(),
+            deps,
+            traffic,
+            windows,
+            events: BTreeMap::new(),
+            ipam_gauges,
+            pod_infos: Vec::new(),
+            lookups: Vec::new(),
+            free_lookups: Vec::new(),
+            lookup_generation: 0,
+            dns_pick: rng.stream("service/kube-dns"),
+            nodes: cfg.nodes.iter().map(|_| NodeRt::default()).collect(),
+            node_lifecycle: rng.stream("node-lifecycle"),
+            conns: ConnSlab::default(),
+            path: Path {
+                tables: path::conntrack::Tables {
+                    nodes: cfg
+                        .conntrack
+                        .iter()
+                        .flat_map(|c| cfg.nodes.iter().map(|_| conntrack::Table::new(c.table)))
+                        .collect(),
+                    early_drop: rng.stream("conntrack/early-drop"),
+                },
+                conntrack: cfg
+                    .conntrack
+                    .filter(|c| c.datapath.tracks_pod_flows())
+                    .map(|_| path::conntrack::Conntrack),
+                service: ServiceProxy::new(
+                    cfg.kube_proxy
+                        .as_ref()
+                        .map(|k| KubeProxy::new(k, cfg.deployments.len())),
+                    rng.stream("kube-proxy/first-packet"),
+                ),
+                policy: cfg.policy.as_ref().map(Enforcer::new),
+                masquerade: cfg
+                    .conntrack
+                    .and_then(|c| c.snat)
+                    .map(|c| Masquerade::new(Snat::new(c), rng.stream("snat/ports"))),
+            },
+            ct_gauge,
+            kube_proxy_wake: None,
+            rng,
+            dns,
+            ip_owner: BTreeMap::new(),
+            next_request: 0,
+            open_attempts: BTreeSet::new(),
+            resolving: BTreeSet::new(),
+        }
+    }
+
+    fn run(mut self, seed: u64) -> RunOutput {
+        let end = SimTime::ZERO + self.cfg.duration;
+        for (i, a) in self.cfg.timeline.iter().enumerate() {
+            self.engine
+                .schedule_at(SimTime::ZERO + a.at, Ev::Action(i as u32));
+        }
+        for d in 0..self.deps.len() {
+            self.reconcile(d);
+        }
+        self.warm_start();
+        if self.dns.as_ref().is_some_and(|d| d.hpa.is_some()) {
+            self.engine
+                .schedule_at(SimTime::ZERO + crate::hpa::SYNC_PERIOD, Ev::HpaSync);
+        }
+        if let Some(kp) = self.path.service.kube_proxy.as_mut() {
+            for (d, dep) in self.deps.iter().enumerate() {
+                kp.install(d, dep.endpoints.pods());
+            }
+            let at = kp.next_wake();
+            self.kube_proxy_wake = Some(self.engine.schedule_at(at, Ev::KubeProxySync));
+        }
+        if let Some(p) = &self.cfg.policy {
+            if !p.cni.enforces_policy() && p.sets.iter().any(|(_, s)| !s.is_empty()) {
+                let msg = format!(
+                    "NetworkPolicy objects exist but {} does not enforce them: all traffic passes",
+                    p.cni.name()
+                );
+                self.event(
+                    "Warning",
+                    "PolicyNotEnforced",
+                    "knsim",
+                    msg,
+                    format!("cni/{}", p.cni.name()),
+                );
+            }
+        }
+        for t in 0..self.traffic.len() {
+            self.schedule_arrival(t);
+        }
+        self.engine.schedule_at(SimTime::ZERO, Ev::Sample);
+        while let Some(ev) = self.engine.next_until(end) {
+            self.handle(ev);
+        }
+        if self.metrics.rows().last().is_none_or(|(t, _)| *t < end) {
+            self.sample();
+        }
+        self.finish(seed)
+    }
+
+    /// The cluster existed before the story began: initial pods that got a
+    /// node and an address are Running and Ready at T+0. Their pending
+    /// start-up events find them Ready and do nothing.
+    fn warm_start(&mut self) {
+        for p in 0..self.pods.len() as u32 {
+            if self.pod_live_in(p, PodState::Creating) {
+                self.start_container(p);
+                self.set_state(p, PodState::Ready);
+                let d = self.pods[p as usize].deployment as usize;
+                self.deps[d].endpoints.add(p);
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Action(i) => self.action(i as usize),
+            Ev::Sample => {
+                self.sample();
+                if self.cfg.sample_every > SimDuration::ZERO {
+                    self.engine.schedule_in(self.cfg.sample_every, Ev::Sample);
+                }
+            }
+            Ev::SandboxAttempt(p) => self.sandbox_attempt(p),
+            Ev::ContainerStarted(p) => {
+                if self.pod_live_in(p, PodState::Creating) {
+                    self.start_container(p);
+                    self.set_state(p, PodState::Running);
+                    let d = self.pods[p as usize].deployment as usize;
+                    self.engine
+                        .schedule_in(self.cfg.deployments[d].ready_after, Ev::ReadinessPassed(p));
+                }
+            }
+            Ev::ReadinessPassed(p) => {
+                if self.pod_live_in(p, PodState::Running) {
+                    self.set_state(p, PodState::Ready);
+                    let d = self.pods[p as usize].deployment as usize;
+                    self.deps[d].endpoints.add(p);
+                    self.endpoints_changed(d);
+                }
+            }
+            Ev::Arrival(t) => self.arrival(t as usize),
+            Ev::Completed { pod, req } => self.completed(pod, req),
+            Ev::BlockedTimeout(req) => self.outcome(req, Outcome::Blocked),
+            Ev::StaleTimeout(req) => self.outcome(req, Outcome::StaleEndpoint),
+            Ev::KubeProxySync => self.kube_proxy_wake(),
+            Ev::FirstPacket { pod, conn, req } => match conn {
+                Some(conn) => self.send_on(conn, req),
+                None => self.offer(pod, req),
+            },
+            Ev::SynRetry {
+                req,
+                client,
+                first,
+                attempt,
+            } => self.dial(req, Some(client), first, attempt, None),
+            Ev::SynGiveUp(req) => self.outcome(req, Outcome::SynDropped),
+            Ev::IdleClose { conn, gen } => self.idle_close(conn, gen),
+            Ev::NoHostTimeout(req) => self.outcome(req, Outcome::NoHost),
+            Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
+            Ev::CoreDns { pod, token } => {
+                let now = self.engine.now();
+                if let Some(c) = self.pods[pod as usize].coredns.as_mut() {
+                    let actions = c.on_timer(now, CoreDnsTimer(token));
+                    self.coredns_actions(pod, actions);
+                }
+            }
+            Ev::HpaSync => {
+                self.hpa_sync();
+                self.engine
+                    .schedule_in(crate::hpa::SYNC_PERIOD, Ev::HpaSync);
+            }
+            Ev::NodeLocalDns { node, token } => {
+                let now = self.engine.now();
+                let actions = self
+                    .dns
+                    .as_mut()
+                    .and_then(|d| d.node_local.get_mut(node as usize))
+                    .map(|c| c.on_timer(now, CoreDnsTimer(token)));
+                if let Some(actions) = actions {
+                    self.node_local_actions(node, actions);
+                }
+            }
+            Ev::PoliciesProgrammed(i) => self.policies_programmed(i as usize),
+            Ev::NodeTaint(n) => self.node_taint(n as usize),
+            Ev::Evict(n) => self.evict(n as usize),
+            Ev::ResolverTimer {
+                lookup,
+                generation,
+                token,
+            } => {
+                let now = self.engine.now();
+                if let Some(p) = self.lookup_mut(lookup, generation) {
+                    p.timers.retain(|(t, _)| t.0 != token);
+                    let actions = p.lookup.on_timer(now, TimerToken(token));
+                    self.resolver_actions(lookup, actions);
+                }
+            }
+        }
+    }
+
+    fn pod_live_in(&self, p: u32, s: PodState) -> bool {
+        let pod = &self.pods[p as usize];
+        !pod.deleted && pod.state == s
+    }
+}
+
+#[cfg(test)]
+mod tests;

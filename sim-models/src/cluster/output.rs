@@ -1,0 +1,274 @@
+//! # What a cluster run returns
+//!
+//! [`RunOutput`]: sampled series, per-window statistics ([`WindowStats`],
+//! [`DnsWindowStats`]), per-source request totals that satisfy conservation
+//! ([`RequestTotals`]), Kubernetes events as `kubectl get events` shows them,
+//! the final state of each workload.
+
+use super::*;
+
+/// What the CoreDNS pods did in one window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsWindowStats {
+    /// Window name.
+    pub window: String,
+    /// Queries that reached a CoreDNS pod, by zone (cluster, external).
+    pub received: [u64; 2],
+    /// Replies by zone and rcode ([`RCODES`] order).
+    pub replies: [[u64; 6]; 2],
+    /// Replies the cache plugin gave, by zone.
+    pub cache_hits: [u64; 2],
+    /// Queries lost in a killed or deleted pod.
+    pub dropped: u64,
+    /// Queries lost on the way, in the client node's conntrack: the second
+    /// of an A/AAAA pair that lost the insert race (`insert_failed`).
+    pub insert_failed: u64,
+    /// Queries a stale conntrack entry sent to a CoreDNS pod already deleted.
+    pub stale: u64,
+    /// Queries dropped because the client node's conntrack table was full.
+    pub table_full: u64,
+    /// With NodeLocal DNSCache: queries the node caches received, answered
+    /// from their cache, and forwarded to kube-dns.
+    pub node_local: [u64; 3],
+}
+
+/// The rcodes of [`DnsWindowStats::replies`], in order.
+pub const RCODES: [Rcode; 6] = [
+    Rcode::NoError,
+    Rcode::NxDomain,
+    Rcode::ServFail,
+    Rcode::Refused,
+    Rcode::FormErr,
+    Rcode::NotImp,
+];
+
+pub(crate) fn rcode_index(r: Rcode) -> usize {
+    RCODES.iter().position(|x| *x == r).unwrap_or(0)
+}
+
+pub(crate) fn zone_index(z: Zone) -> usize {
+    match z {
+        Zone::Cluster => 0,
+        Zone::External => 1,
+    }
+}
+
+/// Zone labels in [`DnsWindowStats`] order.
+pub const ZONES: [&str; 2] = ["cluster", "external"];
+
+/// Request outcomes of one traffic source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestTotals {
+    /// Requests sent.
+    pub sent: u64,
+    /// Answered within the timeout.
+    pub answered: u64,
+    /// The client gave up.
+    pub timed_out: u64,
+    /// No ready endpoint.
+    pub refused: u64,
+    /// Queue full.
+    pub rejected: u64,
+    /// Still queued or in service at the end.
+    pub in_flight: u64,
+    /// Of `timed_out`: answers a server finished after the client had left
+    /// (work wasted on nobody).
+    pub wasted: u64,
+    /// Of `timed_out`: connections whose first packet a NetworkPolicy dropped.
+    pub blocked: u64,
+    /// Name resolution failed before a connection was tried.
+    pub lookup_failed: u64,
+    /// Of `timed_out`: connections whose every SYN the client node's
+    /// conntrack table dropped (table full).
+    pub syn_dropped: u64,
+    /// Of `timed_out`: connections the Service's data path sent to a pod
+    /// already deleted.
+    pub stale: u64,
+    /// Of `timed_out`: connections to an address no pod holds (stale DNS).
+    pub no_host: u64,
+    /// Retries sent (tries after the first; not in `sent`).
+    pub retried: u64,
+    /// Of `timed_out`: tries still resolving their name at the deadline.
+    pub resolving: u64,
+}
+
+impl RequestTotals {
+    /// Requests that ended in an error the client saw.
+    pub fn errors(&self) -> u64 {
+        self.timed_out + self.refused + self.rejected + self.lookup_failed
+    }
+    /// Errors over requests that ended (0 when none ended).
+    pub fn error_rate(&self) -> f64 {
+        let ended = self.answered + self.errors();
+        if ended == 0 {
+            0.0
+        } else {
+            self.errors() as f64 / ended as f64
+        }
+    }
+    pub(crate) fn count(&mut self, o: Outcome) {
+        match o {
+            Outcome::Answered(_) => self.answered += 1,
+            Outcome::TimedOut => self.timed_out += 1,
+            Outcome::AnsweredLate => {
+                self.timed_out += 1;
+                self.wasted += 1;
+            }
+            Outcome::Blocked => {
+                self.timed_out += 1;
+                self.blocked += 1;
+            }
+            Outcome::LookupFailed => self.lookup_failed += 1,
+            Outcome::SynDropped => {
+                self.timed_out += 1;
+                self.syn_dropped += 1;
+            }
+            Outcome::StaleEndpoint => {
+                self.timed_out += 1;
+                self.stale += 1;
+            }
+            Outcome::Refused => self.refused += 1,
+            Outcome::Rejected => self.rejected += 1,
+            Outcome::NoHost => {
+                self.timed_out += 1;
+                self.no_host += 1;
+            }
+        }
+    }
+}
+
+/// Statistics of one traffic source in one window, by outcome time.
+#[derive(Clone, Debug)]
+pub struct WindowStats {
+    /// Window name.
+    pub window: String,
+    /// Traffic source name (its target Service's name unless named apart).
+    pub service: String,
+    /// Outcomes that happened in the window; `sent` counts arrivals in it
+    /// and `in_flight` is not tracked per window (always 0).
+    pub totals: RequestTotals,
+    /// Latency of the answered requests.
+    pub latency: LatencyHistogram,
+    /// Name lookups started in the window.
+    pub lookups: u64,
+    /// DNS queries the lookups sent in the window.
+    pub dns_queries: u64,
+    /// Time `getaddrinfo` took, for lookups that ended in the window.
+    pub lookup_latency: LatencyHistogram,
+    /// From a connection's first SYN to its establishment, for the
+    /// connections opened in the window (0 when the first SYN passed).
+    pub connect_delay: LatencyHistogram,
+    /// SYNs (first ones and retransmissions) the client nodes' conntrack
+    /// tables dropped.
+    pub syn_drops: u64,
+    /// SYNs dropped because their SNAT port clashed with a concurrent flow's
+    /// at conntrack confirmation (`insert_failed`).
+    pub insert_failed: u64,
+    /// Answered requests per server pod id (index: pod id).
+    pub served: Vec<u64>,
+    /// First-packet round trip of the connections opened through a
+    /// kube-proxy in the window.
+    pub first_packet: LatencyHistogram,
+    /// CPU time the Service lookups of those connections took.
+    pub lookup_cpu: SimDuration,
+}
+
+impl WindowStats {
+    /// The largest share of the answered requests one pod served (0 when
+    /// none was answered).
+    pub fn top_pod_share(&self) -> f64 {
+        let total: u64 = self.served.iter().sum();
+        let top = self.served.iter().copied().max().unwrap_or(0);
+        if total == 0 {
+            0.0
+        } else {
+            top as f64 / total as f64
+        }
+    }
+    /// Pods that served at least one answered request.
+    pub fn pods_serving(&self) -> usize {
+        self.served.iter().filter(|&&n| n > 0).count()
+    }
+}
+
+/// One line of `kubectl get events`, aggregated like the API server does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventSummary {
+    /// `Normal` or `Warning`.
+    pub kind: &'static str,
+    /// Reason (`FailedScheduling`, `FailedCreatePodSandBox`, `ScalingReplicaSet`...).
+    pub reason: &'static str,
+    /// Reporting component (`default-scheduler`, `kubelet`...).
+    pub source: &'static str,
+    /// The message, without the per-object parts.
+    pub message: String,
+    /// Times seen.
+    pub count: u64,
+    /// First seen.
+    pub first: SimTime,
+    /// Last seen.
+    pub last: SimTime,
+    /// One object it was about (`pod/checkout-...`).
+    pub example_object: String,
+}
+
+/// Pod counts of one Deployment at the end of the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeploymentState {
+    /// Name.
+    pub name: String,
+    /// Replicas wanted.
+    pub desired: u32,
+    /// Pods per [`PodState`], in [`PodState::ALL`] order.
+    pub by_state: [u32; 5],
+}
+
+impl DeploymentState {
+    /// Pods `kubectl get pods` shows as Pending or ContainerCreating.
+    pub fn pending(&self) -> u32 {
+        PodState::ALL
+            .iter()
+            .zip(self.by_state)
+            .filter(|(s, _)| s.is_pending())
+            .map(|(_, n)| n)
+            .sum()
+    }
+    /// Pods whose container runs.
+    pub fn running(&self) -> u32 {
+        self.by_state[3] + self.by_state[4]
+    }
+    /// Pods in one state.
+    pub fn count(&self, s: PodState) -> u32 {
+        self.by_state[s as usize]
+    }
+}
+
+/// What one run produced.
+pub struct RunOutput {
+    /// Seed of the run.
+    pub seed: u64,
+    /// Time series and whole-run histograms.
+    pub metrics: Metrics,
+    /// Per window, per traffic source.
+    pub windows: Vec<WindowStats>,
+    /// Aggregated Kubernetes events, by first appearance.
+    pub events: Vec<EventSummary>,
+    /// Per Deployment at the end.
+    pub deployments: Vec<DeploymentState>,
+    /// Per traffic source over the whole run.
+    pub requests: Vec<RequestTotals>,
+    /// IPAM addresses usable at the end.
+    pub ipam_usable: u64,
+    /// IPAM addresses in use at the end.
+    pub ipam_allocated: u64,
+    /// Events the engine fired.
+    pub events_fired: u64,
+    /// Per node, what its conntrack table saw (empty when not modelled).
+    pub conntrack: Vec<conntrack::CtStats>,
+    /// What kube-proxy's syncs did, when one is configured.
+    pub kube_proxy: Option<SyncStats>,
+    /// Per window, what CoreDNS did (empty without DNS).
+    pub dns_windows: Vec<DnsWindowStats>,
+    /// CoreDNS container restarts over the run (OOM kills).
+    pub dns_restarts: u64,
+}

@@ -1,0 +1,410 @@
+//! # Pods: scale, reconcile, schedule, sandbox, taints, eviction, autoscaling
+//!
+//! The Deployment controller's reconcile (scale-down deletes Pending pods
+//! first), the scheduler ([`crate::scheduler`]), the kubelet's sandbox
+//! attempts with IPAM and backoff ([`crate::kubelet`], [`crate::ipam`]), node
+//! taints and eviction after the toleration ([`crate::node_lifecycle`]), and
+//! the HorizontalPodAutoscaler for CoreDNS ([`crate::hpa`]).
+
+use super::*;
+
+impl Sim<'_> {
+    /// `kubectl scale`, or an autoscaler: workload `d` wants `replicas` pods.
+    pub(crate) fn scale(&mut self, d: usize, replicas: u32) {
+        let spec = &self.cfg.deployments[d];
+        let (kind, controller) = match spec.kind {
+            WorkloadKind::Deployment => ("deployment", "deployment-controller"),
+            WorkloadKind::StatefulSet => ("statefulset", "statefulset-controller"),
+        };
+        let name = &spec.name;
+        let msg = format!(
+            "Scaled {kind} {name} from {} to {replicas}",
+            self.deps[d].desired
+        );
+        let obj = format!("{kind}/{name}");
+        self.event("Normal", "ScalingReplicaSet", controller, msg, obj);
+        self.deps[d].desired = replicas;
+        self.reconcile(d);
+    }
+
+    /// The HorizontalPodAutoscaler of the CoreDNS workload syncs: the CPU
+    /// its Ready pods used since the last sync, as a share of their
+    /// request, sets the replica count.
+    pub(crate) fn hpa_sync(&mut self) {
+        let now = self.engine.now();
+        let Some(w) = self.cfg.dns.as_ref().map(|d| d.workload) else {
+            return;
+        };
+        let mut busy = BTreeMap::new();
+        let (mut used, mut measured) = (SimDuration::ZERO, 0u32);
+        for &p in &self.deps[w].live {
+            let Some(c) = self.pods[p as usize].coredns.as_ref() else {
+                continue;
+            };
+            let b = c.stats().cpu_busy;
+            busy.insert(p, b);
+            let last = self.dns.as_ref().and_then(|d| d.hpa_busy.get(&p).copied());
+            // A pod has a metric once it has been seen at one sync before.
+            if let (Some(last), true) = (last, self.pod_live_in(p, PodState::Ready)) {
+                used = used + SimDuration::from_nanos(b.as_nanos().saturating_sub(last.as_nanos()));
+                measured += 1;
+            }
+        }
+        let current = self.deps[w].desired;
+        let Some(dns) = self.dns.as_mut() else {
+            return;
+        };
+        dns.hpa_busy = busy;
+        let period = crate::hpa::SYNC_PERIOD.as_secs_f64() * f64::from(measured.max(1));
+        let utilization = used.as_secs_f64() / period;
+        let Some((replicas, why)) = dns
+            .hpa
+            .as_mut()
+            .and_then(|h| h.recommend(now, current, measured, utilization))
+        else {
+            return;
+        };
+        let name = self.cfg.deployments[w].name.clone();
+        self.event(
+            "Normal",
+            "SuccessfulRescale",
+            "horizontal-pod-autoscaler",
+            format!("New size: {replicas}; reason: {}", why.reason()),
+            format!("horizontalpodautoscaler/{name}"),
+        );
+        self.scale(w, replicas);
+    }
+
+    /// The node lifecycle controller's pass for node `n`: taint it when its
+    /// network is down, untaint it when it is back.
+    pub(crate) fn node_taint(&mut self, n: usize) {
+        let down = self.nodes[n].cni_down;
+        if self.nodes[n].not_ready == down {
+            return;
+        }
+        self.nodes[n].not_ready = down;
+        let name = self.cfg.nodes[n].name.clone();
+        if down {
+            self.event_keyed(
+                "Normal",
+                "NodeNotReady",
+                "node-controller",
+                "NodeNotReady".into(),
+                format!(
+                    "Node {name} status is now: NodeNotReady ({})",
+                    node_lifecycle::not_ready_message()
+                ),
+                format!("node/{name}"),
+            );
+            let id = self
+                .engine
+                .schedule_in(node_lifecycle::DEFAULT_TOLERATION, Ev::Evict(n as u32));
+            self.nodes[n].eviction = Some(id);
+        } else {
+            self.event_keyed(
+                "Normal",
+                "NodeReady",
+                "node-controller",
+                "NodeReady".into(),
+                format!("Node {name} status is now: NodeReady"),
+                format!("node/{name}"),
+            );
+            if let Some(id) = self.nodes[n].eviction.take() {
+                self.engine.cancel(id);
+            }
+            self.schedule_unschedulable();
+        }
+    }
+
+    /// The taint eviction controller deletes the pods on node `n`; their
+    /// controllers create replacements.
+    pub(crate) fn evict(&mut self, n: usize) {
+        self.nodes[n].eviction = None;
+        let doomed: Vec<u32> = (0..self.pods.len() as u32)
+            .filter(|&p| {
+                let pod = &self.pods[p as usize];
+                !pod.deleted && pod.node == Some(n as u32)
+            })
+            .collect();
+        let mut touched = BTreeSet::new();
+        for p in doomed {
+            let pod = &self.pods[p as usize];
+            let d = pod.deployment as usize;
+            let msg =
+                node_lifecycle::eviction_message(&self.cfg.deployments[d].namespace, &pod.name);
+            let obj = format!("pod/{}", pod.name);
+            self.event_keyed(
+                "Normal",
+                "TaintManagerEviction",
+                "taint-eviction-controller",
+                "TaintManagerEviction".into(),
+                msg,
+                obj,
+            );
+            self.deps[d].live.retain(|&q| q != p);
+            self.delete_pod(p);
+            touched.insert(d);
+        }
+        for d in touched {
+            self.reconcile(d);
+        }
+    }
+
+    /// Creates or deletes pods until the Deployment has `desired` live pods.
+    pub(crate) fn reconcile(&mut self, d: usize) {
+        let now = self.engine.now();
+        while (self.deps[d].live.len() as u32) < self.deps[d].desired {
+            let n = self.deps[d].created;
+            self.deps[d].created += 1;
+            let id = self.pods.len() as u32;
+            let spec = &self.cfg.deployments[d];
+            let (name, ordinal) = match spec.kind {
+                WorkloadKind::Deployment => (pod_name(&spec.name, n), 0),
+                WorkloadKind::StatefulSet => {
+                    let used: BTreeSet<u32> = self.deps[d]
+                        .live
+                        .iter()
+                        .map(|&p| self.pods[p as usize].ordinal)
+                        .collect();
+                    let ordinal = (0..).find(|o| !used.contains(o)).unwrap_or(0);
+                    (format!("{}-{ordinal}", spec.name), ordinal)
+                }
+            };
+            self.pods.push(Pod {
+                deployment: d as u32,
+                name,
+                ordinal,
+                state: PodState::Unschedulable,
+                node: None,
+                lease: None,
+                backoff: SimDuration::ZERO,
+                deleted: false,
+                created: now,
+                server: Server::default(),
+                coredns: None,
+            });
+            self.deps[d].by_state[PodState::Unschedulable as usize] += 1;
+            self.deps[d].live.push(id);
+            self.try_schedule(id);
+        }
+        let excess = self.deps[d]
+            .live
+            .len()
+            .saturating_sub(self.deps[d].desired as usize);
+        if excess > 0 {
+            let mut live = std::mem::take(&mut self.deps[d].live);
+            // ReplicaSet order: lowest rank first, newest first among equals.
+            live.sort_by_key(|&p| {
+                let pod = &self.pods[p as usize];
+                (
+                    pod.state.deletion_rank(),
+                    std::cmp::Reverse((pod.created, p)),
+                )
+            });
+            let doomed: Vec<u32> = live.drain(..excess).collect();
+            live.sort_unstable();
+            self.deps[d].live = live;
+            for p in doomed {
+                self.delete_pod(p);
+            }
+            self.schedule_unschedulable();
+        }
+    }
+
+    pub(crate) fn delete_pod(&mut self, p: u32) {
+        if let Some(mut c) = self.pods[p as usize].coredns.take() {
+            let actions = c.shutdown();
+            self.retire_coredns(&c);
+            self.coredns_actions(p, actions);
+        }
+        let pod = &mut self.pods[p as usize];
+        pod.deleted = true;
+        let (d, state, node, lease) = (
+            pod.deployment as usize,
+            pod.state,
+            pod.node.take(),
+            pod.lease.take(),
+        );
+        self.deps[d].by_state[state as usize] -= 1;
+        self.deps[d].endpoints.remove(p);
+        self.endpoints_changed(d);
+        if self.cfg.dns.as_ref().is_some_and(|c| c.workload == d) {
+            self.dns_endpoint_removed(p);
+        }
+        self.unschedulable.remove(&p);
+        if let Some(n) = node {
+            self.node_pods[n as usize] -= 1;
+        }
+        if let Some(l) = lease {
+            self.ipam.release(l);
+            self.forget_pod_info(p);
+        }
+    }
+
+    pub(crate) fn try_schedule(&mut self, p: u32) {
+        let views: Vec<NodeView> = self
+            .cfg
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NodeView {
+                pods: self.node_pods[i],
+                max_pods: n.max_pods,
+                network_ready: self.ipam.node_has_pod_cidr(i) && !self.nodes[i].not_ready,
+            })
+            .collect();
+        match scheduler::place(&views) {
+            Ok(n) => {
+                self.unschedulable.remove(&p);
+                self.node_pods[n] += 1;
+                self.pods[p as usize].node = Some(n as u32);
+                self.set_state(p, PodState::Creating);
+                self.sandbox_attempt(p);
+            }
+            Err(msg) => {
+                if self.unschedulable.insert(p) {
+                    let obj = format!("pod/{}", self.pods[p as usize].name);
+                    self.event("Warning", "FailedScheduling", "default-scheduler", msg, obj);
+                }
+            }
+        }
+    }
+
+    /// kube-scheduler moves unschedulable pods back to its active queue when
+    /// a pod is deleted; they are retried in creation order.
+    pub(crate) fn schedule_unschedulable(&mut self) {
+        let waiting: Vec<u32> = self.unschedulable.iter().copied().collect();
+        for p in waiting {
+            self.try_schedule(p);
+            if self.unschedulable.contains(&p) {
+                break;
+            }
+        }
+    }
+
+    pub(crate) fn sandbox_attempt(&mut self, p: u32) {
+        let pod = &self.pods[p as usize];
+        if pod.deleted
+            || !matches!(pod.state, PodState::Creating | PodState::SandboxFailed)
+            || pod.lease.is_some()
+        {
+            return;
+        }
+        let node = pod.node.unwrap_or(0) as usize;
+        let network = if self.nodes[node].cni_down {
+            Err(node_lifecycle::CNI_NOT_INITIALIZED.to_string())
+        } else {
+            self.ipam.allocate(node)
+        };
+        match network {
+            Ok(lease) => {
+                self.pods[p as usize].lease = Some(lease);
+                self.pods[p as usize].backoff = SimDuration::ZERO;
+                self.record_pod_info(p, lease);
+                self.set_state(p, PodState::Creating);
+                let d = self.pods[p as usize].deployment as usize;
+                self.engine
+                    .schedule_in(self.cfg.deployments[d].startup, Ev::ContainerStarted(p));
+            }
+            Err(cni) => {
+                self.set_state(p, PodState::SandboxFailed);
+                let pod = &mut self.pods[p as usize];
+                pod.backoff = kubelet::next_backoff(pod.backoff);
+                let (delay, obj) = (pod.backoff, format!("pod/{}", pod.name));
+                self.event(
+                    "Warning",
+                    "FailedCreatePodSandBox",
+                    "kubelet",
+                    kubelet::sandbox_failure_message(&cni),
+                    obj,
+                );
+                self.engine.schedule_in(delay, Ev::SandboxAttempt(p));
+            }
+        }
+    }
+
+    pub(crate) fn set_state(&mut self, p: u32, s: PodState) {
+        let pod = &mut self.pods[p as usize];
+        let dep = &mut self.deps[pod.deployment as usize];
+        dep.by_state[pod.state as usize] -= 1;
+        dep.by_state[s as usize] += 1;
+        pod.state = s;
+    }
+
+    /// A DNS pod's container starts: a fresh CoreDNS.
+    pub(crate) fn start_container(&mut self, p: u32) {
+        let d = self.pods[p as usize].deployment as usize;
+        let Some(spec) = self
+            .cfg
+            .dns
+            .as_ref()
+            .filter(|c| c.workload == d)
+            .map(|c| c.coredns)
+        else {
+            return;
+        };
+        match CoreDns::new(spec, &self.pods[p as usize].name, &self.rng) {
+            Ok(c) => self.pods[p as usize].coredns = Some(Box::new(c)),
+            Err(e) => {
+                let obj = format!("pod/{}", self.pods[p as usize].name);
+                self.event("Warning", "Failed", "kubelet", e.to_string(), obj);
+            }
+        }
+    }
+
+    /// What NetworkPolicy selectors see of a pod that just got its address.
+    pub(crate) fn record_pod_info(&mut self, p: u32, lease: Lease) {
+        let pod = &self.pods[p as usize];
+        let spec = &self.cfg.deployments[pod.deployment as usize];
+        let mut labels = spec.labels.clone();
+        match spec.kind {
+            WorkloadKind::Deployment => {
+                let hash = pod.name.rsplit('-').nth(1).unwrap_or_default().to_string();
+                labels.insert("pod-template-hash".into(), hash);
+            }
+            WorkloadKind::StatefulSet => {
+                labels.insert(
+                    "statefulset.kubernetes.io/pod-name".into(),
+                    pod.name.clone(),
+                );
+            }
+        }
+        let nodes: Ipv4Cidr = SYNTHETIC_NODE_CIDR.parse().unwrap_or_else(|_| {
+            Ipv4Cidr::new(std::net::Ipv4Addr::new(192, 168, 0, 0), 16).expect("valid")
+        });
+        let info = PodInfo {
+            namespace: spec.namespace.clone(),
+            name: pod.name.clone(),
+            labels,
+            ip: lease.ip,
+            host_ip: nodes.nth(u64::from(pod.node.unwrap_or(0)) + 1),
+            host_network: false,
+            ports: vec![ContainerPort {
+                name: spec.port.name.clone(),
+                port: spec.port.number,
+                protocol: spec.port.protocol,
+            }],
+        };
+        if self.pod_infos.len() <= p as usize {
+            self.pod_infos.resize(p as usize + 1, None);
+        }
+        self.pod_infos[p as usize] = Some(info);
+        self.ip_owner.insert(lease.ip, p);
+        if let Some(e) = self.path.policy.as_mut() {
+            e.pods_changed();
+        }
+    }
+
+    pub(crate) fn forget_pod_info(&mut self, p: u32) {
+        if let Some(slot) = self.pod_infos.get_mut(p as usize) {
+            if let Some(info) = slot.take() {
+                if self.ip_owner.get(&info.ip) == Some(&p) {
+                    self.ip_owner.remove(&info.ip);
+                }
+            }
+        }
+        if let Some(e) = self.path.policy.as_mut() {
+            e.pods_changed();
+        }
+    }
+}

@@ -1,0 +1,905 @@
+use super::*;
+use crate::app::ServerSpec;
+use crate::ipam::Allocator;
+use crate::topology::spread_nodes;
+use proptest::prelude::*;
+use sim_core::{NullSink, VecSink};
+
+fn secs(s: u64) -> SimDuration {
+    SimDuration::from_secs(s)
+}
+
+fn config(pod_cidr: &str, replicas_after: u32) -> ClusterConfig {
+    let zones = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+    ClusterConfig {
+        nodes: spread_nodes(6, &zones, 110),
+        ipam: IpamLayout::Flat {
+            pod_cidr: pod_cidr.parse().unwrap(),
+            allocator: Allocator::Flat,
+        },
+        deployments: vec![DeploymentSpec::new(
+            "checkout",
+            20,
+            secs(5),
+            secs(5),
+            ServerSpec {
+                concurrency: 2,
+                service_time: SimDuration::from_millis(400),
+                queue_limit: None,
+            },
+        )],
+        traffic: vec![TrafficSpec {
+            name: "checkout".into(),
+            from: None,
+            deployment: Some(0),
+            resolve: None,
+            dns_cache: None,
+            persistent_dns_socket: false,
+            retries: 0,
+            rate: 50.0,
+            timeout: secs(5),
+            connections: ConnectionMode::PerRequest,
+            snat: false,
+        }],
+        timeline: vec![
+            TimedAction {
+                at: secs(60),
+                action: Action::Scale {
+                    deployment: 0,
+                    replicas: replicas_after,
+                },
+            },
+            TimedAction {
+                at: secs(60),
+                action: Action::SetRate {
+                    traffic: 0,
+                    rate: 1000.0,
+                },
+            },
+        ],
+        duration: secs(600),
+        sample_every: secs(30),
+        windows: vec![WindowSpec {
+            name: "after".into(),
+            start: secs(120),
+            end: secs(600),
+        }],
+        policy: None,
+        dns: None,
+        conntrack: None,
+        kube_proxy: None,
+    }
+}
+
+#[test]
+fn a_24_leaves_the_pods_beyond_254_pending_with_the_cni_error() {
+    let out = run(&config("10.0.0.0/24", 500), 1, &mut NullSink);
+    let d = &out.deployments[0];
+    assert_eq!(d.running(), 254, "a flat /24 has 254 usable addresses");
+    assert_eq!(d.pending(), 246);
+    assert_eq!(d.count(PodState::SandboxFailed), 246);
+    let ev = out
+        .events
+        .iter()
+        .find(|e| e.reason == "FailedCreatePodSandBox")
+        .expect("event");
+    assert!(
+        ev.message
+            .contains("no IP addresses available in range set: 10.0.0.1-10.0.0.254"),
+        "{}",
+        ev.message
+    );
+    // 254 pods x 2 workers / 0.4 s = 1270 req/s capacity > 1000 offered: answered.
+    assert!(out.windows[0].totals.error_rate() < 0.01);
+}
+
+#[test]
+fn capacity_short_of_load_shows_up_as_timeouts_and_latency() {
+    let mut cfg = config("10.0.0.0/24", 500);
+    cfg.timeline[1].action = Action::SetRate {
+        traffic: 0,
+        rate: 2000.0,
+    };
+    let broken = run(&cfg, 1, &mut NullSink);
+    cfg.ipam = IpamLayout::Flat {
+        pod_cidr: "10.0.0.0/22".parse().unwrap(),
+        allocator: Allocator::Flat,
+    };
+    let fixed = run(&cfg, 1, &mut NullSink);
+    assert_eq!(fixed.deployments[0].running(), 500);
+    let (b, f) = (&broken.windows[0], &fixed.windows[0]);
+    // 1270 req/s of capacity against 2000 offered: at least 36.5% must fail;
+    // more do, because queues wait close to the timeout and much of the
+    // servers' work finishes after its client has left.
+    assert!(
+        b.totals.error_rate() > 0.365,
+        "broken error rate {}",
+        b.totals.error_rate()
+    );
+    assert!(b.totals.wasted > b.totals.timed_out / 4, "{:?}", b.totals);
+    assert!(
+        f.totals.error_rate() < 0.01,
+        "fixed error rate {}",
+        f.totals.error_rate()
+    );
+    assert!(b.latency.quantile(0.5) > f.latency.quantile(0.5).saturating_mul(3));
+}
+
+#[test]
+fn adding_a_pool_lets_the_pending_pods_start_on_their_next_retry() {
+    let mut cfg = config("10.0.0.0/24", 500);
+    cfg.timeline.push(TimedAction {
+        at: secs(300),
+        action: Action::AddIpPool {
+            cidr: "10.0.4.0/22".parse().unwrap(),
+        },
+    });
+    let out = run(&cfg, 1, &mut NullSink);
+    assert_eq!(out.deployments[0].count(PodState::Ready), 500);
+    assert_eq!(out.ipam_allocated, 500);
+}
+
+#[test]
+fn scale_down_deletes_pending_pods_first_and_frees_addresses() {
+    let mut cfg = config("10.0.0.0/24", 500);
+    cfg.timeline.push(TimedAction {
+        at: secs(300),
+        action: Action::Scale {
+            deployment: 0,
+            replicas: 254,
+        },
+    });
+    let out = run(&cfg, 1, &mut NullSink);
+    assert_eq!(out.deployments[0].count(PodState::Ready), 254);
+    assert_eq!(out.deployments[0].pending(), 0);
+    assert_eq!(out.ipam_allocated, 254);
+}
+
+#[test]
+fn full_nodes_leave_pods_unschedulable_with_the_scheduler_message() {
+    let mut cfg = config("10.0.0.0/16", 700);
+    cfg.nodes = spread_nodes(6, &["a".to_string()], 110);
+    let out = run(&cfg, 1, &mut NullSink);
+    assert_eq!(out.deployments[0].count(PodState::Unschedulable), 40);
+    let ev = out
+        .events
+        .iter()
+        .find(|e| e.reason == "FailedScheduling")
+        .expect("event");
+    assert!(
+        ev.message
+            .starts_with("0/6 nodes are available: 6 Too many pods."),
+        "{}",
+        ev.message
+    );
+}
+
+/// The CNI daemon stops on nodes 1 and 2 at T+60s (with the scale-up
+/// to 30 pods) and runs again on node 1 at T+200s.
+fn cni_fault() -> ClusterConfig {
+    let mut cfg = config("10.0.0.0/16", 30);
+    // Before the scale-up in the timeline: same instant, earlier entry.
+    cfg.timeline.insert(
+        0,
+        TimedAction {
+            at: secs(60),
+            action: Action::CniDown { nodes: vec![0, 1] },
+        },
+    );
+    cfg.timeline.push(TimedAction {
+        at: secs(200),
+        action: Action::CniUp { nodes: vec![0] },
+    });
+    cfg
+}
+
+#[test]
+fn a_node_without_its_cni_daemon_fails_sandboxes_then_evicts_after_the_toleration() {
+    let out = run(&cni_fault(), 1, &mut NullSink);
+    let count = |reason: &str| {
+        out.events
+            .iter()
+            .find(|e| e.reason == reason)
+            .map_or(0, |e| e.count)
+    };
+    assert_eq!(count("NodeNotReady"), 2);
+    // Node 1 is back (T+200s + the taint delay) before its pods'
+    // 300 s toleration ends; node 2's pods are evicted.
+    assert_eq!(count("NodeReady"), 1);
+    let evicted = out
+        .events
+        .iter()
+        .find(|e| e.reason == "TaintManagerEviction")
+        .expect("evictions");
+    let not_ready = out
+        .events
+        .iter()
+        .find(|e| e.reason == "NodeNotReady")
+        .unwrap();
+    assert!(evicted.first - not_ready.first >= secs(300));
+    // Node 2 held a sixth of the pods: 20 old ones spread over 6 nodes
+    // (3 or 4) plus the new ones placed at T+60s before the taint.
+    assert!((4..=10).contains(&evicted.count), "{}", evicted.count);
+    let sandbox = out
+        .events
+        .iter()
+        .find(|e| e.reason == "FailedCreatePodSandBox")
+        .expect("sandbox failures");
+    assert!(sandbox.message.ends_with("cni plugin not initialized"));
+    // Replacements went to the Ready nodes: all 30 run at the end.
+    assert_eq!(out.deployments[0].count(PodState::Ready), 30);
+}
+
+#[test]
+fn same_seed_same_trace_and_series() {
+    let cfg = config("10.0.0.0/24", 500);
+    let (mut t1, mut t2) = (VecSink::default(), VecSink::default());
+    let a = run(&cfg, 9, &mut t1);
+    let b = run(&cfg, 9, &mut t2);
+    assert_eq!(t1.records, t2.records);
+    assert_eq!(a.metrics.rows(), b.metrics.rows());
+    assert_eq!(a.requests, b.requests);
+    let c = run(&cfg, 10, &mut NullSink);
+    assert_ne!(
+        a.requests, c.requests,
+        "another seed gives another sample path"
+    );
+}
+
+fn db_and_frontend(cni: crate::policy_enforcement::Cni) -> ClusterConfig {
+    use crate::netpol::parse_manifests;
+    use crate::policy_enforcement::PolicyConfig;
+    let mut cfg = config("10.0.0.0/24", 20);
+    cfg.timeline.clear();
+    let server = cfg.deployments[0].server;
+    let mut db = DeploymentSpec::new("db", 20, secs(5), secs(5), server);
+    db.namespace = "prod".into();
+    db.port.number = 5432;
+    let mut web = DeploymentSpec::new("frontend", 4, secs(5), secs(5), server);
+    web.namespace = "prod".into();
+    cfg.deployments = vec![db, web];
+    cfg.traffic = vec![TrafficSpec {
+        name: "frontend-db".into(),
+        from: Some(1),
+        deployment: Some(0),
+        resolve: None,
+        dns_cache: None,
+        persistent_dns_socket: false,
+        retries: 0,
+        rate: 50.0,
+        timeout: secs(6),
+        connections: ConnectionMode::PerRequest,
+        snat: false,
+    }];
+    let policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db-from-batch, namespace: prod}\n\
+                  spec:\n  podSelector: {matchLabels: {app: db}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: batch}}}]\n";
+    let m = parse_manifests(&[("p.yaml".into(), policy.into())]).unwrap();
+    cfg.policy = Some(PolicyConfig {
+        cni,
+        delay: secs(3),
+        sets: vec![("db-ingress".into(), m.cluster.policies().to_vec())],
+        active: vec![],
+        namespaces: Vec::new(),
+    });
+    cfg.timeline = vec![TimedAction {
+        at: secs(300),
+        action: Action::SetPolicies { sets: vec![0] },
+    }];
+    cfg.windows = vec![
+        WindowSpec {
+            name: "before".into(),
+            start: secs(0),
+            end: secs(300),
+        },
+        WindowSpec {
+            name: "after".into(),
+            start: secs(310),
+            end: secs(600),
+        },
+    ];
+    cfg
+}
+
+#[test]
+fn an_ingress_policy_blocks_unlisted_clients_after_the_delay() {
+    let out = run(
+        &db_and_frontend(crate::policy_enforcement::Cni::Calico),
+        3,
+        &mut NullSink,
+    );
+    let (before, after) = (&out.windows[0].totals, &out.windows[1].totals);
+    assert_eq!(before.blocked, 0);
+    assert!(before.error_rate() < 0.01, "{before:?}");
+    assert_eq!(after.blocked, after.timed_out, "{after:?}");
+    assert!(after.error_rate() > 0.99, "{after:?}");
+    let ev = out
+        .events
+        .iter()
+        .find(|e| e.reason == "PolicyDenied")
+        .expect("drop event");
+    assert!(
+        ev.first >= SimTime::ZERO + secs(303),
+        "not before the policy delay: {}",
+        ev.first
+    );
+    assert!(
+        ev.message.contains("prod/frontend -> prod/db TCP/5432")
+            && ev.message.contains("db-from-batch"),
+        "{}",
+        ev.message
+    );
+}
+
+/// frontend resolves `db` through a CoreDNS workload before connecting.
+fn with_dns(policy_yaml: Option<&str>) -> ClusterConfig {
+    use crate::netpol::{parse_manifests, Protocol};
+    use crate::policy_enforcement::Cni;
+    let mut cfg = db_and_frontend(Cni::Calico);
+    cfg.timeline.clear();
+    let dns_server = ServerSpec {
+        concurrency: 1,
+        service_time: SimDuration::from_micros(564),
+        queue_limit: None,
+    };
+    let mut coredns = DeploymentSpec::new("coredns", 2, secs(5), secs(5), dns_server);
+    coredns.namespace = "kube-system".into();
+    coredns.labels = [("k8s-app".to_string(), "kube-dns".to_string())]
+        .into_iter()
+        .collect();
+    coredns.port.number = 53;
+    coredns.port.protocol = Protocol::Udp;
+    cfg.deployments.push(coredns);
+    cfg.traffic[0].resolve = Some("db".into());
+    cfg.traffic[0].timeout = secs(30);
+    cfg.dns = Some(DnsConfig {
+        workload: 2,
+        service_ip: "10.96.0.10".parse().unwrap(),
+        qtypes: QueryTypes::AOnly,
+        coredns: CoreDnsSpec::default(),
+        host_search: Vec::new(),
+        pod_dns: BTreeMap::new(),
+        headless: BTreeSet::new(),
+        node_local: None,
+        autoscaler: None,
+    });
+    let policy = cfg.policy.as_mut().unwrap();
+    policy.sets.clear();
+    if let Some(y) = policy_yaml {
+        let m = parse_manifests(&[("p.yaml".into(), y.into())]).unwrap();
+        policy
+            .sets
+            .push(("deny".into(), m.cluster.policies().to_vec()));
+        policy.active = vec![0];
+    }
+    cfg
+}
+
+#[test]
+fn a_cached_headless_answer_outlives_the_pod_it_names() {
+    let mut cfg = with_dns(None);
+    cfg.deployments[0].kind = WorkloadKind::StatefulSet;
+    cfg.deployments[0].replicas = 1;
+    if let Some(d) = cfg.dns.as_mut() {
+        d.headless.insert(0);
+    }
+    cfg.traffic[0].resolve = Some("db-0.db.prod.svc.cluster.local".into());
+    cfg.traffic[0].dns_cache = Some(ClientDnsCache::Fixed(secs(60)));
+    cfg.traffic[0].timeout = secs(5);
+    // One db pod serves 2 at a time in 400 ms: 5 requests/s.
+    cfg.traffic[0].rate = 2.0;
+    cfg.timeline = vec![
+        TimedAction {
+            at: secs(100),
+            action: Action::Scale {
+                deployment: 0,
+                replicas: 0,
+            },
+        },
+        TimedAction {
+            at: secs(100),
+            action: Action::AddIpPool {
+                cidr: "10.0.8.0/24".parse().unwrap(),
+            },
+        },
+        TimedAction {
+            at: secs(101),
+            action: Action::Scale {
+                deployment: 0,
+                replicas: 1,
+            },
+        },
+    ];
+    cfg.windows = vec![
+        WindowSpec {
+            name: "before".into(),
+            start: secs(0),
+            end: secs(100),
+        },
+        WindowSpec {
+            name: "after-ttl".into(),
+            start: secs(200),
+            end: secs(600),
+        },
+    ];
+    let out = run(&cfg, 5, &mut NullSink);
+    let (before, after) = (&out.windows[0].totals, &out.windows[1].totals);
+    assert!(before.error_rate() < 0.01, "{before:?}");
+    let r = out.requests[0];
+    assert!(r.no_host + r.refused > 0, "the old address was used: {r:?}");
+    assert!(
+        after.error_rate() < 0.01,
+        "fresh answers after the cache expired: {after:?}"
+    );
+}
+
+/// `with_dns` through each node's conntrack table (kernel 5.15, no
+/// insert race), the frontend's resolver keeping one socket per pod,
+/// and one of the two CoreDNS pods scaled away at T+60s.
+fn stale_dns(flush: bool) -> ClusterConfig {
+    use crate::conntrack::{Kernel, Timeouts};
+    let mut cfg = with_dns(None);
+    cfg.duration = secs(180);
+    cfg.traffic[0].persistent_dns_socket = true;
+    cfg.traffic[0].timeout = secs(2);
+    cfg.timeline.push(TimedAction {
+        at: secs(60),
+        action: Action::Scale {
+            deployment: 2,
+            replicas: 1,
+        },
+    });
+    cfg.conntrack = Some(ConntrackSetup {
+        table: ConntrackConfig {
+            max: 65536,
+            buckets: 16384,
+            timeouts: Timeouts::kube_proxy(),
+            kernel: Kernel::V5_15,
+        },
+        datapath: DataPath::Netfilter,
+        snat: None,
+        udp_pair_concurrency: 0.0,
+        flush_udp_on_endpoint_removal: flush,
+    });
+    cfg
+}
+
+fn counter(out: &RunOutput, name: &str) -> u64 {
+    out.metrics
+        .counters()
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+        .sum()
+}
+
+#[test]
+fn a_failed_flush_keeps_busy_flows_on_the_deleted_coredns_pod() {
+    let broken = run(&stale_dns(false), 3, &mut NullSink);
+    let fixed = run(&stale_dns(true), 3, &mut NullSink);
+    // Four frontend pods, one flow each, pinned to one of two CoreDNS
+    // pods: with seed 3 at least one is pinned to the one deleted.
+    let stale = counter(&broken, "dns_queries_stale_entry");
+    println!(
+        "stale queries: {stale}, lookups failed: {}",
+        broken.requests[0].lookup_failed
+    );
+    assert!(stale > 100, "{stale}");
+    assert!(broken.requests[0].lookup_failed > 0);
+    assert_eq!(counter(&fixed, "dns_queries_stale_entry"), 0);
+    assert_eq!(
+        fixed.requests[0].lookup_failed, 0,
+        "{:?}",
+        fixed.requests[0]
+    );
+}
+
+#[test]
+fn node_local_caches_take_repeated_names_off_coredns() {
+    let mut cfg = with_dns(None);
+    cfg.duration = secs(120);
+    let direct = run(&cfg, 1, &mut NullSink);
+    if let Some(d) = cfg.dns.as_mut() {
+        d.node_local = Some(CoreDnsSpec::node_local());
+    }
+    let local = run(&cfg, 1, &mut NullSink);
+    let received = |o: &RunOutput| {
+        counter(o, "dns_queries_received{zone=cluster}")
+            + counter(o, "dns_queries_received{zone=external}")
+    };
+    let (d, l) = (received(&direct), received(&local));
+    println!("CoreDNS received {d} queries direct, {l} behind NodeLocal DNSCache");
+    // Each node cache asks CoreDNS about `db` at most once per 30 s.
+    let nodes = cfg.nodes.len() as u64;
+    assert!(l <= nodes * (120 / 30 + 1), "{l}");
+    assert!(d > 50 * l, "{d} vs {l}");
+    assert_eq!(
+        counter(&local, "dns_node_local_queries"),
+        counter(&direct, "requests_dns_queries{service=frontend-db}")
+    );
+    assert!(local.requests[0].error_rate() < 0.001);
+}
+
+#[test]
+fn lookups_resolve_in_one_query_then_connect() {
+    let out = run(&with_dns(None), 5, &mut NullSink);
+    let r = out.requests[0];
+    assert!(r.error_rate() < 0.01, "{r:?}");
+    let queries = out
+        .metrics
+        .counters()
+        .find(|(n, _)| n.starts_with("requests_dns_queries"))
+        .unwrap()
+        .1;
+    // db.prod.svc.cluster.local is the first search candidate from prod: one A query.
+    assert_eq!(queries, r.sent, "one query per request: {r:?}");
+}
+
+#[test]
+fn default_deny_egress_makes_every_lookup_time_out() {
+    let deny = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny-egress, namespace: prod}\n\
+                spec:\n  podSelector: {}\n  policyTypes: [Egress]\n";
+    let out = run(&with_dns(Some(deny)), 5, &mut NullSink);
+    let r = out.requests[0];
+    assert_eq!(r.answered, 0, "{r:?}");
+    assert_eq!(r.lookup_failed + r.in_flight, r.sent, "{r:?}");
+    let ev = out
+        .events
+        .iter()
+        .find(|e| e.reason == "PolicyDenied")
+        .expect("drops");
+    assert!(
+        ev.message
+            .contains("prod/frontend -> kube-system/coredns UDP/53"),
+        "{}",
+        ev.message
+    );
+    // glibc: the timeout ends the search walk, then the name is tried as
+    // is: 2 names x 2 attempts x 5 s = 20 s before getaddrinfo fails.
+    let first_failure = out.metrics.rows().iter().find(|(_, row)| {
+        let col = out
+            .metrics
+            .columns()
+            .iter()
+            .position(|c| c.starts_with("requests_lookup_failed"))
+            .unwrap();
+        row[col] > 0.0
+    });
+    assert!(
+        first_failure.is_some_and(|(t, _)| t.as_secs_f64() >= 20.0),
+        "{first_failure:?}"
+    );
+}
+
+#[test]
+fn flannel_warns_and_lets_everything_through() {
+    let out = run(
+        &db_and_frontend(crate::policy_enforcement::Cni::Flannel),
+        3,
+        &mut NullSink,
+    );
+    assert_eq!(out.requests[0].blocked, 0);
+    assert!(out.events.iter().any(|e| e.reason == "PolicyNotEnforced"));
+}
+
+/// `clients` pods send to `api` pods; every node has a conntrack table
+/// of `max` entries on kernel 3.10 (TIME_WAIT entries not evictable).
+fn churn(max: u64, rate: f64, mode: ConnectionMode, datapath: DataPath) -> ClusterConfig {
+    use crate::conntrack::{Kernel, Timeouts};
+    let mut cfg = config("10.0.0.0/22", 20);
+    cfg.nodes = spread_nodes(4, &["a".to_string()], 110);
+    cfg.timeline.clear();
+    let fast = ServerSpec {
+        concurrency: 8,
+        service_time: SimDuration::from_millis(5),
+        queue_limit: None,
+    };
+    cfg.deployments = vec![
+        DeploymentSpec::new("api", 8, secs(5), secs(5), fast),
+        DeploymentSpec::new("client", 8, secs(5), secs(5), fast),
+    ];
+    cfg.traffic = vec![TrafficSpec {
+        name: "client-api".into(),
+        from: Some(1),
+        deployment: Some(0),
+        resolve: None,
+        dns_cache: None,
+        persistent_dns_socket: false,
+        retries: 0,
+        rate,
+        timeout: secs(10),
+        connections: mode,
+        snat: false,
+    }];
+    cfg.conntrack = Some(ConntrackSetup {
+        table: ConntrackConfig {
+            max,
+            buckets: max / 4,
+            timeouts: Timeouts::kube_proxy(),
+            kernel: Kernel::V3_10,
+        },
+        datapath,
+        snat: None,
+        udp_pair_concurrency: 0.0,
+        flush_udp_on_endpoint_removal: true,
+    });
+    cfg.duration = secs(400);
+    cfg.windows = vec![WindowSpec {
+        name: "full".into(),
+        start: secs(200),
+        end: secs(400),
+    }];
+    cfg
+}
+
+#[test]
+fn connection_churn_fills_the_table_and_syns_are_retransmitted() {
+    // 4 nodes x 2 client pods; 400 conn/s x 120 s TIME_WAIT = 48,000
+    // entries wanted against 4 x 5,000.
+    let out = run(
+        &churn(
+            5_000,
+            400.0,
+            ConnectionMode::PerRequest,
+            DataPath::Netfilter,
+        ),
+        1,
+        &mut NullSink,
+    );
+    let w = &out.windows[0];
+    assert!(w.syn_drops > 1000, "{}", w.syn_drops);
+    // Connect delays sit on the retransmission times: 1 s, 3 s, 7 s.
+    let d = &w.connect_delay;
+    assert!(d.quantile(0.99) >= secs(1), "{:?}", d.quantile(0.99));
+    for q in [0.5, 0.9, 0.99] {
+        let x = d.quantile(q).as_secs_f64();
+        let on_retransmit = [0.0, 1.0, 3.0, 7.0, 15.0]
+            .iter()
+            .any(|r| (x - r).abs() < 0.01);
+        assert!(on_retransmit, "q{q}: {x}");
+    }
+    let ev = out
+        .events
+        .iter()
+        .find(|e| e.reason == "ConntrackTableFull")
+        .expect("kernel message");
+    assert_eq!(ev.message, conntrack::TABLE_FULL_MESSAGE);
+    assert!(out.conntrack.iter().all(|s| s.peak <= 5_000));
+    let r = out.requests[0];
+    assert_eq!(
+        r.sent,
+        r.answered + r.timed_out + r.refused + r.rejected + r.in_flight
+    );
+}
+
+#[test]
+fn keep_alive_and_ebpf_leave_the_table_alone() {
+    let keep = ConnectionMode::KeepAlive {
+        max_idle: 16,
+        idle_timeout: secs(90),
+    };
+    let k = run(
+        &churn(5_000, 400.0, keep, DataPath::Netfilter),
+        1,
+        &mut NullSink,
+    );
+    assert_eq!(k.windows[0].syn_drops, 0);
+    let opened = k
+        .metrics
+        .counters()
+        .find(|(n, _)| n.starts_with("requests_connections_opened"))
+        .unwrap()
+        .1;
+    assert!(opened * 100 < k.requests[0].sent, "{opened} connections");
+    let e = run(
+        &churn(5_000, 400.0, ConnectionMode::PerRequest, DataPath::Ebpf),
+        1,
+        &mut NullSink,
+    );
+    assert_eq!(e.windows[0].syn_drops, 0);
+    assert!(e.conntrack.iter().all(|s| s.inserted == 0));
+    assert!(e.windows[0].totals.error_rate() < 0.001);
+}
+
+#[test]
+fn long_lived_connections_stay_on_the_pods_they_were_opened_to() {
+    let mut cfg = churn(
+        100_000,
+        200.0,
+        ConnectionMode::LongLived {
+            per_client: 1,
+            max_age: None,
+        },
+        DataPath::Netfilter,
+    );
+    cfg.deployments[0].replicas = 2;
+    cfg.timeline = vec![TimedAction {
+        at: secs(100),
+        action: Action::Scale {
+            deployment: 0,
+            replicas: 10,
+        },
+    }];
+    let pinned = run(&cfg, 2, &mut NullSink);
+    let w = &pinned.windows[0];
+    assert!(w.pods_serving() <= 2, "{}", w.pods_serving());
+    assert!(w.top_pod_share() >= 0.5, "{}", w.top_pod_share());
+    cfg.traffic[0].connections = ConnectionMode::ClientSide;
+    let balanced = run(&cfg, 2, &mut NullSink);
+    let w = &balanced.windows[0];
+    assert_eq!(w.pods_serving(), 10);
+    assert!(w.top_pod_share() < 0.12, "{}", w.top_pod_share());
+}
+
+/// 40 pods scaled to 20 at T+60s behind a kube-proxy in `mode` with
+/// 20,000 other Services of 5 endpoints.
+fn scale_in_behind(mode: crate::kube_proxy::Mode, partial: bool) -> RunOutput {
+    let mut cfg = config("10.0.0.0/22", 20);
+    cfg.deployments[0].replicas = 40;
+    cfg.timeline.truncate(1);
+    cfg.traffic[0].rate = 400.0;
+    cfg.duration = secs(120);
+    cfg.windows = vec![WindowSpec {
+        name: "scale-in".into(),
+        start: secs(60),
+        end: secs(120),
+    }];
+    let mut kp = KubeProxyConfig::new(mode);
+    kp.partial_restores = partial;
+    kp.other_services = 20_000;
+    kp.other_endpoints = 5;
+    cfg.kube_proxy = Some(kp);
+    run(&cfg, 4, &mut NullSink)
+}
+
+#[test]
+fn removed_pods_get_connections_until_the_sync_that_removes_them_ends() {
+    use crate::kube_proxy::Mode;
+    let slow = scale_in_behind(Mode::Iptables, false);
+    let stats = slow.kube_proxy.expect("stats");
+    // 20,001 Services x (3 + 4 x 5) lines + fixed: 460k lines, ~8.5 s a restore.
+    assert!(stats.longest > secs(8), "{stats:?}");
+    let w = &slow.windows[0].totals;
+    assert!(w.stale > 0, "{w:?}");
+    // Half the programmed endpoints are gone for at most two restores
+    // (one may be running when the scale-in comes): at most ~15% of a
+    // minute's connections.
+    let share = w.stale as f64 / w.sent as f64;
+    assert!(share > 0.02 && share < 0.2, "stale share {share}");
+    let stale_event = slow
+        .events
+        .iter()
+        .find(|e| e.reason == "StaleEndpoint")
+        .unwrap();
+    assert!(stale_event.last <= SimTime::ZERO + secs(60) + stats.longest_propagation);
+    let fast = scale_in_behind(Mode::Ebpf, true);
+    assert_eq!(fast.windows[0].totals.stale, 0, "eBPF maps follow at once");
+    let fp = |o: &RunOutput| o.windows[0].first_packet.quantile(0.5);
+    assert!(
+        fp(&slow) > fp(&fast).saturating_mul(10),
+        "the walk of 20k rules"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Every DNS query a resolver sends reaches a CoreDNS pod, gets an
+    /// ICMP port unreachable, is dropped by policy, or is lost on the
+    /// way with a named reason; every request still ends one way.
+    #[test]
+    fn every_dns_query_is_received_refused_or_lost_with_a_reason(
+        seed in 0u64..1000,
+        a_and_aaaa in any::<bool>(),
+        ct in proptest::option::of((0usize..3, 0.0f64..1.0, any::<bool>(), 1u64..2000)),
+        persistent in any::<bool>(),
+        scale in proptest::collection::vec((1u64..170, 0u32..4), 0..4),
+        rate in 5.0f64..300.0,
+        node_local in any::<bool>(),
+        kube_proxy in proptest::option::of(0usize..4),
+    ) {
+        use crate::conntrack::{Kernel, Timeouts};
+        let mut cfg = with_dns(None);
+        cfg.duration = secs(180);
+        cfg.traffic[0].rate = rate;
+        cfg.traffic[0].persistent_dns_socket = persistent;
+        if let Some(d) = cfg.dns.as_mut() {
+            d.qtypes = if a_and_aaaa { QueryTypes::AAndAaaa } else { QueryTypes::AOnly };
+            d.node_local = node_local.then(CoreDnsSpec::node_local);
+        }
+        cfg.kube_proxy = kube_proxy.map(|m| KubeProxyConfig::new(crate::kube_proxy::Mode::ALL[m]));
+        for (at, replicas) in scale {
+            cfg.timeline.push(TimedAction { at: secs(at), action: Action::Scale { deployment: 2, replicas } });
+        }
+        cfg.conntrack = ct.map(|(k, concurrency, flush, max)| ConntrackSetup {
+            table: ConntrackConfig { max, buckets: max / 4 + 1, timeouts: Timeouts::kube_proxy(), kernel: Kernel::ALL[k] },
+            datapath: DataPath::Netfilter,
+            snat: None,
+            udp_pair_concurrency: concurrency,
+            flush_udp_on_endpoint_removal: flush,
+        });
+        let out = run(&cfg, seed, &mut NullSink);
+        let r = out.requests[0];
+        prop_assert_eq!(r.sent, r.answered + r.timed_out + r.refused + r.rejected + r.lookup_failed + r.in_flight);
+        let sum = |prefix: &str| -> u64 {
+            out.metrics.counters().filter(|(n, _)| n.starts_with(prefix)).map(|(_, v)| v).sum()
+        };
+        let sent = sum("requests_dns_queries");
+        let ended = sum("dns_queries_received")
+            + sum("dns_queries_unreachable")
+            + sum("dns_queries_blocked")
+            + sum("dns_queries_insert_failed")
+            + sum("dns_queries_stale_entry")
+            + sum("dns_queries_table_full");
+        prop_assert!(sent > 0);
+        if node_local {
+            // Every query goes to the client's node cache; CoreDNS sees only its forwards.
+            prop_assert_eq!(sent, sum("dns_node_local_queries"));
+            prop_assert_eq!(sum("dns_queries_received"), sum("dns_node_local_forwards"));
+        } else {
+            prop_assert_eq!(sent, ended);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn every_request_is_answered_failed_or_in_flight(
+        seed in 0u64..1000,
+        prefix in 24u8..29,
+        replicas in 0u32..80,
+        scale_to in 0u32..120,
+        rate in 1.0f64..400.0,
+        queue_limit in proptest::option::of(0u32..20),
+        timeout_ms in 50u64..5000,
+        cni_fault in proptest::option::of((proptest::collection::vec(0usize..6, 1..4), 0u64..400, 0u64..400)),
+        mode in 0usize..4,
+        ct_max in proptest::option::of(1u64..400),
+        kube_proxy in proptest::option::of((0usize..4, 0u64..50_000, any::<bool>())),
+    ) {
+        let mut cfg = config(&format!("10.9.0.0/{prefix}"), scale_to);
+        cfg.duration = secs(180);
+        if let Some((nodes, down, up)) = cni_fault {
+            // Long enough for the 300 s toleration to run out.
+            cfg.duration = secs(420);
+            cfg.timeline.push(TimedAction { at: secs(down), action: Action::CniDown { nodes: nodes.clone() } });
+            cfg.timeline.push(TimedAction { at: secs(down + up), action: Action::CniUp { nodes } });
+        }
+        cfg.deployments[0].replicas = replicas;
+        cfg.deployments[0].server.queue_limit = queue_limit;
+        cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: Some(0), resolve: None, dns_cache: None, persistent_dns_socket: false, retries: 0, rate, timeout: SimDuration::from_millis(timeout_ms), connections: ConnectionMode::PerRequest, snat: false };
+        cfg.timeline[1].action = Action::SetRate { traffic: 0, rate: rate * 2.0 };
+        let modes = [
+            ConnectionMode::PerRequest,
+            ConnectionMode::KeepAlive { max_idle: 2, idle_timeout: secs(90) },
+            ConnectionMode::LongLived { per_client: 2, max_age: Some(secs(60)) },
+            ConnectionMode::ClientSide,
+        ];
+        // Clients inside the cluster, through a small conntrack table.
+        if let Some(max) = ct_max {
+            let mut c = churn(max, rate, modes[mode], DataPath::Netfilter);
+            c.deployments[0] = cfg.deployments[0].clone();
+            c.traffic[0].timeout = cfg.traffic[0].timeout;
+            c.timeline = cfg.timeline.clone();
+            c.duration = cfg.duration;
+            c.nodes = cfg.nodes.clone();
+            c.windows.clear();
+            cfg = c;
+        }
+        cfg.kube_proxy = kube_proxy.map(|(m, services, partial)| {
+            let mut k = KubeProxyConfig::new(crate::kube_proxy::Mode::ALL[m]);
+            k.other_services = services;
+            k.other_endpoints = 3;
+            k.partial_restores = partial;
+            k
+        });
+        let out = run(&cfg, seed, &mut NullSink);
+        let r = out.requests[0];
+        prop_assert_eq!(r.sent, r.answered + r.timed_out + r.refused + r.rejected + r.in_flight);
+        for s in &out.conntrack {
+            prop_assert!(s.peak <= ct_max.unwrap_or(0));
+        }
+        let d = &out.deployments[0];
+        prop_assert_eq!(d.by_state.iter().sum::<u32>(), d.desired);
+        let placed: u32 = out.deployments.iter().map(|d| d.desired - d.count(PodState::Unschedulable) - d.count(PodState::SandboxFailed)).sum();
+        prop_assert_eq!(out.ipam_allocated, u64::from(placed));
+    }
+}

@@ -1,0 +1,491 @@
+//! # Traffic: arrivals, retries, connections, servers, outcomes
+//!
+//! Connections are explicit ([`crate::connections`]): per traffic source,
+//! a new connection per request, keep-alive pools, long-lived connections
+//! pinned to the endpoint picked at connect time, or client-side
+//! balancing. The Service's endpoint is picked per connection. When
+//! [`ClusterConfig::conntrack`] is set, every new connection's SYN needs an
+//! entry in the client node's conntrack table ([`crate::conntrack`]); a SYN
+//! dropped there (`nf_conntrack: table full, dropping packet`, an event per
+//! node) is retransmitted after 1 s, 3 s, 7 s... until the client's timeout
+//! or `tcp_syn_retries`, and a closed connection leaves a TIME_WAIT entry.
+//!
+//!
+//! Requests arrive as Poisson processes per source; each try resolves (unless
+//! the application's cache answers), connects or reuses a connection, queues at
+//! the server pod ([`crate::app`]) and ends in one [`crate::app::Outcome`]; the
+//! application retries failed tries. Nothing chains synchronously into a next
+//! attempt except a retry begun at the same instant.
+
+use super::*;
+
+/// An exponential variate with the given mean \[s\].
+pub(crate) fn exponential(rng: &mut SimRng, mean_s: f64) -> SimDuration {
+    let u: f64 = rng.random();
+    SimDuration::from_secs_f64(-mean_s * (1.0 - u).ln())
+}
+
+impl Sim<'_> {
+    pub(crate) fn schedule_arrival(&mut self, t: usize) {
+        let tr = &mut self.traffic[t];
+        if tr.rate > 0.0 {
+            let gap = exponential(&mut tr.arrivals, 1.0 / tr.rate);
+            tr.next = Some(self.engine.schedule_in(gap, Ev::Arrival(t as u32)));
+        }
+    }
+
+    pub(crate) fn arrival(&mut self, t: usize) {
+        let now = self.engine.now();
+        let spec = &self.cfg.traffic[t];
+        // Requests from a workload need a Ready pod of it to send them.
+        let client = match spec.from {
+            Some(w) => match self.deps[w].endpoints.pick(&mut self.traffic[t].pick) {
+                Some(c) => Some(c),
+                None => {
+                    self.schedule_arrival(t);
+                    return;
+                }
+            },
+            None => None,
+        };
+        self.traffic[t].totals.sent += 1;
+        self.traffic[t].totals.in_flight += 1;
+        self.metrics.inc(self.traffic[t].counters[SENT]);
+        let cfg = self.cfg;
+        for (i, w) in cfg.windows.iter().enumerate() {
+            if w.contains(now) {
+                self.windows[i * cfg.traffic.len() + t].totals.sent += 1;
+            }
+        }
+        self.next_request += 1;
+        let req = Request {
+            source: t as u32,
+            client,
+            id: self.next_request,
+            attempt: 0,
+            sent: now,
+            deadline: now + spec.timeout,
+            conn: None,
+        };
+        self.begin_attempt(req);
+        self.schedule_arrival(t);
+    }
+
+    /// One try of a request: resolve (unless the application's cache
+    /// answers) and connect.
+    pub(crate) fn begin_attempt(&mut self, req: Request) {
+        let t = req.source as usize;
+        let spec = &self.cfg.traffic[t];
+        if spec.retries > 0 {
+            self.open_attempts.insert(req.id);
+            self.engine.schedule_at(req.deadline, Ev::ClientGiveUp(req));
+        }
+        match (spec.resolve.is_some(), req.client) {
+            (true, Some(c)) => {
+                let now = self.engine.now();
+                let cached = self.dns.as_ref().and_then(|d| {
+                    d.cache
+                        .get(&(c, t as u32))
+                        .filter(|(_, expires)| *expires > now)
+                        .map(|(rdata, _)| *rdata)
+                });
+                match cached {
+                    Some(rdata) if spec.dns_cache.is_some() => self.after_lookup(req, rdata),
+                    _ => self.start_lookup(req, c),
+                }
+            }
+            _ => self.after_lookup(req, 0),
+        }
+    }
+
+    /// The application retries a failed try.
+    pub(crate) fn retry(&mut self, req: Request) {
+        let now = self.engine.now();
+        let t = req.source as usize;
+        self.traffic[t].totals.retried += 1;
+        self.metrics.inc(self.traffic[t].counters[RETRIED]);
+        let cfg = self.cfg;
+        for (i, w) in cfg.windows.iter().enumerate() {
+            if w.contains(now) {
+                self.windows[i * cfg.traffic.len() + t].totals.retried += 1;
+            }
+        }
+        self.next_request += 1;
+        let next = Request {
+            id: self.next_request,
+            attempt: req.attempt + 1,
+            deadline: now + cfg.traffic[t].timeout,
+            ..req
+        };
+        self.begin_attempt(next);
+    }
+
+    /// The name is resolved (`rdata`: which address): connect, or for a
+    /// lookup-only source, the request is done.
+    pub(crate) fn after_lookup(&mut self, req: Request, rdata: u64) {
+        let now = self.engine.now();
+        match self.cfg.traffic[req.source as usize].deployment {
+            None => self.outcome(req, Outcome::Answered(now - req.sent)),
+            Some(_) => self.connect(req, address_of(rdata)),
+        }
+    }
+
+    /// Sends the request over a connection to a Ready endpoint of its
+    /// Service (`addr` unset: through its ClusterIP), reusing an open one the
+    /// client may reuse, or a new one ([`crate::connections`]); or to the
+    /// pod address a headless Service's DNS answer gave.
+    pub(crate) fn connect(&mut self, req: Request, addr: Option<Ipv4Addr>) {
+        let t = req.source as usize;
+        let client = req.client;
+        let Some(d) = self.cfg.traffic[t].deployment else {
+            return;
+        };
+        let mut target = None;
+        if let Some(ip) = addr {
+            match self.ip_owner.get(&ip) {
+                None => {
+                    self.engine
+                        .schedule_at(req.deadline, Ev::NoHostTimeout(req));
+                    return;
+                }
+                Some(&p)
+                    if self.pod_live_in(p, PodState::Ready)
+                        && self.pods[p as usize].deployment as usize == d =>
+                {
+                    target = Some(p)
+                }
+                // Another pod holds the address now, or this one is not
+                // serving: its kernel answers the SYN with a reset.
+                Some(_) => return self.outcome(req, Outcome::Refused),
+            }
+        } else if let Some(c) = client {
+            match self.reusable_connection(t, c) {
+                Ok(conn) => return self.send_on(conn, req),
+                Err(want) => target = want,
+            }
+        }
+        let now = self.engine.now();
+        self.dial(req, client, now, 0, target);
+    }
+
+    /// An open connection of client pod `c` the request may use, or the
+    /// endpoint a new one must go to (client-side balancing), or neither.
+    pub(crate) fn reusable_connection(&mut self, t: usize, c: u32) -> Result<u32, Option<u32>> {
+        let mode = self.cfg.traffic[t].connections;
+        let cc = self.traffic[t].clients.entry(c).or_default();
+        let conn = match mode {
+            ConnectionMode::PerRequest => return Err(None),
+            ConnectionMode::KeepAlive { .. } => cc.idle.pop(),
+            ConnectionMode::LongLived {
+                per_client,
+                max_age,
+            } => {
+                if (cc.open.len() as u32) < per_client {
+                    return Err(None);
+                }
+                let i = cc.turn as usize % cc.open.len();
+                cc.turn = cc.turn.wrapping_add(1);
+                let conn = cc.open[i];
+                let now = self.engine.now();
+                let too_old = max_age
+                    .is_some_and(|age| self.conns.get(conn).is_some_and(|x| x.opened + age <= now));
+                if too_old {
+                    // The server's GOAWAY: the client reconnects.
+                    self.close(conn);
+                    return Err(None);
+                }
+                Some(conn)
+            }
+            ConnectionMode::ClientSide => {
+                let Some(p) = self.next_turn(t, c) else {
+                    return Err(None);
+                };
+                match self.traffic[t]
+                    .clients
+                    .get(&c)
+                    .and_then(|cc| cc.by_server.get(&p))
+                {
+                    Some(&conn) => Some(conn),
+                    None => return Err(Some(p)),
+                }
+            }
+        };
+        let Some(conn) = conn else {
+            return Err(None);
+        };
+        if let Some(timer) = self.conns.get_mut(conn).and_then(|x| x.idle_timer.take()) {
+            self.engine.cancel(timer);
+        }
+        let server = self.conns.get(conn).map(|x| x.server);
+        if server.is_some_and(|p| self.pod_live_in(p, PodState::Ready)) {
+            return Ok(conn);
+        }
+        // The pod behind it is gone: the connection is found broken (RST or
+        // GOAWAY) and a new one is opened.
+        self.close(conn);
+        match self.next_keepalive_idle(t, c) {
+            Some(other) => Ok(other),
+            None => Err(None),
+        }
+    }
+
+    /// Another idle keep-alive connection whose pod still serves, closing
+    /// broken ones on the way.
+    pub(crate) fn next_keepalive_idle(&mut self, t: usize, c: u32) -> Option<u32> {
+        loop {
+            let conn = self.traffic[t].clients.get_mut(&c)?.idle.pop()?;
+            if let Some(timer) = self.conns.get_mut(conn).and_then(|x| x.idle_timer.take()) {
+                self.engine.cancel(timer);
+            }
+            let server = self.conns.get(conn).map(|x| x.server);
+            if server.is_some_and(|p| self.pod_live_in(p, PodState::Ready)) {
+                return Some(conn);
+            }
+            self.close(conn);
+        }
+    }
+
+    /// Client-side balancing: the next Ready endpoint in turn.
+    pub(crate) fn next_turn(&mut self, t: usize, c: u32) -> Option<u32> {
+        let d = self.cfg.traffic[t].deployment?;
+        let cc = self.traffic[t].clients.entry(c).or_default();
+        let p = self.deps[d].endpoints.nth(cc.turn as usize);
+        cc.turn = cc.turn.wrapping_add(1);
+        p
+    }
+
+    /// The request travels on an established connection.
+    pub(crate) fn send_on(&mut self, conn: u32, mut req: Request) {
+        let now = self.engine.now();
+        let Some(x) = self.conns.get(conn).copied() else {
+            return self.offer_lost(req);
+        };
+        if let Some((n, id)) = x.ct {
+            self.path.tables.nodes[n as usize].touch(now, id);
+        }
+        req.conn = Some(conn);
+        self.offer(x.server, req);
+    }
+
+    /// A request whose connection vanished before it was sent: never, since
+    /// connections close only between requests; counted as timed out to
+    /// keep conservation if it ever happens.
+    pub(crate) fn offer_lost(&mut self, req: Request) {
+        self.outcome(req, Outcome::TimedOut);
+    }
+
+    /// Offers the request to pod `p`'s server.
+    pub(crate) fn offer(&mut self, p: u32, req: Request) {
+        let d = self.pods[p as usize].deployment as usize;
+        let server_spec = &self.cfg.deployments[d].server;
+        match self.pods[p as usize].server.offer(server_spec, req) {
+            Admit::Start => self.start_service(p, req),
+            Admit::Queued => {}
+            Admit::Rejected => {
+                self.outcome(req, Outcome::Rejected);
+                self.request_done(req, true);
+            }
+        }
+    }
+
+    /// The request on a connection ended; `reusable`: the client still
+    /// listens (answered, or a 503), so keep-alive may pool the connection.
+    pub(crate) fn request_done(&mut self, req: Request, reusable: bool) {
+        let Some(conn) = req.conn else { return };
+        let Some(x) = self.conns.get(conn).copied() else {
+            return;
+        };
+        let t = x.traffic as usize;
+        match self.cfg.traffic[t].connections {
+            ConnectionMode::KeepAlive {
+                max_idle,
+                idle_timeout,
+            } if reusable => {
+                let cc = self.traffic[t].clients.entry(x.client).or_default();
+                if (cc.idle.len() as u32) < max_idle {
+                    cc.idle.push(conn);
+                    let timer = self
+                        .engine
+                        .schedule_in(idle_timeout, Ev::IdleClose { conn, gen: x.gen });
+                    if let Some(c) = self.conns.get_mut(conn) {
+                        c.idle_timer = Some(timer);
+                    }
+                } else {
+                    self.close(conn);
+                }
+            }
+            m if m.stays_open() => {
+                if let Some((n, id)) = x.ct {
+                    self.path.tables.nodes[n as usize].touch(self.engine.now(), id);
+                }
+            }
+            _ => self.close(conn),
+        }
+    }
+
+    /// A keep-alive connection was idle for its timeout.
+    pub(crate) fn idle_close(&mut self, conn: u32, gen: u32) {
+        let Some(x) = self.conns.get(conn).copied() else {
+            return;
+        };
+        if x.gen != gen {
+            return;
+        }
+        if let Some(cc) = self.traffic[x.traffic as usize].clients.get_mut(&x.client) {
+            cc.idle.retain(|&i| i != conn);
+        }
+        self.close(conn);
+    }
+
+    /// The client closes a connection: its conntrack entry goes to TIME_WAIT.
+    pub(crate) fn close(&mut self, conn: u32) {
+        let now = self.engine.now();
+        let Some(x) = self.conns.remove(conn) else {
+            return;
+        };
+        if let Some(timer) = x.idle_timer {
+            self.engine.cancel(timer);
+        }
+        if let Some((n, id)) = x.ct {
+            self.path.tables.nodes[n as usize].set_state(now, id, CtState::TimeWait);
+        }
+        if let Some(cc) = self.traffic[x.traffic as usize].clients.get_mut(&x.client) {
+            cc.open.retain(|&i| i != conn);
+            if cc.by_server.get(&x.server) == Some(&conn) {
+                cc.by_server.remove(&x.server);
+            }
+        }
+    }
+
+    /// The SYN was dropped: TCP retransmits it, unless the client's timeout
+    /// or `tcp_syn_retries` comes first.
+    pub(crate) fn syn_dropped(&mut self, req: Request, client: u32, first: SimTime, attempt: u32) {
+        let next = attempt + 1;
+        match syn_retransmit_offset(next) {
+            Some(off) if first + off < req.deadline => {
+                self.engine.schedule_at(
+                    first + off,
+                    Ev::SynRetry {
+                        req,
+                        client,
+                        first,
+                        attempt: next,
+                    },
+                );
+            }
+            _ => {
+                let give_up = (first + syn_give_up_offset()).min(req.deadline);
+                self.engine.schedule_at(give_up, Ev::SynGiveUp(req));
+            }
+        }
+    }
+
+    pub(crate) fn start_service(&mut self, p: u32, req: Request) {
+        let d = self.pods[p as usize].deployment as usize;
+        let mean = self.cfg.deployments[d].server.service_time.as_secs_f64();
+        let dt = exponential(&mut self.deps[d].service_time_rng, mean);
+        self.engine.schedule_in(dt, Ev::Completed { pod: p, req });
+    }
+
+    pub(crate) fn completed(&mut self, p: u32, req: Request) {
+        let now = self.engine.now();
+        let o = completion_outcome(&req, now);
+        let t = req.source as usize;
+        if let Outcome::Answered(_) = o {
+            self.for_windows(t, now, |w| {
+                if w.served.len() <= p as usize {
+                    w.served.resize(p as usize + 1, 0);
+                }
+                w.served[p as usize] += 1;
+            });
+        }
+        self.outcome(req, o);
+        self.request_done(req, matches!(o, Outcome::Answered(_)));
+        let mut abandoned = Vec::new();
+        let next = self.pods[p as usize]
+            .server
+            .finish(now, |r| abandoned.push(r));
+        for r in abandoned {
+            self.outcome(r, Outcome::TimedOut);
+            self.request_done(r, false);
+        }
+        if let Some(r) = next {
+            self.start_service(p, r);
+        }
+    }
+
+    /// How one try ended: the request's outcome, or a retry. A try that
+    /// already ended (its client gave up at the deadline) counts no more.
+    pub(crate) fn outcome(&mut self, req: Request, o: Outcome) {
+        let t = req.source as usize;
+        let retries = self.cfg.traffic[t].retries;
+        if retries > 0 {
+            if !self.open_attempts.remove(&req.id) {
+                return;
+            }
+            if o.is_error() && req.attempt < retries {
+                self.retry(req);
+                return;
+            }
+        }
+        if o == Outcome::TimedOut && self.resolving.contains(&req.id) {
+            self.traffic[t].totals.resolving += 1;
+            let now = self.engine.now();
+            let cfg = self.cfg;
+            for (i, w) in cfg.windows.iter().enumerate() {
+                if w.contains(now) {
+                    self.windows[i * cfg.traffic.len() + t].totals.resolving += 1;
+                }
+            }
+        }
+        self.count_outcome(t, o);
+    }
+
+    pub(crate) fn count_outcome(&mut self, t: usize, o: Outcome) {
+        let now = self.engine.now();
+        let tr = &mut self.traffic[t];
+        tr.totals.count(o);
+        tr.totals.in_flight -= 1;
+        let counter = match o {
+            Outcome::Answered(d) => {
+                self.metrics.record(tr.latency, d);
+                tr.counters[ANSWERED]
+            }
+            Outcome::TimedOut => tr.counters[TIMED_OUT],
+            Outcome::AnsweredLate => {
+                self.metrics.inc(tr.counters[WASTED]);
+                tr.counters[TIMED_OUT]
+            }
+            Outcome::Blocked => {
+                self.metrics.inc(tr.counters[BLOCKED]);
+                tr.counters[TIMED_OUT]
+            }
+            Outcome::LookupFailed => tr.counters[LOOKUP_FAILED],
+            Outcome::SynDropped => {
+                self.metrics.inc(tr.counters[SYN_DROPPED]);
+                tr.counters[TIMED_OUT]
+            }
+            Outcome::StaleEndpoint => {
+                self.metrics.inc(tr.counters[STALE]);
+                tr.counters[TIMED_OUT]
+            }
+            Outcome::NoHost => {
+                self.metrics.inc(tr.counters[NO_HOST]);
+                tr.counters[TIMED_OUT]
+            }
+            Outcome::Refused => tr.counters[REFUSED],
+            Outcome::Rejected => tr.counters[REJECTED],
+        };
+        self.metrics.inc(counter);
+        let cfg = self.cfg;
+        for (i, w) in cfg.windows.iter().enumerate() {
+            if w.contains(now) {
+                let ws = &mut self.windows[i * cfg.traffic.len() + t];
+                ws.totals.count(o);
+                if let Outcome::Answered(d) = o {
+                    ws.latency.record(d);
+                }
+            }
+        }
+    }
+}
