@@ -102,7 +102,7 @@ impl Sim<'_> {
         };
         let first_packet = trip.first_packet;
         let delay = now.saturating_since(first);
-        self.metrics.inc(self.traffic[t].counters[CONNECTIONS]);
+        self.metrics.inc(self.traffic[t].counters.connections);
         self.metrics.record(self.traffic[t].connect_delay, delay);
         self.for_windows(t, now, |w| w.connect_delay.record(delay));
         let Some(c) = client else {
@@ -221,7 +221,7 @@ impl Sim<'_> {
         match &drop {
             Drop::NoEndpoints => {}
             Drop::ConntrackFull { node, refused } => {
-                self.metrics.inc(self.traffic[t].counters[SYN_DROPS]);
+                self.metrics.inc(self.traffic[t].counters.syn_drops);
                 self.for_windows(t, now, |w| w.syn_drops += 1);
                 let obj = format!("node/{}", self.cfg.nodes[*node as usize].name);
                 let msg = refused.to_string();

@@ -213,27 +213,97 @@ struct DeploymentRt {
     by_state: [u32; 5],
     live: Vec<u32>,
     endpoints: Endpoints,
-    gauges: [GaugeId; 7],
+    gauges: WorkloadGauges,
     service_time_rng: SimRng,
 }
 
-/// Indices of a traffic source's counters (registered in this order).
-const SENT: usize = 0;
-const ANSWERED: usize = 1;
-const TIMED_OUT: usize = 2;
-const REFUSED: usize = 3;
-const REJECTED: usize = 4;
-const WASTED: usize = 5;
-const BLOCKED: usize = 6;
-const LOOKUP_FAILED: usize = 7;
-const DNS_QUERIES: usize = 8;
-const SYN_DROPPED: usize = 9;
-const SYN_DROPS: usize = 10;
-const CONNECTIONS: usize = 11;
-const STALE: usize = 12;
-const DNS_LOOKUPS: usize = 13;
-const RETRIED: usize = 14;
-const NO_HOST: usize = 15;
+/// A workload's gauges, `<metric>{deployment=<name>}` (registered in field
+/// order, the order of the CSV columns).
+struct WorkloadGauges {
+    desired: GaugeId,
+    pending: GaugeId,
+    unschedulable: GaugeId,
+    sandbox_failed: GaugeId,
+    running: GaugeId,
+    ready: GaugeId,
+    in_flight: GaugeId,
+}
+
+impl WorkloadGauges {
+    fn register(m: &mut Metrics, workload: &str) -> Self {
+        let mut g = |what: &str| m.gauge(&format!("{what}{{deployment={workload}}}"));
+        WorkloadGauges {
+            desired: g("pods_desired"),
+            pending: g("pods_pending"),
+            unschedulable: g("pods_unschedulable"),
+            sandbox_failed: g("pods_sandbox_failed"),
+            running: g("pods_running"),
+            ready: g("pods_ready"),
+            in_flight: g("requests_in_flight"),
+        }
+    }
+}
+
+/// A traffic source's counters, `requests_<metric>{service=<source>}`
+/// (registered in field order, which is the order of the CSV columns).
+struct SourceCounters {
+    /// Requests sent.
+    sent: CounterId,
+    /// Answered in time.
+    answered: CounterId,
+    /// Timed out (the client gave up).
+    timed_out: CounterId,
+    /// Refused (no endpoint, reset).
+    refused: CounterId,
+    /// Rejected by the server (503).
+    rejected: CounterId,
+    /// Answered after the client gave up (work wasted).
+    wasted: CounterId,
+    /// Timed out because NetworkPolicy dropped the SYN.
+    blocked: CounterId,
+    /// Failed name lookups.
+    lookup_failed: CounterId,
+    /// DNS queries the lookups sent.
+    dns_queries: CounterId,
+    /// Timed out because every SYN was dropped.
+    syn_dropped: CounterId,
+    /// SYNs the client node's conntrack table dropped.
+    syn_drops: CounterId,
+    /// Connections opened.
+    connections: CounterId,
+    /// Timed out on a deleted pod kube-proxy still listed.
+    stale: CounterId,
+    /// Name lookups.
+    dns_lookups: CounterId,
+    /// Retries.
+    retried: CounterId,
+    /// Timed out dialing an address no pod holds.
+    no_host: CounterId,
+}
+
+impl SourceCounters {
+    fn register(m: &mut Metrics, source: &str) -> Self {
+        let mut c = |what: &str| m.counter(&format!("requests_{what}{{service={source}}}"));
+        SourceCounters {
+            sent: c("sent"),
+            answered: c("answered"),
+            timed_out: c("timed_out"),
+            refused: c("refused"),
+            rejected: c("rejected"),
+            wasted: c("wasted"),
+            blocked: c("blocked_by_policy"),
+            lookup_failed: c("lookup_failed"),
+            dns_queries: c("dns_queries"),
+            syn_dropped: c("syn_dropped"),
+            syn_drops: c("conntrack_syn_drops"),
+            connections: c("connections_opened"),
+            stale: c("stale_endpoint"),
+            dns_lookups: c("dns_lookups"),
+            retried: c("retried"),
+            no_host: c("no_host"),
+        }
+    }
+}
 
 struct TrafficRt {
     rate: f64,
@@ -241,7 +311,7 @@ struct TrafficRt {
     arrivals: SimRng,
     pick: SimRng,
     totals: RequestTotals,
-    counters: [CounterId; 16],
+    counters: SourceCounters,
     latency: HistogramId,
     connect_delay: HistogramId,
     first_packet: HistogramId,
@@ -264,7 +334,8 @@ struct Sim<'a> {
     windows: Vec<WindowStats>,
     /// Aggregated events, each with the order it was first seen in.
     events: BTreeMap<(&'static str, String), (usize, EventSummary)>,
-    ipam_gauges: [GaugeId; 2],
+    /// Pod addresses usable and allocated.
+    ipam_gauges: (GaugeId, GaugeId),
     /// What NetworkPolicy needs to know of each pod with an address, by pod id.
     pod_infos: Vec<Option<PodInfo>>,
     /// Lookups in progress, by slot; freed slots are reused.
@@ -318,27 +389,14 @@ impl<'a> Sim<'a> {
         let deps = cfg
             .deployments
             .iter()
-            .map(|d| {
-                let g = |m: &mut Metrics, what: &str| {
-                    m.gauge(&format!("{what}{{deployment={}}}", d.name))
-                };
-                DeploymentRt {
-                    desired: d.replicas,
-                    created: 0,
-                    by_state: [0; 5],
-                    live: Vec::new(),
-                    endpoints: Endpoints::default(),
-                    gauges: [
-                        g(&mut metrics, "pods_desired"),
-                        g(&mut metrics, "pods_pending"),
-                        g(&mut metrics, "pods_unschedulable"),
-                        g(&mut metrics, "pods_sandbox_failed"),
-                        g(&mut metrics, "pods_running"),
-                        g(&mut metrics, "pods_ready"),
-                        g(&mut metrics, "requests_in_flight"),
-                    ],
-                    service_time_rng: rng.stream(&format!("service-time/{}", d.name)),
-                }
+            .map(|d| DeploymentRt {
+                desired: d.replicas,
+                created: 0,
+                by_state: [0; 5],
+                live: Vec::new(),
+                endpoints: Endpoints::default(),
+                gauges: WorkloadGauges::register(&mut metrics, &d.name),
+                service_time_rng: rng.stream(&format!("service-time/{}", d.name)),
             })
             .collect();
         let traffic = cfg
@@ -350,33 +408,13 @@ impl<'a> Sim<'a> {
                     .deployment
                     .map_or(t.name.as_str(), |d| cfg.deployments[d].name.as_str());
                 let name = &t.name;
-                let c = |m: &mut Metrics, what: &str| {
-                    m.counter(&format!("requests_{what}{{service={name}}}"))
-                };
                 TrafficRt {
                     rate: t.rate,
                     next: None,
                     arrivals: rng.stream(&format!("traffic/{i}/{svc}")),
                     pick: rng.stream(&format!("service/{i}/{svc}")),
                     totals: RequestTotals::default(),
-                    counters: [
-                        c(&mut metrics, "sent"),
-                        c(&mut metrics, "answered"),
-                        c(&mut metrics, "timed_out"),
-                        c(&mut metrics, "refused"),
-                        c(&mut metrics, "rejected"),
-                        c(&mut metrics, "wasted"),
-                        c(&mut metrics, "blocked_by_policy"),
-                        c(&mut metrics, "lookup_failed"),
-                        c(&mut metrics, "dns_queries"),
-                        c(&mut metrics, "syn_dropped"),
-                        c(&mut metrics, "conntrack_syn_drops"),
-                        c(&mut metrics, "connections_opened"),
-                        c(&mut metrics, "stale_endpoint"),
-                        c(&mut metrics, "dns_lookups"),
-                        c(&mut metrics, "retried"),
-                        c(&mut metrics, "no_host"),
-                    ],
+                    counters: SourceCounters::register(&mut metrics, name),
                     latency: metrics.histogram(&format!("request_latency{{service={name}}}")),
                     connect_delay: metrics.histogram(&format!("connect_delay{{service={name}}}")),
                     first_packet: metrics
@@ -408,10 +446,10 @@ impl<'a> Sim<'a> {
                 })
             })
             .collect();
-        let ipam_gauges = [
+        let ipam_gauges = (
             metrics.gauge("ipam_usable"),
             metrics.gauge("ipam_allocated"),
-        ];
+        );
         let ct_gauge = metrics.gauge("conntrack_entries_max");
         let dns = cfg
             .dns

@@ -35,24 +35,32 @@ impl Sim<'_> {
                 .iter()
                 .map(|&p| self.pods[p as usize].server.in_flight())
                 .sum();
+            let ready = dep.by_state[PodState::Ready as usize];
+            let g = &dep.gauges;
             let values = [
-                dep.desired,
-                pending,
-                dep.by_state[PodState::Unschedulable as usize],
-                dep.by_state[PodState::SandboxFailed as usize],
-                dep.by_state[PodState::Running as usize] + dep.by_state[PodState::Ready as usize],
-                dep.by_state[PodState::Ready as usize],
-                in_flight as u32,
+                (g.desired, dep.desired),
+                (g.pending, pending),
+                (
+                    g.unschedulable,
+                    dep.by_state[PodState::Unschedulable as usize],
+                ),
+                (
+                    g.sandbox_failed,
+                    dep.by_state[PodState::SandboxFailed as usize],
+                ),
+                (g.running, dep.by_state[PodState::Running as usize] + ready),
+                (g.ready, ready),
+                (g.in_flight, in_flight as u32),
             ];
-            for (g, v) in dep.gauges.iter().zip(values) {
-                self.metrics.set(*g, f64::from(v));
+            for (id, v) in values {
+                self.metrics.set(id, f64::from(v));
             }
         }
         self.sample_dns();
         self.metrics
-            .set(self.ipam_gauges[0], self.ipam.usable() as f64);
+            .set(self.ipam_gauges.0, self.ipam.usable() as f64);
         self.metrics
-            .set(self.ipam_gauges[1], self.ipam.allocated() as f64);
+            .set(self.ipam_gauges.1, self.ipam.allocated() as f64);
         let now = self.engine.now();
         let most = self.path.tables.nodes.iter_mut().map(|t| t.live(now)).max();
         self.metrics.set(self.ct_gauge, most.unwrap_or(0) as f64);
@@ -87,10 +95,12 @@ impl Sim<'_> {
         };
         dns.busy_at_last_sample = busy;
         dns.last_sample = now;
-        self.metrics.set(dns.gauges[0], in_flight as f64);
-        self.metrics.set(dns.gauges[1], utilization);
-        self.metrics
-            .set(dns.gauges[2], memory as f64 / (1u64 << 20) as f64);
+        self.metrics.set(dns.gauges.in_flight, in_flight as f64);
+        self.metrics.set(dns.gauges.cpu_utilization, utilization);
+        self.metrics.set(
+            dns.gauges.memory_mib_max,
+            memory as f64 / (1u64 << 20) as f64,
+        );
     }
 
     pub(crate) fn finish(self, seed: u64) -> RunOutput {

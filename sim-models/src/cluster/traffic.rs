@@ -50,7 +50,7 @@ impl Sim<'_> {
         };
         self.traffic[t].totals.sent += 1;
         self.traffic[t].totals.in_flight += 1;
-        self.metrics.inc(self.traffic[t].counters[SENT]);
+        self.metrics.inc(self.traffic[t].counters.sent);
         let cfg = self.cfg;
         for (i, w) in cfg.windows.iter().enumerate() {
             if w.contains(now) {
@@ -103,7 +103,7 @@ impl Sim<'_> {
         let now = self.engine.now();
         let t = req.source as usize;
         self.traffic[t].totals.retried += 1;
-        self.metrics.inc(self.traffic[t].counters[RETRIED]);
+        self.metrics.inc(self.traffic[t].counters.retried);
         let cfg = self.cfg;
         for (i, w) in cfg.windows.iter().enumerate() {
             if w.contains(now) {
@@ -449,32 +449,32 @@ impl Sim<'_> {
         let counter = match o {
             Outcome::Answered(d) => {
                 self.metrics.record(tr.latency, d);
-                tr.counters[ANSWERED]
+                tr.counters.answered
             }
-            Outcome::TimedOut => tr.counters[TIMED_OUT],
+            Outcome::TimedOut => tr.counters.timed_out,
             Outcome::AnsweredLate => {
-                self.metrics.inc(tr.counters[WASTED]);
-                tr.counters[TIMED_OUT]
+                self.metrics.inc(tr.counters.wasted);
+                tr.counters.timed_out
             }
             Outcome::Blocked => {
-                self.metrics.inc(tr.counters[BLOCKED]);
-                tr.counters[TIMED_OUT]
+                self.metrics.inc(tr.counters.blocked);
+                tr.counters.timed_out
             }
-            Outcome::LookupFailed => tr.counters[LOOKUP_FAILED],
+            Outcome::LookupFailed => tr.counters.lookup_failed,
             Outcome::SynDropped => {
-                self.metrics.inc(tr.counters[SYN_DROPPED]);
-                tr.counters[TIMED_OUT]
+                self.metrics.inc(tr.counters.syn_dropped);
+                tr.counters.timed_out
             }
             Outcome::StaleEndpoint => {
-                self.metrics.inc(tr.counters[STALE]);
-                tr.counters[TIMED_OUT]
+                self.metrics.inc(tr.counters.stale);
+                tr.counters.timed_out
             }
             Outcome::NoHost => {
-                self.metrics.inc(tr.counters[NO_HOST]);
-                tr.counters[TIMED_OUT]
+                self.metrics.inc(tr.counters.no_host);
+                tr.counters.timed_out
             }
-            Outcome::Refused => tr.counters[REFUSED],
-            Outcome::Rejected => tr.counters[REJECTED],
+            Outcome::Refused => tr.counters.refused,
+            Outcome::Rejected => tr.counters.rejected,
         };
         self.metrics.inc(counter);
         let cfg = self.cfg;

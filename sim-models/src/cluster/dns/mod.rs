@@ -165,6 +165,27 @@ pub(crate) enum DnsRoute {
     Lost,
 }
 
+/// CoreDNS gauges (registered in field order).
+pub(crate) struct DnsGauges {
+    /// Queries inside CoreDNS.
+    pub(crate) in_flight: GaugeId,
+    /// CPU used over the limit.
+    pub(crate) cpu_utilization: GaugeId,
+    /// The most memory of a pod \[MiB\].
+    pub(crate) memory_mib_max: GaugeId,
+}
+
+/// NodeLocal DNSCache counters (registered in field order).
+#[derive(Clone, Copy)]
+pub(crate) struct NodeLocalCounters {
+    /// Queries to the node caches.
+    pub(crate) queries: CounterId,
+    /// Their cache hits.
+    pub(crate) cache_hits: CounterId,
+    /// Their forwards to kube-dns.
+    pub(crate) forwards: CounterId,
+}
+
 /// The DNS side of a run.
 pub(crate) struct DnsRt {
     /// resolv.conf per workload (its pods' namespace and dnsConfig).
@@ -190,7 +211,7 @@ pub(crate) struct DnsRt {
     pub(crate) node_local: Vec<CoreDns>,
     /// Counters: queries to the node caches, their cache hits, their
     /// forwards to kube-dns (with NodeLocal DNSCache).
-    pub(crate) node_local_counters: Option<[CounterId; 3]>,
+    pub(crate) node_local_counters: Option<NodeLocalCounters>,
     /// The CoreDNS HorizontalPodAutoscaler and each pod's CPU busy time at
     /// its last sync.
     pub(crate) hpa: Option<Hpa>,
@@ -204,8 +225,7 @@ pub(crate) struct DnsRt {
     pub(crate) cache_hits: CounterId,
     pub(crate) dropped: CounterId,
     pub(crate) restarts: CounterId,
-    /// Gauges: queries inside CoreDNS, CPU used over the limit, most memory of a pod.
-    pub(crate) gauges: [GaugeId; 3],
+    pub(crate) gauges: DnsGauges,
     /// CPU busy time of CoreDNS containers gone (killed or deleted).
     pub(crate) retired_busy: SimDuration,
     pub(crate) busy_at_last_sample: SimDuration,
@@ -286,12 +306,10 @@ impl DnsRt {
                 .autoscaler
                 .map(|h| Hpa::steady(h, SimTime::ZERO, cfg.deployments[d.workload].replicas)),
             hpa_busy: BTreeMap::new(),
-            node_local_counters: d.node_local.map(|_| {
-                [
-                    metrics.counter("dns_node_local_queries"),
-                    metrics.counter("dns_node_local_cache_hits"),
-                    metrics.counter("dns_node_local_forwards"),
-                ]
+            node_local_counters: d.node_local.map(|_| NodeLocalCounters {
+                queries: metrics.counter("dns_node_local_queries"),
+                cache_hits: metrics.counter("dns_node_local_cache_hits"),
+                forwards: metrics.counter("dns_node_local_forwards"),
             }),
             windows: cfg
                 .windows
@@ -306,11 +324,11 @@ impl DnsRt {
             cache_hits: metrics.counter("dns_cache_hits"),
             dropped: metrics.counter("dns_queries_dropped"),
             restarts: metrics.counter("dns_restarts"),
-            gauges: [
-                metrics.gauge("dns_in_flight"),
-                metrics.gauge("dns_cpu_utilization"),
-                metrics.gauge("dns_memory_mib_max"),
-            ],
+            gauges: DnsGauges {
+                in_flight: metrics.gauge("dns_in_flight"),
+                cpu_utilization: metrics.gauge("dns_cpu_utilization"),
+                memory_mib_max: metrics.gauge("dns_memory_mib_max"),
+            },
             retired_busy: SimDuration::ZERO,
             busy_at_last_sample: SimDuration::ZERO,
             last_sample: SimTime::ZERO,
@@ -383,7 +401,7 @@ impl Sim<'_> {
             self.outcome(req, Outcome::LookupFailed);
             return;
         };
-        self.metrics.inc(self.traffic[t].counters[DNS_LOOKUPS]);
+        self.metrics.inc(self.traffic[t].counters.dns_lookups);
         let cfg = self.cfg;
         for (i, w) in cfg.windows.iter().enumerate() {
             if w.contains(now) {
@@ -445,7 +463,7 @@ impl Sim<'_> {
                     ..
                 } => {
                     let t = p.req.source as usize;
-                    self.metrics.inc(self.traffic[t].counters[DNS_QUERIES]);
+                    self.metrics.inc(self.traffic[t].counters.dns_queries);
                     let cfg = self.cfg;
                     for (i, w) in cfg.windows.iter().enumerate() {
                         if w.contains(now) {

@@ -17,7 +17,7 @@ impl Sim<'_> {
             return;
         };
         if let Some(c) = dns.node_local_counters {
-            self.metrics.inc(c[0]);
+            self.metrics.inc(c.queries);
         }
         for i in DnsRt::in_windows(self.cfg, now) {
             dns.windows[i].node_local[0] += 1;
@@ -67,7 +67,7 @@ impl Sim<'_> {
                     };
                     if source == AnswerSource::Cache {
                         if let Some(c) = dns.node_local_counters {
-                            self.metrics.inc(c[1]);
+                            self.metrics.inc(c.cache_hits);
                         }
                         for i in DnsRt::in_windows(self.cfg, now) {
                             dns.windows[i].node_local[1] += 1;
@@ -113,7 +113,7 @@ impl Sim<'_> {
         };
         let (name, qtype) = (asked.name.clone(), asked.qtype);
         if let Some(c) = dns.node_local_counters {
-            self.metrics.inc(c[2]);
+            self.metrics.inc(c.forwards);
         }
         for i in DnsRt::in_windows(self.cfg, now) {
             dns.windows[i].node_local[2] += 1;
