@@ -19,6 +19,7 @@ pub mod kubelet;
 pub mod netpol;
 pub mod node_lifecycle;
 pub mod policy_enforcement;
+pub mod protocol;
 pub mod resolver;
 pub mod scheduler;
 pub mod service;

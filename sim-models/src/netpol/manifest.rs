@@ -35,6 +35,7 @@ use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::ipam::{CidrError, Ipv4Cidr};
+use crate::protocol::Protocol;
 
 use super::names::{
     check_dns1123_label, check_dns1123_subdomain, check_label_value, check_port_name,
@@ -42,7 +43,7 @@ use super::names::{
 };
 use super::policy::{
     Cluster, ContainerPort, Direction, IpBlock, Namespace, Peer, PodInfo, Policy, PolicyPort,
-    PolicyTypes, PortSpec, Protocol, Rule,
+    PolicyTypes, PortSpec, Rule,
 };
 use super::selector::{LabelSelector, Labels, Operator, Requirement};
 
