@@ -12,6 +12,7 @@ pub mod connections;
 pub mod conntrack;
 pub mod coredns;
 pub mod datapath;
+pub mod did_you_mean;
 pub mod hpa;
 pub mod ipam;
 pub mod kube_proxy;
