@@ -420,7 +420,7 @@ fn external_throughput_per_cpu_matches_calibration() {
     let server_qps = b.dns.stats().answered as f64 / 4.5;
     println!(
         "1900m external: {qps:.0} lookups/s (published 6,733), {lat_ms:.2} ms (12.02), \
-             server {server_ms:.3} ms (2.404), ~{server_qps:.0} server QPS (33,667)"
+         server {server_ms:.3} ms (2.404), ~{server_qps:.0} server QPS (33,667)"
     );
     assert!(rel(qps, CALIBRATION_EXTERNAL_CLIENT_QPS) < 0.01, "{qps}");
     assert!(
@@ -441,7 +441,7 @@ fn knee_at_100m_cpu_against_the_seed() {
     let ext = mu / per_lookup;
     println!(
         "100m CPU: service {} per query; capacity {mu:.0} internal QPS (knee at 80%: {:.0}), \
-             {ext:.1} external lookups/s (knee {:.0}); the seed claims ~{SEED_KNEE_QPS:.0} QPS",
+         {ext:.1} external lookups/s (knee {:.0}); the seed claims ~{SEED_KNEE_QPS:.0} QPS",
         spec.mean_service_time(),
         0.8 * mu,
         0.8 * ext
@@ -765,10 +765,10 @@ fn oom_loop_and_crashloop_backoff() {
     let first = b.ooms[0].0.as_secs_f64();
     let growth = offered - spec.capacity_qps();
     println!(
-            "first OOM at {first:.1} s (backlog {backlog_at_oom:.0} / growth {growth:.0}/s = {:.1} s), {} kills",
-            backlog_at_oom / growth,
-            b.ooms.len()
-        );
+        "first OOM at {first:.1} s (backlog {backlog_at_oom:.0} / growth {growth:.0}/s = {:.1} s), {} kills",
+        backlog_at_oom / growth,
+        b.ooms.len()
+    );
     assert!(rel(first, backlog_at_oom / growth) < 0.05);
     assert!(b.ooms.iter().all(|o| o.2 > 100 * MIB));
     // Restart delays: at once, then 10 s doubling to 5 min.
