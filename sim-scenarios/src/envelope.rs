@@ -29,6 +29,7 @@ use crate::error::InputError;
 use crate::locate::{Positions, Seg};
 use crate::path;
 use serde::Deserialize;
+use sim_models::did_you_mean::edit_distance;
 
 /// A validated scenario: its label and its configurations.
 #[derive(Clone, Debug, PartialEq)]
@@ -145,23 +146,6 @@ pub(crate) fn did_you_mean(given: &str, options: &[&str], what: &str) -> String 
         Some(b) => format!("did you mean `{b}`? {what}: {}", options.join(", ")),
         None => format!("{what}: {}", options.join(", ")),
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// A metric's name with its filters that were given:

@@ -1509,7 +1509,7 @@ impl<'a> Sim<'a> {
                             format!("Frag needed and DF set (mtu = {mtu})"),
                         );
                     }
-                    Protocol::Udp => {}
+                    Protocol::Udp | Protocol::Sctp => {}
                 }
             }
         }

@@ -41,6 +41,8 @@ use sim_core::SimTime;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
+pub use crate::protocol::Protocol;
+
 /// Ethernet II header \[bytes\]; frames carry it, MTUs do not count it.
 pub const ETHERNET_HEADER: u32 = 14;
 /// IPv4 header without options \[bytes\].
@@ -67,36 +69,6 @@ pub const ICMP_ERROR_MAX: u32 = 576;
 pub const VXLAN_PORT: u16 = 4789;
 /// WireGuard's customary UDP port.
 pub const WIREGUARD_PORT: u16 = 51820;
-
-/// IP protocol of the transport header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Protocol {
-    /// TCP (6).
-    Tcp,
-    /// UDP (17).
-    Udp,
-    /// ICMP (1).
-    Icmp,
-}
-
-impl Protocol {
-    /// The IP protocol number.
-    pub fn number(self) -> u8 {
-        match self {
-            Protocol::Tcp => 6,
-            Protocol::Udp => 17,
-            Protocol::Icmp => 1,
-        }
-    }
-    /// The name as tcpdump and hubble print it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "TCP",
-            Protocol::Udp => "UDP",
-            Protocol::Icmp => "ICMP",
-        }
-    }
-}
 
 /// TCP flags (the bits of the header's flags byte).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

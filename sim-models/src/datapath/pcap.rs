@@ -138,6 +138,7 @@ fn inner_ip(p: &Packet) -> Result<Vec<u8>, String> {
                             seq: 0,
                             payload: 0,
                         }),
+                        Protocol::Sctp => return Err("packets carry no SCTP to quote".into()),
                     };
                     let orig = Packet {
                         src: quote.src,

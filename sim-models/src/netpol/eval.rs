@@ -10,10 +10,10 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use super::policy::{
-    Cluster, Direction, Peer, PodInfo, Policy, PolicyPort, PortSpec, Protocol, Rule,
-    NAMESPACE_NAME_LABEL,
+    Cluster, Direction, Peer, PodInfo, Policy, PolicyPort, PortSpec, Rule, NAMESPACE_NAME_LABEL,
 };
 use super::selector::{format_labels, Labels};
+use crate::protocol::Protocol;
 
 /// The first packet of a connection, as the dataplane sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

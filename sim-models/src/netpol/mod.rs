@@ -107,6 +107,7 @@ mod table;
 #[cfg(test)]
 mod e2e_tests;
 
+pub use crate::protocol::Protocol;
 pub use eval::{
     evaluate, ConnectionTable, Denial, Flow, PacketTuple, PacketVerdict, RuleRef, SideVerdict,
     Verdict,
@@ -116,7 +117,7 @@ pub use manifest::{
 };
 pub use policy::{
     Cluster, ContainerPort, Direction, IpBlock, Namespace, Peer, PodInfo, Policy, PolicyPort,
-    PolicyTypes, PortSpec, Protocol, Rule, NAMESPACE_NAME_LABEL,
+    PolicyTypes, PortSpec, Rule, NAMESPACE_NAME_LABEL,
 };
 pub use selector::{format_labels, LabelSelector, Labels, Operator, Requirement};
 pub use table::{probe_ports, render_truth_table, truth_table_for_dir};

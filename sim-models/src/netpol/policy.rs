@@ -8,44 +8,11 @@ use std::net::Ipv4Addr;
 use super::names::check_port_name;
 use super::selector::{LabelSelector, Labels};
 use crate::ipam::Ipv4Cidr;
+use crate::protocol::Protocol;
 
 /// The label the API server puts on every namespace (since Kubernetes 1.21),
 /// whose value is the namespace's name.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
-
-/// A transport protocol. NetworkPolicy distinguishes TCP, UDP and SCTP; a rule
-/// for one never admits another.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Protocol {
-    /// TCP, the API server's default for a port entry without `protocol`.
-    Tcp,
-    /// UDP.
-    Udp,
-    /// SCTP.
-    Sctp,
-}
-
-impl Protocol {
-    /// Parses the API spelling (`TCP`, `UDP`, `SCTP`; case-sensitive, as upstream).
-    pub fn parse(text: &str) -> Option<Protocol> {
-        match text {
-            "TCP" => Some(Protocol::Tcp),
-            "UDP" => Some(Protocol::Udp),
-            "SCTP" => Some(Protocol::Sctp),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "TCP",
-            Protocol::Udp => "UDP",
-            Protocol::Sctp => "SCTP",
-        })
-    }
-}
 
 /// Which directions a policy isolates (`spec.policyTypes` after defaulting).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use super::eval::{evaluate, Flow, Verdict};
 use super::manifest::{load_dir, ManifestError};
-use super::policy::{Cluster, PortSpec, Protocol};
+use super::policy::{Cluster, PortSpec};
 use super::selector::format_labels;
+use crate::protocol::Protocol;
 
 /// The ports a table probes: every container port of every pod, and every
 /// numeric `port`/`endPort` named by a policy, each with its protocol, sorted

@@ -1,0 +1,1423 @@
+use super::*;
+use crate::resolver::{
+    Lookup, LookupResult, QueryId, QueryTypes, ResolvConf, ResolverAction, TimerToken,
+};
+use proptest::prelude::*;
+use sim_core::{Engine, EventId};
+
+#[derive(Clone, Copy, Debug)]
+enum Ev {
+    Dns(CoreDnsTimer),
+    Arrive,
+    Resolver(usize, TimerToken),
+    /// The cluster DNS answers a forward try.
+    FwdReply(ForwardId, Reply),
+}
+
+/// What a reply or drop means to the test's clients.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Tagged {
+    Reply(u64, Reply, AnswerSource),
+    Dropped(u64, DropReason),
+}
+
+/// An engine around one CoreDNS, recording what it emits.
+struct Bench {
+    eng: Engine<Ev>,
+    dns: CoreDns,
+    got: Vec<(SimTime, Tagged)>,
+    /// Keep every reply and drop in `got` (off for long runs).
+    record: bool,
+    oom_drops: u64,
+    ooms: Vec<(SimTime, SimTime, u64)>,
+    starts: Vec<SimTime>,
+    /// Forward tries asked for: when, the query's tag, the try.
+    forwards: Vec<(SimTime, u64, ForwardId)>,
+    /// Replies with their data and TTL (when `record`).
+    full: Vec<(SimTime, CoreDnsAction)>,
+}
+
+impl Bench {
+    fn new(spec: CoreDnsSpec, seed: u64) -> Bench {
+        Bench {
+            eng: Engine::new(),
+            dns: CoreDns::new(spec, "test", &RngStreams::new(seed)).unwrap(),
+            got: Vec::new(),
+            record: true,
+            oom_drops: 0,
+            ooms: Vec::new(),
+            starts: Vec::new(),
+            forwards: Vec::new(),
+            full: Vec::new(),
+        }
+    }
+
+    /// The cluster DNS answers try `id` now.
+    fn answer(&mut self, id: ForwardId, reply: Reply, rdata: u64, ttl_s: u64) -> usize {
+        let now = self.eng.now();
+        let acts = self
+            .dns
+            .on_forward_reply(now, id, reply, rdata, SimDuration::from_secs(ttl_s));
+        let n = acts.len();
+        self.apply(acts);
+        n
+    }
+
+    /// Tags answered REFUSED over `max_concurrent`, in order.
+    fn refused(&self) -> Vec<u64> {
+        self.got
+            .iter()
+            .filter_map(|(_, g)| match g {
+                Tagged::Reply(t, r, AnswerSource::MaxConcurrent) if r.rcode == Rcode::Refused => {
+                    Some(*t)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The last reply: (tag, reply, source, rdata, ttl).
+    fn last_reply(&self) -> (u64, Reply, AnswerSource, u64, SimDuration) {
+        match self.full.last() {
+            Some((
+                _,
+                CoreDnsAction::Reply {
+                    tag,
+                    reply,
+                    source,
+                    rdata,
+                    ttl,
+                },
+            )) => (*tag, *reply, *source, *rdata, *ttl),
+            other => panic!("no reply: {other:?}"),
+        }
+    }
+
+    fn apply(&mut self, actions: Vec<CoreDnsAction>) {
+        let now = self.eng.now();
+        for a in actions {
+            match a {
+                CoreDnsAction::SetTimer { at, token } => {
+                    self.eng.schedule_at(at, Ev::Dns(token));
+                }
+                CoreDnsAction::Reply {
+                    tag, reply, source, ..
+                } => {
+                    if self.record {
+                        self.got.push((now, Tagged::Reply(tag, reply, source)));
+                        self.full.push((now, a));
+                    }
+                }
+                CoreDnsAction::Forward { tag, id } => self.forwards.push((now, tag, id)),
+                CoreDnsAction::Dropped { tag, reason } => {
+                    self.oom_drops += u64::from(reason == DropReason::OomKilled);
+                    if self.record {
+                        self.got.push((now, Tagged::Dropped(tag, reason)));
+                    }
+                }
+                CoreDnsAction::OomKilled {
+                    memory, restart_at, ..
+                } => {
+                    self.ooms.push((now, restart_at, memory));
+                }
+                CoreDnsAction::Started => self.starts.push(now),
+            }
+        }
+    }
+
+    fn offer(&mut self, tag: u64, name: &str, zone: Zone, existence: Existence) {
+        let now = self.eng.now();
+        let acts = self.dns.offer(
+            now,
+            DnsQuery {
+                tag,
+                name,
+                qtype: QType::A,
+                zone,
+                existence,
+                rdata: 0,
+            },
+        );
+        self.apply(acts);
+    }
+
+    /// Runs timers until `end`, handing every other event to `other`.
+    fn run(&mut self, end: SimTime, mut other: impl FnMut(&mut Bench, Ev)) {
+        while let Some(ev) = self.eng.next_until(end) {
+            match ev {
+                Ev::Dns(t) => {
+                    let now = self.eng.now();
+                    let acts = self.dns.on_timer(now, t);
+                    self.apply(acts);
+                }
+                e => other(self, e),
+            }
+        }
+    }
+
+    fn replies_since(&self, t: SimTime) -> usize {
+        self.got
+            .iter()
+            .filter(|(at, g)| *at >= t && matches!(g, Tagged::Reply(..)))
+            .count()
+    }
+}
+
+fn at(s: f64) -> SimTime {
+    SimTime::ZERO + SimDuration::from_secs_f64(s)
+}
+
+fn exp(rng: &mut SimRng, mean_s: f64) -> SimDuration {
+    let u: f64 = rng.random();
+    SimDuration::from_secs_f64(-mean_s * (1.0 - u).ln())
+}
+
+fn rel(got: f64, want: f64) -> f64 {
+    (got - want).abs() / want
+}
+
+#[test]
+fn internal_throughput_per_cpu_matches_calibration() {
+    // Closed loop like dnsperf: N queries always outstanding. N = QPS x
+    // latency = 33,669 x 2.608 ms = 87.8 -> 88 (Little's law).
+    let spec = CoreDnsSpec {
+        cpu_millicores: CALIBRATION_MILLICORES,
+        ..CoreDnsSpec::default()
+    };
+    let mut b = Bench::new(spec, 1);
+    let n = (CALIBRATION_INTERNAL_QPS * CALIBRATION_INTERNAL_LATENCY_MS / 1000.0).round() as u64;
+    assert_eq!(n, 88);
+    for tag in 0..n {
+        b.offer(
+            tag,
+            "kubernetes.default.svc.cluster.local",
+            Zone::Cluster,
+            Existence::Records(1),
+        );
+    }
+    let (warm, end) = (at(0.5), at(5.5));
+    let mut sent_at: HashMap<u64, SimTime> = (0..n).map(|t| (t, SimTime::ZERO)).collect();
+    let (mut done, mut lat) = (0u64, 0.0);
+    let mut next_tag = n;
+    while let Some(ev) = b.eng.next_until(end) {
+        let Ev::Dns(t) = ev else { continue };
+        let now = b.eng.now();
+        let acts = b.dns.on_timer(now, t);
+        for a in acts {
+            if let CoreDnsAction::Reply { tag, .. } = a {
+                if now >= warm {
+                    done += 1;
+                    lat += (now - sent_at[&tag]).as_secs_f64();
+                }
+                sent_at.insert(next_tag, now);
+                let more = b.dns.offer(
+                    now,
+                    DnsQuery {
+                        tag: next_tag,
+                        name: "kubernetes.default.svc.cluster.local",
+                        qtype: QType::A,
+                        zone: Zone::Cluster,
+                        existence: Existence::Records(1),
+                        rdata: 0,
+                    },
+                );
+                next_tag += 1;
+                b.apply(more);
+            } else {
+                b.apply(vec![a]);
+            }
+        }
+    }
+    let qps = done as f64 / 5.0;
+    let latency_ms = lat / done as f64 * 1000.0;
+    println!(
+        "1900m internal: {qps:.0} QPS (published 33,669), {latency_ms:.3} ms (published 2.608)"
+    );
+    assert!(rel(qps, CALIBRATION_INTERNAL_QPS) < 0.01, "{qps}");
+    assert!(
+        rel(latency_ms, CALIBRATION_INTERNAL_LATENCY_MS) < 0.03,
+        "{latency_ms}"
+    );
+}
+
+/// Clients running resolver lookups against one CoreDNS, zero network delay.
+struct Clients {
+    conf: ResolvConf,
+    name: &'static str,
+    lookups: Vec<Option<Lookup>>,
+    timers: HashMap<(usize, TimerToken), EventId>,
+    done: Vec<LookupResult>,
+    server_latency: Vec<SimDuration>,
+    sent: HashMap<u64, SimTime>,
+}
+
+/// The benchmark's world: only `infoblox.com` and cluster names exist.
+fn classify(name: &str) -> (Zone, Existence) {
+    if name.ends_with("cluster.local") {
+        (Zone::Cluster, Existence::NxDomain)
+    } else if name == "infoblox.com" {
+        (Zone::External, Existence::Records(1))
+    } else {
+        (Zone::External, Existence::NxDomain)
+    }
+}
+
+impl Clients {
+    fn new(name: &'static str) -> Clients {
+        // Scaling_CoreDNS.md: "default.svc.cluster.local svc.cluster.local
+        // cluster.local mydomain.com", ClusterFirst (ndots:5).
+        let conf =
+            ResolvConf::kubernetes_pod("default", "10.96.0.10".parse().unwrap(), &["mydomain.com"]);
+        Clients {
+            conf,
+            name,
+            lookups: Vec::new(),
+            timers: HashMap::new(),
+            done: Vec::new(),
+            server_latency: Vec::new(),
+            sent: HashMap::new(),
+        }
+    }
+
+    fn start(&mut self, b: &mut Bench, client: usize) {
+        let mut l = Lookup::new(&self.conf, self.name, QueryTypes::AOnly).unwrap();
+        let acts = l.start(b.eng.now());
+        if client >= self.lookups.len() {
+            self.lookups.resize_with(client + 1, || None);
+        }
+        self.lookups[client] = Some(l);
+        self.apply(b, client, acts);
+    }
+
+    fn apply(&mut self, b: &mut Bench, client: usize, acts: Vec<ResolverAction>) {
+        let now = b.eng.now();
+        for a in acts {
+            match a {
+                ResolverAction::Send {
+                    query_id,
+                    name,
+                    qtype,
+                    ..
+                } => {
+                    let tag = ((client as u64) << 32) | u64::from(query_id.0);
+                    self.sent.insert(tag, now);
+                    let (zone, existence) = classify(&name);
+                    let out = b.dns.offer(
+                        now,
+                        DnsQuery {
+                            tag,
+                            name: &name,
+                            qtype,
+                            zone,
+                            existence,
+                            rdata: 0,
+                        },
+                    );
+                    self.handle_dns(b, out);
+                }
+                ResolverAction::SetTimer { at, token } => {
+                    let id = b.eng.schedule_at(at, Ev::Resolver(client, token));
+                    self.timers.insert((client, token), id);
+                }
+                ResolverAction::CancelTimer { token } => {
+                    if let Some(id) = self.timers.remove(&(client, token)) {
+                        b.eng.cancel(id);
+                    }
+                }
+                ResolverAction::Done(r) => {
+                    self.done.push(r);
+                    self.lookups[client] = None;
+                }
+            }
+        }
+    }
+
+    /// CoreDNS output: replies go straight back to their lookups.
+    fn handle_dns(&mut self, b: &mut Bench, acts: Vec<CoreDnsAction>) {
+        let now = b.eng.now();
+        for a in acts {
+            match a {
+                CoreDnsAction::Reply { tag, reply, .. } => {
+                    if let Some(t) = self.sent.remove(&tag) {
+                        self.server_latency.push(now - t);
+                    }
+                    let client = (tag >> 32) as usize;
+                    let q = QueryId(tag as u32);
+                    if let Some(Some(l)) = self.lookups.get_mut(client) {
+                        let acts = l.on_reply(now, q, reply);
+                        self.apply(b, client, acts);
+                    }
+                }
+                other => b.apply(vec![other]),
+            }
+        }
+    }
+
+    fn on_event(&mut self, b: &mut Bench, ev: Ev) {
+        let now = b.eng.now();
+        match ev {
+            Ev::Dns(t) => {
+                let acts = b.dns.on_timer(now, t);
+                self.handle_dns(b, acts);
+            }
+            Ev::Resolver(client, token) => {
+                self.timers.remove(&(client, token));
+                if let Some(Some(l)) = self.lookups.get_mut(client) {
+                    let acts = l.on_timer(now, token);
+                    self.apply(b, client, acts);
+                }
+            }
+            Ev::Arrive | Ev::FwdReply(..) => {}
+        }
+    }
+}
+
+#[test]
+fn external_throughput_per_cpu_matches_calibration() {
+    // 6,733 lookups/s x 12.02 ms = 80.9 -> 81 lookups always outstanding,
+    // each walking the 4-domain search list (5 server queries).
+    let spec = CoreDnsSpec {
+        cpu_millicores: CALIBRATION_MILLICORES,
+        ..CoreDnsSpec::default()
+    };
+    let mut b = Bench::new(spec, 2);
+    let mut c = Clients::new("infoblox.com");
+    let n = (CALIBRATION_EXTERNAL_CLIENT_QPS * CALIBRATION_EXTERNAL_LATENCY_MS / 1000.0).round()
+        as usize;
+    assert_eq!(n, 81);
+    for client in 0..n {
+        c.start(&mut b, client);
+    }
+    let (warm, end) = (at(0.5), at(4.5));
+    while let Some(ev) = b.eng.next_until(end) {
+        c.on_event(&mut b, ev);
+        // Closed loop: a finished client starts its next lookup at once.
+        for client in 0..n {
+            if c.lookups[client].is_none() {
+                c.start(&mut b, client);
+            }
+        }
+    }
+    let counted: Vec<&LookupResult> = c.done.iter().filter(|r| r.finished >= warm).collect();
+    assert!(
+        counted.iter().all(|r| r.queries.a == 5),
+        "5 server queries per lookup"
+    );
+    let qps = counted.len() as f64 / 4.0;
+    let lat_ms = counted
+        .iter()
+        .map(|r| r.latency().as_secs_f64())
+        .sum::<f64>()
+        / counted.len() as f64
+        * 1000.0;
+    let server_ms = c
+        .server_latency
+        .iter()
+        .map(|d| d.as_secs_f64())
+        .sum::<f64>()
+        / c.server_latency.len() as f64
+        * 1000.0;
+    let server_qps = b.dns.stats().answered as f64 / 4.5;
+    println!(
+        "1900m external: {qps:.0} lookups/s (published 6,733), {lat_ms:.2} ms (12.02), \
+         server {server_ms:.3} ms (2.404), ~{server_qps:.0} server QPS (33,667)"
+    );
+    assert!(rel(qps, CALIBRATION_EXTERNAL_CLIENT_QPS) < 0.01, "{qps}");
+    assert!(
+        rel(lat_ms, CALIBRATION_EXTERNAL_LATENCY_MS) < 0.03,
+        "{lat_ms}"
+    );
+    assert!(
+        rel(server_ms, CALIBRATION_EXTERNAL_SERVER_LATENCY_MS) < 0.03,
+        "{server_ms}"
+    );
+}
+
+#[test]
+fn knee_at_100m_cpu_against_the_seed() {
+    let spec = CoreDnsSpec::default();
+    let mu = spec.capacity_qps();
+    let per_lookup = 5.0; // the benchmark's search list, A only
+    let ext = mu / per_lookup;
+    println!(
+        "100m CPU: service {} per query; capacity {mu:.0} internal QPS (knee at 80%: {:.0}), \
+         {ext:.1} external lookups/s (knee {:.0}); the seed claims ~{SEED_KNEE_QPS:.0} QPS",
+        spec.mean_service_time(),
+        0.8 * mu,
+        0.8 * ext
+    );
+    // The calibration rows scaled from 1900m to 100m.
+    assert!(
+        rel(mu, CALIBRATION_INTERNAL_QPS * 100.0 / 1900.0) < 0.001,
+        "{mu}"
+    );
+    assert!(
+        rel(ext, CALIBRATION_EXTERNAL_CLIENT_QPS * 100.0 / 1900.0) < 0.001,
+        "{ext}"
+    );
+    // The seed's 500 QPS lies between the two: pure internal load at 500
+    // QPS is 28% of capacity, pure external lookups saturate at 354/s.
+    // 500 QPS is the capacity for a mix with 63.5% external lookups.
+    let f = (1.0 / SEED_KNEE_QPS - 1.0 / mu) / (1.0 / ext - 1.0 / mu);
+    println!(
+        "500 QPS saturates 100m for a mix with {:.1}% external lookups",
+        f * 100.0
+    );
+    assert!(ext < SEED_KNEE_QPS && SEED_KNEE_QPS < mu);
+    assert!((f - 0.635).abs() < 0.005, "{f}");
+
+    // M/M/1 at 80% load: mean response 1 / (mu - lambda) = 2.82 ms. Over
+    // 300 s (531,600 service times) the estimate's standard error is
+    // about 1.5% (M/M/1 asymptotic variance 2 rho (1 + rho) / (1 - rho)^4).
+    let lambda = 0.8 * mu;
+    let mut b = Bench::new(spec, 3);
+    let mut arrivals = RngStreams::new(3).stream("arrivals");
+    b.eng.schedule_in(SimDuration::ZERO, Ev::Arrive);
+    let mut tag = 0u64;
+    let mut sent: HashMap<u64, SimTime> = HashMap::new();
+    b.run(at(300.0), |b, _| {
+        let now = b.eng.now();
+        sent.insert(tag, now);
+        b.offer(
+            tag,
+            "checkout.prod.svc.cluster.local",
+            Zone::Cluster,
+            Existence::Records(1),
+        );
+        tag += 1;
+        b.eng
+            .schedule_in(exp(&mut arrivals, 1.0 / lambda), Ev::Arrive);
+    });
+    let lat: Vec<f64> = b
+        .got
+        .iter()
+        .filter_map(|(t, g)| match g {
+            Tagged::Reply(tag, ..) if *t > at(10.0) => Some((*t - sent[tag]).as_secs_f64()),
+            _ => None,
+        })
+        .collect();
+    let mean = lat.iter().sum::<f64>() / lat.len() as f64;
+    let want = 1.0 / (mu - lambda);
+    println!(
+        "M/M/1 at {lambda:.0} QPS: mean {:.3} ms, theory {:.3} ms",
+        mean * 1e3,
+        want * 1e3
+    );
+    assert!(rel(mean, want) < 0.05, "{mean} vs {want}");
+}
+
+#[test]
+fn external_lookups_saturate_at_the_knee() {
+    // Poisson lookups of an external name at 80% and at 141% (the seed's
+    // 500/s) of the 354/s external capacity at 100m.
+    let spec = CoreDnsSpec::default();
+    let cap = spec.capacity_qps() / 5.0;
+    let run = |rate: f64, secs: f64| {
+        let mut b = Bench::new(spec, 4);
+        let mut c = Clients::new("infoblox.com");
+        let mut arrivals = RngStreams::new(4).stream("lookups");
+        b.eng.schedule_in(SimDuration::ZERO, Ev::Arrive);
+        let mut next = 0usize;
+        while let Some(ev) = b.eng.next_until(at(secs)) {
+            if let Ev::Arrive = ev {
+                c.start(&mut b, next);
+                next += 1;
+                b.eng
+                    .schedule_in(exp(&mut arrivals, 1.0 / rate), Ev::Arrive);
+            } else {
+                c.on_event(&mut b, ev);
+            }
+        }
+        let late: Vec<&LookupResult> = c
+            .done
+            .iter()
+            .filter(|r| r.finished >= at(secs / 2.0))
+            .collect();
+        let tput = late.len() as f64 / (secs / 2.0);
+        let mean_ms =
+            late.iter().map(|r| r.latency().as_secs_f64()).sum::<f64>() / late.len() as f64 * 1e3;
+        (tput, mean_ms, b.dns.in_flight())
+    };
+    let (tput, mean_ms, _) = run(0.8 * cap, 120.0);
+    // Five sequential queries, each near M/M/1 at rho = 0.8: 5 x 2.82 ms.
+    let want = 5.0 / (spec.capacity_qps() * 0.2) * 1e3;
+    println!(
+        "external at {:.0}/s: {tput:.0} lookups/s, mean {mean_ms:.1} ms (5 x M/M/1: {want:.1} ms)",
+        0.8 * cap
+    );
+    assert!(rel(tput, 0.8 * cap) < 0.03);
+    // The queries of one lookup arrive right after each other's departure,
+    // not as Poisson arrivals: allow 15%.
+    assert!(rel(mean_ms, want) < 0.15, "{mean_ms} vs {want}");
+    let (tput, mean_ms, backlog) = run(SEED_KNEE_QPS, 20.0);
+    println!(
+        "external at 500/s: {tput:.0} lookups/s, mean {mean_ms:.0} ms, {backlog} queries queued"
+    );
+    assert!(
+        tput < cap * 1.02,
+        "throughput capped at {cap:.0}/s, got {tput}"
+    );
+    assert!(backlog > 1000, "the queue grows without bound");
+}
+
+#[test]
+fn memory_follows_the_published_formula() {
+    for objects in [1_000u64, 16_000, 60_000, 100_000] {
+        let spec = CoreDnsSpec {
+            cpu_millicores: 4000,
+            cluster_objects: objects,
+            memory_limit: 2000 * MIB,
+            ..CoreDnsSpec::default()
+        };
+        let mut b = Bench::new(spec, 5);
+        let start = b.dns.memory_bytes() as f64 / MIB as f64;
+        assert!((start - (24.0 + objects as f64 / 1000.0)).abs() < 1e-3);
+        // Fill the success cache with distinct names.
+        for i in 0..12_000u64 {
+            b.offer(
+                i,
+                &format!("svc-{i}.prod.svc.cluster.local"),
+                Zone::Cluster,
+                Existence::Records(1),
+            );
+        }
+        b.run(at(60.0), |_, _| {});
+        assert_eq!(b.dns.in_flight(), 0);
+        assert_eq!(b.dns.cache_entries(), DEFAULT_CACHE_CAPACITY as usize);
+        let got = b.dns.memory_bytes() as f64 / MIB as f64;
+        let want = published_memory_mib(objects);
+        let newer = objects as f64 * 0.000858 + 49.1;
+        println!(
+            "{objects} pods+services: model {got:.2} MiB, formula {want:.2}, newer fit {newer:.2}"
+        );
+        // 9,984 entries instead of 10,000: 0.05 MiB short.
+        assert!((got - want).abs() < 0.1, "{got} vs {want}");
+    }
+}
+
+#[test]
+fn max_concurrent_answers_refused() {
+    let spec = CoreDnsSpec {
+        cpu_millicores: 4000,
+        upstream: UpstreamSpec {
+            latency: SimDuration::from_secs(1),
+            ..UpstreamSpec::default()
+        },
+        ..CoreDnsSpec::default()
+    };
+    let mut b = Bench::new(spec, 6);
+    for i in 0..1_200u64 {
+        b.offer(
+            i,
+            &format!("host-{i}.example.com"),
+            Zone::External,
+            Existence::Records(1),
+        );
+    }
+    b.run(at(0.5), |_, _| {});
+    let refused = b.refused();
+    assert_eq!(refused.len(), 200);
+    assert!(
+        refused.iter().all(|t| *t >= 1000),
+        "the first 1000 got slots"
+    );
+    // 1,000 queries waiting upstream hold 4 KiB each.
+    assert_eq!(b.dns.in_flight(), 1000);
+    assert_eq!(b.dns.memory_bytes(), 24 * MIB + 1000 * 4096);
+    b.run(at(2.0), |_, _| {});
+    assert_eq!(b.dns.stats().answered, 1_200);
+    // REFUSED is not cached: the same name is forwarded the next time.
+    b.offer(
+        9_999,
+        "host-1100.example.com",
+        Zone::External,
+        Existence::Records(1),
+    );
+    b.run(at(4.0), |_, _| {});
+    assert!(matches!(
+        b.got.last(),
+        Some((_, Tagged::Reply(9_999, _, AnswerSource::Upstream)))
+    ));
+}
+
+#[test]
+fn cache_ttls_and_forward_failures() {
+    let name = "gone.prod.svc.cluster.local";
+    let mut b = Bench::new(
+        CoreDnsSpec {
+            cpu_millicores: 4000,
+            ..CoreDnsSpec::default()
+        },
+        7,
+    );
+    let source = |b: &Bench| match b.got.last() {
+        Some((_, Tagged::Reply(_, _, s))) => *s,
+        other => panic!("no reply: {other:?}"),
+    };
+    let ask = |b: &mut Bench, t: f64, name: &str, zone: Zone| {
+        b.run(at(t), |_, _| {});
+        b.offer(0, name, zone, Existence::NxDomain);
+        b.run(at(t + 0.1), |_, _| {});
+    };
+    // kubernetes NXDOMAIN, cached 30 s (ttl 30, cache 30).
+    ask(&mut b, 0.0, name, Zone::Cluster);
+    assert_eq!(source(&b), AnswerSource::Kubernetes);
+    ask(&mut b, 29.0, name, Zone::Cluster);
+    assert_eq!(source(&b), AnswerSource::Cache);
+    ask(&mut b, 31.0, name, Zone::Cluster);
+    assert_eq!(source(&b), AnswerSource::Kubernetes);
+
+    // An upstream TTL of 1 s is raised to the 5 s minimum.
+    let mut spec = CoreDnsSpec {
+        cpu_millicores: 4000,
+        ..CoreDnsSpec::default()
+    };
+    spec.upstream.record_ttl = SimDuration::from_secs(1);
+    let mut b = Bench::new(spec, 8);
+    ask(&mut b, 0.0, "a.example.com", Zone::External);
+    assert_eq!(source(&b), AnswerSource::Upstream);
+    ask(&mut b, 4.0, "a.example.com", Zone::External);
+    assert_eq!(source(&b), AnswerSource::Cache);
+    ask(&mut b, 6.0, "a.example.com", Zone::External);
+    assert_eq!(source(&b), AnswerSource::Upstream);
+
+    // Upstream SERVFAIL replies are cached 5 s.
+    spec.upstream.servfail_probability = 1.0;
+    let mut b = Bench::new(spec, 9);
+    ask(&mut b, 0.0, "b.example.com", Zone::External);
+    ask(&mut b, 3.0, "b.example.com", Zone::External);
+    assert!(matches!(
+        b.got.last(),
+        Some((
+            _,
+            Tagged::Reply(
+                _,
+                Reply {
+                    rcode: Rcode::ServFail,
+                    ..
+                },
+                AnswerSource::Cache
+            )
+        ))
+    ));
+
+    // A silent upstream: tries at 0, 2, 4 s, SERVFAIL at 6 s, not cached.
+    spec.upstream.servfail_probability = 0.0;
+    spec.upstream.failure_probability = 1.0;
+    let mut b = Bench::new(spec, 10);
+    b.offer(1, "c.example.com", Zone::External, Existence::Records(1));
+    b.run(at(10.0), |_, _| {});
+    let (t, g) = b.got[0];
+    assert!(matches!(
+        g,
+        Tagged::Reply(
+            1,
+            Reply {
+                rcode: Rcode::ServFail,
+                ..
+            },
+            AnswerSource::ForwardTimeout
+        )
+    ));
+    assert!(t > at(6.0) && t < at(6.001), "{t}");
+    b.offer(2, "c.example.com", Zone::External, Existence::Records(1));
+    b.run(at(20.0), |_, _| {});
+    assert!(matches!(
+        b.got[1].1,
+        Tagged::Reply(2, _, AnswerSource::ForwardTimeout)
+    ));
+}
+
+#[test]
+fn oom_loop_and_crashloop_backoff() {
+    // Zalando-like: 100 MiB limit, 5,000 pods+services, 100m CPU, 3,000
+    // internal QPS against a capacity of 1,772: the CPU queue grows by
+    // ~1,228 queries/s x 4 KiB until memory passes 100 MiB.
+    let spec = CoreDnsSpec {
+        memory_limit: 100 * MIB,
+        cluster_objects: 5_000,
+        ..CoreDnsSpec::default()
+    };
+    let offered = 3_000.0;
+    let mut b = Bench::new(spec, 11);
+    b.record = false;
+    let mut arrivals = RngStreams::new(11).stream("arrivals");
+    b.eng.schedule_in(SimDuration::ZERO, Ev::Arrive);
+    let mut tag = 0u64;
+    b.run(at(750.0), |b, _| {
+        if let (false, Some(&(_, restart, _))) = (b.dns.is_running(), b.ooms.last()) {
+            // Offers to a dead pod are only NotRunning drops (tested
+            // elsewhere): skip the downtime to keep the test fast.
+            b.eng.schedule_at(restart, Ev::Arrive);
+            return;
+        }
+        b.offer(
+            tag,
+            "checkout.prod.svc.cluster.local",
+            Zone::Cluster,
+            Existence::Records(1),
+        );
+        tag += 1;
+        b.eng
+            .schedule_in(exp(&mut arrivals, 1.0 / offered), Ev::Arrive);
+    });
+    let backlog_at_oom = (100.0 - 24.0 - 5.0 - 0.003) * MIB as f64 / 4096.0;
+    let first = b.ooms[0].0.as_secs_f64();
+    let growth = offered - spec.capacity_qps();
+    println!(
+        "first OOM at {first:.1} s (backlog {backlog_at_oom:.0} / growth {growth:.0}/s = {:.1} s), {} kills",
+        backlog_at_oom / growth,
+        b.ooms.len()
+    );
+    assert!(rel(first, backlog_at_oom / growth) < 0.05);
+    assert!(b.ooms.iter().all(|o| o.2 > 100 * MIB));
+    // Restart delays: at once, then 10 s doubling to 5 min.
+    let delays: Vec<u64> = b
+        .ooms
+        .iter()
+        .map(|(kill, restart, _)| (*restart - *kill).as_nanos() / 1_000_000_000)
+        .collect();
+    println!("restart delays [s]: {delays:?}");
+    assert_eq!(&delays[..8], &[0, 10, 20, 40, 80, 160, 300, 300]);
+    assert_eq!(
+        b.starts.len(),
+        b.ooms.len() - usize::from(!b.dns.is_running())
+    );
+    // Every query is answered, dropped, or still inside.
+    let s = *b.dns.stats();
+    assert_eq!(
+        s.received,
+        s.answered + s.dropped + b.dns.in_flight() as u64
+    );
+    assert_eq!(s.oom_kills as usize, b.ooms.len());
+    assert!(
+        b.oom_drops > 8 * 15_000,
+        "each kill loses its whole backlog"
+    );
+    assert!(DropReason::OomKilled.to_string().contains("OOMKilled"));
+
+    // The fix's memory (2000Mi) outlasts a minute of the same overload,
+    // and a load below capacity never grows memory.
+    for (limit, rate) in [(2000, offered), (100, 1_000.0)] {
+        let spec = CoreDnsSpec {
+            memory_limit: limit * MIB,
+            ..spec
+        };
+        let mut b = Bench::new(spec, 12);
+        let mut arrivals = RngStreams::new(12).stream("arrivals");
+        b.eng.schedule_in(SimDuration::ZERO, Ev::Arrive);
+        let mut tag = 0u64;
+        b.run(at(60.0), |b, _| {
+            b.offer(
+                tag,
+                "checkout.prod.svc.cluster.local",
+                Zone::Cluster,
+                Existence::Records(1),
+            );
+            tag += 1;
+            b.eng
+                .schedule_in(exp(&mut arrivals, 1.0 / rate), Ev::Arrive);
+        });
+        assert_eq!(b.dns.stats().oom_kills, 0, "limit {limit} Mi at {rate}/s");
+        println!(
+            "limit {limit} Mi at {rate}/s: peak {:.1} MiB, {} replies in the last 10 s",
+            b.dns.stats().peak_memory as f64 / MIB as f64,
+            b.replies_since(at(50.0))
+        );
+    }
+}
+
+#[test]
+fn not_running_drops_and_same_seed_repeats() {
+    let spec = CoreDnsSpec {
+        memory_limit: 30 * MIB,
+        ..CoreDnsSpec::default()
+    };
+    let mut b = Bench::new(spec, 13);
+    // 24 MiB + 4 KiB per query: the 1,537th queued query passes 30 MiB.
+    for i in 0..1_600u64 {
+        b.offer(
+            i,
+            "x.prod.svc.cluster.local",
+            Zone::Cluster,
+            Existence::Records(1),
+        );
+    }
+    assert_eq!(b.ooms.len(), 1);
+    assert_eq!(b.ooms[0].1, SimTime::ZERO, "first restart at once");
+    let dropped = |why: DropReason| -> Vec<u64> {
+        b.got
+            .iter()
+            .filter_map(|(_, g)| match g {
+                Tagged::Dropped(t, r) if *r == why => Some(*t),
+                _ => None,
+            })
+            .collect()
+    };
+    // The kill loses the 1,537 queries inside; until the kubelet restarts
+    // the container (same instant, but later in the event order) the
+    // rest find nobody listening.
+    assert_eq!(
+        dropped(DropReason::OomKilled),
+        (0..1_537).collect::<Vec<u64>>()
+    );
+    assert_eq!(
+        dropped(DropReason::NotRunning),
+        (1_537..1_600).collect::<Vec<u64>>()
+    );
+    assert_eq!(
+        DropReason::NotRunning.to_string(),
+        "Back-off restarting failed container coredns (CrashLoopBackOff)"
+    );
+    b.run(at(1.0), |_, _| {});
+    assert!(b.dns.is_running());
+
+    let trace = |seed| {
+        let mut b = Bench::new(CoreDnsSpec::default(), seed);
+        for i in 0..50u64 {
+            b.offer(i, "y.example.com", Zone::External, Existence::Records(1));
+        }
+        b.run(at(5.0), |_, _| {});
+        b.got.iter().map(|(t, _)| t.as_nanos()).collect::<Vec<_>>()
+    };
+    assert_eq!(trace(1), trace(1));
+    assert_ne!(trace(1), trace(2));
+}
+
+#[test]
+fn bad_specs_are_errors() {
+    let d = CoreDnsSpec::default();
+    let rng = RngStreams::new(0);
+    let bad = [
+        CoreDnsSpec {
+            cpu_millicores: 0,
+            ..d
+        },
+        CoreDnsSpec {
+            cpu_per_query: SimDuration::ZERO,
+            ..d
+        },
+        CoreDnsSpec {
+            upstream: UpstreamSpec {
+                failure_probability: f64::NAN,
+                ..d.upstream
+            },
+            ..d
+        },
+        CoreDnsSpec {
+            upstream: UpstreamSpec {
+                failure_probability: 0.7,
+                servfail_probability: 0.7,
+                ..d.upstream
+            },
+            ..d
+        },
+        CoreDnsSpec {
+            cache_min_ttl: SimDuration::from_secs(60),
+            ..d
+        },
+        CoreDnsSpec {
+            forward_read_timeout: SimDuration::ZERO,
+            ..d
+        },
+        CoreDnsSpec {
+            max_concurrent: Some(0),
+            ..d
+        },
+        CoreDnsSpec {
+            cluster_objects: 200_000,
+            ..d
+        },
+    ];
+    for spec in bad {
+        assert!(CoreDns::new(spec, "x", &rng).is_err(), "{spec:?}");
+    }
+    let e = CoreDnsSpec {
+        cluster_objects: 200_000,
+        ..d
+    }
+    .validate()
+    .unwrap_err();
+    assert!(e.to_string().contains("OOMKilled at once"), "{e}");
+    let dns = CoreDns::new(d, "x", &rng).unwrap();
+    assert_eq!(dns.spec().cpu_millicores, 100);
+    let mut dns = dns;
+    assert!(dns.on_timer(SimTime::ZERO, CoreDnsTimer(42)).is_empty());
+}
+
+const SVC: &str = "checkout.prod.svc.cluster.local";
+
+/// A node-local instance; every try the test sees is in `b.forwards`.
+fn node_local(seed: u64) -> Bench {
+    Bench::new(CoreDnsSpec::node_local(), seed)
+}
+
+#[test]
+fn kubernetes_mode_answers_the_cluster_zone_itself() {
+    let d = CoreDnsSpec::default();
+    assert_eq!(d.cluster_zone, ClusterZone::Kubernetes);
+    assert_eq!(
+        d.denial_max_ttl, d.cache_max_ttl,
+        "`cache 30` caps both caches"
+    );
+    let mut b = Bench::new(d, 20);
+    b.offer(1, SVC, Zone::Cluster, Existence::Records(1));
+    b.offer(
+        2,
+        "gone.prod.svc.cluster.local",
+        Zone::Cluster,
+        Existence::NxDomain,
+    );
+    b.run(at(1.0), |_, _| {});
+    assert!(b.forwards.is_empty());
+    assert_eq!(b.dns.stats().forwarded, 0);
+    let (tag, reply, source, _, ttl) = b.last_reply();
+    assert_eq!(
+        (tag, reply, source),
+        (2, Reply::NXDOMAIN, AnswerSource::Kubernetes)
+    );
+    assert_eq!(ttl, SimDuration::from_secs(30));
+    // A denial cap also applies to the kubernetes plugin's denials.
+    let mut b = Bench::new(
+        CoreDnsSpec {
+            denial_max_ttl: SimDuration::from_secs(5),
+            ..d
+        },
+        21,
+    );
+    for (t, want) in [
+        (0.0, AnswerSource::Kubernetes),
+        (4.9, AnswerSource::Cache),
+        (5.1, AnswerSource::Kubernetes),
+    ] {
+        b.run(at(t), |_, _| {});
+        b.offer(
+            3,
+            "gone.prod.svc.cluster.local",
+            Zone::Cluster,
+            Existence::NxDomain,
+        );
+        b.run(at(t + 0.05), |_, _| {});
+        assert_eq!(b.last_reply().2, want, "at {t} s");
+    }
+    assert_eq!(
+        b.last_reply().4,
+        SimDuration::from_secs(5),
+        "shown TTL capped"
+    );
+}
+
+#[test]
+fn node_local_spec_follows_the_manifest() {
+    let s = CoreDnsSpec::node_local();
+    assert!(s.validate().is_ok());
+    assert_eq!(s.cluster_zone, ClusterZone::Forward);
+    assert_eq!(s.cache_capacity, 9_984);
+    assert_eq!(s.cache_max_ttl, SimDuration::from_secs(30));
+    assert_eq!(s.denial_max_ttl, SimDuration::from_secs(5));
+    assert_eq!(s.cache_min_ttl, SimDuration::from_secs(5));
+    assert_eq!(s.max_concurrent, None);
+    assert_eq!(s.memory_limit, NO_MEMORY_LIMIT);
+    assert_eq!(s.cpu_millicores, 1000);
+    assert_eq!(s.cluster_objects, 0);
+    let e = CoreDnsSpec {
+        cache_min_ttl: SimDuration::from_secs(10),
+        ..s
+    }
+    .validate()
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "cache_min_ttl 10s is above denial_max_ttl 5s"
+    );
+}
+
+#[test]
+fn forward_mode_sends_cluster_misses_to_the_caller_and_caches_the_answer() {
+    let mut b = node_local(22);
+    b.offer(1, SVC, Zone::Cluster, Existence::NxDomain);
+    // The query needs its CPU first.
+    assert!(b.forwards.is_empty());
+    b.run(at(0.5), |_, _| {});
+    assert_eq!(b.forwards.len(), 1);
+    let (sent, tag, id) = b.forwards[0];
+    assert_eq!(tag, 1);
+    assert!(sent > SimTime::ZERO && sent < at(0.01), "{sent}");
+    assert!(b.got.is_empty(), "no answer of its own");
+    assert_eq!(b.dns.stats().forwarded, 1);
+    assert_eq!(b.dns.in_flight(), 1);
+    // The cluster DNS says it exists (the caller's truth, not the query's
+    // `existence`), with a TTL above the cache's 30 s.
+    assert_eq!(b.answer(id, Reply::answer(2), 77, 60), 1);
+    assert_eq!(
+        b.last_reply(),
+        (
+            1,
+            Reply::answer(2),
+            AnswerSource::Upstream,
+            77,
+            SimDuration::from_secs(30)
+        )
+    );
+    assert_eq!(b.dns.in_flight(), 0);
+    // The same name again: a cache hit with the cached data, no forward.
+    for (t, want) in [(29.0, AnswerSource::Cache), (31.0, AnswerSource::Upstream)] {
+        b.run(at(t), |_, _| {});
+        b.offer(2, SVC, Zone::Cluster, Existence::NxDomain);
+        b.run(at(t + 0.05), |_, _| {});
+        if want == AnswerSource::Cache {
+            let (tag, reply, source, rdata, ttl) = b.last_reply();
+            assert_eq!((tag, reply, source, rdata), (2, Reply::answer(2), want, 77));
+            // Answered at 0.5 s, cached until 30.5 s.
+            let left = SimDuration::from_millis(1500);
+            assert!(ttl <= left && ttl > SimDuration::from_millis(1490), "{ttl}");
+            assert_eq!(b.forwards.len(), 1);
+        } else {
+            assert_eq!(b.forwards.len(), 2, "expired after 30 s: forwarded again");
+        }
+    }
+    assert_eq!(b.dns.stats().cache_hits, 1);
+}
+
+#[test]
+fn forwarded_denials_are_cached_at_most_denial_max_ttl() {
+    for (reply, ttl_s, name) in [
+        (Reply::NXDOMAIN, 30, "gone.prod.svc.cluster.local"),
+        (Reply::NODATA, 1, "v4only.prod.svc.cluster.local"),
+    ] {
+        let mut b = node_local(23);
+        b.offer(1, name, Zone::Cluster, Existence::NxDomain);
+        b.run(at(0.5), |_, _| {});
+        let id = b.forwards[0].2;
+        assert_eq!(b.answer(id, reply, 0, ttl_s), 1);
+        let (_, got, source, _, shown) = b.last_reply();
+        assert_eq!((got, source), (reply, AnswerSource::Upstream));
+        assert_eq!(shown, SimDuration::from_secs(ttl_s.min(5)));
+        // Cached from 0.5 s for 5 s (30 s capped, 1 s raised to the minimum).
+        b.run(at(5.4), |_, _| {});
+        b.offer(2, name, Zone::Cluster, Existence::NxDomain);
+        b.run(at(5.45), |_, _| {});
+        assert_eq!(b.last_reply().2, AnswerSource::Cache, "{reply:?}");
+        assert_eq!(b.forwards.len(), 1);
+        b.run(at(5.6), |_, _| {});
+        b.offer(3, name, Zone::Cluster, Existence::NxDomain);
+        b.run(at(5.65), |_, _| {});
+        assert_eq!(b.forwards.len(), 2, "{reply:?} expired after 5 s");
+    }
+    // A SERVFAIL from the cluster DNS is cached servfail_ttl, other
+    // errors are not cached.
+    let mut b = node_local(24);
+    b.offer(1, SVC, Zone::Cluster, Existence::NxDomain);
+    b.offer(
+        2,
+        "x.prod.svc.cluster.local",
+        Zone::Cluster,
+        Existence::NxDomain,
+    );
+    b.run(at(0.5), |_, _| {});
+    let (ida, idb) = (b.forwards[0].2, b.forwards[1].2);
+    b.answer(ida, Reply::SERVFAIL, 0, 30);
+    assert_eq!(b.last_reply().4, SimDuration::from_secs(5));
+    let refused = Reply {
+        rcode: Rcode::Refused,
+        answers: 0,
+    };
+    b.answer(idb, refused, 0, 30);
+    assert_eq!(b.last_reply().4, SimDuration::ZERO);
+    assert_eq!(b.dns.stats().servfail, 1);
+    b.run(at(4.0), |_, _| {});
+    b.offer(3, SVC, Zone::Cluster, Existence::NxDomain);
+    b.offer(
+        4,
+        "x.prod.svc.cluster.local",
+        Zone::Cluster,
+        Existence::NxDomain,
+    );
+    b.run(at(4.5), |_, _| {});
+    assert_eq!(
+        b.got[2].1,
+        Tagged::Reply(3, Reply::SERVFAIL, AnswerSource::Cache)
+    );
+    assert_eq!(b.forwards.len(), 3);
+    assert_eq!(b.forwards[2].1, 4, "REFUSED was not cached");
+}
+
+#[test]
+fn a_silent_cluster_dns_gets_retries_then_servfail() {
+    let mut b = node_local(25);
+    b.offer(1, SVC, Zone::Cluster, Existence::Records(1));
+    b.run(at(10.0), |_, _| {});
+    let t0 = b.forwards[0].0;
+    let times: Vec<SimDuration> = b.forwards.iter().map(|f| f.0 - t0).collect();
+    assert_eq!(
+        times,
+        [0, 2, 4].map(SimDuration::from_secs),
+        "tries at 0, 2, 4 s"
+    );
+    let ids: Vec<ForwardId> = b.forwards.iter().map(|f| f.2).collect();
+    assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+    assert_eq!(b.got.len(), 1);
+    let (t, g) = b.got[0];
+    assert_eq!(t - t0, SimDuration::from_secs(6));
+    assert_eq!(
+        g,
+        Tagged::Reply(1, Reply::SERVFAIL, AnswerSource::ForwardTimeout)
+    );
+    assert_eq!(b.dns.stats().forwarded, 1);
+    // Too late for any of the tries; the timeout SERVFAIL is not cached.
+    for id in ids {
+        assert_eq!(b.answer(id, Reply::answer(1), 0, 30), 0);
+    }
+    b.offer(2, SVC, Zone::Cluster, Existence::Records(1));
+    b.run(at(10.5), |_, _| {});
+    assert_eq!(b.forwards.len(), 4);
+
+    // A late reply to the first try after the retry is ignored; the
+    // retry's reply answers, and its pending timeout is harmless.
+    let mut b = node_local(26);
+    b.offer(1, SVC, Zone::Cluster, Existence::Records(1));
+    b.run(at(2.5), |_, _| {});
+    assert_eq!(b.forwards.len(), 2);
+    let (first, second) = (b.forwards[0].2, b.forwards[1].2);
+    assert_eq!(b.answer(first, Reply::answer(1), 1, 30), 0);
+    assert!(b.got.is_empty());
+    assert_eq!(b.answer(second, Reply::answer(1), 2, 30), 1);
+    assert_eq!(b.last_reply().3, 2);
+    assert_eq!(
+        b.answer(second, Reply::answer(1), 3, 30),
+        0,
+        "answered once"
+    );
+    b.run(at(10.0), |_, _| {});
+    assert_eq!(b.forwards.len(), 2, "no retry after the answer");
+    assert_eq!(b.got.len(), 1);
+    let s = *b.dns.stats();
+    assert_eq!((s.received, s.answered, s.servfail), (1, 1, 0));
+}
+
+#[test]
+fn oom_kill_and_shutdown_invalidate_forward_tries() {
+    // 24 MiB + 4 KiB per query: the 1,537th query inside passes 30 MiB.
+    let spec = CoreDnsSpec {
+        memory_limit: 30 * MIB,
+        ..CoreDnsSpec::node_local()
+    };
+    let mut b = Bench::new(spec, 27);
+    for i in 0..1_000u64 {
+        b.offer(
+            i,
+            &format!("svc-{i}.prod.svc.cluster.local"),
+            Zone::Cluster,
+            Existence::Records(1),
+        );
+    }
+    b.run(at(0.5), |_, _| {});
+    assert_eq!(b.forwards.len(), 1_000);
+    for i in 1_000..1_600u64 {
+        b.offer(
+            i,
+            "late.prod.svc.cluster.local",
+            Zone::Cluster,
+            Existence::Records(1),
+        );
+    }
+    assert_eq!(b.ooms.len(), 1);
+    assert_eq!(b.oom_drops, 1_537);
+    let old: Vec<ForwardId> = b.forwards.iter().map(|f| f.2).collect();
+    for &id in &old {
+        assert_eq!(b.answer(id, Reply::answer(1), 0, 30), 0);
+    }
+    // Restarted: a new query gets a new try, which works.
+    b.run(at(1.0), |_, _| {});
+    assert!(b.dns.is_running());
+    b.offer(9_000, SVC, Zone::Cluster, Existence::Records(1));
+    b.run(at(1.5), |_, _| {});
+    let (_, tag, id) = *b.forwards.last().unwrap();
+    assert_eq!(tag, 9_000);
+    assert!(!old.contains(&id));
+    assert_eq!(b.answer(id, Reply::answer(1), 0, 30), 1);
+    // No stale timeout answers anything after the restart.
+    b.run(at(20.0), |_, _| {});
+    assert_eq!(b.dns.stats().servfail, 0);
+
+    let mut b = node_local(28);
+    b.offer(1, SVC, Zone::Cluster, Existence::Records(1));
+    b.run(at(0.5), |_, _| {});
+    let id = b.forwards[0].2;
+    let acts = b.dns.shutdown();
+    assert_eq!(
+        acts,
+        vec![CoreDnsAction::Dropped {
+            tag: 1,
+            reason: DropReason::Deleted
+        }]
+    );
+    assert_eq!(b.answer(id, Reply::answer(1), 0, 30), 0);
+}
+
+#[test]
+fn max_concurrent_counts_cluster_forwards() {
+    let spec = CoreDnsSpec {
+        max_concurrent: Some(10),
+        upstream: UpstreamSpec {
+            latency: SimDuration::from_secs(1),
+            ..UpstreamSpec::default()
+        },
+        ..CoreDnsSpec::node_local()
+    };
+    let mut b = Bench::new(spec, 29);
+    for i in 0..5u64 {
+        b.offer(
+            i,
+            &format!("h{i}.example.com"),
+            Zone::External,
+            Existence::Records(1),
+        );
+    }
+    for i in 5..15u64 {
+        b.offer(
+            i,
+            &format!("s{i}.prod.svc.cluster.local"),
+            Zone::Cluster,
+            Existence::Records(1),
+        );
+    }
+    b.run(at(0.5), |_, _| {});
+    let refused = b.refused();
+    assert_eq!(refused, (10..15).collect::<Vec<u64>>());
+    assert_eq!(b.forwards.len(), 5);
+    assert_eq!(b.dns.stats().forwarded, 10);
+    // One answer frees one slot.
+    b.answer(b.forwards[0].2, Reply::answer(1), 0, 30);
+    b.offer(
+        20,
+        "s20.prod.svc.cluster.local",
+        Zone::Cluster,
+        Existence::Records(1),
+    );
+    b.offer(
+        21,
+        "s21.prod.svc.cluster.local",
+        Zone::Cluster,
+        Existence::Records(1),
+    );
+    b.run(at(0.9), |_, _| {});
+    assert_eq!(b.forwards.last().map(|f| f.1), Some(20));
+    assert!(matches!(
+        b.got.last(),
+        Some((_, Tagged::Reply(21, _, AnswerSource::MaxConcurrent)))
+    ));
+    assert_eq!(b.dns.stats().refused, 6);
+}
+
+#[test]
+fn external_names_still_go_upstream_in_forward_mode() {
+    let mut b = node_local(30);
+    b.offer(1, "infoblox.com", Zone::External, Existence::Records(1));
+    b.run(at(0.5), |_, _| {});
+    assert!(b.forwards.is_empty());
+    let (t, g) = b.got[0];
+    assert_eq!(
+        g,
+        Tagged::Reply(1, Reply::answer(1), AnswerSource::Upstream)
+    );
+    assert!(
+        t >= at(0.001) && t < at(0.01),
+        "after the 1 ms upstream latency: {t}"
+    );
+    assert_eq!(b.dns.stats().forwarded, 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Every query ends answered (exactly once), dropped, or in flight,
+    /// in both modes, with the cluster DNS answering a random subset of
+    /// the forward tries (random rcodes, some twice, some too late) and
+    /// never answering the rest, and OOM kills on a tight memory limit.
+    #[test]
+    fn every_query_is_answered_dropped_or_in_flight(
+        seed in 0u64..1000,
+        forward in any::<bool>(),
+        queries in 1u64..400,
+        rate in 5.0f64..400.0,
+        answered_share in 0.0f64..=1.0,
+        delay_ms in 1u64..4000,
+        limit_queries in proptest::option::of(5u64..200),
+        max_concurrent in proptest::option::of(1u32..50),
+        loss in 0.0f64..0.5,
+    ) {
+        let base = if forward {
+            CoreDnsSpec::node_local()
+        } else {
+            CoreDnsSpec::default()
+        };
+        let spec = CoreDnsSpec {
+            memory_limit: limit_queries.map_or(base.memory_limit, |n| 24 * MIB + n * 4096),
+            max_concurrent,
+            upstream: UpstreamSpec {
+                failure_probability: loss,
+                ..UpstreamSpec::default()
+            },
+            ..base
+        };
+        let mut b = Bench::new(spec, seed);
+        let mut rng = RngStreams::new(seed).stream("proptest");
+        b.eng.schedule_in(SimDuration::ZERO, Ev::Arrive);
+        let mut offered = 0u64;
+        let mut seen_forwards = 0usize;
+        let mut accepted = 0u64;
+        let rcodes = [Reply::answer(1), Reply::NODATA, Reply::NXDOMAIN, Reply::SERVFAIL];
+        while let Some(ev) = b.eng.next_until(at(30.0)) {
+            let now = b.eng.now();
+            match ev {
+                Ev::Dns(t) => {
+                    let acts = b.dns.on_timer(now, t);
+                    b.apply(acts);
+                }
+                Ev::Arrive if offered < queries => {
+                    let n = rng.random_range(0..20u32);
+                    let zone = if rng.random::<f64>() < 0.6 { Zone::Cluster } else { Zone::External };
+                    let name = format!("n{n}.{}", if zone == Zone::Cluster { "svc.cluster.local" } else { "example.com" });
+                    b.offer(offered, &name, zone, Existence::Records(1));
+                    offered += 1;
+                    b.eng.schedule_in(exp(&mut rng, 1.0 / rate), Ev::Arrive);
+                }
+                Ev::FwdReply(id, reply) => {
+                    accepted += u64::from(b.answer(id, reply, 0, rng.random_range(0..60u64)) > 0);
+                }
+                Ev::Arrive | Ev::Resolver(..) => {}
+            }
+            // Schedule the cluster DNS's answers to new tries.
+            while seen_forwards < b.forwards.len() {
+                let id = b.forwards[seen_forwards].2;
+                seen_forwards += 1;
+                if rng.random::<f64>() < answered_share {
+                    let reply = rcodes[rng.random_range(0..rcodes.len())];
+                    let d = SimDuration::from_millis(rng.random_range(0..delay_ms));
+                    b.eng.schedule_in(d, Ev::FwdReply(id, reply));
+                    if rng.random::<f64>() < 0.2 {
+                        b.eng.schedule_in(d + d, Ev::FwdReply(id, reply));
+                    }
+                }
+            }
+        }
+        let s = *b.dns.stats();
+        prop_assert_eq!(s.received, offered);
+        prop_assert_eq!(s.received, s.answered + s.dropped + b.dns.in_flight() as u64);
+        // Each tag ends once at most, and only through what the counters say.
+        let mut ended = std::collections::BTreeSet::new();
+        for (_, g) in &b.got {
+            let tag = match g {
+                Tagged::Reply(t, ..) | Tagged::Dropped(t, _) => *t,
+            };
+            prop_assert!(ended.insert(tag), "tag {} ended twice", tag);
+        }
+        prop_assert_eq!(ended.len() as u64, s.answered + s.dropped);
+        if !forward {
+            prop_assert!(b.forwards.is_empty());
+            prop_assert_eq!(accepted, 0);
+        }
+        // Only pending tries are accepted, each answering its query.
+        prop_assert!(accepted <= s.answered);
+    }
+}

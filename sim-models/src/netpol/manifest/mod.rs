@@ -1,0 +1,172 @@
+//! Loading Kubernetes manifests as users write them: multi-document YAML with
+//! NetworkPolicy, Namespace, Pod, Deployment and StatefulSet objects.
+//!
+//! The loader applies the API server's defaulting and validation
+//! (`pkg/apis/networking/validation`, `apimachinery` label and name rules) and
+//! reports the first problem as
+//!
+//! ```text
+//! policies.yaml:12:17: error: spec.ingress[0].ports[0].port: port 70000 is out of range: must be between 1 and 65535, inclusive
+//!   hint: a port number is 1-65535; for a range use `port` with `endPort`
+//! ```
+//!
+//! Unknown fields are errors in every part that is read, so a typo never falls
+//! back to a default. Fields of these kinds that do not affect networking
+//! (annotations, images, probes, volumes, resources, strategies, `status` beyond
+//! `podIP`/`hostIP`...) are accepted and ignored, so real manifests load. Objects
+//! of other kinds (Service, ConfigMap...) are skipped and listed in
+//! [`Manifests::skipped`]; a kind that looks like a misspelling of a supported
+//! one is an error.
+//!
+//! Workloads: a Deployment or StatefulSet with `replicas: n` (default 1) becomes
+//! pods `<name>-0` .. `<name>-(n-1)` with the template's labels and container
+//! ports. A pod without `status.podIP` gets an address from
+//! [`SYNTHETIC_POD_CIDR`], in (namespace, name) order; a pod without
+//! `status.hostIP` runs on the node `spec.nodeName` (or [`DEFAULT_NODE_NAME`]),
+//! and nodes get addresses from [`SYNTHETIC_NODE_CIDR`] in name order.
+//!
+//! Files, by what they read: `documents` (each file's documents in passes:
+//! syntax, kind and apiVersion, position, object; skipped kinds), `metadata`
+//! (object metadata, the Namespace object), `network_policy` (the
+//! NetworkPolicy object and its defaulting), `pods` (pods, Deployments and
+//! StatefulSets), `labels` (label maps and selectors), `scalars` and `checked`
+//! (values and mappings validated inside serde visitors, so errors carry
+//! positions), `errors` (messages and hints), `assemble` (duplicates, then
+//! addresses).
+
+mod assemble;
+mod checked;
+mod documents;
+mod errors;
+mod labels;
+mod metadata;
+mod network_policy;
+mod pods;
+mod scalars;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::Path;
+
+use super::policy::Cluster;
+use assemble::build;
+use documents::parse_file;
+
+/// Pods without `status.podIP` get addresses from this range, in (namespace,
+/// name) order, skipping addresses that manifests assign explicitly.
+pub const SYNTHETIC_POD_CIDR: &str = "10.244.0.0/16";
+/// Nodes without an explicit `status.hostIP` get addresses from this range
+/// (starting at `.2`), in node-name order.
+pub const SYNTHETIC_NODE_CIDR: &str = "172.18.0.0/16";
+/// The node of pods that name none (`spec.nodeName` absent).
+pub const DEFAULT_NODE_NAME: &str = "knsim-node";
+/// The most pods the loader will expand (the synthetic pod range's size, minus
+/// a margin); a larger `replicas` sum is an error, never an allocation.
+pub const MAX_PODS: usize = 65_000;
+
+/// A problem in the input, with its position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestError {
+    /// The file, as given to the loader.
+    pub file: String,
+    /// 1-based line; 0 when the problem has no position (e.g. unreadable file).
+    pub line: usize,
+    /// 1-based column; 0 when the problem has no position.
+    pub column: usize,
+    /// What is wrong, with the field path when known.
+    pub message: String,
+    /// What to do about it.
+    pub hint: String,
+}
+
+impl fmt::Display for ManifestError {
+    /// `file:line:column: error: message` and an indented `hint:` line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        } else {
+            write!(f, "{}: ", self.file)?;
+        }
+        write!(f, "error: {}\n  hint: {}", self.message, self.hint)
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+/// What the manifests describe.
+#[derive(Clone, Debug)]
+pub struct Manifests {
+    /// Policies, namespaces and pods (workloads expanded, addresses assigned).
+    pub cluster: Cluster,
+    /// Objects of kinds that do not affect NetworkPolicy, as
+    /// `Kind namespace/name (file:line)`, in input order.
+    pub skipped: Vec<String>,
+}
+
+/// Parses manifests from `(file name, text)` pairs, in the order given.
+pub fn parse_manifests(files: &[(String, String)]) -> Result<Manifests, ManifestError> {
+    let mut objects = Vec::new();
+    let mut skipped = Vec::new();
+    for (file, text) in files {
+        parse_file(file, text, &mut objects, &mut skipped)?;
+    }
+    build(objects, skipped)
+}
+
+/// Loads every `*.yaml` / `*.yml` file directly in `dir`, sorted by file name.
+pub fn load_dir(dir: &Path) -> Result<Manifests, ManifestError> {
+    let dir_name = dir.display().to_string();
+    let io_err = |what: String, e: std::io::Error| ManifestError {
+        file: dir_name.clone(),
+        line: 0,
+        column: 0,
+        message: format!("{what}: {e}"),
+        hint: "pass a readable directory of *.yaml/*.yml manifests".into(),
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| io_err("cannot read directory".into(), e))?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| io_err("cannot list directory".into(), e))?
+            .path();
+        let is_yaml = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e == "yaml" || e == "yml");
+        if is_yaml && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    if paths.is_empty() {
+        return Err(ManifestError {
+            file: dir_name,
+            line: 0,
+            column: 0,
+            message: "no *.yaml or *.yml files in this directory".into(),
+            hint: "put NetworkPolicy, Namespace, Pod, Deployment or StatefulSet manifests in it"
+                .into(),
+        });
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(&path).map_err(|e| ManifestError {
+            file: name.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read file: {e}"),
+            hint: "check the file's permissions".into(),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| ManifestError {
+            file: name.clone(),
+            line: 0,
+            column: 0,
+            message: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+            hint: "save the manifest as UTF-8".into(),
+        })?;
+        files.push((name, text));
+    }
+    parse_manifests(&files)
+}
