@@ -5,6 +5,17 @@
 //! stable 64-bit FNV-1a hash of the name selects ChaCha's stream number. Adding
 //! a component, or drawing more numbers in one, never shifts another stream,
 //! and the derivation does not depend on the platform or the Rust release.
+//!
+//! Streams are named by what a scenario file names, never by position: a
+//! traffic source's arrivals are `traffic/<name>/arrivals` and its endpoint
+//! picks `traffic/<name>/endpoint-pick` (the entry's `name`, unique in a run,
+//! unlike the Service it targets, which several entries may share); a
+//! workload's service times `service-time/<workload>`; a CoreDNS pod's draws
+//! `coredns/<pod>/...`. So reordering the entries of a file (traffic,
+//! workloads, nodes) changes no draw; renaming an entry changes its own
+//! streams and no other. Streams shared by a whole mechanism
+//! (`conntrack/early-drop`, `kube-proxy/first-packet`, `snat/ports`) are
+//! drawn in event order, which a file's order does not change either.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -402,17 +402,13 @@ impl<'a> Sim<'a> {
         let traffic = cfg
             .traffic
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let svc = t
-                    .deployment
-                    .map_or(t.name.as_str(), |d| cfg.deployments[d].name.as_str());
+            .map(|t| {
                 let name = &t.name;
                 TrafficRt {
                     rate: t.rate,
                     next: None,
-                    arrivals: rng.stream(&format!("traffic/{i}/{svc}")),
-                    pick: rng.stream(&format!("service/{i}/{svc}")),
+                    arrivals: rng.stream(&format!("traffic/{name}/arrivals")),
+                    pick: rng.stream(&format!("traffic/{name}/endpoint-pick")),
                     totals: RequestTotals::default(),
                     counters: SourceCounters::register(&mut metrics, name),
                     latency: metrics.histogram(&format!("request_latency{{service={name}}}")),
