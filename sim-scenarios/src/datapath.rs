@@ -981,7 +981,7 @@ fn check(e: &Expectation, out: &NetOutput) -> crate::run::Check {
         if e.metric.is_time() {
             SimDuration::from_secs_f64(x).to_string()
         } else {
-            crate::report::num(x)
+            crate::figures::num(x)
         }
     };
     crate::run::Check::new(&e.label, actual, &e.checks, show)

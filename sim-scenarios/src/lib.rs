@@ -12,6 +12,7 @@ pub mod bundled;
 pub mod datapath;
 pub mod envelope;
 pub mod error;
+pub mod figures;
 pub mod locate;
 pub mod report;
 pub mod run;

@@ -3,23 +3,12 @@
 //! series and event logs. Every output is a pure function of the runs, so
 //! the same scenario and seeds give byte-identical files.
 
+use crate::figures::{num, Unit};
 use crate::run::SeedRun;
 use crate::spec::Scenario;
 use serde_json::{json, Value};
-use sim_core::SimDuration;
 use sim_models::cluster::RunOutput;
 use std::fmt::Write as _;
-
-/// How a figure is shown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unit {
-    /// A count.
-    Count,
-    /// A fraction shown as a percentage.
-    Ratio,
-    /// Seconds shown as a duration.
-    Seconds,
-}
 
 /// One headline number of one run.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,32 +19,6 @@ pub struct Figure {
     pub value: f64,
     /// How to show it.
     pub unit: Unit,
-}
-
-/// A number as people read it: whole numbers plainly, others to 4 significant digits.
-pub fn num(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        let digits = x.abs().log10().floor() as i32 + 1;
-        let decimals = (4 - digits).clamp(0, 6) as usize;
-        let s = format!("{x:.decimals$}");
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s
-        }
-    }
-}
-
-fn show(value: f64, unit: Unit) -> String {
-    match unit {
-        Unit::Count => num(value),
-        Unit::Ratio => format!("{:.1}%", value * 100.0),
-        // Histograms store 0 as 1 ns.
-        Unit::Seconds if value < 1e-6 => "0s".to_string(),
-        Unit::Seconds => SimDuration::from_secs_f64(value).to_string(),
-    }
 }
 
 /// The headline figures of one run, in a fixed order.
@@ -482,9 +445,9 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> String {
             } else {
                 let (mean, sd, _, _) = spread(&xs);
                 if xs.len() > 1 && sd > 0.0 {
-                    format!("{} ±{}", show(mean, *unit), show(sd, *unit))
+                    format!("{} ±{}", unit.show(mean), unit.show(sd))
                 } else {
-                    show(mean, *unit)
+                    unit.show(mean)
                 }
             };
             let _ = write!(line, "{cell:>22}");
@@ -506,7 +469,7 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> String {
                             || f.name.ends_with("no IP address, most at once")
                             || f.name.ends_with("latency p99")
                     })
-                    .map(|f| format!("{} {}", short(&f.name), show(f.value, f.unit)))
+                    .map(|f| format!("{} {}", short(&f.name), f.unit.show(f.value)))
                     .collect();
                 let _ = writeln!(s, "    seed {:<6} {}", r.seed, key.join("  "));
             }

@@ -230,7 +230,7 @@ pub fn check(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Check 
         } else if e.metric.is_latency() {
             SimDuration::from_secs_f64(x).to_string()
         } else {
-            crate::report::num(x)
+            crate::figures::num(x)
         }
     };
     Check::new(&e.label, actual, &e.checks, show)

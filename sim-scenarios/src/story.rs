@@ -4,7 +4,7 @@
 //! allocator's reserved addresses, a pod's service capacity); nothing here
 //! knows which outage it is telling.
 
-use crate::report::num;
+use crate::figures::num;
 use crate::run::SeedRun;
 use crate::spec::{Scenario, Variant};
 use sim_core::{SimDuration, SimTime};

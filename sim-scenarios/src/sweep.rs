@@ -24,8 +24,9 @@
 //! `knsim sweep` exits 0 whatever they say.
 
 use crate::error::InputError;
+use crate::figures::Unit;
 use crate::locate::{Positions, Seg};
-use crate::report::{self, Unit};
+use crate::report;
 use crate::run::SeedRun;
 use crate::spec::{parse, Scenario};
 use serde_yaml_ng::{Mapping, Value};

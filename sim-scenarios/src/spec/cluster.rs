@@ -8,14 +8,13 @@
 //! # Validation
 //! Every error names the field it is about (`file:line:column`) with a hint.
 
-use super::{NodeNames, Validator, R};
+use super::{Validator, R};
 use crate::envelope::Locate;
 use crate::locate::Seg;
 use crate::path;
 use crate::units::Count;
 use serde::Deserialize;
 use sim_models::ipam::{Allocator, IpamLayout, Ipv4Cidr};
-use sim_models::topology::NodeSpec;
 
 /// The cluster section.
 #[derive(Debug, Deserialize)]
@@ -156,38 +155,5 @@ impl Validator<'_> {
             };
             self.err(p, e.to_string(), hint)
         })
-    }
-
-    /// Node indices named by `which`: `all`, or names of `nodes`.
-    pub(super) fn node_names(
-        &self,
-        p: &[Seg],
-        which: &NodeNames,
-        nodes: &[NodeSpec],
-    ) -> R<Vec<usize>> {
-        let names: Vec<&str> = match which {
-            NodeNames::One(n) if n == "all" => return Ok((0..nodes.len()).collect()),
-            NodeNames::One(n) => vec![n.as_str()],
-            NodeNames::Many(ns) => ns.iter().map(String::as_str).collect(),
-        };
-        let mut picked = Vec::new();
-        for (i, name) in names.into_iter().enumerate() {
-            let Some(n) = nodes.iter().position(|x| x.name == name) else {
-                let q = match which {
-                    NodeNames::One(_) => p.to_vec(),
-                    NodeNames::Many(_) => [p, &path![i]].concat(),
-                };
-                let last = nodes.last().map_or("none", |n| n.name.as_str());
-                return Err(self.err(
-                    &q,
-                    format!("no node is called `{name}`"),
-                    format!("write `all` or names from node-1 to {last}"),
-                ));
-            };
-            if !picked.contains(&n) {
-                picked.push(n);
-            }
-        }
-        Ok(picked)
     }
 }

@@ -8,7 +8,7 @@
 //! # Validation
 //! Every error names the field it is about (`file:line:column`) with a hint.
 
-use super::{Validator, WorkloadFile, R};
+use super::{OptionValue, Validator, WorkloadFile, R};
 use crate::envelope::{did_you_mean, Locate};
 use crate::locate::Seg;
 use crate::path;
@@ -93,39 +93,6 @@ pub struct UpstreamFile {
     pub servfail: Option<f64>,
     /// TTL of its answers (default 30s).
     pub ttl: Option<Duration>,
-}
-
-/// A pod's `dnsConfig`, as in the pod spec.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PodDnsConfigFile {
-    /// Search domains appended to the kubelet's.
-    #[serde(default)]
-    pub searches: Vec<String>,
-    /// resolv.conf options: `ndots`, `timeout`, `attempts` (with a value),
-    /// `single-request`, `single-request-reopen`, `rotate`.
-    #[serde(default)]
-    pub options: Vec<DnsOptionFile>,
-}
-
-/// One `dnsConfig.options` entry.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DnsOptionFile {
-    /// Option name.
-    pub name: String,
-    /// Its value (a number, quoted or not, as Kubernetes takes it).
-    pub value: Option<OptionValue>,
-}
-
-/// An option value: Kubernetes takes strings, people write numbers too.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum OptionValue {
-    /// `value: 2`.
-    Number(u64),
-    /// `value: "2"`.
-    Text(String),
 }
 
 impl Validator<'_> {

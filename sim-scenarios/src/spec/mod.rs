@@ -65,9 +65,7 @@ mod traffic;
 mod workloads;
 
 pub use cluster::{AllocatorName, ClusterFile, IpamFile, IpamMode, NodesFile};
-pub use dns::{
-    CoreDnsFile, DnsFile, DnsOptionFile, HpaFile, OptionValue, PodDnsConfigFile, UpstreamFile,
-};
+pub use dns::{CoreDnsFile, DnsFile, HpaFile, UpstreamFile};
 pub use expect::{ExpectFile, Expectation, Metric, Probe};
 pub use network::{
     CniName, ConntrackFile, KubeProxyFile, MasqueradeFile, NetworkFile, OtherServicesFile,
@@ -75,7 +73,9 @@ pub use network::{
 };
 pub use timeline::{NodeNames, TimelineFile};
 pub use traffic::{ConnectionsFile, ConnectionsMap, KeepAliveFile, ResolveFile, TrafficFile};
-pub use workloads::{KindName, NamespaceFile, WorkloadFile};
+pub use workloads::{
+    DnsOptionFile, KindName, NamespaceFile, OptionValue, PodDnsConfigFile, WorkloadFile,
+};
 
 /// A scenario file as written.
 #[derive(Debug, Deserialize)]
@@ -412,7 +412,8 @@ impl Validator<'_> {
             &cluster.nodes.zones,
             cluster.nodes.max_pods.map_or(DEFAULT_MAX_PODS, |c| c.0),
         );
-        let deployments = self.deployments(wp, workloads, sec.dns.0)?;
+        let deployments =
+            self.deployments(wp, workloads, sec.dns.0.map(|d| d.workload.as_str()))?;
         let names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
         let find = |n: &str, p: Vec<Seg>, what: &str| -> R<usize> {
             names.iter().position(|x| *x == n).ok_or_else(|| {

@@ -17,6 +17,7 @@ use crate::units::{Count, Duration, Rate};
 use serde::Deserialize;
 use sim_models::cluster::{Action, TimedAction};
 use sim_models::ipam::IpamLayout;
+use sim_models::topology::NodeSpec;
 
 /// One timeline entry: `at` plus exactly one action.
 #[derive(Debug, Deserialize)]
@@ -232,5 +233,38 @@ impl Validator<'_> {
             Action::AddIpPool { cidr }
         };
         Ok(TimedAction { at: e.at.0, action })
+    }
+
+    /// Node indices named by `which`: `all`, or names of `nodes`.
+    pub(super) fn node_names(
+        &self,
+        p: &[Seg],
+        which: &NodeNames,
+        nodes: &[NodeSpec],
+    ) -> R<Vec<usize>> {
+        let names: Vec<&str> = match which {
+            NodeNames::One(n) if n == "all" => return Ok((0..nodes.len()).collect()),
+            NodeNames::One(n) => vec![n.as_str()],
+            NodeNames::Many(ns) => ns.iter().map(String::as_str).collect(),
+        };
+        let mut picked = Vec::new();
+        for (i, name) in names.into_iter().enumerate() {
+            let Some(n) = nodes.iter().position(|x| x.name == name) else {
+                let q = match which {
+                    NodeNames::One(_) => p.to_vec(),
+                    NodeNames::Many(_) => [p, &path![i]].concat(),
+                };
+                let last = nodes.last().map_or("none", |n| n.name.as_str());
+                return Err(self.err(
+                    &q,
+                    format!("no node is called `{name}`"),
+                    format!("write `all` or names from node-1 to {last}"),
+                ));
+            };
+            if !picked.contains(&n) {
+                picked.push(n);
+            }
+        }
+        Ok(picked)
     }
 }

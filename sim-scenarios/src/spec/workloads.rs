@@ -8,7 +8,7 @@
 //! # Validation
 //! Every error names the field it is about (`file:line:column`) with a hint.
 
-use super::{DnsFile, PodDnsConfigFile, Validator, R};
+use super::{Validator, R};
 use crate::envelope::Locate;
 use crate::locate::Seg;
 use crate::path;
@@ -80,13 +80,46 @@ pub struct NamespaceFile {
     pub labels: BTreeMap<String, String>,
 }
 
+/// A pod's `dnsConfig`, as in the pod spec.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodDnsConfigFile {
+    /// Search domains appended to the kubelet's.
+    #[serde(default)]
+    pub searches: Vec<String>,
+    /// resolv.conf options: `ndots`, `timeout`, `attempts` (with a value),
+    /// `single-request`, `single-request-reopen`, `rotate`.
+    #[serde(default)]
+    pub options: Vec<DnsOptionFile>,
+}
+
+/// One `dnsConfig.options` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsOptionFile {
+    /// Option name.
+    pub name: String,
+    /// Its value (a number, quoted or not, as Kubernetes takes it).
+    pub value: Option<OptionValue>,
+}
+
+/// An option value: Kubernetes takes strings, people write numbers too.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OptionValue {
+    /// `value: 2`.
+    Number(u64),
+    /// `value: "2"`.
+    Text(String),
+}
+
 impl Validator<'_> {
     /// The Deployments of `workloads` (written at `wp`), each with its server.
     pub(super) fn deployments(
         &self,
         wp: &[Seg],
         workloads: &[WorkloadFile],
-        dns: Option<&DnsFile>,
+        dns_workload: Option<&str>,
     ) -> R<Vec<DeploymentSpec>> {
         let mut deployments: Vec<DeploymentSpec> = Vec::new();
         for (i, w) in workloads.iter().enumerate() {
@@ -98,7 +131,7 @@ impl Validator<'_> {
                     "give each workload its own name",
                 ));
             }
-            let server = self.server(&p, w, dns)?;
+            let server = self.server(&p, w, dns_workload)?;
             let mut d =
                 DeploymentSpec::new(&w.name, w.replicas.0, w.startup.0, w.ready_after.0, server);
             if let Some(KindName::Statefulset) = w.kind {
@@ -135,10 +168,10 @@ impl Validator<'_> {
         &self,
         p: &[Seg],
         w: &WorkloadFile,
-        dns: Option<&DnsFile>,
+        dns_workload: Option<&str>,
     ) -> R<ServerSpec> {
         let field = |n: &str| [p, &path![n]].concat();
-        if dns.is_some_and(|d| d.workload == w.name) {
+        if dns_workload == Some(w.name.as_str()) {
             if w.concurrency.is_some() || w.service_time.is_some() {
                 let key = if w.concurrency.is_some() {
                     "concurrency"
