@@ -9,6 +9,7 @@
 
 use super::{Common, Sections, Validator, R};
 use crate::envelope::{tagged, Locate, Threshold};
+use crate::figures::{self, ClusterFigure, Figure, Filter, Level, Read};
 use crate::locate::Seg;
 use crate::path;
 use crate::units::Duration;
@@ -16,237 +17,12 @@ use serde::Deserialize;
 use sim_core::SimDuration;
 use sim_models::cluster::{WindowSpec, RCODES, ZONES};
 
-/// Metrics an expectation can check.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// Pods Pending or ContainerCreating (`workload`).
-    PodsPending,
-    /// Pods whose container runs (`workload`).
-    PodsRunning,
-    /// Ready pods (`workload`).
-    PodsReady,
-    /// Pods no node fits (`workload`).
-    PodsUnschedulable,
-    /// Pods whose sandbox failed (`workload`).
-    PodsSandboxFailed,
-    /// Pod addresses in use.
-    IpamAllocated,
-    /// Pod addresses usable.
-    IpamUsable,
-    /// Errors / ended requests in a window (`service`).
-    ErrorRate,
-    /// Requests sent in a window (`service`).
-    RequestsSent,
-    /// Requests answered in time in a window (`service`).
-    RequestsAnswered,
-    /// Requests timed out in a window (`service`).
-    RequestsTimedOut,
-    /// Requests refused (no endpoint) in a window (`service`).
-    RequestsRefused,
-    /// Requests whose name lookup failed in a window (`service`).
-    RequestsLookupFailed,
-    /// Median latency of answered requests in a window (`service`).
-    LatencyP50,
-    /// 90th percentile latency (`service`).
-    LatencyP90,
-    /// 99th percentile latency (`service`).
-    LatencyP99,
-    /// Largest latency (`service`).
-    LatencyMax,
-    /// Median connect delay: first SYN to established (`service`).
-    ConnectP50,
-    /// 90th percentile connect delay (`service`).
-    ConnectP90,
-    /// 99th percentile connect delay (`service`).
-    ConnectP99,
-    /// Largest connect delay (`service`).
-    ConnectMax,
-    /// SYNs the client nodes' conntrack tables dropped (`service`).
-    SynDrops,
-    /// Requests that failed because every SYN was dropped (`service`).
-    RequestsSynDropped,
-    /// Largest share of answered requests one server pod served (`service`).
-    TopPodShare,
-    /// Server pods that answered at least one request (`service`).
-    PodsServing,
-    /// Entries in the fullest node's conntrack table (gauge, no workload).
-    ConntrackEntries,
-    /// Median first-packet round trip through the Service data path (`service`).
-    FirstPacketP50,
-    /// 90th percentile first-packet round trip (`service`).
-    FirstPacketP90,
-    /// 99th percentile first-packet round trip (`service`).
-    FirstPacketP99,
-    /// CPU cores busy with Service lookups (rule walks) for this traffic (`service`).
-    LookupCpuCores,
-    /// Connections sent to pods already deleted (`service`).
-    RequestsStaleEndpoint,
-    /// SYNs lost to the SNAT port race (`insert_failed`) (`service`).
-    InsertFailed,
-    /// Retries sent in a window (`service`).
-    RequestsRetried,
-    /// DNS queries per name lookup started in a window (`service`).
-    DnsQueriesPerLookup,
-    /// Median `getaddrinfo` time of lookups ending in a window (`service`).
-    LookupLatencyP50,
-    /// 99th percentile lookup time (`service`).
-    LookupLatencyP99,
-    /// Longest lookup (`service`).
-    LookupLatencyMax,
-    /// Queries per second reaching CoreDNS in a window; with `rcode`,
-    /// replies with that rcode; `zone` narrows to cluster or external names.
-    DnsQps,
-    /// Cache hits over replies in a window (optionally one `zone`).
-    DnsCacheHitRatio,
-    /// CoreDNS restarts (OOM kills) so far (gauge).
-    DnsRestarts,
-    /// Queries inside CoreDNS pods (gauge).
-    DnsInFlight,
-    /// CPU used over the CoreDNS pods' CPU, per sample period (gauge, 0..1).
-    DnsCpuUtilization,
-    /// Memory of the largest running CoreDNS pod \[MiB\] (gauge).
-    DnsMemoryMib,
-    /// DNS queries lost in a window to the conntrack insert race of a
-    /// same-socket A/AAAA pair (`insert_failed`).
-    DnsInsertFailed,
-    /// DNS queries a stale conntrack entry sent to a deleted CoreDNS pod in a window.
-    DnsQueriesStale,
-}
-
-impl Metric {
-    /// Whether the metric is a pod/IPAM gauge read from the time series.
-    pub fn is_gauge(self) -> bool {
-        matches!(
-            self,
-            Metric::PodsPending
-                | Metric::PodsRunning
-                | Metric::PodsReady
-                | Metric::PodsUnschedulable
-                | Metric::PodsSandboxFailed
-                | Metric::IpamAllocated
-                | Metric::IpamUsable
-                | Metric::ConntrackEntries
-                | Metric::DnsRestarts
-                | Metric::DnsInFlight
-                | Metric::DnsCpuUtilization
-                | Metric::DnsMemoryMib
-        )
-    }
-    /// Whether the metric is about one workload.
-    pub fn needs_workload(self) -> bool {
-        self.is_gauge() && self.cluster_column().is_none()
-    }
-    /// The time-series column of a cluster-wide gauge.
-    pub fn cluster_column(self) -> Option<&'static str> {
-        Some(match self {
-            Metric::IpamAllocated => "ipam_allocated",
-            Metric::IpamUsable => "ipam_usable",
-            Metric::DnsRestarts => "dns_restarts",
-            Metric::DnsInFlight => "dns_in_flight",
-            Metric::DnsCpuUtilization => "dns_cpu_utilization",
-            Metric::DnsMemoryMib => "dns_memory_mib_max",
-            Metric::ConntrackEntries => "conntrack_entries_max",
-            _ => return None,
-        })
-    }
-    /// Whether the metric reads the CoreDNS window statistics.
-    pub fn is_dns_window(self) -> bool {
-        self.takes_zone() || matches!(self, Metric::DnsInsertFailed | Metric::DnsQueriesStale)
-    }
-    /// Whether `zone` and `rcode` narrow the metric.
-    pub fn takes_zone(self) -> bool {
-        matches!(self, Metric::DnsQps | Metric::DnsCacheHitRatio)
-    }
-    /// Whether the metric is a latency \[s\].
-    pub fn is_latency(self) -> bool {
-        matches!(
-            self,
-            Metric::LatencyP50
-                | Metric::LatencyP90
-                | Metric::LatencyP99
-                | Metric::LatencyMax
-                | Metric::ConnectP50
-                | Metric::ConnectP90
-                | Metric::ConnectP99
-                | Metric::ConnectMax
-                | Metric::FirstPacketP50
-                | Metric::FirstPacketP90
-                | Metric::FirstPacketP99
-                | Metric::LookupLatencyP50
-                | Metric::LookupLatencyP99
-                | Metric::LookupLatencyMax
-        )
-    }
-    /// Whether the metric needs a kube-proxy data path.
-    pub fn needs_kube_proxy(self) -> bool {
-        matches!(
-            self,
-            Metric::FirstPacketP50
-                | Metric::FirstPacketP90
-                | Metric::FirstPacketP99
-                | Metric::LookupCpuCores
-                | Metric::RequestsStaleEndpoint
-        )
-    }
-    /// The name as written in files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::PodsPending => "pods_pending",
-            Metric::PodsRunning => "pods_running",
-            Metric::PodsReady => "pods_ready",
-            Metric::PodsUnschedulable => "pods_unschedulable",
-            Metric::PodsSandboxFailed => "pods_sandbox_failed",
-            Metric::IpamAllocated => "ipam_allocated",
-            Metric::IpamUsable => "ipam_usable",
-            Metric::ErrorRate => "error_rate",
-            Metric::RequestsSent => "requests_sent",
-            Metric::RequestsAnswered => "requests_answered",
-            Metric::RequestsTimedOut => "requests_timed_out",
-            Metric::RequestsRefused => "requests_refused",
-            Metric::RequestsLookupFailed => "requests_lookup_failed",
-            Metric::LatencyP50 => "latency_p50",
-            Metric::LatencyP90 => "latency_p90",
-            Metric::LatencyP99 => "latency_p99",
-            Metric::LatencyMax => "latency_max",
-            Metric::ConnectP50 => "connect_p50",
-            Metric::ConnectP90 => "connect_p90",
-            Metric::ConnectP99 => "connect_p99",
-            Metric::ConnectMax => "connect_max",
-            Metric::SynDrops => "syn_drops",
-            Metric::RequestsSynDropped => "requests_syn_dropped",
-            Metric::TopPodShare => "top_pod_share",
-            Metric::PodsServing => "pods_serving",
-            Metric::ConntrackEntries => "conntrack_entries",
-            Metric::FirstPacketP50 => "first_packet_p50",
-            Metric::FirstPacketP90 => "first_packet_p90",
-            Metric::FirstPacketP99 => "first_packet_p99",
-            Metric::LookupCpuCores => "lookup_cpu_cores",
-            Metric::RequestsStaleEndpoint => "requests_stale_endpoint",
-            Metric::InsertFailed => "insert_failed",
-            Metric::RequestsRetried => "requests_retried",
-            Metric::DnsQueriesPerLookup => "dns_queries_per_lookup",
-            Metric::LookupLatencyP50 => "lookup_latency_p50",
-            Metric::LookupLatencyP99 => "lookup_latency_p99",
-            Metric::LookupLatencyMax => "lookup_latency_max",
-            Metric::DnsQps => "dns_qps",
-            Metric::DnsCacheHitRatio => "dns_cache_hit_ratio",
-            Metric::DnsRestarts => "dns_restarts",
-            Metric::DnsInFlight => "dns_in_flight",
-            Metric::DnsCpuUtilization => "dns_cpu_utilization",
-            Metric::DnsMemoryMib => "dns_memory_mib",
-            Metric::DnsInsertFailed => "dns_insert_failed",
-            Metric::DnsQueriesStale => "dns_queries_stale",
-        }
-    }
-}
-
 /// One assertion.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectFile {
     /// What to check.
-    pub metric: Metric,
+    pub metric: ClusterFigure,
     /// Which workload (pod metrics).
     pub workload: Option<String>,
     /// Which Service (request metrics).
@@ -310,8 +86,8 @@ pub enum Probe {
 pub struct Expectation {
     /// What is checked, as the user wrote it (`pods_pending{workload=checkout} at 1h`).
     pub label: String,
-    /// The metric.
-    pub metric: Metric,
+    /// The figure.
+    pub metric: &'static Figure,
     /// Where the value comes from.
     pub probe: Probe,
     /// `(comparison, threshold)`: `==`, `>`, `<`.
@@ -341,12 +117,12 @@ impl Validator<'_> {
                 common.windows,
                 common.duration,
             )?;
-            if x.metric.needs_kube_proxy() && !has_kube_proxy {
+            if x.metric.needs_kube_proxy && !has_kube_proxy {
                 return Err(self.err(
                     &[&p[..], &path!["metric"]].concat(),
                     format!(
                         "{} is measured in the Service data path, which needs network.kube_proxy",
-                        x.metric.name()
+                        x.metric.name
                     ),
                     "add network: {cni: calico, kube_proxy: {mode: iptables}}",
                 ));
@@ -366,15 +142,16 @@ impl Validator<'_> {
         windows: &[WindowSpec],
         duration: SimDuration,
     ) -> R<Expectation> {
-        let m = e.metric;
+        let m = e.metric.0;
         let field = |n: &str| [p, &path![n]].concat();
-        if !m.takes_zone() && (e.zone.is_some() || e.rcode.is_some()) {
+        if !m.takes(Filter::Zone) && (e.zone.is_some() || e.rcode.is_some()) {
             let key = if e.zone.is_some() { "zone" } else { "rcode" };
             return Err(self.err(
                 &field(key),
                 format!(
-                    "`{key}` applies to dns_qps and dns_cache_hit_ratio, not {}",
-                    m.name()
+                    "`{key}` applies to {}, not {}",
+                    figures::taking(Level::Cluster, Filter::Zone, " and "),
+                    m.name
                 ),
                 "remove it",
             ));
@@ -396,18 +173,18 @@ impl Validator<'_> {
         let checks = self.comparisons(
             p,
             [e.equals, e.above, e.below],
-            m.name(),
-            m.is_latency(),
+            m.name,
+            m.is_time(),
             "latency thresholds are durations, e.g. below: 2s",
         )?;
-        let (probe, target) = if m.is_gauge() {
-            let column_base = match m.cluster_column() {
-                Some(c) => c.to_string(),
-                None => {
+        let (probe, target) = if let Some(column) = m.column() {
+            let column_base = match column.per_workload {
+                false => column.name.to_string(),
+                true => {
                     let Some(w) = &e.workload else {
                         return Err(self.err(
                             p,
-                            format!("{} needs `workload`", m.name()),
+                            format!("{} needs `workload`", m.name),
                             format!("workloads: {}", workloads.join(", ")),
                         ));
                     };
@@ -418,7 +195,7 @@ impl Validator<'_> {
                             format!("workloads: {}", workloads.join(", ")),
                         ));
                     }
-                    format!("{}{{deployment={w}}}", m.name())
+                    column.of(w)
                 }
             };
             if e.service.is_some() {
@@ -426,7 +203,7 @@ impl Validator<'_> {
                     &field("service"),
                     format!(
                         "{} is a pod metric; it takes `workload`, not `service`",
-                        m.name()
+                        m.name
                     ),
                     "use workload: NAME",
                 ));
@@ -452,7 +229,7 @@ impl Validator<'_> {
                         p,
                         format!(
                         "{} needs exactly one of `at` (value then) or `window` (maximum within)",
-                        m.name()
+                        m.name
                     ),
                         "e.g. at: 1h",
                     ))
@@ -463,21 +240,24 @@ impl Validator<'_> {
                 _ => format!("max in {}", e.window.clone().unwrap_or_default()),
             };
             (probe, format!("{column_base} {when}"))
-        } else if m.is_dns_window() {
+        } else if matches!(m.read, Read::Dns(_)) {
             if e.workload.is_some() || e.at.is_some() || e.service.is_some() {
                 return Err(self.err(
                     p,
                     format!(
                         "{} is a CoreDNS metric over a window; it takes `window` (and `zone`, `rcode`)",
-                        m.name()
+                        m.name
                     ),
-                    "e.g. metric: dns_qps, window: peak, rcode: NXDOMAIN",
+                    format!(
+                        "e.g. metric: {}, window: peak, rcode: NXDOMAIN",
+                        figures::taking(Level::Cluster, Filter::Rcode, ", ")
+                    ),
                 ));
             }
             let Some(w) = window else {
                 return Err(self.err(
                     p,
-                    format!("{} needs `window`", m.name()),
+                    format!("{} needs `window`", m.name),
                     "name a window from measure.windows",
                 ));
             };
@@ -493,12 +273,13 @@ impl Validator<'_> {
             };
             let rcode = match &e.rcode {
                 None => None,
-                Some(_) if m != Metric::DnsQps => {
+                Some(_) if !m.takes(Filter::Rcode) => {
+                    let rcoded = figures::taking(Level::Cluster, Filter::Rcode, ", ");
                     return Err(self.err(
                         &field("rcode"),
-                        "`rcode` applies to dns_qps",
-                        "remove rcode, or use metric: dns_qps",
-                    ))
+                        format!("`rcode` applies to {rcoded}"),
+                        format!("remove rcode, or use metric: {rcoded}"),
+                    ));
                 }
                 Some(r) => Some(RCODES.iter().position(|x| x.to_string() == *r).ok_or_else(
                     || {
@@ -510,7 +291,7 @@ impl Validator<'_> {
                     },
                 )?),
             };
-            let label = tagged(m.name(), &[("zone", &e.zone), ("rcode", &e.rcode)]);
+            let label = tagged(m.name, &[("zone", &e.zone), ("rcode", &e.rcode)]);
             (
                 Probe::Dns {
                     window: w,
@@ -525,7 +306,7 @@ impl Validator<'_> {
                     p,
                     format!(
                         "{} is a request metric over a window; it takes `service` and `window`",
-                        m.name()
+                        m.name
                     ),
                     "e.g. service: checkout, window: failover",
                 ));
@@ -533,14 +314,14 @@ impl Validator<'_> {
             let Some(w) = window else {
                 return Err(self.err(
                     p,
-                    format!("{} needs `window`", m.name()),
+                    format!("{} needs `window`", m.name),
                     "name a window from measure.windows",
                 ));
             };
             let Some(s) = &e.service else {
                 return Err(self.err(
                     p,
-                    format!("{} needs `service`", m.name()),
+                    format!("{} needs `service`", m.name),
                     format!("traffic sources: {}", traffic_names.join(", ")),
                 ));
             };
@@ -556,7 +337,7 @@ impl Validator<'_> {
                     window: w,
                     traffic: t,
                 },
-                format!("{}{{service={s}}} in {}", m.name(), windows[w].name),
+                format!("{}{{service={s}}} in {}", m.name, windows[w].name),
             )
         };
         Ok(Expectation {

@@ -66,7 +66,7 @@ mod workloads;
 
 pub use cluster::{AllocatorName, ClusterFile, IpamFile, IpamMode, NodesFile};
 pub use dns::{CoreDnsFile, DnsFile, HpaFile, UpstreamFile};
-pub use expect::{ExpectFile, Expectation, Metric, Probe};
+pub use expect::{ExpectFile, Expectation, Probe};
 pub use network::{
     CniName, ConntrackFile, KubeProxyFile, MasqueradeFile, NetworkFile, OtherServicesFile,
     ProxyModeName, SizedBy,

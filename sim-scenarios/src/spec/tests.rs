@@ -234,3 +234,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_unknown_figure_is_refused_with_the_names_of_its_level() {
+    let e = with_lines(
+        "",
+        "expect:\n  - {metric: pods_pendin, workload: api, at: 1m, equals: 1}\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.message.starts_with(
+            "expect[0].metric: unknown variant `pods_pendin`, expected one of `pods_pending`, `pods_running`,"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.message
+            .ends_with("`dns_insert_failed`, `dns_queries_stale`"),
+        "{e}"
+    );
+    assert!(e.hint.starts_with("did you mean `pods_pending`?"), "{e}");
+}
