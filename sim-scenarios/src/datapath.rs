@@ -33,6 +33,7 @@
 
 use crate::envelope::{self, did_you_mean, serde_error, tagged, Locate, VariantLabel};
 use crate::error::InputError;
+use crate::figures::{self, Figure, Filter, Level, PacketFigure, Selector};
 use crate::locate::{Positions, Seg};
 use crate::path;
 use crate::units::{Bandwidth, Bytes, Count, Duration};
@@ -274,70 +275,12 @@ pub struct FaultFile {
     pub bgp_up: Option<String>,
 }
 
-/// Metrics of packet-level scenarios.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// Attempts started (`flow`).
-    Attempts,
-    /// Attempts that completed (`flow`).
-    Succeeded,
-    /// Attempts that failed (`flow`; `reason`: a substring of the error).
-    Failed,
-    /// Attempts still running at the end (`flow`).
-    Pending,
-    /// Succeeded / attempts (`flow`).
-    SuccessRate,
-    /// Median completion time (`flow`).
-    TimeP50,
-    /// Longest completion time (`flow`).
-    TimeMax,
-    /// Largest payload size all of whose attempts succeeded (`flow`).
-    LargestOkSize,
-    /// Smallest payload size some attempt of which failed (`flow`).
-    SmallestFailedSize,
-    /// Packets dropped (`reason`: a drop kind, optional).
-    PacketsDropped,
-    /// Packets delivered.
-    PacketsDelivered,
-    /// The pod MTU in force.
-    PodMtu,
-}
-
-impl Metric {
-    fn name(self) -> &'static str {
-        match self {
-            Metric::Attempts => "attempts",
-            Metric::Succeeded => "succeeded",
-            Metric::Failed => "failed",
-            Metric::Pending => "pending",
-            Metric::SuccessRate => "success_rate",
-            Metric::TimeP50 => "time_p50",
-            Metric::TimeMax => "time_max",
-            Metric::LargestOkSize => "largest_ok_size",
-            Metric::SmallestFailedSize => "smallest_failed_size",
-            Metric::PacketsDropped => "packets_dropped",
-            Metric::PacketsDelivered => "packets_delivered",
-            Metric::PodMtu => "pod_mtu",
-        }
-    }
-    fn needs_flow(self) -> bool {
-        !matches!(
-            self,
-            Metric::PacketsDropped | Metric::PacketsDelivered | Metric::PodMtu
-        )
-    }
-    fn is_time(self) -> bool {
-        matches!(self, Metric::TimeP50 | Metric::TimeMax)
-    }
-}
-
 /// One assertion.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectFile {
     /// What to check.
-    pub metric: Metric,
+    pub metric: PacketFigure,
     /// Which flow.
     pub flow: Option<String>,
     /// `failed`: a substring of the error; `packets_dropped`: a drop kind.
@@ -358,7 +301,7 @@ pub struct ExpectFile {
 pub struct Expectation {
     /// As shown (`succeeded{flow=large}`).
     pub label: String,
-    metric: Metric,
+    metric: &'static Figure,
     flow: Option<usize>,
     reason: Option<String>,
     /// `(op, threshold)`.
@@ -814,16 +757,16 @@ impl V<'_> {
     }
 
     fn expectation(&self, p: &[Seg], e: &ExpectFile, cfg: &NetConfig) -> R<Expectation> {
-        let m = e.metric;
+        let m = e.metric.0;
         let checks = self.comparisons(
             p,
             [e.equals, e.above, e.below],
-            m.name(),
+            m.name,
             m.is_time(),
             "times are durations, e.g. below: 6s",
         )?;
         let flows: Vec<&str> = cfg.flows.iter().map(|f| f.name.as_str()).collect();
-        let flow = match (&e.flow, m.needs_flow()) {
+        let flow = match (&e.flow, m.selector == Selector::Flow) {
             (Some(f), true) => Some(flows.iter().position(|x| x == f).ok_or_else(|| {
                 self.err(
                     &join(p, &path!["flow"]),
@@ -834,43 +777,42 @@ impl V<'_> {
             (None, true) => {
                 return Err(self.err(
                     p,
-                    format!("{} needs `flow`", m.name()),
+                    format!("{} needs `flow`", m.name),
                     format!("flows: {}", flows.join(", ")),
                 ))
             }
             (Some(_), false) => {
                 return Err(self.err(
                     &join(p, &path!["flow"]),
-                    format!("{} is about all packets; it takes no `flow`", m.name()),
+                    format!("{} is about all packets; it takes no `flow`", m.name),
                     "remove `flow`",
                 ))
             }
             (None, false) => None,
         };
         if let Some(r) = &e.reason {
-            match m {
-                Metric::Failed => {}
-                Metric::PacketsDropped => {
-                    if DropKind::parse(r).is_none() {
-                        let keys: Vec<&str> = DropKind::ALL.iter().map(|k| k.key()).collect();
-                        return Err(self.err(
-                            &join(p, &path!["reason"]),
-                            format!("`{r}` is not a drop reason"),
-                            format!("reasons: {}", keys.join(", ")),
-                        ));
-                    }
-                }
-                _ => {
-                    return Err(self.err(
-                        &join(p, &path!["reason"]),
-                        format!("{} takes no `reason`", m.name()),
-                        "reason goes with failed or packets_dropped",
-                    ))
-                }
+            if !m.takes(Filter::Reason) {
+                return Err(self.err(
+                    &join(p, &path!["reason"]),
+                    format!("{} takes no `reason`", m.name),
+                    format!(
+                        "reason goes with {}",
+                        figures::taking(Level::Packet, Filter::Reason, " or ")
+                    ),
+                ));
+            }
+            // A run-wide figure's reason is a drop kind.
+            if m.selector == Selector::None && DropKind::parse(r).is_none() {
+                let keys: Vec<&str> = DropKind::ALL.iter().map(|k| k.key()).collect();
+                return Err(self.err(
+                    &join(p, &path!["reason"]),
+                    format!("`{r}` is not a drop reason"),
+                    format!("reasons: {}", keys.join(", ")),
+                ));
             }
         }
         Ok(Expectation {
-            label: tagged(m.name(), &[("flow", &e.flow), ("reason", &e.reason)]),
+            label: tagged(m.name, &[("flow", &e.flow), ("reason", &e.reason)]),
             metric: m,
             flow,
             reason: e.reason.clone(),
@@ -920,71 +862,13 @@ pub fn run_all(
 
 /// The value an expectation reads.
 pub fn measure(e: &Expectation, out: &NetOutput) -> Option<f64> {
-    let f = e.flow.map(|i| &out.flows[i]);
-    Some(match e.metric {
-        Metric::Attempts => f?.attempts as f64,
-        Metric::Succeeded => f?.succeeded as f64,
-        Metric::Failed => f?
-            .failures
-            .iter()
-            .filter(|(k, _)| e.reason.as_ref().is_none_or(|r| k.contains(r.as_str())))
-            .map(|(_, n)| *n)
-            .sum::<u64>() as f64,
-        Metric::Pending => f?.pending as f64,
-        Metric::SuccessRate => {
-            let f = f?;
-            if f.attempts == 0 {
-                return None;
-            }
-            f.succeeded as f64 / f.attempts as f64
-        }
-        Metric::TimeP50 => {
-            let f = f?;
-            if f.times.count() == 0 {
-                return None;
-            }
-            f.times.quantile(0.5).as_secs_f64()
-        }
-        Metric::TimeMax => {
-            let f = f?;
-            if f.times.count() == 0 {
-                return None;
-            }
-            f.times.max().as_secs_f64()
-        }
-        Metric::LargestOkSize => f?
-            .by_size
-            .iter()
-            .filter(|(_, (_, bad))| *bad == 0)
-            .map(|(s, _)| *s)
-            .max()? as f64,
-        Metric::SmallestFailedSize => f?
-            .by_size
-            .iter()
-            .filter(|(_, (_, bad))| *bad > 0)
-            .map(|(s, _)| *s)
-            .min()? as f64,
-        Metric::PacketsDropped => match &e.reason {
-            Some(r) => DropKind::parse(r)
-                .and_then(|k| out.packets.dropped.get(&k).copied())
-                .unwrap_or(0) as f64,
-            None => out.packets.dropped_total() as f64,
-        },
-        Metric::PacketsDelivered => out.packets.delivered as f64,
-        Metric::PodMtu => f64::from(out.pod_mtu),
-    })
+    let flow = e.flow.map(|i| &out.flows[i]);
+    e.metric.packets(out, flow, e.reason.as_deref())
 }
 
 fn check(e: &Expectation, out: &NetOutput) -> crate::run::Check {
     let actual = measure(e, out);
-    let show = |x: f64| {
-        if e.metric.is_time() {
-            SimDuration::from_secs_f64(x).to_string()
-        } else {
-            crate::report::num(x)
-        }
-    };
-    crate::run::Check::new(&e.label, actual, &e.checks, show)
+    crate::run::Check::new(&e.label, actual, &e.checks, |x| e.metric.show(x))
 }
 
 /// (held, total) over every run's expectations.

@@ -3,7 +3,9 @@
 //! Data flows one way: a scenario file ([`spec`]) is validated into model
 //! configurations, one per variant; [`run`] runs each variant for each seed
 //! on the `sim-models` cluster simulation; [`report`] turns the runs into a
-//! text report, a JSON summary and CSV files. Packet-level scenarios
+//! text report, a JSON summary and CSV files; every figure `expect:` can
+//! name, for both levels, is one row of the [`figures`] table, which the
+//! checks, reports and stories read it through. Packet-level scenarios
 //! ([`datapath`]) share the envelope of the format ([`envelope`]: labels,
 //! variants, expectations). Errors in files name `file:line:column`, what
 //! is wrong and a hint ([`error`], [`locate`]).
@@ -12,6 +14,7 @@ pub mod bundled;
 pub mod datapath;
 pub mod envelope;
 pub mod error;
+pub mod figures;
 pub mod locate;
 pub mod report;
 pub mod run;

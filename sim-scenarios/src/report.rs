@@ -3,23 +3,12 @@
 //! series and event logs. Every output is a pure function of the runs, so
 //! the same scenario and seeds give byte-identical files.
 
+use crate::figures::{self as table, num, series, series_max, Column, Missing, Unit};
 use crate::run::SeedRun;
 use crate::spec::Scenario;
 use serde_json::{json, Value};
-use sim_core::SimDuration;
 use sim_models::cluster::RunOutput;
 use std::fmt::Write as _;
-
-/// How a figure is shown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unit {
-    /// A count.
-    Count,
-    /// A fraction shown as a percentage.
-    Ratio,
-    /// Seconds shown as a duration.
-    Seconds,
-}
 
 /// One headline number of one run.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,110 +21,107 @@ pub struct Figure {
     pub unit: Unit,
 }
 
-/// A number as people read it: whole numbers plainly, others to 4 significant digits.
-pub fn num(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        let digits = x.abs().log10().floor() as i32 + 1;
-        let decimals = (4 - digits).clamp(0, 6) as usize;
-        let s = format!("{x:.decimals$}");
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s
-        }
+/// The rows of [`figures`] as they are built.
+struct Rows(Vec<Figure>);
+
+impl Rows {
+    /// A row computed here.
+    fn push(&mut self, name: String, value: f64, unit: Unit) {
+        self.0.push(Figure { name, value, unit });
+    }
+
+    /// A row read through the figure table: `value` is the row's reading,
+    /// which must exist.
+    fn read(
+        &mut self,
+        name: String,
+        row: &table::Figure,
+        value: Option<f64>,
+    ) -> Result<(), Missing> {
+        let value = value.ok_or_else(|| Missing(format!("value of {} for `{name}`", row.name)))?;
+        self.push(name, value, row.shown());
+        Ok(())
     }
 }
 
-fn show(value: f64, unit: Unit) -> String {
-    match unit {
-        Unit::Count => num(value),
-        Unit::Ratio => format!("{:.1}%", value * 100.0),
-        // Histograms store 0 as 1 ns.
-        Unit::Seconds if value < 1e-6 => "0s".to_string(),
-        Unit::Seconds => SimDuration::from_secs_f64(value).to_string(),
-    }
-}
-
-/// The headline figures of one run, in a fixed order.
-pub fn figures(scenario: &Scenario, run: &SeedRun) -> Vec<Figure> {
+/// The headline figures of one run, in a fixed order; a time series or
+/// statistic the run lacks is an error.
+pub fn figures(scenario: &Scenario, run: &SeedRun) -> Result<Vec<Figure>, Missing> {
     let cfg = &scenario.variants[run.variant].config;
     let out = &run.output;
-    let mut f = Vec::new();
-    let mut push = |name: String, value: f64, unit: Unit| f.push(Figure { name, value, unit });
+    let mut f = Rows(Vec::new());
     for d in &out.deployments {
-        let most = |what: &str| series_max(out, &format!("{what}{{deployment={}}}", d.name));
-        push(
+        let most = |c: Column| series_max(out, &c.of(&d.name));
+        f.push(
             format!("{}: pods wanted at the end", d.name),
             f64::from(d.desired),
             Unit::Count,
         );
-        push(
+        f.push(
             format!("{}: pods Running at the end", d.name),
             f64::from(d.running()),
             Unit::Count,
         );
-        push(
+        f.push(
             format!("{}: pods Pending at the end", d.name),
             f64::from(d.pending()),
             Unit::Count,
         );
-        push(
+        f.push(
             format!("{}: pods with no IP address, most at once", d.name),
-            most("pods_sandbox_failed"),
-            Unit::Count,
+            most(series::PODS_SANDBOX_FAILED)?,
+            table::PODS_SANDBOX_FAILED.shown(),
         );
-        push(
+        f.push(
             format!("{}: pods no node fits, most at once", d.name),
-            most("pods_unschedulable"),
-            Unit::Count,
+            most(series::PODS_UNSCHEDULABLE)?,
+            table::PODS_UNSCHEDULABLE.shown(),
         );
     }
-    push(
+    f.push(
         "IPAM: pod addresses usable at the end".into(),
         out.ipam_usable as f64,
         Unit::Count,
     );
-    push(
+    f.push(
         "IPAM: pod addresses in use at the end".into(),
         out.ipam_allocated as f64,
         Unit::Count,
     );
     if let Some(ct) = &cfg.conntrack {
-        push(
+        f.push(
             "conntrack: nf_conntrack_max per node".into(),
             ct.table.max as f64,
             Unit::Count,
         );
-        push(
+        f.push(
             "conntrack: most entries on one node".into(),
-            series_max(out, "conntrack_entries_max"),
-            Unit::Count,
+            series_max(out, series::CONNTRACK_ENTRIES_MAX.name)?,
+            table::CONNTRACK_ENTRIES.shown(),
         );
-        push(
+        f.push(
             "conntrack: packets dropped, table full (all nodes)".into(),
             out.conntrack.iter().map(|c| c.dropped_full).sum::<u64>() as f64,
             Unit::Count,
         );
     }
     if let Some(st) = &out.kube_proxy {
-        push(
+        f.push(
             "Service data path: rules or objects programmed at the end".into(),
             st.programmed as f64,
             Unit::Count,
         );
-        push(
+        f.push(
             "Service data path: syncs".into(),
             st.syncs as f64,
             Unit::Count,
         );
-        push(
+        f.push(
             "Service data path: longest sync".into(),
             st.longest.as_secs_f64(),
             Unit::Seconds,
         );
-        push(
+        f.push(
             "Service data path: longest endpoint change to data path".into(),
             st.longest_propagation.as_secs_f64(),
             Unit::Seconds,
@@ -150,127 +136,95 @@ pub fn figures(scenario: &Scenario, run: &SeedRun) -> Vec<Figure> {
         let t = &ws.totals;
         let w = &ws.window;
         let s = &ws.service;
-        push(
-            format!("{s} in {w}: requests sent"),
-            t.sent as f64,
-            Unit::Count,
-        );
-        push(
-            format!("{s} in {w}: error rate"),
-            t.error_rate(),
-            Unit::Ratio,
-        );
-        push(
-            format!("{s} in {w}: timed out"),
-            t.timed_out as f64,
-            Unit::Count,
-        );
-        push(
+        let span = cfg
+            .windows
+            .iter()
+            .find(|x| &x.name == w)
+            .map_or(1.0, |x| x.end.as_secs_f64() - x.start.as_secs_f64());
+        let read = |f: &mut Rows, what: &str, row: &table::Figure| {
+            f.read(format!("{s} in {w}: {what}"), row, row.window(ws, span))
+        };
+        read(&mut f, "requests sent", &table::REQUESTS_SENT)?;
+        read(&mut f, "error rate", &table::ERROR_RATE)?;
+        read(&mut f, "timed out", &table::REQUESTS_TIMED_OUT)?;
+        f.push(
             format!("{s} in {w}: answered after the client left"),
             t.wasted as f64,
             Unit::Count,
         );
-        push(
-            format!("{s} in {w}: refused (no endpoint)"),
-            t.refused as f64,
-            Unit::Count,
-        );
+        read(&mut f, "refused (no endpoint)", &table::REQUESTS_REFUSED)?;
         if cfg.policy.is_some() {
-            push(
+            f.push(
                 format!("{s} in {w}: blocked by NetworkPolicy"),
                 t.blocked as f64,
                 Unit::Count,
             );
         }
         if cfg.dns.is_some() {
-            push(
-                format!("{s} in {w}: name lookups failed"),
-                t.lookup_failed as f64,
-                Unit::Count,
-            );
+            read(
+                &mut f,
+                "name lookups failed",
+                &table::REQUESTS_LOOKUP_FAILED,
+            )?;
         }
-        push(
-            format!("{s} in {w}: latency p50"),
-            ws.latency.quantile(0.5).as_secs_f64(),
-            Unit::Seconds,
-        );
-        push(
-            format!("{s} in {w}: latency p90"),
-            ws.latency.quantile(0.9).as_secs_f64(),
-            Unit::Seconds,
-        );
-        push(
-            format!("{s} in {w}: latency p99"),
-            ws.latency.quantile(0.99).as_secs_f64(),
-            Unit::Seconds,
-        );
+        read(&mut f, "latency p50", &table::LATENCY_P50)?;
+        read(&mut f, "latency p90", &table::LATENCY_P90)?;
+        read(&mut f, "latency p99", &table::LATENCY_P99)?;
         if cfg.conntrack.is_some() {
-            push(
-                format!("{s} in {w}: SYNs dropped, conntrack table full"),
-                ws.syn_drops as f64,
-                Unit::Count,
-            );
+            read(
+                &mut f,
+                "SYNs dropped, conntrack table full",
+                &table::SYN_DROPS,
+            )?;
             if cfg.conntrack.is_some_and(|c| c.snat.is_some()) {
-                push(
-                    format!("{s} in {w}: SYNs lost to the SNAT port race (insert_failed)"),
-                    ws.insert_failed as f64,
-                    Unit::Count,
-                );
+                read(
+                    &mut f,
+                    "SYNs lost to the SNAT port race (insert_failed)",
+                    &table::INSERT_FAILED,
+                )?;
             }
-            push(
-                format!("{s} in {w}: failed, every SYN dropped"),
-                t.syn_dropped as f64,
-                Unit::Count,
+            read(
+                &mut f,
+                "failed, every SYN dropped",
+                &table::REQUESTS_SYN_DROPPED,
+            )?;
+            read(&mut f, "connect delay p50", &table::CONNECT_P50)?;
+            read(&mut f, "connect delay p99", &table::CONNECT_P99)?;
+            // The histogram's top bucket, as the percentiles are read.
+            f.push(
+                format!("{s} in {w}: connect delay max"),
+                ws.connect_delay.quantile(1.0).as_secs_f64(),
+                Unit::Seconds,
             );
-            for (q, name) in [(0.5, "p50"), (0.99, "p99"), (1.0, "max")] {
-                push(
-                    format!("{s} in {w}: connect delay {name}"),
-                    ws.connect_delay.quantile(q).as_secs_f64(),
-                    Unit::Seconds,
-                );
-            }
         }
         if cfg.kube_proxy.is_some() {
-            for (q, name) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99")] {
-                push(
-                    format!("{s} in {w}: first-packet RTT {name}"),
-                    ws.first_packet.quantile(q).as_secs_f64(),
-                    Unit::Seconds,
-                );
-            }
-            let span = cfg
-                .windows
-                .iter()
-                .find(|x| &x.name == w)
-                .map_or(1.0, |x| x.end.as_secs_f64() - x.start.as_secs_f64());
-            push(
-                format!("{s} in {w}: CPU cores on Service lookups"),
-                ws.lookup_cpu.as_secs_f64() / span,
-                Unit::Count,
-            );
-            push(
-                format!("{s} in {w}: sent to deleted pods"),
-                t.stale as f64,
-                Unit::Count,
-            );
+            read(&mut f, "first-packet RTT p50", &table::FIRST_PACKET_P50)?;
+            read(&mut f, "first-packet RTT p90", &table::FIRST_PACKET_P90)?;
+            read(&mut f, "first-packet RTT p99", &table::FIRST_PACKET_P99)?;
+            read(
+                &mut f,
+                "CPU cores on Service lookups",
+                &table::LOOKUP_CPU_CORES,
+            )?;
+            read(
+                &mut f,
+                "sent to deleted pods",
+                &table::REQUESTS_STALE_ENDPOINT,
+            )?;
         }
         if connections_shown {
-            push(
-                format!("{s} in {w}: pods answering"),
-                ws.pods_serving() as f64,
-                Unit::Count,
-            );
-            push(
-                format!("{s} in {w}: busiest pod's share of answers"),
-                ws.top_pod_share(),
-                Unit::Ratio,
-            );
+            read(&mut f, "pods answering", &table::PODS_SERVING)?;
+            read(
+                &mut f,
+                "busiest pod's share of answers",
+                &table::TOP_POD_SHARE,
+            )?;
         }
     }
     if cfg.dns.is_some() {
-        dns_figures(cfg, out, &mut push);
+        dns_figures(cfg, out, &mut f)?;
     }
-    f
+    Ok(f.0)
 }
 
 /// CoreDNS and lookup figures: per window, queries and replies per second,
@@ -279,56 +233,45 @@ pub fn figures(scenario: &Scenario, run: &SeedRun) -> Vec<Figure> {
 fn dns_figures(
     cfg: &sim_models::cluster::ClusterConfig,
     out: &RunOutput,
-    push: &mut impl FnMut(String, f64, Unit),
-) {
+    f: &mut Rows,
+) -> Result<(), Missing> {
+    const ALL: &[usize] = &[0, 1];
     for (d, w) in out.dns_windows.iter().zip(&cfg.windows) {
         let secs = w.end.as_secs_f64() - w.start.as_secs_f64();
         let n = &d.window;
-        let received: u64 = d.received.iter().sum();
-        let replies: u64 = d.replies.iter().flatten().sum();
-        let by_rcode = |r: usize| d.replies.iter().map(|z| z[r]).sum::<u64>() as f64 / secs;
-        push(
-            format!("DNS in {n}: queries/s at CoreDNS"),
-            received as f64 / secs,
-            Unit::Count,
-        );
-        push(
-            format!("DNS in {n}: of which external names"),
-            d.received[1] as f64 / secs,
-            Unit::Count,
-        );
-        push(
-            format!("DNS in {n}: NXDOMAIN replies/s"),
-            by_rcode(1),
-            Unit::Count,
-        );
-        push(
-            format!("DNS in {n}: SERVFAIL replies/s"),
-            by_rcode(2),
-            Unit::Count,
-        );
-        push(
-            format!("DNS in {n}: REFUSED replies/s"),
-            by_rcode(3),
-            Unit::Count,
-        );
-        push(
+        let qps = &table::DNS_QPS;
+        let read = |f: &mut Rows, what: &str, row: &table::Figure, zones, rcode| {
+            f.read(
+                format!("DNS in {n}: {what}"),
+                row,
+                row.dns(d, zones, rcode, secs),
+            )
+        };
+        read(f, "queries/s at CoreDNS", qps, ALL, None)?;
+        read(f, "of which external names", qps, &[1], None)?;
+        read(f, "NXDOMAIN replies/s", qps, ALL, Some(1))?;
+        read(f, "SERVFAIL replies/s", qps, ALL, Some(2))?;
+        read(f, "REFUSED replies/s", qps, ALL, Some(3))?;
+        // No reply in the window: no hit either, shown as 0%.
+        f.push(
             format!("DNS in {n}: cache hit ratio"),
-            d.cache_hits.iter().sum::<u64>() as f64 / replies.max(1) as f64,
-            Unit::Ratio,
+            table::DNS_CACHE_HIT_RATIO
+                .dns(d, ALL, None, secs)
+                .unwrap_or(0.0),
+            table::DNS_CACHE_HIT_RATIO.shown(),
         );
-        push(
+        f.push(
             format!("DNS in {n}: queries lost in killed pods"),
             d.dropped as f64,
             Unit::Count,
         );
         if cfg.dns.as_ref().is_some_and(|c| c.node_local.is_some()) {
-            push(
+            f.push(
                 format!("DNS in {n}: queries/s at the NodeLocal DNSCaches"),
                 d.node_local[0] as f64 / secs,
                 Unit::Count,
             );
-            push(
+            f.push(
                 format!("DNS in {n}: NodeLocal DNSCache hit ratio"),
                 d.node_local[1] as f64 / d.node_local[0].max(1) as f64,
                 Unit::Ratio,
@@ -337,17 +280,21 @@ fn dns_figures(
         // Queries can be lost on the way only through conntrack entries or
         // kube-proxy's programmed (possibly stale) endpoints.
         if !out.conntrack.is_empty() || cfg.kube_proxy.is_some() {
-            push(
-                format!("DNS in {n}: queries lost to the A/AAAA insert race (insert_failed)"),
-                d.insert_failed as f64,
-                Unit::Count,
-            );
-            push(
-                format!("DNS in {n}: queries sent to a deleted pod (stale conntrack entry)"),
-                d.stale as f64,
-                Unit::Count,
-            );
-            push(
+            read(
+                f,
+                "queries lost to the A/AAAA insert race (insert_failed)",
+                &table::DNS_INSERT_FAILED,
+                ALL,
+                None,
+            )?;
+            read(
+                f,
+                "queries sent to a deleted pod (stale conntrack entry)",
+                &table::DNS_QUERIES_STALE,
+                ALL,
+                None,
+            )?;
+            f.push(
                 format!("DNS in {n}: queries dropped, conntrack table full"),
                 d.table_full as f64,
                 Unit::Count,
@@ -359,59 +306,36 @@ fn dns_figures(
             continue;
         }
         let (s, w) = (&ws.service, &ws.window);
-        push(
-            format!("{s} in {w}: DNS queries per lookup"),
-            ws.dns_queries as f64 / ws.lookups as f64,
-            Unit::Count,
-        );
-        push(
-            format!("{s} in {w}: lookup p50"),
-            ws.lookup_latency.quantile(0.5).as_secs_f64(),
-            Unit::Seconds,
-        );
-        push(
-            format!("{s} in {w}: lookup p99"),
-            ws.lookup_latency.quantile(0.99).as_secs_f64(),
-            Unit::Seconds,
-        );
-        push(
-            format!("{s} in {w}: retries"),
-            ws.totals.retried as f64,
-            Unit::Count,
-        );
+        let read = |f: &mut Rows, what: &str, row: &table::Figure| {
+            // None of these reads the window's length.
+            f.read(format!("{s} in {w}: {what}"), row, row.window(ws, 1.0))
+        };
+        read(f, "DNS queries per lookup", &table::DNS_QUERIES_PER_LOOKUP)?;
+        read(f, "lookup p50", &table::LOOKUP_LATENCY_P50)?;
+        read(f, "lookup p99", &table::LOOKUP_LATENCY_P99)?;
+        read(f, "retries", &table::REQUESTS_RETRIED)?;
     }
-    push(
+    f.push(
         "CoreDNS: restarts (OOM kills)".into(),
         out.dns_restarts as f64,
         Unit::Count,
     );
-    push(
+    f.push(
         "CoreDNS: most queries inside at once".into(),
-        series_max(out, "dns_in_flight"),
-        Unit::Count,
+        series_max(out, series::DNS_IN_FLIGHT.name)?,
+        table::DNS_IN_FLIGHT.shown(),
     );
-    push(
+    f.push(
         "CoreDNS: most memory of a pod [MiB]".into(),
-        series_max(out, "dns_memory_mib_max"),
-        Unit::Count,
+        series_max(out, series::DNS_MEMORY_MIB_MAX.name)?,
+        table::DNS_MEMORY_MIB.shown(),
     );
-    push(
+    f.push(
         "CoreDNS: highest CPU use of its limit".into(),
-        series_max(out, "dns_cpu_utilization"),
-        Unit::Ratio,
+        series_max(out, series::DNS_CPU_UTILIZATION.name)?,
+        table::DNS_CPU_UTILIZATION.shown(),
     );
-}
-
-/// The largest sampled value of a time-series column (0 if absent).
-pub fn series_max(out: &RunOutput, column: &str) -> f64 {
-    let Some(col) = out.metrics.columns().iter().position(|c| c == column) else {
-        return 0.0;
-    };
-    out.metrics
-        .rows()
-        .iter()
-        .filter_map(|(_, r)| r.get(col).copied())
-        .fold(0.0, f64::max)
+    Ok(())
 }
 
 /// Mean, sample standard deviation, min and max.
@@ -432,8 +356,8 @@ fn runs_of(runs: &[SeedRun], v: usize) -> impl Iterator<Item = &SeedRun> {
     runs.iter().filter(move |r| r.variant == v)
 }
 
-/// The text report.
-pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> String {
+/// The text report; a figure the runs lack is an error.
+pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> Result<String, Missing> {
     let mut s = String::new();
     let seeds: Vec<u64> = runs_of(runs, 0).map(|r| r.seed).collect();
     let duration = scenario.variants[0].config.duration;
@@ -454,7 +378,7 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> String {
     // Figures side by side: mean over seeds, with the spread when there are several.
     let per_variant: Vec<Vec<Vec<Figure>>> = (0..scenario.variants.len())
         .map(|v| runs_of(runs, v).map(|r| figures(scenario, r)).collect())
-        .collect();
+        .collect::<Result<_, _>>()?;
     let mut names: Vec<(String, Unit)> = Vec::new();
     for figs in per_variant.iter().flat_map(|runs| runs.first()) {
         for f in figs {
@@ -482,9 +406,9 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> String {
             } else {
                 let (mean, sd, _, _) = spread(&xs);
                 if xs.len() > 1 && sd > 0.0 {
-                    format!("{} ±{}", show(mean, *unit), show(sd, *unit))
+                    format!("{} ±{}", unit.show(mean), unit.show(sd))
                 } else {
-                    show(mean, *unit)
+                    unit.show(mean)
                 }
             };
             let _ = write!(line, "{cell:>22}");
@@ -498,7 +422,7 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> String {
         for (v, variant) in scenario.variants.iter().enumerate() {
             let _ = writeln!(s, "  {}", variant.name);
             for r in runs_of(runs, v) {
-                let figs = figures(scenario, r);
+                let figs = figures(scenario, r)?;
                 let key: Vec<String> = figs
                     .iter()
                     .filter(|f| {
@@ -506,7 +430,7 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> String {
                             || f.name.ends_with("no IP address, most at once")
                             || f.name.ends_with("latency p99")
                     })
-                    .map(|f| format!("{} {}", short(&f.name), show(f.value, f.unit)))
+                    .map(|f| format!("{} {}", short(&f.name), f.unit.show(f.value)))
                     .collect();
                 let _ = writeln!(s, "    seed {:<6} {}", r.seed, key.join("  "));
             }
@@ -563,7 +487,7 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> String {
         let (pass, total) = expectation_totals(runs);
         let _ = writeln!(s, "  {pass} of {total} expectations hold");
     }
-    s
+    Ok(s)
 }
 
 fn short(name: &str) -> String {
@@ -578,54 +502,62 @@ pub fn expectation_totals(runs: &[SeedRun]) -> (usize, usize) {
 
 /// The JSON summary: per variant, per seed, every figure and check, and the
 /// mean, standard deviation, min and max over seeds.
-pub fn json(scenario: &Scenario, runs: &[SeedRun]) -> Value {
-    let variants: Vec<Value> = scenario
-        .variants
-        .iter()
-        .enumerate()
-        .map(|(v, variant)| {
-            let mine: Vec<&SeedRun> = runs_of(runs, v).collect();
-            let per_seed: Vec<Value> = mine
-                .iter()
-                .map(|r| {
-                    let figs: serde_json::Map<String, Value> = figures(scenario, r).into_iter().map(|f| (f.name, json!(f.value))).collect();
-                    let checks: Vec<Value> = r.checks.iter().map(crate::run::Check::json).collect();
-                    let totals: Vec<Value> = r
-                        .output
-                        .requests
-                        .iter()
-                        .zip(&variant.config.traffic)
-                        .map(|(t, spec)| {
-                            json!({
-                                "service": spec.name,
-                                "sent": t.sent, "answered": t.answered, "timed_out": t.timed_out,
-                                "answered_after_client_left": t.wasted, "refused": t.refused,
-                                "rejected": t.rejected, "in_flight": t.in_flight,
-                            })
+pub fn json(scenario: &Scenario, runs: &[SeedRun]) -> Result<Value, Missing> {
+    let mut variants: Vec<Value> = Vec::new();
+    for (v, variant) in scenario.variants.iter().enumerate() {
+        let mine: Vec<&SeedRun> = runs_of(runs, v).collect();
+        let figs: Vec<Vec<Figure>> = mine
+            .iter()
+            .map(|r| figures(scenario, r))
+            .collect::<Result<_, _>>()?;
+        let per_seed: Vec<Value> = mine
+            .iter()
+            .zip(&figs)
+            .map(|(r, figs)| {
+                let figs: serde_json::Map<String, Value> = figs.iter().map(|f| (f.name.clone(), json!(f.value))).collect();
+                let checks: Vec<Value> = r.checks.iter().map(crate::run::Check::json).collect();
+                let totals: Vec<Value> = r
+                    .output
+                    .requests
+                    .iter()
+                    .zip(&variant.config.traffic)
+                    .map(|(t, spec)| {
+                        json!({
+                            "service": spec.name,
+                            "sent": t.sent, "answered": t.answered, "timed_out": t.timed_out,
+                            "answered_after_client_left": t.wasted, "refused": t.refused,
+                            "rejected": t.rejected, "in_flight": t.in_flight,
                         })
-                        .collect();
-                    json!({"seed": r.seed, "figures": figs, "requests": totals, "expectations": checks, "events_fired": r.output.events_fired})
-                })
-                .collect();
-            let mut stats = serde_json::Map::new();
-            if let Some(first) = mine.first() {
-                for f in figures(scenario, first) {
-                    let xs: Vec<f64> = mine.iter().filter_map(|r| figures(scenario, r).into_iter().find(|g| g.name == f.name)).map(|g| g.value).collect();
-                    let (mean, sd, min, max) = spread(&xs);
-                    stats.insert(f.name, json!({"mean": mean, "sd": sd, "min": min, "max": max}));
-                }
+                    })
+                    .collect();
+                json!({"seed": r.seed, "figures": figs, "requests": totals, "expectations": checks, "events_fired": r.output.events_fired})
+            })
+            .collect();
+        let mut stats = serde_json::Map::new();
+        if let Some(first) = figs.first() {
+            for f in first {
+                let xs: Vec<f64> = figs
+                    .iter()
+                    .filter_map(|g| g.iter().find(|g| g.name == f.name))
+                    .map(|g| g.value)
+                    .collect();
+                let (mean, sd, min, max) = spread(&xs);
+                stats.insert(
+                    f.name.clone(),
+                    json!({"mean": mean, "sd": sd, "min": min, "max": max}),
+                );
             }
-            json!({"name": variant.name, "description": variant.description, "runs": per_seed, "across_seeds": stats})
-        })
-        .collect();
+        }
+        variants.push(json!({"name": variant.name, "description": variant.description, "runs": per_seed, "across_seeds": stats}));
+    }
     let (pass, total) = expectation_totals(runs);
-    json!({
+    Ok(json!({
         "scenario": scenario.name,
         "summary": scenario.summary,
         "seeds": runs_of(runs, 0).map(|r| r.seed).collect::<Vec<_>>(),
         "variants": variants,
         "expectations": {"held": pass, "total": total},
-    })
+    }))
 }
 
 /// The sampled time series of one run as CSV: `time_s` then one column per metric.
@@ -670,10 +602,16 @@ pub fn events_csv(out: &RunOutput) -> Result<Vec<u8>, String> {
 /// time series and an event log.
 pub fn files(scenario: &Scenario, runs: &[SeedRun]) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut files = vec![
-        ("report.txt".to_string(), text(scenario, runs).into_bytes()),
+        (
+            "report.txt".to_string(),
+            text(scenario, runs)
+                .map_err(|e| e.to_string())?
+                .into_bytes(),
+        ),
         ("summary.json".to_string(), {
             let mut b =
-                serde_json::to_vec_pretty(&json(scenario, runs)).map_err(|e| e.to_string())?;
+                serde_json::to_vec_pretty(&json(scenario, runs).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
             b.push(b'\n');
             b
         }),

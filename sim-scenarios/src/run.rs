@@ -3,9 +3,10 @@
 //! number of threads or on which thread ran what; then checking each run's
 //! expectations.
 
-use crate::spec::{Expectation, Metric, Probe, Scenario};
+use crate::figures::{column_index, max_within, value_at};
+use crate::spec::{Expectation, Probe, Scenario};
 use rayon::prelude::*;
-use sim_core::{NullSink, SimDuration};
+use sim_core::{NullSink, SimTime};
 use sim_models::cluster::{run, RunOutput, WindowSpec};
 
 /// One run of one variant with one seed.
@@ -80,71 +81,24 @@ pub fn in_pool<T: Send>(
     }
 }
 
-/// The value `e` reads from a run, if the run has it.
+/// The value `e` reads from a run, if the run has it (a column the run
+/// does not have, e.g. a CoreDNS gauge without a `dns` section, or a
+/// statistic of no event, gives none: the check fails with "no value").
 pub fn measure(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Option<f64> {
+    let span = |w: &WindowSpec| w.end.as_secs_f64() - w.start.as_secs_f64();
     match &e.probe {
         Probe::GaugeAt { column, at } => {
-            let col = out.metrics.columns().iter().position(|c| c == column)?;
-            let at = sim_core::SimTime::ZERO + *at;
-            out.metrics
-                .rows()
-                .iter()
-                .rev()
-                .find(|(t, _)| *t <= at)
-                .and_then(|(_, row)| row.get(col).copied())
+            let col = column_index(out, column).ok()?;
+            value_at(out, col, SimTime::ZERO + *at)
         }
         Probe::GaugeMax { column, window } => {
-            let col = out.metrics.columns().iter().position(|c| c == column)?;
-            let w = windows.get(*window)?;
-            out.metrics
-                .rows()
-                .iter()
-                .filter(|(t, _)| w.contains(*t))
-                .filter_map(|(_, row)| row.get(col).copied())
-                .reduce(f64::max)
+            let col = column_index(out, column).ok()?;
+            max_within(out, col, windows.get(*window)?)
         }
         Probe::Requests { window, traffic } => {
             let per_window = out.requests.len();
             let ws = out.windows.get(window * per_window + traffic)?;
-            let t = &ws.totals;
-            let secs = |d: SimDuration| d.as_secs_f64();
-            Some(match e.metric {
-                Metric::ErrorRate => t.error_rate(),
-                Metric::RequestsSent => t.sent as f64,
-                Metric::RequestsAnswered => t.answered as f64,
-                Metric::RequestsTimedOut => t.timed_out as f64,
-                Metric::RequestsRefused => t.refused as f64,
-                Metric::RequestsLookupFailed => t.lookup_failed as f64,
-                Metric::LatencyP50 => secs(ws.latency.quantile(0.5)),
-                Metric::LatencyP90 => secs(ws.latency.quantile(0.9)),
-                Metric::LatencyP99 => secs(ws.latency.quantile(0.99)),
-                Metric::LatencyMax => secs(ws.latency.max()),
-                Metric::FirstPacketP50 => secs(ws.first_packet.quantile(0.5)),
-                Metric::FirstPacketP90 => secs(ws.first_packet.quantile(0.9)),
-                Metric::FirstPacketP99 => secs(ws.first_packet.quantile(0.99)),
-                Metric::LookupCpuCores => {
-                    let w = windows.get(*window)?;
-                    secs(ws.lookup_cpu) / (secs(w.end) - secs(w.start))
-                }
-                Metric::RequestsStaleEndpoint => t.stale as f64,
-                Metric::ConnectP50 => secs(ws.connect_delay.quantile(0.5)),
-                Metric::ConnectP90 => secs(ws.connect_delay.quantile(0.9)),
-                Metric::ConnectP99 => secs(ws.connect_delay.quantile(0.99)),
-                Metric::ConnectMax => secs(ws.connect_delay.max()),
-                Metric::SynDrops => ws.syn_drops as f64,
-                Metric::InsertFailed => ws.insert_failed as f64,
-                Metric::RequestsSynDropped => t.syn_dropped as f64,
-                Metric::TopPodShare => ws.top_pod_share(),
-                Metric::PodsServing => ws.pods_serving() as f64,
-                Metric::RequestsRetried => t.retried as f64,
-                Metric::DnsQueriesPerLookup if ws.lookups > 0 => {
-                    ws.dns_queries as f64 / ws.lookups as f64
-                }
-                Metric::LookupLatencyP50 => secs(ws.lookup_latency.quantile(0.5)),
-                Metric::LookupLatencyP99 => secs(ws.lookup_latency.quantile(0.99)),
-                Metric::LookupLatencyMax => secs(ws.lookup_latency.max()),
-                _ => return None,
-            })
+            e.metric.window(ws, span(windows.get(*window)?))
         }
         Probe::Dns {
             window,
@@ -152,31 +106,11 @@ pub fn measure(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Opti
             rcode,
         } => {
             let d = out.dns_windows.get(*window)?;
-            let w = windows.get(*window)?;
-            let zones: Vec<usize> = match zone {
-                Some(z) => vec![*z],
-                None => vec![0, 1],
+            let zones: &[usize] = match zone {
+                Some(z) => std::slice::from_ref(z),
+                None => &[0, 1],
             };
-            let replies: u64 = zones
-                .iter()
-                .map(|&z| d.replies[z].iter().sum::<u64>())
-                .sum();
-            match e.metric {
-                Metric::DnsQps => {
-                    let n: u64 = match rcode {
-                        Some(r) => zones.iter().map(|&z| d.replies[z][*r]).sum(),
-                        None => zones.iter().map(|&z| d.received[z]).sum(),
-                    };
-                    Some(n as f64 / (w.end.as_secs_f64() - w.start.as_secs_f64()))
-                }
-                Metric::DnsCacheHitRatio if replies > 0 => {
-                    let hits: u64 = zones.iter().map(|&z| d.cache_hits[z]).sum();
-                    Some(hits as f64 / replies as f64)
-                }
-                Metric::DnsInsertFailed => Some(d.insert_failed as f64),
-                Metric::DnsQueriesStale => Some(d.stale as f64),
-                _ => None,
-            }
+            e.metric.dns(d, zones, *rcode, span(windows.get(*window)?))
         }
     }
 }
@@ -223,15 +157,5 @@ pub fn totals<'c>(checks: impl Iterator<Item = &'c Check> + Clone) -> (usize, us
 /// Checks one expectation against one run.
 pub fn check(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Check {
     let actual = measure(e, out, windows);
-    let show = |x: f64| {
-        if e.metric.is_latency() && x < 1e-6 {
-            // Histograms store 0 as 1 ns.
-            "0s".to_string()
-        } else if e.metric.is_latency() {
-            SimDuration::from_secs_f64(x).to_string()
-        } else {
-            crate::report::num(x)
-        }
-    };
-    Check::new(&e.label, actual, &e.checks, show)
+    Check::new(&e.label, actual, &e.checks, |x| e.metric.show(x))
 }

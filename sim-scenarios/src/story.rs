@@ -4,7 +4,7 @@
 //! allocator's reserved addresses, a pod's service capacity); nothing here
 //! knows which outage it is telling.
 
-use crate::report::num;
+use crate::figures::{column_index, num, series, series_max, value_at, Missing};
 use crate::run::SeedRun;
 use crate::spec::{Scenario, Variant};
 use sim_core::{SimDuration, SimTime};
@@ -21,13 +21,13 @@ use std::fmt::Write as _;
 pub fn replay(scenario: &str, seed: u64) -> Result<(String, bool), String> {
     let scenario = crate::load_named(scenario).map_err(|e| e.to_string())?;
     let runs = crate::run::run_all(&scenario, &[seed], None).map_err(|e| format!("error: {e}"))?;
-    let mut text = tell(&scenario, &runs);
+    let mut text = tell(&scenario, &runs).map_err(|e| format!("error: {e}"))?;
     let _ = writeln!(
         text,
         "\n-- the numbers (knsim run {} prints the same report)",
         scenario.name
     );
-    text.push_str(&crate::report::text(&scenario, &runs));
+    text.push_str(&crate::report::text(&scenario, &runs).map_err(|e| format!("error: {e}"))?);
     let (held, total) = crate::report::expectation_totals(&runs);
     Ok((text, held == total))
 }
@@ -48,8 +48,9 @@ pub fn print_replay(scenario: &str, seed: u64) -> std::process::ExitCode {
     }
 }
 
-/// The story of the first seed's run of every variant.
-pub fn tell(scenario: &Scenario, runs: &[SeedRun]) -> String {
+/// The story of the first seed's run of every variant; a time series the
+/// runs lack is an error.
+pub fn tell(scenario: &Scenario, runs: &[SeedRun]) -> Result<String, Missing> {
     let mut s = String::new();
     let _ = writeln!(s, "{}", scenario.summary);
     let _ = writeln!(s, "{}", "=".repeat(scenario.summary.chars().count()));
@@ -63,39 +64,34 @@ pub fn tell(scenario: &Scenario, runs: &[SeedRun]) -> String {
         let v = &scenario.variants[r.variant];
         let _ = writeln!(s);
         let _ = writeln!(s, "-- {}: {} (seed {})", v.name, v.description, r.seed);
-        timeline(&mut s, v, &r.output);
-        why(&mut s, v, &r.output);
+        timeline(&mut s, v, &r.output)?;
+        why(&mut s, v, &r.output)?;
     }
     if let (Some(base), Some(_)) = (firsts.first(), firsts.get(1)) {
         let _ = writeln!(s);
         let _ = writeln!(s, "-- side by side");
         for r in &firsts[1..] {
-            compare(&mut s, scenario, base, r);
+            compare(&mut s, scenario, base, r)?;
         }
     }
-    s
+    Ok(s)
 }
 
-fn column(out: &RunOutput, name: &str) -> Option<usize> {
-    out.metrics.columns().iter().position(|c| c == name)
-}
-
-/// Value of a column in the last sample at or before `t`.
-fn value_at(out: &RunOutput, col: usize, t: SimTime) -> f64 {
-    out.metrics
-        .rows()
-        .iter()
-        .rev()
-        .find(|(at, _)| *at <= t)
-        .and_then(|(_, r)| r.get(col).copied())
-        .unwrap_or(0.0)
+/// The value of the column `name` in the last sample at or before `t`.
+fn sample(out: &RunOutput, name: &str, t: SimTime) -> Result<f64, Missing> {
+    value_at(out, column_index(out, name)?, t)
+        .ok_or_else(|| Missing(format!("sample of `{name}` at or before {t}")))
 }
 
 /// When every pod of `deployment` was Ready again after the last timeline
 /// action (the first such sample), if ever.
-fn all_ready_after_last_action(v: &Variant, out: &RunOutput, d: usize) -> Option<SimTime> {
+fn all_ready_after_last_action(
+    v: &Variant,
+    out: &RunOutput,
+    d: usize,
+) -> Result<Option<SimTime>, Missing> {
     let name = &v.config.deployments[d].name;
-    let col = column(out, &format!("pods_ready{{deployment={name}}}"))?;
+    let col = column_index(out, &series::PODS_READY.of(name))?;
     let desired = f64::from(out.deployments[d].desired);
     let last_action = v
         .config
@@ -104,12 +100,13 @@ fn all_ready_after_last_action(v: &Variant, out: &RunOutput, d: usize) -> Option
         .map(|a| a.at)
         .max()
         .unwrap_or(SimDuration::ZERO);
-    out.metrics
+    Ok(out
+        .metrics
         .rows()
         .iter()
         .filter(|(t, _)| t.since_start() >= last_action)
         .find(|(_, r)| r.get(col).copied() == Some(desired))
-        .map(|(t, _)| *t)
+        .map(|(t, _)| *t))
 }
 
 /// ` from W to S` for traffic between workloads, ` to S` otherwise.
@@ -126,12 +123,11 @@ fn route(cfg: &sim_models::cluster::ClusterConfig, t: &sim_models::cluster::Traf
     }
 }
 
-fn timeline(s: &mut String, v: &Variant, out: &RunOutput) {
+fn timeline(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
     let cfg = &v.config;
     let mut moments: Vec<(SimTime, String)> = Vec::new();
     for d in &cfg.deployments {
-        let ready = column(out, &format!("pods_ready{{deployment={}}}", d.name));
-        let n = ready.map_or(0.0, |c| value_at(out, c, SimTime::ZERO));
+        let n = sample(out, &series::PODS_READY.of(&d.name), SimTime::ZERO)?;
         moments.push((SimTime::ZERO, format!("{}: Ready pods: {}", d.name, num(n))));
     }
     for t in &cfg.traffic {
@@ -172,18 +168,17 @@ fn timeline(s: &mut String, v: &Variant, out: &RunOutput) {
     }
     for (d, spec) in cfg.deployments.iter().enumerate() {
         let state = &out.deployments[d];
-        let ready_col = column(out, &format!("pods_ready{{deployment={}}}", spec.name));
-        let ever_short = ready_col.is_some_and(|c| {
-            let desired = column(out, &format!("pods_desired{{deployment={}}}", spec.name));
-            out.metrics
-                .rows()
-                .iter()
-                .any(|(_, r)| desired.and_then(|dc| r.get(dc)) != r.get(c))
-        });
+        let ready = column_index(out, &series::PODS_READY.of(&spec.name))?;
+        let desired = column_index(out, &series::PODS_DESIRED.of(&spec.name))?;
+        let ever_short = out
+            .metrics
+            .rows()
+            .iter()
+            .any(|(_, r)| r.get(desired) != r.get(ready));
         if !ever_short {
             continue;
         }
-        match all_ready_after_last_action(v, out, d) {
+        match all_ready_after_last_action(v, out, d)? {
             Some(t) => moments.push((
                 t,
                 format!(
@@ -241,9 +236,10 @@ fn timeline(s: &mut String, v: &Variant, out: &RunOutput) {
             );
         }
     }
+    Ok(())
 }
 
-fn why(s: &mut String, v: &Variant, out: &RunOutput) {
+fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
     let cfg = &v.config;
     let mut lines: Vec<String> = Vec::new();
     let evictions = out
@@ -267,10 +263,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
         ));
     }
     for (d, spec) in cfg.deployments.iter().enumerate() {
-        let no_ip = crate::report::series_max(
-            out,
-            &format!("pods_sandbox_failed{{deployment={}}}", spec.name),
-        );
+        let no_ip = series_max(out, &series::PODS_SANDBOX_FAILED.of(&spec.name))?;
         let cni_down = out.events.iter().find(|e| {
             e.reason == "FailedCreatePodSandBox" && e.message.ends_with(CNI_NOT_INITIALIZED)
         });
@@ -289,10 +282,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
             {
                 if let Some(pool) = Pool::new(*pod_cidr, *allocator) {
                     let reserved = pod_cidr.size() - pool.usable();
-                    let wanted = crate::report::series_max(
-                        out,
-                        &format!("pods_desired{{deployment={}}}", spec.name),
-                    );
+                    let wanted = series_max(out, &series::PODS_DESIRED.of(&spec.name))?;
                     lines.push(format!(
                         "The pod network {pod_cidr} has {} addresses; the {} allocator reserves {reserved}, leaving {}. \
                          {} {} pods were wanted, so {} could not get an address.",
@@ -310,7 +300,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
                 .iter()
                 .find(|e| e.reason == "FailedCreatePodSandBox")
                 .map(|e| e.first);
-            if let (Some(from), Some(to)) = (first_failure, all_ready_after_last_action(v, out, d))
+            if let (Some(from), Some(to)) = (first_failure, all_ready_after_last_action(v, out, d)?)
             {
                 lines.push(format!(
                     "{} was short of pods from {from} until {to}: {}.",
@@ -325,10 +315,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
                     .into(),
             );
         }
-        let unsched = crate::report::series_max(
-            out,
-            &format!("pods_unschedulable{{deployment={}}}", spec.name),
-        );
+        let unsched = series_max(out, &series::PODS_UNSCHEDULABLE.of(&spec.name))?;
         let tainted = out
             .events
             .iter()
@@ -351,7 +338,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
     }
     for w in &out.windows {
         if w.syn_drops > 0 {
-            lines.push(conntrack_sentence(w, cfg, out));
+            lines.push(conntrack_sentence(w, cfg, out)?);
         }
         if w.insert_failed > 0 {
             lines.push(snat_sentence(w, cfg));
@@ -438,19 +425,20 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) {
         let capacity_failures =
             t.timed_out - t.blocked - t.syn_dropped - t.stale - t.no_host - t.resolving
                 + t.rejected;
-        if let Some(line) = pinning_sentence(w, traffic, cfg, out) {
+        if let Some(line) = pinning_sentence(w, traffic, cfg, out)? {
             lines.push(line);
         } else if capacity_failures as f64 / ended >= 0.01 {
-            lines.push(capacity_sentence(w, traffic, cfg, out, capacity_failures));
+            lines.push(capacity_sentence(w, traffic, cfg, out, capacity_failures)?);
         }
     }
-    dns_why(&mut lines, cfg, out);
+    dns_why(&mut lines, cfg, out)?;
     if !lines.is_empty() {
         let _ = writeln!(s, "why");
         for l in lines {
             let _ = writeln!(s, "  {l}");
         }
     }
+    Ok(())
 }
 
 /// Why connections were slow or failed: the client nodes' conntrack tables
@@ -459,15 +447,15 @@ fn conntrack_sentence(
     w: &sim_models::cluster::WindowStats,
     cfg: &sim_models::cluster::ClusterConfig,
     out: &RunOutput,
-) -> String {
+) -> Result<String, Missing> {
     let max = cfg.conntrack.map_or(0, |c| c.table.max);
-    let peak = crate::report::series_max(out, "conntrack_entries_max");
+    let peak = series_max(out, series::CONNTRACK_ENTRIES_MAX.name)?;
     let kernel = cfg.conntrack.map_or("", |c| c.table.kernel.name());
     let time_wait = cfg
         .conntrack
         .map_or(0.0, |c| c.table.timeouts.tcp_time_wait.as_secs_f64());
     let d = &w.connect_delay;
-    format!(
+    Ok(format!(
         "In `{}`, the conntrack tables of the client nodes were full (nf_conntrack_max {max}, up to {} entries sampled on one node; \
          each closed connection's TIME_WAIT entry counts for {time_wait} s, and early drop on kernel {kernel} {} evict those). The kernel dropped {} SYNs of {} with \
          `nf_conntrack: table full, dropping packet`; TCP retransmitted them after 1 s, 3 s, 7 s, 15 s..., so connect delays reached \
@@ -484,7 +472,7 @@ fn conntrack_sentence(
         delay(d.quantile(0.99)),
         delay(d.max()),
         w.totals.syn_dropped,
-    )
+    ))
 }
 
 /// Why SYNs were lost to the SNAT port race.
@@ -532,17 +520,25 @@ fn pinning_sentence(
     traffic: &sim_models::cluster::TrafficSpec,
     cfg: &sim_models::cluster::ClusterConfig,
     out: &RunOutput,
-) -> Option<String> {
+) -> Result<Option<String>, Missing> {
     let sim_models::connections::ConnectionMode::LongLived { per_client, .. } = traffic.connections
     else {
-        return None;
+        return Ok(None);
     };
-    let dep = &cfg.deployments[traffic.deployment?];
-    let win = cfg.windows.iter().find(|x| x.name == w.window)?;
-    let col = column(out, &format!("pods_ready{{deployment={}}}", dep.name))?;
-    let ready = value_at(out, col, SimTime::ZERO + win.end);
+    let (Some(d), Some(win)) = (
+        traffic.deployment,
+        cfg.windows.iter().find(|x| x.name == w.window),
+    ) else {
+        return Ok(None);
+    };
+    let dep = &cfg.deployments[d];
+    let ready = sample(
+        out,
+        &series::PODS_READY.of(&dep.name),
+        SimTime::ZERO + win.end,
+    )?;
     let serving = w.pods_serving() as f64;
-    (serving < ready).then(|| {
+    Ok((serving < ready).then(|| {
         format!(
             "In `{}`, only {} of {} Ready {} pods answered any request, and the busiest answered {:.1}% of them: each client pod holds {per_client} \
              long-lived connection(s), and kube-proxy picked the endpoint once, when a connection opened; conntrack keeps every later request \
@@ -554,7 +550,7 @@ fn pinning_sentence(
             100.0 * w.top_pod_share(),
             100.0 * w.totals.error_rate(),
         )
-    })
+    }))
 }
 
 /// Why connections went to pods already deleted: the data path's sync.
@@ -598,8 +594,12 @@ fn stale_sentence(
 
 /// What CoreDNS did about it: CPU saturation against the model's calibrated
 /// capacity, OOM kills and the crash loop.
-fn dns_why(lines: &mut Vec<String>, cfg: &sim_models::cluster::ClusterConfig, out: &RunOutput) {
-    let Some(dns) = &cfg.dns else { return };
+fn dns_why(
+    lines: &mut Vec<String>,
+    cfg: &sim_models::cluster::ClusterConfig,
+    out: &RunOutput,
+) -> Result<(), Missing> {
+    let Some(dns) = &cfg.dns else { return Ok(()) };
     let spec = &dns.coredns;
     let name = &cfg.deployments[dns.workload].name;
     let busiest = cfg
@@ -611,8 +611,8 @@ fn dns_why(lines: &mut Vec<String>, cfg: &sim_models::cluster::ClusterConfig, ou
             (d.received.iter().sum::<u64>() as f64 / secs, &w.name, w)
         })
         .max_by(|a, b| a.0.total_cmp(&b.0));
-    let cpu_col = column(out, "dns_cpu_utilization");
-    if let (Some((qps, window, w)), Some(col)) = (busiest, cpu_col) {
+    let col = column_index(out, series::DNS_CPU_UTILIZATION.name)?;
+    if let Some((qps, window, w)) = busiest {
         let saturated = out
             .metrics
             .rows()
@@ -620,8 +620,7 @@ fn dns_why(lines: &mut Vec<String>, cfg: &sim_models::cluster::ClusterConfig, ou
             .filter(|(t, _)| w.contains(*t))
             .any(|(_, r)| r.get(col).is_some_and(|u| *u >= 0.99));
         if saturated {
-            let ready = column(out, &format!("pods_ready{{deployment={name}}}"))
-                .map_or(0.0, |c| value_at(out, c, SimTime::ZERO + w.start));
+            let ready = sample(out, &series::PODS_READY.of(name), SimTime::ZERO + w.start)?;
             lines.push(format!(
                 "In `{window}`, the {name} pods ran at their CPU limit: at {}m each, {} of CPU per query gives {} queries/s per pod, \
                  {} for {} Ready pods; they received {} queries/s on average over the window. Queries queued inside the pods, lookups waited, and glibc sent \
@@ -707,7 +706,7 @@ fn dns_why(lines: &mut Vec<String>, cfg: &sim_models::cluster::ClusterConfig, ou
     }
     if out.dns_restarts > 0 {
         let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
-        let peak = crate::report::series_max(out, "dns_memory_mib_max");
+        let peak = series_max(out, series::DNS_MEMORY_MIB_MAX.name)?;
         lines.push(format!(
             "The {name} containers were OOM-killed {} times at their {} MiB limit (largest memory sampled {} MiB): memory is \
              {} MiB at start (24 MiB + 1 MiB per 1,000 pods and Services), the cache, and about 4 KiB per query inside the pod, \
@@ -720,6 +719,7 @@ fn dns_why(lines: &mut Vec<String>, cfg: &sim_models::cluster::ClusterConfig, ou
             num(mib(spec.startup_memory())),
         ));
     }
+    Ok(())
 }
 
 /// Why requests timed out at a workload short of capacity: Ready pods x
@@ -730,32 +730,34 @@ fn capacity_sentence(
     cfg: &sim_models::cluster::ClusterConfig,
     out: &RunOutput,
     failures: u64,
-) -> String {
+) -> Result<String, Missing> {
     let t = &w.totals;
     let Some(dep) = traffic.deployment.map(|d| &cfg.deployments[d]) else {
         let ended = (w.totals.answered + w.totals.errors()).max(1) as f64;
-        return format!(
+        return Ok(format!(
             "In `{}`, {failures} {} lookups ({:.1}%) took longer than the application's {} timeout.",
             w.window,
             w.service,
             100.0 * failures as f64 / ended,
             traffic.timeout
-        );
+        ));
     };
-    let win = cfg.windows.iter().find(|x| x.name == w.window);
-    let ready_col = column(out, &format!("pods_ready{{deployment={}}}", dep.name));
-    let (Some(win), Some(col)) = (win, ready_col) else {
-        return format!(
+    let Some(win) = cfg.windows.iter().find(|x| x.name == w.window) else {
+        return Ok(format!(
             "In `{}`, {failures} {} requests timed out or were rejected.",
             w.window, w.service
-        );
+        ));
     };
-    let ready = value_at(out, col, SimTime::ZERO + win.end);
+    let ready = sample(
+        out,
+        &series::PODS_READY.of(&dep.name),
+        SimTime::ZERO + win.end,
+    )?;
     let capacity =
         ready * f64::from(dep.server.concurrency) / dep.server.service_time.as_secs_f64();
     let offered = t.sent as f64 / (win.end.as_secs_f64() - win.start.as_secs_f64());
     let ended = (t.answered + t.errors()).max(1) as f64;
-    format!(
+    Ok(format!(
         "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {} offered: {:.0}% of the load. \
          {:.1}% of requests timed out or were rejected: queues grew until requests waited close to the client's {} timeout, and {} answers \
          ({:.0}% of requests) came after the client had left, work wasted on nobody.",
@@ -771,10 +773,15 @@ fn capacity_sentence(
         traffic.timeout,
         t.wasted,
         100.0 * t.wasted as f64 / (t.sent.max(1)) as f64,
-    )
+    ))
 }
 
-fn compare(s: &mut String, scenario: &Scenario, base: &SeedRun, other: &SeedRun) {
+fn compare(
+    s: &mut String,
+    scenario: &Scenario,
+    base: &SeedRun,
+    other: &SeedRun,
+) -> Result<(), Missing> {
     let (bv, ov) = (
         &scenario.variants[base.variant],
         &scenario.variants[other.variant],
@@ -786,14 +793,8 @@ fn compare(s: &mut String, scenario: &Scenario, base: &SeedRun, other: &SeedRun)
         .iter()
         .zip(&other.output.deployments)
     {
-        let bmax = crate::report::series_max(
-            &base.output,
-            &format!("pods_sandbox_failed{{deployment={}}}", b.name),
-        );
-        let omax = crate::report::series_max(
-            &other.output,
-            &format!("pods_sandbox_failed{{deployment={}}}", o.name),
-        );
+        let bmax = series_max(&base.output, &series::PODS_SANDBOX_FAILED.of(&b.name))?;
+        let omax = series_max(&other.output, &series::PODS_SANDBOX_FAILED.of(&o.name))?;
         if bmax > 0.0 || omax > 0.0 {
             let _ = writeln!(
                 s,
@@ -882,4 +883,5 @@ fn compare(s: &mut String, scenario: &Scenario, base: &SeedRun, other: &SeedRun)
             );
         }
     }
+    Ok(())
 }

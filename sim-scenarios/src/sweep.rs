@@ -24,8 +24,9 @@
 //! `knsim sweep` exits 0 whatever they say.
 
 use crate::error::InputError;
+use crate::figures::Unit;
 use crate::locate::{Positions, Seg};
-use crate::report::{self, Unit};
+use crate::report;
 use crate::run::SeedRun;
 use crate::spec::{parse, Scenario};
 use serde_yaml_ng::{Mapping, Value};
@@ -160,7 +161,7 @@ pub fn table_csv(
     ])
     .map_err(e)?;
     for (v, variant) in scenario.variants.iter().enumerate() {
-        for (name, unit, xs) in figure_values(scenario, runs, v) {
+        for (name, unit, xs) in figure_values(scenario, runs, v)? {
             let (mean, sd, min, max) = report::spread(&xs);
             w.write_record([
                 setting.path.as_str(),
@@ -180,12 +181,16 @@ pub fn table_csv(
 }
 
 /// Figures whose name contains `pattern`, in report order.
-pub fn matching_figures(scenario: &Scenario, runs: &[SeedRun], pattern: &str) -> Vec<String> {
-    figure_values(scenario, runs, 0)
+pub fn matching_figures(
+    scenario: &Scenario,
+    runs: &[SeedRun],
+    pattern: &str,
+) -> Result<Vec<String>, String> {
+    Ok(figure_values(scenario, runs, 0)?
         .into_iter()
         .map(|(name, _, _)| name)
         .filter(|n| n.contains(pattern))
-        .collect()
+        .collect())
 }
 
 /// An SVG chart of one figure against the swept values: the mean over the
@@ -197,18 +202,16 @@ pub fn plot_svg(
     figure: &str,
 ) -> Result<String, String> {
     use plotters::prelude::*;
-    let points: Vec<(String, f64, f64, f64, Unit)> = scenario
-        .variants
-        .iter()
-        .enumerate()
-        .filter_map(|(v, variant)| {
-            let (_, unit, xs) = figure_values(scenario, runs, v)
-                .into_iter()
-                .find(|(n, _, _)| n == figure)?;
+    let mut points: Vec<(String, f64, f64, f64, Unit)> = Vec::new();
+    for (v, variant) in scenario.variants.iter().enumerate() {
+        let found = figure_values(scenario, runs, v)?
+            .into_iter()
+            .find(|(n, _, _)| n == figure);
+        if let Some((_, unit, xs)) = found {
             let (mean, _, min, max) = report::spread(&xs);
-            Some((variant.name.clone(), mean, min, max, unit))
-        })
-        .collect();
+            points.push((variant.name.clone(), mean, min, max, unit));
+        }
+    }
     let unit = points.first().map_or(Unit::Count, |p| p.4);
     let scale = if unit == Unit::Ratio { 100.0 } else { 1.0 };
     let top = points.iter().map(|p| p.3 * scale).fold(0.0_f64, f64::max);
@@ -275,18 +278,21 @@ pub fn plot_svg(
     Ok(svg)
 }
 
+/// Figures by name: name, unit, and the value per seed.
+type FigureValues = Vec<(String, Unit, Vec<f64>)>;
+
 /// Each figure of variant `v`: name, unit, and its value per seed.
-fn figure_values(scenario: &Scenario, runs: &[SeedRun], v: usize) -> Vec<(String, Unit, Vec<f64>)> {
-    let mut out: Vec<(String, Unit, Vec<f64>)> = Vec::new();
+fn figure_values(scenario: &Scenario, runs: &[SeedRun], v: usize) -> Result<FigureValues, String> {
+    let mut out: FigureValues = Vec::new();
     for r in runs.iter().filter(|r| r.variant == v) {
-        for f in report::figures(scenario, r) {
+        for f in report::figures(scenario, r).map_err(|e| e.to_string())? {
             match out.iter_mut().find(|(n, _, _)| *n == f.name) {
                 Some((_, _, xs)) => xs.push(f.value),
                 None => out.push((f.name, f.unit, vec![f.value])),
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn unit_name(u: Unit) -> &'static str {

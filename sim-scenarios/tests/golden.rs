@@ -12,8 +12,8 @@ fn replay(name: &str) -> String {
     let tell = |runs: &[run::SeedRun]| {
         format!(
             "{}\n{}",
-            story::tell(&scenario, runs),
-            report::text(&scenario, runs)
+            story::tell(&scenario, runs).unwrap(),
+            report::text(&scenario, runs).unwrap()
         )
     };
     let runs = run::run_all(&scenario, &[1], None).unwrap();

@@ -149,7 +149,7 @@ fn sweep_files(
     let mut files = report::files(s, runs)?;
     files.push(("sweep.csv".into(), sweep::table_csv(s, runs, set)?));
     for pattern in plots {
-        let names = sweep::matching_figures(s, runs, pattern);
+        let names = sweep::matching_figures(s, runs, pattern)?;
         if names.is_empty() {
             return Err(format!(
                 "--plot `{pattern}` matches no figure; the report's first column lists them (e.g. `error rate`, `latency p99`)"
@@ -273,7 +273,13 @@ fn main() -> ExitCode {
                 }
                 eprintln!("knsim: wrote {}", dir.display());
             }
-            print!("{}", report::text(&s, &runs));
+            match report::text(&s, &runs) {
+                Ok(text) => print!("{text}"),
+                Err(e) => {
+                    eprintln!("knsim: error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
             ExitCode::SUCCESS
         }
         Command::Check { scenario } => {
@@ -350,7 +356,13 @@ fn main() -> ExitCode {
             ) else {
                 return ExitCode::from(2);
             };
-            print!("{}", report::text(&s, &runs));
+            match report::text(&s, &runs) {
+                Ok(text) => print!("{text}"),
+                Err(e) => {
+                    eprintln!("knsim: error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
             if let Some(dir) = out {
                 if let Err(e) = report::files(&s, &runs).and_then(|f| report::write_all(&dir, &f)) {
                     eprintln!("knsim: error: {e}");

@@ -1,0 +1,482 @@
+//! The scenario file format.
+//!
+//! A scenario states a cluster, its workloads and their traffic, a timeline
+//! of actions, what to measure, and `expect:` assertions, so that a replay
+//! checks itself. `variants:` run the same story with some sections replaced
+//! (the fix beside the outage). Every field is checked: an unknown or
+//! misspelt field is an error, never a silent default, and every error names
+//! `file:line:column`, what is wrong and a hint.
+//! The envelope this format shares with packet-level scenarios (variants,
+//! thresholds, located errors) is in [`crate::envelope`].
+//!
+//! # Layout
+//! This module holds the top level (`parse`, the variant merge, windows)
+//! and builds each variant from its sections; each section's file structs
+//! and validation live in a file named for what it reads: `cluster.rs`
+//! (nodes, IPAM), `workloads.rs`, `dns.rs`, `traffic.rs`, `network.rs`
+//! (NetworkPolicy, conntrack, kube-proxy), `timeline.rs` and `expect.rs`.
+//!
+//! ```yaml
+//! name: black_friday_cidr
+//! summary: A /24 pod network meets a region failover
+//! duration: 3h30m
+//! sample_every: 1m
+//! variant: {name: broken, description: the story's /24}
+//! cluster:
+//!   nodes: {count: 8, zones: [us-west-2a, us-west-2b], max_pods: 110}
+//!   ipam: {mode: flat, pod_cidr: 10.0.0.0/24}
+//! workloads:
+//!   - {name: checkout, replicas: 50, startup: 20s, ready_after: 10s,
+//!      concurrency: 2, service_time: 800ms}
+//! traffic:
+//!   - {to: checkout, rate: 100/s, timeout: 10s}
+//! timeline:
+//!   - {at: 10m, scale: checkout, replicas: 500}
+//!   - {at: 10m, traffic: checkout, rate: 1000/s}
+//! measure:
+//!   windows: [{name: failover, from: 20m, to: 3h10m}]
+//! expect:
+//!   - {metric: pods_pending, workload: checkout, at: 1h, equals: 246}
+//! variants:
+//!   - name: fix
+//!     description: a /22
+//!     cluster: {nodes: {count: 8, zones: \[a\]}, ipam: {mode: flat, pod_cidr: 10.0.0.0/22}}
+//!     expect: [{metric: pods_pending, workload: checkout, at: 1h, equals: 0}]
+//! ```
+
+use crate::envelope::{self, did_you_mean, serde_error, Locate, VariantLabel};
+use crate::error::InputError;
+use crate::locate::{Positions, Seg};
+use crate::path;
+use crate::units::Duration;
+use serde::Deserialize;
+use sim_core::SimDuration;
+use sim_models::cluster::{ClusterConfig, WindowSpec};
+use sim_models::ipam::IpamLayout;
+use sim_models::policy_enforcement::PolicyConfig;
+use sim_models::topology::{spread_nodes, NodeSpec, DEFAULT_MAX_PODS};
+
+mod cluster;
+mod dns;
+mod expect;
+mod network;
+mod timeline;
+mod traffic;
+mod workloads;
+
+pub use cluster::{AllocatorName, ClusterFile, IpamFile, IpamMode, NodesFile};
+pub use dns::{CoreDnsFile, DnsFile, HpaFile, UpstreamFile};
+pub use expect::{ExpectFile, Expectation, Probe};
+pub use network::{
+    CniName, ConntrackFile, KubeProxyFile, MasqueradeFile, NetworkFile, OtherServicesFile,
+    ProxyModeName, SizedBy,
+};
+pub use timeline::{NodeNames, TimelineFile};
+pub use traffic::{ConnectionsFile, ConnectionsMap, KeepAliveFile, ResolveFile, TrafficFile};
+pub use workloads::{
+    DnsOptionFile, KindName, NamespaceFile, OptionValue, PodDnsConfigFile, WorkloadFile,
+};
+
+/// A scenario file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Short name (`black_friday_cidr`).
+    pub name: String,
+    /// One line saying what it replays.
+    pub summary: String,
+    /// The story, for reports.
+    #[serde(default)]
+    pub story: String,
+    /// Simulated time to run.
+    pub duration: Duration,
+    /// Time-series sampling period.
+    pub sample_every: Duration,
+    /// Name and description of the configuration the top level describes.
+    #[serde(default)]
+    pub variant: Option<VariantLabel>,
+    /// The cluster.
+    pub cluster: ClusterFile,
+    /// Deployments.
+    pub workloads: Vec<WorkloadFile>,
+    /// Namespaces and their labels (others are created without labels).
+    #[serde(default)]
+    pub namespaces: Vec<NamespaceFile>,
+    /// The CNI and NetworkPolicy.
+    #[serde(default)]
+    pub network: Option<NetworkFile>,
+    /// The cluster DNS.
+    #[serde(default)]
+    pub dns: Option<DnsFile>,
+    /// Clients.
+    #[serde(default)]
+    pub traffic: Vec<TrafficFile>,
+    /// Actions at times.
+    #[serde(default)]
+    pub timeline: Vec<TimelineFile>,
+    /// Measurement windows.
+    #[serde(default)]
+    pub measure: Option<MeasureFile>,
+    /// Assertions on the top-level configuration.
+    #[serde(default)]
+    pub expect: Vec<ExpectFile>,
+    /// Other configurations of the same story.
+    #[serde(default)]
+    pub variants: Vec<VariantFile>,
+}
+
+/// A variant: the top level with some sections replaced.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantFile {
+    /// Short name.
+    pub name: String,
+    /// What differs.
+    #[serde(default)]
+    pub description: String,
+    /// Replaces the cluster.
+    pub cluster: Option<ClusterFile>,
+    /// Replaces the workloads.
+    pub workloads: Option<Vec<WorkloadFile>>,
+    /// Replaces the traffic.
+    pub traffic: Option<Vec<TrafficFile>>,
+    /// Replaces the timeline.
+    pub timeline: Option<Vec<TimelineFile>>,
+    /// Replaces the network section.
+    pub network: Option<NetworkFile>,
+    /// Replaces the dns section.
+    pub dns: Option<DnsFile>,
+    /// Assertions on this variant (not inherited).
+    #[serde(default)]
+    pub expect: Vec<ExpectFile>,
+}
+
+/// What to measure.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureFile {
+    /// Named windows.
+    #[serde(default)]
+    pub windows: Vec<WindowFile>,
+}
+
+/// One window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowFile {
+    /// Name.
+    pub name: String,
+    /// Start.
+    pub from: Duration,
+    /// End.
+    pub to: Duration,
+}
+
+/// One runnable configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// Short name.
+    pub name: String,
+    /// What differs.
+    pub description: String,
+    /// The model configuration.
+    pub config: ClusterConfig,
+    /// Its assertions.
+    pub expect: Vec<Expectation>,
+}
+
+/// A validated scenario.
+pub type Scenario = envelope::Scenario<Variant>;
+
+/// Parses and validates scenario text; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Scenario, InputError> {
+    let empty = text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---"
+    });
+    if empty {
+        return Err(InputError::whole(
+            file,
+            "the file is empty",
+            "a scenario needs at least name, summary, duration, sample_every, cluster and workloads; \
+             `knsim list` shows bundled scenarios to start from",
+        ));
+    }
+    let raw: ScenarioFile = serde_yaml_ng::from_str(text).map_err(|e| {
+        let mut err = serde_error(file, &e);
+        if err.at.is_none() && err.message.contains("more than one document") {
+            // serde_yaml_ng gives no position here: point at the second
+            // document's separator.
+            let sep = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| {
+                    l.strip_prefix("---")
+                        .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t']))
+                })
+                .map(|(i, _)| i + 1)
+                .find(|&i| i > 1);
+            err.at = sep.map(|line| (line, 1));
+            err.hint = "a scenario is one YAML document: remove the `---` line".into();
+        }
+        err
+    })?;
+    let pos = Positions::of(text);
+    Validator {
+        file,
+        text,
+        pos: &pos,
+    }
+    .scenario(raw)
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &std::path::Path) -> Result<Scenario, InputError> {
+    let (file, text) = read(path)?;
+    parse(&file, &text)
+}
+
+/// Reads a scenario file: (its name for errors, its text).
+pub fn read(path: &std::path::Path) -> Result<(String, String), InputError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "check the path; `knsim list` shows the bundled scenarios, which `knsim run NAME` accepts"
+        } else {
+            "the file must be readable UTF-8 text"
+        };
+        InputError::whole(&file, format!("cannot read the file: {e}"), hint)
+    })?;
+    Ok((file, text))
+}
+
+/// The sections one variant is built from, each with the path it was
+/// written at (empty: the top level).
+struct Sections<'f> {
+    at: Vec<Seg>,
+    cluster: (&'f ClusterFile, Vec<Seg>),
+    workloads: (&'f [WorkloadFile], Vec<Seg>),
+    traffic: (&'f [TrafficFile], Vec<Seg>),
+    timeline: (&'f [TimelineFile], Vec<Seg>),
+    network: (Option<&'f NetworkFile>, Vec<Seg>),
+    dns: (Option<&'f DnsFile>, Vec<Seg>),
+    expect: &'f [ExpectFile],
+}
+
+/// What a timeline entry may refer to.
+#[derive(Clone, Copy)]
+struct ActionRefs<'a> {
+    find: &'a FindWorkload<'a>,
+    traffic_names: &'a [String],
+    ipam: &'a IpamLayout,
+    duration: SimDuration,
+    policy: Option<&'a PolicyConfig>,
+    nodes: &'a [NodeSpec],
+}
+
+/// What every variant shares.
+struct Common<'f> {
+    namespaces: &'f [NamespaceFile],
+    duration: SimDuration,
+    sample_every: SimDuration,
+    windows: &'f [WindowSpec],
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    text: &'a str,
+    pos: &'a Positions,
+}
+
+type R<T> = Result<T, InputError>;
+
+/// Looks a workload name up: (name, path of the reference, what refers to it).
+type FindWorkload<'a> = dyn Fn(&str, Vec<Seg>, &str) -> R<usize> + 'a;
+
+impl Locate for Validator<'_> {
+    fn source(&self) -> (&str, &Positions) {
+        (self.file, self.pos)
+    }
+}
+
+impl Validator<'_> {
+    fn scenario(&self, f: ScenarioFile) -> R<Scenario> {
+        if f.duration.0 == SimDuration::ZERO {
+            return Err(self.err(
+                &path!["duration"],
+                "duration is 0",
+                "give the simulated time to run, e.g. 1h",
+            ));
+        }
+        if f.sample_every.0 == SimDuration::ZERO {
+            return Err(self.err(
+                &path!["sample_every"],
+                "sample_every is 0",
+                "give a sampling period, e.g. 1m",
+            ));
+        }
+        let windows = self.windows(&f)?;
+        let common = Common {
+            namespaces: &f.namespaces,
+            duration: f.duration.0,
+            sample_every: f.sample_every.0,
+            windows: &windows,
+        };
+        let label = |v: &VariantFile| (v.name.clone(), v.description.clone());
+        let variants =
+            self.variants(f.variant, &f.variants, label, |name, description, layer| {
+                let sections = Sections {
+                    at: layer.path(),
+                    cluster: layer.pick(|v| v.cluster.as_ref(), &f.cluster),
+                    workloads: layer.pick(|v| v.workloads.as_deref(), &f.workloads[..]),
+                    traffic: layer.pick(|v| v.traffic.as_deref(), &f.traffic[..]),
+                    timeline: layer.pick(|v| v.timeline.as_deref(), &f.timeline[..]),
+                    network: layer.pick(|v| v.network.as_ref().map(Some), f.network.as_ref()),
+                    dns: layer.pick(|v| v.dns.as_ref().map(Some), f.dns.as_ref()),
+                    expect: layer.own(|v| &v.expect[..], &f.expect[..]),
+                };
+                self.variant(name, description, &sections, &common)
+            })?;
+        Ok(Scenario {
+            name: f.name,
+            summary: f.summary,
+            story: f.story,
+            variants,
+        })
+    }
+
+    fn windows(&self, f: &ScenarioFile) -> R<Vec<WindowSpec>> {
+        let mut out: Vec<WindowSpec> = Vec::new();
+        for (i, w) in f.measure.iter().flat_map(|m| &m.windows).enumerate() {
+            let p = path!["measure", "windows", i];
+            if w.to.0 <= w.from.0 {
+                return Err(self.err(
+                    &p,
+                    format!(
+                        "window `{}` ends ({}) before it starts ({})",
+                        w.name, w.to.0, w.from.0
+                    ),
+                    "`to` must be later than `from`",
+                ));
+            }
+            if w.to.0 > f.duration.0 {
+                return Err(self.err(
+                    &p,
+                    format!(
+                        "window `{}` ends at {}, after the run ends at {}",
+                        w.name, w.to.0, f.duration.0
+                    ),
+                    "shorten the window or lengthen `duration`",
+                ));
+            }
+            if out.iter().any(|x| x.name == w.name) {
+                return Err(self.err(
+                    &p,
+                    format!("window name `{}` is used twice", w.name),
+                    "give each window its own name",
+                ));
+            }
+            out.push(WindowSpec {
+                name: w.name.clone(),
+                start: w.from.0,
+                end: w.to.0,
+            });
+        }
+        Ok(out)
+    }
+
+    fn variant(
+        &self,
+        name: String,
+        description: String,
+        sec: &Sections<'_>,
+        common: &Common<'_>,
+    ) -> R<Variant> {
+        let (cluster, cp) = (sec.cluster.0, &sec.cluster.1[..]);
+        let (workloads, wp) = (sec.workloads.0, &sec.workloads.1[..]);
+        let (traffic, tp) = (sec.traffic.0, &sec.traffic.1[..]);
+        let (timeline, lp) = (sec.timeline.0, &sec.timeline.1[..]);
+        let (duration, sample_every, windows) =
+            (common.duration, common.sample_every, common.windows);
+        let ipam = self.ipam(&[cp, &path!["cluster", "ipam"]].concat(), &cluster.ipam)?;
+        let np = [cp, &path!["cluster", "nodes"]].concat();
+        if cluster.nodes.zones.is_empty() {
+            return Err(self.err(
+                &np,
+                "no zones given",
+                "list at least one zone, e.g. zones: [zone-a]",
+            ));
+        }
+        let nodes = spread_nodes(
+            cluster.nodes.count.0,
+            &cluster.nodes.zones,
+            cluster.nodes.max_pods.map_or(DEFAULT_MAX_PODS, |c| c.0),
+        );
+        let deployments =
+            self.deployments(wp, workloads, sec.dns.0.map(|d| d.workload.as_str()))?;
+        let names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
+        let find = |n: &str, p: Vec<Seg>, what: &str| -> R<usize> {
+            names.iter().position(|x| *x == n).ok_or_else(|| {
+                self.err(
+                    &p,
+                    format!("{what} `{n}` is not a workload of this scenario"),
+                    did_you_mean(n, &names, "workloads"),
+                )
+            })
+        };
+        let dns = match sec.dns.0 {
+            Some(d) => Some(self.dns(&sec.dns.1, d, workloads, wp, &names)?),
+            None => None,
+        };
+        let (traffic_specs, traffic_names) = self.traffic(
+            tp,
+            traffic,
+            &find,
+            &deployments,
+            dns.as_ref(),
+            sec.network.0,
+        )?;
+        let (policy, conntrack, kube_proxy) =
+            self.data_path(sec, common.namespaces, dns.as_ref())?;
+        let refs = ActionRefs {
+            find: &find,
+            traffic_names: &traffic_names,
+            ipam: &ipam,
+            duration,
+            policy: policy.as_ref(),
+            nodes: &nodes,
+        };
+        let actions = self.timeline(
+            lp,
+            timeline,
+            &refs,
+            conntrack.is_some(),
+            (sec.network.0, &sec.network.1),
+        )?;
+        let expectations =
+            self.expectations(sec, common, &names, &traffic_names, kube_proxy.is_some())?;
+        let config = ClusterConfig {
+            nodes,
+            ipam,
+            deployments,
+            traffic: traffic_specs,
+            timeline: actions,
+            duration,
+            sample_every,
+            windows: windows.to_vec(),
+            policy,
+            dns,
+            conntrack,
+            kube_proxy,
+        };
+        Ok(Variant {
+            name,
+            description,
+            config,
+            expect: expectations,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

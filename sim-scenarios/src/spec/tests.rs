@@ -1,0 +1,257 @@
+use super::*;
+use crate::envelope::closest;
+use proptest::prelude::*;
+use sim_models::connections::{ConnectionMode, GO_IDLE_CONN_TIMEOUT};
+use sim_models::conntrack::{DataPath, Kernel};
+use sim_models::kube_proxy::Mode;
+
+#[test]
+fn closest_suggests_typos_only() {
+    assert_eq!(closest("replica", &["name", "replicas"]), Some("replicas"));
+    assert_eq!(closest("zzzzzzzz", &["name", "replicas"]), None);
+}
+
+fn with_lines(traffic_extra: &str, network: &str) -> Result<Scenario, InputError> {
+    let text = format!(
+        "name: t\nsummary: s\nduration: 1m\nsample_every: 10s\ncluster:\n  nodes: {{count: 1, zones: [a]}}\n  ipam: {{mode: flat, pod_cidr: 10.0.0.0/24}}\n\
+         {network}workloads:\n  - {{name: api, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}}\n\
+         traffic:\n  - {{to: api, rate: 1/s, timeout: 1s{traffic_extra}}}\n"
+    );
+    parse("t.yaml", &text)
+}
+
+#[test]
+fn connection_modes_and_conntrack_settings_parse() {
+    let ok = with_lines(
+        ", from: api, connections: {keep_alive: {max_idle: 4}}",
+        "network:\n  cni: calico\n  conntrack: {kernel: \"3.10\", node_cores: 16}\n",
+    )
+    .unwrap();
+    let cfg = &ok.variants[0].config;
+    assert_eq!(
+        cfg.traffic[0].connections,
+        ConnectionMode::KeepAlive {
+            max_idle: 4,
+            idle_timeout: GO_IDLE_CONN_TIMEOUT
+        }
+    );
+    let ct = cfg.conntrack.unwrap();
+    assert_eq!((ct.table.max, ct.table.kernel), (524_288, Kernel::V3_10));
+    let ll = with_lines(", from: api, connections: {long_lived: 3}", "").unwrap();
+    assert_eq!(
+        ll.variants[0].config.traffic[0].connections,
+        ConnectionMode::LongLived {
+            per_client: 3,
+            max_age: None
+        }
+    );
+}
+
+#[test]
+fn bad_connection_and_conntrack_settings_are_located() {
+    let e = with_lines(", from: api, connections: keep-alvie", "").unwrap_err();
+    assert_eq!(e.at.map(|a| a.0), Some(11), "{e}");
+    assert!(e.hint.contains("did you mean `keep-alive`"), "{e}");
+    let e = with_lines(", connections: keep-alive", "").unwrap_err();
+    assert!(e.message.contains("outside the cluster"), "{e}");
+    let e = with_lines(", from: api, connections: {long_lived: 0}", "").unwrap_err();
+    assert!(e.message.contains("long_lived is 0"), "{e}");
+    let e = with_lines(", from: api, connections: {long_lifed: 2}", "").unwrap_err();
+    assert!(e.at.is_some() && e.hint.contains("long_lived"), "{e}");
+    let e = with_lines(
+        "",
+        "network:\n  cni: calico\n  conntrack: {kernel: \"4.9\", max: 10}\n",
+    )
+    .unwrap_err();
+    assert_eq!(e.at.map(|a| a.0), Some(10), "{e}");
+    assert!(e.hint.contains("3.10, 4.19, 5.15"), "{e}");
+    let e = with_lines(
+        "",
+        "network:\n  cni: calico\n  conntrack: {kernel: \"5.15\"}\n",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("node_cores"), "{e}");
+    let e = with_lines("", "network:\n  cni: calico\n  conntrack: {maxx: 5}\n").unwrap_err();
+    assert!(e.hint.contains("did you mean `max`"), "{e}");
+}
+
+/// A small scenario with `network` replaced by `net` (indented 2).
+fn with_network(net: &str, expect: &str) -> String {
+    format!(
+        "name: t\nsummary: t\nduration: 1m\nsample_every: 10s\n\
+         cluster:\n  nodes: {{count: 1, zones: [a]}}\n  ipam: {{mode: flat, pod_cidr: 10.0.0.0/24}}\n\
+         workloads:\n  - {{name: web, replicas: 2, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}}\n\
+         traffic:\n  - {{to: web, rate: 1/s, timeout: 1s}}\n\
+         measure:\n  windows: [{{name: all, from: 0s, to: 1m}}]\n\
+         network:\n{net}expect:\n{expect}"
+    )
+}
+
+#[test]
+fn kube_proxy_sections_parse_with_defaults_and_overrides() {
+    let text = with_network(
+        "  cni: calico\n  kube_proxy: {mode: iptables, partial_restores: false, per_rule: 20ns}\n  services: {count: 5000, endpoints: 3}\n",
+        "  - {metric: first_packet_p99, service: web, window: all, below: 1ms}\n",
+    );
+    let s = parse("kp.yaml", &text).unwrap();
+    let kp = s.variants[0].config.kube_proxy.clone().unwrap();
+    assert_eq!(kp.mode, Mode::Iptables);
+    assert!(!kp.partial_restores);
+    assert_eq!(kp.costs.per_rule, SimDuration::from_nanos(20));
+    assert_eq!(kp.sync_period, SimDuration::from_secs(30));
+    assert_eq!((kp.other_services, kp.other_endpoints), (5000, 3));
+}
+
+#[test]
+fn an_ebpf_load_balancer_takes_pod_flows_out_of_the_conntrack_table() {
+    let net = |mode: &str| {
+        format!("  cni: cilium\n  conntrack: {{max: 1000}}\n  kube_proxy: {{mode: {mode}}}\n")
+    };
+    let datapath = |mode: &str| {
+        let s = parse("kp.yaml", &with_network(&net(mode), "  []\n")).unwrap();
+        s.variants[0].config.conntrack.unwrap().datapath
+    };
+    assert_eq!(datapath("ebpf"), DataPath::Ebpf);
+    assert_eq!(datapath("nftables"), DataPath::Netfilter);
+}
+
+#[test]
+fn the_a_aaaa_insert_race_needs_its_concurrency_stated() {
+    let text = crate::bundled::BUNDLED
+        .iter()
+        .find(|(n, _)| *n == "dns_conntrack_race")
+        .map(|(_, t)| *t)
+        .unwrap_or_default();
+    let base = "conntrack: {kernel: \"3.10\", node_cores: 4, udp_pair_concurrency: 0.05}";
+    assert!(text.contains(base));
+    let line = text.lines().position(|l| l.contains(base)).unwrap_or(0) + 1;
+    let missing = text.replacen(", udp_pair_concurrency: 0.05", "", 1);
+    let e = parse("race.yaml", &missing).unwrap_err();
+    println!("{e}");
+    assert!(
+        e.message.contains("how often they race is not known"),
+        "{e}"
+    );
+    assert!(e.hint.contains("udp_pair_concurrency"), "{e}");
+    assert_eq!(e.at.map(|(l, _)| l), Some(line), "{e}");
+    let wrong = text.replacen("udp_pair_concurrency: 0.05", "udp_pair_concurrency: 5", 1);
+    let e = parse("race.yaml", &wrong).unwrap_err();
+    assert!(e.message.contains("not a share in 0..1"), "{e}");
+    let s = parse("race.yaml", text).unwrap();
+    let ct = s.variants[0].config.conntrack.unwrap();
+    assert_eq!(ct.udp_pair_concurrency, 0.05);
+    assert!(ct.flush_udp_on_endpoint_removal);
+}
+
+#[test]
+fn a_conntrack_flush_needs_a_table() {
+    let text = crate::bundled::BUNDLED
+        .iter()
+        .find(|(n, _)| *n == "preply_stale_conntrack")
+        .map(|(_, t)| *t)
+        .unwrap_or_default();
+    let table =
+        "  conntrack: {node_cores: 4, kernel: \"4.19\", flush_udp_on_endpoint_removal: false}\n";
+    assert!(text.contains(table));
+    let e = parse("flush.yaml", &text.replacen(table, "", 1)).unwrap_err();
+    println!("{e}");
+    assert!(e.message.contains("no table to flush"), "{e}");
+    let line = text
+        .lines()
+        .position(|l| l.contains("conntrack_flush"))
+        .unwrap_or(0);
+    assert_eq!(e.at.map(|(l, _)| l), Some(line), "{e}");
+    let s = parse("flush.yaml", text).unwrap();
+    let ct = s.variants[0].config.conntrack.unwrap();
+    assert!(!ct.flush_udp_on_endpoint_removal);
+}
+
+#[test]
+fn kube_proxy_mistakes_are_located_errors() {
+    let cases = [
+        (
+            "  cni: calico\n  kube_proxy: {mode: ipvs, partial_restores: true}\n",
+            "",
+            "`partial_restores` applies to mode iptables",
+            16,
+        ),
+        (
+            "  cni: calico\n  services: {count: 10, endpoints: 1}\n",
+            "",
+            "only adds rules",
+            16,
+        ),
+        (
+            "  cni: calico\n",
+            "  - {metric: first_packet_p50, service: web, window: all, below: 1ms}\n",
+            "needs network.kube_proxy",
+            17,
+        ),
+        (
+            "  cni: flannel\n  kube_proxy: {mode: ebpf}\n",
+            "",
+            "flannel has no eBPF",
+            16,
+        ),
+        (
+            "  cni: calico\n  kube_proxy: {mode: iptables, min_sync_period: 1m}\n",
+            "",
+            "longer than sync_period",
+            16,
+        ),
+        (
+            "  cni: calico\n  kube_proxy: {mode: iptable}\n",
+            "",
+            "unknown variant `iptable`",
+            16,
+        ),
+    ];
+    for (net, expect, want, line) in cases {
+        let e = parse("kp.yaml", &with_network(net, expect)).unwrap_err();
+        println!("{e}");
+        assert!(e.message.contains(want), "{e}");
+        assert_eq!(e.at.map(|(l, _)| l), Some(line), "{e}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// Whatever the text, parsing returns a value or an error; it never panics.
+    #[test]
+    fn parse_never_panics(text in "\\PC{0,200}") {
+        let _ = parse("fuzz.yaml", &text);
+    }
+
+    /// Any single-line edit of a valid file parses or gives a located error.
+    #[test]
+    fn edited_scenarios_fail_with_a_position(line in 0usize..100, junk in "[a-z:{}\\[\\] -]{0,12}") {
+        let base = include_str!("../../../scenarios/black_friday_cidr.yaml");
+        let mut lines: Vec<&str> = base.lines().collect();
+        let i = line % lines.len();
+        lines[i] = &junk;
+        if let Err(e) = parse("edit.yaml", &lines.join("\n")) {
+            prop_assert!(e.at.is_some() || e.message.contains("empty"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn an_unknown_figure_is_refused_with_the_names_of_its_level() {
+    let e = with_lines(
+        "",
+        "expect:\n  - {metric: pods_pendin, workload: api, at: 1m, equals: 1}\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.message.starts_with(
+            "expect[0].metric: unknown variant `pods_pendin`, expected one of `pods_pending`, `pods_running`,"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.message
+            .ends_with("`dns_insert_failed`, `dns_queries_stale`"),
+        "{e}"
+    );
+    assert!(e.hint.starts_with("did you mean `pods_pending`?"), "{e}");
+}

@@ -1,0 +1,270 @@
+//! Actions at times: the `timeline` section.
+//!
+//! # Scope
+//! Each entry is `at` plus exactly one action (scale, a rate change, a new
+//! IP pool, policy sets, the CNI daemon down or up, a conntrack flush);
+//! names are checked against the variant's workloads, traffic, policy sets
+//! and nodes.
+//!
+//! # Validation
+//! Every error names the field it is about (`file:line:column`) with a hint.
+
+use super::{ActionRefs, NetworkFile, Validator, R};
+use crate::envelope::Locate;
+use crate::locate::Seg;
+use crate::path;
+use crate::units::{Count, Duration, Rate};
+use serde::Deserialize;
+use sim_models::cluster::{Action, TimedAction};
+use sim_models::ipam::IpamLayout;
+use sim_models::topology::NodeSpec;
+
+/// One timeline entry: `at` plus exactly one action.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineFile {
+    /// When.
+    pub at: Duration,
+    /// Scale this Deployment (with `replicas`).
+    pub scale: Option<String>,
+    /// New replica count.
+    pub replicas: Option<Count>,
+    /// Change this traffic source's rate (with `rate`).
+    pub traffic: Option<String>,
+    /// New rate.
+    pub rate: Option<Rate>,
+    /// Add a pod IP pool (flat IPAM).
+    pub add_pod_cidr: Option<String>,
+    /// Make these NetworkPolicy sets the active ones.
+    pub policies: Option<Vec<String>>,
+    /// The CNI daemon stops on these nodes (`all` or a list of node names).
+    pub cni_down: Option<NodeNames>,
+    /// The CNI daemon runs again on these nodes.
+    pub cni_up: Option<NodeNames>,
+    /// An operator deletes the UDP conntrack entries on these nodes
+    /// (`conntrack -D -p udp`; needs network.conntrack).
+    pub conntrack_flush: Option<NodeNames>,
+}
+
+/// Nodes an action applies to: `all`, one name, or a list of names.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum NodeNames {
+    /// `all` or one node's name.
+    One(String),
+    /// Node names.
+    Many(Vec<String>),
+}
+
+impl Validator<'_> {
+    /// The timeline (written at `lp`); `has_conntrack`: the nodes track
+    /// connections, so conntrack can be flushed.
+    pub(super) fn timeline(
+        &self,
+        lp: &[Seg],
+        timeline: &[TimelineFile],
+        refs: &ActionRefs<'_>,
+        has_conntrack: bool,
+        network: (Option<&NetworkFile>, &[Seg]),
+    ) -> R<Vec<TimedAction>> {
+        let mut actions = Vec::new();
+        for (i, e) in timeline.iter().enumerate() {
+            let p = [lp, &path!["timeline", i]].concat();
+            actions.push(self.action(&p, e, refs)?);
+        }
+        if !has_conntrack {
+            if let Some(i) = actions
+                .iter()
+                .position(|a| matches!(a.action, Action::FlushUdpConntrack { .. }))
+            {
+                return Err(self.err(
+                    &[lp, &path!["timeline", i, "conntrack_flush"]].concat(),
+                    "`conntrack_flush` needs network.conntrack: there is no table to flush",
+                    "add network: {cni: calico, conntrack: {node_cores: 4}}",
+                ));
+            }
+        }
+        let changes_policies = actions
+            .iter()
+            .any(|a| matches!(a.action, Action::SetPolicies { .. }));
+        if changes_policies && network.0.is_some_and(|n| n.policy_delay.is_none()) {
+            return Err(self.err(
+                &[network.1, &path!["network"]].concat(),
+                "the timeline changes policies but network.policy_delay is not given",
+                "give the time from a policy change to its effect in the data path, e.g. policy_delay: 2s",
+            ));
+        }
+
+        Ok(actions)
+    }
+
+    pub(super) fn action(
+        &self,
+        p: &[Seg],
+        e: &TimelineFile,
+        refs: &ActionRefs<'_>,
+    ) -> R<TimedAction> {
+        let ActionRefs {
+            find,
+            traffic_names,
+            ipam,
+            duration,
+            policy,
+            nodes,
+        } = *refs;
+        let set = [
+            e.scale.is_some(),
+            e.traffic.is_some(),
+            e.add_pod_cidr.is_some(),
+            e.policies.is_some(),
+            e.cni_down.is_some(),
+            e.cni_up.is_some(),
+            e.conntrack_flush.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names)";
+        if set != 1 {
+            let msg = if set == 0 {
+                "timeline entry has no action"
+            } else {
+                "timeline entry has more than one action"
+            };
+            return Err(self.err(p, msg, hint));
+        }
+        if e.at.0 > duration {
+            return Err(self.err(
+                &[p, &path!["at"]].concat(),
+                format!("at {} is after the run ends ({duration})", e.at.0),
+                "lengthen `duration` or move the action",
+            ));
+        }
+        let action = if let Some(name) = &e.scale {
+            let deployment = find(name, [p, &path!["scale"]].concat(), "scale target")?;
+            let (Some(replicas), None) = (e.replicas, e.rate) else {
+                return Err(self.err(p, "`scale` needs `replicas` (and no `rate`)", hint));
+            };
+            Action::Scale {
+                deployment,
+                replicas: replicas.0,
+            }
+        } else if let Some(name) = &e.traffic {
+            let Some(traffic) = traffic_names.iter().position(|t| t == name) else {
+                return Err(self.err(
+                    &[p, &path!["traffic"]].concat(),
+                    format!("no traffic source is called `{name}`"),
+                    format!("traffic sources: {}", traffic_names.join(", ")),
+                ));
+            };
+            let (Some(rate), None) = (e.rate, e.replicas) else {
+                return Err(self.err(p, "`traffic` needs `rate` (and no `replicas`)", hint));
+            };
+            Action::SetRate {
+                traffic,
+                rate: rate.0,
+            }
+        } else if let Some(names) = &e.policies {
+            let pp = [p, &path!["policies"]].concat();
+            let Some(cfg) = policy else {
+                return Err(self.err(
+                    &pp,
+                    "`policies` needs a `network` section with policy_sets",
+                    "add network: {cni: calico, policy_delay: 2s, policy_sets: {...}}",
+                ));
+            };
+            let mut sets = Vec::new();
+            for n in names {
+                let Some(i) = cfg.sets.iter().position(|(name, _)| name == n) else {
+                    let known: Vec<&str> = cfg.sets.iter().map(|(n, _)| n.as_str()).collect();
+                    return Err(self.err(
+                        &pp,
+                        format!("no policy set is called `{n}`"),
+                        format!("policy sets: {}", known.join(", ")),
+                    ));
+                };
+                sets.push(i);
+            }
+            Action::SetPolicies { sets }
+        } else if let Some(which) = &e.conntrack_flush {
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(p, "`conntrack_flush` takes no `replicas` or `rate`", hint));
+            }
+            let nodes = self.node_names(&[p, &path!["conntrack_flush"]].concat(), which, nodes)?;
+            Action::FlushUdpConntrack { nodes }
+        } else if let Some(which) = e.cni_down.as_ref().or(e.cni_up.as_ref()) {
+            let field = if e.cni_down.is_some() {
+                "cni_down"
+            } else {
+                "cni_up"
+            };
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(p, format!("`{field}` takes no `replicas` or `rate`"), hint));
+            }
+            let picked = self.node_names(&[p, &path![field]].concat(), which, nodes)?;
+            if e.cni_down.is_some() {
+                Action::CniDown { nodes: picked }
+            } else {
+                Action::CniUp { nodes: picked }
+            }
+        } else {
+            let cp = [p, &path!["add_pod_cidr"]].concat();
+            let cidr = self.cidr(&cp, e.add_pod_cidr.as_deref().unwrap_or_default())?;
+            match ipam {
+                IpamLayout::Flat { pod_cidr, .. } if pod_cidr.overlaps(&cidr) => {
+                    return Err(self.err(
+                        &cp,
+                        format!("{cidr} overlaps the pod network {pod_cidr}"),
+                        "add a pool that does not overlap, e.g. the next free /22",
+                    ));
+                }
+                IpamLayout::PerNode { .. } => {
+                    return Err(self.err(
+                        &cp,
+                        "add_pod_cidr applies to `mode: flat` IPAM",
+                        "per-node layouts are sized by cluster_cidr and node_mask",
+                    ));
+                }
+                _ => {}
+            }
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(p, "`add_pod_cidr` takes no `replicas` or `rate`", hint));
+            }
+            Action::AddIpPool { cidr }
+        };
+        Ok(TimedAction { at: e.at.0, action })
+    }
+
+    /// Node indices named by `which`: `all`, or names of `nodes`.
+    pub(super) fn node_names(
+        &self,
+        p: &[Seg],
+        which: &NodeNames,
+        nodes: &[NodeSpec],
+    ) -> R<Vec<usize>> {
+        let names: Vec<&str> = match which {
+            NodeNames::One(n) if n == "all" => return Ok((0..nodes.len()).collect()),
+            NodeNames::One(n) => vec![n.as_str()],
+            NodeNames::Many(ns) => ns.iter().map(String::as_str).collect(),
+        };
+        let mut picked = Vec::new();
+        for (i, name) in names.into_iter().enumerate() {
+            let Some(n) = nodes.iter().position(|x| x.name == name) else {
+                let q = match which {
+                    NodeNames::One(_) => p.to_vec(),
+                    NodeNames::Many(_) => [p, &path![i]].concat(),
+                };
+                let last = nodes.last().map_or("none", |n| n.name.as_str());
+                return Err(self.err(
+                    &q,
+                    format!("no node is called `{name}`"),
+                    format!("write `all` or names from node-1 to {last}"),
+                ));
+            };
+            if !picked.contains(&n) {
+                picked.push(n);
+            }
+        }
+        Ok(picked)
+    }
+}

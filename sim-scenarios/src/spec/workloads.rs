@@ -1,0 +1,219 @@
+//! Workloads and namespaces: the `workloads` and `namespaces` sections.
+//!
+//! # Scope
+//! Each workload becomes a Deployment (or StatefulSet) with its Service port
+//! and its server model (concurrency, service time, queue); the DNS
+//! workload's pods are CoreDNS and take no server settings.
+//!
+//! # Validation
+//! Every error names the field it is about (`file:line:column`) with a hint.
+
+use super::{Validator, R};
+use crate::envelope::Locate;
+use crate::locate::Seg;
+use crate::path;
+use crate::units::{Count, Duration};
+use serde::Deserialize;
+use sim_models::app::ServerSpec;
+use sim_models::coredns::CoreDnsSpec;
+use sim_models::netpol::Protocol;
+use sim_models::workload::{DeploymentSpec, WorkloadKind};
+use std::collections::BTreeMap;
+
+/// One Deployment and its server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadFile {
+    /// Name (its Service has the same name).
+    pub name: String,
+    /// Replicas at the start.
+    pub replicas: Count,
+    /// Binding to container running.
+    pub startup: Duration,
+    /// Container running to Ready.
+    pub ready_after: Duration,
+    /// Requests served at once per pod (not for the DNS workload, whose
+    /// pods are CoreDNS).
+    pub concurrency: Option<Count>,
+    /// Mean service time (not for the DNS workload).
+    pub service_time: Option<Duration>,
+    /// Requests that may wait per pod (default: no limit).
+    pub queue_limit: Option<Count>,
+    /// `deployment` (default) or `statefulset`.
+    pub kind: Option<KindName>,
+    /// Namespace (default `default`).
+    pub namespace: Option<String>,
+    /// Pod labels (default `app: NAME`).
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Port the pods serve on (default 8080).
+    pub port: Option<u16>,
+    /// Name of that container port.
+    pub port_name: Option<String>,
+    /// `TCP` (default), `UDP` or `SCTP`.
+    pub protocol: Option<String>,
+    /// The Service is headless (`clusterIP: None`): its DNS name gives pod
+    /// addresses, which clients connect to directly.
+    #[serde(default)]
+    pub headless: bool,
+    /// The pod spec's `dnsConfig` (with `dnsPolicy: ClusterFirst`).
+    pub dns_config: Option<PodDnsConfigFile>,
+}
+
+/// Workload controllers.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KindName {
+    /// A Deployment.
+    Deployment,
+    /// A StatefulSet.
+    Statefulset,
+}
+
+/// A namespace.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceFile {
+    /// Name.
+    pub name: String,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A pod's `dnsConfig`, as in the pod spec.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodDnsConfigFile {
+    /// Search domains appended to the kubelet's.
+    #[serde(default)]
+    pub searches: Vec<String>,
+    /// resolv.conf options: `ndots`, `timeout`, `attempts` (with a value),
+    /// `single-request`, `single-request-reopen`, `rotate`.
+    #[serde(default)]
+    pub options: Vec<DnsOptionFile>,
+}
+
+/// One `dnsConfig.options` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsOptionFile {
+    /// Option name.
+    pub name: String,
+    /// Its value (a number, quoted or not, as Kubernetes takes it).
+    pub value: Option<OptionValue>,
+}
+
+/// An option value: Kubernetes takes strings, people write numbers too.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OptionValue {
+    /// `value: 2`.
+    Number(u64),
+    /// `value: "2"`.
+    Text(String),
+}
+
+impl Validator<'_> {
+    /// The Deployments of `workloads` (written at `wp`), each with its server.
+    pub(super) fn deployments(
+        &self,
+        wp: &[Seg],
+        workloads: &[WorkloadFile],
+        dns_workload: Option<&str>,
+    ) -> R<Vec<DeploymentSpec>> {
+        let mut deployments: Vec<DeploymentSpec> = Vec::new();
+        for (i, w) in workloads.iter().enumerate() {
+            let p = [wp, &path!["workloads", i]].concat();
+            if deployments.iter().any(|d| d.name == w.name) {
+                return Err(self.err(
+                    &p,
+                    format!("workload `{}` is defined twice", w.name),
+                    "give each workload its own name",
+                ));
+            }
+            let server = self.server(&p, w, dns_workload)?;
+            let mut d =
+                DeploymentSpec::new(&w.name, w.replicas.0, w.startup.0, w.ready_after.0, server);
+            if let Some(KindName::Statefulset) = w.kind {
+                d.kind = WorkloadKind::StatefulSet;
+            }
+            if let Some(ns) = &w.namespace {
+                d.namespace = ns.clone();
+            }
+            if let Some(l) = &w.labels {
+                d.labels = l.clone();
+            }
+            if let Some(port) = w.port {
+                d.port.number = port;
+            }
+            d.port.name = w.port_name.clone();
+            if let Some(proto) = &w.protocol {
+                d.port.protocol = Protocol::parse(proto).ok_or_else(|| {
+                    self.err(
+                        &[&p[..], &path!["protocol"]].concat(),
+                        format!("protocol `{proto}` is not TCP, UDP or SCTP"),
+                        "protocols are upper case, as in Kubernetes: TCP, UDP, SCTP",
+                    )
+                })?;
+            }
+            deployments.push(d);
+        }
+
+        Ok(deployments)
+    }
+
+    /// A workload's server model; the DNS workload's pods are CoreDNS and
+    /// take none.
+    pub(super) fn server(
+        &self,
+        p: &[Seg],
+        w: &WorkloadFile,
+        dns_workload: Option<&str>,
+    ) -> R<ServerSpec> {
+        let field = |n: &str| [p, &path![n]].concat();
+        if dns_workload == Some(w.name.as_str()) {
+            if w.concurrency.is_some() || w.service_time.is_some() {
+                let key = if w.concurrency.is_some() {
+                    "concurrency"
+                } else {
+                    "service_time"
+                };
+                return Err(self.err(
+                    &field(key),
+                    format!("`{}` is the DNS workload: its pods are CoreDNS, whose speed comes from its CPU", w.name),
+                    "remove concurrency and service_time; set the CPU with dns: {coredns: {cpu: 100m}}",
+                ));
+            }
+            let spec = CoreDnsSpec::default();
+            return Ok(ServerSpec {
+                concurrency: 1,
+                service_time: spec.mean_service_time(),
+                queue_limit: None,
+            });
+        }
+        let (Some(c), Some(t)) = (w.concurrency, w.service_time) else {
+            let key = if w.concurrency.is_none() {
+                "concurrency"
+            } else {
+                "service_time"
+            };
+            return Err(self.err(
+                p,
+                format!("workload `{}` needs `{key}`", w.name),
+                "give the requests served at once per pod (concurrency) and their mean time (service_time)",
+            ));
+        };
+        if c.0 == 0 {
+            return Err(self.err(
+                &field("concurrency"),
+                "concurrency is 0: the pods could never answer",
+                "give each pod at least one worker",
+            ));
+        }
+        Ok(ServerSpec {
+            concurrency: c.0,
+            service_time: t.0,
+            queue_limit: w.queue_limit.map(|c| c.0),
+        })
+    }
+}
