@@ -4,19 +4,33 @@
 //! The distance behind every "did you mean `...`?" hint: the manifest loader
 //! ([`crate::netpol::manifest`]) and the scenario files (`sim-scenarios`)
 //! both rank the valid names by it and suggest the nearest one when it is
-//! near enough to be a typo. Each caller keeps its own rule for "near enough"
-//! and for case.
+//! near enough to be a typo ([`suggest`]: one rule for both).
 //!
 //! ## Parameters
 //! None: Levenshtein's distance (Levenshtein 1966), one edit per inserted,
 //! deleted or substituted character (`char`, not byte), case-sensitive.
 //!
 //! ## What it emits
-//! [`edit_distance`]: the number of edits.
+//! [`edit_distance`]: the number of edits; [`suggest`]: the nearest valid
+//! name, compared without case, when it is at most max(2, a third of its
+//! length) edits away.
 //!
 //! ## Validation
 //! Unit tests pin textbook distances, the empty cases, multi-byte
 //! characters, case sensitivity and symmetry.
+
+/// The candidate nearest to `word` (compared without case), if it is near
+/// enough to be a typo of it: at most max(2, a third of its length) edits.
+/// Ties go to the candidate that sorts first.
+pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&word, &c.to_lowercase()), *c))
+        .min()
+        .filter(|(d, c)| *d <= 2.max(c.chars().count() / 3))
+        .map(|(_, c)| c)
+}
 
 /// The Levenshtein distance between `a` and `b`: the fewest single-character
 /// insertions, deletions and substitutions that turn one into the other.
@@ -40,7 +54,17 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::edit_distance;
+    use super::{edit_distance, suggest};
+
+    #[test]
+    fn suggests_near_names_only_without_case() {
+        let names = ["replicas", "rate", "retries"];
+        assert_eq!(suggest("replcas", &names), Some("replicas"));
+        assert_eq!(suggest("Replicas", &names), Some("replicas"));
+        assert_eq!(suggest("retires", &names), Some("retries"));
+        assert_eq!(suggest("timeout", &names), None);
+        assert_eq!(suggest("x", &[]), None);
+    }
 
     #[test]
     fn textbook_distances() {

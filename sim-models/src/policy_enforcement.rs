@@ -34,41 +34,16 @@
 //! Unit tests: Flannel never denies; a default-deny egress policy denies with
 //! a sentence; the cache follows policy and pod changes.
 
+use crate::datapath::cni::Cni;
 use crate::netpol::{evaluate, Cluster, Flow, Namespace, PodInfo, Policy, Protocol};
 use sim_core::SimDuration;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-/// Network plugins, as far as policy enforcement goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cni {
-    /// Calico: enforces NetworkPolicy.
-    Calico,
-    /// Cilium: enforces NetworkPolicy.
-    Cilium,
-    /// Flannel: does not enforce NetworkPolicy.
-    Flannel,
-}
-
-impl Cni {
-    /// Whether the plugin enforces NetworkPolicy.
-    pub fn enforces_policy(self) -> bool {
-        !matches!(self, Cni::Flannel)
-    }
-    /// The name operators use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Cni::Calico => "calico",
-            Cni::Cilium => "cilium",
-            Cni::Flannel => "flannel",
-        }
-    }
-}
-
 /// Named sets of policies and which are active at the start.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyConfig {
-    /// The network plugin.
+    /// The network plugin (its mode does not matter here).
     pub cni: Cni,
     /// From a policy change to its effect in the data path.
     pub delay: SimDuration,
@@ -207,7 +182,7 @@ mod tests {
             pod("prod", "web-0", "web", [10, 0, 0, 2]),
             pod("kube-system", "coredns-0", "kube-dns", [10, 0, 0, 3]),
         ];
-        let mut calico = Enforcer::new(&config(Cni::Calico, DENY_EGRESS));
+        let mut calico = Enforcer::new(&config(Cni::CalicoIpip, DENY_EGRESS));
         let denial = calico
             .check(&pods, (0, 1), Protocol::Udp, 53)
             .cloned()
@@ -217,13 +192,13 @@ mod tests {
             calico.check(&pods, (1, 0), Protocol::Tcp, 80).is_none(),
             "kube-system is not isolated"
         );
-        let mut flannel = Enforcer::new(&config(Cni::Flannel, DENY_EGRESS));
+        let mut flannel = Enforcer::new(&config(Cni::FlannelVxlan, DENY_EGRESS));
         assert!(flannel.check(&pods, (0, 1), Protocol::Udp, 53).is_none());
     }
 
     #[test]
     fn removing_the_policies_admits_again() {
-        let cfg = config(Cni::Cilium, DENY_EGRESS);
+        let cfg = config(Cni::Cilium { tunnel: true }, DENY_EGRESS);
         let pods = vec![
             pod("prod", "web-0", "web", [10, 0, 0, 2]),
             pod("prod", "db-0", "db", [10, 0, 0, 3]),

@@ -29,7 +29,6 @@ use crate::error::InputError;
 use crate::locate::{Positions, Seg};
 use crate::path;
 use serde::Deserialize;
-use sim_models::did_you_mean::edit_distance;
 
 /// A validated scenario: its label and its configurations.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,7 +113,7 @@ fn hint_for(message: &str) -> String {
         }
     }
     if message.starts_with("missing field") {
-        return "add the field; the format is described in sim-scenarios/src/spec.rs and the README".into();
+        return "add the field; the format is described in sim-scenarios/src/spec/ and the README".into();
     }
     if message.contains("has no unit") {
         return "durations take a unit (ms, s, m, h) and rates a per-time (/s, /min)".into();
@@ -128,21 +127,13 @@ fn hint_for(message: &str) -> String {
     "see the scenario format in the README".into()
 }
 
-/// The option nearest to `given` by edit distance, if near enough to be a typo.
-pub fn closest<'a>(given: &str, options: &[&'a str]) -> Option<&'a str> {
-    options
-        .iter()
-        .map(|o| (edit_distance(given, o), *o))
-        .min()
-        .filter(|(d, o)| *d <= 2.max(o.len() / 3))
-        .map(|(_, o)| o)
-}
+use sim_models::did_you_mean::suggest;
 
 /// A hint listing `options` under `what`, led by the closest one to
 /// `given` if it looks like a typo of it:
 /// ``did you mean `replicas`? valid here: name, replicas``.
 pub(crate) fn did_you_mean(given: &str, options: &[&str], what: &str) -> String {
-    match closest(given, options) {
+    match suggest(given, options) {
         Some(b) => format!("did you mean `{b}`? {what}: {}", options.join(", ")),
         None => format!("{what}: {}", options.join(", ")),
     }

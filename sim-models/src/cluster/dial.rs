@@ -296,7 +296,7 @@ impl Sim<'_> {
             from.namespace, from.name, spec.namespace, spec.name
         );
         let obj = format!("pod/{}", self.pods[client as usize].name);
-        let cni = self.cfg.policy.as_ref().map_or("cni", |p| p.cni.name());
+        let cni = self.cfg.policy.as_ref().map_or("cni", |p| p.cni.plugin());
         let message = format!("{key}: first packet dropped by {cni}: {denial}");
         self.event_keyed("Warning", "PolicyDenied", "netpol", key, message, obj);
     }
@@ -319,7 +319,7 @@ impl Sim<'_> {
         let msg = format!(
             "active NetworkPolicy sets now [{}], programmed into {}",
             names.join(", "),
-            cfg.cni.name()
+            cfg.cni.plugin()
         );
         self.event(
             "Normal",

@@ -534,14 +534,14 @@ impl<'a> Sim<'a> {
             if !p.cni.enforces_policy() && p.sets.iter().any(|(_, s)| !s.is_empty()) {
                 let msg = format!(
                     "NetworkPolicy objects exist but {} does not enforce them: all traffic passes",
-                    p.cni.name()
+                    p.cni.plugin()
                 );
                 self.event(
                     "Warning",
                     "PolicyNotEnforced",
                     "knsim",
                     msg,
-                    format!("cni/{}", p.cni.name()),
+                    format!("cni/{}", p.cni.plugin()),
                 );
             }
         }

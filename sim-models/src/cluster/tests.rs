@@ -246,7 +246,7 @@ fn same_seed_same_trace_and_series() {
     );
 }
 
-fn db_and_frontend(cni: crate::policy_enforcement::Cni) -> ClusterConfig {
+fn db_and_frontend(cni: crate::datapath::cni::Cni) -> ClusterConfig {
     use crate::netpol::parse_manifests;
     use crate::policy_enforcement::PolicyConfig;
     let mut cfg = config("10.0.0.0/24", 20);
@@ -303,7 +303,7 @@ fn db_and_frontend(cni: crate::policy_enforcement::Cni) -> ClusterConfig {
 #[test]
 fn an_ingress_policy_blocks_unlisted_clients_after_the_delay() {
     let out = run(
-        &db_and_frontend(crate::policy_enforcement::Cni::Calico),
+        &db_and_frontend(crate::datapath::cni::Cni::CalicoIpip),
         3,
         &mut NullSink,
     );
@@ -332,9 +332,9 @@ fn an_ingress_policy_blocks_unlisted_clients_after_the_delay() {
 
 /// frontend resolves `db` through a CoreDNS workload before connecting.
 fn with_dns(policy_yaml: Option<&str>) -> ClusterConfig {
+    use crate::datapath::cni::Cni;
     use crate::netpol::{parse_manifests, Protocol};
-    use crate::policy_enforcement::Cni;
-    let mut cfg = db_and_frontend(Cni::Calico);
+    let mut cfg = db_and_frontend(Cni::CalicoIpip);
     cfg.timeline.clear();
     let dns_server = ServerSpec {
         concurrency: 1,
@@ -572,7 +572,7 @@ fn default_deny_egress_makes_every_lookup_time_out() {
 #[test]
 fn flannel_warns_and_lets_everything_through() {
     let out = run(
-        &db_and_frontend(crate::policy_enforcement::Cni::Flannel),
+        &db_and_frontend(crate::datapath::cni::Cni::FlannelVxlan),
         3,
         &mut NullSink,
     );

@@ -178,6 +178,47 @@ impl Cni {
         }
     }
 
+    /// The plugin, whatever its mode: what operators call it and what
+    /// `kubectl -n kube-system get ds` lists (`calico-node`, `cilium`,
+    /// `kube-flannel-ds`, `aws-node`).
+    pub fn plugin(self) -> &'static str {
+        match self {
+            Cni::FlannelVxlan | Cni::FlannelHostGw => "flannel",
+            Cni::CalicoBgp | Cni::CalicoIpip | Cni::CalicoVxlan | Cni::CalicoWireguard => "calico",
+            Cni::Cilium { .. } => "cilium",
+            Cni::AwsVpcCni { .. } => "aws-vpc-cni",
+        }
+    }
+
+    /// The plugin names a cluster-level scenario may write.
+    pub const PLUGINS: [&'static str; 3] = ["calico", "cilium", "flannel"];
+
+    /// The plugin as installed from its own manifest when no mode is said
+    /// (the cluster-level `cni: calico | cilium | flannel`, where only policy
+    /// enforcement matters): Calico's `calico.yaml` pool is IP-in-IP
+    /// (`CALICO_IPV4POOL_IPIP: Always`), Cilium's default routing mode is a
+    /// VXLAN tunnel, flannel's default backend is vxlan.
+    pub fn plugin_default(name: &str) -> Option<Cni> {
+        match name {
+            "calico" => Some(Cni::CalicoIpip),
+            "cilium" => Some(Cni::Cilium { tunnel: true }),
+            "flannel" => Some(Cni::FlannelVxlan),
+            _ => None,
+        }
+    }
+
+    /// Whether the plugin enforces NetworkPolicy: Calico and Cilium do;
+    /// flannel does not (Kubernetes docs, "Network Policies": a plugin must
+    /// implement them); the Amazon VPC CNI only with its network policy
+    /// agent enabled, which is off by default (`enableNetworkPolicy`), and
+    /// not modelled.
+    pub fn enforces_policy(self) -> bool {
+        !matches!(
+            self,
+            Cni::FlannelVxlan | Cni::FlannelHostGw | Cni::AwsVpcCni { .. }
+        )
+    }
+
     /// How pod traffic crosses between nodes.
     pub fn routing(self) -> Routing {
         match self {

@@ -10,7 +10,7 @@
 //! Every error names the field it is about (`file:line:column`) with a hint.
 
 use super::{NamespaceFile, Sections, Validator, R};
-use crate::envelope::Locate;
+use crate::envelope::{did_you_mean, Locate};
 use crate::error::InputError;
 use crate::locate::Seg;
 use crate::path;
@@ -19,9 +19,10 @@ use serde::Deserialize;
 use sim_core::SimDuration;
 use sim_models::cluster::{ConntrackSetup, DnsConfig};
 use sim_models::conntrack::{self, ConntrackConfig, DataPath, Kernel, Timeouts};
+use sim_models::datapath::cni::Cni;
 use sim_models::kube_proxy::{KubeProxyConfig, Mode};
 use sim_models::netpol::{parse_manifests, Namespace};
-use sim_models::policy_enforcement::{Cni, PolicyConfig};
+use sim_models::policy_enforcement::PolicyConfig;
 use sim_models::resolver::QueryTypes;
 use sim_models::snat::{PortChoice, SnatConfig};
 use std::collections::BTreeMap;
@@ -30,8 +31,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkFile {
-    /// `calico`, `cilium` or `flannel`.
-    pub cni: CniName,
+    /// `calico`, `cilium` or `flannel` ([`Cni::plugin_default`]).
+    pub cni: String,
     /// From a policy change to its effect in the data path (required when
     /// the timeline changes policies).
     pub policy_delay: Option<Duration>,
@@ -155,18 +156,6 @@ pub enum SizedBy {
     Kernel,
 }
 
-/// CNI names.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum CniName {
-    /// Calico.
-    Calico,
-    /// Cilium.
-    Cilium,
-    /// Flannel.
-    Flannel,
-}
-
 impl Validator<'_> {
     /// The data path of the `network` section: NetworkPolicy, the conntrack
     /// tables (with MASQUERADE's port race) and kube-proxy.
@@ -253,10 +242,12 @@ impl Validator<'_> {
         n: &NetworkFile,
         namespaces: &[NamespaceFile],
     ) -> R<PolicyConfig> {
-        let cni = match n.cni {
-            CniName::Calico => Cni::Calico,
-            CniName::Cilium => Cni::Cilium,
-            CniName::Flannel => Cni::Flannel,
+        let Some(cni) = Cni::plugin_default(&n.cni) else {
+            return Err(self.err(
+                &[at, &path!["network", "cni"]].concat(),
+                format!("`{}` is not a CNI plugin a cluster scenario knows", n.cni),
+                did_you_mean(&n.cni, &Cni::PLUGINS, "valid here"),
+            ));
         };
         let mut sets = Vec::new();
         for (name, text) in &n.policy_sets {
@@ -434,7 +425,7 @@ impl Validator<'_> {
             ProxyModeName::Nftables => Mode::Nftables,
             ProxyModeName::Ebpf => Mode::Ebpf,
         };
-        if mode == Mode::Ebpf && n.cni == CniName::Flannel {
+        if mode == Mode::Ebpf && n.cni == "flannel" {
             return Err(self.err(
                 &field("mode"),
                 "flannel has no eBPF service load balancer",

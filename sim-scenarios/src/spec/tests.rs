@@ -1,14 +1,14 @@
 use super::*;
-use crate::envelope::closest;
 use proptest::prelude::*;
 use sim_models::connections::{ConnectionMode, GO_IDLE_CONN_TIMEOUT};
 use sim_models::conntrack::{DataPath, Kernel};
+use sim_models::did_you_mean::suggest;
 use sim_models::kube_proxy::Mode;
 
 #[test]
 fn closest_suggests_typos_only() {
-    assert_eq!(closest("replica", &["name", "replicas"]), Some("replicas"));
-    assert_eq!(closest("zzzzzzzz", &["name", "replicas"]), None);
+    assert_eq!(suggest("replica", &["name", "replicas"]), Some("replicas"));
+    assert_eq!(suggest("zzzzzzzz", &["name", "replicas"]), None);
 }
 
 fn with_lines(traffic_extra: &str, network: &str) -> Result<Scenario, InputError> {

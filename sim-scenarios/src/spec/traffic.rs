@@ -9,7 +9,7 @@
 //! Every error names the field it is about (`file:line:column`) with a hint.
 
 use super::{FindWorkload, NetworkFile, Validator, R};
-use crate::envelope::{closest, Locate};
+use crate::envelope::Locate;
 use crate::locate::Seg;
 use crate::path;
 use crate::units::{Count, Duration, Rate};
@@ -17,6 +17,7 @@ use serde::Deserialize;
 use sim_core::SimDuration;
 use sim_models::cluster::{ClientDnsCache, DnsConfig, TrafficSpec};
 use sim_models::connections::{ConnectionMode, GO_IDLE_CONN_TIMEOUT, GO_MAX_IDLE_PER_HOST};
+use sim_models::did_you_mean::suggest;
 use sim_models::workload::DeploymentSpec;
 
 /// Clients of one Service.
@@ -273,7 +274,7 @@ impl Validator<'_> {
                 "client-side" => Ok(ConnectionMode::ClientSide),
                 other => {
                     let names = ["per-request", "keep-alive", "client-side"];
-                    let h = match closest(other, &names) {
+                    let h = match suggest(other, &names) {
                         Some(b) => format!("did you mean `{b}`? {hint}"),
                         None => hint.to_string(),
                     };

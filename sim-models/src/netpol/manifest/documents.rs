@@ -8,12 +8,13 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::checked::{Checked, FromRaw};
-use super::errors::{closest, yaml_error};
+use super::errors::yaml_error;
 use super::metadata::{Meta, NamespaceDoc};
 use super::network_policy::{NetworkPolicyDoc, PolicySpec};
 use super::pods::{PodDoc, PodStatus, WorkloadDoc};
 use super::scalars::{convert, opt_string, want_string};
 use super::{ManifestError, MAX_PODS};
+use crate::did_you_mean::suggest;
 use crate::netpol::names::check_dns1123_label;
 use crate::netpol::policy::{ContainerPort, Namespace, Policy, PolicyTypes};
 use crate::netpol::selector::{LabelSelector, Labels};
@@ -115,7 +116,7 @@ impl<'de> Deserialize<'de> for KindField {
         convert(d, |s| {
             let kind = want_string(s)?;
             if !SUPPORTED_KINDS.contains(&kind.as_str()) {
-                if let Some(c) = closest(&kind, &SUPPORTED_KINDS) {
+                if let Some(c) = suggest(&kind, &SUPPORTED_KINDS) {
                     return Err((
                         format!("kind: unknown kind `{kind}`"),
                         format!("did you mean `{c}`? (kinds are case-sensitive)"),

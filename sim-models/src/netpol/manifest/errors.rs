@@ -2,12 +2,12 @@
 //! serde_yaml_ng stamps them with the position of the value being read; the
 //! hints for serde's own messages.
 
+use crate::did_you_mean::suggest;
 use std::fmt;
 
 use serde::de;
 
 use super::ManifestError;
-use crate::did_you_mean::edit_distance;
 
 const HINT_SEP: &str = "\n  hint: ";
 
@@ -44,18 +44,6 @@ fn backticked(text: &str) -> Vec<&str> {
     text.split('`').skip(1).step_by(2).collect()
 }
 
-/// The nearest candidate among those within `max(2, len / 4)` edits of
-/// `word`, case ignored.
-pub(super) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let word = word.to_lowercase();
-    candidates
-        .iter()
-        .map(|c| (edit_distance(&word, &c.to_lowercase()), *c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
-        .min()
-        .map(|(_, c)| c)
-}
-
 fn default_hint(text: &str) -> String {
     if text.contains("unknown field") {
         let words = backticked(text);
@@ -76,7 +64,7 @@ fn default_hint(text: &str) -> String {
             .map(|e| format!("`{e}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        return match closest(field, &expected) {
+        return match suggest(field, &expected) {
             Some(c) => format!("did you mean `{c}`? (fields accepted here: {accepted})"),
             None if expected.is_empty() => "remove this field".into(),
             None => format!("fields accepted here: {accepted}"),

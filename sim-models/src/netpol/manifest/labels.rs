@@ -7,8 +7,9 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::checked::{unchecked, Checked, FromRaw};
-use super::errors::{closest, invalid};
+use super::errors::invalid;
 use super::scalars::{convert, string, want_string, Scalar};
+use crate::did_you_mean::suggest;
 use crate::netpol::names::{check_label_value, check_qualified_name};
 use crate::netpol::selector::{LabelSelector, Labels, Operator, Requirement};
 
@@ -113,7 +114,7 @@ impl<'de> Deserialize<'de> for OperatorField {
             Operator::parse(&v).map(OperatorField).ok_or_else(|| {
                 let hint = match v.as_str() {
                     "Gt" | "Lt" => "`Gt` and `Lt` are only valid in node selectors, not in label selectors".to_string(),
-                    _ => match closest(&v, &["In", "NotIn", "Exists", "DoesNotExist"]) {
+                    _ => match suggest(&v, &["In", "NotIn", "Exists", "DoesNotExist"]) {
                         Some(c) => format!("did you mean `{c}`? (operators are case-sensitive)"),
                         None => "use In, NotIn, Exists or DoesNotExist".into(),
                     },
