@@ -575,30 +575,10 @@ impl<'a> Sim<'a> {
     fn handle(&mut self, ev: Ev) {
         match ev {
             Ev::Action(i) => self.action(i as usize),
-            Ev::Sample => {
-                self.sample();
-                if self.cfg.sample_every > SimDuration::ZERO {
-                    self.engine.schedule_in(self.cfg.sample_every, Ev::Sample);
-                }
-            }
+            Ev::Sample => self.sample_tick(),
             Ev::SandboxAttempt(p) => self.sandbox_attempt(p),
-            Ev::ContainerStarted(p) => {
-                if self.pod_live_in(p, PodState::Creating) {
-                    self.start_container(p);
-                    self.set_state(p, PodState::Running);
-                    let d = self.pods[p as usize].deployment as usize;
-                    self.engine
-                        .schedule_in(self.cfg.deployments[d].ready_after, Ev::ReadinessPassed(p));
-                }
-            }
-            Ev::ReadinessPassed(p) => {
-                if self.pod_live_in(p, PodState::Running) {
-                    self.set_state(p, PodState::Ready);
-                    let d = self.pods[p as usize].deployment as usize;
-                    self.deps[d].endpoints.add(p);
-                    self.endpoints_changed(d);
-                }
-            }
+            Ev::ContainerStarted(p) => self.container_started(p),
+            Ev::ReadinessPassed(p) => self.readiness_passed(p),
             Ev::Arrival(t) => self.arrival(t as usize),
             Ev::Completed { pod, req } => self.completed(pod, req),
             Ev::BlockedTimeout(req) => self.outcome(req, Outcome::Blocked),
@@ -618,29 +598,9 @@ impl<'a> Sim<'a> {
             Ev::IdleClose { conn, gen } => self.idle_close(conn, gen),
             Ev::NoHostTimeout(req) => self.outcome(req, Outcome::NoHost),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
-            Ev::CoreDns { pod, token } => {
-                let now = self.engine.now();
-                if let Some(c) = self.pods[pod as usize].coredns.as_mut() {
-                    let actions = c.on_timer(now, CoreDnsTimer(token));
-                    self.coredns_actions(pod, actions);
-                }
-            }
-            Ev::HpaSync => {
-                self.hpa_sync();
-                self.engine
-                    .schedule_in(crate::hpa::SYNC_PERIOD, Ev::HpaSync);
-            }
-            Ev::NodeLocalDns { node, token } => {
-                let now = self.engine.now();
-                let actions = self
-                    .dns
-                    .as_mut()
-                    .and_then(|d| d.node_local.get_mut(node as usize))
-                    .map(|c| c.on_timer(now, CoreDnsTimer(token)));
-                if let Some(actions) = actions {
-                    self.node_local_actions(node, actions);
-                }
-            }
+            Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
+            Ev::HpaSync => self.hpa_tick(),
+            Ev::NodeLocalDns { node, token } => self.node_local_timer(node, token),
             Ev::PoliciesProgrammed(i) => self.policies_programmed(i as usize),
             Ev::NodeTaint(n) => self.node_taint(n as usize),
             Ev::Evict(n) => self.evict(n as usize),
@@ -648,14 +608,7 @@ impl<'a> Sim<'a> {
                 lookup,
                 generation,
                 token,
-            } => {
-                let now = self.engine.now();
-                if let Some(p) = self.lookup_mut(lookup, generation) {
-                    p.timers.retain(|(t, _)| t.0 != token);
-                    let actions = p.lookup.on_timer(now, TimerToken(token));
-                    self.resolver_actions(lookup, actions);
-                }
-            }
+            } => self.resolver_timer(lookup, generation, token),
         }
     }
 

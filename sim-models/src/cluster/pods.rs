@@ -9,6 +9,27 @@
 use super::*;
 
 impl Sim<'_> {
+    /// The container started: Running, and readiness after its delay.
+    pub(crate) fn container_started(&mut self, p: u32) {
+        if self.pod_live_in(p, PodState::Creating) {
+            self.start_container(p);
+            self.set_state(p, PodState::Running);
+            let d = self.pods[p as usize].deployment as usize;
+            self.engine
+                .schedule_in(self.cfg.deployments[d].ready_after, Ev::ReadinessPassed(p));
+        }
+    }
+
+    /// The readiness probe passed: Ready, and an endpoint of its Service.
+    pub(crate) fn readiness_passed(&mut self, p: u32) {
+        if self.pod_live_in(p, PodState::Running) {
+            self.set_state(p, PodState::Ready);
+            let d = self.pods[p as usize].deployment as usize;
+            self.deps[d].endpoints.add(p);
+            self.endpoints_changed(d);
+        }
+    }
+
     /// `kubectl scale`, or an autoscaler: workload `d` wants `replicas` pods.
     pub(crate) fn scale(&mut self, d: usize, replicas: u32) {
         let spec = &self.cfg.deployments[d];
@@ -30,6 +51,13 @@ impl Sim<'_> {
     /// The HorizontalPodAutoscaler of the CoreDNS workload syncs: the CPU
     /// its Ready pods used since the last sync, as a share of their
     /// request, sets the replica count.
+    /// The HPA's sync period came round: it syncs, and the next is scheduled.
+    pub(crate) fn hpa_tick(&mut self) {
+        self.hpa_sync();
+        self.engine
+            .schedule_in(crate::hpa::SYNC_PERIOD, Ev::HpaSync);
+    }
+
     pub(crate) fn hpa_sync(&mut self) {
         let now = self.engine.now();
         let Some(w) = self.cfg.dns.as_ref().map(|d| d.workload) else {

@@ -23,6 +23,14 @@ impl Sim<'_> {
         }
     }
 
+    /// The sampling period came round: a sample, and the next is scheduled.
+    pub(crate) fn sample_tick(&mut self) {
+        self.sample();
+        if self.cfg.sample_every > SimDuration::ZERO {
+            self.engine.schedule_in(self.cfg.sample_every, Ev::Sample);
+        }
+    }
+
     pub(crate) fn sample(&mut self) {
         for dep in &self.deps {
             let pending: u32 = PodState::ALL

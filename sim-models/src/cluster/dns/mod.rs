@@ -384,6 +384,16 @@ pub(crate) fn kube_dns_pick(
 }
 
 impl Sim<'_> {
+    /// A lookup's resolver timer fired (a query's timeout).
+    pub(crate) fn resolver_timer(&mut self, lookup: u32, generation: u32, token: u32) {
+        let now = self.engine.now();
+        if let Some(p) = self.lookup_mut(lookup, generation) {
+            p.timers.retain(|(t, _)| t.0 != token);
+            let actions = p.lookup.on_timer(now, TimerToken(token));
+            self.resolver_actions(lookup, actions);
+        }
+    }
+
     /// Starts resolving the traffic source's name from pod `client`, as
     /// glibc does with the resolv.conf the kubelet writes for the pod.
     pub(crate) fn start_lookup(&mut self, req: Request, client: u32) {

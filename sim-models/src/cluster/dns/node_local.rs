@@ -8,6 +8,19 @@
 use super::*;
 
 impl Sim<'_> {
+    /// A node-local-dns instance's timer fired.
+    pub(crate) fn node_local_timer(&mut self, node: u32, token: u64) {
+        let now = self.engine.now();
+        let actions = self
+            .dns
+            .as_mut()
+            .and_then(|d| d.node_local.get_mut(node as usize))
+            .map(|c| c.on_timer(now, CoreDnsTimer(token)));
+        if let Some(actions) = actions {
+            self.node_local_actions(node, actions);
+        }
+    }
+
     /// A pod's query to its node's NodeLocal DNSCache (169.254.20.10: no
     /// DNAT, and NOTRACK rules keep it out of conntrack).
     pub(crate) fn node_local_query(&mut self, q: SentQuery, node: u32) {

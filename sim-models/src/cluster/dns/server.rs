@@ -7,6 +7,15 @@
 use super::*;
 
 impl Sim<'_> {
+    /// A CoreDNS pod's timer fired.
+    pub(crate) fn coredns_timer(&mut self, pod: u32, token: u64) {
+        let now = self.engine.now();
+        if let Some(c) = self.pods[pod as usize].coredns.as_mut() {
+            let actions = c.on_timer(now, CoreDnsTimer(token));
+            self.coredns_actions(pod, actions);
+        }
+    }
+
     /// Carries out what a CoreDNS container asks for.
     pub(crate) fn coredns_actions(&mut self, pod: u32, actions: Vec<CoreDnsAction>) {
         let now = self.engine.now();
