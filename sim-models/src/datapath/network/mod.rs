@@ -36,8 +36,8 @@
 //!   Restoring the session re-advertises at once.
 //!
 //! The code, by mechanism: this file holds the configuration, the outputs
-//! and the run; [`addr`] what an address is (arithmetic on its block);
-//! [`forward`] links, routing and the devices that forward; [`stack`] the
+//! and the run; `addr.rs` what an address is (arithmetic on its block);
+//! `forward.rs` links, routing and the devices that forward; `stack.rs` the
 //! pods' and hosts' stacks and the application attempts.
 //!
 //! Per-packet simulator cost does not depend on the number of nodes or
