@@ -1061,10 +1061,10 @@ struct Common<'f> {
     windows: &'f [WindowSpec],
 }
 
-struct Validator<'a> {
-    file: &'a str,
-    text: &'a str,
-    pos: &'a Positions,
+pub(crate) struct Validator<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) text: &'a str,
+    pub(crate) pos: &'a Positions,
 }
 
 type R<T> = Result<T, InputError>;
@@ -1526,7 +1526,7 @@ impl Validator<'_> {
 
     /// The CNI and the policy sets; a manifest error is reported at its
     /// place inside the scenario file (policy sets are `|` blocks).
-    fn network(
+    pub(crate) fn network(
         &self,
         at: &[Seg],
         n: &NetworkFile,
@@ -1675,7 +1675,7 @@ impl Validator<'_> {
     }
 
     /// Every node's conntrack table.
-    fn conntrack(&self, p: &[Seg], c: &ConntrackFile) -> R<ConntrackSetup> {
+    pub(crate) fn conntrack(&self, p: &[Seg], c: &ConntrackFile) -> R<ConntrackSetup> {
         let kernel = match &c.kernel {
             None => Kernel::V5_15,
             Some(k) => Kernel::parse(k).ok_or_else(|| {
@@ -1748,7 +1748,7 @@ impl Validator<'_> {
     }
 
     /// The Service data path of a `network` section written at `at`.
-    fn kube_proxy(&self, at: &[Seg], n: &NetworkFile) -> R<Option<KubeProxyConfig>> {
+    pub(crate) fn kube_proxy(&self, at: &[Seg], n: &NetworkFile) -> R<Option<KubeProxyConfig>> {
         let np = [at, &path!["network"]].concat();
         let Some(k) = &n.kube_proxy else {
             if n.services.is_some() {

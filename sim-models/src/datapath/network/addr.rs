@@ -51,7 +51,10 @@ impl Sim<'_> {
                 return Addr::Host { site: s, ep };
             }
         }
-        Addr::Unknown
+        match self.service_ips.get(&ip) {
+            Some(&svc) => Addr::Service(svc),
+            None => Addr::Unknown,
+        }
     }
 
     pub(super) fn name_of(&self, ip: Ipv4Addr) -> String {
@@ -60,6 +63,7 @@ impl Sim<'_> {
             Addr::Node(n) => format!("node-{}", n + 1),
             Addr::Gateway(s) => format!("{}-gw", self.cfg.sites[s].name),
             Addr::SiteRouter(s) => format!("{}-router", self.cfg.sites[s].name),
+            Addr::Service(s) => format!("svc/{}", self.cfg.services.services[s].name),
             _ => ip.to_string(),
         }
     }

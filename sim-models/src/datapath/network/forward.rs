@@ -306,7 +306,11 @@ impl Sim<'_> {
                 if link == self.node_down[n] {
                     self.node_from_fabric(n, slot);
                 } else {
-                    self.route(Dev::Node(n), slot);
+                    // From one of its pods: the connection path first.
+                    if let Some(extra) = self.path_out(n, slot) {
+                        let p = *self.pkt(slot);
+                        self.route_node(n, slot, &p, extra);
+                    }
                 }
             }
             Dev::Fabric => self.fabric(slot),
@@ -372,6 +376,7 @@ impl Sim<'_> {
             match self.classify(p.dst) {
                 Addr::Pod { node, ep: Some(ep) } if node == n => {
                     let link = self.pod_down[ep];
+                    self.path_in(slot);
                     self.forward(Dev::Node(n), slot, link, cost, L2::None, "to-endpoint");
                 }
                 _ => self.drop_packet(slot, DropKind::NoRoute, name, format!(" ({})", p.dst)),
@@ -382,6 +387,7 @@ impl Sim<'_> {
             Addr::Pod { node, ep: Some(ep) } if node == n => {
                 let link = self.pod_down[ep];
                 let cost = self.cfg.cni.node_cost(false);
+                self.path_in(slot);
                 self.forward(Dev::Node(n), slot, link, cost, L2::None, "to-endpoint");
             }
             _ => self.drop_packet(slot, DropKind::NoRoute, name, format!(" ({})", p.dst)),
@@ -392,7 +398,7 @@ impl Sim<'_> {
     pub(super) fn route(&mut self, dev: Dev, slot: u32) {
         let p = *self.pkt(slot);
         match dev {
-            Dev::Node(n) => self.route_node(n, slot, &p),
+            Dev::Node(n) => self.route_node(n, slot, &p, SimDuration::ZERO),
             Dev::Gateway(s) => match self.classify(p.dst) {
                 Addr::Host { site, .. } | Addr::SiteRouter(site) if site == s => {
                     let link = self.site_out[s];
@@ -436,15 +442,18 @@ impl Sim<'_> {
         }
     }
 
-    pub(super) fn route_node(&mut self, n: usize, slot: u32, p: &Packet) {
+    /// Routes at node `n`, after `extra` processing (the Service lookup
+    /// of a first packet) on top of the CNI's.
+    pub(super) fn route_node(&mut self, n: usize, slot: u32, p: &Packet, extra: SimDuration) {
         let cni = self.cfg.cni;
         let dev = Dev::Node(n);
-        let native = cni.node_cost(false);
+        let native = cni.node_cost(false) + extra;
         let up = self.node_up[n];
         match self.classify(p.dst) {
             Addr::Pod { node, ep } if node == n => match ep {
                 Some(ep) => {
                     let link = self.pod_down[ep];
+                    self.path_in(slot);
                     self.forward(dev, slot, link, native, L2::None, "to-endpoint");
                 }
                 None => {
@@ -472,7 +481,8 @@ impl Sim<'_> {
                         EncapKind::Ipip => "to-overlay (ipip)",
                         EncapKind::Wireguard => "to-overlay (wireguard)",
                     };
-                    self.forward(dev, slot, up, cni.node_cost(true), L2::Node(m), point);
+                    let cost = cni.node_cost(true) + extra;
+                    self.forward(dev, slot, up, cost, L2::Node(m), point);
                 }
                 Routing::StaticRoutes => {
                     self.forward(dev, slot, up, native, L2::Node(m), "to-network")

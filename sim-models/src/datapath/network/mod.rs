@@ -75,17 +75,22 @@
 
 mod addr;
 mod forward;
+mod service;
 mod stack;
 
 use super::cni::Cni;
 use super::link::{Link, LinkSpec};
 use super::packet::Packet;
 use super::tcp::{Conn, TcpSettings};
+use crate::conntrack::Refused;
 use crate::ipam::Ipv4Cidr;
+use crate::path::Drop as PathDrop;
 use sim_core::{Engine, EventId, SimDuration, SimTime};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::Ipv4Addr;
+
+pub use service::{PodMeta, ServiceSetup, ServiceSpec};
 
 /// Underlay the nodes share.
 #[derive(Clone, Debug, PartialEq)]
@@ -141,6 +146,16 @@ pub struct PodSpec {
 /// One end of a flow: an index into pods, then hosts in site order.
 pub type EndpointId = usize;
 
+/// Where a flow's packets are addressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dest {
+    /// A pod or host (its own address).
+    Endpoint(EndpointId),
+    /// A Service's ClusterIP (index into [`ServiceSetup::services`]): the
+    /// client's node DNATs the first packet to an endpoint.
+    Service(usize),
+}
+
 /// What a flow sends.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FlowKind {
@@ -170,7 +185,7 @@ pub struct FlowSpec {
     /// Sender.
     pub from: EndpointId,
     /// Receiver.
-    pub to: EndpointId,
+    pub to: Dest,
     /// What.
     pub kind: FlowKind,
     /// Payload sizes, used in turn by successive attempts (UDP, ping) \[bytes\].
@@ -227,6 +242,9 @@ pub struct NetConfig {
     pub bgp_hold_time: SimDuration,
     /// Simulated time.
     pub duration: SimDuration,
+    /// Services, kube-proxy, conntrack and NetworkPolicy on the path
+    /// (default: none of them).
+    pub services: ServiceSetup,
 }
 
 /// Default BGP hold time (RFC 4271 §10).
@@ -306,8 +324,20 @@ impl NetConfig {
         }
         let endpoints = self.pods.len() + self.sites.iter().map(|s| s.hosts.len()).sum::<usize>();
         for f in &self.flows {
-            if f.from >= endpoints || f.to >= endpoints || f.from == f.to {
+            let to_ok = match f.to {
+                Dest::Endpoint(to) => to < endpoints && to != f.from,
+                Dest::Service(s) => s < self.services.services.len(),
+            };
+            if f.from >= endpoints || !to_ok {
                 return Err(format!("flow {} needs two different endpoints", f.name));
+            }
+            if matches!(f.to, Dest::Service(_))
+                && (f.from >= self.pods.len() || matches!(f.kind, FlowKind::Ping))
+            {
+                return Err(format!(
+                    "flow {}: a Service takes TCP or UDP from a pod (ClusterIPs answer no ping, and hosts outside reach no ClusterIP)",
+                    f.name
+                ));
             }
             if !matches!(f.kind, FlowKind::Tcp { .. }) && f.sizes.is_empty() {
                 return Err(format!("flow {} needs payload sizes", f.name));
@@ -316,6 +346,7 @@ impl NetConfig {
                 return Err(format!("flow {}: payloads are at most 65000 bytes", f.name));
             }
         }
+        self.services.validate(self)?;
         for (_, f) in &self.faults {
             let (Fault::BgpDown { node } | Fault::BgpUp { node }) = *f;
             if node >= self.nodes {
@@ -343,11 +374,21 @@ pub enum DropKind {
     MessageTooLong,
     /// A non-DF packet needed fragmenting.
     FragmentationNotModelled,
+    /// kube-proxy REJECTs a first packet to a Service without endpoints.
+    NoEndpoints,
+    /// The client node's conntrack table is full.
+    ConntrackFull,
+    /// kube-proxy DNATed a first packet to a deleted pod.
+    StaleEndpoint,
+    /// NetworkPolicy dropped a first packet.
+    PolicyDenied,
+    /// conntrack confirmation lost a SNAT port clash.
+    InsertFailed,
 }
 
 impl DropKind {
     /// Every kind, for hints.
-    pub const ALL: [DropKind; 7] = [
+    pub const ALL: [DropKind; 12] = [
         DropKind::FragNeeded,
         DropKind::L2Mtu,
         DropKind::IcmpFiltered,
@@ -355,6 +396,11 @@ impl DropKind {
         DropKind::NoRoute,
         DropKind::MessageTooLong,
         DropKind::FragmentationNotModelled,
+        DropKind::NoEndpoints,
+        DropKind::ConntrackFull,
+        DropKind::StaleEndpoint,
+        DropKind::PolicyDenied,
+        DropKind::InsertFailed,
     ];
     /// Short name for files and reports.
     pub fn key(self) -> &'static str {
@@ -366,6 +412,11 @@ impl DropKind {
             DropKind::NoRoute => "no-route",
             DropKind::MessageTooLong => "message-too-long",
             DropKind::FragmentationNotModelled => "fragmentation",
+            DropKind::NoEndpoints => "no-endpoints",
+            DropKind::ConntrackFull => "conntrack-full",
+            DropKind::StaleEndpoint => "stale-endpoint",
+            DropKind::PolicyDenied => "policy-denied",
+            DropKind::InsertFailed => "insert-failed",
         }
     }
     /// From the short name.
@@ -376,6 +427,8 @@ impl DropKind {
 
 impl fmt::Display for DropKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The connection path's drops read as the path says them.
+        let path = |d: PathDrop| d.to_string();
         f.write_str(match self {
             DropKind::FragNeeded => "fragmentation needed and DF set (ICMP type 3 code 4 sent)",
             DropKind::L2Mtu => "frame larger than the underlay MTU, dropped silently at layer 2",
@@ -384,6 +437,20 @@ impl fmt::Display for DropKind {
             DropKind::NoRoute => "no route to host",
             DropKind::MessageTooLong => "sendmsg: Message too long",
             DropKind::FragmentationNotModelled => "needs IP fragmentation, which is not modelled",
+            DropKind::NoEndpoints => return f.write_str(&path(PathDrop::NoEndpoints)),
+            DropKind::ConntrackFull => {
+                return f.write_str(&path(PathDrop::ConntrackFull {
+                    node: 0,
+                    refused: Refused::TableFull,
+                }))
+            }
+            DropKind::StaleEndpoint => {
+                return f.write_str(&path(PathDrop::StaleEndpoint { pod: 0 }))
+            }
+            DropKind::PolicyDenied => "policy denied",
+            DropKind::InsertFailed => {
+                return f.write_str(&path(PathDrop::InsertFailed { node: 0 }))
+            }
         })
     }
 }
@@ -425,6 +492,48 @@ pub struct FlowResult {
     pub times: Times,
     /// Per payload size: (succeeded, failed) (UDP and ping).
     pub by_size: BTreeMap<u32, (u64, u64)>,
+    /// TCP connection setup: from `connect()` to ESTABLISHED at the client,
+    /// SYN retransmissions included.
+    pub connect: Times,
+    /// TCP first-packet round trip: the answered SYN to its SYN-ACK.
+    pub first_rtt: Times,
+    /// The Service lookup's CPU time, per first packet that paid it
+    /// (kube-proxy modelled).
+    pub lookups: Times,
+    /// First packets let through per server pod (Services and policy
+    /// modelled).
+    pub endpoints: BTreeMap<EndpointId, u64>,
+    /// Packets of established TCP connections (no SYN) delivered to the
+    /// flow's stacks, with their one-way latencies.
+    pub established: Latency,
+    /// Payload bytes delivered to the flow's stacks (TCP and UDP).
+    pub bytes: u64,
+}
+
+/// One-way latencies of many packets, summed (too many to keep each).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Latency {
+    /// Packets.
+    pub count: u64,
+    /// Their latencies, summed.
+    pub sum: SimDuration,
+    /// The largest.
+    pub max: SimDuration,
+}
+
+impl Latency {
+    fn record(&mut self, d: SimDuration) {
+        self.count += 1;
+        self.sum = self.sum + d;
+        self.max = self.max.max(d);
+    }
+    /// The mean (zero when empty).
+    pub fn mean(&self) -> SimDuration {
+        if self.count == 0 {
+            return SimDuration::ZERO;
+        }
+        SimDuration::from_nanos(self.sum.as_nanos() / self.count)
+    }
 }
 
 /// Completion times of a flow's successful attempts, kept exactly (a flow
@@ -455,6 +564,17 @@ impl Times {
     /// The largest (zero when empty).
     pub fn max(&self) -> SimDuration {
         self.0.last().copied().unwrap_or(SimDuration::ZERO)
+    }
+    /// All of them added up.
+    pub fn sum(&self) -> SimDuration {
+        self.0.iter().fold(SimDuration::ZERO, |a, &d| a + d)
+    }
+    /// The mean (zero when empty).
+    pub fn mean(&self) -> SimDuration {
+        if self.0.is_empty() {
+            return SimDuration::ZERO;
+        }
+        SimDuration::from_nanos(self.sum().as_nanos() / self.0.len() as u64)
     }
 }
 
@@ -524,6 +644,7 @@ enum Addr {
     Gateway(usize),
     SiteRouter(usize),
     Host { site: usize, ep: EndpointId },
+    Service(usize),
     Unknown,
 }
 
@@ -556,6 +677,8 @@ struct ConnEntry {
     conn: Conn,
     timer: Option<EventId>,
     responded: bool,
+    /// When the client last sent its SYN.
+    syn_sent: SimTime,
 }
 
 struct Attempt {
@@ -598,6 +721,10 @@ struct Sim<'a> {
     rec: Recording,
     trace: Vec<String>,
     captured: Vec<Captured>,
+    /// Services, conntrack and policy on the path, when modelled.
+    path: Option<service::PathRt>,
+    /// ClusterIP -> Service.
+    service_ips: HashMap<Ipv4Addr, usize>,
 }
 
 fn ip_add(base: Ipv4Addr, off: u64) -> Ipv4Addr {
@@ -760,11 +887,26 @@ impl<'a> Sim<'a> {
                 pending: 0,
                 times: Times::default(),
                 by_size: BTreeMap::new(),
+                connect: Times::default(),
+                first_rtt: Times::default(),
+                lookups: Times::default(),
+                endpoints: BTreeMap::new(),
+                established: Latency::default(),
+                bytes: 0,
             });
         }
         for (i, (at, _)) in cfg.faults.iter().enumerate() {
             engine.schedule_at(SimTime::ZERO + *at, Ev::Fault { index: i as u32 });
         }
+        let pod_ips: Vec<Ipv4Addr> = stacks[..cfg.pods.len()].iter().map(|s| s.ip).collect();
+        let path = service::PathRt::new(cfg, &pod_ips);
+        let service_ips = cfg
+            .services
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.ip, i))
+            .collect();
         Sim {
             cfg,
             engine,
@@ -796,6 +938,8 @@ impl<'a> Sim<'a> {
             rec,
             trace: Vec::new(),
             captured: Vec::new(),
+            path,
+            service_ips,
         }
     }
 
@@ -803,6 +947,9 @@ impl<'a> Sim<'a> {
         self.totals.in_flight = self.packets.iter().filter(|p| p.is_some()).count() as u64;
         for f in &mut self.flows {
             f.times.sort();
+            f.connect.sort();
+            f.first_rtt.sort();
+            f.lookups.sort();
         }
         for a in &self.attempts {
             let started = a.start <= self.engine.now();

@@ -1,6 +1,6 @@
 //! The stacks of pods and hosts: TCP, UDP, ICMP echo, and the attempts.
 
-use super::{ConnEntry, DropKind, EndpointId, Ev, FlowKind, Sim, L2};
+use super::{ConnEntry, Dest, DropKind, EndpointId, Ev, FlowKind, Sim, L2};
 use crate::datapath::packet::{Icmp, Packet, Protocol, TcpFlags, Transport, IPV4_HEADER};
 use crate::datapath::tcp::{Conn, Role, Seg, State, TcpOut, MSS_HEADERS};
 use sim_core::SimDuration;
@@ -31,6 +31,19 @@ impl Sim<'_> {
             self.trace_line(&p, &format!("to-stack {name}"), "DELIVERED");
         }
         let now = self.engine.now();
+        if let Some(att) = self.attempts.get(p.app_tag as usize) {
+            let fr = &mut self.flows[att.flow];
+            match p.transport {
+                Transport::Tcp { flags, payload, .. } => {
+                    fr.bytes += u64::from(payload);
+                    if !flags.has(TcpFlags::SYN) {
+                        fr.established.record(now - p.born);
+                    }
+                }
+                Transport::Udp { payload, .. } => fr.bytes += u64::from(payload),
+                Transport::Icmp(_) => {}
+            }
+        }
         match p.transport {
             Transport::Tcp {
                 sport,
@@ -67,6 +80,7 @@ impl Sim<'_> {
                         conn,
                         timer: None,
                         responded: false,
+                        syn_sent: now,
                     });
                     self.conn_index.insert(key, id);
                     self.apply_tcp(id, out);
@@ -119,6 +133,9 @@ impl Sim<'_> {
                 match o {
                     TcpOut::Segment(seg) => {
                         let (ep, lport, rip, rport, tag) = (e.ep, e.lport, e.rip, e.rport, e.tag);
+                        if seg.flags.has(TcpFlags::SYN) && e.conn.role == Role::Client {
+                            e.syn_sent = now;
+                        }
                         let t = Transport::Tcp {
                             sport: lport,
                             dport: rport,
@@ -146,6 +163,9 @@ impl Sim<'_> {
                     TcpOut::Established => {
                         if e.conn.role == Role::Client {
                             let a = e.tag as usize;
+                            let fr = &mut self.flows[self.attempts[a].flow];
+                            fr.connect.record(now - self.attempts[a].start);
+                            fr.first_rtt.record(now - e.syn_sent);
                             if let FlowKind::Tcp { request, .. } =
                                 self.cfg.flows[self.attempts[a].flow].kind
                             {
@@ -212,7 +232,10 @@ impl Sim<'_> {
         self.flows[att.flow].attempts += 1;
         self.engine
             .schedule_in(f.timeout, Ev::Deadline { attempt: a as u32 });
-        let dst = self.stacks[to].ip;
+        let dst = match to {
+            Dest::Endpoint(e) => self.stacks[e].ip,
+            Dest::Service(s) => self.cfg.services.services[s].ip,
+        };
         let pmtu = self.pmtu_to(from, dst);
         let tag = a as u32;
         match f.kind {
@@ -236,6 +259,7 @@ impl Sim<'_> {
                     conn,
                     timer: None,
                     responded: false,
+                    syn_sent: now,
                 });
                 self.conn_index.insert((from, lport, dst, port), id);
                 self.attempts[a].conn = Some(id);

@@ -25,7 +25,7 @@ fn tcp_flow(name: &str, from: usize, to: usize, response: u64, count: u32) -> Fl
     FlowSpec {
         name: name.into(),
         from,
-        to,
+        to: Dest::Endpoint(to),
         kind: FlowKind::Tcp {
             port: 8080,
             request: 300,
@@ -43,7 +43,7 @@ fn ping(name: &str, from: usize, to: usize, sizes: Vec<u32>) -> FlowSpec {
     FlowSpec {
         name: name.into(),
         from,
-        to,
+        to: Dest::Endpoint(to),
         kind: FlowKind::Ping,
         count: sizes.len() as u32,
         sizes,
@@ -67,6 +67,7 @@ fn cluster(cni: Cni, u: UnderlaySpec, flows: Vec<FlowSpec>) -> NetConfig {
         faults: Vec::new(),
         bgp_hold_time: BGP_HOLD_TIME,
         duration: SimDuration::from_secs(30),
+        services: ServiceSetup::default(),
     }
 }
 
@@ -347,7 +348,7 @@ proptest! {
                 _ => FlowKind::Ping,
             };
             fl.push(FlowSpec {
-                name: format!("f{i}"), from, to, kind, sizes: vec![size, size / 2],
+                name: format!("f{i}"), from, to: Dest::Endpoint(to), kind, sizes: vec![size, size / 2],
                 start: SimDuration::from_millis(10 * i as u64),
                 every: SimDuration::from_millis(700), count: 4,
                 timeout: SimDuration::from_secs(3),
@@ -375,6 +376,7 @@ proptest! {
             pods, flows: fl, faults,
             bgp_hold_time: SimDuration::from_secs(3),
             duration: SimDuration::from_secs(end),
+            services: ServiceSetup::default(),
         };
         let out = run(&cfg, Recording::default()).unwrap();
         let t = &out.packets;
