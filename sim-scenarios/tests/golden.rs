@@ -136,3 +136,8 @@ fn coredns_cpu_throttled_replay() {
 fn zalando_dns_oom_replay() {
     insta::assert_snapshot!(replay("zalando_dns_oom"));
 }
+
+#[test]
+fn forwarding_engines_replay() {
+    insta::assert_snapshot!(replay_packets("forwarding_engines"));
+}

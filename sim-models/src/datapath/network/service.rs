@@ -325,7 +325,17 @@ impl Sim<'_> {
             Transport::Tcp { flags, .. } => flags == TcpFlags::SYN,
             _ => true,
         };
-        if rt.reply.contains_key(&t) || !first {
+        if rt.reply.contains_key(&t) {
+            return Some(SimDuration::ZERO);
+        }
+        if !first {
+            if let Addr::Service(_) = self.classify(p.dst) {
+                // conntrack: INVALID (no entry); kube-proxy's KUBE-FORWARD drops it.
+                let name = format!("node-{} conntrack", n + 1);
+                let detail = " (INVALID: no conntrack entry for this flow to the ClusterIP)".into();
+                self.drop_packet(slot, DropKind::NoRoute, name, detail);
+                return None;
+            }
             return Some(SimDuration::ZERO);
         }
         let (to, port) = match self.classify(p.dst) {
