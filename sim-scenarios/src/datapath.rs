@@ -1680,6 +1680,51 @@ expect:
         assert!(e.message.contains("needs instance_type"), "{e}");
     }
 
+    const WITH_SERVICE: &str = "name: t
+summary: s
+duration: 10s
+datapath:
+  cni: calico-vxlan
+  nodes: 2
+  underlay: {mtu: 1500}
+  pods: [{name: a, node: 1}, {name: b, node: 2, labels: {app: b}}]
+  services: [{name: svc, port: 80, target_port: 8080, selector: {app: b}}]
+  network: {cni: calico, kube_proxy: {mode: iptables}, services: {count: 100, endpoints: 3}}
+flows:
+  - {name: f, from: a, to: svc, tcp: {request: 100B, response: 1KB}, count: 5, timeout: 1s}
+expect:
+  - {metric: succeeded, flow: f, equals: 5}
+  - {metric: endpoints_used, flow: f, equals: 1}
+";
+
+    #[test]
+    fn a_service_flow_runs_per_seed_and_its_mistakes_are_located() {
+        let s = parse("t.yaml", WITH_SERVICE).unwrap();
+        assert_eq!(s.variants[0].config.services.services[0].endpoints, vec![1]);
+        let runs = run_all(&s, &[1, 2], Some(1), None).unwrap();
+        assert_eq!(runs.len(), 2, "one run per seed");
+        assert_eq!(expectation_totals(&runs), (4, 4), "{}", text(&s, &runs));
+        assert!(text(&s, &runs).contains(" (seed 2) =="));
+        let e = err(&WITH_SERVICE.replace("network: {cni: calico,", "network: {cni: cilium,"));
+        assert!(e.message.contains("network.cni is cilium"), "{e}");
+        assert!(e.hint.contains("cni: calico"), "{e}");
+        let e = err(&WITH_SERVICE.replace("tcp: {request", "tcp: {port: 8080, request"));
+        assert!(e.message.contains("on its port 80"), "{e}");
+        let e = err(&WITH_SERVICE.replace("mode: iptables}", "mode: iptables, per_rul: 1ns}"));
+        assert_eq!(e.at.map(|a| a.0), Some(10), "{e}");
+        assert!(e.hint.contains("per_rule"), "{e}");
+        let e = err(&WITH_SERVICE.replace("to: svc,", "to: svd,"));
+        assert!(e.message.contains("not a pod, host or Service"), "{e}");
+        let e = err(&WITH_SERVICE.replace(
+            "selector: {app: b}}]",
+            "selector: {app: b}, cluster_ip: 10.244.0.9}]",
+        ));
+        assert!(
+            e.message.contains("inside the pod, node or site addresses"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn aws_vpc_cni_refuses_more_pods_than_the_enis_address() {
         let pods: Vec<String> = (0..18)
