@@ -28,8 +28,27 @@
 //!   - {name: fix, datapath: {...}, expect: [...]}
 //! ```
 //!
-//! The model draws no random numbers: every seed gives the same run, so a
-//! packet-level scenario runs once per variant.
+//! Services and NetworkPolicy (`services:` and `network:` under
+//! `datapath:`; flows whose `to:` names a Service):
+//!
+//! ```yaml
+//! datapath:
+//!   pods: [{name: client, node: 1}, {name: web-1, node: 2, labels: {app: web}}]
+//!   services: [{name: web, port: 80, target_port: 8080, selector: {app: web}}]
+//!   network:                 # the cluster format's section, parsed by its code
+//!     cni: calico            # the CNI's family: calico | cilium | flannel
+//!     kube_proxy: {mode: iptables}
+//!     services: {count: 9999, endpoints: 3}   # the cluster's other Services
+//!     active: [allow]
+//!     policy_sets: {allow: "<NetworkPolicy manifests>"}
+//! flows:
+//!   - {name: get, from: client, to: web, tcp: {request: 200B, response: 20KB}}
+//! ```
+//!
+//! Without Services or conntrack the model draws no random numbers: every
+//! seed gives the same run, so such a variant runs once. With them (the
+//! endpoint pick, the iptables walk's spread, early drop) a variant runs
+//! once per seed of `knsim run --seeds`, byte-identical per seed.
 
 use crate::envelope::{self, did_you_mean, serde_error, tagged, Locate, VariantLabel};
 use crate::error::InputError;

@@ -38,7 +38,11 @@
 //! The code, by mechanism: this file holds the configuration, the outputs
 //! and the run; `addr.rs` what an address is (arithmetic on its block);
 //! `forward.rs` links, routing and the devices that forward; `stack.rs` the
-//! pods' and hosts' stacks and the application attempts.
+//! pods' and hosts' stacks and the application attempts; `service.rs`
+//! Services and NetworkPolicy: the connection path of [`crate::path`] run
+//! on each new flow's first packet at the client's node (kube-proxy DNAT,
+//! the policy verdict, conntrack), its NAT kept per 5-tuple for later
+//! packets and reversed on replies.
 //!
 //! Per-packet simulator cost does not depend on the number of nodes or
 //! pods: every address is classified by arithmetic on its CIDR (pod CIDR
@@ -48,9 +52,11 @@
 //! does and UDP with `IP_PMTUDISC_DO`; VXLAN/WireGuard outer headers without
 //! DF only cross the L2 underlay, so a non-DF packet never meets a smaller
 //! routed MTU in the topologies built here, and would be dropped with a
-//! reason saying so); no ICMP rate limiting; no Services, kube-proxy or
-//! NetworkPolicy; no SNAT (so outside hosts and pods only talk when pod IPs
-//! are VPC addresses); path-MTU cache entries do not expire (600 s in Linux).
+//! reason saying so); no ICMP rate limiting; Services, kube-proxy,
+//! conntrack and NetworkPolicy act on first packets at the client's node
+//! with the limitations `service.rs` lists; no SNAT (so outside hosts and
+//! pods only talk when pod IPs are VPC addresses); path-MTU cache entries
+//! do not expire (600 s in Linux).
 //!
 //! ## Parameters
 //! Link defaults: veth 10 µs, 100 Gbit/s (in-kernel copy); queue 1000
