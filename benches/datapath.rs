@@ -30,7 +30,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use sim_core::SimDuration;
 use sim_models::datapath::cni::Cni;
 use sim_models::datapath::network::{
-    run, FlowKind, FlowSpec, NetConfig, PodSpec, Recording, UnderlaySpec, BGP_HOLD_TIME,
+    run, Dest, FlowKind, FlowSpec, NetConfig, PodSpec, Recording, ServiceSetup, UnderlaySpec,
+    BGP_HOLD_TIME,
 };
 use sim_models::datapath::tcp::TcpSettings;
 use std::hint::black_box;
@@ -63,7 +64,7 @@ fn cluster(nodes: usize, busy: usize) -> NetConfig {
             FlowSpec {
                 name: format!("f{i}"),
                 from,
-                to,
+                to: Dest::Endpoint(to),
                 kind: FlowKind::Udp { port: 53 },
                 sizes: vec![512],
                 start: SimDuration::from_micros(u64::from(i)),
@@ -92,6 +93,7 @@ fn cluster(nodes: usize, busy: usize) -> NetConfig {
         faults: Vec::new(),
         bgp_hold_time: BGP_HOLD_TIME,
         duration: SimDuration::from_secs(2),
+        services: ServiceSetup::default(),
     }
 }
 

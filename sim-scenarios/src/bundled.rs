@@ -28,6 +28,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/dns_conntrack_race.yaml"),
     ),
     (
+        "forwarding_engines",
+        include_str!("../../scenarios/forwarding_engines.yaml"),
+    ),
+    (
         "grpc_lb_imbalance",
         include_str!("../../scenarios/grpc_lb_imbalance.yaml"),
     ),

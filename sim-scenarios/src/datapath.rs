@@ -28,14 +28,34 @@
 //!   - {name: fix, datapath: {...}, expect: [...]}
 //! ```
 //!
-//! The model draws no random numbers: every seed gives the same run, so a
-//! packet-level scenario runs once per variant.
+//! Services and NetworkPolicy (`services:` and `network:` under
+//! `datapath:`; flows whose `to:` names a Service):
+//!
+//! ```yaml
+//! datapath:
+//!   pods: [{name: client, node: 1}, {name: web-1, node: 2, labels: {app: web}}]
+//!   services: [{name: web, port: 80, target_port: 8080, selector: {app: web}}]
+//!   network:                 # the cluster format's section, parsed by its code
+//!     cni: calico            # the CNI's family: calico | cilium | flannel
+//!     kube_proxy: {mode: iptables}
+//!     services: {count: 9999, endpoints: 3}   # the cluster's other Services
+//!     active: [allow]
+//!     policy_sets: {allow: "<NetworkPolicy manifests>"}
+//! flows:
+//!   - {name: get, from: client, to: web, tcp: {request: 200B, response: 20KB}}
+//! ```
+//!
+//! Without Services or conntrack the model draws no random numbers: every
+//! seed gives the same run, so such a variant runs once. With them (the
+//! endpoint pick, the iptables walk's spread, early drop) a variant runs
+//! once per seed of `knsim run --seeds`, byte-identical per seed.
 
 use crate::envelope::{self, did_you_mean, serde_error, tagged, Locate, VariantLabel};
 use crate::error::InputError;
 use crate::figures::{self, Figure, Filter, Level, PacketFigure, Selector};
 use crate::locate::{Positions, Seg};
 use crate::path;
+use crate::spec::{NamespaceFile, NetworkFile, Validator};
 use crate::units::{Bandwidth, Bytes, Count, Duration};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -43,11 +63,13 @@ use sim_core::SimDuration;
 use sim_models::datapath::cni::{Cni, InstanceType};
 use sim_models::datapath::link::{LinkSpec, DEFAULT_QUEUE};
 use sim_models::datapath::network::{
-    run, DropKind, EndpointId, Fault, FlowKind, FlowSpec, HostSpec, NetConfig, NetOutput, PodSpec,
-    Recording, SiteSpec, UnderlaySpec, BGP_HOLD_TIME,
+    run, Dest, DropKind, EndpointId, Fault, FlowKind, FlowSpec, HostSpec, NetConfig, NetOutput,
+    PodMeta, PodSpec, Recording, ServiceSetup, ServiceSpec, SiteSpec, UnderlaySpec, BGP_HOLD_TIME,
 };
 use sim_models::datapath::tcp::TcpSettings;
 use sim_models::ipam::Ipv4Cidr;
+use sim_models::kube_proxy::Mode;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// A packet-level scenario file as written.
@@ -129,6 +151,39 @@ pub struct NetFile {
     /// Sites outside the cluster.
     #[serde(default)]
     pub sites: Vec<SiteFile>,
+    /// Namespaces and their labels (for NetworkPolicy namespace selectors).
+    #[serde(default)]
+    pub namespaces: Vec<NamespaceFile>,
+    /// ClusterIP Services flows may address (`to:` a Service's name).
+    #[serde(default)]
+    pub services: Vec<ServiceFile>,
+    /// Where Services without `cluster_ip` get theirs (default
+    /// 10.96.0.0/12; the first address is the API server's).
+    pub service_cidr: Option<String>,
+    /// The Service data path, conntrack and NetworkPolicy, written as the
+    /// cluster format's `network:` section: `cni` (the CNI's family:
+    /// calico, cilium or flannel), `kube_proxy`, `services` (the cluster's
+    /// other Services, which only add rules), `conntrack`, `policy_sets`,
+    /// `policy_files`, `active`.
+    pub network: Option<NetworkFile>,
+}
+
+/// A ClusterIP Service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    /// Name.
+    pub name: String,
+    /// Namespace (default `default`): it selects pods of its own.
+    pub namespace: Option<String>,
+    /// The ClusterIP (default: the next one of `service_cidr`).
+    pub cluster_ip: Option<String>,
+    /// The port clients dial (default 80).
+    pub port: Option<u16>,
+    /// The port the pods serve on (default: `port`).
+    pub target_port: Option<u16>,
+    /// Labels of the pods it selects.
+    pub selector: BTreeMap<String, String>,
 }
 
 /// The underlay.
@@ -165,6 +220,11 @@ pub struct PodFile {
     pub node: Count,
     /// `net.ipv4.tcp_mtu_probing` (default 0).
     pub tcp_mtu_probing: Option<Count>,
+    /// Namespace (default `default`).
+    pub namespace: Option<String>,
+    /// Labels (for Service selectors and NetworkPolicy).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A site behind a gateway.
@@ -215,7 +275,7 @@ pub struct FlowFile {
     pub name: String,
     /// Sending pod or host.
     pub from: String,
-    /// Receiving pod or host.
+    /// Receiving pod or host, or a Service (its ClusterIP).
     pub to: String,
     /// A TCP request/response per attempt.
     pub tcp: Option<TcpFile>,
@@ -321,6 +381,8 @@ pub struct Variant {
     pub config: NetConfig,
     /// Endpoint names, by index.
     pub endpoints: Vec<String>,
+    /// The connection path's setup, as shown in reports.
+    pub path: Option<String>,
     /// Assertions.
     pub expect: Vec<Expectation>,
 }
@@ -337,7 +399,12 @@ pub fn is_datapath(text: &str) -> bool {
 pub fn parse(file: &str, text: &str) -> Result<DatapathScenario, InputError> {
     let raw: DatapathFile = serde_yaml_ng::from_str(text).map_err(|e| serde_error(file, &e))?;
     let pos = Positions::of(text);
-    V { file, pos: &pos }.scenario(raw)
+    V {
+        file,
+        text,
+        pos: &pos,
+    }
+    .scenario(raw)
 }
 
 /// The sections one variant is built from, each with the path it was
@@ -351,6 +418,7 @@ struct Sections<'f> {
 
 struct V<'a> {
     file: &'a str,
+    text: &'a str,
     pos: &'a Positions,
 }
 
@@ -437,6 +505,7 @@ impl V<'_> {
         };
         let mut endpoints: Vec<String> = Vec::new();
         let mut pods = Vec::new();
+        let mut metas = Vec::new();
         for (i, p) in n.pods.iter().enumerate() {
             let pp = join(&np, &path!["pods", i]);
             if endpoints.contains(&p.name) {
@@ -454,6 +523,10 @@ impl V<'_> {
                 ));
             }
             let tcp = self.tcp_settings(&pp, p.tcp_mtu_probing)?;
+            metas.push(PodMeta {
+                namespace: p.namespace.clone().unwrap_or_else(|| "default".into()),
+                labels: p.labels.clone(),
+            });
             endpoints.push(p.name.clone());
             pods.push(PodSpec {
                 name: p.name.clone(),
@@ -494,6 +567,7 @@ impl V<'_> {
                 hosts,
             });
         }
+        let setup = self.services(&np, n, cni, &metas)?;
         let find = |name: &str, p: Vec<Seg>| -> R<EndpointId> {
             endpoints.iter().position(|e| e == name).ok_or_else(|| {
                 let names: Vec<&str> = endpoints.iter().map(String::as_str).collect();
@@ -515,9 +589,39 @@ impl V<'_> {
                 ));
             }
             let from = find(&fl.from, join(&fp, &path!["from"]))?;
-            let to = find(&fl.to, join(&fp, &path!["to"]))?;
-            if from == to {
+            let service = setup.services.iter().position(|s| s.name == fl.to);
+            let to = match service {
+                Some(s) => Dest::Service(s),
+                None => {
+                    Dest::Endpoint(find(&fl.to, join(&fp, &path!["to"])).map_err(|mut e| {
+                        if !setup.services.is_empty() {
+                            e.message = format!(
+                                "`{}` is not a pod, host or Service of this variant",
+                                fl.to
+                            );
+                        }
+                        e
+                    })?)
+                }
+            };
+            if to == Dest::Endpoint(from) {
                 return Err(self.err(&fp, "a flow needs two different ends", "change `to`"));
+            }
+            if let Some(s) = service {
+                let svc = &setup.services[s];
+                let dialed = fl
+                    .tcp
+                    .as_ref()
+                    .and_then(|t| t.port)
+                    .or(fl.udp.as_ref().and_then(|u| u.port));
+                if dialed.is_some_and(|p| p != svc.port) || fl.ping.is_some() || from >= pods.len()
+                {
+                    return Err(self.err(
+                        &fp,
+                        format!("flow `{}` dials Service {} from {}: a Service takes tcp or udp on its port {} from a pod", fl.name, svc.name, fl.from, svc.port),
+                        "leave out the port (the Service's is used), and send from a pod",
+                    ));
+                }
             }
             let kinds = [fl.tcp.is_some(), fl.udp.is_some(), fl.ping.is_some()];
             if kinds.iter().filter(|k| **k).count() != 1 {
@@ -530,7 +634,7 @@ impl V<'_> {
             let (kind, sizes) = if let Some(t) = &fl.tcp {
                 (
                     FlowKind::Tcp {
-                        port: t.port.unwrap_or(8080),
+                        port: service.map_or(t.port.unwrap_or(8080), |s| setup.services[s].port),
                         request: t.request.0.max(1),
                         response: t.response.0.max(1),
                     },
@@ -539,7 +643,7 @@ impl V<'_> {
             } else if let Some(u) = &fl.udp {
                 (
                     FlowKind::Udp {
-                        port: u.port.unwrap_or(53),
+                        port: service.map_or(u.port.unwrap_or(53), |s| setup.services[s].port),
                     },
                     u.sizes.iter().map(|b| b.0).collect::<Vec<u64>>(),
                 )
@@ -645,6 +749,7 @@ impl V<'_> {
             faults,
             bgp_hold_time: n.bgp.as_ref().map_or(BGP_HOLD_TIME, |b| b.hold_time.0),
             duration,
+            services: setup,
         };
         config
             .validate()
@@ -654,13 +759,136 @@ impl V<'_> {
             let ep = join(&expect.1, &path!["expect", i]);
             expectations.push(self.expectation(&ep, e, &config)?);
         }
+        let path = config
+            .services
+            .is_modelled()
+            .then(|| describe_path(&config.services));
         Ok(Variant {
             name,
             description,
             config,
             endpoints,
+            path,
             expect: expectations,
         })
+    }
+
+    /// The Services, and the cluster format's `network:` section (kube-proxy,
+    /// conntrack, NetworkPolicy) parsed by the cluster format's own code.
+    fn services(&self, np: &[Seg], n: &NetFile, cni: Cni, metas: &[PodMeta]) -> R<ServiceSetup> {
+        let mut setup = ServiceSetup::default();
+        let cidr: Ipv4Cidr = match &n.service_cidr {
+            Some(c) => c.parse().map_err(|e: sim_models::ipam::CidrError| {
+                self.err(
+                    &join(np, &path!["service_cidr"]),
+                    e.to_string(),
+                    "e.g. 10.96.0.0/12",
+                )
+            })?,
+            None => "10.96.0.0/12".parse().expect("a valid CIDR"),
+        };
+        for (i, f) in n.services.iter().enumerate() {
+            let sp = join(np, &path!["services", i]);
+            if setup
+                .services
+                .iter()
+                .any(|s: &ServiceSpec| s.name == f.name)
+                || n.pods.iter().any(|p| p.name == f.name)
+            {
+                return Err(self.err(
+                    &sp,
+                    format!("`{}` is named twice", f.name),
+                    "give each pod and Service its own name",
+                ));
+            }
+            let ip = match &f.cluster_ip {
+                Some(ip) => ip.parse().map_err(|_| {
+                    self.err(
+                        &join(&sp, &path!["cluster_ip"]),
+                        format!("`{ip}` is not an IPv4 address"),
+                        "e.g. cluster_ip: 10.96.0.20",
+                    )
+                })?,
+                None => {
+                    if cidr.size() < i as u64 + 3 {
+                        return Err(self.err(
+                            &join(np, &path!["service_cidr"]),
+                            format!("{cidr} has no room for {} Services", n.services.len()),
+                            "give a larger service_cidr",
+                        ));
+                    }
+                    cidr.nth(i as u64 + 2)
+                }
+            };
+            let namespace = f.namespace.as_deref().unwrap_or("default");
+            let endpoints = metas
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| {
+                    m.namespace == namespace
+                        && f.selector.iter().all(|(k, v)| m.labels.get(k) == Some(v))
+                })
+                .map(|(p, _)| p)
+                .collect();
+            let port = f.port.unwrap_or(80);
+            setup.services.push(ServiceSpec {
+                name: f.name.clone(),
+                ip,
+                port,
+                target_port: f.target_port.unwrap_or(port),
+                endpoints,
+            });
+        }
+        setup.pods = metas.to_vec();
+        let Some(net) = &n.network else {
+            return Ok(setup);
+        };
+        let netp = join(np, &path!["network"]);
+        let cluster = Validator {
+            file: self.file,
+            text: self.text,
+            pos: self.pos,
+        };
+        let mut policy = cluster.network(np, net, &n.namespaces)?;
+        if policy.cni.plugin() != cni.plugin() {
+            return Err(self.err(
+                &join(&netp, &path!["cni"]),
+                format!(
+                    "network.cni is {}, and this variant runs {}",
+                    policy.cni.plugin(),
+                    cni.name()
+                ),
+                format!("write cni: {}", cni.plugin()),
+            ));
+        }
+        // The variant's own CNI, mode included, decides enforcement.
+        policy.cni = cni;
+        for (given, field) in [
+            (net.policy_delay.is_some(), "policy_delay"),
+            (net.masquerade.is_some(), "masquerade"),
+        ] {
+            if given {
+                return Err(self.err(
+                    &join(&netp, &path![field]),
+                    format!(
+                        "`{field}` is not replayed at packet level (no policy changes, no SNAT)"
+                    ),
+                    "remove it; the cluster format models it",
+                ));
+            }
+        }
+        setup.kube_proxy = cluster.kube_proxy(np, net)?;
+        if let Some(c) = &net.conntrack {
+            setup.conntrack = Some(
+                cluster
+                    .conntrack(&join(&netp, &path!["conntrack"]), c)?
+                    .table,
+            );
+        }
+        if !policy.active.is_empty() {
+            setup.policy = Some(policy);
+        }
+        Ok(setup)
     }
 
     fn cni(&self, np: &[Seg], n: &NetFile) -> R<Cni> {
@@ -822,36 +1050,92 @@ impl V<'_> {
     }
 }
 
+/// The connection path of a variant in one line.
+fn describe_path(s: &ServiceSetup) -> String {
+    let mut parts = Vec::new();
+    match &s.kube_proxy {
+        Some(k) if k.mode == Mode::Ebpf => parts.push("eBPF load balancer".to_string()),
+        Some(k) => parts.push(format!("kube-proxy {}", k.mode.name())),
+        None => parts.push("ideal Service data path".to_string()),
+    }
+    if let Some(k) = &s.kube_proxy {
+        let total = k.other_services + s.services.len() as u64;
+        parts.push(format!("{total} Services programmed"));
+    }
+    for svc in &s.services {
+        parts.push(format!(
+            "Service {} {}:{} -> {} pods :{}",
+            svc.name,
+            svc.ip,
+            svc.port,
+            svc.endpoints.len(),
+            svc.target_port
+        ));
+    }
+    if let Some(c) = &s.conntrack {
+        parts.push(format!("conntrack max {}", c.max));
+    }
+    if let Some(p) = &s.policy {
+        parts.push(format!("NetworkPolicy ({})", p.cni.plugin()));
+    }
+    parts.join(", ")
+}
+
 /// One run of one variant.
 pub struct DatapathRun {
     /// Index into the variants.
     pub variant: usize,
+    /// The seed, for variants that draw random numbers.
+    pub seed: Option<u64>,
     /// What the model produced.
     pub output: NetOutput,
     /// The checks.
     pub checks: Vec<crate::run::Check>,
 }
 
-/// Runs every variant (in parallel on `threads`, results in variant order),
-/// recording trace and packets for `record` (variant index).
+/// Runs every variant (in parallel on `threads`, results in variant
+/// order), once per seed of `seeds` for variants that draw random numbers
+/// (Service endpoint picks, lookup spreads) and once for the others,
+/// recording trace and packets for `record` (variant index; its first
+/// seed).
 pub fn run_all(
     scenario: &DatapathScenario,
+    seeds: &[u64],
     threads: Option<usize>,
     record: Option<(usize, Recording)>,
 ) -> Result<Vec<DatapathRun>, String> {
+    let jobs: Vec<(usize, Option<u64>)> = scenario
+        .variants
+        .iter()
+        .enumerate()
+        .flat_map(|(v, variant)| {
+            if variant.config.services.draws_random() {
+                seeds.iter().map(|&s| (v, Some(s))).collect()
+            } else {
+                vec![(v, None)]
+            }
+        })
+        .collect();
     crate::run::in_pool(threads, || {
-        (0..scenario.variants.len())
-            .into_par_iter()
-            .map(|v| {
+        jobs.par_iter()
+            .map(|&(v, seed)| {
                 let variant = &scenario.variants[v];
                 let rec = match record {
-                    Some((i, r)) if i == v => r,
+                    Some((i, r)) if i == v && seed.is_none_or(|s| Some(&s) == seeds.first()) => r,
                     _ => Recording::default(),
                 };
-                let output = run(&variant.config, rec)?;
+                let output = match seed {
+                    Some(s) => {
+                        let mut cfg = variant.config.clone();
+                        cfg.services.seed = s;
+                        run(&cfg, rec)?
+                    }
+                    None => run(&variant.config, rec)?,
+                };
                 let checks = variant.expect.iter().map(|e| check(e, &output)).collect();
                 Ok(DatapathRun {
                     variant: v,
+                    seed,
                     output,
                     checks,
                 })
@@ -883,9 +1167,17 @@ pub fn text(s: &DatapathScenario, runs: &[DatapathRun]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{}: {}", s.name, s.summary);
     let duration = s.variants[0].config.duration;
+    let mut seeds: Vec<u64> = runs.iter().filter_map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let random = match seeds.as_slice() {
+        [] => "the model draws no random numbers".to_string(),
+        [one] => format!("seed {one}"),
+        many => format!("seeds {}..{}", many[0], many[many.len() - 1]),
+    };
     let _ = writeln!(
         o,
-        "packet-level replay, {duration} simulated per variant (the model draws no random numbers)"
+        "packet-level replay, {duration} simulated per variant ({random})"
     );
     if !s.story.trim().is_empty() {
         let _ = writeln!(o);
@@ -924,12 +1216,22 @@ pub fn text(s: &DatapathScenario, runs: &[DatapathRun]) -> String {
             if c.pod_mtu.is_some() { " (set)" } else { " (CNI default)" },
             if c.underlay.icmp_allowed { "allowed" } else { "denied by the security group" },
         );
+        if let Some(p) = &v.path {
+            let _ = writeln!(o, "  {:<14} {p}", "");
+        }
     }
     for r in runs {
         let v = &s.variants[r.variant];
         let out = &r.output;
         let _ = writeln!(o);
-        let _ = writeln!(o, "== {} ==", v.name);
+        match r.seed {
+            Some(seed) if seeds.len() > 1 => {
+                let _ = writeln!(o, "== {} (seed {seed}) ==", v.name);
+            }
+            _ => {
+                let _ = writeln!(o, "== {} ==", v.name);
+            }
+        }
         let _ = writeln!(o, "  flows");
         for (fi, f) in out.flows.iter().enumerate() {
             let spec = &v.config.flows[fi];
@@ -952,7 +1254,7 @@ pub fn text(s: &DatapathScenario, runs: &[DatapathRun]) -> String {
                 "    {:<12} {} -> {} ({what}): {} of {} succeeded{times}{}",
                 f.name,
                 v.endpoints[spec.from],
-                v.endpoints[spec.to],
+                dest_name(v, spec.to),
                 f.succeeded,
                 f.attempts,
                 if f.pending > 0 {
@@ -979,6 +1281,9 @@ pub fn text(s: &DatapathScenario, runs: &[DatapathRun]) -> String {
                     })
                     .collect();
                 let _ = writeln!(o, "      by payload size: {}", cells.join(", "));
+            }
+            if v.path.is_some() {
+                path_lines(&mut o, v, f);
             }
         }
         let t = &out.packets;
@@ -1035,6 +1340,56 @@ pub fn text(s: &DatapathScenario, runs: &[DatapathRun]) -> String {
     o
 }
 
+/// Where a flow goes, by name.
+fn dest_name(v: &Variant, to: Dest) -> String {
+    match to {
+        Dest::Endpoint(e) => v.endpoints[e].clone(),
+        Dest::Service(s) => format!("svc/{}", v.config.services.services[s].name),
+    }
+}
+
+/// What the connection path measured of one flow.
+fn path_lines(o: &mut String, v: &Variant, f: &sim_models::datapath::network::FlowResult) {
+    if f.connect.count() > 0 {
+        let _ = writeln!(
+            o,
+            "      connection setup p50 {} p99 {}; first-packet round trip p50 {} p99 {}",
+            f.connect.quantile(0.5),
+            f.connect.quantile(0.99),
+            f.first_rtt.quantile(0.5),
+            f.first_rtt.quantile(0.99)
+        );
+    }
+    if f.lookups.count() > 0 {
+        let _ = writeln!(
+            o,
+            "      Service lookup CPU: {} first packets, mean {} p99 {}, {} in all",
+            f.lookups.count(),
+            f.lookups.mean(),
+            f.lookups.quantile(0.99),
+            f.lookups.sum()
+        );
+    }
+    if f.established.count > 0 {
+        let _ = writeln!(
+            o,
+            "      established connections: {} packets delivered, one-way latency mean {} max {}; {} payload bytes delivered",
+            f.established.count,
+            f.established.mean(),
+            f.established.max,
+            f.bytes
+        );
+    }
+    if !f.endpoints.is_empty() {
+        let cells: Vec<String> = f
+            .endpoints
+            .iter()
+            .map(|(p, n)| format!("{} {n}", v.endpoints[*p]))
+            .collect();
+        let _ = writeln!(o, "      first packets by server pod: {}", cells.join(", "));
+    }
+}
+
 /// The JSON summary.
 pub fn json(s: &DatapathScenario, runs: &[DatapathRun]) -> serde_json::Value {
     use serde_json::json;
@@ -1050,13 +1405,30 @@ pub fn json(s: &DatapathScenario, runs: &[DatapathRun]) -> serde_json::Value {
             })).collect();
             let t = &r.output.packets;
             let drops: serde_json::Map<String, serde_json::Value> = t.dropped.iter().map(|(k, n)| (k.key().to_string(), json!(n))).collect();
-            json!({
+            let mut flows = flows;
+            if v.path.is_some() {
+                for (j, f) in flows.iter_mut().zip(&r.output.flows) {
+                    j["connect_p50_s"] = json!(f.connect.quantile(0.5).as_secs_f64());
+                    j["connect_p99_s"] = json!(f.connect.quantile(0.99).as_secs_f64());
+                    j["first_rtt_p50_s"] = json!(f.first_rtt.quantile(0.5).as_secs_f64());
+                    j["first_rtt_p99_s"] = json!(f.first_rtt.quantile(0.99).as_secs_f64());
+                    j["lookup_cpu_s"] = json!(f.lookups.sum().as_secs_f64());
+                    j["packet_latency_mean_s"] = json!(f.established.mean().as_secs_f64());
+                    j["bytes_delivered"] = json!(f.bytes);
+                    j["first_packets_by_pod"] = f.endpoints.iter().map(|(p, n)| (v.endpoints[*p].clone(), json!(n))).collect::<serde_json::Map<_, _>>().into();
+                }
+            }
+            let mut out = json!({
                 "name": v.name, "description": v.description, "cni": v.config.cni.name(), "pod_mtu": r.output.pod_mtu,
                 "flows": flows,
                 "packets": {"created": t.created, "delivered": t.delivered, "dropped": drops, "in_flight": t.in_flight},
                 "expectations": r.checks.iter().map(crate::run::Check::json).collect::<Vec<_>>(),
                 "events_fired": r.output.events_fired,
-            })
+            });
+            if let Some(seed) = r.seed {
+                out["seed"] = json!(seed);
+            }
+            out
         })
         .collect();
     let (held, total) = expectation_totals(runs);
@@ -1090,7 +1462,7 @@ expect:
     fn a_minimal_file_runs_and_checks_itself() {
         let s = parse("t.yaml", MINIMAL).unwrap();
         assert!(is_datapath(MINIMAL));
-        let runs = run_all(&s, Some(1), None).unwrap();
+        let runs = run_all(&s, &[1], Some(1), None).unwrap();
         assert_eq!(expectation_totals(&runs), (1, 1), "{}", text(&s, &runs));
     }
 
@@ -1129,6 +1501,51 @@ expect:
         assert!(e.message.contains("needs cni: calico-bgp"), "{e}");
         let e = err(&MINIMAL.replace("cni: calico-vxlan", "cni: aws-vpc-cni"));
         assert!(e.message.contains("needs instance_type"), "{e}");
+    }
+
+    const WITH_SERVICE: &str = "name: t
+summary: s
+duration: 10s
+datapath:
+  cni: calico-vxlan
+  nodes: 2
+  underlay: {mtu: 1500}
+  pods: [{name: a, node: 1}, {name: b, node: 2, labels: {app: b}}]
+  services: [{name: svc, port: 80, target_port: 8080, selector: {app: b}}]
+  network: {cni: calico, kube_proxy: {mode: iptables}, services: {count: 100, endpoints: 3}}
+flows:
+  - {name: f, from: a, to: svc, tcp: {request: 100B, response: 1KB}, count: 5, timeout: 1s}
+expect:
+  - {metric: succeeded, flow: f, equals: 5}
+  - {metric: endpoints_used, flow: f, equals: 1}
+";
+
+    #[test]
+    fn a_service_flow_runs_per_seed_and_its_mistakes_are_located() {
+        let s = parse("t.yaml", WITH_SERVICE).unwrap();
+        assert_eq!(s.variants[0].config.services.services[0].endpoints, vec![1]);
+        let runs = run_all(&s, &[1, 2], Some(1), None).unwrap();
+        assert_eq!(runs.len(), 2, "one run per seed");
+        assert_eq!(expectation_totals(&runs), (4, 4), "{}", text(&s, &runs));
+        assert!(text(&s, &runs).contains(" (seed 2) =="));
+        let e = err(&WITH_SERVICE.replace("network: {cni: calico,", "network: {cni: cilium,"));
+        assert!(e.message.contains("network.cni is cilium"), "{e}");
+        assert!(e.hint.contains("cni: calico"), "{e}");
+        let e = err(&WITH_SERVICE.replace("tcp: {request", "tcp: {port: 8080, request"));
+        assert!(e.message.contains("on its port 80"), "{e}");
+        let e = err(&WITH_SERVICE.replace("mode: iptables}", "mode: iptables, per_rul: 1ns}"));
+        assert_eq!(e.at.map(|a| a.0), Some(10), "{e}");
+        assert!(e.hint.contains("per_rule"), "{e}");
+        let e = err(&WITH_SERVICE.replace("to: svc,", "to: svd,"));
+        assert!(e.message.contains("not a pod, host or Service"), "{e}");
+        let e = err(&WITH_SERVICE.replace(
+            "selector: {app: b}}]",
+            "selector: {app: b}, cluster_ip: 10.244.0.9}]",
+        ));
+        assert!(
+            e.message.contains("inside the pod, node or site addresses"),
+            "{e}"
+        );
     }
 
     #[test]

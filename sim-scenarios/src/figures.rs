@@ -701,6 +701,48 @@ pub const POD_MTU: Figure = packets("pod_mtu", Kind::Bytes, "B", |o, _| {
     Some(f64::from(o.pod_mtu))
 });
 
+/// Median TCP connection setup, connect() to ESTABLISHED.
+pub const CONNECT_SETUP_P50: Figure = flow("connect_p50", Kind::Duration, "s", |f, _| {
+    (f.connect.count() > 0).then(|| secs(f.connect.quantile(0.5)))
+});
+/// 99th percentile of connection setup.
+pub const CONNECT_SETUP_P99: Figure = flow("connect_p99", Kind::Duration, "s", |f, _| {
+    (f.connect.count() > 0).then(|| secs(f.connect.quantile(0.99)))
+});
+/// Median first-packet round trip, SYN to SYN-ACK.
+pub const FIRST_RTT_P50: Figure = flow("first_rtt_p50", Kind::Duration, "s", |f, _| {
+    (f.first_rtt.count() > 0).then(|| secs(f.first_rtt.quantile(0.5)))
+});
+/// 99th percentile of the first-packet round trip.
+pub const FIRST_RTT_P99: Figure = flow("first_rtt_p99", Kind::Duration, "s", |f, _| {
+    (f.first_rtt.count() > 0).then(|| secs(f.first_rtt.quantile(0.99)))
+});
+/// Service lookup CPU over the run, all first packets.
+pub const LOOKUP_CPU: Figure = flow("lookup_cpu", Kind::Duration, "s", |f, _| {
+    Some(secs(f.lookups.sum()))
+});
+/// 99th percentile of the lookup CPU per first packet.
+pub const LOOKUP_P99: Figure = flow("lookup_p99", Kind::Duration, "s", |f, _| {
+    (f.lookups.count() > 0).then(|| secs(f.lookups.quantile(0.99)))
+});
+/// Mean one-way latency of established-connection packets.
+pub const PACKET_LATENCY: Figure = flow("packet_latency", Kind::Duration, "s", |f, _| {
+    (f.established.count > 0).then(|| secs(f.established.mean()))
+});
+/// Payload bytes delivered to the flow's stacks.
+pub const BYTES_DELIVERED: Figure = flow("bytes_delivered", Kind::Bytes, "B", |f, _| {
+    Some(f.bytes as f64)
+});
+/// Server pods that got first packets.
+pub const ENDPOINTS_USED: Figure = flow("endpoints_used", Kind::Count, "pods", |f, _| {
+    Some(f.endpoints.len() as f64)
+});
+/// Largest share of first packets one pod got.
+pub const ENDPOINT_SHARE_MAX: Figure = flow("endpoint_share_max", Kind::Ratio, "1", |f, _| {
+    let total: u64 = f.endpoints.values().sum();
+    (total > 0).then(|| f.endpoints.values().copied().max().unwrap_or(0) as f64 / total as f64)
+});
+
 /// Every figure `expect:` can name, cluster figures first; within a level,
 /// in the order errors list them.
 pub const FIGURES: &[Figure] = &[
@@ -761,6 +803,16 @@ pub const FIGURES: &[Figure] = &[
     PACKETS_DROPPED,
     PACKETS_DELIVERED,
     POD_MTU,
+    CONNECT_SETUP_P50,
+    CONNECT_SETUP_P99,
+    FIRST_RTT_P50,
+    FIRST_RTT_P99,
+    LOOKUP_CPU,
+    LOOKUP_P99,
+    PACKET_LATENCY,
+    BYTES_DELIVERED,
+    ENDPOINTS_USED,
+    ENDPOINT_SHARE_MAX,
 ];
 
 const fn kube_proxy(mut f: Figure) -> Figure {

@@ -79,11 +79,11 @@ fn conntrack_table_full_replay() {
 /// checks every expectation holds and both print the same bytes.
 fn replay_packets(name: &str) -> String {
     let s = sim_scenarios::load_datapath(name).unwrap().unwrap();
-    let runs = sim_scenarios::datapath::run_all(&s, None, None).unwrap();
+    let runs = sim_scenarios::datapath::run_all(&s, &[1], None, None).unwrap();
     let text = sim_scenarios::datapath::text(&s, &runs);
     let (held, total) = sim_scenarios::datapath::expectation_totals(&runs);
     assert!(total > 0 && held == total, "{text}");
-    let again = sim_scenarios::datapath::run_all(&s, Some(1), None).unwrap();
+    let again = sim_scenarios::datapath::run_all(&s, &[1], Some(1), None).unwrap();
     assert_eq!(
         text,
         sim_scenarios::datapath::text(&s, &again),
@@ -135,4 +135,9 @@ fn coredns_cpu_throttled_replay() {
 #[test]
 fn zalando_dns_oom_replay() {
     insta::assert_snapshot!(replay("zalando_dns_oom"));
+}
+
+#[test]
+fn forwarding_engines_replay() {
+    insta::assert_snapshot!(replay_packets("forwarding_engines"));
 }

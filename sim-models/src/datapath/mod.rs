@@ -11,7 +11,9 @@
 //! - [`link`]: latency, bandwidth, MTU, finite queues;
 //! - [`cni`]: the CNI configurations users name, their overheads and MTUs;
 //! - [`tcp`]: the TCP state machine (handshake, RTO, PMTU, MTU probing);
-//! - [`network`]: the topology, routing, the stacks and the run;
+//! - [`network`]: the topology, routing, the stacks, Services and
+//!   NetworkPolicy on the path (kube-proxy DNAT at the client's node), and
+//!   the run;
 //! - [`pcap`]: the packets as a capture file for tcpdump and Wireshark.
 
 pub mod cni;

@@ -213,9 +213,10 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Story { scenario, .. } if load_datapath(&scenario).is_some() => {
-            // Packet-level replays draw no random numbers: the report is the story.
+        Command::Story { scenario, seed } if load_datapath(&scenario).is_some() => {
+            // A packet-level replay's report is its story.
             let opts = PacketOptions {
+                seeds: vec![seed],
                 threads: None,
                 out: None,
                 trace: false,
@@ -325,6 +326,7 @@ fn main() -> ExitCode {
         } => {
             if let Some(parsed) = load_datapath(&scenario) {
                 let opts = PacketOptions {
+                    seeds: seeds.map_or_else(|| vec![seed], |s| s.0),
                     threads: threads.map(usize::from),
                     out,
                     trace,
@@ -382,6 +384,8 @@ fn main() -> ExitCode {
 
 /// What `knsim run` was asked for a packet-level scenario.
 struct PacketOptions {
+    /// Seeds, for variants that draw random numbers (Services).
+    seeds: Vec<u64>,
     threads: Option<usize>,
     out: Option<PathBuf>,
     trace: bool,
@@ -423,20 +427,22 @@ fn run_packet_level(
         s.variants.len()
     );
     let Some(runs) = timed(
-        || datapath::run_all(&s, opts.threads, Some((v, rec))),
+        || datapath::run_all(&s, &opts.seeds, opts.threads, Some((v, rec))),
         |r| r.output.events_fired,
     ) else {
         return ExitCode::from(2);
     };
     let text = datapath::text(&s, &runs);
     print!("{text}");
+    // The recorded run: the variant's first (or only) one.
+    let recorded = runs.iter().position(|r| r.variant == v).unwrap_or(0);
     if opts.trace {
         println!();
         println!(
             "trace: {} (time, packet, source -> destination, hop, verdict)",
             s.variants[v].name
         );
-        for line in &runs[v].output.trace {
+        for line in &runs[recorded].output.trace {
             println!("{line}");
         }
     }
@@ -445,7 +451,7 @@ fn run_packet_level(
             .map_err(|e| e.to_string())
             .and_then(|f| {
                 let mut w = std::io::BufWriter::new(f);
-                sim_models::datapath::pcap::write(&mut w, &runs[v].output.captured)?;
+                sim_models::datapath::pcap::write(&mut w, &runs[recorded].output.captured)?;
                 std::io::Write::flush(&mut w).map_err(|e| e.to_string())
             });
         if let Err(e) = written {
@@ -455,7 +461,7 @@ fn run_packet_level(
         eprintln!(
             "knsim: wrote {} ({} packets of variant {})",
             file.display(),
-            runs[v].output.captured.len(),
+            runs[recorded].output.captured.len(),
             s.variants[v].name
         );
     }

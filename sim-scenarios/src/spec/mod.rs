@@ -282,10 +282,10 @@ struct Common<'f> {
     windows: &'f [WindowSpec],
 }
 
-struct Validator<'a> {
-    file: &'a str,
-    text: &'a str,
-    pos: &'a Positions,
+pub(crate) struct Validator<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) text: &'a str,
+    pub(crate) pos: &'a Positions,
 }
 
 type R<T> = Result<T, InputError>;

@@ -236,7 +236,7 @@ impl Validator<'_> {
 
     /// The CNI and the policy sets; a manifest error is reported at its
     /// place inside the scenario file (policy sets are `|` blocks).
-    pub(super) fn network(
+    pub(crate) fn network(
         &self,
         at: &[Seg],
         n: &NetworkFile,
@@ -332,7 +332,7 @@ impl Validator<'_> {
     }
 
     /// Every node's conntrack table.
-    pub(super) fn conntrack(&self, p: &[Seg], c: &ConntrackFile) -> R<ConntrackSetup> {
+    pub(crate) fn conntrack(&self, p: &[Seg], c: &ConntrackFile) -> R<ConntrackSetup> {
         let kernel = match &c.kernel {
             None => Kernel::V5_15,
             Some(k) => Kernel::parse(k).ok_or_else(|| {
@@ -405,7 +405,7 @@ impl Validator<'_> {
     }
 
     /// The Service data path of a `network` section written at `at`.
-    pub(super) fn kube_proxy(&self, at: &[Seg], n: &NetworkFile) -> R<Option<KubeProxyConfig>> {
+    pub(crate) fn kube_proxy(&self, at: &[Seg], n: &NetworkFile) -> R<Option<KubeProxyConfig>> {
         let np = [at, &path!["network"]].concat();
         let Some(k) = &n.kube_proxy else {
             if n.services.is_some() {

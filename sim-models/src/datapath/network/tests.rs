@@ -1,6 +1,7 @@
 use super::*;
 use crate::datapath::cni::InstanceType;
 use crate::datapath::link::DEFAULT_QUEUE;
+use crate::datapath::packet::Transport;
 use proptest::prelude::*;
 
 fn underlay(nic: u32, path: u32) -> UnderlaySpec {
@@ -25,7 +26,7 @@ fn tcp_flow(name: &str, from: usize, to: usize, response: u64, count: u32) -> Fl
     FlowSpec {
         name: name.into(),
         from,
-        to,
+        to: Dest::Endpoint(to),
         kind: FlowKind::Tcp {
             port: 8080,
             request: 300,
@@ -43,7 +44,7 @@ fn ping(name: &str, from: usize, to: usize, sizes: Vec<u32>) -> FlowSpec {
     FlowSpec {
         name: name.into(),
         from,
-        to,
+        to: Dest::Endpoint(to),
         kind: FlowKind::Ping,
         count: sizes.len() as u32,
         sizes,
@@ -67,6 +68,7 @@ fn cluster(cni: Cni, u: UnderlaySpec, flows: Vec<FlowSpec>) -> NetConfig {
         faults: Vec::new(),
         bgp_hold_time: BGP_HOLD_TIME,
         duration: SimDuration::from_secs(30),
+        services: ServiceSetup::default(),
     }
 }
 
@@ -347,7 +349,7 @@ proptest! {
                 _ => FlowKind::Ping,
             };
             fl.push(FlowSpec {
-                name: format!("f{i}"), from, to, kind, sizes: vec![size, size / 2],
+                name: format!("f{i}"), from, to: Dest::Endpoint(to), kind, sizes: vec![size, size / 2],
                 start: SimDuration::from_millis(10 * i as u64),
                 every: SimDuration::from_millis(700), count: 4,
                 timeout: SimDuration::from_secs(3),
@@ -375,6 +377,7 @@ proptest! {
             pods, flows: fl, faults,
             bgp_hold_time: SimDuration::from_secs(3),
             duration: SimDuration::from_secs(end),
+            services: ServiceSetup::default(),
         };
         let out = run(&cfg, Recording::default()).unwrap();
         let t = &out.packets;
@@ -386,4 +389,125 @@ proptest! {
         let again = run(&cfg, Recording::default()).unwrap();
         prop_assert_eq!(&again.packets, &out.packets);
     }
+}
+
+/// The cluster of `cluster()` with a Service `web` (10.96.0.10:80 -> :8080)
+/// over pods web and local, and a TCP flow from client to it.
+fn with_service(mode: crate::kube_proxy::Mode) -> NetConfig {
+    let mut flow = tcp_flow("svc", 0, 1, 4_000, 20);
+    flow.to = Dest::Service(0);
+    flow.kind = FlowKind::Tcp {
+        port: 80,
+        request: 100,
+        response: 4_000,
+    };
+    let mut cfg = cluster(Cni::CalicoVxlan, underlay(1500, 1500), vec![flow]);
+    cfg.services = ServiceSetup {
+        services: vec![ServiceSpec {
+            name: "web".into(),
+            ip: Ipv4Addr::new(10, 96, 0, 10),
+            port: 80,
+            target_port: 8080,
+            endpoints: vec![1, 2],
+        }],
+        kube_proxy: Some(crate::kube_proxy::KubeProxyConfig::new(mode)),
+        seed: 3,
+        ..ServiceSetup::default()
+    };
+    cfg
+}
+
+#[test]
+fn a_service_flow_is_dnated_at_the_client_node_and_reverse_nated_back() {
+    let cfg = with_service(crate::kube_proxy::Mode::Iptables);
+    let rec = Recording {
+        trace: true,
+        capture: true,
+    };
+    let out = run(&cfg, rec).unwrap();
+    conserved(&out);
+    let f = &out.flows[0];
+    assert_eq!(f.succeeded, 20, "{:?}", f.failures);
+    assert_eq!(f.endpoints.values().sum::<u64>(), 20);
+    assert_eq!(f.endpoints.len(), 2, "both pods get connections");
+    assert_eq!(f.lookups.count(), 20, "one lookup per first packet");
+    let cluster_ip = Ipv4Addr::new(10, 96, 0, 10);
+    let web = Ipv4Addr::new(10, 244, 1, 2);
+    // Between nodes the VXLAN header carries the pod IP and target port.
+    let tunnelled: Vec<&Captured> = out
+        .captured
+        .iter()
+        .filter(|c| c.packet.encap.is_some() && c.packet.src == Ipv4Addr::new(10, 244, 0, 2))
+        .collect();
+    assert!(!tunnelled.is_empty());
+    assert!(tunnelled
+        .iter()
+        .all(|c| c.packet.dst == web
+            && matches!(c.packet.transport, Transport::Tcp { dport: 8080, .. })));
+    // The client sends to and hears from the ClusterIP only.
+    assert!(out.captured.iter().any(|c| c.packet.dst == cluster_ip));
+    let to_client: Vec<&Captured> = out
+        .captured
+        .iter()
+        .filter(|c| c.packet.dst == Ipv4Addr::new(10, 244, 0, 2) && c.packet.encap.is_none())
+        .filter(|c| c.packet.src != Ipv4Addr::new(10, 244, 0, 3))
+        .collect();
+    assert!(to_client.iter().any(|c| c.packet.src == cluster_ip));
+    assert!(out
+        .trace
+        .iter()
+        .any(|l| l.contains("kube-proxy (iptables) DNAT 10.96.0.10:80")));
+    assert!(out.trace.iter().any(|l| l.contains("reverse NAT")));
+    // Same seed, same bytes; established packets do not depend on the engine.
+    let again = run(&cfg, rec).unwrap();
+    assert_eq!(out.trace, again.trace);
+    let nft = run(&with_service(crate::kube_proxy::Mode::Nftables), rec).unwrap();
+    assert_eq!(nft.flows[0].established, f.established);
+    assert_eq!(nft.flows[0].bytes, f.bytes);
+    assert_eq!(
+        nft.flows[0].endpoints, f.endpoints,
+        "the same picks per seed"
+    );
+}
+
+#[test]
+fn a_policy_denied_first_packet_is_dropped_and_retransmitted() {
+    let mut cfg = with_service(crate::kube_proxy::Mode::Nftables);
+    let manifests = crate::netpol::parse_manifests(&[(
+        "deny.yaml".into(),
+        "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: default}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+"
+        .into(),
+    )])
+    .unwrap();
+    cfg.services.policy = Some(crate::policy_enforcement::PolicyConfig {
+        cni: crate::datapath::cni::Cni::CalicoVxlan,
+        delay: SimDuration::ZERO,
+        sets: vec![("deny".into(), manifests.cluster.policies().to_vec())],
+        active: vec![0],
+        namespaces: Vec::new(),
+    });
+    cfg.flows[0].count = 1;
+    cfg.flows[0].timeout = SimDuration::from_secs(4);
+    let out = run(&cfg, Recording::default()).unwrap();
+    conserved(&out);
+    let f = &out.flows[0];
+    assert_eq!(f.succeeded, 0);
+    assert!(
+        f.failures.keys().any(|k| k.contains("not connected")),
+        "{:?}",
+        f.failures
+    );
+    // The SYN at T+1s and its retransmissions at +1 s and +3 s.
+    assert_eq!(out.packets.dropped.get(&DropKind::PolicyDenied), Some(&3));
+    let (_, text) = &out.first_drops[&DropKind::PolicyDenied];
+    assert!(
+        text.contains("isolated for ingress by policy [deny-all]"),
+        "{text}"
+    );
 }
