@@ -42,12 +42,12 @@
 //! ## Parameters
 //! - SYN retransmission: initial RTO 1 s, doubling; `tcp_syn_retries` 6:
 //!   retransmits at +1, +3, +7, +15, +31, +63 s and gives up at +127 s
-//!   (`shared/calibration.md`, "TCP timers", row "SYN retransmit";
+//!   (docs/calibration.md, row `tcp-syn-retransmit`;
 //!   Linux `Documentation/networking/ip-sysctl.rst`).
 //! - Keep-alive: `max_idle` and `idle_timeout` come from the scenario; Go's
 //!   defaults are `MaxIdleConnsPerHost` 2 and `IdleConnTimeout` 90 s
 //!   (`net/http` `DefaultTransport`), given as [`GO_MAX_IDLE_PER_HOST`] and
-//!   [`GO_IDLE_CONN_TIMEOUT`].
+//!   [`GO_IDLE_CONN_TIMEOUT`] (docs/calibration.md, row `go-http-idle`).
 //!
 //! ## What it emits
 //! Nothing itself; the cluster run counts connections opened, SYNs dropped

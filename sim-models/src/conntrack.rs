@@ -58,24 +58,29 @@
 //! expires exactly at its deadline.
 //!
 //! ## Parameters
-//! All from `shared/calibration.md`, section "conntrack":
+//! Each from its row of the calibration document (section "Kernel:
+//! conntrack"):
 //! - table size, kernel default: `nf_conntrack_buckets` = RAM / 16384
 //!   clamped to 1024..262144; `nf_conntrack_max` = buckets on kernels from
-//!   2021-08 (5.15) on, 4 x buckets before (row "kernel default table";
-//!   Linux `Documentation/networking/nf_conntrack-sysctl.rst`).
+//!   2021-08 (5.15) on, 4 x buckets before (docs/calibration.md, rows
+//!   `ct-kernel-buckets` and `ct-kernel-max`, which note where the kernel
+//!   source's divisor and RAM tiers differ from this formula).
 //! - table size set by kube-proxy: max(32768 x cores, 131072) (its
 //!   `conntrack.maxPerCore` and `conntrack.min` defaults), with the buckets
-//!   raised to max / 4 (row "kube-proxy table size").
-//! - timeouts (row "timeouts"): kernel TCP established 432000 s, close_wait
-//!   60 s, time_wait 120 s, syn_sent 120 s, UDP 30 s, UDP stream 120 s, ICMP
-//!   30 s, generic 600 s; kube-proxy sets established to 86400 s and
-//!   close_wait to 3600 s.
-//! - `NF_CT_EVICTION_RANGE` = 8 (`nf_conntrack_core.c`).
-//! - UDP insert clash (row "UDP insert clash"): dropped on 3.10 whenever
-//!   the two packets are concurrent; on 4.19 only when DNAT picked two
-//!   different endpoints; never on 5.15 (clashing entries inserted, living
-//!   1 s). How often the two packets are concurrent has no calibrated
-//!   value: callers pass it.
+//!   raised to max / 4 (docs/calibration.md, row `ct-kube-proxy-max`).
+//! - timeouts: kernel TCP established 432000 s, close_wait 60 s, time_wait
+//!   120 s, syn_sent 120 s, UDP 30 s, UDP stream 120 s, ICMP 30 s, generic
+//!   600 s (docs/calibration.md, row `ct-timeouts-kernel`); kube-proxy sets
+//!   established to 86400 s and close_wait to 3600 s (docs/calibration.md,
+//!   row `ct-timeouts-kube-proxy`).
+//! - `NF_CT_EVICTION_RANGE` = 8 (`nf_conntrack_core.c`; docs/calibration.md,
+//!   row `ct-early-drop`).
+//! - UDP insert clash (docs/calibration.md, row `ct-udp-clash`): dropped on
+//!   3.10 whenever the two packets are concurrent; on 4.19 only when DNAT
+//!   picked two different endpoints; never on 5.15 (clashing entries
+//!   inserted, living 1 s). How often the two packets are concurrent has no
+//!   calibrated value: callers pass it (docs/calibration.md, row
+//!   `ct-udp-pair-concurrency`).
 //!
 //! ## What it emits
 //! [`CtStats`]: entries inserted, expired, evicted by early drop, deleted,
@@ -166,7 +171,8 @@ impl Kernel {
 }
 
 /// Default `nf_conntrack_buckets` for a node's memory \[buckets\]:
-/// RAM / 16384, clamped to 1024..262144.
+/// RAM / 16384, clamped to 1024..262144 (docs/calibration.md, row
+/// `ct-kernel-buckets`, which notes where the kernel source differs).
 pub fn kernel_buckets(ram_bytes: u64) -> u64 {
     (ram_bytes / 16_384).clamp(1_024, 262_144)
 }
@@ -619,13 +625,13 @@ impl Table {
 
 /// How long an entry inserted on a UDP clash lives on kernels that allow
 /// clashing entries (2020, "netfilter: conntrack: allow insertion of
-/// clashing entries"; calibration.md row "UDP insert clash").
+/// clashing entries"; docs/calibration.md, row `ct-udp-clash`).
 pub const UDP_CLASH_ENTRY_TIMEOUT: SimDuration = SimDuration::from_secs(1);
 
 /// The UDP insert clash: two packets of one UDP socket (the same 5-tuple,
 /// e.g. glibc's parallel A and AAAA queries) pass a Service's DNAT at the
 /// same time on two CPUs; each creates an unconfirmed entry, and the second
-/// to confirm finds the tuple taken (calibration.md row "UDP insert clash";
+/// to confirm finds the tuple taken (docs/calibration.md, row `ct-udp-clash`;
 /// kubernetes/kubernetes#56903; the Weave and XING posts, 2018).
 ///
 /// Returns the probability that the second packet is dropped, given
@@ -669,7 +675,7 @@ pub enum UdpSend {
 /// client that keeps sending to a deleted endpoint keeps its stale entry
 /// alive until it pauses 30 s or the entry is deleted (kube-proxy deletes
 /// the UDP entries of an endpoint it removes: [`UdpDnat::flush_endpoint`])
-/// (calibration.md row "stale UDP entry after endpoint removal"; Preply's
+/// (docs/calibration.md, row `ct-stale-udp`; Preply's
 /// DNS postmortem, 2020). The stream timeout (`udp_stream`) that kernels
 /// give flows still active after a reply is not applied: the calibration
 /// row states 30 s. Cost per packet O(1) amortised: flows whose entry has
@@ -763,8 +769,8 @@ impl UdpDnat {
 /// AAAA) whose first packet created a new DNAT entry to `first`: the two
 /// reach conntrack at once with probability `concurrent` (an input: no
 /// source measures it); then the second packet's own DNAT picks an endpoint
-/// (`pick`), and the kernel profile decides (calibration.md row "UDP insert
-/// clash"; kubernetes#56903): 3.10 drops it; 4.19 drops it unless both
+/// (`pick`), and the kernel profile decides (docs/calibration.md, row
+/// `ct-udp-clash`; kubernetes#56903): 3.10 drops it; 4.19 drops it unless both
 /// picked the same endpoint (the clash is then resolved by reusing the
 /// confirmed entry); 5.15 inserts the clashing entry (living
 /// [`UDP_CLASH_ENTRY_TIMEOUT`]) and the packet goes to its own pick. The

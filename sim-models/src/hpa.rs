@@ -26,7 +26,8 @@
 //! `--horizontal-pod-autoscaler-sync-period` 15 s, tolerance 0.1,
 //! `scaleDown.stabilizationWindowSeconds` 300, scale-up policies
 //! `{Percent: 100, Pods: 4, periodSeconds: 15}` with `selectPolicy: Max`,
-//! scale-down `{Percent: 100, periodSeconds: 15}`.
+//! scale-down `{Percent: 100, periodSeconds: 15}` (docs/calibration.md, row
+//! `hpa-defaults`).
 //!
 //! ## What it emits
 //! [`Hpa::recommend`] returns the replica count to set at this sync, with

@@ -29,8 +29,9 @@
 //! are released the moment a pod is deleted.
 //!
 //! ## Parameters
-//! Node block size: `--node-cidr-mask-size` default /24 (calibration.md,
-//! "IPAM and scale", per-node pod CIDR, conf H).
+//! Node block size: `--node-cidr-mask-size` default /24 (docs/calibration.md,
+//! row `ipam-node-cidr`, conf H). Reserved addresses: docs/calibration.md,
+//! row `ipam-reserved`.
 //!
 //! The exhaustion text follows the host-local plugin's wording for every
 //! allocator; the flat allocator is named after whereabouts, a cluster-wide
@@ -44,8 +45,9 @@
 //! ## Validation
 //! Unit tests pin the usable counts of each allocator (/24 flat 254,
 //! host-local 253, aws-vpc 251) and the node-block arithmetic (a /16 in /24
-//! blocks caps at 256 nodes, calibration.md GKE row); a property test checks
-//! that no address is handed out twice and that allocated + free = usable.
+//! blocks caps at 256 nodes, a validation against docs/calibration.md, row
+//! `ipam-gke-node-cap`); a property test checks that no address is handed
+//! out twice and that allocated + free = usable.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -540,7 +542,8 @@ mod tests {
 
     #[test]
     fn per_node_blocks_cap_the_node_count() {
-        // calibration.md, GKE row: a /16 with /24 per node caps at 256 nodes.
+        // docs/calibration.md, row `ipam-gke-node-cap`: a /16 with /24 per node
+        // caps at 256 nodes.
         let mut ipam = Ipam::new(IpamLayout::PerNode {
             cluster_cidr: cidr("10.0.0.0/16"),
             node_mask: 24,

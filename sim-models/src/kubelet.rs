@@ -7,8 +7,9 @@
 //! `FailedCreatePodSandBox` and retries the pod's sync with exponential
 //! backoff: 10 s doubling to at most 5 min (kubelet `backOffPeriod` and
 //! `MaxContainerBackOff`, pkg/kubelet/kubelet.go; the same constants give
-//! CrashLoopBackOff its 10 s .. 5 min schedule). The pod keeps its node and
-//! stays `ContainerCreating` until a retry finds an address.
+//! CrashLoopBackOff its 10 s .. 5 min schedule; docs/calibration.md, row
+//! `kubelet-backoff`). The pod keeps its node and stays `ContainerCreating`
+//! until a retry finds an address.
 //!
 //! ## What it emits
 //! The event message an operator reads in `kubectl describe pod`.

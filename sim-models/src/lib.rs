@@ -2,7 +2,8 @@
 //!
 //! Each module models one thing operators name (IPAM, the scheduler, the
 //! kubelet, Services...) and documents, ns-3 style, its scope and
-//! limitations, its parameters with their sources in `shared/calibration.md`,
+//! limitations, its parameters with their sources (each figure a row of the
+//! calibration document in the workspace's `docs/`, cited by its row id),
 //! what it emits, and how it is validated. [`cluster`] ties them into one
 //! discrete-event run on the `sim-core` engine.
 

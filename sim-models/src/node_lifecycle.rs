@@ -33,7 +33,7 @@
 //! DaemonSet pods, which tolerate the taint, are not modelled.
 //!
 //! ## Parameters (Kubernetes defaults; conf H: the component's code and
-//! reference docs)
+//! reference docs; docs/calibration.md, row `node-lifecycle`)
 //! - [`NODE_STATUS_UPDATE_FREQUENCY`]: kubelet `nodeStatusUpdateFrequency`,
 //!   10 s (kubelet configuration reference).
 //! - [`NODE_MONITOR_PERIOD`]: kube-controller-manager `--node-monitor-period`,

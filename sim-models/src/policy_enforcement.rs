@@ -17,8 +17,9 @@
 //! keep working, new ones get the new verdict.
 //!
 //! ## Parameters
-//! `policy_delay`: from the scenario. calibration.md has no row for policy
-//! programming latency; it must be given, not defaulted.
+//! `policy_delay`: from the scenario. No source gives policy programming
+//! latency; it must be given, not defaulted (docs/calibration.md, row
+//! `netpol-delay`).
 //!
 //! ## Cost
 //! A verdict is a pure function of policies and pods (netpol's

@@ -4,8 +4,8 @@
 //! A ClusterIP Service selecting one Deployment's pods. Only Ready pods are
 //! endpoints. Each new request picks one endpoint uniformly at random, as
 //! kube-proxy's iptables mode does with its chain of `statistic --mode
-//! random --probability 1/k` rules (calibration.md, kube-proxy "iptables rule
-//! walk" row, H). In this foundation model endpoint changes reach the data
+//! random --probability 1/k` rules (docs/calibration.md, row
+//! `kp-iptables-rule-walk`, H). In this foundation model endpoint changes reach the data
 //! path at once; kube-proxy's sync delay belongs to the service-routing model.
 //!
 //! Selection is O(1) whatever the number of endpoints: the simulator's cost

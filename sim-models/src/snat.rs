@@ -48,12 +48,14 @@
 //!   of a new flow \[s\]. No published measurement was found; it spans the
 //!   rest of the packet's netfilter traversal on one CPU, microseconds on
 //!   current hardware. It is a scenario parameter, stated as an
-//!   assumption; the loss rate is proportional to it.
+//!   assumption; the loss rate is proportional to it (docs/calibration.md,
+//!   row `snat-race-window`).
 //! - `ip_local_port_range` 32768..60999 (Linux default,
 //!   `Documentation/networking/ip-sysctl.rst`): [`EPHEMERAL_PORTS`].
 //! - MASQUERADE's default range for source ports above 1023: 1024..65535
 //!   (`nf_nat_masquerade` / `nf_nat_l4proto_unique_tuple`):
-//!   [`MASQUERADE_PORTS`].
+//!   [`MASQUERADE_PORTS`] (both ranges: docs/calibration.md, row
+//!   `snat-port-ranges`).
 //!
 //! ## What it emits
 //! [`Snat::allocate`] says whether the flow lost the race; the caller

@@ -7,13 +7,13 @@
 //! and node health only.
 //!
 //! ## Parameters
-//! `max_pods`: the kubelet's `--max-pods`, default 110 (calibration.md,
-//! "IPAM and scale", per-node pod CIDR row, conf H).
+//! `max_pods`: the kubelet's `--max-pods`, default 110 (docs/calibration.md,
+//! row `ipam-max-pods`, conf H).
 //!
 //! ## Validation
 //! Exercised through the scheduler's tests.
 
-/// The kubelet's default `--max-pods` (calibration.md, IPAM and scale, H).
+/// The kubelet's default `--max-pods` (docs/calibration.md, row `ipam-max-pods`).
 pub const DEFAULT_MAX_PODS: u32 = 110;
 
 /// One node as configured.

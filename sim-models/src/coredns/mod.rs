@@ -63,35 +63,43 @@
 //! plugin sync, which may delay serving by up to 5 s).
 //!
 //! ## Parameters
-//! [`CoreDnsSpec`], defaults from calibration.md "DNS":
-//! - CPU: `cpu_millicores` 100 (row "CoreDNS defaults", kubeadm request);
+//! [`CoreDnsSpec`], defaults from the calibration document's "DNS: resolver
+//! and CoreDNS" section:
+//! - CPU: `cpu_millicores` 100 (docs/calibration.md, row
+//!   `dns-coredns-defaults`, kubeadm request);
 //!   `cpu_per_query` [`CPU_PER_QUERY`] = 1.9 core-s / 33,669 queries = 56.43
-//!   us at one core (row "CoreDNS throughput": ~1900m, internal names
+//!   us at one core (fitted: docs/calibration.md, row
+//!   `dns-coredns-throughput`: ~1900m, internal names
 //!   33,669 QPS; external names 6,733 client QPS = 33,667 server QPS, the
 //!   same cost per server query within 0.01%). At 100m: 0.564 ms per query,
 //!   capacity 1,772 queries/s, i.e. 354 external lookups/s with the
 //!   benchmark's 5 queries per lookup.
-//! - Memory: `memory_limit` 170 MiB (row "CoreDNS defaults"); the formula
-//!   (row "CoreDNS memory", Scaling_CoreDNS.md; a newer fit there is
+//! - Memory: `memory_limit` 170 MiB (docs/calibration.md, row
+//!   `dns-coredns-defaults`); the formula (fitted: docs/calibration.md, row
+//!   `dns-coredns-memory`, Scaling_CoreDNS.md; a newer fit there is
 //!   `(P+S) x 0.000858 + 49.1`); `memory_per_in_flight` 4 KiB: the forward
 //!   plugin README sizes "each concurrent query" at "about 2kb of memory",
 //!   doubled because Go's collector (GOGC=100) lets the heap grow to twice
-//!   its live data before collecting. `cluster_objects` (pods + services) is
+//!   its live data before collecting (docs/calibration.md, row
+//!   `dns-coredns-in-flight-memory`). `cluster_objects` (pods + services) is
 //!   a scenario parameter, default 0.
 //! - Cache: capacity 9,984 per cache, TTL capped at 30 s (`cache 30`) for
 //!   success and denial (NXDOMAIN, NODATA) answers alike (`denial_max_ttl`),
-//!   at least 5 s, SERVFAIL 5 s; `kubernetes` plugin `ttl 30` (row "CoreDNS
-//!   defaults"; cache plugin README).
+//!   at least 5 s, SERVFAIL 5 s; `kubernetes` plugin `ttl 30`
+//!   (docs/calibration.md, row `dns-coredns-defaults`; cache plugin README).
 //! - [`CoreDnsSpec::node_local`]: the node-local-dns DaemonSet's Corefile
 //!   (kubernetes/kubernetes `cluster/addons/dns/nodelocaldns/nodelocaldns.yaml`):
 //!   `cluster.local` forwarded to kube-dns, `cache { success 9984 30 denial
 //!   9984 5 }`, no `max_concurrent`; no memory limit ([`NO_MEMORY_LIMIT`])
 //!   and no CPU limit in the manifest (requests 25m, 5Mi): 1000m, one idle
-//!   core of the node, is an assumption.
-//! - Forward: `max_concurrent` 1000 (same row), read timeout 2 s (forward
-//!   README), deadline 5 s (forward.go). Upstream `latency` 1 ms and no
-//!   failures: assumptions (a cloud resolver in the same zone), not
-//!   calibrated; scenarios set them.
+//!   core of the node, is an assumption (docs/calibration.md, row
+//!   `dns-node-local`).
+//! - Forward: `max_concurrent` 1000 (docs/calibration.md, row
+//!   `dns-coredns-defaults`), read timeout 2 s (forward README), deadline
+//!   5 s (forward.go) (docs/calibration.md, row `dns-forward-timeouts`).
+//!   Upstream `latency` 1 ms and no failures: assumptions (a cloud resolver
+//!   in the same zone), not calibrated; scenarios set them
+//!   (docs/calibration.md, row `dns-upstream`).
 //!
 //! ## What it emits
 //! Per query exactly one of: a [`CoreDnsAction::Reply`] (NOERROR, NXDOMAIN,
@@ -104,13 +112,17 @@
 //! [`CoreDnsAction::Started`] for the pod's timeline, and timers to set.
 //!
 //! ## Validation
-//! Tests pin: throughput per CPU against the calibration rows (closed loop
-//! at 1900m with 88 outstanding internal queries, or 81 outstanding external
-//! lookups through the [`crate::resolver`] state machine, the outstanding
-//! counts derived from the published QPS x latency: 33,669 QPS and 2.608 ms;
-//! 6,733 lookups/s, 12.02 ms per lookup and 2.404 ms per server query;
-//! within 1% for rates and 3% for latencies); the memory formula at several
-//! cluster sizes with a full cache; the M/M/1 mean response time at 80% of
+//! Calibration tests (in-sample: they compare the model with the figures
+//! `cpu_per_query` and the memory split were fitted to, so they show the
+//! fit holds, not that the model predicts; docs/calibration.md, rows
+//! `dns-coredns-throughput` and `dns-coredns-memory`): throughput per CPU
+//! (closed loop at 1900m with 88 outstanding internal queries, or 81
+//! outstanding external lookups through the [`crate::resolver`] state
+//! machine, the outstanding counts derived from the published QPS x
+//! latency: 33,669 QPS and 2.608 ms; 6,733 lookups/s, 12.02 ms per lookup
+//! and 2.404 ms per server query; within 1% for rates and 3% for
+//! latencies); the memory formula at several cluster sizes with a full
+//! cache. Other tests pin: the M/M/1 mean response time at 80% of
 //! the 100m capacity (within 5%) and the external-lookup knee against the
 //! seed's ~500 QPS; REFUSED beyond `max_concurrent`; cache TTLs; an OOM loop
 //! at a 100 MiB limit with its restart timeline. Node-local mode: forwards
@@ -145,7 +157,8 @@ pub const CALIBRATION_EXTERNAL_LATENCY_MS: f64 = 12.02;
 pub const CALIBRATION_EXTERNAL_SERVER_QPS: f64 = 33_667.0;
 /// Server-side latency per query in the external run \[ms\].
 pub const CALIBRATION_EXTERNAL_SERVER_LATENCY_MS: f64 = 2.404;
-/// CPU work of one query at one full core: 1.9 core-s / 33,669 queries.
+/// CPU work of one query at one full core: 1.9 core-s / 33,669 queries
+/// (fitted: docs/calibration.md, row `dns-coredns-throughput`).
 pub const CPU_PER_QUERY: SimDuration = SimDuration::from_nanos(56_432);
 /// The knee the seed story claims for CoreDNS at its default 100m \[QPS\].
 pub const SEED_KNEE_QPS: f64 = 500.0;

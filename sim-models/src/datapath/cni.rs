@@ -25,23 +25,24 @@
 //!
 //! ## Parameters
 //! - Encapsulation overheads: IPIP 20 B, VXLAN 50 B, WireGuard 60 B
-//!   (calibration.md "Data path, CNI, MTU", encapsulation overhead, H; sized
-//!   header by header in [`super::packet`]).
+//!   (docs/calibration.md, row `pkt-encap-overhead`, H; sized header by
+//!   header in [`super::packet`]).
 //! - Default pod MTU: the node's uplink MTU minus the overhead, which is how
 //!   Calico (auto-detection), flannel (`iface MTU - 50` for vxlan) and
-//!   Cilium (tunnel overhead 50) set it; calibration.md "pod MTU on common
-//!   underlays": 1500 -> 1480/1450/1440, AWS 9001 -> 8981/8951/8941,
+//!   Cilium (tunnel overhead 50) set it; docs/calibration.md, row
+//!   `cni-pod-mtu`: 1500 -> 1480/1450/1440, AWS 9001 -> 8981/8951/8941,
 //!   GCE 1460 -> 1440/1410/1400 (H). aws-vpc-cni: the ENI MTU, 9001
-//!   (`AWS_VPC_ENI_MTU` default).
+//!   (`AWS_VPC_ENI_MTU` default; docs/calibration.md, row `cni-aws-eni-mtu`).
 //! - Per-packet processing at a node, in simulated time: native forwarding
 //!   (veth + routing/eBPF) 2.4 µs, from the Cilium TCP_RR row (1M req/s at
 //!   about 30% of 32 CPUs: 9.6 CPU-s per 2M packets, half of it per host;
-//!   calibration.md "kube-proxy service lookup", eBPF row, L); an
+//!   docs/calibration.md, row `kp-ebpf-tcp-rr`, L); an
 //!   encapsulating node spends 1/(1 - 0.54) times that, the overlay CPU
-//!   cost measured by Slim (calibration.md "overlay cost": -54% CPU without
-//!   the overlay, NSDI 2019, H ratio), so 5.2 µs.
-//! - aws-vpc-cni pods per node: ENIs x (IPs per ENI - 1) + 2 (calibration.md
-//!   "IPAM and scale", AWS VPC CNI max pods, H): t3.medium 3 x 6 -> 17,
+//!   cost measured by Slim (docs/calibration.md, row `cni-overlay-cpu`: -54%
+//!   CPU without the overlay, NSDI 2019, H ratio), so 5.2 µs. Both are
+//!   derived from the figures (fitted), not checked against other data.
+//! - aws-vpc-cni pods per node: ENIs x (IPs per ENI - 1) + 2
+//!   (docs/calibration.md, row `cni-aws-max-pods`, H): t3.medium 3 x 6 -> 17,
 //!   m5.large 3 x 10 -> 29, m5.xlarge 4 x 15 -> 58, m5.4xlarge 8 x 30 -> 234.
 //!
 //! ## What it emits
@@ -49,7 +50,11 @@
 //!
 //! ## Validation
 //! Tests pin every configuration's overhead, its default pod MTU on the three
-//! underlays of calibration.md, and the ENI formula's four figures.
+//! underlays (validation: the overheads are summed from header sizes,
+//! docs/calibration.md, rows `pkt-encap-overhead` and `cni-pod-mtu`), and
+//! the ENI formula's four figures (validation, docs/calibration.md, row
+//! `cni-aws-max-pods`); a calibration test pins the per-packet costs derived
+//! from rows `kp-ebpf-tcp-rr` and `cni-overlay-cpu`.
 
 use super::packet::EncapKind;
 use sim_core::SimDuration;
@@ -68,7 +73,8 @@ pub enum Routing {
     Underlay,
 }
 
-/// EC2 instance types in calibration.md's ENI row.
+/// EC2 instance types in the ENI row (docs/calibration.md, row
+/// `cni-aws-max-pods`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InstanceType {
     /// 3 ENIs x 6 IPv4 addresses.
@@ -146,9 +152,11 @@ pub enum Cni {
     },
 }
 
-/// Native forwarding cost per packet per node (see the module doc).
+/// Native forwarding cost per packet per node (see the module doc;
+/// docs/calibration.md, row `kp-ebpf-tcp-rr`).
 pub const NATIVE_NODE_COST: SimDuration = SimDuration::from_nanos(2_400);
-/// Fraction of node CPU an overlay adds, as measured by Slim (-54% without it).
+/// Fraction of node CPU an overlay adds, as measured by Slim (-54% without
+/// it; docs/calibration.md, row `cni-overlay-cpu`).
 pub const OVERLAY_CPU_SAVING: f64 = 0.54;
 
 impl Cni {
@@ -294,8 +302,9 @@ mod tests {
     ];
 
     #[test]
-    fn overheads_and_pod_mtus_match_calibration() {
-        // calibration.md, Data path, CNI, MTU: overhead IPIP 20, VXLAN 50, WG 60;
+    fn overheads_and_pod_mtus_match_calico_docs() {
+        // Validation, docs/calibration.md, rows `pkt-encap-overhead` and
+        // `cni-pod-mtu`: overhead IPIP 20, VXLAN 50, WG 60;
         // pod MTU on 1500 / AWS 9001 / GCE 1460 underlays.
         let want: [(u32, [u32; 3]); 10] = [
             (50, [1450, 8951, 1410]),
@@ -325,8 +334,9 @@ mod tests {
     }
 
     #[test]
-    fn eni_formula_matches_calibration() {
-        // calibration.md, IPAM and scale: t3.medium 17, m5.large 29, m5.xlarge 58, m5.4xlarge 234.
+    fn eni_formula_matches_eni_max_pods() {
+        // Validation, docs/calibration.md, row `cni-aws-max-pods`: t3.medium 17,
+        // m5.large 29, m5.xlarge 58, m5.4xlarge 234.
         let got: Vec<u32> = InstanceType::ALL.iter().map(|t| t.max_pods()).collect();
         assert_eq!(got, [17, 29, 58, 234]);
         assert_eq!(
@@ -339,8 +349,10 @@ mod tests {
         assert_eq!(Cni::CalicoBgp.max_pods(), None);
     }
 
+    /// Calibration (in-sample): the costs are derived from the figures
+    /// (docs/calibration.md, rows `kp-ebpf-tcp-rr` and `cni-overlay-cpu`).
     #[test]
-    fn overlay_costs_more_per_packet_than_native() {
+    fn calibration_overlay_costs_more_per_packet_than_native() {
         let native = Cni::CalicoVxlan.node_cost(false);
         let overlay = Cni::CalicoVxlan.node_cost(true);
         assert_eq!(native, SimDuration::from_nanos(2_400));

@@ -13,8 +13,8 @@
 //!
 //! ## Parameters
 //! Queue: 1000 packets, Linux's default `txqueuelen` (`DEFAULT_TX_QUEUE_LEN`,
-//! include/linux/if_ether.h / ether_setup()). Latency and bandwidth are
-//! given per scenario.
+//! include/linux/if_ether.h / ether_setup(); docs/calibration.md, row
+//! `link-txqueuelen`). Latency and bandwidth are given per scenario.
 //!
 //! ## What it emits
 //! Departure and arrival times, or a [`QueueFull`] verdict.

@@ -13,6 +13,8 @@
 //! timestamps on every other segment); SACK blocks are not carried.
 //!
 //! ## Parameters (header sizes, each from its RFC)
+//! Listed in docs/calibration.md, row `pkt-header-sizes`.
+//!
 //! | header | bytes | source |
 //! |---|---|---|
 //! | Ethernet II | 14 | IEEE 802.3 (not counted against the MTU) |
@@ -22,9 +24,9 @@
 //! | TCP timestamps on other segments | 12 | NOP NOP + timestamps 10 (RFC 7323; Linux tcp_timestamps=1) |
 //! | UDP | 8 | RFC 768 |
 //! | ICMP | 8 | RFC 792 |
-//! | VXLAN | 8 (+ outer IPv4 20, UDP 8, inner Ethernet 14 = 50) | RFC 7348; calibration.md "Data path, CNI, MTU": VXLAN 50 B |
-//! | IP-in-IP | outer IPv4 20 | RFC 2003; calibration.md: IPIP 20 B |
-//! | WireGuard | outer IPv4 20 + UDP 8 + data header 16 + Poly1305 tag 16 = 60 | WireGuard paper §5.4.6; calibration.md: WG 60 B |
+//! | VXLAN | 8 (+ outer IPv4 20, UDP 8, inner Ethernet 14 = 50) | RFC 7348; docs/calibration.md, row `pkt-encap-overhead`: VXLAN 50 B |
+//! | IP-in-IP | outer IPv4 20 | RFC 2003; docs/calibration.md, row `pkt-encap-overhead`: IPIP 20 B |
+//! | WireGuard | outer IPv4 20 + UDP 8 + data header 16 + Poly1305 tag 16 = 60 | WireGuard paper §5.4.6; docs/calibration.md, row `pkt-encap-overhead`: WG 60 B |
 //!
 //! An ICMP error quotes as much of the offending packet as fits in 576
 //! bytes (RFC 1812 §4.3.2.3; Linux `icmp_send`).
@@ -35,7 +37,9 @@
 //!
 //! ## Validation
 //! Unit tests pin every size against the RFC figures and the encapsulation
-//! overheads against calibration.md.
+//! overheads against the Calico figures (validation: the overheads are
+//! summed from the header sizes, docs/calibration.md, rows `pkt-header-sizes`
+//! and `pkt-encap-overhead`).
 
 use sim_core::SimTime;
 use std::fmt::Write as _;
@@ -225,7 +229,7 @@ pub enum EncapKind {
 
 impl EncapKind {
     /// Bytes added to the inner IP packet, counted against the underlay MTU
-    /// (calibration.md, "Data path, CNI, MTU", encapsulation overhead, H).
+    /// (docs/calibration.md, row `pkt-encap-overhead`, H).
     pub fn overhead(self) -> u32 {
         match self {
             EncapKind::Vxlan => IPV4_HEADER + UDP_HEADER + VXLAN_HEADER + ETHERNET_HEADER,
@@ -466,8 +470,9 @@ mod tests {
     }
 
     #[test]
-    fn encapsulation_overheads_match_calibration() {
-        // calibration.md, Data path, CNI, MTU: IPIP 20 B, VXLAN 50 B, WireGuard 60 B (IPv4).
+    fn encapsulation_overheads_match_calico_docs() {
+        // Validation, docs/calibration.md, row `pkt-encap-overhead`: IPIP 20 B,
+        // VXLAN 50 B, WireGuard 60 B (IPv4).
         assert_eq!(EncapKind::Ipip.overhead(), 20);
         assert_eq!(EncapKind::Vxlan.overhead(), 50);
         assert_eq!(EncapKind::Wireguard.overhead(), 60);

@@ -30,12 +30,18 @@
 //! modelled: after black-hole detection a connection stays at the base MSS.
 //!
 //! ## Parameters (Linux defaults)
-//! From calibration.md "TCP timers" (H): SYN RTO 1 s doubling,
-//! `tcp_syn_retries` 6 (last retransmission at 63 s, give up at 127 s);
-//! data RTO min 200 ms, max 120 s, `tcp_retries2` 15 (>= 924.6 s);
-//! `tcp_mtu_probing` 0, `tcp_retries1` 3 (~3 s), `tcp_base_mss` 1024.
-//! From Documentation/networking/ip-sysctl.rst: `tcp_synack_retries` 5.
-//! Initial window 10 segments (RFC 6928, Linux `TCP_INIT_CWND`).
+//! From the calibration document's "TCP (Linux)" section (H): SYN RTO 1 s
+//! doubling, `tcp_syn_retries` 6 (last retransmission at 63 s, give up at
+//! 127 s; docs/calibration.md, row `tcp-syn-retransmit`); data RTO min
+//! 200 ms, max 120 s, `tcp_retries2` 15 (>= 924.6 s; docs/calibration.md,
+//! row `tcp-rto`); `tcp_mtu_probing` 0, `tcp_retries1` 3 (~3 s),
+//! `tcp_base_mss` 1024 (docs/calibration.md, row `tcp-mtu-probing`).
+//! From Documentation/networking/ip-sysctl.rst: `tcp_synack_retries` 5
+//! (docs/calibration.md, row `tcp-synack-retries`). Initial window 10
+//! segments (RFC 6928, Linux `TCP_INIT_CWND`; docs/calibration.md, row
+//! `tcp-init-cwnd`). The 64 KiB receive window and the Reno-style loss
+//! recovery have no source and differ from Linux's defaults
+//! (docs/calibration.md, rows `tcp-rwnd` and `tcp-loss-recovery`).
 //!
 //! ## What it emits
 //! [`TcpOut`] actions for the network to carry out: segments to send,
@@ -44,8 +50,10 @@
 //!
 //! ## Validation
 //! Unit tests: the SYN schedule (1, 3, 7, 15, 31, 63 s, fail at 127 s), the
-//! 924.6 s give-up time, the 3 s black-hole detection, MSS from MTU, and a
-//! transfer over a lossless loop. Conservation over random topologies is
+//! 924.6 s give-up time, the 3 s black-hole detection (validation: the
+//! times come out of the kernel's timer algorithm, not copied from the
+//! figures they are checked against), MSS from MTU, and a transfer over a
+//! lossless loop. Conservation over random topologies is
 //! checked in [`super::network`].
 
 use sim_core::{SimDuration, SimTime};
@@ -622,7 +630,8 @@ mod tests {
 
     #[test]
     fn give_up_times_match_ip_sysctl() {
-        // calibration.md TCP timers: tcp_retries2 15 -> 924.6 s; tcp_retries1 3 -> ~3 s;
+        // Validation, docs/calibration.md, rows `tcp-rto`, `tcp-mtu-probing`
+        // and `tcp-syn-retransmit`: tcp_retries2 15 -> 924.6 s; tcp_retries1 3 -> ~3 s;
         // tcp_syn_retries 6 -> 127 s from a 1 s base.
         assert_eq!(
             retrans_timeout(15, RTO_MIN),

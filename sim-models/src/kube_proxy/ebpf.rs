@@ -12,15 +12,16 @@
 //! The agent updates the maps entry by entry as EndpointSlices change;
 //! there is no whole-table rewrite, so knsim charges a sync for the changed
 //! Services' entries only (at the same per-object cost as iptables-restore
-//! lines, an upper bound: no calibration row gives BPF map update times).
+//! lines, an upper bound: no calibration row gives BPF map update times;
+//! docs/calibration.md, row `kp-restore-per-line`).
 //!
 //! Limitations: the first-packet RTT is the calibrated one measured in
-//! nftables mode plus [`super::Costs::hash_lookup`]; calibration.md has no
-//! first-packet figure for eBPF (only "close to 1M req/s TCP_RR at ~30%
-//! CPU", L), so knsim does not claim eBPF is faster per lookup than
-//! nftables, only that it does not grow with the Service count and that
-//! its programming does not rewrite the table. No Maglev, no DSR, no
-//! conntrack bypass here.
+//! nftables mode plus [`super::Costs::hash_lookup`]; the calibration
+//! document has no first-packet figure for eBPF (docs/calibration.md, row
+//! `kp-ebpf-tcp-rr`, has only "close to 1M req/s TCP_RR at ~30% CPU", L),
+//! so knsim does not claim eBPF is faster per lookup than nftables, only
+//! that it does not grow with the Service count and that its programming
+//! does not rewrite the table. No Maglev, no DSR, no conntrack bypass here.
 //!
 //! ## Validation
 //! A unit test below checks the counts.

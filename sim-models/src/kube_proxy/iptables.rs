@@ -39,11 +39,16 @@
 //!
 //! ## Parameters
 //! `per_rule` and `walk_sigma` in [`super::Costs`] (defaults fitted to the
-//! KEP-3866 chart, calibration.md "kube-proxy service lookup").
+//! KEP-3866 chart, docs/calibration.md, row `kp-iptables-first-packet`); the
+//! walk and the `1/k` chain follow the proxier (docs/calibration.md, row
+//! `kp-iptables-rule-walk`); the line counts, [`FIXED_LINES`] an estimate
+//! (docs/calibration.md, row `kp-ruleset-lines`).
 //!
 //! ## Validation
 //! Unit tests below check the line count and the walk length; the
-//! calibration test in [`super`] checks the latency percentiles.
+//! calibration test in [`super`] checks the latency percentiles against the
+//! figures `per_rule` and `walk_sigma` were fitted to (in-sample, not
+//! validation).
 
 /// iptables-restore lines that do not depend on the Services: the
 /// declarations of KUBE-SERVICES, KUBE-NODEPORTS, KUBE-POSTROUTING,

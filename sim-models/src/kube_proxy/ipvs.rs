@@ -10,7 +10,8 @@
 //!
 //! The first packet matches an ipset (a hash) and IPVS finds the virtual
 //! server by hashing (protocol, address, port): the cost does not depend on
-//! the number of Services (calibration.md, "IPVS: about nftables", M).
+//! the number of Services (docs/calibration.md, row `kp-ipvs`: about
+//! nftables, M).
 //! IPVS still runs inside netfilter and keeps conntrack entries.
 //!
 //! A sync writes the fixed iptables rules through iptables-restore and

@@ -45,21 +45,25 @@
 //! first-packet path as nftables (no figure says how much faster it is).
 //!
 //! ## Parameters
-//! [`Costs`] and [`KubeProxyConfig`], defaults from calibration.md
-//! "kube-proxy service lookup":
+//! [`Costs`] and [`KubeProxyConfig`], defaults from the calibration
+//! document's "kube-proxy and Service lookup" section:
 //! - `per_rule` 15 ns and `walk_sigma` 0.35: fitted to the KEP-3866 chart of
 //!   iptables first-packet RTT at 5k/10k/30k Services (H shape, M values) by
 //!   least squares on log p50/p90/p99 (p01 left out: the chart's p01 is not
-//!   monotone in the Service count, 16/8/40 us);
-//! - `path_*`: fitted to the chart's nftables figures (above);
+//!   monotone in the Service count, 16/8/40 us) (docs/calibration.md, row
+//!   `kp-iptables-first-packet`);
+//! - `path_*`: fitted to the chart's nftables figures (above)
+//!   (docs/calibration.md, row `kp-nftables-first-packet`);
 //! - `hash_lookup` 0: the nftables lookup is inside the measured path, and
-//!   IPVS is "about nftables" (calibration.md, M); no figure exists for eBPF;
+//!   IPVS is "about nftables" (docs/calibration.md, row `kp-ipvs`, M); no
+//!   figure exists for eBPF (docs/calibration.md, row `kp-ebpf-tcp-rr`);
 //! - `per_line` 18.39 us, `sync_period` 30 s, `min_sync_period` 1 s: see
 //!   [`sync`]; for eBPF `min_sync_period` defaults to 0 (the agent programs
-//!   the maps on each EndpointSlice event; no calibration row: set your
-//!   agent's measured propagation time);
+//!   the maps on each EndpointSlice event; an assumption, docs/calibration.md,
+//!   row `kp-ebpf-sync`: set your agent's measured propagation time);
 //! - `partial_restores` true for iptables (KEP-3453, GA in 1.28; set false
-//!   for kube-proxy 1.26 and older).
+//!   for kube-proxy 1.26 and older; docs/calibration.md, row
+//!   `kp-sync-periods`).
 //!
 //! ## What it emits
 //! Per connection a [`FirstPacket`] (round trip and the CPU time spent on
@@ -67,11 +71,15 @@
 //! already gone; per sync its length and line count ([`SyncStats`]).
 //!
 //! ## Validation
-//! `first_packet_rtt_matches_kep_3866` compares the model's iptables and
-//! nftables percentiles with calibration.md and prints the residuals
-//! (`cargo test -p sim-models kube_proxy -- --nocapture`); [`sync`] checks
-//! the #96018 restore time; unit tests check that stale endpoints stay in
-//! the data path until the sync that removes them ends.
+//! Calibration, not validation: `calibration_first_packet_rtt_fits_kep_3866`
+//! compares the model's iptables and nftables percentiles with the KEP-3866
+//! figures its costs were fitted to (docs/calibration.md, rows
+//! `kp-iptables-first-packet` and `kp-nftables-first-packet`) and prints the
+//! residuals (`cargo test -p sim-models kube_proxy -- --nocapture`); it
+//! shows the fit holds, not that the model predicts. [`sync`] checks the
+//! #96018 restore time the same way (in-sample). Unit tests check that
+//! stale endpoints stay in the data path until the sync that removes them
+//! ends.
 //!
 //! ## References
 //! KEP-3866 (nftables proxy) and its performance chart, Kubernetes blog
@@ -159,8 +167,8 @@ impl Mode {
 }
 
 /// Per-lookup and per-line costs; every default is fitted to or taken from
-/// calibration.md (see the module doc), and each can be refitted to a
-/// measured machine.
+/// a row of the calibration document (see the module doc for the row ids),
+/// and each can be refitted to a measured machine.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Costs {
     /// Least first-packet round trip with a hash lookup \[ns\].
@@ -482,7 +490,8 @@ mod tests {
     use super::*;
     use sim_core::RngStreams;
 
-    /// KEP-3866 chart (calibration.md): p01/p50/p90/p99 \[ms\].
+    /// KEP-3866 chart (docs/calibration.md, row `kp-iptables-first-packet`):
+    /// p01/p50/p90/p99 \[ms\].
     const KEP_IPTABLES: [(u64, [f64; 4]); 3] = [
         (5_000, [0.016, 0.047, 0.12, 0.15]),
         (10_000, [0.008, 0.06, 0.19, 0.26]),
@@ -506,13 +515,16 @@ mod tests {
         QS.map(|q| xs[((q * n as f64) as usize).min(n - 1)])
     }
 
+    /// Calibration (in-sample): `Costs::default` was fitted to these very
+    /// figures (docs/calibration.md, rows `kp-iptables-first-packet` and
+    /// `kp-nftables-first-packet`), so this checks that the fit holds.
     /// Tolerance: every p50/p90/p99 within a factor 1.5 of the chart
     /// (|ln(model/chart)| < ln 1.5) and the RMS of the log residuals below
     /// 0.25. p01 is printed, not asserted: the chart's iptables p01 is not
     /// monotone in the Service count (16, 8, 40 us), which no model with
     /// cost growing in the rule count can follow.
     #[test]
-    fn first_packet_rtt_matches_kep_3866() {
+    fn calibration_first_packet_rtt_fits_kep_3866() {
         let n = 200_000;
         let mut sq = 0.0;
         let mut count = 0.0;

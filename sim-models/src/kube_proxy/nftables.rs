@@ -28,7 +28,8 @@
 //!
 //! ## Validation
 //! The calibration test in [`super`] checks the flat first-packet RTT
-//! against KEP-3866; a unit test below checks the counts.
+//! against KEP-3866 (in-sample: the path was fitted to it); a unit test
+//! below checks the counts.
 
 /// Objects (map elements, chains, rules) for one Service port with
 /// `endpoints` endpoints.

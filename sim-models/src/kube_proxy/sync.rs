@@ -17,25 +17,29 @@
 //!
 //! Limitations: one representative node (every node's kube-proxy is taken to
 //! sync at the same instants; real nodes drift apart); no xtables lock
-//! contention (the EKS figure in calibration.md, 5.0 s for 1000 Services,
-//! is mostly a 5 s lock wait, not restore work); no Go-side rule
+//! contention (the EKS figure, 5.0 s for 1000 Services, docs/calibration.md,
+//! row `kp-restore-eks`, is mostly a 5 s lock wait, not restore work); no
+//! Go-side rule
 //! computation time; no failed or retried restores.
 //!
 //! ## Parameters
 //! `sync_period` 30 s and `min_sync_period` 1 s: kube-proxy's configuration
-//! defaults (calibration.md, "rule programming", H). `per_line` 18.39 us:
-//! kubernetes#96018, 695,992 lines restored in 12.8 s (calibration.md,
-//! "iptables-restore time", M).
+//! defaults (docs/calibration.md, row `kp-sync-periods`, H). `per_line`
+//! 18.39 us: kubernetes#96018, 695,992 lines restored in 12.8 s
+//! (docs/calibration.md, row `kp-restore-per-line`, M).
 //!
 //! ## Validation
-//! Unit tests below check the runner's timing rules and the restore time of
-//! the #96018 ruleset.
+//! Unit tests below check the runner's timing rules; a calibration test
+//! (in-sample: `per_line` is derived from that very restore) checks the
+//! restore time of the #96018 ruleset.
 
 use sim_core::{SimDuration, SimTime};
 
-/// Lines in the kubernetes#96018 restore (calibration.md, M).
+/// Lines in the kubernetes#96018 restore (docs/calibration.md, row
+/// `kp-restore-per-line`, M).
 pub const ISSUE_96018_LINES: u64 = 695_992;
-/// Time that restore took \[s\] (calibration.md, M).
+/// Time that restore took \[s\] (docs/calibration.md, row
+/// `kp-restore-per-line`, M).
 pub const ISSUE_96018_SECONDS: f64 = 12.8;
 
 /// iptables-restore cost per line, 12.8 s / 695,992 lines = 18.39 us.
@@ -157,8 +161,11 @@ mod tests {
         assert!(r.is_periodic(t(32_000)) && !r.is_periodic(t(31_999)));
     }
 
+    /// Calibration, not validation: `per_line` is 12.8 s / 695,992 lines, so
+    /// this checks the derivation (docs/calibration.md, row
+    /// `kp-restore-per-line`).
     #[test]
-    fn the_96018_ruleset_takes_its_measured_time() {
+    fn calibration_96018_ruleset_restore_time() {
         let d = restore_time(ISSUE_96018_LINES, default_per_line());
         assert!((d.as_secs_f64() - 12.8).abs() < 0.01, "{d}");
     }

@@ -84,14 +84,14 @@
 //! modelled.
 //!
 //! ## Parameters
-//! [`ResolvConf`], from resolv.conf(5) and calibration.md "DNS", row "glibc
-//! resolver" (conf H): `timeout` 5 s (`RES_TIMEOUT`, at most 30), `attempts`
+//! [`ResolvConf`], from resolv.conf(5) and docs/calibration.md, row
+//! `dns-glibc-resolver` (conf H): `timeout` 5 s (`RES_TIMEOUT`, at most 30), `attempts`
 //! 2 (`RES_DFLRETRY`, at most 5), `ndots` 1 (at most 15), at most 3
 //! nameservers (`MAXNS`). A Kubernetes pod with `dnsPolicy: ClusterFirst`
 //! ([`ResolvConf::kubernetes_pod`]) gets the cluster DNS Service as its only
 //! nameserver, `search <ns>.svc.cluster.local svc.cluster.local
-//! cluster.local` plus the node's own search domains, and `ndots:5` (same
-//! row: 3-4 search domains).
+//! cluster.local` plus the node's own search domains, and `ndots:5`
+//! (docs/calibration.md, row `dns-pod-resolv-conf`: 3-4 search domains).
 //!
 //! ## What it emits
 //! [`ResolverAction`]s for the caller's event loop: queries to send (name,
@@ -104,7 +104,9 @@
 //! Tests pin: the names tried and queries sent per lookup for external and
 //! cluster names over ndots 1..5 and 3..6 search domains (4 search domains,
 //! `ndots:5`, A only: 5 queries per external name, as Scaling_CoreDNS.md
-//! states; 10 with AAAA, Zalando's figure); the story's "1,000 pods x 10
+//! states; 10 with AAAA, Zalando's figure: validation, the walk is glibc's,
+//! not fitted to them, docs/calibration.md, row `dns-ndots-amplification`);
+//! the story's "1,000 pods x 10
 //! external lookups/s -> 50,000 wasted queries/s"; the give-up times against
 //! a silent server (10 s, 20 s, 28 s for 1, 2, 3 nameservers, 20 s for a
 //! relative name); the +5 s of a lost AAAA reply and how `single-request` and

@@ -59,11 +59,13 @@
 //! do not expire (600 s in Linux).
 //!
 //! ## Parameters
-//! Link defaults: veth 10 µs, 100 Gbit/s (in-kernel copy); queue 1000
-//! packets ([`super::link`]). Node processing per packet from
-//! [`super::cni`]. BGP hold time: RFC 4271 §10's suggested 90 s unless the
-//! scenario sets one (BIRD, which Calico runs, documents 240 s as its own
-//! default: set `hold_time` to match the cluster).
+//! Link defaults: veth 10 µs, 100 Gbit/s (in-kernel copy; an assumption,
+//! docs/calibration.md, row `link-veth`); queue 1000 packets
+//! ([`super::link`]). Node processing per packet from [`super::cni`]. BGP
+//! hold time: RFC 4271 §10's suggested 90 s unless the scenario sets one
+//! (BIRD, which Calico runs, documents 240 s as its own default: set
+//! `hold_time` to match the cluster; docs/calibration.md, row
+//! `net-bgp-hold-time`).
 //!
 //! ## What it emits
 //! A [`NetOutput`]: per-flow attempts and their outcomes in the words an
