@@ -59,6 +59,9 @@ use std::path::Path;
 use super::policy::Cluster;
 use assemble::build;
 use documents::parse_file;
+// For other files of the module that read YAML the same way (`--expect`).
+pub(in crate::netpol) use errors::{invalid, yaml_error};
+pub(in crate::netpol) use scalars::{convert, protocol_field, want_int, want_string};
 
 /// Pods without `status.podIP` get addresses from this range, in (namespace,
 /// name) order, skipping addresses that manifests assign explicitly.

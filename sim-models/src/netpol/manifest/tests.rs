@@ -638,9 +638,12 @@ fn load_dir_and_truth_table() {
     )
     .expect("write");
     std::fs::write(dir.join("notes.txt"), "not yaml: [").expect("write");
-    let table = crate::netpol::truth_table_for_dir(&dir).expect("table");
+    let manifests = load_dir(&dir).expect("loads");
+    let table = crate::netpol::Reachability::new(manifests, &[], &[])
+        .expect("no peers")
+        .text();
     assert!(
-        table.contains("TCP/80\n     x/a x/b\nx/a  .   X\nx/b  .   X\n"),
+        table.contains("TCP/80\n                x/a x/b node:knsim-node\nx/a             .   X   .\nx/b             .   X   .\nnode:knsim-node .   .   .\n"),
         "{table}"
     );
     assert!(table.contains("x/a -> x/b TCP/80: denied\n  pod b in namespace x is isolated for ingress by policy [deny-b]"), "{table}");
@@ -649,7 +652,7 @@ fn load_dir_and_truth_table() {
         format!("{HEAD}  podSelector: {{}}\n  ingress: [{{ports: [{{port: 70000}}]}}]\n"),
     )
     .expect("write");
-    let e = crate::netpol::truth_table_for_dir(&dir).expect_err("bad port");
+    let e = load_dir(&dir).expect_err("bad port");
     assert!(e.to_string().contains("30-bad.yaml:8:29: error:"), "{e}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
     let e = load_dir(&dir).expect_err("gone");
@@ -684,7 +687,7 @@ proptest! {
         }
         if let Ok(text) = String::from_utf8(bytes) {
             match load(&text) {
-                Ok(m) => { let _ = crate::netpol::render_truth_table(&m.cluster); }
+                Ok(m) => { let _ = crate::netpol::Reachability::new(m, &[], &[]).map(|r| r.text()); }
                 Err(e) => prop_assert!(e.to_string().starts_with("bad.yaml:")),
             }
         }
