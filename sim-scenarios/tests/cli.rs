@@ -421,6 +421,128 @@ fn netpol_truth_table_for_a_directory() {
     );
 }
 
+fn netpol_ci(extra: &[&str]) -> Output {
+    let dir = data("netpol");
+    let mut args = vec![
+        "netpol",
+        dir.as_str(),
+        "--peer",
+        "internet=8.8.8.8",
+        "--peer",
+        "corp=10.20.0.5",
+    ];
+    args.extend_from_slice(extra);
+    knsim(&args)
+}
+
+#[test]
+fn netpol_json_flows_with_peers_and_nodes() {
+    let out = netpol_ci(&["--port", "TCP/80", "--output", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let flows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON array");
+    let flows = flows.as_array().expect("an array");
+    // 3 pods, 1 node, 2 peers; ports TCP/80 (added), 443, 5432, 8080.
+    assert_eq!(flows.len(), 6 * 6 * 4);
+    let find = |from: &str, to: &str, port: u64| {
+        flows
+            .iter()
+            .find(|f| f["from"] == from && f["to"] == to && f["port"] == port)
+            .unwrap_or_else(|| panic!("no flow {from} -> {to} {port}"))
+    };
+    // Into the ipBlock's `except`: denied by the pod's egress; the peer's
+    // side has no pod to isolate and allows.
+    let f = find("prod/frontend-0", "peer:corp", 443);
+    assert_eq!(f["protocol"], "TCP");
+    assert_eq!(
+        (&f["allowed"], &f["egress"], &f["ingress"]),
+        (&false.into(), &false.into(), &true.into()),
+        "{f}"
+    );
+    assert!(
+        f["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("isolated for egress by policy [frontend-egress]")),
+        "{f}"
+    );
+    assert_eq!(
+        find("prod/frontend-0", "peer:internet", 443)["allowed"],
+        true
+    );
+    assert_eq!(
+        find("prod/frontend-0", "peer:internet", 80)["allowed"],
+        false
+    );
+    // Nodes are rows: the pod's own node reaches it whatever its policy says.
+    assert_eq!(find("node:knsim-node", "prod/db-0", 5432)["allowed"], true);
+    assert_eq!(find("peer:internet", "prod/db-0", 5432)["ingress"], false);
+    // Same input, same bytes.
+    assert_eq!(
+        netpol_ci(&["--port", "TCP/80", "--output", "json"]).stdout,
+        out.stdout
+    );
+}
+
+#[test]
+fn netpol_expect_is_a_ci_test() {
+    let intentions = Path::new(&data("netpol")).join("expect/intentions.yaml");
+    let out = netpol_ci(&["--expect", intentions.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.ends_with("7 of 7 expectations hold\n"), "{text}");
+    // A violated intention: exit 1, naming the flow and why.
+    let dir = scratch("netpol-expect");
+    let file = dir.join("intentions.yaml");
+    let flipped = std::fs::read_to_string(&intentions).unwrap().replace(
+        "to: peer:corp, protocol: TCP, port: 443, allowed: false",
+        "to: peer:corp, protocol: TCP, port: 443, allowed: true",
+    );
+    std::fs::write(&file, flipped).unwrap();
+    let out = netpol_ci(&["--expect", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL prod/frontend-0 -> peer:corp TCP/443: expected allowed, but denied\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("6 of 7 expectations hold\n"), "{text}");
+    // An unknown name: located error, exit 2.
+    std::fs::write(
+        &file,
+        "- {from: prod/frontend-0, to: peer:crop, port: 443, allowed: false}\n",
+    )
+    .unwrap();
+    let out = netpol_ci(&["--expect", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with(&format!("{}:1:31: error:", file.display()))
+            && err.contains("no endpoint is called `peer:crop`")
+            && err.contains("hint: did you mean `peer:corp`?"),
+        "{err}"
+    );
+    // Bad --peer and --port values: exit 2 with a hint, never a panic.
+    for (args, want) in [
+        (vec!["--peer", "internet"], "is not NAME=IP; write e.g."),
+        (vec!["--peer", "x=10.300.0.1"], "is not an IPv4 address"),
+        (
+            vec!["--peer", "x=172.18.0.2"],
+            "hint: nodes are rows already",
+        ),
+        (vec!["--port", "443"], "is not PROTO/PORT"),
+    ] {
+        let out = netpol_ci(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
 #[test]
 fn policy_sets_can_come_from_manifest_files() {
     let dir = scratch("policy-files");

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use super::policy::{
@@ -116,6 +117,20 @@ impl Verdict {
     /// Allowed iff the source's egress and the destination's ingress both allow.
     pub fn allowed(&self) -> bool {
         self.egress.allowed() && self.ingress.allowed()
+    }
+
+    /// One line: what each side decided (`egress: ...; ingress: ...`), and
+    /// for a denied connection the hint of its first denial.
+    pub fn why(&self) -> String {
+        let mut why = format!(
+            "{}; {}",
+            side_summary(&self.egress, Direction::Egress),
+            side_summary(&self.ingress, Direction::Ingress)
+        );
+        if let Some(d) = self.denials().next() {
+            let _ = write!(why, "; hint: {}", d.suggestion);
+        }
+        why
     }
 
     /// The denials (egress first), empty when allowed.

@@ -10,7 +10,8 @@
 //!                                     │
 //!            Flow{src, dst, proto, port} ──eval──▶ Verdict{egress side, ingress side, why}
 //!                                     │
-//!                                   table ──▶ truth table text (`knsim netpol DIR`)
+//!   + nodes, --peer addresses ──table──▶ truth table text / JSON flows,
+//!                                          expectations checked (`knsim netpol DIR`)
 //! ```
 //!
 //! # Semantics
@@ -34,7 +35,18 @@
 //!   selected pod; egress: the destination, so named egress ports never match
 //!   a non-pod destination). TCP, UDP and SCTP are distinct.
 //! - Ingress from the destination pod's own node (its host IP) is always
-//!   allowed. Egress to the node is not exempt.
+//!   allowed. Egress to the node is not exempt. This is the API reference's
+//!   rule (NetworkPolicySpec `ingress`: traffic is allowed "if the traffic
+//!   source is the pod's local node"; `egress` names no such exception). The
+//!   concept page says more broadly that "traffic to and from the node where
+//!   a Pod is running is always allowed"; CNIs differ on egress to the node,
+//!   and knsim keeps the narrower, API-level rule.
+//! - Addresses outside the cluster (`knsim netpol --peer`) are matched by
+//!   `ipBlock` only (selectors never match them), minus `except`. The concept
+//!   page notes that "cluster ingress and egress mechanisms often require
+//!   rewriting the source or destination IP of packets" and that it is
+//!   undefined whether that happens before or after policy processing: knsim
+//!   evaluates the address as given, i.e. as the pod sees it.
 //! - Defaulting as the API server does it: a port's `protocol` is TCP; an
 //!   empty or absent `policyTypes` is `[Ingress]`, plus `Egress` if `egress`
 //!   has at least one rule.
@@ -73,7 +85,9 @@
 //! allow-frontend]; none of their ingress rules admits pods with labels
 //! {app=batch} from namespace batch on TCP/5432", what each rule of those
 //! policies does admit, and a rule that would allow it. The truth table
-//! ([`render_truth_table`], [`truth_table_for_dir`]) renders these.
+//! ([`Reachability`]: pods, nodes and `--peer` addresses as rows and
+//! columns) renders these as text or as [`FlowCheck`]s for JSON, and checks
+//! a team's intentions ([`parse_expectations`], [`check_expectations`]).
 //! Manifest errors are `file:line:column: error: ...` plus a `hint:` line.
 //!
 //! # Validation
@@ -90,8 +104,11 @@
 //!
 //! # References
 //!
-//! - Kubernetes API reference, NetworkPolicy v1 (networking.k8s.io), and the
-//!   "Network Policies" concept page (kubernetes.io/docs/concepts/services-networking/network-policies/).
+//! - Kubernetes API reference, NetworkPolicy v1 (networking.k8s.io;
+//!   kubernetes.io/docs/reference/kubernetes-api/policy-resources/network-policy-v1/:
+//!   the `ingress` field's local-node rule, `IPBlock` and `except`), and the
+//!   "Network Policies" concept page (kubernetes.io/docs/concepts/services-networking/network-policies/:
+//!   IP blocks and the node exception, source/destination rewriting).
 //! - kubernetes `pkg/apis/networking/validation/validation.go`
 //!   (`ValidateNetworkPolicySpec`, `ValidateNetworkPolicyPort`,
 //!   `ValidateIPBlock`) and `pkg/apis/networking/v1/defaults.go`.
@@ -120,4 +137,7 @@ pub use policy::{
     PolicyTypes, PortSpec, Rule, NAMESPACE_NAME_LABEL,
 };
 pub use selector::{format_labels, LabelSelector, Labels, Operator, Requirement};
-pub use table::{probe_ports, render_truth_table, truth_table_for_dir};
+pub use table::expect::{check_expectations, parse_expectations, Expectation};
+pub use table::{
+    parse_probe_port, probe_ports, Endpoint, EndpointKind, FlowCheck, OutsidePeer, Reachability,
+};

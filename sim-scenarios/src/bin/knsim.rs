@@ -5,8 +5,9 @@
 //! file:line:column and gives a hint).
 
 use clap::{Parser, Subcommand};
+use sim_models::netpol;
 use sim_scenarios::{bundled, datapath, load_datapath, load_named, report, run, story, sweep};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -100,11 +101,99 @@ enum Command {
     List,
     /// NetworkPolicy reachability: read the manifests in DIR (NetworkPolicy,
     /// Namespace, Pod, Deployment, StatefulSet) and print who can reach whom
-    /// on which port, explaining every denied cell.
+    /// on which port (pods, nodes as node:NAME, --peer addresses as
+    /// peer:NAME), explaining every denied cell; or check a file of
+    /// expected verdicts (--expect) and exit 1 if one differs.
     Netpol {
         /// A directory of *.yaml / *.yml manifests.
         dir: PathBuf,
+        /// An address outside the pod network (the internet, a partner
+        /// network) as a row and column `peer:NAME`, e.g.
+        /// `--peer internet=8.8.8.8` (repeatable).
+        #[arg(long = "peer", value_name = "NAME=IP", value_parser = parse_peer)]
+        peers: Vec<netpol::OutsidePeer>,
+        /// A port to probe besides the default ones (container ports and
+        /// numeric ports of policies), e.g. `--port TCP/443` (repeatable).
+        #[arg(long = "port", value_name = "PROTO/PORT", value_parser = netpol::parse_probe_port)]
+        ports: Vec<(netpol::Protocol, u16)>,
+        /// `text`: the truth table; `json`: one JSON array of flows
+        /// {from, to, protocol, port, allowed, egress, ingress, why}.
+        #[arg(long, value_enum, default_value_t = NetpolOutput::Text)]
+        output: NetpolOutput,
+        /// A YAML list of {from, to, protocol, port, allowed} (names as in
+        /// the table): print whether each holds; exit 1 if one does not.
+        #[arg(long, value_name = "FILE", conflicts_with = "output")]
+        expect: Option<PathBuf>,
     },
+}
+
+/// What `knsim netpol` prints.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum NetpolOutput {
+    Text,
+    Json,
+}
+
+fn parse_peer(s: &str) -> Result<netpol::OutsidePeer, String> {
+    s.parse()
+}
+
+/// `knsim netpol`: the table as text or JSON, or the expectations checked.
+fn run_netpol(
+    dir: &Path,
+    peers: &[netpol::OutsidePeer],
+    ports: &[(netpol::Protocol, u16)],
+    output: NetpolOutput,
+    expect: Option<&Path>,
+) -> ExitCode {
+    let table = match netpol::load_dir(dir) {
+        Ok(m) => match netpol::Reachability::new(m, peers, ports) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("knsim: error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(file) = expect {
+        let name = file.display().to_string();
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{name}: error: cannot read file: {e}\n  hint: pass a readable YAML list of {{from, to, protocol, port, allowed}}");
+                return ExitCode::from(2);
+            }
+        };
+        let expectations = match netpol::parse_expectations(&name, &text, &table) {
+            Ok(list) => list,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        };
+        let (report, all_hold) = netpol::check_expectations(&table, &expectations);
+        print!("{report}");
+        return if all_hold {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
+    match output {
+        NetpolOutput::Text => print!("{}", table.text()),
+        NetpolOutput::Json => match serde_json::to_string_pretty(&table.flows()) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("knsim: error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    }
+    ExitCode::SUCCESS
 }
 
 /// An inclusive range of seeds.
@@ -203,16 +292,13 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Netpol { dir } => match sim_models::netpol::truth_table_for_dir(&dir) {
-            Ok(table) => {
-                print!("{table}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Netpol {
+            dir,
+            peers,
+            ports,
+            output,
+            expect,
+        } => run_netpol(&dir, &peers, &ports, output, expect.as_deref()),
         Command::Story { scenario, seed } if load_datapath(&scenario).is_some() => {
             // A packet-level replay's report is its story.
             let opts = PacketOptions {

@@ -1,5 +1,5 @@
-//! Assembling the cluster: duplicate objects are errors, then pods get node
-//! and pod addresses.
+//! Assembling the cluster: duplicate objects are errors, then pods get nodes,
+//! nodes get addresses (one each) and pods get pod addresses.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -58,38 +58,110 @@ pub(super) fn build(
             }
         }
     }
-    let pods = assign_addresses(seeds.into_values().map(|(s, _)| s).collect())?;
+    let (pods, nodes) = assign_addresses(seeds.into_values().map(|(s, _)| s).collect())?;
     let cluster = Cluster::new(
         namespaces.into_values().map(|(n, _)| n).collect(),
         pods,
         policies.into_values().map(|(p, _)| p).collect(),
     );
-    Ok(Manifests { cluster, skipped })
+    Ok(Manifests {
+        cluster,
+        nodes,
+        skipped,
+    })
 }
 
-fn assign_addresses(seeds: Vec<PodSeed>) -> Result<Vec<PodInfo>, ManifestError> {
-    // Nodes: explicit host IPs are kept; named nodes get synthetic addresses.
+/// The node of each pod (in `seeds` order) and the address of each node.
+///
+/// A pod runs on `spec.nodeName`; a pod without one runs on the node whose
+/// address its `status.hostIP` states (a node of that address, named by
+/// the address when no named node has it), or on [`DEFAULT_NODE_NAME`]. A
+/// node has one address: the `status.hostIP` its pods state (two different
+/// ones are an error, and so is one address stated for two nodes), else a
+/// synthetic one from [`SYNTHETIC_NODE_CIDR`], given in node-name order and
+/// skipping the stated ones.
+fn assign_nodes(
+    seeds: &[PodSeed],
+) -> Result<(Vec<String>, BTreeMap<String, Ipv4Addr>), ManifestError> {
     let node_range: Ipv4Cidr = SYNTHETIC_NODE_CIDR.parse().map_err(internal)?;
-    let pod_range: Ipv4Cidr = SYNTHETIC_POD_CIDR.parse().map_err(internal)?;
-    let explicit_hosts: BTreeSet<Ipv4Addr> = seeds.iter().filter_map(|s| s.host_ip).collect();
-    let node_names: BTreeSet<String> = seeds
-        .iter()
-        .filter(|s| s.host_ip.is_none())
-        .map(|s| {
-            s.node_name
-                .clone()
-                .unwrap_or_else(|| DEFAULT_NODE_NAME.into())
-        })
-        .collect();
-    let mut node_ips = BTreeMap::new();
-    let mut next = u32::from(node_range.network()) + 2;
-    for name in node_names {
-        while explicit_hosts.contains(&Ipv4Addr::from(next)) {
-            next += 1;
+    // Stated addresses of named nodes, with the pod that stated it first.
+    let mut stated: BTreeMap<String, (Ipv4Addr, &PodSeed)> = BTreeMap::new();
+    for s in seeds {
+        let (Some(node), Some(ip)) = (&s.node_name, s.host_ip) else {
+            continue;
+        };
+        match stated.get(node) {
+            Some((first, by)) if *first != ip => {
+                return Err(s.at.error(
+                    format!(
+                        "pod {}/{}: status.hostIP {ip} differs from {first}, which pod {}/{} states for node {node}",
+                        s.namespace, s.name, by.namespace, by.name
+                    ),
+                    format!("a node has one address: give the pods on node {node} the same status.hostIP, or state it on one of them only"),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                stated.insert(node.clone(), (ip, s));
+            }
         }
-        node_ips.insert(name, Ipv4Addr::from(next));
-        next += 1;
     }
+    let mut by_address: BTreeMap<Ipv4Addr, (&String, &PodSeed)> = BTreeMap::new();
+    for (node, (ip, by)) in &stated {
+        if let Some((other, other_by)) = by_address.insert(*ip, (node, by)) {
+            return Err(by.at.error(
+                format!(
+                    "pod {}/{}: status.hostIP {ip} of node {node} is already the address of node {other} (stated by pod {}/{})",
+                    by.namespace, by.name, other_by.namespace, other_by.name
+                ),
+                "node addresses are unique: fix the status.hostIP or the spec.nodeName of one of these pods",
+            ));
+        }
+    }
+    let mut nodes: BTreeMap<String, Option<Ipv4Addr>> = stated
+        .iter()
+        .map(|(node, (ip, _))| (node.clone(), Some(*ip)))
+        .collect();
+    let mut node_of = Vec::with_capacity(seeds.len());
+    for s in seeds {
+        let (node, ip) = match (&s.node_name, s.host_ip) {
+            (Some(node), _) => (node.clone(), None),
+            (None, Some(ip)) => match by_address.get(&ip) {
+                Some((node, _)) => ((*node).clone(), None),
+                None => (ip.to_string(), Some(ip)),
+            },
+            (None, None) => (DEFAULT_NODE_NAME.to_string(), None),
+        };
+        let entry = nodes.entry(node.clone()).or_insert(ip);
+        if entry.is_none() {
+            *entry = ip;
+        }
+        node_of.push(node);
+    }
+    let taken: BTreeSet<Ipv4Addr> = nodes.values().flatten().copied().collect();
+    let mut next = u32::from(node_range.network()) + 2;
+    let mut addresses = BTreeMap::new();
+    for (node, ip) in nodes {
+        let ip = match ip {
+            Some(ip) => ip,
+            None => {
+                while taken.contains(&Ipv4Addr::from(next)) {
+                    next += 1;
+                }
+                next += 1;
+                Ipv4Addr::from(next - 1)
+            }
+        };
+        addresses.insert(node, ip);
+    }
+    Ok((node_of, addresses))
+}
+
+fn assign_addresses(
+    seeds: Vec<PodSeed>,
+) -> Result<(Vec<PodInfo>, BTreeMap<String, Ipv4Addr>), ManifestError> {
+    let pod_range: Ipv4Cidr = SYNTHETIC_POD_CIDR.parse().map_err(internal)?;
+    let (node_of, nodes) = assign_nodes(&seeds)?;
     // Pod IPs: explicit ones must be unique among pod-network pods.
     let mut used: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
     for s in seeds.iter().filter(|s| !s.host_network) {
@@ -108,20 +180,11 @@ fn assign_addresses(seeds: Vec<PodSeed>) -> Result<Vec<PodInfo>, ManifestError> 
     let mut next_pod = u32::from(pod_range.network()) + 1;
     let last_pod = u32::from(pod_range.network()) | 0xfffe;
     let mut pods = Vec::with_capacity(seeds.len());
-    for s in seeds {
-        let host_ip = match s.host_ip {
-            Some(ip) => ip,
-            None => {
-                let node = s
-                    .node_name
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_NODE_NAME.into());
-                node_ips
-                    .get(&node)
-                    .copied()
-                    .ok_or_else(|| internal("node without address"))?
-            }
-        };
+    for (s, node) in seeds.into_iter().zip(node_of) {
+        let host_ip = nodes
+            .get(&node)
+            .copied()
+            .ok_or_else(|| internal("node without address"))?;
         let ip = if s.host_network {
             host_ip
         } else if let Some(ip) = s.pod_ip {
@@ -153,7 +216,7 @@ fn assign_addresses(seeds: Vec<PodSeed>) -> Result<Vec<PodInfo>, ManifestError> 
             ports: s.ports,
         });
     }
-    Ok(pods)
+    Ok((pods, nodes))
 }
 
 fn internal(e: impl fmt::Display) -> ManifestError {

@@ -11,11 +11,14 @@ use super::ManifestError;
 
 const HINT_SEP: &str = "\n  hint: ";
 
-pub(super) fn invalid<E: de::Error>(message: impl fmt::Display, hint: impl fmt::Display) -> E {
+pub(in crate::netpol) fn invalid<E: de::Error>(
+    message: impl fmt::Display,
+    hint: impl fmt::Display,
+) -> E {
     E::custom(format!("{message}{HINT_SEP}{hint}"))
 }
 
-pub(super) fn yaml_error(file: &str, err: &serde_yaml_ng::Error) -> ManifestError {
+pub(in crate::netpol) fn yaml_error(file: &str, err: &serde_yaml_ng::Error) -> ManifestError {
     let (line, column) = err
         .location()
         .map(|l| (l.line(), l.column()))

@@ -21,9 +21,14 @@
 //! Workloads: a Deployment or StatefulSet with `replicas: n` (default 1) becomes
 //! pods `<name>-0` .. `<name>-(n-1)` with the template's labels and container
 //! ports. A pod without `status.podIP` gets an address from
-//! [`SYNTHETIC_POD_CIDR`], in (namespace, name) order; a pod without
-//! `status.hostIP` runs on the node `spec.nodeName` (or [`DEFAULT_NODE_NAME`]),
-//! and nodes get addresses from [`SYNTHETIC_NODE_CIDR`] in name order.
+//! [`SYNTHETIC_POD_CIDR`], in (namespace, name) order.
+//!
+//! Nodes: a pod runs on the node `spec.nodeName`; without one, on the node of
+//! the address its `status.hostIP` states, else on [`DEFAULT_NODE_NAME`]. A
+//! node has one address, so every pod on it has the same host IP: the
+//! `status.hostIP` its pods state wins (two different ones for one node are an
+//! error, as is one address stated for two nodes); a node whose pods state
+//! none gets an address from [`SYNTHETIC_NODE_CIDR`], in name order.
 //!
 //! Files, by what they read: `documents` (each file's documents in passes:
 //! syntax, kind and apiVersion, position, object; skipped kinds), `metadata`
@@ -46,12 +51,17 @@ mod scalars;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::policy::Cluster;
 use assemble::build;
 use documents::parse_file;
+// For other files of the module that read YAML the same way (`--expect`).
+pub(in crate::netpol) use errors::{invalid, yaml_error};
+pub(in crate::netpol) use scalars::{convert, protocol_field, want_int, want_string};
 
 /// Pods without `status.podIP` get addresses from this range, in (namespace,
 /// name) order, skipping addresses that manifests assign explicitly.
@@ -99,6 +109,10 @@ impl std::error::Error for ManifestError {}
 pub struct Manifests {
     /// Policies, namespaces and pods (workloads expanded, addresses assigned).
     pub cluster: Cluster,
+    /// Every node that runs a pod, by name, with its one address (see the
+    /// module docs). A node known only by a `status.hostIP` (its pods name no
+    /// `spec.nodeName`) is named by that address.
+    pub nodes: BTreeMap<String, Ipv4Addr>,
     /// Objects of kinds that do not affect NetworkPolicy, as
     /// `Kind namespace/name (file:line)`, in input order.
     pub skipped: Vec<String>,

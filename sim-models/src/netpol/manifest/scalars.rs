@@ -12,7 +12,7 @@ use super::errors::invalid;
 use crate::protocol::Protocol;
 
 /// A scalar as YAML typed it.
-pub(super) enum Scalar {
+pub(in crate::netpol) enum Scalar {
     Str(String),
     Int(i128),
     Other(String),
@@ -110,7 +110,7 @@ where
     }
 }
 
-pub(super) fn convert<'de, D, T>(
+pub(in crate::netpol) fn convert<'de, D, T>(
     d: D,
     f: impl FnOnce(Scalar) -> Result<T, (String, String)>,
 ) -> Result<T, D::Error>
@@ -120,7 +120,7 @@ where
     d.deserialize_any(ConvertVisitor(f, PhantomData))
 }
 
-pub(super) fn want_string(s: Scalar) -> Result<String, (String, String)> {
+pub(in crate::netpol) fn want_string(s: Scalar) -> Result<String, (String, String)> {
     match s {
         Scalar::Str(v) => Ok(v),
         Scalar::Int(v) => Err((
@@ -145,7 +145,11 @@ pub(super) fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Strin
     })
 }
 
-pub(super) fn want_int(s: Scalar, what: &str, hint: &str) -> Result<i128, (String, String)> {
+pub(in crate::netpol) fn want_int(
+    s: Scalar,
+    what: &str,
+    hint: &str,
+) -> Result<i128, (String, String)> {
     match s {
         Scalar::Int(v) => Ok(v),
         Scalar::Str(v) => Err((
@@ -177,7 +181,7 @@ pub(super) fn ipv4_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4A
     })
 }
 
-pub(super) fn protocol_field<'de, D: Deserializer<'de>>(
+pub(in crate::netpol) fn protocol_field<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Protocol>, D::Error> {
     convert(d, |s| {

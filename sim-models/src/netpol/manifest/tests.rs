@@ -543,6 +543,86 @@ spec: {ports: [{port: 5432}]}
     );
 }
 
+fn pod_on(name: &str, node: Option<&str>, host_ip: Option<&str>) -> String {
+    let node = node.map_or(String::new(), |n| format!("  nodeName: {n}\n"));
+    let status = host_ip.map_or(String::new(), |ip| format!("status: {{hostIP: {ip}}}\n"));
+    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: a}}\nspec:\n{node}  containers: [{{name: c}}]\n{status}---\n")
+}
+
+#[test]
+fn one_address_per_node_and_a_stated_host_ip_wins() {
+    // p1 states worker-1's address; p2 on worker-1 states none and gets it,
+    // not an invented one. worker-2 has no stated address: the first
+    // synthetic one. q states an address and names no node: the node of that
+    // address, worker-1.
+    let text = [
+        pod_on("p1", Some("worker-1"), Some("192.168.5.5")),
+        pod_on("p2", Some("worker-1"), None),
+        pod_on("p3", Some("worker-2"), None),
+        pod_on("q", None, Some("192.168.5.5")),
+        pod_on("r", None, Some("192.168.9.9")),
+    ]
+    .concat();
+    let m = load(&text).expect("loads");
+    let host = |pod: &str| m.cluster.pod("a", pod).expect("pod").host_ip;
+    assert_eq!(host("p1"), Ipv4Addr::new(192, 168, 5, 5));
+    assert_eq!(host("p2"), Ipv4Addr::new(192, 168, 5, 5));
+    assert_eq!(host("p3"), Ipv4Addr::new(172, 18, 0, 2));
+    assert_eq!(host("q"), Ipv4Addr::new(192, 168, 5, 5));
+    let nodes: Vec<(&str, Ipv4Addr)> = m.nodes.iter().map(|(n, ip)| (n.as_str(), *ip)).collect();
+    assert_eq!(
+        nodes,
+        [
+            ("192.168.9.9", Ipv4Addr::new(192, 168, 9, 9)),
+            ("worker-1", Ipv4Addr::new(192, 168, 5, 5)),
+            ("worker-2", Ipv4Addr::new(172, 18, 0, 2)),
+        ]
+    );
+    // The order of the pods does not matter.
+    let text = [
+        pod_on("p0", Some("worker-1"), None),
+        pod_on("p1", Some("worker-1"), Some("192.168.5.5")),
+    ]
+    .concat();
+    let m = load(&text).expect("loads");
+    assert_eq!(
+        m.cluster.pod("a", "p0").expect("pod").host_ip,
+        Ipv4Addr::new(192, 168, 5, 5)
+    );
+}
+
+#[test]
+fn two_host_ips_for_one_node_are_an_error() {
+    let text = [
+        pod_on("p1", Some("worker-1"), Some("192.168.5.5")),
+        pod_on("p2", Some("worker-1"), Some("192.168.5.6")),
+    ]
+    .concat();
+    let e = error(&text);
+    assert_eq!((e.line, e.column), (11, 18), "{e}");
+    assert!(
+        e.message.contains(
+            "pod a/p2: status.hostIP 192.168.5.6 differs from 192.168.5.5, which pod a/p1 states for node worker-1"
+        ),
+        "{e}"
+    );
+    assert!(e.hint.contains("a node has one address"), "{e}");
+    // One address for two nodes.
+    let text = [
+        pod_on("p1", Some("worker-1"), Some("192.168.5.5")),
+        pod_on("p2", Some("worker-2"), Some("192.168.5.5")),
+    ]
+    .concat();
+    let e = error(&text);
+    assert!(
+        e.message.contains(
+            "status.hostIP 192.168.5.5 of node worker-2 is already the address of node worker-1"
+        ),
+        "{e}"
+    );
+    assert!(e.hint.contains("node addresses are unique"), "{e}");
+}
+
 #[test]
 fn load_dir_and_truth_table() {
     let dir = std::env::temp_dir().join(format!("knsim-netpol-test-{}", std::process::id()));
@@ -558,9 +638,12 @@ fn load_dir_and_truth_table() {
     )
     .expect("write");
     std::fs::write(dir.join("notes.txt"), "not yaml: [").expect("write");
-    let table = crate::netpol::truth_table_for_dir(&dir).expect("table");
+    let manifests = load_dir(&dir).expect("loads");
+    let table = crate::netpol::Reachability::new(manifests, &[], &[])
+        .expect("no peers")
+        .text();
     assert!(
-        table.contains("TCP/80\n     x/a x/b\nx/a  .   X\nx/b  .   X\n"),
+        table.contains("TCP/80\n                x/a x/b node:knsim-node\nx/a             .   X   .\nx/b             .   X   .\nnode:knsim-node .   .   .\n"),
         "{table}"
     );
     assert!(table.contains("x/a -> x/b TCP/80: denied\n  pod b in namespace x is isolated for ingress by policy [deny-b]"), "{table}");
@@ -569,7 +652,7 @@ fn load_dir_and_truth_table() {
         format!("{HEAD}  podSelector: {{}}\n  ingress: [{{ports: [{{port: 70000}}]}}]\n"),
     )
     .expect("write");
-    let e = crate::netpol::truth_table_for_dir(&dir).expect_err("bad port");
+    let e = load_dir(&dir).expect_err("bad port");
     assert!(e.to_string().contains("30-bad.yaml:8:29: error:"), "{e}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
     let e = load_dir(&dir).expect_err("gone");
@@ -604,7 +687,7 @@ proptest! {
         }
         if let Ok(text) = String::from_utf8(bytes) {
             match load(&text) {
-                Ok(m) => { let _ = crate::netpol::render_truth_table(&m.cluster); }
+                Ok(m) => { let _ = crate::netpol::Reachability::new(m, &[], &[]).map(|r| r.text()); }
                 Err(e) => prop_assert!(e.to_string().starts_with("bad.yaml:")),
             }
         }
