@@ -15,7 +15,7 @@
 //! - [`Scenario`]: a validated scenario, generic over the variant type.
 //! - [`VariantLabel`] and [`Threshold`]: the envelope's own YAML values.
 //! - Errors: serde's messages as located [`InputError`]s with a hint
-//!   (`did you mean ...?` for misspelt names, via [`closest`]).
+//!   (`did you mean ...?` for misspelt names, via [`sim_models::did_you_mean::suggest`]).
 //! - For validators (crate-internal): the `Locate` trait, whose `err`
 //!   turns a YAML path into `file:line:column` (see [`crate::locate`]), the
 //!   variant merge (duplicate names, the path each section was written at),
