@@ -60,11 +60,12 @@
 //! ## Parameters
 //! Each from its row of the calibration document (section "Kernel:
 //! conntrack"):
-//! - table size, kernel default: `nf_conntrack_buckets` = RAM / 16384
-//!   clamped to 1024..262144; `nf_conntrack_max` = buckets on kernels from
-//!   2021-08 (5.15) on, 4 x buckets before (docs/calibration.md, rows
-//!   `ct-kernel-buckets` and `ct-kernel-max`, which note where the kernel
-//!   source's divisor and RAM tiers differ from this formula).
+//! - table size, kernel default (`nf_conntrack_init_start`): buckets =
+//!   RAM / 131072 below 1 GiB (at least 32, from 5.15 at least 1024), above
+//!   1 GiB 16384 (5.15: 65536), above 4 GiB 65536 (5.15: 262144);
+//!   `nf_conntrack_max` = buckets on kernels from 2021-08 (5.15) on, 4 x
+//!   buckets before (docs/calibration.md, rows `ct-kernel-buckets` and
+//!   `ct-kernel-max`).
 //! - table size set by kube-proxy: max(32768 x cores, 131072) (its
 //!   `conntrack.maxPerCore` and `conntrack.min` defaults), with the buckets
 //!   raised to max / 4 (docs/calibration.md, row `ct-kube-proxy-max`).
@@ -170,16 +171,37 @@ impl Kernel {
     }
 }
 
-/// Default `nf_conntrack_buckets` for a node's memory \[buckets\]:
-/// RAM / 16384, clamped to 1024..262144 (docs/calibration.md, row
-/// `ct-kernel-buckets`, which notes where the kernel source differs).
-pub fn kernel_buckets(ram_bytes: u64) -> u64 {
-    (ram_bytes / 16_384).clamp(1_024, 262_144)
+/// Default `nf_conntrack_buckets` for a node's memory and kernel
+/// \[buckets\], as `nf_conntrack_init_start` (net/netfilter/nf_conntrack_core.c)
+/// computes it: one `hlist_head` (8 bytes) per 16384 bytes of RAM, so
+/// RAM / 131072; before the 2021 change (commit d532bcd0b269, "netfilter:
+/// conntrack: sanitize table size default settings", in 5.15) a node above
+/// 4 GiB gets 65536 and one above 1 GiB 16384, with at least 32; from 5.15
+/// above 4 GiB 262144, above 1 GiB 65536, at least 1024. The kernel compares
+/// its usable pages (a little under the nominal RAM) with the tiers: a node
+/// sold as 4 GiB is in the lower tier, as `ram_bytes` = 4 GiB is here
+/// (docs/calibration.md, row `ct-kernel-buckets`).
+pub fn kernel_buckets(ram_bytes: u64, kernel: Kernel) -> u64 {
+    const GIB: u64 = 1 << 30;
+    let computed = ram_bytes / 16_384 / 8;
+    let (above_4, above_1, floor) = match kernel {
+        Kernel::V3_10 | Kernel::V4_19 => (65_536, 16_384, 32),
+        Kernel::V5_15 => (262_144, 65_536, 1_024),
+    };
+    if ram_bytes > 4 * GIB {
+        above_4
+    } else if ram_bytes > GIB {
+        above_1
+    } else {
+        computed.max(floor)
+    }
 }
 
-/// Default `nf_conntrack_max` for a node's memory and kernel \[entries\].
+/// Default `nf_conntrack_max` for a node's memory and kernel \[entries\]:
+/// 4 x buckets before 5.15, = buckets from 5.15 (docs/calibration.md, row
+/// `ct-kernel-max`).
 pub fn kernel_max(ram_bytes: u64, kernel: Kernel) -> u64 {
-    kernel_buckets(ram_bytes) * kernel.max_per_bucket()
+    kernel_buckets(ram_bytes, kernel) * kernel.max_per_bucket()
 }
 
 /// The `nf_conntrack_max` kube-proxy sets: max(32768 x cores, 131072)
@@ -302,7 +324,7 @@ impl ConntrackConfig {
     pub fn kernel_default(ram_bytes: u64, kernel: Kernel) -> Self {
         ConntrackConfig {
             max: kernel_max(ram_bytes, kernel),
-            buckets: kernel_buckets(ram_bytes),
+            buckets: kernel_buckets(ram_bytes, kernel),
             timeouts: Timeouts::kernel(),
             kernel,
         }
@@ -315,7 +337,7 @@ impl ConntrackConfig {
         let max = kube_proxy_max(cores);
         ConntrackConfig {
             max,
-            buckets: kernel_buckets(ram_bytes).max(max / 4),
+            buckets: kernel_buckets(ram_bytes, kernel).max(max / 4),
             timeouts: Timeouts::kube_proxy(),
             kernel,
         }
@@ -833,12 +855,17 @@ mod tests {
 
     #[test]
     fn sizes_follow_the_kernel_and_kube_proxy_formulas() {
-        // RAM / 16384, clamped 1024..262144.
-        assert_eq!(kernel_buckets(GIB), 65_536);
-        assert_eq!(kernel_buckets(8 * GIB), 262_144);
-        assert_eq!(kernel_buckets(16 * 1024 * 1024), 1_024);
-        assert_eq!(kernel_max(2 * GIB, Kernel::V5_15), 131_072);
-        assert_eq!(kernel_max(2 * GIB, Kernel::V3_10), 524_288);
+        // nf_conntrack_init_start: the issue's four measured cases...
+        assert_eq!(kernel_max(8 * GIB, Kernel::V3_10), 262_144);
+        assert_eq!(kernel_max(2 * GIB, Kernel::V4_19), 65_536);
+        assert_eq!(kernel_max(2 * GIB, Kernel::V5_15), 65_536);
+        assert_eq!(kernel_max(GIB, Kernel::V5_15), 8_192);
+        // ...and the tiers' edges and floors.
+        assert_eq!(kernel_buckets(16 * GIB, Kernel::V5_15), 262_144);
+        assert_eq!(kernel_buckets(4 * GIB, Kernel::V5_15), 65_536);
+        assert_eq!(kernel_buckets(GIB, Kernel::V4_19), 8_192);
+        assert_eq!(kernel_buckets(16 * 1024 * 1024, Kernel::V5_15), 1_024);
+        assert_eq!(kernel_buckets(2 * 1024 * 1024, Kernel::V3_10), 32);
         // max(32768 x cores, 131072)
         assert_eq!(kube_proxy_max(2), 131_072);
         assert_eq!(kube_proxy_max(4), 131_072);

@@ -374,7 +374,9 @@ impl Validator<'_> {
                     ));
                 }
                 let max = u64::from(max.0);
-                let buckets = ram.map_or(max / 4, conntrack::kernel_buckets).max(1);
+                let buckets = ram
+                    .map_or(max / 4, |r| conntrack::kernel_buckets(r, kernel))
+                    .max(1);
                 ConntrackConfig {
                     max,
                     buckets,
