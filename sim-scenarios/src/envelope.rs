@@ -113,7 +113,8 @@ fn hint_for(message: &str) -> String {
         }
     }
     if message.starts_with("missing field") {
-        return "add the field; the format is described in sim-scenarios/src/spec/ and the README".into();
+        return "add the field; the format is described in sim-scenarios/src/spec/ and the README"
+            .into();
     }
     if message.contains("has no unit") {
         return "durations take a unit (ms, s, m, h) and rates a per-time (/s, /min)".into();
