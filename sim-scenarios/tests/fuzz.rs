@@ -136,12 +136,14 @@ impl Plan {
                 let mut findings = Vec::new();
                 let mut valid = 0;
                 let step = (self.cases / 10).max(1);
+                let mut report_at = step;
                 for i in self.from..self.from + self.cases {
                     match case(&self, i) {
                         Ok(v) => valid += u64::from(v),
                         Err(f) => findings.push(f),
                     }
-                    if (i - self.from + 1) % step == 0 {
+                    if i - self.from + 1 == report_at {
+                        report_at += step;
                         println!(
                             "fuzz {label}: {} cases (seed {}, from {}), {valid} valid, {} findings",
                             i - self.from + 1,
