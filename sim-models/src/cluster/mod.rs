@@ -184,6 +184,17 @@ enum Ev {
     },
     /// `connect()` gives up (timeout or `tcp_syn_retries` used up).
     SynGiveUp(Request),
+    /// The application retries a failed try (scheduled at the instant the
+    /// try failed: a chain of failing tries never recurses).
+    Retry(Request),
+    /// The ICMP port unreachable for a query a lookup sent reaches its
+    /// socket (scheduled at the instant of the send, after the rest of the
+    /// resolver's batch: a chain of unreachable queries never recurses).
+    DnsUnreachable {
+        lookup: u32,
+        generation: u32,
+        query: u32,
+    },
     /// An idle keep-alive connection is closed.
     IdleClose {
         conn: u32,
@@ -595,6 +606,12 @@ impl<'a> Sim<'a> {
                 attempt,
             } => self.dial(req, Some(client), first, attempt, None),
             Ev::SynGiveUp(req) => self.outcome(req, Outcome::SynDropped),
+            Ev::Retry(req) => self.retry(req),
+            Ev::DnsUnreachable {
+                lookup,
+                generation,
+                query,
+            } => self.dns_unreachable(lookup, generation, QueryId(query)),
             Ev::IdleClose { conn, gen } => self.idle_close(conn, gen),
             Ev::NoHostTimeout(req) => self.outcome(req, Outcome::NoHost),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),

@@ -14,8 +14,22 @@
 //! Requests arrive as Poisson processes per source; each try resolves (unless
 //! the application's cache answers), connects or reuses a connection, queues at
 //! the server pod ([`crate::app`]) and ends in one [`crate::app::Outcome`]; the
-//! application retries failed tries. Nothing chains synchronously into a next
-//! attempt except a retry begun at the same instant.
+//! application retries failed tries.
+//!
+//! ## How chains are bounded
+//! A try can fail at the instant it begins (kube-dns has no endpoint, a
+//! cached answer names a pod that is gone, the Service has no endpoint, the
+//! server rejects it), and a request may have any number of retries. So no
+//! follow-up of simulated work is a nested call: a failed try's retry is an
+//! event (`Ev::Retry`) scheduled at the instant of the failure, begun after
+//! the events already due then; a dropped SYN's retransmission
+//! (`Ev::SynRetry`), a give-up (`Ev::ClientGiveUp`, `Ev::SynGiveUp`, ...)
+//! and the first packet's arrival are events too; a broken pooled
+//! connection is replaced in a loop, not a call. The stack depth of one event's handling is
+//! therefore bounded by the model's code paths, whatever the counts
+//! (`retries`, rates, replicas) in the file; a chain of 1,000 failing tries
+//! at one instant is 1,000 events (sim-scenarios' `no_recursion` test runs
+//! one on a 256 KiB stack).
 
 use super::*;
 
@@ -424,7 +438,8 @@ impl Sim<'_> {
                 return;
             }
             if o.is_error() && req.attempt < retries {
-                self.retry(req);
+                let now = self.engine.now();
+                self.engine.schedule_at(now, Ev::Retry(req));
                 return;
             }
         }

@@ -271,6 +271,10 @@ impl Validator<'_> {
                 Some(h) => {
                     let hp = field(&path!["autoscaler"]);
                     let min = h.min_replicas.map_or(1, |c| c.0);
+                    self.replicas_within(
+                        &[hp.as_slice(), &path!["max_replicas"]].concat(),
+                        h.max_replicas.0,
+                    )?;
                     if min == 0 || h.max_replicas.0 < min {
                         return Err(self.err(
                             &hp,

@@ -290,6 +290,29 @@ pub(crate) struct Validator<'a> {
 
 type R<T> = Result<T, InputError>;
 
+/// The most nodes a scenario may have: Kubernetes' documented limit for one
+/// cluster ("Considerations for large clusters", kubernetes.io: no more than
+/// 5,000 nodes and 150,000 pods). A guard: a count past it would allocate
+/// the nodes before any run.
+pub const MAX_NODES: u32 = 5_000;
+/// The most replicas one workload may ask for, at any time (the same page's
+/// 150,000 pods per cluster); the HPA's `max_replicas` included.
+pub const MAX_REPLICAS: u32 = 150_000;
+
+impl Validator<'_> {
+    /// `n` replicas at `p`, within [`MAX_REPLICAS`].
+    fn replicas_within(&self, p: &[Seg], n: u32) -> R<()> {
+        if n > MAX_REPLICAS {
+            return Err(self.err(
+                p,
+                format!("{n} replicas is more than one cluster holds ({MAX_REPLICAS} pods)"),
+                "Kubernetes supports up to 150,000 pods and 5,000 nodes per cluster",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Looks a workload name up: (name, path of the reference, what refers to it).
 type FindWorkload<'a> = dyn Fn(&str, Vec<Seg>, &str) -> R<usize> + 'a;
 
@@ -405,6 +428,16 @@ impl Validator<'_> {
                 &np,
                 "no zones given",
                 "list at least one zone, e.g. zones: [zone-a]",
+            ));
+        }
+        if cluster.nodes.count.0 > MAX_NODES {
+            return Err(self.err(
+                &[np.as_slice(), &path!["count"]].concat(),
+                format!(
+                    "{} nodes is more than one cluster holds ({MAX_NODES})",
+                    cluster.nodes.count.0
+                ),
+                "Kubernetes supports up to 5,000 nodes per cluster",
             ));
         }
         let nodes = spread_nodes(

@@ -145,6 +145,7 @@ impl Validator<'_> {
             let (Some(replicas), None) = (e.replicas, e.rate) else {
                 return Err(self.err(p, "`scale` needs `replicas` (and no `rate`)", hint));
             };
+            self.replicas_within(&[p, &path!["replicas"]].concat(), replicas.0)?;
             Action::Scale {
                 deployment,
                 replicas: replicas.0,

@@ -131,6 +131,7 @@ impl Validator<'_> {
                     "give each workload its own name",
                 ));
             }
+            self.replicas_within(&[p.as_slice(), &path!["replicas"]].concat(), w.replicas.0)?;
             let server = self.server(&p, w, dns_workload)?;
             let mut d =
                 DeploymentSpec::new(&w.name, w.replicas.0, w.startup.0, w.ready_after.0, server);

@@ -51,6 +51,19 @@
 //! an application's give-up does not cancel its
 //! `getaddrinfo`, which runs to its end.
 //!
+//! ## How chains are bounded
+//! The resolver and CoreDNS are state machines that return actions; this
+//! room carries them out without feeding a result back into a state
+//! machine from inside the call that produced it. An ICMP port unreachable
+//! (kube-dns without an endpoint) is an event (`Ev::DnsUnreachable`)
+//! scheduled at the instant of the send and read after the rest of the
+//! resolver's batch, as glibc reads it after `sendmmsg` sent the A and the
+//! AAAA: the next nameserver, search name or failed lookup follows from
+//! that event. CoreDNS and NodeLocal DNSCache never answer inside `offer`
+//! (a query waits for its CPU on a timer), resolver and CoreDNS timers are
+//! events, and a failed lookup's retry is the traffic room's `Ev::Retry`.
+//! However many search names, nameservers, attempts or retries a file
+//! asks for, each event's handling has a bounded stack depth.
 //!
 //! ## What it emits
 //! Queries received by CoreDNS and replies by zone and rcode, cache hits,
@@ -587,10 +600,14 @@ impl Sim<'_> {
                 if let Some(dns) = self.dns.as_ref() {
                     self.metrics.inc(dns.unreachable);
                 }
-                if let Some(p) = self.lookup_mut(q.slot, q.generation) {
-                    let actions = p.lookup.on_unreachable(now, q.query);
-                    self.resolver_actions(q.slot, actions);
-                }
+                self.engine.schedule_at(
+                    now,
+                    Ev::DnsUnreachable {
+                        lookup: q.slot,
+                        generation: q.generation,
+                        query: q.query.0,
+                    },
+                );
                 return None;
             }
             DnsRoute::Lost => return None,
@@ -773,6 +790,16 @@ impl Sim<'_> {
             for (flows, table) in dns.flows.iter_mut().zip(self.path.tables.nodes.iter_mut()) {
                 flows.flush_endpoint(table, now, p);
             }
+        }
+    }
+
+    /// The ICMP port unreachable for `query` reaches the lookup that sent
+    /// it (if that lookup is still running).
+    pub(crate) fn dns_unreachable(&mut self, slot: u32, generation: u32, query: QueryId) {
+        let now = self.engine.now();
+        if let Some(p) = self.lookup_mut(slot, generation) {
+            let actions = p.lookup.on_unreachable(now, query);
+            self.resolver_actions(slot, actions);
         }
     }
 
