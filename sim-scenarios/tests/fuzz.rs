@@ -379,7 +379,7 @@ fn parse_and_run(text: &str, seed: u64) -> Result<bool, String> {
             for v in &mut s.variants {
                 v.config.duration = v.config.duration.min(RUN_CAP);
             }
-            if let Ok(runs) = datapath::run_all(&s, Some(1), None) {
+            if let Ok(runs) = datapath::run_all(&s, &[1], Some(1), None) {
                 datapath::text(&s, &runs);
             }
             return Ok(true);
