@@ -60,8 +60,8 @@
 //! ## Validation
 //! Unit tests below run a flow through each drop; the cluster run's
 //! conservation property and goldens cover the path in use; a cross-level
-//! test ([`crate::datapath`]) runs the same Service flow through both levels
-//! and compares the endpoint spread and first-packet cost.
+//! test (sim-scenarios `tests/cross_level.rs`) runs the same Service flow
+//! through both levels and compares the endpoint spread and first-packet cost.
 
 pub mod conntrack;
 pub mod masquerade;

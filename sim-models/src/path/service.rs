@@ -23,8 +23,8 @@
 //! ## Validation
 //! [`crate::kube_proxy`]'s calibration test (lookup cost per mode and size);
 //! the cluster run's stale-endpoint test; the cross-level test in
-//! [`crate::datapath`] (same endpoint spread and first-packet cost at both
-//! levels).
+//! sim-scenarios `tests/cross_level.rs` (same endpoint spread and
+//! first-packet cost at both levels).
 
 use super::{Cx, Drop, Flow, Stage, Target, Trip};
 use crate::kube_proxy::KubeProxy;
