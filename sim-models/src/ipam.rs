@@ -33,14 +33,25 @@
 //! row `ipam-node-cidr`, conf H). Reserved addresses: docs/calibration.md,
 //! row `ipam-reserved`.
 //!
-//! The exhaustion text follows the host-local plugin's wording for every
-//! allocator; the flat allocator is named after whereabouts, a cluster-wide
-//! IPAM plugin that also skips the network and broadcast addresses.
+//! The flat allocator is named after whereabouts, a cluster-wide IPAM plugin
+//! that also skips the network and broadcast addresses.
 //!
 //! ## What it emits
 //! Allocation results; on exhaustion the CNI error text an operator reads in
-//! `kubectl describe pod` (`failed to allocate for range 0: no IP addresses
-//! available in range set: 10.0.0.1-10.0.0.254`).
+//! `kubectl describe pod`, in each plugin's own words, after the runtime's
+//! `plugin type="..." failed (add): `:
+//! - host-local: `failed to allocate for range 0: no IP addresses available
+//!   in range set: 10.0.0.2-10.0.0.254` (containernetworking/plugins,
+//!   plugins/ipam/host-local/backend/allocator/allocator.go and main.go);
+//! - whereabouts: `error at storage engine: Could not allocate IP in range:
+//!   ip: 10.0.0.1 / - 10.0.0.254 / range: 10.0.0.0/24 / excludeRanges: []`
+//!   (k8snetworkplumbingwg/whereabouts, pkg/allocate/allocate.go
+//!   `AssignmentError`, wrapped by cmd/whereabouts.go), naming the last pool
+//!   tried;
+//! - aws-cni: `add cmd: failed to assign an IP address to container`
+//!   (aws/amazon-vpc-cni-k8s, cmd/routed-eni-cni-plugin/cni.go); the reason,
+//!   `no available IP/Prefix addresses`, is only in ipamd's log
+//!   (pkg/ipamd/datastore/data_store.go), not in the pod's event.
 //!
 //! ## Validation
 //! Unit tests pin the usable counts of each allocator (/24 flat 254,
@@ -300,17 +311,30 @@ impl Pool {
             self.block.nth(self.last)
         )
     }
-    /// The CNI error when this pool (or this set of pools) is exhausted.
+    /// The CNI error when this pool (or this set of pools, tried in order)
+    /// is exhausted, in the words of the pools' plugin (module docs).
     pub fn exhausted_message(pools: &[Pool]) -> String {
-        let plugin = pools
-            .first()
-            .map_or("host-local", |p| p.allocator.plugin_name());
-        let ranges: Vec<String> = pools.iter().map(Pool::range_text).collect();
-        format!(
-            "plugin type=\"{plugin}\" failed (add): failed to allocate for range 0: \
-             no IP addresses available in range set: {}",
-            ranges.join(",")
-        )
+        let Some(last) = pools.last() else {
+            return "no IP pool configured".into();
+        };
+        let plugin = last.allocator.plugin_name();
+        let reason = match last.allocator {
+            Allocator::HostLocal => {
+                let ranges: Vec<String> = pools.iter().map(Pool::range_text).collect();
+                format!(
+                    "failed to allocate for range 0: no IP addresses available in range set: {}",
+                    ranges.join(",")
+                )
+            }
+            Allocator::Flat => format!(
+                "error at storage engine: Could not allocate IP in range: ip: {} / - {} / range: {} / excludeRanges: []",
+                last.block.nth(last.first),
+                last.block.nth(last.last),
+                last.block
+            ),
+            Allocator::AwsVpc => "add cmd: failed to assign an IP address to container".into(),
+        };
+        format!("plugin type=\"{plugin}\" failed (add): {reason}")
     }
 }
 
@@ -560,18 +584,40 @@ mod tests {
     }
 
     #[test]
-    fn exhaustion_gives_the_cni_message() {
+    fn exhaustion_gives_each_plugins_own_message() {
+        let exhausted = |allocator, block| {
+            let mut ipam = Ipam::new(IpamLayout::Flat {
+                pod_cidr: cidr(block),
+                allocator,
+            });
+            while ipam.allocate(0).is_ok() {}
+            ipam.allocate(0).unwrap_err()
+        };
+        assert_eq!(
+            exhausted(Allocator::HostLocal, "10.0.0.0/29"),
+            "plugin type=\"host-local\" failed (add): failed to allocate for range 0: \
+             no IP addresses available in range set: 10.0.0.2-10.0.0.6"
+        );
+        assert_eq!(
+            exhausted(Allocator::Flat, "10.0.0.0/30"),
+            "plugin type=\"whereabouts\" failed (add): error at storage engine: Could not allocate IP \
+             in range: ip: 10.0.0.1 / - 10.0.0.2 / range: 10.0.0.0/30 / excludeRanges: []"
+        );
+        assert_eq!(
+            exhausted(Allocator::AwsVpc, "10.0.0.0/29"),
+            "plugin type=\"aws-cni\" failed (add): add cmd: failed to assign an IP address to container"
+        );
+    }
+
+    #[test]
+    fn a_pool_added_to_an_exhausted_flat_network_serves_the_next_pod() {
         let mut ipam = Ipam::new(IpamLayout::Flat {
             pod_cidr: cidr("10.0.0.0/30"),
             allocator: Allocator::Flat,
         });
         assert!(ipam.allocate(0).is_ok());
         assert!(ipam.allocate(0).is_ok());
-        let err = ipam.allocate(0).unwrap_err();
-        assert!(
-            err.contains("no IP addresses available in range set: 10.0.0.1-10.0.0.2"),
-            "{err}"
-        );
+        assert!(ipam.allocate(0).is_err());
         ipam.add_pool(cidr("10.0.1.0/30")).unwrap();
         assert!(
             ipam.add_pool(cidr("10.0.0.0/24")).is_err(),

@@ -12,6 +12,7 @@ use sim_models::cluster::{Action, RunOutput};
 use sim_models::ipam::{IpamLayout, Pool};
 use sim_models::node_lifecycle::{self, not_ready_message, CNI_NOT_INITIALIZED};
 use sim_models::workload::PodState;
+use sim_models::{connections, coredns, kubelet};
 use std::fmt::Write as _;
 
 /// A replay as a teacher would show it: the scenario (a file or a bundled
@@ -270,9 +271,11 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         if let (Some(first), true) = (cni_down, no_ip > 0.0) {
             lines.push(format!(
                 "From {} the CNI daemon was down: the kubelet could not set up a network for the {} pods placed on those nodes \
-                 (FailedCreatePodSandBox: {CNI_NOT_INITIALIZED}) and retried with backoff, 10 s doubling to 5 min. Pods already \
+                 (FailedCreatePodSandBox: {CNI_NOT_INITIALIZED}) and retried with backoff, {}. Pods already \
                  running kept their network.",
-                first.first, spec.name
+                first.first,
+                spec.name,
+                backoff_schedule()
             ));
         } else if no_ip > 0.0 {
             if let IpamLayout::Flat {
@@ -308,12 +311,12 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
                     to - from
                 ));
             }
-            lines.push(
+            lines.push(format!(
                 "The scheduler placed those pods anyway: it counts pods per node, not IP addresses. The kubelet then \
-                 failed to create their sandboxes (FailedCreatePodSandBox) and retried with backoff, 10 s doubling to 5 min, \
-                 so they sat in ContainerCreating."
-                    .into(),
-            );
+                 failed to create their sandboxes (FailedCreatePodSandBox) and retried with backoff, {}, \
+                 so they sat in ContainerCreating.",
+                backoff_schedule()
+            ));
         }
         let unsched = series_max(out, &series::PODS_UNSCHEDULABLE.of(&spec.name))?;
         let tainted = out
@@ -455,10 +458,11 @@ fn conntrack_sentence(
         .conntrack
         .map_or(0.0, |c| c.table.timeouts.tcp_time_wait.as_secs_f64());
     let d = &w.connect_delay;
+    let retransmits = syn_retransmit_times();
     Ok(format!(
         "In `{}`, the conntrack tables of the client nodes were full (nf_conntrack_max {max}, up to {} entries sampled on one node; \
          each closed connection's TIME_WAIT entry counts for {time_wait} s, and early drop on kernel {kernel} {} evict those). The kernel dropped {} SYNs of {} with \
-         `nf_conntrack: table full, dropping packet`; TCP retransmitted them after 1 s, 3 s, 7 s, 15 s..., so connect delays reached \
+         `nf_conntrack: table full, dropping packet`; TCP retransmitted them after {retransmits}..., so connect delays reached \
          p99 {} and at most {}, and {} requests failed with every SYN dropped.",
         w.window,
         num(peak),
@@ -503,6 +507,34 @@ fn snat_sentence(
         w.service,
         w.insert_failed as f64 / secs,
     )
+}
+
+/// The kubelet's retry backoff as people say it: "10 s doubling to 5 min".
+fn backoff_schedule() -> String {
+    format!(
+        "{} doubling to {}",
+        spoken(kubelet::BACKOFF_INITIAL),
+        spoken(kubelet::BACKOFF_MAX)
+    )
+}
+
+/// A whole number of seconds or minutes as a sentence writes it: "10 s", "5 min".
+fn spoken(d: SimDuration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 60.0 && s % 60.0 == 0.0 {
+        format!("{} min", num(s / 60.0))
+    } else {
+        format!("{} s", num(s))
+    }
+}
+
+/// When a dropped SYN is sent again, from the first SYN: "1 s, 3 s, 7 s, 15 s".
+fn syn_retransmit_times() -> String {
+    (1..=4)
+        .filter_map(connections::syn_retransmit_offset)
+        .map(spoken)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A connect delay as people read it (histograms store 0 as 1 ns).
@@ -709,14 +741,17 @@ fn dns_why(
         let peak = series_max(out, series::DNS_MEMORY_MIB_MAX.name)?;
         lines.push(format!(
             "The {name} containers were OOM-killed {} times at their {} MiB limit (largest memory sampled {} MiB): memory is \
-             {} MiB at start (24 MiB + 1 MiB per 1,000 pods and Services), the cache, and about 4 KiB per query inside the pod, \
+             {} MiB at start ({} MiB + 1 MiB per 1,000 pods and Services), the cache, and about {} KiB per query inside the pod, \
              so a queue of queries is what fills it. Each kill lost the queries inside and the cache; the kubelet restarted the \
-             container at once the first time, then after 10 s doubling to 5 min (CrashLoopBackOff), and the pod left the \
+             container at once the first time, then after {} (CrashLoopBackOff), and the pod left the \
              kube-dns endpoints until it was Ready again.",
             out.dns_restarts,
             num(mib(spec.memory_limit).round()),
             num(peak),
             num(mib(spec.startup_memory())),
+            coredns::FORMULA_BASE_MIB - coredns::FORMULA_CACHE_MIB,
+            num((spec.memory_per_in_flight as f64 / 1024.0).round()),
+            backoff_schedule(),
         ));
     }
     Ok(())

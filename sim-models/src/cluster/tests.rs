@@ -84,8 +84,9 @@ fn a_24_leaves_the_pods_beyond_254_pending_with_the_cni_error() {
         .find(|e| e.reason == "FailedCreatePodSandBox")
         .expect("event");
     assert!(
-        ev.message
-            .contains("no IP addresses available in range set: 10.0.0.1-10.0.0.254"),
+        ev.message.contains(
+            "Could not allocate IP in range: ip: 10.0.0.1 / - 10.0.0.254 / range: 10.0.0.0/24"
+        ),
         "{}",
         ev.message
     );

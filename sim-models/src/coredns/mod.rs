@@ -52,7 +52,11 @@
 //! when limited to it (a LimitRange, or a node busy enough that it gets only
 //! its request). The upstream exchange costs no extra CPU; the queue for CPU
 //! is unbounded (miekg/dns starts a goroutine per packet; the socket buffer
-//! is not modelled); no TCP, no prefetch or serve_stale, no autopath, no
+//! is not modelled) and served in arrival order, where Go's scheduler
+//! interleaves the goroutines, so a backlog delays every later query in
+//! full; a queued query whose client has given up is still answered, as in
+//! CoreDNS (`serveDNS` answers every packet it read; UDP carries no sign
+//! that the client left); no TCP, no prefetch or serve_stale, no autopath, no
 //! health checks of upstreams, no kernel `UdpRcvbufErrors`. Node-local
 //! mode has one cache for the Corefile's two server blocks, so its 5 s
 //! denial cap (the `cluster.local` block's) also applies to external
