@@ -21,7 +21,14 @@
 //! - `tcp_mtu_probing=1`: after `tcp_retries1` backoffs' worth of timeouts
 //!   (3 s from `rto_min`) the connection assumes a black hole and drops to
 //!   `tcp_base_mss` (1024), as `tcp_mtu_probing()` in tcp_timer.c does;
-//!   `=2` uses the base MSS from the start.
+//!   `=2` uses the base MSS from the start. The arithmetic is the kernel's
+//!   (net/ipv4/tcp_output.c): `tcp_mtup_init()` sets `search_low =
+//!   tcp_mss_to_mtu(tcp_base_mss)` = 1024 + 32 (TCP header with
+//!   timestamps) + 20 = 1076; `tcp_sync_mss()` takes the smaller of
+//!   `tcp_mtu_to_mss(pmtu)` and `tcp_mtu_to_mss(search_low)`, and
+//!   `tcp_mtu_to_mss()` clamps to the peer's MSS before it takes the 12
+//!   timestamp bytes off. So the MSS is min(pmtu - 52, peer MSS - 12,
+//!   1024): 1024 payload bytes after detection, as measured on Linux 6.18.
 //!
 //! Limitations: no FIN/TIME_WAIT (a connection ends when its transfer is
 //! done or it gives up; a client that gives up sends RST); no SACK, no
@@ -122,6 +129,13 @@ pub fn retrans_timeout(boundary: u32, rto_base: SimDuration) -> SimDuration {
     }
 }
 
+/// Linux `tcp_mss_to_mtu()` as `tcp_mtup_init()` uses it on `tcp_base_mss`:
+/// the payload plus the TCP header with the timestamp option and the IP
+/// header (1024 -> 1076).
+pub fn mss_to_mtu(mss: u32) -> u32 {
+    mss + MSS_HEADERS + TCP_TIMESTAMP_OPTION
+}
+
 /// Which end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -196,7 +210,8 @@ pub struct Conn {
     /// Our interface MTU, or the cached path MTU to the peer if lower.
     pmtu: u32,
     peer_mss: u32,
-    probing_low: Option<u32>,
+    /// `icsk_mtup.search_low` once MTU probing is on (an MTU, bytes).
+    search_low: Option<u32>,
     /// Bytes the application has written (the stream's length).
     app_end: u64,
     snd_una: u64,
@@ -227,7 +242,7 @@ impl Conn {
             settings,
             pmtu,
             peer_mss: 536,
-            probing_low: (settings.mtu_probing >= 2).then_some(settings.base_mss),
+            search_low: (settings.mtu_probing >= 2).then_some(mss_to_mtu(settings.base_mss)),
             app_end: 1,
             snd_una: 0,
             snd_nxt: 1,
@@ -280,13 +295,25 @@ impl Conn {
         })
     }
 
-    /// Payload bytes per full segment now.
+    /// Linux `tcp_mtu_to_mss()`: payload bytes per segment for a path MTU
+    /// of `mtu`: the headers off, clamped to the peer's MSS, then the
+    /// timestamp option off, at least 48.
+    fn mtu_to_mss(&self, mtu: u32) -> u32 {
+        (mtu.saturating_sub(MSS_HEADERS))
+            .min(self.peer_mss)
+            .saturating_sub(TCP_TIMESTAMP_OPTION)
+            .max(48)
+    }
+
+    /// Payload bytes per full segment now: Linux `tcp_sync_mss()`, the MSS
+    /// of the path MTU, and with MTU probing on no more than the MSS of
+    /// `search_low`.
     pub fn mss(&self) -> u32 {
-        let mut mss = (self.pmtu - MSS_HEADERS).min(self.peer_mss);
-        if let Some(low) = self.probing_low {
-            mss = mss.min(low);
+        let mss = self.mtu_to_mss(self.pmtu);
+        match self.search_low {
+            Some(low) => mss.min(self.mtu_to_mss(low)),
+            None => mss,
         }
-        mss.saturating_sub(TCP_TIMESTAMP_OPTION).max(48)
     }
 
     /// In-order bytes received (the SYN not counted).
@@ -602,10 +629,10 @@ impl Conn {
                     return;
                 }
                 if self.settings.mtu_probing >= 1
-                    && self.probing_low.is_none()
+                    && self.search_low.is_none()
                     && elapsed >= retrans_timeout(self.settings.retries1, RTO_MIN)
                 {
-                    self.probing_low = Some(self.settings.base_mss);
+                    self.search_low = Some(mss_to_mtu(self.settings.base_mss));
                     out.push(TcpOut::Note(format!(
                         "tcp_mtu_probing: black hole detected after {elapsed} of retransmissions; MSS now {}",
                         self.mss()
@@ -699,6 +726,21 @@ mod tests {
     }
 
     #[test]
+    fn mss_is_min_of_pmtu_peer_and_base_as_tcp_sync_mss() {
+        let probing = TcpSettings {
+            mtu_probing: 2,
+            ..TcpSettings::default()
+        };
+        let mss = |pmtu, peer| {
+            Conn::accept(probing, pmtu, Some(peer), SimTime::ZERO, &mut Vec::new()).mss()
+        };
+        assert_eq!(mss_to_mtu(1024), 1076, "tcp_mtup_init's search_low");
+        assert_eq!(mss(1500, 1460), 1024, "the base MSS keeps its 1024 bytes");
+        assert_eq!(mss(1000, 1460), 948, "pmtu - 52");
+        assert_eq!(mss(1500, 1000), 988, "peer MSS - 12");
+    }
+
+    #[test]
     fn black_hole_detection_after_three_seconds() {
         let settings = TcpSettings {
             mtu_probing: 1,
@@ -742,7 +784,10 @@ mod tests {
         let d = detected.unwrap().as_secs_f64();
         println!("black hole detected {d} s after the first send (calibration: ~3 s)");
         assert!((3.0..4.0).contains(&d), "{d}");
-        assert_eq!(s.mss(), 1012, "base MSS 1024 less 12 bytes of timestamps");
+        // Linux: search_low = tcp_mss_to_mtu(1024) = 1076, and
+        // tcp_mtu_to_mss(1076) = 1076 - 40 - 12 = 1024 payload bytes
+        // (measured on Linux 6.18: 1024-byte payloads after detection).
+        assert_eq!(s.mss(), 1024, "min(pmtu - 52, peer MSS - 12, base MSS)");
     }
 
     #[test]
