@@ -13,13 +13,18 @@
 //! - the retransmission timer: SRTT/RTTVAR (RFC 6298) with Linux's floor on
 //!   the variance term (`rto = srtt + max(4 rttvar, rto_min)`), 1 s before
 //!   any sample, exponential backoff capped at `rto_max`, and Linux's give-up
-//!   test `retransmits_timed_out()`: elapsed time since the first
-//!   transmission of the oldest unacknowledged segment against the time
-//!   `tcp_retries2` backoffs from `rto_min` would take (924.6 s);
+//!   test `retransmits_timed_out()` (net/ipv4/tcp_timer.c, called from
+//!   `tcp_write_timeout()`): elapsed time since `retrans_stamp`, the first
+//!   retransmission of the outstanding data (set in `tcp_retransmit_skb()`,
+//!   cleared once no retransmitted data is outstanding), against the time
+//!   `tcp_retries2` backoffs from `rto_min` would take (924.6 s); before the
+//!   first retransmission nothing has timed out;
 //! - path MTU: an ICMP "fragmentation needed" lowers the MSS at once and the
 //!   lost segments are resent at the new size (`tcp_v4_mtu_reduced`);
 //! - `tcp_mtu_probing=1`: after `tcp_retries1` backoffs' worth of timeouts
-//!   (3 s from `rto_min`) the connection assumes a black hole and drops to
+//!   (3 s from `rto_min`, on the same `retrans_stamp` clock, so at small
+//!   RTOs detection lands one RTO later than 3 s after the first send:
+//!   6.5 s at a 210 ms RTO) the connection assumes a black hole and drops to
 //!   `tcp_base_mss` (1024), as `tcp_mtu_probing()` in tcp_timer.c does;
 //!   `=2` uses the base MSS from the start. The arithmetic is the kernel's
 //!   (net/ipv4/tcp_output.c): `tcp_mtup_init()` sets `search_low =
@@ -225,6 +230,10 @@ pub struct Conn {
     rttvar: SimDuration,
     rto: SimDuration,
     retransmits: u32,
+    /// Linux `retrans_stamp`: when the first retransmission of the
+    /// outstanding data went out; the black-hole and give-up clocks run
+    /// from here.
+    retrans_stamp: Option<SimTime>,
     rcv_nxt: u64,
     ooo: BTreeMap<u64, u64>,
     syn_sent_at: SimTime,
@@ -255,6 +264,7 @@ impl Conn {
             rttvar: SimDuration::ZERO,
             rto: RTO_INIT,
             retransmits: 0,
+            retrans_stamp: None,
             rcv_nxt: 0,
             ooo: BTreeMap::new(),
             syn_sent_at: now,
@@ -379,11 +389,13 @@ impl Conn {
         }
     }
 
-    /// Retransmits the oldest unacknowledged data at the current MSS.
-    fn retransmit_head(&mut self, out: &mut Vec<TcpOut>) {
+    /// Retransmits the oldest unacknowledged data at the current MSS; the
+    /// first retransmission stamps `retrans_stamp` (`tcp_retransmit_skb`).
+    fn retransmit_head(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
         let Some(head) = self.in_flight.front().copied() else {
             return;
         };
+        self.retrans_stamp.get_or_insert(now);
         let mss = u64::from(self.mss());
         // Go back: everything after the head is sent again as the window reopens.
         let first_sent = head.first_sent;
@@ -538,6 +550,11 @@ impl Conn {
                 self.in_flight.pop_front();
             }
             self.snd_una = ack;
+            if !self.in_flight.iter().any(|s| s.retransmitted) {
+                // No retransmitted data left outstanding
+                // (`tcp_retrans_stamp_cleanup`).
+                self.retrans_stamp = None;
+            }
             if let Some(r) = sample {
                 self.update_rtt(r);
             }
@@ -568,14 +585,14 @@ impl Conn {
             if self.dupacks == 3 {
                 self.ssthresh = (self.flight_segments() / 2).max(2);
                 self.cwnd = self.ssthresh;
-                self.retransmit_head(out);
+                self.retransmit_head(now, out);
             }
         }
     }
 
     /// The path MTU towards the peer fell to `mtu` (ICMP fragmentation
     /// needed): lower the MSS and resend what was lost at the new size.
-    pub fn on_pmtu(&mut self, mtu: u32, out: &mut Vec<TcpOut>) {
+    pub fn on_pmtu(&mut self, mtu: u32, now: SimTime, out: &mut Vec<TcpOut>) {
         if mtu >= self.pmtu || self.state == State::Closed {
             return;
         }
@@ -586,7 +603,7 @@ impl Conn {
             self.mss()
         )));
         if self.state == State::Established {
-            self.retransmit_head(out);
+            self.retransmit_head(now, out);
         }
     }
 
@@ -619,10 +636,12 @@ impl Conn {
                 ));
             }
             State::Established => {
-                let Some(head) = self.in_flight.front() else {
+                if self.in_flight.is_empty() {
                     return;
-                };
-                let elapsed = now - head.first_sent;
+                }
+                // `retransmits_timed_out()`: time since `retrans_stamp`, the
+                // first retransmission (none yet: nothing has timed out).
+                let elapsed = self.retrans_stamp.map_or(SimDuration::ZERO, |t| now - t);
                 if elapsed >= retrans_timeout(self.settings.retries2, RTO_MIN) {
                     self.state = State::Closed;
                     out.push(TcpOut::Failed("Connection timed out"));
@@ -644,7 +663,7 @@ impl Conn {
                 self.dupacks = 0;
                 self.retransmits += 1;
                 self.rto = self.rto.saturating_mul(2).min(RTO_MAX);
-                self.retransmit_head(out);
+                self.retransmit_head(now, out);
                 out.push(TcpOut::Arm(self.rto));
             }
         }
@@ -765,6 +784,7 @@ mod tests {
         s.write(100_000, t0, &mut out);
         let mut t = t0;
         let mut detected = None;
+        let mut timeouts = Vec::new();
         for _ in 0..8 {
             let d = out
                 .iter()
@@ -777,13 +797,26 @@ mod tests {
             out.clear();
             t += d;
             s.on_timeout(t, &mut out);
+            timeouts.push(t);
             if detected.is_none() && out.iter().any(|o| matches!(o, TcpOut::Note(_))) {
-                detected = Some(t - t0);
+                detected = Some(timeouts.len() - 1);
             }
         }
-        let d = detected.unwrap().as_secs_f64();
-        println!("black hole detected {d} s after the first send (calibration: ~3 s)");
-        assert!((3.0..4.0).contains(&d), "{d}");
+        // retransmits_timed_out(): the clock starts at the first
+        // retransmission (retrans_stamp, the first timeout), and detection
+        // is at the first timeout 3 s or more after it.
+        let i = detected.unwrap();
+        let since_first = |k: usize| (timeouts[k] - timeouts[0]).as_secs_f64();
+        println!(
+            "black hole detected {} s after the first send, {} s after the first retransmission",
+            (timeouts[i] - t0).as_secs_f64(),
+            since_first(i)
+        );
+        assert!(since_first(i) >= 3.0, "{}", since_first(i));
+        assert!(since_first(i - 1) < 3.0, "{}", since_first(i - 1));
+        // RTO 210 ms (10 ms SYN RTT + rto_min): timeouts at 0.21, 0.63,
+        // 1.47, 3.15, 6.51 s; the kernel detects at 6.51 s, not 3.15 s.
+        assert_eq!(timeouts[i] - t0, SimDuration::from_millis(6_510));
         // Linux: search_low = tcp_mss_to_mtu(1024) = 1076, and
         // tcp_mtu_to_mss(1076) = 1076 - 40 - 12 = 1024 payload bytes
         // (measured on Linux 6.18: 1024-byte payloads after detection).
