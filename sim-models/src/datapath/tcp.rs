@@ -10,6 +10,15 @@
 //!   congestion avoidance, a 64 KiB receive window, cumulative ACKs sent for
 //!   every segment, out-of-order segments kept until the gap fills, fast
 //!   retransmit after three duplicate ACKs;
+//! - the tail loss probe (`tcp_early_retrans` 3, RFC 8985), as
+//!   `tcp_schedule_loss_probe()` and `tcp_send_loss_probe()` in
+//!   net/ipv4/tcp_output.c do: with data out and nothing retransmitted, the
+//!   timer is the probe timeout PTO = 2 SRTT + `TCP_TIMEOUT_MIN` (2 ms;
+//!   `rto_min` instead when a single segment is out), at least 10 ms, never
+//!   later than the RTO; when it fires one new segment goes out if the
+//!   receive window allows, else the last segment again, and the RTO
+//!   restarts from then (`tcp_rearm_rto()`). On a 20 ms path the probe
+//!   leaves 42-46 ms after the flight (measured on Linux 6.18: 45-48 ms);
 //! - the retransmission timer: SRTT/RTTVAR (RFC 6298) with Linux's floor on
 //!   the variance term (`rto = srtt + max(4 rttvar, rto_min)`), 1 s before
 //!   any sample, exponential backoff capped at `rto_max`, and Linux's give-up
@@ -36,8 +45,10 @@
 //!   1024): 1024 payload bytes after detection, as measured on Linux 6.18.
 //!
 //! Limitations: no FIN/TIME_WAIT (a connection ends when its transfer is
-//! done or it gives up; a client that gives up sends RST); no SACK, no
-//! delayed ACKs, no Nagle; the upward search of MTU probing (probe segments
+//! done or it gives up; a client that gives up sends RST); no SACK (the
+//! loss probe, which Linux only sends on SACK connections, is modelled as
+//! if SACK were on, as it is by default; the probe's own loss detection
+//! via `tlp_high_seq` is not), no delayed ACKs, no Nagle; the upward search of MTU probing (probe segments
 //! between `search_low` and `search_high`, re-probing every 600 s) is not
 //! modelled: after black-hole detection a connection stays at the base MSS.
 //!
@@ -64,8 +75,9 @@
 //! Unit tests: the SYN schedule (1, 3, 7, 15, 31, 63 s, fail at 127 s), the
 //! 924.6 s give-up time, the 3 s black-hole detection (validation: the
 //! times come out of the kernel's timer algorithm, not copied from the
-//! figures they are checked against), MSS from MTU, and a transfer over a
-//! lossless loop. Conservation over random topologies is
+//! figures they are checked against), MSS from MTU and from
+//! `tcp_sync_mss()`'s three bounds, the tail loss probe's timing and
+//! segment, and a transfer over a lossless loop. Conservation over random topologies is
 //! checked in [`super::network`].
 
 use sim_core::{SimDuration, SimTime};
@@ -109,6 +121,11 @@ pub const RTO_MIN: SimDuration = SimDuration::from_millis(200);
 pub const RTO_MAX: SimDuration = SimDuration::from_secs(120);
 /// RTO before any RTT sample, and the SYN RTO (`TCP_TIMEOUT_INIT`).
 pub const RTO_INIT: SimDuration = SimDuration::from_secs(1);
+/// `TCP_TIMEOUT_MIN`: what the loss probe timeout adds to 2 SRTT when more
+/// than one segment is out (2 jiffies at HZ=1000).
+pub const TCP_TIMEOUT_MIN: SimDuration = SimDuration::from_millis(2);
+/// Floor of the loss probe timeout.
+pub const PTO_MIN: SimDuration = SimDuration::from_millis(10);
 /// Initial congestion window \[segments\].
 pub const INIT_CWND: u32 = 10;
 /// Receive window \[bytes\].
@@ -234,6 +251,9 @@ pub struct Conn {
     /// outstanding data went out; the black-hole and give-up clocks run
     /// from here.
     retrans_stamp: Option<SimTime>,
+    /// The pending timer is the tail loss probe (`ICSK_TIME_LOSS_PROBE`),
+    /// not the RTO.
+    tlp_armed: bool,
     rcv_nxt: u64,
     ooo: BTreeMap<u64, u64>,
     syn_sent_at: SimTime,
@@ -265,6 +285,7 @@ impl Conn {
             rto: RTO_INIT,
             retransmits: 0,
             retrans_stamp: None,
+            tlp_armed: false,
             rcv_nxt: 0,
             ooo: BTreeMap::new(),
             syn_sent_at: now,
@@ -385,8 +406,79 @@ impl Conn {
             });
         }
         if was_idle && !self.in_flight.is_empty() {
-            out.push(TcpOut::Arm(self.rto));
+            self.arm_xmit_timer(out);
         }
+    }
+
+    /// Linux `tcp_schedule_loss_probe()`, else `tcp_rearm_rto()`: with data
+    /// out and no retransmission outstanding (`TCP_CA_Open`), arm the probe
+    /// timeout, PTO = 2 SRTT + `TCP_TIMEOUT_MIN` (+ `rto_min` instead when
+    /// one segment is out, for a delayed ACK), at least 10 ms, 1 s before
+    /// any RTT sample, never later than the RTO; otherwise arm the RTO.
+    fn arm_xmit_timer(&mut self, out: &mut Vec<TcpOut>) {
+        self.tlp_armed = self.state == State::Established
+            && !self.in_flight.is_empty()
+            && self.retrans_stamp.is_none();
+        if !self.tlp_armed {
+            out.push(TcpOut::Arm(self.rto));
+            return;
+        }
+        let pto = match self.srtt {
+            Some(srtt) => {
+                let extra = if self.in_flight.len() == 1 {
+                    RTO_MIN
+                } else {
+                    TCP_TIMEOUT_MIN
+                };
+                (srtt.saturating_mul(2) + extra).max(PTO_MIN)
+            }
+            None => RTO_INIT,
+        };
+        out.push(TcpOut::Arm(pto.min(self.rto)));
+    }
+
+    /// Linux `tcp_send_loss_probe()`: the probe timeout fired. Send one new
+    /// segment if there is one and the receive window allows it (the
+    /// congestion window is ignored), else resend the last segment sent;
+    /// then restart the RTO from now (`tcp_rearm_rto()`). The probe goes
+    /// out through `__tcp_retransmit_skb()`, so it does not stamp
+    /// `retrans_stamp`.
+    fn send_loss_probe(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
+        let mss = u64::from(self.mss());
+        let rwnd_segs = (RWND / mss).max(1) as u32;
+        if self.snd_nxt < self.app_end && self.flight_segments() < rwnd_segs {
+            let len = (self.app_end - self.snd_nxt).min(mss) as u32;
+            out.push(TcpOut::Segment(Seg {
+                seq: self.snd_nxt,
+                ack: self.rcv_nxt,
+                flags: TcpFlags::ACK.with(TcpFlags::PSH),
+                mss: None,
+                payload: len,
+            }));
+            self.snd_nxt += u64::from(len);
+            self.in_flight.push_back(Sent {
+                end: self.snd_nxt,
+                first_sent: now,
+                retransmitted: false,
+            });
+        } else if let Some(tail) = self.in_flight.back_mut() {
+            tail.retransmitted = true;
+            let end = tail.end;
+            let n = self.in_flight.len();
+            let start = if n >= 2 {
+                self.in_flight[n - 2].end
+            } else {
+                self.snd_una
+            };
+            out.push(TcpOut::Segment(Seg {
+                seq: start,
+                ack: self.rcv_nxt,
+                flags: TcpFlags::ACK.with(TcpFlags::PSH),
+                mss: None,
+                payload: (end - start) as u32,
+            }));
+        }
+        out.push(TcpOut::Arm(self.rto));
     }
 
     /// Retransmits the oldest unacknowledged data at the current MSS; the
@@ -396,6 +488,12 @@ impl Conn {
             return;
         };
         self.retrans_stamp.get_or_insert(now);
+        if self.tlp_armed {
+            // Recovery starts: the probe gives way to the RTO
+            // (`tcp_xmit_retransmit_queue()` rearms it).
+            self.tlp_armed = false;
+            out.push(TcpOut::Arm(self.rto));
+        }
         let mss = u64::from(self.mss());
         // Go back: everything after the head is sent again as the window reopens.
         let first_sent = head.first_sent;
@@ -572,9 +670,10 @@ impl Conn {
                 }
             }
             if self.in_flight.is_empty() {
+                self.tlp_armed = false;
                 out.push(TcpOut::Disarm);
             } else {
-                out.push(TcpOut::Arm(self.rto));
+                self.arm_xmit_timer(out);
             }
             self.push(now, out);
             if self.in_flight.is_empty() && self.snd_nxt >= self.app_end {
@@ -637,6 +736,11 @@ impl Conn {
             }
             State::Established => {
                 if self.in_flight.is_empty() {
+                    return;
+                }
+                if self.tlp_armed {
+                    self.tlp_armed = false;
+                    self.send_loss_probe(now, out);
                     return;
                 }
                 // `retransmits_timed_out()`: time since `retrans_stamp`, the
@@ -802,11 +906,14 @@ mod tests {
                 detected = Some(timeouts.len() - 1);
             }
         }
+        // The first timer is the tail loss probe, 2 SRTT + 2 ms = 22 ms
+        // (tcp_schedule_loss_probe); it does not stamp retrans_stamp.
+        assert_eq!(timeouts[0] - t0, SimDuration::from_millis(22));
         // retransmits_timed_out(): the clock starts at the first
-        // retransmission (retrans_stamp, the first timeout), and detection
-        // is at the first timeout 3 s or more after it.
+        // retransmission (retrans_stamp, the first RTO), and detection is at
+        // the first timeout 3 s or more after it.
         let i = detected.unwrap();
-        let since_first = |k: usize| (timeouts[k] - timeouts[0]).as_secs_f64();
+        let since_first = |k: usize| (timeouts[k] - timeouts[1]).as_secs_f64();
         println!(
             "black hole detected {} s after the first send, {} s after the first retransmission",
             (timeouts[i] - t0).as_secs_f64(),
@@ -814,13 +921,65 @@ mod tests {
         );
         assert!(since_first(i) >= 3.0, "{}", since_first(i));
         assert!(since_first(i - 1) < 3.0, "{}", since_first(i - 1));
-        // RTO 210 ms (10 ms SYN RTT + rto_min): timeouts at 0.21, 0.63,
-        // 1.47, 3.15, 6.51 s; the kernel detects at 6.51 s, not 3.15 s.
-        assert_eq!(timeouts[i] - t0, SimDuration::from_millis(6_510));
+        // RTO 210 ms (10 ms SYN RTT + rto_min) restarted after the probe:
+        // RTOs at 0.232, 0.652, 1.492, 3.172, 6.532 s; the kernel detects at
+        // 6.532 s, not 3.172 s.
+        assert_eq!(timeouts[i] - t0, SimDuration::from_millis(6_532));
         // Linux: search_low = tcp_mss_to_mtu(1024) = 1076, and
         // tcp_mtu_to_mss(1076) = 1076 - 40 - 12 = 1024 payload bytes
         // (measured on Linux 6.18: 1024-byte payloads after detection).
         assert_eq!(s.mss(), 1024, "min(pmtu - 52, peer MSS - 12, base MSS)");
+    }
+
+    #[test]
+    fn tail_loss_probe_resends_the_last_segment_and_restarts_the_rto() {
+        let mut out = Vec::new();
+        let mut s = Conn::accept(
+            TcpSettings::default(),
+            1500,
+            Some(1460),
+            SimTime::ZERO,
+            &mut out,
+        );
+        let t0 = SimTime::ZERO + SimDuration::from_millis(20);
+        let ack = Seg {
+            seq: 1,
+            ack: 1,
+            flags: TcpFlags::ACK,
+            mss: None,
+            payload: 0,
+        };
+        s.on_segment(t0, ack, &mut out);
+        out.clear();
+        // One flight of 10 segments (IW10), all lost.
+        s.write(10 * 1448, t0, &mut out);
+        let sent: Vec<Seg> = out
+            .iter()
+            .filter_map(|o| match o {
+                TcpOut::Segment(g) => Some(*g),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent.len(), 10);
+        // PTO = 2 SRTT (20 ms from the handshake) + TCP_TIMEOUT_MIN = 42 ms.
+        assert_eq!(out.last(), Some(&TcpOut::Arm(SimDuration::from_millis(42))));
+        out.clear();
+        s.on_timeout(t0 + SimDuration::from_millis(42), &mut out);
+        assert_eq!(
+            out,
+            [
+                TcpOut::Segment(sent[9]),
+                TcpOut::Arm(SimDuration::from_millis(220)),
+            ],
+            "the last segment again, then the RTO (20 ms + rto_min) from now"
+        );
+        out.clear();
+        s.on_timeout(t0 + SimDuration::from_millis(262), &mut out);
+        assert_eq!(out[0], TcpOut::Segment(sent[0]), "the RTO resends the head");
+        assert_eq!(
+            out.last(),
+            Some(&TcpOut::Arm(SimDuration::from_millis(440)))
+        );
     }
 
     #[test]
