@@ -10,22 +10,45 @@
 //!   congestion avoidance, a 64 KiB receive window, cumulative ACKs sent for
 //!   every segment, out-of-order segments kept until the gap fills, fast
 //!   retransmit after three duplicate ACKs;
+//! - the tail loss probe (`tcp_early_retrans` 3, RFC 8985), as
+//!   `tcp_schedule_loss_probe()` and `tcp_send_loss_probe()` in
+//!   net/ipv4/tcp_output.c do: with data out and nothing retransmitted, the
+//!   timer is the probe timeout PTO = 2 SRTT + `TCP_TIMEOUT_MIN` (2 ms;
+//!   `rto_min` instead when a single segment is out), at least 10 ms, never
+//!   later than the RTO; when it fires one new segment goes out if the
+//!   receive window allows, else the last segment again, and the RTO
+//!   restarts from then (`tcp_rearm_rto()`). On a 20 ms path the probe
+//!   leaves 42-46 ms after the flight (measured on Linux 6.18: 45-48 ms);
 //! - the retransmission timer: SRTT/RTTVAR (RFC 6298) with Linux's floor on
 //!   the variance term (`rto = srtt + max(4 rttvar, rto_min)`), 1 s before
 //!   any sample, exponential backoff capped at `rto_max`, and Linux's give-up
-//!   test `retransmits_timed_out()`: elapsed time since the first
-//!   transmission of the oldest unacknowledged segment against the time
-//!   `tcp_retries2` backoffs from `rto_min` would take (924.6 s);
+//!   test `retransmits_timed_out()` (net/ipv4/tcp_timer.c, called from
+//!   `tcp_write_timeout()`): elapsed time since `retrans_stamp`, the first
+//!   retransmission of the outstanding data (set in `tcp_retransmit_skb()`,
+//!   cleared once no retransmitted data is outstanding), against the time
+//!   `tcp_retries2` backoffs from `rto_min` would take (924.6 s); before the
+//!   first retransmission nothing has timed out;
 //! - path MTU: an ICMP "fragmentation needed" lowers the MSS at once and the
 //!   lost segments are resent at the new size (`tcp_v4_mtu_reduced`);
 //! - `tcp_mtu_probing=1`: after `tcp_retries1` backoffs' worth of timeouts
-//!   (3 s from `rto_min`) the connection assumes a black hole and drops to
+//!   (3 s from `rto_min`, on the same `retrans_stamp` clock, so at small
+//!   RTOs detection lands one RTO later than 3 s after the first send:
+//!   6.5 s at a 210 ms RTO) the connection assumes a black hole and drops to
 //!   `tcp_base_mss` (1024), as `tcp_mtu_probing()` in tcp_timer.c does;
-//!   `=2` uses the base MSS from the start.
+//!   `=2` uses the base MSS from the start. The arithmetic is the kernel's
+//!   (net/ipv4/tcp_output.c): `tcp_mtup_init()` sets `search_low =
+//!   tcp_mss_to_mtu(tcp_base_mss)` = 1024 + 32 (TCP header with
+//!   timestamps) + 20 = 1076; `tcp_sync_mss()` takes the smaller of
+//!   `tcp_mtu_to_mss(pmtu)` and `tcp_mtu_to_mss(search_low)`, and
+//!   `tcp_mtu_to_mss()` clamps to the peer's MSS before it takes the 12
+//!   timestamp bytes off. So the MSS is min(pmtu - 52, peer MSS - 12,
+//!   1024): 1024 payload bytes after detection, as measured on Linux 6.18.
 //!
 //! Limitations: no FIN/TIME_WAIT (a connection ends when its transfer is
-//! done or it gives up; a client that gives up sends RST); no SACK, no
-//! delayed ACKs, no Nagle; the upward search of MTU probing (probe segments
+//! done or it gives up; a client that gives up sends RST); no SACK (the
+//! loss probe, which Linux only sends on SACK connections, is modelled as
+//! if SACK were on, as it is by default; the probe's own loss detection
+//! via `tlp_high_seq` is not), no delayed ACKs, no Nagle; the upward search of MTU probing (probe segments
 //! between `search_low` and `search_high`, re-probing every 600 s) is not
 //! modelled: after black-hole detection a connection stays at the base MSS.
 //!
@@ -52,8 +75,9 @@
 //! Unit tests: the SYN schedule (1, 3, 7, 15, 31, 63 s, fail at 127 s), the
 //! 924.6 s give-up time, the 3 s black-hole detection (validation: the
 //! times come out of the kernel's timer algorithm, not copied from the
-//! figures they are checked against), MSS from MTU, and a transfer over a
-//! lossless loop. Conservation over random topologies is
+//! figures they are checked against), MSS from MTU and from
+//! `tcp_sync_mss()`'s three bounds, the tail loss probe's timing and
+//! segment, and a transfer over a lossless loop. Conservation over random topologies is
 //! checked in [`super::network`].
 
 use sim_core::{SimDuration, SimTime};
@@ -97,6 +121,11 @@ pub const RTO_MIN: SimDuration = SimDuration::from_millis(200);
 pub const RTO_MAX: SimDuration = SimDuration::from_secs(120);
 /// RTO before any RTT sample, and the SYN RTO (`TCP_TIMEOUT_INIT`).
 pub const RTO_INIT: SimDuration = SimDuration::from_secs(1);
+/// `TCP_TIMEOUT_MIN`: what the loss probe timeout adds to 2 SRTT when more
+/// than one segment is out (2 jiffies at HZ=1000).
+pub const TCP_TIMEOUT_MIN: SimDuration = SimDuration::from_millis(2);
+/// Floor of the loss probe timeout.
+pub const PTO_MIN: SimDuration = SimDuration::from_millis(10);
 /// Initial congestion window \[segments\].
 pub const INIT_CWND: u32 = 10;
 /// Receive window \[bytes\].
@@ -120,6 +149,13 @@ pub fn retrans_timeout(boundary: u32, rto_base: SimDuration) -> SimDuration {
                 + u64::from(boundary - thresh) * RTO_MAX.as_nanos(),
         )
     }
+}
+
+/// Linux `tcp_mss_to_mtu()` as `tcp_mtup_init()` uses it on `tcp_base_mss`:
+/// the payload plus the TCP header with the timestamp option and the IP
+/// header (1024 -> 1076).
+pub fn mss_to_mtu(mss: u32) -> u32 {
+    mss + MSS_HEADERS + TCP_TIMESTAMP_OPTION
 }
 
 /// Which end.
@@ -196,7 +232,8 @@ pub struct Conn {
     /// Our interface MTU, or the cached path MTU to the peer if lower.
     pmtu: u32,
     peer_mss: u32,
-    probing_low: Option<u32>,
+    /// `icsk_mtup.search_low` once MTU probing is on (an MTU, bytes).
+    search_low: Option<u32>,
     /// Bytes the application has written (the stream's length).
     app_end: u64,
     snd_una: u64,
@@ -210,6 +247,13 @@ pub struct Conn {
     rttvar: SimDuration,
     rto: SimDuration,
     retransmits: u32,
+    /// Linux `retrans_stamp`: when the first retransmission of the
+    /// outstanding data went out; the black-hole and give-up clocks run
+    /// from here.
+    retrans_stamp: Option<SimTime>,
+    /// The pending timer is the tail loss probe (`ICSK_TIME_LOSS_PROBE`),
+    /// not the RTO.
+    tlp_armed: bool,
     rcv_nxt: u64,
     ooo: BTreeMap<u64, u64>,
     syn_sent_at: SimTime,
@@ -227,7 +271,7 @@ impl Conn {
             settings,
             pmtu,
             peer_mss: 536,
-            probing_low: (settings.mtu_probing >= 2).then_some(settings.base_mss),
+            search_low: (settings.mtu_probing >= 2).then_some(mss_to_mtu(settings.base_mss)),
             app_end: 1,
             snd_una: 0,
             snd_nxt: 1,
@@ -240,6 +284,8 @@ impl Conn {
             rttvar: SimDuration::ZERO,
             rto: RTO_INIT,
             retransmits: 0,
+            retrans_stamp: None,
+            tlp_armed: false,
             rcv_nxt: 0,
             ooo: BTreeMap::new(),
             syn_sent_at: now,
@@ -280,13 +326,25 @@ impl Conn {
         })
     }
 
-    /// Payload bytes per full segment now.
+    /// Linux `tcp_mtu_to_mss()`: payload bytes per segment for a path MTU
+    /// of `mtu`: the headers off, clamped to the peer's MSS, then the
+    /// timestamp option off, at least 48.
+    fn mtu_to_mss(&self, mtu: u32) -> u32 {
+        (mtu.saturating_sub(MSS_HEADERS))
+            .min(self.peer_mss)
+            .saturating_sub(TCP_TIMESTAMP_OPTION)
+            .max(48)
+    }
+
+    /// Payload bytes per full segment now: Linux `tcp_sync_mss()`, the MSS
+    /// of the path MTU, and with MTU probing on no more than the MSS of
+    /// `search_low`.
     pub fn mss(&self) -> u32 {
-        let mut mss = (self.pmtu - MSS_HEADERS).min(self.peer_mss);
-        if let Some(low) = self.probing_low {
-            mss = mss.min(low);
+        let mss = self.mtu_to_mss(self.pmtu);
+        match self.search_low {
+            Some(low) => mss.min(self.mtu_to_mss(low)),
+            None => mss,
         }
-        mss.saturating_sub(TCP_TIMESTAMP_OPTION).max(48)
     }
 
     /// In-order bytes received (the SYN not counted).
@@ -348,15 +406,94 @@ impl Conn {
             });
         }
         if was_idle && !self.in_flight.is_empty() {
-            out.push(TcpOut::Arm(self.rto));
+            self.arm_xmit_timer(out);
         }
     }
 
-    /// Retransmits the oldest unacknowledged data at the current MSS.
-    fn retransmit_head(&mut self, out: &mut Vec<TcpOut>) {
+    /// Linux `tcp_schedule_loss_probe()`, else `tcp_rearm_rto()`: with data
+    /// out and no retransmission outstanding (`TCP_CA_Open`), arm the probe
+    /// timeout, PTO = 2 SRTT + `TCP_TIMEOUT_MIN` (+ `rto_min` instead when
+    /// one segment is out, for a delayed ACK), at least 10 ms, 1 s before
+    /// any RTT sample, never later than the RTO; otherwise arm the RTO.
+    fn arm_xmit_timer(&mut self, out: &mut Vec<TcpOut>) {
+        self.tlp_armed = self.state == State::Established
+            && !self.in_flight.is_empty()
+            && self.retrans_stamp.is_none();
+        if !self.tlp_armed {
+            out.push(TcpOut::Arm(self.rto));
+            return;
+        }
+        let pto = match self.srtt {
+            Some(srtt) => {
+                let extra = if self.in_flight.len() == 1 {
+                    RTO_MIN
+                } else {
+                    TCP_TIMEOUT_MIN
+                };
+                (srtt.saturating_mul(2) + extra).max(PTO_MIN)
+            }
+            None => RTO_INIT,
+        };
+        out.push(TcpOut::Arm(pto.min(self.rto)));
+    }
+
+    /// Linux `tcp_send_loss_probe()`: the probe timeout fired. Send one new
+    /// segment if there is one and the receive window allows it (the
+    /// congestion window is ignored), else resend the last segment sent;
+    /// then restart the RTO from now (`tcp_rearm_rto()`). The probe goes
+    /// out through `__tcp_retransmit_skb()`, so it does not stamp
+    /// `retrans_stamp`.
+    fn send_loss_probe(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
+        let mss = u64::from(self.mss());
+        let rwnd_segs = (RWND / mss).max(1) as u32;
+        if self.snd_nxt < self.app_end && self.flight_segments() < rwnd_segs {
+            let len = (self.app_end - self.snd_nxt).min(mss) as u32;
+            out.push(TcpOut::Segment(Seg {
+                seq: self.snd_nxt,
+                ack: self.rcv_nxt,
+                flags: TcpFlags::ACK.with(TcpFlags::PSH),
+                mss: None,
+                payload: len,
+            }));
+            self.snd_nxt += u64::from(len);
+            self.in_flight.push_back(Sent {
+                end: self.snd_nxt,
+                first_sent: now,
+                retransmitted: false,
+            });
+        } else if let Some(tail) = self.in_flight.back_mut() {
+            tail.retransmitted = true;
+            let end = tail.end;
+            let n = self.in_flight.len();
+            let start = if n >= 2 {
+                self.in_flight[n - 2].end
+            } else {
+                self.snd_una
+            };
+            out.push(TcpOut::Segment(Seg {
+                seq: start,
+                ack: self.rcv_nxt,
+                flags: TcpFlags::ACK.with(TcpFlags::PSH),
+                mss: None,
+                payload: (end - start) as u32,
+            }));
+        }
+        out.push(TcpOut::Arm(self.rto));
+    }
+
+    /// Retransmits the oldest unacknowledged data at the current MSS; the
+    /// first retransmission stamps `retrans_stamp` (`tcp_retransmit_skb`).
+    fn retransmit_head(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
         let Some(head) = self.in_flight.front().copied() else {
             return;
         };
+        self.retrans_stamp.get_or_insert(now);
+        if self.tlp_armed {
+            // Recovery starts: the probe gives way to the RTO
+            // (`tcp_xmit_retransmit_queue()` rearms it).
+            self.tlp_armed = false;
+            out.push(TcpOut::Arm(self.rto));
+        }
         let mss = u64::from(self.mss());
         // Go back: everything after the head is sent again as the window reopens.
         let first_sent = head.first_sent;
@@ -511,6 +648,11 @@ impl Conn {
                 self.in_flight.pop_front();
             }
             self.snd_una = ack;
+            if !self.in_flight.iter().any(|s| s.retransmitted) {
+                // No retransmitted data left outstanding
+                // (`tcp_retrans_stamp_cleanup`).
+                self.retrans_stamp = None;
+            }
             if let Some(r) = sample {
                 self.update_rtt(r);
             }
@@ -528,9 +670,10 @@ impl Conn {
                 }
             }
             if self.in_flight.is_empty() {
+                self.tlp_armed = false;
                 out.push(TcpOut::Disarm);
             } else {
-                out.push(TcpOut::Arm(self.rto));
+                self.arm_xmit_timer(out);
             }
             self.push(now, out);
             if self.in_flight.is_empty() && self.snd_nxt >= self.app_end {
@@ -541,14 +684,14 @@ impl Conn {
             if self.dupacks == 3 {
                 self.ssthresh = (self.flight_segments() / 2).max(2);
                 self.cwnd = self.ssthresh;
-                self.retransmit_head(out);
+                self.retransmit_head(now, out);
             }
         }
     }
 
     /// The path MTU towards the peer fell to `mtu` (ICMP fragmentation
     /// needed): lower the MSS and resend what was lost at the new size.
-    pub fn on_pmtu(&mut self, mtu: u32, out: &mut Vec<TcpOut>) {
+    pub fn on_pmtu(&mut self, mtu: u32, now: SimTime, out: &mut Vec<TcpOut>) {
         if mtu >= self.pmtu || self.state == State::Closed {
             return;
         }
@@ -559,7 +702,7 @@ impl Conn {
             self.mss()
         )));
         if self.state == State::Established {
-            self.retransmit_head(out);
+            self.retransmit_head(now, out);
         }
     }
 
@@ -592,20 +735,27 @@ impl Conn {
                 ));
             }
             State::Established => {
-                let Some(head) = self.in_flight.front() else {
+                if self.in_flight.is_empty() {
                     return;
-                };
-                let elapsed = now - head.first_sent;
+                }
+                if self.tlp_armed {
+                    self.tlp_armed = false;
+                    self.send_loss_probe(now, out);
+                    return;
+                }
+                // `retransmits_timed_out()`: time since `retrans_stamp`, the
+                // first retransmission (none yet: nothing has timed out).
+                let elapsed = self.retrans_stamp.map_or(SimDuration::ZERO, |t| now - t);
                 if elapsed >= retrans_timeout(self.settings.retries2, RTO_MIN) {
                     self.state = State::Closed;
                     out.push(TcpOut::Failed("Connection timed out"));
                     return;
                 }
                 if self.settings.mtu_probing >= 1
-                    && self.probing_low.is_none()
+                    && self.search_low.is_none()
                     && elapsed >= retrans_timeout(self.settings.retries1, RTO_MIN)
                 {
-                    self.probing_low = Some(self.settings.base_mss);
+                    self.search_low = Some(mss_to_mtu(self.settings.base_mss));
                     out.push(TcpOut::Note(format!(
                         "tcp_mtu_probing: black hole detected after {elapsed} of retransmissions; MSS now {}",
                         self.mss()
@@ -617,7 +767,7 @@ impl Conn {
                 self.dupacks = 0;
                 self.retransmits += 1;
                 self.rto = self.rto.saturating_mul(2).min(RTO_MAX);
-                self.retransmit_head(out);
+                self.retransmit_head(now, out);
                 out.push(TcpOut::Arm(self.rto));
             }
         }
@@ -699,6 +849,21 @@ mod tests {
     }
 
     #[test]
+    fn mss_is_min_of_pmtu_peer_and_base_as_tcp_sync_mss() {
+        let probing = TcpSettings {
+            mtu_probing: 2,
+            ..TcpSettings::default()
+        };
+        let mss = |pmtu, peer| {
+            Conn::accept(probing, pmtu, Some(peer), SimTime::ZERO, &mut Vec::new()).mss()
+        };
+        assert_eq!(mss_to_mtu(1024), 1076, "tcp_mtup_init's search_low");
+        assert_eq!(mss(1500, 1460), 1024, "the base MSS keeps its 1024 bytes");
+        assert_eq!(mss(1000, 1460), 948, "pmtu - 52");
+        assert_eq!(mss(1500, 1000), 988, "peer MSS - 12");
+    }
+
+    #[test]
     fn black_hole_detection_after_three_seconds() {
         let settings = TcpSettings {
             mtu_probing: 1,
@@ -723,6 +888,7 @@ mod tests {
         s.write(100_000, t0, &mut out);
         let mut t = t0;
         let mut detected = None;
+        let mut timeouts = Vec::new();
         for _ in 0..8 {
             let d = out
                 .iter()
@@ -735,14 +901,85 @@ mod tests {
             out.clear();
             t += d;
             s.on_timeout(t, &mut out);
+            timeouts.push(t);
             if detected.is_none() && out.iter().any(|o| matches!(o, TcpOut::Note(_))) {
-                detected = Some(t - t0);
+                detected = Some(timeouts.len() - 1);
             }
         }
-        let d = detected.unwrap().as_secs_f64();
-        println!("black hole detected {d} s after the first send (calibration: ~3 s)");
-        assert!((3.0..4.0).contains(&d), "{d}");
-        assert_eq!(s.mss(), 1012, "base MSS 1024 less 12 bytes of timestamps");
+        // The first timer is the tail loss probe, 2 SRTT + 2 ms = 22 ms
+        // (tcp_schedule_loss_probe); it does not stamp retrans_stamp.
+        assert_eq!(timeouts[0] - t0, SimDuration::from_millis(22));
+        // retransmits_timed_out(): the clock starts at the first
+        // retransmission (retrans_stamp, the first RTO), and detection is at
+        // the first timeout 3 s or more after it.
+        let i = detected.unwrap();
+        let since_first = |k: usize| (timeouts[k] - timeouts[1]).as_secs_f64();
+        println!(
+            "black hole detected {} s after the first send, {} s after the first retransmission",
+            (timeouts[i] - t0).as_secs_f64(),
+            since_first(i)
+        );
+        assert!(since_first(i) >= 3.0, "{}", since_first(i));
+        assert!(since_first(i - 1) < 3.0, "{}", since_first(i - 1));
+        // RTO 210 ms (10 ms SYN RTT + rto_min) restarted after the probe:
+        // RTOs at 0.232, 0.652, 1.492, 3.172, 6.532 s; the kernel detects at
+        // 6.532 s, not 3.172 s.
+        assert_eq!(timeouts[i] - t0, SimDuration::from_millis(6_532));
+        // Linux: search_low = tcp_mss_to_mtu(1024) = 1076, and
+        // tcp_mtu_to_mss(1076) = 1076 - 40 - 12 = 1024 payload bytes
+        // (measured on Linux 6.18: 1024-byte payloads after detection).
+        assert_eq!(s.mss(), 1024, "min(pmtu - 52, peer MSS - 12, base MSS)");
+    }
+
+    #[test]
+    fn tail_loss_probe_resends_the_last_segment_and_restarts_the_rto() {
+        let mut out = Vec::new();
+        let mut s = Conn::accept(
+            TcpSettings::default(),
+            1500,
+            Some(1460),
+            SimTime::ZERO,
+            &mut out,
+        );
+        let t0 = SimTime::ZERO + SimDuration::from_millis(20);
+        let ack = Seg {
+            seq: 1,
+            ack: 1,
+            flags: TcpFlags::ACK,
+            mss: None,
+            payload: 0,
+        };
+        s.on_segment(t0, ack, &mut out);
+        out.clear();
+        // One flight of 10 segments (IW10), all lost.
+        s.write(10 * 1448, t0, &mut out);
+        let sent: Vec<Seg> = out
+            .iter()
+            .filter_map(|o| match o {
+                TcpOut::Segment(g) => Some(*g),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent.len(), 10);
+        // PTO = 2 SRTT (20 ms from the handshake) + TCP_TIMEOUT_MIN = 42 ms.
+        assert_eq!(out.last(), Some(&TcpOut::Arm(SimDuration::from_millis(42))));
+        out.clear();
+        s.on_timeout(t0 + SimDuration::from_millis(42), &mut out);
+        assert_eq!(
+            out,
+            [
+                TcpOut::Segment(sent[9]),
+                TcpOut::Arm(SimDuration::from_millis(220)),
+            ],
+            "the last segment again, then the RTO (20 ms + rto_min) from now"
+        );
+        out.clear();
+        s.on_timeout(t0 + SimDuration::from_millis(262), &mut out);
+        assert_eq!(out[0], TcpOut::Segment(sent[0]), "the RTO resends the head");
+        assert_eq!(
+            out.last(),
+            Some(&TcpOut::Arm(SimDuration::from_millis(440)))
+        );
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl Sim<'_> {
                         let key = (ep, quote.sport, quote.dst, quote.dport);
                         if let Some(&c) = self.conn_index.get(&key) {
                             let mut out = Vec::new();
-                            self.conns[c as usize].conn.on_pmtu(mtu, &mut out);
+                            self.conns[c as usize].conn.on_pmtu(mtu, now, &mut out);
                             self.apply_tcp(c, out);
                         }
                     }
