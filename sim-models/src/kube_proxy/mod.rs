@@ -99,8 +99,10 @@ use sim_core::{SimDuration, SimRng, SimTime};
 use std::collections::BTreeMap;
 use sync::SyncRunner;
 
-/// The forwarding engine behind ClusterIP Services.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The forwarding engine behind ClusterIP Services (in scenario files by
+/// its lowercase name: `iptables`, `ipvs`, `nftables`, `ebpf`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// kube-proxy `--proxy-mode=iptables`.
     Iptables,

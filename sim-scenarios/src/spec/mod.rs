@@ -68,8 +68,7 @@ pub use cluster::{AllocatorName, ClusterFile, IpamFile, IpamMode, NodesFile};
 pub use dns::{CoreDnsFile, DnsFile, HpaFile, UpstreamFile};
 pub use expect::{ExpectFile, Expectation, Probe};
 pub use network::{
-    ConntrackFile, KubeProxyFile, MasqueradeFile, NetworkFile, OtherServicesFile, ProxyModeName,
-    SizedBy,
+    ConntrackFile, KubeProxyFile, MasqueradeFile, NetworkFile, OtherServicesFile, SizedBy,
 };
 pub use timeline::{NodeNames, TimelineFile};
 pub use traffic::{ConnectionsFile, ConnectionsMap, KeepAliveFile, ResolveFile, TrafficFile};

@@ -65,7 +65,7 @@ pub struct NetworkFile {
 #[serde(deny_unknown_fields)]
 pub struct KubeProxyFile {
     /// `iptables`, `ipvs`, `nftables` or `ebpf`.
-    pub mode: ProxyModeName,
+    pub mode: Mode,
     /// `--iptables-sync-period` (default 30s).
     pub sync_period: Option<Duration>,
     /// `--iptables-min-sync-period` (default 1s; ebpf 0).
@@ -81,20 +81,6 @@ pub struct KubeProxyFile {
     pub hash_lookup: Option<Duration>,
     /// Programming time per rule line or object (default 18.39us, #96018).
     pub per_line: Option<Duration>,
-}
-
-/// Forwarding engines as operators name them.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ProxyModeName {
-    /// `--proxy-mode=iptables`.
-    Iptables,
-    /// `--proxy-mode=ipvs`.
-    Ipvs,
-    /// `--proxy-mode=nftables`.
-    Nftables,
-    /// eBPF service load balancing (Cilium kube-proxy replacement).
-    Ebpf,
 }
 
 /// The cluster's other Services.
@@ -421,12 +407,7 @@ impl Validator<'_> {
         };
         let kp = [&np[..], &path!["kube_proxy"]].concat();
         let field = |f: &str| [&kp[..], &path![f]].concat();
-        let mode = match k.mode {
-            ProxyModeName::Iptables => Mode::Iptables,
-            ProxyModeName::Ipvs => Mode::Ipvs,
-            ProxyModeName::Nftables => Mode::Nftables,
-            ProxyModeName::Ebpf => Mode::Ebpf,
-        };
+        let mode = k.mode;
         if mode == Mode::Ebpf && n.cni == "flannel" {
             return Err(self.err(
                 &field("mode"),
