@@ -384,26 +384,35 @@ impl Conn {
         self.in_flight.len() as u32
     }
 
+    /// Segments the peer's receive window holds.
+    fn rwnd_segments(&self) -> u32 {
+        (RWND / u64::from(self.mss())).max(1) as u32
+    }
+
+    /// Sends the next segment of new data (at most one MSS).
+    fn send_new_segment(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
+        let len = (self.app_end - self.snd_nxt).min(u64::from(self.mss())) as u32;
+        out.push(TcpOut::Segment(Seg {
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: TcpFlags::ACK.with(TcpFlags::PSH),
+            mss: None,
+            payload: len,
+        }));
+        self.snd_nxt += u64::from(len);
+        self.in_flight.push_back(Sent {
+            end: self.snd_nxt,
+            first_sent: now,
+            retransmitted: false,
+        });
+    }
+
     /// Sends what the windows allow.
     fn push(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
-        let mss = self.mss();
-        let rwnd_segs = (RWND / u64::from(mss)).max(1) as u32;
+        let rwnd_segs = self.rwnd_segments();
         let was_idle = self.in_flight.is_empty();
         while self.snd_nxt < self.app_end && self.flight_segments() < self.cwnd.min(rwnd_segs) {
-            let len = (self.app_end - self.snd_nxt).min(u64::from(mss)) as u32;
-            out.push(TcpOut::Segment(Seg {
-                seq: self.snd_nxt,
-                ack: self.rcv_nxt,
-                flags: TcpFlags::ACK.with(TcpFlags::PSH),
-                mss: None,
-                payload: len,
-            }));
-            self.snd_nxt += u64::from(len);
-            self.in_flight.push_back(Sent {
-                end: self.snd_nxt,
-                first_sent: now,
-                retransmitted: false,
-            });
+            self.send_new_segment(now, out);
         }
         if was_idle && !self.in_flight.is_empty() {
             self.arm_xmit_timer(out);
@@ -444,23 +453,8 @@ impl Conn {
     /// out through `__tcp_retransmit_skb()`, so it does not stamp
     /// `retrans_stamp`.
     fn send_loss_probe(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
-        let mss = u64::from(self.mss());
-        let rwnd_segs = (RWND / mss).max(1) as u32;
-        if self.snd_nxt < self.app_end && self.flight_segments() < rwnd_segs {
-            let len = (self.app_end - self.snd_nxt).min(mss) as u32;
-            out.push(TcpOut::Segment(Seg {
-                seq: self.snd_nxt,
-                ack: self.rcv_nxt,
-                flags: TcpFlags::ACK.with(TcpFlags::PSH),
-                mss: None,
-                payload: len,
-            }));
-            self.snd_nxt += u64::from(len);
-            self.in_flight.push_back(Sent {
-                end: self.snd_nxt,
-                first_sent: now,
-                retransmitted: false,
-            });
+        if self.snd_nxt < self.app_end && self.flight_segments() < self.rwnd_segments() {
+            self.send_new_segment(now, out);
         } else if let Some(tail) = self.in_flight.back_mut() {
             tail.retransmitted = true;
             let end = tail.end;

@@ -370,7 +370,7 @@ impl Sim<'_> {
         }
         let mode = rt.path.service.kube_proxy.as_ref().map(|k| k.config().mode);
         let policed = rt.path.policy.is_some();
-        let node = format!("node-{}", n + 1);
+        let node = n + 1;
         if let Err(drop) = verdict {
             if let Some((node, id)) = trip.ct {
                 rt.path.tables.nodes[node as usize].delete(now, id);
@@ -396,7 +396,7 @@ impl Sim<'_> {
                 DropKind::ConntrackFull | DropKind::InsertFailed => "conntrack",
                 _ => "service-lookup",
             };
-            self.drop_packet(slot, kind, format!("{node} {hook}"), detail);
+            self.drop_packet(slot, kind, format!("node-{node} {hook}"), detail);
             return None;
         }
         let pod = trip.pod.expect("a passed first packet has its pod") as usize;
@@ -438,11 +438,11 @@ impl Sim<'_> {
                         .map_or(0, |i| i + 1),
                     svc.endpoints.len(),
                 );
-                self.trace_line(&p, &format!("{node} {name}"), &verdict);
+                self.trace_line(&p, &format!("node-{node} {name}"), &verdict);
             }
             if policed {
                 let after = *self.pkt(slot);
-                self.trace_line(&after, &format!("{node} policy-verdict"), "ALLOWED");
+                self.trace_line(&after, &format!("node-{node} policy-verdict"), "ALLOWED");
             }
         }
         Some(lookup)
