@@ -18,6 +18,7 @@ pub mod figures;
 pub mod locate;
 pub mod report;
 pub mod run;
+pub mod schema;
 pub mod spec;
 pub mod story;
 pub mod sweep;

@@ -99,6 +99,9 @@ enum Command {
     },
     /// List the bundled scenarios.
     List,
+    /// Print the JSON Schema of scenario files (both levels), for editors:
+    /// the repository keeps it at schema/knsim-scenario.schema.json.
+    Schema,
     /// NetworkPolicy reachability: read the manifests in DIR (NetworkPolicy,
     /// Namespace, Pod, Deployment, StatefulSet) and print who can reach whom
     /// on which port (pods, nodes as node:NAME, --peer addresses as
@@ -280,6 +283,10 @@ fn timed<R, E: std::fmt::Display>(
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Schema => {
+            print!("{}", sim_scenarios::schema::json_schema());
+            ExitCode::SUCCESS
+        }
         Command::List => {
             for (name, text) in bundled::BUNDLED {
                 let summary = if sim_scenarios::datapath::is_datapath(text) {
