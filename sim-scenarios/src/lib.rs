@@ -14,6 +14,7 @@ pub mod bundled;
 pub mod datapath;
 pub mod envelope;
 pub mod error;
+pub mod estimate;
 pub mod figures;
 pub mod locate;
 pub mod report;
