@@ -118,10 +118,9 @@ impl Estimate {
         }
         let pods = pods_created(cfg);
         let samples = (cfg.duration.as_nanos() / cfg.sample_every.as_nanos().max(1)) as f64 + 1.0;
-        let kube_proxy_syncs = cfg
-            .kube_proxy
-            .as_ref()
-            .map_or(0.0, |k| duration / k.min_sync_period.as_secs_f64().max(1e-3));
+        let kube_proxy_syncs = cfg.kube_proxy.as_ref().map_or(0.0, |k| {
+            duration / k.min_sync_period.as_secs_f64().max(1e-3)
+        });
         let fixed = pods * EVENTS_PER_POD + samples + kube_proxy_syncs + cfg.timeline.len() as f64;
         events += fixed;
         bound += fixed * 2.0;
@@ -263,7 +262,9 @@ fn queries_per_lookup(cfg: &ClusterConfig, spec: &TrafficSpec) -> (f64, f64) {
         QueryTypes::AAndAaaa => 2.0,
     };
     let exists = |n: &str| {
-        cfg.traffic.iter().any(|t| t.resolve.as_deref() == Some(n) && !n.ends_with(".local"))
+        cfg.traffic
+            .iter()
+            .any(|t| t.resolve.as_deref() == Some(n) && !n.ends_with(".local"))
             || cfg.deployments.iter().any(|d| {
                 n.strip_suffix(".svc.cluster.local")
                     .and_then(|rest| rest.rsplit_once('.'))
@@ -353,7 +354,10 @@ pub fn guard(
                 human_seconds(total.events / EVENTS_PER_SECOND),
                 si(limits.events),
             ),
-            format!("{}, or pass --force to run it anyway", total.driver.advice()),
+            format!(
+                "{}, or pass --force to run it anyway",
+                total.driver.advice()
+            ),
         ));
     }
     if total.memory > limits.memory {
@@ -441,5 +445,129 @@ fn human_seconds(s: f64) -> String {
         format!("{:.0} minutes", s / 60.0)
     } else {
         format!("{s:.1} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use sim_core::NullSink;
+    use sim_models::cluster::{run, RunOutput};
+
+    /// A run where the traffic was sent as written and every request
+    /// succeeded at its first try.
+    fn healthy(e: &Estimate, out: &RunOutput) -> bool {
+        let sent: u64 = out.requests.iter().map(|r| r.sent).sum();
+        let answered: u64 = out.requests.iter().map(|r| r.answered).sum();
+        let retried: u64 = out.requests.iter().map(|r| r.retried).sum();
+        retried == 0
+            && answered as f64 >= 0.99 * sent as f64
+            && (sent as f64 - e.requests).abs() <= 0.2 * e.requests + 10.0
+    }
+
+    /// The estimate against the run: never above the bound; within
+    /// [`EVENTS_FACTOR`] of the events when tries succeed.
+    fn holds(name: &str, cfg: &ClusterConfig) {
+        let e = Estimate::of(cfg);
+        let out = run(cfg, 1, &mut NullSink);
+        let fired = out.events_fired as f64;
+        assert!(
+            fired <= e.events_bound,
+            "{name}: {fired} events fired, bound {}",
+            e.events_bound
+        );
+        if healthy(&e, &out) {
+            assert!(
+                fired <= e.events * EVENTS_FACTOR && fired >= e.events / EVENTS_FACTOR,
+                "{name}: {fired} events fired, estimate {}",
+                e.events
+            );
+        }
+    }
+
+    #[test]
+    fn holds_for_the_small_bundled_replays() {
+        for (name, text) in crate::bundled::BUNDLED {
+            if crate::datapath::is_datapath(text) {
+                continue;
+            }
+            let s = crate::parse(name, text).expect("bundled scenarios parse");
+            for v in &s.variants {
+                // The large replays run in the golden tests; a few million
+                // events each here keeps the suite fast.
+                if Estimate::of(&v.config).events_bound < 1.5e6 {
+                    holds(&format!("{name}/{}", v.name), &v.config);
+                }
+            }
+        }
+    }
+
+    /// A small cluster scenario: nodes, workloads, a client per workload,
+    /// optionally DNS with a search list and retries, optionally kube-proxy.
+    fn scenario(
+        nodes: u32,
+        replicas: &[u32],
+        rate: u32,
+        seconds: u32,
+        dns: Option<(u8, u32)>,
+        kube_proxy: bool,
+    ) -> String {
+        let mut s = format!(
+            "name: gen\nsummary: generated\nduration: {seconds}s\nsample_every: 5s\n\
+             cluster:\n  nodes: {{count: {nodes}, zones: [a, b]}}\n  ipam: {{mode: per-node, cluster_cidr: 10.244.0.0/16, node_mask: 24}}\n"
+        );
+        if kube_proxy {
+            s += "network:\n  cni: calico\n  kube_proxy: {mode: iptables}\n";
+        }
+        if dns.is_some() {
+            s += "dns:\n  workload: coredns\n  coredns: {cpu: \"2\"}\n";
+        }
+        s += "workloads:\n";
+        if dns.is_some() {
+            s += "  - {name: coredns, namespace: kube-system, port: 53, protocol: UDP, replicas: 2, startup: 1s, ready_after: 1s}\n";
+        }
+        for (i, r) in replicas.iter().enumerate() {
+            s += &format!(
+                "  - {{name: w{i}, replicas: {r}, startup: 1s, ready_after: 1s, concurrency: 8, service_time: 5ms}}\n"
+            );
+        }
+        s += "traffic:\n";
+        for i in 0..replicas.len() {
+            match dns {
+                Some((ndots, retries)) => {
+                    s += &format!(
+                        "  - {{name: t{i}, from: w0, to: w{i}, resolve: true, retries: {retries}, rate: {rate}/s, timeout: 2s}}\n"
+                    );
+                    if i == 0 {
+                        s = s.replace(
+                            "  - {name: w0,",
+                            &format!("  - {{dns_config: {{options: [{{name: ndots, value: \"{ndots}\"}}]}}, name: w0,"),
+                        );
+                    }
+                }
+                None => {
+                    s += &format!("  - {{name: t{i}, to: w{i}, rate: {rate}/s, timeout: 2s}}\n")
+                }
+            }
+        }
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn holds_for_generated_clusters(
+            nodes in 1u32..12,
+            replicas in proptest::collection::vec(0u32..12, 1..4),
+            rate in 1u32..300,
+            seconds in 5u32..60,
+            dns in proptest::option::of((1u8..6, 0u32..3)),
+            kube_proxy in any::<bool>(),
+        ) {
+            let text = scenario(nodes, &replicas, rate, seconds, dns, kube_proxy);
+            let s = crate::parse("gen.yaml", &text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            holds(&text, &s.variants[0].config);
+        }
     }
 }

@@ -5,8 +5,8 @@
 //! file:line:column and gives a hint).
 
 use clap::{Parser, Subcommand};
-use sim_models::netpol;
 use sim_core::SimDuration;
+use sim_models::netpol;
 use sim_scenarios::{
     bundled, datapath, estimate, load_datapath, load_named, report, run, story, sweep,
 };
@@ -449,9 +449,8 @@ fn main() -> ExitCode {
                 seeds.len(),
                 total.summary()
             );
-            let runs = run::run_all_observed(&s, &seeds, threads.map(usize::from), &|d| {
-                bar.advance(d)
-            });
+            let runs =
+                run::run_all_observed(&s, &seeds, threads.map(usize::from), &|d| bar.advance(d));
             bar.finish();
             let runs = match runs {
                 Ok(r) => r,
