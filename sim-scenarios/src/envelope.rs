@@ -28,6 +28,7 @@
 use crate::error::InputError;
 use crate::locate::{Positions, Seg};
 use crate::path;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// A validated scenario: its label and its configurations.
@@ -44,7 +45,7 @@ pub struct Scenario<V> {
 }
 
 /// Name and description of a configuration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariantLabel {
     /// Short name (`broken`, `fix-22`).
@@ -83,6 +84,19 @@ impl<'de> Deserialize<'de> for Threshold {
                 })
                 .map_err(serde::de::Error::custom),
         }
+    }
+}
+
+impl JsonSchema for Threshold {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Threshold".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let duration = g.subschema_for::<crate::units::Duration>();
+        schemars::json_schema!({
+            "description": "A number, or a duration for time figures (250ms, 2s)",
+            "anyOf": [{"type": "number"}, duration]
+        })
     }
 }
 

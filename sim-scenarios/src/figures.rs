@@ -991,6 +991,23 @@ impl<'de> serde::Deserialize<'de> for PacketFigure {
     }
 }
 
+/// The figure names a file may give, as a JSON Schema enumeration.
+macro_rules! figure_schema {
+    ($t:ty, $name:literal, $names:expr) => {
+        impl schemars::JsonSchema for $t {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let names: &[&str] = &$names;
+                schemars::json_schema!({"type": "string", "enum": names})
+            }
+        }
+    };
+}
+figure_schema!(ClusterFigure, "ClusterMetric", CLUSTER_NAMES);
+figure_schema!(PacketFigure, "PacketMetric", PACKET_NAMES);
+
 #[cfg(test)]
 mod tests {
     use super::*;

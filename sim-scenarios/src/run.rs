@@ -6,8 +6,8 @@
 use crate::figures::{column_index, max_within, value_at};
 use crate::spec::{Expectation, Probe, Scenario};
 use rayon::prelude::*;
-use sim_core::{NullSink, SimTime};
-use sim_models::cluster::{run, RunOutput, WindowSpec};
+use sim_core::{NullSink, SimDuration, SimTime};
+use sim_models::cluster::{run_observed, RunOutput, WindowSpec};
 
 /// One run of one variant with one seed.
 pub struct SeedRun {
@@ -41,6 +41,18 @@ pub fn run_all(
     seeds: &[u64],
     threads: Option<usize>,
 ) -> Result<Vec<SeedRun>, String> {
+    run_all_observed(scenario, seeds, threads, &|_| {})
+}
+
+/// [`run_all`], telling `progress` how much simulated time each run
+/// advanced since it last said (summed over runs: the whole is the
+/// variants' durations times the seeds), for a progress bar.
+pub fn run_all_observed(
+    scenario: &Scenario,
+    seeds: &[u64],
+    threads: Option<usize>,
+    progress: &(dyn Fn(SimDuration) + Sync),
+) -> Result<Vec<SeedRun>, String> {
     let jobs: Vec<(usize, u64)> = (0..scenario.variants.len())
         .flat_map(|v| seeds.iter().map(move |&s| (v, s)))
         .collect();
@@ -48,7 +60,10 @@ pub fn run_all(
         jobs.par_iter()
             .map(|&(v, seed)| {
                 let variant = &scenario.variants[v];
-                let output = run(&variant.config, seed, &mut NullSink);
+                let reached = std::cell::Cell::new(SimTime::ZERO);
+                let output = run_observed(&variant.config, seed, &mut NullSink, &|now| {
+                    progress(now - reached.replace(now));
+                });
                 let checks = variant
                     .expect
                     .iter()

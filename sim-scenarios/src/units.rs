@@ -442,6 +442,78 @@ impl<'de> Deserialize<'de> for Memory {
     }
 }
 
+/// The quantities' JSON Schema (`knsim schema`): what an editor can check as
+/// the user types. The parsers above stay the authority: a pattern here may
+/// admit a value they refuse (with their message), never the reverse.
+mod schema {
+    use super::{Bandwidth, Bytes, Count, Cpu, Duration, Memory, Rate};
+    use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+    use std::borrow::Cow;
+
+    /// A number as Rust's `f64` parser reads it (`1`, `2.5`, `.5`, `1e9`).
+    macro_rules! number {
+        () => {
+            r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
+        };
+    }
+
+    macro_rules! quantity {
+        ($t:ty, $name:literal, $schema:tt) => {
+            impl JsonSchema for $t {
+                fn schema_name() -> Cow<'static, str> {
+                    $name.into()
+                }
+                fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                    json_schema!($schema)
+                }
+            }
+        };
+    }
+
+    quantity!(Duration, "Duration", {
+        "description": "A duration with a unit (ns, us, ms, s, m, h, d): 90s, 10m, 1h30m, 250ms; or 0",
+        "anyOf": [
+            {"type": "string", "pattern": concat!(r"^\s*(0|(", number!(), r"(ns|us|µs|ms|s|min|m|h|d))+)\s*$")},
+            {"const": 0}
+        ]
+    });
+    quantity!(Rate, "Rate", {
+        "description": "A mean rate with a unit: 100/s, 6000/min, 36000/h",
+        "type": "string",
+        "pattern": concat!(r"^\s*", number!(), r"\s*/\s*(s|min|m|h)\s*$")
+    });
+    quantity!(Count, "Count", {
+        "description": "A whole number, 0 or more",
+        "type": "integer",
+        "minimum": 0,
+        "maximum": u32::MAX
+    });
+    quantity!(Bytes, "Bytes", {
+        "description": "A size in bytes: 1460, 300B, 64KiB, 1MB (kB/MB/GB are SI, KiB/MiB/GiB binary)",
+        "anyOf": [
+            {"type": "integer", "minimum": 0},
+            {"type": "string", "pattern": concat!(r"^\s*", number!(), r"\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)?\s*$")}
+        ]
+    });
+    quantity!(Bandwidth, "Bandwidth", {
+        "description": "A link bandwidth: 100Mbit/s, 10Gbit/s, 64kbit/s",
+        "type": "string",
+        "pattern": concat!(r"^\s*", number!(), r"[kMG]?bit/s\s*$")
+    });
+    quantity!(Cpu, "Cpu", {
+        "description": "A CPU quantity as Kubernetes writes it: 100m, 500m, 2",
+        "anyOf": [
+            {"type": "number", "exclusiveMinimum": 0},
+            {"type": "string", "pattern": concat!(r"^\s*", number!(), r"m?\s*$")}
+        ]
+    });
+    quantity!(Memory, "Memory", {
+        "description": "A memory quantity as Kubernetes writes it: 170Mi, 2Gi, 512Ki, 100M, 1G",
+        "type": "string",
+        "pattern": concat!(r"^\s*", number!(), r"\s*(Ki|Mi|Gi|k|M|G)\s*$")
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

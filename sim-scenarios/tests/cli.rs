@@ -700,3 +700,41 @@ fn pcap_reads_back_with_the_encapsulation() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The sizes a new user tried (issue 13): each is refused at once with the
+/// estimate, at the field that drove it, before anything grows with it.
+#[test]
+fn absurd_sizes_are_refused_before_they_run() {
+    for (case, from, to, want, line) in [
+        (
+            "nodes",
+            "count: 8,",
+            "count: 1000000000,",
+            "1000000000 nodes is more than one cluster holds",
+            30,
+        ),
+        (
+            "sample-every",
+            "sample_every: 1m",
+            "sample_every: 1ns",
+            "too big to run",
+            23,
+        ),
+        (
+            "rate",
+            "rate: 120/s, timeout",
+            "rate: 1000000000/s, timeout",
+            "too big to run",
+            45,
+        ),
+        (
+            "duration",
+            "duration: 3h30m",
+            "duration: 100000000h",
+            "too big to run",
+            45,
+        ),
+    ] {
+        assert_rejected(case, from, to, want, line);
+    }
+}

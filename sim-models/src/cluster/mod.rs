@@ -386,8 +386,23 @@ struct NodeRt {
 
 /// Runs `cfg` with `seed`, sending per-event records to `trace`.
 pub fn run(cfg: &ClusterConfig, seed: u64, trace: &mut dyn TraceSink) -> RunOutput {
-    Sim::new(cfg, seed, trace).run(seed)
+    Sim::new(cfg, seed, trace).run(seed, &|_| {})
 }
+
+/// [`run`], telling `progress` the simulated time reached about every
+/// 1/[`PROGRESS_STEPS`] of the run (for a progress bar; the run does not
+/// depend on it).
+pub fn run_observed(
+    cfg: &ClusterConfig,
+    seed: u64,
+    trace: &mut dyn TraceSink,
+    progress: &dyn Fn(SimTime),
+) -> RunOutput {
+    Sim::new(cfg, seed, trace).run(seed, progress)
+}
+
+/// How many times a run reports its progress.
+pub const PROGRESS_STEPS: u64 = 200;
 
 impl<'a> Sim<'a> {
     fn new(cfg: &'a ClusterConfig, seed: u64, trace: &'a mut dyn TraceSink) -> Self {
@@ -520,8 +535,10 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn run(mut self, seed: u64) -> RunOutput {
+    fn run(mut self, seed: u64, progress: &dyn Fn(SimTime)) -> RunOutput {
         let end = SimTime::ZERO + self.cfg.duration;
+        let step = SimDuration::from_nanos((self.cfg.duration.as_nanos() / PROGRESS_STEPS).max(1));
+        let mut report_at = SimTime::ZERO + step;
         for (i, a) in self.cfg.timeline.iter().enumerate() {
             self.engine
                 .schedule_at(SimTime::ZERO + a.at, Ev::Action(i as u32));
@@ -562,7 +579,12 @@ impl<'a> Sim<'a> {
         self.engine.schedule_at(SimTime::ZERO, Ev::Sample);
         while let Some(ev) = self.engine.next_until(end) {
             self.handle(ev);
+            if self.engine.now() >= report_at {
+                progress(self.engine.now());
+                report_at = self.engine.now() + step;
+            }
         }
+        progress(end);
         if self.metrics.rows().last().is_none_or(|(t, _)| *t < end) {
             self.sample();
         }

@@ -5,8 +5,11 @@
 //! file:line:column and gives a hint).
 
 use clap::{Parser, Subcommand};
+use sim_core::SimDuration;
 use sim_models::netpol;
-use sim_scenarios::{bundled, datapath, load_datapath, load_named, report, run, story, sweep};
+use sim_scenarios::{
+    bundled, datapath, estimate, load_datapath, load_named, report, run, story, sweep,
+};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -52,6 +55,9 @@ enum Command {
         /// (default: the first).
         #[arg(long)]
         variant: Option<String>,
+        /// Run even when the work estimate is beyond the limits.
+        #[arg(long)]
+        force: bool,
     },
     /// Tell a replay in words: what happened when, why, and what the fix
     /// changed, then the report (one seed).
@@ -61,6 +67,9 @@ enum Command {
         /// The seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Run even when the work estimate is beyond the limits.
+        #[arg(long)]
+        force: bool,
     },
     /// Run a scenario once per value of one field (`--set PATH=V1,V2,...`)
     /// and compare: the report's columns are the values; with `--out`, also
@@ -91,6 +100,9 @@ enum Command {
         /// Worker threads (default: one per core). Results do not depend on it.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
+        /// Run even when the work estimate is beyond the limits.
+        #[arg(long)]
+        force: bool,
     },
     /// Validate a scenario without running it.
     Check {
@@ -99,6 +111,9 @@ enum Command {
     },
     /// List the bundled scenarios.
     List,
+    /// Print the JSON Schema of scenario files (both levels), for editors:
+    /// the repository keeps it at schema/knsim-scenario.schema.json.
+    Schema,
     /// NetworkPolicy reachability: read the manifests in DIR (NetworkPolicy,
     /// Namespace, Pod, Deployment, StatefulSet) and print who can reach whom
     /// on which port (pods, nodes as node:NAME, --peer addresses as
@@ -255,6 +270,75 @@ fn sweep_files(
     Ok(files)
 }
 
+/// The work estimate of every run of `s` (`seeds` each, `threads` at a
+/// time): beyond the limits, the error and exit 2 unless `force`; else a
+/// progress bar for runs expected to take more than a couple of seconds.
+fn admit(
+    name: &str,
+    s: &sim_scenarios::Scenario,
+    seeds: usize,
+    threads: Option<u16>,
+    force: bool,
+) -> Result<(Progress, estimate::Total), ExitCode> {
+    let threads = threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
+    let (file, text) = sim_scenarios::read_named(name).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })?;
+    let total = match estimate::guard(&file, &text, s, seeds, threads, estimate::LIMITS) {
+        Ok(total) => total,
+        Err(e) if force => {
+            eprintln!("knsim: warning (--force): {e}");
+            return Ok((Progress(None), estimate::Total::default()));
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    if total.seconds() < 2.0 {
+        return Ok((Progress(None), total));
+    }
+    let simulated: u64 = s
+        .variants
+        .iter()
+        .map(|v| v.config.duration.as_nanos())
+        .sum::<u64>()
+        .saturating_mul(seeds as u64);
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(simulated),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {percent:>3}% of the simulated time, ETA {eta}",
+        )
+        .expect("a valid template"),
+    );
+    Ok((Progress(Some(bar)), total))
+}
+
+/// A progress bar over simulated time, drawn on stderr only when it is a
+/// terminal (indicatif hides it otherwise).
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn advance(&self, simulated: SimDuration) {
+        if let Some(bar) = &self.0 {
+            bar.inc(simulated.as_nanos());
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Runs `all`, then says on stderr how long it took and how many events
 /// the runs fired; `None` (the error said) if it failed.
 fn timed<R, E: std::fmt::Display>(
@@ -280,6 +364,10 @@ fn timed<R, E: std::fmt::Display>(
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Schema => {
+            print!("{}", sim_scenarios::schema::json_schema());
+            ExitCode::SUCCESS
+        }
         Command::List => {
             for (name, text) in bundled::BUNDLED {
                 let summary = if sim_scenarios::datapath::is_datapath(text) {
@@ -299,7 +387,7 @@ fn main() -> ExitCode {
             output,
             expect,
         } => run_netpol(&dir, &peers, &ports, output, expect.as_deref()),
-        Command::Story { scenario, seed } if load_datapath(&scenario).is_some() => {
+        Command::Story { scenario, seed, .. } if load_datapath(&scenario).is_some() => {
             // A packet-level replay's report is its story.
             let opts = PacketOptions {
                 seeds: vec![seed],
@@ -311,7 +399,18 @@ fn main() -> ExitCode {
             };
             run_packet_level(load_datapath(&scenario).expect("checked above"), &opts)
         }
-        Command::Story { scenario, seed } => story::print_replay(&scenario, seed),
+        Command::Story {
+            scenario,
+            seed,
+            force,
+        } => {
+            if let Ok(s) = load_named(&scenario) {
+                if let Err(code) = admit(&scenario, &s, 1, Some(1), force) {
+                    return code;
+                }
+            }
+            story::print_replay(&scenario, seed)
+        }
         Command::Sweep {
             scenario,
             set,
@@ -321,6 +420,7 @@ fn main() -> ExitCode {
             out,
             plot,
             threads,
+            force,
         } => {
             if load_datapath(&scenario).is_some() {
                 eprintln!(
@@ -338,13 +438,21 @@ fn main() -> ExitCode {
                 }
             };
             let seeds = seeds.map_or_else(|| vec![seed], |s| s.0);
+            let (bar, total) = match admit(&scenario, &s, seeds.len(), threads, force) {
+                Ok(admitted) => admitted,
+                Err(code) => return code,
+            };
             eprintln!(
-                "knsim: sweeping {} over {} value(s) x {} seed(s)...",
+                "knsim: sweeping {} over {} value(s) x {} seed(s) ({})...",
                 set.path,
                 s.variants.len(),
-                seeds.len()
+                seeds.len(),
+                total.summary()
             );
-            let runs = match run::run_all(&s, &seeds, threads.map(usize::from)) {
+            let runs =
+                run::run_all_observed(&s, &seeds, threads.map(usize::from), &|d| bar.advance(d));
+            bar.finish();
+            let runs = match runs {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("knsim: error: {e}");
@@ -409,6 +517,7 @@ fn main() -> ExitCode {
             trace,
             pcap,
             variant,
+            force,
         } => {
             if let Some(parsed) = load_datapath(&scenario) {
                 let opts = PacketOptions {
@@ -433,15 +542,27 @@ fn main() -> ExitCode {
                 }
             };
             let seeds = seeds.map_or_else(|| vec![seed], |s| s.0);
+            let (bar, total) = match admit(&scenario, &s, seeds.len(), threads, force) {
+                Ok(admitted) => admitted,
+                Err(code) => return code,
+            };
             eprintln!(
-                "knsim: running {} variant(s) x {} seed(s)...",
+                "knsim: running {} variant(s) x {} seed(s) ({})...",
                 s.variants.len(),
-                seeds.len()
+                seeds.len(),
+                total.summary()
             );
-            let Some(runs) = timed(
-                || run::run_all(&s, &seeds, threads.map(usize::from)),
+            let runs = timed(
+                || {
+                    let runs = run::run_all_observed(&s, &seeds, threads.map(usize::from), &|d| {
+                        bar.advance(d)
+                    });
+                    bar.finish();
+                    runs
+                },
                 |r| r.output.events_fired,
-            ) else {
+            );
+            let Some(runs) = runs else {
                 return ExitCode::from(2);
             };
             match report::text(&s, &runs) {

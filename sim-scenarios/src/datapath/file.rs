@@ -2,9 +2,10 @@
 //! strict (`deny_unknown_fields`), validated by [`super::validate`].
 
 use super::*;
+use schemars::JsonSchema;
 
 /// A packet-level scenario file as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatapathFile {
     /// Short name.
@@ -36,8 +37,9 @@ pub struct DatapathFile {
 }
 
 /// A variant: sections replaced.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "PacketVariantFile")]
 pub struct VariantFile {
     /// Short name.
     pub name: String,
@@ -56,7 +58,7 @@ pub struct VariantFile {
 }
 
 /// The network section.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetFile {
     /// CNI name.
@@ -100,7 +102,7 @@ pub struct NetFile {
 }
 
 /// A ClusterIP Service.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceFile {
     /// Name.
@@ -118,7 +120,7 @@ pub struct ServiceFile {
 }
 
 /// The underlay.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnderlayFile {
     /// The nodes' NIC MTU.
@@ -134,7 +136,7 @@ pub struct UnderlayFile {
 }
 
 /// BGP settings.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BgpFile {
     /// Hold time (default 90s, RFC 4271).
@@ -142,7 +144,7 @@ pub struct BgpFile {
 }
 
 /// A pod.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PodFile {
     /// Name.
@@ -159,7 +161,7 @@ pub struct PodFile {
 }
 
 /// A site behind a gateway.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteFile {
     /// Name.
@@ -173,7 +175,7 @@ pub struct SiteFile {
 }
 
 /// A link.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkFile {
     /// MTU.
@@ -187,7 +189,7 @@ pub struct LinkFile {
 }
 
 /// A host at a site.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostFile {
     /// Name.
@@ -199,7 +201,7 @@ pub struct HostFile {
 }
 
 /// A flow.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlowFile {
     /// Name.
@@ -225,7 +227,7 @@ pub struct FlowFile {
 }
 
 /// TCP traffic.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TcpFile {
     /// Server port (default 8080).
@@ -237,7 +239,7 @@ pub struct TcpFile {
 }
 
 /// UDP traffic.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UdpFile {
     /// Destination port (default 53).
@@ -247,7 +249,7 @@ pub struct UdpFile {
 }
 
 /// ICMP echo traffic.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PingFile {
     /// Payload sizes (`ping -s`), in turn.
@@ -255,7 +257,7 @@ pub struct PingFile {
 }
 
 /// A fault at a time.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultFile {
     /// When.
@@ -267,8 +269,9 @@ pub struct FaultFile {
 }
 
 /// One assertion.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "PacketExpectFile")]
 pub struct ExpectFile {
     /// What to check.
     pub metric: PacketFigure,

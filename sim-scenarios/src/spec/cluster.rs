@@ -13,11 +13,12 @@ use crate::envelope::Locate;
 use crate::locate::Seg;
 use crate::path;
 use crate::units::Count;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_models::ipam::{Allocator, IpamLayout, Ipv4Cidr};
 
 /// The cluster section.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
     /// Nodes.
@@ -27,7 +28,7 @@ pub struct ClusterFile {
 }
 
 /// Nodes spread over zones.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodesFile {
     /// How many.
@@ -39,7 +40,7 @@ pub struct NodesFile {
 }
 
 /// Pod addressing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IpamFile {
     /// `flat` or `per-node`.
@@ -55,7 +56,7 @@ pub struct IpamFile {
 }
 
 /// IPAM layouts.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum IpamMode {
     /// One pool for the cluster.
@@ -65,7 +66,7 @@ pub enum IpamMode {
 }
 
 /// Allocator names as written.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum AllocatorName {
     /// Network and broadcast reserved.

@@ -13,6 +13,7 @@ use crate::envelope::{did_you_mean, Locate};
 use crate::locate::Seg;
 use crate::path;
 use crate::units::{Count, Cpu, Duration, Memory};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_core::SimDuration;
 use sim_models::cluster::{DnsConfig, PodDnsConfig};
@@ -23,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 /// The cluster DNS Service.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnsFile {
     /// The workload serving DNS (e.g. coredns in kube-system, port 53 UDP).
@@ -49,7 +50,7 @@ pub struct DnsFile {
 }
 
 /// `kubectl autoscale deployment coredns --min=2 --max=10 --cpu-percent=70`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HpaFile {
     /// `minReplicas` (default 1).
@@ -62,7 +63,7 @@ pub struct HpaFile {
 
 /// One CoreDNS pod: resources and Corefile settings. Defaults: kubeadm's
 /// (100m CPU, 170Mi limit, `cache 30`, `max_concurrent 1000`, `ttl 30`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CoreDnsFile {
     /// CPU the pod gets (`100m`).
@@ -82,7 +83,7 @@ pub struct CoreDnsFile {
 }
 
 /// The upstream resolver.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamFile {
     /// Time to answer a forwarded query (default 1ms).

@@ -13,12 +13,13 @@ use crate::figures::{self, ClusterFigure, Figure, Filter, Level, Read};
 use crate::locate::Seg;
 use crate::path;
 use crate::units::Duration;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_core::SimDuration;
 use sim_models::cluster::{WindowSpec, RCODES, ZONES};
 
 /// One assertion.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectFile {
     /// What to check.

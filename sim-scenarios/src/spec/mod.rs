@@ -49,6 +49,7 @@ use crate::error::InputError;
 use crate::locate::{Positions, Seg};
 use crate::path;
 use crate::units::Duration;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_core::SimDuration;
 use sim_models::cluster::{ClusterConfig, WindowSpec};
@@ -77,7 +78,7 @@ pub use workloads::{
 };
 
 /// A scenario file as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioFile {
     /// Short name (`black_friday_cidr`).
@@ -125,7 +126,7 @@ pub struct ScenarioFile {
 }
 
 /// A variant: the top level with some sections replaced.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariantFile {
     /// Short name.
@@ -151,7 +152,7 @@ pub struct VariantFile {
 }
 
 /// What to measure.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MeasureFile {
     /// Named windows.
@@ -160,7 +161,7 @@ pub struct MeasureFile {
 }
 
 /// One window.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowFile {
     /// Name.

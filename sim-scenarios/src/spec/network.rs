@@ -15,6 +15,7 @@ use crate::error::InputError;
 use crate::locate::Seg;
 use crate::path;
 use crate::units::{Count, Duration};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_core::SimDuration;
 use sim_models::cluster::{ConntrackSetup, DnsConfig};
@@ -28,7 +29,7 @@ use sim_models::snat::{PortChoice, SnatConfig};
 use std::collections::BTreeMap;
 
 /// The CNI and the NetworkPolicy sets.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkFile {
     /// `calico`, `cilium` or `flannel` ([`Cni::plugin_default`]).
@@ -61,10 +62,11 @@ pub struct NetworkFile {
 
 /// kube-proxy (or the eBPF agent replacing it) and its parameters; every
 /// parameter but `mode` has a calibrated default (sim-models `kube_proxy`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KubeProxyFile {
     /// `iptables`, `ipvs`, `nftables` or `ebpf`.
+    #[schemars(schema_with = "proxy_mode_schema")]
     pub mode: Mode,
     /// `--iptables-sync-period` (default 30s).
     pub sync_period: Option<Duration>,
@@ -84,7 +86,13 @@ pub struct KubeProxyFile {
 }
 
 /// The cluster's other Services.
-#[derive(Debug, Deserialize)]
+/// kube-proxy's modes by the names `--proxy-mode` takes.
+fn proxy_mode_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+    schemars::json_schema!({"type": "string", "enum": names})
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtherServicesFile {
     /// How many Service ports besides the workloads' own.
@@ -94,7 +102,7 @@ pub struct OtherServicesFile {
 }
 
 /// MASQUERADE's source-port choice.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MasqueradeFile {
     /// `--random-fully` (default false).
@@ -106,7 +114,7 @@ pub struct MasqueradeFile {
 }
 
 /// The conntrack table of every node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConntrackFile {
     /// Who sets the table up: `kube-proxy` (default: nf_conntrack_max =
@@ -133,7 +141,7 @@ pub struct ConntrackFile {
 }
 
 /// Who sizes the conntrack table.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum SizedBy {
     /// kube-proxy's `conntrack` settings.

@@ -14,13 +14,14 @@ use crate::envelope::Locate;
 use crate::locate::Seg;
 use crate::path;
 use crate::units::{Count, Duration, Rate};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_models::cluster::{Action, TimedAction};
 use sim_models::ipam::IpamLayout;
 use sim_models::topology::NodeSpec;
 
 /// One timeline entry: `at` plus exactly one action.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimelineFile {
     /// When.
@@ -47,7 +48,7 @@ pub struct TimelineFile {
 }
 
 /// Nodes an action applies to: `all`, one name, or a list of names.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum NodeNames {
     /// `all` or one node's name.

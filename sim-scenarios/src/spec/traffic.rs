@@ -13,6 +13,7 @@ use crate::envelope::Locate;
 use crate::locate::Seg;
 use crate::path;
 use crate::units::{Count, Duration, Rate};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_core::SimDuration;
 use sim_models::cluster::{ClientDnsCache, DnsConfig, TrafficSpec};
@@ -21,7 +22,7 @@ use sim_models::did_you_mean::suggest;
 use sim_models::workload::DeploymentSpec;
 
 /// Clients of one Service.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrafficFile {
     /// Name for the timeline (default: the target's name).
@@ -60,7 +61,7 @@ pub struct TrafficFile {
 }
 
 /// A connection mode as written: a name or a one-key map.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ConnectionsFile {
     /// `per-request`, `keep-alive` or `client-side`.
@@ -70,7 +71,7 @@ pub enum ConnectionsFile {
 }
 
 /// The map form of `connections`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionsMap {
     /// An HTTP/1.1 keep-alive pool per client pod.
@@ -83,7 +84,7 @@ pub struct ConnectionsMap {
 }
 
 /// Keep-alive pool settings.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeepAliveFile {
     /// Idle connections kept per client pod (default 2, Go's `MaxIdleConnsPerHost`).
@@ -93,7 +94,7 @@ pub struct KeepAliveFile {
 }
 
 /// `resolve: true` or `resolve: NAME`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ResolveFile {
     /// The target Service's own name.

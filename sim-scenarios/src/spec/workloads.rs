@@ -13,6 +13,7 @@ use crate::envelope::Locate;
 use crate::locate::Seg;
 use crate::path;
 use crate::units::{Count, Duration};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_models::app::ServerSpec;
 use sim_models::coredns::CoreDnsSpec;
@@ -21,7 +22,7 @@ use sim_models::workload::{DeploymentSpec, WorkloadKind};
 use std::collections::BTreeMap;
 
 /// One Deployment and its server.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadFile {
     /// Name (its Service has the same name).
@@ -60,7 +61,7 @@ pub struct WorkloadFile {
 }
 
 /// Workload controllers.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum KindName {
     /// A Deployment.
@@ -70,7 +71,7 @@ pub enum KindName {
 }
 
 /// A namespace.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceFile {
     /// Name.
@@ -81,7 +82,7 @@ pub struct NamespaceFile {
 }
 
 /// A pod's `dnsConfig`, as in the pod spec.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PodDnsConfigFile {
     /// Search domains appended to the kubelet's.
@@ -94,7 +95,7 @@ pub struct PodDnsConfigFile {
 }
 
 /// One `dnsConfig.options` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnsOptionFile {
     /// Option name.
@@ -104,7 +105,7 @@ pub struct DnsOptionFile {
 }
 
 /// An option value: Kubernetes takes strings, people write numbers too.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum OptionValue {
     /// `value: 2`.

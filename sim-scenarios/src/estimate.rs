@@ -1,0 +1,573 @@
+//! # Work estimate: how big a run is before it runs
+//!
+//! ## Scope
+//! From a validated cluster configuration alone, before the run allocates
+//! anything that grows with the input: the requests its traffic sends (rates
+//! integrated over the timeline's rate changes), the events the engine will
+//! fire, the time-series rows and columns, and so the wall time and memory
+//! to expect. [`guard`] refuses a scenario beyond [`Limits`] with the
+//! estimate and the field that drove it; `--force` skips the refusal.
+//!
+//! ## How the events are counted
+//! A request is an arrival and a completion (or a timeout): 2 events, 1 for a
+//! lookup with no connection after it, 1 more with kube-proxy modelled (the
+//! first packet's round trip). Each DNS query is 1 event. A lookup of a name
+//! sends the queries [`resolver::count_queries`] gives for the client's
+//! resolv.conf and the names the cluster serves (the same function the
+//! resolver model is checked against); an application cache
+//! (`dns_cache`) leaves one lookup per client pod per 30 s at most. Pods
+//! cost [`EVENTS_PER_POD`] events (scheduling, sandbox, start, readiness).
+//! [`Estimate::events`] assumes requests succeed at the first try;
+//! [`Estimate::events_bound`] assumes every try fails after its whole
+//! search list on every attempt, and every retry is taken: the counts that
+//! multiply (retries x search domains x A/AAAA x attempts) are in it.
+//!
+//! ## Parameters
+//! [`BYTES_PER_POD`], [`BYTES_PER_SERVICE`], [`BYTES_PER_NODE`] and
+//! [`EVENTS_PER_SECOND`] are measured on this project's machine class (2
+//! cores, release build) by the `cluster_scale` bench and the
+//! `scale_memory` test; they are the model's costs, not Kubernetes figures.
+//!
+//! ## Validation
+//! Tests hold the estimate to runs: over the bundled scenarios and
+//! generated ones, the events fired are at most `events_bound` and within
+//! a factor [`EVENTS_FACTOR`] of `events` for runs where tries succeed.
+
+use crate::error::InputError;
+use crate::locate::{Positions, Seg};
+use crate::path;
+use crate::spec::Scenario;
+use sim_core::SimDuration;
+use sim_models::cluster::{Action, ClientDnsCache, ClusterConfig, TrafficSpec};
+use sim_models::resolver::{self, QueryTypes};
+
+/// Engine events per pod created (schedule, sandbox, start, readiness,
+/// endpoint updates), measured on the bundled scenarios.
+pub const EVENTS_PER_POD: f64 = 6.0;
+/// Model events a run fires per second of wall time on this project's
+/// machine class (2 cores, release build), from the `cluster_scale` bench.
+pub const EVENTS_PER_SECOND: f64 = 5.0e6;
+/// Bytes of model state per pod.
+pub const BYTES_PER_POD: f64 = 1_500.0;
+/// Bytes of model state per Service (its Deployment, traffic source,
+/// counters, gauges and latency histograms as they fill).
+pub const BYTES_PER_SERVICE: f64 = 60_000.0;
+/// Bytes of model state per node (conntrack table, IPAM pool, scheduler).
+pub const BYTES_PER_NODE: f64 = 4_000.0;
+/// Bytes per open request (in flight while it waits for its timeout).
+pub const BYTES_PER_OPEN_REQUEST: f64 = 200.0;
+/// How far `events` may be from the events a run fires when its tries
+/// succeed (a factor either way).
+pub const EVENTS_FACTOR: f64 = 2.0;
+/// The longest time an application cache keeps a lookup in the estimate.
+const CACHE_TTL_S: f64 = 30.0;
+
+/// What one run of one variant will take.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    /// Requests the traffic sends (first tries).
+    pub requests: f64,
+    /// Events when tries succeed at once.
+    pub events: f64,
+    /// Events when every try fails and is retried: no run fires more.
+    pub events_bound: f64,
+    /// Time-series rows.
+    pub samples: f64,
+    /// Time-series columns.
+    pub columns: f64,
+    /// Peak memory \[bytes\].
+    pub memory: f64,
+    /// What drives the event count most: a field of the scenario file and
+    /// what to do with it.
+    pub driver: Driver,
+}
+
+impl Estimate {
+    /// The estimate for one configuration.
+    pub fn of(cfg: &ClusterConfig) -> Estimate {
+        let duration = cfg.duration.as_secs_f64();
+        let kube_proxy = f64::from(u8::from(cfg.kube_proxy.is_some()));
+        let mut events = 0.0;
+        let mut bound = 0.0;
+        let mut requests = 0.0;
+        let mut open = 0.0;
+        let mut traffic_events = 0.0;
+        let mut busiest = (0.0, 0);
+        for (t, spec) in cfg.traffic.iter().enumerate() {
+            let sent = requests_sent(cfg, t);
+            let (typical_q, worst_q) = queries_per_lookup(cfg, spec);
+            let lookups = lookups(cfg, spec, sent);
+            let per_request = if spec.deployment.is_some() {
+                2.0 + kube_proxy
+            } else {
+                1.0
+            };
+            let e = sent * per_request + lookups * typical_q;
+            let tries = f64::from(spec.retries) + 1.0;
+            // A try that fails: its SYNs retransmitted until the timeout
+            // (1 s doubling), each query sent and timed out.
+            let syns = (spec.timeout.as_secs_f64() + 1.0).log2().ceil() + 1.0;
+            bound += sent * tries * (per_request + syns + worst_q * 2.0);
+            events += e;
+            traffic_events += e;
+            if e > busiest.0 {
+                busiest = (e, t);
+            }
+            requests += sent;
+            open += peak_rate(cfg, t) * spec.timeout.as_secs_f64() * tries;
+        }
+        let pods = pods_created(cfg);
+        let samples = (cfg.duration.as_nanos() / cfg.sample_every.as_nanos().max(1)) as f64 + 1.0;
+        let kube_proxy_syncs = cfg.kube_proxy.as_ref().map_or(0.0, |k| {
+            duration / k.min_sync_period.as_secs_f64().max(1e-3)
+        });
+        let fixed = pods * EVENTS_PER_POD + samples + kube_proxy_syncs + cfg.timeline.len() as f64;
+        events += fixed;
+        bound += fixed * 2.0;
+        let services = cfg.deployments.len() as f64;
+        let columns = services * 7.0 + cfg.traffic.len() as f64 * 28.0 + 40.0;
+        let memory = 8.0e6
+            + pods * BYTES_PER_POD
+            + services.max(cfg.traffic.len() as f64) * BYTES_PER_SERVICE
+            + cfg.nodes.len() as f64 * BYTES_PER_NODE
+            + open * BYTES_PER_OPEN_REQUEST
+            + samples * columns * 8.0;
+        let driver = if samples >= traffic_events.max(pods * EVENTS_PER_POD) {
+            Driver::SampleEvery
+        } else if traffic_events >= pods * EVENTS_PER_POD {
+            Driver::Rate(busiest.1)
+        } else {
+            Driver::Replicas
+        };
+        Estimate {
+            requests,
+            events,
+            events_bound: bound,
+            samples,
+            columns,
+            memory,
+            driver,
+        }
+    }
+
+    /// Wall time to expect on this project's machine class \[s\].
+    pub fn seconds(&self) -> f64 {
+        self.events / EVENTS_PER_SECOND
+    }
+}
+
+/// The field of a scenario file that drives an estimate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Driver {
+    /// `sample_every`: the time series' rows.
+    SampleEvery,
+    /// `traffic[i].rate` (and its timeline changes) over the duration.
+    Rate(usize),
+    /// The workloads' replicas.
+    #[default]
+    Replicas,
+}
+
+impl Driver {
+    /// Where it is written (in the top level of the file).
+    fn path(self) -> Vec<Seg> {
+        match self {
+            Driver::SampleEvery => path!["sample_every"].to_vec(),
+            Driver::Rate(t) => path!["traffic", t, "rate"].to_vec(),
+            Driver::Replicas => path!["workloads"].to_vec(),
+        }
+    }
+
+    /// What to do about it.
+    fn advice(self) -> String {
+        match self {
+            Driver::SampleEvery => "`sample_every` drives it: raise it or shorten `duration`".into(),
+            Driver::Rate(t) => format!(
+                "`traffic[{t}].rate` over `duration` drives it: lower the rate or shorten the duration"
+            ),
+            Driver::Replicas => "the workloads' `replicas` drive it: lower them".into(),
+        }
+    }
+}
+
+/// Requests source `t` sends over the run: its rate integrated over the
+/// timeline's rate changes.
+fn requests_sent(cfg: &ClusterConfig, t: usize) -> f64 {
+    let end = cfg.duration;
+    let mut changes: Vec<(SimDuration, f64)> = cfg
+        .timeline
+        .iter()
+        .filter_map(|a| match a.action {
+            Action::SetRate { traffic, rate } if traffic == t && a.at < end => Some((a.at, rate)),
+            _ => None,
+        })
+        .collect();
+    changes.sort_by_key(|c| c.0);
+    let mut total = 0.0;
+    let mut from = SimDuration::ZERO;
+    let mut rate = cfg.traffic[t].rate;
+    for (at, r) in changes {
+        total += rate * (at.as_secs_f64() - from.as_secs_f64());
+        from = at;
+        rate = r;
+    }
+    total + rate * (end.as_secs_f64() - from.as_secs_f64())
+}
+
+/// The highest rate source `t` reaches \[requests/s\].
+fn peak_rate(cfg: &ClusterConfig, t: usize) -> f64 {
+    cfg.timeline
+        .iter()
+        .filter_map(|a| match a.action {
+            Action::SetRate { traffic, rate } if traffic == t => Some(rate),
+            _ => None,
+        })
+        .fold(cfg.traffic[t].rate, f64::max)
+}
+
+/// Lookups `sent` requests make: one each, or with an application cache one
+/// per client pod per [`CACHE_TTL_S`] at most.
+fn lookups(cfg: &ClusterConfig, spec: &TrafficSpec, sent: f64) -> f64 {
+    if spec.resolve.is_none() || cfg.dns.is_none() {
+        return 0.0;
+    }
+    match spec.dns_cache {
+        None => sent,
+        Some(cache) => {
+            let ttl = match cache {
+                ClientDnsCache::RecordTtl => CACHE_TTL_S,
+                ClientDnsCache::Fixed(d) => d.as_secs_f64().clamp(1e-3, CACHE_TTL_S),
+            };
+            let clients = spec
+                .from
+                .map_or(1.0, |w| f64::from(cfg.deployments[w].replicas.max(1)));
+            sent.min(clients * cfg.duration.as_secs_f64() / ttl + clients)
+        }
+    }
+}
+
+/// Queries one lookup sends: when the cluster's names answer (typical), and
+/// when none does and every attempt times out (worst).
+fn queries_per_lookup(cfg: &ClusterConfig, spec: &TrafficSpec) -> (f64, f64) {
+    let (Some(dns), Some(name)) = (&cfg.dns, &spec.resolve) else {
+        return (0.0, 0.0);
+    };
+    let (namespace, workload) = match spec.from {
+        Some(w) => (cfg.deployments[w].namespace.as_str(), w),
+        None => ("default", usize::MAX),
+    };
+    let conf = dns.resolv_conf(namespace, workload);
+    let types = match dns.qtypes {
+        QueryTypes::AOnly => 1.0,
+        QueryTypes::AAndAaaa => 2.0,
+    };
+    let exists = |n: &str| {
+        cfg.traffic
+            .iter()
+            .any(|t| t.resolve.as_deref() == Some(n) && !n.ends_with(".local"))
+            || cfg.deployments.iter().any(|d| {
+                n.strip_suffix(".svc.cluster.local")
+                    .and_then(|rest| rest.rsplit_once('.'))
+                    .is_some_and(|(svc, ns)| svc == d.name && ns == d.namespace)
+            })
+    };
+    let typical = resolver::count_queries(name, &conf, dns.qtypes, exists)
+        .map_or(types, |c| f64::from(c.total()));
+    let names = resolver::candidates(name, &conf).map_or(1, |c| c.len()) as f64;
+    let worst = names * types * f64::from(conf.attempts.max(1));
+    (typical, worst)
+}
+
+/// Pods the run creates: the largest replica count each workload reaches.
+fn pods_created(cfg: &ClusterConfig) -> f64 {
+    cfg.deployments
+        .iter()
+        .enumerate()
+        .map(|(d, dep)| {
+            let scaled = cfg.timeline.iter().filter_map(|a| match a.action {
+                Action::Scale {
+                    deployment,
+                    replicas,
+                } if deployment == d => Some(replicas),
+                _ => None,
+            });
+            f64::from(scaled.fold(dep.replicas, u32::max))
+        })
+        .sum()
+}
+
+/// What a run may take before knsim refuses it (without `--force`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// Events of all runs together, at most.
+    pub events: f64,
+    /// Peak memory of the runs that run at once \[bytes\], at most.
+    pub memory: f64,
+}
+
+/// The limits: an hour of events on this machine class, and 16 GiB.
+pub const LIMITS: Limits = Limits {
+    events: 3600.0 * EVENTS_PER_SECOND,
+    memory: 16.0 * 1024.0 * 1024.0 * 1024.0,
+};
+
+/// The estimate of `runs` runs of each variant of `scenario` (read from
+/// `file`, whose `text` locates the error), `threads` at a time; an error at
+/// the field that drove it, with the estimate, when it is beyond `limits`.
+pub fn guard(
+    file: &str,
+    text: &str,
+    scenario: &Scenario,
+    runs: usize,
+    threads: usize,
+    limits: Limits,
+) -> Result<Total, InputError> {
+    let mut total = Total::default();
+    for cfg in scenario.variants.iter().map(|v| &v.config) {
+        let e = Estimate::of(cfg);
+        total.events += e.events * runs as f64;
+        total.events_bound += e.events_bound * runs as f64;
+        if e.memory > total.memory_per_run {
+            total.memory_per_run = e.memory;
+            total.driver_memory = if e.samples * e.columns * 8.0 > e.memory / 2.0 {
+                Driver::SampleEvery
+            } else {
+                Driver::Replicas
+            };
+        }
+        if e.events * runs as f64 > total.largest_events {
+            total.largest_events = e.events * runs as f64;
+            total.driver = e.driver;
+        }
+    }
+    total.memory = total.memory_per_run * threads.clamp(1, runs.max(1)) as f64;
+    let at = |driver: Driver| Positions::of(text).find(&driver.path());
+    if total.events_bound > limits.events {
+        return Err(InputError::at(
+            file,
+            at(total.driver),
+            format!(
+                "this scenario is too big to run: about {} events ({} at most when every try \
+                 fails and is retried), {} on one core; the limit is {} events",
+                si(total.events),
+                si(total.events_bound),
+                human_seconds(total.events / EVENTS_PER_SECOND),
+                si(limits.events),
+            ),
+            format!(
+                "{}, or pass --force to run it anyway",
+                total.driver.advice()
+            ),
+        ));
+    }
+    if total.memory > limits.memory {
+        return Err(InputError::at(
+            file,
+            at(total.driver_memory),
+            format!(
+                "this scenario needs about {} of memory ({} per run); the limit is {}",
+                bytes(total.memory),
+                bytes(total.memory_per_run),
+                bytes(limits.memory),
+            ),
+            format!(
+                "{} (or run fewer seeds or threads at once), or pass --force to run it anyway",
+                total.driver_memory.advice()
+            ),
+        ));
+    }
+    Ok(total)
+}
+
+/// The estimate of every run of a scenario together.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Total {
+    /// Events when tries succeed.
+    pub events: f64,
+    /// Events at most.
+    pub events_bound: f64,
+    /// Peak memory of the largest run \[bytes\].
+    pub memory_per_run: f64,
+    /// Peak memory with the runs that run at once \[bytes\].
+    pub memory: f64,
+    largest_events: f64,
+    driver: Driver,
+    driver_memory: Driver,
+}
+
+impl Total {
+    /// Wall time to expect on one core \[s\].
+    pub fn seconds(&self) -> f64 {
+        self.events / EVENTS_PER_SECOND
+    }
+
+    /// `about 29.0 M events, 5.8 s on one core`.
+    pub fn summary(&self) -> String {
+        format!(
+            "about {} events, {} on one core",
+            si(self.events),
+            human_seconds(self.seconds())
+        )
+    }
+}
+
+/// `1.2e9` as `1.2 G`.
+fn si(x: f64) -> String {
+    let (v, unit) = if x >= 1e12 {
+        (x / 1e12, " T")
+    } else if x >= 1e9 {
+        (x / 1e9, " G")
+    } else if x >= 1e6 {
+        (x / 1e6, " M")
+    } else if x >= 1e3 {
+        (x / 1e3, " k")
+    } else {
+        (x, "")
+    };
+    format!("{v:.1}{unit}")
+}
+
+fn bytes(x: f64) -> String {
+    let gib = 1024.0 * 1024.0 * 1024.0;
+    if x >= gib {
+        format!("{:.1} GiB", x / gib)
+    } else {
+        format!("{:.0} MiB", x / (1024.0 * 1024.0))
+    }
+}
+
+fn human_seconds(s: f64) -> String {
+    if s >= 86_400.0 {
+        format!("{:.0} days", s / 86_400.0)
+    } else if s >= 3600.0 {
+        format!("{:.1} hours", s / 3600.0)
+    } else if s >= 60.0 {
+        format!("{:.0} minutes", s / 60.0)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use sim_core::NullSink;
+    use sim_models::cluster::{run, RunOutput};
+
+    /// A run where the traffic was sent as written and every request
+    /// succeeded at its first try.
+    fn healthy(e: &Estimate, out: &RunOutput) -> bool {
+        let sent: u64 = out.requests.iter().map(|r| r.sent).sum();
+        let answered: u64 = out.requests.iter().map(|r| r.answered).sum();
+        let retried: u64 = out.requests.iter().map(|r| r.retried).sum();
+        retried == 0
+            && answered as f64 >= 0.99 * sent as f64
+            && (sent as f64 - e.requests).abs() <= 0.2 * e.requests + 10.0
+    }
+
+    /// The estimate against the run: never above the bound; within
+    /// [`EVENTS_FACTOR`] of the events when tries succeed.
+    fn holds(name: &str, cfg: &ClusterConfig) {
+        let e = Estimate::of(cfg);
+        let out = run(cfg, 1, &mut NullSink);
+        let fired = out.events_fired as f64;
+        assert!(
+            fired <= e.events_bound,
+            "{name}: {fired} events fired, bound {}",
+            e.events_bound
+        );
+        if healthy(&e, &out) {
+            assert!(
+                fired <= e.events * EVENTS_FACTOR && fired >= e.events / EVENTS_FACTOR,
+                "{name}: {fired} events fired, estimate {}",
+                e.events
+            );
+        }
+    }
+
+    #[test]
+    fn holds_for_the_small_bundled_replays() {
+        for (name, text) in crate::bundled::BUNDLED {
+            if crate::datapath::is_datapath(text) {
+                continue;
+            }
+            let s = crate::parse(name, text).expect("bundled scenarios parse");
+            for v in &s.variants {
+                // The large replays run in the golden tests; a few million
+                // events each here keeps the suite fast.
+                if Estimate::of(&v.config).events_bound < 1.5e6 {
+                    holds(&format!("{name}/{}", v.name), &v.config);
+                }
+            }
+        }
+    }
+
+    /// A small cluster scenario: nodes, workloads, a client per workload,
+    /// optionally DNS with a search list and retries, optionally kube-proxy.
+    fn scenario(
+        nodes: u32,
+        replicas: &[u32],
+        rate: u32,
+        seconds: u32,
+        dns: Option<(u8, u32)>,
+        kube_proxy: bool,
+    ) -> String {
+        let mut s = format!(
+            "name: gen\nsummary: generated\nduration: {seconds}s\nsample_every: 5s\n\
+             cluster:\n  nodes: {{count: {nodes}, zones: [a, b]}}\n  ipam: {{mode: per-node, cluster_cidr: 10.244.0.0/16, node_mask: 24}}\n"
+        );
+        if kube_proxy {
+            s += "network:\n  cni: calico\n  kube_proxy: {mode: iptables}\n";
+        }
+        if dns.is_some() {
+            s += "dns:\n  workload: coredns\n  coredns: {cpu: \"2\"}\n";
+        }
+        s += "workloads:\n";
+        if dns.is_some() {
+            s += "  - {name: coredns, namespace: kube-system, port: 53, protocol: UDP, replicas: 2, startup: 1s, ready_after: 1s}\n";
+        }
+        for (i, r) in replicas.iter().enumerate() {
+            s += &format!(
+                "  - {{name: w{i}, replicas: {r}, startup: 1s, ready_after: 1s, concurrency: 8, service_time: 5ms}}\n"
+            );
+        }
+        s += "traffic:\n";
+        for i in 0..replicas.len() {
+            match dns {
+                Some((ndots, retries)) => {
+                    s += &format!(
+                        "  - {{name: t{i}, from: w0, to: w{i}, resolve: true, retries: {retries}, rate: {rate}/s, timeout: 2s}}\n"
+                    );
+                    if i == 0 {
+                        s = s.replace(
+                            "  - {name: w0,",
+                            &format!("  - {{dns_config: {{options: [{{name: ndots, value: \"{ndots}\"}}]}}, name: w0,"),
+                        );
+                    }
+                }
+                None => {
+                    s += &format!("  - {{name: t{i}, to: w{i}, rate: {rate}/s, timeout: 2s}}\n")
+                }
+            }
+        }
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn holds_for_generated_clusters(
+            nodes in 1u32..12,
+            replicas in proptest::collection::vec(0u32..12, 1..4),
+            rate in 1u32..300,
+            seconds in 5u32..60,
+            dns in proptest::option::of((1u8..6, 0u32..3)),
+            kube_proxy in any::<bool>(),
+        ) {
+            let text = scenario(nodes, &replicas, rate, seconds, dns, kube_proxy);
+            let s = crate::parse("gen.yaml", &text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            holds(&text, &s.variants[0].config);
+        }
+    }
+}
