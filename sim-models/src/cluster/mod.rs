@@ -85,7 +85,7 @@ use crate::resolver::{
     Lookup, LookupOutcome, QType, QueryId, QueryTypes, Rcode, Reply, ResolvConf, ResolverAction,
     SocketId, TimerToken,
 };
-use crate::scheduler::{self, NodeView};
+use crate::scheduler::NodeIndex;
 use crate::service::Endpoints;
 use crate::snat::{Snat, SnatConfig};
 use crate::topology::NodeSpec;
@@ -337,7 +337,8 @@ struct Sim<'a> {
     metrics: Metrics,
     trace: &'a mut dyn TraceSink,
     ipam: Ipam,
-    node_pods: Vec<u32>,
+    /// The scheduler's view of the nodes (pods bound, taints, pod CIDRs).
+    sched: NodeIndex,
     pods: Vec<Pod>,
     unschedulable: BTreeSet<u32>,
     deps: Vec<DeploymentRt>,
@@ -378,8 +379,6 @@ struct Sim<'a> {
 struct NodeRt {
     /// Its CNI daemon is not running: sandboxes cannot be created.
     cni_down: bool,
-    /// Tainted `node.kubernetes.io/not-ready`: no new pods are placed here.
-    not_ready: bool,
     /// The pending eviction of its pods, while tainted.
     eviction: Option<EventId>,
 }
@@ -394,8 +393,10 @@ impl<'a> Sim<'a> {
         let rng = RngStreams::new(seed);
         let mut metrics = Metrics::new();
         let mut ipam = Ipam::new(cfg.ipam.clone());
-        for _ in &cfg.nodes {
+        let mut sched = NodeIndex::default();
+        for (i, n) in cfg.nodes.iter().enumerate() {
             ipam.add_node();
+            sched.add_node(&n.zone, n.max_pods, ipam.node_has_pod_cidr(i));
         }
         let deps = cfg
             .deployments
@@ -468,7 +469,7 @@ impl<'a> Sim<'a> {
             metrics,
             trace,
             ipam,
-            node_pods: vec![0; cfg.nodes.len()],
+            sched,
             pods: Vec::new(),
             unschedulable: BTreeSet::new(),
             deps,

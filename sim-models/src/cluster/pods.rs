@@ -107,10 +107,10 @@ impl Sim<'_> {
     /// network is down, untaint it when it is back.
     pub(crate) fn node_taint(&mut self, n: usize) {
         let down = self.nodes[n].cni_down;
-        if self.nodes[n].not_ready == down {
+        if self.sched.tainted(n) == down {
             return;
         }
-        self.nodes[n].not_ready = down;
+        self.sched.set_tainted(n, down);
         let name = self.cfg.nodes[n].name.clone();
         if down {
             self.event_keyed(
@@ -261,7 +261,7 @@ impl Sim<'_> {
         }
         self.unschedulable.remove(&p);
         if let Some(n) = node {
-            self.node_pods[n as usize] -= 1;
+            self.sched.unbind(n as usize);
         }
         if let Some(l) = lease {
             self.ipam.release(l);
@@ -270,21 +270,10 @@ impl Sim<'_> {
     }
 
     pub(crate) fn try_schedule(&mut self, p: u32) {
-        let views: Vec<NodeView> = self
-            .cfg
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| NodeView {
-                pods: self.node_pods[i],
-                max_pods: n.max_pods,
-                network_ready: self.ipam.node_has_pod_cidr(i) && !self.nodes[i].not_ready,
-            })
-            .collect();
-        match scheduler::place(&views) {
+        match self.sched.place() {
             Ok(n) => {
                 self.unschedulable.remove(&p);
-                self.node_pods[n] += 1;
+                self.sched.bind(n);
                 self.pods[p as usize].node = Some(n as u32);
                 self.set_state(p, PodState::Creating);
                 self.sandbox_attempt(p);
@@ -299,14 +288,15 @@ impl Sim<'_> {
     }
 
     /// kube-scheduler moves unschedulable pods back to its active queue when
-    /// a pod is deleted; they are retried in creation order.
+    /// a pod is deleted; they are retried in creation order until one does
+    /// not fit. A retry that cannot fit changes nothing, so none is made once
+    /// no node can take a pod (and while one can, every retry fits).
     pub(crate) fn schedule_unschedulable(&mut self) {
-        let waiting: Vec<u32> = self.unschedulable.iter().copied().collect();
-        for p in waiting {
-            self.try_schedule(p);
-            if self.unschedulable.contains(&p) {
+        while self.sched.fits_somewhere() {
+            let Some(&p) = self.unschedulable.first() else {
                 break;
-            }
+            };
+            self.try_schedule(p);
         }
     }
 
