@@ -202,9 +202,12 @@ enum Ev {
     },
 }
 
+/// One pod. Its name is derived when printed ([`Sim::pod_name`]).
 struct Pod {
     deployment: u32,
-    name: String,
+    /// Which of its ReplicaSet's pods it is (0 for the first created): the
+    /// random-looking suffix of a Deployment pod's name derives from it.
+    seq: u32,
     /// StatefulSet ordinal (0 for Deployment pods).
     ordinal: u32,
     state: PodState,
