@@ -18,7 +18,10 @@
 //!
 //! Request-level: the cost per request is O(1) in the number of pods, nodes
 //! and Services (O(log) for DNS names); NetworkPolicy verdicts are cached
-//! per pod pair.
+//! per pod pair. Pod-level: placing a pod is O(log n) in the nodes
+//! ([`crate::scheduler::NodeIndex`]); a pod is a compact record whose name
+//! is derived when printed, and NetworkPolicy's view of the pods is kept only
+//! when policies are configured.
 //!
 //! ## Rooms
 //! The run is one event loop (`Sim::handle`, a short match) that hands
@@ -95,7 +98,7 @@ use sim_core::{
     CounterId, Engine, EventId, GaugeId, HistogramId, LatencyHistogram, Metrics, RngStreams,
     SimDuration, SimRng, SimTime, TraceRecord, TraceSink,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -360,8 +363,8 @@ struct Sim<'a> {
     dns_pick: SimRng,
     rng: RngStreams,
     dns: Option<DnsRt>,
-    /// Pod addresses in use -> pod.
-    ip_owner: BTreeMap<Ipv4Addr, u32>,
+    /// Pod addresses in use -> pod (looked up, never iterated).
+    ip_owner: HashMap<Ipv4Addr, u32>,
     next_request: u64,
     /// Tries of traffic with retries whose outcome is not known yet.
     open_attempts: BTreeSet<u64>,
@@ -473,7 +476,7 @@ impl<'a> Sim<'a> {
             trace,
             ipam,
             sched,
-            pods: Vec::new(),
+            pods: Vec::with_capacity(cfg.deployments.iter().map(|d| d.replicas as usize).sum()),
             unschedulable: BTreeSet::new(),
             deps,
             traffic,
@@ -517,7 +520,7 @@ impl<'a> Sim<'a> {
             kube_proxy_wake: None,
             rng,
             dns,
-            ip_owner: BTreeMap::new(),
+            ip_owner: HashMap::new(),
             next_request: 0,
             open_attempts: BTreeSet::new(),
             resolving: BTreeSet::new(),
