@@ -380,13 +380,16 @@ struct Sim<'a> {
     kube_proxy_wake: Option<EventId>,
 }
 
-/// What the cluster run tracks of one node beyond its pod count.
+/// What the cluster run tracks of one node beyond the scheduler's view.
 #[derive(Default)]
 struct NodeRt {
     /// Its CNI daemon is not running: sandboxes cannot be created.
     cni_down: bool,
     /// The pending eviction of its pods, while tainted.
     eviction: Option<EventId>,
+    /// The pods bound to it (terminating ones until they are gone), in no
+    /// particular order.
+    pods: Vec<u32>,
 }
 
 /// Runs `cfg` with `seed`, sending per-event records to `trace`.

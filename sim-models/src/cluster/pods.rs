@@ -148,12 +148,8 @@ impl Sim<'_> {
     /// controllers create replacements.
     pub(crate) fn evict(&mut self, n: usize) {
         self.nodes[n].eviction = None;
-        let doomed: Vec<u32> = (0..self.pods.len() as u32)
-            .filter(|&p| {
-                let pod = &self.pods[p as usize];
-                !pod.deleted && pod.node == Some(n as u32)
-            })
-            .collect();
+        let mut doomed = self.nodes[n].pods.clone();
+        doomed.sort_unstable();
         let mut touched = BTreeSet::new();
         for p in doomed {
             let d = self.pods[p as usize].deployment as usize;
@@ -260,6 +256,10 @@ impl Sim<'_> {
         self.unschedulable.remove(&p);
         if let Some(n) = node {
             self.sched.unbind(n as usize);
+            let bound = &mut self.nodes[n as usize].pods;
+            if let Some(i) = bound.iter().position(|&q| q == p) {
+                bound.swap_remove(i);
+            }
         }
         if let Some(l) = lease {
             self.ipam.release(l);
@@ -272,6 +272,7 @@ impl Sim<'_> {
             Ok(n) => {
                 self.unschedulable.remove(&p);
                 self.sched.bind(n);
+                self.nodes[n].pods.push(p);
                 self.pods[p as usize].node = Some(n as u32);
                 self.set_state(p, PodState::Creating);
                 self.sandbox_attempt(p);
