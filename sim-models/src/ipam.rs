@@ -373,7 +373,8 @@ pub struct Ipam {
 pub struct Lease {
     /// The address.
     pub ip: Ipv4Addr,
-    pool: usize,
+    /// Flat layout: the pool's index; per-node: the node's.
+    pool: u32,
 }
 
 impl Ipam {
@@ -452,14 +453,17 @@ impl Ipam {
             IpamLayout::Flat { .. } => {
                 for (i, p) in self.shared.iter_mut().enumerate() {
                     if let Some(ip) = p.allocate() {
-                        return Ok(Lease { ip, pool: i });
+                        return Ok(Lease { ip, pool: i as u32 });
                     }
                 }
                 Err(Pool::exhausted_message(&self.shared))
             }
             IpamLayout::PerNode { .. } => match self.per_node.get_mut(node) {
                 Some(Some(p)) => match p.allocate() {
-                    Some(ip) => Ok(Lease { ip, pool: node }),
+                    Some(ip) => Ok(Lease {
+                        ip,
+                        pool: node as u32,
+                    }),
                     None => Err(Pool::exhausted_message(std::slice::from_ref(p))),
                 },
                 _ => Err("network plugin not ready: node has no pod CIDR assigned".into()),
@@ -470,10 +474,11 @@ impl Ipam {
     /// Returns a pod's address.
     pub fn release(&mut self, lease: Lease) {
         let pool = match self.layout {
-            IpamLayout::Flat { .. } => self.shared.get_mut(lease.pool),
-            IpamLayout::PerNode { .. } => {
-                self.per_node.get_mut(lease.pool).and_then(Option::as_mut)
-            }
+            IpamLayout::Flat { .. } => self.shared.get_mut(lease.pool as usize),
+            IpamLayout::PerNode { .. } => self
+                .per_node
+                .get_mut(lease.pool as usize)
+                .and_then(Option::as_mut),
         };
         if let Some(p) = pool {
             p.release(lease.ip);

@@ -20,37 +20,34 @@
 
 use rand::RngExt;
 use sim_core::SimRng;
+use std::collections::hash_map::{Entry, HashMap};
 
 /// The ready endpoints of one Service, as pod ids.
 #[derive(Clone, Debug, Default)]
 pub struct Endpoints {
     ready: Vec<u32>,
-    /// `position\[pod\]`: index of the pod in `ready`, if it is there.
-    position: Vec<Option<u32>>,
+    /// Index of each pod of `ready` in it (looked up, never iterated; its
+    /// size follows the Service's endpoints, not the cluster's pod ids).
+    position: HashMap<u32, u32>,
 }
 
 impl Endpoints {
     /// Adds a Ready pod; no-op if present.
     pub fn add(&mut self, pod: u32) {
-        let p = pod as usize;
-        if self.position.len() <= p {
-            self.position.resize(p + 1, None);
-        }
-        if self.position[p].is_none() {
-            self.position[p] = Some(self.ready.len() as u32);
+        if let Entry::Vacant(e) = self.position.entry(pod) {
+            e.insert(self.ready.len() as u32);
             self.ready.push(pod);
         }
     }
 
     /// Removes a pod; no-op if absent.
     pub fn remove(&mut self, pod: u32) {
-        let Some(Some(i)) = self.position.get(pod as usize).copied() else {
+        let Some(i) = self.position.remove(&pod) else {
             return;
         };
-        self.position[pod as usize] = None;
         self.ready.swap_remove(i as usize);
         if let Some(&moved) = self.ready.get(i as usize) {
-            self.position[moved as usize] = Some(i);
+            self.position.insert(moved, i);
         }
     }
 

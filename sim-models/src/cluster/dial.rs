@@ -173,7 +173,7 @@ impl Sim<'_> {
         let msg = format!(
             "connections to Service {svc} sent to deleted pod(s): the {mode} data path lists them until its next sync ends; SYNs dropped"
         );
-        let obj = format!("pod/{}", self.pods[p as usize].name);
+        let obj = format!("pod/{}", self.pod_name(p));
         self.event_keyed(
             "Warning",
             "StaleEndpoint",
@@ -295,7 +295,7 @@ impl Sim<'_> {
             "{}/{} -> {}/{} {proto}/{port}",
             from.namespace, from.name, spec.namespace, spec.name
         );
-        let obj = format!("pod/{}", self.pods[client as usize].name);
+        let obj = format!("pod/{}", self.pod_name(client));
         let cni = self.cfg.policy.as_ref().map_or("cni", |p| p.cni.plugin());
         let message = format!("{key}: first packet dropped by {cni}: {denial}");
         self.event_keyed("Warning", "PolicyDenied", "netpol", key, message, obj);

@@ -18,7 +18,10 @@
 //!
 //! Request-level: the cost per request is O(1) in the number of pods, nodes
 //! and Services (O(log) for DNS names); NetworkPolicy verdicts are cached
-//! per pod pair.
+//! per pod pair. Pod-level: placing a pod is O(log n) in the nodes
+//! ([`crate::scheduler::NodeIndex`]); a pod is a compact record whose name
+//! is derived when printed, and NetworkPolicy's view of the pods is kept only
+//! when policies are configured.
 //!
 //! ## Rooms
 //! The run is one event loop (`Sim::handle`, a short match) that hands
@@ -85,7 +88,7 @@ use crate::resolver::{
     Lookup, LookupOutcome, QType, QueryId, QueryTypes, Rcode, Reply, ResolvConf, ResolverAction,
     SocketId, TimerToken,
 };
-use crate::scheduler::{self, NodeView};
+use crate::scheduler::NodeIndex;
 use crate::service::Endpoints;
 use crate::snat::{Snat, SnatConfig};
 use crate::topology::NodeSpec;
@@ -95,7 +98,7 @@ use sim_core::{
     CounterId, Engine, EventId, GaugeId, HistogramId, LatencyHistogram, Metrics, RngStreams,
     SimDuration, SimRng, SimTime, TraceRecord, TraceSink,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -202,9 +205,12 @@ enum Ev {
     },
 }
 
+/// One pod. Its name is derived when printed ([`Sim::pod_name`]).
 struct Pod {
     deployment: u32,
-    name: String,
+    /// Which of its ReplicaSet's pods it is (0 for the first created): the
+    /// random-looking suffix of a Deployment pod's name derives from it.
+    seq: u32,
     /// StatefulSet ordinal (0 for Deployment pods).
     ordinal: u32,
     state: PodState,
@@ -337,7 +343,8 @@ struct Sim<'a> {
     metrics: Metrics,
     trace: &'a mut dyn TraceSink,
     ipam: Ipam,
-    node_pods: Vec<u32>,
+    /// The scheduler's view of the nodes (pods bound, taints, pod CIDRs).
+    sched: NodeIndex,
     pods: Vec<Pod>,
     unschedulable: BTreeSet<u32>,
     deps: Vec<DeploymentRt>,
@@ -356,8 +363,8 @@ struct Sim<'a> {
     dns_pick: SimRng,
     rng: RngStreams,
     dns: Option<DnsRt>,
-    /// Pod addresses in use -> pod.
-    ip_owner: BTreeMap<Ipv4Addr, u32>,
+    /// Pod addresses in use -> pod (looked up, never iterated).
+    ip_owner: HashMap<Ipv4Addr, u32>,
     next_request: u64,
     /// Tries of traffic with retries whose outcome is not known yet.
     open_attempts: BTreeSet<u64>,
@@ -373,15 +380,16 @@ struct Sim<'a> {
     kube_proxy_wake: Option<EventId>,
 }
 
-/// What the cluster run tracks of one node beyond its pod count.
+/// What the cluster run tracks of one node beyond the scheduler's view.
 #[derive(Default)]
 struct NodeRt {
     /// Its CNI daemon is not running: sandboxes cannot be created.
     cni_down: bool,
-    /// Tainted `node.kubernetes.io/not-ready`: no new pods are placed here.
-    not_ready: bool,
     /// The pending eviction of its pods, while tainted.
     eviction: Option<EventId>,
+    /// The pods bound to it (terminating ones until they are gone), in no
+    /// particular order.
+    pods: Vec<u32>,
 }
 
 /// Runs `cfg` with `seed`, sending per-event records to `trace`.
@@ -409,8 +417,10 @@ impl<'a> Sim<'a> {
         let rng = RngStreams::new(seed);
         let mut metrics = Metrics::new();
         let mut ipam = Ipam::new(cfg.ipam.clone());
-        for _ in &cfg.nodes {
+        let mut sched = NodeIndex::default();
+        for (i, n) in cfg.nodes.iter().enumerate() {
             ipam.add_node();
+            sched.add_node(&n.zone, n.max_pods, ipam.node_has_pod_cidr(i));
         }
         let deps = cfg
             .deployments
@@ -483,8 +493,8 @@ impl<'a> Sim<'a> {
             metrics,
             trace,
             ipam,
-            node_pods: vec![0; cfg.nodes.len()],
-            pods: Vec::new(),
+            sched,
+            pods: Vec::with_capacity(cfg.deployments.iter().map(|d| d.replicas as usize).sum()),
             unschedulable: BTreeSet::new(),
             deps,
             traffic,
@@ -528,7 +538,7 @@ impl<'a> Sim<'a> {
             kube_proxy_wake: None,
             rng,
             dns,
-            ip_owner: BTreeMap::new(),
+            ip_owner: HashMap::new(),
             next_request: 0,
             open_attempts: BTreeSet::new(),
             resolving: BTreeSet::new(),

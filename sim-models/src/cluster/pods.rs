@@ -107,10 +107,10 @@ impl Sim<'_> {
     /// network is down, untaint it when it is back.
     pub(crate) fn node_taint(&mut self, n: usize) {
         let down = self.nodes[n].cni_down;
-        if self.nodes[n].not_ready == down {
+        if self.sched.tainted(n) == down {
             return;
         }
-        self.nodes[n].not_ready = down;
+        self.sched.set_tainted(n, down);
         let name = self.cfg.nodes[n].name.clone();
         if down {
             self.event_keyed(
@@ -148,19 +148,14 @@ impl Sim<'_> {
     /// controllers create replacements.
     pub(crate) fn evict(&mut self, n: usize) {
         self.nodes[n].eviction = None;
-        let doomed: Vec<u32> = (0..self.pods.len() as u32)
-            .filter(|&p| {
-                let pod = &self.pods[p as usize];
-                !pod.deleted && pod.node == Some(n as u32)
-            })
-            .collect();
+        let mut doomed = self.nodes[n].pods.clone();
+        doomed.sort_unstable();
         let mut touched = BTreeSet::new();
         for p in doomed {
-            let pod = &self.pods[p as usize];
-            let d = pod.deployment as usize;
-            let msg =
-                node_lifecycle::eviction_message(&self.cfg.deployments[d].namespace, &pod.name);
-            let obj = format!("pod/{}", pod.name);
+            let d = self.pods[p as usize].deployment as usize;
+            let name = self.pod_name(p);
+            let msg = node_lifecycle::eviction_message(&self.cfg.deployments[d].namespace, &name);
+            let obj = format!("pod/{name}");
             self.event_keyed(
                 "Normal",
                 "TaintManagerEviction",
@@ -186,21 +181,20 @@ impl Sim<'_> {
             self.deps[d].created += 1;
             let id = self.pods.len() as u32;
             let spec = &self.cfg.deployments[d];
-            let (name, ordinal) = match spec.kind {
-                WorkloadKind::Deployment => (pod_name(&spec.name, n), 0),
+            let ordinal = match spec.kind {
+                WorkloadKind::Deployment => 0,
                 WorkloadKind::StatefulSet => {
                     let used: BTreeSet<u32> = self.deps[d]
                         .live
                         .iter()
                         .map(|&p| self.pods[p as usize].ordinal)
                         .collect();
-                    let ordinal = (0..).find(|o| !used.contains(o)).unwrap_or(0);
-                    (format!("{}-{ordinal}", spec.name), ordinal)
+                    (0..).find(|o| !used.contains(o)).unwrap_or(0)
                 }
             };
             self.pods.push(Pod {
                 deployment: d as u32,
-                name,
+                seq: n,
                 ordinal,
                 state: PodState::Unschedulable,
                 node: None,
@@ -261,37 +255,31 @@ impl Sim<'_> {
         }
         self.unschedulable.remove(&p);
         if let Some(n) = node {
-            self.node_pods[n as usize] -= 1;
+            self.sched.unbind(n as usize);
+            let bound = &mut self.nodes[n as usize].pods;
+            if let Some(i) = bound.iter().position(|&q| q == p) {
+                bound.swap_remove(i);
+            }
         }
         if let Some(l) = lease {
             self.ipam.release(l);
-            self.forget_pod_info(p);
+            self.forget_pod_info(p, l.ip);
         }
     }
 
     pub(crate) fn try_schedule(&mut self, p: u32) {
-        let views: Vec<NodeView> = self
-            .cfg
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| NodeView {
-                pods: self.node_pods[i],
-                max_pods: n.max_pods,
-                network_ready: self.ipam.node_has_pod_cidr(i) && !self.nodes[i].not_ready,
-            })
-            .collect();
-        match scheduler::place(&views) {
+        match self.sched.place() {
             Ok(n) => {
                 self.unschedulable.remove(&p);
-                self.node_pods[n] += 1;
+                self.sched.bind(n);
+                self.nodes[n].pods.push(p);
                 self.pods[p as usize].node = Some(n as u32);
                 self.set_state(p, PodState::Creating);
                 self.sandbox_attempt(p);
             }
             Err(msg) => {
                 if self.unschedulable.insert(p) {
-                    let obj = format!("pod/{}", self.pods[p as usize].name);
+                    let obj = format!("pod/{}", self.pod_name(p));
                     self.event("Warning", "FailedScheduling", "default-scheduler", msg, obj);
                 }
             }
@@ -299,14 +287,15 @@ impl Sim<'_> {
     }
 
     /// kube-scheduler moves unschedulable pods back to its active queue when
-    /// a pod is deleted; they are retried in creation order.
+    /// a pod is deleted; they are retried in creation order until one does
+    /// not fit. A retry that cannot fit changes nothing, so none is made once
+    /// no node can take a pod (and while one can, every retry fits).
     pub(crate) fn schedule_unschedulable(&mut self) {
-        let waiting: Vec<u32> = self.unschedulable.iter().copied().collect();
-        for p in waiting {
-            self.try_schedule(p);
-            if self.unschedulable.contains(&p) {
+        while self.sched.fits_somewhere() {
+            let Some(&p) = self.unschedulable.first() else {
                 break;
-            }
+            };
+            self.try_schedule(p);
         }
     }
 
@@ -336,9 +325,10 @@ impl Sim<'_> {
             }
             Err(cni) => {
                 self.set_state(p, PodState::SandboxFailed);
+                let obj = format!("pod/{}", self.pod_name(p));
                 let pod = &mut self.pods[p as usize];
                 pod.backoff = kubelet::next_backoff(pod.backoff);
-                let (delay, obj) = (pod.backoff, format!("pod/{}", pod.name));
+                let delay = pod.backoff;
                 self.event(
                     "Warning",
                     "FailedCreatePodSandBox",
@@ -371,30 +361,34 @@ impl Sim<'_> {
         else {
             return;
         };
-        match CoreDns::new(spec, &self.pods[p as usize].name, &self.rng) {
+        let name = self.pod_name(p);
+        match CoreDns::new(spec, &name, &self.rng) {
             Ok(c) => self.pods[p as usize].coredns = Some(Box::new(c)),
             Err(e) => {
-                let obj = format!("pod/{}", self.pods[p as usize].name);
+                let obj = format!("pod/{name}");
                 self.event("Warning", "Failed", "kubelet", e.to_string(), obj);
             }
         }
     }
 
-    /// What NetworkPolicy selectors see of a pod that just got its address.
+    /// A pod got its address: its owner for the data path, and what
+    /// NetworkPolicy selectors see of it (kept only when policies can apply).
     pub(crate) fn record_pod_info(&mut self, p: u32, lease: Lease) {
+        self.ip_owner.insert(lease.ip, p);
+        if self.path.policy.is_none() {
+            return;
+        }
+        let name = self.pod_name(p);
         let pod = &self.pods[p as usize];
         let spec = &self.cfg.deployments[pod.deployment as usize];
         let mut labels = spec.labels.clone();
         match spec.kind {
             WorkloadKind::Deployment => {
-                let hash = pod.name.rsplit('-').nth(1).unwrap_or_default().to_string();
+                let hash = name.rsplit('-').nth(1).unwrap_or_default().to_string();
                 labels.insert("pod-template-hash".into(), hash);
             }
             WorkloadKind::StatefulSet => {
-                labels.insert(
-                    "statefulset.kubernetes.io/pod-name".into(),
-                    pod.name.clone(),
-                );
+                labels.insert("statefulset.kubernetes.io/pod-name".into(), name.clone());
             }
         }
         let nodes: Ipv4Cidr = SYNTHETIC_NODE_CIDR.parse().unwrap_or_else(|_| {
@@ -402,7 +396,7 @@ impl Sim<'_> {
         });
         let info = PodInfo {
             namespace: spec.namespace.clone(),
-            name: pod.name.clone(),
+            name,
             labels,
             ip: lease.ip,
             host_ip: nodes.nth(u64::from(pod.node.unwrap_or(0)) + 1),
@@ -417,22 +411,31 @@ impl Sim<'_> {
             self.pod_infos.resize(p as usize + 1, None);
         }
         self.pod_infos[p as usize] = Some(info);
-        self.ip_owner.insert(lease.ip, p);
         if let Some(e) = self.path.policy.as_mut() {
             e.pods_changed();
         }
     }
 
-    pub(crate) fn forget_pod_info(&mut self, p: u32) {
+    /// Pod `p` gave back its address `ip`.
+    pub(crate) fn forget_pod_info(&mut self, p: u32, ip: Ipv4Addr) {
+        if self.ip_owner.get(&ip) == Some(&p) {
+            self.ip_owner.remove(&ip);
+        }
         if let Some(slot) = self.pod_infos.get_mut(p as usize) {
-            if let Some(info) = slot.take() {
-                if self.ip_owner.get(&info.ip) == Some(&p) {
-                    self.ip_owner.remove(&info.ip);
-                }
-            }
+            *slot = None;
         }
         if let Some(e) = self.path.policy.as_mut() {
             e.pods_changed();
+        }
+    }
+
+    /// Pod `p`'s name as `kubectl get pods` shows it (derived, not stored).
+    pub(crate) fn pod_name(&self, p: u32) -> String {
+        let pod = &self.pods[p as usize];
+        let spec = &self.cfg.deployments[pod.deployment as usize];
+        match spec.kind {
+            WorkloadKind::Deployment => pod_name(&spec.name, pod.seq),
+            WorkloadKind::StatefulSet => format!("{}-{}", spec.name, pod.ordinal),
         }
     }
 }

@@ -131,7 +131,7 @@ impl Sim<'_> {
             dns.restart_total += 1;
             self.metrics.inc(dns.restarts);
         }
-        let name = self.pods[p as usize].name.clone();
+        let name = self.pod_name(p);
         let workload = self.cfg.deployments[d].name.clone();
         let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
         self.event_keyed(

@@ -81,7 +81,7 @@ impl Sim<'_> {
             .live
             .iter()
             .filter(|&&p| self.pod_live_in(p, PodState::Ready))
-            .filter(|&&p| pod.is_none_or(|n| self.pods[p as usize].name == n))
+            .filter(|&&p| pod.is_none_or(|n| self.pod_name(p) == n))
             .map(|&p| (self.pods[p as usize].ordinal, p))
             .collect();
         ready.sort_unstable();
