@@ -198,6 +198,74 @@ impl Server {
     }
 }
 
+/// A set of request ids ([`Request::id`]) kept as a bitmap over the span
+/// from the oldest id present to the newest: ids are handed out in
+/// increasing order and a try leaves the set by its deadline, so the span
+/// stays within (timeout x request rate) ids and, once it has grown to
+/// that, inserts and removals neither allocate nor walk anything: O(1).
+#[derive(Clone, Debug, Default)]
+pub struct IdSet {
+    /// The id of bit 0 of `words[0]` (a multiple of 64).
+    base: u64,
+    /// Bit `i` of `words[w]`: id `base + 64 w + i` is in the set. Neither
+    /// the first nor the last word is zero.
+    words: VecDeque<u64>,
+}
+
+impl IdSet {
+    /// Adds `id`; returns whether it was absent.
+    pub fn insert(&mut self, id: u64) -> bool {
+        let word = id & !63;
+        if self.words.is_empty() {
+            self.base = word;
+        }
+        while word < self.base {
+            self.words.push_front(0);
+            self.base -= 64;
+        }
+        let w = ((word - self.base) / 64) as usize;
+        if w >= self.words.len() {
+            self.words.resize(w + 1, 0);
+        }
+        let bit = 1u64 << (id & 63);
+        let absent = self.words[w] & bit == 0;
+        self.words[w] |= bit;
+        absent
+    }
+
+    /// Removes `id`; returns whether it was present.
+    pub fn remove(&mut self, id: &u64) -> bool {
+        let Some(w) = self.word(*id) else {
+            return false;
+        };
+        let bit = 1u64 << (id & 63);
+        if self.words[w] & bit == 0 {
+            return false;
+        }
+        self.words[w] &= !bit;
+        while self.words.front() == Some(&0) {
+            self.words.pop_front();
+            self.base += 64;
+        }
+        while self.words.back() == Some(&0) {
+            self.words.pop_back();
+        }
+        true
+    }
+
+    /// Whether `id` is in the set.
+    pub fn contains(&self, id: &u64) -> bool {
+        self.word(*id)
+            .is_some_and(|w| self.words[w] & (1u64 << (id & 63)) != 0)
+    }
+
+    /// The index in `words` of `id`'s word, if the span covers it.
+    fn word(&self, id: u64) -> Option<usize> {
+        let w = (id.checked_sub(self.base)? / 64) as usize;
+        (w < self.words.len()).then_some(w)
+    }
+}
+
 /// How the client sees a completed request.
 pub fn completion_outcome(req: &Request, now: SimTime) -> Outcome {
     if now <= req.deadline {
@@ -269,6 +337,40 @@ mod tests {
             (mean - 0.5).abs() / 0.5 < 0.05,
             "mean response {mean:.3} s, M/M/1 predicts 0.5 s"
         );
+    }
+
+    #[test]
+    fn id_set_matches_a_btree_set() {
+        use std::collections::BTreeSet;
+        let mut rng = RngStreams::new(3).stream("ids");
+        let (mut set, mut reference) = (IdSet::default(), BTreeSet::new());
+        let mut next = 1_000u64;
+        for _ in 0..20_000 {
+            let id = match rng.random_range(0..4u32) {
+                0 => {
+                    next += rng.random_range(1..100u64);
+                    next
+                }
+                1 => next.saturating_sub(rng.random_range(0..5_000u64)),
+                _ => reference
+                    .iter()
+                    .nth(rng.random_range(0..reference.len().max(1)))
+                    .copied()
+                    .unwrap_or(next),
+            };
+            if rng.random_range(0..2u32) == 0 {
+                assert_eq!(set.insert(id), reference.insert(id), "insert {id}");
+            } else {
+                assert_eq!(set.remove(&id), reference.remove(&id), "remove {id}");
+            }
+            assert_eq!(set.contains(&id), reference.contains(&id));
+            assert_ne!(set.words.front(), Some(&0));
+            assert_ne!(set.words.back(), Some(&0));
+        }
+        for id in reference.clone() {
+            assert!(set.remove(&id));
+        }
+        assert!(set.words.is_empty());
     }
 
     #[test]

@@ -60,9 +60,9 @@
 //! timelines; the same seed gives identical outputs. Scenario golden files
 //! (sim-scenarios) pin whole replays.
 
-use crate::app::{completion_outcome, Admit, Outcome, Request, Server};
+use crate::app::{completion_outcome, Admit, IdSet, Outcome, Request, Server};
 use crate::connections::{
-    syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode,
+    syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode, PodMap,
 };
 use crate::conntrack::{
     self, ConntrackConfig, CtId, CtState, DataPath, UdpDnat, UdpPairSecond, UdpSend,
@@ -327,7 +327,7 @@ struct TrafficRt {
     connect_delay: HistogramId,
     first_packet: HistogramId,
     /// Connections held per client pod (looked up, never iterated).
-    clients: std::collections::HashMap<u32, ClientConns>,
+    clients: PodMap<ClientConns>,
     lookup_latency: HistogramId,
 }
 
@@ -360,9 +360,9 @@ struct Sim<'a> {
     ip_owner: BTreeMap<Ipv4Addr, u32>,
     next_request: u64,
     /// Tries of traffic with retries whose outcome is not known yet.
-    open_attempts: BTreeSet<u64>,
+    open_attempts: IdSet,
     /// Tries whose lookup is in progress.
-    resolving: BTreeSet<u64>,
+    resolving: IdSet,
     nodes: Vec<NodeRt>,
     node_lifecycle: SimRng,
     /// Open client connections.
@@ -426,7 +426,7 @@ impl<'a> Sim<'a> {
                     connect_delay: metrics.histogram(&format!("connect_delay{{service={name}}}")),
                     first_packet: metrics
                         .histogram(&format!("service_first_packet_rtt{{service={name}}}")),
-                    clients: std::collections::HashMap::new(),
+                    clients: PodMap::default(),
                     lookup_latency: metrics
                         .histogram(&format!("dns_lookup_latency{{service={name}}}")),
                 }
@@ -515,8 +515,8 @@ impl<'a> Sim<'a> {
             dns,
             ip_owner: BTreeMap::new(),
             next_request: 0,
-            open_attempts: BTreeSet::new(),
-            resolving: BTreeSet::new(),
+            open_attempts: IdSet::default(),
+            resolving: IdSet::default(),
         }
     }
 
