@@ -52,8 +52,8 @@ pub struct ServerSpec {
 pub struct Request {
     /// Which traffic source sent it.
     pub source: u32,
-    /// The client pod that sent it (`None`: a client outside the cluster).
-    pub client: Option<u32>,
+    /// The client pod that sent it (none: a client outside the cluster).
+    pub client: OptU32,
     /// Unique per attempt within a run.
     pub id: u64,
     /// 0 for the first try, then one more per application retry.
@@ -64,7 +64,35 @@ pub struct Request {
     pub deadline: SimTime,
     /// The client connection it travels on, if connections are modelled
     /// (an id of the cluster's connection slab).
-    pub conn: Option<u32>,
+    pub conn: OptU32,
+}
+
+/// An `Option<u32>` in 4 bytes (`u32::MAX` stands for none), so that a
+/// [`Request`] is 40 bytes and the events carrying one stay small: every
+/// event is copied a few times through the event queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptU32(u32);
+
+impl OptU32 {
+    /// None.
+    pub const NONE: OptU32 = OptU32(u32::MAX);
+
+    /// `Some(v)`; `v` must not be `u32::MAX` (no pod or connection id is).
+    pub fn some(v: u32) -> Self {
+        debug_assert!(v != u32::MAX, "u32::MAX stands for none");
+        OptU32(v)
+    }
+
+    /// The value, if any.
+    pub fn get(self) -> Option<u32> {
+        (self.0 != u32::MAX).then_some(self.0)
+    }
+}
+
+impl From<Option<u32>> for OptU32 {
+    fn from(v: Option<u32>) -> Self {
+        v.map_or(OptU32::NONE, OptU32::some)
+    }
 }
 
 /// How a request ended.
@@ -309,12 +337,12 @@ mod tests {
                 Ev::Arrive => {
                     let req = Request {
                         source: 0,
-                        client: None,
+                        client: OptU32::NONE,
                         id: 0,
                         attempt: 0,
                         sent: now,
                         deadline: SimTime::MAX,
-                        conn: None,
+                        conn: OptU32::NONE,
                     };
                     if srv.offer(&spec, req) == Admit::Start {
                         eng.schedule_in(exp(0.1), Ev::Done(req));
@@ -384,12 +412,12 @@ mod tests {
         let t = |s| SimTime::ZERO + SimDuration::from_secs(s);
         let req = |dl| Request {
             source: 0,
-            client: None,
+            client: OptU32::NONE,
             id: 0,
             attempt: 0,
             sent: t(0),
             deadline: t(dl),
-            conn: None,
+            conn: OptU32::NONE,
         };
         assert_eq!(srv.offer(&spec, req(10)), Admit::Start);
         assert_eq!(srv.offer(&spec, req(1)), Admit::Queued);

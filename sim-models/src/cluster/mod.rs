@@ -60,7 +60,7 @@
 //! timelines; the same seed gives identical outputs. Scenario golden files
 //! (sim-scenarios) pin whole replays.
 
-use crate::app::{completion_outcome, Admit, IdSet, Outcome, Request, Server};
+use crate::app::{completion_outcome, Admit, IdSet, OptU32, Outcome, Request, Server};
 use crate::connections::{
     syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode, PodMap,
 };
@@ -149,12 +149,9 @@ enum Ev {
     /// kube-proxy's sync loop wakes.
     KubeProxySync,
     /// A connection's first packet, past the Service lookup, reaches pod
-    /// `pod`; the request follows on connection `conn` (or on its own).
-    FirstPacket {
-        pod: u32,
-        conn: Option<u32>,
-        req: Request,
-    },
+    /// `pod`; the request follows on its connection `req.conn` (or on its
+    /// own, from a client outside the cluster).
+    FirstPacket { pod: u32, req: Request },
     /// A policy change reaches the data path.
     PoliciesProgrammed(u32),
     /// The node lifecycle controller brings a node's not-ready taint in
@@ -175,13 +172,10 @@ enum Ev {
         generation: u32,
         token: u32,
     },
-    /// TCP retransmits a SYN the client node dropped.
-    SynRetry {
-        req: Request,
-        client: u32,
-        first: SimTime,
-        attempt: u32,
-    },
+    /// TCP retransmits a SYN the client node dropped: SYN number
+    /// `attempt` of the connection of `req`'s client, due
+    /// [`syn_retransmit_offset`]`(attempt)` after the first SYN.
+    SynRetry { req: Request, attempt: u32 },
     /// `connect()` gives up (timeout or `tcp_syn_retries` used up).
     SynGiveUp(Request),
     /// The application retries a failed try (scheduled at the instant the
@@ -595,16 +589,11 @@ impl<'a> Sim<'a> {
             Ev::BlockedTimeout(req) => self.outcome(req, Outcome::Blocked),
             Ev::StaleTimeout(req) => self.outcome(req, Outcome::StaleEndpoint),
             Ev::KubeProxySync => self.kube_proxy_wake(),
-            Ev::FirstPacket { pod, conn, req } => match conn {
+            Ev::FirstPacket { pod, req } => match req.conn.get() {
                 Some(conn) => self.send_on(conn, req),
                 None => self.offer(pod, req),
             },
-            Ev::SynRetry {
-                req,
-                client,
-                first,
-                attempt,
-            } => self.dial(req, Some(client), first, attempt, None),
+            Ev::SynRetry { req, attempt } => self.syn_retry(req, attempt),
             Ev::SynGiveUp(req) => self.outcome(req, Outcome::SynDropped),
             Ev::Retry(req) => self.retry(req),
             Ev::DnsUnreachable {
