@@ -139,7 +139,8 @@ impl Sim<'_> {
                     conn: OptU32::some(conn),
                     ..req
                 };
-                self.engine.schedule_in(fp.rtt, Ev::FirstPacket { pod: p, req });
+                self.engine
+                    .schedule_in(fp.rtt, Ev::FirstPacket { pod: p, req });
             }
             None => self.send_on(conn, req),
         }

@@ -151,7 +151,10 @@ enum Ev {
     /// A connection's first packet, past the Service lookup, reaches pod
     /// `pod`; the request follows on its connection `req.conn` (or on its
     /// own, from a client outside the cluster).
-    FirstPacket { pod: u32, req: Request },
+    FirstPacket {
+        pod: u32,
+        req: Request,
+    },
     /// A policy change reaches the data path.
     PoliciesProgrammed(u32),
     /// The node lifecycle controller brings a node's not-ready taint in
@@ -175,7 +178,10 @@ enum Ev {
     /// TCP retransmits a SYN the client node dropped: SYN number
     /// `attempt` of the connection of `req`'s client, due
     /// [`syn_retransmit_offset`]`(attempt)` after the first SYN.
-    SynRetry { req: Request, attempt: u32 },
+    SynRetry {
+        req: Request,
+        attempt: u32,
+    },
     /// `connect()` gives up (timeout or `tcp_syn_retries` used up).
     SynGiveUp(Request),
     /// The application retries a failed try (scheduled at the instant the
