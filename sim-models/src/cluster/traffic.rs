@@ -288,9 +288,19 @@ impl Sim<'_> {
         self.outcome(req, Outcome::TimedOut);
     }
 
+    /// The Deployment whose pod `p` serves `req`: the one its traffic
+    /// source targets (every endpoint, DNS answer and connection of the
+    /// source is a pod of it), read from the source rather than from the
+    /// pod, whose record is a cache miss at thousands of pods.
+    fn serving_deployment(&self, p: u32, req: &Request) -> usize {
+        let d = self.cfg.traffic[req.source as usize].deployment;
+        debug_assert_eq!(d, Some(self.pods[p as usize].deployment as usize));
+        d.unwrap_or(self.pods[p as usize].deployment as usize)
+    }
+
     /// Offers the request to pod `p`'s server.
     pub(crate) fn offer(&mut self, p: u32, req: Request) {
-        let d = self.pods[p as usize].deployment as usize;
+        let d = self.serving_deployment(p, &req);
         let server_spec = &self.cfg.deployments[d].server;
         match self.pods[p as usize].server.offer(server_spec, req) {
             Admit::Start => self.start_service(p, req),
@@ -398,7 +408,7 @@ impl Sim<'_> {
     }
 
     pub(crate) fn start_service(&mut self, p: u32, req: Request) {
-        let d = self.pods[p as usize].deployment as usize;
+        let d = self.serving_deployment(p, &req);
         let mean = self.cfg.deployments[d].server.service_time.as_secs_f64();
         let dt = exponential(&mut self.deps[d].service_time_rng, mean);
         self.engine.schedule_in(dt, Ev::Completed { pod: p, req });
