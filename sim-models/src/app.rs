@@ -52,8 +52,8 @@ pub struct ServerSpec {
 pub struct Request {
     /// Which traffic source sent it.
     pub source: u32,
-    /// The client pod that sent it (`None`: a client outside the cluster).
-    pub client: Option<u32>,
+    /// The client pod that sent it (none: a client outside the cluster).
+    pub client: OptU32,
     /// Unique per attempt within a run.
     pub id: u64,
     /// 0 for the first try, then one more per application retry.
@@ -64,7 +64,35 @@ pub struct Request {
     pub deadline: SimTime,
     /// The client connection it travels on, if connections are modelled
     /// (an id of the cluster's connection slab).
-    pub conn: Option<u32>,
+    pub conn: OptU32,
+}
+
+/// An `Option<u32>` in 4 bytes (`u32::MAX` stands for none), so that a
+/// [`Request`] is 40 bytes and the events carrying one stay small: every
+/// event is copied a few times through the event queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptU32(u32);
+
+impl OptU32 {
+    /// None.
+    pub const NONE: OptU32 = OptU32(u32::MAX);
+
+    /// `Some(v)`; `v` must not be `u32::MAX` (no pod or connection id is).
+    pub fn some(v: u32) -> Self {
+        debug_assert!(v != u32::MAX, "u32::MAX stands for none");
+        OptU32(v)
+    }
+
+    /// The value, if any.
+    pub fn get(self) -> Option<u32> {
+        (self.0 != u32::MAX).then_some(self.0)
+    }
+}
+
+impl From<Option<u32>> for OptU32 {
+    fn from(v: Option<u32>) -> Self {
+        v.map_or(OptU32::NONE, OptU32::some)
+    }
 }
 
 /// How a request ended.
@@ -198,6 +226,74 @@ impl Server {
     }
 }
 
+/// A set of request ids ([`Request::id`]) kept as a bitmap over the span
+/// from the oldest id present to the newest: ids are handed out in
+/// increasing order and a try leaves the set by its deadline, so the span
+/// stays within (timeout x request rate) ids and, once it has grown to
+/// that, inserts and removals neither allocate nor walk anything: O(1).
+#[derive(Clone, Debug, Default)]
+pub struct IdSet {
+    /// The id of bit 0 of `words[0]` (a multiple of 64).
+    base: u64,
+    /// Bit `i` of `words[w]`: id `base + 64 w + i` is in the set. Neither
+    /// the first nor the last word is zero.
+    words: VecDeque<u64>,
+}
+
+impl IdSet {
+    /// Adds `id`; returns whether it was absent.
+    pub fn insert(&mut self, id: u64) -> bool {
+        let word = id & !63;
+        if self.words.is_empty() {
+            self.base = word;
+        }
+        while word < self.base {
+            self.words.push_front(0);
+            self.base -= 64;
+        }
+        let w = ((word - self.base) / 64) as usize;
+        if w >= self.words.len() {
+            self.words.resize(w + 1, 0);
+        }
+        let bit = 1u64 << (id & 63);
+        let absent = self.words[w] & bit == 0;
+        self.words[w] |= bit;
+        absent
+    }
+
+    /// Removes `id`; returns whether it was present.
+    pub fn remove(&mut self, id: &u64) -> bool {
+        let Some(w) = self.word(*id) else {
+            return false;
+        };
+        let bit = 1u64 << (id & 63);
+        if self.words[w] & bit == 0 {
+            return false;
+        }
+        self.words[w] &= !bit;
+        while self.words.front() == Some(&0) {
+            self.words.pop_front();
+            self.base += 64;
+        }
+        while self.words.back() == Some(&0) {
+            self.words.pop_back();
+        }
+        true
+    }
+
+    /// Whether `id` is in the set.
+    pub fn contains(&self, id: &u64) -> bool {
+        self.word(*id)
+            .is_some_and(|w| self.words[w] & (1u64 << (id & 63)) != 0)
+    }
+
+    /// The index in `words` of `id`'s word, if the span covers it.
+    fn word(&self, id: u64) -> Option<usize> {
+        let w = (id.checked_sub(self.base)? / 64) as usize;
+        (w < self.words.len()).then_some(w)
+    }
+}
+
 /// How the client sees a completed request.
 pub fn completion_outcome(req: &Request, now: SimTime) -> Outcome {
     if now <= req.deadline {
@@ -241,12 +337,12 @@ mod tests {
                 Ev::Arrive => {
                     let req = Request {
                         source: 0,
-                        client: None,
+                        client: OptU32::NONE,
                         id: 0,
                         attempt: 0,
                         sent: now,
                         deadline: SimTime::MAX,
-                        conn: None,
+                        conn: OptU32::NONE,
                     };
                     if srv.offer(&spec, req) == Admit::Start {
                         eng.schedule_in(exp(0.1), Ev::Done(req));
@@ -272,6 +368,40 @@ mod tests {
     }
 
     #[test]
+    fn id_set_matches_a_btree_set() {
+        use std::collections::BTreeSet;
+        let mut rng = RngStreams::new(3).stream("ids");
+        let (mut set, mut reference) = (IdSet::default(), BTreeSet::new());
+        let mut next = 1_000u64;
+        for _ in 0..20_000 {
+            let id = match rng.random_range(0..4u32) {
+                0 => {
+                    next += rng.random_range(1..100u64);
+                    next
+                }
+                1 => next.saturating_sub(rng.random_range(0..5_000u64)),
+                _ => reference
+                    .iter()
+                    .nth(rng.random_range(0..reference.len().max(1)))
+                    .copied()
+                    .unwrap_or(next),
+            };
+            if rng.random_range(0..2u32) == 0 {
+                assert_eq!(set.insert(id), reference.insert(id), "insert {id}");
+            } else {
+                assert_eq!(set.remove(&id), reference.remove(&id), "remove {id}");
+            }
+            assert_eq!(set.contains(&id), reference.contains(&id));
+            assert_ne!(set.words.front(), Some(&0));
+            assert_ne!(set.words.back(), Some(&0));
+        }
+        for id in reference.clone() {
+            assert!(set.remove(&id));
+        }
+        assert!(set.words.is_empty());
+    }
+
+    #[test]
     fn abandoned_requests_are_skipped_and_full_queues_reject() {
         let spec = ServerSpec {
             concurrency: 1,
@@ -282,12 +412,12 @@ mod tests {
         let t = |s| SimTime::ZERO + SimDuration::from_secs(s);
         let req = |dl| Request {
             source: 0,
-            client: None,
+            client: OptU32::NONE,
             id: 0,
             attempt: 0,
             sent: t(0),
             deadline: t(dl),
-            conn: None,
+            conn: OptU32::NONE,
         };
         assert_eq!(srv.offer(&spec, req(10)), Admit::Start);
         assert_eq!(srv.offer(&spec, req(1)), Admit::Queued);

@@ -59,6 +59,8 @@
 //! property test checks request conservation with every mode.
 
 use sim_core::{EventId, SimDuration, SimTime};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// `tcp_syn_retries` default.
 pub const TCP_SYN_RETRIES: u32 = 6;
@@ -144,6 +146,32 @@ pub struct Conn<Ct> {
     pub opened: SimTime,
     /// Bumped on every reuse of the slot.
     pub gen: u32,
+}
+
+/// A map keyed by pod id, hashed with one multiplication (pod ids are
+/// small dense integers; the default SipHash costs more than the rest of a
+/// lookup). Only for maps that are looked up, never iterated, so the
+/// hasher cannot change a run's output.
+pub type PodMap<V> = HashMap<u32, V, BuildHasherDefault<PodIdHasher>>;
+
+/// The hasher of [`PodMap`]: Fibonacci hashing of the `u32` key.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PodIdHasher(u64);
+
+impl Hasher for PodIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.0 = (self.0 ^ u64::from(i)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// The connections a client pod holds for one traffic source.

@@ -108,11 +108,7 @@ impl Sim<'_> {
         let Some(c) = client else {
             return match first_packet {
                 Some(fp) => {
-                    let ev = Ev::FirstPacket {
-                        pod: p,
-                        conn: None,
-                        req,
-                    };
+                    let ev = Ev::FirstPacket { pod: p, req };
                     self.engine.schedule_in(fp.rtt, ev);
                 }
                 None => self.offer(p, req),
@@ -139,12 +135,12 @@ impl Sim<'_> {
         }
         match first_packet {
             Some(fp) => {
-                let ev = Ev::FirstPacket {
-                    pod: p,
-                    conn: Some(conn),
-                    req,
+                let req = Request {
+                    conn: OptU32::some(conn),
+                    ..req
                 };
-                self.engine.schedule_in(fp.rtt, ev);
+                self.engine
+                    .schedule_in(fp.rtt, Ev::FirstPacket { pod: p, req });
             }
             None => self.send_on(conn, req),
         }
@@ -256,7 +252,7 @@ impl Sim<'_> {
         }
         match (drop.client(), flow.client) {
             (ClientSees::Refused, _) => self.outcome(req, Outcome::Refused),
-            (ClientSees::Retransmit, Some(c)) => self.syn_dropped(req, c.pod, first, attempt),
+            (ClientSees::Retransmit, Some(_)) => self.syn_dropped(req, first, attempt),
             (ClientSees::Retransmit | ClientSees::Silence, _) => {
                 let ev = match drop {
                     Drop::PolicyDenied { .. } => Ev::BlockedTimeout(req),

@@ -63,9 +63,9 @@
 //! timelines; the same seed gives identical outputs. Scenario golden files
 //! (sim-scenarios) pin whole replays.
 
-use crate::app::{completion_outcome, Admit, Outcome, Request, Server};
+use crate::app::{completion_outcome, Admit, IdSet, OptU32, Outcome, Request, Server};
 use crate::connections::{
-    syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode,
+    syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode, PodMap,
 };
 use crate::conntrack::{
     self, ConntrackConfig, CtId, CtState, DataPath, UdpDnat, UdpPairSecond, UdpSend,
@@ -152,10 +152,10 @@ enum Ev {
     /// kube-proxy's sync loop wakes.
     KubeProxySync,
     /// A connection's first packet, past the Service lookup, reaches pod
-    /// `pod`; the request follows on connection `conn` (or on its own).
+    /// `pod`; the request follows on its connection `req.conn` (or on its
+    /// own, from a client outside the cluster).
     FirstPacket {
         pod: u32,
-        conn: Option<u32>,
         req: Request,
     },
     /// A policy change reaches the data path.
@@ -178,11 +178,11 @@ enum Ev {
         generation: u32,
         token: u32,
     },
-    /// TCP retransmits a SYN the client node dropped.
+    /// TCP retransmits a SYN the client node dropped: SYN number
+    /// `attempt` of the connection of `req`'s client, due
+    /// [`syn_retransmit_offset`]`(attempt)` after the first SYN.
     SynRetry {
         req: Request,
-        client: u32,
-        first: SimTime,
         attempt: u32,
     },
     /// `connect()` gives up (timeout or `tcp_syn_retries` used up).
@@ -333,7 +333,7 @@ struct TrafficRt {
     connect_delay: HistogramId,
     first_packet: HistogramId,
     /// Connections held per client pod (looked up, never iterated).
-    clients: std::collections::HashMap<u32, ClientConns>,
+    clients: PodMap<ClientConns>,
     lookup_latency: HistogramId,
 }
 
@@ -367,9 +367,9 @@ struct Sim<'a> {
     ip_owner: HashMap<Ipv4Addr, u32>,
     next_request: u64,
     /// Tries of traffic with retries whose outcome is not known yet.
-    open_attempts: BTreeSet<u64>,
+    open_attempts: IdSet,
     /// Tries whose lookup is in progress.
-    resolving: BTreeSet<u64>,
+    resolving: IdSet,
     nodes: Vec<NodeRt>,
     node_lifecycle: SimRng,
     /// Open client connections.
@@ -451,7 +451,7 @@ impl<'a> Sim<'a> {
                     connect_delay: metrics.histogram(&format!("connect_delay{{service={name}}}")),
                     first_packet: metrics
                         .histogram(&format!("service_first_packet_rtt{{service={name}}}")),
-                    clients: std::collections::HashMap::new(),
+                    clients: PodMap::default(),
                     lookup_latency: metrics
                         .histogram(&format!("dns_lookup_latency{{service={name}}}")),
                 }
@@ -540,8 +540,8 @@ impl<'a> Sim<'a> {
             dns,
             ip_owner: HashMap::new(),
             next_request: 0,
-            open_attempts: BTreeSet::new(),
-            resolving: BTreeSet::new(),
+            open_attempts: IdSet::default(),
+            resolving: IdSet::default(),
         }
     }
 
@@ -627,16 +627,11 @@ impl<'a> Sim<'a> {
             Ev::BlockedTimeout(req) => self.outcome(req, Outcome::Blocked),
             Ev::StaleTimeout(req) => self.outcome(req, Outcome::StaleEndpoint),
             Ev::KubeProxySync => self.kube_proxy_wake(),
-            Ev::FirstPacket { pod, conn, req } => match conn {
+            Ev::FirstPacket { pod, req } => match req.conn.get() {
                 Some(conn) => self.send_on(conn, req),
                 None => self.offer(pod, req),
             },
-            Ev::SynRetry {
-                req,
-                client,
-                first,
-                attempt,
-            } => self.dial(req, Some(client), first, attempt, None),
+            Ev::SynRetry { req, attempt } => self.syn_retry(req, attempt),
             Ev::SynGiveUp(req) => self.outcome(req, Outcome::SynDropped),
             Ev::Retry(req) => self.retry(req),
             Ev::DnsUnreachable {

@@ -74,12 +74,12 @@ impl Sim<'_> {
         self.next_request += 1;
         let req = Request {
             source: t as u32,
-            client,
+            client: client.into(),
             id: self.next_request,
             attempt: 0,
             sent: now,
             deadline: now + spec.timeout,
-            conn: None,
+            conn: OptU32::NONE,
         };
         self.begin_attempt(req);
         self.schedule_arrival(t);
@@ -94,7 +94,7 @@ impl Sim<'_> {
             self.open_attempts.insert(req.id);
             self.engine.schedule_at(req.deadline, Ev::ClientGiveUp(req));
         }
-        match (spec.resolve.is_some(), req.client) {
+        match (spec.resolve.is_some(), req.client.get()) {
             (true, Some(c)) => {
                 let now = self.engine.now();
                 let cached = self.dns.as_ref().and_then(|d| {
@@ -150,7 +150,7 @@ impl Sim<'_> {
     /// pod address a headless Service's DNS answer gave.
     pub(crate) fn connect(&mut self, req: Request, addr: Option<Ipv4Addr>) {
         let t = req.source as usize;
-        let client = req.client;
+        let client = req.client.get();
         let Some(d) = self.cfg.traffic[t].deployment else {
             return;
         };
@@ -277,7 +277,7 @@ impl Sim<'_> {
         if let Some((n, id)) = x.ct {
             self.path.tables.nodes[n as usize].touch(now, id);
         }
-        req.conn = Some(conn);
+        req.conn = OptU32::some(conn);
         self.offer(x.server, req);
     }
 
@@ -288,9 +288,19 @@ impl Sim<'_> {
         self.outcome(req, Outcome::TimedOut);
     }
 
+    /// The Deployment whose pod `p` serves `req`: the one its traffic
+    /// source targets (every endpoint, DNS answer and connection of the
+    /// source is a pod of it), read from the source rather than from the
+    /// pod, whose record is a cache miss at thousands of pods.
+    fn serving_deployment(&self, p: u32, req: &Request) -> usize {
+        let d = self.cfg.traffic[req.source as usize].deployment;
+        debug_assert_eq!(d, Some(self.pods[p as usize].deployment as usize));
+        d.unwrap_or(self.pods[p as usize].deployment as usize)
+    }
+
     /// Offers the request to pod `p`'s server.
     pub(crate) fn offer(&mut self, p: u32, req: Request) {
-        let d = self.pods[p as usize].deployment as usize;
+        let d = self.serving_deployment(p, &req);
         let server_spec = &self.cfg.deployments[d].server;
         match self.pods[p as usize].server.offer(server_spec, req) {
             Admit::Start => self.start_service(p, req),
@@ -305,7 +315,7 @@ impl Sim<'_> {
     /// The request on a connection ended; `reusable`: the client still
     /// listens (answered, or a 503), so keep-alive may pool the connection.
     pub(crate) fn request_done(&mut self, req: Request, reusable: bool) {
-        let Some(conn) = req.conn else { return };
+        let Some(conn) = req.conn.get() else { return };
         let Some(x) = self.conns.get(conn).copied() else {
             return;
         };
@@ -373,19 +383,12 @@ impl Sim<'_> {
 
     /// The SYN was dropped: TCP retransmits it, unless the client's timeout
     /// or `tcp_syn_retries` comes first.
-    pub(crate) fn syn_dropped(&mut self, req: Request, client: u32, first: SimTime, attempt: u32) {
+    pub(crate) fn syn_dropped(&mut self, req: Request, first: SimTime, attempt: u32) {
         let next = attempt + 1;
         match syn_retransmit_offset(next) {
             Some(off) if first + off < req.deadline => {
-                self.engine.schedule_at(
-                    first + off,
-                    Ev::SynRetry {
-                        req,
-                        client,
-                        first,
-                        attempt: next,
-                    },
-                );
+                self.engine
+                    .schedule_at(first + off, Ev::SynRetry { req, attempt: next });
             }
             _ => {
                 let give_up = (first + syn_give_up_offset()).min(req.deadline);
@@ -394,8 +397,18 @@ impl Sim<'_> {
         }
     }
 
+    /// TCP retransmits SYN number `attempt` of `req`'s client (the event
+    /// fires exactly [`syn_retransmit_offset`] after the first SYN, which
+    /// is therefore not carried).
+    pub(crate) fn syn_retry(&mut self, req: Request, attempt: u32) {
+        let now = self.engine.now();
+        let off = syn_retransmit_offset(attempt).unwrap_or(SimDuration::ZERO);
+        let first = SimTime::from_nanos(now.as_nanos() - off.as_nanos());
+        self.dial(req, req.client.get(), first, attempt, None);
+    }
+
     pub(crate) fn start_service(&mut self, p: u32, req: Request) {
-        let d = self.pods[p as usize].deployment as usize;
+        let d = self.serving_deployment(p, &req);
         let mean = self.cfg.deployments[d].server.service_time.as_secs_f64();
         let dt = exponential(&mut self.deps[d].service_time_rng, mean);
         self.engine.schedule_in(dt, Ev::Completed { pod: p, req });
@@ -504,3 +517,8 @@ impl Sim<'_> {
         }
     }
 }
+
+// An event is copied several times on its way through the queue (a 16-byte
+// header plus the event: one cache line).
+const _: () = assert!(std::mem::size_of::<Request>() == 40);
+const _: () = assert!(std::mem::size_of::<Ev>() <= 48);

@@ -1,0 +1,171 @@
+//! The request path allocates nothing per event once a run is warm.
+//!
+//! A counting global allocator counts the allocations of two runs of one
+//! configuration that differ only in duration (40 s and 80 s, so the second
+//! adds 40 s of steady traffic: over 100,000 events). Anything a request
+//! allocates (a Vec, a String, a Box, a B-tree node, a formatted message)
+//! would show up as at least one allocation per request, one per two or
+//! three events, in the difference. What remains is bookkeeping per
+//! sample, per period or per batch of events, not per event: each sample's
+//! row; the event queue's buffers of more than 256 entries, freed when
+//! drained and grown again (timeouts and idle timers pending seconds
+//! ahead); its compaction after many cancelled idle timers. Measured: about
+//! 190 allocations over 120,000 events, one per 600; the bound is one per
+//! 200.
+//!
+//! The traffic covers the request path's modes: clients outside the cluster
+//! (one connection per request), client pods with keep-alive pools and
+//! retries, long-lived connections, client-side balancing; through
+//! kube-proxy (iptables, whose first packet draws its rule walk) and a
+//! conntrack table on every node.
+//!
+//! This file holds one test so that no other test allocates while it
+//! counts.
+
+use sim_core::{NullSink, SimDuration};
+use sim_models::app::ServerSpec;
+use sim_models::cluster::{run, ClusterConfig, ConntrackSetup, TrafficSpec};
+use sim_models::connections::ConnectionMode;
+use sim_models::conntrack::{ConntrackConfig, DataPath, Kernel, Timeouts};
+use sim_models::ipam::{Allocator, IpamLayout};
+use sim_models::kube_proxy::{KubeProxyConfig, Mode};
+use sim_models::topology::spread_nodes;
+use sim_models::workload::DeploymentSpec;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn secs(s: u64) -> SimDuration {
+    SimDuration::from_secs(s)
+}
+
+fn source(
+    name: &str,
+    from: Option<usize>,
+    connections: ConnectionMode,
+    retries: u32,
+) -> TrafficSpec {
+    TrafficSpec {
+        name: name.into(),
+        from,
+        deployment: Some(0),
+        resolve: None,
+        dns_cache: None,
+        persistent_dns_socket: false,
+        retries,
+        rate: 300.0,
+        timeout: secs(2),
+        connections,
+        snat: false,
+    }
+}
+
+fn config(duration: u64) -> ClusterConfig {
+    let zones = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+    let server = ServerSpec {
+        concurrency: 4,
+        service_time: SimDuration::from_millis(20),
+        queue_limit: Some(50),
+    };
+    let mut kube_proxy = KubeProxyConfig::new(Mode::Iptables);
+    kube_proxy.other_services = 1_000;
+    ClusterConfig {
+        nodes: spread_nodes(6, &zones, 110),
+        ipam: IpamLayout::Flat {
+            pod_cidr: "10.0.0.0/16".parse().unwrap(),
+            allocator: Allocator::Flat,
+        },
+        deployments: vec![
+            DeploymentSpec::new("api", 40, secs(5), secs(5), server),
+            DeploymentSpec::new("web", 10, secs(5), secs(5), server),
+        ],
+        traffic: vec![
+            source("outside", None, ConnectionMode::PerRequest, 0),
+            source(
+                "pooled",
+                Some(1),
+                ConnectionMode::KeepAlive {
+                    max_idle: 2,
+                    idle_timeout: secs(90),
+                },
+                2,
+            ),
+            source(
+                "grpc",
+                Some(1),
+                ConnectionMode::LongLived {
+                    per_client: 2,
+                    max_age: None,
+                },
+                0,
+            ),
+            source("balanced", Some(1), ConnectionMode::ClientSide, 0),
+        ],
+        timeline: Vec::new(),
+        duration: secs(duration),
+        sample_every: secs(20),
+        windows: Vec::new(),
+        policy: None,
+        dns: None,
+        conntrack: Some(ConntrackSetup {
+            table: ConntrackConfig {
+                max: 65_536,
+                buckets: 16_384,
+                timeouts: Timeouts::kube_proxy(),
+                kernel: Kernel::V5_15,
+            },
+            datapath: DataPath::Netfilter,
+            snat: None,
+            udp_pair_concurrency: 1.0,
+            flush_udp_on_endpoint_removal: true,
+        }),
+        kube_proxy: Some(kube_proxy),
+    }
+}
+
+/// Allocations and events of one run of `duration` seconds.
+fn measure(duration: u64) -> (u64, u64) {
+    let cfg = config(duration);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let out = run(&cfg, 1, &mut NullSink);
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    (allocations, out.events_fired)
+}
+
+#[test]
+fn steady_traffic_allocates_nothing_per_event() {
+    let (short_allocs, short_events) = measure(40);
+    let (long_allocs, long_events) = measure(80);
+    let events = long_events - short_events;
+    let allocations = long_allocs.saturating_sub(short_allocs);
+    assert!(events > 50_000, "{events} events in the extra 40 s");
+    assert!(
+        allocations * 200 < events,
+        "{allocations} allocations over {events} events of steady traffic"
+    );
+}
