@@ -202,9 +202,9 @@ impl Sim<'_> {
                 backoff: SimDuration::ZERO,
                 deleted: false,
                 created: now,
-                server: Server::default(),
                 coredns: None,
             });
+            self.servers.push(Server::default());
             self.deps[d].by_state[PodState::Unschedulable as usize] += 1;
             self.deps[d].live.push(id);
             self.try_schedule(id);

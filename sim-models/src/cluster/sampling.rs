@@ -41,7 +41,7 @@ impl Sim<'_> {
             let in_flight: usize = dep
                 .live
                 .iter()
-                .map(|&p| self.pods[p as usize].server.in_flight())
+                .map(|&p| self.servers[p as usize].in_flight())
                 .sum();
             let ready = dep.by_state[PodState::Ready as usize];
             let g = &dep.gauges;

@@ -302,7 +302,7 @@ impl Sim<'_> {
     pub(crate) fn offer(&mut self, p: u32, req: Request) {
         let d = self.serving_deployment(p, &req);
         let server_spec = &self.cfg.deployments[d].server;
-        match self.pods[p as usize].server.offer(server_spec, req) {
+        match self.servers[p as usize].offer(server_spec, req) {
             Admit::Start => self.start_service(p, req),
             Admit::Queued => {}
             Admit::Rejected => {
@@ -429,9 +429,7 @@ impl Sim<'_> {
         self.outcome(req, o);
         self.request_done(req, matches!(o, Outcome::Answered(_)));
         let mut abandoned = Vec::new();
-        let next = self.pods[p as usize]
-            .server
-            .finish(now, |r| abandoned.push(r));
+        let next = self.servers[p as usize].finish(now, |r| abandoned.push(r));
         for r in abandoned {
             self.outcome(r, Outcome::TimedOut);
             self.request_done(r, false);
