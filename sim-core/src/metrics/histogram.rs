@@ -158,23 +158,24 @@ impl LatencyHistogram {
     /// Adds `n` (non-zero) to the count of `bin`, going dense when the sparse
     /// vector is full or the count would not fit in it.
     fn add_at(&mut self, bin: usize, n: u64) {
-        if let Bins::Sparse(entries) = &mut self.bins {
-            match entries.binary_search_by_key(&bin, |e| (e >> COUNT_BITS) as usize) {
-                Ok(k) if COUNT_MAX - (entries[k] & COUNT_MAX) >= n => {
-                    entries[k] += n;
-                    return;
-                }
-                Err(k) if entries.len() < SPARSE_MAX && n <= COUNT_MAX => {
-                    entries.insert(k, (bin as u64) << COUNT_BITS | n);
-                    return;
-                }
-                _ => self.go_dense(),
+        match &mut self.bins {
+            Bins::Dense(pages) => {
+                let page = pages[bin / PAGE].get_or_insert_with(new_page);
+                let c = &mut page[bin % PAGE];
+                *c = c.saturating_add(n);
             }
-        }
-        if let Bins::Dense(pages) = &mut self.bins {
-            let page = pages[bin / PAGE].get_or_insert_with(new_page);
-            let c = &mut page[bin % PAGE];
-            *c = c.saturating_add(n);
+            Bins::Sparse(entries) => {
+                match entries.binary_search_by_key(&bin, |e| (e >> COUNT_BITS) as usize) {
+                    Ok(k) if COUNT_MAX - (entries[k] & COUNT_MAX) >= n => entries[k] += n,
+                    Err(k) if entries.len() < SPARSE_MAX && n <= COUNT_MAX => {
+                        entries.insert(k, (bin as u64) << COUNT_BITS | n);
+                    }
+                    _ => {
+                        self.go_dense();
+                        self.add_at(bin, n);
+                    }
+                }
+            }
         }
     }
 

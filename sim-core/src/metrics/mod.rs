@@ -9,9 +9,10 @@
 //! Percentiles come from an HdrHistogram with 3 significant digits, so a
 //! reported percentile is within 0.1% of the exact order statistic.
 //!
-//! Cost: a histogram (a run total and a sample window per registered name)
-//! allocates nothing until written and stays under 1 KiB while it holds up to
-//! 128 distinct bins; see [`LatencyHistogram`] for its tiers and how it is
+//! Cost: a value is recorded once, in its histogram's open window, which
+//! [`Metrics::sample`] reads and then merges into the values of the windows
+//! before. A histogram allocates nothing until written and stays under 1 KiB
+//! while it holds up to 128 distinct bins; see [`LatencyHistogram`] for its tiers and how it is
 //! validated against the `hdrhistogram` crate. [`Metrics::column`] finds a
 //! column of the time series in O(1) after one pass over the names, so
 //! reports can look up thousands of columns.
@@ -34,8 +35,13 @@ pub struct GaugeId(usize);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HistogramId(usize);
 
+/// A histogram's values: a value is recorded once, in the open window, which
+/// [`Metrics::sample`] folds into `closed`.
+#[derive(Default)]
 struct HistogramEntry {
-    total: LatencyHistogram,
+    /// Values of the windows already sampled.
+    closed: LatencyHistogram,
+    /// Values since the last sample.
     window: LatencyHistogram,
 }
 
@@ -64,6 +70,15 @@ enum Kind {
     Counter(usize),
     Gauge(usize),
     Histogram(usize),
+}
+
+impl HistogramEntry {
+    /// Every value recorded so far.
+    fn total(&self) -> LatencyHistogram {
+        let mut total = self.closed.clone();
+        total.merge(&self.window);
+        total
+    }
 }
 
 impl Metrics {
@@ -117,10 +132,7 @@ impl Metrics {
             Some(Kind::Histogram(i)) => HistogramId(*i),
             Some(_) => panic!("metric {name} registered twice with different kinds"),
             None => {
-                let entry = HistogramEntry {
-                    total: LatencyHistogram::new(),
-                    window: LatencyHistogram::new(),
-                };
+                let entry = HistogramEntry::default();
                 self.histograms.push((name.to_string(), entry));
                 self.column_table.take();
                 let i = self.histograms.len() - 1;
@@ -147,9 +159,7 @@ impl Metrics {
 
     /// Records one latency.
     pub fn record(&mut self, id: HistogramId, d: SimDuration) {
-        let e = &mut self.histograms[id.0].1;
-        e.total.record(d);
-        e.window.record(d);
+        self.histograms[id.0].1.window.record(d);
     }
 
     /// A counter's current value.
@@ -162,9 +172,10 @@ impl Metrics {
         self.gauges[id.0].1
     }
 
-    /// Every value a histogram recorded in the run so far.
-    pub fn histogram_total(&self, id: HistogramId) -> &LatencyHistogram {
-        &self.histograms[id.0].1.total
+    /// Every value a histogram recorded in the run so far: the sampled
+    /// windows merged with the open one (built on each call).
+    pub fn histogram_total(&self, id: HistogramId) -> LatencyHistogram {
+        self.histograms[id.0].1.total()
     }
 
     /// Counters by name, in name order.
@@ -175,10 +186,11 @@ impl Metrics {
         })
     }
 
-    /// Histograms by name, in name order.
-    pub fn histograms(&self) -> impl Iterator<Item = (&str, &LatencyHistogram)> {
+    /// Histograms by name, in name order, each with every value it recorded
+    /// so far (built on the fly, as [`Metrics::histogram_total`]).
+    pub fn histograms(&self) -> impl Iterator<Item = (&str, LatencyHistogram)> {
         self.names.iter().filter_map(|(n, k)| match k {
-            Kind::Histogram(i) => Some((n.as_str(), &self.histograms[*i].1.total)),
+            Kind::Histogram(i) => Some((n.as_str(), self.histograms[*i].1.total())),
             _ => None,
         })
     }
@@ -192,10 +204,12 @@ impl Metrics {
                 Kind::Counter(i) => row.push(self.counters[i].1 as f64),
                 Kind::Gauge(i) => row.push(self.gauges[i].1),
                 Kind::Histogram(i) => {
-                    let w = &mut self.histograms[i].1.window;
+                    let e = &mut self.histograms[i].1;
+                    let w = &mut e.window;
                     row.push(w.count() as f64);
                     row.push(w.quantile(0.5).as_millis_f64());
                     row.push(w.quantile(0.99).as_millis_f64());
+                    e.closed.merge(w);
                     w.clear();
                 }
             }

@@ -44,6 +44,24 @@ fn sample_rows_follow_name_order_and_reset_windows() {
 }
 
 #[test]
+fn totals_hold_the_sampled_windows_and_the_open_one() {
+    let mut m = Metrics::new();
+    let h = m.histogram("x");
+    m.record(h, SimDuration::from_millis(1));
+    assert_eq!(m.histogram_total(h).count(), 1, "before any sample");
+    m.sample(SimTime::from_nanos(1));
+    m.record(h, SimDuration::from_millis(3));
+    let total = m.histogram_total(h);
+    assert_eq!(total.count(), 2);
+    assert_eq!(total.max(), SimDuration::from_nanos(3_000_319));
+    let all: Vec<_> = m
+        .histograms()
+        .map(|(n, t)| (n.to_string(), t.count()))
+        .collect();
+    assert_eq!(all, [("x".to_string(), 2)]);
+}
+
+#[test]
 fn column_matches_the_position_in_columns() {
     let mut m = Metrics::new();
     m.counter("b_total");
