@@ -150,14 +150,31 @@ impl LatencyHistogram {
     }
 
     /// Records one value.
+    #[inline]
     pub fn record(&mut self, d: SimDuration) {
         self.add_at(bin_of(d.as_nanos().clamp(1, Self::MAX_NS)), 1);
         self.total = self.total.saturating_add(1);
     }
 
-    /// Adds `n` (non-zero) to the count of `bin`, going dense when the sparse
-    /// vector is full or the count would not fit in it.
+    /// Adds `n` (non-zero) to the count of `bin`: inline when its page
+    /// exists, else through [`LatencyHistogram::add_at_slow`].
+    #[inline]
     fn add_at(&mut self, bin: usize, n: u64) {
+        if let Bins::Dense(pages) = &mut self.bins {
+            if let Some(page) = &mut pages[bin / PAGE] {
+                let c = &mut page[bin % PAGE];
+                *c = c.saturating_add(n);
+                return;
+            }
+        }
+        self.add_at_slow(bin, n);
+    }
+
+    /// [`LatencyHistogram::add_at`] into the sparse vector or a new page,
+    /// going dense when the sparse vector is full or the count would not fit
+    /// in it.
+    #[inline(never)]
+    fn add_at_slow(&mut self, bin: usize, n: u64) {
         match &mut self.bins {
             Bins::Dense(pages) => {
                 let page = pages[bin / PAGE].get_or_insert_with(new_page);
@@ -172,7 +189,7 @@ impl LatencyHistogram {
                     }
                     _ => {
                         self.go_dense();
-                        self.add_at(bin, n);
+                        self.add_at_slow(bin, n);
                     }
                 }
             }
