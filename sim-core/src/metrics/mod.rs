@@ -9,10 +9,11 @@
 //! Percentiles come from an HdrHistogram with 3 significant digits, so a
 //! reported percentile is within 0.1% of the exact order statistic.
 //!
-//! Cost: a value is recorded once, in its histogram's open window, which
-//! [`Metrics::sample`] reads and then merges into the values of the windows
-//! before. A histogram allocates nothing until written and stays under 1 KiB
-//! while it holds up to 128 distinct bins; see [`LatencyHistogram`] for its tiers and how it is
+//! Cost: a value is recorded once, in its histogram's open window (written in
+//! batches of 1,024 values, see [`Metrics::record`]), which [`Metrics::sample`]
+//! reads and then merges into the values of the windows before. A histogram
+//! allocates nothing until written and stays under 4 KiB while it holds up to
+//! 512 distinct bins; see [`LatencyHistogram`] for its tiers and how it is
 //! validated against the `hdrhistogram` crate. [`Metrics::column`] finds a
 //! column of the time series in O(1) after one pass over the names, so
 //! reports can look up thousands of columns.
