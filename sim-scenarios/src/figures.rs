@@ -82,9 +82,7 @@ pub struct Missing(pub String);
 /// The index of the time-series column `name` in `out`.
 pub fn column_index(out: &RunOutput, name: &str) -> Result<usize, Missing> {
     out.metrics
-        .columns()
-        .iter()
-        .position(|c| c == name)
+        .column(name)
         .ok_or_else(|| Missing(format!("time series `{name}`")))
 }
 
