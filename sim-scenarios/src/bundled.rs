@@ -72,6 +72,14 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/ndots_amplification.yaml"),
     ),
     (
+        "cluster_5k_nodes",
+        include_str!("../../scenarios/cluster_5k_nodes.yaml"),
+    ),
+    (
+        "cluster_5k_nodes_small",
+        include_str!("../../scenarios/cluster_5k_nodes_small.yaml"),
+    ),
+    (
         "coredns_cpu_throttled",
         include_str!("../../scenarios/coredns_cpu_throttled.yaml"),
     ),

@@ -419,10 +419,17 @@ fn parse_and_run(text: &str, seed: u64) -> Result<bool, String> {
     outcome.unwrap_or_else(|p| Err(format!("panicked: {}", message(p))))
 }
 
+/// Bundled scenarios too big for a short run (150,000 pods): parsed, not run.
+const NOT_RUN: &[&str] = &["cluster_5k_nodes"];
+
 /// Run case `i`: a bundled scenario with edge values in its numbers.
 fn run_case(plan: &Plan, i: u64) -> Result<bool, String> {
     let mut rng = plan.rng(i);
-    let mut text = pick(&mut rng, bundled::BUNDLED).1.to_string();
+    let runnable: Vec<&(&str, &str)> = bundled::BUNDLED
+        .iter()
+        .filter(|(name, _)| !NOT_RUN.contains(name))
+        .collect();
+    let mut text = pick(&mut rng, &runnable).1.to_string();
     for _ in 0..rng.random_range(1..=3u32) {
         let ns = numbers(&text);
         if !ns.is_empty() {

@@ -141,3 +141,8 @@ fn zalando_dns_oom_replay() {
 fn forwarding_engines_replay() {
     insta::assert_snapshot!(replay_packets("forwarding_engines"));
 }
+
+#[test]
+fn cluster_5k_nodes_small_replay() {
+    insta::assert_snapshot!(replay("cluster_5k_nodes_small"));
+}

@@ -1,0 +1,143 @@
+//! Cluster simulation cost along the three axes of issue 14.
+//!
+//! Each case builds a [`ClusterConfig`] in code (nodes in three zones, a
+//! per-node /24 from a /9, Deployments of pods behind Services, one client
+//! outside the cluster per Service, Poisson arrivals) and times one whole
+//! `sim_models::cluster::run` with seed 1: scheduling, pod start-up,
+//! traffic, sampling and the run's output. The scenario files' parsing and
+//! the report are not included.
+//!
+//! Three groups, three sizes each:
+//! - `cluster_pods`: 1,500 / 15,000 / 150,000 idle pods (300 a Deployment,
+//!   30 a node on 50 / 500 / 5,000 nodes), 20 s simulated; throughput in
+//!   pods.
+//! - `cluster_services`: 10 / 100 / 1,000 Services of 10 pods on 100 nodes,
+//!   1 request/s each, 20 s simulated; throughput in Services.
+//! - `cluster_rate`: 10 Services of 150 pods on 50 nodes at 100 / 1,000 /
+//!   10,000 requests/s each, 10 s simulated; throughput in engine events
+//!   (counted by a first run, the same for every run: the simulation is
+//!   deterministic).
+//!
+//! Run: `cargo bench -p knsim-benches --bench cluster_scale` (a few minutes
+//! on today's code; the 150,000-pod and 1,000-Service cases dominate).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sim_core::{NullSink, SimDuration};
+use sim_models::app::ServerSpec;
+use sim_models::cluster::{run, ClusterConfig, TrafficSpec};
+use sim_models::connections::ConnectionMode;
+use sim_models::ipam::IpamLayout;
+use sim_models::topology::spread_nodes;
+use sim_models::workload::DeploymentSpec;
+use std::hint::black_box;
+use std::time::Duration;
+
+fn secs(s: u64) -> SimDuration {
+    SimDuration::from_secs(s)
+}
+
+/// `deployments` Deployments of `replicas` pods on `nodes` nodes; with a
+/// `rate` \[requests/s\], each Service has its own client at that rate.
+fn cluster(
+    nodes: u32,
+    deployments: usize,
+    replicas: u32,
+    rate: Option<f64>,
+    duration: SimDuration,
+) -> ClusterConfig {
+    let zones = ["a", "b", "c"].map(String::from);
+    let server = ServerSpec {
+        concurrency: 4,
+        service_time: SimDuration::from_millis(20),
+        queue_limit: None,
+    };
+    let traffic = rate.map_or_else(Vec::new, |rate| {
+        (0..deployments)
+            .map(|i| TrafficSpec {
+                name: format!("svc{i}"),
+                from: None,
+                deployment: Some(i),
+                resolve: None,
+                dns_cache: None,
+                persistent_dns_socket: false,
+                retries: 0,
+                rate,
+                timeout: secs(10),
+                connections: ConnectionMode::PerRequest,
+                snat: false,
+            })
+            .collect()
+    });
+    ClusterConfig {
+        nodes: spread_nodes(nodes, &zones, 110),
+        ipam: IpamLayout::PerNode {
+            cluster_cidr: "10.0.0.0/9".parse().unwrap(),
+            node_mask: 24,
+        },
+        deployments: (0..deployments)
+            .map(|i| DeploymentSpec::new(&format!("svc{i}"), replicas, secs(5), secs(5), server))
+            .collect(),
+        traffic,
+        timeline: Vec::new(),
+        duration,
+        sample_every: secs(10),
+        windows: Vec::new(),
+        policy: None,
+        dns: None,
+        conntrack: None,
+        kube_proxy: None,
+    }
+}
+
+/// Times whole runs of each `(label, elements, config)` in `group`.
+fn bench_runs(c: &mut Criterion, group: &str, cases: Vec<(u64, u64, ClusterConfig)>) {
+    let mut g = c.benchmark_group(group);
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(5));
+    for (label, elements, cfg) in &cases {
+        g.throughput(Throughput::Elements(*elements));
+        g.bench_with_input(BenchmarkId::from_parameter(label), cfg, |b, cfg| {
+            b.iter(|| black_box(run(cfg, 1, &mut NullSink).events_fired));
+        });
+    }
+    g.finish();
+}
+
+fn cluster_pods(c: &mut Criterion) {
+    let cases = [50u32, 500, 5_000]
+        .into_iter()
+        .map(|nodes| {
+            let pods = u64::from(nodes) * 30;
+            let cfg = cluster(nodes, nodes as usize / 10, 300, None, secs(20));
+            (pods, pods, cfg)
+        })
+        .collect();
+    bench_runs(c, "cluster_pods", cases);
+}
+
+fn cluster_services(c: &mut Criterion) {
+    let cases = [10u64, 100, 1_000]
+        .into_iter()
+        .map(|services| {
+            let cfg = cluster(100, services as usize, 10, Some(1.0), secs(20));
+            (services, services, cfg)
+        })
+        .collect();
+    bench_runs(c, "cluster_services", cases);
+}
+
+fn cluster_rate(c: &mut Criterion) {
+    let cases = [100u64, 1_000, 10_000]
+        .into_iter()
+        .map(|rate| {
+            let cfg = cluster(50, 10, 150, Some(rate as f64), secs(10));
+            let events = run(&cfg, 1, &mut NullSink).events_fired;
+            (rate, events, cfg)
+        })
+        .collect();
+    bench_runs(c, "cluster_rate", cases);
+}
+
+criterion_group!(benches, cluster_pods, cluster_services, cluster_rate);
+criterion_main!(benches);
