@@ -10,7 +10,11 @@ Rules (first match wins), each a dict:
   {"qtype": "A"|"AAAA"|"*", "name": "suffix or *", "action": ACTION,
    "count": N (optional: the rule applies to its first N matches only)}
 ACTION is one of "answer", "nxdomain", "nodata", "servfail", "refused",
-"drop". A query no rule matches is answered NXDOMAIN.
+"drop", or "drop_if_parallel": drop the query when a query for the same
+name from the same source port is still waiting for its reply (the A/AAAA
+pair sent together, as the conntrack insert race loses it), answer it
+otherwise. "delay_ms": N holds the reply N ms. A query no rule matches is
+answered NXDOMAIN.
 
 With the script `null` nothing listens on port 53 (the kernel answers with
 ICMP port unreachable); the queries are then read off the interface with a
@@ -27,6 +31,23 @@ import time
 
 QTYPES = {1: "A", 28: "AAAA"}
 RCODES = {"answer": 0, "nodata": 0, "nxdomain": 3, "servfail": 2, "refused": 5}
+
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+# CLOCK_REALTIME minus CLOCK_MONOTONIC: kernel receive stamps are realtime.
+REAL_TO_MONO = time.time_ns() - time.monotonic_ns()
+
+
+def recv_stamped(s):
+    """A datagram, its sender and the kernel's receive time on CLOCK_MONOTONIC
+    (SO_TIMESTAMPNS): the time the packet arrived, not when Python read it."""
+    data, anc, _flags, peer = s.recvmsg(65535, 1024)
+    t = time.monotonic_ns()
+    for level, kind, raw in anc:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            sec, nsec = struct.unpack("qq", raw[:16])
+            t = sec * 1_000_000_000 + nsec - REAL_TO_MONO
+    return data, peer, t
 
 
 def parse_query(data):
@@ -64,11 +85,11 @@ def build_reply(qid, flags, qtype, question, action):
 def sniff(log, ready_file):
     """Logs the UDP datagrams to port 53 seen on any interface (IPv4)."""
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     with open(ready_file, "w") as f:
         f.write("ready\n")
     while True:
-        frame, addr = s.recvfrom(65535)
-        t = time.monotonic_ns()
+        frame, addr, t = recv_stamped(s)
         if addr[2] == socket.PACKET_OUTGOING:
             continue
         ip = frame[14:]
@@ -100,14 +121,22 @@ def main():
     for a in addrs:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((a, 53))
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         socks.append(s)
     with open(sys.argv[4], "w") as f:
         f.write("ready\n")
+    pending = []  # (due_ns, sock, reply, peer, name)
     while True:
-        ready, _, _ = select.select(socks, [], [])
+        now = time.monotonic_ns()
+        for p in [p for p in pending if p[0] <= now]:
+            p[1].sendto(p[2], p[3])
+            pending.remove(p)
+        wait = None
+        if pending:
+            wait = max(0.0, (min(p[0] for p in pending) - now) / 1e9)
+        ready, _, _ = select.select(socks, [], [], wait)
         for s in ready:
-            data, peer = s.recvfrom(4096)
-            t = time.monotonic_ns()
+            data, peer, t = recv_stamped(s)
             try:
                 qid, flags, name, qtype, question = parse_query(data)
             except (IndexError, struct.error):
@@ -124,12 +153,22 @@ def main():
                     continue
                 used[i] += 1
                 action = r["action"]
+                delay_ns = int(r.get("delay_ms", 0) * 1e6)
                 break
+            else:
+                delay_ns = 0
+            if action == "drop_if_parallel":
+                parallel = any(p[3] == peer and p[4] == name for p in pending)
+                action = "drop" if parallel else "answer"
             log.write(json.dumps({"t_ns": t, "name": name, "qtype": tname,
                                   "server": s.getsockname()[0],
                                   "src_port": peer[1], "action": action}) + "\n")
             if action != "drop":
-                s.sendto(build_reply(qid, flags, qtype, question, action), peer)
+                reply = build_reply(qid, flags, qtype, question, action)
+                if delay_ns:
+                    pending.append((t + delay_ns, s, reply, peer, name))
+                else:
+                    s.sendto(reply, peer)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,14 @@ CASES = {
         "script": [{"qtype": "AAAA", "action": "drop", "count": 1}] + ANSWER_ALL,
         "lookups": [lk("www.example.com"), lk("www.example.com"), lk("www.example.com")],
     },
+    # The conntrack insert race: an AAAA sent together with its A is lost,
+    # one sent after the A's reply is not. Three lookups in one thread.
+    "race_aaaa_thread": {
+        "resolv_conf": f"nameserver {NS1}\noptions timeout:1\n",
+        "script": [{"qtype": "A", "action": "answer", "delay_ms": 5},
+                   {"qtype": "AAAA", "action": "drop_if_parallel"}],
+        "lookups": [lk("www.example.com"), lk("www.example.com"), lk("www.example.com")],
+    },
     # Nothing listens on port 53: ICMP port unreachable.
     "nothing_listening": {
         "resolv_conf": f"nameserver {NS1}\noptions timeout:1\n",
