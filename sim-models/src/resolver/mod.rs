@@ -78,9 +78,9 @@
 //! truncation and TCP fallback, no EDNS0, no `/etc/hosts`, no `no-tld-query`
 //! or `use-vc`; the referral check (`NOERROR`, no answer, no AA/RA bits) is
 //! not modelled. glibc keeps the `single-request` switch in the thread's
-//! resolver state for later lookups; here it lasts one lookup, and
-//! [`Lookup::fell_back_to_single_request`] tells the caller when to carry it
-//! over. musl (Alpine images) queries all nameservers in parallel and is not
+//! resolver state for later lookups: [`Lookup::thread_state`] hands it to
+//! the caller, who passes it to the thread's next lookup with
+//! [`Lookup::in_thread`]. musl (Alpine images) queries all nameservers in parallel and is not
 //! modelled.
 //!
 //! ## Parameters
@@ -160,6 +160,29 @@ pub struct ResolvConf {
     pub single_request: bool,
     /// `options single-request-reopen`: A, then AAAA from a new socket.
     pub single_request_reopen: bool,
+    /// Which glibc reads this file: how a SERVFAIL in the one-at-a-time
+    /// modes is handled.
+    pub glibc: GlibcVersion,
+}
+
+/// The glibc generation whose `send_dg` a pod runs: they differ in what a
+/// SERVFAIL, REFUSED or NOTIMP reply to the A query does in the
+/// one-at-a-time modes (`single-request`, `single-request-reopen`, or the
+/// thread's fallback to them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GlibcVersion {
+    /// The older `send_dg`: the rejected A query leaves the exchange
+    /// waiting, until its timeout, for the AAAA reply it never asked for
+    /// (`recvresp1 = 1; goto wait` with `buf2` set). The incidents of
+    /// 2017-2020 ran on it.
+    Legacy,
+    /// Today's glibc, as measured on Debian 2.36-9+deb12u14
+    /// (validation/glibc/recordings/servfail_single_request*.json): the
+    /// rejected A query closes the socket and moves to the next nameserver
+    /// or try at once, without sending the AAAA query; a lookup against a
+    /// server answering SERVFAIL to everything returns in milliseconds.
+    #[default]
+    Current,
 }
 
 /// Why a [`ResolvConf`] is not one glibc would run with.
@@ -216,6 +239,7 @@ impl ResolvConf {
             rotate: false,
             single_request: false,
             single_request_reopen: false,
+            glibc: GlibcVersion::Current,
         }
     }
 
@@ -506,6 +530,17 @@ impl Reply {
     };
 }
 
+/// What glibc keeps between the lookups of one thread: the per-thread
+/// resolver state (`_res`) carries the `single-request` switches a timeout
+/// with one reply turned on. The default is a fresh thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadState {
+    /// `RES_SNGLKUP`: A, then AAAA.
+    pub single_request: bool,
+    /// `RES_SNGLKUPREOP`: A, then AAAA from a new socket.
+    pub single_request_reopen: bool,
+}
+
 /// One transmitted query, numbered from 0 within its lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct QueryId(pub u32);
@@ -755,8 +790,8 @@ pub struct Lookup {
     rotate: bool,
     single_request: bool,
     reopen: bool,
+    glibc: GlibcVersion,
     two: bool,
-    fell_back: bool,
     plan: Plan,
     rotation: usize,
     phase: Phase,
@@ -790,8 +825,8 @@ impl Lookup {
             rotate: conf.rotate,
             single_request: conf.single_request || conf.single_request_reopen,
             reopen: conf.single_request_reopen,
+            glibc: conf.glibc,
             two: qtypes == QueryTypes::AAndAaaa,
-            fell_back: false,
             plan,
             rotation: 0,
             phase: Phase::NotStarted,
@@ -905,12 +940,10 @@ impl Lookup {
         } else if !self.single_request {
             // Broken server or firewall: go one query at a time (RES_SNGLKUP).
             self.single_request = true;
-            self.fell_back = true;
             self.begin_round(now, ns, socket, &mut out);
         } else if !self.reopen {
             // Still one reply: a new socket before each second query (RES_SNGLKUPREOP).
             self.reopen = true;
-            self.fell_back = true;
             self.close_all();
             let socket = self.open_socket(ns);
             self.begin_round(now, ns, socket, &mut out);
@@ -925,12 +958,27 @@ impl Lookup {
         out
     }
 
-    /// Whether glibc switched this lookup to one query at a time after a
-    /// timeout with one reply; it keeps that in the thread's resolver state,
-    /// so a caller modelling a long-lived thread can set `single_request`
-    /// (`single_request_reopen` after a second switch) for later lookups.
-    pub fn fell_back_to_single_request(&self) -> bool {
-        self.fell_back
+    /// The calling thread's resolver state after this lookup (glibc's
+    /// `_res.options` of the thread): the `single-request` and
+    /// `single-request-reopen` switches a timeout with one reply turned on
+    /// stay for every later lookup of the thread (`send_dg` sets
+    /// `RES_SNGLKUP` / `RES_SNGLKUPREOP` in `statp->options`, which is the
+    /// thread's `_res`). Pass it to [`Lookup::in_thread`] for the thread's
+    /// next lookup.
+    pub fn thread_state(&self) -> ThreadState {
+        ThreadState {
+            single_request: self.single_request,
+            single_request_reopen: self.reopen,
+        }
+    }
+
+    /// This lookup runs in a thread whose resolver state is `thread` (from
+    /// an earlier lookup's [`Lookup::thread_state`]): its switches add to
+    /// resolv.conf's options.
+    pub fn in_thread(mut self, thread: ThreadState) -> Lookup {
+        self.single_request |= thread.single_request || thread.single_request_reopen;
+        self.reopen |= thread.single_request_reopen;
+        self
     }
 
     fn new_timer(&mut self, at: SimTime, out: &mut Vec<ResolverAction>) -> TimerToken {
@@ -1107,7 +1155,10 @@ impl Lookup {
                     Step::NextServer { close: false }
                 };
             }
-            if two {
+            // One at a time, the AAAA query is not sent yet: today's glibc
+            // gives up on this server at once, the older one waits.
+            let alone = self.single_request && self.glibc == GlibcVersion::Current;
+            if two && !alone {
                 r.first_good = false;
                 r.recv[slot] = true;
                 return Step::Wait;

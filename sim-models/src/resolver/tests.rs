@@ -516,7 +516,7 @@ fn fallback_is_reported_for_the_thread() {
     let t = SimTime::ZERO + RTT;
     assert!(l.on_reply(t, a.unwrap(), Reply::answer(1)).is_empty());
     let acts = l.on_timer(SimTime::ZERO + secs(5), timer.unwrap());
-    assert!(l.fell_back_to_single_request());
+    assert!(l.thread_state().single_request);
     // Only A is resent; AAAA follows its reply.
     let sends = acts
         .iter()
@@ -607,9 +607,10 @@ fn servfail_skips_to_next_server_and_search_domain() {
 }
 
 #[test]
-fn single_request_servfail_waits_for_the_timeout() {
+fn single_request_servfail_waits_for_the_timeout_on_legacy_glibc() {
     let mut c = ResolvConf::kubernetes_pod("prod", ip("10.96.0.10"), &[]);
     c.single_request = true;
+    c.glibc = GlibcVersion::Legacy;
     let (r, sent) = run(
         Lookup::new(&c, "x.example.", QueryTypes::AAndAaaa).unwrap(),
         |_, _| Fate::Reply(RTT, Reply::SERVFAIL),
@@ -618,6 +619,21 @@ fn single_request_servfail_waits_for_the_timeout() {
     assert_eq!(r.latency(), secs(10));
     assert_eq!((r.queries.a, r.queries.aaaa), (2, 0));
     assert_eq!(sent.len(), 2);
+}
+
+#[test]
+fn single_request_servfail_moves_on_at_once_on_current_glibc() {
+    let mut c = ResolvConf::kubernetes_pod("prod", ip("10.96.0.10"), &[]);
+    c.single_request = true;
+    let (r, sent) = run(
+        Lookup::new(&c, "x.example.", QueryTypes::AAndAaaa).unwrap(),
+        |_, _| Fate::Reply(RTT, Reply::SERVFAIL),
+    );
+    // A only, one round trip per try, a new socket each time.
+    assert_eq!(r.latency(), RTT.saturating_mul(2));
+    assert_eq!((r.queries.a, r.queries.aaaa), (2, 0));
+    assert_eq!(sent.len(), 2);
+    assert_ne!(sent[0].socket, sent[1].socket);
 }
 
 #[test]
