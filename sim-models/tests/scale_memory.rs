@@ -3,7 +3,7 @@
 //! # Scope
 //! The peak of the bytes the cluster simulation (`sim_models::cluster::run`)
 //! holds allocated at once, counted by a counting global allocator in this
-//! test binary (not RSS, not wall time), at two sizes along two axes:
+//! test binary (not RSS, not wall time), at three sizes along two axes:
 //! - pods: 1,500 and 15,000 idle pods (30 a node on 50 and 500 nodes), no
 //!   traffic;
 //! - Services: 20 and 200 Deployments of 10 pods (100 pods a node), each
@@ -167,7 +167,7 @@ fn peak_bytes(cfg: &ClusterConfig) -> usize {
 }
 
 /// Bytes per unit at a small and a large size, with the failures found.
-fn per_unit(what: &str, sizes: [(f64, ClusterConfig); 2], budget: f64) -> Vec<String> {
+fn per_unit(what: &str, sizes: Vec<(f64, ClusterConfig)>, budget: f64) -> Vec<String> {
     let cost: Vec<f64> = sizes
         .iter()
         .map(|(units, cfg)| {
@@ -188,11 +188,13 @@ fn per_unit(what: &str, sizes: [(f64, ClusterConfig); 2], budget: f64) -> Vec<St
             ));
         }
     }
-    if cost[1] > GROWTH * cost[0] {
-        failed.push(format!(
-            "cost per {what} grows: {:.0} B at {} against {:.0} B at {} (more than x{GROWTH})",
-            cost[1], sizes[1].0, cost[0], sizes[0].0
-        ));
+    for (i, c) in cost.iter().enumerate().skip(1) {
+        if *c > GROWTH * cost[0] {
+            failed.push(format!(
+                "cost per {what} grows: {c:.0} B at {} against {:.0} B at {} (more than x{GROWTH})",
+                sizes[i].0, cost[0], sizes[0].0
+            ));
+        }
     }
     failed
 }
@@ -206,9 +208,10 @@ fn memory_per_pod_stays_within_the_issue_14_budget() {
     // 30 pods a node, idle (no Service traffic).
     let failed = per_unit(
         "pod",
-        [
+        vec![
             (1_500.0, cluster(50, 5, 300, None)),
             (15_000.0, cluster(500, 50, 300, None)),
+            (150_000.0, cluster(5_000, 500, 300, None)),
         ],
         POD_BUDGET,
     );
@@ -221,9 +224,10 @@ fn memory_per_service_stays_within_the_issue_14_budget() {
     // 10 pods a Service, 10 Services a node, 1 request/s each.
     let failed = per_unit(
         "Service",
-        [
+        vec![
             (20.0, cluster(2, 20, 10, Some(1.0))),
             (200.0, cluster(20, 200, 10, Some(1.0))),
+            (2_000.0, cluster(200, 2_000, 10, Some(1.0))),
         ],
         SERVICE_BUDGET,
     );

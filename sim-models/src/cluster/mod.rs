@@ -471,7 +471,7 @@ impl<'a> Sim<'a> {
                     connect_delay: LatencyHistogram::new(),
                     syn_drops: 0,
                     insert_failed: 0,
-                    served: Vec::new(),
+                    served: PodMap::default(),
                     first_packet: LatencyHistogram::new(),
                     lookup_cpu: SimDuration::ZERO,
                     lookups: 0,

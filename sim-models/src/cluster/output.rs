@@ -164,8 +164,9 @@ pub struct WindowStats {
     /// SYNs dropped because their SNAT port clashed with a concurrent flow's
     /// at conntrack confirmation (`insert_failed`).
     pub insert_failed: u64,
-    /// Answered requests per server pod id (index: pod id).
-    pub served: Vec<u64>,
+    /// Answered requests per server pod id (only pods that served some: a
+    /// source's window holds its target's pods, not the cluster's).
+    pub served: PodMap<u64>,
     /// First-packet round trip of the connections opened through a
     /// kube-proxy in the window.
     pub first_packet: LatencyHistogram,
@@ -177,8 +178,8 @@ impl WindowStats {
     /// The largest share of the answered requests one pod served (0 when
     /// none was answered).
     pub fn top_pod_share(&self) -> f64 {
-        let total: u64 = self.served.iter().sum();
-        let top = self.served.iter().copied().max().unwrap_or(0);
+        let total: u64 = self.served.values().sum();
+        let top = self.served.values().copied().max().unwrap_or(0);
         if total == 0 {
             0.0
         } else {
@@ -187,7 +188,7 @@ impl WindowStats {
     }
     /// Pods that served at least one answered request.
     pub fn pods_serving(&self) -> usize {
-        self.served.iter().filter(|&&n| n > 0).count()
+        self.served.values().filter(|&&n| n > 0).count()
     }
 }
 

@@ -420,10 +420,7 @@ impl Sim<'_> {
         let t = req.source as usize;
         if let Outcome::Answered(_) = o {
             self.for_windows(t, now, |w| {
-                if w.served.len() <= p as usize {
-                    w.served.resize(p as usize + 1, 0);
-                }
-                w.served[p as usize] += 1;
+                *w.served.entry(p).or_default() += 1;
             });
         }
         self.outcome(req, o);
