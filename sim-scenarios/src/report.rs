@@ -8,6 +8,7 @@ use crate::run::SeedRun;
 use crate::spec::Scenario;
 use serde_json::{json, Value};
 use sim_models::cluster::RunOutput;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 /// One headline number of one run.
@@ -379,14 +380,30 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> Result<String, Missing> {
     let per_variant: Vec<Vec<Vec<Figure>>> = (0..scenario.variants.len())
         .map(|v| runs_of(runs, v).map(|r| figures(scenario, r)).collect())
         .collect::<Result<_, _>>()?;
+    // Figure names in first-seen order; the maps only find, never order.
     let mut names: Vec<(String, Unit)> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for figs in per_variant.iter().flat_map(|runs| runs.first()) {
         for f in figs {
-            if !names.iter().any(|(n, _)| n == &f.name) {
+            if seen.insert(f.name.as_str()) {
                 names.push((f.name.clone(), f.unit));
             }
         }
     }
+    let by_name: Vec<Vec<HashMap<&str, f64>>> = per_variant
+        .iter()
+        .map(|runs| {
+            runs.iter()
+                .map(|figs| {
+                    let mut m = HashMap::with_capacity(figs.len());
+                    for f in figs {
+                        m.entry(f.name.as_str()).or_insert(f.value);
+                    }
+                    m
+                })
+                .collect()
+        })
+        .collect();
     let width = names.iter().map(|(n, _)| n.len()).max().unwrap_or(10) + 2;
     let mut header = format!("{:width$}", "");
     for v in &scenario.variants {
@@ -395,11 +412,10 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> Result<String, Missing> {
     let _ = writeln!(s, "{}", header.trim_end());
     for (name, unit) in &names {
         let mut line = format!("{name:width$}");
-        for runs in &per_variant {
+        for runs in &by_name {
             let xs: Vec<f64> = runs
                 .iter()
-                .filter_map(|figs| figs.iter().find(|f| &f.name == name))
-                .map(|f| f.value)
+                .filter_map(|figs| figs.get(name.as_str()).copied())
                 .collect();
             let cell = if xs.is_empty() {
                 "-".to_string()

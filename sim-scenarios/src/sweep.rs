@@ -284,11 +284,16 @@ type FigureValues = Vec<(String, Unit, Vec<f64>)>;
 /// Each figure of variant `v`: name, unit, and its value per seed.
 fn figure_values(scenario: &Scenario, runs: &[SeedRun], v: usize) -> Result<FigureValues, String> {
     let mut out: FigureValues = Vec::new();
+    // Where each name is in `out` (finds only; `out` keeps first-seen order).
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for r in runs.iter().filter(|r| r.variant == v) {
         for f in report::figures(scenario, r).map_err(|e| e.to_string())? {
-            match out.iter_mut().find(|(n, _, _)| *n == f.name) {
-                Some((_, _, xs)) => xs.push(f.value),
-                None => out.push((f.name, f.unit, vec![f.value])),
+            match at.get(&f.name) {
+                Some(&i) => out[i].2.push(f.value),
+                None => {
+                    at.insert(f.name.clone(), out.len());
+                    out.push((f.name, f.unit, vec![f.value]));
+                }
             }
         }
     }
