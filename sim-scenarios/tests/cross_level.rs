@@ -79,7 +79,7 @@ fn a_service_flow_spreads_and_costs_the_same_at_both_levels() {
     let cluster = parse("cross.yaml", CLUSTER).unwrap();
     let runs = run::run_all(&cluster, &[7], Some(1)).unwrap();
     let w = &runs[0].output.windows[0];
-    let served: Vec<u64> = w.served.iter().copied().filter(|&n| n > 0).collect();
+    let served: Vec<u64> = w.served.values().copied().filter(|&n| n > 0).collect();
     assert_eq!(served.len(), 3, "{served:?}");
     let cluster_shares = sorted_shares(&served);
     let conns = w.first_packet.count();
