@@ -203,8 +203,9 @@ pub(crate) struct NodeLocalCounters {
 pub(crate) struct DnsRt {
     /// resolv.conf per workload (its pods' namespace and dnsConfig).
     pub(crate) confs: Vec<ResolvConf>,
-    /// (namespace, Service name) -> workload.
-    pub(crate) services: BTreeMap<(String, String), usize>,
+    /// `<service>.<namespace>` -> workload (looked up by the query name's
+    /// labels, without building a key per query).
+    pub(crate) services: HashMap<String, usize>,
     /// External names that exist upstream.
     pub(crate) external: BTreeSet<String>,
     pub(crate) tags: Vec<Option<DnsTag>>,
@@ -257,7 +258,7 @@ impl DnsRt {
             .deployments
             .iter()
             .enumerate()
-            .map(|(i, dep)| ((dep.namespace.clone(), dep.name.clone()), i))
+            .map(|(i, dep)| (format!("{}.{}", dep.name, dep.namespace), i))
             .collect();
         let external = cfg
             .traffic

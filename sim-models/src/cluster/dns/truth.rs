@@ -43,13 +43,14 @@ impl Sim<'_> {
             };
         }
         let found = name.strip_suffix(".svc.cluster.local").and_then(|rest| {
-            let (head, ns) = rest.rsplit_once('.')?;
-            if let Some(&d) = dns.services.get(&(ns.to_string(), head.to_string())) {
+            // <service>.<ns>
+            if let Some(&d) = dns.services.get(rest) {
                 return Some(self.service_records(d, None));
             }
             // <pod>.<service>.<ns>: a StatefulSet pod behind a headless Service.
-            let (pod, svc) = head.rsplit_once('.')?;
-            let &d = dns.services.get(&(ns.to_string(), svc.to_string()))?;
+            let (head, _ns) = rest.rsplit_once('.')?;
+            let (pod, _svc) = head.rsplit_once('.')?;
+            let &d = dns.services.get(&rest[pod.len() + 1..])?;
             Some(self.service_records(d, Some(pod)))
         });
         let (existence, rdata) = match found {
