@@ -372,10 +372,13 @@ impl Sim<'_> {
     }
 
     /// A pod got its address: its owner for the data path, and what
-    /// NetworkPolicy selectors see of it (kept only when policies can apply).
+    /// NetworkPolicy selectors see of it (kept only when policies exist).
     pub(crate) fn record_pod_info(&mut self, p: u32, lease: Lease) {
         self.ip_owner.insert(lease.ip, p);
-        if self.path.policy.is_none() {
+        // Selectors only read pods when some NetworkPolicy exists (in any
+        // set, active now or later on the timeline).
+        let policies = self.cfg.policy.as_ref();
+        if !policies.is_some_and(|c| c.sets.iter().any(|(_, set)| !set.is_empty())) {
             return;
         }
         let name = self.pod_name(p);
