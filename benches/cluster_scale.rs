@@ -1,8 +1,9 @@
 //! Cluster simulation cost along the three axes of issue 14.
 //!
-//! Each case builds a [`ClusterConfig`] in code (nodes in three zones, a
-//! per-node /24 from a /9, Deployments of pods behind Services, one client
-//! outside the cluster per Service, Poisson arrivals) and times one whole
+//! Each case builds a [`ClusterConfig`] with
+//! `sim_models::cluster::capacity_study` (nodes in three zones, a per-node
+//! /24 from a /9, Deployments of pods behind Services, one client outside
+//! the cluster per Service, Poisson arrivals) and times one whole
 //! `sim_models::cluster::run` with seed 1: scheduling, pod start-up,
 //! traffic, sampling and the run's output. The scenario files' parsing and
 //! the report are not included.
@@ -23,70 +24,12 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sim_core::{NullSink, SimDuration};
-use sim_models::app::ServerSpec;
-use sim_models::cluster::{run, ClusterConfig, TrafficSpec};
-use sim_models::connections::ConnectionMode;
-use sim_models::ipam::IpamLayout;
-use sim_models::topology::spread_nodes;
-use sim_models::workload::DeploymentSpec;
+use sim_models::cluster::{capacity_study, run, ClusterConfig};
 use std::hint::black_box;
 use std::time::Duration;
 
 fn secs(s: u64) -> SimDuration {
     SimDuration::from_secs(s)
-}
-
-/// `deployments` Deployments of `replicas` pods on `nodes` nodes; with a
-/// `rate` \[requests/s\], each Service has its own client at that rate.
-fn cluster(
-    nodes: u32,
-    deployments: usize,
-    replicas: u32,
-    rate: Option<f64>,
-    duration: SimDuration,
-) -> ClusterConfig {
-    let zones = ["a", "b", "c"].map(String::from);
-    let server = ServerSpec {
-        concurrency: 4,
-        service_time: SimDuration::from_millis(20),
-        queue_limit: None,
-    };
-    let traffic = rate.map_or_else(Vec::new, |rate| {
-        (0..deployments)
-            .map(|i| TrafficSpec {
-                name: format!("svc{i}"),
-                from: None,
-                deployment: Some(i),
-                resolve: None,
-                dns_cache: None,
-                persistent_dns_socket: false,
-                retries: 0,
-                rate,
-                timeout: secs(10),
-                connections: ConnectionMode::PerRequest,
-                snat: false,
-            })
-            .collect()
-    });
-    ClusterConfig {
-        nodes: spread_nodes(nodes, &zones, 110),
-        ipam: IpamLayout::PerNode {
-            cluster_cidr: "10.0.0.0/9".parse().unwrap(),
-            node_mask: 24,
-        },
-        deployments: (0..deployments)
-            .map(|i| DeploymentSpec::new(&format!("svc{i}"), replicas, secs(5), secs(5), server))
-            .collect(),
-        traffic,
-        timeline: Vec::new(),
-        duration,
-        sample_every: secs(10),
-        windows: Vec::new(),
-        policy: None,
-        dns: None,
-        conntrack: None,
-        kube_proxy: None,
-    }
 }
 
 /// Times whole runs of each `(label, elements, config)` in `group`.
@@ -109,7 +52,7 @@ fn cluster_pods(c: &mut Criterion) {
         .into_iter()
         .map(|nodes| {
             let pods = u64::from(nodes) * 30;
-            let cfg = cluster(nodes, nodes as usize / 10, 300, None, secs(20));
+            let cfg = capacity_study(nodes, nodes as usize / 10, 300, None, secs(20));
             (pods, pods, cfg)
         })
         .collect();
@@ -120,7 +63,7 @@ fn cluster_services(c: &mut Criterion) {
     let cases = [10u64, 100, 1_000]
         .into_iter()
         .map(|services| {
-            let cfg = cluster(100, services as usize, 10, Some(1.0), secs(20));
+            let cfg = capacity_study(100, services as usize, 10, Some(1.0), secs(20));
             (services, services, cfg)
         })
         .collect();
@@ -131,7 +74,7 @@ fn cluster_rate(c: &mut Criterion) {
     let cases = [100u64, 1_000, 10_000]
         .into_iter()
         .map(|rate| {
-            let cfg = cluster(50, 10, 150, Some(rate as f64), secs(10));
+            let cfg = capacity_study(50, 10, 150, Some(rate as f64), secs(10));
             let events = run(&cfg, 1, &mut NullSink).events_fired;
             (rate, events, cfg)
         })

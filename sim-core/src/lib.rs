@@ -19,6 +19,7 @@
 //! event never fires; the same seed gives the same event sequence on every
 //! machine and whatever else runs in parallel.
 
+pub mod alloc_count;
 pub mod engine;
 pub mod metrics;
 pub mod queue;

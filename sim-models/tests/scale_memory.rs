@@ -31,15 +31,9 @@
 //! the tests take seconds; they take a lock, so no other test of this
 //! binary allocates during a measurement.
 
+use sim_core::alloc_count::{self, CountingAllocator};
 use sim_core::{NullSink, SimDuration};
-use sim_models::app::ServerSpec;
-use sim_models::cluster::{run, ClusterConfig, TrafficSpec, WindowSpec};
-use sim_models::connections::ConnectionMode;
-use sim_models::ipam::IpamLayout;
-use sim_models::topology::spread_nodes;
-use sim_models::workload::DeploymentSpec;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use sim_models::cluster::{capacity_study, run, ClusterConfig, WindowSpec};
 use std::sync::Mutex;
 
 /// Bytes a pod may cost: 400 MB / 150,000 pods (issue 14).
@@ -50,118 +44,33 @@ const SERVICE_BUDGET: f64 = 2e9 / 10_000.0;
 const GROWTH: f64 = 1.3;
 
 /// The system allocator, counting the bytes live and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(bytes: usize) {
-    let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; the counters only
-// observe the sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            grew(new_size);
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: CountingAllocator = CountingAllocator;
 
 fn secs(s: u64) -> SimDuration {
     SimDuration::from_secs(s)
 }
 
-/// `deployments` Deployments of `replicas` pods on `nodes` nodes in three
-/// zones; with `rate`, each Service has its own client outside the cluster
-/// at that rate. 30 s simulated, one window over the last 15 s.
+/// The capacity study of `deployments` Services of `replicas` pods on `nodes`
+/// nodes, with `rate` a client per Service: 30 s simulated, one window over
+/// the last 15 s.
 fn cluster(nodes: u32, deployments: usize, replicas: u32, rate: Option<f64>) -> ClusterConfig {
-    let zones = ["a", "b", "c"].map(String::from);
-    let server = ServerSpec {
-        concurrency: 4,
-        service_time: SimDuration::from_millis(20),
-        queue_limit: None,
-    };
-    let deployments: Vec<DeploymentSpec> = (0..deployments)
-        .map(|i| DeploymentSpec::new(&format!("svc{i}"), replicas, secs(5), secs(5), server))
-        .collect();
-    let traffic = match rate {
-        None => Vec::new(),
-        Some(rate) => (0..deployments.len())
-            .map(|i| TrafficSpec {
-                name: format!("svc{i}"),
-                from: None,
-                deployment: Some(i),
-                resolve: None,
-                dns_cache: None,
-                persistent_dns_socket: false,
-                retries: 0,
-                rate,
-                timeout: secs(10),
-                connections: ConnectionMode::PerRequest,
-                snat: false,
-            })
-            .collect(),
-    };
-    ClusterConfig {
-        nodes: spread_nodes(nodes, &zones, 110),
-        ipam: IpamLayout::PerNode {
-            cluster_cidr: "10.0.0.0/9".parse().unwrap(),
-            node_mask: 24,
-        },
-        deployments,
-        traffic,
-        timeline: Vec::new(),
-        duration: secs(30),
-        sample_every: secs(10),
-        windows: vec![WindowSpec {
-            name: "steady".into(),
-            start: secs(15),
-            end: secs(30),
-        }],
-        policy: None,
-        dns: None,
-        conntrack: None,
-        kube_proxy: None,
-    }
+    let mut cfg = capacity_study(nodes, deployments, replicas, rate, secs(30));
+    cfg.windows = vec![WindowSpec {
+        name: "steady".into(),
+        start: secs(15),
+        end: secs(30),
+    }];
+    cfg
 }
 
 /// Peak bytes allocated at once while `cfg` runs and its output lives,
 /// above what was allocated before.
 fn peak_bytes(cfg: &ClusterConfig) -> usize {
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = alloc_count::live();
+    alloc_count::reset_peak();
     let out = run(cfg, 1, &mut NullSink);
-    let peak = PEAK.load(Ordering::Relaxed);
+    let peak = alloc_count::peak();
     drop(out);
     peak - before
 }

@@ -22,6 +22,7 @@
 //! This file holds one test so that no other test allocates while it
 //! counts.
 
+use sim_core::alloc_count::{self, CountingAllocator};
 use sim_core::{NullSink, SimDuration};
 use sim_models::app::ServerSpec;
 use sim_models::cluster::{run, ClusterConfig, ConntrackSetup, TrafficSpec};
@@ -31,34 +32,9 @@ use sim_models::ipam::{Allocator, IpamLayout};
 use sim_models::kube_proxy::{KubeProxyConfig, Mode};
 use sim_models::topology::spread_nodes;
 use sim_models::workload::DeploymentSpec;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn secs(s: u64) -> SimDuration {
     SimDuration::from_secs(s)
@@ -151,9 +127,9 @@ fn config(duration: u64) -> ClusterConfig {
 /// Allocations and events of one run of `duration` seconds.
 fn measure(duration: u64) -> (u64, u64) {
     let cfg = config(duration);
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = alloc_count::calls();
     let out = run(&cfg, 1, &mut NullSink);
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = alloc_count::calls() - before;
     (allocations, out.events_fired)
 }
 

@@ -4,11 +4,10 @@
 //! study's small copy. The estimate must never be below the peak (the guard
 //! relies on it) and within [`MEMORY_FACTOR`] above it.
 
+use sim_core::alloc_count::{self, CountingAllocator};
 use sim_core::NullSink;
 use sim_models::cluster::run;
 use sim_scenarios::estimate::Estimate;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How far above a run's peak the estimate may be: the estimate counts a
 /// conntrack flow per request, where keep-alive reuses connections (13x on
@@ -23,43 +22,8 @@ const KNOWN_GAPS: &[(&str, &str)] = &[(
      backlog grows with the run's length",
 )];
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(bytes: usize) {
-    let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-// SAFETY: every call forwards to the system allocator unchanged; the
-// counters only observe sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size >= layout.size() {
-            grew(new_size - layout.size());
-        } else {
-            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 #[test]
 fn the_estimate_bounds_the_peak_memory_of_runs() {
@@ -75,10 +39,10 @@ fn the_estimate_bounds_the_peak_memory_of_runs() {
             if e.events_bound > 4.0e6 && *name != "cluster_5k_nodes_small" {
                 continue;
             }
-            let base = LIVE.load(Ordering::Relaxed);
-            PEAK.store(base, Ordering::Relaxed);
+            let base = alloc_count::live();
+            alloc_count::reset_peak();
             let out = run(&v.config, 1, &mut NullSink);
-            let peak = (PEAK.load(Ordering::Relaxed) - base) as f64;
+            let peak = (alloc_count::peak() - base) as f64;
             drop(out);
             println!(
                 "{name}/{}: peak {:.1} MB, estimate {:.1} MB",

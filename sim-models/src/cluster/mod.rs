@@ -102,6 +102,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+mod capacity;
 mod config;
 mod dial;
 mod dns;
@@ -115,6 +116,7 @@ mod traffic;
 use dns::{address_of, DnsRt, PendingLookup};
 use output::{rcode_index, zone_index};
 
+pub use capacity::capacity_study;
 pub use config::{
     Action, ClientDnsCache, ClusterConfig, ConntrackSetup, DnsConfig, PodDnsConfig, TimedAction,
     TrafficSpec, WindowSpec,
