@@ -180,7 +180,8 @@ pub enum GlibcVersion {
     /// (validation/glibc/recordings/servfail_single_request*.json): the
     /// rejected A query closes the socket and moves to the next nameserver
     /// or try at once, without sending the AAAA query; a lookup against a
-    /// server answering SERVFAIL to everything returns in milliseconds.
+    /// server answering SERVFAIL to everything returns in milliseconds
+    /// (docs/calibration.md, row `dns-glibc-servfail-one-at-a-time`).
     #[default]
     Current,
 }
@@ -532,7 +533,8 @@ impl Reply {
 
 /// What glibc keeps between the lookups of one thread: the per-thread
 /// resolver state (`_res`) carries the `single-request` switches a timeout
-/// with one reply turned on. The default is a fresh thread.
+/// with one reply turned on (docs/calibration.md, row
+/// `dns-glibc-thread-fallback`). The default is a fresh thread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadState {
     /// `RES_SNGLKUP`: A, then AAAA.
