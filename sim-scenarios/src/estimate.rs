@@ -49,7 +49,7 @@ use crate::locate::{Positions, Seg};
 use crate::path;
 use crate::spec::Scenario;
 use sim_core::SimDuration;
-use sim_models::cluster::{Action, ClientDnsCache, ClusterConfig, TrafficSpec};
+use sim_models::cluster::{name_exists, Action, ClientDnsCache, ClusterConfig, TrafficSpec};
 use sim_models::resolver::{self, QueryTypes};
 
 /// Engine events per pod of the initial replicas: the cluster existed before
@@ -330,17 +330,7 @@ fn queries_per_lookup(cfg: &ClusterConfig, spec: &TrafficSpec) -> (f64, f64) {
         QueryTypes::AOnly => 1.0,
         QueryTypes::AAndAaaa => 2.0,
     };
-    let exists = |n: &str| {
-        cfg.traffic
-            .iter()
-            .any(|t| t.resolve.as_deref() == Some(n) && !n.ends_with(".local"))
-            || cfg.deployments.iter().any(|d| {
-                n.strip_suffix(".svc.cluster.local")
-                    .and_then(|rest| rest.rsplit_once('.'))
-                    .is_some_and(|(svc, ns)| svc == d.name && ns == d.namespace)
-            })
-    };
-    let typical = resolver::count_queries(name, &conf, dns.qtypes, exists)
+    let typical = resolver::count_queries(name, &conf, dns.qtypes, |n| name_exists(cfg, n))
         .map_or(types, |c| f64::from(c.total()));
     let names = resolver::candidates(name, &conf).map_or(1, |c| c.len()) as f64;
     let worst = names * types * f64::from(conf.attempts.max(1));

@@ -121,6 +121,7 @@ pub use config::{
     Action, ClientDnsCache, ClusterConfig, ConntrackSetup, DnsConfig, PodDnsConfig, TimedAction,
     TrafficSpec, WindowSpec,
 };
+pub use dns::name_exists;
 pub use output::{
     DeploymentState, DnsWindowStats, EventSummary, RequestTotals, RunOutput, WindowStats, RCODES,
     ZONES,

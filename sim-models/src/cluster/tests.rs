@@ -904,3 +904,33 @@ proptest! {
         prop_assert_eq!(out.ipam_allocated, u64::from(placed));
     }
 }
+
+#[test]
+fn name_exists_follows_the_services_and_external_names_of_the_config() {
+    let mut cfg = config("10.0.0.0/22", 10);
+    cfg.traffic[0].resolve = Some("api.example.com.".into());
+    let ns = cfg.deployments[0].namespace.clone();
+    assert!(name_exists(
+        &cfg,
+        &format!("checkout.{ns}.svc.cluster.local")
+    ));
+    assert!(name_exists(
+        &cfg,
+        &format!("checkout.{ns}.svc.cluster.local.")
+    ));
+    assert!(!name_exists(&cfg, "checkout.other.svc.cluster.local"));
+    assert!(!name_exists(
+        &cfg,
+        &format!("web-0.checkout.{ns}.svc.cluster.local")
+    ));
+    assert!(name_exists(&cfg, "api.example.com"));
+    assert!(!name_exists(
+        &cfg,
+        &format!("api.example.com.{ns}.svc.cluster.local")
+    ));
+    cfg.deployments[0].kind = crate::workload::WorkloadKind::StatefulSet;
+    assert!(name_exists(
+        &cfg,
+        &format!("checkout-0.checkout.{ns}.svc.cluster.local")
+    ));
+}

@@ -82,6 +82,7 @@ mod node_local;
 mod server;
 mod truth;
 
+pub use truth::name_exists;
 pub(crate) use truth::{address_of, in_cluster_zone};
 
 /// A lookup in progress and the request waiting for it.

@@ -7,6 +7,39 @@
 
 use super::*;
 
+/// Whether `name` has records in `cfg`'s cluster once its pods are Ready:
+/// a Service (`<svc>.<ns>.svc.cluster.local`), a StatefulSet pod
+/// (`<pod>.<svc>.<ns>.svc.cluster.local`) or an external name a traffic
+/// source resolves; the same rules as the run's answers
+/// (`Sim::dns_truth`), without the run's state. The work estimate asks it
+/// per candidate name, so it walks the configuration.
+pub fn name_exists(cfg: &ClusterConfig, name: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    if !in_cluster_zone(name) {
+        return cfg
+            .traffic
+            .iter()
+            .filter_map(|t| t.resolve.as_deref())
+            .any(|r| r.trim_end_matches('.') == name);
+    }
+    let Some(rest) = name.strip_suffix(".svc.cluster.local") else {
+        return false;
+    };
+    cfg.deployments.iter().any(|d| {
+        let Some(head) = rest
+            .strip_suffix(d.namespace.as_str())
+            .and_then(|h| h.strip_suffix('.'))
+        else {
+            return false;
+        };
+        head == d.name
+            || (d.kind == WorkloadKind::StatefulSet
+                && head
+                    .strip_suffix(d.name.as_str())
+                    .is_some_and(|pod| pod.len() > 1 && pod.ends_with('.')))
+    })
+}
+
 /// Whether `name` (no trailing dot) is in the `kubernetes` plugin's zone.
 pub(crate) fn in_cluster_zone(name: &str) -> bool {
     name == "cluster.local" || name.ends_with(".cluster.local")
