@@ -47,17 +47,10 @@ fn source(
     retries: u32,
 ) -> TrafficSpec {
     TrafficSpec {
-        name: name.into(),
         from,
-        deployment: Some(0),
-        resolve: None,
-        dns_cache: None,
-        persistent_dns_socket: false,
         retries,
-        rate: 300.0,
-        timeout: secs(2),
         connections,
-        snat: false,
+        ..TrafficSpec::to_service(name, 0, 300.0, secs(2))
     }
 }
 

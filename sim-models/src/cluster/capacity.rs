@@ -16,7 +16,6 @@
 
 use super::{ClusterConfig, TrafficSpec};
 use crate::app::ServerSpec;
-use crate::connections::ConnectionMode;
 use crate::ipam::{IpamLayout, Ipv4Cidr};
 use crate::topology::spread_nodes;
 use crate::workload::DeploymentSpec;
@@ -40,19 +39,7 @@ pub fn capacity_study(
     };
     let traffic = rate.map_or_else(Vec::new, |rate| {
         (0..services)
-            .map(|i| TrafficSpec {
-                name: format!("svc{i}"),
-                from: None,
-                deployment: Some(i),
-                resolve: None,
-                dns_cache: None,
-                persistent_dns_socket: false,
-                retries: 0,
-                rate,
-                timeout: secs(10),
-                connections: ConnectionMode::PerRequest,
-                snat: false,
-            })
+            .map(|i| TrafficSpec::to_service(&format!("svc{i}"), i, rate, secs(10)))
             .collect()
     });
     ClusterConfig {

@@ -46,6 +46,28 @@ pub struct TrafficSpec {
     pub snat: bool,
 }
 
+impl TrafficSpec {
+    /// The plainest source: clients outside the cluster sending `rate`
+    /// requests/s to Deployment `deployment`'s Service with `timeout`, a
+    /// connection per request, no lookup, no retries, no SNAT. Other
+    /// sources change fields from it.
+    pub fn to_service(name: &str, deployment: usize, rate: f64, timeout: SimDuration) -> Self {
+        TrafficSpec {
+            name: name.to_string(),
+            from: None,
+            deployment: Some(deployment),
+            resolve: None,
+            dns_cache: None,
+            persistent_dns_socket: false,
+            retries: 0,
+            rate,
+            timeout,
+            connections: ConnectionMode::PerRequest,
+            snat: false,
+        }
+    }
+}
+
 /// How long an application keeps an answer it resolved (per client pod and name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientDnsCache {

@@ -28,19 +28,7 @@ fn config(pod_cidr: &str, replicas_after: u32) -> ClusterConfig {
                 queue_limit: None,
             },
         )],
-        traffic: vec![TrafficSpec {
-            name: "checkout".into(),
-            from: None,
-            deployment: Some(0),
-            resolve: None,
-            dns_cache: None,
-            persistent_dns_socket: false,
-            retries: 0,
-            rate: 50.0,
-            timeout: secs(5),
-            connections: ConnectionMode::PerRequest,
-            snat: false,
-        }],
+        traffic: vec![TrafficSpec::to_service("checkout", 0, 50.0, secs(5))],
         timeline: vec![
             TimedAction {
                 at: secs(60),
@@ -260,17 +248,8 @@ fn db_and_frontend(cni: crate::datapath::cni::Cni) -> ClusterConfig {
     web.namespace = "prod".into();
     cfg.deployments = vec![db, web];
     cfg.traffic = vec![TrafficSpec {
-        name: "frontend-db".into(),
         from: Some(1),
-        deployment: Some(0),
-        resolve: None,
-        dns_cache: None,
-        persistent_dns_socket: false,
-        retries: 0,
-        rate: 50.0,
-        timeout: secs(6),
-        connections: ConnectionMode::PerRequest,
-        snat: false,
+        ..TrafficSpec::to_service("frontend-db", 0, 50.0, secs(6))
     }];
     let policy = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db-from-batch, namespace: prod}\n\
                   spec:\n  podSelector: {matchLabels: {app: db}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: batch}}}]\n";
@@ -598,17 +577,9 @@ fn churn(max: u64, rate: f64, mode: ConnectionMode, datapath: DataPath) -> Clust
         DeploymentSpec::new("client", 8, secs(5), secs(5), fast),
     ];
     cfg.traffic = vec![TrafficSpec {
-        name: "client-api".into(),
         from: Some(1),
-        deployment: Some(0),
-        resolve: None,
-        dns_cache: None,
-        persistent_dns_socket: false,
-        retries: 0,
-        rate,
-        timeout: secs(10),
         connections: mode,
-        snat: false,
+        ..TrafficSpec::to_service("client-api", 0, rate, secs(10))
     }];
     cfg.conntrack = Some(ConntrackSetup {
         table: ConntrackConfig {
@@ -866,7 +837,8 @@ proptest! {
         }
         cfg.deployments[0].replicas = replicas;
         cfg.deployments[0].server.queue_limit = queue_limit;
-        cfg.traffic[0] = TrafficSpec { name: "checkout".into(), from: None, deployment: Some(0), resolve: None, dns_cache: None, persistent_dns_socket: false, retries: 0, rate, timeout: SimDuration::from_millis(timeout_ms), connections: ConnectionMode::PerRequest, snat: false };
+        cfg.traffic[0] =
+            TrafficSpec::to_service("checkout", 0, rate, SimDuration::from_millis(timeout_ms));
         cfg.timeline[1].action = Action::SetRate { traffic: 0, rate: rate * 2.0 };
         let modes = [
             ConnectionMode::PerRequest,
