@@ -271,10 +271,11 @@ fn sweep_files(
 }
 
 /// The work estimate of every run of `s` (`seeds` each, `threads` at a
-/// time): beyond the limits, the error and exit 2 unless `force`; else a
-/// progress bar for runs expected to take more than a couple of seconds.
+/// time), read from `file` whose `text` locates its error: beyond the
+/// limits, the error and exit 2 unless `force`; else a progress bar for runs
+/// expected to take more than a couple of seconds.
 fn admit(
-    name: &str,
+    (file, text): (&str, &str),
     s: &sim_scenarios::Scenario,
     seeds: usize,
     threads: Option<u16>,
@@ -284,11 +285,7 @@ fn admit(
         || std::thread::available_parallelism().map_or(1, usize::from),
         usize::from,
     );
-    let (file, text) = sim_scenarios::read_named(name).map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::from(2)
-    })?;
-    let total = match estimate::guard(&file, &text, s, seeds, threads, estimate::LIMITS) {
+    let total = match estimate::guard(file, text, s, seeds, threads, estimate::LIMITS) {
         Ok(total) => total,
         Err(e) if force => {
             eprintln!("knsim: warning (--force): {e}");
@@ -404,9 +401,12 @@ fn main() -> ExitCode {
             seed,
             force,
         } => {
-            if let Ok(s) = load_named(&scenario) {
-                if let Err(code) = admit(&scenario, &s, 1, Some(1), force) {
-                    return code;
+            let read = sim_scenarios::read_named(&scenario);
+            if let Ok((file, text)) = &read {
+                if let Ok(s) = sim_scenarios::parse(file, text) {
+                    if let Err(code) = admit((file, text), &s, 1, Some(1), force) {
+                        return code;
+                    }
                 }
             }
             story::print_replay(&scenario, seed)
@@ -428,17 +428,19 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(2);
             }
-            let built = sim_scenarios::read_named(&scenario)
-                .and_then(|(file, text)| sweep::build(&file, &text, &set, variant.as_deref()));
-            let s = match built {
-                Ok(s) => s,
+            let built = sim_scenarios::read_named(&scenario).and_then(|(file, text)| {
+                let s = sweep::build(&file, &text, &set, variant.as_deref())?;
+                Ok((file, text, s))
+            });
+            let (file, text, s) = match built {
+                Ok(built) => built,
                 Err(e) => {
                     eprintln!("{e}");
                     return ExitCode::from(2);
                 }
             };
             let seeds = seeds.map_or_else(|| vec![seed], |s| s.0);
-            let (bar, total) = match admit(&scenario, &s, seeds.len(), threads, force) {
+            let (bar, total) = match admit((&file, &text), &s, seeds.len(), threads, force) {
                 Ok(admitted) => admitted,
                 Err(code) => return code,
             };
@@ -534,15 +536,19 @@ fn main() -> ExitCode {
                 eprintln!("knsim: error: --trace, --pcap and --variant apply to packet-level scenarios (a `datapath:` section); {scenario} is a cluster scenario");
                 return ExitCode::from(2);
             }
-            let s = match load_named(&scenario) {
-                Ok(s) => s,
+            let loaded = sim_scenarios::read_named(&scenario).and_then(|(file, text)| {
+                let s = sim_scenarios::parse(&file, &text)?;
+                Ok((file, text, s))
+            });
+            let (file, text, s) = match loaded {
+                Ok(loaded) => loaded,
                 Err(e) => {
                     eprintln!("{e}");
                     return ExitCode::from(2);
                 }
             };
             let seeds = seeds.map_or_else(|| vec![seed], |s| s.0);
-            let (bar, total) = match admit(&scenario, &s, seeds.len(), threads, force) {
+            let (bar, total) = match admit((&file, &text), &s, seeds.len(), threads, force) {
                 Ok(admitted) => admitted,
                 Err(code) => return code,
             };
