@@ -15,6 +15,7 @@ pub mod coredns;
 pub mod datapath;
 pub mod did_you_mean;
 pub mod hpa;
+pub mod ingress;
 pub mod ipam;
 pub mod kube_proxy;
 pub mod kubelet;

@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod error;
 pub mod estimate;
 pub mod figures;
+pub mod ingress;
 pub mod locate;
 pub mod report;
 pub mod run;

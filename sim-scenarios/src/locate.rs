@@ -29,17 +29,32 @@ enum Frame {
 }
 
 impl Positions {
-    /// Indexes `text`; a document the parser rejects gives an empty index
-    /// (serde reports the syntax error itself).
+    /// Indexes `text`'s first document; a document the parser rejects gives
+    /// an empty index (serde reports the syntax error itself).
     pub fn of(text: &str) -> Positions {
+        Positions::of_document(text, 0)
+    }
+
+    /// Indexes the `n`th document (0-based) of a multi-document `text`.
+    pub fn of_document(text: &str, n: usize) -> Positions {
         let mut map = HashMap::new();
         let mut path: Vec<Seg> = Vec::new();
         let mut stack: Vec<Frame> = Vec::new();
+        let mut doc = 0;
         for item in Parser::new_from_str(text) {
             let Ok((event, span)) = item else { break };
             let pos = (span.start.line(), span.start.col() + 1);
+            if let Event::DocumentEnd = event {
+                if doc == n {
+                    break;
+                }
+                doc += 1;
+                continue;
+            }
+            if doc != n {
+                continue;
+            }
             match event {
-                Event::DocumentEnd => break,
                 Event::Scalar(..)
                 | Event::Alias(_)
                 | Event::MappingStart(..)
@@ -130,6 +145,18 @@ mod tests {
             p.find(&path!["timeline", 1usize, "missing"]),
             (5, 5),
             "falls back to the parent"
+        );
+    }
+
+    #[test]
+    fn finds_keys_in_a_later_document() {
+        let text = "kind: A\nspec: {x: 1}\n---\nkind: B\nspec:\n  rules:\n    - host: h\n";
+        let p = Positions::of_document(text, 1);
+        assert_eq!(p.find(&path!["kind"]), (4, 1));
+        assert_eq!(p.find(&path!["spec", "rules", 0usize, "host"]), (7, 7));
+        assert_eq!(
+            Positions::of_document(text, 0).find(&path!["spec", "x"]),
+            (2, 8)
         );
     }
 }

@@ -738,3 +738,75 @@ fn absurd_sizes_are_refused_before_they_run() {
         assert_rejected(case, from, to, want, line);
     }
 }
+
+/// The bundled ingress_prefix_surprise manifests and intentions.
+fn surprise(file: &str) -> String {
+    format!(
+        "{}/../scenarios/ingress_prefix_surprise/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn ingress_intentions_hold_on_a_conformant_controller_and_not_on_ingress_nginx() {
+    let (manifests, intentions) = (surprise("manifests"), surprise("intentions.yaml"));
+    let check = |controller: &str| {
+        knsim(&[
+            "ingress",
+            &manifests,
+            "--controller",
+            controller,
+            "--expect",
+            &intentions,
+        ])
+    };
+    let out = check("conformant");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("5 of 5 expected routes hold"), "{text}");
+    let out = check("ingress-nginx");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL shop.example.com/api-docs: expected web:80, routed to api:8080 (location `~* \"^/api\"`)"),
+        "{text}"
+    );
+    // One request as JSON.
+    let out = knsim(&[
+        "ingress",
+        &manifests,
+        "--controller",
+        "ingress-nginx",
+        "--request",
+        "shop.example.com/API/v1",
+        "--output",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["backend"], "api:8080");
+    assert_eq!(json[0]["ingress"], "shop/api");
+}
+
+#[test]
+fn ingress_bad_input_is_a_located_error_and_exit_2() {
+    let dir = scratch("ingress-bad");
+    let text = std::fs::read_to_string(surprise("manifests/api.yaml"))
+        .unwrap()
+        .replace("pathType: Prefix", "pathType: prefix");
+    std::fs::write(dir.join("api.yaml"), text).unwrap();
+    let out = knsim(&[
+        "ingress",
+        dir.to_str().unwrap(),
+        "--controller",
+        "conformant",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "api.yaml:15:23: error: spec.rules[0].http.paths[0].pathType: unknown variant `prefix`"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+}

@@ -140,9 +140,122 @@ enum Command {
         #[arg(long, value_name = "FILE", conflicts_with = "output")]
         expect: Option<PathBuf>,
     },
+    /// Ingress routing: read the Ingress manifests at PATH (a file or a
+    /// directory) and print which backend answers each request, as a
+    /// conformant controller or ingress-nginx routes it (with ingress-nginx,
+    /// use-regex or rewrite-target on one Ingress makes every path of its
+    /// host a case-insensitive regex prefix); without --request, the
+    /// routing table; with --expect, check expected routes and exit 1 if one
+    /// differs.
+    Ingress {
+        /// A manifest file, or a directory of *.yaml / *.yml manifests.
+        path: PathBuf,
+        /// The controller that serves the Ingresses.
+        #[arg(long, value_enum)]
+        controller: IngressController,
+        /// A request to route, `HOST/PATH` (repeatable), e.g.
+        /// `--request shop.example.com/api-docs`.
+        #[arg(long = "request", value_name = "HOST/PATH")]
+        requests: Vec<sim_scenarios::ingress::Request>,
+        /// `text` or `json` (the routes of the --request flags).
+        #[arg(long, value_enum, default_value_t = NetpolOutput::Text)]
+        output: NetpolOutput,
+        /// A YAML list of {host, path, backend} (`service:port`, or
+        /// `default` for the controller's 404): print whether each holds;
+        /// exit 1 if one does not.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["output", "requests"])]
+        expect: Option<PathBuf>,
+    },
 }
 
-/// What `knsim netpol` prints.
+/// Which Ingress controller `knsim ingress` routes as.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum IngressController {
+    /// The semantics the Ingress API states (ImplementationSpecific as Prefix).
+    Conformant,
+    /// kubernetes/ingress-nginx.
+    IngressNginx,
+}
+
+/// `knsim ingress`: the routing table, the routes of the requests, or the
+/// expectations checked.
+fn run_ingress(
+    path: &Path,
+    controller: IngressController,
+    requests: &[sim_scenarios::ingress::Request],
+    output: NetpolOutput,
+    expect: Option<&Path>,
+) -> ExitCode {
+    use sim_models::ingress::Controller;
+    use sim_scenarios::ingress;
+    let controller = match controller {
+        IngressController::Conformant => Controller::Conformant,
+        IngressController::IngressNginx => Controller::IngressNginx,
+    };
+    let built = ingress::load(path).and_then(|l| ingress::router(&l, controller).map(|r| (l, r)));
+    let (loaded, router) = match built {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !loaded.skipped.is_empty() {
+        let kinds: Vec<String> = loaded
+            .skipped
+            .iter()
+            .map(|(k, n)| format!("{n} {}", if k.is_empty() { "without kind" } else { k }))
+            .collect();
+        eprintln!(
+            "knsim: skipped objects of other kinds: {}",
+            kinds.join(", ")
+        );
+    }
+    if let Some(file) = expect {
+        let name = file.display().to_string();
+        let checked = std::fs::read_to_string(file)
+            .map_err(|e| {
+                sim_scenarios::error::InputError::whole(
+                    &name,
+                    format!("cannot read file: {e}"),
+                    "pass a readable YAML list of {host, path, backend}",
+                )
+            })
+            .and_then(|text| ingress::check_expectations(&name, &text, &loaded, &router));
+        return match checked {
+            Ok((report, all_hold)) => {
+                print!("{report}");
+                if all_hold {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if requests.is_empty() {
+        print!("{}", ingress::table_text(&loaded, &router));
+        return ExitCode::SUCCESS;
+    }
+    let routes = ingress::route_all(&loaded, &router, requests);
+    match output {
+        NetpolOutput::Text => print!("{}", ingress::routes_text(&routes)),
+        NetpolOutput::Json => match serde_json::to_string_pretty(&routes) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("knsim: error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    }
+    ExitCode::SUCCESS
+}
+
+/// What `knsim netpol` and `knsim ingress` print.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum NetpolOutput {
     Text,
@@ -384,6 +497,13 @@ fn main() -> ExitCode {
             output,
             expect,
         } => run_netpol(&dir, &peers, &ports, output, expect.as_deref()),
+        Command::Ingress {
+            path,
+            controller,
+            requests,
+            output,
+            expect,
+        } => run_ingress(&path, controller, &requests, output, expect.as_deref()),
         Command::Story { scenario, seed, .. } if load_datapath(&scenario).is_some() => {
             // A packet-level replay's report is its story.
             let opts = PacketOptions {
