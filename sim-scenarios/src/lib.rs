@@ -12,6 +12,7 @@
 
 pub mod bundled;
 pub mod datapath;
+pub mod digest;
 pub mod envelope;
 pub mod error;
 pub mod estimate;
@@ -20,6 +21,7 @@ pub mod locate;
 pub mod report;
 pub mod run;
 pub mod schema;
+pub mod shard;
 pub mod spec;
 pub mod story;
 pub mod sweep;
