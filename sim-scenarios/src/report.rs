@@ -1,7 +1,10 @@
 //! What a run tells people: a text report (figures side by side per variant,
 //! the Kubernetes events, the expectations), a JSON summary, and CSV time
 //! series and event logs. Every output is a pure function of the runs, so
-//! the same scenario and seeds give byte-identical files.
+//! the same scenario and seeds give byte-identical files. The report and
+//! summary read the runs only through their digests ([`crate::digest`]), so
+//! that `knsim merge` builds them, byte for byte, from a sharded run's
+//! digests (`text_of`, `json_of`, `summary_files`).
 
 use crate::digest::{Header, RunDigest};
 use crate::figures::{self as table, num, series, series_max, Column, Missing, Unit};

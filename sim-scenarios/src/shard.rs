@@ -279,7 +279,8 @@ pub fn read(dirs: &[PathBuf]) -> Result<Merged, String> {
             "knsim: error: no shard directories given\n  hint: {hint}"
         ));
     };
-    let mut at: Vec<Option<&Path>> = vec![None; first.shard.count];
+    // Which directory holds each shard (a map: N comes from a file).
+    let mut at: HashMap<usize, &Path> = HashMap::new();
     for (dir, m) in &shards {
         if let Some(what) = first.differs(m) {
             return Err(format!(
@@ -291,20 +292,14 @@ pub fn read(dirs: &[PathBuf]) -> Result<Merged, String> {
                 first.shard,
             ));
         }
-        let slot = m
-            .shard
-            .index
-            .checked_sub(1)
-            .and_then(|i| at.get_mut(i))
-            .filter(|_| m.shard.index <= m.shard.count)
-            .ok_or_else(|| {
-                format!(
-                    "{}: error: shard {} does not exist\n  hint: {hint}",
-                    dir.display(),
-                    m.shard
-                )
-            })?;
-        if let Some(other) = slot {
+        if m.shard.index == 0 || m.shard.index > m.shard.count {
+            return Err(format!(
+                "{}: error: shard {} does not exist\n  hint: {hint}",
+                dir.display(),
+                m.shard
+            ));
+        }
+        if let Some(other) = at.insert(m.shard.index, dir) {
             return Err(format!(
                 "{}: error: shard {} is given twice, also as {}\n  hint: pass each shard's directory once",
                 dir.display(),
@@ -312,7 +307,6 @@ pub fn read(dirs: &[PathBuf]) -> Result<Merged, String> {
                 other.display()
             ));
         }
-        *slot = Some(dir);
         if m.runs != m.entries(m.shard) {
             return Err(format!(
                 "{}: error: shard {} lists other runs than its part of the whole\n  hint: {hint}",
@@ -321,18 +315,20 @@ pub fn read(dirs: &[PathBuf]) -> Result<Merged, String> {
             ));
         }
     }
-    let missing: Vec<String> = at
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.is_none())
-        .map(|(i, _)| format!("{}/{}", i + 1, first.shard.count))
-        .collect();
-    if !missing.is_empty() {
+    let n = first.shard.count;
+    if at.len() < n {
+        // At most a few named: N may be large.
+        let missing: Vec<String> = (1..=n)
+            .filter(|i| !at.contains_key(i))
+            .take(8)
+            .map(|i| format!("{i}/{n}"))
+            .collect();
+        let more = n - at.len() - missing.len();
         return Err(format!(
-            "knsim: error: shard{} {} missing\n  hint: pass the --out directory of every shard, 1/{n} to {n}/{n}",
-            if missing.len() > 1 { "s" } else { "" },
+            "knsim: error: shard{} {}{} missing\n  hint: pass the --out directory of every shard, 1/{n} to {n}/{n}",
+            if n - at.len() > 1 { "s" } else { "" },
             missing.join(", "),
-            n = first.shard.count
+            if more > 0 { format!(" and {more} more") } else { String::new() },
         ));
     }
     // Runs in report order: the shards' parts in shard order.
@@ -361,9 +357,7 @@ pub fn read(dirs: &[PathBuf]) -> Result<Merged, String> {
                     e.column()
                 )
             })?;
-            if (digest.variant, digest.seed) != (entry.variant, entry.seed)
-                || digest.variant >= m.header.variants.len()
-            {
+            if (digest.variant, digest.seed) != (entry.variant, entry.seed) {
                 return Err(format!(
                     "{}: error: the digest is of another run than the manifest says (variant {}, seed {})\n  hint: {hint}",
                     file.display(),

@@ -1,11 +1,14 @@
-//! Sweeps: one scenario run over a list of values of one field, for capacity
-//! planning (pod CIDR sizes, replica counts, request rates, timeouts...).
+//! Sweeps: one scenario run over a list of values of one or more fields, for
+//! capacity planning (pod CIDR sizes, replica counts, request rates,
+//! timeouts...).
 //!
 //! `knsim sweep FILE --set PATH=V1,V2,...` edits the scenario file's YAML at
 //! `PATH` once per value, validates each edited file exactly as `knsim run`
 //! would, and makes each value one variant of a new scenario, so that the
 //! runner, the side-by-side report and the output files need nothing new:
-//! the report's columns are the swept values.
+//! the report's columns are the swept values. Several `--set` sweep the
+//! cross product of their values, the first flag outermost (see
+//! [`combination`]); a variant is then named by its values joined by `, `.
 //!
 //! `PATH` is dotted: mapping keys (`cluster.ipam.pod_cidr`), list indices
 //! (`workloads.0.replicas`), or, in a list of entries, an entry's `name`

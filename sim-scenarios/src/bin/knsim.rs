@@ -1,4 +1,5 @@
-//! `knsim`: run, tell, sweep, check and list Kubernetes networking scenarios.
+//! `knsim`: run, tell, sweep, check and list Kubernetes networking scenarios;
+//! run a multi-seed run or a sweep in shards and merge them.
 //!
 //! Exit status: 0 when every expectation holds, 1 when a run completed but
 //! some expectation failed, 2 for bad input (the message names
