@@ -306,7 +306,7 @@ struct Job<'a> {
 }
 
 /// Runs `job`'s runs (all, or its shard's), with the work estimate first
-/// and a progress bar; `None` when it failed (said on stderr).
+/// and a progress bar; the exit status when it failed (said on stderr).
 fn execute(job: &Job, what: &str) -> Result<Vec<run::SeedRun>, ExitCode> {
     let s = job.scenario;
     let all = run::jobs(s.variants.len(), &job.seeds);
