@@ -43,6 +43,24 @@ pub enum Unit {
     Seconds,
 }
 
+impl Unit {
+    /// The unit's name in CSV tables and digests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Count => "count",
+            Unit::Ratio => "ratio",
+            Unit::Seconds => "seconds",
+        }
+    }
+
+    /// The unit called `name` ([`Unit::name`]).
+    pub fn from_name(name: &str) -> Option<Unit> {
+        [Unit::Count, Unit::Ratio, Unit::Seconds]
+            .into_iter()
+            .find(|u| u.name() == name)
+    }
+}
+
 /// A number as people read it: whole numbers plainly, others to 4 significant digits.
 pub fn num(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {

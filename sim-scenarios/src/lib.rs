@@ -8,10 +8,13 @@
 //! checks, reports and stories read it through. Packet-level scenarios
 //! ([`datapath`]) share the envelope of the format ([`envelope`]: labels,
 //! variants, expectations). Errors in files name `file:line:column`, what
-//! is wrong and a hint ([`error`], [`locate`]).
+//! is wrong and a hint ([`error`], [`locate`]). The report reads each run
+//! through its [`digest`], which a sharded run or sweep writes to disk so
+//! that [`shard`] can merge the parts into the output of one whole run.
 
 pub mod bundled;
 pub mod datapath;
+pub mod digest;
 pub mod envelope;
 pub mod error;
 pub mod estimate;
@@ -21,6 +24,7 @@ pub mod locate;
 pub mod report;
 pub mod run;
 pub mod schema;
+pub mod shard;
 pub mod spec;
 pub mod story;
 pub mod sweep;

@@ -1,8 +1,12 @@
 //! What a run tells people: a text report (figures side by side per variant,
 //! the Kubernetes events, the expectations), a JSON summary, and CSV time
 //! series and event logs. Every output is a pure function of the runs, so
-//! the same scenario and seeds give byte-identical files.
+//! the same scenario and seeds give byte-identical files. The report and
+//! summary read the runs only through their digests ([`crate::digest`]), so
+//! that `knsim merge` builds them, byte for byte, from a sharded run's
+//! digests (`text_of`, `json_of`, `summary_files`).
 
+use crate::digest::{Header, RunDigest};
 use crate::figures::{self as table, num, series, series_max, Column, Missing, Unit};
 use crate::run::SeedRun;
 use crate::spec::Scenario;
@@ -12,13 +16,16 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 /// One headline number of one run.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Figure {
     /// What it is (`checkout in failover: error rate`).
     pub name: String,
     /// Its value (seconds for durations).
+    #[serde(with = "crate::digest::exact")]
     pub value: f64,
     /// How to show it.
+    #[serde(with = "crate::digest::unit")]
     pub unit: Unit,
 }
 
@@ -353,38 +360,49 @@ pub fn spread(xs: &[f64]) -> (f64, f64, f64, f64) {
     (mean, var.sqrt(), min, max)
 }
 
-fn runs_of(runs: &[SeedRun], v: usize) -> impl Iterator<Item = &SeedRun> {
+fn runs_of(runs: &[RunDigest], v: usize) -> impl Iterator<Item = &RunDigest> {
     runs.iter().filter(move |r| r.variant == v)
 }
 
 /// The text report; a figure the runs lack is an error.
 pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> Result<String, Missing> {
+    Ok(text_of(
+        &Header::of(scenario),
+        &RunDigest::all(scenario, runs)?,
+    ))
+}
+
+/// The text report from the runs' digests, in (variant, seed) order.
+pub fn text_of(header: &Header, runs: &[RunDigest]) -> String {
     let mut s = String::new();
     let seeds: Vec<u64> = runs_of(runs, 0).map(|r| r.seed).collect();
-    let duration = scenario.variants[0].config.duration;
-    let _ = writeln!(s, "{}: {}", scenario.name, scenario.summary);
+    let _ = writeln!(s, "{}: {}", header.name, header.summary);
     let seed_text = seeds
         .iter()
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    let _ = writeln!(s, "simulated {duration} per run; seeds {seed_text}");
+    let _ = writeln!(
+        s,
+        "simulated {} per run; seeds {seed_text}",
+        header.duration
+    );
     let _ = writeln!(s);
     let _ = writeln!(s, "variants");
-    for v in &scenario.variants {
+    for v in &header.variants {
         let _ = writeln!(s, "  {:<12} {}", v.name, v.description);
     }
     let _ = writeln!(s);
 
     // Figures side by side: mean over seeds, with the spread when there are several.
-    let per_variant: Vec<Vec<Vec<Figure>>> = (0..scenario.variants.len())
-        .map(|v| runs_of(runs, v).map(|r| figures(scenario, r)).collect())
-        .collect::<Result<_, _>>()?;
+    let per_variant: Vec<Vec<&[Figure]>> = (0..header.variants.len())
+        .map(|v| runs_of(runs, v).map(|r| r.figures.as_slice()).collect())
+        .collect();
     // Figure names in first-seen order; the maps only find, never order.
     let mut names: Vec<(String, Unit)> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
     for figs in per_variant.iter().flat_map(|runs| runs.first()) {
-        for f in figs {
+        for f in figs.iter() {
             if seen.insert(f.name.as_str()) {
                 names.push((f.name.clone(), f.unit));
             }
@@ -396,7 +414,7 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> Result<String, Missing> {
             runs.iter()
                 .map(|figs| {
                     let mut m = HashMap::with_capacity(figs.len());
-                    for f in figs {
+                    for f in figs.iter() {
                         m.entry(f.name.as_str()).or_insert(f.value);
                     }
                     m
@@ -405,11 +423,11 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> Result<String, Missing> {
         })
         .collect();
     let width = names.iter().map(|(n, _)| n.len()).max().unwrap_or(10) + 2;
-    let mut header = format!("{:width$}", "");
-    for v in &scenario.variants {
-        let _ = write!(header, "{:>22}", v.name);
+    let mut header_line = format!("{:width$}", "");
+    for v in &header.variants {
+        let _ = write!(header_line, "{:>22}", v.name);
     }
-    let _ = writeln!(s, "{}", header.trim_end());
+    let _ = writeln!(s, "{}", header_line.trim_end());
     for (name, unit) in &names {
         let mut line = format!("{name:width$}");
         for runs in &by_name {
@@ -435,11 +453,11 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> Result<String, Missing> {
     if seeds.len() > 1 {
         let _ = writeln!(s);
         let _ = writeln!(s, "per seed");
-        for (v, variant) in scenario.variants.iter().enumerate() {
+        for (v, variant) in header.variants.iter().enumerate() {
             let _ = writeln!(s, "  {}", variant.name);
             for r in runs_of(runs, v) {
-                let figs = figures(scenario, r)?;
-                let key: Vec<String> = figs
+                let key: Vec<String> = r
+                    .figures
                     .iter()
                     .filter(|f| {
                         f.name.ends_with("error rate")
@@ -453,7 +471,7 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> Result<String, Missing> {
         }
     }
 
-    for (v, variant) in scenario.variants.iter().enumerate() {
+    for (v, variant) in header.variants.iter().enumerate() {
         let Some(first) = runs_of(runs, v).next() else {
             continue;
         };
@@ -468,29 +486,20 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> Result<String, Missing> {
             "  {:<9} {:<9} {:>6}  {:<8} {:<23} MESSAGE",
             "FIRST", "LAST", "COUNT", "TYPE", "REASON"
         );
-        for e in &first.output.events {
+        for e in &first.events {
             let _ = writeln!(
                 s,
                 "  {:<9} {:<9} {:>6}  {:<8} {:<23} {}: {}",
-                e.first.since_start().to_string(),
-                e.last.since_start().to_string(),
-                e.count,
-                e.kind,
-                e.reason,
-                e.example_object,
-                e.message
+                e.first, e.last, e.count, e.kind, e.reason, e.object, e.message
             );
         }
     }
 
-    let checks: Vec<(&str, &SeedRun)> = runs
-        .iter()
-        .map(|r| (scenario.variants[r.variant].name.as_str(), r))
-        .collect();
-    if checks.iter().any(|(_, r)| !r.checks.is_empty()) {
+    if runs.iter().any(|r| !r.checks.is_empty()) {
         let _ = writeln!(s);
         let _ = writeln!(s, "expectations");
-        for (name, r) in checks {
+        for r in runs {
+            let name = header.variants[r.variant].name.as_str();
             for c in &r.checks {
                 let verdict = if c.pass { "PASS" } else { "FAIL" };
                 let _ = writeln!(
@@ -500,10 +509,10 @@ pub fn text(scenario: &Scenario, runs: &[SeedRun]) -> Result<String, Missing> {
                 );
             }
         }
-        let (pass, total) = expectation_totals(runs);
+        let (pass, total) = crate::run::totals(runs.iter().flat_map(|r| &r.checks));
         let _ = writeln!(s, "  {pass} of {total} expectations hold");
     }
-    Ok(s)
+    s
 }
 
 fn short(name: &str) -> String {
@@ -519,42 +528,31 @@ pub fn expectation_totals(runs: &[SeedRun]) -> (usize, usize) {
 /// The JSON summary: per variant, per seed, every figure and check, and the
 /// mean, standard deviation, min and max over seeds.
 pub fn json(scenario: &Scenario, runs: &[SeedRun]) -> Result<Value, Missing> {
+    Ok(json_of(
+        &Header::of(scenario),
+        &RunDigest::all(scenario, runs)?,
+    ))
+}
+
+/// The JSON summary from the runs' digests, in (variant, seed) order.
+pub fn json_of(header: &Header, runs: &[RunDigest]) -> Value {
     let mut variants: Vec<Value> = Vec::new();
-    for (v, variant) in scenario.variants.iter().enumerate() {
-        let mine: Vec<&SeedRun> = runs_of(runs, v).collect();
-        let figs: Vec<Vec<Figure>> = mine
-            .iter()
-            .map(|r| figures(scenario, r))
-            .collect::<Result<_, _>>()?;
+    for (v, variant) in header.variants.iter().enumerate() {
+        let mine: Vec<&RunDigest> = runs_of(runs, v).collect();
         let per_seed: Vec<Value> = mine
             .iter()
-            .zip(&figs)
-            .map(|(r, figs)| {
-                let figs: serde_json::Map<String, Value> = figs.iter().map(|f| (f.name.clone(), json!(f.value))).collect();
+            .map(|r| {
+                let figs: serde_json::Map<String, Value> = r.figures.iter().map(|f| (f.name.clone(), json!(f.value))).collect();
                 let checks: Vec<Value> = r.checks.iter().map(crate::run::Check::json).collect();
-                let totals: Vec<Value> = r
-                    .output
-                    .requests
-                    .iter()
-                    .zip(&variant.config.traffic)
-                    .map(|(t, spec)| {
-                        json!({
-                            "service": spec.name,
-                            "sent": t.sent, "answered": t.answered, "timed_out": t.timed_out,
-                            "answered_after_client_left": t.wasted, "refused": t.refused,
-                            "rejected": t.rejected, "in_flight": t.in_flight,
-                        })
-                    })
-                    .collect();
-                json!({"seed": r.seed, "figures": figs, "requests": totals, "expectations": checks, "events_fired": r.output.events_fired})
+                json!({"seed": r.seed, "figures": figs, "requests": r.requests, "expectations": checks, "events_fired": r.events_fired})
             })
             .collect();
         let mut stats = serde_json::Map::new();
-        if let Some(first) = figs.first() {
-            for f in first {
-                let xs: Vec<f64> = figs
+        if let Some(first) = mine.first() {
+            for f in &first.figures {
+                let xs: Vec<f64> = mine
                     .iter()
-                    .filter_map(|g| g.iter().find(|g| g.name == f.name))
+                    .filter_map(|g| g.figures.iter().find(|g| g.name == f.name))
                     .map(|g| g.value)
                     .collect();
                 let (mean, sd, min, max) = spread(&xs);
@@ -566,14 +564,14 @@ pub fn json(scenario: &Scenario, runs: &[SeedRun]) -> Result<Value, Missing> {
         }
         variants.push(json!({"name": variant.name, "description": variant.description, "runs": per_seed, "across_seeds": stats}));
     }
-    let (pass, total) = expectation_totals(runs);
-    Ok(json!({
-        "scenario": scenario.name,
-        "summary": scenario.summary,
+    let (pass, total) = crate::run::totals(runs.iter().flat_map(|r| &r.checks));
+    json!({
+        "scenario": header.name,
+        "summary": header.summary,
         "seeds": runs_of(runs, 0).map(|r| r.seed).collect::<Vec<_>>(),
         "variants": variants,
         "expectations": {"held": pass, "total": total},
-    }))
+    })
 }
 
 /// The sampled time series of one run as CSV: `time_s` then one column per metric.
@@ -617,33 +615,37 @@ pub fn events_csv(out: &RunOutput) -> Result<Vec<u8>, String> {
 /// Every output file of a run set: report, JSON summary, and per run a
 /// time series and an event log.
 pub fn files(scenario: &Scenario, runs: &[SeedRun]) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut files = vec![
-        (
-            "report.txt".to_string(),
-            text(scenario, runs)
-                .map_err(|e| e.to_string())?
-                .into_bytes(),
-        ),
-        ("summary.json".to_string(), {
-            let mut b =
-                serde_json::to_vec_pretty(&json(scenario, runs).map_err(|e| e.to_string())?)
-                    .map_err(|e| e.to_string())?;
-            b.push(b'\n');
-            b
-        }),
-    ];
+    let digests = RunDigest::all(scenario, runs).map_err(|e| e.to_string())?;
+    let mut files = summary_files(&Header::of(scenario), &digests)?;
     for r in runs {
-        let v = file_safe(&scenario.variants[r.variant].name);
-        files.push((
-            format!("timeseries-{v}-seed{}.csv", r.seed),
-            timeseries_csv(&r.output)?,
-        ));
-        files.push((
-            format!("events-{v}-seed{}.csv", r.seed),
-            events_csv(&r.output)?,
-        ));
+        let [series, events] = run_file_names(&scenario.variants[r.variant].name, r.seed);
+        files.push((series, timeseries_csv(&r.output)?));
+        files.push((events, events_csv(&r.output)?));
     }
     Ok(files)
+}
+
+/// report.txt and summary.json, from the runs' digests.
+pub fn summary_files(
+    header: &Header,
+    runs: &[RunDigest],
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut summary =
+        serde_json::to_vec_pretty(&json_of(header, runs)).map_err(|e| e.to_string())?;
+    summary.push(b'\n');
+    Ok(vec![
+        ("report.txt".to_string(), text_of(header, runs).into_bytes()),
+        ("summary.json".to_string(), summary),
+    ])
+}
+
+/// The names of one run's time series and event log.
+pub fn run_file_names(variant: &str, seed: u64) -> [String; 2] {
+    let v = file_safe(variant);
+    [
+        format!("timeseries-{v}-seed{seed}.csv"),
+        format!("events-{v}-seed{seed}.csv"),
+    ]
 }
 
 /// `name` usable in a file name: characters other than ASCII letters,

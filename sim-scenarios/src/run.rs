@@ -22,11 +22,13 @@ pub struct SeedRun {
 }
 
 /// One expectation checked.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Check {
     /// What was checked.
     pub label: String,
     /// The value the run produced (seconds for latencies), if it exists.
+    #[serde(with = "crate::digest::exact::option")]
     pub actual: Option<f64>,
     /// Whether every comparison held.
     pub pass: bool,
@@ -53,9 +55,26 @@ pub fn run_all_observed(
     threads: Option<usize>,
     progress: &(dyn Fn(SimDuration) + Sync),
 ) -> Result<Vec<SeedRun>, String> {
-    let jobs: Vec<(usize, u64)> = (0..scenario.variants.len())
+    let jobs = jobs(scenario.variants.len(), seeds);
+    run_jobs(scenario, &jobs, threads, progress)
+}
+
+/// Every (variant, seed) run of `variants` variants and `seeds`, in the
+/// order results come back: by variant, then by seed as given.
+pub fn jobs(variants: usize, seeds: &[u64]) -> Vec<(usize, u64)> {
+    (0..variants)
         .flat_map(|v| seeds.iter().map(move |&s| (v, s)))
-        .collect();
+        .collect()
+}
+
+/// [`run_all_observed`] for the (variant index, seed) runs `jobs` only;
+/// results come back in the order of `jobs`.
+pub fn run_jobs(
+    scenario: &Scenario,
+    jobs: &[(usize, u64)],
+    threads: Option<usize>,
+    progress: &(dyn Fn(SimDuration) + Sync),
+) -> Result<Vec<SeedRun>, String> {
     in_pool(threads, || {
         jobs.par_iter()
             .map(|&(v, seed)| {

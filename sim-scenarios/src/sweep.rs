@@ -1,11 +1,14 @@
-//! Sweeps: one scenario run over a list of values of one field, for capacity
-//! planning (pod CIDR sizes, replica counts, request rates, timeouts...).
+//! Sweeps: one scenario run over a list of values of one or more fields, for
+//! capacity planning (pod CIDR sizes, replica counts, request rates,
+//! timeouts...).
 //!
 //! `knsim sweep FILE --set PATH=V1,V2,...` edits the scenario file's YAML at
 //! `PATH` once per value, validates each edited file exactly as `knsim run`
 //! would, and makes each value one variant of a new scenario, so that the
 //! runner, the side-by-side report and the output files need nothing new:
-//! the report's columns are the swept values.
+//! the report's columns are the swept values. Several `--set` sweep the
+//! cross product of their values, the first flag outermost (see
+//! [`combination`]); a variant is then named by its values joined by `, `.
 //!
 //! `PATH` is dotted: mapping keys (`cluster.ipam.pod_cidr`), list indices
 //! (`workloads.0.replicas`), or, in a list of entries, an entry's `name`
@@ -23,16 +26,17 @@
 //! reported, but a sweep's purpose is to find where they stop holding, so
 //! `knsim sweep` exits 0 whatever they say.
 
+use crate::digest::{Header, RunDigest};
 use crate::error::InputError;
 use crate::figures::Unit;
 use crate::locate::{Positions, Seg};
 use crate::report;
-use crate::run::SeedRun;
 use crate::spec::{parse, Scenario};
 use serde_yaml_ng::{Mapping, Value};
 
 /// A parsed `--set PATH=V1,V2,...`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Setting {
     /// The dotted path as written.
     pub path: String,
@@ -63,12 +67,51 @@ pub fn parse_setting(s: &str) -> Result<Setting, String> {
     })
 }
 
-/// Builds the sweep scenario: one variant per value of `setting`, each the
-/// variant `variant` (default: the top level) of `text` with the value set.
+/// The values of every setting at variant `v` of the sweep over
+/// `settings`: their cross product, the first setting outermost (it changes
+/// slowest), each setting's values in the order given.
+pub fn combination(settings: &[Setting], v: usize) -> Vec<&str> {
+    settings
+        .iter()
+        .zip(indices(settings, v))
+        .map(|(s, j)| s.values[j].as_str())
+        .collect()
+}
+
+/// Which value of each setting variant `v` has (see [`combination`]).
+fn indices(settings: &[Setting], v: usize) -> Vec<usize> {
+    let mut inner = variant_count(settings);
+    settings
+        .iter()
+        .map(|s| {
+            inner /= s.values.len();
+            (v / inner) % s.values.len()
+        })
+        .collect()
+}
+
+/// The number of variants of the sweep over `settings`.
+pub fn variant_count(settings: &[Setting]) -> usize {
+    settings.iter().map(|s| s.values.len()).product()
+}
+
+/// The swept paths as one label: `a.b` or `a.b x c.d`.
+pub fn paths_label(settings: &[Setting]) -> String {
+    settings
+        .iter()
+        .map(|s| s.path.as_str())
+        .collect::<Vec<_>>()
+        .join(" x ")
+}
+
+/// Builds the sweep scenario: one variant per combination of values of
+/// `settings` (see [`combination`]), each the variant `variant` (default:
+/// the top level) of `text` with the values set. A variant is named by its
+/// value (one setting) or its values joined by `, ` (several).
 pub fn build(
     file: &str,
     text: &str,
-    setting: &Setting,
+    settings: &[Setting],
     variant: Option<&str>,
 ) -> Result<Scenario, InputError> {
     // A file that does not parse is reported by the normal path, located.
@@ -91,122 +134,171 @@ pub fn build(
     let doc: Value = serde_yaml_ng::from_str(text)
         .map_err(|e| InputError::whole(file, format!("cannot read the YAML: {e}"), ""))?;
     let positions = Positions::of(text);
-    let (segs, at) = resolve(file, &doc, &positions, &setting.path)?;
-    let mut variants = Vec::with_capacity(setting.values.len());
-    for value in &setting.values {
-        let new: Value = serde_yaml_ng::from_str(value).map_err(|e| {
-            InputError::at(
+    // Each setting's place and values, each value checked alone first so
+    // that an invalid one is reported at its own field.
+    let mut swept: Vec<Swept> = Vec::new();
+    for (k, setting) in settings.iter().enumerate() {
+        let (segs, at) = resolve(file, &doc, &positions, &setting.path)?;
+        if let Some(earlier) = settings[..k].iter().find(|s| s.path == setting.path) {
+            return Err(InputError::at(
                 file,
                 at,
-                format!("`{value}` is not a YAML value: {e}"),
-                "give values as they would be written in the file",
-            )
-        })?;
+                format!("{} is swept twice", earlier.path),
+                "give each path one --set with all its values",
+            ));
+        }
+        let mut values = Vec::with_capacity(setting.values.len());
+        for value in &setting.values {
+            let new: Value = serde_yaml_ng::from_str(value).map_err(|e| {
+                InputError::at(
+                    file,
+                    at,
+                    format!("`{value}` is not a YAML value: {e}"),
+                    "give values as they would be written in the file",
+                )
+            })?;
+            if settings.len() > 1 {
+                let mut edited = doc.clone();
+                set(&mut edited, &segs, new.clone());
+                edited_variant(
+                    file,
+                    &edited,
+                    pick,
+                    at,
+                    &format!("{} = {value}", setting.path),
+                )?;
+            }
+            values.push(new);
+        }
+        swept.push(Swept { segs, at, values });
+    }
+    let at = swept.first().map_or((1, 1), |s| s.at);
+    let count = variant_count(settings);
+    let mut variants = Vec::with_capacity(count);
+    for v in 0..count {
+        let values = combination(settings, v);
         let mut edited = doc.clone();
-        set(&mut edited, &segs, new);
-        let edited_text = serde_yaml_ng::to_string(&edited).map_err(|e| {
-            InputError::whole(file, format!("cannot write the edited YAML: {e}"), "")
-        })?;
-        let scenario = parse(file, &edited_text).map_err(|e| {
-            InputError::at(
-                file,
-                at,
-                format!("with {} = {value}: {}", setting.path, e.message),
-                e.hint,
-            )
-        })?;
-        let mut v = scenario.variants.into_iter().nth(pick).ok_or_else(|| {
-            InputError::at(
-                file,
-                at,
-                format!(
-                    "with {} = {value} the scenario has no variant {pick}",
-                    setting.path
-                ),
-                "sweep a field inside the variant, not the variants list itself",
-            )
-        })?;
-        v.description = format!("{} = {value} ({})", setting.path, v.name);
-        v.name = value.clone();
-        variants.push(v);
+        for (one, j) in swept.iter().zip(indices(settings, v)) {
+            set(&mut edited, &one.segs, one.values[j].clone());
+        }
+        let with = settings
+            .iter()
+            .zip(&values)
+            .map(|(s, value)| format!("{} = {value}", s.path))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut variant = edited_variant(file, &edited, pick, at, &with)?;
+        variant.description = format!("{with} ({})", variant.name);
+        variant.name = values.join(", ");
+        variants.push(variant);
     }
     Ok(Scenario {
         name: format!("{} sweep", original.name),
-        summary: format!("{} over {}", original.summary, setting.path),
+        summary: format!("{} over {}", original.summary, paths_label(settings)),
         story: original.story,
         variants,
     })
 }
 
-/// Per swept value and figure: the figure's mean, standard deviation,
-/// minimum and maximum over the seeds, as CSV (one row per value and
-/// figure, values in sweep order, figures in report order).
+/// One setting located in the document: its path, where to report its
+/// errors, and its values.
+struct Swept {
+    segs: Vec<Seg>,
+    at: (usize, usize),
+    values: Vec<Value>,
+}
+
+/// Variant `pick` of the edited document `edited`, checked as `knsim run`
+/// checks a file; an error is located at `at` and says `with ...`.
+fn edited_variant(
+    file: &str,
+    edited: &Value,
+    pick: usize,
+    at: (usize, usize),
+    with: &str,
+) -> Result<crate::spec::Variant, InputError> {
+    let edited_text = serde_yaml_ng::to_string(edited)
+        .map_err(|e| InputError::whole(file, format!("cannot write the edited YAML: {e}"), ""))?;
+    let scenario = parse(file, &edited_text)
+        .map_err(|e| InputError::at(file, at, format!("with {with}: {}", e.message), e.hint))?;
+    scenario.variants.into_iter().nth(pick).ok_or_else(|| {
+        InputError::at(
+            file,
+            at,
+            format!("with {with} the scenario has no variant {pick}"),
+            "sweep a field inside the variant, not the variants list itself",
+        )
+    })
+}
+
+/// Per variant and figure: the figure's mean, standard deviation, minimum
+/// and maximum over the seeds, as CSV (one row per variant and figure,
+/// variants in sweep order, figures in report order). The first columns
+/// say the variant: `parameter,value` for one setting; for several, one
+/// column per setting, named by its path, holding its value.
 pub fn table_csv(
-    scenario: &Scenario,
-    runs: &[SeedRun],
-    setting: &Setting,
+    header: &Header,
+    runs: &[RunDigest],
+    settings: &[Setting],
 ) -> Result<Vec<u8>, String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let e = |e: csv::Error| e.to_string();
-    w.write_record([
-        "parameter",
-        "value",
-        "figure",
-        "unit",
-        "seeds",
-        "mean",
-        "sd",
-        "min",
-        "max",
-    ])
-    .map_err(e)?;
-    for (v, variant) in scenario.variants.iter().enumerate() {
-        for (name, unit, xs) in figure_values(scenario, runs, v)? {
+    let mut head: Vec<&str> = match settings {
+        [_] => vec!["parameter", "value"],
+        _ => settings.iter().map(|s| s.path.as_str()).collect(),
+    };
+    head.extend(["figure", "unit", "seeds", "mean", "sd", "min", "max"]);
+    w.write_record(&head).map_err(e)?;
+    for (v, variant) in header.variants.iter().enumerate() {
+        let first: Vec<&str> = match settings {
+            [one] => vec![one.path.as_str(), variant.name.as_str()],
+            _ => combination(settings, v),
+        };
+        for (name, unit, xs) in figure_values(runs, v) {
             let (mean, sd, min, max) = report::spread(&xs);
-            w.write_record([
-                setting.path.as_str(),
-                variant.name.as_str(),
-                name.as_str(),
-                unit_name(unit),
-                &xs.len().to_string(),
-                &mean.to_string(),
-                &sd.to_string(),
-                &min.to_string(),
-                &max.to_string(),
-            ])
-            .map_err(e)?;
+            let cells = [
+                name.to_string(),
+                unit.name().to_string(),
+                xs.len().to_string(),
+                mean.to_string(),
+                sd.to_string(),
+                min.to_string(),
+                max.to_string(),
+            ];
+            let row = first
+                .iter()
+                .copied()
+                .chain(cells.iter().map(String::as_str));
+            w.write_record(row).map_err(e)?;
         }
     }
     w.into_inner().map_err(|e| e.to_string())
 }
 
 /// Figures whose name contains `pattern`, in report order.
-pub fn matching_figures(
-    scenario: &Scenario,
-    runs: &[SeedRun],
-    pattern: &str,
-) -> Result<Vec<String>, String> {
-    Ok(figure_values(scenario, runs, 0)?
+pub fn matching_figures(runs: &[RunDigest], pattern: &str) -> Vec<String> {
+    figure_values(runs, 0)
         .into_iter()
-        .map(|(name, _, _)| name)
+        .map(|(name, _, _)| name.to_string())
         .filter(|n| n.contains(pattern))
-        .collect())
+        .collect()
 }
 
-/// An SVG chart of one figure against the swept values: the mean over the
-/// seeds, with a bar from the minimum to the maximum.
+/// An SVG chart of one figure against the sweep's variants: the mean over
+/// the seeds, with a bar from the minimum to the maximum.
 pub fn plot_svg(
-    scenario: &Scenario,
-    runs: &[SeedRun],
-    setting: &Setting,
+    header: &Header,
+    runs: &[RunDigest],
+    settings: &[Setting],
     figure: &str,
 ) -> Result<String, String> {
     use plotters::prelude::*;
+    let swept = paths_label(settings);
     let mut points: Vec<(String, f64, f64, f64, Unit)> = Vec::new();
-    for (v, variant) in scenario.variants.iter().enumerate() {
-        let found = figure_values(scenario, runs, v)?
+    for (v, variant) in header.variants.iter().enumerate() {
+        let found = figure_values(runs, v)
             .into_iter()
-            .find(|(n, _, _)| n == figure);
+            .find(|(n, _, _)| *n == figure);
         if let Some((_, unit, xs)) = found {
             let (mean, _, min, max) = report::spread(&xs);
             points.push((variant.name.clone(), mean, min, max, unit));
@@ -223,7 +315,7 @@ pub fn plot_svg(
         root.fill(&WHITE).map_err(e)?;
         let n = points.len();
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("{figure} vs {}", setting.path), ("sans-serif", 18))
+            .caption(format!("{figure} vs {swept}"), ("sans-serif", 18))
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(72)
@@ -233,7 +325,7 @@ pub fn plot_svg(
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_desc(setting.path.as_str())
+            .x_desc(swept.as_str())
             .y_desc(match unit {
                 Unit::Ratio => "percent",
                 Unit::Seconds => "seconds",
@@ -279,33 +371,25 @@ pub fn plot_svg(
 }
 
 /// Figures by name: name, unit, and the value per seed.
-type FigureValues = Vec<(String, Unit, Vec<f64>)>;
+type FigureValues<'r> = Vec<(&'r str, Unit, Vec<f64>)>;
 
 /// Each figure of variant `v`: name, unit, and its value per seed.
-fn figure_values(scenario: &Scenario, runs: &[SeedRun], v: usize) -> Result<FigureValues, String> {
+fn figure_values(runs: &[RunDigest], v: usize) -> FigureValues<'_> {
     let mut out: FigureValues = Vec::new();
     // Where each name is in `out` (finds only; `out` keeps first-seen order).
-    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for r in runs.iter().filter(|r| r.variant == v) {
-        for f in report::figures(scenario, r).map_err(|e| e.to_string())? {
-            match at.get(&f.name) {
+        for f in &r.figures {
+            match at.get(f.name.as_str()) {
                 Some(&i) => out[i].2.push(f.value),
                 None => {
-                    at.insert(f.name.clone(), out.len());
-                    out.push((f.name, f.unit, vec![f.value]));
+                    at.insert(f.name.as_str(), out.len());
+                    out.push((f.name.as_str(), f.unit, vec![f.value]));
                 }
             }
         }
     }
-    Ok(out)
-}
-
-fn unit_name(u: Unit) -> &'static str {
-    match u {
-        Unit::Count => "count",
-        Unit::Ratio => "ratio",
-        Unit::Seconds => "seconds",
-    }
+    out
 }
 
 /// Follows the dotted `path` in `doc`: the concrete path (list entries
@@ -447,7 +531,7 @@ mod tests {
         let s = build(
             "bf.yaml",
             FILE,
-            &setting("cluster.ipam.pod_cidr=10.0.0.0/24,10.0.0.0/23"),
+            &[setting("cluster.ipam.pod_cidr=10.0.0.0/24,10.0.0.0/23")],
             None,
         )
         .unwrap();
@@ -465,13 +549,80 @@ mod tests {
     }
 
     #[test]
+    fn several_settings_sweep_their_cross_product_first_outermost() {
+        let s = build(
+            "bf.yaml",
+            FILE,
+            &[
+                setting("cluster.ipam.pod_cidr=10.0.0.0/24,10.0.0.0/23"),
+                setting("workloads.checkout.replicas=60,70,80"),
+            ],
+            None,
+        )
+        .unwrap();
+        let names: Vec<&str> = s.variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "10.0.0.0/24, 60",
+                "10.0.0.0/24, 70",
+                "10.0.0.0/24, 80",
+                "10.0.0.0/23, 60",
+                "10.0.0.0/23, 70",
+                "10.0.0.0/23, 80"
+            ]
+        );
+        let replicas: Vec<u32> = s
+            .variants
+            .iter()
+            .map(|v| v.config.deployments[0].replicas)
+            .collect();
+        assert_eq!(replicas, [60, 70, 80, 60, 70, 80]);
+        assert!(s.variants[4]
+            .description
+            .starts_with("cluster.ipam.pod_cidr = 10.0.0.0/23, workloads.checkout.replicas = 70"));
+        assert!(s
+            .summary
+            .ends_with("over cluster.ipam.pod_cidr x workloads.checkout.replicas"));
+        // An invalid value of the second setting is located at its field.
+        let line_of = |needle: &str| FILE.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let e = build(
+            "bf.yaml",
+            FILE,
+            &[
+                setting("cluster.ipam.pod_cidr=10.0.0.0/24"),
+                setting("workloads.checkout.replicas=60,many"),
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.at.map(|a| a.0), Some(line_of("replicas: 50")));
+        assert!(
+            e.message
+                .starts_with("with workloads.checkout.replicas = many:"),
+            "{e}"
+        );
+        let e = build(
+            "bf.yaml",
+            FILE,
+            &[
+                setting("workloads.checkout.replicas=60"),
+                setting("workloads.checkout.replicas=70"),
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("swept twice"), "{e}");
+    }
+
+    #[test]
     fn sections_not_written_yet_are_created() {
         let text = include_str!("../../scenarios/coredns_cpu_throttled.yaml");
         assert!(!text.contains("  coredns: {"));
         let s = build(
             "dns.yaml",
             text,
-            &setting("dns.coredns.cpu=200m,1"),
+            &[setting("dns.coredns.cpu=200m,1")],
             Some("100m-x2"),
         )
         .unwrap();
@@ -488,7 +639,7 @@ mod tests {
         let s = build(
             "bf.yaml",
             FILE,
-            &setting("workloads.checkout.replicas=60"),
+            &[setting("workloads.checkout.replicas=60")],
             Some("fix-22"),
         )
         .unwrap();
@@ -503,7 +654,7 @@ mod tests {
         let e = build(
             "bf.yaml",
             FILE,
-            &setting("cluster.ipam.pod_cidr=10.0.0.0/33"),
+            &[setting("cluster.ipam.pod_cidr=10.0.0.0/33")],
             None,
         )
         .unwrap_err();
@@ -516,7 +667,7 @@ mod tests {
         let e = build(
             "bf.yaml",
             FILE,
-            &setting("cluster.ipam.pod_cdir=10.0.0.0/22"),
+            &[setting("cluster.ipam.pod_cdir=10.0.0.0/22")],
             None,
         )
         .unwrap_err();
@@ -524,17 +675,17 @@ mod tests {
         let e = build(
             "bf.yaml",
             FILE,
-            &setting("workloads.payments.replicas=1"),
+            &[setting("workloads.payments.replicas=1")],
             None,
         )
         .unwrap_err();
         assert!(e.message.contains("no entry `payments`"), "{e}");
-        let e = build("bf.yaml", FILE, &setting("clustr.ipam=1"), None).unwrap_err();
+        let e = build("bf.yaml", FILE, &[setting("clustr.ipam=1")], None).unwrap_err();
         assert!(
             e.message.contains("unknown field `clustr`") && e.hint.contains("`cluster`"),
             "{e}"
         );
-        let e = build("bf.yaml", FILE, &setting("duration=1h"), Some("nope")).unwrap_err();
+        let e = build("bf.yaml", FILE, &[setting("duration=1h")], Some("nope")).unwrap_err();
         assert!(e.message.contains("no variant is called `nope`"), "{e}");
     }
 }

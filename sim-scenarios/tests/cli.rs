@@ -810,3 +810,231 @@ fn ingress_bad_input_is_a_located_error_and_exit_2() {
     );
     assert!(err.contains("hint:"), "{err}");
 }
+
+/// Runs `args` once whole into `whole` and as `n` shards into
+/// `parts/shard-I`, merges the shards (with `merge_extra`) into `merged`,
+/// and checks the merged directory and report equal the whole's, byte for
+/// byte. Returns the shard directories.
+fn sharded_equals_whole(
+    name: &str,
+    args: &[&str],
+    whole_extra: &[&str],
+    merge_extra: &[&str],
+    n: usize,
+) -> Vec<PathBuf> {
+    let dir = scratch(name);
+    let whole = dir.join("whole");
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(whole_extra);
+    a.extend(["--out", whole.to_str().unwrap()]);
+    let one = knsim(&a);
+    assert!(
+        matches!(one.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let shards: Vec<PathBuf> = (1..=n).map(|i| dir.join(format!("shard-{i}"))).collect();
+    // Shards run in reverse order and are given to merge shuffled: neither matters.
+    for (i, out) in shards.iter().enumerate().rev() {
+        let spec = format!("{}/{n}", i + 1);
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend([
+            "--shard",
+            &spec,
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            "1",
+        ]);
+        let part = knsim(&a);
+        assert!(
+            matches!(part.status.code(), Some(0 | 1)),
+            "shard {spec}: {}",
+            String::from_utf8_lossy(&part.stderr)
+        );
+        assert!(
+            out.join("knsim-shard.json").exists(),
+            "shard {spec} wrote no manifest"
+        );
+    }
+    let merged = dir.join("merged");
+    let mut m: Vec<String> = vec!["merge".into()];
+    m.extend(
+        shards
+            .iter()
+            .skip(1)
+            .chain(shards.first())
+            .map(|p| p.display().to_string()),
+    );
+    m.extend(["--out".into(), merged.display().to_string()]);
+    m.extend(merge_extra.iter().map(|s| s.to_string()));
+    let m: Vec<&str> = m.iter().map(String::as_str).collect();
+    let joined = knsim(&m);
+    assert_eq!(
+        joined.status.code(),
+        one.status.code(),
+        "{}",
+        String::from_utf8_lossy(&joined.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&joined.stdout),
+        String::from_utf8_lossy(&one.stdout),
+        "merged report differs from the whole's"
+    );
+    let (w, j) = (files_in(&whole), files_in(&merged));
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&j), names(&w), "merged files differ from the whole's");
+    for (a, b) in w.iter().zip(&j) {
+        assert!(a.1 == b.1, "{} differs between whole and merged", a.0);
+    }
+    shards
+}
+
+#[test]
+fn a_two_setting_sweep_as_two_shards_merges_into_the_whole_byte_for_byte() {
+    let scenario = data("short_failover.yaml");
+    let args = [
+        "sweep",
+        &scenario,
+        "--set",
+        "cluster.ipam.pod_cidr=10.1.0.0/26,10.1.0.0/24",
+        "--set",
+        "workloads.web.replicas=10,20,30",
+        "--seeds",
+        "1..2",
+    ];
+    let plot = ["--plot", "short: error rate"];
+    let shards = sharded_equals_whole("shard-sweep", &args, &plot, &plot, 2);
+    // 6 variants x 2 seeds = 12 runs, 6 per shard.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shards[1].join("knsim-shard.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["runs"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        manifest["shard"],
+        serde_json::json!({"index": 2, "count": 2})
+    );
+    let whole = std::env::temp_dir()
+        .join(format!("knsim-test-{}-shard-sweep", std::process::id()))
+        .join("whole");
+    let table = std::fs::read_to_string(whole.join("sweep.csv")).unwrap();
+    let head = table.lines().next().unwrap();
+    assert!(
+        head.starts_with("cluster.ipam.pod_cidr,workloads.web.replicas,figure,"),
+        "{head}"
+    );
+    assert!(table.contains("\n10.1.0.0/24,30,"), "{table}");
+}
+
+#[test]
+fn seven_seeds_as_three_uneven_shards_merge_into_the_whole_byte_for_byte() {
+    let scenario = data("short_failover.yaml");
+    // 2 variants x 7 seeds = 14 runs: shards of 4, 5 and 5, the second
+    // straddling the two variants.
+    sharded_equals_whole(
+        "shard-seeds",
+        &["run", &scenario, "--seeds", "1..7"],
+        &[],
+        &[],
+        3,
+    );
+    // More shards than runs: some shards are empty, the merge still whole.
+    sharded_equals_whole("shard-empty", &["run", &scenario], &[], &[], 3);
+}
+
+#[test]
+fn merge_refuses_missing_duplicate_and_foreign_shards_and_writes_nothing() {
+    let dir = scratch("shard-bad");
+    let scenario = data("short_failover.yaml");
+    let shard = |name: &str, spec: &str, seeds: &str| -> String {
+        let out = dir.join(name);
+        let o = knsim(&[
+            "run",
+            &scenario,
+            "--seeds",
+            seeds,
+            "--shard",
+            spec,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            matches!(o.status.code(), Some(0 | 1)),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out.display().to_string()
+    };
+    let (a, b, c) = (
+        shard("a", "1/3", "1..2"),
+        shard("b", "2/3", "1..2"),
+        shard("c", "3/3", "1..2"),
+    );
+    let foreign = shard("f", "3/3", "1..3");
+    let merged = dir.join("merged");
+    let merge = |dirs: &[&str]| {
+        let mut args = vec!["merge"];
+        args.extend(dirs);
+        args.extend(["--out", merged.to_str().unwrap()]);
+        let o = knsim(&args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!merged.exists(), "partial output left behind");
+        assert!(o.stdout.is_empty());
+        err
+    };
+    let err = merge(&[&a, &c]);
+    assert!(err.contains("shard 2/3 missing"), "{err}");
+    let err = merge(&[&a, &b, &b, &c]);
+    assert!(err.contains("shard 2/3 is given twice"), "{err}");
+    let err = merge(&[&a, &b, &foreign]);
+    assert!(
+        err.contains(&foreign)
+            && err.contains("not part of the same run")
+            && err.contains("the seeds differs"),
+        "{err}"
+    );
+    let err = merge(&[dir.to_str().unwrap()]);
+    assert!(
+        err.contains("knsim-shard.json") && err.contains("hint:"),
+        "{err}"
+    );
+    // A damaged digest is reported with its place in the file.
+    let digest = std::fs::read_dir(&b)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("digest-")
+        })
+        .unwrap();
+    std::fs::write(&digest, "{\"variant\": 0,\n \"seed\": x}").unwrap();
+    let err = merge(&[&a, &b, &c]);
+    assert!(err.contains(&format!("{}:2:", digest.display())), "{err}");
+}
+
+#[test]
+fn bad_shards_are_refused_with_exit_2() {
+    let scenario = data("short_failover.yaml");
+    let dir = scratch("shard-arg");
+    let out = dir.join("out");
+    for bad in ["0/2", "3/2", "x", "1/0"] {
+        let o = knsim(&[
+            "run",
+            &scenario,
+            "--shard",
+            bad,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("I/N"), "{bad}: {err}");
+        assert!(!out.exists());
+    }
+    let o = knsim(&["run", &scenario, "--shard", "1/2"]);
+    assert_eq!(o.status.code(), Some(2), "--shard needs --out");
+}

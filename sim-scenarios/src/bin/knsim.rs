@@ -1,4 +1,5 @@
-//! `knsim`: run, tell, sweep, check and list Kubernetes networking scenarios.
+//! `knsim`: run, tell, sweep, check and list Kubernetes networking scenarios;
+//! run a multi-seed run or a sweep in shards and merge them.
 //!
 //! Exit status: 0 when every expectation holds, 1 when a run completed but
 //! some expectation failed, 2 for bad input (the message names
@@ -7,6 +8,8 @@
 use clap::{Parser, Subcommand};
 use sim_core::SimDuration;
 use sim_models::netpol;
+use sim_scenarios::digest::{Header, RunDigest};
+use sim_scenarios::shard::{self, Shard};
 use sim_scenarios::{
     bundled, datapath, estimate, load_datapath, load_named, report, run, story, sweep,
 };
@@ -39,6 +42,10 @@ enum Command {
         /// Also write report.txt, summary.json and per-run CSV files here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Run only part I of N of the (variant, seed) runs and write their
+        /// files, digests and a manifest to --out, for `knsim merge`.
+        #[arg(long, value_name = "I/N", value_parser = shard::parse_shard, requires = "out")]
+        shard: Option<Shard>,
         /// Worker threads (default: one per core). Results do not depend on it.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
@@ -71,7 +78,8 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Run a scenario once per value of one field (`--set PATH=V1,V2,...`)
+    /// Run a scenario once per value of a field (`--set PATH=V1,V2,...`;
+    /// several `--set` sweep every combination, the first flag outermost)
     /// and compare: the report's columns are the values; with `--out`, also
     /// sweep.csv (mean, sd, min, max over the seeds per value and figure)
     /// and one SVG chart per `--plot`. Exits 0 whatever the expectations say.
@@ -79,9 +87,10 @@ enum Command {
         /// Scenario file, or a bundled scenario's name.
         scenario: String,
         /// The field and its values, e.g. `cluster.ipam.pod_cidr=10.0.0.0/24,10.0.0.0/22`
-        /// or `workloads.checkout.replicas=100,200,400`.
-        #[arg(long = "set", value_parser = sweep::parse_setting)]
-        set: sweep::Setting,
+        /// or `workloads.checkout.replicas=100,200,400` (repeatable: the
+        /// cross product, variants named `V1, W1`, `V1, W2`, ...).
+        #[arg(long = "set", value_parser = sweep::parse_setting, required = true)]
+        set: Vec<sweep::Setting>,
         /// The variant of the file to sweep (default: the top level).
         #[arg(long)]
         variant: Option<String>,
@@ -94,15 +103,34 @@ enum Command {
         /// Write report.txt, summary.json, sweep.csv, CSV series and charts here.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Chart the figures whose name contains this text (needs --out; repeatable).
-        #[arg(long, requires = "out")]
+        /// Chart the figures whose name contains this text (needs --out; repeatable;
+        /// with --shard, give it to `knsim merge`).
+        #[arg(long, requires = "out", conflicts_with = "shard")]
         plot: Vec<String>,
+        /// Run only part I of N of the (value, seed) runs and write their
+        /// files, digests and a manifest to --out, for `knsim merge`.
+        #[arg(long, value_name = "I/N", value_parser = shard::parse_shard, requires = "out")]
+        shard: Option<Shard>,
         /// Worker threads (default: one per core). Results do not depend on it.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
         /// Run even when the work estimate is beyond the limits.
         #[arg(long)]
         force: bool,
+    },
+    /// Join the --out directories of the N shards of one `run --shard` or
+    /// `sweep --shard` into the files the unsharded command writes with
+    /// --out (byte for byte), and print its report.
+    Merge {
+        /// The shards' --out directories, in any order.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where to write the joined output.
+        #[arg(long)]
+        out: PathBuf,
+        /// For a sweep: chart the figures whose name contains this text (repeatable).
+        #[arg(long)]
+        plot: Vec<String>,
     },
     /// Validate a scenario without running it.
     Check {
@@ -355,32 +383,150 @@ fn parse_seeds(s: &str) -> Result<Seeds, String> {
     Ok(Seeds((a..=b).collect()))
 }
 
-/// The files of a sweep: the run's usual files, sweep.csv, and a chart per
-/// figure matching each `--plot` text (each text must match one at least).
-fn sweep_files(
-    s: &sim_scenarios::Scenario,
-    runs: &[run::SeedRun],
-    set: &sweep::Setting,
-    plots: &[String],
-) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut files = report::files(s, runs)?;
-    files.push(("sweep.csv".into(), sweep::table_csv(s, runs, set)?));
-    for pattern in plots {
-        let names = sweep::matching_figures(s, runs, pattern)?;
-        if names.is_empty() {
-            return Err(format!(
-                "--plot `{pattern}` matches no figure; the report's first column lists them (e.g. `error rate`, `latency p99`)"
-            ));
-        }
-        for name in names {
-            let svg = sweep::plot_svg(s, runs, set, &name)?;
-            files.push((
-                format!("plot-{}.svg", report::file_safe(&name)),
-                svg.into_bytes(),
-            ));
-        }
+/// The variants of `s` that `jobs` run, as a scenario of their own, and
+/// the most runs of one of them: what a shard's work estimate covers.
+fn share(s: &sim_scenarios::Scenario, jobs: &[(usize, u64)]) -> (sim_scenarios::Scenario, usize) {
+    let mut per_variant = vec![0usize; s.variants.len()];
+    for &(v, _) in jobs {
+        per_variant[v] += 1;
     }
-    Ok(files)
+    let mut part = s.clone();
+    part.variants = s
+        .variants
+        .iter()
+        .zip(&per_variant)
+        .filter(|(_, &n)| n > 0)
+        .map(|(v, _)| v.clone())
+        .collect();
+    if part.variants.is_empty() {
+        part.variants = s.variants[..1].to_vec();
+    }
+    (part, per_variant.into_iter().max().unwrap_or(0))
+}
+
+/// What `knsim run` and `knsim sweep` were asked, for both.
+struct Job<'a> {
+    command: shard::Command,
+    file: &'a str,
+    text: &'a str,
+    scenario: &'a sim_scenarios::Scenario,
+    variant: Option<String>,
+    settings: Vec<sweep::Setting>,
+    seeds: Vec<u64>,
+    shard: Option<Shard>,
+    threads: Option<u16>,
+    force: bool,
+}
+
+/// Runs `job`'s runs (all, or its shard's), with the work estimate first
+/// and a progress bar; the exit status when it failed (said on stderr).
+fn execute(job: &Job, what: &str) -> Result<Vec<run::SeedRun>, ExitCode> {
+    let s = job.scenario;
+    let all = run::jobs(s.variants.len(), &job.seeds);
+    let mine = &all[job.shard.unwrap_or(Shard::WHOLE).range(all.len())];
+    let (part, per_variant) = share(s, mine);
+    let estimated = if job.shard.is_some() {
+        (&part, per_variant)
+    } else {
+        (s, job.seeds.len())
+    };
+    let (bar, total) = admit(
+        (job.file, job.text),
+        estimated.0,
+        estimated.1,
+        job.threads,
+        job.force,
+    )?;
+    match job.shard {
+        Some(shard) => eprintln!(
+            "knsim: {what}, shard {shard}: {} of {} runs ({})...",
+            mine.len(),
+            all.len(),
+            total.summary()
+        ),
+        None => eprintln!("knsim: {what} ({})...", total.summary()),
+    }
+    let runs = timed(
+        || {
+            let runs = run::run_jobs(s, mine, job.threads.map(usize::from), &|d| bar.advance(d));
+            bar.finish();
+            runs
+        },
+        |r| r.output.events_fired,
+    );
+    runs.ok_or(ExitCode::from(2))
+}
+
+/// A shard's output: its runs' files, digests and manifest in `dir`, and a
+/// line per run on stdout.
+fn write_shard(job: &Job, shard: Shard, runs: &[run::SeedRun], dir: &Path) -> Result<(), String> {
+    let s = job.scenario;
+    let mut manifest = shard::Manifest {
+        knsim: env!("CARGO_PKG_VERSION").to_string(),
+        command: job.command,
+        scenario_file: job.file.to_string(),
+        scenario_text: job.text.to_string(),
+        variant: job.variant.clone(),
+        settings: job.settings.clone(),
+        seeds: job.seeds.clone(),
+        shard,
+        header: Header::of(s),
+        runs: Vec::new(),
+    };
+    manifest.runs = manifest.entries(shard);
+    let files = shard::shard_files(&manifest, s, runs)?;
+    report::write_all(dir, &files)?;
+    println!(
+        "{}: shard {shard}: {} of {} runs",
+        s.name,
+        runs.len(),
+        manifest.all_jobs().len()
+    );
+    for r in runs {
+        let (held, total) = run::totals(r.checks.iter());
+        println!(
+            "  {} seed {}: {held} of {total} expectations hold",
+            s.variants[r.variant].name, r.seed
+        );
+    }
+    eprintln!(
+        "knsim: wrote {} (join the shards with `knsim merge`)",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `knsim merge`: the shards joined, written and reported.
+fn merge(dirs: &[PathBuf], out: &Path, plots: &[String]) -> ExitCode {
+    let mut merged = match shard::read(dirs) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let m = merged.manifest.clone();
+    if m.command == shard::Command::Run && !plots.is_empty() {
+        eprintln!("knsim: error: --plot charts a sweep's figures; these shards are of `knsim run`\n  hint: leave out --plot");
+        return ExitCode::from(2);
+    }
+    let files = shard::whole_files(m.command, &m.header, &merged.digests, &m.settings, plots)
+        .and_then(|mut files| {
+            files.append(&mut merged.run_files);
+            report::write_all(out, &files)
+        });
+    if let Err(e) = files {
+        eprintln!("knsim: error: {e}");
+        return ExitCode::from(2);
+    }
+    eprintln!("knsim: wrote {}", out.display());
+    print!("{}", report::text_of(&m.header, &merged.digests));
+    let (held, total) = run::totals(merged.digests.iter().flat_map(|d| &d.checks));
+    if m.command == shard::Command::Sweep || held == total {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// The work estimate of every run of `s` (`seeds` each, `threads` at a
@@ -539,6 +685,7 @@ fn main() -> ExitCode {
             seeds,
             out,
             plot,
+            shard,
             threads,
             force,
         } => {
@@ -559,46 +706,34 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let seeds = seeds.map_or_else(|| vec![seed], |s| s.0);
-            let (bar, total) = match admit((&file, &text), &s, seeds.len(), threads, force) {
-                Ok(admitted) => admitted,
+            let job = Job {
+                command: shard::Command::Sweep,
+                file: &file,
+                text: &text,
+                scenario: &s,
+                variant,
+                settings: set,
+                seeds: seeds.map_or_else(|| vec![seed], |s| s.0),
+                shard,
+                threads,
+                force,
+            };
+            let what = format!(
+                "sweeping {} over {} value(s) x {} seed(s)",
+                sweep::paths_label(&job.settings),
+                s.variants.len(),
+                job.seeds.len()
+            );
+            let runs = match execute(&job, &what) {
+                Ok(runs) => runs,
                 Err(code) => return code,
             };
-            eprintln!(
-                "knsim: sweeping {} over {} value(s) x {} seed(s) ({})...",
-                set.path,
-                s.variants.len(),
-                seeds.len(),
-                total.summary()
-            );
-            let runs =
-                run::run_all_observed(&s, &seeds, threads.map(usize::from), &|d| bar.advance(d));
-            bar.finish();
-            let runs = match runs {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("knsim: error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            if let Some(dir) = out {
-                let written =
-                    sweep_files(&s, &runs, &set, &plot).and_then(|f| report::write_all(&dir, &f));
-                if let Err(e) = written {
-                    eprintln!("knsim: error: {e}");
-                    return ExitCode::from(2);
-                }
-                eprintln!("knsim: wrote {}", dir.display());
+            match finish(&job, &runs, out.as_deref(), &plot) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(code) => code,
             }
-            match report::text(&s, &runs) {
-                Ok(text) => print!("{text}"),
-                Err(e) => {
-                    eprintln!("knsim: error: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-            ExitCode::SUCCESS
         }
+        Command::Merge { dirs, out, plot } => merge(&dirs, &out, &plot),
         Command::Check { scenario } => {
             let variants = |names: Vec<(&str, usize)>| -> Vec<(String, usize)> {
                 names.into_iter().map(|(n, c)| (n.to_string(), c)).collect()
@@ -635,6 +770,7 @@ fn main() -> ExitCode {
             seed,
             seeds,
             out,
+            shard,
             threads,
             trace,
             pcap,
@@ -642,6 +778,10 @@ fn main() -> ExitCode {
             force,
         } => {
             if let Some(parsed) = load_datapath(&scenario) {
+                if shard.is_some() {
+                    eprintln!("knsim: error: --shard applies to cluster scenarios; {scenario} is a packet-level (datapath) scenario\n  hint: run it whole, without --shard");
+                    return ExitCode::from(2);
+                }
                 let opts = PacketOptions {
                     seeds: seeds.map_or_else(|| vec![seed], |s| s.0),
                     threads: threads.map(usize::from),
@@ -667,43 +807,29 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let seeds = seeds.map_or_else(|| vec![seed], |s| s.0);
-            let (bar, total) = match admit((&file, &text), &s, seeds.len(), threads, force) {
-                Ok(admitted) => admitted,
+            let job = Job {
+                command: shard::Command::Run,
+                file: &file,
+                text: &text,
+                scenario: &s,
+                variant: None,
+                settings: Vec::new(),
+                seeds: seeds.map_or_else(|| vec![seed], |s| s.0),
+                shard,
+                threads,
+                force,
+            };
+            let what = format!(
+                "running {} variant(s) x {} seed(s)",
+                s.variants.len(),
+                job.seeds.len()
+            );
+            let runs = match execute(&job, &what) {
+                Ok(runs) => runs,
                 Err(code) => return code,
             };
-            eprintln!(
-                "knsim: running {} variant(s) x {} seed(s) ({})...",
-                s.variants.len(),
-                seeds.len(),
-                total.summary()
-            );
-            let runs = timed(
-                || {
-                    let runs = run::run_all_observed(&s, &seeds, threads.map(usize::from), &|d| {
-                        bar.advance(d)
-                    });
-                    bar.finish();
-                    runs
-                },
-                |r| r.output.events_fired,
-            );
-            let Some(runs) = runs else {
-                return ExitCode::from(2);
-            };
-            match report::text(&s, &runs) {
-                Ok(text) => print!("{text}"),
-                Err(e) => {
-                    eprintln!("knsim: error: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-            if let Some(dir) = out {
-                if let Err(e) = report::files(&s, &runs).and_then(|f| report::write_all(&dir, &f)) {
-                    eprintln!("knsim: error: {e}");
-                    return ExitCode::from(2);
-                }
-                eprintln!("knsim: wrote {}", dir.display());
+            if let Err(code) = finish(&job, &runs, out.as_deref(), &[]) {
+                return code;
             }
             let (held, total) = report::expectation_totals(&runs);
             if held == total {
@@ -713,6 +839,46 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// After the runs: a shard writes its part; a whole prints its report and
+/// writes its files to `out` (`knsim run` prints first, `knsim sweep`
+/// writes first, as they always have).
+fn finish(
+    job: &Job,
+    runs: &[run::SeedRun],
+    out: Option<&Path>,
+    plots: &[String],
+) -> Result<(), ExitCode> {
+    let fail = |e: String| {
+        eprintln!("knsim: error: {e}");
+        ExitCode::from(2)
+    };
+    if let (Some(shard), Some(dir)) = (job.shard, out) {
+        return write_shard(job, shard, runs, dir).map_err(fail);
+    }
+    let s = job.scenario;
+    let header = Header::of(s);
+    let digests = RunDigest::all(s, runs).map_err(|e| fail(e.to_string()))?;
+    let text = report::text_of(&header, &digests);
+    if job.command == shard::Command::Run {
+        print!("{text}");
+    }
+    if let Some(dir) = out {
+        let mut files = shard::whole_files(job.command, &header, &digests, &job.settings, plots)
+            .map_err(fail)?;
+        for r in runs {
+            let [series, events] = report::run_file_names(&s.variants[r.variant].name, r.seed);
+            files.push((series, report::timeseries_csv(&r.output).map_err(fail)?));
+            files.push((events, report::events_csv(&r.output).map_err(fail)?));
+        }
+        report::write_all(dir, &files).map_err(fail)?;
+        eprintln!("knsim: wrote {}", dir.display());
+    }
+    if job.command == shard::Command::Sweep {
+        print!("{text}");
+    }
+    Ok(())
 }
 
 /// What `knsim run` was asked for a packet-level scenario.
