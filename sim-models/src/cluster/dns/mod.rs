@@ -106,6 +106,8 @@ pub(crate) struct SentQuery {
     pub(crate) name: Arc<str>,
     pub(crate) qtype: QType,
     pub(crate) socket: SocketId,
+    /// Where its nameserver address leads.
+    pub(crate) route: Option<NameserverRoute>,
 }
 
 /// A query waiting in a CoreDNS pod, by tag.
@@ -485,7 +487,7 @@ impl Sim<'_> {
                     name,
                     qtype,
                     socket,
-                    ..
+                    server,
                 } => {
                     let t = p.req.source as usize;
                     self.metrics.inc(self.traffic[t].counters.dns_queries);
@@ -502,6 +504,7 @@ impl Sim<'_> {
                         name,
                         qtype,
                         socket,
+                        route: cfg.dns.as_ref().and_then(|d| d.route(server)),
                     };
                     let racing = last_sent.and_then(|(s, ep)| ep.filter(|_| s == socket));
                     let created = self.send_dns_query(q, racing);
@@ -584,13 +587,20 @@ impl Sim<'_> {
     pub(crate) fn send_dns_query(&mut self, q: SentQuery, racing: Option<u32>) -> Option<u32> {
         let now = self.engine.now();
         let client = self.lookup_mut(q.slot, q.generation)?.client;
-        if let Some(node) = self.pods[client as usize].node.filter(|&n| {
-            self.dns
-                .as_ref()
-                .is_some_and(|d| (n as usize) < d.node_local.len())
-        }) {
-            self.node_local_query(q, node);
-            return None;
+        match q.route {
+            Some(NameserverRoute::KubeDns) => {}
+            Some(NameserverRoute::NodeLocal) => {
+                if let Some(node) = self.pods[client as usize].node.filter(|&n| {
+                    self.dns
+                        .as_ref()
+                        .is_some_and(|d| (n as usize) < d.node_local.len())
+                }) {
+                    self.node_local_query(q, node);
+                    return None;
+                }
+            }
+            // Refused when the scenario is read; the query goes nowhere.
+            None => return None,
         }
         let (server, created, flow) = match self.dns_route(&q, client, racing) {
             DnsRoute::Pod {
