@@ -30,6 +30,11 @@ pub struct TrafficSpec {
     /// per pod for all its queries instead of glibc's new socket per name:
     /// through conntrack, all of them are one flow.
     pub persistent_dns_socket: bool,
+    /// Worker threads per client pod that call `getaddrinfo` (at least 1):
+    /// glibc keeps its resolver state per thread (the `single-request`
+    /// fallback after a timeout with one reply), and each lookup runs in
+    /// one of them, drawn at random.
+    pub threads: u32,
     /// Times the application retries a failed request (timeout, failed
     /// lookup, refused, 503); each retry is a new try with a fresh timeout
     /// that resolves again unless its cache answers.
@@ -59,6 +64,7 @@ impl TrafficSpec {
             resolve: None,
             dns_cache: None,
             persistent_dns_socket: false,
+            threads: 1,
             retries: 0,
             rate,
             timeout,

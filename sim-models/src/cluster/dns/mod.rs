@@ -77,6 +77,7 @@
 //! headless_stale_dns, dns_conntrack_race and preply_stale_conntrack.
 
 use super::*;
+use crate::resolver::ThreadState;
 
 mod node_local;
 mod server;
@@ -96,6 +97,20 @@ pub(crate) struct PendingLookup {
     pub(crate) backends: Vec<(SocketId, u32)>,
     /// Data and TTL of the last reply with records.
     pub(crate) answer: Option<(u64, SimDuration)>,
+    /// The client thread the lookup runs in (index into
+    /// [`ClientResolver::threads`]).
+    pub(crate) thread: u32,
+}
+
+/// What glibc keeps in one client process (a traffic source's application
+/// in one pod) between lookups: each worker thread's resolver state and,
+/// with `rotate`, the process-wide nameserver counter. Created at the
+/// pod's first lookup; two bytes per thread.
+pub(crate) struct ClientResolver {
+    pub(crate) threads: Box<[ThreadState]>,
+    /// glibc's `global_offset` (`res_send.c`, `nameserver_offset`): drawn
+    /// at random on first use, one step per name sent.
+    pub(crate) rotation: Option<u32>,
 }
 
 /// A query the resolver sends.
@@ -235,6 +250,11 @@ pub(crate) struct DnsRt {
     pub(crate) hpa_busy: BTreeMap<u32, SimDuration>,
     /// Draws of the A/AAAA insert race.
     pub(crate) race_rng: SimRng,
+    /// Per traffic source, per client pod: its process's resolver state.
+    pub(crate) clients: Vec<PodMap<ClientResolver>>,
+    /// Per traffic source: draws of the thread each lookup runs in and of
+    /// `rotate`'s random start.
+    pub(crate) thread_rng: Vec<SimRng>,
     pub(crate) windows: Vec<DnsWindowStats>,
     /// Counters: received by zone, replies by zone x rcode, cache hits, dropped, restarts.
     pub(crate) received: [CounterId; 2],
@@ -305,6 +325,12 @@ impl DnsRt {
                 metrics.counter("dns_queries_table_full"),
             ],
             race_rng: rng.stream("conntrack/udp-insert-race"),
+            clients: cfg.traffic.iter().map(|_| PodMap::default()).collect(),
+            thread_rng: cfg
+                .traffic
+                .iter()
+                .map(|t| rng.stream(&format!("traffic/{}/resolver-thread", t.name)))
+                .collect(),
             unreachable: metrics.counter("dns_queries_unreachable"),
             blocked: metrics.counter("dns_queries_blocked"),
             node_local: d
@@ -424,10 +450,34 @@ impl Sim<'_> {
             return;
         };
         let conf = &dns.confs[self.pods[client as usize].deployment as usize];
-        let Ok(lookup) = Lookup::new(conf, name, qtypes) else {
+        let rotate = conf.rotate && conf.nameservers.len() > 1;
+        let Ok(mut lookup) = Lookup::new(conf, name, qtypes) else {
             self.outcome(req, Outcome::LookupFailed);
             return;
         };
+        // The thread it runs in, and what glibc kept in that thread and
+        // process from earlier lookups.
+        let threads = self.cfg.traffic[t].threads.max(1);
+        let Some(dns) = self.dns.as_mut() else {
+            return;
+        };
+        let rng = &mut dns.thread_rng[t];
+        let thread = if threads > 1 {
+            rng.random_range(0..threads)
+        } else {
+            0
+        };
+        let process = dns.clients[t]
+            .entry(client)
+            .or_insert_with(|| ClientResolver {
+                threads: vec![ThreadState::default(); threads as usize].into_boxed_slice(),
+                rotation: None,
+            });
+        lookup = lookup.in_thread(process.threads[thread as usize]);
+        if rotate {
+            let offset = *process.rotation.get_or_insert_with(|| rng.random());
+            lookup = lookup.rotation_offset(offset);
+        }
         self.metrics.inc(self.traffic[t].counters.dns_lookups);
         let cfg = self.cfg;
         for (i, w) in cfg.windows.iter().enumerate() {
@@ -445,6 +495,7 @@ impl Sim<'_> {
             timers: Vec::new(),
             backends: Vec::new(),
             answer: None,
+            thread,
         };
         let slot = match self.free_lookups.pop() {
             Some(i) => {
@@ -538,6 +589,22 @@ impl Sim<'_> {
                     let t = done.req.source as usize;
                     if now < done.req.deadline {
                         self.resolving.remove(&done.req.id);
+                    }
+                    // The thread keeps the switches this lookup turned on;
+                    // the process's rotate counter moved one per name.
+                    if let Some(process) = self
+                        .dns
+                        .as_mut()
+                        .and_then(|d| d.clients[t].get_mut(&done.client))
+                    {
+                        let kept = done.lookup.thread_state();
+                        if let Some(s) = process.threads.get_mut(done.thread as usize) {
+                            s.single_request |= kept.single_request;
+                            s.single_request_reopen |= kept.single_request_reopen;
+                        }
+                        if let Some(r) = process.rotation.as_mut() {
+                            *r = r.wrapping_add(result.names_tried);
+                        }
                     }
                     let latency = result.latency();
                     self.metrics.record(self.traffic[t].lookup_latency, latency);
