@@ -16,6 +16,23 @@
 //! itself (for the record's TTL or a fixed time) and retry failed requests,
 //! each retry resolving again.
 //!
+//! The resolver is the glibc generation [`DnsConfig::glibc`] names
+//! (docs/calibration.md, row `dns-glibc-servfail-one-at-a-time`). Each
+//! client pod of a traffic source is one process with
+//! [`TrafficSpec::threads`] worker threads (row `dns-client-threads`); a
+//! lookup runs in one drawn at random from the seeded stream
+//! `traffic/NAME/resolver-thread`, starts from what glibc kept in that
+//! thread ([`crate::resolver::ThreadState`]: the `single-request` fallback
+//! after a timeout with one reply, row `dns-glibc-thread-fallback`) and adds
+//! what it turned on when it ends; with `rotate` and several nameservers,
+//! the process's counter starts at a random value from the same stream and
+//! advances one per name sent (row `dns-glibc-rotate`). Pods with
+//! `dnsPolicy: None` take their nameservers from `dnsConfig`: the kube-dns
+//! ClusterIP (through its DNAT) or, with NodeLocal DNSCache, its address
+//! [`NODE_LOCAL_DNS_IP`] (the `ClusterFirst` pods' nameserver then, as the
+//! kubelet's `clusterDNS` is set with it); the scenario reader refuses any
+//! other address.
+//!
 //! Each query goes to the CoreDNS pod its socket's UDP flow was balanced to
 //! (a new socket is a new flow; an application with `persistent_dns_socket`
 //! keeps one flow per pod); an OOM-killed pod leaves the endpoints until it
@@ -49,7 +66,11 @@
 //! a NodeLocal DNSCache's TCP forwards pick a kube-dns pod per query (no
 //! pooled connections, no TCP conntrack entries) and skip NetworkPolicy;
 //! an application's give-up does not cancel its
-//! `getaddrinfo`, which runs to its end.
+//! `getaddrinfo`, which runs to its end; a thread may run two lookups at
+//! once (thread occupancy is not modelled), and the rotate counter is read
+//! when a lookup starts and advanced when it ends, so overlapping lookups
+//! of one pod share an offset; the per-pod resolver state stays after the
+//! pod is gone (two bytes per thread).
 //!
 //! ## How chains are bounded
 //! The resolver and CoreDNS are state machines that return actions; this
@@ -71,7 +92,9 @@
 //! source the lookups, their queries and latency ([`super::DnsWindowStats`]).
 //!
 //! ## Validation
-//! The DNS query conservation property (sent = received + unreachable +
+//! `sim-scenarios/tests/glibc_cluster.rs` holds cluster runs to the glibc
+//! recordings (validation/glibc): nothing listening, a lost AAAA within one
+//! thread, SERVFAIL with `single-request` per generation, rotate. The DNS query conservation property (sent = received + unreachable +
 //! blocked + lost on the way, by reason) in the cluster tests; the goldens
 //! of ndots_amplification, coredns_cpu_throttled, zalando_dns_oom,
 //! headless_stale_dns, dns_conntrack_race and preply_stale_conntrack.
