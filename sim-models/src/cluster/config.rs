@@ -30,6 +30,11 @@ pub struct TrafficSpec {
     /// per pod for all its queries instead of glibc's new socket per name:
     /// through conntrack, all of them are one flow.
     pub persistent_dns_socket: bool,
+    /// Worker threads per client pod that call `getaddrinfo` (at least 1):
+    /// glibc keeps its resolver state per thread (the `single-request`
+    /// fallback after a timeout with one reply), and each lookup runs in
+    /// one of them, drawn at random.
+    pub threads: u32,
     /// Times the application retries a failed request (timeout, failed
     /// lookup, refused, 503); each retry is a new try with a fresh timeout
     /// that resolves again unless its cache answers.
@@ -59,6 +64,7 @@ impl TrafficSpec {
             resolve: None,
             dns_cache: None,
             persistent_dns_socket: false,
+            threads: 1,
             retries: 0,
             rate,
             timeout,
@@ -234,12 +240,36 @@ pub struct DnsConfig {
     /// A HorizontalPodAutoscaler on the CoreDNS pods' CPU ([`crate::hpa`]);
     /// `None`: the replica count changes only on the timeline.
     pub autoscaler: Option<HpaSpec>,
+    /// The glibc generation the client pods' images carry
+    /// ([`GlibcVersion`]): how a SERVFAIL in the one-at-a-time modes is
+    /// handled.
+    pub glibc: GlibcVersion,
 }
 
-/// A pod spec's `dnsConfig` (with `dnsPolicy: ClusterFirst`): searches are
-/// appended to the kubelet's, options replace the defaults.
+/// NodeLocal DNSCache's link-local listen address (the nodelocaldns.yaml
+/// default `169.254.20.10`).
+pub const NODE_LOCAL_DNS_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 20, 10);
+
+/// Where a nameserver address in a pod's resolv.conf leads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameserverRoute {
+    /// The kube-dns ClusterIP, through the Service's DNAT to a CoreDNS pod.
+    KubeDns,
+    /// The node's NodeLocal DNSCache (no DNAT, no conntrack).
+    NodeLocal,
+}
+
+/// A pod spec's `dnsConfig`. With `dnsPolicy: ClusterFirst` searches are
+/// appended to the kubelet's and options replace the defaults; with
+/// `dnsPolicy: None` ([`PodDnsConfig::policy_none`]) the resolv.conf is
+/// the `dnsConfig` alone, on glibc's defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodDnsConfig {
+    /// `dnsPolicy: None`: nothing from the kubelet.
+    pub policy_none: bool,
+    /// Nameservers, in order: after the cluster's with `ClusterFirst`, the
+    /// only ones with `dnsPolicy: None` (at most 3 in all, glibc's `MAXNS`).
+    pub nameservers: Vec<Ipv4Addr>,
     /// Extra search domains.
     pub searches: Vec<String>,
     /// `ndots`.
@@ -258,11 +288,29 @@ pub struct PodDnsConfig {
 
 impl DnsConfig {
     /// The resolv.conf of a pod of workload `d` in `namespace`.
+    /// With NodeLocal DNSCache the kubelet's `clusterDNS` is the node-local
+    /// address (as node-local-dns is set up with IPVS kube-proxy; in
+    /// iptables mode it also binds the kube-dns ClusterIP, to the same
+    /// effect for `ClusterFirst` pods).
     pub fn resolv_conf(&self, namespace: &str, d: usize) -> ResolvConf {
         let host: Vec<&str> = self.host_search.iter().map(String::as_str).collect();
+        let cluster_dns = if self.node_local.is_some() {
+            NODE_LOCAL_DNS_IP
+        } else {
+            self.service_ip
+        };
         let mut conf =
-            ResolvConf::kubernetes_pod(namespace, std::net::IpAddr::V4(self.service_ip), &host);
+            ResolvConf::kubernetes_pod(namespace, std::net::IpAddr::V4(cluster_dns), &host);
+        conf.glibc = self.glibc;
         if let Some(p) = self.pod_dns.get(&d) {
+            if p.policy_none {
+                conf = ResolvConf {
+                    glibc: self.glibc,
+                    ..ResolvConf::glibc_default(Vec::new())
+                };
+            }
+            conf.nameservers
+                .extend(p.nameservers.iter().map(|a| std::net::IpAddr::V4(*a)));
             conf.search.extend(p.searches.iter().cloned());
             conf.ndots = p.ndots.unwrap_or(conf.ndots);
             conf.timeout = p.timeout.unwrap_or(conf.timeout);
@@ -272,5 +320,18 @@ impl DnsConfig {
             conf.rotate |= p.rotate;
         }
         conf
+    }
+
+    /// Where queries to nameserver `addr` go; `None`: nowhere this cluster
+    /// model knows (the kube-dns ClusterIP, or the NodeLocal DNSCache
+    /// address when the cluster runs it).
+    pub fn route(&self, addr: std::net::IpAddr) -> Option<NameserverRoute> {
+        match addr {
+            std::net::IpAddr::V4(a) if a == self.service_ip => Some(NameserverRoute::KubeDns),
+            std::net::IpAddr::V4(a) if a == NODE_LOCAL_DNS_IP && self.node_local.is_some() => {
+                Some(NameserverRoute::NodeLocal)
+            }
+            _ => None,
+        }
     }
 }

@@ -85,8 +85,8 @@ use crate::path::service::ServiceProxy;
 use crate::path::{self, Client, ClientSees, Drop, Flow, Path, PathEnv, Target};
 use crate::policy_enforcement::{Enforcer, PolicyConfig};
 use crate::resolver::{
-    Lookup, LookupOutcome, QType, QueryId, QueryTypes, Rcode, Reply, ResolvConf, ResolverAction,
-    SocketId, TimerToken,
+    GlibcVersion, Lookup, LookupOutcome, QType, QueryId, QueryTypes, Rcode, Reply, ResolvConf,
+    ResolverAction, SocketId, TimerToken,
 };
 use crate::scheduler::NodeIndex;
 use crate::service::Endpoints;
@@ -118,8 +118,8 @@ use output::{rcode_index, zone_index};
 
 pub use capacity::capacity_study;
 pub use config::{
-    Action, ClientDnsCache, ClusterConfig, ConntrackSetup, DnsConfig, PodDnsConfig, TimedAction,
-    TrafficSpec, WindowSpec,
+    Action, ClientDnsCache, ClusterConfig, ConntrackSetup, DnsConfig, NameserverRoute,
+    PodDnsConfig, TimedAction, TrafficSpec, WindowSpec, NODE_LOCAL_DNS_IP,
 };
 pub use dns::name_exists;
 pub use output::{

@@ -341,6 +341,7 @@ fn with_dns(policy_yaml: Option<&str>) -> ClusterConfig {
         headless: BTreeSet::new(),
         node_local: None,
         autoscaler: None,
+        glibc: GlibcVersion::Current,
     });
     let policy = cfg.policy.as_mut().unwrap();
     policy.sets.clear();

@@ -80,7 +80,7 @@
 //! not modelled. glibc keeps the `single-request` switch in the thread's
 //! resolver state for later lookups: [`Lookup::thread_state`] hands it to
 //! the caller, who passes it to the thread's next lookup with
-//! [`Lookup::in_thread`]. musl (Alpine images) queries all nameservers in parallel and is not
+//! [`Lookup::in_thread`] (cluster runs keep it per client thread). musl (Alpine images) queries all nameservers in parallel and is not
 //! modelled.
 //!
 //! ## Parameters
@@ -176,7 +176,10 @@ pub enum GlibcVersion {
     /// (`recvresp1 = 1; goto wait` with `buf2` set). The incidents of
     /// 2017-2020 ran on it.
     Legacy,
-    /// Today's glibc, as measured on Debian 2.36-9+deb12u14
+    /// Today's glibc, with the fix of sourceware bug 30081 (glibc's test
+    /// `Test parallel failure/success responses (bug 30081)` is dated 2024;
+    /// the first release carrying it was not confirmed), as measured on
+    /// Debian 2.36-9+deb12u14
     /// (validation/glibc/recordings/servfail_single_request*.json): the
     /// rejected A query closes the socket and moves to the next nameserver
     /// or try at once, without sending the AAAA query; a lookup against a

@@ -19,7 +19,7 @@ use sim_core::SimDuration;
 use sim_models::cluster::{DnsConfig, PodDnsConfig};
 use sim_models::coredns::{CoreDnsSpec, UpstreamSpec};
 use sim_models::hpa::HpaSpec;
-use sim_models::resolver::QueryTypes;
+use sim_models::resolver::{GlibcVersion, QueryTypes};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
@@ -47,6 +47,12 @@ pub struct DnsFile {
     pub node_local_dns: bool,
     /// A HorizontalPodAutoscaler on the CoreDNS Deployment's CPU (default none).
     pub autoscaler: Option<HpaFile>,
+    /// The glibc the client images carry: `current` (default; a SERVFAIL,
+    /// REFUSED or NOTIMP to the A query in the one-at-a-time modes moves on
+    /// at once, as measured on Debian 2.36-9+deb12u14) or `legacy` (the
+    /// older `send_dg`, waiting its timeout for an AAAA reply it never
+    /// asked for; the 2017-2020 incidents ran on it).
+    pub glibc: Option<String>,
 }
 
 /// `kubectl autoscale deployment coredns --min=2 --max=10 --cpu-percent=70`.
@@ -126,6 +132,17 @@ impl Validator<'_> {
                 ));
             }
         };
+        let glibc = match d.glibc.as_deref() {
+            None | Some("current") => GlibcVersion::Current,
+            Some("legacy") => GlibcVersion::Legacy,
+            Some(other) => {
+                return Err(self.err(
+                    &field(&path!["glibc"]),
+                    format!("`{other}` is not a glibc generation"),
+                    "write current (today's glibc) or legacy (before the SERVFAIL fix, 2017-2020 images)",
+                ));
+            }
+        };
         let mut coredns = CoreDnsSpec::default();
         if let Some(c) = &d.coredns {
             if let Some(cpu) = c.cpu {
@@ -183,9 +200,38 @@ impl Validator<'_> {
             if w.headless {
                 headless.insert(i);
             }
-            let Some(c) = &w.dns_config else { continue };
+            let policy_none = match w.dns_policy.as_deref() {
+                None | Some("ClusterFirst") => false,
+                Some("None") => true,
+                Some(other) => {
+                    return Err(self.err(
+                        &[wp, &path!["workloads", i, "dns_policy"]].concat(),
+                        format!("dnsPolicy `{other}` is not modelled"),
+                        "write ClusterFirst (the kubelet's resolv.conf) or None (dns_config alone)",
+                    ));
+                }
+            };
+            let Some(c) = &w.dns_config else {
+                if policy_none {
+                    return Err(self.err(
+                        &[wp, &path!["workloads", i, "dns_policy"]].concat(),
+                        "dnsPolicy None needs a dns_config with nameservers (Kubernetes rejects the pod otherwise)",
+                        "add dns_config: {nameservers: [10.96.0.10]}",
+                    ));
+                }
+                continue;
+            };
             let p = [wp, &path!["workloads", i, "dns_config"]].concat();
+            if policy_none && c.nameservers.is_empty() {
+                return Err(self.err(
+                    &p,
+                    "dnsPolicy None needs at least one nameserver in dns_config",
+                    "add nameservers: [10.96.0.10]",
+                ));
+            }
             let mut conf = PodDnsConfig {
+                policy_none,
+                nameservers: c.nameservers.clone(),
                 searches: c.searches.clone(),
                 ..PodDnsConfig::default()
             };
@@ -263,6 +309,7 @@ impl Validator<'_> {
             host_search: d.host_search.clone(),
             pod_dns,
             headless,
+            glibc,
             node_local: d.node_local_dns.then(|| CoreDnsSpec {
                 upstream: coredns.upstream,
                 ..CoreDnsSpec::node_local()
@@ -301,6 +348,31 @@ impl Validator<'_> {
                 }
             },
         };
+        for (i, w) in workload_files.iter().enumerate() {
+            let Some(c) = &w.dns_config else { continue };
+            for (k, a) in c.nameservers.iter().enumerate() {
+                if config.route(std::net::IpAddr::V4(*a)).is_none() {
+                    let hint = if *a == sim_models::cluster::NODE_LOCAL_DNS_IP {
+                        "NodeLocal DNSCache's address needs dns.node_local_dns: true".to_string()
+                    } else {
+                        format!(
+                            "the cluster model routes DNS to the kube-dns ClusterIP {}{}",
+                            config.service_ip,
+                            if config.node_local.is_some() {
+                                " and NodeLocal DNSCache's 169.254.20.10"
+                            } else {
+                                ""
+                            }
+                        )
+                    };
+                    return Err(self.err(
+                        &[wp, &path!["workloads", i, "dns_config", "nameservers", k]].concat(),
+                        format!("nameserver {a} is not a DNS server this cluster model can reach"),
+                        hint,
+                    ));
+                }
+            }
+        }
         for (i, w) in workload_files.iter().enumerate() {
             let ns = w.namespace.as_deref().unwrap_or("default");
             if let Err(e) = config.resolv_conf(ns, i).validate() {

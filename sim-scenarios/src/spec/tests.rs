@@ -255,3 +255,62 @@ fn an_unknown_figure_is_refused_with_the_names_of_its_level() {
     );
     assert!(e.hint.starts_with("did you mean `pods_pending`?"), "{e}");
 }
+
+fn with_dns(dns: &str, app: &str, traffic: &str) -> Result<Scenario, InputError> {
+    let text = format!(
+        "name: t\nsummary: s\nduration: 1m\nsample_every: 10s\ncluster:\n  nodes: {{count: 1, zones: [a]}}\n  ipam: {{mode: flat, pod_cidr: 10.0.0.0/24}}\n\
+         dns: {{workload: coredns{dns}}}\n\
+         workloads:\n  - {{name: coredns, namespace: kube-system, port: 53, protocol: UDP, replicas: 1, startup: 1s, ready_after: 1s}}\n\
+         \x20 - {{name: app, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 12, service_time: 1ms{app}}}\n\
+         traffic:\n  - {{from: app, resolve: www.example.com, rate: 1/s, timeout: 1s{traffic}}}\n"
+    );
+    parse("t.yaml", &text)
+}
+
+#[test]
+fn glibc_generation_threads_and_nameservers_parse() {
+    use sim_models::resolver::GlibcVersion;
+    let s = with_dns(", glibc: legacy, node_local_dns: true", "", "").unwrap();
+    let cfg = &s.variants[0].config;
+    let dns = cfg.dns.as_ref().unwrap();
+    assert_eq!(dns.resolv_conf("default", 1).glibc, GlibcVersion::Legacy);
+    assert_eq!(
+        cfg.traffic[0].threads, 12,
+        "default: the client's concurrency"
+    );
+    let s = with_dns(
+        "",
+        ", dns_policy: None, dns_config: {nameservers: [10.96.0.10], options: [{name: rotate}]}",
+        ", threads: 3",
+    )
+    .unwrap();
+    let cfg = &s.variants[0].config;
+    let conf = cfg.dns.as_ref().unwrap().resolv_conf("default", 1);
+    assert_eq!(conf.glibc, GlibcVersion::Current);
+    assert!(
+        conf.search.is_empty() && conf.ndots == 1 && conf.rotate,
+        "{conf:?}"
+    );
+    assert_eq!(cfg.traffic[0].threads, 3);
+}
+
+#[test]
+fn glibc_threads_and_dns_policy_mistakes_are_located() {
+    let e = with_dns(", glibc: 2.17", "", "").unwrap_err();
+    assert!(e.at.is_some() && e.message.contains("2.17"), "{e}");
+    let e = with_dns("", ", dns_policy: None", "").unwrap_err();
+    assert!(e.at.is_some() && e.message.contains("nameservers"), "{e}");
+    let e = with_dns("", ", dns_policy: Default", "").unwrap_err();
+    assert!(e.at.is_some() && e.hint.contains("ClusterFirst"), "{e}");
+    let e = with_dns("", "", ", threads: 0").unwrap_err();
+    assert!(e.at.is_some() && e.message.contains("threads"), "{e}");
+    let e = with_dns("", ", dns_config: {nameservers: [169.254.20.10]}", "").unwrap_err();
+    assert!(e.at.is_some() && e.hint.contains("node_local_dns"), "{e}");
+    let e = with_dns(
+        "",
+        ", dns_config: {nameservers: [10.96.0.10, 10.96.0.10, 10.96.0.10]}",
+        "",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("at most 3"), "{e}");
+}

@@ -21,6 +21,10 @@ use sim_models::connections::{ConnectionMode, GO_IDLE_CONN_TIMEOUT, GO_MAX_IDLE_
 use sim_models::did_you_mean::suggest;
 use sim_models::workload::DeploymentSpec;
 
+/// Most resolving threads per client pod (the per-thread state is two
+/// bytes each).
+const MAX_THREADS: u32 = 10_000;
+
 /// Clients of one Service.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +48,12 @@ pub struct TrafficFile {
     /// queries (default false: glibc, a new socket per name looked up).
     #[serde(default)]
     pub persistent_dns_socket: bool,
+    /// Worker threads per client pod that resolve (glibc keeps its
+    /// resolver state, the `single-request` fallback, per thread); each
+    /// lookup runs in one drawn at random. Default: the client workload's
+    /// `concurrency`, one thread per request a pod handles at once (a
+    /// thread-per-request server such as Tomcat's worker pool).
+    pub threads: Option<Count>,
     /// Retries of a failed request (default 0); each resolves again.
     pub retries: Option<Count>,
     /// Mean rate, Poisson.
@@ -218,6 +228,25 @@ impl Validator<'_> {
                     "add resolve: true, or remove persistent_dns_socket",
                 ));
             }
+            if t.threads.is_some() && resolve.is_none() {
+                return Err(self.err(
+                    &[&p[..], &path!["threads"]].concat(),
+                    "`threads` needs `resolve`: this source looks nothing up",
+                    "add resolve: true, or remove threads",
+                ));
+            }
+            let threads = match (t.threads, from) {
+                (Some(n), _) if n.0 == 0 || n.0 > MAX_THREADS => {
+                    return Err(self.err(
+                        &[&p[..], &path!["threads"]].concat(),
+                        format!("threads: {} is outside 1..={MAX_THREADS}", n.0),
+                        "give the client pod's resolving worker threads, e.g. threads: 20",
+                    ));
+                }
+                (Some(n), _) => n.0,
+                (None, Some(f)) => deployments[f].server.concurrency.clamp(1, MAX_THREADS),
+                (None, None) => 1,
+            };
             if dns_cache.is_some() && resolve.is_none() {
                 return Err(self.err(
                     &[&p[..], &path!["dns_cache"]].concat(),
@@ -250,6 +279,7 @@ impl Validator<'_> {
                 deployment: d,
                 dns_cache,
                 persistent_dns_socket: t.persistent_dns_socket,
+                threads,
                 retries: t.retries.map_or(0, |c| c.0),
                 rate: t.rate.0,
                 timeout: t.timeout.0,

@@ -56,7 +56,11 @@ pub struct WorkloadFile {
     /// addresses, which clients connect to directly.
     #[serde(default)]
     pub headless: bool,
-    /// The pod spec's `dnsConfig` (with `dnsPolicy: ClusterFirst`).
+    /// The pod spec's `dnsPolicy`: `ClusterFirst` (default: the kubelet's
+    /// resolv.conf, then `dns_config`) or `None` (`dns_config` alone, which
+    /// must name `nameservers`).
+    pub dns_policy: Option<String>,
+    /// The pod spec's `dnsConfig`.
     pub dns_config: Option<PodDnsConfigFile>,
 }
 
@@ -85,6 +89,12 @@ pub struct NamespaceFile {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PodDnsConfigFile {
+    /// Nameserver addresses (at most 3 in all, glibc's `MAXNS`): the
+    /// kube-dns ClusterIP (`dns.service_ip`) or NodeLocal DNSCache's
+    /// `169.254.20.10` (with `dns.node_local_dns`). Appended after the
+    /// cluster's with `dns_policy: ClusterFirst`, the only ones with `None`.
+    #[serde(default)]
+    pub nameservers: Vec<std::net::Ipv4Addr>,
     /// Search domains appended to the kubelet's.
     #[serde(default)]
     pub searches: Vec<String>,

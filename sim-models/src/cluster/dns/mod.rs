@@ -16,6 +16,23 @@
 //! itself (for the record's TTL or a fixed time) and retry failed requests,
 //! each retry resolving again.
 //!
+//! The resolver is the glibc generation [`DnsConfig::glibc`] names
+//! (docs/calibration.md, row `dns-glibc-servfail-one-at-a-time`). Each
+//! client pod of a traffic source is one process with
+//! [`TrafficSpec::threads`] worker threads (row `dns-client-threads`); a
+//! lookup runs in one drawn at random from the seeded stream
+//! `traffic/NAME/resolver-thread`, starts from what glibc kept in that
+//! thread ([`crate::resolver::ThreadState`]: the `single-request` fallback
+//! after a timeout with one reply, row `dns-glibc-thread-fallback`) and adds
+//! what it turned on when it ends; with `rotate` and several nameservers,
+//! the process's counter starts at a random value from the same stream and
+//! advances one per name sent (row `dns-glibc-rotate`). Pods with
+//! `dnsPolicy: None` take their nameservers from `dnsConfig`: the kube-dns
+//! ClusterIP (through its DNAT) or, with NodeLocal DNSCache, its address
+//! [`NODE_LOCAL_DNS_IP`] (the `ClusterFirst` pods' nameserver then, as the
+//! kubelet's `clusterDNS` is set with it); the scenario reader refuses any
+//! other address.
+//!
 //! Each query goes to the CoreDNS pod its socket's UDP flow was balanced to
 //! (a new socket is a new flow; an application with `persistent_dns_socket`
 //! keeps one flow per pod); an OOM-killed pod leaves the endpoints until it
@@ -49,7 +66,11 @@
 //! a NodeLocal DNSCache's TCP forwards pick a kube-dns pod per query (no
 //! pooled connections, no TCP conntrack entries) and skip NetworkPolicy;
 //! an application's give-up does not cancel its
-//! `getaddrinfo`, which runs to its end.
+//! `getaddrinfo`, which runs to its end; a thread may run two lookups at
+//! once (thread occupancy is not modelled), and the rotate counter is read
+//! when a lookup starts and advanced when it ends, so overlapping lookups
+//! of one pod share an offset; the per-pod resolver state stays after the
+//! pod is gone (two bytes per thread).
 //!
 //! ## How chains are bounded
 //! The resolver and CoreDNS are state machines that return actions; this
@@ -71,12 +92,15 @@
 //! source the lookups, their queries and latency ([`super::DnsWindowStats`]).
 //!
 //! ## Validation
-//! The DNS query conservation property (sent = received + unreachable +
+//! `sim-scenarios/tests/glibc_cluster.rs` holds cluster runs to the glibc
+//! recordings (validation/glibc): nothing listening, a lost AAAA within one
+//! thread, SERVFAIL with `single-request` per generation, rotate. The DNS query conservation property (sent = received + unreachable +
 //! blocked + lost on the way, by reason) in the cluster tests; the goldens
 //! of ndots_amplification, coredns_cpu_throttled, zalando_dns_oom,
 //! headless_stale_dns, dns_conntrack_race and preply_stale_conntrack.
 
 use super::*;
+use crate::resolver::ThreadState;
 
 mod node_local;
 mod server;
@@ -96,6 +120,20 @@ pub(crate) struct PendingLookup {
     pub(crate) backends: Vec<(SocketId, u32)>,
     /// Data and TTL of the last reply with records.
     pub(crate) answer: Option<(u64, SimDuration)>,
+    /// The client thread the lookup runs in (index into
+    /// [`ClientResolver::threads`]).
+    pub(crate) thread: u32,
+}
+
+/// What glibc keeps in one client process (a traffic source's application
+/// in one pod) between lookups: each worker thread's resolver state and,
+/// with `rotate`, the process-wide nameserver counter. Created at the
+/// pod's first lookup; two bytes per thread.
+pub(crate) struct ClientResolver {
+    pub(crate) threads: Box<[ThreadState]>,
+    /// glibc's `global_offset` (`res_send.c`, `nameserver_offset`): drawn
+    /// at random on first use, one step per name sent.
+    pub(crate) rotation: Option<u32>,
 }
 
 /// A query the resolver sends.
@@ -106,6 +144,8 @@ pub(crate) struct SentQuery {
     pub(crate) name: Arc<str>,
     pub(crate) qtype: QType,
     pub(crate) socket: SocketId,
+    /// Where its nameserver address leads.
+    pub(crate) route: Option<NameserverRoute>,
 }
 
 /// A query waiting in a CoreDNS pod, by tag.
@@ -233,6 +273,11 @@ pub(crate) struct DnsRt {
     pub(crate) hpa_busy: BTreeMap<u32, SimDuration>,
     /// Draws of the A/AAAA insert race.
     pub(crate) race_rng: SimRng,
+    /// Per traffic source, per client pod: its process's resolver state.
+    pub(crate) clients: Vec<PodMap<ClientResolver>>,
+    /// Per traffic source: draws of the thread each lookup runs in and of
+    /// `rotate`'s random start.
+    pub(crate) thread_rng: Vec<SimRng>,
     pub(crate) windows: Vec<DnsWindowStats>,
     /// Counters: received by zone, replies by zone x rcode, cache hits, dropped, restarts.
     pub(crate) received: [CounterId; 2],
@@ -303,6 +348,12 @@ impl DnsRt {
                 metrics.counter("dns_queries_table_full"),
             ],
             race_rng: rng.stream("conntrack/udp-insert-race"),
+            clients: cfg.traffic.iter().map(|_| PodMap::default()).collect(),
+            thread_rng: cfg
+                .traffic
+                .iter()
+                .map(|t| rng.stream(&format!("traffic/{}/resolver-thread", t.name)))
+                .collect(),
             unreachable: metrics.counter("dns_queries_unreachable"),
             blocked: metrics.counter("dns_queries_blocked"),
             node_local: d
@@ -422,10 +473,34 @@ impl Sim<'_> {
             return;
         };
         let conf = &dns.confs[self.pods[client as usize].deployment as usize];
-        let Ok(lookup) = Lookup::new(conf, name, qtypes) else {
+        let rotate = conf.rotate && conf.nameservers.len() > 1;
+        let Ok(mut lookup) = Lookup::new(conf, name, qtypes) else {
             self.outcome(req, Outcome::LookupFailed);
             return;
         };
+        // The thread it runs in, and what glibc kept in that thread and
+        // process from earlier lookups.
+        let threads = self.cfg.traffic[t].threads.max(1);
+        let Some(dns) = self.dns.as_mut() else {
+            return;
+        };
+        let rng = &mut dns.thread_rng[t];
+        let thread = if threads > 1 {
+            rng.random_range(0..threads)
+        } else {
+            0
+        };
+        let process = dns.clients[t]
+            .entry(client)
+            .or_insert_with(|| ClientResolver {
+                threads: vec![ThreadState::default(); threads as usize].into_boxed_slice(),
+                rotation: None,
+            });
+        lookup = lookup.in_thread(process.threads[thread as usize]);
+        if rotate {
+            let offset = *process.rotation.get_or_insert_with(|| rng.random());
+            lookup = lookup.rotation_offset(offset);
+        }
         self.metrics.inc(self.traffic[t].counters.dns_lookups);
         let cfg = self.cfg;
         for (i, w) in cfg.windows.iter().enumerate() {
@@ -443,6 +518,7 @@ impl Sim<'_> {
             timers: Vec::new(),
             backends: Vec::new(),
             answer: None,
+            thread,
         };
         let slot = match self.free_lookups.pop() {
             Some(i) => {
@@ -485,7 +561,7 @@ impl Sim<'_> {
                     name,
                     qtype,
                     socket,
-                    ..
+                    server,
                 } => {
                     let t = p.req.source as usize;
                     self.metrics.inc(self.traffic[t].counters.dns_queries);
@@ -502,6 +578,7 @@ impl Sim<'_> {
                         name,
                         qtype,
                         socket,
+                        route: cfg.dns.as_ref().and_then(|d| d.route(server)),
                     };
                     let racing = last_sent.and_then(|(s, ep)| ep.filter(|_| s == socket));
                     let created = self.send_dns_query(q, racing);
@@ -535,6 +612,22 @@ impl Sim<'_> {
                     let t = done.req.source as usize;
                     if now < done.req.deadline {
                         self.resolving.remove(&done.req.id);
+                    }
+                    // The thread keeps the switches this lookup turned on;
+                    // the process's rotate counter moved one per name.
+                    if let Some(process) = self
+                        .dns
+                        .as_mut()
+                        .and_then(|d| d.clients[t].get_mut(&done.client))
+                    {
+                        let kept = done.lookup.thread_state();
+                        if let Some(s) = process.threads.get_mut(done.thread as usize) {
+                            s.single_request |= kept.single_request;
+                            s.single_request_reopen |= kept.single_request_reopen;
+                        }
+                        if let Some(r) = process.rotation.as_mut() {
+                            *r = r.wrapping_add(result.names_tried);
+                        }
                     }
                     let latency = result.latency();
                     self.metrics.record(self.traffic[t].lookup_latency, latency);
@@ -584,13 +677,20 @@ impl Sim<'_> {
     pub(crate) fn send_dns_query(&mut self, q: SentQuery, racing: Option<u32>) -> Option<u32> {
         let now = self.engine.now();
         let client = self.lookup_mut(q.slot, q.generation)?.client;
-        if let Some(node) = self.pods[client as usize].node.filter(|&n| {
-            self.dns
-                .as_ref()
-                .is_some_and(|d| (n as usize) < d.node_local.len())
-        }) {
-            self.node_local_query(q, node);
-            return None;
+        match q.route {
+            Some(NameserverRoute::KubeDns) => {}
+            Some(NameserverRoute::NodeLocal) => {
+                if let Some(node) = self.pods[client as usize].node.filter(|&n| {
+                    self.dns
+                        .as_ref()
+                        .is_some_and(|d| (n as usize) < d.node_local.len())
+                }) {
+                    self.node_local_query(q, node);
+                    return None;
+                }
+            }
+            // Refused when the scenario is read; the query goes nowhere.
+            None => return None,
         }
         let (server, created, flow) = match self.dns_route(&q, client, racing) {
             DnsRoute::Pod {
