@@ -1555,25 +1555,30 @@ fn fresh_queries_are_served_while_the_overflow_waits() {
     let growth = (3_000.0 - spec.capacity_qps()) * 40.0;
     println!("at most {most_inside} inside (growth {growth:.0})");
     assert!(rel(most_inside as f64, growth) < 0.05);
-    let median = |from: f64, to: f64| {
+    let quantile = |from: f64, to: f64, q: f64| {
         let mut w: Vec<f64> = answered
             .iter()
             .filter(|(t, _)| (from..to).contains(t))
             .map(|(_, w)| *w)
             .collect();
         w.sort_by(f64::total_cmp);
-        w[w.len() / 2]
+        w[((w.len() as f64 * q) as usize).min(w.len() - 1)]
     };
     // In the overload's last 10 s a FIFO would make every query wait
     // behind ~40,000 (over 20 s); the local ring serves the newest within
-    // its 256 queries (0.14 s).
-    let (late, after) = (median(30.0, 40.0), median(45.0, 55.0));
+    // its 256 queries (0.14 s), and the overflow (over 40% of the queries)
+    // waits behind the whole backlog.
     let ring = LOCAL_RUNQ as f64 * spec.mean_service_time().as_secs_f64();
+    let (late, late_tail) = (quantile(30.0, 40.0, 0.5), quantile(30.0, 40.0, 0.7));
+    // Once the load is below the CPU, fresh queries wait at most a batch
+    // taken from the global queue: no tail.
+    let after = quantile(45.0, 55.0, 0.99);
     println!(
-        "median wait: {late:.3} s late in the overload, {after:.3} s after it (ring {ring:.3} s)"
+        "wait: median {late:.3} s and p70 {late_tail:.1} s late in the overload, p99 {after:.3} s after it (ring {ring:.3} s)"
     );
     assert!(late < 2.0 * ring, "{late}");
-    assert!(after < 2.0 * ring, "{after}");
+    assert!(late_tail > 10.0, "{late_tail}");
+    assert!(after < ring, "{after}");
     // The backlog drains at the spare capacity: 1,772 - 750 per second.
     let drain = growth / (spec.capacity_qps() - 750.0);
     assert!(40.0 + drain * 1.2 < 100.0);
