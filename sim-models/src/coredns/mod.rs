@@ -64,12 +64,12 @@
 //! answers every packet it read; UDP carries no sign that the client left,
 //! and the server's context has no deadline): wasted CPU, which the model
 //! spends. The socket's receive buffer (`net.core.rmem_default` 212,992
-//! bytes of skb truesize, some hundreds of queries) is not modelled, nor
-//! are its drops (`UdpRcvbufErrors`): at the long-run CPU rate the reader
-//! keeps up; in real CFS the whole process, reader included, stalls for up
-//! to 90 ms of each 100 ms period at 100m, and a burst of more queries than
-//! the buffer holds in one stall (about 3,000 queries/s to one pod) loses
-//! the rest at the socket. No TCP, no prefetch or serve_stale, no
+//! bytes of skb truesize: some hundreds of small queries) is not modelled,
+//! nor are its drops (`UdpRcvbufErrors`): at the long-run CPU rate the
+//! reader keeps up; in real CFS the whole process, reader included, stalls
+//! for up to 90 ms of each 100 ms period at 100m, and the queries beyond
+//! what the buffer holds in one stall are lost at the socket (from some
+//! thousands of queries/s to one pod). No TCP, no prefetch or serve_stale, no
 //! autopath, no health checks of upstreams. Node-local
 //! mode has one cache for the Corefile's two server blocks, so its 5 s
 //! denial cap (the `cluster.local` block's) also applies to external
@@ -154,7 +154,11 @@
 //! cache. Other tests pin: the M/M/1 mean response time at 80% of
 //! the 100m capacity (within 5%) and the external-lookup knee against the
 //! seed's ~500 QPS; REFUSED beyond `max_concurrent`; cache TTLs; an OOM loop
-//! at a 100 MiB limit with its restart timeline. Node-local mode: forwards
+//! at a 100 MiB limit with its restart timeline; the run queue's order;
+//! in an overload, the queries inside never above
+//! [`CoreDnsSpec::max_in_flight`] nor memory above the limit, fresh queries
+//! answered within the local run queue's length while the overflow waits,
+//! and the backlog drained at the spare CPU once the load falls. Node-local mode: forwards
 //! after the CPU, answers cached (denials 5 s), tries at 0, 2 and 4 s and
 //! SERVFAIL at 6 s against a silent kube-dns, stale replies ignored, OOM
 //! kills and shutdown invalidate tries, `max_concurrent` shared with
