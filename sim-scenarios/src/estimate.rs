@@ -31,7 +31,15 @@
 //! traffic, nodes (with conntrack: their tables), conntrack entries (each
 //! request and query a flow living until TIME_WAIT or the UDP timeout, at
 //! most the tables' size), CoreDNS state and queries in flight, open
-//! requests and the time series.
+//! requests and the time series. An overloaded CoreDNS holds the queries
+//! beyond its CPU until its memory limit kills it (the model, as CoreDNS,
+//! answers every query it has read): its backlog is at most what the
+//! limits of its most pods let in (a bound the model keeps), and about the
+//! queries offered beyond its fewest pods' CPU over the run (typical
+//! queries per lookup, every retry taken; the resolver's own resends after
+//! its timeout are not counted, so this part is an estimate, and
+//! [`BYTES_PER_QUERY_IN_FLIGHT`] is about three times what a queued query
+//! takes: 104 MB for 310,000 on zalando_dns_oom/fix-2000Mi).
 //!
 //! ## Validation
 //! Tests hold the estimate to runs: over the bundled replays and generated
@@ -39,8 +47,7 @@
 //! factor [`EVENTS_FACTOR`] of `events` for runs where tries succeed
 //! (`tests` below); the peak bytes a run allocates, counted by a counting
 //! allocator, are at most `memory` and within a factor 16 of it
-//! (`tests/estimate_memory.rs`), except an overloaded CoreDNS's unbounded
-//! backlog, listed there as a known gap. The wall-time estimate is rougher:
+//! (`tests/estimate_memory.rs`). The wall-time estimate is rougher:
 //! the 5,000-node study runs 14 s against 2.8 s estimated (per-node
 //! conntrack and DNS work grow with the cluster; not modelled here).
 
@@ -188,7 +195,9 @@ impl Estimate {
             (flows_per_s * life).min(most) * BYTES_PER_CONNTRACK_ENTRY
         });
         let dns = if cfg.dns.is_some() {
-            BYTES_DNS + queries / duration.max(1e-9) * DNS_IN_FLIGHT_S * BYTES_PER_QUERY_IN_FLIGHT
+            BYTES_DNS
+                + (queries / duration.max(1e-9) * DNS_IN_FLIGHT_S + coredns_backlog(cfg))
+                    * BYTES_PER_QUERY_IN_FLIGHT
         } else {
             0.0
         };
@@ -335,6 +344,89 @@ fn queries_per_lookup(cfg: &ClusterConfig, spec: &TrafficSpec) -> (f64, f64) {
     let names = resolver::candidates(name, &conf).map_or(1, |c| c.len()) as f64;
     let worst = names * types * f64::from(conf.attempts.max(1));
     (typical, worst)
+}
+
+/// Queries an overloaded cluster DNS holds at once: at most what its
+/// memory limits let in (each pod
+/// [`sim_models::coredns::CoreDnsSpec::max_in_flight`], at the most pods
+/// it runs), and about the queries offered beyond its CPU over the run
+/// (`excess_queries`). Node-local instances, which have no memory limit,
+/// are estimated by the second alone.
+fn coredns_backlog(cfg: &ClusterConfig) -> f64 {
+    let Some(dns) = &cfg.dns else {
+        return 0.0;
+    };
+    let d = dns.workload;
+    let scaled: Vec<u32> = cfg
+        .timeline
+        .iter()
+        .filter_map(|a| match a.action {
+            Action::Scale {
+                deployment,
+                replicas,
+            } if deployment == d => Some(replicas),
+            _ => None,
+        })
+        .collect();
+    let initial = cfg.deployments[d].replicas;
+    let hpa = dns.autoscaler.as_ref();
+    let fewest = scaled
+        .iter()
+        .copied()
+        .chain(hpa.map(|h| h.min_replicas))
+        .fold(initial, u32::min);
+    let most = scaled
+        .iter()
+        .copied()
+        .chain(hpa.map(|h| h.max_replicas))
+        .fold(initial, u32::max);
+    let spec = &dns.coredns;
+    let held = f64::from(most) * spec.max_in_flight() as f64;
+    let kube_dns = held.min(excess_queries(cfg, f64::from(fewest) * spec.capacity_qps()));
+    let node_local = dns.node_local.as_ref().map_or(0.0, |n| {
+        excess_queries(cfg, cfg.nodes.len() as f64 * n.capacity_qps())
+    });
+    kube_dns + node_local
+}
+
+/// Queries the traffic offers beyond `capacity` \[queries/s\] over the run:
+/// the integral of (offered - capacity)+ over the timeline's rate changes,
+/// each lookup its typical queries, each request all its tries.
+fn excess_queries(cfg: &ClusterConfig, capacity: f64) -> f64 {
+    let end = cfg.duration.as_secs_f64();
+    let per_request: Vec<f64> = cfg
+        .traffic
+        .iter()
+        .map(|spec| {
+            let lookup = if lookups(cfg, spec, 1.0) > 0.0 && spec.dns_cache.is_none() {
+                queries_per_lookup(cfg, spec).0
+            } else {
+                0.0
+            };
+            lookup * (f64::from(spec.retries) + 1.0)
+        })
+        .collect();
+    let mut rates: Vec<f64> = cfg.traffic.iter().map(|t| t.rate).collect();
+    let mut changes: Vec<(f64, usize, f64)> = cfg
+        .timeline
+        .iter()
+        .filter_map(|a| match a.action {
+            Action::SetRate { traffic, rate } => Some((a.at.as_secs_f64(), traffic, rate)),
+            _ => None,
+        })
+        .filter(|c| c.0 < end)
+        .collect();
+    changes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let offered =
+        |rates: &[f64]| -> f64 { rates.iter().zip(&per_request).map(|(r, q)| r * q).sum() };
+    let mut total = 0.0;
+    let mut from = 0.0;
+    for (at, t, rate) in changes {
+        total += (offered(&rates) - capacity).max(0.0) * (at - from);
+        from = at;
+        rates[t] = rate;
+    }
+    total + (offered(&rates) - capacity).max(0.0) * (end - from)
 }
 
 /// Pods the run starts with, and pods its scale-ups add (each workload up to

@@ -7,10 +7,14 @@
 //! network to the clients and the Service in front belong to the caller.
 //!
 //! A query first needs CPU. Every query costs the same CPU work
-//! ([`CPU_PER_QUERY`] at one full core) and the pod's CPU is one FIFO server
+//! ([`CPU_PER_QUERY`] at one full core) and the pod's CPU is one server
 //! running at `cpu_millicores / 1000` of a core, with exponential service
 //! times: under Poisson load the pod is an M/M/1 queue, whose knee the
-//! tests check. Then, in plugin order:
+//! tests check. miekg/dns `serveUDP` starts a goroutine for every packet it
+//! reads, so the queries waiting for CPU are runnable goroutines, served in
+//! the Go scheduler's order (`runq`): first in, first out up to 256 waiting;
+//! beyond that the newest 256 are served 60 picks in 61 and the overflow
+//! waits in the global run queue. Then, in plugin order:
 //! - `cache`: a fresh entry answers (success and denial caches of
 //!   [`DEFAULT_CACHE_CAPACITY`] entries each, random eviction when full);
 //! - `kubernetes`: names in the cluster zone are answered from the caller's
@@ -37,8 +41,13 @@
 //! so the model holds 24 MiB fixed, 1 MiB per 1,000 pods and services,
 //! 30 MiB / 10,000 per cache entry, plus [`DEFAULT_MEMORY_PER_IN_FLIGHT`] per
 //! query in the pod (queued for CPU or waiting upstream). With a full cache
-//! and nothing in flight it equals the formula. Above `memory_limit` the
-//! kernel OOM-kills the container: every query in it is lost, the cache is
+//! and nothing in flight it equals the formula. Nothing else bounds the
+//! queries inside: the reader takes every packet from the socket (a read
+//! costs a small part of a query's CPU), so an overload grows the backlog
+//! of goroutines, and its memory, until the limit. The container's usage
+//! never passes `memory_limit`: the query whose memory does not fit
+//! OOM-kills the container (the kernel's OOM killer, invoked by the charge
+//! the cgroup refuses): every query in it is lost, the cache is
 //! gone, and the kubelet restarts it with CrashLoopBackOff timing: at once
 //! after the first crash, then after 10 s doubling to 5 min, reset when a
 //! crash comes more than 10 min after the last restart (kubelet
@@ -50,14 +59,18 @@
 //! at light load, up to 90 ms stalls near the knee). kubeadm sets 100m as
 //! the CPU *request* and no CPU limit; the rate here is what the pod gets
 //! when limited to it (a LimitRange, or a node busy enough that it gets only
-//! its request). The upstream exchange costs no extra CPU; the queue for CPU
-//! is unbounded (miekg/dns starts a goroutine per packet; the socket buffer
-//! is not modelled) and served in arrival order, where Go's scheduler
-//! interleaves the goroutines, so a backlog delays every later query in
-//! full; a queued query whose client has given up is still answered, as in
-//! CoreDNS (`serveDNS` answers every packet it read; UDP carries no sign
-//! that the client left); no TCP, no prefetch or serve_stale, no autopath, no
-//! health checks of upstreams, no kernel `UdpRcvbufErrors`. Node-local
+//! its request). The upstream exchange costs no extra CPU. A queued query
+//! whose client has given up is still answered, as in CoreDNS (`serveDNS`
+//! answers every packet it read; UDP carries no sign that the client left,
+//! and the server's context has no deadline): wasted CPU, which the model
+//! spends. The socket's receive buffer (`net.core.rmem_default` 212,992
+//! bytes of skb truesize: some hundreds of small queries) is not modelled,
+//! nor are its drops (`UdpRcvbufErrors`): at the long-run CPU rate the
+//! reader keeps up; in real CFS the whole process, reader included, stalls
+//! for up to 90 ms of each 100 ms period at 100m, and the queries beyond
+//! what the buffer holds in one stall are lost at the socket (from some
+//! thousands of queries/s to one pod). No TCP, no prefetch or serve_stale, no
+//! autopath, no health checks of upstreams. Node-local
 //! mode has one cache for the Corefile's two server blocks, so its 5 s
 //! denial cap (the `cluster.local` block's) also applies to external
 //! names, whose `.:53` block has `cache 30`, and both zones share one
@@ -79,14 +92,23 @@
 //!   capacity 1,772 queries/s, i.e. 354 external lookups/s with the
 //!   benchmark's 5 queries per lookup.
 //! - Memory: `memory_limit` 170 MiB (docs/calibration.md, row
-//!   `dns-coredns-defaults`); the formula (fitted: docs/calibration.md, row
+//!   `dns-coredns-defaults`: kubeadm's CoreDNS Deployment; the upstream
+//!   addon manifest, `cluster/addons/dns/coredns/coredns.yaml.base`, leaves
+//!   `__DNS__MEMORY__LIMIT__` for the installer and requests 100m and
+//!   70Mi); the formula (fitted: docs/calibration.md, row
 //!   `dns-coredns-memory`, Scaling_CoreDNS.md; a newer fit there is
 //!   `(P+S) x 0.000858 + 49.1`); `memory_per_in_flight` 4 KiB: the forward
 //!   plugin README sizes "each concurrent query" at "about 2kb of memory",
 //!   doubled because Go's collector (GOGC=100) lets the heap grow to twice
 //!   its live data before collecting (docs/calibration.md, row
-//!   `dns-coredns-in-flight-memory`). `cluster_objects` (pods + services) is
+//!   `dns-coredns-in-flight-memory`), so the limit bounds the queries inside
+//!   at `(memory_limit - startup memory) / memory_per_in_flight`
+//!   ([`CoreDnsSpec::max_in_flight`]): 37,376 at 170 MiB with no cluster
+//!   objects and an empty cache. `cluster_objects` (pods + services) is
 //!   a scenario parameter, default 0.
+//! - Run queue: 256 entries per P, the global queue checked every 61st pick
+//!   (Go `runtime/proc.go`; docs/calibration.md, row
+//!   `dns-coredns-goroutine-order`).
 //! - Cache: capacity 9,984 per cache, TTL capped at 30 s (`cache 30`) for
 //!   success and denial (NXDOMAIN, NODATA) answers alike (`denial_max_ttl`),
 //!   at least 5 s, SERVFAIL 5 s; `kubernetes` plugin `ttl 30`
@@ -97,7 +119,10 @@
 //!   9984 5 }`, no `max_concurrent`; no memory limit ([`NO_MEMORY_LIMIT`])
 //!   and no CPU limit in the manifest (requests 25m, 5Mi): 1000m, one idle
 //!   core of the node, is an assumption (docs/calibration.md, row
-//!   `dns-node-local`).
+//!   `dns-node-local`). With no limit, what bounds its backlog in a real
+//!   cluster is the node's memory (the kernel's OOM killer, or the
+//!   kubelet's eviction); the model has no node memory, so a node-local
+//!   backlog is bounded only by the queries offered.
 //! - Forward: `max_concurrent` 1000 (docs/calibration.md, row
 //!   `dns-coredns-defaults`), read timeout 2 s (forward README), deadline
 //!   5 s (forward.go) (docs/calibration.md, row `dns-forward-timeouts`).
@@ -129,7 +154,11 @@
 //! cache. Other tests pin: the M/M/1 mean response time at 80% of
 //! the 100m capacity (within 5%) and the external-lookup knee against the
 //! seed's ~500 QPS; REFUSED beyond `max_concurrent`; cache TTLs; an OOM loop
-//! at a 100 MiB limit with its restart timeline. Node-local mode: forwards
+//! at a 100 MiB limit with its restart timeline; the run queue's order;
+//! in an overload, the queries inside never above
+//! [`CoreDnsSpec::max_in_flight`] nor memory above the limit, fresh queries
+//! answered within the local run queue's length while the overflow waits,
+//! and the backlog drained at the spare CPU once the load falls. Node-local mode: forwards
 //! after the CPU, answers cached (denials 5 s), tries at 0, 2 and 4 s and
 //! SERVFAIL at 6 s against a silent kube-dns, stale replies ignored, OOM
 //! kills and shutdown invalidate tries, `max_concurrent` shared with
@@ -144,8 +173,12 @@ use crate::kubelet::{next_backoff, BACKOFF_MAX};
 use crate::resolver::{QType, Rcode, Reply};
 use rand::RngExt;
 use sim_core::{RngStreams, SimDuration, SimRng, SimTime};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+
+mod runq;
+use runq::RunQueue;
+pub use runq::{GLOBAL_CHECK_EVERY, LOCAL_RUNQ};
 
 /// CPU of the calibration runs \[millicores\] (both vCPUs of an n1-standard-2 pegged).
 pub const CALIBRATION_MILLICORES: u32 = 1900;
@@ -418,6 +451,17 @@ impl CoreDnsSpec {
     /// Queries per second the CPU can serve (the M/M/1 service rate).
     pub fn capacity_qps(&self) -> f64 {
         1.0 / self.mean_service_time().as_secs_f64()
+    }
+
+    /// Most queries a container holds at once: what its memory limit leaves
+    /// after the startup memory, with an empty cache (queued for CPU or
+    /// waiting upstream; one more OOM-kills it). `u64::MAX` when queries
+    /// cost no memory.
+    pub fn max_in_flight(&self) -> u64 {
+        self.memory_limit
+            .saturating_sub(self.startup_memory())
+            .checked_div(self.memory_per_in_flight)
+            .unwrap_or(u64::MAX)
     }
 
     /// Memory of a fresh container: fixed part plus the cluster's objects \[bytes\].
@@ -720,7 +764,7 @@ pub struct CoreDns {
     running: bool,
     in_flight: BTreeMap<u64, InFlight>,
     next_id: u64,
-    cpu_queue: VecDeque<u64>,
+    cpu_queue: RunQueue,
     cpu_busy: bool,
     forwarding: u32,
     success: Cache,
@@ -758,7 +802,7 @@ impl CoreDns {
             running: true,
             in_flight: BTreeMap::new(),
             next_id: 0,
-            cpu_queue: VecDeque::new(),
+            cpu_queue: RunQueue::default(),
             cpu_busy: false,
             forwarding: 0,
             success: cache.clone(),
@@ -838,7 +882,7 @@ impl CoreDns {
                 forward_start: None,
             },
         );
-        self.cpu_queue.push_back(id);
+        self.cpu_queue.push(id);
         if self.check_memory(now, &mut out) {
             return out;
         }
@@ -914,7 +958,7 @@ impl CoreDns {
     }
 
     fn start_cpu(&mut self, now: SimTime, out: &mut Vec<CoreDnsAction>) {
-        let Some(id) = self.cpu_queue.pop_front() else {
+        let Some(id) = self.cpu_queue.pop() else {
             return;
         };
         self.cpu_busy = true;
@@ -1173,11 +1217,15 @@ impl CoreDns {
     /// Records peaks; OOM-kills above the limit. True if killed.
     fn check_memory(&mut self, now: SimTime, out: &mut Vec<CoreDnsAction>) -> bool {
         let memory = self.memory_bytes();
-        self.stats.peak_memory = self.stats.peak_memory.max(memory);
-        self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.in_flight.len() as u64);
-        if memory <= self.spec.memory_limit {
+        // The cgroup's usage never passes memory.max: the charge that would
+        // is what invokes the OOM killer, with the usage at the limit.
+        let limit = self.spec.memory_limit;
+        self.stats.peak_memory = self.stats.peak_memory.max(memory.min(limit));
+        if memory <= limit {
+            self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.in_flight.len() as u64);
             return false;
         }
+        let memory = limit;
         self.stats.oom_kills += 1;
         for q in std::mem::take(&mut self.in_flight).into_values() {
             self.stats.dropped += 1;
