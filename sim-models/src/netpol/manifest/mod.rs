@@ -49,6 +49,8 @@
 mod assemble;
 mod checked;
 mod cluster_objects;
+#[cfg(test)]
+mod cluster_tests;
 mod documents;
 mod errors;
 mod hpa;

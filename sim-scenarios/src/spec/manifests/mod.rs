@@ -34,7 +34,9 @@
 //!   apart from Deployments). A Service without a selector, or selecting no
 //!   workload's pods, changes nothing the model runs: it is listed as
 //!   skipped. A workload without a Service still has the model's one (a
-//!   note says so).
+//!   note says so). The DNS workload's Service is the cluster DNS
+//!   (kube-dns at `dns.service_ip`): it keeps its own name, and of its
+//!   ports (UDP and TCP 53, metrics) the UDP one is the serving port.
 //! - NetworkPolicies form one policy set per file, named by the file's
 //!   name without its extension, active at T+0 (beside `network.active`);
 //!   the timeline's `policies:` replaces the active sets as for any set.
@@ -48,8 +50,10 @@
 //!   CPU model (their speed is `concurrency` and `service_time`): an
 //!   autoscaler on them is an error, and their resources are noted as not
 //!   modelled.
-//! - `dnsPolicy` other than ClusterFirst, `dnsConfig.nameservers`, and
-//!   `hostNetwork` are errors (the cluster config has no field for them yet).
+//! - `dnsPolicy` other than ClusterFirst (the DNS workload's own `Default`
+//!   excepted: CoreDNS forwards to the node's resolver, the model's
+//!   upstream), `dnsConfig.nameservers`, and `hostNetwork` are errors (the
+//!   cluster config has no field for them yet).
 //! - Other kinds (ConfigMap, Ingress, bare Pods...) are listed as skipped.
 //!
 //! # What it emits
@@ -60,10 +64,16 @@
 //! # Validation
 //! Every error names the manifest's `file:line:column` (the object's
 //! `metadata.name`, or the value itself for malformed values) or the
-//! scenario field; tests in `spec/tests.rs` and the bundled scenario
+//! scenario field; tests in `manifests/tests.rs` and the bundled scenario
 //! `shop_manifests`.
 
 use super::dns::{apply_option, DNS_OPTIONS};
+
+mod autoscaler;
+mod services;
+#[cfg(test)]
+mod tests;
+
 use super::{Validator, WorkloadFile, R};
 use crate::bundled;
 use crate::envelope::{did_you_mean, Locate};
@@ -74,11 +84,10 @@ use sim_core::SimDuration;
 use sim_models::cluster::PodDnsConfig;
 use sim_models::hpa::HpaSpec;
 use sim_models::netpol::manifest::{
-    parse_cluster_objects, read_files, ClusterObjects, Loc, ManifestError, ServiceObject,
-    TargetPort, WorkloadObject,
+    parse_cluster_objects, read_files, ClusterObjects, Loc, ManifestError, WorkloadObject,
 };
-use sim_models::netpol::{Namespace, Policy, Protocol};
-use sim_models::workload::{DeploymentSpec, ServingPort, WorkloadKind};
+use sim_models::netpol::{Namespace, Policy};
+use sim_models::workload::{DeploymentSpec, ServingPort};
 
 /// Where a workload's settings were written, for errors found later.
 pub(crate) enum Where {
@@ -453,275 +462,5 @@ impl Validator<'_> {
             })?;
         }
         Ok(Some(conf))
-    }
-
-    /// Maps each Service onto the workload whose pods it selects (see the
-    /// module docs).
-    fn services(
-        &self,
-        objects: &ClusterObjects,
-        dns_workload: Option<&str>,
-        deployments: &mut [DeploymentSpec],
-        extras: &mut [PodExtras],
-        notes: &mut Vec<String>,
-    ) -> R<()> {
-        let needs = "knsim models one ClusterIP Service per workload, named as it (issue 12: Services apart from Deployments)";
-        let mut service_of: Vec<Option<&ServiceObject>> = vec![None; deployments.len()];
-        for s in &objects.services {
-            let id = format!("Service {}/{}", s.namespace, s.name);
-            let spec = &s.spec;
-            let unsupported = [
-                (spec.service_type != "ClusterIP").then(|| format!("type: {}", spec.service_type)),
-                spec.external_traffic_policy
-                    .as_ref()
-                    .map(|p| format!("externalTrafficPolicy: {p}")),
-                spec.internal_traffic_policy
-                    .as_ref()
-                    .filter(|p| *p != "Cluster")
-                    .map(|p| format!("internalTrafficPolicy: {p}")),
-                spec.session_affinity
-                    .as_ref()
-                    .filter(|p| *p != "None")
-                    .map(|p| format!("sessionAffinity: {p}")),
-                spec.publish_not_ready_addresses
-                    .then(|| "publishNotReadyAddresses: true".to_string()),
-                spec.traffic_distribution
-                    .as_ref()
-                    .map(|p| format!("trafficDistribution: {p}")),
-            ];
-            if let Some(what) = unsupported.into_iter().flatten().next() {
-                return Err(at_manifest(
-                    &s.at,
-                    format!("{id}: spec.{what} is not in the cluster model"),
-                    format!(
-                        "{needs}; in the copy the scenario reads, use a plain ClusterIP Service"
-                    ),
-                ));
-            }
-            let Some(selector) = &spec.selector else {
-                notes.push(format!(
-                    "skipped: {id} ({}): no selector (endpoints managed by hand need issue 12)",
-                    s.at
-                ));
-                continue;
-            };
-            let selected: Vec<usize> = deployments
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| {
-                    d.namespace == s.namespace
-                        && selector.iter().all(|(k, v)| d.labels.get(k) == Some(v))
-                })
-                .map(|(i, _)| i)
-                .collect();
-            let k = match selected[..] {
-                [] => {
-                    notes.push(format!(
-                        "skipped: {id} ({}): selects no workload's pods",
-                        s.at
-                    ));
-                    continue;
-                }
-                [k] => k,
-                _ => {
-                    let names: Vec<&str> = selected
-                        .iter()
-                        .map(|&i| deployments[i].name.as_str())
-                        .collect();
-                    return Err(at_manifest(
-                        &s.at,
-                        format!(
-                            "{id} selects the pods of several workloads ({})",
-                            names.join(", ")
-                        ),
-                        needs,
-                    ));
-                }
-            };
-            let d = &deployments[k];
-            if let Some(first) = service_of[k] {
-                return Err(at_manifest(
-                    &s.at,
-                    format!(
-                        "{id} is a second Service for {} (the first is {}/{} at {})",
-                        d.name, first.namespace, first.name, first.at
-                    ),
-                    needs,
-                ));
-            }
-            // The DNS workload's Service is the cluster DNS (kube-dns, with
-            // its UDP and TCP ports): its own name, and the UDP port serves.
-            let is_dns = dns_workload == Some(d.name.as_str());
-            if s.name != d.name && !is_dns {
-                return Err(at_manifest(
-                    &s.at,
-                    format!("{id} selects the pods of `{}` under another name", d.name),
-                    format!(
-                        "{needs}: in the copy the scenario reads, name the Service {}",
-                        d.name
-                    ),
-                ));
-            }
-            let udp = spec.ports.iter().find(|p| p.protocol == Protocol::Udp);
-            let port = match (&spec.ports[..], udp) {
-                (_, Some(p)) if is_dns => p,
-                ([p], _) => p,
-                (ports, _) => {
-                    return Err(at_manifest(
-                        &s.at,
-                        format!(
-                            "{id} has {} ports; the model's Service has one",
-                            ports.len()
-                        ),
-                        format!("{needs}: keep the port the traffic uses"),
-                    ))
-                }
-            };
-            // Deployments are built from the manifest workloads, in order.
-            let w = &objects.workloads[k];
-            let serving = match &port.target_port {
-                TargetPort::Number(n) => ServingPort {
-                    name: w
-                        .ports
-                        .iter()
-                        .find(|c| c.port == *n && c.protocol == port.protocol)
-                        .and_then(|c| c.name.clone()),
-                    number: *n,
-                    protocol: port.protocol,
-                },
-                TargetPort::Name(n) => {
-                    let Some(c) = w.ports.iter().find(|c| c.name.as_deref() == Some(n)) else {
-                        return Err(at_manifest(
-                            &s.at,
-                            format!(
-                                "{id}: targetPort `{n}` names no container port of {}",
-                                w.id()
-                            ),
-                            "name a port of the pod template's containers, or give its number",
-                        ));
-                    };
-                    ServingPort {
-                        name: c.name.clone(),
-                        number: c.port,
-                        protocol: c.protocol,
-                    }
-                }
-            };
-            deployments[k].port = serving;
-            extras[k].headless = spec.headless;
-            service_of[k] = Some(s);
-        }
-        for (k, d) in deployments.iter().enumerate() {
-            if service_of[k].is_none() {
-                let kind = match d.kind {
-                    WorkloadKind::Deployment => "Deployment",
-                    WorkloadKind::StatefulSet => "StatefulSet",
-                };
-                notes.push(format!(
-                    "note: {kind} {}/{} has no Service in the manifests; the model still gives it a ClusterIP Service named {} on port {}",
-                    d.namespace, d.name, d.name, d.port.number
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The autoscaler of the DNS workload, if the manifests give one; an
-    /// autoscaler on any other workload is an error (see the module docs).
-    fn autoscaler(
-        &self,
-        objects: &ClusterObjects,
-        dns_workload: Option<&str>,
-    ) -> R<Option<(HpaSpec, Loc)>> {
-        let mut out: Option<(HpaSpec, Loc)> = None;
-        for h in &objects.autoscalers {
-            let id = format!("HorizontalPodAutoscaler {}/{}", h.namespace, h.name);
-            let spec = &h.spec;
-            let target = objects.workloads.iter().find(|w| {
-                w.namespace == h.namespace
-                    && w.name == spec.target_name
-                    && w.id().starts_with(&format!("{} ", spec.target_kind))
-            });
-            let Some(w) = target else {
-                return Err(at_manifest(
-                    &h.at,
-                    format!(
-                        "{id}: scaleTargetRef {} {} is not a workload of the manifests in {}",
-                        spec.target_kind, spec.target_name, h.namespace
-                    ),
-                    "target a Deployment or StatefulSet of the same namespace",
-                ));
-            };
-            if dns_workload != Some(w.name.as_str()) {
-                return Err(at_manifest(
-                    &h.at,
-                    format!("{id} scales {} on CPU, and application pods have no CPU model (only the DNS workload's CoreDNS pods do)", w.id()),
-                    "the autoscaler is modelled for the dns workload; remove this one from the copy the scenario reads",
-                ));
-            }
-            if let Some(m) = spec.other_metrics.first() {
-                return Err(at_manifest(
-                    &h.at,
-                    format!("{id}: metric `{m}` is not modelled; the model scales on CPU utilization only"),
-                    "keep one metric: {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 70}}}",
-                ));
-            }
-            if spec.behavior {
-                return Err(at_manifest(
-                    &h.at,
-                    format!(
-                        "{id}: spec.behavior is not modelled; the model has the default behaviour"
-                    ),
-                    "remove behavior from the copy the scenario reads",
-                ));
-            }
-            let Some(target) = spec.cpu_utilization else {
-                return Err(at_manifest(
-                    &h.at,
-                    format!("{id} has no CPU utilization target"),
-                    "add a cpu Utilization metric",
-                ));
-            };
-            if w.resources.cpu_request.is_none() {
-                return Err(at_manifest(
-                    &w.at,
-                    format!(
-                        "{} has no CPU request, and {id} scales on a share of it",
-                        w.id()
-                    ),
-                    "give the container resources.requests.cpu, e.g. 100m",
-                ));
-            }
-            if spec.max_replicas > super::MAX_REPLICAS {
-                return Err(at_manifest(
-                    &h.at,
-                    format!(
-                        "{id}: maxReplicas {} is more than one cluster holds ({} pods)",
-                        spec.max_replicas,
-                        super::MAX_REPLICAS
-                    ),
-                    "Kubernetes supports up to 150,000 pods and 5,000 nodes per cluster",
-                ));
-            }
-            if let Some((_, first)) = &out {
-                return Err(at_manifest(
-                    &h.at,
-                    format!(
-                        "{id} is a second autoscaler for {} (the first is at {first})",
-                        w.id()
-                    ),
-                    "one HorizontalPodAutoscaler per workload",
-                ));
-            }
-            out = Some((
-                HpaSpec {
-                    min_replicas: spec.min_replicas,
-                    max_replicas: spec.max_replicas,
-                    target_utilization: f64::from(target) / 100.0,
-                },
-                h.at.clone(),
-            ));
-        }
-        Ok(out)
     }
 }
