@@ -3,7 +3,10 @@
 //! # Scope
 //! Each workload becomes a Deployment (or StatefulSet) with its Service port
 //! and its server model (concurrency, service time, queue); the DNS
-//! workload's pods are CoreDNS and take no server settings.
+//! workload's pods are CoreDNS and take no server settings. With
+//! `cluster.manifests` the entries only add to the manifests' workloads
+//! (`manifests/`); without, `replicas`, `startup` and `ready_after` are
+//! required here.
 //!
 //! # Validation
 //! Every error names the field it is about (`file:line:column`) with a hint.

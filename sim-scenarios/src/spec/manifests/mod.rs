@@ -374,7 +374,8 @@ impl Validator<'_> {
     }
 
     /// The manifest files: on disk beside the scenario, else bundled with
-    /// knsim under the same path.
+    /// knsim under the same path (or beside the bundled scenario whose text
+    /// this is).
     fn read_manifests(&self, mp: &[Seg], rel: &str) -> R<ClusterObjects> {
         let dir = std::path::Path::new(self.file)
             .parent()
@@ -383,7 +384,13 @@ impl Validator<'_> {
         let files = if path.exists() {
             read_files(&path).map_err(from_manifest_error)?
         } else {
-            let bundled = bundled::manifest_files(&normal(&path));
+            let mut bundled = bundled::manifest_files(&normal(&path));
+            // A bundled scenario's text, whatever name it is parsed under,
+            // reads the manifests bundled beside it.
+            if bundled.is_empty() && bundled::BUNDLED.iter().any(|(_, t)| *t == self.text) {
+                bundled =
+                    bundled::manifest_files(&normal(&std::path::Path::new("scenarios").join(rel)));
+            }
             if bundled.is_empty() {
                 return Err(self.err(
                     mp,
