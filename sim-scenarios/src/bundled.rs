@@ -88,6 +88,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/preply_stale_conntrack.yaml"),
     ),
     (
+        "shop_manifests",
+        include_str!("../../scenarios/shop_manifests.yaml"),
+    ),
+    (
         "zalando_dns_oom",
         include_str!("../../scenarios/zalando_dns_oom.yaml"),
     ),
@@ -96,4 +100,46 @@ pub const BUNDLED: &[(&str, &str)] = &[
 /// The text of a bundled scenario.
 pub fn find(name: &str) -> Option<&'static str> {
     BUNDLED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// (path, text) of every manifest file bundled scenarios read, by path
+/// (`cluster.manifests`).
+pub const BUNDLED_MANIFESTS: &[(&str, &str)] = &[
+    (
+        "scenarios/manifests/shop/00-namespaces.yaml",
+        include_str!("../../scenarios/manifests/shop/00-namespaces.yaml"),
+    ),
+    (
+        "scenarios/manifests/shop/10-coredns.yaml",
+        include_str!("../../scenarios/manifests/shop/10-coredns.yaml"),
+    ),
+    (
+        "scenarios/manifests/shop/20-shop.yaml",
+        include_str!("../../scenarios/manifests/shop/20-shop.yaml"),
+    ),
+    (
+        "scenarios/manifests/shop/30-default-deny.yaml",
+        include_str!("../../scenarios/manifests/shop/30-default-deny.yaml"),
+    ),
+    (
+        "scenarios/manifests/shop/31-allow-dns.yaml",
+        include_str!("../../scenarios/manifests/shop/31-allow-dns.yaml"),
+    ),
+];
+
+/// The bundled manifest files at `path` (a file, or the files directly in
+/// a directory), in name order, as `(path, text)`.
+pub fn manifest_files(path: &str) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = BUNDLED_MANIFESTS
+        .iter()
+        .filter(|(p, _)| {
+            *p == path
+                || p.strip_prefix(path)
+                    .and_then(|r| r.strip_prefix('/'))
+                    .is_some_and(|r| !r.contains('/'))
+        })
+        .map(|(p, t)| (p.to_string(), t.to_string()))
+        .collect();
+    files.sort();
+    files
 }

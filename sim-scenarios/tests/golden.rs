@@ -146,3 +146,8 @@ fn forwarding_engines_replay() {
 fn cluster_5k_nodes_small_replay() {
     insta::assert_snapshot!(replay("cluster_5k_nodes_small"));
 }
+
+#[test]
+fn shop_manifests_replay() {
+    insta::assert_snapshot!(replay("shop_manifests"));
+}

@@ -532,7 +532,8 @@ fn merge(dirs: &[PathBuf], out: &Path, plots: &[String]) -> ExitCode {
 /// The work estimate of every run of `s` (`seeds` each, `threads` at a
 /// time), read from `file` whose `text` locates its error: beyond the
 /// limits, the error and exit 2 unless `force`; else a progress bar for runs
-/// expected to take more than a couple of seconds.
+/// expected to take more than a couple of seconds. First, on stderr, what
+/// the scenario's manifests hold that the model skips or does not model.
 fn admit(
     (file, text): (&str, &str),
     s: &sim_scenarios::Scenario,
@@ -540,6 +541,14 @@ fn admit(
     threads: Option<u16>,
     force: bool,
 ) -> Result<(Progress, estimate::Total), ExitCode> {
+    // What the manifests hold that the model skips, once per line.
+    let mut noted: Vec<&str> = Vec::new();
+    for note in s.variants.iter().flat_map(|v| &v.notes) {
+        if !noted.contains(&note.as_str()) {
+            eprintln!("knsim: {note}");
+            noted.push(note);
+        }
+    }
     let threads = threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, usize::from),
         usize::from,

@@ -425,7 +425,7 @@ impl V<'_> {
             text: self.text,
             pos: self.pos,
         };
-        let mut policy = cluster.network(np, net, &n.namespaces)?;
+        let mut policy = cluster.network(np, net, &n.namespaces, None)?;
         if policy.cni.plugin() != cni.plugin() {
             return Err(self.err(
                 &join(&netp, &path!["cni"]),

@@ -25,6 +25,11 @@ pub struct ClusterFile {
     pub nodes: NodesFile,
     /// Pod addressing.
     pub ipam: IpamFile,
+    /// Kubernetes manifests the workloads, Services, policies and
+    /// autoscaler come from: a file, or a directory of `*.yaml`/`*.yml`
+    /// files read in name order, relative to the scenario file (see
+    /// `spec/manifests.rs`).
+    pub manifests: Option<String>,
 }
 
 /// Nodes spread over zones.

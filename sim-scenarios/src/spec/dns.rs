@@ -8,7 +8,8 @@
 //! # Validation
 //! Every error names the field it is about (`file:line:column`) with a hint.
 
-use super::{OptionValue, Validator, WorkloadFile, R};
+use super::manifests::{at_manifest, DnsFromManifests, PodExtras, Where};
+use super::{OptionValue, PodDnsConfigFile, Validator, WorkloadFile, R};
 use crate::envelope::{did_you_mean, Locate};
 use crate::locate::Seg;
 use crate::path;
@@ -103,15 +104,16 @@ pub struct UpstreamFile {
 }
 
 impl Validator<'_> {
-    /// The cluster DNS: CoreDNS, its upstream, and every workload's
+    /// The cluster DNS: CoreDNS (its resources and autoscaler from the
+    /// manifests, if they give them), its upstream, and every workload's
     /// `dnsConfig` and headless Service.
     pub(super) fn dns(
         &self,
         at: &[Seg],
         d: &DnsFile,
-        workload_files: &[WorkloadFile],
-        wp: &[Seg],
+        extras: &[PodExtras],
         workloads: &[&str],
+        from_manifests: Option<&DnsFromManifests>,
     ) -> R<DnsConfig> {
         let field = |n: &[Seg]| [at, &path!["dns"], n].concat();
         let Some(workload) = workloads.iter().position(|w| *w == d.workload) else {
@@ -196,110 +198,16 @@ impl Validator<'_> {
         }
         let mut pod_dns = BTreeMap::new();
         let mut headless = BTreeSet::new();
-        for (i, w) in workload_files.iter().enumerate() {
-            if w.headless {
+        for (i, e) in extras.iter().enumerate() {
+            if e.headless {
                 headless.insert(i);
             }
-            let policy_none = match w.dns_policy.as_deref() {
-                None | Some("ClusterFirst") => false,
-                Some("None") => true,
-                Some(other) => {
-                    return Err(self.err(
-                        &[wp, &path!["workloads", i, "dns_policy"]].concat(),
-                        format!("dnsPolicy `{other}` is not modelled"),
-                        "write ClusterFirst (the kubelet's resolv.conf) or None (dns_config alone)",
-                    ));
-                }
-            };
-            let Some(c) = &w.dns_config else {
-                if policy_none {
-                    return Err(self.err(
-                        &[wp, &path!["workloads", i, "dns_policy"]].concat(),
-                        "dnsPolicy None needs a dns_config with nameservers (Kubernetes rejects the pod otherwise)",
-                        "add dns_config: {nameservers: [10.96.0.10]}",
-                    ));
-                }
-                continue;
-            };
-            let p = [wp, &path!["workloads", i, "dns_config"]].concat();
-            if policy_none && c.nameservers.is_empty() {
-                return Err(self.err(
-                    &p,
-                    "dnsPolicy None needs at least one nameserver in dns_config",
-                    "add nameservers: [10.96.0.10]",
-                ));
+            if let Some(c) = &e.pod_dns {
+                pod_dns.insert(i, c.clone());
             }
-            let mut conf = PodDnsConfig {
-                policy_none,
-                nameservers: c.nameservers.clone(),
-                searches: c.searches.clone(),
-                ..PodDnsConfig::default()
-            };
-            for (k, o) in c.options.iter().enumerate() {
-                let op = [&p[..], &path!["options", k]].concat();
-                let value = match &o.value {
-                    None => None,
-                    Some(OptionValue::Number(n)) => Some(*n),
-                    Some(OptionValue::Text(t)) => Some(t.trim().parse::<u64>().map_err(|_| {
-                        self.err(
-                            &op,
-                            format!("option {} value `{t}` is not a whole number", o.name),
-                            "e.g. {name: ndots, value: \"2\"}",
-                        )
-                    })?),
-                };
-                let small = |max: u64| -> R<u8> {
-                    match value {
-                        Some(v) if v <= max => Ok(v as u8),
-                        Some(v) => Err(self.err(
-                            &op,
-                            format!("option {} value {v} is above {max}", o.name),
-                            format!("glibc accepts {} up to {max}", o.name),
-                        )),
-                        None => Err(self.err(
-                            &op,
-                            format!("option {} needs a value", o.name),
-                            format!("e.g. {{name: {}, value: \"2\"}}", o.name),
-                        )),
-                    }
-                };
-                let flag = || -> R<bool> {
-                    if value.is_some() {
-                        return Err(self.err(
-                            &op,
-                            format!("option {} takes no value", o.name),
-                            "remove value",
-                        ));
-                    }
-                    Ok(true)
-                };
-                match o.name.as_str() {
-                    "ndots" => conf.ndots = Some(small(15)?),
-                    "timeout" => {
-                        conf.timeout = Some(SimDuration::from_secs(u64::from(small(30)?).max(1)))
-                    }
-                    "attempts" => conf.attempts = Some(small(5)?.max(1)),
-                    "single-request" => conf.single_request = flag()?,
-                    "single-request-reopen" => conf.single_request_reopen = flag()?,
-                    "rotate" => conf.rotate = flag()?,
-                    other => {
-                        let known = [
-                            "ndots",
-                            "timeout",
-                            "attempts",
-                            "single-request",
-                            "single-request-reopen",
-                            "rotate",
-                        ];
-                        return Err(self.err(
-                            &[&op[..], &path!["name"]].concat(),
-                            format!("resolv.conf option `{other}` is not modelled"),
-                            did_you_mean(other, &known, "modelled"),
-                        ));
-                    }
-                }
-            }
-            pod_dns.insert(i, conf);
+        }
+        if let Some(m) = from_manifests {
+            self.dns_from_manifests(&field, d, m, &mut coredns)?;
         }
         let config = DnsConfig {
             workload,
@@ -315,7 +223,7 @@ impl Validator<'_> {
                 ..CoreDnsSpec::node_local()
             }),
             autoscaler: match &d.autoscaler {
-                None => None,
+                None => from_manifests.and_then(|m| m.autoscaler.as_ref().map(|(h, _)| *h)),
                 Some(h) => {
                     let hp = field(&path!["autoscaler"]);
                     let min = h.min_replicas.map_or(1, |c| c.0);
@@ -348,8 +256,8 @@ impl Validator<'_> {
                 }
             },
         };
-        for (i, w) in workload_files.iter().enumerate() {
-            let Some(c) = &w.dns_config else { continue };
+        for e in extras {
+            let Some(c) = &e.pod_dns else { continue };
             for (k, a) in c.nameservers.iter().enumerate() {
                 if config.route(std::net::IpAddr::V4(*a)).is_none() {
                     let hint = if *a == sim_models::cluster::NODE_LOCAL_DNS_IP {
@@ -365,25 +273,230 @@ impl Validator<'_> {
                             }
                         )
                     };
-                    return Err(self.err(
-                        &[wp, &path!["workloads", i, "dns_config", "nameservers", k]].concat(),
-                        format!("nameserver {a} is not a DNS server this cluster model can reach"),
-                        hint,
-                    ));
+                    let message =
+                        format!("nameserver {a} is not a DNS server this cluster model can reach");
+                    return Err(match &e.at {
+                        Where::Scenario(p) => {
+                            self.err(&[&p[..], &path!["nameservers", k]].concat(), message, hint)
+                        }
+                        Where::Manifest(at, id) => at_manifest(
+                            at,
+                            format!(
+                                "{id}: spec.template.spec.dnsConfig.nameservers[{k}]: {message}"
+                            ),
+                            hint,
+                        ),
+                    });
                 }
             }
         }
-        for (i, w) in workload_files.iter().enumerate() {
-            let ns = w.namespace.as_deref().unwrap_or("default");
-            if let Err(e) = config.resolv_conf(ns, i).validate() {
-                let p = if w.dns_config.is_some() {
-                    [wp, &path!["workloads", i, "dns_config"]].concat()
-                } else {
-                    field(&path!["host_search"])
-                };
-                return Err(self.err(&p, e.to_string(), "see resolv.conf(5)"));
+        for (i, e) in extras.iter().enumerate() {
+            if let Err(err) = config.resolv_conf(&e.namespace, i).validate() {
+                return Err(match &e.at {
+                    Where::Scenario(p) if e.pod_dns.is_some() => {
+                        self.err(p, err.to_string(), "see resolv.conf(5)")
+                    }
+                    Where::Scenario(_) => self.err(
+                        &field(&path!["host_search"]),
+                        err.to_string(),
+                        "see resolv.conf(5)",
+                    ),
+                    Where::Manifest(at, id) => at_manifest(
+                        at,
+                        format!("{id}: spec.template.spec.dnsConfig: {err}"),
+                        "see resolv.conf(5)",
+                    ),
+                });
             }
         }
         Ok(config)
+    }
+}
+
+/// Applies one resolv.conf option with its value to `conf`; the error is
+/// (message, hint).
+pub(super) fn apply_option(
+    conf: &mut PodDnsConfig,
+    name: &str,
+    value: Option<u64>,
+) -> Result<(), (String, String)> {
+    let small = |max: u64| -> Result<u8, (String, String)> {
+        match value {
+            Some(v) if v <= max => Ok(v as u8),
+            Some(v) => Err((
+                format!("option {name} value {v} is above {max}"),
+                format!("glibc accepts {name} up to {max}"),
+            )),
+            None => Err((
+                format!("option {name} needs a value"),
+                format!("e.g. {{name: {name}, value: \"2\"}}"),
+            )),
+        }
+    };
+    let flag = || -> Result<bool, (String, String)> {
+        if value.is_some() {
+            return Err((
+                format!("option {name} takes no value"),
+                "remove value".into(),
+            ));
+        }
+        Ok(true)
+    };
+    match name {
+        "ndots" => conf.ndots = Some(small(15)?),
+        "timeout" => conf.timeout = Some(SimDuration::from_secs(u64::from(small(30)?).max(1))),
+        "attempts" => conf.attempts = Some(small(5)?.max(1)),
+        "single-request" => conf.single_request = flag()?,
+        "single-request-reopen" => conf.single_request_reopen = flag()?,
+        "rotate" => conf.rotate = flag()?,
+        other => {
+            return Err((
+                format!("resolv.conf option `{other}` is not modelled"),
+                did_you_mean(other, &DNS_OPTIONS, "modelled"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// The resolv.conf options the resolver models.
+pub(super) const DNS_OPTIONS: [&str; 6] = [
+    "ndots",
+    "timeout",
+    "attempts",
+    "single-request",
+    "single-request-reopen",
+    "rotate",
+];
+
+impl Validator<'_> {
+    /// Each workload's headless Service, `dnsConfig` and namespace, as the
+    /// scenario's `workloads:` entries (written at `wp`) state them.
+    pub(super) fn pod_extras(&self, wp: &[Seg], workloads: &[WorkloadFile]) -> R<Vec<PodExtras>> {
+        let mut out = Vec::new();
+        for (i, w) in workloads.iter().enumerate() {
+            let p = [wp, &path!["workloads", i, "dns_config"]].concat();
+            let policy_at = [wp, &path!["workloads", i, "dns_policy"]].concat();
+            let policy_none = match w.dns_policy.as_deref() {
+                None | Some("ClusterFirst") => false,
+                Some("None") => true,
+                Some(other) => {
+                    return Err(self.err(
+                        &policy_at,
+                        format!("dnsPolicy `{other}` is not modelled"),
+                        "write ClusterFirst (the kubelet's resolv.conf) or None (dns_config alone)",
+                    ));
+                }
+            };
+            let pod_dns = match &w.dns_config {
+                Some(c) if policy_none && c.nameservers.is_empty() => {
+                    return Err(self.err(
+                        &p,
+                        "dnsPolicy None needs at least one nameserver in dns_config",
+                        "add nameservers: [10.96.0.10]",
+                    ));
+                }
+                Some(c) => Some(PodDnsConfig {
+                    policy_none,
+                    ..self.pod_dns_config(&p, c)?
+                }),
+                None if policy_none => {
+                    return Err(self.err(
+                        &policy_at,
+                        "dnsPolicy None needs a dns_config with nameservers (Kubernetes rejects the pod otherwise)",
+                        "add dns_config: {nameservers: [10.96.0.10]}",
+                    ));
+                }
+                None => None,
+            };
+            out.push(PodExtras {
+                namespace: w.namespace.clone().unwrap_or_else(|| "default".into()),
+                headless: w.headless,
+                pod_dns,
+                at: Where::Scenario(p),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A scenario workload's `dns_config`, written at `p`.
+    fn pod_dns_config(&self, p: &[Seg], c: &PodDnsConfigFile) -> R<PodDnsConfig> {
+        let mut conf = PodDnsConfig {
+            nameservers: c.nameservers.clone(),
+            searches: c.searches.clone(),
+            ..PodDnsConfig::default()
+        };
+        for (k, o) in c.options.iter().enumerate() {
+            let op = [p, &path!["options", k]].concat();
+            let value = match &o.value {
+                None => None,
+                Some(OptionValue::Number(n)) => Some(*n),
+                Some(OptionValue::Text(t)) => Some(t.trim().parse::<u64>().map_err(|_| {
+                    self.err(
+                        &op,
+                        format!("option {} value `{t}` is not a whole number", o.name),
+                        "e.g. {name: ndots, value: \"2\"}",
+                    )
+                })?),
+            };
+            apply_option(&mut conf, &o.name, value).map_err(|(m, h)| {
+                let at = if DNS_OPTIONS.contains(&o.name.as_str()) {
+                    op.clone()
+                } else {
+                    [&op[..], &path!["name"]].concat()
+                };
+                self.err(&at, m, h)
+            })?;
+        }
+        Ok(conf)
+    }
+
+    /// CoreDNS's CPU and memory limit from the DNS workload's manifest; the
+    /// `dns` section may not state them again.
+    fn dns_from_manifests(
+        &self,
+        field: &dyn Fn(&[Seg]) -> Vec<Seg>,
+        d: &DnsFile,
+        m: &DnsFromManifests,
+        coredns: &mut CoreDnsSpec,
+    ) -> R<()> {
+        let repeated = |key: &[Seg], what: &str, at: &sim_models::netpol::manifest::Loc| {
+            self.err(
+                &field(key),
+                format!("{what} is stated by the manifests ({at})"),
+                "remove it here: a scenario adds only what the manifests do not say",
+            )
+        };
+        let c = d.coredns.as_ref();
+        if let Some((cpu, at)) = &m.cpu {
+            if c.is_some_and(|c| c.cpu.is_some()) {
+                return Err(repeated(&path!["coredns", "cpu"], "CoreDNS's CPU", at));
+            }
+            coredns.cpu_millicores = *cpu;
+        }
+        if let Some((mem, at)) = &m.memory_limit {
+            if c.is_some_and(|c| c.memory_limit.is_some()) {
+                return Err(repeated(
+                    &path!["coredns", "memory_limit"],
+                    "CoreDNS's memory limit",
+                    at,
+                ));
+            }
+            coredns.memory_limit = *mem;
+        }
+        if let (Some((_, at)), Some(_)) = (&m.autoscaler, &d.autoscaler) {
+            return Err(repeated(&path!["autoscaler"], "CoreDNS's autoscaler", at));
+        }
+        let at = m.cpu.as_ref().map(|(_, a)| a);
+        if let Some(at) = at.or(m.memory_limit.as_ref().map(|(_, a)| a)) {
+            if let Err(e) = coredns.validate() {
+                return Err(at_manifest(
+                    at,
+                    format!("the DNS workload's resources: {e}"),
+                    "CoreDNS needs at least 1m of CPU and a memory limit above its base use",
+                ));
+            }
+        }
+        Ok(())
     }
 }

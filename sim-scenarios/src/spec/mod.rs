@@ -13,8 +13,10 @@
 //! This module holds the top level (`parse`, the variant merge, windows)
 //! and builds each variant from its sections; each section's file structs
 //! and validation live in a file named for what it reads: `cluster.rs`
-//! (nodes, IPAM), `workloads.rs`, `dns.rs`, `traffic.rs`, `network.rs`
-//! (NetworkPolicy, conntrack, kube-proxy), `timeline.rs` and `expect.rs`.
+//! (nodes, IPAM), `workloads.rs`, `manifests.rs` (workloads, Services,
+//! policies and an autoscaler from Kubernetes manifests, `cluster.manifests`),
+//! `dns.rs`, `traffic.rs`, `network.rs` (NetworkPolicy, conntrack,
+//! kube-proxy), `timeline.rs` and `expect.rs`.
 //!
 //! ```yaml
 //! name: black_friday_cidr
@@ -60,6 +62,7 @@ use sim_models::topology::{spread_nodes, NodeSpec, DEFAULT_MAX_PODS};
 mod cluster;
 mod dns;
 mod expect;
+mod manifests;
 mod network;
 mod timeline;
 mod traffic;
@@ -183,6 +186,9 @@ pub struct Variant {
     pub config: ClusterConfig,
     /// Its assertions.
     pub expect: Vec<Expectation>,
+    /// What its manifests hold that the model skips or does not model
+    /// (`skipped: ...`, `note: ...`), in input order.
+    pub notes: Vec<String>,
 }
 
 /// A validated scenario.
@@ -445,8 +451,27 @@ impl Validator<'_> {
             &cluster.nodes.zones,
             cluster.nodes.max_pods.map_or(DEFAULT_MAX_PODS, |c| c.0),
         );
-        let deployments =
-            self.deployments(wp, workloads, sec.dns.0.map(|d| d.workload.as_str()))?;
+        let dns_workload = sec.dns.0.map(|d| d.workload.as_str());
+        let mut from_manifests = match &cluster.manifests {
+            Some(rel) => Some(self.manifests(
+                &[cp, &path!["cluster", "manifests"]].concat(),
+                rel,
+                wp,
+                workloads,
+                dns_workload,
+            )?),
+            None => None,
+        };
+        let (deployments, extras) = match from_manifests.as_mut() {
+            Some(m) => (
+                std::mem::take(&mut m.deployments),
+                std::mem::take(&mut m.extras),
+            ),
+            None => (
+                self.deployments(wp, workloads, dns_workload)?,
+                self.pod_extras(wp, workloads)?,
+            ),
+        };
         let names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
         let find = |n: &str, p: Vec<Seg>, what: &str| -> R<usize> {
             names.iter().position(|x| *x == n).ok_or_else(|| {
@@ -458,7 +483,13 @@ impl Validator<'_> {
             })
         };
         let dns = match sec.dns.0 {
-            Some(d) => Some(self.dns(&sec.dns.1, d, workloads, wp, &names)?),
+            Some(d) => Some(self.dns(
+                &sec.dns.1,
+                d,
+                &extras,
+                &names,
+                from_manifests.as_ref().map(|m| &m.dns),
+            )?),
             None => None,
         };
         let (traffic_specs, traffic_names) = self.traffic(
@@ -469,8 +500,12 @@ impl Validator<'_> {
             dns.as_ref(),
             sec.network.0,
         )?;
-        let (policy, conntrack, kube_proxy) =
-            self.data_path(sec, common.namespaces, dns.as_ref())?;
+        let (policy, conntrack, kube_proxy) = self.data_path(
+            sec,
+            common.namespaces,
+            dns.as_ref(),
+            from_manifests.as_ref(),
+        )?;
         let refs = ActionRefs {
             find: &find,
             traffic_names: &traffic_names,
@@ -507,6 +542,7 @@ impl Validator<'_> {
             description,
             config,
             expect: expectations,
+            notes: from_manifests.map(|m| m.notes).unwrap_or_default(),
         })
     }
 }

@@ -9,6 +9,7 @@
 //! # Validation
 //! Every error names the field it is about (`file:line:column`) with a hint.
 
+use super::manifests::FromManifests;
 use super::{NamespaceFile, Sections, Validator, R};
 use crate::envelope::{did_you_mean, Locate};
 use crate::error::InputError;
@@ -158,10 +159,20 @@ impl Validator<'_> {
         sec: &Sections<'_>,
         namespaces: &[NamespaceFile],
         dns: Option<&DnsConfig>,
+        manifests: Option<&FromManifests>,
     ) -> R<DataPathParts> {
         let policy = match sec.network.0 {
-            Some(n) => Some(self.network(&sec.network.1, n, namespaces)?),
-            None => None,
+            Some(n) => Some(self.network(&sec.network.1, n, namespaces, manifests)?),
+            None => {
+                if let Some((_, _, file)) = manifests.and_then(|m| m.policy_sets.first()) {
+                    return Err(self.err(
+                        &manifests.map(|m| m.at.clone()).unwrap_or_default(),
+                        format!("the manifests hold NetworkPolicies ({file}) and the scenario has no network section to enforce them"),
+                        "add network: {cni: calico} (or cilium, flannel)",
+                    ));
+                }
+                None
+            }
         };
         let mut conntrack = match sec.network.0.and_then(|n| n.conntrack.as_ref()) {
             Some(c) => Some(self.conntrack(
@@ -235,6 +246,7 @@ impl Validator<'_> {
         at: &[Seg],
         n: &NetworkFile,
         namespaces: &[NamespaceFile],
+        manifests: Option<&FromManifests>,
     ) -> R<PolicyConfig> {
         let Some(cni) = Cni::plugin_default(&n.cni) else {
             return Err(self.err(
@@ -298,6 +310,16 @@ impl Validator<'_> {
             })?;
             sets.push((name.clone(), manifests.cluster.policies().to_vec()));
         }
+        for (name, policies, file) in manifests.iter().flat_map(|m| &m.policy_sets) {
+            if sets.iter().any(|(n, _)| n == name) {
+                return Err(InputError::whole(
+                    file,
+                    format!("policy set `{name}` (this file's name) is also a set of the scenario's network section"),
+                    "give the scenario's set another name",
+                ));
+            }
+            sets.push((name.clone(), policies.clone()));
+        }
         let mut active = Vec::new();
         for (i, a) in n.active.iter().enumerate() {
             let Some(k) = sets.iter().position(|(name, _)| name == a) else {
@@ -310,18 +332,39 @@ impl Validator<'_> {
             };
             active.push(k);
         }
+        // Manifest sets are active from the start.
+        for (name, _, _) in manifests.iter().flat_map(|m| &m.policy_sets) {
+            let k = sets
+                .iter()
+                .position(|(n, _)| n == name)
+                .expect("pushed above");
+            if !active.contains(&k) {
+                active.push(k);
+            }
+        }
+        let mut all_namespaces: Vec<Namespace> = namespaces
+            .iter()
+            .map(|ns| Namespace {
+                name: ns.name.clone(),
+                labels: ns.labels.clone(),
+            })
+            .collect();
+        for (ns, at) in manifests.iter().flat_map(|m| &m.namespaces) {
+            if all_namespaces.iter().any(|n| n.name == ns.name) {
+                return Err(super::manifests::at_manifest(
+                    at,
+                    format!("Namespace {} is also in the scenario's namespaces", ns.name),
+                    "state it in one place: remove it from the scenario's namespaces",
+                ));
+            }
+            all_namespaces.push(ns.clone());
+        }
         Ok(PolicyConfig {
             cni,
             delay: n.policy_delay.map_or(SimDuration::ZERO, |d| d.0),
             sets,
             active,
-            namespaces: namespaces
-                .iter()
-                .map(|ns| Namespace {
-                    name: ns.name.clone(),
-                    labels: ns.labels.clone(),
-                })
-                .collect(),
+            namespaces: all_namespaces,
         })
     }
 

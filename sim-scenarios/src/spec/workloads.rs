@@ -3,7 +3,10 @@
 //! # Scope
 //! Each workload becomes a Deployment (or StatefulSet) with its Service port
 //! and its server model (concurrency, service time, queue); the DNS
-//! workload's pods are CoreDNS and take no server settings.
+//! workload's pods are CoreDNS and take no server settings. With
+//! `cluster.manifests` the entries only add to the manifests' workloads
+//! (`manifests/`); without, `replicas`, `startup` and `ready_after` are
+//! required here.
 //!
 //! # Validation
 //! Every error names the field it is about (`file:line:column`) with a hint.
@@ -25,14 +28,16 @@ use std::collections::BTreeMap;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadFile {
-    /// Name (its Service has the same name).
+    /// Name (its Service has the same name); with `cluster.manifests`, the
+    /// Deployment or StatefulSet this entry adds to.
     pub name: String,
-    /// Replicas at the start.
-    pub replicas: Count,
+    /// Replicas at the start (not with `cluster.manifests`: the manifest's).
+    pub replicas: Option<Count>,
     /// Binding to container running.
-    pub startup: Duration,
-    /// Container running to Ready.
-    pub ready_after: Duration,
+    pub startup: Option<Duration>,
+    /// Container running to Ready (not with `cluster.manifests`: from the
+    /// readiness probe).
+    pub ready_after: Option<Duration>,
     /// Requests served at once per pod (not for the DNS workload, whose
     /// pods are CoreDNS).
     pub concurrency: Option<Count>,
@@ -142,10 +147,27 @@ impl Validator<'_> {
                     "give each workload its own name",
                 ));
             }
-            self.replicas_within(&[p.as_slice(), &path!["replicas"]].concat(), w.replicas.0)?;
+            let need = |field: &str, hint: &str| {
+                self.err(&p, format!("workload `{}` needs `{field}`", w.name), hint)
+            };
+            let replicas = w
+                .replicas
+                .ok_or_else(|| need("replicas", "give the pods at the start, e.g. replicas: 3"))?;
+            let startup = w.startup.ok_or_else(|| {
+                need(
+                    "startup",
+                    "give the time from binding to the container running, e.g. startup: 10s",
+                )
+            })?;
+            let ready_after = w.ready_after.ok_or_else(|| {
+                need(
+                    "ready_after",
+                    "give the time from the container running to Ready, e.g. ready_after: 5s",
+                )
+            })?;
+            self.replicas_within(&[p.as_slice(), &path!["replicas"]].concat(), replicas.0)?;
             let server = self.server(&p, w, dns_workload)?;
-            let mut d =
-                DeploymentSpec::new(&w.name, w.replicas.0, w.startup.0, w.ready_after.0, server);
+            let mut d = DeploymentSpec::new(&w.name, replicas.0, startup.0, ready_after.0, server);
             if let Some(KindName::Statefulset) = w.kind {
                 d.kind = WorkloadKind::StatefulSet;
             }

@@ -41,6 +41,8 @@ pub(super) fn build(
                 }
                 policies.insert(key, (p, at));
             }
+            // Read only for cluster scenarios (`Reading::Cluster`).
+            Object::Workload(_) | Object::Service(_) | Object::Hpa(_) => {}
             Object::Pods(origin, pods) => {
                 for pod in pods {
                     let key = (pod.namespace.clone(), pod.name.clone());

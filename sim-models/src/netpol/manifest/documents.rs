@@ -8,16 +8,20 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::checked::{Checked, FromRaw};
+use super::cluster_objects::{HpaObject, ServiceObject, WorkloadObject};
 use super::errors::yaml_error;
+use super::hpa::HpaDoc;
 use super::metadata::{Meta, NamespaceDoc};
 use super::network_policy::{NetworkPolicyDoc, PolicySpec};
 use super::pods::{PodDoc, PodStatus, WorkloadDoc};
 use super::scalars::{convert, opt_string, want_string};
+use super::service::ServiceDoc;
 use super::{ManifestError, MAX_PODS};
 use crate::did_you_mean::suggest;
 use crate::netpol::names::check_dns1123_label;
 use crate::netpol::policy::{ContainerPort, Namespace, Policy, PolicyTypes};
 use crate::netpol::selector::{LabelSelector, Labels};
+use crate::workload::WorkloadKind;
 
 /// Fails at `metadata.name` if present, else at the document's root mapping:
 /// the error's position is where object-level errors point.
@@ -93,30 +97,61 @@ const SUPPORTED_KINDS: [&str; 5] = [
     "StatefulSet",
 ];
 
+/// The kinds a cluster scenario reads besides [`SUPPORTED_KINDS`].
+const CLUSTER_KINDS: [&str; 7] = [
+    "NetworkPolicy",
+    "Namespace",
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "Service",
+    "HorizontalPodAutoscaler",
+];
+
+/// What the manifests are read for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reading {
+    /// NetworkPolicy reasoning (`knsim netpol`): workloads expand to pods,
+    /// Services and autoscalers are skipped.
+    Netpol,
+    /// A cluster scenario: workloads, Services and autoscalers as objects.
+    Cluster,
+}
+
 fn expected_api_version(kind: &str) -> &'static str {
     match kind {
         "NetworkPolicy" => "networking.k8s.io/v1",
         "Deployment" | "StatefulSet" => "apps/v1",
+        "HorizontalPodAutoscaler" => "autoscaling/v2",
         _ => "v1",
     }
 }
 
 #[derive(Deserialize)]
-struct RawHeader {
+struct RawHeader<const CLUSTER: bool> {
     #[serde(default, rename = "apiVersion", deserialize_with = "opt_string")]
     api_version: Option<String>,
     #[serde(default)]
-    kind: Option<KindField>,
+    kind: Option<KindField<CLUSTER>>,
 }
 
-struct KindField(String);
+struct KindField<const CLUSTER: bool>(String);
 
-impl<'de> Deserialize<'de> for KindField {
+fn kinds(cluster: bool) -> &'static [&'static str] {
+    if cluster {
+        &CLUSTER_KINDS
+    } else {
+        &SUPPORTED_KINDS
+    }
+}
+
+impl<'de, const CLUSTER: bool> Deserialize<'de> for KindField<CLUSTER> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         convert(d, |s| {
             let kind = want_string(s)?;
-            if !SUPPORTED_KINDS.contains(&kind.as_str()) {
-                if let Some(c) = suggest(&kind, &SUPPORTED_KINDS) {
+            let known = kinds(CLUSTER);
+            if !known.contains(&kind.as_str()) {
+                if let Some(c) = suggest(&kind, known) {
                     return Err((
                         format!("kind: unknown kind `{kind}`"),
                         format!("did you mean `{c}`? (kinds are case-sensitive)"),
@@ -129,11 +164,11 @@ impl<'de> Deserialize<'de> for KindField {
 }
 
 /// `(kind, apiVersion)` of a document, checked.
-struct Header(String);
+struct Header<const CLUSTER: bool>(String);
 
-impl FromRaw for Header {
-    type Raw = RawHeader;
-    fn from_raw(raw: RawHeader) -> Result<Self, (String, String)> {
+impl<const CLUSTER: bool> FromRaw for Header<CLUSTER> {
+    type Raw = RawHeader<CLUSTER>;
+    fn from_raw(raw: RawHeader<CLUSTER>) -> Result<Self, (String, String)> {
         let Some(KindField(kind)) = raw.kind else {
             return Err((
                 "missing field `kind`".into(),
@@ -141,7 +176,7 @@ impl FromRaw for Header {
                     .into(),
             ));
         };
-        if SUPPORTED_KINDS.contains(&kind.as_str()) {
+        if kinds(CLUSTER).contains(&kind.as_str()) {
             let want = expected_api_version(&kind);
             match raw.api_version.as_deref() {
                 Some(v) if v == want => {}
@@ -176,15 +211,20 @@ pub(super) struct PodSeed {
     pub(super) at: Loc,
 }
 
-#[derive(Clone)]
-pub(super) struct Loc {
-    file: String,
-    line: usize,
-    column: usize,
+/// Where an object is written: its `metadata.name`, else its first line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loc {
+    /// The file, as given to the loader.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
 }
 
 impl Loc {
-    pub(super) fn error(&self, message: String, hint: impl Into<String>) -> ManifestError {
+    /// An error at this place.
+    pub fn error(&self, message: String, hint: impl Into<String>) -> ManifestError {
         ManifestError {
             file: self.file.clone(),
             line: self.line,
@@ -205,6 +245,9 @@ pub(super) enum Object {
     Policy(Policy, Loc),
     Namespace(Namespace, Loc),
     Pods(String, Vec<PodSeed>),
+    Workload(WorkloadObject),
+    Service(ServiceObject),
+    Hpa(HpaObject),
 }
 
 fn docs(text: &str) -> serde_yaml_ng::Deserializer<'_> {
@@ -214,6 +257,7 @@ fn docs(text: &str) -> serde_yaml_ng::Deserializer<'_> {
 pub(super) fn parse_file(
     file: &str,
     text: &str,
+    reading: Reading,
     objects: &mut Vec<Object>,
     skipped: &mut Vec<String>,
 ) -> Result<(), ManifestError> {
@@ -228,8 +272,12 @@ pub(super) fn parse_file(
     // Pass 2: kinds.
     let mut headers = Vec::new();
     for doc in docs(text) {
-        let header = Option::<Checked<Header>>::deserialize(doc).map_err(err)?;
-        headers.push(header.map(|h| h.0 .0));
+        let header = if reading == Reading::Cluster {
+            Option::<Checked<Header<true>>>::deserialize(doc).map(|h| h.map(|h| h.0 .0))
+        } else {
+            Option::<Checked<Header<false>>>::deserialize(doc).map(|h| h.map(|h| h.0 .0))
+        };
+        headers.push(header.map_err(err)?);
     }
     // Pass 3: where each object is (its metadata.name, else its first line).
     let mut locs = Vec::new();
@@ -280,6 +328,61 @@ pub(super) fn parse_file(
                 })?;
                 let labels = meta.labels();
                 objects.push(Object::Namespace(Namespace { name, labels }, at));
+            }
+            "Pod" if reading == Reading::Cluster => {
+                let d = PodDoc::deserialize(doc).map_err(err)?;
+                let meta = d.metadata.0;
+                let ns = meta.namespace.as_deref().unwrap_or("default");
+                let name = meta.name.as_deref().unwrap_or_default();
+                skipped.push(format!(
+                    "Pod {ns}/{name} ({at}): a bare pod is not a workload the cluster model runs (use a Deployment or StatefulSet)"
+                ));
+            }
+            "Deployment" | "StatefulSet" if reading == Reading::Cluster => {
+                let d = WorkloadDoc::deserialize(doc).map_err(err)?;
+                let meta = d.metadata.0;
+                let name = required_name(&meta, &kind, &at)?;
+                let spec = d.spec.0;
+                objects.push(Object::Workload(WorkloadObject {
+                    kind: if kind == "Deployment" {
+                        WorkloadKind::Deployment
+                    } else {
+                        WorkloadKind::StatefulSet
+                    },
+                    namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+                    name,
+                    replicas: spec.replicas,
+                    labels: spec.labels.clone(),
+                    ports: spec.spec.ports(),
+                    host_network: spec.spec.host_network.unwrap_or(false),
+                    dns_policy: spec.spec.dns_policy.clone(),
+                    dns_config: spec.spec.dns_config.as_ref().map(|c| c.0.clone()),
+                    resources: spec.spec.resources(),
+                    readiness_probes: spec.spec.readiness_probes(),
+                    at,
+                }));
+            }
+            "Service" if reading == Reading::Cluster => {
+                let d = ServiceDoc::deserialize(doc).map_err(err)?;
+                let meta = d.metadata.0;
+                let name = required_name(&meta, &kind, &at)?;
+                objects.push(Object::Service(ServiceObject {
+                    namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+                    name,
+                    spec: d.spec.0,
+                    at,
+                }));
+            }
+            "HorizontalPodAutoscaler" if reading == Reading::Cluster => {
+                let d = HpaDoc::deserialize(doc).map_err(err)?;
+                let meta = d.metadata.0;
+                let name = required_name(&meta, &kind, &at)?;
+                objects.push(Object::Hpa(HpaObject {
+                    namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+                    name,
+                    spec: d.spec.0,
+                    at,
+                }));
             }
             "Pod" => {
                 let d = PodDoc::deserialize(doc).map_err(err)?;

@@ -12,7 +12,7 @@
 //!
 //! Unknown fields are errors in every part that is read, so a typo never falls
 //! back to a default. Fields of these kinds that do not affect networking
-//! (annotations, images, probes, volumes, resources, strategies, `status` beyond
+//! (annotations, images, liveness probes, volumes, strategies, `status` beyond
 //! `podIP`/`hostIP`...) are accepted and ignored, so real manifests load. Objects
 //! of other kinds (Service, ConfigMap...) are skipped and listed in
 //! [`Manifests::skipped`]; a kind that looks like a misspelling of a supported
@@ -30,6 +30,13 @@
 //! error, as is one address stated for two nodes); a node whose pods state
 //! none gets an address from [`SYNTHETIC_NODE_CIDR`], in name order.
 //!
+//! Cluster scenarios read the same files with [`parse_cluster_objects`]:
+//! workloads stay objects (with the pod template's `dnsConfig`,
+//! `dnsPolicy`, resources and readiness probes), and Services and
+//! HorizontalPodAutoscalers (`autoscaling/v2`) are read too, in `service` and
+//! `hpa`; `template` reads the pod template's extras (validated in both
+//! readings, as the API server would), `cluster_objects` collects them.
+//!
 //! Files, by what they read: `documents` (each file's documents in passes:
 //! syntax, kind and apiVersion, position, object; skipped kinds), `metadata`
 //! (object metadata, the Namespace object), `network_policy` (the
@@ -41,13 +48,19 @@
 
 mod assemble;
 mod checked;
+mod cluster_objects;
+#[cfg(test)]
+mod cluster_tests;
 mod documents;
 mod errors;
+mod hpa;
 mod labels;
 mod metadata;
 mod network_policy;
 mod pods;
 mod scalars;
+mod service;
+mod template;
 #[cfg(test)]
 mod tests;
 
@@ -58,7 +71,14 @@ use std::path::Path;
 
 use super::policy::Cluster;
 use assemble::build;
-use documents::parse_file;
+pub use cluster_objects::{
+    parse_cluster_objects, ClusterObjects, HpaObject, ServiceObject, WorkloadObject,
+};
+pub use documents::Loc;
+use documents::{parse_file, Reading};
+pub use hpa::HpaObjectSpec;
+pub use service::{ServicePort, ServiceSpec, TargetPort};
+pub use template::{DnsConfigObject, ReadinessProbe, Resources};
 // For other files of the module that read YAML the same way (`--expect`).
 pub(in crate::netpol) use errors::{invalid, yaml_error};
 pub(in crate::netpol) use scalars::{convert, protocol_field, want_int, want_string};
@@ -123,14 +143,20 @@ pub fn parse_manifests(files: &[(String, String)]) -> Result<Manifests, Manifest
     let mut objects = Vec::new();
     let mut skipped = Vec::new();
     for (file, text) in files {
-        parse_file(file, text, &mut objects, &mut skipped)?;
+        parse_file(file, text, Reading::Netpol, &mut objects, &mut skipped)?;
     }
     build(objects, skipped)
 }
 
 /// Loads every `*.yaml` / `*.yml` file directly in `dir`, sorted by file name.
 pub fn load_dir(dir: &Path) -> Result<Manifests, ManifestError> {
-    let dir_name = dir.display().to_string();
+    parse_manifests(&read_files(dir)?)
+}
+
+/// Reads a manifest file, or every `*.yaml` / `*.yml` file directly in a
+/// directory, sorted by file name: `(file name, text)` pairs.
+pub fn read_files(path: &Path) -> Result<Vec<(String, String)>, ManifestError> {
+    let dir_name = path.display().to_string();
     let io_err = |what: String, e: std::io::Error| ManifestError {
         file: dir_name.clone(),
         line: 0,
@@ -138,21 +164,26 @@ pub fn load_dir(dir: &Path) -> Result<Manifests, ManifestError> {
         message: format!("{what}: {e}"),
         hint: "pass a readable directory of *.yaml/*.yml manifests".into(),
     };
-    let entries = std::fs::read_dir(dir).map_err(|e| io_err("cannot read directory".into(), e))?;
     let mut paths = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|e| io_err("cannot list directory".into(), e))?
-            .path();
-        let is_yaml = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e == "yaml" || e == "yml");
-        if is_yaml && path.is_file() {
-            paths.push(path);
+    if path.is_file() {
+        paths.push(path.to_path_buf());
+    } else {
+        let entries =
+            std::fs::read_dir(path).map_err(|e| io_err("cannot read directory".into(), e))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| io_err("cannot list directory".into(), e))?
+                .path();
+            let is_yaml = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e == "yaml" || e == "yml");
+            if is_yaml && path.is_file() {
+                paths.push(path);
+            }
         }
+        paths.sort();
     }
-    paths.sort();
     if paths.is_empty() {
         return Err(ManifestError {
             file: dir_name,
@@ -182,5 +213,5 @@ pub fn load_dir(dir: &Path) -> Result<Manifests, ManifestError> {
         })?;
         files.push((name, text));
     }
-    parse_manifests(&files)
+    Ok(files)
 }

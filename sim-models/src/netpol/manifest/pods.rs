@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer};
 use super::checked::{Checked, FromRaw};
 use super::metadata::Meta;
 use super::scalars::{convert, ipv4_field, opt_string, protocol_field, string, want_int};
+use super::template::{pod_resources, DnsConfigObject, ReadinessProbe, Resources, ResourcesDoc};
 use crate::netpol::names::{check_port_name, check_port_number};
 use crate::netpol::policy::ContainerPort;
 use crate::netpol::selector::{format_labels, LabelSelector, Labels};
@@ -82,8 +83,8 @@ struct Container {
     _env: Option<IgnoredAny>,
     #[serde(default, rename = "envFrom")]
     _env_from: Option<IgnoredAny>,
-    #[serde(default, rename = "resources")]
-    _resources: Option<IgnoredAny>,
+    #[serde(default)]
+    resources: Option<ResourcesDoc>,
     #[serde(default, rename = "resizePolicy")]
     _resize_policy: Option<IgnoredAny>,
     #[serde(default, rename = "restartPolicy")]
@@ -96,8 +97,8 @@ struct Container {
     _volume_devices: Option<IgnoredAny>,
     #[serde(default, rename = "livenessProbe")]
     _liveness_probe: Option<IgnoredAny>,
-    #[serde(default, rename = "readinessProbe")]
-    _readiness_probe: Option<IgnoredAny>,
+    #[serde(default)]
+    readiness_probe: Option<Checked<ReadinessProbe>>,
     #[serde(default, rename = "startupProbe")]
     _startup_probe: Option<IgnoredAny>,
     #[serde(default, rename = "lifecycle")]
@@ -136,10 +137,10 @@ pub(super) struct PodSpec {
     _affinity: Option<IgnoredAny>,
     #[serde(default, rename = "automountServiceAccountToken")]
     _automount_service_account_token: Option<IgnoredAny>,
-    #[serde(default, rename = "dnsConfig")]
-    _dns_config: Option<IgnoredAny>,
-    #[serde(default, rename = "dnsPolicy")]
-    _dns_policy: Option<IgnoredAny>,
+    #[serde(default)]
+    pub(super) dns_config: Option<Checked<DnsConfigObject>>,
+    #[serde(default, deserialize_with = "opt_string")]
+    pub(super) dns_policy: Option<String>,
     #[serde(default, rename = "enableServiceLinks")]
     _enable_service_links: Option<IgnoredAny>,
     #[serde(default, rename = "hostAliases")]
@@ -209,6 +210,19 @@ impl PodSpec {
         self.containers
             .iter()
             .flat_map(|c| c.ports.iter().flatten().map(|p| p.0.clone()))
+            .collect()
+    }
+
+    /// The pod's requests and limits (see [`Resources`]).
+    pub(super) fn resources(&self) -> Resources {
+        pod_resources(self.containers.iter().map(|c| c.resources.as_ref()))
+    }
+
+    /// The containers' readiness probes, in order.
+    pub(super) fn readiness_probes(&self) -> Vec<ReadinessProbe> {
+        self.containers
+            .iter()
+            .filter_map(|c| c.readiness_probe.as_ref().map(|p| p.0))
             .collect()
     }
 }
