@@ -8,7 +8,7 @@
 //! traffic, sampling and the run's output. The scenario files' parsing and
 //! the report are not included.
 //!
-//! Three groups, three sizes each:
+//! Three groups, three sizes each, and the busy path:
 //! - `cluster_pods`: 1,500 / 15,000 / 150,000 idle pods (300 a Deployment,
 //!   30 a node on 50 / 500 / 5,000 nodes), 20 s simulated; throughput in
 //!   pods.
@@ -18,6 +18,13 @@
 //!   10,000 requests/s each, 10 s simulated; throughput in engine events
 //!   (counted by a first run, the same for every run: the simulation is
 //!   deterministic).
+//! - `cluster_busy`: the request path per event at the shape of issue 14's
+//!   busy run, 25,000 requests/s in all for 20 s simulated (about 1 M
+//!   events; set-up is under 5% of it): 50 Services of 300 pods on 500 nodes
+//!   at 500/s each (`15000`, the busy run's cluster), and 5 Services of 300
+//!   pods on 50 nodes at 5,000/s each (`1500`): the same events on a tenth
+//!   of the pods, so the difference is what the cluster's size costs each
+//!   event (cache misses on pods and histograms); throughput in events.
 //!
 //! Run: `cargo bench -p knsim-benches --bench cluster_scale` (a few minutes
 //! on today's code; the 150,000-pod and 1,000-Service cases dominate).
@@ -82,5 +89,23 @@ fn cluster_rate(c: &mut Criterion) {
     bench_runs(c, "cluster_rate", cases);
 }
 
-criterion_group!(benches, cluster_pods, cluster_services, cluster_rate);
+fn cluster_busy(c: &mut Criterion) {
+    let cases = [(50u32, 5usize, 5_000.0), (500, 50, 500.0)]
+        .into_iter()
+        .map(|(nodes, services, rate)| {
+            let cfg = capacity_study(nodes, services, 300, Some(rate), secs(20));
+            let events = run(&cfg, 1, &mut NullSink).events_fired;
+            (u64::from(nodes) * 30, events, cfg)
+        })
+        .collect();
+    bench_runs(c, "cluster_busy", cases);
+}
+
+criterion_group!(
+    benches,
+    cluster_pods,
+    cluster_services,
+    cluster_rate,
+    cluster_busy
+);
 criterion_main!(benches);

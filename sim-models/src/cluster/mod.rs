@@ -349,7 +349,7 @@ struct Sim<'a> {
     sched: NodeIndex,
     pods: Vec<Pod>,
     /// Each pod's application server, by pod id: apart from the pod record
-    /// so that the request path touches 40 bytes per pod, not the record.
+    /// so that the request path touches 16 bytes per pod, not the record.
     servers: Vec<Server>,
     unschedulable: BTreeSet<u32>,
     deps: Vec<DeploymentRt>,
