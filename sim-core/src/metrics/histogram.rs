@@ -158,19 +158,6 @@ impl LatencyHistogram {
         self.total = self.total.saturating_add(1);
     }
 
-    /// Asks the processor to bring the count `d` would be recorded in into
-    /// the cache (a hint: no effect on any result; nothing when the counts
-    /// are sparse or its page does not exist yet, or off x86-64).
-    #[inline]
-    pub fn prefetch(&self, d: SimDuration) {
-        let bin = bin_of(d.as_nanos().clamp(1, Self::MAX_NS));
-        if let Bins::Dense(pages) = &self.bins {
-            if let Some(page) = &pages[bin / PAGE] {
-                prefetch(&page[bin % PAGE]);
-            }
-        }
-    }
-
     /// Adds `n` (non-zero) to the count of `bin`: inline when its page
     /// exists, else through [`LatencyHistogram::add_at_slow`].
     #[inline]
@@ -335,20 +322,4 @@ fn new_page() -> Box<Page> {
         .into_boxed_slice()
         .try_into()
         .expect("the vector has PAGE counts")
-}
-
-/// A hint to bring `r`'s cache line in (no effect on any result).
-#[inline]
-fn prefetch<T>(r: &T) {
-    // SAFETY: `prefetch` needs SSE, which every x86-64 processor has (it is
-    // in the baseline target); it reads nothing and never faults, and the
-    // address is of a live reference anyway.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (r as *const T).cast::<i8>(),
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
 }

@@ -73,9 +73,6 @@ pub struct Metrics {
 /// in one pass.
 const PENDING_MAX: usize = 1024;
 
-/// How many values ahead [`Metrics::flush`] prefetches.
-const PREFETCH_AHEAD: usize = 16;
-
 #[derive(Clone, Copy)]
 enum Kind {
     Counter(usize),
@@ -173,19 +170,11 @@ impl Metrics {
         self.pending.push((id, d));
     }
 
-    /// Writes the pending values to their histograms' windows, asking the
-    /// processor for each value's count [`PREFETCH_AHEAD`] values before it
-    /// is written, so that many cache misses overlap rather than the few an
-    /// out-of-order window holds.
+    /// Writes the pending values to their histograms' windows.
     fn flush(&mut self) {
-        for i in 0..self.pending.len() {
-            if let Some(&(id, d)) = self.pending.get(i + PREFETCH_AHEAD) {
-                self.histograms[id.0].1.window.prefetch(d);
-            }
-            let (id, d) = self.pending[i];
+        for (id, d) in self.pending.drain(..) {
             self.histograms[id.0].1.window.record(d);
         }
-        self.pending.clear();
     }
 
     /// Every value histogram `id` recorded so far.
