@@ -6,10 +6,14 @@
 //!   cached path MTU, and SYN retransmission at 1 s doubling until
 //!   `tcp_syn_retries` (SYN-ACKs likewise until `tcp_synack_retries`);
 //! - data segments of the current MSS (timestamps on, so 12 bytes of options
-//!   per segment), a congestion window from IW10 with slow start and
-//!   congestion avoidance, a 64 KiB receive window, cumulative ACKs sent for
-//!   every segment, out-of-order segments kept until the gap fills, fast
+//!   per segment, their TSval/TSecr carried), cumulative ACKs sent for every
+//!   segment, out-of-order segments kept until the gap fills, fast
 //!   retransmit after three duplicate ACKs;
+//! - the congestion window from IW10 ([`congestion`]: CUBIC by default,
+//!   Reno or BBR per `tcp_congestion_control`);
+//! - the receive window ([`rcvbuf`]): window scaling in the handshake, the
+//!   windows Linux advertises and `tcp_rmem` autotuning; a new segment goes
+//!   out only if it fits the peer's window whole (`tcp_snd_wnd_test()`);
 //! - the tail loss probe (`tcp_early_retrans` 3, RFC 8985), as
 //!   `tcp_schedule_loss_probe()` and `tcp_send_loss_probe()` in
 //!   net/ipv4/tcp_output.c do: with data out and nothing retransmitted, the
@@ -51,6 +55,9 @@
 //! via `tlp_high_seq` is not), no delayed ACKs, no Nagle; the upward search of MTU probing (probe segments
 //! between `search_low` and `search_high`, re-probing every 600 s) is not
 //! modelled: after black-hole detection a connection stays at the base MSS.
+//! The send buffer (`tcp_wmem`) is not a limit; the RTO is not rounded to
+//! jiffies (the recording kernel's first RTO was 224 ms where the model's is
+//! 220 ms).
 //!
 //! ## Parameters (Linux defaults)
 //! From the calibration document's "TCP (Linux)" section (H): SYN RTO 1 s
@@ -62,9 +69,11 @@
 //! From Documentation/networking/ip-sysctl.rst: `tcp_synack_retries` 5
 //! (docs/calibration.md, row `tcp-synack-retries`). Initial window 10
 //! segments (RFC 6928, Linux `TCP_INIT_CWND`; docs/calibration.md, row
-//! `tcp-init-cwnd`). The 64 KiB receive window and the Reno-style loss
-//! recovery have no source and differ from Linux's defaults
-//! (docs/calibration.md, rows `tcp-rwnd` and `tcp-loss-recovery`).
+//! `tcp-init-cwnd`). `tcp_rmem` and `tcp_adv_win_scale` (docs/calibration.md,
+//! row `tcp-rwnd`); CUBIC, Reno, BBR (docs/calibration.md, row
+//! `tcp-congestion-control`); go-back-N after a loss, with no SACK, has no
+//! source and differs from Linux (docs/calibration.md, row
+//! `tcp-loss-recovery`).
 //!
 //! ## What it emits
 //! [`TcpOut`] actions for the network to carry out: segments to send,
@@ -77,13 +86,23 @@
 //! times come out of the kernel's timer algorithm, not copied from the
 //! figures they are checked against), MSS from MTU and from
 //! `tcp_sync_mss()`'s three bounds, the tail loss probe's timing and
-//! segment, and a transfer over a lossless loop. Conservation over random topologies is
+//! segment, a transfer over a lossless loop, the SYN windows and scale the
+//! recordings show, the window's growth within a 2 MB download, and each
+//! congestion control's response. Conservation over random topologies is
 //! checked in [`super::network`].
 
 use sim_core::{SimDuration, SimTime};
 use std::collections::{BTreeMap, VecDeque};
 
 use super::packet::{TcpFlags, IPV4_HEADER, TCP_HEADER, TCP_TIMESTAMP_OPTION};
+
+pub mod congestion;
+pub mod rcvbuf;
+
+pub use congestion::CongestionControl;
+use congestion::{AckInfo, Congestion};
+pub use rcvbuf::RcvSettings;
+use rcvbuf::{ts_ms, RcvWindow};
 
 /// Per-host TCP sysctls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +119,10 @@ pub struct TcpSettings {
     pub mtu_probing: u8,
     /// `net.ipv4.tcp_base_mss` \[bytes\].
     pub base_mss: u32,
+    /// `net.ipv4.tcp_rmem` and `tcp_adv_win_scale`.
+    pub rcv: RcvSettings,
+    /// `net.ipv4.tcp_congestion_control`.
+    pub cc: CongestionControl,
 }
 
 impl Default for TcpSettings {
@@ -111,6 +134,8 @@ impl Default for TcpSettings {
             retries2: 15,
             mtu_probing: 0,
             base_mss: 1024,
+            rcv: RcvSettings::default(),
+            cc: CongestionControl::Cubic,
         }
     }
 }
@@ -128,8 +153,6 @@ pub const TCP_TIMEOUT_MIN: SimDuration = SimDuration::from_millis(2);
 pub const PTO_MIN: SimDuration = SimDuration::from_millis(10);
 /// Initial congestion window \[segments\].
 pub const INIT_CWND: u32 = 10;
-/// Receive window \[bytes\].
-pub const RWND: u64 = 65_535;
 /// IP + TCP headers without options: MSS = MTU - this.
 pub const MSS_HEADERS: u32 = IPV4_HEADER + TCP_HEADER;
 
@@ -193,6 +216,12 @@ pub struct Seg {
     pub mss: Option<u32>,
     /// Payload \[bytes\].
     pub payload: u32,
+    /// Window field (scaled by the sender's window scale except on SYNs).
+    pub win: u16,
+    /// Window-scale option (SYN and SYN-ACK only).
+    pub wscale: Option<u8>,
+    /// Timestamp option: TSval and TSecr \[ms\].
+    pub ts: (u32, u32),
 }
 
 /// What the connection asks the network to do.
@@ -239,9 +268,14 @@ pub struct Conn {
     snd_una: u64,
     snd_nxt: u64,
     in_flight: VecDeque<Sent>,
-    cwnd: u32,
-    ca_acc: u32,
-    ssthresh: u32,
+    cc: Congestion,
+    /// The peer's window (`snd_wnd`) \[bytes\] and its scale.
+    snd_wnd: u64,
+    snd_wscale: u8,
+    /// Our receive window.
+    rcv: RcvWindow,
+    /// The peer's latest TSval, echoed in ours (`ts_recent`).
+    ts_recent: u32,
     dupacks: u32,
     srtt: Option<SimDuration>,
     rttvar: SimDuration,
@@ -261,6 +295,12 @@ pub struct Conn {
 
 impl Conn {
     fn new(role: Role, settings: TcpSettings, pmtu: u32, now: SimTime) -> Self {
+        // tcp_connect_init() rounds the first window to `advmss`;
+        // tcp_openreq_init_rwin() to `advmss` less the timestamp option.
+        let rcv_round_mss = match role {
+            Role::Client => pmtu - MSS_HEADERS,
+            Role::Server => pmtu - MSS_HEADERS - TCP_TIMESTAMP_OPTION,
+        };
         Conn {
             role,
             state: if role == Role::Client {
@@ -276,9 +316,11 @@ impl Conn {
             snd_una: 0,
             snd_nxt: 1,
             in_flight: VecDeque::new(),
-            cwnd: INIT_CWND,
-            ca_acc: 0,
-            ssthresh: u32::MAX,
+            cc: Congestion::new(settings.cc, INIT_CWND, now),
+            snd_wnd: 0,
+            snd_wscale: 0,
+            rcv: RcvWindow::new(settings.rcv, pmtu - MSS_HEADERS, rcv_round_mss),
+            ts_recent: 0,
             dupacks: 0,
             srtt: None,
             rttvar: SimDuration::ZERO,
@@ -295,35 +337,72 @@ impl Conn {
     /// Opens a connection: sends the SYN.
     pub fn connect(settings: TcpSettings, pmtu: u32, now: SimTime, out: &mut Vec<TcpOut>) -> Self {
         let c = Conn::new(Role::Client, settings, pmtu, now);
-        out.push(c.syn(TcpFlags::SYN));
+        out.push(c.syn(TcpFlags::SYN, now));
         out.push(TcpOut::Arm(RTO_INIT));
         c
     }
 
-    /// Accepts a SYN carrying `peer_mss`: sends the SYN-ACK.
+    /// Accepts a SYN: sends the SYN-ACK. Window scaling is used when the
+    /// SYN offered it (RFC 7323), as ours always do.
     pub fn accept(
         settings: TcpSettings,
         pmtu: u32,
-        peer_mss: Option<u32>,
+        syn: Seg,
         now: SimTime,
         out: &mut Vec<TcpOut>,
     ) -> Self {
         let mut c = Conn::new(Role::Server, settings, pmtu, now);
-        c.peer_mss = peer_mss.unwrap_or(536);
+        c.peer_mss = syn.mss.unwrap_or(536);
+        c.snd_wscale = syn.wscale.unwrap_or(0);
+        c.snd_wnd = u64::from(syn.win);
+        c.ts_recent = syn.ts.0;
         c.rcv_nxt = 1;
-        out.push(c.syn(TcpFlags::SYN.with(TcpFlags::ACK)));
+        out.push(c.syn(TcpFlags::SYN.with(TcpFlags::ACK), now));
         out.push(TcpOut::Arm(RTO_INIT));
         c
     }
 
-    fn syn(&self, flags: TcpFlags) -> TcpOut {
+    fn syn(&self, flags: TcpFlags, now: SimTime) -> TcpOut {
         TcpOut::Segment(Seg {
             seq: 0,
             ack: self.rcv_nxt,
             flags,
             mss: Some(self.pmtu - MSS_HEADERS),
             payload: 0,
+            win: self.rcv.syn_window(),
+            wscale: Some(self.rcv.wscale()),
+            ts: (ts_ms(now), self.ts_recent),
         })
+    }
+
+    /// A segment with our current window and timestamps.
+    fn seg(&mut self, now: SimTime, seq: u64, flags: TcpFlags, payload: u32) -> Seg {
+        let held = self.ooo_bytes();
+        Seg {
+            seq,
+            ack: self.rcv_nxt,
+            flags,
+            mss: None,
+            payload,
+            win: self.rcv.select(self.rcv_nxt, held),
+            wscale: None,
+            ts: (ts_ms(now), self.ts_recent),
+        }
+    }
+
+    /// Out-of-order bytes held.
+    fn ooo_bytes(&self) -> u64 {
+        self.ooo.iter().map(|(s, e)| e - s).sum()
+    }
+
+    /// The congestion state.
+    pub fn congestion(&self) -> &Congestion {
+        &self.cc
+    }
+
+    /// The receive buffer now (`sk_rcvbuf`) \[bytes\].
+    pub fn rcvbuf(&self) -> u32 {
+        self.rcv.rcvbuf()
     }
 
     /// Linux `tcp_mtu_to_mss()`: payload bytes per segment for a path MTU
@@ -366,15 +445,12 @@ impl Conn {
     }
 
     /// Aborts (the application closed with data pending): sends RST.
-    pub fn abort(&mut self, out: &mut Vec<TcpOut>) {
+    pub fn abort(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
         if self.state != State::Closed {
-            out.push(TcpOut::Segment(Seg {
-                seq: self.snd_nxt,
-                ack: 0,
-                flags: TcpFlags::RST,
-                mss: None,
-                payload: 0,
-            }));
+            let mut rst = self.seg(now, self.snd_nxt, TcpFlags::RST, 0);
+            rst.ack = 0;
+            rst.win = 0;
+            out.push(TcpOut::Segment(rst));
             out.push(TcpOut::Disarm);
             self.state = State::Closed;
         }
@@ -384,21 +460,18 @@ impl Conn {
         self.in_flight.len() as u32
     }
 
-    /// Segments the peer's receive window holds.
-    fn rwnd_segments(&self) -> u32 {
-        (RWND / u64::from(self.mss())).max(1) as u32
+    /// The length of the next new segment, if the peer's window takes it
+    /// whole (`tcp_snd_wnd_test()`).
+    fn next_len_in_window(&self) -> Option<u32> {
+        let len = (self.app_end - self.snd_nxt).min(u64::from(self.mss()));
+        (len > 0 && self.snd_nxt + len <= self.snd_una + self.snd_wnd).then_some(len as u32)
     }
 
     /// Sends the next segment of new data (at most one MSS).
     fn send_new_segment(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
         let len = (self.app_end - self.snd_nxt).min(u64::from(self.mss())) as u32;
-        out.push(TcpOut::Segment(Seg {
-            seq: self.snd_nxt,
-            ack: self.rcv_nxt,
-            flags: TcpFlags::ACK.with(TcpFlags::PSH),
-            mss: None,
-            payload: len,
-        }));
+        let seg = self.seg(now, self.snd_nxt, TcpFlags::ACK.with(TcpFlags::PSH), len);
+        out.push(TcpOut::Segment(seg));
         self.snd_nxt += u64::from(len);
         self.in_flight.push_back(Sent {
             end: self.snd_nxt,
@@ -409,9 +482,8 @@ impl Conn {
 
     /// Sends what the windows allow.
     fn push(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
-        let rwnd_segs = self.rwnd_segments();
         let was_idle = self.in_flight.is_empty();
-        while self.snd_nxt < self.app_end && self.flight_segments() < self.cwnd.min(rwnd_segs) {
+        while self.flight_segments() < self.cc.cwnd() && self.next_len_in_window().is_some() {
             self.send_new_segment(now, out);
         }
         if was_idle && !self.in_flight.is_empty() {
@@ -453,7 +525,7 @@ impl Conn {
     /// out through `__tcp_retransmit_skb()`, so it does not stamp
     /// `retrans_stamp`.
     fn send_loss_probe(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
-        if self.snd_nxt < self.app_end && self.flight_segments() < self.rwnd_segments() {
+        if self.next_len_in_window().is_some() {
             self.send_new_segment(now, out);
         } else if let Some(tail) = self.in_flight.back_mut() {
             tail.retransmitted = true;
@@ -464,13 +536,13 @@ impl Conn {
             } else {
                 self.snd_una
             };
-            out.push(TcpOut::Segment(Seg {
-                seq: start,
-                ack: self.rcv_nxt,
-                flags: TcpFlags::ACK.with(TcpFlags::PSH),
-                mss: None,
-                payload: (end - start) as u32,
-            }));
+            let seg = self.seg(
+                now,
+                start,
+                TcpFlags::ACK.with(TcpFlags::PSH),
+                (end - start) as u32,
+            );
+            out.push(TcpOut::Segment(seg));
         }
         out.push(TcpOut::Arm(self.rto));
     }
@@ -493,13 +565,13 @@ impl Conn {
         let first_sent = head.first_sent;
         self.in_flight.clear();
         let end = (self.snd_una + mss).min(self.app_end);
-        out.push(TcpOut::Segment(Seg {
-            seq: self.snd_una,
-            ack: self.rcv_nxt,
-            flags: TcpFlags::ACK.with(TcpFlags::PSH),
-            mss: None,
-            payload: (end - self.snd_una) as u32,
-        }));
+        let seg = self.seg(
+            now,
+            self.snd_una,
+            TcpFlags::ACK.with(TcpFlags::PSH),
+            (end - self.snd_una) as u32,
+        );
+        out.push(TcpOut::Segment(seg));
         self.in_flight.push_back(Sent {
             end,
             first_sent,
@@ -517,6 +589,7 @@ impl Conn {
         }
         self.retransmits = 0;
         self.state = State::Established;
+        self.rcv.established(self.rcv_nxt, now);
         out.push(TcpOut::Disarm);
         out.push(TcpOut::Established);
     }
@@ -552,9 +625,16 @@ impl Conn {
             flags,
             mss,
             payload,
+            win,
+            wscale,
+            ts,
         } = seg;
         if self.state == State::Closed {
             return;
+        }
+        if seq <= self.rcv_nxt {
+            // tcp_store_ts_recent(): the peer's clock, echoed in our segments.
+            self.ts_recent = ts.0;
         }
         if flags.has(TcpFlags::RST) {
             self.state = State::Closed;
@@ -566,9 +646,13 @@ impl Conn {
             State::SynSent => {
                 if flags.has(TcpFlags::SYN) && flags.has(TcpFlags::ACK) && ack >= 1 {
                     self.peer_mss = mss.unwrap_or(536);
+                    self.snd_wscale = wscale.unwrap_or(0);
+                    self.snd_wnd = u64::from(win);
+                    self.ts_recent = ts.0;
                     self.rcv_nxt = 1;
                     self.handshake_done(now, out);
-                    out.push(self.ack_segment());
+                    let ack = self.ack_segment(now);
+                    out.push(ack);
                     self.push(now, out);
                 }
                 return;
@@ -576,7 +660,7 @@ impl Conn {
             State::SynRcvd => {
                 if flags.has(TcpFlags::SYN) {
                     // The client retransmitted its SYN: our SYN-ACK was lost.
-                    out.push(self.syn(TcpFlags::SYN.with(TcpFlags::ACK)));
+                    out.push(self.syn(TcpFlags::SYN.with(TcpFlags::ACK), now));
                     return;
                 }
                 if !flags.has(TcpFlags::ACK) || ack < 1 {
@@ -587,7 +671,8 @@ impl Conn {
             _ => {
                 if flags.has(TcpFlags::SYN) {
                     // A retransmitted SYN-ACK: our ACK was lost; ACK again.
-                    out.push(self.ack_segment());
+                    let ack = self.ack_segment(now);
+                    out.push(ack);
                     return;
                 }
             }
@@ -604,27 +689,28 @@ impl Conn {
                     self.rcv_nxt = self.rcv_nxt.max(e);
                     self.ooo.remove(&s);
                 }
+                let held = self.ooo_bytes();
+                self.rcv.on_data(now, payload, ts.1, self.rcv_nxt, held);
                 out.push(TcpOut::Received(self.received()));
             } else if seq > self.rcv_nxt {
                 let e = self.ooo.entry(seq).or_insert(end);
                 *e = (*e).max(end);
             }
-            out.push(self.ack_segment());
+            let ack = self.ack_segment(now);
+            out.push(ack);
         }
         // Acknowledgements.
         if flags.has(TcpFlags::ACK) {
+            if ack >= self.snd_una {
+                // tcp_ack_update_window(): windows after the SYN are scaled.
+                self.snd_wnd = u64::from(win) << self.snd_wscale;
+            }
             self.on_ack(now, ack, payload, out);
         }
     }
 
-    fn ack_segment(&self) -> TcpOut {
-        TcpOut::Segment(Seg {
-            seq: self.snd_nxt,
-            ack: self.rcv_nxt,
-            flags: TcpFlags::ACK,
-            mss: None,
-            payload: 0,
-        })
+    fn ack_segment(&mut self, now: SimTime) -> TcpOut {
+        TcpOut::Segment(self.seg(now, self.snd_nxt, TcpFlags::ACK, 0))
     }
 
     fn on_ack(&mut self, now: SimTime, ack: u64, payload: u32, out: &mut Vec<TcpOut>) {
@@ -652,17 +738,16 @@ impl Conn {
             }
             self.retransmits = 0;
             self.dupacks = 0;
-            for _ in 0..acked {
-                if self.cwnd < self.ssthresh {
-                    self.cwnd += 1;
-                } else {
-                    self.ca_acc += 1;
-                    if self.ca_acc >= self.cwnd {
-                        self.ca_acc = 0;
-                        self.cwnd += 1;
-                    }
-                }
-            }
+            let mss = self.mss();
+            self.cc.on_ack(AckInfo {
+                now,
+                acked,
+                prior_flight: acked + self.flight_segments(),
+                rtt: sample,
+                delivered: ack,
+                snd_nxt: self.snd_nxt,
+                mss,
+            });
             if self.in_flight.is_empty() {
                 self.tlp_armed = false;
                 out.push(TcpOut::Disarm);
@@ -676,8 +761,7 @@ impl Conn {
         } else if ack == self.snd_una && payload == 0 && !self.in_flight.is_empty() {
             self.dupacks += 1;
             if self.dupacks == 3 {
-                self.ssthresh = (self.flight_segments() / 2).max(2);
-                self.cwnd = self.ssthresh;
+                self.cc.on_fast_retransmit(self.flight_segments());
                 self.retransmit_head(now, out);
             }
         }
@@ -721,7 +805,7 @@ impl Conn {
                 } else {
                     TcpFlags::SYN.with(TcpFlags::ACK)
                 };
-                out.push(self.syn(flags));
+                out.push(self.syn(flags, now));
                 out.push(TcpOut::Arm(
                     RTO_INIT
                         .saturating_mul(1 << self.retransmits.min(20))
@@ -755,9 +839,7 @@ impl Conn {
                         self.mss()
                     )));
                 }
-                self.ssthresh = (self.flight_segments() / 2).max(2);
-                self.cwnd = 1;
-                self.ca_acc = 0;
+                self.cc.on_rto(self.retransmits == 0);
                 self.dupacks = 0;
                 self.retransmits += 1;
                 self.rto = self.rto.saturating_mul(2).min(RTO_MAX);

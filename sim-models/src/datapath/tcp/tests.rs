@@ -2,6 +2,35 @@
 
 use super::*;
 
+/// A peer's SYN with MSS `mss`, window scale 7, the window a Linux client
+/// offers.
+fn syn(mss: u32) -> Seg {
+    Seg {
+        seq: 0,
+        ack: 0,
+        flags: TcpFlags::SYN,
+        mss: Some(mss),
+        payload: 0,
+        win: 64_240,
+        wscale: Some(7),
+        ts: (0, 0),
+    }
+}
+
+/// A pure ACK of `ack` with an unlimited window (scale 7).
+fn ack_of(ack: u64) -> Seg {
+    Seg {
+        seq: 1,
+        ack,
+        flags: TcpFlags::ACK,
+        mss: None,
+        payload: 0,
+        win: u16::MAX,
+        wscale: None,
+        ts: (0, 0),
+    }
+}
+
 #[test]
 fn give_up_times_match_ip_sysctl() {
     // Validation, docs/calibration.md, rows `tcp-rto`, `tcp-mtu-probing`
@@ -57,7 +86,7 @@ fn mss_comes_from_the_mtu() {
     let s = Conn::accept(
         TcpSettings::default(),
         9001,
-        Some(1460),
+        syn(1460),
         SimTime::ZERO,
         &mut out,
     );
@@ -79,7 +108,7 @@ fn mss_is_min_of_pmtu_peer_and_base_as_tcp_sync_mss() {
         ..TcpSettings::default()
     };
     let mss =
-        |pmtu, peer| Conn::accept(probing, pmtu, Some(peer), SimTime::ZERO, &mut Vec::new()).mss();
+        |pmtu, peer| Conn::accept(probing, pmtu, syn(peer), SimTime::ZERO, &mut Vec::new()).mss();
     assert_eq!(mss_to_mtu(1024), 1076, "tcp_mtup_init's search_low");
     assert_eq!(mss(1500, 1460), 1024, "the base MSS keeps its 1024 bytes");
     assert_eq!(mss(1000, 1460), 948, "pmtu - 52");
@@ -93,19 +122,9 @@ fn black_hole_detection_after_three_seconds() {
         ..TcpSettings::default()
     };
     let mut out = Vec::new();
-    let mut s = Conn::accept(settings, 9001, Some(8961), SimTime::ZERO, &mut out);
+    let mut s = Conn::accept(settings, 9001, syn(8961), SimTime::ZERO, &mut out);
     let t0 = SimTime::ZERO + SimDuration::from_millis(10);
-    s.on_segment(
-        t0,
-        Seg {
-            seq: 1,
-            ack: 1,
-            flags: TcpFlags::ACK,
-            mss: None,
-            payload: 0,
-        },
-        &mut out,
-    );
+    s.on_segment(t0, ack_of(1), &mut out);
     assert_eq!(s.state, State::Established);
     out.clear();
     s.write(100_000, t0, &mut out);
@@ -160,19 +179,12 @@ fn tail_loss_probe_resends_the_last_segment_and_restarts_the_rto() {
     let mut s = Conn::accept(
         TcpSettings::default(),
         1500,
-        Some(1460),
+        syn(1460),
         SimTime::ZERO,
         &mut out,
     );
     let t0 = SimTime::ZERO + SimDuration::from_millis(20);
-    let ack = Seg {
-        seq: 1,
-        ack: 1,
-        flags: TcpFlags::ACK,
-        mss: None,
-        payload: 0,
-    };
-    s.on_segment(t0, ack, &mut out);
+    s.on_segment(t0, ack_of(1), &mut out);
     out.clear();
     // One flight of 10 segments (IW10), all lost.
     s.write(10 * 1448, t0, &mut out);
@@ -188,17 +200,25 @@ fn tail_loss_probe_resends_the_last_segment_and_restarts_the_rto() {
     assert_eq!(out.last(), Some(&TcpOut::Arm(SimDuration::from_millis(42))));
     out.clear();
     s.on_timeout(t0 + SimDuration::from_millis(42), &mut out);
+    let seq_len = |o: &TcpOut| match o {
+        TcpOut::Segment(g) => Some((g.seq, g.payload)),
+        _ => None,
+    };
     assert_eq!(
-        out,
-        [
-            TcpOut::Segment(sent[9]),
-            TcpOut::Arm(SimDuration::from_millis(220)),
-        ],
+        (seq_len(&out[0]), &out[1..]),
+        (
+            Some((sent[9].seq, sent[9].payload)),
+            &[TcpOut::Arm(SimDuration::from_millis(220))][..]
+        ),
         "the last segment again, then the RTO (20 ms + rto_min) from now"
     );
     out.clear();
     s.on_timeout(t0 + SimDuration::from_millis(262), &mut out);
-    assert_eq!(out[0], TcpOut::Segment(sent[0]), "the RTO resends the head");
+    assert_eq!(
+        seq_len(&out[0]),
+        Some((sent[0].seq, sent[0].payload)),
+        "the RTO resends the head"
+    );
     assert_eq!(
         out.last(),
         Some(&TcpOut::Arm(SimDuration::from_millis(440)))
@@ -228,7 +248,7 @@ fn transfer_over_a_lossless_loop_completes() {
         if to_server {
             match s.as_mut() {
                 None => {
-                    s = Some(Conn::accept(st, 1500, seg.mss, t, &mut o));
+                    s = Some(Conn::accept(st, 1500, seg, t, &mut o));
                 }
                 Some(s) => {
                     s.on_segment(t, seg, &mut o);
@@ -250,4 +270,247 @@ fn transfer_over_a_lossless_loop_completes() {
     }
     assert_eq!(got, 200_000);
     assert!(s.unwrap().all_acked());
+}
+
+/// The segments of `out`.
+fn segments(out: &[TcpOut]) -> Vec<Seg> {
+    out.iter()
+        .filter_map(|o| match o {
+            TcpOut::Segment(g) => Some(*g),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn syn_windows_and_scale_as_linux_computes_them() {
+    // Validation against validation/tcp/recordings: the client's SYN offers
+    // 62,727 bytes from a 9001 MTU and 64,240 from 1500, scale 7, and its
+    // first scaled window is 62,848 (491 x 128). Computed by
+    // tcp_select_initial_window() and tcp_select_window(), not copied.
+    let mut out = Vec::new();
+    let mut c = Conn::connect(TcpSettings::default(), 9001, SimTime::ZERO, &mut out);
+    let s = segments(&out)[0];
+    assert_eq!((s.win, s.wscale), (62_727, Some(7)));
+    let mut out = Vec::new();
+    Conn::connect(TcpSettings::default(), 1500, SimTime::ZERO, &mut out);
+    assert_eq!(segments(&out)[0].win, 64_240);
+    let mut out = Vec::new();
+    let mut synack = syn(8961);
+    synack.flags = TcpFlags::SYN.with(TcpFlags::ACK);
+    synack.ack = 1;
+    c.on_segment(
+        SimTime::ZERO + SimDuration::from_millis(20),
+        synack,
+        &mut out,
+    );
+    let ack = segments(&out)[0];
+    assert_eq!(u32::from(ack.win) << 7, 62_848);
+}
+
+/// Runs a download of `bytes` from a server to a client over a lossless
+/// path with `one_way` delay and no bandwidth limit; returns the client,
+/// the server, the largest window the client advertised \[bytes\] and the
+/// completion time.
+fn lossless_download(st: TcpSettings, bytes: u64, one_way: SimDuration) -> (Conn, Conn, u64, f64) {
+    let mut out = Vec::new();
+    let mut c = Conn::connect(st, 1500, SimTime::ZERO, &mut out);
+    let mut s: Option<Conn> = None;
+    // (arrival ns, order) -> (to_server, segment)
+    let mut wire = BTreeMap::new();
+    let mut n = 0u64;
+    let mut put = |wire: &mut BTreeMap<(u64, u64), (bool, Seg)>,
+                   t: SimTime,
+                   to_server: bool,
+                   out: &mut Vec<TcpOut>| {
+        for g in segments(out) {
+            n += 1;
+            wire.insert(((t + one_way).as_nanos(), n), (to_server, g));
+        }
+        out.clear();
+    };
+    put(&mut wire, SimTime::ZERO, true, &mut out);
+    let mut max_win = 0;
+    let mut done = 0.0;
+    let ws = c.rcv.wscale();
+    while let Some(((at, _), (to_server, g))) = wire.pop_first() {
+        let t = SimTime::from_nanos(at);
+        if to_server {
+            match s.as_mut() {
+                None => s = Some(Conn::accept(st, 1500, g, t, &mut out)),
+                Some(s) => {
+                    s.on_segment(t, g, &mut out);
+                    if out.contains(&TcpOut::Established) {
+                        s.write(bytes, t, &mut out);
+                    }
+                }
+            }
+            put(&mut wire, t, false, &mut out);
+        } else {
+            c.on_segment(t, g, &mut out);
+            if out.contains(&TcpOut::Received(bytes)) {
+                done = t.as_secs_f64();
+            }
+            for a in segments(&out) {
+                if !a.flags.has(TcpFlags::SYN) {
+                    max_win = max_win.max(u64::from(a.win) << ws);
+                }
+            }
+            put(&mut wire, t, true, &mut out);
+        }
+    }
+    (c, s.unwrap(), max_win, done)
+}
+
+#[test]
+fn receive_window_grows_to_megabytes_within_a_2_mb_download() {
+    // Validation (docs/calibration.md, row `tcp-rwnd`): on Linux 6.18 the
+    // window grew from 62,848 bytes to 0.8-3.5 MB within a 2 MB download on
+    // a 20 ms path. Here: tcp_rcv_space_adjust() once per receiver RTT.
+    let (c, s, max_win, done) = lossless_download(
+        TcpSettings::default(),
+        2_000_000,
+        SimDuration::from_millis(10),
+    );
+    assert!(s.all_acked());
+    println!(
+        "rcvbuf {} B, largest window {max_win} B, done at {done:.3} s",
+        c.rcvbuf()
+    );
+    assert!(max_win >= 800_000, "{max_win}");
+    assert!(c.rcvbuf() <= 6_291_456);
+    // With a fixed 64 KiB window this download takes 31 round trips
+    // (0.64 s); autotuning lets slow start run: under 10 round trips.
+    assert!(done < 0.2, "{done}");
+}
+
+#[test]
+fn without_autotuning_room_the_window_stays_near_the_initial_one() {
+    // tcp_rmem max = default: the buffer cannot grow; the window stays at
+    // half of 131,072 (the test can fail: it would with a fixed window of
+    // another size, or with growth past tcp_rmem[2]).
+    let st = TcpSettings {
+        rcv: RcvSettings {
+            rmem: [4096, 131_072, 131_072],
+            adv_win_scale: 1,
+        },
+        ..TcpSettings::default()
+    };
+    let (c, _, max_win, done) = lossless_download(st, 2_000_000, SimDuration::from_millis(10));
+    assert_eq!(c.rcvbuf(), 131_072);
+    assert!((62_000..=65_536).contains(&max_win), "{max_win}");
+    assert!(done > 0.5, "{done}");
+}
+
+#[test]
+fn ssthresh_after_a_loss_per_algorithm() {
+    // tcp_reno_ssthresh(): cwnd / 2; cubictcp_recalc_ssthresh(): cwnd x
+    // 717 / 1024; BBR leaves ssthresh alone and keeps what is in flight.
+    let t = SimTime::ZERO;
+    let grow = |algo| {
+        let mut cc = congestion::Congestion::new(algo, 10, t);
+        cc.set_cwnd(40);
+        cc.on_fast_retransmit(40);
+        (cc.ssthresh(), cc.cwnd())
+    };
+    assert_eq!(grow(CongestionControl::Reno), (20, 20));
+    assert_eq!(grow(CongestionControl::Cubic), (28, 28));
+    assert_eq!(grow(CongestionControl::Bbr), (u32::MAX, 40));
+    let mut cc = congestion::Congestion::new(CongestionControl::Cubic, 10, t);
+    cc.set_cwnd(40);
+    cc.on_rto(true);
+    assert_eq!((cc.ssthresh(), cc.cwnd()), (28, 1));
+    cc.on_rto(false);
+    assert_eq!(
+        cc.ssthresh(),
+        28,
+        "a second timeout keeps the first ssthresh"
+    );
+}
+
+/// Feeds one ACK per segment for `rounds` round trips of `rtt`, the window
+/// always full; returns cwnd per round.
+fn cwnd_per_round(
+    cc: &mut congestion::Congestion,
+    start: SimTime,
+    rtt: SimDuration,
+    rounds: u32,
+) -> Vec<u32> {
+    let mut t = start;
+    let mut v = Vec::new();
+    let mut delivered = 0;
+    for _ in 0..rounds {
+        let w = cc.cwnd();
+        for i in 0..w {
+            delivered += 1000;
+            cc.on_ack(congestion::AckInfo {
+                now: t + SimDuration::from_nanos(rtt.as_nanos() * u64::from(i) / u64::from(w)),
+                acked: 1,
+                prior_flight: cc.cwnd(),
+                rtt: Some(rtt),
+                delivered,
+                snd_nxt: delivered + u64::from(w) * 1000,
+                mss: 1000,
+            });
+        }
+        t += rtt;
+        v.push(cc.cwnd());
+    }
+    v
+}
+
+#[test]
+fn cubic_returns_to_w_max_after_k_seconds() {
+    // W_max 100, cwnd 70 after the loss: K = cbrt(30 / 0.4) = 4.2 s; the
+    // window climbs fast, flattens around W_max near K, then probes beyond.
+    let rtt = SimDuration::from_millis(100);
+    let t0 = SimTime::ZERO + SimDuration::from_secs(1);
+    let mut cc = congestion::Congestion::new(CongestionControl::Cubic, 10, SimTime::ZERO);
+    cc.set_cwnd(100);
+    cwnd_per_round(&mut cc, SimTime::ZERO, rtt, 1);
+    cc.set_cwnd(100);
+    cc.on_fast_retransmit(100);
+    assert_eq!(cc.cwnd(), 70);
+    let w = cwnd_per_round(&mut cc, t0, rtt, 80);
+    // bictcp_update()'s curve, W(t) = W_max + C (t - K)^3, t from the
+    // epoch's start plus the min RTT; the window follows it one RTT behind.
+    let k = (30.0f64 / 0.4).cbrt();
+    for (i, &c) in w.iter().enumerate() {
+        let t = 0.1 * i as f64 + 0.1;
+        let curve = 100.0 + 0.4 * (t - k).powi(3);
+        assert!(
+            (f64::from(c) - curve).abs() <= 1.5,
+            "round {i}: cwnd {c}, curve {curve:.1}: {w:?}"
+        );
+    }
+    // Reno would climb one segment per RTT: at 100 after 3 s, 130 at 6 s.
+    assert!(w[59] < 110, "{w:?}");
+}
+
+#[test]
+fn bbr_settles_near_two_bdp() {
+    // A path of 1000 segments/s and 100 ms min RTT: BDP 100 segments.
+    // BBR's PROBE_BW cwnd is 2 BDP + 3; what it delivers per round is
+    // capped by the path, and the RTT grows with the queue.
+    let mut cc = congestion::Congestion::new(CongestionControl::Bbr, 10, SimTime::ZERO);
+    let mut t = SimTime::ZERO;
+    let mut delivered = 0u64;
+    for _ in 0..40 {
+        let w = cc.cwnd();
+        let round = (f64::from(w) / 1000.0).max(0.1);
+        for i in 0..w {
+            delivered += 1000;
+            cc.on_ack(congestion::AckInfo {
+                now: t + SimDuration::from_secs_f64(round * f64::from(i + 1) / f64::from(w)),
+                acked: 1,
+                prior_flight: w,
+                rtt: Some(SimDuration::from_secs_f64(round)),
+                delivered,
+                snd_nxt: delivered + u64::from(w) * 1000,
+                mss: 1000,
+            });
+        }
+        t += SimDuration::from_secs_f64(round);
+    }
+    assert!((190..=215).contains(&cc.cwnd()), "{}", cc.cwnd());
 }
