@@ -39,7 +39,8 @@
 //!   RTOs detection lands one RTO later than 3 s after the first send:
 //!   6.5 s at a 210 ms RTO) the connection assumes a black hole and drops to
 //!   `tcp_base_mss` (1024), as `tcp_mtu_probing()` in tcp_timer.c does;
-//!   `=2` uses the base MSS from the start. The arithmetic is the kernel's
+//!   later timeouts (and with `=2`, where probing is on from the handshake,
+//!   the first) halve it; then the upward search of [`mtu_probe`]. The arithmetic is the kernel's
 //!   (net/ipv4/tcp_output.c): `tcp_mtup_init()` sets `search_low =
 //!   tcp_mss_to_mtu(tcp_base_mss)` = 1024 + 32 (TCP header with
 //!   timestamps) + 20 = 1076; `tcp_sync_mss()` takes the smaller of
@@ -52,9 +53,7 @@
 //! done or it gives up; a client that gives up sends RST); no SACK (the
 //! loss probe, which Linux only sends on SACK connections, is modelled as
 //! if SACK were on, as it is by default; the probe's own loss detection
-//! via `tlp_high_seq` is not), no delayed ACKs, no Nagle; the upward search of MTU probing (probe segments
-//! between `search_low` and `search_high`, re-probing every 600 s) is not
-//! modelled: after black-hole detection a connection stays at the base MSS.
+//! via `tlp_high_seq` is not), no delayed ACKs, no Nagle.
 //! The send buffer (`tcp_wmem`) is not a limit; the RTO is not rounded to
 //! jiffies (the recording kernel's first RTO was 224 ms where the model's is
 //! 220 ms).
@@ -97,10 +96,12 @@ use std::collections::{BTreeMap, VecDeque};
 use super::packet::{TcpFlags, IPV4_HEADER, TCP_HEADER, TCP_TIMESTAMP_OPTION};
 
 pub mod congestion;
+pub mod mtu_probe;
 pub mod rcvbuf;
 
 pub use congestion::CongestionControl;
 use congestion::{AckInfo, Congestion};
+use mtu_probe::{MtuProbe, Probe, PROBE_FOLLOWERS, PROBE_MIN_CWND};
 pub use rcvbuf::RcvSettings;
 use rcvbuf::{ts_ms, RcvWindow};
 
@@ -123,6 +124,10 @@ pub struct TcpSettings {
     pub rcv: RcvSettings,
     /// `net.ipv4.tcp_congestion_control`.
     pub cc: CongestionControl,
+    /// `net.ipv4.tcp_probe_threshold` \[bytes\].
+    pub probe_threshold: u32,
+    /// `net.ipv4.tcp_probe_interval`.
+    pub probe_interval: SimDuration,
 }
 
 impl Default for TcpSettings {
@@ -136,6 +141,8 @@ impl Default for TcpSettings {
             base_mss: 1024,
             rcv: RcvSettings::default(),
             cc: CongestionControl::Cubic,
+            probe_threshold: mtu_probe::PROBE_THRESHOLD,
+            probe_interval: mtu_probe::PROBE_INTERVAL,
         }
     }
 }
@@ -261,12 +268,17 @@ pub struct Conn {
     /// Our interface MTU, or the cached path MTU to the peer if lower.
     pmtu: u32,
     peer_mss: u32,
-    /// `icsk_mtup.search_low` once MTU probing is on (an MTU, bytes).
-    search_low: Option<u32>,
+    /// `icsk_mtup`: MTU probing's search.
+    mtup: MtuProbe,
+    /// Payload bytes per full segment (`mss_cache`), set by `sync_mss()`.
+    mss_cache: u32,
     /// Bytes the application has written (the stream's length).
     app_end: u64,
     snd_una: u64,
     snd_nxt: u64,
+    /// The highest sequence number sent (after a go-back, `snd_nxt` is
+    /// below it until the window reopens).
+    snd_max: u64,
     in_flight: VecDeque<Sent>,
     cc: Congestion,
     /// The peer's window (`snd_wnd`) \[bytes\] and its scale.
@@ -301,7 +313,7 @@ impl Conn {
             Role::Client => pmtu - MSS_HEADERS,
             Role::Server => pmtu - MSS_HEADERS - TCP_TIMESTAMP_OPTION,
         };
-        Conn {
+        let mut c = Conn {
             role,
             state: if role == Role::Client {
                 State::SynSent
@@ -311,10 +323,12 @@ impl Conn {
             settings,
             pmtu,
             peer_mss: 536,
-            search_low: (settings.mtu_probing >= 2).then_some(mss_to_mtu(settings.base_mss)),
+            mtup: MtuProbe::new(mss_to_mtu(settings.base_mss), now),
+            mss_cache: 0,
             app_end: 1,
             snd_una: 0,
             snd_nxt: 1,
+            snd_max: 1,
             in_flight: VecDeque::new(),
             cc: Congestion::new(settings.cc, INIT_CWND, now),
             snd_wnd: 0,
@@ -331,7 +345,9 @@ impl Conn {
             rcv_nxt: 0,
             ooo: BTreeMap::new(),
             syn_sent_at: now,
-        }
+        };
+        c.sync_mss();
+        c
     }
 
     /// Opens a connection: sends the SYN.
@@ -353,6 +369,7 @@ impl Conn {
     ) -> Self {
         let mut c = Conn::new(Role::Server, settings, pmtu, now);
         c.peer_mss = syn.mss.unwrap_or(536);
+        c.sync_mss();
         c.snd_wscale = syn.wscale.unwrap_or(0);
         c.snd_wnd = u64::from(syn.win);
         c.ts_recent = syn.ts.0;
@@ -419,11 +436,96 @@ impl Conn {
     /// of the path MTU, and with MTU probing on no more than the MSS of
     /// `search_low`.
     pub fn mss(&self) -> u32 {
-        let mss = self.mtu_to_mss(self.pmtu);
-        match self.search_low {
-            Some(low) => mss.min(self.mtu_to_mss(low)),
-            None => mss,
+        self.mss_cache
+    }
+
+    /// Linux `tcp_sync_mss()`: `search_high` no higher than the path MTU,
+    /// and the MSS of the path MTU, with probing on no more than the MSS of
+    /// `search_low`.
+    fn sync_mss(&mut self) {
+        self.mtup.search_high = self.mtup.search_high.min(self.pmtu);
+        let mut mss = self.mtu_to_mss(self.pmtu);
+        if self.mtup.enabled {
+            mss = mss.min(self.mtu_to_mss(self.mtup.search_low));
         }
+        self.mss_cache = mss;
+    }
+
+    /// Linux `tcp_mtup_init()` at the end of the handshake: the search runs
+    /// from the base MSS to the peer's MSS; on at once with
+    /// `tcp_mtu_probing` 2.
+    fn mtup_init(&mut self, now: SimTime) {
+        self.mtup = MtuProbe::new(mss_to_mtu(self.settings.base_mss), now);
+        self.mtup.search_high = (self.peer_mss + MSS_HEADERS).min(self.pmtu);
+        self.mtup.enabled = self.settings.mtu_probing >= 2;
+    }
+
+    /// Linux `tcp_mtu_probing()` (tcp_timer.c), at each timeout after
+    /// `tcp_retries1`'s worth: the first turns probing on, later ones halve
+    /// `search_low`; then `tcp_sync_mss()`.
+    fn black_hole(&mut self, now: SimTime) {
+        if !self.mtup.enabled {
+            self.mtup.enabled = true;
+            self.mtup.probe_timestamp = now;
+        } else {
+            let mss = (self.mtu_to_mss(self.mtup.search_low) >> 1)
+                .min(self.settings.base_mss)
+                .max(mtu_probe::PROBE_FLOOR);
+            self.mtup.search_low = mss_to_mtu(mss);
+        }
+        self.mtup.probe = None;
+        self.sync_mss();
+    }
+
+    /// Linux `tcp_mtu_probe()`: sends one probe segment of the MTU halfway
+    /// through the search range if everything allows it; whether it did.
+    fn mtu_probe(&mut self, now: SimTime, out: &mut Vec<TcpOut>) -> bool {
+        if !self.mtup.enabled
+            || self.mtup.probe.is_some()
+            || self.retrans_stamp.is_some()
+            || self.dupacks > 0
+            || self.cc.cwnd() < PROBE_MIN_CWND
+        {
+            return false;
+        }
+        let size = self
+            .mtup
+            .next_probe_mtu(self.settings.probe_threshold)
+            .map(|mid| self.mtu_to_mss(mid))
+            .filter(|&size| size <= self.mtu_to_mss(self.mtup.search_high));
+        let Some(size) = size else {
+            // tcp_mtu_check_reprobe(): a new search every tcp_probe_interval.
+            if now - self.mtup.probe_timestamp >= self.settings.probe_interval {
+                self.mtup.search_high = (self.peer_mss + MSS_HEADERS).min(self.pmtu);
+                self.mtup.search_low = mss_to_mtu(self.mss_cache);
+                self.mtup.probe_timestamp = now;
+            }
+            return false;
+        };
+        let needed = u64::from(size + PROBE_FOLLOWERS * self.mss_cache);
+        let flight = self.flight_segments();
+        if self.app_end - self.snd_nxt < needed
+            || self.snd_nxt + needed > self.snd_una + self.snd_wnd
+            || flight + 2 > self.cc.cwnd()
+        {
+            return false;
+        }
+        let seg = self.seg(now, self.snd_nxt, TcpFlags::ACK.with(TcpFlags::PSH), size);
+        out.push(TcpOut::Segment(seg));
+        let start = self.snd_nxt;
+        self.snd_nxt += u64::from(size);
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        self.in_flight.push_back(Sent {
+            end: self.snd_nxt,
+            first_sent: now,
+            retransmitted: false,
+        });
+        self.mtup.probe = Some(Probe {
+            mtu: mss_to_mtu(size),
+            start,
+            end: self.snd_nxt,
+        });
+        true
     }
 
     /// In-order bytes received (the SYN not counted).
@@ -473,6 +575,7 @@ impl Conn {
         let seg = self.seg(now, self.snd_nxt, TcpFlags::ACK.with(TcpFlags::PSH), len);
         out.push(TcpOut::Segment(seg));
         self.snd_nxt += u64::from(len);
+        self.snd_max = self.snd_max.max(self.snd_nxt);
         self.in_flight.push_back(Sent {
             end: self.snd_nxt,
             first_sent: now,
@@ -483,6 +586,9 @@ impl Conn {
     /// Sends what the windows allow.
     fn push(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
         let was_idle = self.in_flight.is_empty();
+        if self.state == State::Established {
+            self.mtu_probe(now, out);
+        }
         while self.flight_segments() < self.cc.cwnd() && self.next_len_in_window().is_some() {
             self.send_new_segment(now, out);
         }
@@ -560,6 +666,8 @@ impl Conn {
             self.tlp_armed = false;
             out.push(TcpOut::Arm(self.rto));
         }
+        // A probe whose data is sent again is abandoned (its range kept).
+        self.mtup.probe = None;
         let mss = u64::from(self.mss());
         // Go back: everything after the head is sent again as the window reopens.
         let first_sent = head.first_sent;
@@ -590,6 +698,12 @@ impl Conn {
         self.retransmits = 0;
         self.state = State::Established;
         self.rcv.established(self.rcv_nxt, now);
+        // tcp_init_transfer() -> tcp_mtup_init(); a client also syncs its
+        // MSS to it (tcp_connect_init() did), a server not until later.
+        self.mtup_init(now);
+        if self.role == Role::Client {
+            self.sync_mss();
+        }
         out.push(TcpOut::Disarm);
         out.push(TcpOut::Established);
     }
@@ -646,6 +760,7 @@ impl Conn {
             State::SynSent => {
                 if flags.has(TcpFlags::SYN) && flags.has(TcpFlags::ACK) && ack >= 1 {
                     self.peer_mss = mss.unwrap_or(536);
+                    self.sync_mss();
                     self.snd_wscale = wscale.unwrap_or(0);
                     self.snd_wnd = u64::from(win);
                     self.ts_recent = ts.0;
@@ -714,7 +829,10 @@ impl Conn {
     }
 
     fn on_ack(&mut self, now: SimTime, ack: u64, payload: u32, out: &mut Vec<TcpOut>) {
-        if ack > self.snd_una && ack <= self.snd_nxt {
+        if ack > self.snd_una && ack <= self.snd_max {
+            // Data sent before a go-back and received out of order: what
+            // the ACK covers need not be sent again.
+            self.snd_nxt = self.snd_nxt.max(ack);
             let mut acked = 0;
             let mut sample = None;
             while let Some(s) = self.in_flight.front() {
@@ -728,6 +846,9 @@ impl Conn {
                 self.in_flight.pop_front();
             }
             self.snd_una = ack;
+            if self.mtup.probe.is_some_and(|p| ack >= p.end) {
+                self.probe_succeeded(out);
+            }
             if !self.in_flight.iter().any(|s| s.retransmitted) {
                 // No retransmitted data left outstanding
                 // (`tcp_retrans_stamp_cleanup`).
@@ -761,10 +882,38 @@ impl Conn {
         } else if ack == self.snd_una && payload == 0 && !self.in_flight.is_empty() {
             self.dupacks += 1;
             if self.dupacks == 3 {
-                self.cc.on_fast_retransmit(self.flight_segments());
+                if self.mtup.probe.is_some_and(|p| p.start == self.snd_una) {
+                    // tcp_mtup_probe_failed(), then tcp_simple_retransmit():
+                    // the window is not reduced.
+                    let lost = self.mtup.failed(now).unwrap_or(0);
+                    out.push(TcpOut::Note(format!(
+                        "tcp_mtu_probing: probe of {} bytes lost; MSS now {}",
+                        lost - MSS_HEADERS - TCP_TIMESTAMP_OPTION,
+                        self.mss()
+                    )));
+                } else {
+                    self.cc.on_fast_retransmit(self.flight_segments());
+                }
                 self.retransmit_head(now, out);
             }
         }
+    }
+
+    /// Linux `tcp_mtup_probe_success()`: the probe arrived; the MSS grows to
+    /// it and cwnd shrinks in proportion.
+    fn probe_succeeded(&mut self, out: &mut Vec<TcpOut>) {
+        let old_mtu = mss_to_mtu(self.mss_cache);
+        let Some(mtu) = self.mtup.succeeded() else {
+            return;
+        };
+        let cwnd = u64::from(self.cc.cwnd()) * u64::from(old_mtu) / u64::from(mtu);
+        self.cc.set_cwnd(cwnd as u32);
+        self.sync_mss();
+        out.push(TcpOut::Note(format!(
+            "tcp_mtu_probing: probe of {} bytes acknowledged; MSS now {}",
+            mtu - MSS_HEADERS - TCP_TIMESTAMP_OPTION,
+            self.mss()
+        )));
     }
 
     /// The path MTU towards the peer fell to `mtu` (ICMP fragmentation
@@ -774,6 +923,7 @@ impl Conn {
             return;
         }
         self.pmtu = mtu.max(MSS_HEADERS + 68);
+        self.sync_mss();
         out.push(TcpOut::Note(format!(
             "path MTU {} from ICMP fragmentation needed; MSS now {}",
             self.pmtu,
@@ -829,11 +979,14 @@ impl Conn {
                     out.push(TcpOut::Failed("Connection timed out"));
                     return;
                 }
+                if self.mtup.probe.is_some() {
+                    // A probe out when the RTO fires counts as lost.
+                    self.mtup.failed(now);
+                }
                 if self.settings.mtu_probing >= 1
-                    && self.search_low.is_none()
                     && elapsed >= retrans_timeout(self.settings.retries1, RTO_MIN)
                 {
-                    self.search_low = Some(mss_to_mtu(self.settings.base_mss));
+                    self.black_hole(now);
                     out.push(TcpOut::Note(format!(
                         "tcp_mtu_probing: black hole detected after {elapsed} of retransmissions; MSS now {}",
                         self.mss()

@@ -104,11 +104,14 @@ fn mss_comes_from_the_mtu() {
 #[test]
 fn mss_is_min_of_pmtu_peer_and_base_as_tcp_sync_mss() {
     let probing = TcpSettings {
-        mtu_probing: 2,
+        mtu_probing: 1,
         ..TcpSettings::default()
     };
-    let mss =
-        |pmtu, peer| Conn::accept(probing, pmtu, syn(peer), SimTime::ZERO, &mut Vec::new()).mss();
+    let mss = |pmtu, peer| {
+        let mut c = Conn::accept(probing, pmtu, syn(peer), SimTime::ZERO, &mut Vec::new());
+        c.black_hole(SimTime::ZERO);
+        c.mss()
+    };
     assert_eq!(mss_to_mtu(1024), 1076, "tcp_mtup_init's search_low");
     assert_eq!(mss(1500, 1460), 1024, "the base MSS keeps its 1024 bytes");
     assert_eq!(mss(1000, 1460), 948, "pmtu - 52");
@@ -131,6 +134,7 @@ fn black_hole_detection_after_three_seconds() {
     let mut t = t0;
     let mut detected = None;
     let mut timeouts = Vec::new();
+    let (mut mss_at_detection, mut mss_now) = (0, 0);
     for _ in 0..8 {
         let d = out
             .iter()
@@ -146,7 +150,9 @@ fn black_hole_detection_after_three_seconds() {
         timeouts.push(t);
         if detected.is_none() && out.iter().any(|o| matches!(o, TcpOut::Note(_))) {
             detected = Some(timeouts.len() - 1);
+            mss_at_detection = s.mss();
         }
+        mss_now = s.mss();
     }
     // The first timer is the tail loss probe, 2 SRTT + 2 ms = 22 ms
     // (tcp_schedule_loss_probe); it does not stamp retrans_stamp.
@@ -170,7 +176,13 @@ fn black_hole_detection_after_three_seconds() {
     // Linux: search_low = tcp_mss_to_mtu(1024) = 1076, and
     // tcp_mtu_to_mss(1076) = 1076 - 40 - 12 = 1024 payload bytes
     // (measured on Linux 6.18: 1024-byte payloads after detection).
-    assert_eq!(s.mss(), 1024, "min(pmtu - 52, peer MSS - 12, base MSS)");
+    assert_eq!(
+        mss_at_detection, 1024,
+        "min(pmtu - 52, peer MSS - 12, base MSS)"
+    );
+    // tcp_mtu_probing() runs at every later timeout too, halving
+    // search_low each time: 1024 -> 512 -> 256 by the 8th timeout.
+    assert_eq!(mss_now, 256);
 }
 
 #[test]
@@ -313,8 +325,24 @@ fn syn_windows_and_scale_as_linux_computes_them() {
 /// the server, the largest window the client advertised \[bytes\] and the
 /// completion time.
 fn lossless_download(st: TcpSettings, bytes: u64, one_way: SimDuration) -> (Conn, Conn, u64, f64) {
+    let (c, s, w, done, _) = download(st, st, bytes, one_way, 1500, None);
+    (c, s, w, done)
+}
+
+/// As [`lossless_download`], with both ends' settings and MTU, and a hop of
+/// MTU `hole` that silently drops the server's larger packets (a black
+/// hole); also returns the server's notes.
+fn download(
+    cst: TcpSettings,
+    st: TcpSettings,
+    bytes: u64,
+    one_way: SimDuration,
+    mtu: u32,
+    hole: Option<u32>,
+) -> (Conn, Conn, u64, f64, Vec<(f64, String)>) {
     let mut out = Vec::new();
-    let mut c = Conn::connect(st, 1500, SimTime::ZERO, &mut out);
+    let mut notes = Vec::new();
+    let mut c = Conn::connect(cst, mtu, SimTime::ZERO, &mut out);
     let mut s: Option<Conn> = None;
     // (arrival ns, order) -> (to_server, segment)
     let mut wire = BTreeMap::new();
@@ -333,20 +361,59 @@ fn lossless_download(st: TcpSettings, bytes: u64, one_way: SimDuration) -> (Conn
     let mut max_win = 0;
     let mut done = 0.0;
     let ws = c.rcv.wscale();
-    while let Some(((at, _), (to_server, g))) = wire.pop_first() {
-        let t = SimTime::from_nanos(at);
+    // The server's retransmission timer.
+    let mut timer: Option<SimTime> = None;
+    loop {
+        let next = wire.first_key_value().map(|(k, _)| k.0);
+        let fire = match (timer, next) {
+            (Some(tm), Some(at)) => tm.as_nanos() < at,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let (t, to_server, g) = if fire {
+            let tm = timer.take().unwrap();
+            if let Some(s) = s.as_mut() {
+                s.on_timeout(tm, &mut out);
+            }
+            (tm, true, None)
+        } else {
+            let ((at, _), (to_server, g)) = wire.pop_first().unwrap();
+            (SimTime::from_nanos(at), to_server, Some(g))
+        };
+        if t.as_secs_f64() > 60.0 {
+            break;
+        }
         if to_server {
-            match s.as_mut() {
-                None => s = Some(Conn::accept(st, 1500, g, t, &mut out)),
-                Some(s) => {
+            match (s.as_mut(), g) {
+                (_, None) => {}
+                (None, Some(g)) => s = Some(Conn::accept(st, mtu, g, t, &mut out)),
+                (Some(s), Some(g)) => {
                     s.on_segment(t, g, &mut out);
                     if out.contains(&TcpOut::Established) {
                         s.write(bytes, t, &mut out);
                     }
                 }
             }
+            for o in &out {
+                match o {
+                    TcpOut::Arm(d) => timer = Some(t + *d),
+                    TcpOut::Disarm => timer = None,
+                    _ => {}
+                }
+            }
+            for o in &out {
+                if let TcpOut::Note(n) = o {
+                    notes.push((t.as_secs_f64(), n.clone()));
+                }
+            }
+            if let Some(h) = hole {
+                out.retain(|o| {
+                    !matches!(o, TcpOut::Segment(g) if g.payload + MSS_HEADERS + TCP_TIMESTAMP_OPTION > h)
+                });
+            }
             put(&mut wire, t, false, &mut out);
-        } else {
+        } else if let Some(g) = g {
             c.on_segment(t, g, &mut out);
             if out.contains(&TcpOut::Received(bytes)) {
                 done = t.as_secs_f64();
@@ -359,7 +426,7 @@ fn lossless_download(st: TcpSettings, bytes: u64, one_way: SimDuration) -> (Conn
             put(&mut wire, t, true, &mut out);
         }
     }
-    (c, s.unwrap(), max_win, done)
+    (c, s.unwrap(), max_win, done, notes)
 }
 
 #[test]
@@ -513,4 +580,81 @@ fn bbr_settles_near_two_bdp() {
         t += SimDuration::from_secs_f64(round);
     }
     assert!((190..=215).contains(&cc.cwnd()), "{}", cc.cwnd());
+}
+
+/// The probe outcomes in `notes`: (payload, acknowledged).
+fn probes(notes: &[(f64, String)]) -> Vec<(u32, bool)> {
+    notes
+        .iter()
+        .filter_map(|(_, n)| {
+            let rest = n.strip_prefix("tcp_mtu_probing: probe of ")?;
+            let (size, rest) = rest.split_once(" bytes ")?;
+            Some((size.parse().ok()?, rest.starts_with("acknowledged")))
+        })
+        .collect()
+}
+
+#[test]
+fn mtu_probing_searches_up_to_1446_as_linux_does() {
+    // Validation against validation/tcp/recordings/blackhole-probing1-cubic
+    // (Linux 6.18): after detection the kernel probed 4986, 3004, 2013,
+    // 1518 (lost), 1270, 1393 (acknowledged), 1455 (lost), 1423, 1438, 1446
+    // (acknowledged), 1450 (lost), and stayed at 1446. The sizes come out of
+    // tcp_mtu_probe()'s binary search here, not from that list.
+    let st = TcpSettings {
+        mtu_probing: 1,
+        ..TcpSettings::default()
+    };
+    let (_, s, _, done, notes) = download(
+        TcpSettings::default(),
+        st,
+        2_000_000,
+        SimDuration::from_millis(10),
+        9001,
+        Some(1500),
+    );
+    for n in &notes {
+        println!("{:.3} {}", n.0, n.1);
+    }
+    assert!(s.all_acked(), "done at {done}");
+    assert_eq!(
+        probes(&notes),
+        [
+            (4986, false),
+            (3004, false),
+            (2013, false),
+            (1518, false),
+            (1270, true),
+            (1393, true),
+            (1455, false),
+            (1423, true),
+            (1438, true),
+            (1446, true),
+            (1450, false),
+        ]
+    );
+    assert_eq!(s.mss(), 1446);
+}
+
+#[test]
+fn mtu_probing_2_halves_the_base_mss_at_detection() {
+    // validation/tcp/recordings/probing2-cubic (Linux 6.18): with
+    // tcp_mtu_probing 2 the server still sends 8949-byte segments (its MSS
+    // is synced to search_low only later), detection halves: 512-byte
+    // segments, then probes from 4730 up.
+    let st = TcpSettings {
+        mtu_probing: 2,
+        ..TcpSettings::default()
+    };
+    let (_, s, _, _, notes) = download(
+        TcpSettings::default(),
+        st,
+        2_000_000,
+        SimDuration::from_millis(10),
+        9001,
+        Some(1500),
+    );
+    assert!(s.all_acked());
+    assert!(notes[0].1.ends_with("MSS now 512"), "{notes:?}");
+    assert_eq!(probes(&notes)[..2], [(4730, false), (2620, false)]);
 }
