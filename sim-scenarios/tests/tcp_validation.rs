@@ -240,9 +240,9 @@ fn mtu_probe_sequence_agrees_exactly() {
         .output
         .notes
         .iter()
-        .filter(|(_, n)| n.contains("acknowledged"))
+        .rev()
+        .find(|(_, n)| n.contains("acknowledged"))
         .map(|(_, n)| n.rsplit("MSS now ").next().unwrap().parse::<u64>().unwrap())
-        .last()
         .unwrap();
     let rec = recording("blackhole-probing1-cubic");
     for run in runs(&rec) {
