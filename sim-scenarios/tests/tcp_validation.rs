@@ -17,15 +17,24 @@
 //! - segment size exact: the MSS after "fragmentation needed" (1448) and
 //!   after black-hole detection (1024) is the kernel's first segment size
 //!   after the event;
-//! - black-hole detection within 10% of the kernel's (the first 1024-byte
-//!   segment after the SYN; the recording kernel's RTO is rounded to
-//!   jiffies and its RTT read 22-29 ms through the harness's relay);
-//! - completion time of the downloads within a factor 3 of the kernel's
-//!   median. The factor is wide because of two known gaps, not tolerance for
-//!   noise: the model's receive window is fixed at 64 KiB (the kernel's
-//!   grew to 0.8-2.6 MB within one download) and its loss recovery is not
-//!   CUBIC's; the recording's relay also slows the kernel down (see the
-//!   README). The test prints each ratio.
+//! - the MTU probes after black-hole detection exact: the sizes the kernel
+//!   probed, in order, each size once (4986, 3004, 2013, 1518, 1270, 1393,
+//!   1455, 1423, 1438, 1446, 1450), against the model's probe notes;
+//! - black-hole detection within 5% of the kernel's (the first 1024-byte
+//!   segment after the SYN): the recording kernel's RTO is rounded to
+//!   jiffies (first RTO 224 ms against the model's 220 ms, a documented
+//!   limitation) and its RTT read 22-29 ms through the harness's relay;
+//!   the model lands 4% early;
+//! - completion time of the downloads, model / kernel median, per case:
+//!   clamping 0.7-1.1 and PMTUD 0.4-1.0, because the recording's relay adds
+//!   latency under load (RTT up to 43 ms) and caps throughput, so the kernel
+//!   is slower here than on a netem path (issue 16 measured PMTUD at
+//!   0.236-0.245 s with netem; the model gives 0.237 s); probing 0.9-1.3:
+//!   after the probes both run at 1446 bytes, and the model's go-back-N
+//!   after each lost probe (no SACK) costs it more than the kernel. The
+//!   test prints each ratio. The window's growth is held by unit tests in
+//!   sim-models (`datapath::tcp::tests`), not here: the scenario output has
+//!   no window figure.
 
 use serde_json::Value;
 use sim_core::SimDuration;
@@ -194,8 +203,66 @@ fn segment_sizes_after_icmp_and_after_detection_agree_exactly() {
     }
 }
 
+/// The MTU probes in a run: segment sizes above the base MSS that the next
+/// size change undercuts, each size once, in order.
+fn kernel_probes(run: &Value) -> Vec<u64> {
+    let ch: Vec<(u64, bool)> = run["segment_size_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c[1].as_u64().unwrap(), c[2].as_bool().unwrap()))
+        .collect();
+    let mut probes = Vec::new();
+    for w in ch.windows(2).skip(1) {
+        let ((size, retrans), (next, _)) = (w[0], w[1]);
+        if !retrans && size > 1024 && next < size && !probes.contains(&size) {
+            probes.push(size);
+        }
+    }
+    probes
+}
+
 #[test]
-fn black_hole_detection_within_ten_percent() {
+fn mtu_probe_sequence_agrees_exactly() {
+    let m = Model::load();
+    let mut model: Vec<u64> = Vec::new();
+    for (_, n) in &m.variant("mtu-probing").output.notes {
+        let Some(rest) = n.split("tcp_mtu_probing: probe of ").nth(1) else {
+            continue;
+        };
+        let size: u64 = rest.split(' ').next().unwrap().parse().unwrap();
+        if !model.contains(&size) {
+            model.push(size);
+        }
+    }
+    let final_mss = m
+        .variant("mtu-probing")
+        .output
+        .notes
+        .iter()
+        .rev()
+        .find(|(_, n)| n.contains("acknowledged"))
+        .map(|(_, n)| n.rsplit("MSS now ").next().unwrap().parse::<u64>().unwrap())
+        .unwrap();
+    let rec = recording("blackhole-probing1-cubic");
+    for run in runs(&rec) {
+        let kernel = kernel_probes(run);
+        println!("kernel probes {kernel:?}, model {model:?}");
+        assert_eq!(model, kernel);
+        let last = run["segment_size_changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .map(|c| c[1].as_u64().unwrap())
+            .find(|&s| s > 1024)
+            .unwrap();
+        assert_eq!(final_mss, last, "the MSS the search settles on");
+    }
+}
+
+#[test]
+fn black_hole_detection_within_five_percent() {
     let m = Model::load();
     let (model, _) = m.note("mtu-probing", "black hole detected");
     for case in ["blackhole-probing1-cubic", "blackhole-probing1-bbr"] {
@@ -207,26 +274,26 @@ fn black_hole_detection_within_ten_percent() {
         );
         println!("{case}: detection kernel {kernel:.3} s, model {model:.3} s");
         assert!(
-            (model / kernel - 1.0).abs() <= 0.10,
+            (model / kernel - 1.0).abs() <= 0.05,
             "{case}: kernel {kernel} s, model {model} s"
         );
     }
 }
 
 #[test]
-fn download_times_within_a_factor_three() {
+fn download_times_within_their_stated_ratios() {
     let m = Model::load();
-    for (variant, case) in [
-        ("mss-clamp", "clamp-cubic"),
-        ("mtu-probing", "blackhole-probing1-cubic"),
-        ("allow-icmp", "pmtud-cubic"),
+    for (variant, case, lo, hi) in [
+        ("mss-clamp", "clamp-cubic", 0.7, 1.1),
+        ("mtu-probing", "blackhole-probing1-cubic", 0.9, 1.3),
+        ("allow-icmp", "pmtud-cubic", 0.4, 1.0),
     ] {
         let kernel = kernel_time(&recording(case));
         let (_, _, model, _) = m.download(variant);
         let ratio = model / kernel;
         println!("{variant} vs {case}: kernel {kernel:.3} s, model {model:.3} s, ratio {ratio:.2}");
         assert!(
-            (1.0 / 3.0..=3.0).contains(&ratio),
+            (lo..=hi).contains(&ratio),
             "{variant} vs {case}: kernel {kernel} s, model {model} s"
         );
     }

@@ -202,6 +202,12 @@ pub enum Transport {
         mss: Option<u32>,
         /// Payload \[bytes\].
         payload: u32,
+        /// Window field (scaled by the sender's window scale except on SYNs).
+        win: u16,
+        /// Window-scale option (SYN and SYN-ACK only).
+        wscale: Option<u8>,
+        /// Timestamp option: TSval and TSecr \[ms\].
+        ts: (u32, u32),
     },
     /// A UDP datagram.
     Udp {
@@ -369,6 +375,7 @@ impl Packet {
                 flags,
                 mss,
                 payload,
+                ..
             } => {
                 let _ = write!(
                     s,
@@ -440,6 +447,9 @@ mod tests {
                 flags,
                 mss: None,
                 payload,
+                win: 502,
+                wscale: None,
+                ts: (0, 0),
             },
             encap: None,
             born: SimTime::ZERO,

@@ -67,8 +67,11 @@ fn inner_ip(p: &Packet) -> Result<Vec<u8>, String> {
             flags,
             mss,
             payload,
+            win,
+            wscale,
+            ts,
         } => {
-            let mut b = ip.tcp(sport, dport, seq as u32, 65_535);
+            let mut b = ip.tcp(sport, dport, seq as u32, win);
             if flags.has(TcpFlags::SYN) {
                 b = b.syn();
             }
@@ -81,14 +84,14 @@ fn inner_ip(p: &Packet) -> Result<Vec<u8>, String> {
             if flags.has(TcpFlags::ACK) {
                 b = b.ack(ack as u32);
             }
-            let ts = TcpOptionElement::Timestamp(p.born.as_nanos() as u32, 0);
+            let ts = TcpOptionElement::Timestamp(ts.0, ts.1);
             let opts: Vec<TcpOptionElement> = if flags.has(TcpFlags::SYN) {
                 vec![
                     TcpOptionElement::MaximumSegmentSize(mss.unwrap_or(536).min(65_535) as u16),
                     TcpOptionElement::SelectiveAcknowledgementPermitted,
                     ts,
                     TcpOptionElement::Noop,
-                    TcpOptionElement::WindowScale(7),
+                    TcpOptionElement::WindowScale(wscale.unwrap_or(0)),
                 ]
             } else if flags.has(TcpFlags::RST) {
                 Vec::new()
@@ -127,6 +130,9 @@ fn inner_ip(p: &Packet) -> Result<Vec<u8>, String> {
                             flags: TcpFlags::ACK,
                             mss: None,
                             payload: 0,
+                            win: 0,
+                            wscale: None,
+                            ts: (0, 0),
                         },
                         Protocol::Udp => Transport::Udp {
                             sport: quote.sport,
@@ -252,6 +258,9 @@ mod tests {
                 flags: TcpFlags::SYN,
                 mss: Some(1410),
                 payload: 0,
+                win: 62_727,
+                wscale: Some(7),
+                ts: (5, 0),
             },
             encap: None,
             born: SimTime::from_nanos(5),
@@ -266,6 +275,9 @@ mod tests {
             flags: TcpFlags::ACK.with(TcpFlags::PSH),
             mss: None,
             payload: 1398,
+            win: 502,
+            wscale: None,
+            ts: (25, 5),
         };
         v.push(Packet {
             transport: data,
@@ -280,6 +292,9 @@ mod tests {
                 flags: TcpFlags::RST,
                 mss: None,
                 payload: 0,
+                win: 0,
+                wscale: None,
+                ts: (0, 0),
             },
             ..base
         });

@@ -153,6 +153,11 @@ pub struct PodFile {
     pub node: Count,
     /// `net.ipv4.tcp_mtu_probing` (default 0).
     pub tcp_mtu_probing: Option<Count>,
+    /// `net.ipv4.tcp_congestion_control`: `cubic` (default), `reno` or `bbr`.
+    pub tcp_congestion_control: Option<String>,
+    /// `net.ipv4.tcp_rmem`: min, default and max receive buffer \[bytes\]
+    /// (default 4096, 131072, 6291456).
+    pub tcp_rmem: Option<Vec<Count>>,
     /// Namespace (default `default`).
     pub namespace: Option<String>,
     /// Labels (for Service selectors and NetworkPolicy).
@@ -198,6 +203,11 @@ pub struct HostFile {
     pub mtu: Count,
     /// `net.ipv4.tcp_mtu_probing` (default 0).
     pub tcp_mtu_probing: Option<Count>,
+    /// `net.ipv4.tcp_congestion_control`: `cubic` (default), `reno` or `bbr`.
+    pub tcp_congestion_control: Option<String>,
+    /// `net.ipv4.tcp_rmem`: min, default and max receive buffer \[bytes\]
+    /// (default 4096, 131072, 6291456).
+    pub tcp_rmem: Option<Vec<Count>>,
 }
 
 /// A flow.

@@ -66,7 +66,7 @@ use sim_models::datapath::network::{
     run, Dest, DropKind, EndpointId, Fault, FlowKind, FlowSpec, HostSpec, NetConfig, NetOutput,
     PodMeta, PodSpec, Recording, ServiceSetup, ServiceSpec, SiteSpec, UnderlaySpec, BGP_HOLD_TIME,
 };
-use sim_models::datapath::tcp::TcpSettings;
+use sim_models::datapath::tcp::{CongestionControl, TcpSettings};
 use sim_models::ipam::Ipv4Cidr;
 use sim_models::kube_proxy::Mode;
 use std::collections::BTreeMap;

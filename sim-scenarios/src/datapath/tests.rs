@@ -62,6 +62,20 @@ fn mistakes_are_located_with_a_hint() {
     assert!(e.message.contains("needs cni: calico-bgp"), "{e}");
     let e = err(&MINIMAL.replace("cni: calico-vxlan", "cni: aws-vpc-cni"));
     assert!(e.message.contains("needs instance_type"), "{e}");
+    let e = err(&MINIMAL.replace(
+        "{name: b, node: 2}",
+        "{name: b, node: 2, tcp_congestion_control: vegas}",
+    ));
+    assert_eq!(e.at.map(|a| a.0), Some(8));
+    assert!(
+        e.message.contains("`vegas` is not modelled") && e.hint.contains("cubic"),
+        "{e}"
+    );
+    let e = err(&MINIMAL.replace(
+        "{name: b, node: 2}",
+        "{name: b, node: 2, tcp_rmem: [4096, 131072]}",
+    ));
+    assert!(e.hint.contains("[4096, 131072, 6291456]"), "{e}");
 }
 
 const WITH_SERVICE: &str = "name: t

@@ -92,7 +92,12 @@ impl V<'_> {
                     format!("nodes are numbered 1 to {nodes}"),
                 ));
             }
-            let tcp = self.tcp_settings(&pp, p.tcp_mtu_probing)?;
+            let tcp = self.tcp_settings(
+                &pp,
+                p.tcp_mtu_probing,
+                p.tcp_congestion_control.as_deref(),
+                p.tcp_rmem.as_deref(),
+            )?;
             metas.push(PodMeta {
                 namespace: p.namespace.clone().unwrap_or_else(|| "default".into()),
                 labels: p.labels.clone(),
@@ -121,7 +126,12 @@ impl V<'_> {
                 hosts.push(HostSpec {
                     name: host.name.clone(),
                     mtu: host.mtu.0,
-                    tcp: self.tcp_settings(&hp, host.tcp_mtu_probing)?,
+                    tcp: self.tcp_settings(
+                        &hp,
+                        host.tcp_mtu_probing,
+                        host.tcp_congestion_control.as_deref(),
+                        host.tcp_rmem.as_deref(),
+                    )?,
                 });
             }
             sites.push(SiteSpec {
@@ -545,7 +555,14 @@ impl V<'_> {
         Ok(cni)
     }
 
-    pub(super) fn tcp_settings(&self, p: &[Seg], probing: Option<Count>) -> R<TcpSettings> {
+    pub(super) fn tcp_settings(
+        &self,
+        p: &[Seg],
+        probing: Option<Count>,
+        cc: Option<&str>,
+        rmem: Option<&[Count]>,
+    ) -> R<TcpSettings> {
+        let mut st = TcpSettings::default();
         let v = probing.map_or(0, |c| c.0);
         if v > 2 {
             return Err(self.err(
@@ -554,10 +571,33 @@ impl V<'_> {
                 "0 off (default), 1 after a black hole, 2 always",
             ));
         }
-        Ok(TcpSettings {
-            mtu_probing: v as u8,
-            ..TcpSettings::default()
-        })
+        st.mtu_probing = v as u8;
+        if let Some(name) = cc {
+            st.cc = match name {
+                "cubic" => CongestionControl::Cubic,
+                "reno" => CongestionControl::Reno,
+                "bbr" => CongestionControl::Bbr,
+                _ => {
+                    return Err(self.err(
+                        &join(p, &path!["tcp_congestion_control"]),
+                        format!("tcp_congestion_control `{name}` is not modelled"),
+                        "cubic (default), reno or bbr",
+                    ))
+                }
+            };
+        }
+        if let Some(r) = rmem {
+            let ok = r.len() == 3 && r[0].0 >= 1 && r[0].0 <= r[1].0 && r[1].0 <= r[2].0;
+            if !ok || r.iter().any(|c| c.0 > i32::MAX as u32) {
+                return Err(self.err(
+                    &join(p, &path!["tcp_rmem"]),
+                    "tcp_rmem needs three sizes, min <= default <= max".to_string(),
+                    "bytes, as the sysctl takes them: [4096, 131072, 6291456] (default)",
+                ));
+            }
+            st.rcv.rmem = [r[0].0, r[1].0, r[2].0];
+        }
+        Ok(st)
     }
 
     pub(super) fn expectation(&self, p: &[Seg], e: &ExpectFile, cfg: &NetConfig) -> R<Expectation> {

@@ -53,6 +53,9 @@ impl Sim<'_> {
                 flags,
                 mss,
                 payload,
+                win,
+                wscale,
+                ts,
             } => {
                 let seg = Seg {
                     seq,
@@ -60,6 +63,9 @@ impl Sim<'_> {
                     flags,
                     mss,
                     payload,
+                    win,
+                    wscale,
+                    ts,
                 };
                 let key = (ep, dport, p.src, sport);
                 if let Some(&c) = self.conn_index.get(&key) {
@@ -69,7 +75,7 @@ impl Sim<'_> {
                 } else if flags == TcpFlags::SYN {
                     let mut out = Vec::new();
                     let pmtu = self.pmtu_to(ep, p.src);
-                    let conn = Conn::accept(self.stacks[ep].tcp, pmtu, mss, now, &mut out);
+                    let conn = Conn::accept(self.stacks[ep].tcp, pmtu, seg, now, &mut out);
                     let id = self.conns.len() as u32;
                     self.conns.push(ConnEntry {
                         ep,
@@ -144,6 +150,9 @@ impl Sim<'_> {
                             flags: seg.flags,
                             mss: seg.mss,
                             payload: seg.payload,
+                            win: seg.win,
+                            wscale: seg.wscale,
+                            ts: seg.ts,
                         };
                         let p = self.new_packet(self.stacks[ep].ip, rip, true, t, tag);
                         self.send(ep, p);
@@ -345,7 +354,8 @@ impl Sim<'_> {
                     .expect("TCP attempts have a connection") as usize;
                 let state = self.conns[c].conn.state;
                 let mut out = Vec::new();
-                self.conns[c].conn.abort(&mut out);
+                let now = self.engine.now();
+                self.conns[c].conn.abort(now, &mut out);
                 self.apply_tcp(c as u32, out);
                 if state == State::SynSent {
                     format!("timed out after {} (not connected)", f.timeout)

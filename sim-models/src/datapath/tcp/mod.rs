@@ -6,10 +6,14 @@
 //!   cached path MTU, and SYN retransmission at 1 s doubling until
 //!   `tcp_syn_retries` (SYN-ACKs likewise until `tcp_synack_retries`);
 //! - data segments of the current MSS (timestamps on, so 12 bytes of options
-//!   per segment), a congestion window from IW10 with slow start and
-//!   congestion avoidance, a 64 KiB receive window, cumulative ACKs sent for
-//!   every segment, out-of-order segments kept until the gap fills, fast
+//!   per segment, their TSval/TSecr carried), cumulative ACKs sent for every
+//!   segment, out-of-order segments kept until the gap fills, fast
 //!   retransmit after three duplicate ACKs;
+//! - the congestion window from IW10 ([`congestion`]: CUBIC by default,
+//!   Reno or BBR per `tcp_congestion_control`);
+//! - the receive window ([`rcvbuf`]): window scaling in the handshake, the
+//!   windows Linux advertises and `tcp_rmem` autotuning; a new segment goes
+//!   out only if it fits the peer's window whole (`tcp_snd_wnd_test()`);
 //! - the tail loss probe (`tcp_early_retrans` 3, RFC 8985), as
 //!   `tcp_schedule_loss_probe()` and `tcp_send_loss_probe()` in
 //!   net/ipv4/tcp_output.c do: with data out and nothing retransmitted, the
@@ -35,7 +39,8 @@
 //!   RTOs detection lands one RTO later than 3 s after the first send:
 //!   6.5 s at a 210 ms RTO) the connection assumes a black hole and drops to
 //!   `tcp_base_mss` (1024), as `tcp_mtu_probing()` in tcp_timer.c does;
-//!   `=2` uses the base MSS from the start. The arithmetic is the kernel's
+//!   later timeouts (and with `=2`, where probing is on from the handshake,
+//!   the first) halve it; then the upward search of [`mtu_probe`]. The arithmetic is the kernel's
 //!   (net/ipv4/tcp_output.c): `tcp_mtup_init()` sets `search_low =
 //!   tcp_mss_to_mtu(tcp_base_mss)` = 1024 + 32 (TCP header with
 //!   timestamps) + 20 = 1076; `tcp_sync_mss()` takes the smaller of
@@ -48,9 +53,10 @@
 //! done or it gives up; a client that gives up sends RST); no SACK (the
 //! loss probe, which Linux only sends on SACK connections, is modelled as
 //! if SACK were on, as it is by default; the probe's own loss detection
-//! via `tlp_high_seq` is not), no delayed ACKs, no Nagle; the upward search of MTU probing (probe segments
-//! between `search_low` and `search_high`, re-probing every 600 s) is not
-//! modelled: after black-hole detection a connection stays at the base MSS.
+//! via `tlp_high_seq` is not), no delayed ACKs, no Nagle.
+//! The send buffer (`tcp_wmem`) is not a limit; the RTO is not rounded to
+//! jiffies (the recording kernel's first RTO was 224 ms where the model's is
+//! 220 ms).
 //!
 //! ## Parameters (Linux defaults)
 //! From the calibration document's "TCP (Linux)" section (H): SYN RTO 1 s
@@ -62,9 +68,11 @@
 //! From Documentation/networking/ip-sysctl.rst: `tcp_synack_retries` 5
 //! (docs/calibration.md, row `tcp-synack-retries`). Initial window 10
 //! segments (RFC 6928, Linux `TCP_INIT_CWND`; docs/calibration.md, row
-//! `tcp-init-cwnd`). The 64 KiB receive window and the Reno-style loss
-//! recovery have no source and differ from Linux's defaults
-//! (docs/calibration.md, rows `tcp-rwnd` and `tcp-loss-recovery`).
+//! `tcp-init-cwnd`). `tcp_rmem` and `tcp_adv_win_scale` (docs/calibration.md,
+//! row `tcp-rwnd`); CUBIC, Reno, BBR (docs/calibration.md, row
+//! `tcp-congestion-control`); go-back-N after a loss, with no SACK, has no
+//! source and differs from Linux (docs/calibration.md, row
+//! `tcp-loss-recovery`).
 //!
 //! ## What it emits
 //! [`TcpOut`] actions for the network to carry out: segments to send,
@@ -77,13 +85,25 @@
 //! times come out of the kernel's timer algorithm, not copied from the
 //! figures they are checked against), MSS from MTU and from
 //! `tcp_sync_mss()`'s three bounds, the tail loss probe's timing and
-//! segment, and a transfer over a lossless loop. Conservation over random topologies is
+//! segment, a transfer over a lossless loop, the SYN windows and scale the
+//! recordings show, the window's growth within a 2 MB download, and each
+//! congestion control's response. Conservation over random topologies is
 //! checked in [`super::network`].
 
 use sim_core::{SimDuration, SimTime};
 use std::collections::{BTreeMap, VecDeque};
 
 use super::packet::{TcpFlags, IPV4_HEADER, TCP_HEADER, TCP_TIMESTAMP_OPTION};
+
+pub mod congestion;
+pub mod mtu_probe;
+pub mod rcvbuf;
+
+pub use congestion::CongestionControl;
+use congestion::{AckInfo, Congestion};
+use mtu_probe::{MtuProbe, Probe, PROBE_FOLLOWERS, PROBE_MIN_CWND};
+pub use rcvbuf::RcvSettings;
+use rcvbuf::{ts_ms, RcvWindow};
 
 /// Per-host TCP sysctls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +120,14 @@ pub struct TcpSettings {
     pub mtu_probing: u8,
     /// `net.ipv4.tcp_base_mss` \[bytes\].
     pub base_mss: u32,
+    /// `net.ipv4.tcp_rmem` and `tcp_adv_win_scale`.
+    pub rcv: RcvSettings,
+    /// `net.ipv4.tcp_congestion_control`.
+    pub cc: CongestionControl,
+    /// `net.ipv4.tcp_probe_threshold` \[bytes\].
+    pub probe_threshold: u32,
+    /// `net.ipv4.tcp_probe_interval`.
+    pub probe_interval: SimDuration,
 }
 
 impl Default for TcpSettings {
@@ -111,6 +139,10 @@ impl Default for TcpSettings {
             retries2: 15,
             mtu_probing: 0,
             base_mss: 1024,
+            rcv: RcvSettings::default(),
+            cc: CongestionControl::Cubic,
+            probe_threshold: mtu_probe::PROBE_THRESHOLD,
+            probe_interval: mtu_probe::PROBE_INTERVAL,
         }
     }
 }
@@ -128,8 +160,6 @@ pub const TCP_TIMEOUT_MIN: SimDuration = SimDuration::from_millis(2);
 pub const PTO_MIN: SimDuration = SimDuration::from_millis(10);
 /// Initial congestion window \[segments\].
 pub const INIT_CWND: u32 = 10;
-/// Receive window \[bytes\].
-pub const RWND: u64 = 65_535;
 /// IP + TCP headers without options: MSS = MTU - this.
 pub const MSS_HEADERS: u32 = IPV4_HEADER + TCP_HEADER;
 
@@ -193,6 +223,12 @@ pub struct Seg {
     pub mss: Option<u32>,
     /// Payload \[bytes\].
     pub payload: u32,
+    /// Window field (scaled by the sender's window scale except on SYNs).
+    pub win: u16,
+    /// Window-scale option (SYN and SYN-ACK only).
+    pub wscale: Option<u8>,
+    /// Timestamp option: TSval and TSecr \[ms\].
+    pub ts: (u32, u32),
 }
 
 /// What the connection asks the network to do.
@@ -232,16 +268,26 @@ pub struct Conn {
     /// Our interface MTU, or the cached path MTU to the peer if lower.
     pmtu: u32,
     peer_mss: u32,
-    /// `icsk_mtup.search_low` once MTU probing is on (an MTU, bytes).
-    search_low: Option<u32>,
+    /// `icsk_mtup`: MTU probing's search.
+    mtup: MtuProbe,
+    /// Payload bytes per full segment (`mss_cache`), set by `sync_mss()`.
+    mss_cache: u32,
     /// Bytes the application has written (the stream's length).
     app_end: u64,
     snd_una: u64,
     snd_nxt: u64,
+    /// The highest sequence number sent (after a go-back, `snd_nxt` is
+    /// below it until the window reopens).
+    snd_max: u64,
     in_flight: VecDeque<Sent>,
-    cwnd: u32,
-    ca_acc: u32,
-    ssthresh: u32,
+    cc: Congestion,
+    /// The peer's window (`snd_wnd`) \[bytes\] and its scale.
+    snd_wnd: u64,
+    snd_wscale: u8,
+    /// Our receive window.
+    rcv: RcvWindow,
+    /// The peer's latest TSval, echoed in ours (`ts_recent`).
+    ts_recent: u32,
     dupacks: u32,
     srtt: Option<SimDuration>,
     rttvar: SimDuration,
@@ -261,7 +307,13 @@ pub struct Conn {
 
 impl Conn {
     fn new(role: Role, settings: TcpSettings, pmtu: u32, now: SimTime) -> Self {
-        Conn {
+        // tcp_connect_init() rounds the first window to `advmss`;
+        // tcp_openreq_init_rwin() to `advmss` less the timestamp option.
+        let rcv_round_mss = match role {
+            Role::Client => pmtu - MSS_HEADERS,
+            Role::Server => pmtu - MSS_HEADERS - TCP_TIMESTAMP_OPTION,
+        };
+        let mut c = Conn {
             role,
             state: if role == Role::Client {
                 State::SynSent
@@ -271,14 +323,18 @@ impl Conn {
             settings,
             pmtu,
             peer_mss: 536,
-            search_low: (settings.mtu_probing >= 2).then_some(mss_to_mtu(settings.base_mss)),
+            mtup: MtuProbe::new(mss_to_mtu(settings.base_mss), now),
+            mss_cache: 0,
             app_end: 1,
             snd_una: 0,
             snd_nxt: 1,
+            snd_max: 1,
             in_flight: VecDeque::new(),
-            cwnd: INIT_CWND,
-            ca_acc: 0,
-            ssthresh: u32::MAX,
+            cc: Congestion::new(settings.cc, INIT_CWND, now),
+            snd_wnd: 0,
+            snd_wscale: 0,
+            rcv: RcvWindow::new(settings.rcv, pmtu - MSS_HEADERS, rcv_round_mss),
+            ts_recent: 0,
             dupacks: 0,
             srtt: None,
             rttvar: SimDuration::ZERO,
@@ -289,41 +345,81 @@ impl Conn {
             rcv_nxt: 0,
             ooo: BTreeMap::new(),
             syn_sent_at: now,
-        }
+        };
+        c.sync_mss();
+        c
     }
 
     /// Opens a connection: sends the SYN.
     pub fn connect(settings: TcpSettings, pmtu: u32, now: SimTime, out: &mut Vec<TcpOut>) -> Self {
         let c = Conn::new(Role::Client, settings, pmtu, now);
-        out.push(c.syn(TcpFlags::SYN));
+        out.push(c.syn(TcpFlags::SYN, now));
         out.push(TcpOut::Arm(RTO_INIT));
         c
     }
 
-    /// Accepts a SYN carrying `peer_mss`: sends the SYN-ACK.
+    /// Accepts a SYN: sends the SYN-ACK. Window scaling is used when the
+    /// SYN offered it (RFC 7323), as ours always do.
     pub fn accept(
         settings: TcpSettings,
         pmtu: u32,
-        peer_mss: Option<u32>,
+        syn: Seg,
         now: SimTime,
         out: &mut Vec<TcpOut>,
     ) -> Self {
         let mut c = Conn::new(Role::Server, settings, pmtu, now);
-        c.peer_mss = peer_mss.unwrap_or(536);
+        c.peer_mss = syn.mss.unwrap_or(536);
+        c.sync_mss();
+        c.snd_wscale = syn.wscale.unwrap_or(0);
+        c.snd_wnd = u64::from(syn.win);
+        c.ts_recent = syn.ts.0;
         c.rcv_nxt = 1;
-        out.push(c.syn(TcpFlags::SYN.with(TcpFlags::ACK)));
+        out.push(c.syn(TcpFlags::SYN.with(TcpFlags::ACK), now));
         out.push(TcpOut::Arm(RTO_INIT));
         c
     }
 
-    fn syn(&self, flags: TcpFlags) -> TcpOut {
+    fn syn(&self, flags: TcpFlags, now: SimTime) -> TcpOut {
         TcpOut::Segment(Seg {
             seq: 0,
             ack: self.rcv_nxt,
             flags,
             mss: Some(self.pmtu - MSS_HEADERS),
             payload: 0,
+            win: self.rcv.syn_window(),
+            wscale: Some(self.rcv.wscale()),
+            ts: (ts_ms(now), self.ts_recent),
         })
+    }
+
+    /// A segment with our current window and timestamps.
+    fn seg(&mut self, now: SimTime, seq: u64, flags: TcpFlags, payload: u32) -> Seg {
+        let held = self.ooo_bytes();
+        Seg {
+            seq,
+            ack: self.rcv_nxt,
+            flags,
+            mss: None,
+            payload,
+            win: self.rcv.select(self.rcv_nxt, held),
+            wscale: None,
+            ts: (ts_ms(now), self.ts_recent),
+        }
+    }
+
+    /// Out-of-order bytes held.
+    fn ooo_bytes(&self) -> u64 {
+        self.ooo.iter().map(|(s, e)| e - s).sum()
+    }
+
+    /// The congestion state.
+    pub fn congestion(&self) -> &Congestion {
+        &self.cc
+    }
+
+    /// The receive buffer now (`sk_rcvbuf`) \[bytes\].
+    pub fn rcvbuf(&self) -> u32 {
+        self.rcv.rcvbuf()
     }
 
     /// Linux `tcp_mtu_to_mss()`: payload bytes per segment for a path MTU
@@ -340,11 +436,96 @@ impl Conn {
     /// of the path MTU, and with MTU probing on no more than the MSS of
     /// `search_low`.
     pub fn mss(&self) -> u32 {
-        let mss = self.mtu_to_mss(self.pmtu);
-        match self.search_low {
-            Some(low) => mss.min(self.mtu_to_mss(low)),
-            None => mss,
+        self.mss_cache
+    }
+
+    /// Linux `tcp_sync_mss()`: `search_high` no higher than the path MTU,
+    /// and the MSS of the path MTU, with probing on no more than the MSS of
+    /// `search_low`.
+    fn sync_mss(&mut self) {
+        self.mtup.search_high = self.mtup.search_high.min(self.pmtu);
+        let mut mss = self.mtu_to_mss(self.pmtu);
+        if self.mtup.enabled {
+            mss = mss.min(self.mtu_to_mss(self.mtup.search_low));
         }
+        self.mss_cache = mss;
+    }
+
+    /// Linux `tcp_mtup_init()` at the end of the handshake: the search runs
+    /// from the base MSS to the peer's MSS; on at once with
+    /// `tcp_mtu_probing` 2.
+    fn mtup_init(&mut self, now: SimTime) {
+        self.mtup = MtuProbe::new(mss_to_mtu(self.settings.base_mss), now);
+        self.mtup.search_high = (self.peer_mss + MSS_HEADERS).min(self.pmtu);
+        self.mtup.enabled = self.settings.mtu_probing >= 2;
+    }
+
+    /// Linux `tcp_mtu_probing()` (tcp_timer.c), at each timeout after
+    /// `tcp_retries1`'s worth: the first turns probing on, later ones halve
+    /// `search_low`; then `tcp_sync_mss()`.
+    fn black_hole(&mut self, now: SimTime) {
+        if !self.mtup.enabled {
+            self.mtup.enabled = true;
+            self.mtup.probe_timestamp = now;
+        } else {
+            let mss = (self.mtu_to_mss(self.mtup.search_low) >> 1)
+                .min(self.settings.base_mss)
+                .max(mtu_probe::PROBE_FLOOR);
+            self.mtup.search_low = mss_to_mtu(mss);
+        }
+        self.mtup.probe = None;
+        self.sync_mss();
+    }
+
+    /// Linux `tcp_mtu_probe()`: sends one probe segment of the MTU halfway
+    /// through the search range if everything allows it; whether it did.
+    fn mtu_probe(&mut self, now: SimTime, out: &mut Vec<TcpOut>) -> bool {
+        if !self.mtup.enabled
+            || self.mtup.probe.is_some()
+            || self.retrans_stamp.is_some()
+            || self.dupacks > 0
+            || self.cc.cwnd() < PROBE_MIN_CWND
+        {
+            return false;
+        }
+        let size = self
+            .mtup
+            .next_probe_mtu(self.settings.probe_threshold)
+            .map(|mid| self.mtu_to_mss(mid))
+            .filter(|&size| size <= self.mtu_to_mss(self.mtup.search_high));
+        let Some(size) = size else {
+            // tcp_mtu_check_reprobe(): a new search every tcp_probe_interval.
+            if now - self.mtup.probe_timestamp >= self.settings.probe_interval {
+                self.mtup.search_high = (self.peer_mss + MSS_HEADERS).min(self.pmtu);
+                self.mtup.search_low = mss_to_mtu(self.mss_cache);
+                self.mtup.probe_timestamp = now;
+            }
+            return false;
+        };
+        let needed = u64::from(size + PROBE_FOLLOWERS * self.mss_cache);
+        let flight = self.flight_segments();
+        if self.app_end - self.snd_nxt < needed
+            || self.snd_nxt + needed > self.snd_una + self.snd_wnd
+            || flight + 2 > self.cc.cwnd()
+        {
+            return false;
+        }
+        let seg = self.seg(now, self.snd_nxt, TcpFlags::ACK.with(TcpFlags::PSH), size);
+        out.push(TcpOut::Segment(seg));
+        let start = self.snd_nxt;
+        self.snd_nxt += u64::from(size);
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        self.in_flight.push_back(Sent {
+            end: self.snd_nxt,
+            first_sent: now,
+            retransmitted: false,
+        });
+        self.mtup.probe = Some(Probe {
+            mtu: mss_to_mtu(size),
+            start,
+            end: self.snd_nxt,
+        });
+        true
     }
 
     /// In-order bytes received (the SYN not counted).
@@ -366,15 +547,12 @@ impl Conn {
     }
 
     /// Aborts (the application closed with data pending): sends RST.
-    pub fn abort(&mut self, out: &mut Vec<TcpOut>) {
+    pub fn abort(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
         if self.state != State::Closed {
-            out.push(TcpOut::Segment(Seg {
-                seq: self.snd_nxt,
-                ack: 0,
-                flags: TcpFlags::RST,
-                mss: None,
-                payload: 0,
-            }));
+            let mut rst = self.seg(now, self.snd_nxt, TcpFlags::RST, 0);
+            rst.ack = 0;
+            rst.win = 0;
+            out.push(TcpOut::Segment(rst));
             out.push(TcpOut::Disarm);
             self.state = State::Closed;
         }
@@ -384,22 +562,20 @@ impl Conn {
         self.in_flight.len() as u32
     }
 
-    /// Segments the peer's receive window holds.
-    fn rwnd_segments(&self) -> u32 {
-        (RWND / u64::from(self.mss())).max(1) as u32
+    /// The length of the next new segment, if the peer's window takes it
+    /// whole (`tcp_snd_wnd_test()`).
+    fn next_len_in_window(&self) -> Option<u32> {
+        let len = (self.app_end - self.snd_nxt).min(u64::from(self.mss()));
+        (len > 0 && self.snd_nxt + len <= self.snd_una + self.snd_wnd).then_some(len as u32)
     }
 
     /// Sends the next segment of new data (at most one MSS).
     fn send_new_segment(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
         let len = (self.app_end - self.snd_nxt).min(u64::from(self.mss())) as u32;
-        out.push(TcpOut::Segment(Seg {
-            seq: self.snd_nxt,
-            ack: self.rcv_nxt,
-            flags: TcpFlags::ACK.with(TcpFlags::PSH),
-            mss: None,
-            payload: len,
-        }));
+        let seg = self.seg(now, self.snd_nxt, TcpFlags::ACK.with(TcpFlags::PSH), len);
+        out.push(TcpOut::Segment(seg));
         self.snd_nxt += u64::from(len);
+        self.snd_max = self.snd_max.max(self.snd_nxt);
         self.in_flight.push_back(Sent {
             end: self.snd_nxt,
             first_sent: now,
@@ -409,9 +585,11 @@ impl Conn {
 
     /// Sends what the windows allow.
     fn push(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
-        let rwnd_segs = self.rwnd_segments();
         let was_idle = self.in_flight.is_empty();
-        while self.snd_nxt < self.app_end && self.flight_segments() < self.cwnd.min(rwnd_segs) {
+        if self.state == State::Established {
+            self.mtu_probe(now, out);
+        }
+        while self.flight_segments() < self.cc.cwnd() && self.next_len_in_window().is_some() {
             self.send_new_segment(now, out);
         }
         if was_idle && !self.in_flight.is_empty() {
@@ -453,7 +631,7 @@ impl Conn {
     /// out through `__tcp_retransmit_skb()`, so it does not stamp
     /// `retrans_stamp`.
     fn send_loss_probe(&mut self, now: SimTime, out: &mut Vec<TcpOut>) {
-        if self.snd_nxt < self.app_end && self.flight_segments() < self.rwnd_segments() {
+        if self.next_len_in_window().is_some() {
             self.send_new_segment(now, out);
         } else if let Some(tail) = self.in_flight.back_mut() {
             tail.retransmitted = true;
@@ -464,13 +642,13 @@ impl Conn {
             } else {
                 self.snd_una
             };
-            out.push(TcpOut::Segment(Seg {
-                seq: start,
-                ack: self.rcv_nxt,
-                flags: TcpFlags::ACK.with(TcpFlags::PSH),
-                mss: None,
-                payload: (end - start) as u32,
-            }));
+            let seg = self.seg(
+                now,
+                start,
+                TcpFlags::ACK.with(TcpFlags::PSH),
+                (end - start) as u32,
+            );
+            out.push(TcpOut::Segment(seg));
         }
         out.push(TcpOut::Arm(self.rto));
     }
@@ -488,18 +666,20 @@ impl Conn {
             self.tlp_armed = false;
             out.push(TcpOut::Arm(self.rto));
         }
+        // A probe whose data is sent again is abandoned (its range kept).
+        self.mtup.probe = None;
         let mss = u64::from(self.mss());
         // Go back: everything after the head is sent again as the window reopens.
         let first_sent = head.first_sent;
         self.in_flight.clear();
         let end = (self.snd_una + mss).min(self.app_end);
-        out.push(TcpOut::Segment(Seg {
-            seq: self.snd_una,
-            ack: self.rcv_nxt,
-            flags: TcpFlags::ACK.with(TcpFlags::PSH),
-            mss: None,
-            payload: (end - self.snd_una) as u32,
-        }));
+        let seg = self.seg(
+            now,
+            self.snd_una,
+            TcpFlags::ACK.with(TcpFlags::PSH),
+            (end - self.snd_una) as u32,
+        );
+        out.push(TcpOut::Segment(seg));
         self.in_flight.push_back(Sent {
             end,
             first_sent,
@@ -517,6 +697,13 @@ impl Conn {
         }
         self.retransmits = 0;
         self.state = State::Established;
+        self.rcv.established(self.rcv_nxt, now);
+        // tcp_init_transfer() -> tcp_mtup_init(); a client also syncs its
+        // MSS to it (tcp_connect_init() did), a server not until later.
+        self.mtup_init(now);
+        if self.role == Role::Client {
+            self.sync_mss();
+        }
         out.push(TcpOut::Disarm);
         out.push(TcpOut::Established);
     }
@@ -552,9 +739,16 @@ impl Conn {
             flags,
             mss,
             payload,
+            win,
+            wscale,
+            ts,
         } = seg;
         if self.state == State::Closed {
             return;
+        }
+        if seq <= self.rcv_nxt {
+            // tcp_store_ts_recent(): the peer's clock, echoed in our segments.
+            self.ts_recent = ts.0;
         }
         if flags.has(TcpFlags::RST) {
             self.state = State::Closed;
@@ -566,9 +760,14 @@ impl Conn {
             State::SynSent => {
                 if flags.has(TcpFlags::SYN) && flags.has(TcpFlags::ACK) && ack >= 1 {
                     self.peer_mss = mss.unwrap_or(536);
+                    self.sync_mss();
+                    self.snd_wscale = wscale.unwrap_or(0);
+                    self.snd_wnd = u64::from(win);
+                    self.ts_recent = ts.0;
                     self.rcv_nxt = 1;
                     self.handshake_done(now, out);
-                    out.push(self.ack_segment());
+                    let ack = self.ack_segment(now);
+                    out.push(ack);
                     self.push(now, out);
                 }
                 return;
@@ -576,7 +775,7 @@ impl Conn {
             State::SynRcvd => {
                 if flags.has(TcpFlags::SYN) {
                     // The client retransmitted its SYN: our SYN-ACK was lost.
-                    out.push(self.syn(TcpFlags::SYN.with(TcpFlags::ACK)));
+                    out.push(self.syn(TcpFlags::SYN.with(TcpFlags::ACK), now));
                     return;
                 }
                 if !flags.has(TcpFlags::ACK) || ack < 1 {
@@ -587,7 +786,8 @@ impl Conn {
             _ => {
                 if flags.has(TcpFlags::SYN) {
                     // A retransmitted SYN-ACK: our ACK was lost; ACK again.
-                    out.push(self.ack_segment());
+                    let ack = self.ack_segment(now);
+                    out.push(ack);
                     return;
                 }
             }
@@ -604,31 +804,35 @@ impl Conn {
                     self.rcv_nxt = self.rcv_nxt.max(e);
                     self.ooo.remove(&s);
                 }
+                let held = self.ooo_bytes();
+                self.rcv.on_data(now, payload, ts.1, self.rcv_nxt, held);
                 out.push(TcpOut::Received(self.received()));
             } else if seq > self.rcv_nxt {
                 let e = self.ooo.entry(seq).or_insert(end);
                 *e = (*e).max(end);
             }
-            out.push(self.ack_segment());
+            let ack = self.ack_segment(now);
+            out.push(ack);
         }
         // Acknowledgements.
         if flags.has(TcpFlags::ACK) {
+            if ack >= self.snd_una {
+                // tcp_ack_update_window(): windows after the SYN are scaled.
+                self.snd_wnd = u64::from(win) << self.snd_wscale;
+            }
             self.on_ack(now, ack, payload, out);
         }
     }
 
-    fn ack_segment(&self) -> TcpOut {
-        TcpOut::Segment(Seg {
-            seq: self.snd_nxt,
-            ack: self.rcv_nxt,
-            flags: TcpFlags::ACK,
-            mss: None,
-            payload: 0,
-        })
+    fn ack_segment(&mut self, now: SimTime) -> TcpOut {
+        TcpOut::Segment(self.seg(now, self.snd_nxt, TcpFlags::ACK, 0))
     }
 
     fn on_ack(&mut self, now: SimTime, ack: u64, payload: u32, out: &mut Vec<TcpOut>) {
-        if ack > self.snd_una && ack <= self.snd_nxt {
+        if ack > self.snd_una && ack <= self.snd_max {
+            // Data sent before a go-back and received out of order: what
+            // the ACK covers need not be sent again.
+            self.snd_nxt = self.snd_nxt.max(ack);
             let mut acked = 0;
             let mut sample = None;
             while let Some(s) = self.in_flight.front() {
@@ -642,6 +846,9 @@ impl Conn {
                 self.in_flight.pop_front();
             }
             self.snd_una = ack;
+            if self.mtup.probe.is_some_and(|p| ack >= p.end) {
+                self.probe_succeeded(out);
+            }
             if !self.in_flight.iter().any(|s| s.retransmitted) {
                 // No retransmitted data left outstanding
                 // (`tcp_retrans_stamp_cleanup`).
@@ -652,17 +859,16 @@ impl Conn {
             }
             self.retransmits = 0;
             self.dupacks = 0;
-            for _ in 0..acked {
-                if self.cwnd < self.ssthresh {
-                    self.cwnd += 1;
-                } else {
-                    self.ca_acc += 1;
-                    if self.ca_acc >= self.cwnd {
-                        self.ca_acc = 0;
-                        self.cwnd += 1;
-                    }
-                }
-            }
+            let mss = self.mss();
+            self.cc.on_ack(AckInfo {
+                now,
+                acked,
+                prior_flight: acked + self.flight_segments(),
+                rtt: sample,
+                delivered: ack,
+                snd_nxt: self.snd_nxt,
+                mss,
+            });
             if self.in_flight.is_empty() {
                 self.tlp_armed = false;
                 out.push(TcpOut::Disarm);
@@ -676,11 +882,38 @@ impl Conn {
         } else if ack == self.snd_una && payload == 0 && !self.in_flight.is_empty() {
             self.dupacks += 1;
             if self.dupacks == 3 {
-                self.ssthresh = (self.flight_segments() / 2).max(2);
-                self.cwnd = self.ssthresh;
+                if self.mtup.probe.is_some_and(|p| p.start == self.snd_una) {
+                    // tcp_mtup_probe_failed(), then tcp_simple_retransmit():
+                    // the window is not reduced.
+                    let lost = self.mtup.failed(now).unwrap_or(0);
+                    out.push(TcpOut::Note(format!(
+                        "tcp_mtu_probing: probe of {} bytes lost; MSS now {}",
+                        lost - MSS_HEADERS - TCP_TIMESTAMP_OPTION,
+                        self.mss()
+                    )));
+                } else {
+                    self.cc.on_fast_retransmit(self.flight_segments());
+                }
                 self.retransmit_head(now, out);
             }
         }
+    }
+
+    /// Linux `tcp_mtup_probe_success()`: the probe arrived; the MSS grows to
+    /// it and cwnd shrinks in proportion.
+    fn probe_succeeded(&mut self, out: &mut Vec<TcpOut>) {
+        let old_mtu = mss_to_mtu(self.mss_cache);
+        let Some(mtu) = self.mtup.succeeded() else {
+            return;
+        };
+        let cwnd = u64::from(self.cc.cwnd()) * u64::from(old_mtu) / u64::from(mtu);
+        self.cc.set_cwnd(cwnd as u32);
+        self.sync_mss();
+        out.push(TcpOut::Note(format!(
+            "tcp_mtu_probing: probe of {} bytes acknowledged; MSS now {}",
+            mtu - MSS_HEADERS - TCP_TIMESTAMP_OPTION,
+            self.mss()
+        )));
     }
 
     /// The path MTU towards the peer fell to `mtu` (ICMP fragmentation
@@ -690,6 +923,7 @@ impl Conn {
             return;
         }
         self.pmtu = mtu.max(MSS_HEADERS + 68);
+        self.sync_mss();
         out.push(TcpOut::Note(format!(
             "path MTU {} from ICMP fragmentation needed; MSS now {}",
             self.pmtu,
@@ -721,7 +955,7 @@ impl Conn {
                 } else {
                     TcpFlags::SYN.with(TcpFlags::ACK)
                 };
-                out.push(self.syn(flags));
+                out.push(self.syn(flags, now));
                 out.push(TcpOut::Arm(
                     RTO_INIT
                         .saturating_mul(1 << self.retransmits.min(20))
@@ -745,19 +979,20 @@ impl Conn {
                     out.push(TcpOut::Failed("Connection timed out"));
                     return;
                 }
+                if self.mtup.probe.is_some() {
+                    // A probe out when the RTO fires counts as lost.
+                    self.mtup.failed(now);
+                }
                 if self.settings.mtu_probing >= 1
-                    && self.search_low.is_none()
                     && elapsed >= retrans_timeout(self.settings.retries1, RTO_MIN)
                 {
-                    self.search_low = Some(mss_to_mtu(self.settings.base_mss));
+                    self.black_hole(now);
                     out.push(TcpOut::Note(format!(
                         "tcp_mtu_probing: black hole detected after {elapsed} of retransmissions; MSS now {}",
                         self.mss()
                     )));
                 }
-                self.ssthresh = (self.flight_segments() / 2).max(2);
-                self.cwnd = 1;
-                self.ca_acc = 0;
+                self.cc.on_rto(self.retransmits == 0);
                 self.dupacks = 0;
                 self.retransmits += 1;
                 self.rto = self.rto.saturating_mul(2).min(RTO_MAX);
@@ -769,257 +1004,4 @@ impl Conn {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn give_up_times_match_ip_sysctl() {
-        // Validation, docs/calibration.md, rows `tcp-rto`, `tcp-mtu-probing`
-        // and `tcp-syn-retransmit`: tcp_retries2 15 -> 924.6 s; tcp_retries1 3 -> ~3 s;
-        // tcp_syn_retries 6 -> 127 s from a 1 s base.
-        assert_eq!(
-            retrans_timeout(15, RTO_MIN),
-            SimDuration::from_millis(924_600)
-        );
-        assert_eq!(retrans_timeout(3, RTO_MIN), SimDuration::from_secs(3));
-        assert_eq!(retrans_timeout(6, RTO_INIT), SimDuration::from_secs(127));
-    }
-
-    #[test]
-    fn syn_retransmission_schedule() {
-        let mut out = Vec::new();
-        let mut t = SimTime::ZERO;
-        let mut c = Conn::connect(TcpSettings::default(), 1500, t, &mut out);
-        let mut sends = vec![0.0];
-        loop {
-            let arm = out.iter().rev().find_map(|o| match o {
-                TcpOut::Arm(d) => Some(*d),
-                _ => None,
-            });
-            let Some(d) = arm else { break };
-            out.clear();
-            t += d;
-            c.on_timeout(t, &mut out);
-            if out.iter().any(|o| matches!(o, TcpOut::Segment(_))) {
-                sends.push(t.as_secs_f64());
-            }
-            if out.contains(&TcpOut::Failed("Connection timed out")) {
-                sends.push(-t.as_secs_f64());
-                break;
-            }
-        }
-        // Retransmissions at 1, 3, 7, 15, 31, 63 s; gives up at 127 s.
-        assert_eq!(sends, [0.0, 1.0, 3.0, 7.0, 15.0, 31.0, 63.0, -127.0]);
-    }
-
-    #[test]
-    fn mss_comes_from_the_mtu() {
-        let mut out = Vec::new();
-        let c = Conn::connect(TcpSettings::default(), 1500, SimTime::ZERO, &mut out);
-        assert!(matches!(
-            out[0],
-            TcpOut::Segment(Seg {
-                mss: Some(1460),
-                ..
-            })
-        ));
-        let mut out = Vec::new();
-        let s = Conn::accept(
-            TcpSettings::default(),
-            9001,
-            Some(1460),
-            SimTime::ZERO,
-            &mut out,
-        );
-        assert_eq!(s.mss(), 1448, "peer MSS 1460 less 12 bytes of timestamps");
-        assert!(matches!(
-            out[0],
-            TcpOut::Segment(Seg {
-                mss: Some(8961),
-                ..
-            })
-        ));
-        assert_eq!(c.mss(), 524, "before the SYN-ACK: RFC 9293's 536 default");
-    }
-
-    #[test]
-    fn mss_is_min_of_pmtu_peer_and_base_as_tcp_sync_mss() {
-        let probing = TcpSettings {
-            mtu_probing: 2,
-            ..TcpSettings::default()
-        };
-        let mss = |pmtu, peer| {
-            Conn::accept(probing, pmtu, Some(peer), SimTime::ZERO, &mut Vec::new()).mss()
-        };
-        assert_eq!(mss_to_mtu(1024), 1076, "tcp_mtup_init's search_low");
-        assert_eq!(mss(1500, 1460), 1024, "the base MSS keeps its 1024 bytes");
-        assert_eq!(mss(1000, 1460), 948, "pmtu - 52");
-        assert_eq!(mss(1500, 1000), 988, "peer MSS - 12");
-    }
-
-    #[test]
-    fn black_hole_detection_after_three_seconds() {
-        let settings = TcpSettings {
-            mtu_probing: 1,
-            ..TcpSettings::default()
-        };
-        let mut out = Vec::new();
-        let mut s = Conn::accept(settings, 9001, Some(8961), SimTime::ZERO, &mut out);
-        let t0 = SimTime::ZERO + SimDuration::from_millis(10);
-        s.on_segment(
-            t0,
-            Seg {
-                seq: 1,
-                ack: 1,
-                flags: TcpFlags::ACK,
-                mss: None,
-                payload: 0,
-            },
-            &mut out,
-        );
-        assert_eq!(s.state, State::Established);
-        out.clear();
-        s.write(100_000, t0, &mut out);
-        let mut t = t0;
-        let mut detected = None;
-        let mut timeouts = Vec::new();
-        for _ in 0..8 {
-            let d = out
-                .iter()
-                .rev()
-                .find_map(|o| match o {
-                    TcpOut::Arm(d) => Some(*d),
-                    _ => None,
-                })
-                .unwrap();
-            out.clear();
-            t += d;
-            s.on_timeout(t, &mut out);
-            timeouts.push(t);
-            if detected.is_none() && out.iter().any(|o| matches!(o, TcpOut::Note(_))) {
-                detected = Some(timeouts.len() - 1);
-            }
-        }
-        // The first timer is the tail loss probe, 2 SRTT + 2 ms = 22 ms
-        // (tcp_schedule_loss_probe); it does not stamp retrans_stamp.
-        assert_eq!(timeouts[0] - t0, SimDuration::from_millis(22));
-        // retransmits_timed_out(): the clock starts at the first
-        // retransmission (retrans_stamp, the first RTO), and detection is at
-        // the first timeout 3 s or more after it.
-        let i = detected.unwrap();
-        let since_first = |k: usize| (timeouts[k] - timeouts[1]).as_secs_f64();
-        println!(
-            "black hole detected {} s after the first send, {} s after the first retransmission",
-            (timeouts[i] - t0).as_secs_f64(),
-            since_first(i)
-        );
-        assert!(since_first(i) >= 3.0, "{}", since_first(i));
-        assert!(since_first(i - 1) < 3.0, "{}", since_first(i - 1));
-        // RTO 210 ms (10 ms SYN RTT + rto_min) restarted after the probe:
-        // RTOs at 0.232, 0.652, 1.492, 3.172, 6.532 s; the kernel detects at
-        // 6.532 s, not 3.172 s.
-        assert_eq!(timeouts[i] - t0, SimDuration::from_millis(6_532));
-        // Linux: search_low = tcp_mss_to_mtu(1024) = 1076, and
-        // tcp_mtu_to_mss(1076) = 1076 - 40 - 12 = 1024 payload bytes
-        // (measured on Linux 6.18: 1024-byte payloads after detection).
-        assert_eq!(s.mss(), 1024, "min(pmtu - 52, peer MSS - 12, base MSS)");
-    }
-
-    #[test]
-    fn tail_loss_probe_resends_the_last_segment_and_restarts_the_rto() {
-        let mut out = Vec::new();
-        let mut s = Conn::accept(
-            TcpSettings::default(),
-            1500,
-            Some(1460),
-            SimTime::ZERO,
-            &mut out,
-        );
-        let t0 = SimTime::ZERO + SimDuration::from_millis(20);
-        let ack = Seg {
-            seq: 1,
-            ack: 1,
-            flags: TcpFlags::ACK,
-            mss: None,
-            payload: 0,
-        };
-        s.on_segment(t0, ack, &mut out);
-        out.clear();
-        // One flight of 10 segments (IW10), all lost.
-        s.write(10 * 1448, t0, &mut out);
-        let sent: Vec<Seg> = out
-            .iter()
-            .filter_map(|o| match o {
-                TcpOut::Segment(g) => Some(*g),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(sent.len(), 10);
-        // PTO = 2 SRTT (20 ms from the handshake) + TCP_TIMEOUT_MIN = 42 ms.
-        assert_eq!(out.last(), Some(&TcpOut::Arm(SimDuration::from_millis(42))));
-        out.clear();
-        s.on_timeout(t0 + SimDuration::from_millis(42), &mut out);
-        assert_eq!(
-            out,
-            [
-                TcpOut::Segment(sent[9]),
-                TcpOut::Arm(SimDuration::from_millis(220)),
-            ],
-            "the last segment again, then the RTO (20 ms + rto_min) from now"
-        );
-        out.clear();
-        s.on_timeout(t0 + SimDuration::from_millis(262), &mut out);
-        assert_eq!(out[0], TcpOut::Segment(sent[0]), "the RTO resends the head");
-        assert_eq!(
-            out.last(),
-            Some(&TcpOut::Arm(SimDuration::from_millis(440)))
-        );
-    }
-
-    #[test]
-    fn transfer_over_a_lossless_loop_completes() {
-        let mut out = Vec::new();
-        let st = TcpSettings::default();
-        let mut c = Conn::connect(st, 1500, SimTime::ZERO, &mut out);
-        let mut s = None::<Conn>;
-        let rtt_half = SimDuration::from_millis(5);
-        let mut t = SimTime::ZERO;
-        // (to_server, segment)
-        let mut wire: VecDeque<(bool, TcpOut)> = out.drain(..).map(|o| (true, o)).collect();
-        let mut got = 0;
-        for _ in 0..100_000 {
-            let Some((to_server, seg)) = wire.pop_front() else {
-                break;
-            };
-            let TcpOut::Segment(seg) = seg else {
-                continue;
-            };
-            t += rtt_half;
-            let mut o = Vec::new();
-            if to_server {
-                match s.as_mut() {
-                    None => {
-                        s = Some(Conn::accept(st, 1500, seg.mss, t, &mut o));
-                    }
-                    Some(s) => {
-                        s.on_segment(t, seg, &mut o);
-                        if o.contains(&TcpOut::Established) {
-                            s.write(200_000, t, &mut o);
-                        }
-                    }
-                }
-            } else {
-                c.on_segment(t, seg, &mut o);
-                if let Some(n) = o.iter().find_map(|x| match x {
-                    TcpOut::Received(n) => Some(*n),
-                    _ => None,
-                }) {
-                    got = n;
-                }
-            }
-            wire.extend(o.into_iter().map(|x| (!to_server, x)));
-        }
-        assert_eq!(got, 200_000);
-        assert!(s.unwrap().all_acked());
-    }
-}
+mod tests;
