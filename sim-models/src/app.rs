@@ -126,6 +126,15 @@ pub enum Outcome {
     /// DNS answer); Calico's blackhole route for the block drops the SYN
     /// and the client waits out its timeout.
     NoHost,
+    /// A security group in front of the node dropped the SYN silently; the
+    /// client retransmitted until its own timeout.
+    EdgeDropped,
+    /// The NodePort is not open on the node address the client used: the
+    /// node answered RST (`connection refused`).
+    PortClosed,
+    /// A `Local` traffic policy and no Ready endpoint on the node: kube-proxy
+    /// dropped the SYN; the client timed out.
+    NoLocalEndpoint,
 }
 
 impl Outcome {
@@ -146,9 +155,16 @@ impl fmt::Display for Outcome {
                     "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
                 )
             }
-            Outcome::Refused => write!(f, "dial tcp: connect: connection refused"),
+            Outcome::Refused | Outcome::PortClosed => {
+                write!(f, "dial tcp: connect: connection refused")
+            }
             Outcome::Rejected => write!(f, "503 Service Unavailable"),
-            Outcome::Blocked | Outcome::SynDropped | Outcome::StaleEndpoint | Outcome::NoHost => {
+            Outcome::Blocked
+            | Outcome::SynDropped
+            | Outcome::StaleEndpoint
+            | Outcome::NoHost
+            | Outcome::EdgeDropped
+            | Outcome::NoLocalEndpoint => {
                 write!(f, "dial tcp: i/o timeout")
             }
             Outcome::LookupFailed => write!(f, "getaddrinfo: Temporary failure in name resolution"),

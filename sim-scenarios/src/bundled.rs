@@ -72,6 +72,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/ndots_amplification.yaml"),
     ),
     (
+        "nodeport_exposure",
+        include_str!("../../scenarios/nodeport_exposure.yaml"),
+    ),
+    (
         "cluster_5k_nodes",
         include_str!("../../scenarios/cluster_5k_nodes.yaml"),
     ),

@@ -598,6 +598,32 @@ pub const REQUESTS_STALE_ENDPOINT: Figure = kube_proxy(window(
     "requests",
     |w, _| Some(w.totals.stale as f64),
 ));
+/// Requests whose SYN a security group in front of the node dropped.
+pub const REQUESTS_EDGE_DROPPED: Figure =
+    window("requests_edge_dropped", Kind::Count, "requests", |w, _| {
+        Some(w.totals.edge_dropped as f64)
+    });
+/// Requests to a node address the NodePort is not open on (RST).
+pub const REQUESTS_PORT_CLOSED: Figure =
+    window("requests_port_closed", Kind::Count, "requests", |w, _| {
+        Some(w.totals.port_closed as f64)
+    });
+/// Requests dropped by a `Local` traffic policy on a node without endpoints.
+pub const REQUESTS_NO_LOCAL_ENDPOINT: Figure = window(
+    "requests_no_local_endpoint",
+    Kind::Count,
+    "requests",
+    |w, _| Some(w.totals.no_local_endpoint as f64),
+);
+/// NodePort connections SNATed to the entry node (endpoint elsewhere).
+pub const NODE_PORT_SNAT: Figure = window("node_port_snat", Kind::Count, "connections", |w, _| {
+    Some(w.node_snat as f64)
+});
+/// Public node addresses the source's NodePort is open on.
+pub const NODE_PORT_OPEN_PUBLIC: Figure =
+    window("node_port_open_public", Kind::Count, "addresses", |w, _| {
+        Some(f64::from(w.node_port_open_public))
+    });
 /// SYNs lost to the SNAT port race (insert_failed).
 pub const INSERT_FAILED: Figure = window("insert_failed", Kind::Count, "SYNs", |w, _| {
     Some(w.insert_failed as f64)
@@ -795,6 +821,11 @@ pub const FIGURES: &[Figure] = &[
     REQUESTS_STALE_ENDPOINT,
     INSERT_FAILED,
     REQUESTS_RETRIED,
+    REQUESTS_EDGE_DROPPED,
+    REQUESTS_PORT_CLOSED,
+    REQUESTS_NO_LOCAL_ENDPOINT,
+    NODE_PORT_SNAT,
+    NODE_PORT_OPEN_PUBLIC,
     DNS_QUERIES_PER_LOOKUP,
     LOOKUP_LATENCY_P50,
     LOOKUP_LATENCY_P99,

@@ -161,6 +161,37 @@ pub fn figures(scenario: &Scenario, run: &SeedRun) -> Result<Vec<Figure>, Missin
             Unit::Count,
         );
         read(&mut f, "refused (no endpoint)", &table::REQUESTS_REFUSED)?;
+        if cfg
+            .traffic
+            .iter()
+            .any(|x| &x.name == s && x.entry.is_some())
+        {
+            read(
+                &mut f,
+                "refused, NodePort not open on the address",
+                &table::REQUESTS_PORT_CLOSED,
+            )?;
+            read(
+                &mut f,
+                "dropped by the security group",
+                &table::REQUESTS_EDGE_DROPPED,
+            )?;
+            read(
+                &mut f,
+                "dropped, no local endpoint (policy Local)",
+                &table::REQUESTS_NO_LOCAL_ENDPOINT,
+            )?;
+            read(
+                &mut f,
+                "connections SNATed to the entry node",
+                &table::NODE_PORT_SNAT,
+            )?;
+            read(
+                &mut f,
+                "public node addresses the NodePort is open on",
+                &table::NODE_PORT_OPEN_PUBLIC,
+            )?;
+        }
         if cfg.policy.is_some() {
             f.push(
                 format!("{s} in {w}: blocked by NetworkPolicy"),

@@ -112,8 +112,9 @@ fn all_ready_after_last_action(
 
 /// ` from W to S` for traffic between workloads, ` to S` otherwise.
 fn route(cfg: &sim_models::cluster::ClusterConfig, t: &sim_models::cluster::TrafficSpec) -> String {
-    let to = match (t.deployment, &t.resolve) {
-        (Some(d), _) => cfg.deployments[d].name.as_str(),
+    let target = cfg.target_of(t).map(|(n, _)| n);
+    let to = match (&target, &t.resolve) {
+        (Some(n), _) => n.as_str(),
         (None, Some(name)) => name.as_str(),
         (None, None) => "",
     };
@@ -347,6 +348,14 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
             lines.push(snat_sentence(w, cfg));
         }
         let t = &w.totals;
+        if let Some(line) = cfg
+            .traffic
+            .iter()
+            .find(|x| x.name == w.service)
+            .and_then(|x| node_port_sentence(w, x, cfg))
+        {
+            lines.push(line);
+        }
         if t.error_rate() < 0.01 {
             continue;
         }
@@ -405,11 +414,36 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
                 traffic.timeout
             ));
         }
-        if t.refused > 0 {
+        if t.refused > t.port_closed {
             lines.push(format!(
                 "In `{}`, {:.1}% of {} requests were refused: the Service had no Ready endpoint.",
                 w.window,
-                share(t.refused),
+                share(t.refused - t.port_closed),
+                w.service
+            ));
+        }
+        if t.port_closed > 0 {
+            lines.push(format!(
+                "In `{}`, {:.1}% of {} requests were refused by the nodes: nothing listens on that port at the address they used (kube-proxy opens a NodePort only on the addresses nodePortAddresses allows, and only for NodePort and LoadBalancer Services), so the node's kernel answered RST (`connection refused`).",
+                w.window,
+                share(t.port_closed),
+                w.service
+            ));
+        }
+        if t.edge_dropped > 0 {
+            lines.push(format!(
+                "In `{}`, {:.1}% of {} requests never reached a node: the security group in front of the nodes has no inbound rule for their source and port and drops the SYN without an answer, so each client waited out its {} timeout.",
+                w.window,
+                share(t.edge_dropped),
+                w.service,
+                traffic.timeout
+            ));
+        }
+        if t.no_local_endpoint > 0 {
+            lines.push(format!(
+                "In `{}`, {:.1}% of {} requests reached a node with no Ready endpoint of the Service: with a `Local` traffic policy kube-proxy drops them there (the health-check node port answers 503 on such a node) and the clients time out.",
+                w.window,
+                share(t.no_local_endpoint),
                 w.service
             ));
         }
@@ -425,9 +459,15 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
                 traffic.timeout
             ));
         }
-        let capacity_failures =
-            t.timed_out - t.blocked - t.syn_dropped - t.stale - t.no_host - t.resolving
-                + t.rejected;
+        let capacity_failures = t.timed_out
+            - t.blocked
+            - t.syn_dropped
+            - t.stale
+            - t.no_host
+            - t.resolving
+            - t.edge_dropped
+            - t.no_local_endpoint
+            + t.rejected;
         if let Some(line) = pinning_sentence(w, traffic, cfg, out)? {
             lines.push(line);
         } else if capacity_failures as f64 / ended >= 0.01 {
@@ -558,7 +598,7 @@ fn pinning_sentence(
         return Ok(None);
     };
     let (Some(d), Some(win)) = (
-        traffic.deployment,
+        cfg.target_of(traffic).and_then(|(_, w)| w),
         cfg.windows.iter().find(|x| x.name == w.window),
     ) else {
         return Ok(None);
@@ -767,7 +807,11 @@ fn capacity_sentence(
     failures: u64,
 ) -> Result<String, Missing> {
     let t = &w.totals;
-    let Some(dep) = traffic.deployment.map(|d| &cfg.deployments[d]) else {
+    let Some(dep) = cfg
+        .target_of(traffic)
+        .and_then(|(_, w)| w)
+        .map(|d| &cfg.deployments[d])
+    else {
         let ended = (w.totals.answered + w.totals.errors()).max(1) as f64;
         return Ok(format!(
             "In `{}`, {failures} {} lookups ({:.1}%) took longer than the application's {} timeout.",
@@ -919,4 +963,55 @@ fn compare(
         }
     }
     Ok(())
+}
+
+/// For a source entering at a node's public address and NodePort that got
+/// answers: where the port is open and why.
+fn node_port_sentence(
+    w: &sim_models::cluster::WindowStats,
+    traffic: &sim_models::cluster::TrafficSpec,
+    cfg: &sim_models::cluster::ClusterConfig,
+) -> Option<String> {
+    use sim_models::services::node_port::{NodeAddressKind, NodePortAddresses};
+    let entry = traffic.entry?;
+    if entry.kind != NodeAddressKind::Public || w.totals.answered == 0 {
+        return None;
+    }
+    let mode = cfg
+        .kube_proxy
+        .as_ref()
+        .map_or(sim_models::kube_proxy::Mode::Iptables, |k| k.mode);
+    let rule = match &cfg.services.node_port_addresses {
+        NodePortAddresses::Default => format!(
+            "kube-proxy {} with nodePortAddresses unset accepts NodePorts on {}",
+            mode.name(),
+            if mode == sim_models::kube_proxy::Mode::Nftables {
+                "the primary address only"
+            } else {
+                "every local address"
+            }
+        ),
+        NodePortAddresses::Primary => "nodePortAddresses: primary".into(),
+        NodePortAddresses::Cidrs(c) => format!(
+            "nodePortAddresses [{}]",
+            c.iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let edge = match &cfg.services.security_group {
+        Some(_) => "the security group allows the source and port",
+        None => "no security group stands in front of the nodes",
+    };
+    Some(format!(
+        "In `{}`, {} of {} requests from {} (outside the cluster) were answered at the nodes' public addresses: \
+         the NodePort is open on {} of {} public node addresses ({rule}) and {edge}.",
+        w.window,
+        w.totals.answered,
+        w.totals.sent,
+        entry.source,
+        w.node_port_open_public,
+        cfg.nodes.len()
+    ))
 }

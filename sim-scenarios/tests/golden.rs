@@ -151,3 +151,8 @@ fn cluster_5k_nodes_small_replay() {
 fn shop_manifests_replay() {
     insta::assert_snapshot!(replay("shop_manifests"));
 }
+
+#[test]
+fn nodeport_exposure_replay() {
+    insta::assert_snapshot!(replay("nodeport_exposure"));
+}

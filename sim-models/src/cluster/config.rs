@@ -16,9 +16,11 @@ pub struct TrafficSpec {
     /// The workload whose Ready pods send the requests; `None`: clients
     /// outside the cluster.
     pub from: Option<usize>,
-    /// Index of the target Deployment (its Service has the same name);
-    /// `None`: the request is the name lookup alone (an external name whose
-    /// server is outside the model).
+    /// Index of the target Service in the run's Services
+    /// ([`crate::services::resolve`]: with no explicit Services, the
+    /// implicit Service of Deployment `i` is Service `i`); `None`: the
+    /// request is the name lookup alone (an external name whose server is
+    /// outside the model).
     pub deployment: Option<usize>,
     /// The name each request first resolves through the cluster DNS
     /// ([`ClusterConfig::dns`]) from its client pod; `None`: it connects to
@@ -49,6 +51,10 @@ pub struct TrafficSpec {
     /// (the target stands in for a destination outside the pod network);
     /// with [`ConntrackSetup::snat`] they race for source ports.
     pub snat: bool,
+    /// Clients outside the cluster enter at a node address and the target
+    /// Service's NodePort ([`crate::services::NodePortEntry`]); `None`:
+    /// through the Service's ClusterIP.
+    pub entry: Option<crate::services::NodePortEntry>,
 }
 
 impl TrafficSpec {
@@ -70,6 +76,7 @@ impl TrafficSpec {
             timeout,
             connections: ConnectionMode::PerRequest,
             snat: false,
+            entry: None,
         }
     }
 }
@@ -131,6 +138,22 @@ pub enum Action {
     },
 }
 
+impl ClusterConfig {
+    /// The run's Services, as [`TrafficSpec::deployment`] indexes them
+    /// ([`crate::services::resolve`]; computed on each call, for reports).
+    pub fn service_list(&self) -> Vec<crate::services::ResolvedService> {
+        crate::services::resolve(&self.deployments, &self.services.explicit)
+    }
+
+    /// The target Service's name and the first workload it selects.
+    pub fn target_of(&self, t: &TrafficSpec) -> Option<(String, Option<usize>)> {
+        let s = t.deployment?;
+        let list = self.service_list();
+        let r = list.get(s)?;
+        Some((r.spec.name.clone(), r.workloads.first().copied()))
+    }
+}
+
 /// An action at a time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TimedAction {
@@ -188,6 +211,10 @@ pub struct ClusterConfig {
     /// The Service data path; `None`: ideal (endpoint changes apply at
     /// once, lookups cost nothing).
     pub kube_proxy: Option<KubeProxyConfig>,
+    /// Explicit Services, node addresses and the edge
+    /// ([`crate::services::ServicesConfig`]; default: the implicit Service
+    /// of each workload, no public addresses, no security group).
+    pub services: crate::services::ServicesConfig,
 }
 
 /// The conntrack table every node has, and the data path that decides

@@ -25,11 +25,36 @@ pub(crate) struct Env<'s> {
     pub(crate) deps: &'s [DeploymentRt],
     pub(crate) pods: &'s [Pod],
     pub(crate) pod_infos: &'s [Option<PodInfo>],
+    pub(crate) services: &'s services::ServicesRt,
 }
 
 impl PathEnv for Env<'_> {
     fn endpoints(&self, service: u32) -> &Endpoints {
-        &self.deps[service as usize].endpoints
+        self.services.endpoints(self.deps, service as usize)
+    }
+    fn topology(
+        &self,
+        service: u32,
+    ) -> Option<(
+        &crate::services::ServiceSpec,
+        &crate::services::TopologyEndpoints,
+    )> {
+        let s = service as usize;
+        let eps = self.services.eps[s].as_ref()?;
+        Some((&self.services.list[s].spec, eps))
+    }
+    fn node_zone(&self, node: u32) -> usize {
+        self.services
+            .zone_of
+            .get(node as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+    fn pod_node(&self, pod: u32) -> Option<u32> {
+        self.pods[pod as usize].node
+    }
+    fn edge(&self) -> Option<&crate::path::Edge> {
+        Some(&self.services.edge)
     }
     fn pod_gone(&self, pod: u32) -> bool {
         self.pods[pod as usize].deleted
@@ -65,8 +90,14 @@ impl Sim<'_> {
         // Client-side balancing dials pod IPs: the application picks.
         let to = match (target, mode, client) {
             (Some(p), _, _) => Target::Pod(p),
+            (None, _, None) if self.cfg.traffic[t].entry.is_some() => {
+                match self.node_port_target(t, d) {
+                    Some(np) => Target::NodePort(np),
+                    None => return self.outcome(req, Outcome::Refused),
+                }
+            }
             (None, ConnectionMode::ClientSide, Some(c)) => {
-                if self.deps[d].endpoints.is_empty() {
+                if self.services.endpoints(&self.deps, d).is_empty() {
                     return self.outcome(req, Outcome::Refused);
                 }
                 match self.next_turn(t, c) {
@@ -89,6 +120,7 @@ impl Sim<'_> {
             deps: &self.deps,
             pods: &self.pods,
             pod_infos: &self.pod_infos,
+            services: &self.services,
         };
         let (trip, verdict) = self.path.open(&flow, now, &env, &mut self.traffic[t].pick);
         if let Some(fp) = trip.first_packet {
@@ -101,6 +133,9 @@ impl Sim<'_> {
             return;
         };
         let first_packet = trip.first_packet;
+        if trip.node_snat {
+            self.for_windows(t, now, |w| w.node_snat += 1);
+        }
         let delay = now.saturating_since(first);
         self.metrics.inc(self.traffic[t].counters.connections);
         self.metrics.record(self.traffic[t].connect_delay, delay);
@@ -180,11 +215,16 @@ impl Sim<'_> {
         );
     }
 
-    /// The Ready pods of Deployment `d` changed: kube-proxy will sync.
+    /// The Ready pods of Deployment `d` changed: kube-proxy will sync the
+    /// Services selecting it.
     pub(crate) fn endpoints_changed(&mut self, d: usize) {
         let now = self.engine.now();
         if let Some(kp) = self.path.service.kube_proxy.as_mut() {
-            let at = kp.changed(now, d);
+            let mut at = None;
+            for &s in self.services.index.of(d) {
+                at = Some(kp.changed(now, s as usize));
+            }
+            let Some(at) = at else { return };
             if let Some(id) = self.kube_proxy_wake.take() {
                 self.engine.cancel(id);
             }
@@ -195,9 +235,9 @@ impl Sim<'_> {
     /// kube-proxy's sync loop runs: a sync ends or starts.
     pub(crate) fn kube_proxy_wake(&mut self) {
         let now = self.engine.now();
-        let deps = &self.deps;
+        let (deps, services) = (&self.deps, &self.services);
         if let Some(kp) = self.path.service.kube_proxy.as_mut() {
-            let at = kp.wake(now, |s| deps[s].endpoints.pods().to_vec());
+            let at = kp.wake(now, |s| services.endpoints(deps, s).pods().to_vec());
             self.kube_proxy_wake = Some(self.engine.schedule_at(at, Ev::KubeProxySync));
         }
     }
@@ -216,6 +256,9 @@ impl Sim<'_> {
         let t = req.source as usize;
         match &drop {
             Drop::NoEndpoints => {}
+            Drop::EdgeDenied { .. } | Drop::PortClosed { .. } | Drop::NoLocalEndpoint { .. } => {
+                self.edge_dropped(t, &drop);
+            }
             Drop::ConntrackFull { node, refused } => {
                 self.metrics.inc(self.traffic[t].counters.syn_drops);
                 self.for_windows(t, now, |w| w.syn_drops += 1);
@@ -251,16 +294,37 @@ impl Sim<'_> {
             }
         }
         match (drop.client(), flow.client) {
+            (ClientSees::Refused, _) if matches!(drop, Drop::PortClosed { .. }) => {
+                self.outcome(req, Outcome::PortClosed)
+            }
             (ClientSees::Refused, _) => self.outcome(req, Outcome::Refused),
             (ClientSees::Retransmit, Some(_)) => self.syn_dropped(req, first, attempt),
             (ClientSees::Retransmit | ClientSees::Silence, _) => {
                 let ev = match drop {
                     Drop::PolicyDenied { .. } => Ev::BlockedTimeout(req),
+                    Drop::EdgeDenied { .. } => Ev::EdgeTimeout(req),
+                    Drop::NoLocalEndpoint { .. } => Ev::NoLocalTimeout(req),
                     _ => Ev::StaleTimeout(req),
                 };
                 self.engine.schedule_at(req.deadline, ev);
             }
         }
+    }
+
+    /// A drop at the edge or by a traffic policy: the event an operator
+    /// would see (aggregated per node and reason).
+    pub(crate) fn edge_dropped(&mut self, t: usize, drop: &Drop) {
+        let (reason, node) = match drop {
+            Drop::EdgeDenied { node } => ("SecurityGroupDrop", *node),
+            Drop::PortClosed { node } => ("NodePortClosed", *node),
+            Drop::NoLocalEndpoint { node } => ("NoLocalEndpoint", *node),
+            _ => return,
+        };
+        let obj = format!("node/{}", self.cfg.nodes[node as usize].name);
+        let source = &self.cfg.traffic[t].name;
+        let msg = format!("traffic {source}: {drop}");
+        let key = format!("{obj} {source}");
+        self.event_keyed("Warning", reason, "edge", key, msg, obj);
     }
 
     /// Whether NetworkPolicy drops a new connection from pod `client` to pod

@@ -110,6 +110,7 @@ mod events;
 mod output;
 mod pods;
 mod sampling;
+mod services;
 mod timeline;
 mod traffic;
 
@@ -123,8 +124,8 @@ pub use config::{
 };
 pub use dns::name_exists;
 pub use output::{
-    DeploymentState, DnsWindowStats, EventSummary, RequestTotals, RunOutput, WindowStats, RCODES,
-    ZONES,
+    DeploymentState, DnsWindowStats, EventSummary, NodePortState, RequestTotals, RunOutput,
+    WindowStats, RCODES, ZONES,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -152,6 +153,10 @@ enum Ev {
     },
     /// A connection sent to a removed endpoint: its client gives up.
     StaleTimeout(Request),
+    /// A SYN a security group dropped: its client gives up.
+    EdgeTimeout(Request),
+    /// A SYN a `Local` traffic policy dropped: its client gives up.
+    NoLocalTimeout(Request),
     /// kube-proxy's sync loop wakes.
     KubeProxySync,
     /// A connection's first packet, past the Service lookup, reaches pod
@@ -383,6 +388,8 @@ struct Sim<'a> {
     path: Path,
     ct_gauge: GaugeId,
     kube_proxy_wake: Option<EventId>,
+    /// The run's Services and the edge in front of the nodes.
+    services: services::ServicesRt,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -469,6 +476,8 @@ impl<'a> Sim<'a> {
                 cfg.traffic.iter().map(|t| WindowStats {
                     window: w.name.clone(),
                     service: t.name.clone(),
+                    node_snat: 0,
+                    node_port_open_public: 0,
                     totals: RequestTotals::default(),
                     latency: LatencyHistogram::new(),
                     connect_delay: LatencyHistogram::new(),
@@ -492,6 +501,7 @@ impl<'a> Sim<'a> {
             .dns
             .as_ref()
             .map(|d| DnsRt::new(cfg, d, &mut metrics, &rng));
+        let services = services::ServicesRt::new(cfg);
         Sim {
             cfg,
             engine: Engine::new(),
@@ -531,7 +541,7 @@ impl<'a> Sim<'a> {
                 service: ServiceProxy::new(
                     cfg.kube_proxy
                         .as_ref()
-                        .map(|k| KubeProxy::new(k, cfg.deployments.len())),
+                        .map(|k| KubeProxy::new(k, services.list.len())),
                     rng.stream("kube-proxy/first-packet"),
                 ),
                 policy: cfg.policy.as_ref().map(Enforcer::new),
@@ -542,6 +552,7 @@ impl<'a> Sim<'a> {
             },
             ct_gauge,
             kube_proxy_wake: None,
+            services,
             rng,
             dns,
             ip_owner: HashMap::new(),
@@ -568,8 +579,8 @@ impl<'a> Sim<'a> {
                 .schedule_at(SimTime::ZERO + crate::hpa::SYNC_PERIOD, Ev::HpaSync);
         }
         if let Some(kp) = self.path.service.kube_proxy.as_mut() {
-            for (d, dep) in self.deps.iter().enumerate() {
-                kp.install(d, dep.endpoints.pods());
+            for s in 0..self.services.list.len() {
+                kp.install(s, self.services.endpoints(&self.deps, s).pods());
             }
             let at = kp.next_wake();
             self.kube_proxy_wake = Some(self.engine.schedule_at(at, Ev::KubeProxySync));
@@ -616,7 +627,7 @@ impl<'a> Sim<'a> {
                 self.start_container(p);
                 self.set_state(p, PodState::Ready);
                 let d = self.pods[p as usize].deployment as usize;
-                self.deps[d].endpoints.add(p);
+                self.endpoint_up(p, d);
             }
         }
     }
@@ -632,6 +643,8 @@ impl<'a> Sim<'a> {
             Ev::Completed { pod, req } => self.completed(pod, req),
             Ev::BlockedTimeout(req) => self.outcome(req, Outcome::Blocked),
             Ev::StaleTimeout(req) => self.outcome(req, Outcome::StaleEndpoint),
+            Ev::EdgeTimeout(req) => self.outcome(req, Outcome::EdgeDropped),
+            Ev::NoLocalTimeout(req) => self.outcome(req, Outcome::NoLocalEndpoint),
             Ev::KubeProxySync => self.kube_proxy_wake(),
             Ev::FirstPacket { pod, req } => match req.conn.get() {
                 Some(conn) => self.send_on(conn, req),
@@ -668,5 +681,7 @@ impl<'a> Sim<'a> {
     }
 }
 
+#[cfg(test)]
+mod services_tests;
 #[cfg(test)]
 mod tests;

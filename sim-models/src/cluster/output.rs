@@ -90,6 +90,14 @@ pub struct RequestTotals {
     pub retried: u64,
     /// Of `timed_out`: tries still resolving their name at the deadline.
     pub resolving: u64,
+    /// Of `timed_out`: SYNs a security group in front of the node dropped.
+    pub edge_dropped: u64,
+    /// Of `refused`: NodePort connections to a node address the port is not
+    /// open on.
+    pub port_closed: u64,
+    /// Of `timed_out`: dropped by a `Local` traffic policy on a node without
+    /// a Ready endpoint.
+    pub no_local_endpoint: u64,
 }
 
 impl RequestTotals {
@@ -128,6 +136,18 @@ impl RequestTotals {
                 self.stale += 1;
             }
             Outcome::Refused => self.refused += 1,
+            Outcome::PortClosed => {
+                self.refused += 1;
+                self.port_closed += 1;
+            }
+            Outcome::EdgeDropped => {
+                self.timed_out += 1;
+                self.edge_dropped += 1;
+            }
+            Outcome::NoLocalEndpoint => {
+                self.timed_out += 1;
+                self.no_local_endpoint += 1;
+            }
             Outcome::Rejected => self.rejected += 1,
             Outcome::NoHost => {
                 self.timed_out += 1;
@@ -144,6 +164,12 @@ pub struct WindowStats {
     pub window: String,
     /// Traffic source name (its target Service's name unless named apart).
     pub service: String,
+    /// NodePort connections SNATed to the entry node's address
+    /// (`externalTrafficPolicy: Cluster`, endpoint on another node).
+    pub node_snat: u64,
+    /// For a source entering at a NodePort: the public node addresses that
+    /// port is open on (the same in every window).
+    pub node_port_open_public: u32,
     /// Outcomes that happened in the window; `sent` counts arrivals in it
     /// and `in_flight` is not tracked per window (always 0).
     pub totals: RequestTotals,
@@ -272,4 +298,19 @@ pub struct RunOutput {
     pub dns_windows: Vec<DnsWindowStats>,
     /// CoreDNS container restarts over the run (OOM kills).
     pub dns_restarts: u64,
+    /// Each NodePort and the node addresses it is open on.
+    pub node_ports: Vec<NodePortState>,
+}
+
+/// A NodePort and the node addresses that accept it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodePortState {
+    /// The Service.
+    pub service: String,
+    /// The port.
+    pub port: u16,
+    /// Internal node addresses it is open on.
+    pub open_internal: u32,
+    /// Public node addresses it is open on.
+    pub open_public: u32,
 }

@@ -25,7 +25,7 @@ impl Sim<'_> {
         if self.pod_live_in(p, PodState::Running) {
             self.set_state(p, PodState::Ready);
             let d = self.pods[p as usize].deployment as usize;
-            self.deps[d].endpoints.add(p);
+            self.endpoint_up(p, d);
             self.endpoints_changed(d);
         }
     }
@@ -248,7 +248,7 @@ impl Sim<'_> {
             pod.lease.take(),
         );
         self.deps[d].by_state[state as usize] -= 1;
-        self.deps[d].endpoints.remove(p);
+        self.endpoint_down(p, d, node);
         self.endpoints_changed(d);
         if self.cfg.dns.as_ref().is_some_and(|c| c.workload == d) {
             self.dns_endpoint_removed(p);

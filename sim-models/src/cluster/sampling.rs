@@ -111,11 +111,20 @@ impl Sim<'_> {
         );
     }
 
-    pub(crate) fn finish(self, seed: u64) -> RunOutput {
+    pub(crate) fn finish(mut self, seed: u64) -> RunOutput {
+        let node_ports = self.node_port_report();
+        let n = self.cfg.traffic.len();
+        for t in 0..n {
+            let open = self.public_open_for(t);
+            for w in self.windows.iter_mut().skip(t).step_by(n.max(1)) {
+                w.node_port_open_public = open;
+            }
+        }
         let mut events: Vec<(usize, EventSummary)> = self.events.into_values().collect();
         events.sort_by_key(|(seq, _)| *seq);
         let events = events.into_iter().map(|(_, e)| e).collect();
         RunOutput {
+            node_ports,
             seed,
             deployments: self
                 .cfg

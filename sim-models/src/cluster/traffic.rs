@@ -164,7 +164,9 @@ impl Sim<'_> {
                 }
                 Some(&p)
                     if self.pod_live_in(p, PodState::Ready)
-                        && self.pods[p as usize].deployment as usize == d =>
+                        && self.services.list[d]
+                            .workloads
+                            .contains(&(self.pods[p as usize].deployment as usize)) =>
                 {
                     target = Some(p)
                 }
@@ -263,7 +265,7 @@ impl Sim<'_> {
     pub(crate) fn next_turn(&mut self, t: usize, c: u32) -> Option<u32> {
         let d = self.cfg.traffic[t].deployment?;
         let cc = self.traffic[t].clients.entry(c).or_default();
-        let p = self.deps[d].endpoints.nth(cc.turn as usize);
+        let p = self.services.endpoints(&self.deps, d).nth(cc.turn as usize);
         cc.turn = cc.turn.wrapping_add(1);
         p
     }
@@ -293,9 +295,14 @@ impl Sim<'_> {
     /// source is a pod of it), read from the source rather than from the
     /// pod, whose record is a cache miss at thousands of pods.
     fn serving_deployment(&self, p: u32, req: &Request) -> usize {
-        let d = self.cfg.traffic[req.source as usize].deployment;
-        debug_assert_eq!(d, Some(self.pods[p as usize].deployment as usize));
-        d.unwrap_or(self.pods[p as usize].deployment as usize)
+        let s = self.cfg.traffic[req.source as usize].deployment;
+        match s.and_then(|s| self.services.list[s].implicit) {
+            Some(w) => {
+                debug_assert_eq!(w, self.pods[p as usize].deployment as usize);
+                w
+            }
+            None => self.pods[p as usize].deployment as usize,
+        }
     }
 
     /// Offers the request to pod `p`'s server.
@@ -496,7 +503,8 @@ impl Sim<'_> {
                 self.metrics.inc(tr.counters.no_host);
                 tr.counters.timed_out
             }
-            Outcome::Refused => tr.counters.refused,
+            Outcome::Refused | Outcome::PortClosed => tr.counters.refused,
+            Outcome::EdgeDropped | Outcome::NoLocalEndpoint => tr.counters.timed_out,
             Outcome::Rejected => tr.counters.rejected,
         };
         self.metrics.inc(counter);

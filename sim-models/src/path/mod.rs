@@ -9,11 +9,15 @@
 //! and the address rewrite the stages chose):
 //!
 //! ```text
+//! internet --> [edge]        a security group in front of the node (traffic
+//!                              entering at a node address): allowed or dropped
 //! app --SYN--> [conntrack]   new entry in the client node's table (SYN_SENT)
 //!                              or dropped: nf_conntrack: table full
 //!          --> [service]     kube-proxy: DNAT ClusterIP -> endpoint, paying the
 //!                              rule walk of the mode in force; REJECT without
-//!                              endpoints; a deleted pod still programmed
+//!                              endpoints; a deleted pod still programmed;
+//!                              NodePorts (the address accepts the port?) and
+//!                              the traffic policies (Local, PreferClose)
 //!          --> [policy]      NetworkPolicy verdict on the pod pair and port
 //!          --> [masquerade]  SNAT source port for traffic that leaves the node
 //!          --> [confirm]     conntrack confirms the entry (ESTABLISHED once the
@@ -64,6 +68,7 @@
 //! through both levels and compares the endpoint spread and first-packet cost.
 
 pub mod conntrack;
+pub mod edge;
 pub mod masquerade;
 pub mod policy;
 pub mod service;
@@ -73,8 +78,11 @@ use crate::kube_proxy::FirstPacket;
 use crate::netpol::{PodInfo, Protocol};
 use crate::policy_enforcement::Denied;
 use crate::service::Endpoints;
+use crate::services::node_port::{NodeAddressKind, NodeAddressing, NodePortAddresses};
+use crate::services::{ServiceSpec, TopologyEndpoints};
 use sim_core::{SimRng, SimTime};
 use std::fmt;
+use std::net::Ipv4Addr;
 
 /// A new connection's first packet, as the path sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +112,26 @@ pub enum Target {
     Service(u32),
     /// A pod IP (headless answers, client-side balancing).
     Pod(u32),
+    /// A Service's NodePort on one node's address, from a client outside
+    /// the cluster.
+    NodePort(NodePortTarget),
+}
+
+/// A packet from outside to a node address and a Service's NodePort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodePortTarget {
+    /// The Service.
+    pub service: u32,
+    /// The node it reaches.
+    pub node: u32,
+    /// Which of the node's addresses.
+    pub kind: NodeAddressKind,
+    /// That address.
+    pub addr: Ipv4Addr,
+    /// The NodePort.
+    pub port: u16,
+    /// The client's source address.
+    pub source: Ipv4Addr,
 }
 
 /// What the stages decided so far for one first packet.
@@ -121,6 +149,10 @@ pub struct Trip {
     pub first_packet: Option<FirstPacket>,
     /// MASQUERADE chose a source port that clashes at confirmation.
     pub port_clash: bool,
+    /// NodePort traffic under `externalTrafficPolicy: Cluster` forwarded to
+    /// an endpoint on another node: SNATed to the entry node's address (the
+    /// pod sees the node, not the client).
+    pub node_snat: bool,
 }
 
 /// Why a first packet was dropped, as an operator sees it.
@@ -154,6 +186,24 @@ pub enum Drop {
         /// The client's node.
         node: u32,
     },
+    /// A security group in front of the node has no rule for the source and
+    /// port: dropped without an answer.
+    EdgeDenied {
+        /// The node.
+        node: u32,
+    },
+    /// Nothing listens on the port at that node address (kube-proxy's
+    /// `nodePortAddresses` leaves it out): the node's kernel answers RST.
+    PortClosed {
+        /// The node.
+        node: u32,
+    },
+    /// A `Local` traffic policy and no Ready endpoint on the node: kube-proxy
+    /// drops the packet.
+    NoLocalEndpoint {
+        /// The node.
+        node: u32,
+    },
 }
 
 /// What a dropped first packet means for the client.
@@ -173,7 +223,8 @@ impl Drop {
     /// What the client sees.
     pub fn client(&self) -> ClientSees {
         match self {
-            Drop::NoEndpoints => ClientSees::Refused,
+            Drop::NoEndpoints | Drop::PortClosed { .. } => ClientSees::Refused,
+            Drop::EdgeDenied { .. } | Drop::NoLocalEndpoint { .. } => ClientSees::Silence,
             Drop::ConntrackFull { .. } | Drop::InsertFailed { .. } => ClientSees::Retransmit,
             Drop::StaleEndpoint { .. } | Drop::PolicyDenied { .. } => ClientSees::Silence,
         }
@@ -190,6 +241,15 @@ impl fmt::Display for Drop {
             }
             Drop::PolicyDenied { denial, .. } => write!(f, "policy denied: {denial}"),
             Drop::InsertFailed { .. } => f.write_str("conntrack insert_failed (SNAT port clash)"),
+            Drop::EdgeDenied { .. } => f.write_str(
+                "dropped by the security group: no inbound rule for the source and port",
+            ),
+            Drop::PortClosed { .. } => {
+                f.write_str("connection refused: the NodePort is not open on this node address")
+            }
+            Drop::NoLocalEndpoint { .. } => f.write_str(
+                "dropped by kube-proxy: traffic policy Local and no Ready endpoint on this node",
+            ),
         }
     }
 }
@@ -206,6 +266,38 @@ pub trait PathEnv {
     fn pod_infos(&self) -> &[Option<PodInfo>];
     /// The protocol and port pod `pod` serves on.
     fn server_port(&self, pod: u32) -> (Protocol, u16);
+    /// Service `service`'s spec and endpoints by zone and node, when it is
+    /// one of the run's resolved Services ([`crate::services`]); `None`: a
+    /// plain Service (no policy, no node port).
+    fn topology(&self, _service: u32) -> Option<(&ServiceSpec, &TopologyEndpoints)> {
+        None
+    }
+    /// The zone index of node `node`.
+    fn node_zone(&self, _node: u32) -> usize {
+        0
+    }
+    /// The node pod `pod` runs on.
+    fn pod_node(&self, _pod: u32) -> Option<u32> {
+        None
+    }
+    /// The edge in front of the nodes, when modelled.
+    fn edge(&self) -> Option<&Edge> {
+        None
+    }
+}
+
+/// The nodes' addresses and what guards them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edge {
+    /// The nodes' internal and public addresses.
+    pub addressing: NodeAddressing,
+    /// kube-proxy's `nodePortAddresses`.
+    pub node_port_addresses: NodePortAddresses,
+    /// The kube-proxy mode whose defaults apply.
+    pub mode: crate::kube_proxy::Mode,
+    /// The security group in front of every node; `None`: none (all
+    /// inbound traffic reaches the node).
+    pub security_group: Option<crate::security_group::SecurityGroup>,
 }
 
 /// What a stage may use besides its own state.
@@ -230,6 +322,8 @@ pub trait Stage {
 /// The hooks, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {
+    /// The cloud's security group in front of the node ([`edge`]).
+    Edge,
     /// conntrack's new entry ([`conntrack::Conntrack`]).
     Conntrack,
     /// kube-proxy's DNAT ([`service::ServiceProxy`]).
@@ -243,7 +337,8 @@ pub enum Hook {
 }
 
 /// The kernel's hook order.
-pub const ORDER: [Hook; 5] = [
+pub const ORDER: [Hook; 6] = [
+    Hook::Edge,
     Hook::Conntrack,
     Hook::Service,
     Hook::Policy,
@@ -287,6 +382,7 @@ impl Path {
         };
         for hook in ORDER {
             let step = match hook {
+                Hook::Edge => edge::SecurityGroupStage.first_packet(flow, &mut trip, &mut cx),
                 Hook::Conntrack => match self.conntrack.as_mut() {
                     Some(s) => s.first_packet(flow, &mut trip, &mut cx),
                     None => Ok(()),

@@ -12,6 +12,17 @@
 //! conntrack entry goes with the packet. A packet addressed to a pod IP
 //! passes untouched.
 //!
+//! A Service with a traffic policy (`internalTrafficPolicy: Local`,
+//! `trafficDistribution: PreferClose`) picks among the endpoints on the
+//! client's node or in its zone ([`crate::services::TopologyEndpoints`]);
+//! a packet to a NodePort is accepted only on the node addresses
+//! `nodePortAddresses` allows ([`crate::services::node_port::accepts`];
+//! elsewhere the node answers RST) and then follows
+//! `externalTrafficPolicy` (Local: the entry node's endpoints or a drop;
+//! Cluster: any endpoint, SNAT to the node when it is on another node).
+//! These picks follow the Ready endpoints at once (kube-proxy's sync delay
+//! and rule-walk cost are modelled for plain ClusterIP traffic only).
+//!
 //! ## Parameters
 //! [`crate::kube_proxy::KubeProxyConfig`] (mode, costs, sync timing, with
 //! their calibration rows).
@@ -26,8 +37,10 @@
 //! sim-scenarios `tests/cross_level.rs` (same endpoint spread and
 //! first-packet cost at both levels).
 
-use super::{Cx, Drop, Flow, Stage, Target, Trip};
+use super::{Cx, Drop, Flow, NodePortTarget, Stage, Target, Trip};
 use crate::kube_proxy::KubeProxy;
+use crate::services::node_port::accepts;
+use crate::services::{Choice, TrafficPolicy};
 use sim_core::SimRng;
 
 /// The Service data path of every node.
@@ -62,8 +75,23 @@ impl Stage for ServiceProxy {
                 return Ok(());
             }
             Target::Service(s) => s,
+            Target::NodePort(np) => return node_port(&np, trip, cx),
         };
         trip.service = Some(service);
+        if let Some((spec, eps)) = cx.env.topology(service) {
+            if spec.internal_policy == TrafficPolicy::Local || spec.prefer_close {
+                let node = flow.client.and_then(|c| c.node);
+                let zone = node.map(|n| cx.env.node_zone(n));
+                let choice = eps.choose(
+                    spec.internal_policy,
+                    spec.prefer_close,
+                    node.map(|n| n as usize),
+                    zone,
+                    cx.pick,
+                );
+                return chosen(choice, node.unwrap_or(0), trip, cx);
+            }
+        }
         let picked = match &self.kube_proxy {
             Some(kp) => kp.pick(service as usize, cx.pick).map(|(p, i)| {
                 trip.first_packet = Some(kp.first_packet(i, &mut self.rng));
@@ -83,4 +111,52 @@ impl Stage for ServiceProxy {
         }
         Ok(())
     }
+}
+
+/// A packet from outside reaches node `np.node` at `np.addr`:`np.port`.
+fn node_port(np: &NodePortTarget, trip: &mut Trip, cx: &mut Cx<'_>) -> Result<(), Drop> {
+    trip.service = Some(np.service);
+    let open = cx
+        .env
+        .edge()
+        .is_some_and(|e| accepts(e.mode, &e.node_port_addresses, np.kind, np.addr));
+    let listens = |spec: &crate::services::ServiceSpec| {
+        spec.kind.has_node_port() && spec.ports.iter().any(|p| p.node_port == Some(np.port))
+    };
+    let Some((spec, eps)) = cx
+        .env
+        .topology(np.service)
+        .filter(|(spec, _)| open && listens(spec))
+    else {
+        return Err(Drop::PortClosed { node: np.node });
+    };
+    let zone = cx.env.node_zone(np.node);
+    let choice = eps.choose(
+        spec.external_policy,
+        spec.prefer_close,
+        Some(np.node as usize),
+        Some(zone),
+        cx.pick,
+    );
+    chosen(choice, np.node, trip, cx)?;
+    trip.node_snat = spec.external_policy == TrafficPolicy::Cluster
+        && trip.pod.and_then(|p| cx.env.pod_node(p)) != Some(np.node);
+    Ok(())
+}
+
+/// The endpoint a policy chose, or its drop (the unconfirmed conntrack
+/// entry goes with a dropped packet).
+fn chosen(choice: Choice, node: u32, trip: &mut Trip, cx: &mut Cx<'_>) -> Result<(), Drop> {
+    let drop = match choice {
+        Choice::Pod(p) => {
+            trip.pod = Some(p);
+            return Ok(());
+        }
+        Choice::NoEndpoints => Drop::NoEndpoints,
+        Choice::NoLocalEndpoint => Drop::NoLocalEndpoint { node },
+    };
+    if let Some((n, id)) = trip.ct.take() {
+        cx.tables.nodes[n as usize].delete(cx.now, id);
+    }
+    Err(drop)
 }

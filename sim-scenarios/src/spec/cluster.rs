@@ -42,6 +42,11 @@ pub struct NodesFile {
     pub zones: Vec<String>,
     /// kubelet `--max-pods` (default 110).
     pub max_pods: Option<Count>,
+    /// Each node also has a public address on its interface (default
+    /// false: internal addresses only), as on bare metal and hosting
+    /// providers that put it there.
+    #[serde(default)]
+    pub public_addresses: bool,
 }
 
 /// Pod addressing.

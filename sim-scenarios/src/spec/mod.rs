@@ -64,6 +64,7 @@ mod dns;
 mod expect;
 mod manifests;
 mod network;
+mod services;
 mod timeline;
 mod traffic;
 mod workloads;
@@ -73,6 +74,10 @@ pub use dns::{CoreDnsFile, DnsFile, HpaFile, UpstreamFile};
 pub use expect::{ExpectFile, Expectation, Probe};
 pub use network::{
     ConntrackFile, KubeProxyFile, MasqueradeFile, NetworkFile, OtherServicesFile, SizedBy,
+};
+pub use services::{
+    DistributionName, EdgeFile, NodePortAddressesFile, PolicyName, PortsFile, ServiceFile,
+    ServicePortFile, ServiceTypeName, SgRuleFile,
 };
 pub use timeline::{NodeNames, TimelineFile};
 pub use traffic::{ConnectionsFile, ConnectionsMap, KeepAliveFile, ResolveFile, TrafficFile};
@@ -126,6 +131,13 @@ pub struct ScenarioFile {
     /// Other configurations of the same story.
     #[serde(default)]
     pub variants: Vec<VariantFile>,
+    /// Services apart from the workloads (a workload no Service selects
+    /// keeps an implicit Service of its own name).
+    #[serde(default)]
+    pub services: Vec<ServiceFile>,
+    /// What is in front of the nodes: `nodePortAddresses`, a security group.
+    #[serde(default)]
+    pub edge: Option<EdgeFile>,
 }
 
 /// A variant: the top level with some sections replaced.
@@ -152,6 +164,10 @@ pub struct VariantFile {
     /// Assertions on this variant (not inherited).
     #[serde(default)]
     pub expect: Vec<ExpectFile>,
+    /// Replaces the services.
+    pub services: Option<Vec<ServiceFile>>,
+    /// Replaces the edge section.
+    pub edge: Option<EdgeFile>,
 }
 
 /// What to measure.
@@ -267,6 +283,8 @@ struct Sections<'f> {
     network: (Option<&'f NetworkFile>, Vec<Seg>),
     dns: (Option<&'f DnsFile>, Vec<Seg>),
     expect: &'f [ExpectFile],
+    services: (&'f [ServiceFile], Vec<Seg>),
+    edge: (Option<&'f EdgeFile>, Vec<Seg>),
 }
 
 /// What a timeline entry may refer to.
@@ -363,6 +381,8 @@ impl Validator<'_> {
                     network: layer.pick(|v| v.network.as_ref().map(Some), f.network.as_ref()),
                     dns: layer.pick(|v| v.dns.as_ref().map(Some), f.dns.as_ref()),
                     expect: layer.own(|v| &v.expect[..], &f.expect[..]),
+                    services: layer.pick(|v| v.services.as_deref(), &f.services[..]),
+                    edge: layer.pick(|v| v.edge.as_ref().map(Some), f.edge.as_ref()),
                 };
                 self.variant(name, description, &sections, &common)
             })?;
@@ -492,11 +512,28 @@ impl Validator<'_> {
             )?),
             None => None,
         };
+        let mut notes = from_manifests
+            .as_mut()
+            .map(|m| std::mem::take(&mut m.notes))
+            .unwrap_or_default();
+        let (services, resolved) = self.service_section(
+            (sec.services.0, &sec.services.1),
+            (sec.edge.0, &sec.edge.1),
+            &deployments,
+            dns.as_ref().map(|d| d.workload),
+            cluster.nodes.public_addresses,
+            &mut notes,
+        )?;
         let (traffic_specs, traffic_names) = self.traffic(
             tp,
             traffic,
             &find,
-            &deployments,
+            (
+                &deployments,
+                &resolved,
+                &nodes,
+                cluster.nodes.public_addresses,
+            ),
             dns.as_ref(),
             sec.network.0,
         )?;
@@ -536,13 +573,14 @@ impl Validator<'_> {
             dns,
             conntrack,
             kube_proxy,
+            services,
         };
         Ok(Variant {
             name,
             description,
             config,
             expect: expectations,
-            notes: from_manifests.map(|m| m.notes).unwrap_or_default(),
+            notes,
         })
     }
 }

@@ -19,6 +19,9 @@ use sim_core::SimDuration;
 use sim_models::cluster::{ClientDnsCache, DnsConfig, TrafficSpec};
 use sim_models::connections::{ConnectionMode, GO_IDLE_CONN_TIMEOUT, GO_MAX_IDLE_PER_HOST};
 use sim_models::did_you_mean::suggest;
+use sim_models::services::node_port::NodeAddressKind;
+use sim_models::services::{NodePortEntry, ResolvedService};
+use sim_models::topology::NodeSpec;
 use sim_models::workload::DeploymentSpec;
 
 /// Most resolving threads per client pod (the per-thread state is two
@@ -38,9 +41,13 @@ pub struct TrafficFile {
     /// `api.example.com`, or `api.example.com.` with a trailing dot);
     /// needs `from` and a `dns` section.
     pub resolve: Option<ResolveFile>,
-    /// Target Service (= Deployment) name; without it the request is the
-    /// lookup of `resolve` alone.
+    /// Target Service: one of `services:`, or a workload's implicit
+    /// Service of the same name; without it the request is the lookup of
+    /// `resolve` alone.
     pub to: Option<String>,
+    /// Clients outside the cluster reach the Service at a node address and
+    /// its NodePort instead of its ClusterIP.
+    pub via: Option<ViaFile>,
     /// The application's DNS cache: `ttl` (the record's) or a duration
     /// (`30s`, whatever the TTL); default none.
     pub dns_cache: Option<String>,
@@ -68,6 +75,32 @@ pub struct TrafficFile {
     /// `keep-alive` (Go's defaults: 2 idle per pod, 90 s), `client-side`,
     /// `{keep_alive: {max_idle: N, idle_timeout: D}}` or `{long_lived: N}`.
     pub connections: Option<ConnectionsFile>,
+}
+
+/// Entering at a node: `{node_port: public, source: 198.51.100.7}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViaFile {
+    /// Which node address the clients send to: `internal` or `public`.
+    pub node_port: AddressName,
+    /// The port (default: the Service's first NodePort); a ClusterIP
+    /// Service needs one, which its nodes do not open.
+    pub port: Option<u16>,
+    /// The node (default: one drawn uniformly per connection).
+    pub node: Option<String>,
+    /// The clients' source address (default 198.51.100.7, a documentation
+    /// address standing for the internet).
+    pub source: Option<std::net::Ipv4Addr>,
+}
+
+/// A node address kind.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressName {
+    /// The node's internal address.
+    Internal,
+    /// The node's public address (`cluster.nodes.public_addresses`).
+    Public,
 }
 
 /// A connection mode as written: a name or a one-key map.
@@ -120,22 +153,33 @@ impl Validator<'_> {
         tp: &[Seg],
         traffic: &[TrafficFile],
         find: &FindWorkload<'_>,
-        deployments: &[DeploymentSpec],
+        (deployments, services, nodes, public): (
+            &[DeploymentSpec],
+            &[ResolvedService],
+            &[NodeSpec],
+            bool,
+        ),
         dns: Option<&DnsConfig>,
         network: Option<&NetworkFile>,
     ) -> R<(Vec<TrafficSpec>, Vec<String>)> {
-        let names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
+        let names: Vec<&str> = services.iter().map(|s| s.spec.name.as_str()).collect();
 
         let mut traffic_specs = Vec::new();
         let mut traffic_names: Vec<String> = Vec::new();
         for (i, t) in traffic.iter().enumerate() {
             let p = [tp, &path!["traffic", i]].concat();
             let d = match &t.to {
-                Some(to) => Some(find(to, [&p[..], &path!["to"]].concat(), "traffic target")?),
+                Some(to) => Some(self.service_named(
+                    to,
+                    &[&p[..], &path!["to"]].concat(),
+                    find,
+                    deployments,
+                    services,
+                )?),
                 None => None,
             };
             if let (Some(d), Some(dc)) = (d, dns) {
-                if d == dc.workload {
+                if services[d].implicit == Some(dc.workload) {
                     return Err(self.err(
                         &[&p[..], &path!["to"]].concat(),
                         format!(
@@ -164,7 +208,8 @@ impl Validator<'_> {
                     "e.g. {from: app, resolve: api.example.com, rate: 10/s, timeout: 30s}",
                 ));
             };
-            if d.is_some_and(|d| dns.as_ref().is_some_and(|c| c.headless.contains(&d)))
+            let implicit = d.and_then(|d| services[d].implicit);
+            if implicit.is_some_and(|w| dns.as_ref().is_some_and(|c| c.headless.contains(&w)))
                 && resolve.is_none()
             {
                 return Err(self.err(
@@ -272,6 +317,17 @@ impl Validator<'_> {
                     "add from: WORKLOAD and network: {..., conntrack: {...}, masquerade: {race_window: 5us}}",
                 ));
             }
+            let entry = match &t.via {
+                None => None,
+                Some(v) => Some(self.via(
+                    &[&p[..], &path!["via"]].concat(),
+                    v,
+                    (from.is_some(), resolve.is_some()),
+                    d.map(|d| &services[d]),
+                    nodes,
+                    public,
+                )?),
+            };
             traffic_specs.push(TrafficSpec {
                 name: traffic_names[i].clone(),
                 resolve,
@@ -285,6 +341,7 @@ impl Validator<'_> {
                 timeout: t.timeout.0,
                 connections,
                 snat: t.snat,
+                entry,
             });
         }
 
@@ -344,5 +401,113 @@ impl Validator<'_> {
                 )),
             },
         }
+    }
+}
+
+impl Validator<'_> {
+    /// The Service `to` names (at `p`): an explicit one, or a workload's
+    /// implicit Service; a workload whose pods explicit Services select has
+    /// no Service of its own name.
+    fn service_named(
+        &self,
+        to: &str,
+        p: &[Seg],
+        find: &FindWorkload<'_>,
+        deployments: &[DeploymentSpec],
+        services: &[ResolvedService],
+    ) -> R<usize> {
+        if let Some(s) = services.iter().position(|s| s.spec.name == to) {
+            return Ok(s);
+        }
+        let Ok(w) = find(to, p.to_vec(), "traffic target") else {
+            let names: Vec<&str> = services.iter().map(|s| s.spec.name.as_str()).collect();
+            return Err(self.err(
+                p,
+                format!("traffic target `{to}` is not a Service of this scenario"),
+                suggest(to, &names).map_or_else(
+                    || format!("Services: {}", names.join(", ")),
+                    |n| format!("did you mean `{n}`?"),
+                ),
+            ));
+        };
+        let by: Vec<&str> = services
+            .iter()
+            .filter(|s| s.workloads.contains(&w))
+            .map(|s| s.spec.name.as_str())
+            .collect();
+        Err(self.err(
+            p,
+            format!(
+                "workload `{}` has no Service of its own name: `services:` selects its pods in {}",
+                deployments[w].name,
+                by.join(", ")
+            ),
+            "name one of those Services in `to`",
+        ))
+    }
+
+    /// A `via` entry (at `p`) of a source (`from` set?, `resolve` set?) to
+    /// `service` over `nodes`.
+    fn via(
+        &self,
+        p: &[Seg],
+        v: &ViaFile,
+        (from, resolve): (bool, bool),
+        service: Option<&ResolvedService>,
+        nodes: &[NodeSpec],
+        public: bool,
+    ) -> R<NodePortEntry> {
+        if v.node_port == AddressName::Public && !public {
+            return Err(self.err(
+                &[p, &path!["node_port"]].concat(),
+                "the nodes have no public address",
+                "set cluster.nodes.public_addresses: true, or use node_port: internal",
+            ));
+        }
+        if from || resolve {
+            return Err(self.err(
+                p,
+                "`via` is for clients outside the cluster that connect to a node address",
+                "remove `from` and `resolve`, or remove `via`",
+            ));
+        }
+        let Some(service) = service else {
+            return Err(self.err(p, "`via` needs `to` (the Service)", "add to: SERVICE"));
+        };
+        let first = service.spec.ports.first().and_then(|x| x.node_port);
+        if v.port.is_none() && first.is_none() {
+            return Err(self.err(
+                p,
+                format!(
+                    "Service `{}` is of type {} and has no NodePort",
+                    service.spec.name,
+                    service.spec.kind.name()
+                ),
+                "give the port the clients try: via: {node_port: public, port: 30080}",
+            ));
+        }
+        let node = match &v.node {
+            None => None,
+            Some(n) => Some(nodes.iter().position(|x| &x.name == n).ok_or_else(|| {
+                let names: Vec<&str> = nodes.iter().map(|x| x.name.as_str()).collect();
+                self.err(
+                    &[p, &path!["node"]].concat(),
+                    format!("`{n}` is not a node of this scenario"),
+                    suggest(n, &names).map_or_else(
+                        || format!("nodes are named {} and so on", names[0]),
+                        |s| format!("did you mean `{s}`?"),
+                    ),
+                )
+            })?),
+        };
+        Ok(NodePortEntry {
+            node,
+            kind: match v.node_port {
+                AddressName::Internal => NodeAddressKind::Internal,
+                AddressName::Public => NodeAddressKind::Public,
+            },
+            source: v.source.unwrap_or(std::net::Ipv4Addr::new(198, 51, 100, 7)),
+            port: v.port,
+        })
     }
 }

@@ -300,11 +300,15 @@ impl DnsRt {
         metrics: &mut Metrics,
         rng: &RngStreams,
     ) -> DnsRt {
-        let services = cfg
-            .deployments
-            .iter()
-            .enumerate()
-            .map(|(i, dep)| (format!("{}.{}", dep.name, dep.namespace), i))
+        // Each Service's name: an implicit one leads to its workload, an
+        // explicit ClusterIP Service to `usize::MAX` (a ClusterIP record).
+        let services = crate::services::resolve(&cfg.deployments, &cfg.services.explicit)
+            .into_iter()
+            .filter(|r| r.implicit.is_some() || !r.spec.headless)
+            .map(|r| {
+                let name = format!("{}.{}", r.spec.name, r.spec.namespace);
+                (name, r.implicit.unwrap_or(usize::MAX))
+            })
             .collect();
         let external = cfg
             .traffic
@@ -441,10 +445,11 @@ pub(crate) fn kube_dns_pick(
     deps: &[DeploymentRt],
     kube_proxy: Option<&KubeProxy>,
     w: usize,
+    svc: usize,
     rng: &mut SimRng,
 ) -> Option<u32> {
     match kube_proxy {
-        Some(kp) => kp.pick(w, rng).map(|(p, _)| p),
+        Some(kp) => kp.pick(svc, rng).map(|(p, _)| p),
         None => deps[w].endpoints.pick(rng),
     }
 }
@@ -792,6 +797,7 @@ impl Sim<'_> {
                 &self.deps,
                 self.path.service.kube_proxy.as_ref(),
                 w,
+                self.services.implicit_of(w),
                 &mut self.dns_pick,
             ) else {
                 return DnsRoute::Unreachable;
@@ -818,7 +824,8 @@ impl Sim<'_> {
         let (deps, pick_rng) = (&self.deps, &mut self.dns_pick);
         let table = &mut self.path.tables.nodes[node as usize];
         let kp = self.path.service.kube_proxy.as_ref();
-        let mut pick = || kube_dns_pick(deps, kp, w, pick_rng);
+        let svc = self.services.implicit_of(w);
+        let mut pick = || kube_dns_pick(deps, kp, w, svc, pick_rng);
         if let Some(first) = racing {
             let kernel = table.config().kernel;
             match conntrack::udp_pair_second(

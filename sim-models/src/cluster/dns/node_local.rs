@@ -114,6 +114,7 @@ impl Sim<'_> {
             &self.deps,
             self.path.service.kube_proxy.as_ref(),
             w,
+            self.services.implicit_of(w),
             &mut self.dns_pick,
         ) else {
             return;

@@ -25,19 +25,25 @@ pub fn name_exists(cfg: &ClusterConfig, name: &str) -> bool {
     let Some(rest) = name.strip_suffix(".svc.cluster.local") else {
         return false;
     };
-    cfg.deployments.iter().any(|d| {
-        let Some(head) = rest
-            .strip_suffix(d.namespace.as_str())
-            .and_then(|h| h.strip_suffix('.'))
-        else {
-            return false;
-        };
-        head == d.name
-            || (d.kind == WorkloadKind::StatefulSet
-                && head
-                    .strip_suffix(d.name.as_str())
-                    .is_some_and(|pod| pod.len() > 1 && pod.ends_with('.')))
-    })
+    let explicit = cfg
+        .services
+        .explicit
+        .iter()
+        .any(|s| !s.headless && rest == format!("{}.{}", s.name, s.namespace));
+    explicit
+        || cfg.deployments.iter().any(|d| {
+            let Some(head) = rest
+                .strip_suffix(d.namespace.as_str())
+                .and_then(|h| h.strip_suffix('.'))
+            else {
+                return false;
+            };
+            head == d.name
+                || (d.kind == WorkloadKind::StatefulSet
+                    && head
+                        .strip_suffix(d.name.as_str())
+                        .is_some_and(|pod| pod.len() > 1 && pod.ends_with('.')))
+        })
 }
 
 /// Whether `name` (no trailing dot) is in the `kubernetes` plugin's zone.

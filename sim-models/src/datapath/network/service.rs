@@ -381,6 +381,11 @@ impl Sim<'_> {
                 path::Drop::StaleEndpoint { .. } => DropKind::StaleEndpoint,
                 path::Drop::PolicyDenied { .. } => DropKind::PolicyDenied,
                 path::Drop::InsertFailed { .. } => DropKind::InsertFailed,
+                // The packet level sends no NodePort traffic and its
+                // Services have no policies: these never happen here.
+                path::Drop::EdgeDenied { .. }
+                | path::Drop::PortClosed { .. }
+                | path::Drop::NoLocalEndpoint { .. } => DropKind::NoEndpoints,
             };
             let text = drop.to_string();
             let detail = if text == kind.to_string() {
@@ -403,7 +408,7 @@ impl Sim<'_> {
         *self.flows[fi].endpoints.entry(pod).or_insert(0) += 1;
         let nat = match to {
             Target::Service(_) => Some((self.stacks[pod].ip, port)),
-            Target::Pod(_) => None,
+            Target::Pod(_) | Target::NodePort(_) => None,
         };
         let (back_ip, back_port) = nat.unwrap_or((t.dst, t.dport));
         let back = Tuple {

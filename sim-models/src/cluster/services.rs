@@ -1,0 +1,215 @@
+//! # Services: the run's Services, their endpoints, and NodePort entries
+//!
+//! The resolved Services of the run ([`crate::services::resolve`]): the
+//! implicit Service of each workload no explicit Service selects (its
+//! endpoints are the workload's Ready pods, kept by the `pods` room) and the
+//! explicit ones, whose endpoints this room keeps by zone and by node. A
+//! pod's readiness change touches the Services that select its workload
+//! ([`SelectorIndex`]), never every Service. Traffic from outside entering
+//! at a node address and NodePort picks its node here (uniformly, or the one
+//! named) before it goes along the path.
+
+use super::*;
+use crate::path::{Edge, NodePortTarget};
+use crate::services::node_port::NodeAddressKind;
+use crate::services::{resolve, ResolvedService, SelectorIndex, TopologyEndpoints};
+
+/// The run's Services.
+pub(crate) struct ServicesRt {
+    /// Every Service, implicit ones first.
+    pub(crate) list: Vec<ResolvedService>,
+    /// Which Services select each workload.
+    pub(crate) index: SelectorIndex,
+    /// Explicit Services' endpoints (`None` for implicit ones, which read
+    /// their workload's).
+    pub(crate) eps: Vec<Option<TopologyEndpoints>>,
+    /// Each workload's implicit Service, if it has one.
+    implicit: Vec<Option<u32>>,
+    /// Each node's zone index.
+    pub(crate) zone_of: Vec<usize>,
+    /// The nodes' addresses and their guards.
+    pub(crate) edge: Edge,
+}
+
+impl ServicesRt {
+    pub(crate) fn new(cfg: &ClusterConfig) -> Self {
+        let list = resolve(&cfg.deployments, &cfg.services.explicit);
+        let index = SelectorIndex::new(&list, cfg.deployments.len());
+        let mut zones: Vec<&str> = Vec::new();
+        let zone_of = cfg
+            .nodes
+            .iter()
+            .map(|n| match zones.iter().position(|z| *z == n.zone) {
+                Some(i) => i,
+                None => {
+                    zones.push(&n.zone);
+                    zones.len() - 1
+                }
+            })
+            .collect();
+        let eps = list
+            .iter()
+            .map(|r| {
+                r.implicit
+                    .is_none()
+                    .then(|| TopologyEndpoints::new(&r.spec, zones.len().max(1), cfg.nodes.len()))
+            })
+            .collect();
+        let mut implicit = vec![None; cfg.deployments.len()];
+        for (s, r) in list.iter().enumerate() {
+            if let Some(w) = r.implicit {
+                implicit[w] = Some(s as u32);
+            }
+        }
+        let edge = Edge {
+            addressing: cfg.services.addressing.clone(),
+            node_port_addresses: cfg.services.node_port_addresses.clone(),
+            mode: cfg
+                .kube_proxy
+                .as_ref()
+                .map_or(crate::kube_proxy::Mode::Iptables, |k| k.mode),
+            security_group: cfg.services.security_group.clone(),
+        };
+        ServicesRt {
+            list,
+            index,
+            eps,
+            implicit,
+            zone_of,
+            edge,
+        }
+    }
+
+    /// Workload `w`'s implicit Service (the DNS workload always has one).
+    pub(crate) fn implicit_of(&self, w: usize) -> usize {
+        self.implicit[w].map_or(w, |s| s as usize)
+    }
+
+    /// The Service's Ready endpoints.
+    pub(crate) fn endpoints<'e>(&'e self, deps: &'e [DeploymentRt], s: usize) -> &'e Endpoints {
+        match (&self.eps[s], self.list[s].implicit) {
+            (Some(e), _) => &e.all,
+            (None, Some(w)) => &deps[w].endpoints,
+            (None, None) => unreachable!("an explicit Service keeps its endpoints"),
+        }
+    }
+}
+
+impl Sim<'_> {
+    /// Pod `p` of workload `d` on `node` is Ready: an endpoint of every
+    /// Service selecting it.
+    pub(crate) fn endpoint_up(&mut self, p: u32, d: usize) {
+        self.deps[d].endpoints.add(p);
+        let node = self.pods[p as usize].node.unwrap_or(0) as usize;
+        let zone = self.services.zone_of.get(node).copied().unwrap_or(0);
+        let ServicesRt { index, eps, .. } = &mut self.services;
+        for &s in index.of(d) {
+            if let Some(e) = eps[s as usize].as_mut() {
+                e.add(p, node, zone);
+            }
+        }
+    }
+
+    /// Pod `p` of workload `d`, last on `node`, is no longer an endpoint.
+    pub(crate) fn endpoint_down(&mut self, p: u32, d: usize, node: Option<u32>) {
+        self.deps[d].endpoints.remove(p);
+        let node = node.unwrap_or(0) as usize;
+        let zone = self.services.zone_of.get(node).copied().unwrap_or(0);
+        let ServicesRt { index, eps, .. } = &mut self.services;
+        for &s in index.of(d) {
+            if let Some(e) = eps[s as usize].as_mut() {
+                e.remove(p, node, zone);
+            }
+        }
+    }
+
+    /// Where a request of source `t` entering at a NodePort goes: the node
+    /// (uniform or named), its address and the Service's NodePort.
+    pub(crate) fn node_port_target(&mut self, t: usize, s: usize) -> Option<NodePortTarget> {
+        let entry = self.cfg.traffic[t].entry?;
+        let node = match entry.node {
+            Some(n) => n,
+            None => self.traffic[t]
+                .pick
+                .random_range(0..self.cfg.nodes.len().max(1)),
+        };
+        let addr = self.services.edge.addressing.address(node, entry.kind)?;
+        let first = self.services.list[s]
+            .spec
+            .ports
+            .first()
+            .and_then(|p| p.node_port);
+        let port = entry.port.or(first)?;
+        Some(NodePortTarget {
+            service: s as u32,
+            node: node as u32,
+            kind: entry.kind,
+            addr,
+            port,
+            source: entry.source,
+        })
+    }
+
+    /// For source `t` entering at a NodePort: the public node addresses its
+    /// port is open on (0 when the Service does not listen on it).
+    pub(crate) fn public_open_for(&self, t: usize) -> u32 {
+        let (Some(entry), Some(s)) = (self.cfg.traffic[t].entry, self.cfg.traffic[t].deployment)
+        else {
+            return 0;
+        };
+        let spec = &self.services.list[s].spec;
+        let first = spec.ports.first().and_then(|p| p.node_port);
+        let Some(port) = entry.port.or(first) else {
+            return 0;
+        };
+        if !spec.kind.has_node_port() || !spec.ports.iter().any(|p| p.node_port == Some(port)) {
+            return 0;
+        }
+        let edge = &self.services.edge;
+        (0..self.cfg.nodes.len())
+            .filter_map(|n| edge.addressing.address(n, NodeAddressKind::Public))
+            .filter(|&a| {
+                crate::services::node_port::accepts(
+                    edge.mode,
+                    &edge.node_port_addresses,
+                    NodeAddressKind::Public,
+                    a,
+                )
+            })
+            .count() as u32
+    }
+
+    /// The NodePorts of the run and the node addresses each is open on.
+    pub(crate) fn node_port_report(&self) -> Vec<output::NodePortState> {
+        let edge = &self.services.edge;
+        self.services
+            .list
+            .iter()
+            .filter(|r| r.spec.kind.has_node_port())
+            .flat_map(|r| {
+                r.spec.ports.iter().filter_map(move |p| {
+                    let port = p.node_port?;
+                    let open = |kind| {
+                        (0..self.cfg.nodes.len())
+                            .filter_map(|n| edge.addressing.address(n, kind))
+                            .filter(|&a| {
+                                crate::services::node_port::accepts(
+                                    edge.mode,
+                                    &edge.node_port_addresses,
+                                    kind,
+                                    a,
+                                )
+                            })
+                            .count() as u32
+                    };
+                    Some(output::NodePortState {
+                        service: r.spec.name.clone(),
+                        port,
+                        open_internal: open(NodeAddressKind::Internal),
+                        open_public: open(NodeAddressKind::Public),
+                    })
+                })
+            })
+            .collect()
+    }
+}
