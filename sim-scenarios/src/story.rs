@@ -440,8 +440,21 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
             ));
         }
         if t.no_local_endpoint > 0 {
+            let target = cfg.target_of(traffic).map(|(n, _)| n);
+            let health = out
+                .health_checks
+                .iter()
+                .find(|h| Some(&h.service) == target.as_ref())
+                .map_or_else(String::new, |h| {
+                    format!(
+                        " At the end of the run its health-check node port {} answered 503 on {} of {} nodes (no local endpoint), the nodes a load balancer checking it would take out of rotation.",
+                        h.port,
+                        h.nodes_unavailable,
+                        h.nodes_ok + h.nodes_unavailable
+                    )
+                });
             lines.push(format!(
-                "In `{}`, {:.1}% of {} requests reached a node with no Ready endpoint of the Service: with a `Local` traffic policy kube-proxy drops them there (the health-check node port answers 503 on such a node) and the clients time out.",
+                "In `{}`, {:.1}% of {} requests reached a node with no Ready endpoint of the Service: with a `Local` traffic policy kube-proxy drops them there and the clients time out.{health}",
                 w.window,
                 share(t.no_local_endpoint),
                 w.service

@@ -124,8 +124,8 @@ pub use config::{
 };
 pub use dns::name_exists;
 pub use output::{
-    DeploymentState, DnsWindowStats, EventSummary, NodePortState, RequestTotals, RunOutput,
-    WindowStats, RCODES, ZONES,
+    DeploymentState, DnsWindowStats, EventSummary, HealthCheckState, NodePortState, RequestTotals,
+    RunOutput, WindowStats, RCODES, ZONES,
 };
 
 #[derive(Clone, Copy, Debug)]

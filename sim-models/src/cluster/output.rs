@@ -300,6 +300,24 @@ pub struct RunOutput {
     pub dns_restarts: u64,
     /// Each NodePort and the node addresses it is open on.
     pub node_ports: Vec<NodePortState>,
+    /// Each `healthCheckNodePort` (LoadBalancer Services with
+    /// `externalTrafficPolicy: Local`) and what it answers on the nodes at
+    /// the end of the run.
+    pub health_checks: Vec<HealthCheckState>,
+}
+
+/// A Service's health-check node port and its answers per node, as a load
+/// balancer's health checker would read them at the end of the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheckState {
+    /// The Service.
+    pub service: String,
+    /// The `healthCheckNodePort`.
+    pub port: u16,
+    /// Nodes answering 200 (at least one local Ready endpoint).
+    pub nodes_ok: u32,
+    /// Nodes answering 503 (none).
+    pub nodes_unavailable: u32,
 }
 
 /// A NodePort and the node addresses that accept it.

@@ -113,6 +113,7 @@ impl Sim<'_> {
 
     pub(crate) fn finish(mut self, seed: u64) -> RunOutput {
         let node_ports = self.node_port_report();
+        let health_checks = self.health_check_report();
         let n = self.cfg.traffic.len();
         for t in 0..n {
             let open = self.public_open_for(t);
@@ -125,6 +126,7 @@ impl Sim<'_> {
         let events = events.into_iter().map(|(_, e)| e).collect();
         RunOutput {
             node_ports,
+            health_checks,
             seed,
             deployments: self
                 .cfg

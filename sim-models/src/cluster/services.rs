@@ -212,4 +212,28 @@ impl Sim<'_> {
             })
             .collect()
     }
+
+    /// Each `healthCheckNodePort` and how many nodes answer 200 and 503 on
+    /// it now ([`crate::services::health_check_status`]).
+    pub(crate) fn health_check_report(&self) -> Vec<output::HealthCheckState> {
+        let nodes = self.cfg.nodes.len();
+        self.services
+            .list
+            .iter()
+            .zip(&self.services.eps)
+            .filter_map(|(r, eps)| {
+                let port = r.spec.health_check_node_port?;
+                let eps = eps.as_ref()?;
+                let ok = (0..nodes)
+                    .filter(|&n| crate::services::health_check_status(eps.local(n)) == 200)
+                    .count() as u32;
+                Some(output::HealthCheckState {
+                    service: r.spec.name.clone(),
+                    port,
+                    nodes_ok: ok,
+                    nodes_unavailable: nodes as u32 - ok,
+                })
+            })
+            .collect()
+    }
 }

@@ -207,6 +207,56 @@ fn internal_local_and_prefer_close_pick_near_endpoints() {
     assert_eq!(r.answered + r.in_flight, r.sent);
 }
 
+#[test]
+fn health_check_node_port_answers_503_where_local_traffic_is_dropped() {
+    // A LoadBalancer Service with externalTrafficPolicy Local gets a
+    // healthCheckNodePort; a NodePort one does not.
+    let mut cfg = cluster(2, TrafficPolicy::Local);
+    assert!(!cfg.services.explicit[0].needs_health_check());
+    cfg.services.explicit[0].kind = ServiceType::LoadBalancer;
+    assert!(cfg.services.explicit[0].needs_health_check());
+    cfg.services.explicit[0].health_check_node_port = Some(32000);
+    // Traffic sent to each node in turn: a node whose health check answers
+    // 503 drops all of it, one answering 200 answers all of it.
+    let mut dropping = 0;
+    let mut report = None;
+    for n in 0..4 {
+        if let Some(e) = cfg.traffic[0].entry.as_mut() {
+            e.node = Some(n);
+        }
+        let out = run(&cfg, 5, &mut NullSink);
+        let r = out.requests[0];
+        assert!(
+            r.no_local_endpoint == 0 || r.answered == 0,
+            "node {n}: {r:?}"
+        );
+        if r.no_local_endpoint > 0 {
+            dropping += 1;
+        }
+        assert!(
+            report.as_ref().is_none_or(|h| *h == out.health_checks),
+            "same seed, same placement"
+        );
+        report = Some(out.health_checks);
+    }
+    let h = report.unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!((h[0].service.as_str(), h[0].port), ("web-np", 32000));
+    assert_eq!(h[0].nodes_ok + h[0].nodes_unavailable, 4);
+    assert_eq!(h[0].nodes_unavailable, dropping);
+    assert!(h[0].nodes_ok >= 1 && h[0].nodes_ok <= 2, "{h:?}");
+    // Scaled to zero: every node answers 503.
+    cfg.timeline.push(TimedAction {
+        at: secs(60),
+        action: Action::Scale {
+            deployment: 0,
+            replicas: 0,
+        },
+    });
+    let h = &run(&cfg, 5, &mut NullSink).health_checks[0];
+    assert_eq!((h.nodes_ok, h.nodes_unavailable), (0, 4));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
     /// Requests entering at a NodePort end one way each: sent = answered +

@@ -160,6 +160,11 @@ pub struct ServiceSpec {
     pub internal_policy: TrafficPolicy,
     /// `spec.trafficDistribution: PreferClose`.
     pub prefer_close: bool,
+    /// `spec.healthCheckNodePort`: allocated from the NodePort range for a
+    /// LoadBalancer Service with `externalTrafficPolicy: Local`
+    /// ([`ServiceSpec::needs_health_check`]); kube-proxy answers on it with
+    /// [`health_check_status`].
+    pub health_check_node_port: Option<u16>,
 }
 
 impl ServiceSpec {
@@ -176,7 +181,15 @@ impl ServiceSpec {
             external_policy: TrafficPolicy::Cluster,
             internal_policy: TrafficPolicy::Cluster,
             prefer_close: false,
+            health_check_node_port: None,
         }
+    }
+
+    /// Whether the apiserver allocates a `healthCheckNodePort`: type
+    /// LoadBalancer with `externalTrafficPolicy: Local` (row
+    /// `svc-health-check-node-port`).
+    pub fn needs_health_check(&self) -> bool {
+        self.kind == ServiceType::LoadBalancer && self.external_policy == TrafficPolicy::Local
     }
 
     /// Whether the selector selects pods labelled `labels`.

@@ -314,6 +314,7 @@ impl Validator<'_> {
                 external_policy: external,
                 internal_policy: internal,
                 prefer_close: f.traffic_distribution.is_some(),
+                health_check_node_port: None,
             });
         }
         self.allocate_node_ports(sp, services, &mut explicit)?;
@@ -378,29 +379,39 @@ impl Validator<'_> {
         files: &[ServiceFile],
         explicit: &mut [ServiceSpec],
     ) -> R<()> {
-        let mut at: Vec<(usize, usize)> = Vec::new();
+        // (Service, port index; `None`: its healthCheckNodePort, allocated
+        // from the same range after the ports given by hand).
+        let mut at: Vec<(usize, Option<usize>)> = Vec::new();
         let mut requests = Vec::new();
         for (i, s) in explicit.iter().enumerate() {
             if s.kind.has_node_port() {
                 for (j, p) in s.ports.iter().enumerate() {
-                    at.push((i, j));
+                    at.push((i, Some(j)));
                     requests.push(p.node_port);
                 }
+            }
+            if s.needs_health_check() {
+                at.push((i, None));
+                requests.push(None);
             }
         }
         match node_port::allocate(&requests, node_port::DEFAULT_RANGE) {
             Ok(ports) => {
                 for (&(i, j), port) in at.iter().zip(ports) {
-                    explicit[i].ports[j].node_port = Some(port);
+                    match j {
+                        Some(j) => explicit[i].ports[j].node_port = Some(port),
+                        None => explicit[i].health_check_node_port = Some(port),
+                    }
                 }
                 Ok(())
             }
             Err((k, why)) => {
                 let (i, j) = at[k];
-                let p = if files[i].ports.is_empty() {
-                    [sp, &path!["services", i]].concat()
-                } else {
-                    [sp, &path!["services", i, "ports", j, "node_port"]].concat()
+                let p = match j {
+                    Some(j) if !files[i].ports.is_empty() => {
+                        [sp, &path!["services", i, "ports", j, "node_port"]].concat()
+                    }
+                    _ => [sp, &path!["services", i]].concat(),
                 };
                 let hint = match why {
                     node_port::AllocError::Taken { holder, .. } => format!(

@@ -314,3 +314,107 @@ fn glibc_threads_and_dns_policy_mistakes_are_located() {
     .unwrap_err();
     assert!(e.message.contains("at most 3"), "{e}");
 }
+
+/// A scenario with `services` and `edge` sections (indented 0) and a
+/// traffic entry `traffic` (a flow map body).
+fn with_services(services: &str, traffic: &str, public: bool) -> Result<Scenario, InputError> {
+    let text = format!(
+        "name: t\nsummary: s\nduration: 1m\nsample_every: 10s\ncluster:\n  nodes: {{count: 2, zones: [a], public_addresses: {public}}}\n  ipam: {{mode: flat, pod_cidr: 10.0.0.0/24}}\n\
+         workloads:\n  - {{name: web, replicas: 2, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms, port: 8080}}\n\
+         \x20 - {{name: api, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}}\n\
+         {services}traffic:\n  - {{{traffic}}}\n"
+    );
+    parse("t.yaml", &text)
+}
+
+#[test]
+fn services_apart_from_workloads_parse() {
+    let s = with_services(
+        "services:\n  - {name: web-np, selector: {app: web}, type: NodePort, ports: [{port: 80, target_port: 8080}]}\n  - {name: web-lb, selector: {app: web}, type: LoadBalancer, external_traffic_policy: Local, ports: [{port: 443, target_port: 8080, node_port: 31000}]}\n",
+        "to: web-lb, via: {node_port: public}, rate: 1/s, timeout: 1s",
+        true,
+    )
+    .unwrap();
+    let cfg = &s.variants[0].config;
+    let list = cfg.service_list();
+    let names: Vec<&str> = list.iter().map(|r| r.spec.name.as_str()).collect();
+    // `api` keeps its implicit Service; `web` is claimed by two Services.
+    assert_eq!(names, ["api", "web-np", "web-lb"]);
+    assert_eq!(list[1].workloads, [0]);
+    assert_eq!(list[2].workloads, [0]);
+    // The allocated port comes from the dynamic band above the 86 static ports.
+    assert_eq!(list[1].spec.ports[0].node_port, Some(30086));
+    assert_eq!(list[2].spec.ports[0].node_port, Some(31000));
+    assert_eq!(cfg.traffic[0].deployment, Some(2));
+    assert_eq!(cfg.traffic[0].entry.map(|e| e.port), Some(None));
+    // An implicit Service is still named by its workload.
+    let s = with_services("", "to: api, rate: 1/s, timeout: 1s", false).unwrap();
+    assert_eq!(s.variants[0].config.traffic[0].deployment, Some(1));
+}
+
+#[test]
+fn bad_services_are_located() {
+    let two = "services:\n  - {name: a, selector: {app: web}, type: NodePort, ports: [{port: 80, node_port: 30080}]}\n  - {name: b, selector: {app: api}, type: NodePort, ports: [{port: 80, node_port: 30080}]}\n";
+    let e = with_services(two, "to: a, rate: 1/s, timeout: 1s", false).unwrap_err();
+    assert!(e.message.contains("already allocated"), "{e}");
+    assert!(e.hint.contains("`a` already holds it"), "{e}");
+    assert_eq!(e.at.map(|a| a.0), Some(13), "{e}");
+    let e = with_services(
+        "services:\n  - {name: a, selector: {app: web}, type: NodePort, ports: [{port: 80, node_port: 8080}]}\n",
+        "to: a, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("not in the valid range"), "{e}");
+    let e = with_services(
+        "services:\n  - {name: a, selectr: {app: web}}\n",
+        "to: a, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.at.is_some() && e.hint.contains("selector"), "{e}");
+    let e = with_services(
+        "services:\n  - {name: a, selector: {app: web}, type: Nodeport}\n",
+        "to: a, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.at.is_some(), "{e}");
+    let e = with_services(
+        "services:\n  - {name: a, selector: {app: web}, external_traffic_policy: Local}\n",
+        "to: a, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("NodePort and LoadBalancer"), "{e}");
+    // `web` is claimed by `a`: it has no Service of its own name.
+    let e = with_services(
+        "services:\n  - {name: a, selector: {app: web}}\n",
+        "to: web, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("no Service of its own name"), "{e}");
+    assert!(e.hint.contains('a'), "{e}");
+    let e = with_services(
+        "services:\n  - {name: a, selector: {app: web}, type: NodePort}\n",
+        "to: a, via: {node_port: public}, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("no public address"), "{e}");
+    let e = with_services(
+        "services:\n  - {name: a, selector: {app: web}}\n",
+        "to: a, via: {node_port: internal}, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("has no NodePort"), "{e}");
+    let e = with_services(
+        "services:\n  - {name: a, selector: {app: web}, type: NodePort}\nedge: {security_group: [{from: 0.0.0.0/0, ports: 32767-30000}]}\n",
+        "to: a, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("is empty"), "{e}");
+}
