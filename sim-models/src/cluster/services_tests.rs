@@ -109,6 +109,11 @@ fn explicit_services_get_the_pods_they_select() {
     let list = cfg.service_list();
     let names: Vec<&str> = list.iter().map(|s| s.spec.name.as_str()).collect();
     assert_eq!(names, ["web-np", "all-tier"], "both workloads are claimed");
+    // The cluster DNS knows the Services, not the claimed workloads' names.
+    for (name, exists) in [("web-np", true), ("all-tier", true), ("web", false)] {
+        let fqdn = format!("{name}.default.svc.cluster.local");
+        assert_eq!(name_exists(&cfg, &fqdn), exists, "{fqdn}");
+    }
     let out = run(&cfg, 1, &mut NullSink);
     let tier = &out.windows[1];
     // all-tier spreads over web's 3 and api's 2 pods.

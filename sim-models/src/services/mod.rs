@@ -107,7 +107,8 @@ impl ServiceType {
         }
     }
 
-    /// Whether the type opens node ports.
+    /// Whether the type opens node ports (a LoadBalancer keeps its
+    /// NodePorts: row `svc-lb-node-ports`).
     pub fn has_node_port(self) -> bool {
         !matches!(self, ServiceType::ClusterIp)
     }

@@ -25,20 +25,24 @@ pub fn name_exists(cfg: &ClusterConfig, name: &str) -> bool {
     let Some(rest) = name.strip_suffix(".svc.cluster.local") else {
         return false;
     };
-    let explicit = cfg
-        .services
-        .explicit
-        .iter()
-        .any(|s| !s.headless && rest == format!("{}.{}", s.name, s.namespace));
+    let head_in = |ns: &str| rest.strip_suffix(ns).and_then(|h| h.strip_suffix('.'));
+    // Explicit Services, then each workload's implicit Service (none when
+    // an explicit Service selects it, as `services::resolve` has it) and
+    // StatefulSet pods' own names.
+    let explicit = &cfg.services.explicit;
     explicit
+        .iter()
+        .any(|s| !s.headless && head_in(&s.namespace) == Some(s.name.as_str()))
         || cfg.deployments.iter().any(|d| {
-            let Some(head) = rest
-                .strip_suffix(d.namespace.as_str())
-                .and_then(|h| h.strip_suffix('.'))
-            else {
+            let Some(head) = head_in(&d.namespace) else {
                 return false;
             };
-            head == d.name
+            let claimed = || {
+                explicit
+                    .iter()
+                    .any(|s| s.namespace == d.namespace && s.selects(&d.labels))
+            };
+            (head == d.name && !claimed())
                 || (d.kind == WorkloadKind::StatefulSet
                     && head
                         .strip_suffix(d.name.as_str())
