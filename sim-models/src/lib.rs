@@ -8,6 +8,7 @@
 //! discrete-event run on the `sim-core` engine.
 
 pub mod app;
+pub mod cloud_lb;
 pub mod cluster;
 pub mod connections;
 pub mod conntrack;
@@ -29,4 +30,5 @@ pub mod scheduler;
 pub mod service;
 pub mod snat;
 pub mod topology;
+pub mod transfer_cost;
 pub mod workload;
