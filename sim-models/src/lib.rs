@@ -20,6 +20,7 @@ pub mod ingress;
 pub mod ipam;
 pub mod kube_proxy;
 pub mod kubelet;
+pub mod mesh;
 pub mod netpol;
 pub mod node_lifecycle;
 pub mod path;
