@@ -16,6 +16,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/calico_vxlan_mtu.yaml"),
     ),
     (
+        "cidr_overlap",
+        include_str!("../../scenarios/cidr_overlap.yaml"),
+    ),
+    (
         "cni_not_initialized",
         include_str!("../../scenarios/cni_not_initialized.yaml"),
     ),
