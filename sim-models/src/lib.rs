@@ -19,6 +19,7 @@ pub mod ingress;
 pub mod ipam;
 pub mod kube_proxy;
 pub mod kubelet;
+pub mod nat_gateway;
 pub mod netpol;
 pub mod node_lifecycle;
 pub mod path;
