@@ -311,6 +311,8 @@ pub struct NatGateways {
     cfg: NatGatewayConfig,
     gateways: Vec<Gateway>,
     destinations: BTreeMap<Destination, u32>,
+    /// By index.
+    tuples: Vec<Destination>,
 }
 
 impl NatGateways {
@@ -332,6 +334,7 @@ impl NatGateways {
             cfg: cfg.clone(),
             gateways,
             destinations: BTreeMap::new(),
+            tuples: Vec::new(),
         }
     }
 
@@ -348,12 +351,18 @@ impl NatGateways {
         }
         let i = self.destinations.len() as u32;
         self.destinations.insert(d, i);
+        self.tuples.push(d);
         for g in &mut self.gateways {
             g.ports
                 .extend(std::iter::repeat_n(0, usize::from(g.addresses)));
             g.cursor.push(0);
         }
         i
+    }
+
+    /// Destination `i`'s tuple.
+    pub fn tuple(&self, i: u32) -> Destination {
+        self.tuples[i as usize]
     }
 
     /// The gateway zone `zone`'s subnets route to.
