@@ -52,7 +52,11 @@
 //! events` shows them (reason, message, count, first and last seen), the
 //! final state, and per-source request totals that satisfy conservation:
 //! sent = answered + timed out + refused + rejected + lookup failed + in
-//! flight. Per window: connect delays, SYNs dropped, answered requests per
+//! flight (egress losses at a NAT gateway are named parts of timed out and
+//! refused: [`RequestTotals::nat_dropped`], `nat_port_allocation`,
+//! `nat_idle_reset`). With NAT gateways, per gateway its CloudWatch figures
+//! and cost over the run and per window ([`RunOutput::nat_gateways`],
+//! [`RunOutput::nat_windows`]). Per window: connect delays, SYNs dropped, answered requests per
 //! server pod (the busiest pod's share); per node: the conntrack table's
 //! statistics. With DNS: queries received by CoreDNS and replies by zone
 //! (cluster, external) and rcode, cache hits, dropped queries, OOM kills

@@ -52,7 +52,7 @@
 //! ## Parameters
 //! None of its own: each stage documents its parameters and their sources
 //! ([`crate::conntrack`], [`crate::kube_proxy`], [`crate::policy_enforcement`],
-//! [`crate::snat`]).
+//! [`crate::snat`], [`crate::nat_gateway`]).
 //!
 //! ## What it emits
 //! A [`Trip`] (the endpoint, the conntrack entry, the first packet's cost)
