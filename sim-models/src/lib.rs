@@ -22,6 +22,7 @@ pub mod ipam;
 pub mod kube_proxy;
 pub mod kubelet;
 pub mod mesh;
+pub mod nat_gateway;
 pub mod netpol;
 pub mod node_lifecycle;
 pub mod path;

@@ -56,6 +56,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/mtu_blackhole.yaml"),
     ),
     (
+        "nat_gateway_spof",
+        include_str!("../../scenarios/nat_gateway_spof.yaml"),
+    ),
+    (
         "nat_port_race",
         include_str!("../../scenarios/nat_port_race.yaml"),
     ),

@@ -616,6 +616,26 @@ pub const REQUESTS_STALE_ENDPOINT: Figure = kube_proxy(window(
 pub const INSERT_FAILED: Figure = window("insert_failed", Kind::Count, "SYNs", |w, _| {
     Some(w.insert_failed as f64)
 });
+/// Egress requests a NAT gateway dropped (down, or no route) in a window.
+pub const REQUESTS_NAT_DROPPED: Figure =
+    window("requests_nat_dropped", Kind::Count, "requests", |w, _| {
+        Some(w.totals.nat_dropped as f64)
+    });
+/// Egress connections the NAT gateway had no source port for
+/// (`ErrorPortAllocation`) in a window.
+pub const REQUESTS_NAT_PORT_ALLOCATION: Figure = window(
+    "requests_nat_port_allocation",
+    Kind::Count,
+    "requests",
+    |w, _| Some(w.totals.nat_port_allocation as f64),
+);
+/// Egress requests reset by the NAT gateway after 350 s idle in a window.
+pub const REQUESTS_NAT_IDLE_RESET: Figure = window(
+    "requests_nat_idle_reset",
+    Kind::Count,
+    "requests",
+    |w, _| Some(w.totals.nat_idle_reset as f64),
+);
 /// Retries sent in a window.
 pub const REQUESTS_RETRIED: Figure = window("requests_retried", Kind::Count, "requests", |w, _| {
     Some(w.totals.retried as f64)
@@ -852,6 +872,9 @@ pub const FIGURES: &[Figure] = &[
     REQUESTS_STALE_ENDPOINT,
     INSERT_FAILED,
     REQUESTS_RETRIED,
+    REQUESTS_NAT_DROPPED,
+    REQUESTS_NAT_PORT_ALLOCATION,
+    REQUESTS_NAT_IDLE_RESET,
     DNS_QUERIES_PER_LOOKUP,
     LOOKUP_LATENCY_P50,
     LOOKUP_LATENCY_P99,

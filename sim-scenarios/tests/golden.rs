@@ -113,6 +113,11 @@ fn mesh_iptables_meltdown_replay() {
 }
 
 #[test]
+fn nat_gateway_spof_replay() {
+    insta::assert_snapshot!(replay("nat_gateway_spof"));
+}
+
+#[test]
 fn nat_port_race_replay() {
     insta::assert_snapshot!(replay("nat_port_race"));
 }
