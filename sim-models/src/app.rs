@@ -135,6 +135,18 @@ pub enum Outcome {
     /// A `Local` traffic policy and no Ready endpoint on the node: kube-proxy
     /// dropped the SYN; the client timed out.
     NoLocalEndpoint,
+    /// Egress outside the VPC: the client zone's NAT gateway was down (or
+    /// the zone had no route out) and dropped the SYN, a request or its
+    /// reply; the client waited out its timeout.
+    NatDropped,
+    /// Egress outside the VPC: the NAT gateway had no source port left
+    /// towards the destination (`ErrorPortAllocation`); the SYN was dropped
+    /// and the client waited out its timeout.
+    NatPortAllocation,
+    /// Egress outside the VPC: the connection had been idle 350 s or more,
+    /// the NAT gateway had forgotten it and answered the request with an
+    /// RST.
+    NatIdleReset,
 }
 
 impl Outcome {
@@ -164,9 +176,12 @@ impl fmt::Display for Outcome {
             | Outcome::StaleEndpoint
             | Outcome::NoHost
             | Outcome::EdgeDropped
-            | Outcome::NoLocalEndpoint => {
+            | Outcome::NoLocalEndpoint
+            | Outcome::NatDropped
+            | Outcome::NatPortAllocation => {
                 write!(f, "dial tcp: i/o timeout")
             }
+            Outcome::NatIdleReset => write!(f, "read tcp: connection reset by peer"),
             Outcome::LookupFailed => write!(f, "getaddrinfo: Temporary failure in name resolution"),
         }
     }

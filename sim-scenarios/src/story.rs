@@ -463,6 +463,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         if t.stale > 0 {
             lines.push(stale_sentence(w, traffic, cfg, out, share(t.stale)));
         }
+        lines.extend(nat_sentences(w, traffic, cfg, share));
         if t.resolving > 0 {
             lines.push(format!(
                 "In `{}`, {:.1}% of {} requests timed out while still resolving the name: the lookup outlasted the {} timeout.",
@@ -480,6 +481,8 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
             - t.resolving
             - t.edge_dropped
             - t.no_local_endpoint
+            - t.nat_dropped
+            - t.nat_port_allocation
             + t.rejected;
         if let Some(line) = pinning_sentence(w, traffic, cfg, out)? {
             lines.push(line);
@@ -488,6 +491,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         }
     }
     dns_why(&mut lines, cfg, out)?;
+    nat_gateways_why(&mut lines, cfg, out);
     if !lines.is_empty() {
         let _ = writeln!(s, "why");
         for l in lines {
@@ -1027,4 +1031,91 @@ fn node_port_sentence(
         w.node_port_open_public,
         cfg.nodes.len()
     ))
+}
+
+/// Why egress requests of one window failed at a NAT gateway.
+fn nat_sentences(
+    w: &sim_models::cluster::WindowStats,
+    traffic: &sim_models::cluster::TrafficSpec,
+    cfg: &sim_models::cluster::ClusterConfig,
+    share: impl Fn(u64) -> f64,
+) -> Vec<String> {
+    let t = &w.totals;
+    let mut lines = Vec::new();
+    let dest = traffic
+        .external
+        .map_or_else(|| "its destination".to_string(), |d| d.to_string());
+    if t.nat_dropped > 0 {
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} requests to {dest} were dropped at the NAT gateway their zone's route table points at: \
+             the gateway was down, its SYNs went nowhere and each client waited out its {} timeout (`dial tcp: i/o timeout`).",
+            w.window,
+            share(t.nat_dropped),
+            w.service,
+            traffic.timeout
+        ));
+    }
+    if t.nat_port_allocation > 0 {
+        let limit = cfg
+            .nat_gateways
+            .as_ref()
+            .map_or(0, |n| n.config.connections_per_destination);
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} requests found no source port at the NAT gateway (ErrorPortAllocation): every one of its \
+             addresses already held {} simultaneous connections to {dest}; the clients timed out.",
+            w.window,
+            share(t.nat_port_allocation),
+            w.service,
+            num(f64::from(limit))
+        ));
+    }
+    if t.nat_idle_reset > 0 {
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} requests were reset (`connection reset by peer`): their connection had been idle past the \
+             NAT gateway's idle timeout, which forgot it and answered the next packet with an RST.",
+            w.window,
+            share(t.nat_idle_reset),
+            w.service
+        ));
+    }
+    lines
+}
+
+/// What each NAT gateway saw over the run, as CloudWatch and the bill show it.
+fn nat_gateways_why(
+    lines: &mut Vec<String>,
+    cfg: &sim_models::cluster::ClusterConfig,
+    out: &RunOutput,
+) {
+    let Some(setup) = cfg.nat_gateways.as_ref() else {
+        return;
+    };
+    for g in &out.nat_gateways {
+        let routed: Vec<&str> = setup
+            .config
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_some_and(|i| setup.config.gateways[i as usize].name == g.name))
+            .filter_map(|(z, _)| setup.zones.get(z).map(String::as_str))
+            .collect();
+        let s = &g.stats;
+        lines.push(format!(
+            "NAT gateway {} (in {}, routed from {}): {} connections opened, at most {} at once; ErrorPortAllocation {}, \
+             IdleTimeoutCount {}, PacketsDropCount {}; {} GB processed; ${:.4} ({} gateway-hour(s) ${:.4} + processing ${:.4}).",
+            g.name,
+            g.zone,
+            if routed.is_empty() { "no zone".to_string() } else { routed.join(", ") },
+            s.opened,
+            s.peak_active,
+            s.error_port_allocation,
+            s.idle_timeout,
+            s.packets_dropped,
+            num(g.cost.gb),
+            g.cost.total(),
+            g.cost.hours,
+            g.cost.hours_usd,
+            g.cost.gb_usd
+        ));
+    }
 }

@@ -98,6 +98,14 @@ pub struct RequestTotals {
     /// Of `timed_out`: dropped by a `Local` traffic policy on a node without
     /// a Ready endpoint.
     pub no_local_endpoint: u64,
+    /// Of `timed_out`: egress a NAT gateway dropped (down, or no route).
+    pub nat_dropped: u64,
+    /// Of `timed_out`: egress connections a NAT gateway could not give a
+    /// source port (`ErrorPortAllocation`).
+    pub nat_port_allocation: u64,
+    /// Of `refused`: requests on a connection a NAT gateway had dropped
+    /// after 350 s idle (RST).
+    pub nat_idle_reset: u64,
 }
 
 impl RequestTotals {
@@ -149,6 +157,18 @@ impl RequestTotals {
                 self.no_local_endpoint += 1;
             }
             Outcome::Rejected => self.rejected += 1,
+            Outcome::NatDropped => {
+                self.timed_out += 1;
+                self.nat_dropped += 1;
+            }
+            Outcome::NatPortAllocation => {
+                self.timed_out += 1;
+                self.nat_port_allocation += 1;
+            }
+            Outcome::NatIdleReset => {
+                self.refused += 1;
+                self.nat_idle_reset += 1;
+            }
             Outcome::NoHost => {
                 self.timed_out += 1;
                 self.no_host += 1;
@@ -298,6 +318,11 @@ pub struct RunOutput {
     pub dns_windows: Vec<DnsWindowStats>,
     /// CoreDNS container restarts over the run (OOM kills).
     pub dns_restarts: u64,
+    /// Per NAT gateway over the run (empty without gateways).
+    pub nat_gateways: Vec<super::NatGatewayOutput>,
+    /// Per window, per NAT gateway (window-major): its figures in the
+    /// window (`active` unused, `peak_active` the highest seen at an open).
+    pub nat_windows: Vec<crate::nat_gateway::GatewayStats>,
     /// Each NodePort and the node addresses it is open on.
     pub node_ports: Vec<NodePortState>,
     /// Each `healthCheckNodePort` (LoadBalancer Services with

@@ -112,6 +112,7 @@ impl Sim<'_> {
     }
 
     pub(crate) fn finish(mut self, seed: u64) -> RunOutput {
+        let nat_gateways = self.nat_output();
         let node_ports = self.node_port_report();
         let health_checks = self.health_check_report();
         let n = self.cfg.traffic.len();
@@ -146,6 +147,8 @@ impl Sim<'_> {
             conntrack: self.path.tables.nodes.iter().map(|t| t.stats()).collect(),
             kube_proxy: self.path.service.kube_proxy.as_ref().map(KubeProxy::stats),
             dns_restarts: self.dns.as_ref().map_or(0, |d| d.restart_total),
+            nat_gateways,
+            nat_windows: self.nat_windows,
             dns_windows: self.dns.map(|d| d.windows).unwrap_or_default(),
             metrics: self.metrics,
             windows: self.windows,

@@ -91,6 +91,7 @@ fn cluster(replicas: u32, external: TrafficPolicy) -> ClusterConfig {
         dns: None,
         conntrack: None,
         kube_proxy: None,
+        nat_gateways: None,
         services: ServicesConfig {
             explicit: vec![np, tier],
             addressing: NodeAddressing {

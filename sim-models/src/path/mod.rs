@@ -20,6 +20,8 @@
 //!                              the traffic policies (Local, PreferClose)
 //!          --> [policy]      NetworkPolicy verdict on the pod pair and port
 //!          --> [masquerade]  SNAT source port for traffic that leaves the node
+//!          --> [nat gateway] the cloud's NAT gateway for egress outside the VPC:
+//!                              no route, gateway down, ErrorPortAllocation
 //!          --> [confirm]     conntrack confirms the entry (ESTABLISHED once the
 //!                              handshake ends) or drops the clash: insert_failed
 //! ```
@@ -54,7 +56,7 @@
 //! ## Parameters
 //! None of its own: each stage documents its parameters and their sources
 //! ([`crate::conntrack`], [`crate::kube_proxy`], [`crate::policy_enforcement`],
-//! [`crate::snat`]).
+//! [`crate::snat`], [`crate::nat_gateway`]).
 //!
 //! ## What it emits
 //! A [`Trip`] (the endpoint, the conntrack entry, the first packet's cost)
@@ -70,6 +72,7 @@
 pub mod conntrack;
 pub mod edge;
 pub mod masquerade;
+pub mod nat_gateway;
 pub mod policy;
 pub mod service;
 
@@ -153,6 +156,9 @@ pub struct Trip {
     /// an endpoint on another node: SNATed to the entry node's address (the
     /// pod sees the node, not the client).
     pub node_snat: bool,
+    /// The connection's translation at a NAT gateway (egress outside the
+    /// VPC).
+    pub nat: Option<crate::nat_gateway::NatConn>,
 }
 
 /// Why a first packet was dropped, as an operator sees it.
@@ -204,6 +210,9 @@ pub enum Drop {
         /// The node.
         node: u32,
     },
+    /// The NAT gateway stage dropped the SYN (no route, gateway down, no
+    /// source port left).
+    NatGateway(crate::nat_gateway::NatDrop),
 }
 
 /// What a dropped first packet means for the client.
@@ -226,7 +235,9 @@ impl Drop {
             Drop::NoEndpoints | Drop::PortClosed { .. } => ClientSees::Refused,
             Drop::EdgeDenied { .. } | Drop::NoLocalEndpoint { .. } => ClientSees::Silence,
             Drop::ConntrackFull { .. } | Drop::InsertFailed { .. } => ClientSees::Retransmit,
-            Drop::StaleEndpoint { .. } | Drop::PolicyDenied { .. } => ClientSees::Silence,
+            Drop::StaleEndpoint { .. } | Drop::PolicyDenied { .. } | Drop::NatGateway(_) => {
+                ClientSees::Silence
+            }
         }
     }
 }
@@ -250,6 +261,7 @@ impl fmt::Display for Drop {
             Drop::NoLocalEndpoint { .. } => f.write_str(
                 "dropped by kube-proxy: traffic policy Local and no Ready endpoint on this node",
             ),
+            Drop::NatGateway(d) => write!(f, "{d}"),
         }
     }
 }
@@ -332,17 +344,20 @@ pub enum Hook {
     Policy,
     /// MASQUERADE ([`masquerade::Masquerade`]).
     Masquerade,
+    /// The cloud's NAT gateway ([`nat_gateway::NatStage`]).
+    NatGateway,
     /// conntrack's confirmation ([`conntrack::Confirm`]).
     Confirm,
 }
 
 /// The kernel's hook order.
-pub const ORDER: [Hook; 6] = [
+pub const ORDER: [Hook; 7] = [
     Hook::Edge,
     Hook::Conntrack,
     Hook::Service,
     Hook::Policy,
     Hook::Masquerade,
+    Hook::NatGateway,
     Hook::Confirm,
 ];
 
@@ -360,6 +375,8 @@ pub struct Path {
     pub policy: Option<crate::policy_enforcement::Enforcer>,
     /// MASQUERADE's port choice.
     pub masquerade: Option<masquerade::Masquerade>,
+    /// The NAT gateways egress outside the VPC goes through.
+    pub nat_gateway: Option<nat_gateway::NatStage>,
 }
 
 impl Path {
@@ -393,6 +410,10 @@ impl Path {
                     None => Ok(()),
                 },
                 Hook::Masquerade => match self.masquerade.as_mut() {
+                    Some(s) => s.first_packet(flow, &mut trip, &mut cx),
+                    None => Ok(()),
+                },
+                Hook::NatGateway => match self.nat_gateway.as_mut() {
                     Some(s) => s.first_packet(flow, &mut trip, &mut cx),
                     None => Ok(()),
                 },

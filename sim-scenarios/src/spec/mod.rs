@@ -63,6 +63,7 @@ mod cluster;
 mod dns;
 mod expect;
 mod manifests;
+mod nat;
 mod network;
 mod services;
 mod timeline;
@@ -72,6 +73,7 @@ mod workloads;
 pub use cluster::{AllocatorName, ClusterFile, IpamFile, IpamMode, NodesFile};
 pub use dns::{CoreDnsFile, DnsFile, HpaFile, UpstreamFile};
 pub use expect::{ExpectFile, Expectation, Probe};
+pub use nat::{NatGatewayFile, NatGatewaysFile};
 pub use network::{
     ConntrackFile, KubeProxyFile, MasqueradeFile, NetworkFile, OtherServicesFile, SizedBy,
 };
@@ -296,6 +298,8 @@ struct ActionRefs<'a> {
     duration: SimDuration,
     policy: Option<&'a PolicyConfig>,
     nodes: &'a [NodeSpec],
+    /// The NAT gateways' names.
+    nat_gateways: &'a [&'a str],
 }
 
 /// What every variant shares.
@@ -524,6 +528,8 @@ impl Validator<'_> {
             cluster.nodes.public_addresses,
             &mut notes,
         )?;
+        let nat_gateways =
+            self.nat_gateways(&sec.network.1, sec.network.0, &cluster.nodes.zones)?;
         let (traffic_specs, traffic_names) = self.traffic(
             tp,
             traffic,
@@ -537,6 +543,10 @@ impl Validator<'_> {
             dns.as_ref(),
             sec.network.0,
         )?;
+        let gateway_names: Vec<&str> = nat_gateways
+            .iter()
+            .flat_map(|n| n.config.gateways.iter().map(|g| g.name.as_str()))
+            .collect();
         let (policy, conntrack, kube_proxy) = self.data_path(
             sec,
             common.namespaces,
@@ -550,6 +560,7 @@ impl Validator<'_> {
             duration,
             policy: policy.as_ref(),
             nodes: &nodes,
+            nat_gateways: &gateway_names,
         };
         let actions = self.timeline(
             lp,
@@ -574,6 +585,7 @@ impl Validator<'_> {
             conntrack,
             kube_proxy,
             services,
+            nat_gateways,
         };
         Ok(Variant {
             name,

@@ -254,6 +254,7 @@ impl PathRt {
             service: ServiceProxy::new(kube_proxy, rng.stream("kube-proxy/first-packet")),
             policy: s.policy.as_ref().map(Enforcer::new),
             masquerade: None,
+            nat_gateway: None,
         };
         let infos = cfg
             .pods
@@ -386,6 +387,9 @@ impl Sim<'_> {
                 path::Drop::EdgeDenied { .. }
                 | path::Drop::PortClosed { .. }
                 | path::Drop::NoLocalEndpoint { .. } => DropKind::NoEndpoints,
+                // The packet level has no NAT gateway stage (`nat_gateway`
+                // is `None` above); the nearest kind, should one be added.
+                path::Drop::NatGateway(_) => DropKind::NoRoute,
             };
             let text = drop.to_string();
             let detail = if text == kind.to_string() {
