@@ -49,6 +49,10 @@ pub struct TrafficSpec {
     /// (the target stands in for a destination outside the pod network);
     /// with [`ConntrackSetup::snat`] they race for source ports.
     pub snat: bool,
+    /// The requests go through an ingress controller, each to the backend
+    /// routed for the path it draws ([`IngressTraffic`]); `deployment` is
+    /// then `None`, and `from` too (users outside the cluster).
+    pub ingress: Option<IngressTraffic>,
 }
 
 impl TrafficSpec {
@@ -70,6 +74,7 @@ impl TrafficSpec {
             timeout,
             connections: ConnectionMode::PerRequest,
             snat: false,
+            ingress: None,
         }
     }
 }

@@ -285,6 +285,7 @@ impl Validator<'_> {
                 timeout: t.timeout.0,
                 connections,
                 snat: t.snat,
+                ingress: None,
             });
         }
 
