@@ -46,13 +46,13 @@ pub struct Loaded {
 
 impl Loaded {
     /// `ns/name` of an Ingress.
-    fn name(&self, i: usize) -> String {
+    pub fn name(&self, i: usize) -> String {
         let ing = &self.ingresses[i];
         format!("{}/{}", ing.namespace, ing.name)
     }
 
     /// `file:line` of a path of an Ingress.
-    fn place(&self, o: Origin) -> String {
+    pub fn place(&self, o: Origin) -> String {
         let (file, doc) = &self.sources[o.ingress];
         let (line, _) =
             Positions::of_document(&self.texts[file], *doc).find(&path_of(o, &["path"]));
@@ -105,12 +105,7 @@ pub fn load(at: &Path) -> Result<Loaded, InputError> {
     } else {
         vec![at.to_path_buf()]
     };
-    let mut loaded = Loaded {
-        ingresses: Vec::new(),
-        sources: Vec::new(),
-        texts: BTreeMap::new(),
-        skipped: BTreeMap::new(),
-    };
+    let mut texts = Vec::new();
     for file in files {
         let name = file.display().to_string();
         let text = std::fs::read_to_string(&file).map_err(|e| {
@@ -120,12 +115,27 @@ pub fn load(at: &Path) -> Result<Loaded, InputError> {
                 "pass a readable YAML file",
             )
         })?;
+        texts.push((name, text));
+    }
+    load_texts(&shown, texts)
+}
+
+/// Reads the Ingresses of `files` (`(name, text)`, in order); `shown`
+/// names them all in an error.
+pub fn load_texts(shown: &str, files: Vec<(String, String)>) -> Result<Loaded, InputError> {
+    let mut loaded = Loaded {
+        ingresses: Vec::new(),
+        sources: Vec::new(),
+        texts: BTreeMap::new(),
+        skipped: BTreeMap::new(),
+    };
+    for (name, text) in files {
         read_file(&name, &text, &mut loaded)?;
         loaded.texts.insert(name, text);
     }
     if loaded.ingresses.is_empty() {
         return Err(InputError::whole(
-            &shown,
+            shown,
             "no Ingress objects found",
             "Ingress manifests have `apiVersion: networking.k8s.io/v1` and `kind: Ingress`",
         ));

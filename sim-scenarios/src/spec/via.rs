@@ -1,0 +1,244 @@
+//! Requests by path through an ingress controller: a traffic source's
+//! `via` and `requests`.
+//!
+//! # Scope
+//! Reads the Ingress manifests `via.ingress` names (a file or a directory,
+//! relative to the scenario file; bundled scenarios read their bundled
+//! copies), builds the routing tables of `via.controller`
+//! (`sim_models::ingress`), routes each distinct (host, path) of
+//! `requests` once, and resolves the backend Service it reaches to a
+//! workload of the run ([`service_target`], the one place a backend
+//! Service's name becomes a target). The run then draws each request's
+//! path by share (`sim_models::cluster::IngressTraffic`).
+//!
+//! # Validation
+//! Every error names the field (`file:line:column`) with a hint: a path
+//! without a leading `/`, a share not in (0, 1] or shares not summing to 1,
+//! a backend Service that is no workload of the run (naming the Ingress
+//! path that sends it there), a `resource` backend, an unknown controller;
+//! errors inside the manifests are located in their own files.
+
+use super::manifests::normal;
+use super::{Validator, R};
+use crate::bundled;
+use crate::envelope::Locate;
+use crate::error::InputError;
+use crate::ingress::{self, Request};
+use crate::locate::Seg;
+use crate::path;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sim_models::cluster::{IngressTraffic, RequestPath};
+use sim_models::did_you_mean::suggest;
+use sim_models::ingress::{Backend, Controller};
+use sim_models::workload::DeploymentSpec;
+
+/// `via`: the ingress controller users' requests go through.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViaFile {
+    /// Ingress manifests (`networking.k8s.io/v1`): a file or a directory of
+    /// `*.yaml`, or a list of them, relative to the scenario file (in list
+    /// order: the first Ingress wins a tie, as the oldest would).
+    pub ingress: IngressFiles,
+    /// `ingress-nginx` (the nginx configuration it writes, regex mode
+    /// included) or `conformant` (the Ingress API's stated semantics).
+    pub controller: String,
+}
+
+/// `ingress: PATH` or `ingress: [PATH, ...]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum IngressFiles {
+    /// One file or directory.
+    One(String),
+    /// Several, in order.
+    Many(Vec<String>),
+}
+
+/// One (host, path) users ask for.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestFile {
+    /// The `Host` header, e.g. `shop.example.com`.
+    pub host: String,
+    /// The path, starting with `/` (a query is ignored).
+    pub path: String,
+    /// Share of the source's requests, in (0, 1]; the shares sum to 1.
+    pub share: f64,
+}
+
+/// The workload behind Service `name` of `namespace`: today a Service is
+/// the Deployment of the same name and namespace. The one place a backend
+/// Service's name becomes a target of the run.
+pub fn service_target(
+    name: &str,
+    namespace: &str,
+    deployments: &[DeploymentSpec],
+) -> Option<usize> {
+    deployments
+        .iter()
+        .position(|d| d.name == name && d.namespace == namespace)
+}
+
+impl Validator<'_> {
+    /// Reads the manifests at `rel` (relative to the scenario file, or a
+    /// bundled copy), as `(name, text)`.
+    fn ingress_files(&self, at: &[Seg], rel: &str) -> R<Vec<(String, String)>> {
+        let dir = std::path::Path::new(self.file)
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        let path = dir.join(rel);
+        if path.exists() {
+            return sim_models::netpol::manifest::read_files(&path).map_err(|e| InputError {
+                file: e.file,
+                at: (e.line > 0).then_some((e.line, e.column)),
+                message: e.message,
+                hint: e.hint,
+            });
+        }
+        let mut files = bundled::manifest_files(&normal(&path));
+        if files.is_empty() && bundled::BUNDLED.iter().any(|(_, t)| *t == self.text) {
+            files = bundled::manifest_files(&normal(&std::path::Path::new("scenarios").join(rel)));
+        }
+        if files.is_empty() {
+            return Err(self.err(
+                at,
+                format!("cannot read {}: no such file or directory", path.display()),
+                "paths are relative to the scenario file: an Ingress manifest, or a directory of *.yaml/*.yml manifests",
+            ));
+        }
+        Ok(files)
+    }
+
+    /// A source's `via` and `requests` (written at `p`): each path routed
+    /// once, its backend resolved to a workload.
+    pub(super) fn via(
+        &self,
+        p: &[Seg],
+        via: &ViaFile,
+        requests: &[RequestFile],
+        deployments: &[DeploymentSpec],
+    ) -> R<IngressTraffic> {
+        let vp = [p, &path!["via"]].concat();
+        let Some(&(_, controller)) = Controller::ALL.iter().find(|(n, _)| *n == via.controller)
+        else {
+            let names: Vec<&str> = Controller::ALL.iter().map(|(n, _)| *n).collect();
+            let hint = match suggest(&via.controller, &names) {
+                Some(b) => format!("did you mean `{b}`? controllers: ingress-nginx, conformant"),
+                None => "controllers: ingress-nginx, conformant".into(),
+            };
+            return Err(self.err(
+                &[&vp[..], &path!["controller"]].concat(),
+                format!(
+                    "`{}` is not an ingress controller the model knows",
+                    via.controller
+                ),
+                hint,
+            ));
+        };
+        let ip = [&vp[..], &path!["ingress"]].concat();
+        let (files, shown) = match &via.ingress {
+            IngressFiles::One(rel) => (self.ingress_files(&ip, rel)?, rel.clone()),
+            IngressFiles::Many(rels) => {
+                let mut files = Vec::new();
+                for (i, rel) in rels.iter().enumerate() {
+                    files.extend(self.ingress_files(&[&ip[..], &path![i]].concat(), rel)?);
+                }
+                (files, rels.join(", "))
+            }
+        };
+        let loaded = ingress::load_texts(&shown, files)?;
+        let router = ingress::router(&loaded, controller)?;
+        if requests.is_empty() {
+            return Err(self.err(
+                &[p, &path!["requests"]].concat(),
+                "`via` needs the hosts and paths users ask for",
+                "add requests: [{host: shop.example.com, path: /, share: 1}]",
+            ));
+        }
+        let mut paths = Vec::with_capacity(requests.len());
+        for (i, r) in requests.iter().enumerate() {
+            let rp = [p, &path!["requests", i]].concat();
+            if !r.path.starts_with('/') {
+                return Err(self.err(
+                    &[&rp[..], &path!["path"]].concat(),
+                    format!("path `{}` does not start with `/`", r.path),
+                    "write the path as the request line has it, e.g. path: /api-docs",
+                ));
+            }
+            let req: Request = format!("{}{}", r.host, r.path)
+                .parse()
+                .map_err(|m: String| {
+                    self.err(
+                        &[&rp[..], &path!["host"]].concat(),
+                        m,
+                        "a host name without a scheme or port, e.g. shop.example.com",
+                    )
+                })?;
+            if paths
+                .iter()
+                .any(|q: &RequestPath| q.host == req.host && q.path == req.path)
+            {
+                return Err(self.err(
+                    &rp,
+                    format!("{}{} is listed twice", req.host, req.path),
+                    "give each host and path one entry with its whole share",
+                ));
+            }
+            let route = router.route(&req.host, &req.path);
+            let (backend, answered_by) = match route.backend {
+                None => (None, "default backend (404)".to_string()),
+                Some(Backend::Resource { reference }) => {
+                    return Err(self.err(
+                        &rp,
+                        format!("{}{} is routed to resource backend `{reference}`, which the cluster run does not model", req.host, req.path),
+                        "route it to a Service backend in the copy the scenario reads",
+                    ));
+                }
+                Some(b @ Backend::Service { name, .. }) => {
+                    let from = route.origin.map(|o| o.ingress).or(route.default_from);
+                    let ns = from.map_or("default", |i| loaded.ingresses[i].namespace.as_str());
+                    let Some(d) = service_target(name, ns, deployments) else {
+                        let by = match (route.origin, from) {
+                            (Some(o), _) => format!(
+                                " (location `{}` of {}, {})",
+                                route.location.unwrap_or(""),
+                                loaded.name(o.ingress),
+                                loaded.place(o)
+                            ),
+                            (None, Some(i)) => format!(" (defaultBackend of {})", loaded.name(i)),
+                            _ => String::new(),
+                        };
+                        let names: Vec<&str> =
+                            deployments.iter().map(|d| d.name.as_str()).collect();
+                        let hint = match suggest(name, &names) {
+                            Some(b) => format!("did you mean `{b}`? a backend Service is a workload of the scenario with the same name and namespace"),
+                            None => "a backend Service is a workload of the scenario with the same name and namespace: add it to workloads".into(),
+                        };
+                        return Err(self.err(
+                            &rp,
+                            format!("{}{} is routed to Service `{ns}/{name}`{by}, which is no workload of this scenario", req.host, req.path),
+                            hint,
+                        ));
+                    };
+                    (Some(d), b.to_string())
+                }
+            };
+            paths.push(RequestPath {
+                host: req.host,
+                path: req.path,
+                share: r.share,
+                backend,
+                answered_by,
+            });
+        }
+        IngressTraffic::new(&via.controller, paths).map_err(|(i, m)| {
+            self.err(
+                &[p, &path!["requests", i, "share"]].concat(),
+                m,
+                "each share is in (0, 1] and together they sum to 1, e.g. 0.7, 0.2 and 0.1",
+            )
+        })
+    }
+}
