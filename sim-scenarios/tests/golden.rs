@@ -151,3 +151,8 @@ fn cluster_5k_nodes_small_replay() {
 fn shop_manifests_replay() {
     insta::assert_snapshot!(replay("shop_manifests"));
 }
+
+#[test]
+fn ingress_prefix_surprise_replay() {
+    insta::assert_snapshot!(replay("ingress_prefix_surprise"));
+}

@@ -58,6 +58,9 @@ pub struct RequestPath {
     pub backend: Option<usize>,
     /// The answer as shown: `service:port`, or `default backend (404)`.
     pub answered_by: String,
+    /// Why, as shown: the location that matched and where it was written
+    /// (empty when none did).
+    pub because: String,
 }
 
 /// How a source's requests go through an ingress controller.
@@ -69,6 +72,9 @@ pub struct IngressTraffic {
     pub paths: Vec<RequestPath>,
     /// Cumulative shares, the last exactly 1.
     cumulative: Vec<f64>,
+    /// What the controller did to the rules that a reader should know
+    /// (e.g. a host whose paths all became regexes), for reports.
+    pub notes: Vec<String>,
 }
 
 /// How far the shares may sum from 1.
@@ -107,6 +113,7 @@ impl IngressTraffic {
             controller: controller.to_string(),
             paths,
             cumulative,
+            notes: Vec::new(),
         })
     }
 
@@ -180,6 +187,7 @@ mod tests {
             share,
             backend: Some(0),
             answered_by: "web:80".into(),
+            because: String::new(),
         }
     }
 

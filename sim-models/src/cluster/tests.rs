@@ -924,6 +924,7 @@ fn through_ingress(rate: f64, retries: u32, api_replicas: u32) -> ClusterConfig 
         answered_by: backend.map_or("default backend (404)".into(), |b| {
             format!("{}:80", cfg.deployments[b].name)
         }),
+        because: String::new(),
     };
     let paths = vec![
         path("/docs", 0.5, Some(0)),

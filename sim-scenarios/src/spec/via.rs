@@ -225,20 +225,42 @@ impl Validator<'_> {
                     (Some(d), b.to_string())
                 }
             };
+            let because = match (route.location, route.origin, route.default_from) {
+                (Some(loc), Some(o), _) => format!(
+                    "location `{loc}` of {} ({})",
+                    loaded.name(o.ingress),
+                    loaded.place(o)
+                ),
+                (None, _, Some(i)) => {
+                    format!("no path matches: defaultBackend of {}", loaded.name(i))
+                }
+                _ => "no path matches".into(),
+            };
             paths.push(RequestPath {
                 host: req.host,
                 path: req.path,
                 share: r.share,
                 backend,
                 answered_by,
+                because,
             });
         }
-        IngressTraffic::new(&via.controller, paths).map_err(|(i, m)| {
+        let mut traffic = IngressTraffic::new(&via.controller, paths).map_err(|(i, m)| {
             self.err(
                 &[p, &path!["requests", i, "share"]].concat(),
                 m,
                 "each share is in (0, 1] and together they sum to 1, e.g. 0.7, 0.2 and 0.1",
             )
-        })
+        })?;
+        for s in router.servers() {
+            if let Some(i) = s.regex_because {
+                traffic.notes.push(format!(
+                    "{} sets nginx.ingress.kubernetes.io/use-regex or rewrite-target, so ingress-nginx writes every path of {} as a case-insensitive regex prefix (`~* \"^PATH\"`), tried longest first, the first match winning",
+                    loaded.name(i),
+                    s.host.as_deref().unwrap_or("the rules without a host")
+                ));
+            }
+        }
+        Ok(traffic)
     }
 }
