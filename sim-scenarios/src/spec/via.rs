@@ -264,3 +264,114 @@ impl Validator<'_> {
         Ok(traffic)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::error::InputError;
+    use crate::spec::{parse, Scenario};
+
+    /// A scenario with web and api in namespace shop, users through the
+    /// bundled prefix-surprise manifests, `requests` and `extra` as given.
+    fn with(requests: &str, extra: &str, expect: &str) -> Result<Scenario, InputError> {
+        let text = format!(
+            "name: t\nsummary: s\nduration: 1m\nsample_every: 10s\n\
+             cluster:\n  nodes: {{count: 1, zones: [a]}}\n  ipam: {{mode: flat, pod_cidr: 10.0.0.0/24}}\n\
+             workloads:\n  - {{name: web, namespace: shop, port: 80, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}}\n\
+             \x20 - {{name: api, namespace: shop, port: 8080, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}}\n\
+             traffic:\n  - name: users\n    via: {{ingress: ../scenarios/ingress_prefix_surprise/manifests, controller: ingress-nginx}}\n\
+             \x20   requests:\n{requests}    rate: 10/s\n    timeout: 1s\n{extra}\
+             measure:\n  windows: [{{name: w, from: 0s, to: 1m}}]\n{expect}"
+        );
+        parse("t.yaml", &text)
+    }
+
+    const TWO: &str = "      - {host: shop.example.com, path: /api-docs, share: 0.25}\n      - {host: shop.example.com, path: /checkout, share: 0.75}\n";
+
+    #[test]
+    fn each_path_is_routed_once_to_a_workload() {
+        let s = with(TWO, "", "").unwrap();
+        let ing = s.variants[0].config.traffic[0].ingress.clone().unwrap();
+        assert_eq!(s.variants[0].config.traffic[0].deployment, None);
+        assert_eq!(
+            ing.paths[0].backend,
+            Some(1),
+            "/api-docs to api in regex mode"
+        );
+        assert_eq!(ing.paths[0].answered_by, "api:8080");
+        assert!(
+            ing.paths[0].because.contains("~* \"^/api\""),
+            "{}",
+            ing.paths[0].because
+        );
+        assert_eq!(ing.paths[1].backend, Some(0));
+        assert_eq!(ing.notes.len(), 1, "{:?}", ing.notes);
+        let s = with(
+            "      - {host: other.example.com, path: /, share: 1}\n",
+            "",
+            "",
+        )
+        .unwrap();
+        let ing = s.variants[0].config.traffic[0].ingress.clone().unwrap();
+        assert_eq!(ing.paths[0].backend, None, "no rule for the host: the 404");
+    }
+
+    #[test]
+    fn bad_requests_are_located_errors() {
+        let e = with(
+            "      - {host: shop.example.com, path: api-docs, share: 1}\n",
+            "",
+            "",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("does not start with `/`"), "{e}");
+        assert_eq!(e.at.map(|a| a.0), Some(15), "{e}");
+        let e = with(
+            "      - {host: shop.example.com, path: /a, share: 0.5}\n      - {host: shop.example.com, path: /b, share: 0.4}\n",
+            "",
+            "",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("sum to 0.9"), "{e}");
+        assert_eq!(e.at.map(|a| a.0), Some(16), "{e}");
+        let e = with(
+            "      - {host: shop.example.com, path: /a, share: -0.5}\n      - {host: shop.example.com, path: /b, share: 1.5}\n",
+            "",
+            "",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("not in (0, 1]"), "{e}");
+        let e = with(TWO, "    to: web\n", "").unwrap_err();
+        assert!(e.message.contains("`to` does not go with `via`"), "{e}");
+    }
+
+    #[test]
+    fn a_backend_service_that_is_no_workload_is_an_error_naming_the_ingress_path() {
+        let text = {
+            let t = "name: t\nsummary: s\nduration: 1m\nsample_every: 10s\n\
+                    cluster:\n  nodes: {count: 1, zones: [a]}\n  ipam: {mode: flat, pod_cidr: 10.0.0.0/24}\n\
+                    workloads:\n  - {name: web, namespace: shop, port: 80, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}\n\
+                    traffic:\n  - name: users\n    via: {ingress: ../scenarios/ingress_prefix_surprise/manifests, controller: ingress-nginx}\n\
+                    \x20   requests: [{host: shop.example.com, path: /api/v1, share: 1}]\n    rate: 10/s\n    timeout: 1s\n";
+            parse("t.yaml", t).map(|_| ()).unwrap_err()
+        };
+        assert!(text.message.contains("Service `shop/api`"), "{text}");
+        assert!(text.message.contains("api.yaml:"), "{text}");
+        assert_eq!(text.at.map(|a| a.0), Some(13), "{text}");
+        let e = with(
+            TWO,
+            "",
+            "expect:\n  - {metric: answered_by, service: users, window: w, path: /api-docs, backend: wbe, above: 0.5}\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("backend `wbe`"), "{e}");
+        let e = with(
+            TWO,
+            "",
+            "expect:\n  - {metric: answered_by, service: users, window: w, path: /nope, backend: web, above: 0.5}\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("no path `/nope`"), "{e}");
+        let e = with(TWO, "    controller_typo: 1\n", "").unwrap_err();
+        assert!(e.at.is_some(), "{e}");
+    }
+}
