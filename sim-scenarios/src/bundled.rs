@@ -130,6 +130,10 @@ pub const BUNDLED_MANIFESTS: &[(&str, &str)] = &[
         include_str!("../../scenarios/ingress_prefix_surprise/fixes/web-no-regex.yaml"),
     ),
     (
+        "scenarios/ingress_prefix_surprise/fixes/httproutes.yaml",
+        include_str!("../../scenarios/ingress_prefix_surprise/fixes/httproutes.yaml"),
+    ),
+    (
         "scenarios/manifests/shop/00-namespaces.yaml",
         include_str!("../../scenarios/manifests/shop/00-namespaces.yaml"),
     ),

@@ -5,7 +5,9 @@
 //! Reads the Ingress manifests `via.ingress` names (a file or a directory,
 //! relative to the scenario file; bundled scenarios read their bundled
 //! copies), builds the routing tables of `via.controller`
-//! (`sim_models::ingress`), routes each distinct (host, path) of
+//! (`sim_models::ingress`), or, when the manifests hold Gateway API
+//! HTTPRoutes and no Ingress, those of the HTTPRoutes by the API's own rules
+//! (`sim_models::ingress::httproute`), routes each distinct (host, path) of
 //! `requests` once, and resolves the backend Service it reaches to a
 //! workload of the run ([`service_target`], the one place a backend
 //! Service's name becomes a target). The run then draws each request's
@@ -15,7 +17,9 @@
 //! Every error names the field (`file:line:column`) with a hint: a path
 //! without a leading `/`, a share not in (0, 1] or shares not summing to 1,
 //! a backend Service that is no workload of the run (naming the Ingress
-//! path that sends it there), a `resource` backend, an unknown controller;
+//! path that sends it there), a `resource` backend, an unknown controller,
+//! manifests holding both Ingresses and HTTPRoutes, an HTTPRoute rule with
+//! other than one backendRef;
 //! errors inside the manifests are located in their own files.
 
 use super::manifests::normal;
@@ -39,7 +43,9 @@ use sim_models::workload::DeploymentSpec;
 pub struct ViaFile {
     /// Ingress manifests (`networking.k8s.io/v1`): a file or a directory of
     /// `*.yaml`, or a list of them, relative to the scenario file (in list
-    /// order: the first Ingress wins a tie, as the oldest would).
+    /// order: the first Ingress wins a tie, as the oldest would). Or
+    /// Gateway API HTTPRoute manifests (`gateway.networking.k8s.io/v1`, no
+    /// Ingress among them): routed by the API's rules.
     pub ingress: IngressFiles,
     /// `ingress-nginx` (the nginx configuration it writes, regex mode
     /// included) or `conformant` (the Ingress API's stated semantics).
@@ -149,7 +155,17 @@ impl Validator<'_> {
             }
         };
         let loaded = ingress::load_texts(&shown, files)?;
+        if !loaded.ingresses.is_empty() && !loaded.routes.is_empty() {
+            return Err(self.err(
+                &ip,
+                "these manifests hold both Ingresses and HTTPRoutes: which of them users go through is not given",
+                "list only the Ingress manifests, or only the HTTPRoute manifests, for this source (`knsim ingress PATH` compares both)",
+            ));
+        }
         let router = ingress::router(&loaded, controller)?;
+        // HTTPRoutes alone: routed by the Gateway API's rules, whatever
+        // controller is named.
+        let gateway = ingress::gateway_router(&loaded);
         if requests.is_empty() {
             return Err(self.err(
                 &[p, &path!["requests"]].concat(),
@@ -186,8 +202,74 @@ impl Validator<'_> {
                     "give each host and path one entry with its whole share",
                 ));
             }
-            let route = router.route(&req.host, &req.path);
-            let (backend, answered_by) = match route.backend {
+            // The backend, the namespace its Service is in, and how it was
+            // reached (the Ingresses, or the HTTPRoutes when the manifests
+            // hold only those).
+            let (hit, ns, by, because): (Option<&Backend>, &str, String, String) = match &gateway {
+                Some(gw) => match gw.route_path(&req.host, &req.path) {
+                    None => (
+                        None,
+                        "default",
+                        String::new(),
+                        "no HTTPRoute rule matches (404)".into(),
+                    ),
+                    Some(m) => {
+                        let r = &loaded.routes[m.route];
+                        let by = format!(
+                            "{} of HTTPRoute {}/{} rule {} ({})",
+                            m.matched.shown(),
+                            r.namespace,
+                            r.name,
+                            m.rule,
+                            loaded.route_place(m.route)
+                        );
+                        let backend = match m.backends {
+                            [one] => &one.backend,
+                            other => {
+                                return Err(self.err(
+                                        &rp,
+                                        format!(
+                                            "{}{} is routed by {by} to {} backendRefs; the cluster run models one",
+                                            req.host,
+                                            req.path,
+                                            other.len()
+                                        ),
+                                        "give the rule one backendRef in the copy the scenario reads (a weighted split is not modelled in the run)",
+                                    ));
+                            }
+                        };
+                        (Some(backend), r.namespace.as_str(), format!(" ({by})"), by)
+                    }
+                },
+                None => {
+                    let route = router.route(&req.host, &req.path);
+                    let from = route.origin.map(|o| o.ingress).or(route.default_from);
+                    let ns = from.map_or("default", |i| loaded.ingresses[i].namespace.as_str());
+                    let by = match (route.origin, from) {
+                        (Some(o), _) => format!(
+                            " (location `{}` of {}, {})",
+                            route.location.unwrap_or(""),
+                            loaded.name(o.ingress),
+                            loaded.place(o)
+                        ),
+                        (None, Some(i)) => format!(" (defaultBackend of {})", loaded.name(i)),
+                        _ => String::new(),
+                    };
+                    let because = match (route.location, route.origin, route.default_from) {
+                        (Some(loc), Some(o), _) => format!(
+                            "location `{loc}` of {} ({})",
+                            loaded.name(o.ingress),
+                            loaded.place(o)
+                        ),
+                        (None, _, Some(i)) => {
+                            format!("no path matches: defaultBackend of {}", loaded.name(i))
+                        }
+                        _ => "no path matches".into(),
+                    };
+                    (route.backend, ns, by, because)
+                }
+            };
+            let (backend, answered_by) = match hit {
                 None => (None, "default backend (404)".to_string()),
                 Some(Backend::Resource { reference }) => {
                     return Err(self.err(
@@ -197,19 +279,7 @@ impl Validator<'_> {
                     ));
                 }
                 Some(b @ Backend::Service { name, .. }) => {
-                    let from = route.origin.map(|o| o.ingress).or(route.default_from);
-                    let ns = from.map_or("default", |i| loaded.ingresses[i].namespace.as_str());
                     let Some(d) = service_target(name, ns, deployments) else {
-                        let by = match (route.origin, from) {
-                            (Some(o), _) => format!(
-                                " (location `{}` of {}, {})",
-                                route.location.unwrap_or(""),
-                                loaded.name(o.ingress),
-                                loaded.place(o)
-                            ),
-                            (None, Some(i)) => format!(" (defaultBackend of {})", loaded.name(i)),
-                            _ => String::new(),
-                        };
                         let names: Vec<&str> =
                             deployments.iter().map(|d| d.name.as_str()).collect();
                         let hint = match suggest(name, &names) {
@@ -225,17 +295,6 @@ impl Validator<'_> {
                     (Some(d), b.to_string())
                 }
             };
-            let because = match (route.location, route.origin, route.default_from) {
-                (Some(loc), Some(o), _) => format!(
-                    "location `{loc}` of {} ({})",
-                    loaded.name(o.ingress),
-                    loaded.place(o)
-                ),
-                (None, _, Some(i)) => {
-                    format!("no path matches: defaultBackend of {}", loaded.name(i))
-                }
-                _ => "no path matches".into(),
-            };
             paths.push(RequestPath {
                 host: req.host,
                 path: req.path,
@@ -245,13 +304,22 @@ impl Validator<'_> {
                 because,
             });
         }
-        let mut traffic = IngressTraffic::new(&via.controller, paths).map_err(|(i, m)| {
+        let label = match &gateway {
+            Some(_) => "a Gateway (HTTPRoutes)",
+            None => via.controller.as_str(),
+        };
+        let mut traffic = IngressTraffic::new(label, paths).map_err(|(i, m)| {
             self.err(
                 &[p, &path!["requests", i, "share"]].concat(),
                 m,
                 "each share is in (0, 1] and together they sum to 1, e.g. 0.7, 0.2 and 0.1",
             )
         })?;
+        if gateway.is_some() {
+            traffic.notes.push(
+                "the manifests hold HTTPRoutes: routed by the Gateway API's rules (an Exact path, then the longest PathPrefix matched element by element on `/`, then the oldest route, then namespace/name), whatever controller is named".into(),
+            );
+        }
         for s in router.servers() {
             if let Some(i) = s.regex_because {
                 traffic.notes.push(format!(
@@ -373,5 +441,43 @@ mod tests {
         assert!(e.message.contains("no path `/nope`"), "{e}");
         let e = with(TWO, "    controller_typo: 1\n", "").unwrap_err();
         assert!(e.at.is_some(), "{e}");
+    }
+
+    #[test]
+    fn httproutes_alone_are_routed_by_the_gateway_api_rules() {
+        let text = |via: &str| {
+            format!(
+                "name: t\nsummary: s\nduration: 1m\nsample_every: 10s\n\
+                 cluster:\n  nodes: {{count: 1, zones: [a]}}\n  ipam: {{mode: flat, pod_cidr: 10.0.0.0/24}}\n\
+                 workloads:\n  - {{name: web, namespace: shop, port: 80, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}}\n\
+                 \x20 - {{name: api, namespace: shop, port: 8080, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}}\n\
+                 traffic:\n  - name: users\n    via: {{ingress: {via}, controller: conformant}}\n\
+                 \x20   requests:\n{TWO}    rate: 10/s\n    timeout: 1s\n\
+                 measure:\n  windows: [{{name: w, from: 0s, to: 1m}}]\n"
+            )
+        };
+        let s = parse(
+            "t.yaml",
+            &text("../scenarios/ingress_prefix_surprise/fixes/httproutes.yaml"),
+        )
+        .unwrap();
+        let ing = s.variants[0].config.traffic[0].ingress.clone().unwrap();
+        let docs = ing.paths.iter().find(|p| p.path == "/api-docs").unwrap();
+        assert_eq!(docs.answered_by, "web:80");
+        assert!(
+            docs.because.contains("PathPrefix / of HTTPRoute shop/web"),
+            "{}",
+            docs.because
+        );
+        assert!(ing.notes.iter().any(|n| n.contains("Gateway API")));
+        // Ingresses and HTTPRoutes together: which users go through is not given.
+        let e = parse(
+            "t.yaml",
+            &text("[../scenarios/ingress_prefix_surprise/manifests, ../scenarios/ingress_prefix_surprise/fixes/httproutes.yaml]"),
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert!(e.message.contains("both Ingresses and HTTPRoutes"), "{e}");
+        assert_eq!(e.at.map(|a| a.0), Some(13), "{e}");
     }
 }
