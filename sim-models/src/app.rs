@@ -132,6 +132,18 @@ pub enum Outcome {
     /// The ingress controller's rules send the path to no Service: its
     /// default backend answered 404 (not retried).
     NotFound,
+    /// Egress outside the VPC: the client zone's NAT gateway was down (or
+    /// the zone had no route out) and dropped the SYN, a request or its
+    /// reply; the client waited out its timeout.
+    NatDropped,
+    /// Egress outside the VPC: the NAT gateway had no source port left
+    /// towards the destination (`ErrorPortAllocation`); the SYN was dropped
+    /// and the client waited out its timeout.
+    NatPortAllocation,
+    /// Egress outside the VPC: the connection had been idle 350 s or more,
+    /// the NAT gateway had forgotten it and answered the request with an
+    /// RST.
+    NatIdleReset,
 }
 
 impl Outcome {
@@ -158,9 +170,15 @@ impl fmt::Display for Outcome {
                 f,
                 "404 Not Found (the ingress controller's default backend)"
             ),
-            Outcome::Blocked | Outcome::SynDropped | Outcome::StaleEndpoint | Outcome::NoHost => {
+            Outcome::Blocked
+            | Outcome::SynDropped
+            | Outcome::StaleEndpoint
+            | Outcome::NoHost
+            | Outcome::NatDropped
+            | Outcome::NatPortAllocation => {
                 write!(f, "dial tcp: i/o timeout")
             }
+            Outcome::NatIdleReset => write!(f, "read tcp: connection reset by peer"),
             Outcome::LookupFailed => write!(f, "getaddrinfo: Temporary failure in name resolution"),
         }
     }

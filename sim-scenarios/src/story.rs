@@ -422,6 +422,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         if t.stale > 0 {
             lines.push(stale_sentence(w, traffic, cfg, out, share(t.stale)));
         }
+        lines.extend(nat_sentences(w, traffic, cfg, share));
         if t.resolving > 0 {
             lines.push(format!(
                 "In `{}`, {:.1}% of {} requests timed out while still resolving the name: the lookup outlasted the {} timeout.",
@@ -431,9 +432,15 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
                 traffic.timeout
             ));
         }
-        let capacity_failures =
-            t.timed_out - t.blocked - t.syn_dropped - t.stale - t.no_host - t.resolving
-                + t.rejected;
+        let capacity_failures = t.timed_out
+            - t.blocked
+            - t.syn_dropped
+            - t.stale
+            - t.no_host
+            - t.resolving
+            - t.nat_dropped
+            - t.nat_port_allocation
+            + t.rejected;
         if let Some(line) = pinning_sentence(w, traffic, cfg, out)? {
             lines.push(line);
         } else if capacity_failures as f64 / ended >= 0.01 {
@@ -444,6 +451,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
     for ing in cfg.traffic.iter().filter_map(|t| t.ingress.as_ref()) {
         lines.extend(crate::story_paths::why_lines(ing));
     }
+    nat_gateways_why(&mut lines, cfg, out);
     if !lines.is_empty() {
         let _ = writeln!(s, "why");
         for l in lines {
@@ -938,4 +946,91 @@ fn compare(
         }
     }
     Ok(())
+}
+
+/// Why egress requests of one window failed at a NAT gateway.
+fn nat_sentences(
+    w: &sim_models::cluster::WindowStats,
+    traffic: &sim_models::cluster::TrafficSpec,
+    cfg: &sim_models::cluster::ClusterConfig,
+    share: impl Fn(u64) -> f64,
+) -> Vec<String> {
+    let t = &w.totals;
+    let mut lines = Vec::new();
+    let dest = traffic
+        .external
+        .map_or_else(|| "its destination".to_string(), |d| d.to_string());
+    if t.nat_dropped > 0 {
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} requests to {dest} were dropped at the NAT gateway their zone's route table points at: \
+             the gateway was down, its SYNs went nowhere and each client waited out its {} timeout (`dial tcp: i/o timeout`).",
+            w.window,
+            share(t.nat_dropped),
+            w.service,
+            traffic.timeout
+        ));
+    }
+    if t.nat_port_allocation > 0 {
+        let limit = cfg
+            .nat_gateways
+            .as_ref()
+            .map_or(0, |n| n.config.connections_per_destination);
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} requests found no source port at the NAT gateway (ErrorPortAllocation): every one of its \
+             addresses already held {} simultaneous connections to {dest}; the clients timed out.",
+            w.window,
+            share(t.nat_port_allocation),
+            w.service,
+            num(f64::from(limit))
+        ));
+    }
+    if t.nat_idle_reset > 0 {
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} requests were reset (`connection reset by peer`): their connection had been idle past the \
+             NAT gateway's idle timeout, which forgot it and answered the next packet with an RST.",
+            w.window,
+            share(t.nat_idle_reset),
+            w.service
+        ));
+    }
+    lines
+}
+
+/// What each NAT gateway saw over the run, as CloudWatch and the bill show it.
+fn nat_gateways_why(
+    lines: &mut Vec<String>,
+    cfg: &sim_models::cluster::ClusterConfig,
+    out: &RunOutput,
+) {
+    let Some(setup) = cfg.nat_gateways.as_ref() else {
+        return;
+    };
+    for g in &out.nat_gateways {
+        let routed: Vec<&str> = setup
+            .config
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_some_and(|i| setup.config.gateways[i as usize].name == g.name))
+            .filter_map(|(z, _)| setup.zones.get(z).map(String::as_str))
+            .collect();
+        let s = &g.stats;
+        lines.push(format!(
+            "NAT gateway {} (in {}, routed from {}): {} connections opened, at most {} at once; ErrorPortAllocation {}, \
+             IdleTimeoutCount {}, PacketsDropCount {}; {} GB processed; ${:.4} ({} gateway-hour(s) ${:.4} + processing ${:.4}).",
+            g.name,
+            g.zone,
+            if routed.is_empty() { "no zone".to_string() } else { routed.join(", ") },
+            s.opened,
+            s.peak_active,
+            s.error_port_allocation,
+            s.idle_timeout,
+            s.packets_dropped,
+            num(g.cost.gb),
+            g.cost.total(),
+            g.cost.hours,
+            g.cost.hours_usd,
+            g.cost.gb_usd
+        ));
+    }
 }

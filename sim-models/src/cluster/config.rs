@@ -53,6 +53,14 @@ pub struct TrafficSpec {
     /// routed for the path it draws ([`IngressTraffic`]); `deployment` is
     /// then `None`, and `from` too (users outside the cluster).
     pub ingress: Option<IngressTraffic>,
+    /// The address outside the VPC the target Deployment stands for: with
+    /// `snat` and [`ClusterConfig::nat_gateways`], connections go through the
+    /// client zone's NAT gateway, counted on this destination.
+    pub external: Option<Destination>,
+    /// Bytes of each request \[bytes\] (the NAT gateway's processing).
+    pub request_bytes: u64,
+    /// Bytes of each response \[bytes\].
+    pub response_bytes: u64,
 }
 
 impl TrafficSpec {
@@ -75,6 +83,9 @@ impl TrafficSpec {
             connections: ConnectionMode::PerRequest,
             snat: false,
             ingress: None,
+            external: None,
+            request_bytes: 0,
+            response_bytes: 0,
         }
     }
 }
@@ -133,6 +144,14 @@ pub enum Action {
     FlushUdpConntrack {
         /// Node indices.
         nodes: Vec<usize>,
+    },
+    /// A NAT gateway goes down (its translations lost, every packet routed
+    /// to it dropped) or comes back: a stand-in for its zone failing.
+    NatGateway {
+        /// Gateway index in [`NatSetup::config`].
+        gateway: usize,
+        /// Up (true) or down.
+        up: bool,
     },
 }
 
@@ -193,6 +212,19 @@ pub struct ClusterConfig {
     /// The Service data path; `None`: ideal (endpoint changes apply at
     /// once, lookups cost nothing).
     pub kube_proxy: Option<KubeProxyConfig>,
+    /// NAT gateways for egress outside the VPC; `None`: not modelled.
+    pub nat_gateways: Option<NatSetup>,
+}
+
+/// The NAT gateways and the zones their route tables are indexed by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NatSetup {
+    /// Zone names: index i of [`NatGatewayConfig::routes`] and of a
+    /// gateway's zone is `zones[i]`; a node whose zone is not listed has
+    /// no route out.
+    pub zones: Vec<String>,
+    /// Gateways, routes, limits and prices.
+    pub config: NatGatewayConfig,
 }
 
 /// The conntrack table every node has, and the data path that decides

@@ -93,6 +93,14 @@ pub struct RequestTotals {
     /// The ingress controller's default backend answered 404 (no rule
     /// sends the path to a Service).
     pub not_found: u64,
+    /// Of `timed_out`: egress a NAT gateway dropped (down, or no route).
+    pub nat_dropped: u64,
+    /// Of `timed_out`: egress connections a NAT gateway could not give a
+    /// source port (`ErrorPortAllocation`).
+    pub nat_port_allocation: u64,
+    /// Of `refused`: requests on a connection a NAT gateway had dropped
+    /// after 350 s idle (RST).
+    pub nat_idle_reset: u64,
 }
 
 impl RequestTotals {
@@ -132,6 +140,18 @@ impl RequestTotals {
             }
             Outcome::Refused => self.refused += 1,
             Outcome::Rejected => self.rejected += 1,
+            Outcome::NatDropped => {
+                self.timed_out += 1;
+                self.nat_dropped += 1;
+            }
+            Outcome::NatPortAllocation => {
+                self.timed_out += 1;
+                self.nat_port_allocation += 1;
+            }
+            Outcome::NatIdleReset => {
+                self.refused += 1;
+                self.nat_idle_reset += 1;
+            }
             Outcome::NoHost => {
                 self.timed_out += 1;
                 self.no_host += 1;
@@ -282,4 +302,9 @@ pub struct RunOutput {
     /// Per traffic source through an ingress controller, per request path,
     /// the outcomes over the whole run (empty for other sources).
     pub paths: Vec<Vec<RequestTotals>>,
+    /// Per NAT gateway over the run (empty without gateways).
+    pub nat_gateways: Vec<super::NatGatewayOutput>,
+    /// Per window, per NAT gateway (window-major): its figures in the
+    /// window (`active` unused, `peak_active` the highest seen at an open).
+    pub nat_windows: Vec<crate::nat_gateway::GatewayStats>,
 }
