@@ -55,6 +55,10 @@ pub struct TrafficSpec {
     /// Service's NodePort ([`crate::services::NodePortEntry`]); `None`:
     /// through the Service's ClusterIP.
     pub entry: Option<crate::services::NodePortEntry>,
+    /// The requests go through an ingress controller, each to the backend
+    /// routed for the path it draws ([`IngressTraffic`]); `deployment` is
+    /// then `None`, and `from` too (users outside the cluster).
+    pub ingress: Option<IngressTraffic>,
     /// The address outside the VPC the target Deployment stands for: with
     /// `snat` and [`ClusterConfig::nat_gateways`], connections go through the
     /// client zone's NAT gateway, counted on this destination.
@@ -85,6 +89,7 @@ impl TrafficSpec {
             connections: ConnectionMode::PerRequest,
             snat: false,
             entry: None,
+            ingress: None,
             external: None,
             request_bytes: 0,
             response_bytes: 0,

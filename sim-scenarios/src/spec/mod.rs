@@ -68,6 +68,7 @@ mod network;
 mod services;
 mod timeline;
 mod traffic;
+mod via;
 mod workloads;
 
 pub use cluster::{AllocatorName, ClusterFile, IpamFile, IpamMode, NodesFile};
@@ -569,8 +570,13 @@ impl Validator<'_> {
             conntrack.is_some(),
             (sec.network.0, &sec.network.1),
         )?;
-        let expectations =
-            self.expectations(sec, common, &names, &traffic_names, kube_proxy.is_some())?;
+        let expectations = self.expectations(
+            sec,
+            common,
+            &names,
+            (&traffic_names, &traffic_specs),
+            kube_proxy.is_some(),
+        )?;
         let config = ClusterConfig {
             nodes,
             ipam,

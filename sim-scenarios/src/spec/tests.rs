@@ -250,7 +250,7 @@ fn an_unknown_figure_is_refused_with_the_names_of_its_level() {
     );
     assert!(
         e.message
-            .ends_with("`dns_insert_failed`, `dns_queries_stale`"),
+            .ends_with("`dns_queries_stale`, `requests_not_found`, `answered_by`"),
         "{e}"
     );
     assert!(e.hint.starts_with("did you mean `pods_pending`?"), "{e}");
@@ -331,7 +331,7 @@ fn with_services(services: &str, traffic: &str, public: bool) -> Result<Scenario
 fn services_apart_from_workloads_parse() {
     let s = with_services(
         "services:\n  - {name: web-np, selector: {app: web}, type: NodePort, ports: [{port: 80, target_port: 8080}]}\n  - {name: web-lb, selector: {app: web}, type: LoadBalancer, external_traffic_policy: Local, ports: [{port: 443, target_port: 8080, node_port: 31000}]}\n",
-        "to: web-lb, via: {node_port: public}, rate: 1/s, timeout: 1s",
+        "to: web-lb, node_port: {address: public}, rate: 1/s, timeout: 1s",
         true,
     )
     .unwrap();
@@ -398,14 +398,14 @@ fn bad_services_are_located() {
     assert!(e.hint.contains('a'), "{e}");
     let e = with_services(
         "services:\n  - {name: a, selector: {app: web}, type: NodePort}\n",
-        "to: a, via: {node_port: public}, rate: 1/s, timeout: 1s",
+        "to: a, node_port: {address: public}, rate: 1/s, timeout: 1s",
         false,
     )
     .unwrap_err();
     assert!(e.message.contains("no public address"), "{e}");
     let e = with_services(
         "services:\n  - {name: a, selector: {app: web}}\n",
-        "to: a, via: {node_port: internal}, rate: 1/s, timeout: 1s",
+        "to: a, node_port: {address: internal}, rate: 1/s, timeout: 1s",
         false,
     )
     .unwrap_err();

@@ -8,6 +8,7 @@
 //! # Validation
 //! Every error names the field it is about (`file:line:column`) with a hint.
 
+use super::via::{RequestFile, ViaFile};
 use super::{FindWorkload, NetworkFile, Validator, R};
 use crate::envelope::Locate;
 use crate::locate::Seg;
@@ -28,6 +29,9 @@ use sim_models::workload::DeploymentSpec;
 /// bytes each).
 const MAX_THREADS: u32 = 10_000;
 
+/// Most retries of a request (a try's number travels in 16 bits).
+const MAX_RETRIES: u32 = u16::MAX as u32;
+
 /// Clients of one Service.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,8 +50,9 @@ pub struct TrafficFile {
     /// `resolve` alone.
     pub to: Option<String>,
     /// Clients outside the cluster reach the Service at a node address and
-    /// its NodePort instead of its ClusterIP.
-    pub via: Option<ViaFile>,
+    /// its NodePort instead of its ClusterIP:
+    /// `{address: public, source: 198.51.100.7}`.
+    pub node_port: Option<NodePortFile>,
     /// The application's DNS cache: `ttl` (the record's) or a duration
     /// (`30s`, whatever the TTL); default none.
     pub dns_cache: Option<String>,
@@ -75,6 +80,13 @@ pub struct TrafficFile {
     /// `keep-alive` (Go's defaults: 2 idle per pod, 90 s), `client-side`,
     /// `{keep_alive: {max_idle: N, idle_timeout: D}}` or `{long_lived: N}`.
     pub connections: Option<ConnectionsFile>,
+    /// Users' requests through an ingress controller, instead of `to`:
+    /// `{ingress: MANIFESTS, controller: ingress-nginx | conformant}`; each
+    /// request draws a path of `requests` by share and goes where the
+    /// controller routes it.
+    pub via: Option<ViaFile>,
+    /// With `via`: the hosts and paths users ask for, each with its share.
+    pub requests: Option<Vec<RequestFile>>,
     /// The address outside the VPC the target workload stands for,
     /// `IP:PORT` (TCP) or `IP:PORT/UDP`: the connections leave the pod
     /// network and go through the client zone's NAT gateway
@@ -86,12 +98,12 @@ pub struct TrafficFile {
     pub response_size: Option<Bytes>,
 }
 
-/// Entering at a node: `{node_port: public, source: 198.51.100.7}`.
+/// Entering at a node: `{address: public, source: 198.51.100.7}`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ViaFile {
+pub struct NodePortFile {
     /// Which node address the clients send to: `internal` or `public`.
-    pub node_port: AddressName,
+    pub address: AddressName,
     /// The port (default: the Service's first NodePort); a ClusterIP
     /// Service needs one, which its nodes do not open.
     pub port: Option<u16>,
@@ -177,6 +189,23 @@ impl Validator<'_> {
         let mut traffic_names: Vec<String> = Vec::new();
         for (i, t) in traffic.iter().enumerate() {
             let p = [tp, &path!["traffic", i]].concat();
+            let ingress = self.via_source(&p, t, deployments)?;
+            // An ingress backend is a workload's implicit Service; a
+            // workload `services:` selects has none (not modelled yet).
+            let claimed = ingress.iter().flat_map(|g| &g.paths).find(|rp| {
+                rp.backend
+                    .is_some_and(|w| !services.iter().any(|s| s.implicit == Some(w)))
+            });
+            if let Some(rp) = claimed {
+                return Err(self.err(
+                    &[&p[..], &path!["via"]].concat(),
+                    format!(
+                        "path {} goes to {}, a workload that `services:` selects: ingress backends through explicit Services are not modelled yet",
+                        rp.path, rp.answered_by
+                    ),
+                    "route the Ingress to a workload no entry of `services:` selects",
+                ));
+            }
             let d = match &t.to {
                 Some(to) => Some(self.service_named(
                     to,
@@ -210,7 +239,8 @@ impl Validator<'_> {
                     )),
                     (Some(ResolveFile::Name(n)), _) => Some(n.clone()),
                 };
-            let Some(default_name) = t.to.clone().or_else(|| resolve.clone()) else {
+            let via_name = ingress.as_ref().map(|_| "ingress".to_string());
+            let Some(default_name) = t.to.clone().or_else(|| resolve.clone()).or(via_name) else {
                 return Err(self.err(
                     &p,
                     "a traffic source needs `to` (a workload) or `resolve: NAME` (lookups alone)",
@@ -289,6 +319,13 @@ impl Validator<'_> {
                     "add resolve: true, or remove threads",
                 ));
             }
+            if t.retries.is_some_and(|r| r.0 > MAX_RETRIES) {
+                return Err(self.err(
+                    &[&p[..], &path!["retries"]].concat(),
+                    format!("retries: more than {MAX_RETRIES}"),
+                    "applications retry a few times, e.g. retries: 2",
+                ));
+            }
             let threads = match (t.threads, from) {
                 (Some(n), _) if n.0 == 0 || n.0 > MAX_THREADS => {
                     return Err(self.err(
@@ -326,10 +363,10 @@ impl Validator<'_> {
                     "add from: WORKLOAD and network: {..., conntrack: {...}, masquerade: {race_window: 5us}}",
                 ));
             }
-            let entry = match &t.via {
+            let entry = match &t.node_port {
                 None => None,
-                Some(v) => Some(self.via(
-                    &[&p[..], &path!["via"]].concat(),
+                Some(v) => Some(self.node_port_entry(
+                    &[&p[..], &path!["node_port"]].concat(),
                     v,
                     (from.is_some(), resolve.is_some()),
                     d.map(|d| &services[d]),
@@ -392,10 +429,47 @@ impl Validator<'_> {
                 connections,
                 snat: t.snat || t.external.is_some(),
                 entry,
+                ingress,
             });
         }
 
         Ok((traffic_specs, traffic_names))
+    }
+
+    /// A source's `via` and `requests`, checked against the fields that do
+    /// not go with them.
+    fn via_source(
+        &self,
+        p: &[Seg],
+        t: &TrafficFile,
+        deployments: &[DeploymentSpec],
+    ) -> R<Option<sim_models::cluster::IngressTraffic>> {
+        let Some(via) = &t.via else {
+            if t.requests.is_some() {
+                return Err(self.err(
+                    &[p, &path!["requests"]].concat(),
+                    "`requests` (paths by share) need `via` (the ingress controller that routes them)",
+                    "add via: {ingress: manifests/, controller: ingress-nginx}",
+                ));
+            }
+            return Ok(None);
+        };
+        let clash = [
+            ("to", t.to.is_some(), "the controller's rules pick the backend of each path: remove `to`"),
+            ("from", t.from.is_some(), "requests through an ingress controller come from users outside the cluster: remove `from`"),
+            ("resolve", t.resolve.is_some(), "requests through an ingress controller resolve nothing in the model: remove `resolve`"),
+            ("connections", t.connections.is_some(), "requests through an ingress controller use one connection each: remove `connections`"),
+            ("snat", t.snat, "requests through an ingress controller come from outside the cluster: remove `snat`"),
+        ];
+        if let Some((field, _, hint)) = clash.iter().find(|c| c.1) {
+            return Err(self.err(
+                &[p, &path![*field]].concat(),
+                format!("`{field}` does not go with `via`"),
+                *hint,
+            ));
+        }
+        let requests = t.requests.as_deref().unwrap_or_default();
+        self.via(p, via, requests, deployments).map(Some)
     }
 
     /// A traffic source's connection mode.
@@ -496,33 +570,33 @@ impl Validator<'_> {
         ))
     }
 
-    /// A `via` entry (at `p`) of a source (`from` set?, `resolve` set?) to
-    /// `service` over `nodes`.
-    fn via(
+    /// A `node_port` entry (at `p`) of a source (`from` set?, `resolve`
+    /// set?) to `service` over `nodes`.
+    fn node_port_entry(
         &self,
         p: &[Seg],
-        v: &ViaFile,
+        v: &NodePortFile,
         (from, resolve): (bool, bool),
         service: Option<&ResolvedService>,
         nodes: &[NodeSpec],
         public: bool,
     ) -> R<NodePortEntry> {
-        if v.node_port == AddressName::Public && !public {
+        if v.address == AddressName::Public && !public {
             return Err(self.err(
-                &[p, &path!["node_port"]].concat(),
+                &[p, &path!["address"]].concat(),
                 "the nodes have no public address",
-                "set cluster.nodes.public_addresses: true, or use node_port: internal",
+                "set cluster.nodes.public_addresses: true, or use address: internal",
             ));
         }
         if from || resolve {
             return Err(self.err(
                 p,
-                "`via` is for clients outside the cluster that connect to a node address",
-                "remove `from` and `resolve`, or remove `via`",
+                "`node_port` is for clients outside the cluster that connect to a node address",
+                "remove `from` and `resolve`, or remove `node_port`",
             ));
         }
         let Some(service) = service else {
-            return Err(self.err(p, "`via` needs `to` (the Service)", "add to: SERVICE"));
+            return Err(self.err(p, "`node_port` needs `to` (the Service)", "add to: SERVICE"));
         };
         let first = service.spec.ports.first().and_then(|x| x.node_port);
         if v.port.is_none() && first.is_none() {
@@ -533,7 +607,7 @@ impl Validator<'_> {
                     service.spec.name,
                     service.spec.kind.name()
                 ),
-                "give the port the clients try: via: {node_port: public, port: 30080}",
+                "give the port the clients try: node_port: {address: public, port: 30080}",
             ));
         }
         let node = match &v.node {
@@ -552,7 +626,7 @@ impl Validator<'_> {
         };
         Ok(NodePortEntry {
             node,
-            kind: match v.node_port {
+            kind: match v.address {
                 AddressName::Internal => NodeAddressKind::Internal,
                 AddressName::Public => NodeAddressKind::Public,
             },
