@@ -88,7 +88,7 @@ use crate::resolver::{
     GlibcVersion, Lookup, LookupOutcome, QType, QueryId, QueryTypes, Rcode, Reply, ResolvConf,
     ResolverAction, SocketId, TimerToken,
 };
-use crate::scheduler::NodeIndex;
+use crate::scheduler::{Ask, NodeIndex, Spread};
 use crate::service::Endpoints;
 use crate::snat::{Snat, SnatConfig};
 use crate::topology::NodeSpec;
@@ -234,6 +234,8 @@ struct DeploymentRt {
     endpoints: Endpoints,
     gauges: WorkloadGauges,
     service_time_rng: SimRng,
+    /// Its pods bound to nodes, per zone id (topology spread counts these).
+    zone_pods: Vec<u32>,
 }
 
 /// A workload's gauges, `<metric>{deployment=<name>}` (registered in field
@@ -424,8 +426,16 @@ impl<'a> Sim<'a> {
         let mut ipam = Ipam::new(cfg.ipam.clone());
         let mut sched = NodeIndex::default();
         for (i, n) in cfg.nodes.iter().enumerate() {
-            ipam.add_node();
-            sched.add_node(&n.zone, n.max_pods, ipam.node_has_pod_cidr(i));
+            let node = if n.standby {
+                ipam.add_standby_node();
+                sched.add_standby_node(&n.zone, n.max_pods)
+            } else {
+                ipam.add_node();
+                sched.add_node(&n.zone, n.max_pods, ipam.node_has_pod_cidr(i))
+            };
+            if let Some(a) = n.allocatable {
+                sched.set_allocatable(node, a);
+            }
         }
         let deps = cfg
             .deployments
@@ -438,6 +448,7 @@ impl<'a> Sim<'a> {
                 endpoints: Endpoints::default(),
                 gauges: WorkloadGauges::register(&mut metrics, &d.name),
                 service_time_rng: rng.stream(&format!("service-time/{}", d.name)),
+                zone_pods: vec![0; sched.zone_count()],
             })
             .collect();
         let traffic = cfg

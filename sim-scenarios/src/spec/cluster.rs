@@ -12,10 +12,11 @@ use super::{Validator, R};
 use crate::envelope::Locate;
 use crate::locate::Seg;
 use crate::path;
-use crate::units::Count;
+use crate::units::{Count, Cpu, Memory};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_models::ipam::{Allocator, IpamLayout, Ipv4Cidr};
+use sim_models::scheduler::Resources;
 
 /// The cluster section.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -42,6 +43,29 @@ pub struct NodesFile {
     pub zones: Vec<String>,
     /// kubelet `--max-pods` (default 110).
     pub max_pods: Option<Count>,
+    /// Each node's allocatable CPU and memory (default: not modelled; the
+    /// scheduler then checks the pod count only).
+    pub allocatable: Option<AllocatableFile>,
+}
+
+/// A node's allocatable resources.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllocatableFile {
+    /// CPU (`3920m`, `4`).
+    pub cpu: Cpu,
+    /// Memory (`14Gi`).
+    pub memory: Memory,
+}
+
+impl AllocatableFile {
+    /// As the scheduler counts it.
+    pub fn resources(&self) -> Resources {
+        Resources {
+            cpu_millis: u64::from(self.cpu.0),
+            memory: self.memory.0,
+        }
+    }
 }
 
 /// Pod addressing.

@@ -446,11 +446,16 @@ impl Validator<'_> {
                 "Kubernetes supports up to 5,000 nodes per cluster",
             ));
         }
-        let nodes = spread_nodes(
+        let mut nodes = spread_nodes(
             cluster.nodes.count.0,
             &cluster.nodes.zones,
             cluster.nodes.max_pods.map_or(DEFAULT_MAX_PODS, |c| c.0),
         );
+        if let Some(a) = &cluster.nodes.allocatable {
+            nodes
+                .iter_mut()
+                .for_each(|n| n.allocatable = Some(a.resources()));
+        }
         let dns_workload = sec.dns.0.map(|d| d.workload.as_str());
         let mut from_manifests = match &cluster.manifests {
             Some(rel) => Some(self.manifests(
