@@ -8,6 +8,7 @@
 //! discrete-event run on the `sim-core` engine.
 
 pub mod app;
+pub mod autoscaler;
 pub mod cluster;
 pub mod connections;
 pub mod conntrack;

@@ -114,6 +114,7 @@ fn config(duration: u64) -> ClusterConfig {
             flush_udp_on_endpoint_removal: true,
         }),
         kube_proxy: Some(kube_proxy),
+        node_pool: None,
     }
 }
 

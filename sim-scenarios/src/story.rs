@@ -329,6 +329,35 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
                 num(unsched),
                 spec.name
             ));
+        } else if unsched > 0.0 && spec.requests != Default::default() {
+            let nodes = out
+                .events
+                .iter()
+                .filter(|e| e.reason == "FailedScheduling")
+                .map(|e| e.message.as_str())
+                .next_back()
+                .unwrap_or_default();
+            lines.push(format!(
+                "At worst {} {} pods found no node: each asks {}m CPU and {} MiB, and the nodes had no room left for them (the scheduler's last word: \"{}\").",
+                num(unsched),
+                spec.name,
+                spec.requests.cpu_millis,
+                spec.requests.memory >> 20,
+                nodes.split(" preemption:").next().unwrap_or_default()
+            ));
+            if let Some(pool) = &cfg.node_pool {
+                let failed = out
+                    .events
+                    .iter()
+                    .find(|e| e.reason == "IP_SPACE_EXHAUSTED")
+                    .map(|e| (e.count, e.first, e.last));
+                if let Some((count, first, last)) = failed {
+                    lines.push(format!(
+                        "The cluster autoscaler asked node pool {} for more nodes; GKE could not create them {count} time(s) from {first} to {last}: the pod range had no block left for a new node (IP_SPACE_EXHAUSTED), and each failure backed the pool off before the next try.",
+                        pool.name
+                    ));
+                }
+            }
         } else if unsched > 0.0 {
             let slots: u32 = cfg.nodes.iter().map(|n| n.max_pods).sum();
             lines.push(format!(

@@ -61,5 +61,6 @@ pub fn capacity_study(
         dns: None,
         conntrack: None,
         kube_proxy: None,
+        node_pool: None,
     }
 }

@@ -123,6 +123,19 @@ pub enum Action {
         /// Node indices.
         nodes: Vec<usize>,
     },
+    /// A zone fails: its nodes stop with their pods (`zone_down`).
+    ZoneDown {
+        /// The zone's name.
+        zone: String,
+        /// Its nodes (node pool slots included).
+        nodes: Vec<usize>,
+    },
+    /// A pod range is added that new nodes' blocks are cut from (GKE's
+    /// additional pod ranges; per-node layout).
+    AddPodRange {
+        /// The range.
+        cidr: Ipv4Cidr,
+    },
     /// An operator deletes the UDP conntrack entries on these nodes
     /// (`conntrack -D -p udp`): every DNS flow is balanced afresh.
     FlushUdpConntrack {
@@ -188,6 +201,9 @@ pub struct ClusterConfig {
     /// The Service data path; `None`: ideal (endpoint changes apply at
     /// once, lookups cost nothing).
     pub kube_proxy: Option<KubeProxyConfig>,
+    /// The node pool the cluster autoscaler grows into the standby node
+    /// slots of [`ClusterConfig::nodes`]; `None`: the nodes are fixed.
+    pub node_pool: Option<NodePoolSpec>,
 }
 
 /// The conntrack table every node has, and the data path that decides

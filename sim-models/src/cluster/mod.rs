@@ -64,6 +64,7 @@
 //! (sim-scenarios) pin whole replays.
 
 use crate::app::{completion_outcome, Admit, IdSet, OptU32, Outcome, Request, Server};
+use crate::autoscaler::NodePoolSpec;
 use crate::connections::{
     syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode, PodMap,
 };
@@ -88,11 +89,12 @@ use crate::resolver::{
     GlibcVersion, Lookup, LookupOutcome, QType, QueryId, QueryTypes, Rcode, Reply, ResolvConf,
     ResolverAction, SocketId, TimerToken,
 };
-use crate::scheduler::{Ask, NodeIndex, Spread};
+use crate::scheduler::{Ask, NodeIndex, Resources, Spread};
 use crate::service::Endpoints;
 use crate::snat::{Snat, SnatConfig};
 use crate::topology::NodeSpec;
 use crate::workload::{pod_name, DeploymentSpec, PodState, WorkloadKind};
+use autoscale::CaRt;
 use rand::RngExt;
 use sim_core::{
     CounterId, Engine, EventId, GaugeId, HistogramId, LatencyHistogram, Metrics, RngStreams,
@@ -102,6 +104,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+mod autoscale;
 mod capacity;
 mod config;
 mod dial;
@@ -112,6 +115,7 @@ mod pods;
 mod sampling;
 mod timeline;
 mod traffic;
+mod zones;
 
 use dns::{address_of, DnsRt, PendingLookup};
 use output::{rcode_index, zone_index};
@@ -168,8 +172,16 @@ enum Ev {
     NodeTaint(u32),
     /// The not-ready toleration of the pods on a node runs out.
     Evict(u32),
+    /// The node lifecycle controller notices a node of a failed zone.
+    NodeUnreachable(u32),
     /// The HorizontalPodAutoscaler controller syncs.
     HpaSync,
+    /// The cluster autoscaler scans.
+    CaScan,
+    /// A node the node pool created is Ready.
+    NodeCreated(u32),
+    /// The unschedulable pods are retried (after nodes were created).
+    RetryUnschedulable,
     /// A timer of a node's NodeLocal DNSCache.
     NodeLocalDns {
         node: u32,
@@ -378,6 +390,10 @@ struct Sim<'a> {
     /// Tries whose lookup is in progress.
     resolving: IdSet,
     nodes: Vec<NodeRt>,
+    /// Nodes down with their zone (0: the request path checks nothing).
+    nodes_unreachable: u32,
+    /// Per zone id: its `NoExecute` tainting rate limiter.
+    zone_limiters: Vec<node_lifecycle::NoExecuteLimiter>,
     node_lifecycle: SimRng,
     /// Open client connections.
     conns: ConnSlab<CtId>,
@@ -385,6 +401,8 @@ struct Sim<'a> {
     path: Path,
     ct_gauge: GaugeId,
     kube_proxy_wake: Option<EventId>,
+    /// The node pool's autoscaler, when the run has a node pool.
+    ca: Option<CaRt>,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -392,6 +410,8 @@ struct Sim<'a> {
 struct NodeRt {
     /// Its CNI daemon is not running: sandboxes cannot be created.
     cni_down: bool,
+    /// Its zone failed: the node and its pods are stopped.
+    unreachable: bool,
     /// The pending eviction of its pods, while tainted.
     eviction: Option<EventId>,
     /// The pods bound to it (terminating ones until they are gone), in no
@@ -499,6 +519,7 @@ impl<'a> Sim<'a> {
             metrics.gauge("ipam_allocated"),
         );
         let ct_gauge = metrics.gauge("conntrack_entries_max");
+        let ca = CaRt::new(cfg, &mut metrics);
         let dns = cfg
             .dns
             .as_ref()
@@ -524,6 +545,8 @@ impl<'a> Sim<'a> {
             lookup_generation: 0,
             dns_pick: rng.stream("service/kube-dns"),
             nodes: cfg.nodes.iter().map(|_| NodeRt::default()).collect(),
+            nodes_unreachable: 0,
+            zone_limiters: Vec::new(),
             node_lifecycle: rng.stream("node-lifecycle"),
             conns: ConnSlab::default(),
             path: Path {
@@ -552,6 +575,7 @@ impl<'a> Sim<'a> {
                     .map(|c| Masquerade::new(Snat::new(c), rng.stream("snat/ports"))),
             },
             ct_gauge,
+            ca,
             kube_proxy_wake: None,
             rng,
             dns,
@@ -574,6 +598,10 @@ impl<'a> Sim<'a> {
             self.reconcile(d);
         }
         self.warm_start();
+        if let Some(pool) = &self.cfg.node_pool {
+            self.engine
+                .schedule_at(SimTime::ZERO + pool.scan_interval, Ev::CaScan);
+        }
         if self.dns.as_ref().is_some_and(|d| d.hpa.is_some()) {
             self.engine
                 .schedule_at(SimTime::ZERO + crate::hpa::SYNC_PERIOD, Ev::HpaSync);
@@ -661,9 +689,13 @@ impl<'a> Sim<'a> {
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),
+            Ev::CaScan => self.ca_tick(),
+            Ev::NodeCreated(n) => self.node_created(n as usize),
+            Ev::RetryUnschedulable => self.retry_unschedulable(),
             Ev::NodeLocalDns { node, token } => self.node_local_timer(node, token),
             Ev::PoliciesProgrammed(i) => self.policies_programmed(i as usize),
             Ev::NodeTaint(n) => self.node_taint(n as usize),
+            Ev::NodeUnreachable(n) => self.node_unreachable(n as usize),
             Ev::Evict(n) => self.evict(n as usize),
             Ev::ResolverTimer {
                 lookup,

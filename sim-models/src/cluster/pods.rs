@@ -11,7 +11,7 @@ use super::*;
 impl Sim<'_> {
     /// The container started: Running, and readiness after its delay.
     pub(crate) fn container_started(&mut self, p: u32) {
-        if self.pod_live_in(p, PodState::Creating) {
+        if self.pod_live_in(p, PodState::Creating) && !self.pod_unreachable(p) {
             self.start_container(p);
             self.set_state(p, PodState::Running);
             let d = self.pods[p as usize].deployment as usize;
@@ -22,7 +22,7 @@ impl Sim<'_> {
 
     /// The readiness probe passed: Ready, and an endpoint of its Service.
     pub(crate) fn readiness_passed(&mut self, p: u32) {
-        if self.pod_live_in(p, PodState::Running) {
+        if self.pod_live_in(p, PodState::Running) && !self.pod_unreachable(p) {
             self.set_state(p, PodState::Ready);
             let d = self.pods[p as usize].deployment as usize;
             self.deps[d].endpoints.add(p);

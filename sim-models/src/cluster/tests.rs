@@ -56,6 +56,7 @@ fn config(pod_cidr: &str, replicas_after: u32) -> ClusterConfig {
         dns: None,
         conntrack: None,
         kube_proxy: None,
+        node_pool: None,
     }
 }
 

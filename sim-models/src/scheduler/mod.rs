@@ -32,7 +32,7 @@
 //! not in the cluster until [`NodeIndex::set_present`]: they count nowhere.
 //!
 //! ## Parameters
-//! `--max-pods` 110 by default (docs/calibration.md, "kubelet max pods");
+//! `--max-pods` 110 by default (docs/calibration.md, row `ipam-max-pods`);
 //! each node's allocatable and each workload's requests are inputs.
 //!
 //! ## Cost

@@ -45,6 +45,9 @@ pub struct TimelineFile {
     /// An operator deletes the UDP conntrack entries on these nodes
     /// (`conntrack -D -p udp`; needs network.conntrack).
     pub conntrack_flush: Option<NodeNames>,
+    /// Add a pod range new nodes' blocks are cut from (`mode: gke` IPAM:
+    /// GKE's additional pod ranges).
+    pub add_pod_range: Option<String>,
 }
 
 /// Nodes an action applies to: `all`, one name, or a list of names.
@@ -121,11 +124,12 @@ impl Validator<'_> {
             e.cni_down.is_some(),
             e.cni_up.is_some(),
             e.conntrack_flush.is_some(),
+            e.add_pod_range.is_some(),
         ]
         .iter()
         .filter(|x| **x)
         .count();
-        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names)";
+        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names), `add_pod_range`";
         if set != 1 {
             let msg = if set == 0 {
                 "timeline entry has no action"
@@ -188,6 +192,27 @@ impl Validator<'_> {
                 sets.push(i);
             }
             Action::SetPolicies { sets }
+        } else if let Some(range) = &e.add_pod_range {
+            let cp = [p, &path!["add_pod_range"]].concat();
+            let cidr = self.cidr(&cp, range)?;
+            let IpamLayout::PerNode { cluster_cidr, .. } = ipam else {
+                return Err(self.err(
+                    &cp,
+                    "add_pod_range applies to `mode: gke` (per-node) IPAM",
+                    "flat layouts add pools with add_pod_cidr",
+                ));
+            };
+            if cluster_cidr.overlaps(&cidr) {
+                return Err(self.err(
+                    &cp,
+                    format!("{cidr} overlaps the pod range {cluster_cidr}"),
+                    "add a range that does not overlap, e.g. the next free /16",
+                ));
+            }
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(p, "`add_pod_range` takes no `replicas` or `rate`", hint));
+            }
+            Action::AddPodRange { cidr }
         } else if let Some(which) = &e.conntrack_flush {
             if e.replicas.is_some() || e.rate.is_some() {
                 return Err(self.err(p, "`conntrack_flush` takes no `replicas` or `rate`", hint));
