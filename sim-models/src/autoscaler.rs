@@ -36,9 +36,13 @@
 //! ## What it emits
 //! Decisions for the cluster run: how many nodes to ask for; the texts of
 //! its events. GKE's node-creation error is quoted from GKE (row
-//! `gke-ip-space-exhausted`); the autoscaler's own event wording
-//! ([`scale_up_message`], [`backoff_message`]) has no source found and is
-//! the model's.
+//! `gke-ip-space-exhausted`); the scale-up event is the autoscaler's
+//! `ScaledUpGroup` text ([`scale_up_message`], kubernetes/autoscaler
+//! `cluster-autoscaler/core/scaleup/orchestrator/executor.go`,
+//! `executeScaleUp`); what the autoscaler says of a scale-up that failed for
+//! want of pod range has no source found (shared/edge-calibration.md,
+//! "unknown"): [`backoff_message`] is the model's wording and says so in
+//! the text.
 //!
 //! ## Validation
 //! Unit tests: the mask table, the node cap of a /16 (256 nodes at /24),
@@ -153,7 +157,7 @@ pub fn ip_space_exhausted_message(instance: &str, subnetwork: &str) -> String {
     format!("Instance '{instance}' creation failed: IP space of '{subnetwork}' is exhausted.")
 }
 
-/// The model's wording (no source found) for a scale-up.
+/// The cluster autoscaler's `ScaledUpGroup` event text.
 pub fn scale_up_message(pool: &str, from: u32, to: u32, max: u32) -> String {
     format!("Scale-up: setting group {pool} size to {to} instead of {from} (max: {max})")
 }
@@ -162,7 +166,7 @@ pub fn scale_up_message(pool: &str, from: u32, to: u32, max: u32) -> String {
 /// failed scale-up.
 pub fn backoff_message(pool: &str, failed: u32, wait: SimDuration) -> String {
     format!(
-        "Scale-up of {pool} failed: {failed} node(s) could not be created (IP_SPACE_EXHAUSTED); node group backed off for {}s",
+        "Scale-up of {pool} failed: {failed} node(s) could not be created (IP_SPACE_EXHAUSTED); node group backed off for {}s [knsim's wording: no source found for the autoscaler's]",
         wait.as_secs_f64()
     )
 }
@@ -238,6 +242,17 @@ mod tests {
             (s(1), s(2), s(3), s(4), s(9)),
             (300.0, 600.0, 1200.0, 1800.0, 1800.0)
         );
+    }
+
+    #[test]
+    fn the_autoscalers_texts_say_whose_they_are() {
+        assert_eq!(
+            scale_up_message("default-pool", 220, 292, 400),
+            "Scale-up: setting group default-pool size to 292 instead of 220 (max: 400)"
+        );
+        assert!(backoff_message("default-pool", 36, backoff(1)).ends_with(
+            "backed off for 300s [knsim's wording: no source found for the autoscaler's]"
+        ));
     }
 
     #[test]

@@ -392,6 +392,8 @@ struct Sim<'a> {
     nodes: Vec<NodeRt>,
     /// Nodes down with their zone (0: the request path checks nothing).
     nodes_unreachable: u32,
+    /// Of those, the ones the node lifecycle controller has marked NotReady.
+    nodes_noticed_down: u32,
     /// Per zone id: its `NoExecute` tainting rate limiter.
     zone_limiters: Vec<node_lifecycle::NoExecuteLimiter>,
     node_lifecycle: SimRng,
@@ -546,6 +548,7 @@ impl<'a> Sim<'a> {
             dns_pick: rng.stream("service/kube-dns"),
             nodes: cfg.nodes.iter().map(|_| NodeRt::default()).collect(),
             nodes_unreachable: 0,
+            nodes_noticed_down: 0,
             zone_limiters: Vec::new(),
             node_lifecycle: rng.stream("node-lifecycle"),
             conns: ConnSlab::default(),

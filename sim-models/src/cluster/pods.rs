@@ -306,18 +306,28 @@ impl Sim<'_> {
     }
 
     /// kube-scheduler moves unschedulable pods back to its active queue when
-    /// a pod is deleted or a node changes; they are retried in creation order
-    /// until one does not fit. No retry is made once no node passes the
+    /// a pod is deleted or a node changes; they are retried in creation
+    /// order. Once a workload's pod does not fit, its later pods, which ask
+    /// the same of an unchanged cluster, are passed over in this pass
+    /// (without an attempt or event of their own); other workloads' pods
+    /// are still tried. No retry is made once no node passes the
     /// pod-independent filter (Ready, room under `--max-pods`); while one
     /// does, a pod without requests or spread constraint always fits.
     pub(crate) fn schedule_unschedulable(&mut self) {
-        while self.sched.fits_somewhere() {
-            let Some(&p) = self.unschedulable.first() else {
-                break;
-            };
-            if !self.try_schedule(p, true) {
+        let mut failed: Vec<u32> = Vec::new();
+        let mut next = self.unschedulable.first().copied();
+        while let Some(p) = next {
+            if !self.sched.fits_somewhere() {
                 break;
             }
+            let d = self.pods[p as usize].deployment;
+            if !failed.contains(&d) && !self.try_schedule(p, true) {
+                failed.push(d);
+                if failed.len() == self.deps.len() {
+                    break;
+                }
+            }
+            next = self.unschedulable.range(p + 1..).next().copied();
         }
     }
 

@@ -30,7 +30,8 @@ impl Sim<'_> {
             if self.sched.is_present(n) {
                 stopped += 1;
                 let delay = node_lifecycle::unreachable_delay(&mut self.node_lifecycle);
-                self.engine.schedule_in(delay, Ev::NodeUnreachable(n as u32));
+                self.engine
+                    .schedule_in(delay, Ev::NodeUnreachable(n as u32));
             }
         }
         self.event(
@@ -64,7 +65,7 @@ impl Sim<'_> {
     /// `NoExecute` taint is queued behind the zone's rate limiter.
     pub(crate) fn node_unreachable(&mut self, n: usize) {
         let now = self.engine.now();
-        self.sched.set_tainted(n, true);
+        self.sched.set_unreachable(n, true);
         let name = self.cfg.nodes[n].name.clone();
         self.event_keyed(
             "Normal",
@@ -96,11 +97,8 @@ impl Sim<'_> {
         }
         // When every node in the cluster is down the controller assumes a
         // control-plane problem and evicts nothing.
-        let present = self.sched.present();
-        let down = (0..self.nodes.len())
-            .filter(|&m| self.sched.is_present(m) && self.nodes[m].unreachable)
-            .count();
-        if down == present {
+        self.nodes_noticed_down += 1;
+        if self.nodes_noticed_down as usize >= self.sched.present() {
             return;
         }
         let z = self.sched.zone_of(n);

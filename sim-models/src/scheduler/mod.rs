@@ -4,7 +4,9 @@
 //! The filter and score steps of the default profile that matter for network
 //! capacity, run in the default profile's plugin order:
 //! - `TaintToleration`: a node is Ready when its network is up (it has a pod
-//!   CIDR and is not tainted `node.kubernetes.io/not-ready`);
+//!   CIDR and is not tainted `node.kubernetes.io/not-ready`) and its kubelet
+//!   is heard from (not tainted `node.kubernetes.io/unreachable`, as a
+//!   failed zone's nodes are);
 //! - `NodeResourcesFit`: room under `--max-pods` (default 110), and, when the
 //!   node states its allocatable CPU and memory, room for the pod's requests
 //!   on top of the requests of the pods bound to it. A node that states no
@@ -76,6 +78,7 @@ use std::collections::BTreeSet;
 
 /// Why a node was filtered out, in kube-scheduler's words.
 const NOT_READY: &str = "node(s) had untolerated taint {node.kubernetes.io/not-ready: }";
+const UNREACHABLE: &str = "node(s) had untolerated taint {node.kubernetes.io/unreachable: }";
 const TOO_MANY_PODS: &str = "Too many pods";
 const INSUFFICIENT_CPU: &str = "Insufficient cpu";
 const INSUFFICIENT_MEMORY: &str = "Insufficient memory";
@@ -144,6 +147,8 @@ struct Slot {
     pod_cidr: bool,
     /// Tainted `node.kubernetes.io/not-ready`.
     tainted: bool,
+    /// Tainted `node.kubernetes.io/unreachable` (its kubelet went silent).
+    unreachable: bool,
     /// In the cluster (false: a standby slot of a node pool).
     present: bool,
     /// Allocatable CPU and memory; `None`: not modelled (never insufficient).
@@ -156,7 +161,7 @@ impl Slot {
     fn filter(&self) -> Filter {
         if !self.present {
             Filter::Absent
-        } else if !self.pod_cidr || self.tainted {
+        } else if !self.pod_cidr || self.tainted || self.unreachable {
             Filter::NotReady
         } else if self.pods >= self.max_pods {
             Filter::TooManyPods
@@ -226,6 +231,7 @@ impl NodeIndex {
             max_pods,
             pod_cidr,
             tainted: false,
+            unreachable: false,
             present,
             allocatable: None,
             requested: Resources::default(),
@@ -308,6 +314,11 @@ impl NodeIndex {
         self.update(node, |s| s.tainted = tainted);
     }
 
+    /// `node` got or lost the `node.kubernetes.io/unreachable` taint.
+    pub fn set_unreachable(&mut self, node: usize, unreachable: bool) {
+        self.update(node, |s| s.unreachable = unreachable);
+    }
+
     /// `node` got (or lost) its pod CIDR.
     pub fn set_pod_cidr(&mut self, node: usize, pod_cidr: bool) {
         self.update(node, |s| s.pod_cidr = pod_cidr);
@@ -368,12 +379,18 @@ impl NodeIndex {
     pub fn why_not(&self, ask: &Ask<'_>) -> String {
         let total = self.present;
         let min = ask.spread.map_or(0, |s| self.min_count(s.counts));
-        let mut counts = [0usize; 5];
+        let mut counts = [0usize; 6];
         for s in &self.nodes {
             match s.filter() {
                 Filter::Absent => continue,
                 Filter::NotReady => {
-                    counts[0] += 1;
+                    // One taint reason per node, as TaintToleration names
+                    // the first untolerated taint.
+                    counts[if s.unreachable && s.pod_cidr && !s.tainted {
+                        5
+                    } else {
+                        0
+                    }] += 1;
                     continue;
                 }
                 Filter::TooManyPods => counts[1] += 1,
@@ -396,6 +413,7 @@ impl NodeIndex {
             INSUFFICIENT_CPU,
             INSUFFICIENT_MEMORY,
             SPREAD_NOT_MATCHED,
+            UNREACHABLE,
         ];
         unschedulable_message(total, counts.iter().copied().zip(reasons))
     }

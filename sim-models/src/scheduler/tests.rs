@@ -28,6 +28,10 @@ fn walk(index: &NodeIndex, ask: &Ask<'_>) -> Result<usize, String> {
             *reasons.entry(NOT_READY).or_default() += 1;
             continue;
         }
+        if n.unreachable {
+            *reasons.entry(UNREACHABLE).or_default() += 1;
+            continue;
+        }
         let mut failed = false;
         if n.pods + 1 > n.max_pods {
             *reasons.entry(TOO_MANY_PODS).or_default() += 1;
@@ -260,6 +264,8 @@ enum Step {
     PodCidr(usize),
     /// This standby node is created.
     Create(usize),
+    /// This node's zone fails (tainted unreachable).
+    Unreachable(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -268,6 +274,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0..12usize).prop_map(Step::Bind),
         3 => (0..12usize).prop_map(Step::Delete),
         1 => (0..12usize).prop_map(Step::Taint),
+        1 => (0..12usize).prop_map(Step::Unreachable),
         1 => (0..12usize).prop_map(Step::Untaint),
         1 => (0..12usize).prop_map(Step::PodCidr),
         1 => (0..12usize).prop_map(Step::Create),
@@ -332,6 +339,7 @@ proptest! {
                 Step::Untaint(i) if i < n => index.set_tainted(i, false),
                 Step::PodCidr(i) if i < n => index.set_pod_cidr(i, true),
                 Step::Create(i) if i < n => index.set_present(i),
+                Step::Unreachable(i) if i < n => index.set_unreachable(i, true),
                 _ => {}
             }
             let mut counts = vec![0u32; index.zone_count()];
@@ -349,4 +357,43 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_failed_zone_still_counts_for_the_spread_and_names_its_taint() {
+    // Three zones, a node each; zone a's node is unreachable, its pods
+    // gone. With DoNotSchedule and maxSkew 1, zone a's 0 pods hold b and c
+    // (1 each) back, as PodTopologySpread's default nodeTaintsPolicy:
+    // Ignore counts the tainted node's zone.
+    let mut i = NodeIndex::default();
+    for z in ["a", "b", "c"] {
+        i.add_node(z, 110, true);
+    }
+    i.set_unreachable(0, true);
+    let counts = [0, 1, 1];
+    let hard = Ask {
+        requests: Resources::default(),
+        spread: Some(Spread {
+            max_skew: 1,
+            hard: true,
+            counts: &counts,
+        }),
+    };
+    assert_eq!(
+        place(&i, &hard),
+        Err("0/3 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, \
+             2 node(s) didn't match pod topology spread constraints. preemption: 0/3 nodes are available: \
+             3 No preemption victims found for incoming pod."
+            .to_string())
+    );
+    // ScheduleAnyway: the least skewed zone that can take it.
+    let soft = Ask {
+        spread: Some(Spread {
+            max_skew: 1,
+            hard: false,
+            counts: &counts,
+        }),
+        ..hard
+    };
+    assert_eq!(place(&i, &soft), Ok(1));
 }

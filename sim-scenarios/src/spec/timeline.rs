@@ -2,9 +2,9 @@
 //!
 //! # Scope
 //! Each entry is `at` plus exactly one action (scale, a rate change, a new
-//! IP pool, policy sets, the CNI daemon down or up, a conntrack flush);
-//! names are checked against the variant's workloads, traffic, policy sets
-//! and nodes.
+//! IP pool or pod range, policy sets, the CNI daemon down or up, a conntrack
+//! flush, a zone failure); names are checked against the variant's
+//! workloads, traffic, policy sets, nodes and zones.
 //!
 //! # Validation
 //! Every error names the field it is about (`file:line:column`) with a hint.
@@ -48,6 +48,10 @@ pub struct TimelineFile {
     /// Add a pod range new nodes' blocks are cut from (`mode: gke` IPAM:
     /// GKE's additional pod ranges).
     pub add_pod_range: Option<String>,
+    /// A zone fails (one of `nodes.zones`): its nodes stop with their
+    /// pods; the node lifecycle controller marks them NotReady after its
+    /// grace period and evicts their pods after the toleration.
+    pub zone_down: Option<String>,
 }
 
 /// Nodes an action applies to: `all`, one name, or a list of names.
@@ -125,11 +129,12 @@ impl Validator<'_> {
             e.cni_up.is_some(),
             e.conntrack_flush.is_some(),
             e.add_pod_range.is_some(),
+            e.zone_down.is_some(),
         ]
         .iter()
         .filter(|x| **x)
         .count();
-        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names), `add_pod_range`";
+        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names), `add_pod_range` or `zone_down`";
         if set != 1 {
             let msg = if set == 0 {
                 "timeline entry has no action"
@@ -213,6 +218,28 @@ impl Validator<'_> {
                 return Err(self.err(p, "`add_pod_range` takes no `replicas` or `rate`", hint));
             }
             Action::AddPodRange { cidr }
+        } else if let Some(zone) = &e.zone_down {
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(p, "`zone_down` takes no `replicas` or `rate`", hint));
+            }
+            let picked: Vec<usize> = (0..nodes.len())
+                .filter(|&n| nodes[n].zone == *zone)
+                .collect();
+            if picked.is_empty() {
+                let mut zones: Vec<&str> = nodes.iter().map(|n| n.zone.as_str()).collect();
+                zones.dedup();
+                zones.sort_unstable();
+                zones.dedup();
+                return Err(self.err(
+                    &[p, &path!["zone_down"]].concat(),
+                    format!("no node is in zone `{zone}`"),
+                    format!("zones of cluster.nodes: {}", zones.join(", ")),
+                ));
+            }
+            Action::ZoneDown {
+                zone: zone.clone(),
+                nodes: picked,
+            }
         } else if let Some(which) = &e.conntrack_flush {
             if e.replicas.is_some() || e.rate.is_some() {
                 return Err(self.err(p, "`conntrack_flush` takes no `replicas` or `rate`", hint));
