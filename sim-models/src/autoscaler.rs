@@ -40,8 +40,8 @@
 //! `ScaledUpGroup` text ([`scale_up_message`], kubernetes/autoscaler
 //! `cluster-autoscaler/core/scaleup/orchestrator/executor.go`,
 //! `executeScaleUp`); what the autoscaler says of a scale-up that failed for
-//! want of pod range has no source found (shared/edge-calibration.md,
-//! "unknown"): [`backoff_message`] is the model's wording and says so in
+//! want of pod range has no source found (docs/calibration.md, row
+//! `ca-backoff`): [`backoff_message`] is the model's wording and says so in
 //! the text.
 //!
 //! ## Validation

@@ -61,10 +61,11 @@
 //! - [`DEFAULT_TOLERATION`]: the `DefaultTolerationSeconds` admission
 //!   plugin's `--default-not-ready-toleration-seconds`, 300 s (and
 //!   `--default-unreachable-toleration-seconds`, 300 s).
-//! - [`NODE_MONITOR_GRACE_PERIOD`]: kube-controller-manager
-//!   `--node-monitor-grace-period`, 50 s (40 s before v1.32)
-//!   (docs/calibration.md, row `node-unreachable`).
-//! - [`NODE_EVICTION_RATE`]: `--node-eviction-rate`, 0.1 nodes/s (same row).
+//! - The grace period, [`NODE_MONITOR_GRACE_PERIOD`]:
+//!   kube-controller-manager `--node-monitor-grace-period`, 50 s (40 s
+//!   before v1.32) (docs/calibration.md, row `node-unreachable`).
+//! - The eviction rate, [`NODE_EVICTION_RATE`]: `--node-eviction-rate`, 0.1
+//!   nodes/s (same row).
 //!
 //! ## What it emits
 //! The delays, and the texts an operator reads: the node condition message in

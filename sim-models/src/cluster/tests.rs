@@ -1002,3 +1002,65 @@ fn a_hard_zone_spread_keeps_replacements_pending_while_the_zone_is_down() {
         failed.message
     );
 }
+
+#[test]
+fn a_new_node_takes_the_small_pods_queued_behind_big_ones() {
+    use crate::autoscaler::{NodePoolSpec, NODE_STARTUP, SCAN_INTERVAL};
+    use crate::scheduler::Resources;
+    let mut cfg = config("10.0.0.0/22", 3);
+    cfg.traffic.clear();
+    let zones = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+    cfg.nodes = spread_nodes(4, &zones, 110);
+    let cpu = |m| Resources {
+        cpu_millis: m,
+        memory: 1 << 30,
+    };
+    for n in &mut cfg.nodes[..3] {
+        n.allocatable = Some(cpu(2000));
+    }
+    cfg.nodes[3].standby = true;
+    cfg.nodes[3].allocatable = Some(cpu(1000));
+    cfg.node_pool = Some(NodePoolSpec {
+        name: "pool".into(),
+        max_nodes: 4,
+        shape: Some(cpu(1000)),
+        max_pods: 110,
+        scan_interval: SCAN_INTERVAL,
+        node_startup: NODE_STARTUP,
+        subnetwork: "projects/p/regions/r/subnetworks/s".into(),
+    });
+    let server = cfg.deployments[0].server;
+    let mut big = DeploymentSpec::new("big", 3, secs(5), secs(5), server);
+    big.requests = Resources {
+        cpu_millis: 1500,
+        memory: 0,
+    };
+    let mut small = DeploymentSpec::new("small", 3, secs(5), secs(5), server);
+    small.requests = Resources {
+        cpu_millis: 400,
+        memory: 0,
+    };
+    cfg.deployments = vec![big, small];
+    // Big pods first (older), then small ones: neither fits the 100m left
+    // on each node; a new 1000m node fits small pods only.
+    cfg.timeline = vec![
+        TimedAction {
+            at: secs(10),
+            action: Action::Scale {
+                deployment: 0,
+                replicas: 5,
+            },
+        },
+        TimedAction {
+            at: secs(20),
+            action: Action::Scale {
+                deployment: 1,
+                replicas: 5,
+            },
+        },
+    ];
+    cfg.windows.clear();
+    let out = run(&cfg, 1, &mut NullSink);
+    assert_eq!(out.deployments[0].count(PodState::Unschedulable), 2);
+    assert_eq!(out.deployments[1].count(PodState::Ready), 5);
+}
