@@ -13,9 +13,10 @@
 //! - **Cancellation.** [`EventQueue::cancel`] returns `true` exactly once for
 //!   a live event (scheduled, not popped, not cancelled) and `false` for any
 //!   other id, including ids of events that fired long ago and whose storage
-//!   has since been reused. A cancelled event never comes out. Cancelling is
-//!   lazy: the stored entry, payload included, is dropped when it reaches the
-//!   front or at the next compaction (see Limits).
+//!   has since been reused. A cancelled event never comes out. Its payload
+//!   is dropped at once; cancelling the key is lazy: the stored key is
+//!   dropped when it reaches the front or at the next compaction (see
+//!   Limits).
 //! - **Counting.** [`EventQueue::len`] counts live events only.
 //! - **Determinism.** The output is a pure function of the sequence of
 //!   calls: no addresses, hashing, clocks or platform details take part.
@@ -25,9 +26,14 @@
 //! the event being handled, so all pending times lie at or after `base`, the
 //! time of the last popped event, and can be bucketed by how far they are
 //! from it rather than kept in a comparison heap.
-//! - Entries (`time`, `ord << 32 | slot`, payload) are 16 bytes plus the
-//!   payload; `ord` is a 32-bit insertion counter (the FIFO tie-break) and
-//!   `slot` indexes an 8-byte-per-event table used only for cancellation.
+//! - Entries are 16-byte keys (`time`, `ord << 32 | slot`); `ord` is a
+//!   32-bit insertion counter (the FIFO tie-break) and `slot` indexes a slab
+//!   holding each event's payload and identity (for cancellation). The
+//!   buckets move only keys, whatever the payload's size; a payload is
+//!   written once at schedule and read once at pop. Freed slots are reused
+//!   last-in first-out, so the slab stays as large as the most events ever
+//!   stored at once and the slots in use stay warm in the cache; nothing is
+//!   allocated in steady state.
 //! - **`now`**: a FIFO of the entries at exactly `base`. An event scheduled
 //!   for the current instant is an O(1) append; popping is O(1).
 //! - **Buckets**: an entry later than `base` goes to the bucket named by the
@@ -42,9 +48,6 @@
 //!   bucket holds a single time and is swapped into `now` whole.
 //! - Entries of equal time always share a bucket and keep insertion order
 //!   there, so ties need no sorting.
-//! - Payloads travel inside the entries, so popping never chases a pointer
-//!   into a cold slab; the slot table is read at pop only while some
-//!   cancelled entry is still stored.
 //! - `early`: a binary heap for entries scheduled before `base`, which only
 //!   a caller scheduling into its own past (not [`crate::Engine`], which
 //!   clamps to its clock) can produce. It is consulted first and is empty
@@ -132,16 +135,16 @@ fn recycle<T>(mut buf: Vec<T>) -> Vec<T> {
     buf
 }
 
-/// One stored event: its time, `tag = ord << 32 | slot`, and its payload.
-/// Entries order by `(time, ord)`; the slot never decides, `ord`s being
-/// unique.
-struct Entry<E> {
+/// One stored event's key: its time and `tag = ord << 32 | slot`; the
+/// payload waits in `slab[slot]`. Entries order by `(time, ord)`; the slot
+/// never decides, `ord`s being unique.
+#[derive(Clone, Copy)]
+struct Entry {
     time: u64,
     tag: u64,
-    payload: E,
 }
 
-impl<E> Entry<E> {
+impl Entry {
     #[inline]
     fn key(&self) -> (u64, u64) {
         (self.time, self.tag)
@@ -155,23 +158,23 @@ impl<E> Entry<E> {
 
 /// An entry in the `early` heap: [`BinaryHeap`] is a max-heap, so the
 /// order is reversed.
-struct Early<E>(Entry<E>);
+struct Early(Entry);
 
-impl<E> PartialEq for Early<E> {
+impl PartialEq for Early {
     fn eq(&self, other: &Self) -> bool {
         self.0.key() == other.0.key()
     }
 }
 
-impl<E> Eq for Early<E> {}
+impl Eq for Early {}
 
-impl<E> PartialOrd for Early<E> {
+impl PartialOrd for Early {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl<E> Ord for Early<E> {
+impl Ord for Early {
     fn cmp(&self, other: &Self) -> Ordering {
         other.0.key().cmp(&self.0.key())
     }
@@ -189,22 +192,30 @@ fn bucket_of(time: u64, base: u64) -> usize {
     level as usize * DIGITS + digit
 }
 
+/// One slab slot: the `seq` of its pending event (or [`NOT_PENDING`]) and
+/// that event's payload until it is popped or cancelled.
+struct Slot<E> {
+    seq: u64,
+    payload: Option<E>,
+}
+
 /// Pending events with payloads of type `E`.
 pub struct EventQueue<E> {
     /// No stored entry outside `early` is earlier than this.
     base: u64,
     /// Entries at exactly `base`, in `ord` order.
-    now: VecDeque<Entry<E>>,
+    now: VecDeque<Entry>,
     /// Entries later than `base`, by [`bucket_of`]. Unordered, except that
     /// entries of equal time keep `ord` order.
-    buckets: Vec<Vec<Entry<E>>>,
+    buckets: Vec<Vec<Entry>>,
     /// Bit `i` is set iff `buckets[i]` is non-empty.
     occupied: [u64; BUCKETS / 64],
     /// Entries earlier than `base` (only when a caller schedules before an
     /// event it already popped); always empty under [`crate::Engine`].
-    early: BinaryHeap<Early<E>>,
-    /// Per slot: the `seq` of its pending event, or [`NOT_PENDING`].
-    slots: Vec<u64>,
+    early: BinaryHeap<Early>,
+    /// The payloads, by slot: a stored entry's slot stays taken until the
+    /// entry is removed, so a slot is reused only once no key names it.
+    slots: Vec<Slot<E>>,
     /// Slots referenced by no stored entry.
     free: Vec<u32>,
     /// Next identity; never reused.
@@ -254,9 +265,13 @@ impl<E> EventQueue<E> {
         }
         let seq = self.next_seq;
         self.next_seq = seq.checked_add(1).expect("2^64 events scheduled");
+        let filled = Slot {
+            seq: seq.get(),
+            payload: Some(payload),
+        };
         let slot = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = seq.get();
+                self.slots[i as usize] = filled;
                 i
             }
             None => {
@@ -264,14 +279,13 @@ impl<E> EventQueue<E> {
                     .ok()
                     .filter(|&i| i < u32::MAX)
                     .expect("more than 2^32 - 1 pending events");
-                self.slots.push(seq.get());
+                self.slots.push(filled);
                 i
             }
         };
         self.push_entry(Entry {
             time: at.as_nanos(),
             tag: self.next_ord << 32 | u64::from(slot),
-            payload,
         });
         self.next_ord += 1;
         self.live += 1;
@@ -281,8 +295,9 @@ impl<E> EventQueue<E> {
     /// Cancels a pending event. Returns false if it already fired or was cancelled.
     pub fn cancel(&mut self, id: EventId) -> bool {
         match self.slots.get_mut(id.slot as usize) {
-            Some(s) if *s == id.seq.get() => {
-                *s = NOT_PENDING;
+            Some(s) if s.seq == id.seq.get() => {
+                s.seq = NOT_PENDING;
+                s.payload = None;
                 self.live -= 1;
                 self.dead += 1;
                 if self.dead > self.live && self.dead >= COMPACT_MIN {
@@ -307,8 +322,8 @@ impl<E> EventQueue<E> {
     pub fn pop_due(&mut self, end: SimTime) -> Option<(SimTime, E)> {
         loop {
             let e = self.pop_entry(end.as_nanos())?;
-            if self.release(&e) {
-                return Some((SimTime::from_nanos(e.time), e.payload));
+            if let Some(payload) = self.release(e) {
+                return Some((SimTime::from_nanos(e.time), payload));
             }
         }
     }
@@ -317,12 +332,12 @@ impl<E> EventQueue<E> {
     pub fn peek_time(&mut self) -> Option<SimTime> {
         loop {
             let (time, tag) = self.front_key()?;
-            if self.slots[tag as u32 as usize] != NOT_PENDING {
+            if self.slots[tag as u32 as usize].seq != NOT_PENDING {
                 return Some(SimTime::from_nanos(time));
             }
             // The front entry is cancelled: drop it and look again.
             let dropped = self.pop_entry(time).expect("the front entry is due");
-            self.release(&dropped);
+            self.release(dropped);
         }
     }
 
@@ -336,26 +351,25 @@ impl<E> EventQueue<E> {
         self.live == 0
     }
 
-    /// Frees the slot of an entry just removed; returns whether its event
-    /// was live. With no cancelled entry stored, every entry is live and the
-    /// slot need not be read (at 10^6 pending events that read is a cache
-    /// miss).
+    /// Frees the slot of an entry just removed; returns its event's payload
+    /// if the event was live (a cancelled one's payload is already gone).
     #[inline]
-    fn release(&mut self, e: &Entry<E>) -> bool {
+    fn release(&mut self, e: Entry) -> Option<E> {
         let slot = e.slot();
-        let live = self.dead == 0 || self.slots[slot] != NOT_PENDING;
-        self.slots[slot] = NOT_PENDING;
+        let s = &mut self.slots[slot];
+        s.seq = NOT_PENDING;
+        let payload = s.payload.take();
         self.free.push(slot as u32);
-        if live {
+        if payload.is_some() {
             self.live -= 1;
         } else {
             self.dead -= 1;
         }
-        live
+        payload
     }
 
     #[inline]
-    fn push_entry(&mut self, e: Entry<E>) {
+    fn push_entry(&mut self, e: Entry) {
         if e.time == self.base {
             self.now.push_back(e);
         } else if e.time > self.base {
@@ -388,7 +402,7 @@ impl<E> EventQueue<E> {
     /// Removes and returns the smallest stored entry if its time is at most
     /// `end`.
     #[inline]
-    fn pop_entry(&mut self, end: u64) -> Option<Entry<E>> {
+    fn pop_entry(&mut self, end: u64) -> Option<Entry> {
         if let Some(Early(e)) = self.early.peek() {
             if e.time > end {
                 return None;
@@ -458,8 +472,8 @@ impl<E> EventQueue<E> {
     fn compact(&mut self) {
         let slots = &self.slots;
         let free = &mut self.free;
-        let mut keep = |e: &Entry<E>| {
-            let live = slots[e.slot()] != NOT_PENDING;
+        let mut keep = |e: &Entry| {
+            let live = slots[e.slot()].seq != NOT_PENDING;
             if !live {
                 free.push(e.slot() as u32);
             }
@@ -486,7 +500,7 @@ impl<E> EventQueue<E> {
     /// dropping cancelled ones on the way.
     fn renumber(&mut self) {
         self.compact();
-        let mut all: Vec<Entry<E>> = self
+        let mut all: Vec<Entry> = self
             .early
             .drain()
             .map(|Early(e)| e)
@@ -546,8 +560,13 @@ mod tests {
             }
             assert_eq!(stored, self.live + self.dead);
             assert_eq!(self.slots.len(), stored + self.free.len());
-            let pending = self.slots.iter().filter(|&&s| s != NOT_PENDING).count();
+            let pending = self.slots.iter().filter(|s| s.seq != NOT_PENDING).count();
             assert_eq!(pending, self.live);
+            // A slot holds a payload exactly while its event is pending.
+            assert!(self
+                .slots
+                .iter()
+                .all(|s| s.payload.is_some() == (s.seq != NOT_PENDING)));
         }
 
         fn stored(&self) -> usize {
@@ -557,7 +576,7 @@ mod tests {
 
     #[test]
     fn entries_and_ids_are_small() {
-        assert_eq!(std::mem::size_of::<Entry<()>>(), 16);
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
         assert_eq!(std::mem::size_of::<Option<EventId>>(), 16);
     }
 
@@ -839,6 +858,72 @@ mod tests {
             }
         }
 
+    }
+
+    /// A payload that notes its own drop.
+    struct Tracked {
+        n: usize,
+        drops: std::rc::Rc<std::cell::RefCell<Vec<usize>>>,
+    }
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.drops.borrow_mut().push(self.n);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// The slab conserves payloads: each is dropped exactly once, a
+        /// cancelled one at its cancel, a popped one by its receiver, the
+        /// rest with the queue; popped payloads are the ones scheduled.
+        #[test]
+        fn payloads_are_conserved(ops in prop::collection::vec(op(), 0..300)) {
+            let drops = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+            let mut q = EventQueue::new();
+            let mut model = Model::default();
+            let mut ids = Vec::new();
+            let mut last = 0u64;
+            for op in &ops {
+                match *op {
+                    Op::Schedule { t, absolute } => {
+                        let t = if absolute { t } else { last.saturating_add(t) };
+                        let n = ids.len();
+                        let payload = Tracked { n, drops: drops.clone() };
+                        ids.push(q.schedule(SimTime::from_nanos(t), payload));
+                        model.live.push((t, n));
+                    }
+                    Op::Cancel(i) if !ids.is_empty() => {
+                        let n = i % ids.len();
+                        if q.cancel(ids[n]) {
+                            let last_drop = drops.borrow().last().copied();
+                            prop_assert_eq!(last_drop, Some(n));
+                            let at = model.live.iter().position(|ev| ev.1 == n).unwrap();
+                            model.live.swap_remove(at);
+                        }
+                    }
+                    Op::Cancel(_) | Op::Peek => {}
+                    Op::Pop | Op::PopDue(_) => {
+                        let end = match *op {
+                            Op::PopDue(e) => last.saturating_add(e),
+                            _ => u64::MAX,
+                        };
+                        let want = model.pop_due(end);
+                        let got = q.pop_due(SimTime::from_nanos(end));
+                        prop_assert_eq!(got.as_ref().map(|(t, p)| (t.as_nanos(), p.n)), want);
+                        if let Some((t, _)) = got {
+                            last = t.as_nanos();
+                        }
+                    }
+                }
+                q.check_invariants();
+            }
+            drop(q);
+            let mut dropped = drops.borrow().clone();
+            dropped.sort_unstable();
+            prop_assert_eq!(dropped, (0..ids.len()).collect::<Vec<_>>());
+        }
     }
 
     proptest! {

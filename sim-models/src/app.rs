@@ -126,6 +126,18 @@ pub enum Outcome {
     /// DNS answer); Calico's blackhole route for the block drops the SYN
     /// and the client waits out its timeout.
     NoHost,
+    /// Egress outside the VPC: the client zone's NAT gateway was down (or
+    /// the zone had no route out) and dropped the SYN, a request or its
+    /// reply; the client waited out its timeout.
+    NatDropped,
+    /// Egress outside the VPC: the NAT gateway had no source port left
+    /// towards the destination (`ErrorPortAllocation`); the SYN was dropped
+    /// and the client waited out its timeout.
+    NatPortAllocation,
+    /// Egress outside the VPC: the connection had been idle 350 s or more,
+    /// the NAT gateway had forgotten it and answered the request with an
+    /// RST.
+    NatIdleReset,
 }
 
 impl Outcome {
@@ -148,9 +160,15 @@ impl fmt::Display for Outcome {
             }
             Outcome::Refused => write!(f, "dial tcp: connect: connection refused"),
             Outcome::Rejected => write!(f, "503 Service Unavailable"),
-            Outcome::Blocked | Outcome::SynDropped | Outcome::StaleEndpoint | Outcome::NoHost => {
+            Outcome::Blocked
+            | Outcome::SynDropped
+            | Outcome::StaleEndpoint
+            | Outcome::NoHost
+            | Outcome::NatDropped
+            | Outcome::NatPortAllocation => {
                 write!(f, "dial tcp: i/o timeout")
             }
+            Outcome::NatIdleReset => write!(f, "read tcp: connection reset by peer"),
             Outcome::LookupFailed => write!(f, "getaddrinfo: Temporary failure in name resolution"),
         }
     }

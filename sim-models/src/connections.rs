@@ -146,6 +146,8 @@ pub struct Conn<Ct> {
     pub opened: SimTime,
     /// Bumped on every reuse of the slot.
     pub gen: u32,
+    /// Its translation at a NAT gateway (egress outside the VPC).
+    pub nat: Option<crate::nat_gateway::NatConn>,
 }
 
 /// A map keyed by pod id, hashed with one multiplication (pod ids are
@@ -285,6 +287,7 @@ mod tests {
             idle_timer: None,
             opened: SimTime::ZERO,
             gen: 0,
+            nat: None,
         };
         let a = s.insert(c);
         assert_eq!(s.remove(a).map(|c| c.server), Some(2));

@@ -9,6 +9,8 @@
 
 pub mod app;
 pub mod autoscaler;
+pub mod cidr_plan;
+pub mod cloud_lb;
 pub mod cluster;
 pub mod connections;
 pub mod conntrack;
@@ -20,6 +22,8 @@ pub mod ingress;
 pub mod ipam;
 pub mod kube_proxy;
 pub mod kubelet;
+pub mod mesh;
+pub mod nat_gateway;
 pub mod netpol;
 pub mod node_lifecycle;
 pub mod path;
@@ -30,4 +34,5 @@ pub mod scheduler;
 pub mod service;
 pub mod snat;
 pub mod topology;
+pub mod transfer_cost;
 pub mod workload;

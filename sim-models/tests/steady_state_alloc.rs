@@ -64,6 +64,7 @@ fn config(duration: u64) -> ClusterConfig {
     let mut kube_proxy = KubeProxyConfig::new(Mode::Iptables);
     kube_proxy.other_services = 1_000;
     ClusterConfig {
+        nat_gateways: None,
         nodes: spread_nodes(6, &zones, 110),
         ipam: IpamLayout::Flat {
             pod_cidr: "10.0.0.0/16".parse().unwrap(),

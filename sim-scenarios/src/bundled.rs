@@ -16,6 +16,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/calico_vxlan_mtu.yaml"),
     ),
     (
+        "cidr_overlap",
+        include_str!("../../scenarios/cidr_overlap.yaml"),
+    ),
+    (
         "cni_not_initialized",
         include_str!("../../scenarios/cni_not_initialized.yaml"),
     ),
@@ -54,6 +58,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
     (
         "mtu_blackhole",
         include_str!("../../scenarios/mtu_blackhole.yaml"),
+    ),
+    (
+        "nat_gateway_spof",
+        include_str!("../../scenarios/nat_gateway_spof.yaml"),
     ),
     (
         "nat_port_race",

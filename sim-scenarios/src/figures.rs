@@ -28,6 +28,7 @@
 
 use serde::de::{self, Deserializer, Visitor};
 use sim_core::{SimDuration, SimTime};
+use sim_models::cidr_plan::PlanFigures;
 use sim_models::cluster::{DnsWindowStats, RunOutput, WindowSpec, WindowStats};
 use sim_models::datapath::network::{DropKind, FlowResult, NetOutput};
 use std::fmt;
@@ -142,6 +143,8 @@ pub enum Level {
     Cluster,
     /// Packet-level scenarios (`sim_models::datapath`).
     Packet,
+    /// Network plans (`sim_models::cidr_plan`).
+    Plan,
 }
 
 /// What a figure measures.
@@ -288,6 +291,8 @@ pub enum Read {
     Flow(fn(&FlowResult, Option<&str>) -> Option<f64>),
     /// The whole packet-level run (with the `reason` filter, if given).
     Packets(fn(&NetOutput, Option<&str>) -> Option<f64>),
+    /// A checked network plan.
+    Plan(fn(&PlanFigures) -> u64),
 }
 
 /// One figure.
@@ -321,6 +326,7 @@ impl Figure {
         match self.read {
             Read::Series(_) | Read::Window(_) | Read::Dns(_) => Level::Cluster,
             Read::Flow(_) | Read::Packets(_) => Level::Packet,
+            Read::Plan(_) => Level::Plan,
         }
     }
 
@@ -372,6 +378,14 @@ impl Figure {
         match self.read {
             Read::Flow(f) => f(flow?, reason),
             Read::Packets(f) => f(out, reason),
+            _ => None,
+        }
+    }
+
+    /// The value of a [`Read::Plan`] figure for a checked plan.
+    pub fn plan(&self, f: &PlanFigures) -> Option<f64> {
+        match self.read {
+            Read::Plan(read) => Some(read(f) as f64),
             _ => None,
         }
     }
@@ -614,6 +628,26 @@ pub const REQUESTS_STALE_ENDPOINT: Figure = kube_proxy(window(
 pub const INSERT_FAILED: Figure = window("insert_failed", Kind::Count, "SYNs", |w, _| {
     Some(w.insert_failed as f64)
 });
+/// Egress requests a NAT gateway dropped (down, or no route) in a window.
+pub const REQUESTS_NAT_DROPPED: Figure =
+    window("requests_nat_dropped", Kind::Count, "requests", |w, _| {
+        Some(w.totals.nat_dropped as f64)
+    });
+/// Egress connections the NAT gateway had no source port for
+/// (`ErrorPortAllocation`) in a window.
+pub const REQUESTS_NAT_PORT_ALLOCATION: Figure = window(
+    "requests_nat_port_allocation",
+    Kind::Count,
+    "requests",
+    |w, _| Some(w.totals.nat_port_allocation as f64),
+);
+/// Egress requests reset by the NAT gateway after 350 s idle in a window.
+pub const REQUESTS_NAT_IDLE_RESET: Figure = window(
+    "requests_nat_idle_reset",
+    Kind::Count,
+    "requests",
+    |w, _| Some(w.totals.nat_idle_reset as f64),
+);
 /// Retries sent in a window.
 pub const REQUESTS_RETRIED: Figure = window("requests_retried", Kind::Count, "requests", |w, _| {
     Some(w.totals.retried as f64)
@@ -771,6 +805,49 @@ pub const ENDPOINT_SHARE_MAX: Figure = flow("endpoint_share_max", Kind::Ratio, "
     (total > 0).then(|| f.endpoints.values().copied().max().unwrap_or(0) as f64 / total as f64)
 });
 
+const fn plan(name: &'static str, unit: &'static str, read: fn(&PlanFigures) -> u64) -> Figure {
+    Figure {
+        name,
+        kind: Kind::Count,
+        unit,
+        selector: Selector::None,
+        filters: &[],
+        needs_kube_proxy: false,
+        read: Read::Plan(read),
+    }
+}
+
+/// Overlapping pairs of a plan that break something (peers over each other not counted).
+pub const PLAN_OVERLAPS: Figure = plan("overlaps", "pairs", |f| f.overlaps);
+/// Peers that overlap each other.
+pub const PLAN_PEER_OVERLAPS: Figure = plan("peer_overlaps", "pairs", |f| f.peer_overlaps);
+/// Peered VPCs refused.
+pub const PLAN_PEERING_REFUSED: Figure = plan("peering_refused", "peerings", |f| f.peering_refused);
+/// VPN addresses the cluster's pods cannot reach.
+pub const PLAN_VPN_CUT_OFF: Figure = plan("vpn_addresses_cut_off", "addresses", |f| {
+    f.vpn_addresses_cut_off
+});
+/// Peer addresses the cluster's pods cannot reach.
+pub const PLAN_CUT_OFF: Figure = plan("addresses_cut_off", "addresses", |f| f.addresses_cut_off);
+/// Node blocks lost to the Service range.
+pub const PLAN_NODE_BLOCKS_LOST: Figure =
+    plan("node_blocks_lost", "blocks", |f| f.node_blocks_lost);
+/// Nodes the pod ranges hold.
+pub const PLAN_MAX_NODES: Figure = plan("max_nodes", "nodes", |f| f.max_nodes);
+/// Subnets AWS refuses.
+pub const PLAN_SUBNETS_REFUSED: Figure = plan("subnets_refused", "subnets", |f| f.subnets_refused);
+/// VPC blocks AWS refuses.
+pub const PLAN_VPC_BLOCKS_REFUSED: Figure =
+    plan("vpc_blocks_refused", "blocks", |f| f.vpc_blocks_refused);
+/// Addresses in the pod ranges.
+pub const PLAN_POD_ADDRESSES: Figure = plan("pod_addresses", "addresses", |f| f.pod_addresses);
+/// Addresses in the Service range.
+pub const PLAN_SERVICE_ADDRESSES: Figure =
+    plan("service_addresses", "addresses", |f| f.service_addresses);
+/// Usable addresses of the cluster VPC's subnets.
+pub const PLAN_SUBNET_ADDRESSES: Figure =
+    plan("subnet_addresses", "addresses", |f| f.subnet_addresses);
+
 /// Every figure `expect:` can name, cluster figures first; within a level,
 /// in the order errors list them.
 pub const FIGURES: &[Figure] = &[
@@ -809,6 +886,9 @@ pub const FIGURES: &[Figure] = &[
     REQUESTS_STALE_ENDPOINT,
     INSERT_FAILED,
     REQUESTS_RETRIED,
+    REQUESTS_NAT_DROPPED,
+    REQUESTS_NAT_PORT_ALLOCATION,
+    REQUESTS_NAT_IDLE_RESET,
     DNS_QUERIES_PER_LOOKUP,
     LOOKUP_LATENCY_P50,
     LOOKUP_LATENCY_P99,
@@ -843,6 +923,18 @@ pub const FIGURES: &[Figure] = &[
     BYTES_DELIVERED,
     ENDPOINTS_USED,
     ENDPOINT_SHARE_MAX,
+    PLAN_OVERLAPS,
+    PLAN_PEER_OVERLAPS,
+    PLAN_PEERING_REFUSED,
+    PLAN_VPN_CUT_OFF,
+    PLAN_CUT_OFF,
+    PLAN_NODE_BLOCKS_LOST,
+    PLAN_MAX_NODES,
+    PLAN_SUBNETS_REFUSED,
+    PLAN_VPC_BLOCKS_REFUSED,
+    PLAN_POD_ADDRESSES,
+    PLAN_SERVICE_ADDRESSES,
+    PLAN_SUBNET_ADDRESSES,
 ];
 
 const fn kube_proxy(mut f: Figure) -> Figure {
@@ -941,6 +1033,8 @@ const fn names<const N: usize>(level: Level) -> [&'static str; N] {
 pub const CLUSTER_NAMES: [&str; count(Level::Cluster)] = names(Level::Cluster);
 /// The names of the packet-level figures, in table order.
 pub const PACKET_NAMES: [&str; count(Level::Packet)] = names(Level::Packet);
+/// The names of the network-plan figures, in table order.
+pub const PLAN_NAMES: [&str; count(Level::Plan)] = names(Level::Plan);
 
 /// The figure of `level` called `name`.
 pub fn find(level: Level, name: &str) -> Option<&'static Figure> {
@@ -1038,6 +1132,26 @@ macro_rules! figure_schema {
 figure_schema!(ClusterFigure, "ClusterMetric", CLUSTER_NAMES);
 figure_schema!(PacketFigure, "PacketMetric", PACKET_NAMES);
 
+/// A network-plan figure named in a file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlanFigure(pub &'static Figure);
+
+impl<'de> serde::Deserialize<'de> for PlanFigure {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let names: &'static [&'static str] = &PLAN_NAMES;
+        d.deserialize_enum(
+            "Metric",
+            names,
+            Named {
+                level: Level::Plan,
+                names,
+            },
+        )
+        .map(PlanFigure)
+    }
+}
+figure_schema!(PlanFigure, "PlanMetric", PLAN_NAMES);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1047,6 +1161,7 @@ mod tests {
         for (level, names) in [
             (Level::Cluster, &CLUSTER_NAMES[..]),
             (Level::Packet, &PACKET_NAMES[..]),
+            (Level::Plan, &PLAN_NAMES[..]),
         ] {
             let rows: Vec<&str> = FIGURES
                 .iter()
@@ -1076,7 +1191,7 @@ mod tests {
                         }
                 }
                 Read::Window(_) => f.selector == Selector::Service,
-                Read::Dns(_) | Read::Packets(_) => f.selector == Selector::None,
+                Read::Dns(_) | Read::Packets(_) | Read::Plan(_) => f.selector == Selector::None,
                 Read::Flow(_) => f.selector == Selector::Flow,
             };
             assert!(fits, "{}", f.name);

@@ -7,7 +7,8 @@
 //! name, for both levels, is one row of the [`figures`] table, which the
 //! checks, reports and stories read it through. Packet-level scenarios
 //! ([`datapath`]) share the envelope of the format ([`envelope`]: labels,
-//! variants, expectations). Errors in files name `file:line:column`, what
+//! variants, expectations), and so do network plans ([`network_plan`]:
+//! address ranges checked for overlaps). Errors in files name `file:line:column`, what
 //! is wrong and a hint ([`error`], [`locate`]). The report reads each run
 //! through its [`digest`], which a sharded run or sweep writes to disk so
 //! that [`shard`] can merge the parts into the output of one whole run.
@@ -21,6 +22,7 @@ pub mod estimate;
 pub mod figures;
 pub mod ingress;
 pub mod locate;
+pub mod network_plan;
 pub mod report;
 pub mod run;
 pub mod schema;
@@ -58,4 +60,12 @@ pub fn read_named(arg: &str) -> Result<(String, String), InputError> {
 pub fn load_datapath(arg: &str) -> Option<Result<datapath::DatapathScenario, InputError>> {
     let (file, text) = read_named(arg).ok()?;
     datapath::is_datapath(&text).then(|| datapath::parse(&file, &text))
+}
+
+/// If `arg` names a network-plan scenario (a file, or a bundled scenario,
+/// with a top-level `network_plan:` section), parses it; `None` for
+/// anything else.
+pub fn load_network_plan(arg: &str) -> Option<Result<network_plan::PlanScenario, InputError>> {
+    let (file, text) = read_named(arg).ok()?;
+    network_plan::is_network_plan(&text).then(|| network_plan::parse(&file, &text))
 }

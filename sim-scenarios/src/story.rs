@@ -247,7 +247,42 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         .events
         .iter()
         .find(|e| e.reason == "TaintManagerEviction");
-    if let (Some(ev), Some(not_ready)) = (
+    let zone_down = out.events.iter().find(|e| e.reason == "ZoneDown");
+    if let (Some(zone), Some(not_ready)) = (
+        zone_down,
+        out.events.iter().find(|e| e.reason == "NodeNotReady"),
+    ) {
+        // `zone/NAME`: the object of the ZoneDown event.
+        let name = zone.example_object.trim_start_matches("zone/");
+        lines.push(format!(
+            "Zone {name} failed at {}: its nodes stopped with their pods, which answered nothing more; requests sent to them \
+             waited out the client's timeout. The node lifecycle controller heard nothing from those nodes for its {} s grace \
+             period and marked them NotReady from {} to {} (`{}`): their pods left the Services' endpoints and the scheduler \
+             placed no new pod there (taint node.kubernetes.io/unreachable).",
+            zone.first,
+            node_lifecycle::NODE_MONITOR_GRACE_PERIOD.as_secs_f64(),
+            not_ready.first,
+            not_ready.last,
+            node_lifecycle::UNREACHABLE_MESSAGE,
+        ));
+        if let Some(ev) = evictions {
+            lines.push(format!(
+                "The zone's NoExecute taints went on at {} node(s) a second, and after the pods' default {} s toleration the \
+                 taint eviction controller deleted {} pods, from {} to {}. Their replacements could go only to the other zones' nodes.",
+                node_lifecycle::NODE_EVICTION_RATE,
+                node_lifecycle::DEFAULT_TOLERATION.as_secs_f64(),
+                ev.count,
+                ev.first,
+                ev.last
+            ));
+        }
+        if let Some(nat) = out.events.iter().find(|e| e.reason == "NatGatewayDown") {
+            lines.push(format!(
+                "The zone's NAT gateway went with it ({}): the subnets routed to it lost egress.",
+                nat.example_object.trim_start_matches("natgateway/")
+            ));
+        }
+    } else if let (Some(ev), Some(not_ready)) = (
         evictions,
         out.events.iter().find(|e| e.reason == "NodeNotReady"),
     ) {
@@ -337,8 +372,20 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
                 .map(|e| e.message.as_str())
                 .next_back()
                 .unwrap_or_default();
+            let why = if nodes.contains("topology spread") {
+                match spec.spread {
+                    Some(sp) if zone_down.is_some() => format!(
+                        "the zone spread constraint (maxSkew {}) held them back: the failed zone's nodes still count for the \
+                         spread (nodeTaintsPolicy: Ignore) and it holds none of their pods, so every other zone is too far ahead",
+                        sp.max_skew
+                    ),
+                    _ => "the zone spread constraint held them back".to_string(),
+                }
+            } else {
+                "the nodes had no room left for them".to_string()
+            };
             lines.push(format!(
-                "At worst {} {} pods found no node: each asks {}m CPU and {} MiB, and the nodes had no room left for them (the scheduler's last word: \"{}\").",
+                "At worst {} {} pods found no node: each asks {}m CPU and {} MiB, and {why} (the scheduler's last word: \"{}\").",
                 num(unsched),
                 spec.name,
                 spec.requests.cpu_millis,
@@ -445,6 +492,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         if t.stale > 0 {
             lines.push(stale_sentence(w, traffic, cfg, out, share(t.stale)));
         }
+        lines.extend(nat_sentences(w, traffic, cfg, share));
         if t.resolving > 0 {
             lines.push(format!(
                 "In `{}`, {:.1}% of {} requests timed out while still resolving the name: the lookup outlasted the {} timeout.",
@@ -454,9 +502,15 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
                 traffic.timeout
             ));
         }
-        let capacity_failures =
-            t.timed_out - t.blocked - t.syn_dropped - t.stale - t.no_host - t.resolving
-                + t.rejected;
+        let capacity_failures = t.timed_out
+            - t.blocked
+            - t.syn_dropped
+            - t.stale
+            - t.no_host
+            - t.resolving
+            - t.nat_dropped
+            - t.nat_port_allocation
+            + t.rejected;
         if let Some(line) = pinning_sentence(w, traffic, cfg, out)? {
             lines.push(line);
         } else if capacity_failures as f64 / ended >= 0.01 {
@@ -464,6 +518,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         }
     }
     dns_why(&mut lines, cfg, out)?;
+    nat_gateways_why(&mut lines, cfg, out);
     if !lines.is_empty() {
         let _ = writeln!(s, "why");
         for l in lines {
@@ -821,6 +876,24 @@ fn capacity_sentence(
         ready * f64::from(dep.server.concurrency) / dep.server.service_time.as_secs_f64();
     let offered = t.sent as f64 / (win.end.as_secs_f64() - win.start.as_secs_f64());
     let ended = (t.answered + t.errors()).max(1) as f64;
+    let zone_down = out
+        .events
+        .iter()
+        .find(|e| e.reason == "ZoneDown" && e.first < SimTime::ZERO + win.end);
+    if let (Some(z), true) = (zone_down, capacity >= offered) {
+        return Ok(format!(
+            "In `{}`, {} Ready {} pods could answer about {} requests/s against {} offered, yet {:.1}% of requests failed: \
+             those sent to pods of {} after it failed got no answer, and their clients waited out the {} timeout.",
+            w.window,
+            num(ready),
+            dep.name,
+            num(capacity.round()),
+            num(offered.round()),
+            100.0 * failures as f64 / ended,
+            z.example_object.replace('/', " "),
+            traffic.timeout,
+        ));
+    }
     Ok(format!(
         "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {} offered: {:.0}% of the load. \
          {:.1}% of requests timed out or were rejected: queues grew until requests waited close to the client's {} timeout, and {} answers \
@@ -948,4 +1021,91 @@ fn compare(
         }
     }
     Ok(())
+}
+
+/// Why egress requests of one window failed at a NAT gateway.
+fn nat_sentences(
+    w: &sim_models::cluster::WindowStats,
+    traffic: &sim_models::cluster::TrafficSpec,
+    cfg: &sim_models::cluster::ClusterConfig,
+    share: impl Fn(u64) -> f64,
+) -> Vec<String> {
+    let t = &w.totals;
+    let mut lines = Vec::new();
+    let dest = traffic
+        .external
+        .map_or_else(|| "its destination".to_string(), |d| d.to_string());
+    if t.nat_dropped > 0 {
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} requests to {dest} were dropped at the NAT gateway their zone's route table points at: \
+             the gateway was down, its SYNs went nowhere and each client waited out its {} timeout (`dial tcp: i/o timeout`).",
+            w.window,
+            share(t.nat_dropped),
+            w.service,
+            traffic.timeout
+        ));
+    }
+    if t.nat_port_allocation > 0 {
+        let limit = cfg
+            .nat_gateways
+            .as_ref()
+            .map_or(0, |n| n.config.connections_per_destination);
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} requests found no source port at the NAT gateway (ErrorPortAllocation): every one of its \
+             addresses already held {} simultaneous connections to {dest}; the clients timed out.",
+            w.window,
+            share(t.nat_port_allocation),
+            w.service,
+            num(f64::from(limit))
+        ));
+    }
+    if t.nat_idle_reset > 0 {
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} requests were reset (`connection reset by peer`): their connection had been idle past the \
+             NAT gateway's idle timeout, which forgot it and answered the next packet with an RST.",
+            w.window,
+            share(t.nat_idle_reset),
+            w.service
+        ));
+    }
+    lines
+}
+
+/// What each NAT gateway saw over the run, as CloudWatch and the bill show it.
+fn nat_gateways_why(
+    lines: &mut Vec<String>,
+    cfg: &sim_models::cluster::ClusterConfig,
+    out: &RunOutput,
+) {
+    let Some(setup) = cfg.nat_gateways.as_ref() else {
+        return;
+    };
+    for g in &out.nat_gateways {
+        let routed: Vec<&str> = setup
+            .config
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_some_and(|i| setup.config.gateways[i as usize].name == g.name))
+            .filter_map(|(z, _)| setup.zones.get(z).map(String::as_str))
+            .collect();
+        let s = &g.stats;
+        lines.push(format!(
+            "NAT gateway {} (in {}, routed from {}): {} connections opened, at most {} at once; ErrorPortAllocation {}, \
+             IdleTimeoutCount {}, PacketsDropCount {}; {} GB processed; ${:.4} ({} gateway-hour(s) ${:.4} + processing ${:.4}).",
+            g.name,
+            g.zone,
+            if routed.is_empty() { "no zone".to_string() } else { routed.join(", ") },
+            s.opened,
+            s.peak_active,
+            s.error_port_allocation,
+            s.idle_timeout,
+            s.packets_dropped,
+            num(g.cost.gb),
+            g.cost.total(),
+            g.cost.hours,
+            g.cost.hours_usd,
+            g.cost.gb_usd
+        ));
+    }
 }

@@ -1038,3 +1038,62 @@ fn bad_shards_are_refused_with_exit_2() {
     let o = knsim(&["run", &scenario, "--shard", "1/2"]);
     assert_eq!(o.status.code(), Some(2), "--shard needs --out");
 }
+
+#[test]
+fn a_network_plan_runs_tells_its_story_and_fails_a_broken_expectation() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/cidr_overlap.yaml");
+    let out = knsim(&["run", path.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.contains("9 of 9 expectations hold"), "{report}");
+    let story = knsim(&["story", "cidr_overlap"]);
+    assert_eq!(story.status.code(), Some(0));
+    assert_eq!(story.stdout, out.stdout, "the story is the report");
+    let check = knsim(&["check", "cidr_overlap"]);
+    assert!(String::from_utf8_lossy(&check.stdout).contains("network plan; 2 variants"));
+    // A broken expectation: exit 1, the failing check named.
+    let dir = scratch("plan-failing");
+    let file = dir.join("p.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &file,
+        text.replace(
+            "metric: max_nodes, equals: 128",
+            "metric: max_nodes, equals: 127",
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.join("out");
+    let out = knsim(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("FAIL broken: max_nodes: 128 (want == 127)"),
+        "{report}"
+    );
+    let summary = std::fs::read_to_string(out_dir.join("summary.json")).unwrap();
+    assert!(summary.contains("\"peering_refused\": 1"), "{summary}");
+    // Bad input: a located error, exit 2; a sweep is refused.
+    std::fs::write(
+        &file,
+        text.replacen("cidrs: [10.0.0.0/16]", "cidrs: [10.0.0.0/33]", 1),
+    )
+    .unwrap();
+    let out = knsim(&["run", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "{}:35:15: error: prefix length /33",
+            file.display()
+        )),
+        "{err}"
+    );
+    let out = knsim(&["sweep", "cidr_overlap", "--set", "x=1,2"]);
+    assert_eq!(out.status.code(), Some(2));
+}

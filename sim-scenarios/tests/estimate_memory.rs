@@ -22,7 +22,9 @@ fn the_estimate_bounds_the_peak_memory_of_runs() {
     let mut checked = 0;
     let mut failed = Vec::new();
     for (name, text) in sim_scenarios::bundled::BUNDLED {
-        if sim_scenarios::datapath::is_datapath(text) {
+        if sim_scenarios::datapath::is_datapath(text)
+            || sim_scenarios::network_plan::is_network_plan(text)
+        {
             continue;
         }
         let s = sim_scenarios::parse(name, text).expect("bundled scenarios parse");

@@ -9,6 +9,7 @@
 //!   such as 0, 1, 7, 1000, -1, 2^32, 1e309 or NaN, a key misspelt, the text
 //!   cut short, a line of another scenario inserted) goes through what
 //!   `knsim check` calls (`datapath::parse` for a file with `datapath:`,
+//!   `network_plan::parse` for one with `network_plan:`,
 //!   `parse` otherwise). Errors are fine; a panic is a finding.
 //! - **run**: a bundled scenario with one to three of its numbers set to
 //!   0, 1, 2, 3, 7 or 1000 (units kept: `7s`, `1000/s`, `0Mi`), parsed; if
@@ -43,7 +44,7 @@
 use rand::RngExt;
 use sim_core::{NullSink, RngStreams, SimDuration, SimRng};
 use sim_models::cluster::{Action, ClusterConfig};
-use sim_scenarios::{bundled, datapath, report, run, story};
+use sim_scenarios::{bundled, datapath, network_plan, report, run, story};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -201,6 +202,8 @@ fn message(p: Box<dyn std::any::Any + Send>) -> String {
 fn check(text: &str) -> Result<(), String> {
     if datapath::is_datapath(text) {
         datapath::parse("fuzz.yaml", text).map(drop)
+    } else if network_plan::is_network_plan(text) {
+        network_plan::parse("fuzz.yaml", text).map(drop)
     } else {
         sim_scenarios::parse("fuzz.yaml", text).map(drop)
     }
@@ -372,6 +375,13 @@ fn cap(cfg: &mut ClusterConfig) {
 /// that do not add up.
 fn parse_and_run(text: &str, seed: u64) -> Result<bool, String> {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
+        if network_plan::is_network_plan(text) {
+            let Ok(s) = network_plan::parse("fuzz.yaml", text) else {
+                return Ok(false);
+            };
+            network_plan::text(&s, &network_plan::run_all(&s));
+            return Ok(true);
+        }
         if datapath::is_datapath(text) {
             let Ok(mut s) = datapath::parse("fuzz.yaml", text) else {
                 return Ok(false);

@@ -118,6 +118,11 @@ fn mesh_iptables_meltdown_replay() {
 }
 
 #[test]
+fn nat_gateway_spof_replay() {
+    insta::assert_snapshot!(replay("nat_gateway_spof"));
+}
+
+#[test]
 fn nat_port_race_replay() {
     insta::assert_snapshot!(replay("nat_port_race"));
 }
@@ -155,4 +160,26 @@ fn cluster_5k_nodes_small_replay() {
 #[test]
 fn shop_manifests_replay() {
     insta::assert_snapshot!(replay("shop_manifests"));
+}
+
+/// Checks a bundled network plan twice, checks every expectation holds and
+/// both print the same bytes.
+fn replay_plan(name: &str) -> String {
+    use sim_scenarios::network_plan;
+    let s = sim_scenarios::load_network_plan(name).unwrap().unwrap();
+    let runs = network_plan::run_all(&s);
+    let text = network_plan::text(&s, &runs);
+    let (held, total) = network_plan::expectation_totals(&runs);
+    assert!(total > 0 && held == total, "{text}");
+    assert_eq!(
+        text,
+        network_plan::text(&s, &network_plan::run_all(&s)),
+        "a second check differs"
+    );
+    text
+}
+
+#[test]
+fn cidr_overlap_replay() {
+    insta::assert_snapshot!(replay_plan("cidr_overlap"));
 }

@@ -26,6 +26,8 @@ fn as_json(yaml: &str) -> Value {
 fn parses(name: &str, text: &str) -> bool {
     if sim_scenarios::datapath::is_datapath(text) {
         sim_scenarios::datapath::parse(name, text).is_ok()
+    } else if sim_scenarios::network_plan::is_network_plan(text) {
+        sim_scenarios::network_plan::parse(name, text).is_ok()
     } else {
         sim_scenarios::parse(name, text).is_ok()
     }

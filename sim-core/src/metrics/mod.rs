@@ -43,8 +43,11 @@ pub struct HistogramId(usize);
 struct HistogramEntry {
     /// Values of the windows already sampled.
     closed: LatencyHistogram,
-    /// Values since the last sample.
+    /// Values since the last sample, except zeros.
     window: LatencyHistogram,
+    /// Zeros since the last sample (counted here, not batched: see
+    /// [`Metrics::record`]).
+    zeros: u64,
 }
 
 /// One metric's column in the sampled time series.
@@ -161,9 +164,16 @@ impl Metrics {
     /// The value waits with up to [`PENDING_MAX`] others and they are written
     /// in one pass: the writes of a batch do not depend on each other, so the
     /// processor overlaps their cache misses (a histogram spread over many
-    /// bins misses on nearly every write). Counts do not depend on the order
-    /// of the writes, so nothing a run reports changes.
+    /// bins misses on nearly every write). A zero (a connection that needed
+    /// no retransmitted SYN, say) only adds to a count that joins the window
+    /// when it is read. Counts do not depend on the order of the writes, so
+    /// nothing a run reports changes.
+    #[inline]
     pub fn record(&mut self, id: HistogramId, d: SimDuration) {
+        if d == SimDuration::ZERO {
+            self.histograms[id.0].1.zeros += 1;
+            return;
+        }
         if self.pending.len() == PENDING_MAX {
             self.flush();
         }
@@ -182,6 +192,7 @@ impl Metrics {
         let e = &self.histograms[id.0].1;
         let mut total = e.closed.clone();
         total.merge(&e.window);
+        total.record_n(SimDuration::ZERO, e.zeros);
         for (_, d) in self.pending.iter().filter(|(i, _)| *i == id) {
             total.record(*d);
         }
@@ -233,6 +244,7 @@ impl Metrics {
                 Kind::Histogram(i) => {
                     let e = &mut self.histograms[i].1;
                     let w = &mut e.window;
+                    w.record_n(SimDuration::ZERO, std::mem::take(&mut e.zeros));
                     row.push(w.count() as f64);
                     row.push(w.quantile(0.5).as_millis_f64());
                     row.push(w.quantile(0.99).as_millis_f64());

@@ -220,3 +220,33 @@ mod oracle {
         same(&h, &o, &[0.3, 0.7]).unwrap();
     }
 }
+
+/// Zeros are counted apart from the batch: every read-out (window rows and
+/// totals, before and after a sample) matches a histogram fed the values one
+/// by one.
+#[test]
+fn zeros_count_as_recorded_values() {
+    let mut m = Metrics::new();
+    let h = m.histogram("connect");
+    let mut reference = LatencyHistogram::new();
+    let values = [0u64, 0, 5, 0, 1, 2_000_000, 0, 1];
+    for (i, &ns) in values.iter().enumerate() {
+        let d = SimDuration::from_nanos(ns);
+        m.record(h, d);
+        reference.record(d);
+        let total = m.histogram_total(h);
+        assert_eq!(total.count(), reference.count());
+        for q in [0.0, 0.25, 0.5, 0.99, 1.0] {
+            assert_eq!(total.quantile(q), reference.quantile(q), "value {i}, q {q}");
+        }
+        if i == 4 {
+            m.sample(SimTime::from_nanos(1));
+            let row = &m.rows()[0].1;
+            assert_eq!(row[0], 5.0, "the window counts the zeros");
+            assert_eq!(row[1], reference.quantile(0.5).as_millis_f64());
+        }
+    }
+    m.sample(SimTime::from_nanos(2));
+    assert_eq!(m.rows()[1].1[0], 3.0, "zeros leave the window once sampled");
+    assert_eq!(m.histogram_total(h).count(), values.len() as u64);
+}

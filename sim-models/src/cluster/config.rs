@@ -49,6 +49,14 @@ pub struct TrafficSpec {
     /// (the target stands in for a destination outside the pod network);
     /// with [`ConntrackSetup::snat`] they race for source ports.
     pub snat: bool,
+    /// The address outside the VPC the target Deployment stands for: with
+    /// `snat` and [`ClusterConfig::nat_gateways`], connections go through the
+    /// client zone's NAT gateway, counted on this destination.
+    pub external: Option<Destination>,
+    /// Bytes of each request \[bytes\] (the NAT gateway's processing).
+    pub request_bytes: u64,
+    /// Bytes of each response \[bytes\].
+    pub response_bytes: u64,
 }
 
 impl TrafficSpec {
@@ -70,6 +78,9 @@ impl TrafficSpec {
             timeout,
             connections: ConnectionMode::PerRequest,
             snat: false,
+            external: None,
+            request_bytes: 0,
+            response_bytes: 0,
         }
     }
 }
@@ -142,6 +153,14 @@ pub enum Action {
         /// Node indices.
         nodes: Vec<usize>,
     },
+    /// A NAT gateway goes down (its translations lost, every packet routed
+    /// to it dropped) or comes back: a stand-in for its zone failing.
+    NatGateway {
+        /// Gateway index in [`NatSetup::config`].
+        gateway: usize,
+        /// Up (true) or down.
+        up: bool,
+    },
 }
 
 /// An action at a time.
@@ -204,6 +223,19 @@ pub struct ClusterConfig {
     /// The node pool the cluster autoscaler grows into the standby node
     /// slots of [`ClusterConfig::nodes`]; `None`: the nodes are fixed.
     pub node_pool: Option<NodePoolSpec>,
+    /// NAT gateways for egress outside the VPC; `None`: not modelled.
+    pub nat_gateways: Option<NatSetup>,
+}
+
+/// The NAT gateways and the zones their route tables are indexed by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NatSetup {
+    /// Zone names: index i of [`NatGatewayConfig::routes`] and of a
+    /// gateway's zone is `zones[i]`; a node whose zone is not listed has
+    /// no route out.
+    pub zones: Vec<String>,
+    /// Gateways, routes, limits and prices.
+    pub config: NatGatewayConfig,
 }
 
 /// The conntrack table every node has, and the data path that decides

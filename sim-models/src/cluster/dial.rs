@@ -94,6 +94,12 @@ impl Sim<'_> {
         if let Some(fp) = trip.first_packet {
             self.record_first_packet(t, now, fp);
         }
+        if let (Some(mut h), Err(_), Some(nat)) =
+            (trip.nat, &verdict, self.path.nat_gateway.as_mut())
+        {
+            // Dropped after the gateway translated it: the port is free again.
+            nat.gateways.close(&mut h);
+        }
         if let Err(drop) = verdict {
             return self.path_dropped(req, flow, first, attempt, drop);
         }
@@ -122,7 +128,11 @@ impl Sim<'_> {
             idle_timer: None,
             opened: now,
             gen: 0,
+            nat: trip.nat,
         });
+        if let Some(h) = trip.nat {
+            self.egress_opened(h.gateway());
+        }
         let cc = self.traffic[t].clients.entry(c).or_default();
         match mode {
             ConnectionMode::LongLived { per_client, .. } if (cc.open.len() as u32) < per_client => {
@@ -215,7 +225,7 @@ impl Sim<'_> {
         let now = self.engine.now();
         let t = req.source as usize;
         match &drop {
-            Drop::NoEndpoints => {}
+            Drop::NoEndpoints | Drop::NatGateway(_) => {}
             Drop::ConntrackFull { node, refused } => {
                 self.metrics.inc(self.traffic[t].counters.syn_drops);
                 self.for_windows(t, now, |w| w.syn_drops += 1);
@@ -249,6 +259,15 @@ impl Sim<'_> {
                     obj,
                 );
             }
+        }
+        if let Drop::NatGateway(d) = drop {
+            self.egress_failed(d);
+            let ev = match d {
+                crate::nat_gateway::NatDrop::PortAllocation { .. } => Ev::EgressNoPort(req),
+                _ => Ev::EgressDropped(req),
+            };
+            self.engine.schedule_at(req.deadline, ev);
+            return;
         }
         match (drop.client(), flow.client) {
             (ClientSees::Refused, _) => self.outcome(req, Outcome::Refused),

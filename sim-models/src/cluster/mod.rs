@@ -33,6 +33,8 @@
 //! - `traffic`: arrivals, retries, connections, servers, outcomes;
 //! - `dial`: a new connection along the connection path ([`crate::path`]:
 //!   conntrack, kube-proxy, NetworkPolicy, SNAT) and kube-proxy's syncs;
+//! - `egress`: connections through NAT gateways after they open (idle
+//!   RST, a gateway down, bytes and cost) and the gateways' figures;
 //! - `dns`: lookups, query routing through kube-dns and conntrack, the
 //!   names' truth, CoreDNS pods, NodeLocal DNSCache;
 //! - `events` and `sampling`: Kubernetes events, time series, the output.
@@ -50,7 +52,11 @@
 //! events` shows them (reason, message, count, first and last seen), the
 //! final state, and per-source request totals that satisfy conservation:
 //! sent = answered + timed out + refused + rejected + lookup failed + in
-//! flight. Per window: connect delays, SYNs dropped, answered requests per
+//! flight (egress losses at a NAT gateway are named parts of timed out and
+//! refused: [`RequestTotals::nat_dropped`], `nat_port_allocation`,
+//! `nat_idle_reset`). With NAT gateways, per gateway its CloudWatch figures
+//! and cost over the run and per window ([`RunOutput::nat_gateways`],
+//! [`RunOutput::nat_windows`]). Per window: connect delays, SYNs dropped, answered requests per
 //! server pod (the busiest pod's share); per node: the conntrack table's
 //! statistics. With DNS: queries received by CoreDNS and replies by zone
 //! (cluster, external) and rcode, cache hits, dropped queries, OOM kills
@@ -79,9 +85,11 @@ use crate::hpa::{Hpa, HpaSpec};
 use crate::ipam::{Ipam, IpamLayout, Ipv4Cidr, Lease};
 use crate::kube_proxy::{FirstPacket, KubeProxy, KubeProxyConfig, SyncStats};
 use crate::kubelet;
+use crate::nat_gateway::{Destination, GatewayStats, NatGatewayConfig, NatGateways};
 use crate::netpol::{ContainerPort, PodInfo, SYNTHETIC_NODE_CIDR};
 use crate::node_lifecycle;
 use crate::path::masquerade::Masquerade;
+use crate::path::nat_gateway::NatStage;
 use crate::path::service::ServiceProxy;
 use crate::path::{self, Client, ClientSees, Drop, Flow, Path, PathEnv, Target};
 use crate::policy_enforcement::{Enforcer, PolicyConfig};
@@ -109,6 +117,7 @@ mod capacity;
 mod config;
 mod dial;
 mod dns;
+mod egress;
 mod events;
 mod output;
 mod pods;
@@ -122,10 +131,11 @@ use output::{rcode_index, zone_index};
 
 pub use capacity::capacity_study;
 pub use config::{
-    Action, ClientDnsCache, ClusterConfig, ConntrackSetup, DnsConfig, NameserverRoute,
+    Action, ClientDnsCache, ClusterConfig, ConntrackSetup, DnsConfig, NameserverRoute, NatSetup,
     PodDnsConfig, TimedAction, TrafficSpec, WindowSpec, NODE_LOCAL_DNS_IP,
 };
 pub use dns::name_exists;
+pub use egress::NatGatewayOutput;
 pub use output::{
     DeploymentState, DnsWindowStats, EventSummary, RequestTotals, RunOutput, WindowStats, RCODES,
     ZONES,
@@ -218,6 +228,10 @@ enum Ev {
         conn: u32,
         gen: u32,
     },
+    /// Egress a NAT gateway dropped (down, no route): the client gives up.
+    EgressDropped(Request),
+    /// An egress SYN the NAT gateway had no port for: the client gives up.
+    EgressNoPort(Request),
 }
 
 /// One pod. Its name is derived when printed ([`Sim::pod_name`]).
@@ -405,6 +419,8 @@ struct Sim<'a> {
     kube_proxy_wake: Option<EventId>,
     /// The node pool's autoscaler, when the run has a node pool.
     ca: Option<CaRt>,
+    /// Per window, per NAT gateway: its figures in the window.
+    nat_windows: Vec<GatewayStats>,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -576,7 +592,16 @@ impl<'a> Sim<'a> {
                     .conntrack
                     .and_then(|c| c.snat)
                     .map(|c| Masquerade::new(Snat::new(c), rng.stream("snat/ports"))),
+                nat_gateway: egress::stage(cfg),
             },
+            nat_windows: vec![
+                GatewayStats::default();
+                cfg.windows.len()
+                    * cfg
+                        .nat_gateways
+                        .as_ref()
+                        .map_or(0, |n| n.config.gateways.len())
+            ],
             ct_gauge,
             ca,
             kube_proxy_wake: None,
@@ -689,6 +714,8 @@ impl<'a> Sim<'a> {
             } => self.dns_unreachable(lookup, generation, QueryId(query)),
             Ev::IdleClose { conn, gen } => self.idle_close(conn, gen),
             Ev::NoHostTimeout(req) => self.outcome(req, Outcome::NoHost),
+            Ev::EgressDropped(req) => self.outcome(req, Outcome::NatDropped),
+            Ev::EgressNoPort(req) => self.outcome(req, Outcome::NatPortAllocation),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),

@@ -90,6 +90,14 @@ pub struct RequestTotals {
     pub retried: u64,
     /// Of `timed_out`: tries still resolving their name at the deadline.
     pub resolving: u64,
+    /// Of `timed_out`: egress a NAT gateway dropped (down, or no route).
+    pub nat_dropped: u64,
+    /// Of `timed_out`: egress connections a NAT gateway could not give a
+    /// source port (`ErrorPortAllocation`).
+    pub nat_port_allocation: u64,
+    /// Of `refused`: requests on a connection a NAT gateway had dropped
+    /// after 350 s idle (RST).
+    pub nat_idle_reset: u64,
 }
 
 impl RequestTotals {
@@ -129,6 +137,18 @@ impl RequestTotals {
             }
             Outcome::Refused => self.refused += 1,
             Outcome::Rejected => self.rejected += 1,
+            Outcome::NatDropped => {
+                self.timed_out += 1;
+                self.nat_dropped += 1;
+            }
+            Outcome::NatPortAllocation => {
+                self.timed_out += 1;
+                self.nat_port_allocation += 1;
+            }
+            Outcome::NatIdleReset => {
+                self.refused += 1;
+                self.nat_idle_reset += 1;
+            }
             Outcome::NoHost => {
                 self.timed_out += 1;
                 self.no_host += 1;
@@ -272,4 +292,9 @@ pub struct RunOutput {
     pub dns_windows: Vec<DnsWindowStats>,
     /// CoreDNS container restarts over the run (OOM kills).
     pub dns_restarts: u64,
+    /// Per NAT gateway over the run (empty without gateways).
+    pub nat_gateways: Vec<super::NatGatewayOutput>,
+    /// Per window, per NAT gateway (window-major): its figures in the
+    /// window (`active` unused, `peak_active` the highest seen at an open).
+    pub nat_windows: Vec<crate::nat_gateway::GatewayStats>,
 }

@@ -113,6 +113,7 @@ impl Sim<'_> {
     }
 
     pub(crate) fn finish(self, seed: u64) -> RunOutput {
+        let nat_gateways = self.nat_output();
         let mut events: Vec<(usize, EventSummary)> = self.events.into_values().collect();
         events.sort_by_key(|(seq, _)| *seq);
         let events = events.into_iter().map(|(_, e)| e).collect();
@@ -136,6 +137,8 @@ impl Sim<'_> {
             conntrack: self.path.tables.nodes.iter().map(|t| t.stats()).collect(),
             kube_proxy: self.path.service.kube_proxy.as_ref().map(KubeProxy::stats),
             dns_restarts: self.dns.as_ref().map_or(0, |d| d.restart_total),
+            nat_gateways,
+            nat_windows: self.nat_windows,
             dns_windows: self.dns.map(|d| d.windows).unwrap_or_default(),
             metrics: self.metrics,
             windows: self.windows,

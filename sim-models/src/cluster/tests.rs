@@ -12,6 +12,7 @@ fn secs(s: u64) -> SimDuration {
 fn config(pod_cidr: &str, replicas_after: u32) -> ClusterConfig {
     let zones = vec!["a".to_string(), "b".to_string(), "c".to_string()];
     ClusterConfig {
+        nat_gateways: None,
         nodes: spread_nodes(6, &zones, 110),
         ipam: IpamLayout::Flat {
             pod_cidr: pod_cidr.parse().unwrap(),
@@ -909,6 +910,186 @@ fn name_exists_follows_the_services_and_external_names_of_the_config() {
     ));
 }
 
+/// Client pods on 6 nodes over zones a, b, c calling `partner` (a stand-in
+/// for 203.0.113.10:443 outside the VPC) through NAT gateways: one in zone
+/// a for every zone, or one per zone (`per_zone`).
+fn egress(per_zone: bool, mode: ConnectionMode, rate: f64) -> ClusterConfig {
+    use crate::nat_gateway::{GatewaySpec, NatGatewayConfig};
+    let mut cfg = churn(100_000, rate, mode, DataPath::Netfilter);
+    let zones: Vec<String> = ["a", "b", "c"].iter().map(|z| z.to_string()).collect();
+    cfg.nodes = spread_nodes(6, &zones, 110);
+    cfg.deployments[1].replicas = 12;
+    cfg.traffic[0].snat = true;
+    cfg.traffic[0].external = Some(Destination {
+        ip: Ipv4Addr::new(203, 0, 113, 10),
+        port: 443,
+        protocol: crate::protocol::Protocol::Tcp,
+    });
+    cfg.traffic[0].request_bytes = 1_000;
+    cfg.traffic[0].response_bytes = 10_000;
+    let gateways: Vec<GatewaySpec> = (0..if per_zone { 3 } else { 1 })
+        .map(|z| GatewaySpec {
+            name: format!("nat-{}", zones[z]),
+            zone: z as u32,
+            addresses: 1,
+        })
+        .collect();
+    let routes = (0..3u32)
+        .map(|z| Some(if per_zone { z } else { 0 }))
+        .collect();
+    cfg.nat_gateways = Some(NatSetup {
+        zones,
+        config: NatGatewayConfig::new(gateways, routes),
+    });
+    cfg.duration = secs(300);
+    cfg.windows = vec![
+        WindowSpec {
+            name: "before".into(),
+            start: secs(10),
+            end: secs(100),
+        },
+        WindowSpec {
+            name: "down".into(),
+            start: secs(120),
+            end: secs(200),
+        },
+    ];
+    cfg.timeline = vec![TimedAction {
+        at: secs(110),
+        action: Action::NatGateway {
+            gateway: 0,
+            up: false,
+        },
+    }];
+    cfg
+}
+
+#[test]
+fn one_gateway_down_takes_egress_from_every_zone_one_per_zone_only_its_own() {
+    let shared = run(
+        &egress(false, ConnectionMode::PerRequest, 100.0),
+        1,
+        &mut NullSink,
+    );
+    let before = &shared.windows[0].totals;
+    assert_eq!(before.errors(), 0, "{before:?}");
+    let down = &shared.windows[1].totals;
+    assert!(down.sent > 1000);
+    assert_eq!(down.answered, 0, "{down:?}");
+    // Per gateway: window 1 (down) of gateway 0.
+    assert!(shared.nat_windows[1].packets_dropped > 1000);
+    assert!(shared.events.iter().any(|e| e.reason == "NatGatewayDown"));
+    let own = run(
+        &egress(true, ConnectionMode::PerRequest, 100.0),
+        1,
+        &mut NullSink,
+    );
+    let down = &own.windows[1].totals;
+    let failed = down.nat_dropped as f64 / down.sent as f64;
+    assert!((0.2..0.45).contains(&failed), "zone a's share {failed}");
+    // Bytes both ways and the bill: 300 s is one gateway-hour.
+    let g = &own.nat_gateways[1];
+    assert_eq!(g.cost.hours, 1);
+    assert_eq!(g.stats.bytes_in, 10 * g.stats.bytes_out);
+    assert!(g.cost.gb_usd > 0.0);
+}
+
+#[test]
+fn past_the_port_limit_connections_fail_with_error_port_allocation() {
+    // Long-lived pools of 40 per client pod, 12 pods: 480 connections
+    // wanted against a limit of 200 on one address.
+    let mode = ConnectionMode::LongLived {
+        per_client: 40,
+        max_age: None,
+    };
+    let mut cfg = egress(false, mode, 200.0);
+    cfg.timeline.clear();
+    let nat = &mut cfg.nat_gateways.as_mut().expect("gateways").config;
+    nat.connections_per_destination = 200;
+    let out = run(&cfg, 1, &mut NullSink);
+    let g = &out.nat_gateways[0];
+    assert_eq!(g.stats.peak_active, 200);
+    assert!(g.stats.error_port_allocation > 0);
+    assert!(out.requests[0].nat_port_allocation > 0);
+    // A second address makes room for all of them.
+    cfg.nat_gateways.as_mut().expect("gateways").config.gateways[0].addresses = 3;
+    let out = run(&cfg, 1, &mut NullSink);
+    assert_eq!(out.nat_gateways[0].stats.error_port_allocation, 0);
+    assert_eq!(out.requests[0].nat_port_allocation, 0);
+    assert_eq!(out.nat_gateways[0].stats.peak_active, 480);
+}
+
+#[test]
+fn a_connection_idle_past_the_timeout_is_reset_on_its_next_request() {
+    let mode = ConnectionMode::LongLived {
+        per_client: 1,
+        max_age: None,
+    };
+    // 0.02 requests/s over 12 pods: a pod's gaps are about 600 s.
+    let mut cfg = egress(false, mode, 0.02);
+    cfg.timeline.clear();
+    cfg.duration = secs(20_000);
+    let out = run(&cfg, 3, &mut NullSink);
+    let r = out.requests[0];
+    assert!(r.nat_idle_reset > 0, "{r:?}");
+    assert_eq!(out.nat_gateways[0].stats.idle_timeout, r.nat_idle_reset);
+    cfg.nat_gateways
+        .as_mut()
+        .expect("gateways")
+        .config
+        .idle_timeout = secs(100_000);
+    let out = run(&cfg, 3, &mut NullSink);
+    assert_eq!(out.requests[0].nat_idle_reset, 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Egress through NAT gateways: every request is answered, fails with a
+    /// named reason (the gateway's among them), or is still in flight; the
+    /// gateways' counts stay within their limits and return to the open
+    /// connections.
+    #[test]
+    fn every_egress_request_ends_with_a_reason(
+        seed in 0u64..1000,
+        per_zone in any::<bool>(),
+        mode in 0usize..3,
+        rate in 1.0f64..200.0,
+        limit in 1u32..300,
+        addresses in 1u8..4,
+        idle in 1u64..120,
+        down in proptest::option::of((0u64..200, 0u64..100)),
+    ) {
+        let modes = [
+            ConnectionMode::PerRequest,
+            ConnectionMode::KeepAlive { max_idle: 2, idle_timeout: secs(90) },
+            ConnectionMode::LongLived { per_client: 8, max_age: Some(secs(60)) },
+        ];
+        let mut cfg = egress(per_zone, modes[mode], rate);
+        cfg.timeline.clear();
+        if let Some((at, back)) = down {
+            cfg.timeline.push(TimedAction { at: secs(at), action: Action::NatGateway { gateway: 0, up: false } });
+            cfg.timeline.push(TimedAction { at: secs(at + back), action: Action::NatGateway { gateway: 0, up: true } });
+        }
+        let setup = cfg.nat_gateways.as_mut().expect("gateways");
+        setup.config.connections_per_destination = limit;
+        setup.config.idle_timeout = secs(idle);
+        for g in &mut setup.config.gateways {
+            g.addresses = addresses;
+        }
+        let out = run(&cfg, seed, &mut NullSink);
+        let r = out.requests[0];
+        prop_assert_eq!(r.sent, r.answered + r.timed_out + r.refused + r.rejected + r.lookup_failed + r.in_flight);
+        prop_assert!(r.nat_dropped + r.nat_port_allocation + r.syn_dropped <= r.timed_out);
+        prop_assert!(r.nat_idle_reset <= r.refused);
+        let mut errors = 0;
+        for g in &out.nat_gateways {
+            prop_assert!(g.stats.peak_active <= u64::from(limit) * u64::from(addresses));
+            errors += g.stats.error_port_allocation;
+        }
+        prop_assert!(r.nat_port_allocation <= errors);
+    }
+}
+
 /// Six nodes over zones a, b, c (2 CPU, 4 GiB each), six 500m pods spread
 /// by zone, 10 requests/s; zone a fails at T+60s.
 fn zone_failure(hard: bool) -> ClusterConfig {
@@ -1063,4 +1244,25 @@ fn a_new_node_takes_the_small_pods_queued_behind_big_ones() {
     let out = run(&cfg, 1, &mut NullSink);
     assert_eq!(out.deployments[0].count(PodState::Unschedulable), 2);
     assert_eq!(out.deployments[1].count(PodState::Ready), 5);
+}
+
+#[test]
+fn a_failed_zone_takes_its_nat_gateway_with_it() {
+    let mut cfg = egress(true, ConnectionMode::PerRequest, 100.0);
+    cfg.timeline = vec![TimedAction {
+        at: secs(110),
+        action: Action::ZoneDown {
+            zone: "a".into(),
+            nodes: vec![0, 3],
+        },
+    }];
+    let out = run(&cfg, 1, &mut NullSink);
+    let down: Vec<&str> = out
+        .events
+        .iter()
+        .filter(|e| e.reason == "NatGatewayDown")
+        .map(|e| e.example_object.as_str())
+        .collect();
+    assert_eq!(down, ["natgateway/nat-a"]);
+    assert!(out.events.iter().any(|e| e.reason == "ZoneDown"));
 }

@@ -71,6 +71,10 @@ impl Sim<'_> {
                     }
                 }
             }
+            Action::NatGateway { gateway, up } => {
+                let (g, up) = (*gateway, *up);
+                self.nat_gateway_action(g, up);
+            }
             Action::CniDown { nodes } | Action::CniUp { nodes } => {
                 let down = matches!(self.cfg.timeline[i].action, Action::CniDown { .. });
                 for &n in nodes {

@@ -277,6 +277,9 @@ impl Sim<'_> {
         if let Some((n, id)) = x.ct {
             self.path.tables.nodes[n as usize].touch(now, id);
         }
+        if x.nat.is_some() && !self.egress_send(conn, req) {
+            return;
+        }
         req.conn = OptU32::some(conn);
         self.offer(x.server, req);
     }
@@ -373,6 +376,9 @@ impl Sim<'_> {
         if let Some(timer) = x.idle_timer {
             self.engine.cancel(timer);
         }
+        if let (Some(mut h), Some(nat)) = (x.nat, self.path.nat_gateway.as_mut()) {
+            nat.gateways.close(&mut h);
+        }
         if let Some((n, id)) = x.ct {
             self.path.tables.nodes[n as usize].set_state(now, id, CtState::TimeWait);
         }
@@ -434,6 +440,13 @@ impl Sim<'_> {
         }
         let o = completion_outcome(&req, now);
         let t = req.source as usize;
+        if matches!(o, Outcome::Answered(_)) && self.egress_reply_lost(req) {
+            // The reply died at the NAT gateway: the client waits it out.
+            self.engine
+                .schedule_at(req.deadline.max(now), Ev::EgressDropped(req));
+            self.request_done(req, false);
+            return self.server_finished(p, now);
+        }
         if let Outcome::Answered(_) = o {
             self.for_windows(t, now, |w| {
                 *w.served.entry(p).or_default() += 1;
@@ -441,6 +454,12 @@ impl Sim<'_> {
         }
         self.outcome(req, o);
         self.request_done(req, matches!(o, Outcome::Answered(_)));
+        self.server_finished(p, now);
+    }
+
+    /// Pod `p`'s server is done with a request: the next one starts, those
+    /// whose clients left are dropped.
+    fn server_finished(&mut self, p: u32, now: SimTime) {
         let mut abandoned = Vec::new();
         let next = self.servers[p as usize].finish(now, |r| abandoned.push(r));
         for r in abandoned {
@@ -512,8 +531,9 @@ impl Sim<'_> {
                 self.metrics.inc(tr.counters.no_host);
                 tr.counters.timed_out
             }
-            Outcome::Refused => tr.counters.refused,
+            Outcome::Refused | Outcome::NatIdleReset => tr.counters.refused,
             Outcome::Rejected => tr.counters.rejected,
+            Outcome::NatDropped | Outcome::NatPortAllocation => tr.counters.timed_out,
         };
         self.metrics.inc(counter);
         let cfg = self.cfg;

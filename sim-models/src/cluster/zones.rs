@@ -1,7 +1,8 @@
 //! # A zone failure in the run
 //!
 //! The timeline's `zone_down` ([`super::Action::ZoneDown`]): the zone's
-//! nodes stop at once; what the control plane then does follows
+//! nodes stop at once, and its NAT gateways with them
+//! ([`crate::nat_gateway`]); what the control plane then does follows
 //! [`crate::node_lifecycle`] ("A zone failure"): after the grace period each
 //! node is `Ready=Unknown`, its pods leave their Services' endpoints and the
 //! scheduler stops placing pods there; the zone's `NoExecute` taints go
@@ -41,6 +42,19 @@ impl Sim<'_> {
             format!("zone {zone} is down: {stopped} node(s) stopped with their pods"),
             format!("zone/{zone}"),
         );
+        // Its zonal cloud resources go with it: the NAT gateways in it.
+        let gateways: Vec<usize> = self.cfg.nat_gateways.as_ref().map_or(Vec::new(), |s| {
+            s.config
+                .gateways
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| s.zones.get(g.zone as usize).is_some_and(|z| z == zone))
+                .map(|(i, _)| i)
+                .collect()
+        });
+        for g in gateways {
+            self.nat_gateway_action(g, false);
+        }
     }
 
     /// Whether pod `p` sits on a node that is down (a cheap `false` while

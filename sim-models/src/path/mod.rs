@@ -16,6 +16,8 @@
 //!                              endpoints; a deleted pod still programmed
 //!          --> [policy]      NetworkPolicy verdict on the pod pair and port
 //!          --> [masquerade]  SNAT source port for traffic that leaves the node
+//!          --> [nat gateway] the cloud's NAT gateway for egress outside the VPC:
+//!                              no route, gateway down, ErrorPortAllocation
 //!          --> [confirm]     conntrack confirms the entry (ESTABLISHED once the
 //!                              handshake ends) or drops the clash: insert_failed
 //! ```
@@ -50,7 +52,7 @@
 //! ## Parameters
 //! None of its own: each stage documents its parameters and their sources
 //! ([`crate::conntrack`], [`crate::kube_proxy`], [`crate::policy_enforcement`],
-//! [`crate::snat`]).
+//! [`crate::snat`], [`crate::nat_gateway`]).
 //!
 //! ## What it emits
 //! A [`Trip`] (the endpoint, the conntrack entry, the first packet's cost)
@@ -65,6 +67,7 @@
 
 pub mod conntrack;
 pub mod masquerade;
+pub mod nat_gateway;
 pub mod policy;
 pub mod service;
 
@@ -121,6 +124,9 @@ pub struct Trip {
     pub first_packet: Option<FirstPacket>,
     /// MASQUERADE chose a source port that clashes at confirmation.
     pub port_clash: bool,
+    /// The connection's translation at a NAT gateway (egress outside the
+    /// VPC).
+    pub nat: Option<crate::nat_gateway::NatConn>,
 }
 
 /// Why a first packet was dropped, as an operator sees it.
@@ -154,6 +160,9 @@ pub enum Drop {
         /// The client's node.
         node: u32,
     },
+    /// The NAT gateway stage dropped the SYN (no route, gateway down, no
+    /// source port left).
+    NatGateway(crate::nat_gateway::NatDrop),
 }
 
 /// What a dropped first packet means for the client.
@@ -175,7 +184,9 @@ impl Drop {
         match self {
             Drop::NoEndpoints => ClientSees::Refused,
             Drop::ConntrackFull { .. } | Drop::InsertFailed { .. } => ClientSees::Retransmit,
-            Drop::StaleEndpoint { .. } | Drop::PolicyDenied { .. } => ClientSees::Silence,
+            Drop::StaleEndpoint { .. } | Drop::PolicyDenied { .. } | Drop::NatGateway(_) => {
+                ClientSees::Silence
+            }
         }
     }
 }
@@ -190,6 +201,7 @@ impl fmt::Display for Drop {
             }
             Drop::PolicyDenied { denial, .. } => write!(f, "policy denied: {denial}"),
             Drop::InsertFailed { .. } => f.write_str("conntrack insert_failed (SNAT port clash)"),
+            Drop::NatGateway(d) => write!(f, "{d}"),
         }
     }
 }
@@ -238,16 +250,19 @@ pub enum Hook {
     Policy,
     /// MASQUERADE ([`masquerade::Masquerade`]).
     Masquerade,
+    /// The cloud's NAT gateway ([`nat_gateway::NatStage`]).
+    NatGateway,
     /// conntrack's confirmation ([`conntrack::Confirm`]).
     Confirm,
 }
 
 /// The kernel's hook order.
-pub const ORDER: [Hook; 5] = [
+pub const ORDER: [Hook; 6] = [
     Hook::Conntrack,
     Hook::Service,
     Hook::Policy,
     Hook::Masquerade,
+    Hook::NatGateway,
     Hook::Confirm,
 ];
 
@@ -265,6 +280,8 @@ pub struct Path {
     pub policy: Option<crate::policy_enforcement::Enforcer>,
     /// MASQUERADE's port choice.
     pub masquerade: Option<masquerade::Masquerade>,
+    /// The NAT gateways egress outside the VPC goes through.
+    pub nat_gateway: Option<nat_gateway::NatStage>,
 }
 
 impl Path {
@@ -297,6 +314,10 @@ impl Path {
                     None => Ok(()),
                 },
                 Hook::Masquerade => match self.masquerade.as_mut() {
+                    Some(s) => s.first_packet(flow, &mut trip, &mut cx),
+                    None => Ok(()),
+                },
+                Hook::NatGateway => match self.nat_gateway.as_mut() {
                     Some(s) => s.first_packet(flow, &mut trip, &mut cx),
                     None => Ok(()),
                 },

@@ -11,7 +11,8 @@ use sim_models::netpol;
 use sim_scenarios::digest::{Header, RunDigest};
 use sim_scenarios::shard::{self, Shard};
 use sim_scenarios::{
-    bundled, datapath, estimate, load_datapath, load_named, report, run, story, sweep,
+    bundled, datapath, estimate, load_datapath, load_named, load_network_plan, report, run, story,
+    sweep,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -637,6 +638,8 @@ fn main() -> ExitCode {
             for (name, text) in bundled::BUNDLED {
                 let summary = if sim_scenarios::datapath::is_datapath(text) {
                     sim_scenarios::datapath::parse(name, text).map(|s| s.summary)
+                } else if sim_scenarios::network_plan::is_network_plan(text) {
+                    sim_scenarios::network_plan::parse(name, text).map(|s| s.summary)
                 } else {
                     sim_scenarios::parse(name, text).map(|s| s.summary)
                 }
@@ -659,6 +662,10 @@ fn main() -> ExitCode {
             output,
             expect,
         } => run_ingress(&path, controller, &requests, output, expect.as_deref()),
+        Command::Story { scenario, .. } if load_network_plan(&scenario).is_some() => {
+            // A network plan's report is its story.
+            run_network_plan(load_network_plan(&scenario).expect("checked above"), None)
+        }
         Command::Story { scenario, seed, .. } if load_datapath(&scenario).is_some() => {
             // A packet-level replay's report is its story.
             let opts = PacketOptions {
@@ -701,6 +708,12 @@ fn main() -> ExitCode {
             if load_datapath(&scenario).is_some() {
                 eprintln!(
                     "knsim: error: {scenario} is a packet-level (datapath) scenario; sweeps cover cluster scenarios\n  hint: run its variants side by side with `knsim run {scenario}`"
+                );
+                return ExitCode::from(2);
+            }
+            if load_network_plan(&scenario).is_some() {
+                eprintln!(
+                    "knsim: error: {scenario} is a network plan (network_plan:); sweeps cover cluster scenarios\n  hint: check its variants side by side with `knsim run {scenario}`"
                 );
                 return ExitCode::from(2);
             }
@@ -747,12 +760,16 @@ fn main() -> ExitCode {
             let variants = |names: Vec<(&str, usize)>| -> Vec<(String, usize)> {
                 names.into_iter().map(|(n, c)| (n.to_string(), c)).collect()
             };
-            let checked = match load_datapath(&scenario) {
-                Some(r) => r.map(|s| {
+            let checked = match (load_datapath(&scenario), load_network_plan(&scenario)) {
+                (Some(r), _) => r.map(|s| {
                     let v = s.variants.iter().map(|v| (v.name.as_str(), v.expect.len()));
                     ("packet-level; ", variants(v.collect()))
                 }),
-                None => load_named(&scenario).map(|s| {
+                (None, Some(r)) => r.map(|s| {
+                    let v = s.variants.iter().map(|v| (v.name.as_str(), v.expect.len()));
+                    ("network plan; ", variants(v.collect()))
+                }),
+                (None, None) => load_named(&scenario).map(|s| {
                     let v = s.variants.iter().map(|v| (v.name.as_str(), v.expect.len()));
                     ("", variants(v.collect()))
                 }),
@@ -786,6 +803,13 @@ fn main() -> ExitCode {
             variant,
             force,
         } => {
+            if let Some(parsed) = load_network_plan(&scenario) {
+                if shard.is_some() || trace || pcap.is_some() || variant.is_some() {
+                    eprintln!("knsim: error: --shard, --trace, --pcap and --variant do not apply to network plans; {scenario} is one (network_plan:)\n  hint: run it whole: `knsim run {scenario}`");
+                    return ExitCode::from(2);
+                }
+                return run_network_plan(parsed, out.as_deref());
+            }
             if let Some(parsed) = load_datapath(&scenario) {
                 if shard.is_some() {
                     eprintln!("knsim: error: --shard applies to cluster scenarios; {scenario} is a packet-level (datapath) scenario\n  hint: run it whole, without --shard");
@@ -993,6 +1017,51 @@ fn run_packet_level(
         eprintln!("knsim: wrote {}", dir.display());
     }
     let (held, total) = datapath::expectation_totals(&runs);
+    if held == total {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `knsim run` (and `story`) for a network plan: checks every variant,
+/// prints the report, writes report.txt and summary.json to `out`; exit 1
+/// if an expectation fails, 2 on bad input.
+fn run_network_plan(
+    parsed: Result<sim_scenarios::network_plan::PlanScenario, sim_scenarios::InputError>,
+    out: Option<&Path>,
+) -> ExitCode {
+    use sim_scenarios::network_plan;
+    let s = match parsed {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runs = network_plan::run_all(&s);
+    let text = network_plan::text(&s, &runs);
+    print!("{text}");
+    if let Some(dir) = out {
+        let mut summary = match serde_json::to_vec_pretty(&network_plan::json(&s, &runs)) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("knsim: error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        summary.push(b'\n');
+        let files = vec![
+            ("report.txt".to_string(), text.into_bytes()),
+            ("summary.json".to_string(), summary),
+        ];
+        if let Err(e) = report::write_all(dir, &files) {
+            eprintln!("knsim: error: {e}");
+            return ExitCode::from(2);
+        }
+        eprintln!("knsim: wrote {}", dir.display());
+    }
+    let (held, total) = network_plan::expectation_totals(&runs);
     if held == total {
         ExitCode::SUCCESS
     } else {

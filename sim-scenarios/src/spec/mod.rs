@@ -63,6 +63,7 @@ mod cluster;
 mod dns;
 mod expect;
 mod manifests;
+mod nat;
 mod network;
 mod timeline;
 mod traffic;
@@ -71,6 +72,7 @@ mod workloads;
 pub use cluster::{AllocatorName, ClusterFile, IpamFile, IpamMode, NodesFile};
 pub use dns::{CoreDnsFile, DnsFile, HpaFile, UpstreamFile};
 pub use expect::{ExpectFile, Expectation, Probe};
+pub use nat::{NatGatewayFile, NatGatewaysFile};
 pub use network::{
     ConntrackFile, KubeProxyFile, MasqueradeFile, NetworkFile, OtherServicesFile, SizedBy,
 };
@@ -278,6 +280,8 @@ struct ActionRefs<'a> {
     duration: SimDuration,
     policy: Option<&'a PolicyConfig>,
     nodes: &'a [NodeSpec],
+    /// The NAT gateways' names.
+    nat_gateways: &'a [&'a str],
 }
 
 /// What every variant shares.
@@ -512,6 +516,8 @@ impl Validator<'_> {
             )?),
             None => None,
         };
+        let nat_gateways =
+            self.nat_gateways(&sec.network.1, sec.network.0, &cluster.nodes.zones)?;
         let (traffic_specs, traffic_names) = self.traffic(
             tp,
             traffic,
@@ -520,6 +526,10 @@ impl Validator<'_> {
             dns.as_ref(),
             sec.network.0,
         )?;
+        let gateway_names: Vec<&str> = nat_gateways
+            .iter()
+            .flat_map(|n| n.config.gateways.iter().map(|g| g.name.as_str()))
+            .collect();
         let (policy, conntrack, kube_proxy) = self.data_path(
             sec,
             common.namespaces,
@@ -533,6 +543,7 @@ impl Validator<'_> {
             duration,
             policy: policy.as_ref(),
             nodes: &nodes,
+            nat_gateways: &gateway_names,
         };
         let actions = self.timeline(
             lp,
@@ -557,6 +568,7 @@ impl Validator<'_> {
             conntrack,
             kube_proxy,
             node_pool,
+            nat_gateways,
         };
         Ok(Variant {
             name,

@@ -59,6 +59,9 @@ pub struct NetworkFile {
     /// The nodes' MASQUERADE rule for traffic with `snat: true` (needs
     /// `conntrack`).
     pub masquerade: Option<MasqueradeFile>,
+    /// The cloud's NAT gateways for traffic with `external` (default: not
+    /// modelled).
+    pub nat_gateways: Option<super::nat::NatGatewaysFile>,
 }
 
 /// kube-proxy (or the eBPF agent replacing it) and its parameters; every

@@ -316,6 +316,60 @@ fn glibc_threads_and_dns_policy_mistakes_are_located() {
     assert!(e.message.contains("at most 3"), "{e}");
 }
 
+#[test]
+fn nat_gateways_and_external_traffic_parse() {
+    let net = "network:\n  cni: calico\n  nat_gateways:\n    gateways: [{name: nat-a, zone: a, addresses: 2}]\n    routes: {a: nat-a}\n    idle_timeout: 100s\n";
+    let ok = with_lines(
+        ", from: api, external: 203.0.113.10:443, request_size: 2kB, response_size: 1KiB",
+        net,
+    )
+    .unwrap();
+    let cfg = &ok.variants[0].config;
+    let t = &cfg.traffic[0];
+    assert!(t.snat);
+    assert_eq!(
+        t.external.map(|d| d.to_string()).as_deref(),
+        Some("203.0.113.10:443/TCP")
+    );
+    assert_eq!((t.request_bytes, t.response_bytes), (2_000, 1_024));
+    let nat = cfg.nat_gateways.as_ref().unwrap();
+    assert_eq!(nat.zones, ["a"]);
+    assert_eq!(nat.config.routes, [Some(0)]);
+    assert_eq!(nat.config.gateways[0].addresses, 2);
+    assert_eq!(nat.config.idle_timeout, SimDuration::from_secs(100));
+    assert_eq!(nat.config.connections_per_destination, 55_000);
+}
+
+#[test]
+fn bad_nat_gateway_settings_are_located() {
+    let net = |gw: &str, routes: &str| {
+        format!("network:\n  cni: calico\n  nat_gateways:\n    gateways: [{gw}]\n    routes: {routes}\n")
+    };
+    let good = net("{name: nat-a, zone: a}", "{a: nat-a}");
+    let e = with_lines(", from: api", &net("{name: nat-a, zone: b}", "{a: nat-a}")).unwrap_err();
+    assert_eq!(e.at.map(|a| a.0), Some(11), "{e}");
+    assert!(e.message.contains("`b` is not a zone"), "{e}");
+    let e = with_lines(", from: api", &net("{name: nat-a, zone: a}", "{a: nat-b}")).unwrap_err();
+    assert!(
+        e.message.contains("no NAT gateway is called `nat-b`"),
+        "{e}"
+    );
+    assert!(e.hint.contains("nat-a"), "{e}");
+    let e = with_lines(
+        ", from: api",
+        &net("{name: nat-a, zone: a, addresses: 9}", "{a: nat-a}"),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("outside 1..=8"), "{e}");
+    let e = with_lines(", from: api, external: 203.0.113.10", &good).unwrap_err();
+    assert!(e.message.contains("not an address and port"), "{e}");
+    assert_eq!(e.at.map(|a| a.0), Some(16), "{e}");
+    let e = with_lines(", external: 203.0.113.10:443", &good).unwrap_err();
+    assert!(e.message.contains("needs `from`"), "{e}");
+    let e = with_lines(", from: api, external: 203.0.113.10:443", "").unwrap_err();
+    assert!(e.message.contains("network.nat_gateways"), "{e}");
+}
+
 fn zoned(cluster_extra: &str, timeline: &str) -> Result<Scenario, InputError> {
     let text = format!(
         "name: t\nsummary: s\nduration: 10m\nsample_every: 10s\ncluster:\n  nodes: {{count: 6, zones: [eu-b, eu-c, eu-d], max_pods: 110, allocatable: {{cpu: 2, memory: 4Gi}}}}\n\

@@ -52,6 +52,11 @@ pub struct TimelineFile {
     /// pods; the node lifecycle controller marks them NotReady after its
     /// grace period and evicts their pods after the toleration.
     pub zone_down: Option<String>,
+    /// This NAT gateway goes down (a stand-in for its zone failing; needs
+    /// network.nat_gateways).
+    pub nat_gateway_down: Option<String>,
+    /// This NAT gateway is available again.
+    pub nat_gateway_up: Option<String>,
 }
 
 /// Nodes an action applies to: `all`, one name, or a list of names.
@@ -119,6 +124,7 @@ impl Validator<'_> {
             duration,
             policy,
             nodes,
+            nat_gateways,
         } = *refs;
         let set = [
             e.scale.is_some(),
@@ -130,11 +136,13 @@ impl Validator<'_> {
             e.conntrack_flush.is_some(),
             e.add_pod_range.is_some(),
             e.zone_down.is_some(),
+            e.nat_gateway_down.is_some(),
+            e.nat_gateway_up.is_some(),
         ]
         .iter()
         .filter(|x| **x)
         .count();
-        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names), `add_pod_range` or `zone_down`";
+        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `add_pod_range`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names), `zone_down` (+ a zone), `nat_gateway_down` or `nat_gateway_up` (+ a gateway's name)";
         if set != 1 {
             let msg = if set == 0 {
                 "timeline entry has no action"
@@ -240,6 +248,29 @@ impl Validator<'_> {
                 zone: zone.clone(),
                 nodes: picked,
             }
+        } else if let Some(name) = e.nat_gateway_down.as_ref().or(e.nat_gateway_up.as_ref()) {
+            let up = e.nat_gateway_up.is_some();
+            let field = if up {
+                "nat_gateway_up"
+            } else {
+                "nat_gateway_down"
+            };
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(p, format!("`{field}` takes no `replicas` or `rate`"), hint));
+            }
+            let Some(gateway) = nat_gateways.iter().position(|g| g == name) else {
+                let hint = if nat_gateways.is_empty() {
+                    "add network.nat_gateways: {gateways: [...], routes: {...}}".to_string()
+                } else {
+                    crate::envelope::did_you_mean(name, nat_gateways, "NAT gateways")
+                };
+                return Err(self.err(
+                    &[p, &path![field]].concat(),
+                    format!("no NAT gateway is called `{name}`"),
+                    hint,
+                ));
+            };
+            Action::NatGateway { gateway, up }
         } else if let Some(which) = &e.conntrack_flush {
             if e.replicas.is_some() || e.rate.is_some() {
                 return Err(self.err(p, "`conntrack_flush` takes no `replicas` or `rate`", hint));

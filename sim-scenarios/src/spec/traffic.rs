@@ -12,7 +12,7 @@ use super::{FindWorkload, NetworkFile, Validator, R};
 use crate::envelope::Locate;
 use crate::locate::Seg;
 use crate::path;
-use crate::units::{Count, Duration, Rate};
+use crate::units::{Bytes, Count, Duration, Rate};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_core::SimDuration;
@@ -68,6 +68,15 @@ pub struct TrafficFile {
     /// `keep-alive` (Go's defaults: 2 idle per pod, 90 s), `client-side`,
     /// `{keep_alive: {max_idle: N, idle_timeout: D}}` or `{long_lived: N}`.
     pub connections: Option<ConnectionsFile>,
+    /// The address outside the VPC the target workload stands for,
+    /// `IP:PORT` (TCP) or `IP:PORT/UDP`: the connections leave the pod
+    /// network and go through the client zone's NAT gateway
+    /// (needs `from` and network.nat_gateways).
+    pub external: Option<String>,
+    /// Bytes per request (default 0; the NAT gateway bills them).
+    pub request_size: Option<Bytes>,
+    /// Bytes per response (default 0).
+    pub response_size: Option<Bytes>,
 }
 
 /// A connection mode as written: a name or a one-key map.
@@ -272,7 +281,48 @@ impl Validator<'_> {
                     "add from: WORKLOAD and network: {..., conntrack: {...}, masquerade: {race_window: 5us}}",
                 ));
             }
+            let external = match &t.external {
+                None => None,
+                Some(text) => {
+                    let ep = [&p[..], &path!["external"]].concat();
+                    let dest = parse_destination(text).ok_or_else(|| {
+                        self.err(
+                            &ep,
+                            format!("`{text}` is not an address and port"),
+                            "write IP:PORT or IP:PORT/UDP, e.g. external: 203.0.113.10:443",
+                        )
+                    })?;
+                    if from.is_none() || d.is_none() {
+                        return Err(self.err(
+                            &ep,
+                            "`external` needs `from` (the pods whose zone's NAT gateway they use) and `to` (the workload standing for the destination)",
+                            "add from: WORKLOAD and to: WORKLOAD",
+                        ));
+                    }
+                    if network.and_then(|n| n.nat_gateways.as_ref()).is_none() {
+                        return Err(self.err(
+                            &ep,
+                            "`external` needs network.nat_gateways: egress to it goes through a NAT gateway",
+                            "add network: {cni: calico, nat_gateways: {gateways: [...], routes: {...}}}",
+                        ));
+                    }
+                    let clash = traffic_specs.iter().find(|s: &&TrafficSpec| {
+                        s.deployment == d && s.external.is_some_and(|x| x != dest)
+                    });
+                    if let Some(other) = clash {
+                        return Err(self.err(
+                            &ep,
+                            format!("traffic `{}` gives the same `to` another external address", other.name),
+                            "a workload stands for one external destination: give each its own workload",
+                        ));
+                    }
+                    Some(dest)
+                }
+            };
             traffic_specs.push(TrafficSpec {
+                external,
+                request_bytes: t.request_size.map_or(0, |b| b.0),
+                response_bytes: t.response_size.map_or(0, |b| b.0),
                 name: traffic_names[i].clone(),
                 resolve,
                 from,
@@ -284,7 +334,7 @@ impl Validator<'_> {
                 rate: t.rate.0,
                 timeout: t.timeout.0,
                 connections,
-                snat: t.snat,
+                snat: t.snat || t.external.is_some(),
             });
         }
 
@@ -345,4 +395,21 @@ impl Validator<'_> {
             },
         }
     }
+}
+
+/// `IP:PORT` (TCP) or `IP:PORT/UDP` or `IP:PORT/TCP`.
+fn parse_destination(text: &str) -> Option<sim_models::nat_gateway::Destination> {
+    use sim_models::protocol::Protocol;
+    let (addr, protocol) = match text.rsplit_once('/') {
+        Some((a, "TCP")) => (a, Protocol::Tcp),
+        Some((a, "UDP")) => (a, Protocol::Udp),
+        Some(_) => return None,
+        None => (text, Protocol::Tcp),
+    };
+    let sock: std::net::SocketAddrV4 = addr.parse().ok()?;
+    Some(sim_models::nat_gateway::Destination {
+        ip: *sock.ip(),
+        port: sock.port(),
+        protocol,
+    })
 }

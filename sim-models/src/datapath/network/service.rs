@@ -254,6 +254,7 @@ impl PathRt {
             service: ServiceProxy::new(kube_proxy, rng.stream("kube-proxy/first-packet")),
             policy: s.policy.as_ref().map(Enforcer::new),
             masquerade: None,
+            nat_gateway: None,
         };
         let infos = cfg
             .pods
@@ -381,6 +382,9 @@ impl Sim<'_> {
                 path::Drop::StaleEndpoint { .. } => DropKind::StaleEndpoint,
                 path::Drop::PolicyDenied { .. } => DropKind::PolicyDenied,
                 path::Drop::InsertFailed { .. } => DropKind::InsertFailed,
+                // The packet level has no NAT gateway stage (`nat_gateway`
+                // is `None` above); the nearest kind, should one be added.
+                path::Drop::NatGateway(_) => DropKind::NoRoute,
             };
             let text = drop.to_string();
             let detail = if text == kind.to_string() {
