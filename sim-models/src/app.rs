@@ -57,7 +57,10 @@ pub struct Request {
     /// Unique per attempt within a run.
     pub id: u64,
     /// 0 for the first try, then one more per application retry.
-    pub attempt: u32,
+    pub attempt: u16,
+    /// Which of its source's request paths it asks for (0 unless the source
+    /// goes through an ingress controller).
+    pub path: u16,
     /// When the client sent the first try (latency counts from here).
     pub sent: SimTime,
     /// When the client gives up on this try.
@@ -126,6 +129,9 @@ pub enum Outcome {
     /// DNS answer); Calico's blackhole route for the block drops the SYN
     /// and the client waits out its timeout.
     NoHost,
+    /// The ingress controller's rules send the path to no Service: its
+    /// default backend answered 404 (not retried).
+    NotFound,
     /// Egress outside the VPC: the client zone's NAT gateway was down (or
     /// the zone had no route out) and dropped the SYN, a request or its
     /// reply; the client waited out its timeout.
@@ -160,6 +166,10 @@ impl fmt::Display for Outcome {
             }
             Outcome::Refused => write!(f, "dial tcp: connect: connection refused"),
             Outcome::Rejected => write!(f, "503 Service Unavailable"),
+            Outcome::NotFound => write!(
+                f,
+                "404 Not Found (the ingress controller's default backend)"
+            ),
             Outcome::Blocked
             | Outcome::SynDropped
             | Outcome::StaleEndpoint
@@ -366,6 +376,7 @@ mod tests {
                         client: OptU32::NONE,
                         id: 0,
                         attempt: 0,
+                        path: 0,
                         sent: now,
                         deadline: SimTime::MAX,
                         conn: OptU32::NONE,
@@ -441,6 +452,7 @@ mod tests {
             client: OptU32::NONE,
             id: 0,
             attempt: 0,
+            path: 0,
             sent: t(0),
             deadline: t(dl),
             conn: OptU32::NONE,

@@ -48,6 +48,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/headless_stale_dns.yaml"),
     ),
     (
+        "ingress_prefix_surprise",
+        include_str!("../../scenarios/ingress_prefix_surprise.yaml"),
+    ),
+    (
         "kube_proxy_scale",
         include_str!("../../scenarios/kube_proxy_scale.yaml"),
     ),
@@ -117,6 +121,30 @@ pub fn find(name: &str) -> Option<&'static str> {
 /// (path, text) of every manifest file bundled scenarios read, by path
 /// (`cluster.manifests`).
 pub const BUNDLED_MANIFESTS: &[(&str, &str)] = &[
+    (
+        "scenarios/ingress_prefix_surprise/manifests/api.yaml",
+        include_str!("../../scenarios/ingress_prefix_surprise/manifests/api.yaml"),
+    ),
+    (
+        "scenarios/ingress_prefix_surprise/manifests/web.yaml",
+        include_str!("../../scenarios/ingress_prefix_surprise/manifests/web.yaml"),
+    ),
+    (
+        "scenarios/ingress_prefix_surprise/fixes/api-trailing-slash.yaml",
+        include_str!("../../scenarios/ingress_prefix_surprise/fixes/api-trailing-slash.yaml"),
+    ),
+    (
+        "scenarios/ingress_prefix_surprise/fixes/web-docs-exact.yaml",
+        include_str!("../../scenarios/ingress_prefix_surprise/fixes/web-docs-exact.yaml"),
+    ),
+    (
+        "scenarios/ingress_prefix_surprise/fixes/web-no-regex.yaml",
+        include_str!("../../scenarios/ingress_prefix_surprise/fixes/web-no-regex.yaml"),
+    ),
+    (
+        "scenarios/ingress_prefix_surprise/fixes/httproutes.yaml",
+        include_str!("../../scenarios/ingress_prefix_surprise/fixes/httproutes.yaml"),
+    ),
     (
         "scenarios/manifests/shop/00-namespaces.yaml",
         include_str!("../../scenarios/manifests/shop/00-namespaces.yaml"),

@@ -146,7 +146,9 @@ impl Estimate {
             let sent = requests_sent(cfg, t);
             let (typical_q, worst_q) = queries_per_lookup(cfg, spec);
             let lookups = lookups(cfg, spec, sent);
-            let per_request = if spec.deployment.is_some() {
+            // Through an ingress controller a request still reaches a
+            // backend Service's pod, as a source's own would.
+            let per_request = if spec.deployment.is_some() || spec.ingress.is_some() {
                 2.0 + kube_proxy
             } else {
                 1.0

@@ -29,7 +29,7 @@
 use serde::de::{self, Deserializer, Visitor};
 use sim_core::{SimDuration, SimTime};
 use sim_models::cidr_plan::PlanFigures;
-use sim_models::cluster::{DnsWindowStats, RunOutput, WindowSpec, WindowStats};
+use sim_models::cluster::{DnsWindowStats, RequestTotals, RunOutput, WindowSpec, WindowStats};
 use sim_models::datapath::network::{DropKind, FlowResult, NetOutput};
 use std::fmt;
 
@@ -175,6 +175,9 @@ pub enum Selector {
     Service,
     /// `flow:` (one packet-level flow).
     Flow,
+    /// `service:`, `path:` and `backend:` (one request path of a traffic
+    /// source through an ingress controller, and a backend).
+    Path,
 }
 
 /// An optional key that narrows a figure.
@@ -289,10 +292,25 @@ pub enum Read {
     Dns(DnsRead),
     /// One flow's results (with the `reason` filter, if given).
     Flow(fn(&FlowResult, Option<&str>) -> Option<f64>),
+    /// One request path's outcomes in one window, and how the backend an
+    /// expectation names relates to the path's route.
+    Path(fn(&RequestTotals, ByBackend) -> Option<f64>),
     /// The whole packet-level run (with the `reason` filter, if given).
     Packets(fn(&NetOutput, Option<&str>) -> Option<f64>),
     /// A checked network plan.
     Plan(fn(&PlanFigures) -> u64),
+}
+
+/// How the backend an expectation names relates to a request path's route
+/// (routing is fixed when the run is built).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByBackend {
+    /// The Service the path is routed to.
+    Routed,
+    /// Another Service.
+    Other,
+    /// `default`: the controller's default backend (404).
+    NotFound,
 }
 
 /// One figure.
@@ -324,7 +342,7 @@ impl Figure {
     /// The scenarios it belongs to.
     pub const fn level(&self) -> Level {
         match self.read {
-            Read::Series(_) | Read::Window(_) | Read::Dns(_) => Level::Cluster,
+            Read::Series(_) | Read::Window(_) | Read::Dns(_) | Read::Path(_) => Level::Cluster,
             Read::Flow(_) | Read::Packets(_) => Level::Packet,
             Read::Plan(_) => Level::Plan,
         }
@@ -394,6 +412,14 @@ impl Figure {
     pub fn window(&self, ws: &WindowStats, secs: f64) -> Option<f64> {
         match self.read {
             Read::Window(f) => f(ws, secs),
+            _ => None,
+        }
+    }
+
+    /// The value of a [`Read::Path`] figure for one path's totals.
+    pub fn path(&self, totals: &RequestTotals, by: ByBackend) -> Option<f64> {
+        match self.read {
+            Read::Path(f) => f(totals, by),
             _ => None,
         }
     }
@@ -581,6 +607,30 @@ pub const REQUESTS_SYN_DROPPED: Figure =
     window("requests_syn_dropped", Kind::Count, "requests", |w, _| {
         Some(w.totals.syn_dropped as f64)
     });
+/// Requests the ingress controller's default backend answered 404 in a window.
+pub const REQUESTS_NOT_FOUND: Figure =
+    window("requests_not_found", Kind::Count, "requests", |w, _| {
+        Some(w.totals.not_found as f64)
+    });
+/// Of one request path's requests that ended in a window, the share the
+/// named backend answered (`default`: the controller's 404).
+pub const ANSWERED_BY: Figure = Figure {
+    name: "answered_by",
+    kind: Kind::Ratio,
+    unit: "1",
+    selector: Selector::Path,
+    filters: &[],
+    needs_kube_proxy: false,
+    read: Read::Path(|t, by| {
+        let ended = t.answered + t.errors();
+        let hits = match by {
+            ByBackend::Routed => t.answered,
+            ByBackend::Other => 0,
+            ByBackend::NotFound => t.not_found,
+        };
+        (ended > 0).then(|| hits as f64 / ended as f64)
+    }),
+};
 /// Largest share of answered requests one server pod served.
 pub const TOP_POD_SHARE: Figure = window("top_pod_share", Kind::Ratio, "1", |w, _| {
     Some(w.top_pod_share())
@@ -901,6 +951,8 @@ pub const FIGURES: &[Figure] = &[
     DNS_MEMORY_MIB,
     DNS_INSERT_FAILED,
     DNS_QUERIES_STALE,
+    REQUESTS_NOT_FOUND,
+    ANSWERED_BY,
     ATTEMPTS,
     SUCCEEDED,
     FAILED,
@@ -1193,6 +1245,7 @@ mod tests {
                 Read::Window(_) => f.selector == Selector::Service,
                 Read::Dns(_) | Read::Packets(_) | Read::Plan(_) => f.selector == Selector::None,
                 Read::Flow(_) => f.selector == Selector::Flow,
+                Read::Path(_) => f.selector == Selector::Path,
             };
             assert!(fits, "{}", f.name);
         }

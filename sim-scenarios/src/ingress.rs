@@ -19,6 +19,9 @@ use std::path::Path;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use sim_models::did_you_mean::suggest;
+use sim_models::ingress::httproute::{
+    GatewayRouter, HttpBackendRef, HttpPathMatch, HttpRoute, HttpRouteMatch, HttpRouteRule,
+};
 use sim_models::ingress::{
     Backend, Controller, Ingress, IngressPath, IngressRule, Origin, PathType, Route, Router,
 };
@@ -42,21 +45,31 @@ pub struct Loaded {
     texts: BTreeMap<String, String>,
     /// Objects of other kinds, counted by kind.
     pub skipped: BTreeMap<String, usize>,
+    /// Gateway API HTTPRoutes, in input order (routed by the API's rules
+    /// whatever the controller: `sim_models::ingress::httproute`).
+    pub routes: Vec<HttpRoute>,
+    /// Per HTTPRoute: file and line.
+    route_places: Vec<String>,
 }
 
 impl Loaded {
     /// `ns/name` of an Ingress.
-    fn name(&self, i: usize) -> String {
+    pub fn name(&self, i: usize) -> String {
         let ing = &self.ingresses[i];
         format!("{}/{}", ing.namespace, ing.name)
     }
 
     /// `file:line` of a path of an Ingress.
-    fn place(&self, o: Origin) -> String {
+    pub fn place(&self, o: Origin) -> String {
         let (file, doc) = &self.sources[o.ingress];
         let (line, _) =
             Positions::of_document(&self.texts[file], *doc).find(&path_of(o, &["path"]));
         format!("{file}:{line}")
+    }
+
+    /// Where HTTPRoute `i` is: `file:line`.
+    pub fn route_place(&self, i: usize) -> &str {
+        &self.route_places[i]
     }
 
     /// An error at a path's field.
@@ -105,12 +118,7 @@ pub fn load(at: &Path) -> Result<Loaded, InputError> {
     } else {
         vec![at.to_path_buf()]
     };
-    let mut loaded = Loaded {
-        ingresses: Vec::new(),
-        sources: Vec::new(),
-        texts: BTreeMap::new(),
-        skipped: BTreeMap::new(),
-    };
+    let mut texts = Vec::new();
     for file in files {
         let name = file.display().to_string();
         let text = std::fs::read_to_string(&file).map_err(|e| {
@@ -120,14 +128,31 @@ pub fn load(at: &Path) -> Result<Loaded, InputError> {
                 "pass a readable YAML file",
             )
         })?;
+        texts.push((name, text));
+    }
+    load_texts(&shown, texts)
+}
+
+/// Reads the Ingresses of `files` (`(name, text)`, in order); `shown`
+/// names them all in an error.
+pub fn load_texts(shown: &str, files: Vec<(String, String)>) -> Result<Loaded, InputError> {
+    let mut loaded = Loaded {
+        ingresses: Vec::new(),
+        sources: Vec::new(),
+        texts: BTreeMap::new(),
+        skipped: BTreeMap::new(),
+        routes: Vec::new(),
+        route_places: Vec::new(),
+    };
+    for (name, text) in files {
         read_file(&name, &text, &mut loaded)?;
         loaded.texts.insert(name, text);
     }
-    if loaded.ingresses.is_empty() {
+    if loaded.ingresses.is_empty() && loaded.routes.is_empty() {
         return Err(InputError::whole(
-            &shown,
-            "no Ingress objects found",
-            "Ingress manifests have `apiVersion: networking.k8s.io/v1` and `kind: Ingress`",
+            shown,
+            "no Ingress or HTTPRoute objects found",
+            "Ingress manifests have `apiVersion: networking.k8s.io/v1` and `kind: Ingress`; HTTPRoutes `apiVersion: gateway.networking.k8s.io/v1` and `kind: HTTPRoute`",
         ));
     }
     Ok(loaded)
@@ -177,7 +202,7 @@ struct Meta {
     #[serde(rename = "generation", default)]
     _generation: Option<IgnoredAny>,
     #[serde(rename = "creationTimestamp", default)]
-    _creation_timestamp: Option<IgnoredAny>,
+    creation_timestamp: Option<String>,
     #[serde(rename = "deletionTimestamp", default)]
     _deletion_timestamp: Option<IgnoredAny>,
     #[serde(rename = "deletionGracePeriodSeconds", default)]
@@ -293,13 +318,20 @@ fn read_file(file: &str, text: &str, loaded: &mut Loaded) -> Result<(), InputErr
         let Some(header) = &headers[n] else { continue };
         let positions = || Positions::of_document(text, n);
         let kind = header.kind.as_deref().unwrap_or_default();
+        if kind == "HTTPRoute" {
+            read_route(file, text, n, header, doc, loaded)?;
+            continue;
+        }
         if kind != "Ingress" {
-            if suggest(kind, &["Ingress"]).is_some() && !kind.is_empty() {
+            if suggest(kind, &["Ingress", "HTTPRoute"]).is_some() && !kind.is_empty() {
                 return Err(InputError::at(
                     file,
                     positions().find(&path!["kind"]),
                     format!("kind: unknown kind `{kind}`"),
-                    "did you mean `Ingress`? (kinds are case-sensitive)",
+                    format!(
+                        "did you mean `{}`? (kinds are case-sensitive)",
+                        suggest(kind, &["Ingress", "HTTPRoute"]).unwrap_or("Ingress")
+                    ),
                 ));
             }
             *loaded.skipped.entry(kind.to_string()).or_default() += 1;
@@ -329,6 +361,202 @@ fn read_file(file: &str, text: &str, loaded: &mut Loaded) -> Result<(), InputErr
         })?;
         loaded.ingresses.push(ingress);
     }
+    Ok(())
+}
+
+/// `gateway.networking.k8s.io/v1` HTTPRoute: what routing reads.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RouteDoc {
+    #[serde(rename = "apiVersion")]
+    _api_version: IgnoredAny,
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    metadata: Meta,
+    spec: RouteSpecDoc,
+    #[serde(rename = "status", default)]
+    _status: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RouteSpecDoc {
+    #[serde(rename = "parentRefs", default)]
+    _parent_refs: Option<IgnoredAny>,
+    #[serde(default)]
+    hostnames: Vec<String>,
+    #[serde(default)]
+    rules: Vec<RouteRuleDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RouteRuleDoc {
+    #[serde(rename = "name", default)]
+    _name: Option<IgnoredAny>,
+    #[serde(default)]
+    matches: Vec<RouteMatchDoc>,
+    #[serde(default)]
+    backend_refs: Vec<BackendRefDoc>,
+    #[serde(rename = "filters", default)]
+    _filters: Option<IgnoredAny>,
+    #[serde(rename = "timeouts", default)]
+    _timeouts: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RouteMatchDoc {
+    #[serde(default)]
+    path: Option<RoutePathDoc>,
+    #[serde(default)]
+    headers: Option<IgnoredAny>,
+    #[serde(default)]
+    query_params: Option<IgnoredAny>,
+    #[serde(default)]
+    method: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutePathDoc {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackendRefDoc {
+    name: String,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    weight: Option<u32>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(rename = "group", default)]
+    _group: Option<IgnoredAny>,
+    #[serde(rename = "namespace", default)]
+    _namespace: Option<IgnoredAny>,
+    #[serde(rename = "filters", default)]
+    _filters: Option<IgnoredAny>,
+}
+
+/// Reads one HTTPRoute document (`n` of `file`).
+fn read_route(
+    file: &str,
+    text: &str,
+    n: usize,
+    header: &Header,
+    doc: serde_yaml_ng::Deserializer<'_>,
+    loaded: &mut Loaded,
+) -> Result<(), InputError> {
+    let positions = || Positions::of_document(text, n);
+    let api = header.api_version.as_deref().unwrap_or("");
+    if api != "gateway.networking.k8s.io/v1" && api != "gateway.networking.k8s.io/v1beta1" {
+        return Err(InputError::at(
+            file,
+            positions().find(&path!["apiVersion"]),
+            format!("apiVersion `{api}` is not served for kind HTTPRoute"),
+            "HTTPRoute is `gateway.networking.k8s.io/v1` (Gateway API v1.0 and later)",
+        ));
+    }
+    let d = RouteDoc::deserialize(doc).map_err(|e| {
+        yaml_error(
+            file,
+            &e,
+            "see the Gateway API reference for the fields of an HTTPRoute",
+        )
+    })?;
+    let err = |p: Vec<Seg>, message: String, hint: &str| {
+        InputError::at(file, positions().find(&p), message, hint)
+    };
+    let mut rules = Vec::new();
+    for (r, rule) in d.spec.rules.into_iter().enumerate() {
+        let mut matches = Vec::new();
+        for (m, mt) in rule.matches.into_iter().enumerate() {
+            let at = path!["spec", "rules", r, "matches", m].to_vec();
+            if mt.headers.is_some() || mt.query_params.is_some() || mt.method.is_some() {
+                return Err(err(
+                    at,
+                    "header, query and method matches are not modelled".into(),
+                    "the model routes by path: remove them from the copy it reads",
+                ));
+            }
+            let (kind, value) = match mt.path {
+                Some(p) => (p.kind, p.value),
+                None => (None, None),
+            };
+            let value = value.unwrap_or_else(|| "/".into());
+            if !value.starts_with('/') || value.contains("//") {
+                let mut f = at.clone();
+                f.extend([Seg::from("path"), Seg::from("value")]);
+                return Err(err(
+                    f,
+                    format!(
+                        "path `{value}` must start with `/` and hold no `//` (the API rejects it)"
+                    ),
+                    "e.g. value: /api",
+                ));
+            }
+            matches.push(HttpRouteMatch::path(
+                match kind.as_deref().unwrap_or("PathPrefix") {
+                    "PathPrefix" => HttpPathMatch::PathPrefix(value),
+                    "Exact" => HttpPathMatch::Exact(value),
+                    other => {
+                        let mut f = at.clone();
+                        f.extend([Seg::from("path"), Seg::from("type")]);
+                        return Err(err(
+                            f,
+                            format!("path type `{other}` is not modelled"),
+                            "PathPrefix or Exact (RegularExpression is implementation-specific)",
+                        ));
+                    }
+                },
+            ));
+        }
+        let mut backends = Vec::new();
+        for (b, br) in rule.backend_refs.into_iter().enumerate() {
+            let at = path!["spec", "rules", r, "backendRefs", b].to_vec();
+            if br.kind.as_deref().is_some_and(|k| k != "Service") {
+                return Err(err(
+                    at,
+                    format!(
+                        "backendRef kind `{}` is not modelled",
+                        br.kind.unwrap_or_default()
+                    ),
+                    "a Service backend: omit kind, or kind: Service",
+                ));
+            }
+            let Some(port) = br.port else {
+                return Err(err(
+                    at,
+                    "a Service backendRef needs `port`".into(),
+                    "e.g. {name: api, port: 8080}",
+                ));
+            };
+            backends.push(HttpBackendRef {
+                backend: Backend::Service {
+                    name: br.name,
+                    port: port.to_string(),
+                },
+                weight: br.weight.unwrap_or(1),
+            });
+        }
+        rules.push(HttpRouteRule { matches, backends });
+    }
+    loaded
+        .route_places
+        .push(format!("{file}:{}", positions().find(&path!["kind"]).0));
+    loaded.routes.push(HttpRoute {
+        namespace: d.metadata.namespace.unwrap_or_else(|| "default".into()),
+        name: d.metadata.name,
+        created: d.metadata.creation_timestamp,
+        hostnames: d.spec.hostnames,
+        rules,
+    });
     Ok(())
 }
 
@@ -490,10 +718,66 @@ pub struct Routed {
     ingress: Option<String>,
     /// Where that path is.
     at: Option<String>,
+    /// When the input holds HTTPRoutes: the route by the Gateway API's rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gateway: Option<GatewayRouted>,
+    /// Whether the input holds Ingresses (else only `gateway` means anything).
+    #[serde(skip)]
+    by_ingress: bool,
 }
 
-fn routed(loaded: &Loaded, req: &Request, route: &Route<'_>) -> Routed {
+/// One request routed by the HTTPRoutes.
+#[derive(Serialize)]
+pub struct GatewayRouted {
+    /// `service:port` (with `weight N` when a rule has several), or `null`
+    /// for the 404.
+    backend: Option<String>,
+    /// What matched (`PathPrefix /api`).
+    matched: Option<String>,
+    /// `ns/name` of the HTTPRoute and its rule index.
+    route: Option<String>,
+    /// Where the HTTPRoute is.
+    at: Option<String>,
+}
+
+fn gateway_routed(loaded: &Loaded, gw: &GatewayRouter, req: &Request) -> GatewayRouted {
+    match gw.route_path(&req.host, &req.path) {
+        None => GatewayRouted {
+            backend: None,
+            matched: None,
+            route: None,
+            at: None,
+        },
+        Some(m) => {
+            let backend = match m.backends {
+                [] => "no backendRefs (500)".to_string(),
+                [one] => one.backend.to_string(),
+                many => many
+                    .iter()
+                    .map(|b| format!("{} weight {}", b.backend, b.weight))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            let r = &loaded.routes[m.route];
+            GatewayRouted {
+                backend: Some(backend),
+                matched: Some(m.matched.shown()),
+                route: Some(format!("{}/{} rule {}", r.namespace, r.name, m.rule)),
+                at: Some(loaded.route_places[m.route].clone()),
+            }
+        }
+    }
+}
+
+/// The HTTPRoutes' router, when the input holds any.
+pub fn gateway_router(loaded: &Loaded) -> Option<GatewayRouter> {
+    (!loaded.routes.is_empty()).then(|| GatewayRouter::new(loaded.routes.clone()))
+}
+
+fn routed(loaded: &Loaded, req: &Request, route: &Route<'_>, gw: Option<&GatewayRouter>) -> Routed {
     Routed {
+        gateway: gw.map(|gw| gateway_routed(loaded, gw, req)),
+        by_ingress: !loaded.ingresses.is_empty(),
         host: req.host.clone(),
         path: req.path.clone(),
         backend: route.backend.map(|b| b.to_string()),
@@ -507,11 +791,12 @@ fn routed(loaded: &Loaded, req: &Request, route: &Route<'_>) -> Routed {
     }
 }
 
-/// Routes each request.
+/// Routes each request (by the Ingresses, and by the HTTPRoutes if any).
 pub fn route_all(loaded: &Loaded, router: &Router, requests: &[Request]) -> Vec<Routed> {
+    let gw = gateway_router(loaded);
     requests
         .iter()
-        .map(|r| routed(loaded, r, &router.route(&r.host, &r.path)))
+        .map(|r| routed(loaded, r, &router.route(&r.host, &r.path), gw.as_ref()))
         .collect()
 }
 
@@ -523,24 +808,68 @@ pub fn routes_text(routes: &[Routed]) -> String {
             .backend
             .as_deref()
             .unwrap_or("the controller's default backend (404)");
-        let _ = write!(out, "{}{} -> {to}", r.host, r.path);
-        match (&r.location, &r.ingress, &r.at) {
-            (Some(loc), Some(ing), Some(at)) => {
-                let _ = write!(out, "  (location `{loc}` of {ing}, {at})");
+        if r.by_ingress || r.gateway.is_none() {
+            let _ = write!(out, "{}{} -> {to}", r.host, r.path);
+            match (&r.location, &r.ingress, &r.at) {
+                (Some(loc), Some(ing), Some(at)) => {
+                    let _ = write!(out, "  (location `{loc}` of {ing}, {at})");
+                }
+                (None, Some(ing), _) => {
+                    let _ = write!(out, "  (no path matches: defaultBackend of {ing})");
+                }
+                _ => out.push_str("  (no path matches)"),
             }
-            (None, Some(ing), _) => {
-                let _ = write!(out, "  (no path matches: defaultBackend of {ing})");
-            }
-            _ => out.push_str("  (no path matches)"),
+            out.push('\n');
         }
-        out.push('\n');
+        if let Some(g) = &r.gateway {
+            let to = g
+                .backend
+                .as_deref()
+                .unwrap_or("404 (no HTTPRoute rule matches)");
+            let _ = write!(out, "{}{} -> {to} [HTTPRoute]", r.host, r.path);
+            if let (Some(m), Some(route), Some(at)) = (&g.matched, &g.route, &g.at) {
+                let _ = write!(out, "  ({m} of {route}, {at})");
+            }
+            out.push('\n');
+        }
     }
     out
 }
 
-/// The routing table: each host's locations in the order tried.
+/// The routing table: each host's locations in the order tried, then the
+/// HTTPRoutes' rules.
 pub fn table_text(loaded: &Loaded, router: &Router) -> String {
     let mut out = String::new();
+    for (i, r) in loaded.routes.iter().enumerate() {
+        let hosts = if r.hostnames.is_empty() {
+            "(any host)".to_string()
+        } else {
+            r.hostnames.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "HTTPRoute {}/{} ({}) for {hosts}  [Gateway API: Exact, then the longest PathPrefix, then the oldest route, then namespace/name]",
+            r.namespace, r.name, loaded.route_places[i]
+        );
+        for (n, rule) in r.rules.iter().enumerate() {
+            let matches: Vec<String> = if rule.matches.is_empty() {
+                vec!["PathPrefix / (no matches)".into()]
+            } else {
+                rule.matches.iter().map(HttpRouteMatch::shown).collect()
+            };
+            let backends: Vec<String> = rule
+                .backends
+                .iter()
+                .map(|b| b.backend.to_string())
+                .collect();
+            let _ = writeln!(
+                out,
+                "  rule {n}: {:<26} -> {}",
+                matches.join(" | "),
+                backends.join(", ")
+            );
+        }
+    }
     for server in router.servers() {
         let host = server.host.as_deref().unwrap_or("(any host)");
         let _ = write!(out, "{host}");
@@ -590,6 +919,7 @@ pub fn check_expectations(
     let positions = Positions::of(text);
     let mut report = String::new();
     let mut held = 0;
+    let gw = gateway_router(loaded);
     for (i, e) in list.iter().enumerate() {
         let req: Request = format!("{}{}", e.host, e.path)
             .parse()
@@ -609,13 +939,29 @@ pub fn check_expectations(
                 "e.g. `path: /api-docs`",
             ));
         }
-        let got = routed(loaded, &req, &router.route(&req.host, &req.path));
-        let got_backend = got.backend.clone().unwrap_or_else(|| "default".into());
-        let by = got
-            .location
-            .as_ref()
-            .map(|l| format!(" (location `{l}`)"))
-            .unwrap_or_default();
+        let got = routed(
+            loaded,
+            &req,
+            &router.route(&req.host, &req.path),
+            gw.as_ref(),
+        );
+        // HTTPRoutes alone: their route is the one checked.
+        let (got_backend, by) = match (&got.gateway, loaded.ingresses.is_empty()) {
+            (Some(g), true) => (
+                g.backend.clone().unwrap_or_else(|| "default".into()),
+                g.matched
+                    .as_ref()
+                    .map(|m| format!(" ({m} [HTTPRoute])"))
+                    .unwrap_or_default(),
+            ),
+            _ => (
+                got.backend.clone().unwrap_or_else(|| "default".into()),
+                got.location
+                    .as_ref()
+                    .map(|l| format!(" (location `{l}`)"))
+                    .unwrap_or_default(),
+            ),
+        };
         if got_backend == e.backend {
             held += 1;
             let _ = writeln!(report, "ok   {}{} -> {got_backend}{by}", req.host, req.path);
@@ -642,6 +988,8 @@ mod tests {
             sources: Vec::new(),
             texts: BTreeMap::new(),
             skipped: BTreeMap::new(),
+            routes: Vec::new(),
+            route_places: Vec::new(),
         };
         read_file("in.yaml", text, &mut loaded)?;
         loaded.texts.insert("in.yaml".into(), text.into());
@@ -783,5 +1131,74 @@ spec:
         );
         assert_eq!("h".parse::<Request>().unwrap().path, "/");
         assert!("/a".parse::<Request>().is_err());
+    }
+
+    const ROUTES: &str = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api, namespace: shop}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [shop.example.com]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /api}}]
+      backendRefs: [{name: api, port: 8080}]
+    - matches: [{path: {type: Exact, value: /api-docs}}]
+      backendRefs: [{name: docs, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: shop}
+spec:
+  hostnames: [shop.example.com]
+  rules:
+    - backendRefs: [{name: web, port: 80, weight: 90}, {name: web-canary, port: 80, weight: 10}]
+";
+
+    #[test]
+    fn httproutes_are_routed_by_the_gateway_api_rules() {
+        let loaded = load_text(ROUTES).unwrap();
+        assert!(loaded.ingresses.is_empty());
+        assert_eq!(loaded.routes.len(), 2);
+        let router = router(&loaded, Controller::IngressNginx).unwrap();
+        let reqs: Vec<Request> = [
+            "shop.example.com/api-docs",
+            "shop.example.com/api/v1",
+            "shop.example.com/apiary",
+            "other.example.com/",
+        ]
+        .iter()
+        .map(|r| r.parse().unwrap())
+        .collect();
+        let text = routes_text(&route_all(&loaded, &router, &reqs));
+        assert!(text.contains("shop.example.com/api-docs -> docs:80 [HTTPRoute]  (Exact /api-docs of shop/api rule 1, in.yaml:2)"), "{text}");
+        assert!(
+            text.contains("shop.example.com/api/v1 -> api:8080 [HTTPRoute]"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "shop.example.com/apiary -> web:80 weight 90, web-canary:80 weight 10 [HTTPRoute]"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("other.example.com/ -> 404 (no HTTPRoute rule matches) [HTTPRoute]"),
+            "{text}"
+        );
+        assert!(table_text(&loaded, &router).contains("rule 1: Exact /api-docs"));
+        let bad = ROUTES.replace("type: Exact", "type: RegularExpression");
+        let e = load_text(&bad).err().unwrap();
+        assert!(
+            e.message.contains("`RegularExpression` is not modelled"),
+            "{e}"
+        );
+        assert_eq!(e.at.map(|a| a.0), Some(10), "{e}");
+        let bad = ROUTES.replace(
+            "[{path: {type: PathPrefix, value: /api}}]",
+            "[{path: {value: /api}, method: GET}]",
+        );
+        let e = load_text(&bad).err().unwrap();
+        assert!(e.message.contains("not modelled"), "{e}");
     }
 }

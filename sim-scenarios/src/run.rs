@@ -134,6 +134,16 @@ pub fn measure(e: &Expectation, out: &RunOutput, windows: &[WindowSpec]) -> Opti
             let ws = out.windows.get(window * per_window + traffic)?;
             e.metric.window(ws, span(windows.get(*window)?))
         }
+        Probe::Path {
+            window,
+            traffic,
+            path,
+            by,
+        } => {
+            let per_window = out.requests.len();
+            let ws = out.windows.get(window * per_window + traffic)?;
+            e.metric.path(ws.paths.get(*path)?, *by)
+        }
         Probe::Dns {
             window,
             zone,

@@ -112,6 +112,9 @@ fn all_ready_after_last_action(
 
 /// ` from W to S` for traffic between workloads, ` to S` otherwise.
 fn route(cfg: &sim_models::cluster::ClusterConfig, t: &sim_models::cluster::TrafficSpec) -> String {
+    if let Some(through) = crate::story_paths::route(t) {
+        return through;
+    }
     let to = match (t.deployment, &t.resolve) {
         (Some(d), _) => cfg.deployments[d].name.as_str(),
         (None, Some(name)) => name.as_str(),
@@ -223,6 +226,9 @@ fn timeline(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing>
             w.window,
             t.error_rate() * 100.0
         );
+        if let Some(src) = cfg.traffic.iter().find(|x| x.name == w.service) {
+            crate::story_paths::window_lines(s, &span, src, w);
+        }
         if let (Some(kp), Some(spec)) = (&cfg.kube_proxy, spec) {
             let span_s = (spec.end.as_secs_f64() - spec.start.as_secs_f64()).max(1e-9);
             let _ = writeln!(
@@ -518,6 +524,9 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         }
     }
     dns_why(&mut lines, cfg, out)?;
+    for ing in cfg.traffic.iter().filter_map(|t| t.ingress.as_ref()) {
+        lines.extend(crate::story_paths::why_lines(ing));
+    }
     nat_gateways_why(&mut lines, cfg, out);
     if !lines.is_empty() {
         let _ = writeln!(s, "why");
@@ -955,6 +964,16 @@ fn compare(
             b.latency.quantile(0.99),
             o.latency.quantile(0.99),
         );
+        let source = |v: &Variant, w: &sim_models::cluster::WindowStats| {
+            v.config
+                .traffic
+                .iter()
+                .find(|x| x.name == w.service)
+                .cloned()
+        };
+        if let (Some(bt), Some(ot)) = (source(bv, b), source(ov, o)) {
+            crate::story_paths::compare_lines(s, (&bt, b), (&ot, o));
+        }
         if bv.config.kube_proxy.is_some() && ov.config.kube_proxy.is_some() {
             let _ = writeln!(
                 s,

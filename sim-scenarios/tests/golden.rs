@@ -162,6 +162,11 @@ fn shop_manifests_replay() {
     insta::assert_snapshot!(replay("shop_manifests"));
 }
 
+#[test]
+fn ingress_prefix_surprise_replay() {
+    insta::assert_snapshot!(replay("ingress_prefix_surprise"));
+}
+
 /// Checks a bundled network plan twice, checks every expectation holds and
 /// both print the same bytes.
 fn replay_plan(name: &str) -> String {

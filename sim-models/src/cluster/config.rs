@@ -49,6 +49,10 @@ pub struct TrafficSpec {
     /// (the target stands in for a destination outside the pod network);
     /// with [`ConntrackSetup::snat`] they race for source ports.
     pub snat: bool,
+    /// The requests go through an ingress controller, each to the backend
+    /// routed for the path it draws ([`IngressTraffic`]); `deployment` is
+    /// then `None`, and `from` too (users outside the cluster).
+    pub ingress: Option<IngressTraffic>,
     /// The address outside the VPC the target Deployment stands for: with
     /// `snat` and [`ClusterConfig::nat_gateways`], connections go through the
     /// client zone's NAT gateway, counted on this destination.
@@ -78,6 +82,7 @@ impl TrafficSpec {
             timeout,
             connections: ConnectionMode::PerRequest,
             snat: false,
+            ingress: None,
             external: None,
             request_bytes: 0,
             response_bytes: 0,

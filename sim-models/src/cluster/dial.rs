@@ -58,7 +58,7 @@ impl Sim<'_> {
     ) {
         let now = self.engine.now();
         let t = req.source as usize;
-        let Some(d) = self.cfg.traffic[t].deployment else {
+        let Some(d) = self.target_of(&req) else {
             return;
         };
         let mode = self.cfg.traffic[t].connections;

@@ -119,6 +119,7 @@ mod dial;
 mod dns;
 mod egress;
 mod events;
+mod ingress;
 mod output;
 mod pods;
 mod sampling;
@@ -136,6 +137,7 @@ pub use config::{
 };
 pub use dns::name_exists;
 pub use egress::NatGatewayOutput;
+pub use ingress::{IngressTraffic, RequestPath, MAX_PATHS, SHARE_TOLERANCE};
 pub use output::{
     DeploymentState, DnsWindowStats, EventSummary, RequestTotals, RunOutput, WindowStats, RCODES,
     ZONES,
@@ -365,6 +367,13 @@ struct TrafficRt {
     /// Connections held per client pod (looked up, never iterated).
     clients: PodMap<ClientConns>,
     lookup_latency: HistogramId,
+    /// Draws each request's path (`traffic/{name}/request-path`).
+    paths: SimRng,
+    /// Per request path, through an ingress controller.
+    path_totals: Vec<RequestTotals>,
+    /// `requests_not_found`, registered for sources through an ingress
+    /// controller only.
+    not_found: Option<CounterId>,
 }
 
 struct Sim<'a> {
@@ -508,6 +517,15 @@ impl<'a> Sim<'a> {
                     clients: PodMap::default(),
                     lookup_latency: metrics
                         .histogram(&format!("dns_lookup_latency{{service={name}}}")),
+                    paths: rng.stream(&format!("traffic/{name}/request-path")),
+                    path_totals: vec![
+                        RequestTotals::default();
+                        t.ingress.as_ref().map_or(0, |i| i.paths.len())
+                    ],
+                    not_found: t
+                        .ingress
+                        .as_ref()
+                        .map(|_| metrics.counter(&format!("requests_not_found{{service={name}}}"))),
                 }
             })
             .collect();
@@ -529,6 +547,10 @@ impl<'a> Sim<'a> {
                     lookups: 0,
                     dns_queries: 0,
                     lookup_latency: LatencyHistogram::new(),
+                    paths: vec![
+                        RequestTotals::default();
+                        t.ingress.as_ref().map_or(0, |i| i.paths.len())
+                    ],
                 })
             })
             .collect();

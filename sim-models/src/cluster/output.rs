@@ -90,6 +90,9 @@ pub struct RequestTotals {
     pub retried: u64,
     /// Of `timed_out`: tries still resolving their name at the deadline.
     pub resolving: u64,
+    /// The ingress controller's default backend answered 404 (no rule
+    /// sends the path to a Service).
+    pub not_found: u64,
     /// Of `timed_out`: egress a NAT gateway dropped (down, or no route).
     pub nat_dropped: u64,
     /// Of `timed_out`: egress connections a NAT gateway could not give a
@@ -103,7 +106,7 @@ pub struct RequestTotals {
 impl RequestTotals {
     /// Requests that ended in an error the client saw.
     pub fn errors(&self) -> u64 {
-        self.timed_out + self.refused + self.rejected + self.lookup_failed
+        self.timed_out + self.refused + self.rejected + self.lookup_failed + self.not_found
     }
     /// Errors over requests that ended (0 when none ended).
     pub fn error_rate(&self) -> f64 {
@@ -153,6 +156,7 @@ impl RequestTotals {
                 self.timed_out += 1;
                 self.no_host += 1;
             }
+            Outcome::NotFound => self.not_found += 1,
         }
     }
 }
@@ -192,6 +196,9 @@ pub struct WindowStats {
     pub first_packet: LatencyHistogram,
     /// CPU time the Service lookups of those connections took.
     pub lookup_cpu: SimDuration,
+    /// Through an ingress controller: per request path (the source's
+    /// [`IngressTraffic::paths`] order), its outcomes; empty otherwise.
+    pub paths: Vec<RequestTotals>,
 }
 
 impl WindowStats {
@@ -292,6 +299,9 @@ pub struct RunOutput {
     pub dns_windows: Vec<DnsWindowStats>,
     /// CoreDNS container restarts over the run (OOM kills).
     pub dns_restarts: u64,
+    /// Per traffic source through an ingress controller, per request path,
+    /// the outcomes over the whole run (empty for other sources).
+    pub paths: Vec<Vec<RequestTotals>>,
     /// Per NAT gateway over the run (empty without gateways).
     pub nat_gateways: Vec<super::NatGatewayOutput>,
     /// Per window, per NAT gateway (window-major): its figures in the

@@ -131,6 +131,7 @@ impl Sim<'_> {
                 })
                 .collect(),
             requests: self.traffic.iter().map(|t| t.totals).collect(),
+            paths: self.traffic.iter().map(|t| t.path_totals.clone()).collect(),
             ipam_usable: self.ipam.usable(),
             ipam_allocated: self.ipam.allocated(),
             events_fired: self.engine.fired(),

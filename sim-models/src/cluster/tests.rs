@@ -910,6 +910,38 @@ fn name_exists_follows_the_services_and_external_names_of_the_config() {
     ));
 }
 
+/// A source through an ingress controller: `/docs` to `checkout`, `/api`
+/// to `api`, `/missing` to the controller's 404.
+fn through_ingress(rate: f64, retries: u32, api_replicas: u32) -> ClusterConfig {
+    let mut cfg = config("10.9.0.0/22", 20);
+    let mut api = cfg.deployments[0].clone();
+    api.name = "api".into();
+    api.replicas = api_replicas;
+    cfg.deployments.push(api);
+    let path = |p: &str, share: f64, backend: Option<usize>| RequestPath {
+        host: "shop.example.com".into(),
+        path: p.into(),
+        share,
+        backend,
+        answered_by: backend.map_or("default backend (404)".into(), |b| {
+            format!("{}:80", cfg.deployments[b].name)
+        }),
+        because: String::new(),
+    };
+    let paths = vec![
+        path("/docs", 0.5, Some(0)),
+        path("/api", 0.3, Some(1)),
+        path("/missing", 0.2, None),
+    ];
+    cfg.traffic[0] = TrafficSpec {
+        deployment: None,
+        retries,
+        ingress: Some(IngressTraffic::new("ingress-nginx", paths).unwrap()),
+        ..TrafficSpec::to_service("users", 0, rate, secs(2))
+    };
+    cfg
+}
+
 /// Client pods on 6 nodes over zones a, b, c calling `partner` (a stand-in
 /// for 203.0.113.10:443 outside the VPC) through NAT gateways: one in zone
 /// a for every zone, or one per zone (`per_zone`).
@@ -962,6 +994,66 @@ fn egress(per_zone: bool, mode: ConnectionMode, rate: f64) -> ClusterConfig {
         },
     }];
     cfg
+}
+
+#[test]
+fn requests_through_an_ingress_go_to_their_paths_backend_or_404() {
+    let cfg = through_ingress(100.0, 0, 20);
+    let out = run(&cfg, 3, &mut NullSink);
+    let r = out.requests[0];
+    let p = &out.paths[0];
+    assert_eq!(p.len(), 3);
+    // The 404s are their own outcome, never sent to a pod.
+    assert_eq!(p[2].not_found, p[2].sent);
+    assert_eq!(p[2].answered, 0);
+    assert_eq!(r.not_found, p[2].sent);
+    assert_eq!(p[0].not_found + p[1].not_found, 0);
+    // The draw follows the shares (binomial sd ~0.005 at ~10k requests).
+    let share = |i: usize| p[i].sent as f64 / r.sent as f64;
+    assert!((share(0) - 0.5).abs() < 0.03, "{}", share(0));
+    assert!((share(1) - 0.3).abs() < 0.03, "{}", share(1));
+    // Every answer in the window came from a pod, path by path.
+    let w = &out.windows[0];
+    assert_eq!(
+        w.served.values().sum::<u64>(),
+        w.paths[0].answered + w.paths[1].answered
+    );
+    assert!(w.paths[0].answered > 0 && w.paths[1].answered > 0);
+    assert_eq!(w.paths.iter().map(|t| t.sent).sum::<u64>(), w.totals.sent);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+    /// Conservation through an ingress controller, per source and per
+    /// path: sent = answered + each loss reason (404s included) + in flight.
+    #[test]
+    fn requests_through_an_ingress_are_conserved_per_path(
+        seed in 0u64..1000,
+        rate in 1.0f64..300.0,
+        retries in 0u32..3,
+        api_replicas in 0u32..4,
+        scale_to in 0u32..30,
+    ) {
+        let mut cfg = through_ingress(rate, retries, api_replicas);
+        cfg.duration = secs(150);
+        cfg.timeline[0].action = Action::Scale { deployment: 1, replicas: scale_to };
+        let out = run(&cfg, seed, &mut NullSink);
+        let ended = |r: &RequestTotals| r.answered + r.timed_out + r.refused + r.rejected
+            + r.lookup_failed + r.not_found + r.in_flight;
+        let r = out.requests[0];
+        prop_assert_eq!(r.sent, ended(&r));
+        let mut sum = RequestTotals::default();
+        for p in &out.paths[0] {
+            prop_assert_eq!(p.sent, ended(p));
+            sum.sent += p.sent;
+            sum.answered += p.answered;
+            sum.not_found += p.not_found;
+            sum.in_flight += p.in_flight;
+        }
+        prop_assert_eq!((sum.sent, sum.answered, sum.not_found, sum.in_flight),
+            (r.sent, r.answered, r.not_found, r.in_flight));
+        prop_assert_eq!(out.paths[0][2].answered, 0);
+    }
 }
 
 #[test]

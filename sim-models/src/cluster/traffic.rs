@@ -72,11 +72,14 @@ impl Sim<'_> {
             }
         }
         self.next_request += 1;
+        let path = self.draw_path(t);
+        self.path_sent(t, path);
         let req = Request {
             source: t as u32,
             client: client.into(),
             id: self.next_request,
             attempt: 0,
+            path,
             sent: now,
             deadline: now + spec.timeout,
             conn: OptU32::NONE,
@@ -93,6 +96,9 @@ impl Sim<'_> {
         if spec.retries > 0 {
             self.open_attempts.insert(req.id);
             self.engine.schedule_at(req.deadline, Ev::ClientGiveUp(req));
+        }
+        if spec.ingress.is_some() && self.target_of(&req).is_none() {
+            return self.outcome(req, Outcome::NotFound);
         }
         match (spec.resolve.is_some(), req.client.get()) {
             (true, Some(c)) => {
@@ -138,7 +144,7 @@ impl Sim<'_> {
     /// lookup-only source, the request is done.
     pub(crate) fn after_lookup(&mut self, req: Request, rdata: u64) {
         let now = self.engine.now();
-        match self.cfg.traffic[req.source as usize].deployment {
+        match self.target_of(&req) {
             None => self.outcome(req, Outcome::Answered(now - req.sent)),
             Some(_) => self.connect(req, address_of(rdata)),
         }
@@ -151,7 +157,7 @@ impl Sim<'_> {
     pub(crate) fn connect(&mut self, req: Request, addr: Option<Ipv4Addr>) {
         let t = req.source as usize;
         let client = req.client.get();
-        let Some(d) = self.cfg.traffic[t].deployment else {
+        let Some(d) = self.target_of(&req) else {
             return;
         };
         let mut target = None;
@@ -296,7 +302,7 @@ impl Sim<'_> {
     /// source is a pod of it), read from the source rather than from the
     /// pod, whose record is a cache miss at thousands of pods.
     fn serving_deployment(&self, p: u32, req: &Request) -> usize {
-        let d = self.cfg.traffic[req.source as usize].deployment;
+        let d = self.target_of(req);
         debug_assert_eq!(d, Some(self.pods[p as usize].deployment as usize));
         d.unwrap_or(self.pods[p as usize].deployment as usize)
     }
@@ -480,7 +486,7 @@ impl Sim<'_> {
             if !self.open_attempts.remove(&req.id) {
                 return;
             }
-            if o.is_error() && req.attempt < retries {
+            if o.is_error() && o != Outcome::NotFound && u32::from(req.attempt) < retries {
                 let now = self.engine.now();
                 self.engine.schedule_at(now, Ev::Retry(req));
                 return;
@@ -497,6 +503,7 @@ impl Sim<'_> {
             }
         }
         self.count_outcome(t, o);
+        self.path_outcome(t, req.path, o);
     }
 
     pub(crate) fn count_outcome(&mut self, t: usize, o: Outcome) {
@@ -507,35 +514,39 @@ impl Sim<'_> {
         let counter = match o {
             Outcome::Answered(d) => {
                 self.metrics.record(tr.latency, d);
-                tr.counters.answered
+                Some(tr.counters.answered)
             }
-            Outcome::TimedOut => tr.counters.timed_out,
+            Outcome::TimedOut => Some(tr.counters.timed_out),
             Outcome::AnsweredLate => {
                 self.metrics.inc(tr.counters.wasted);
-                tr.counters.timed_out
+                Some(tr.counters.timed_out)
             }
             Outcome::Blocked => {
                 self.metrics.inc(tr.counters.blocked);
-                tr.counters.timed_out
+                Some(tr.counters.timed_out)
             }
-            Outcome::LookupFailed => tr.counters.lookup_failed,
+            Outcome::LookupFailed => Some(tr.counters.lookup_failed),
             Outcome::SynDropped => {
                 self.metrics.inc(tr.counters.syn_dropped);
-                tr.counters.timed_out
+                Some(tr.counters.timed_out)
             }
             Outcome::StaleEndpoint => {
                 self.metrics.inc(tr.counters.stale);
-                tr.counters.timed_out
+                Some(tr.counters.timed_out)
             }
             Outcome::NoHost => {
                 self.metrics.inc(tr.counters.no_host);
-                tr.counters.timed_out
+                Some(tr.counters.timed_out)
             }
-            Outcome::Refused | Outcome::NatIdleReset => tr.counters.refused,
-            Outcome::Rejected => tr.counters.rejected,
-            Outcome::NatDropped | Outcome::NatPortAllocation => tr.counters.timed_out,
+            Outcome::Refused | Outcome::NatIdleReset => Some(tr.counters.refused),
+            Outcome::Rejected => Some(tr.counters.rejected),
+            Outcome::NatDropped | Outcome::NatPortAllocation => Some(tr.counters.timed_out),
+            // Counted apart (`requests_not_found`, in `path_outcome`).
+            Outcome::NotFound => None,
         };
-        self.metrics.inc(counter);
+        if let Some(counter) = counter {
+            self.metrics.inc(counter);
+        }
         let cfg = self.cfg;
         for (i, w) in cfg.windows.iter().enumerate() {
             if w.contains(now) {

@@ -48,7 +48,8 @@
 //!
 //! Not modelled: TLS and redirects, header/method matches, canary
 //! annotations, the `IngressClass` selection (every Ingress given is served
-//! by the one controller named), Gateway API's HTTPRoute objects.
+//! by the one controller named). Gateway API's HTTPRoute objects are routed
+//! by [`httproute`], by the API's own rules.
 //!
 //! ## Parameters
 //! None beyond the objects and the controller kind; every behaviour above is
@@ -57,7 +58,7 @@
 //! ## What it emits
 //! [`Router::route`] gives a [`Route`]: the backend (or the default
 //! backend), the location that matched as the controller would write it, and
-//! the Ingress and path it came from. [`Router::locations`] lists each
+//! the Ingress and path it came from. [`Router::servers`] lists each
 //! host's locations in the order they are tried.
 //!
 //! ## Validation
@@ -69,6 +70,8 @@
 
 #[cfg(test)]
 mod tests;
+
+pub mod httproute;
 
 use std::fmt;
 

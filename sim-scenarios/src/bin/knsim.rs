@@ -173,9 +173,10 @@ enum Command {
     /// directory) and print which backend answers each request, as a
     /// conformant controller or ingress-nginx routes it (with ingress-nginx,
     /// use-regex or rewrite-target on one Ingress makes every path of its
-    /// host a case-insensitive regex prefix); without --request, the
-    /// routing table; with --expect, check expected routes and exit 1 if one
-    /// differs.
+    /// host a case-insensitive regex prefix); Gateway API HTTPRoutes among
+    /// them are routed by the API's own rules (lines marked [HTTPRoute]);
+    /// without --request, the routing table; with --expect, check expected
+    /// routes and exit 1 if one differs.
     Ingress {
         /// A manifest file, or a directory of *.yaml / *.yml manifests.
         path: PathBuf,

@@ -9,14 +9,14 @@
 
 use super::{Common, Sections, Validator, R};
 use crate::envelope::{tagged, Locate, Threshold};
-use crate::figures::{self, ClusterFigure, Figure, Filter, Level, Read};
+use crate::figures::{self, ByBackend, ClusterFigure, Figure, Filter, Level, Read, Selector};
 use crate::locate::Seg;
 use crate::path;
 use crate::units::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_core::SimDuration;
-use sim_models::cluster::{WindowSpec, RCODES, ZONES};
+use sim_models::cluster::{TrafficSpec, WindowSpec, RCODES, ZONES};
 
 /// One assertion.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -36,6 +36,12 @@ pub struct ExpectFile {
     pub rcode: Option<String>,
     /// `dns_qps`, `dns_cache_hit_ratio`: only this zone (`cluster`, `external`).
     pub zone: Option<String>,
+    /// `answered_by`: the request path of a source through an ingress
+    /// controller (`/api-docs`, or `HOST/PATH` when its hosts differ).
+    pub path: Option<String>,
+    /// `answered_by`: the backend Service (`web`, or `web:80`), or
+    /// `default` for the controller's 404.
+    pub backend: Option<String>,
     /// Must equal.
     pub equals: Option<Threshold>,
     /// Must be greater.
@@ -71,6 +77,18 @@ pub enum Probe {
         /// Traffic source index.
         traffic: usize,
     },
+    /// One request path of a traffic source through an ingress controller
+    /// in one window.
+    Path {
+        /// Window index.
+        window: usize,
+        /// Traffic source index.
+        traffic: usize,
+        /// Index of the path among the source's requests.
+        path: usize,
+        /// How the backend named relates to the path's route.
+        by: ByBackend,
+    },
     /// A CoreDNS statistic in one window.
     Dns {
         /// Window index.
@@ -104,7 +122,7 @@ impl Validator<'_> {
         sec: &Sections<'_>,
         common: &Common<'_>,
         workloads: &[&str],
-        traffic_names: &[String],
+        (traffic_names, traffic): (&[String], &[TrafficSpec]),
         has_kube_proxy: bool,
     ) -> R<Vec<Expectation>> {
         let mut expectations = Vec::new();
@@ -114,7 +132,7 @@ impl Validator<'_> {
                 &p,
                 e,
                 workloads,
-                traffic_names,
+                (traffic_names, traffic),
                 common.windows,
                 common.duration,
             )?;
@@ -139,7 +157,7 @@ impl Validator<'_> {
         p: &[Seg],
         e: &ExpectFile,
         workloads: &[&str],
-        traffic_names: &[String],
+        (traffic_names, traffic): (&[String], &[TrafficSpec]),
         windows: &[WindowSpec],
         duration: SimDuration,
     ) -> R<Expectation> {
@@ -155,6 +173,14 @@ impl Validator<'_> {
                     m.name
                 ),
                 "remove it",
+            ));
+        }
+        if m.selector != Selector::Path && (e.path.is_some() || e.backend.is_some()) {
+            let key = if e.path.is_some() { "path" } else { "backend" };
+            return Err(self.err(
+                &field(key),
+                format!("`{key}` applies to answered_by, not {}", m.name),
+                "remove it, or use metric: answered_by",
             ));
         }
         let window = match &e.window {
@@ -333,13 +359,34 @@ impl Validator<'_> {
                     format!("traffic sources: {}", traffic_names.join(", ")),
                 ));
             };
-            (
-                Probe::Requests {
-                    window: w,
-                    traffic: t,
-                },
-                format!("{}{{service={s}}} in {}", m.name, windows[w].name),
-            )
+            if m.selector == Selector::Path {
+                let (path, by) = self.path_probe(p, e, &traffic[t], workloads)?;
+                let label = tagged(
+                    m.name,
+                    &[
+                        ("service", &e.service),
+                        ("path", &e.path),
+                        ("backend", &e.backend),
+                    ],
+                );
+                (
+                    Probe::Path {
+                        window: w,
+                        traffic: t,
+                        path,
+                        by,
+                    },
+                    format!("{label} in {}", windows[w].name),
+                )
+            } else {
+                (
+                    Probe::Requests {
+                        window: w,
+                        traffic: t,
+                    },
+                    format!("{}{{service={s}}} in {}", m.name, windows[w].name),
+                )
+            }
         };
         Ok(Expectation {
             label: target,
@@ -348,5 +395,86 @@ impl Validator<'_> {
             checks,
             because: e.because.clone(),
         })
+    }
+}
+
+impl Validator<'_> {
+    /// `answered_by`'s path (an index among the source's requests) and how
+    /// its `backend` relates to the path's route.
+    fn path_probe(
+        &self,
+        p: &[Seg],
+        e: &ExpectFile,
+        t: &TrafficSpec,
+        workloads: &[&str],
+    ) -> R<(usize, ByBackend)> {
+        let field = |n: &str| [p, &path![n]].concat();
+        let Some(ing) = &t.ingress else {
+            return Err(self.err(
+                &field("service"),
+                format!("`{}` does not go through an ingress controller", t.name),
+                "answered_by reads a source with via: and requests:",
+            ));
+        };
+        let (Some(want), Some(backend)) = (&e.path, &e.backend) else {
+            return Err(self.err(
+                p,
+                "answered_by needs `path` and `backend`",
+                "e.g. path: /api-docs, backend: web (or backend: default for the controller's 404)",
+            ));
+        };
+        let listed: Vec<String> = ing
+            .paths
+            .iter()
+            .map(|r| format!("{}{}", r.host, r.path))
+            .collect();
+        let found: Vec<usize> = ing
+            .paths
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| r.path == *want || listed[*i] == *want)
+            .map(|(i, _)| i)
+            .collect();
+        let path = match found[..] {
+            [i] => i,
+            [] => {
+                return Err(self.err(
+                    &field("path"),
+                    format!("`{}` asks for no path `{want}`", t.name),
+                    format!("its requests: {}", listed.join(", ")),
+                ))
+            }
+            _ => {
+                return Err(self.err(
+                    &field("path"),
+                    format!("`{want}` is asked for on several hosts"),
+                    format!("write HOST/PATH: {}", listed.join(", ")),
+                ))
+            }
+        };
+        let service = backend.split(':').next().unwrap_or_default();
+        if backend != "default" && !workloads.contains(&service) {
+            return Err(self.err(
+                &field("backend"),
+                format!("backend `{backend}` is no Service of this variant"),
+                format!(
+                    "a workload's Service ({}), or default for the controller's 404",
+                    workloads.join(", ")
+                ),
+            ));
+        }
+        let routed = &ing.paths[path];
+        let by = if backend == "default" {
+            ByBackend::NotFound
+        } else if routed.backend.is_some()
+            && (routed.answered_by == *backend
+                || routed.answered_by.split(':').next() == Some(backend.as_str()))
+            && workloads.contains(&service)
+        {
+            ByBackend::Routed
+        } else {
+            ByBackend::Other
+        };
+        Ok((path, by))
     }
 }

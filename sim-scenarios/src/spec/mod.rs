@@ -67,6 +67,7 @@ mod nat;
 mod network;
 mod timeline;
 mod traffic;
+mod via;
 mod workloads;
 
 pub use cluster::{AllocatorName, ClusterFile, IpamFile, IpamMode, NodesFile};
@@ -552,8 +553,13 @@ impl Validator<'_> {
             conntrack.is_some(),
             (sec.network.0, &sec.network.1),
         )?;
-        let expectations =
-            self.expectations(sec, common, &names, &traffic_names, kube_proxy.is_some())?;
+        let expectations = self.expectations(
+            sec,
+            common,
+            &names,
+            (&traffic_names, &traffic_specs),
+            kube_proxy.is_some(),
+        )?;
         let config = ClusterConfig {
             nodes,
             ipam,

@@ -251,7 +251,7 @@ fn an_unknown_figure_is_refused_with_the_names_of_its_level() {
     );
     assert!(
         e.message
-            .ends_with("`dns_insert_failed`, `dns_queries_stale`"),
+            .ends_with("`dns_queries_stale`, `requests_not_found`, `answered_by`"),
         "{e}"
     );
     assert!(e.hint.starts_with("did you mean `pods_pending`?"), "{e}");

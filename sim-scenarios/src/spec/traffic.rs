@@ -8,6 +8,7 @@
 //! # Validation
 //! Every error names the field it is about (`file:line:column`) with a hint.
 
+use super::via::{RequestFile, ViaFile};
 use super::{FindWorkload, NetworkFile, Validator, R};
 use crate::envelope::Locate;
 use crate::locate::Seg;
@@ -24,6 +25,9 @@ use sim_models::workload::DeploymentSpec;
 /// Most resolving threads per client pod (the per-thread state is two
 /// bytes each).
 const MAX_THREADS: u32 = 10_000;
+
+/// Most retries of a request (a try's number travels in 16 bits).
+const MAX_RETRIES: u32 = u16::MAX as u32;
 
 /// Clients of one Service.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -68,6 +72,13 @@ pub struct TrafficFile {
     /// `keep-alive` (Go's defaults: 2 idle per pod, 90 s), `client-side`,
     /// `{keep_alive: {max_idle: N, idle_timeout: D}}` or `{long_lived: N}`.
     pub connections: Option<ConnectionsFile>,
+    /// Users' requests through an ingress controller, instead of `to`:
+    /// `{ingress: MANIFESTS, controller: ingress-nginx | conformant}`; each
+    /// request draws a path of `requests` by share and goes where the
+    /// controller routes it.
+    pub via: Option<ViaFile>,
+    /// With `via`: the hosts and paths users ask for, each with its share.
+    pub requests: Option<Vec<RequestFile>>,
     /// The address outside the VPC the target workload stands for,
     /// `IP:PORT` (TCP) or `IP:PORT/UDP`: the connections leave the pod
     /// network and go through the client zone's NAT gateway
@@ -139,6 +150,7 @@ impl Validator<'_> {
         let mut traffic_names: Vec<String> = Vec::new();
         for (i, t) in traffic.iter().enumerate() {
             let p = [tp, &path!["traffic", i]].concat();
+            let ingress = self.via_source(&p, t, deployments)?;
             let d = match &t.to {
                 Some(to) => Some(find(to, [&p[..], &path!["to"]].concat(), "traffic target")?),
                 None => None,
@@ -166,7 +178,8 @@ impl Validator<'_> {
                     )),
                     (Some(ResolveFile::Name(n)), _) => Some(n.clone()),
                 };
-            let Some(default_name) = t.to.clone().or_else(|| resolve.clone()) else {
+            let via_name = ingress.as_ref().map(|_| "ingress".to_string());
+            let Some(default_name) = t.to.clone().or_else(|| resolve.clone()).or(via_name) else {
                 return Err(self.err(
                     &p,
                     "a traffic source needs `to` (a workload) or `resolve: NAME` (lookups alone)",
@@ -242,6 +255,13 @@ impl Validator<'_> {
                     &[&p[..], &path!["threads"]].concat(),
                     "`threads` needs `resolve`: this source looks nothing up",
                     "add resolve: true, or remove threads",
+                ));
+            }
+            if t.retries.is_some_and(|r| r.0 > MAX_RETRIES) {
+                return Err(self.err(
+                    &[&p[..], &path!["retries"]].concat(),
+                    format!("retries: more than {MAX_RETRIES}"),
+                    "applications retry a few times, e.g. retries: 2",
                 ));
             }
             let threads = match (t.threads, from) {
@@ -335,10 +355,47 @@ impl Validator<'_> {
                 timeout: t.timeout.0,
                 connections,
                 snat: t.snat || t.external.is_some(),
+                ingress,
             });
         }
 
         Ok((traffic_specs, traffic_names))
+    }
+
+    /// A source's `via` and `requests`, checked against the fields that do
+    /// not go with them.
+    fn via_source(
+        &self,
+        p: &[Seg],
+        t: &TrafficFile,
+        deployments: &[DeploymentSpec],
+    ) -> R<Option<sim_models::cluster::IngressTraffic>> {
+        let Some(via) = &t.via else {
+            if t.requests.is_some() {
+                return Err(self.err(
+                    &[p, &path!["requests"]].concat(),
+                    "`requests` (paths by share) need `via` (the ingress controller that routes them)",
+                    "add via: {ingress: manifests/, controller: ingress-nginx}",
+                ));
+            }
+            return Ok(None);
+        };
+        let clash = [
+            ("to", t.to.is_some(), "the controller's rules pick the backend of each path: remove `to`"),
+            ("from", t.from.is_some(), "requests through an ingress controller come from users outside the cluster: remove `from`"),
+            ("resolve", t.resolve.is_some(), "requests through an ingress controller resolve nothing in the model: remove `resolve`"),
+            ("connections", t.connections.is_some(), "requests through an ingress controller use one connection each: remove `connections`"),
+            ("snat", t.snat, "requests through an ingress controller come from outside the cluster: remove `snat`"),
+        ];
+        if let Some((field, _, hint)) = clash.iter().find(|c| c.1) {
+            return Err(self.err(
+                &[p, &path![*field]].concat(),
+                format!("`{field}` does not go with `via`"),
+                *hint,
+            ));
+        }
+        let requests = t.requests.as_deref().unwrap_or_default();
+        self.via(p, via, requests, deployments).map(Some)
     }
 
     /// A traffic source's connection mode.

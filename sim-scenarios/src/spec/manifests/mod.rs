@@ -158,7 +158,7 @@ fn from_manifest_error(e: ManifestError) -> InputError {
 }
 
 /// `a/./b/../c` as `a/c`, with `/` separators: the key of bundled files.
-fn normal(path: &std::path::Path) -> String {
+pub(super) fn normal(path: &std::path::Path) -> String {
     let mut parts: Vec<String> = Vec::new();
     for c in path.components() {
         match c {
