@@ -366,6 +366,8 @@ pub struct Ipam {
     /// Per-node layout: each node's block (None: no block was left).
     per_node: Vec<Option<Pool>>,
     blocks_assigned: u64,
+    /// Per-node layout: ranges added later, with the blocks cut from each.
+    extra_ranges: Vec<(Ipv4Cidr, u64)>,
 }
 
 /// Where a pod's address came from, so it can be returned.
@@ -392,6 +394,7 @@ impl Ipam {
             shared,
             per_node: Vec::new(),
             blocks_assigned: 0,
+            extra_ranges: Vec::new(),
         }
     }
 
@@ -417,6 +420,88 @@ impl Ipam {
                 block
             }
         }
+    }
+
+    /// Registers the next node without a pod CIDR: a node pool's standby
+    /// slot, which gets its block when it is created
+    /// ([`Ipam::assign_block`]).
+    pub fn add_standby_node(&mut self) {
+        self.per_node.push(None);
+    }
+
+    /// Per-node layout: cuts the next free block for `node` (created after
+    /// the start) from the cluster CIDR, then from the ranges added by
+    /// [`Ipam::add_node_range`] in order; `None` when every range is spent
+    /// (or the layout is flat).
+    pub fn assign_block(&mut self, node: usize) -> Option<Ipv4Cidr> {
+        let IpamLayout::PerNode {
+            cluster_cidr,
+            node_mask,
+        } = self.layout
+        else {
+            return None;
+        };
+        let block = match cluster_cidr.subnet(node_mask, self.blocks_assigned) {
+            Some(b) => {
+                self.blocks_assigned += 1;
+                b
+            }
+            None => {
+                let (range, used) = self
+                    .extra_ranges
+                    .iter_mut()
+                    .find(|(r, used)| r.subnet(node_mask, *used).is_some())?;
+                let b = range.subnet(node_mask, *used)?;
+                *used += 1;
+                b
+            }
+        };
+        if let Some(slot) = self.per_node.get_mut(node) {
+            *slot = Pool::new(block, Allocator::HostLocal);
+        }
+        Some(block)
+    }
+
+    /// Per-node layout: another range node blocks are cut from once the
+    /// cluster CIDR is spent (GKE's additional pod ranges). Returns an
+    /// error text if it overlaps a range in use or the layout is flat.
+    pub fn add_node_range(&mut self, range: Ipv4Cidr) -> Result<(), String> {
+        let IpamLayout::PerNode {
+            cluster_cidr,
+            node_mask,
+        } = self.layout
+        else {
+            return Err("node ranges apply to the per-node layout; flat layouts add pools".into());
+        };
+        if range.prefix() > node_mask {
+            return Err(format!(
+                "{range} is smaller than one node's /{node_mask} block"
+            ));
+        }
+        let used = std::iter::once(&cluster_cidr).chain(self.extra_ranges.iter().map(|(r, _)| r));
+        if let Some(r) = used.into_iter().find(|r| r.overlaps(&range)) {
+            return Err(format!("{range} overlaps the pod range {r}"));
+        }
+        self.extra_ranges.push((range, 0));
+        Ok(())
+    }
+
+    /// Node blocks still free to assign (per-node layout; 0 when flat).
+    pub fn blocks_free(&self) -> u64 {
+        let IpamLayout::PerNode {
+            cluster_cidr,
+            node_mask,
+        } = self.layout
+        else {
+            return 0;
+        };
+        let blocks = |r: &Ipv4Cidr| 1u64 << (node_mask - r.prefix().min(node_mask));
+        blocks(&cluster_cidr).saturating_sub(self.blocks_assigned)
+            + self
+                .extra_ranges
+                .iter()
+                .map(|(r, used)| blocks(r).saturating_sub(*used))
+                .sum::<u64>()
     }
 
     /// Whether node `node` can host pods at all (per-node layout: it got a block).

@@ -8,6 +8,7 @@
 //! discrete-event run on the `sim-core` engine.
 
 pub mod app;
+pub mod autoscaler;
 pub mod cidr_plan;
 pub mod cloud_lb;
 pub mod cluster;

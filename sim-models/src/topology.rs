@@ -25,6 +25,12 @@ pub struct NodeSpec {
     pub zone: String,
     /// Pod capacity (`--max-pods`).
     pub max_pods: u32,
+    /// Allocatable CPU and memory; `None`: the scheduler checks pod count
+    /// only.
+    pub allocatable: Option<crate::scheduler::Resources>,
+    /// A node pool's slot for a node the cluster autoscaler may create
+    /// later (the cluster autoscaler); false: in the cluster from the start.
+    pub standby: bool,
 }
 
 /// `count` nodes spread round-robin over `zones`, named `node-1`, `node-2`...
@@ -34,6 +40,8 @@ pub fn spread_nodes(count: u32, zones: &[String], max_pods: u32) -> Vec<NodeSpec
             name: format!("node-{}", i + 1),
             zone: zones[i as usize % zones.len().max(1)].clone(),
             max_pods,
+            allocatable: None,
+            standby: false,
         })
         .collect()
 }

@@ -68,6 +68,22 @@ pub struct DeploymentSpec {
     pub ready_after: SimDuration,
     /// How each pod serves requests.
     pub server: ServerSpec,
+    /// Each pod's CPU and memory requests (`resources.requests`; zero:
+    /// none stated).
+    pub requests: crate::scheduler::Resources,
+    /// A topology spread constraint over zones on its pods (the
+    /// workload's own pods are the ones counted).
+    pub spread: Option<ZoneSpread>,
+}
+
+/// `topologySpreadConstraints` with `topologyKey: topology.kubernetes.io/zone`
+/// and the workload's own labels as `labelSelector`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneSpread {
+    /// `maxSkew` (at least 1).
+    pub max_skew: u32,
+    /// `whenUnsatisfiable: DoNotSchedule` (true) or `ScheduleAnyway` (false).
+    pub do_not_schedule: bool,
 }
 
 impl DeploymentSpec {
@@ -96,6 +112,8 @@ impl DeploymentSpec {
             startup,
             ready_after,
             server,
+            requests: crate::scheduler::Resources::default(),
+            spread: None,
         }
     }
 }

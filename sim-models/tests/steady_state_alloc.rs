@@ -116,6 +116,7 @@ fn config(duration: u64) -> ClusterConfig {
         }),
         kube_proxy: Some(kube_proxy),
         services: Default::default(),
+        node_pool: None,
     }
 }
 

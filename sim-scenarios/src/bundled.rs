@@ -36,6 +36,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/forwarding_engines.yaml"),
     ),
     (
+        "gke_pod_range_exhausted",
+        include_str!("../../scenarios/gke_pod_range_exhausted.yaml"),
+    ),
+    (
         "grpc_lb_imbalance",
         include_str!("../../scenarios/grpc_lb_imbalance.yaml"),
     ),

@@ -255,6 +255,10 @@ pub mod series {
     pub const DNS_CPU_UTILIZATION: Column = super::cluster_wide("dns_cpu_utilization");
     /// Memory of the largest running CoreDNS pod \[MiB\].
     pub const DNS_MEMORY_MIB_MAX: Column = super::cluster_wide("dns_memory_mib_max");
+    /// Nodes in the cluster (runs with a node pool).
+    pub const NODES: Column = super::cluster_wide("nodes");
+    /// Node creations that failed so far (runs with a node pool).
+    pub const NODE_CREATE_FAILURES: Column = super::cluster_wide("node_create_failures");
 
     /// Every column named here.
     pub const COLUMNS: &[Column] = &[
@@ -527,6 +531,14 @@ pub const PODS_SANDBOX_FAILED: Figure =
 pub const IPAM_ALLOCATED: Figure = gauge("ipam_allocated", "addresses", series::IPAM_ALLOCATED);
 /// Pod addresses usable.
 pub const IPAM_USABLE: Figure = gauge("ipam_usable", "addresses", series::IPAM_USABLE);
+/// Nodes in the cluster (runs with a node pool).
+pub const NODES: Figure = gauge("nodes", "nodes", series::NODES);
+/// Node creations that failed so far (runs with a node pool).
+pub const NODE_CREATE_FAILURES: Figure = gauge(
+    "node_create_failures",
+    "nodes",
+    series::NODE_CREATE_FAILURES,
+);
 /// Errors / ended requests in a window.
 pub const ERROR_RATE: Figure = window("error_rate", Kind::Ratio, "1", |w, _| {
     Some(w.totals.error_rate())
@@ -922,6 +934,8 @@ pub const FIGURES: &[Figure] = &[
     PODS_SANDBOX_FAILED,
     IPAM_ALLOCATED,
     IPAM_USABLE,
+    NODES,
+    NODE_CREATE_FAILURES,
     ERROR_RATE,
     REQUESTS_SENT,
     REQUESTS_ANSWERED,
@@ -1271,7 +1285,7 @@ mod tests {
     #[test]
     fn every_column_named_here_is_in_a_runs_time_series() {
         let text = "name: t\nsummary: s\nduration: 1m\nsample_every: 10s\n\
-             cluster: {nodes: {count: 1, zones: [a]}, ipam: {mode: flat, pod_cidr: 10.0.0.0/24}}\n\
+             cluster: {nodes: {count: 1, zones: [a]}, ipam: {mode: flat, pod_cidr: 10.0.0.0/24}, node_pool: {max_nodes: 1}}\n\
              network: {cni: calico, conntrack: {node_cores: 4}, kube_proxy: {mode: iptables}}\n\
              dns: {workload: coredns}\n\
              workloads:\n  - {name: api, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}\n  \

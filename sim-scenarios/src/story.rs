@@ -254,7 +254,42 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         .events
         .iter()
         .find(|e| e.reason == "TaintManagerEviction");
-    if let (Some(ev), Some(not_ready)) = (
+    let zone_down = out.events.iter().find(|e| e.reason == "ZoneDown");
+    if let (Some(zone), Some(not_ready)) = (
+        zone_down,
+        out.events.iter().find(|e| e.reason == "NodeNotReady"),
+    ) {
+        // `zone/NAME`: the object of the ZoneDown event.
+        let name = zone.example_object.trim_start_matches("zone/");
+        lines.push(format!(
+            "Zone {name} failed at {}: its nodes stopped with their pods, which answered nothing more; requests sent to them \
+             waited out the client's timeout. The node lifecycle controller heard nothing from those nodes for its {} s grace \
+             period and marked them NotReady from {} to {} (`{}`): their pods left the Services' endpoints and the scheduler \
+             placed no new pod there (taint node.kubernetes.io/unreachable).",
+            zone.first,
+            node_lifecycle::NODE_MONITOR_GRACE_PERIOD.as_secs_f64(),
+            not_ready.first,
+            not_ready.last,
+            node_lifecycle::UNREACHABLE_MESSAGE,
+        ));
+        if let Some(ev) = evictions {
+            lines.push(format!(
+                "The zone's NoExecute taints went on at {} node(s) a second, and after the pods' default {} s toleration the \
+                 taint eviction controller deleted {} pods, from {} to {}. Their replacements could go only to the other zones' nodes.",
+                node_lifecycle::NODE_EVICTION_RATE,
+                node_lifecycle::DEFAULT_TOLERATION.as_secs_f64(),
+                ev.count,
+                ev.first,
+                ev.last
+            ));
+        }
+        if let Some(nat) = out.events.iter().find(|e| e.reason == "NatGatewayDown") {
+            lines.push(format!(
+                "The zone's NAT gateway went with it ({}): the subnets routed to it lost egress.",
+                nat.example_object.trim_start_matches("natgateway/")
+            ));
+        }
+    } else if let (Some(ev), Some(not_ready)) = (
         evictions,
         out.events.iter().find(|e| e.reason == "NodeNotReady"),
     ) {
@@ -336,6 +371,47 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
                 num(unsched),
                 spec.name
             ));
+        } else if unsched > 0.0 && spec.requests != Default::default() {
+            let nodes = out
+                .events
+                .iter()
+                .filter(|e| e.reason == "FailedScheduling")
+                .map(|e| e.message.as_str())
+                .next_back()
+                .unwrap_or_default();
+            let why = if nodes.contains("topology spread") {
+                match spec.spread {
+                    Some(sp) if zone_down.is_some() => format!(
+                        "the zone spread constraint (maxSkew {}) held them back: the failed zone's nodes still count for the \
+                         spread (nodeTaintsPolicy: Ignore) and it holds none of their pods, so every other zone is too far ahead",
+                        sp.max_skew
+                    ),
+                    _ => "the zone spread constraint held them back".to_string(),
+                }
+            } else {
+                "the nodes had no room left for them".to_string()
+            };
+            lines.push(format!(
+                "At worst {} {} pods found no node: each asks {}m CPU and {} MiB, and {why} (the scheduler's last word: \"{}\").",
+                num(unsched),
+                spec.name,
+                spec.requests.cpu_millis,
+                spec.requests.memory >> 20,
+                nodes.split(" preemption:").next().unwrap_or_default()
+            ));
+            if let Some(pool) = &cfg.node_pool {
+                let failed = out
+                    .events
+                    .iter()
+                    .find(|e| e.reason == "IP_SPACE_EXHAUSTED")
+                    .map(|e| (e.count, e.first, e.last));
+                if let Some((count, first, last)) = failed {
+                    lines.push(format!(
+                        "The cluster autoscaler asked node pool {} for more nodes; GKE could not create them {count} time(s) from {first} to {last}: the pod range had no block left for a new node (IP_SPACE_EXHAUSTED), and each failure backed the pool off before the next try.",
+                        pool.name
+                    ));
+                }
+            }
         } else if unsched > 0.0 {
             let slots: u32 = cfg.nodes.iter().map(|n| n.max_pods).sum();
             lines.push(format!(
@@ -862,6 +938,24 @@ fn capacity_sentence(
         ready * f64::from(dep.server.concurrency) / dep.server.service_time.as_secs_f64();
     let offered = t.sent as f64 / (win.end.as_secs_f64() - win.start.as_secs_f64());
     let ended = (t.answered + t.errors()).max(1) as f64;
+    let zone_down = out
+        .events
+        .iter()
+        .find(|e| e.reason == "ZoneDown" && e.first < SimTime::ZERO + win.end);
+    if let (Some(z), true) = (zone_down, capacity >= offered) {
+        return Ok(format!(
+            "In `{}`, {} Ready {} pods could answer about {} requests/s against {} offered, yet {:.1}% of requests failed: \
+             those sent to pods of {} after it failed got no answer, and their clients waited out the {} timeout.",
+            w.window,
+            num(ready),
+            dep.name,
+            num(capacity.round()),
+            num(offered.round()),
+            100.0 * failures as f64 / ended,
+            z.example_object.replace('/', " "),
+            traffic.timeout,
+        ));
+    }
     Ok(format!(
         "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {} offered: {:.0}% of the load. \
          {:.1}% of requests timed out or were rejected: queues grew until requests waited close to the client's {} timeout, and {} answers \

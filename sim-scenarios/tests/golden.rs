@@ -31,6 +31,11 @@ fn black_friday_cidr_replay() {
 }
 
 #[test]
+fn gke_pod_range_exhausted_replay() {
+    insta::assert_snapshot!(replay("gke_pod_range_exhausted"));
+}
+
+#[test]
 fn cni_not_initialized_replay() {
     insta::assert_snapshot!(replay("cni_not_initialized"));
 }

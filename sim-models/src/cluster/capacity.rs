@@ -63,5 +63,6 @@ pub fn capacity_study(
         conntrack: None,
         kube_proxy: None,
         services: Default::default(),
+        node_pool: None,
     }
 }

@@ -146,6 +146,19 @@ pub enum Action {
         /// Node indices.
         nodes: Vec<usize>,
     },
+    /// A zone fails: its nodes stop with their pods (`zone_down`).
+    ZoneDown {
+        /// The zone's name.
+        zone: String,
+        /// Its nodes (node pool slots included).
+        nodes: Vec<usize>,
+    },
+    /// A pod range is added that new nodes' blocks are cut from (GKE's
+    /// additional pod ranges; per-node layout).
+    AddPodRange {
+        /// The range.
+        cidr: Ipv4Cidr,
+    },
     /// An operator deletes the UDP conntrack entries on these nodes
     /// (`conntrack -D -p udp`): every DNS flow is balanced afresh.
     FlushUdpConntrack {
@@ -239,6 +252,9 @@ pub struct ClusterConfig {
     /// ([`crate::services::ServicesConfig`]; default: the implicit Service
     /// of each workload, no public addresses, no security group).
     pub services: crate::services::ServicesConfig,
+    /// The node pool the cluster autoscaler grows into the standby node
+    /// slots of [`ClusterConfig::nodes`]; `None`: the nodes are fixed.
+    pub node_pool: Option<NodePoolSpec>,
     /// NAT gateways for egress outside the VPC; `None`: not modelled.
     pub nat_gateways: Option<NatSetup>,
 }

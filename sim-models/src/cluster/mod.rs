@@ -70,6 +70,7 @@
 //! (sim-scenarios) pin whole replays.
 
 use crate::app::{completion_outcome, Admit, IdSet, OptU32, Outcome, Request, Server};
+use crate::autoscaler::NodePoolSpec;
 use crate::connections::{
     syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode, PodMap,
 };
@@ -96,11 +97,12 @@ use crate::resolver::{
     GlibcVersion, Lookup, LookupOutcome, QType, QueryId, QueryTypes, Rcode, Reply, ResolvConf,
     ResolverAction, SocketId, TimerToken,
 };
-use crate::scheduler::NodeIndex;
+use crate::scheduler::{Ask, NodeIndex, Resources, Spread};
 use crate::service::Endpoints;
 use crate::snat::{Snat, SnatConfig};
 use crate::topology::NodeSpec;
 use crate::workload::{pod_name, DeploymentSpec, PodState, WorkloadKind};
+use autoscale::CaRt;
 use rand::RngExt;
 use sim_core::{
     CounterId, Engine, EventId, GaugeId, HistogramId, LatencyHistogram, Metrics, RngStreams,
@@ -110,6 +112,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+mod autoscale;
 mod capacity;
 mod config;
 mod dial;
@@ -123,6 +126,7 @@ mod sampling;
 mod services;
 mod timeline;
 mod traffic;
+mod zones;
 
 use dns::{address_of, DnsRt, PendingLookup};
 use output::{rcode_index, zone_index};
@@ -185,8 +189,16 @@ enum Ev {
     NodeTaint(u32),
     /// The not-ready toleration of the pods on a node runs out.
     Evict(u32),
+    /// The node lifecycle controller notices a node of a failed zone.
+    NodeUnreachable(u32),
     /// The HorizontalPodAutoscaler controller syncs.
     HpaSync,
+    /// The cluster autoscaler scans.
+    CaScan,
+    /// A node the node pool created is Ready.
+    NodeCreated(u32),
+    /// The unschedulable pods are retried (after nodes were created).
+    RetryUnschedulable,
     /// A timer of a node's NodeLocal DNSCache.
     NodeLocalDns {
         node: u32,
@@ -255,6 +267,8 @@ struct DeploymentRt {
     endpoints: Endpoints,
     gauges: WorkloadGauges,
     service_time_rng: SimRng,
+    /// Its pods bound to nodes, per zone id (topology spread counts these).
+    zone_pods: Vec<u32>,
 }
 
 /// A workload's gauges, `<metric>{deployment=<name>}` (registered in field
@@ -404,6 +418,12 @@ struct Sim<'a> {
     /// Tries whose lookup is in progress.
     resolving: IdSet,
     nodes: Vec<NodeRt>,
+    /// Nodes down with their zone (0: the request path checks nothing).
+    nodes_unreachable: u32,
+    /// Of those, the ones the node lifecycle controller has marked NotReady.
+    nodes_noticed_down: u32,
+    /// Per zone id: its `NoExecute` tainting rate limiter.
+    zone_limiters: Vec<node_lifecycle::NoExecuteLimiter>,
     node_lifecycle: SimRng,
     /// Open client connections.
     conns: ConnSlab<CtId>,
@@ -413,6 +433,8 @@ struct Sim<'a> {
     kube_proxy_wake: Option<EventId>,
     /// The run's Services and the edge in front of the nodes.
     services: services::ServicesRt,
+    /// The node pool's autoscaler, when the run has a node pool.
+    ca: Option<CaRt>,
     /// Per window, per NAT gateway: its figures in the window.
     nat_windows: Vec<GatewayStats>,
 }
@@ -422,6 +444,8 @@ struct Sim<'a> {
 struct NodeRt {
     /// Its CNI daemon is not running: sandboxes cannot be created.
     cni_down: bool,
+    /// Its zone failed: the node and its pods are stopped.
+    unreachable: bool,
     /// The pending eviction of its pods, while tainted.
     eviction: Option<EventId>,
     /// The pods bound to it (terminating ones until they are gone), in no
@@ -456,8 +480,16 @@ impl<'a> Sim<'a> {
         let mut ipam = Ipam::new(cfg.ipam.clone());
         let mut sched = NodeIndex::default();
         for (i, n) in cfg.nodes.iter().enumerate() {
-            ipam.add_node();
-            sched.add_node(&n.zone, n.max_pods, ipam.node_has_pod_cidr(i));
+            let node = if n.standby {
+                ipam.add_standby_node();
+                sched.add_standby_node(&n.zone, n.max_pods)
+            } else {
+                ipam.add_node();
+                sched.add_node(&n.zone, n.max_pods, ipam.node_has_pod_cidr(i))
+            };
+            if let Some(a) = n.allocatable {
+                sched.set_allocatable(node, a);
+            }
         }
         let deps = cfg
             .deployments
@@ -470,6 +502,7 @@ impl<'a> Sim<'a> {
                 endpoints: Endpoints::default(),
                 gauges: WorkloadGauges::register(&mut metrics, &d.name),
                 service_time_rng: rng.stream(&format!("service-time/{}", d.name)),
+                zone_pods: vec![0; sched.zone_count()],
             })
             .collect();
         let traffic = cfg
@@ -535,6 +568,7 @@ impl<'a> Sim<'a> {
             metrics.gauge("ipam_allocated"),
         );
         let ct_gauge = metrics.gauge("conntrack_entries_max");
+        let ca = CaRt::new(cfg, &mut metrics);
         let dns = cfg
             .dns
             .as_ref()
@@ -561,6 +595,9 @@ impl<'a> Sim<'a> {
             lookup_generation: 0,
             dns_pick: rng.stream("service/kube-dns"),
             nodes: cfg.nodes.iter().map(|_| NodeRt::default()).collect(),
+            nodes_unreachable: 0,
+            nodes_noticed_down: 0,
+            zone_limiters: Vec::new(),
             node_lifecycle: rng.stream("node-lifecycle"),
             conns: ConnSlab::default(),
             path: Path {
@@ -598,6 +635,7 @@ impl<'a> Sim<'a> {
                         .map_or(0, |n| n.config.gateways.len())
             ],
             ct_gauge,
+            ca,
             kube_proxy_wake: None,
             services,
             rng,
@@ -621,6 +659,10 @@ impl<'a> Sim<'a> {
             self.reconcile(d);
         }
         self.warm_start();
+        if let Some(pool) = &self.cfg.node_pool {
+            self.engine
+                .schedule_at(SimTime::ZERO + pool.scan_interval, Ev::CaScan);
+        }
         if self.dns.as_ref().is_some_and(|d| d.hpa.is_some()) {
             self.engine
                 .schedule_at(SimTime::ZERO + crate::hpa::SYNC_PERIOD, Ev::HpaSync);
@@ -712,9 +754,13 @@ impl<'a> Sim<'a> {
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),
+            Ev::CaScan => self.ca_tick(),
+            Ev::NodeCreated(n) => self.node_created(n as usize),
+            Ev::RetryUnschedulable => self.retry_unschedulable(),
             Ev::NodeLocalDns { node, token } => self.node_local_timer(node, token),
             Ev::PoliciesProgrammed(i) => self.policies_programmed(i as usize),
             Ev::NodeTaint(n) => self.node_taint(n as usize),
+            Ev::NodeUnreachable(n) => self.node_unreachable(n as usize),
             Ev::Evict(n) => self.evict(n as usize),
             Ev::ResolverTimer {
                 lookup,

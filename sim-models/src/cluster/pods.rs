@@ -11,7 +11,7 @@ use super::*;
 impl Sim<'_> {
     /// The container started: Running, and readiness after its delay.
     pub(crate) fn container_started(&mut self, p: u32) {
-        if self.pod_live_in(p, PodState::Creating) {
+        if self.pod_live_in(p, PodState::Creating) && !self.pod_unreachable(p) {
             self.start_container(p);
             self.set_state(p, PodState::Running);
             let d = self.pods[p as usize].deployment as usize;
@@ -22,7 +22,7 @@ impl Sim<'_> {
 
     /// The readiness probe passed: Ready, and an endpoint of its Service.
     pub(crate) fn readiness_passed(&mut self, p: u32) {
-        if self.pod_live_in(p, PodState::Running) {
+        if self.pod_live_in(p, PodState::Running) && !self.pod_unreachable(p) {
             self.set_state(p, PodState::Ready);
             let d = self.pods[p as usize].deployment as usize;
             self.endpoint_up(p, d);
@@ -207,7 +207,7 @@ impl Sim<'_> {
             self.servers.push(Server::default());
             self.deps[d].by_state[PodState::Unschedulable as usize] += 1;
             self.deps[d].live.push(id);
-            self.try_schedule(id);
+            self.try_schedule(id, false);
         }
         let excess = self.deps[d]
             .live
@@ -255,7 +255,9 @@ impl Sim<'_> {
         }
         self.unschedulable.remove(&p);
         if let Some(n) = node {
-            self.sched.unbind(n as usize);
+            self.sched
+                .unbind(n as usize, self.cfg.deployments[d].requests);
+            self.deps[d].zone_pods[self.sched.zone_of(n as usize)] -= 1;
             let bound = &mut self.nodes[n as usize].pods;
             if let Some(i) = bound.iter().position(|&q| q == p) {
                 bound.swap_remove(i);
@@ -267,35 +269,65 @@ impl Sim<'_> {
         }
     }
 
-    pub(crate) fn try_schedule(&mut self, p: u32) {
-        match self.sched.place() {
-            Ok(n) => {
+    /// Tries to place pod `p`; true when it was bound. A failure is
+    /// reported (`FailedScheduling`) the first time, and again on a retry
+    /// (`retry`), as kube-scheduler reports every failed attempt.
+    pub(crate) fn try_schedule(&mut self, p: u32, retry: bool) -> bool {
+        let d = self.pods[p as usize].deployment as usize;
+        let spec = &self.cfg.deployments[d];
+        let ask = Ask {
+            requests: spec.requests,
+            spread: spec.spread.map(|s| Spread {
+                max_skew: s.max_skew,
+                hard: s.do_not_schedule,
+                counts: &self.deps[d].zone_pods,
+            }),
+        };
+        match self.sched.place(&ask) {
+            Some(n) => {
                 self.unschedulable.remove(&p);
-                self.sched.bind(n);
+                self.sched.bind(n, spec.requests);
+                self.deps[d].zone_pods[self.sched.zone_of(n)] += 1;
                 self.nodes[n].pods.push(p);
                 self.pods[p as usize].node = Some(n as u32);
                 self.set_state(p, PodState::Creating);
                 self.sandbox_attempt(p);
+                true
             }
-            Err(msg) => {
-                if self.unschedulable.insert(p) {
+            None => {
+                if self.unschedulable.insert(p) || retry {
+                    let msg = self.sched.why_not(&ask);
                     let obj = format!("pod/{}", self.pod_name(p));
                     self.event("Warning", "FailedScheduling", "default-scheduler", msg, obj);
                 }
+                false
             }
         }
     }
 
     /// kube-scheduler moves unschedulable pods back to its active queue when
-    /// a pod is deleted; they are retried in creation order until one does
-    /// not fit. A retry that cannot fit changes nothing, so none is made once
-    /// no node can take a pod (and while one can, every retry fits).
+    /// a pod is deleted or a node changes; they are retried in creation
+    /// order. Once a workload's pod does not fit, its later pods, which ask
+    /// the same of an unchanged cluster, are passed over in this pass
+    /// (without an attempt or event of their own); other workloads' pods
+    /// are still tried. No retry is made once no node passes the
+    /// pod-independent filter (Ready, room under `--max-pods`); while one
+    /// does, a pod without requests or spread constraint always fits.
     pub(crate) fn schedule_unschedulable(&mut self) {
-        while self.sched.fits_somewhere() {
-            let Some(&p) = self.unschedulable.first() else {
+        let mut failed: Vec<u32> = Vec::new();
+        let mut next = self.unschedulable.first().copied();
+        while let Some(p) = next {
+            if !self.sched.fits_somewhere() {
                 break;
-            };
-            self.try_schedule(p);
+            }
+            let d = self.pods[p as usize].deployment;
+            if !failed.contains(&d) && !self.try_schedule(p, true) {
+                failed.push(d);
+                if failed.len() == self.deps.len() {
+                    break;
+                }
+            }
+            next = self.unschedulable.range(p + 1..).next().copied();
         }
     }
 

@@ -58,6 +58,7 @@ fn config(pod_cidr: &str, replicas_after: u32) -> ClusterConfig {
         conntrack: None,
         kube_proxy: None,
         services: Default::default(),
+        node_pool: None,
     }
 }
 
@@ -1180,4 +1181,181 @@ proptest! {
         }
         prop_assert!(r.nat_port_allocation <= errors);
     }
+}
+
+/// Six nodes over zones a, b, c (2 CPU, 4 GiB each), six 500m pods spread
+/// by zone, 10 requests/s; zone a fails at T+60s.
+fn zone_failure(hard: bool) -> ClusterConfig {
+    let mut cfg = config("10.0.0.0/24", 6);
+    let alloc = crate::scheduler::Resources {
+        cpu_millis: 2000,
+        memory: 4 << 30,
+    };
+    cfg.nodes
+        .iter_mut()
+        .for_each(|n| n.allocatable = Some(alloc));
+    cfg.deployments[0].replicas = 6;
+    // 10 requests/s against 6 pods of 5 requests/s each (4 left: 20/s).
+    cfg.traffic[0].rate = 10.0;
+    cfg.deployments[0].requests = crate::scheduler::Resources {
+        cpu_millis: 500,
+        memory: 1 << 30,
+    };
+    cfg.deployments[0].spread = Some(crate::workload::ZoneSpread {
+        max_skew: 1,
+        do_not_schedule: hard,
+    });
+    cfg.timeline = vec![TimedAction {
+        at: secs(60),
+        action: Action::ZoneDown {
+            zone: "a".into(),
+            nodes: vec![0, 3],
+        },
+    }];
+    cfg.windows = vec![
+        WindowSpec {
+            name: "down".into(),
+            start: secs(60),
+            end: secs(100),
+        },
+        WindowSpec {
+            name: "after".into(),
+            start: secs(500),
+            end: secs(600),
+        },
+    ];
+    cfg
+}
+
+#[test]
+fn a_failed_zone_loses_requests_until_not_ready_then_its_pods_move() {
+    let out = run(&zone_failure(false), 1, &mut NullSink);
+    let event = |reason: &str| out.events.iter().find(|e| e.reason == reason).cloned();
+    let not_ready = event("NodeNotReady").expect("NodeNotReady");
+    assert_eq!(not_ready.count, 2);
+    assert!(not_ready
+        .message
+        .ends_with("(Kubelet stopped posting node status.)"));
+    // Noticed 40..55 s after the failure (50 s grace, status age, pass).
+    let after = not_ready.first - SimTime::ZERO;
+    assert!((secs(100)..secs(115)).contains(&after), "{after:?}");
+    // A third of the pods were in zone a: until they left the endpoints,
+    // about a third of the requests got no answer.
+    let down = &out.windows[0].totals;
+    let lost = down.timed_out as f64 / down.sent as f64;
+    assert!((0.2..0.45).contains(&lost), "{lost}");
+    // The zone's two nodes are tainted NoExecute 10 s apart; their pods
+    // go 300 s later.
+    let evicted = event("TaintManagerEviction").expect("evictions");
+    assert_eq!(evicted.count, 2);
+    assert!(evicted.first - not_ready.first >= secs(300));
+    assert!(evicted.last - evicted.first >= secs(10));
+    // ScheduleAnyway: the replacements run in b and c; nothing fails.
+    assert_eq!(out.deployments[0].count(PodState::Ready), 6);
+    assert_eq!(out.windows[1].totals.errors(), 0);
+}
+
+#[test]
+fn a_hard_zone_spread_keeps_replacements_pending_while_the_zone_is_down() {
+    let out = run(&zone_failure(true), 1, &mut NullSink);
+    // Zone a has no pods left but its nodes still count (nodeTaintsPolicy:
+    // Ignore): b and c, at 2 each, are more than maxSkew 1 above it.
+    assert_eq!(out.deployments[0].count(PodState::Ready), 4);
+    assert_eq!(out.deployments[0].count(PodState::Unschedulable), 2);
+    let failed = out
+        .events
+        .iter()
+        .rfind(|e| e.reason == "FailedScheduling")
+        .expect("FailedScheduling");
+    assert!(
+        failed.message.starts_with(
+            "0/6 nodes are available: 2 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, \
+             4 node(s) didn't match pod topology spread constraints."
+        ),
+        "{}",
+        failed.message
+    );
+}
+
+#[test]
+fn a_new_node_takes_the_small_pods_queued_behind_big_ones() {
+    use crate::autoscaler::{NodePoolSpec, NODE_STARTUP, SCAN_INTERVAL};
+    use crate::scheduler::Resources;
+    let mut cfg = config("10.0.0.0/22", 3);
+    cfg.traffic.clear();
+    let zones = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+    cfg.nodes = spread_nodes(4, &zones, 110);
+    let cpu = |m| Resources {
+        cpu_millis: m,
+        memory: 1 << 30,
+    };
+    for n in &mut cfg.nodes[..3] {
+        n.allocatable = Some(cpu(2000));
+    }
+    cfg.nodes[3].standby = true;
+    cfg.nodes[3].allocatable = Some(cpu(1000));
+    cfg.node_pool = Some(NodePoolSpec {
+        name: "pool".into(),
+        max_nodes: 4,
+        shape: Some(cpu(1000)),
+        max_pods: 110,
+        scan_interval: SCAN_INTERVAL,
+        node_startup: NODE_STARTUP,
+        subnetwork: "projects/p/regions/r/subnetworks/s".into(),
+    });
+    let server = cfg.deployments[0].server;
+    let mut big = DeploymentSpec::new("big", 3, secs(5), secs(5), server);
+    big.requests = Resources {
+        cpu_millis: 1500,
+        memory: 0,
+    };
+    let mut small = DeploymentSpec::new("small", 3, secs(5), secs(5), server);
+    small.requests = Resources {
+        cpu_millis: 400,
+        memory: 0,
+    };
+    cfg.deployments = vec![big, small];
+    // Big pods first (older), then small ones: neither fits the 100m left
+    // on each node; a new 1000m node fits small pods only.
+    cfg.timeline = vec![
+        TimedAction {
+            at: secs(10),
+            action: Action::Scale {
+                deployment: 0,
+                replicas: 5,
+            },
+        },
+        TimedAction {
+            at: secs(20),
+            action: Action::Scale {
+                deployment: 1,
+                replicas: 5,
+            },
+        },
+    ];
+    cfg.windows.clear();
+    let out = run(&cfg, 1, &mut NullSink);
+    assert_eq!(out.deployments[0].count(PodState::Unschedulable), 2);
+    assert_eq!(out.deployments[1].count(PodState::Ready), 5);
+}
+
+#[test]
+fn a_failed_zone_takes_its_nat_gateway_with_it() {
+    let mut cfg = egress(true, ConnectionMode::PerRequest, 100.0);
+    cfg.timeline = vec![TimedAction {
+        at: secs(110),
+        action: Action::ZoneDown {
+            zone: "a".into(),
+            nodes: vec![0, 3],
+        },
+    }];
+    let out = run(&cfg, 1, &mut NullSink);
+    let down: Vec<&str> = out
+        .events
+        .iter()
+        .filter(|e| e.reason == "NatGatewayDown")
+        .map(|e| e.example_object.as_str())
+        .collect();
+    assert_eq!(down, ["natgateway/nat-a"]);
+    assert!(out.events.iter().any(|e| e.reason == "ZoneDown"));
 }

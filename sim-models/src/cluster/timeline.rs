@@ -1,8 +1,8 @@
 //! # The scenario's timeline
 //!
-//! Each timed [`super::Action`] (scale, rate change, IP pool, policies, CNI
-//! daemon faults, conntrack flush) acts on the run at its time, on whatever is
-//! in flight.
+//! Each timed [`super::Action`] (scale, rate change, IP pool, pod range,
+//! policies, CNI daemon faults, conntrack flush, a zone failure) acts on the
+//! run at its time, on whatever is in flight.
 
 use super::*;
 
@@ -40,6 +40,16 @@ impl Sim<'_> {
                     format!("ippool/{cidr}"),
                 ),
             },
+            Action::ZoneDown { .. } => {
+                let cfg = self.cfg;
+                if let Action::ZoneDown { zone, nodes } = &cfg.timeline[i].action {
+                    self.zone_down(zone, nodes);
+                }
+            }
+            Action::AddPodRange { cidr } => {
+                let cidr = *cidr;
+                self.add_pod_range(cidr);
+            }
             Action::SetPolicies { .. } => {
                 let delay = self
                     .cfg

@@ -316,6 +316,9 @@ impl Sim<'_> {
 
     /// Offers the request to pod `p`'s server.
     pub(crate) fn offer(&mut self, p: u32, req: Request) {
+        if self.pod_unreachable(p) {
+            return self.lost_with_node(req);
+        }
         let d = self.serving_deployment(p, &req);
         let server_spec = &self.cfg.deployments[d].server;
         match self.servers[p as usize].offer(server_spec, req) {
@@ -435,6 +438,19 @@ impl Sim<'_> {
 
     pub(crate) fn completed(&mut self, p: u32, req: Request) {
         let now = self.engine.now();
+        if self.pod_unreachable(p) {
+            // The pod stopped with its node: this request and every one
+            // it queued get no answer.
+            self.lost_with_node(req);
+            let (mut held, mut gone) = (Vec::new(), Vec::new());
+            while let Some(r) = self.servers[p as usize].finish(now, |r| gone.push(r)) {
+                held.push(r);
+            }
+            for r in held.into_iter().chain(gone) {
+                self.lost_with_node(r);
+            }
+            return;
+        }
         let o = completion_outcome(&req, now);
         let t = req.source as usize;
         if matches!(o, Outcome::Answered(_)) && self.egress_reply_lost(req) {

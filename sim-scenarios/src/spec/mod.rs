@@ -452,8 +452,13 @@ impl Validator<'_> {
         let (timeline, lp) = (sec.timeline.0, &sec.timeline.1[..]);
         let (duration, sample_every, windows) =
             (common.duration, common.sample_every, common.windows);
-        let ipam = self.ipam(&[cp, &path!["cluster", "ipam"]].concat(), &cluster.ipam)?;
         let np = [cp, &path!["cluster", "nodes"]].concat();
+        let max_pods = cluster.nodes.max_pods.map_or(DEFAULT_MAX_PODS, |c| c.0);
+        let ipam = self.ipam(
+            &[cp, &path!["cluster", "ipam"]].concat(),
+            &cluster.ipam,
+            (max_pods, &[np.as_slice(), &path!["max_pods"]].concat()),
+        )?;
         if cluster.nodes.zones.is_empty() {
             return Err(self.err(
                 &np,
@@ -471,11 +476,26 @@ impl Validator<'_> {
                 "Kubernetes supports up to 5,000 nodes per cluster",
             ));
         }
-        let nodes = spread_nodes(
+        let mut nodes = spread_nodes(
             cluster.nodes.count.0,
             &cluster.nodes.zones,
             cluster.nodes.max_pods.map_or(DEFAULT_MAX_PODS, |c| c.0),
         );
+        if let Some(a) = &cluster.nodes.allocatable {
+            nodes
+                .iter_mut()
+                .for_each(|n| n.allocatable = Some(a.resources()));
+        }
+        let node_pool = match &cluster.node_pool {
+            Some(pool) => Some(self.node_pool(
+                &[cp, &path!["cluster", "node_pool"]].concat(),
+                &cluster.nodes,
+                pool,
+                &mut nodes,
+                max_pods,
+            )?),
+            None => None,
+        };
         let dns_workload = sec.dns.0.map(|d| d.workload.as_str());
         let mut from_manifests = match &cluster.manifests {
             Some(rel) => Some(self.manifests(
@@ -591,6 +611,7 @@ impl Validator<'_> {
             conntrack,
             kube_proxy,
             services,
+            node_pool,
             nat_gateways,
         };
         Ok(Variant {

@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use sim_models::cluster::Action;
 use sim_models::connections::{ConnectionMode, GO_IDLE_CONN_TIMEOUT};
 use sim_models::conntrack::{DataPath, Kernel};
 use sim_models::did_you_mean::suggest;
@@ -471,4 +472,95 @@ fn bad_nat_gateway_settings_are_located() {
     assert!(e.message.contains("needs `from`"), "{e}");
     let e = with_lines(", from: api, external: 203.0.113.10:443", "").unwrap_err();
     assert!(e.message.contains("network.nat_gateways"), "{e}");
+}
+
+fn zoned(cluster_extra: &str, timeline: &str) -> Result<Scenario, InputError> {
+    let text = format!(
+        "name: t\nsummary: s\nduration: 10m\nsample_every: 10s\ncluster:\n  nodes: {{count: 6, zones: [eu-b, eu-c, eu-d], max_pods: 110, allocatable: {{cpu: 2, memory: 4Gi}}}}\n\
+         {cluster_extra}workloads:\n  - {{name: api, replicas: 3, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms, \
+         resources: {{requests: {{cpu: 500m, memory: 1Gi}}}}, topology_spread: {{maxSkew: 1, whenUnsatisfiable: ScheduleAnyway}}}}\n\
+         traffic:\n  - {{to: api, rate: 1/s, timeout: 1s}}\ntimeline:\n{timeline}"
+    );
+    parse("z.yaml", &text)
+}
+
+#[test]
+fn zone_down_names_the_zones_nodes_and_refuses_an_unknown_zone() {
+    let flat = "  ipam: {mode: flat, pod_cidr: 10.0.0.0/24}\n";
+    let ok = zoned(flat, "  - {at: 1m, zone_down: eu-c}\n").unwrap();
+    let cfg = &ok.variants[0].config;
+    let Action::ZoneDown { zone, nodes } = &cfg.timeline[0].action else {
+        panic!("{:?}", cfg.timeline[0].action);
+    };
+    // Round-robin over three zones: nodes 2 and 5 are in eu-c.
+    assert_eq!((zone.as_str(), nodes.as_slice()), ("eu-c", &[1, 4][..]));
+    let spread = cfg.deployments[0].spread.unwrap();
+    assert!(!spread.do_not_schedule && spread.max_skew == 1);
+    let e = zoned(flat, "  - {at: 1m, zone_down: eu-a}\n").unwrap_err();
+    assert!(e.message.contains("no node is in zone `eu-a`"), "{e}");
+    assert!(e.hint.contains("eu-b, eu-c, eu-d"), "{e}");
+    assert_eq!(e.at.map(|(l, _)| l), Some(13), "{e}");
+    let e = zoned(flat, "  - {at: 1m, zone_down: eu-c, replicas: 2}\n").unwrap_err();
+    assert!(e.message.contains("takes no `replicas`"), "{e}");
+}
+
+#[test]
+fn gke_ranges_and_node_pools_are_checked() {
+    let gke = "  ipam: {mode: gke, pod_range: 10.4.0.0/22}\n  node_pool: {max_nodes: 8}\n";
+    let ok = zoned(gke, "  - {at: 1m, add_pod_range: 10.5.0.0/22}\n").unwrap();
+    let cfg = &ok.variants[0].config;
+    // 110 max pods: /24 per node; 6 nodes, 2 standby slots.
+    assert_eq!(cfg.nodes.len(), 8);
+    assert_eq!(cfg.nodes.iter().filter(|n| n.standby).count(), 2);
+    assert!(matches!(
+        cfg.ipam,
+        sim_models::ipam::IpamLayout::PerNode { node_mask: 24, .. }
+    ));
+    let pool = cfg.node_pool.as_ref().unwrap();
+    assert_eq!(
+        pool.subnetwork,
+        "projects/my-project/regions/eu/subnetworks/default"
+    );
+    let cases = [
+        (
+            "  ipam: {mode: gke, pod_range: 10.4.0.0/25}\n",
+            "",
+            "smaller than one node's /24 block",
+        ),
+        (
+            "  ipam: {mode: gke, pod_range: 10.4.0.0/16, node_mask: 26}\n",
+            "",
+            "node_mask does not apply",
+        ),
+        (
+            "  ipam: {mode: flat, pod_cidr: 10.0.0.0/24, pod_range: 10.4.0.0/16}\n",
+            "",
+            "pod_range belongs to `mode: gke`",
+        ),
+        (
+            "  ipam: {mode: gke, pod_range: 10.4.0.0/16}\n  node_pool: {max_nodes: 5}\n",
+            "",
+            "must be between nodes.count (6)",
+        ),
+        (
+            "  ipam: {mode: gke, pod_range: 10.4.0.0/16}\n",
+            "  - {at: 1m, add_pod_range: 10.4.128.0/17}\n",
+            "overlaps the pod range",
+        ),
+        (
+            "  ipam: {mode: flat, pod_cidr: 10.0.0.0/24}\n",
+            "  - {at: 1m, add_pod_range: 10.5.0.0/16}\n",
+            "applies to `mode: gke`",
+        ),
+    ];
+    for (cluster, timeline, want) in cases {
+        let timeline = if timeline.is_empty() {
+            "  - {at: 1m, scale: api, replicas: 4}\n"
+        } else {
+            timeline
+        };
+        let e = zoned(cluster, timeline).unwrap_err();
+        assert!(e.message.contains(want), "{want}: {e}");
+        assert!(e.at.is_some(), "{e}");
+    }
 }

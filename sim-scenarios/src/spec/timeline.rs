@@ -2,9 +2,9 @@
 //!
 //! # Scope
 //! Each entry is `at` plus exactly one action (scale, a rate change, a new
-//! IP pool, policy sets, the CNI daemon down or up, a conntrack flush);
-//! names are checked against the variant's workloads, traffic, policy sets
-//! and nodes.
+//! IP pool or pod range, policy sets, the CNI daemon down or up, a conntrack
+//! flush, a zone failure); names are checked against the variant's
+//! workloads, traffic, policy sets, nodes and zones.
 //!
 //! # Validation
 //! Every error names the field it is about (`file:line:column`) with a hint.
@@ -45,6 +45,13 @@ pub struct TimelineFile {
     /// An operator deletes the UDP conntrack entries on these nodes
     /// (`conntrack -D -p udp`; needs network.conntrack).
     pub conntrack_flush: Option<NodeNames>,
+    /// Add a pod range new nodes' blocks are cut from (`mode: gke` IPAM:
+    /// GKE's additional pod ranges).
+    pub add_pod_range: Option<String>,
+    /// A zone fails (one of `nodes.zones`): its nodes stop with their
+    /// pods; the node lifecycle controller marks them NotReady after its
+    /// grace period and evicts their pods after the toleration.
+    pub zone_down: Option<String>,
     /// This NAT gateway goes down (a stand-in for its zone failing; needs
     /// network.nat_gateways).
     pub nat_gateway_down: Option<String>,
@@ -127,13 +134,15 @@ impl Validator<'_> {
             e.cni_down.is_some(),
             e.cni_up.is_some(),
             e.conntrack_flush.is_some(),
+            e.add_pod_range.is_some(),
+            e.zone_down.is_some(),
             e.nat_gateway_down.is_some(),
             e.nat_gateway_up.is_some(),
         ]
         .iter()
         .filter(|x| **x)
         .count();
-        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names), `nat_gateway_down` or `nat_gateway_up` (+ a gateway's name)";
+        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `add_pod_range`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names), `zone_down` (+ a zone), `nat_gateway_down` or `nat_gateway_up` (+ a gateway's name)";
         if set != 1 {
             let msg = if set == 0 {
                 "timeline entry has no action"
@@ -196,6 +205,49 @@ impl Validator<'_> {
                 sets.push(i);
             }
             Action::SetPolicies { sets }
+        } else if let Some(range) = &e.add_pod_range {
+            let cp = [p, &path!["add_pod_range"]].concat();
+            let cidr = self.cidr(&cp, range)?;
+            let IpamLayout::PerNode { cluster_cidr, .. } = ipam else {
+                return Err(self.err(
+                    &cp,
+                    "add_pod_range applies to `mode: gke` (per-node) IPAM",
+                    "flat layouts add pools with add_pod_cidr",
+                ));
+            };
+            if cluster_cidr.overlaps(&cidr) {
+                return Err(self.err(
+                    &cp,
+                    format!("{cidr} overlaps the pod range {cluster_cidr}"),
+                    "add a range that does not overlap, e.g. the next free /16",
+                ));
+            }
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(p, "`add_pod_range` takes no `replicas` or `rate`", hint));
+            }
+            Action::AddPodRange { cidr }
+        } else if let Some(zone) = &e.zone_down {
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(p, "`zone_down` takes no `replicas` or `rate`", hint));
+            }
+            let picked: Vec<usize> = (0..nodes.len())
+                .filter(|&n| nodes[n].zone == *zone)
+                .collect();
+            if picked.is_empty() {
+                let mut zones: Vec<&str> = nodes.iter().map(|n| n.zone.as_str()).collect();
+                zones.dedup();
+                zones.sort_unstable();
+                zones.dedup();
+                return Err(self.err(
+                    &[p, &path!["zone_down"]].concat(),
+                    format!("no node is in zone `{zone}`"),
+                    format!("zones of cluster.nodes: {}", zones.join(", ")),
+                ));
+            }
+            Action::ZoneDown {
+                zone: zone.clone(),
+                nodes: picked,
+            }
         } else if let Some(name) = e.nat_gateway_down.as_ref().or(e.nat_gateway_up.as_ref()) {
             let up = e.nat_gateway_up.is_some();
             let field = if up {

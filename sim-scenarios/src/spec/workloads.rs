@@ -15,13 +15,14 @@ use super::{Validator, R};
 use crate::envelope::Locate;
 use crate::locate::Seg;
 use crate::path;
-use crate::units::{Count, Duration};
+use crate::units::{Count, Cpu, Duration, Memory};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_models::app::ServerSpec;
 use sim_models::coredns::CoreDnsSpec;
 use sim_models::netpol::Protocol;
-use sim_models::workload::{DeploymentSpec, WorkloadKind};
+use sim_models::scheduler::Resources;
+use sim_models::workload::{DeploymentSpec, WorkloadKind, ZoneSpread};
 use std::collections::BTreeMap;
 
 /// One Deployment and its server.
@@ -67,6 +68,50 @@ pub struct WorkloadFile {
     pub dns_policy: Option<String>,
     /// The pod spec's `dnsConfig`.
     pub dns_config: Option<PodDnsConfigFile>,
+    /// Each pod's `resources` (only `requests` is read: the scheduler
+    /// places pods by them on nodes that state `allocatable`).
+    pub resources: Option<ResourcesFile>,
+    /// A `topologySpreadConstraints` entry over zones
+    /// (`topologyKey: topology.kubernetes.io/zone`, the workload's own pods
+    /// as `labelSelector`).
+    pub topology_spread: Option<TopologySpreadFile>,
+}
+
+/// A container's `resources`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesFile {
+    /// `requests`: `cpu` (`250m`, `1`) and `memory` (`512Mi`).
+    pub requests: RequestsFile,
+}
+
+/// CPU and memory as Kubernetes quantities.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsFile {
+    /// CPU (`250m`, `1`).
+    pub cpu: Option<Cpu>,
+    /// Memory (`512Mi`, `2Gi`).
+    pub memory: Option<Memory>,
+}
+
+/// `topologySpreadConstraints` over zones.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TopologySpreadFile {
+    /// `maxSkew` (at least 1).
+    pub max_skew: Count,
+    /// `DoNotSchedule` (default) or `ScheduleAnyway`.
+    pub when_unsatisfiable: Option<WhenUnsatisfiable>,
+}
+
+/// What the scheduler does when the skew cannot be kept.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+pub enum WhenUnsatisfiable {
+    /// The pod stays Pending.
+    DoNotSchedule,
+    /// The pod goes to the least skewed zone that can take it.
+    ScheduleAnyway,
 }
 
 /// Workload controllers.
@@ -190,10 +235,32 @@ impl Validator<'_> {
                     )
                 })?;
             }
+            if let Some(r) = &w.resources {
+                d.requests = requests(r);
+            }
+            d.spread = self.spread(&p, w)?;
             deployments.push(d);
         }
 
         Ok(deployments)
+    }
+
+    /// A workload's zone spread constraint, checked.
+    pub(super) fn spread(&self, p: &[Seg], w: &WorkloadFile) -> R<Option<ZoneSpread>> {
+        let Some(t) = &w.topology_spread else {
+            return Ok(None);
+        };
+        if t.max_skew.0 == 0 {
+            return Err(self.err(
+                &[p, &path!["topology_spread", "maxSkew"]].concat(),
+                "maxSkew 0 can never be met",
+                "maxSkew is at least 1, e.g. maxSkew: 1",
+            ));
+        }
+        Ok(Some(ZoneSpread {
+            max_skew: t.max_skew.0,
+            do_not_schedule: t.when_unsatisfiable != Some(WhenUnsatisfiable::ScheduleAnyway),
+        }))
     }
 
     /// A workload's server model; the DNS workload's pods are CoreDNS and
@@ -249,5 +316,13 @@ impl Validator<'_> {
             service_time: t.0,
             queue_limit: w.queue_limit.map(|c| c.0),
         })
+    }
+}
+
+/// A pod's requests as the scheduler counts them (absent: 0).
+pub(super) fn requests(r: &ResourcesFile) -> Resources {
+    Resources {
+        cpu_millis: r.requests.cpu.map_or(0, |c| u64::from(c.0)),
+        memory: r.requests.memory.map_or(0, |m| m.0),
     }
 }

@@ -299,6 +299,10 @@ impl Validator<'_> {
                 .unwrap_or(SimDuration::ZERO);
             let mut d = DeploymentSpec::new(&w.name, w.replicas, startup.0, ready_after, server);
             d.kind = w.kind;
+            d.requests = sim_models::scheduler::Resources {
+                cpu_millis: w.resources.cpu_request.map_or(0, u64::from),
+                memory: w.resources.memory_request.unwrap_or(0),
+            };
             d.namespace = w.namespace.clone();
             d.labels = w.labels.clone();
             if let Some(port) = w.ports.first() {
@@ -328,7 +332,7 @@ impl Validator<'_> {
                 }
             } else if w.resources.is_stated() {
                 notes.push(format!(
-                    "note: {} ({}): resources are not modelled for application pods (their speed is the scenario's concurrency and service_time)",
+                    "note: {} ({}): resources are not modelled for application pods (their speed is the scenario's concurrency and service_time; the scheduler reads the requests when nodes state allocatable)",
                     w.id(),
                     w.at
                 ));
