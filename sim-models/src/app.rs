@@ -153,6 +153,20 @@ pub enum Outcome {
     /// the NAT gateway had forgotten it and answered the request with an
     /// RST.
     NatIdleReset,
+    /// Through a cloud load balancer ([`crate::cloud_lb`]): ALB's `502 Bad
+    /// Gateway` (the target reset or refused the connection, or its
+    /// deregistration delay ended with the request outstanding).
+    LbBadGateway,
+    /// ALB's `503 Service Unavailable`: no registered target.
+    LbUnavailable,
+    /// ALB's `504 Gateway Timeout`: the target did not accept the
+    /// connection within 10 s.
+    LbGatewayTimeout,
+    /// NLB: the target reset the connection (passed through).
+    LbReset,
+    /// NLB: no target took the connection; the client's SYNs went
+    /// unanswered until its timeout.
+    LbConnectTimeout,
 }
 
 impl Outcome {
@@ -191,7 +205,13 @@ impl fmt::Display for Outcome {
             | Outcome::NatPortAllocation => {
                 write!(f, "dial tcp: i/o timeout")
             }
-            Outcome::NatIdleReset => write!(f, "read tcp: connection reset by peer"),
+            Outcome::NatIdleReset | Outcome::LbReset => {
+                write!(f, "read tcp: connection reset by peer")
+            }
+            Outcome::LbBadGateway => write!(f, "502 Bad Gateway (the load balancer)"),
+            Outcome::LbUnavailable => write!(f, "503 Service Unavailable (the load balancer)"),
+            Outcome::LbGatewayTimeout => write!(f, "504 Gateway Timeout (the load balancer)"),
+            Outcome::LbConnectTimeout => write!(f, "dial tcp: i/o timeout"),
             Outcome::LookupFailed => write!(f, "getaddrinfo: Temporary failure in name resolution"),
         }
     }

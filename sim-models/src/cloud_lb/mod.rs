@@ -123,6 +123,28 @@ impl TargetGroupSpec {
     }
 }
 
+/// What a target's health check asks of the pod behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckPath {
+    /// A TCP check, or a path the server answers as soon as its process
+    /// listens (e.g. `/`): passes once the container runs, whether the
+    /// application can serve requests yet or not.
+    Port,
+    /// The readiness probe's path: passes once the application serves
+    /// (the pod passed its readiness probe).
+    Readiness,
+}
+
+/// Where a load balancer sends traffic of a cluster run: its target
+/// group's settings and what its health check asks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LbEntry {
+    /// The target group.
+    pub group: TargetGroupSpec,
+    /// What the health check asks of a pod.
+    pub check: CheckPath,
+}
+
 /// ELB's default deregistration delay (row `lb-deregistration-delay`).
 pub const DEFAULT_DEREGISTRATION_DELAY: SimDuration = SimDuration::from_secs(300);
 

@@ -55,6 +55,10 @@ pub struct TrafficSpec {
     /// Service's NodePort ([`crate::services::NodePortEntry`]); `None`:
     /// through the Service's ClusterIP.
     pub entry: Option<crate::services::NodePortEntry>,
+    /// Clients outside the cluster enter through a cloud load balancer in
+    /// front of the target Service ([`crate::cloud_lb::LbEntry`]): its
+    /// target group routes each request to a pod (the `lb` room).
+    pub load_balancer: Option<crate::cloud_lb::LbEntry>,
     /// The requests go through an ingress controller, each to the backend
     /// routed for the path it draws ([`IngressTraffic`]); `deployment` is
     /// then `None`, and `from` too (users outside the cluster).
@@ -89,6 +93,7 @@ impl TrafficSpec {
             connections: ConnectionMode::PerRequest,
             snat: false,
             entry: None,
+            load_balancer: None,
             ingress: None,
             external: None,
             request_bytes: 0,

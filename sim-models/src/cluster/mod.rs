@@ -120,6 +120,7 @@ mod dns;
 mod egress;
 mod events;
 mod ingress;
+mod lb;
 mod output;
 mod pods;
 mod sampling;
@@ -239,6 +240,13 @@ enum Ev {
     EgressDropped(Request),
     /// An egress SYN the NAT gateway had no port for: the client gives up.
     EgressNoPort(Request),
+    /// A load balancer's health checks of its targets are due.
+    LbCheck(u32),
+    /// A deregistered target's delay ends: its requests in flight are cut.
+    LbDrainEnd { lb: u32, target: u32 },
+    /// Nothing answered a request a load balancer sent on (or no target
+    /// took an NLB's connection).
+    LbSilent(Request),
 }
 
 /// One pod. Its name is derived when printed ([`Sim::pod_name`]).
@@ -437,6 +445,8 @@ struct Sim<'a> {
     ca: Option<CaRt>,
     /// Per window, per NAT gateway: its figures in the window.
     nat_windows: Vec<GatewayStats>,
+    /// Cloud load balancers in front of Services.
+    lbs: lb::Lbs,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -574,6 +584,8 @@ impl<'a> Sim<'a> {
             .as_ref()
             .map(|d| DnsRt::new(cfg, d, &mut metrics, &rng));
         let services = services::ServicesRt::new(cfg);
+        let zones = services.zone_of.iter().max().map_or(1, |z| z + 1) as u32;
+        let lbs = lb::Lbs::new(cfg, zones, &rng);
         Sim {
             cfg,
             engine: Engine::new(),
@@ -638,6 +650,7 @@ impl<'a> Sim<'a> {
             ca,
             kube_proxy_wake: None,
             services,
+            lbs,
             rng,
             dns,
             ip_owner: HashMap::new(),
@@ -659,6 +672,7 @@ impl<'a> Sim<'a> {
             self.reconcile(d);
         }
         self.warm_start();
+        self.lb_start();
         if let Some(pool) = &self.cfg.node_pool {
             self.engine
                 .schedule_at(SimTime::ZERO + pool.scan_interval, Ev::CaScan);
@@ -717,6 +731,7 @@ impl<'a> Sim<'a> {
                 self.set_state(p, PodState::Ready);
                 let d = self.pods[p as usize].deployment as usize;
                 self.endpoint_up(p, d);
+                self.lb_register(p, true);
             }
         }
     }
@@ -751,6 +766,9 @@ impl<'a> Sim<'a> {
             Ev::NoHostTimeout(req) => self.outcome(req, Outcome::NoHost),
             Ev::EgressDropped(req) => self.outcome(req, Outcome::NatDropped),
             Ev::EgressNoPort(req) => self.outcome(req, Outcome::NatPortAllocation),
+            Ev::LbCheck(i) => self.lb_check(i as usize),
+            Ev::LbDrainEnd { lb, target } => self.lb_drain_end(lb as usize, target),
+            Ev::LbSilent(req) => self.lb_silent(req),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),

@@ -109,6 +109,16 @@ pub struct RequestTotals {
     /// Of `refused`: requests on a connection a NAT gateway had dropped
     /// after 350 s idle (RST).
     pub nat_idle_reset: u64,
+    /// Of `refused`: a cloud load balancer's `502 Bad Gateway`.
+    pub lb_502: u64,
+    /// Of `rejected`: a cloud load balancer's `503 Service Unavailable`.
+    pub lb_503: u64,
+    /// Of `timed_out`: a cloud load balancer's `504 Gateway Timeout`.
+    pub lb_504: u64,
+    /// Of `refused`: an NLB passed a target's reset through.
+    pub lb_reset: u64,
+    /// Of `timed_out`: an NLB had no target for the connection.
+    pub lb_connect_timeout: u64,
 }
 
 impl RequestTotals {
@@ -177,6 +187,26 @@ impl RequestTotals {
                 self.no_host += 1;
             }
             Outcome::NotFound => self.not_found += 1,
+            Outcome::LbBadGateway => {
+                self.refused += 1;
+                self.lb_502 += 1;
+            }
+            Outcome::LbUnavailable => {
+                self.rejected += 1;
+                self.lb_503 += 1;
+            }
+            Outcome::LbGatewayTimeout => {
+                self.timed_out += 1;
+                self.lb_504 += 1;
+            }
+            Outcome::LbReset => {
+                self.refused += 1;
+                self.lb_reset += 1;
+            }
+            Outcome::LbConnectTimeout => {
+                self.timed_out += 1;
+                self.lb_connect_timeout += 1;
+            }
         }
     }
 }

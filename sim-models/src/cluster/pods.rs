@@ -14,6 +14,7 @@ impl Sim<'_> {
         if self.pod_live_in(p, PodState::Creating) && !self.pod_unreachable(p) {
             self.start_container(p);
             self.set_state(p, PodState::Running);
+            self.lb_register(p, false);
             let d = self.pods[p as usize].deployment as usize;
             self.engine
                 .schedule_in(self.cfg.deployments[d].ready_after, Ev::ReadinessPassed(p));
@@ -239,6 +240,7 @@ impl Sim<'_> {
             self.retire_coredns(&c);
             self.coredns_actions(p, actions);
         }
+        self.lb_deregister(p);
         let pod = &mut self.pods[p as usize];
         pod.deleted = true;
         let (d, state, node, lease) = (

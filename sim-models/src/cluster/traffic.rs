@@ -156,6 +156,9 @@ impl Sim<'_> {
     /// pod address a headless Service's DNS answer gave.
     pub(crate) fn connect(&mut self, req: Request, addr: Option<Ipv4Addr>) {
         let t = req.source as usize;
+        if let Some(i) = self.lb_of(t) {
+            return self.lb_send(i, req);
+        }
         let client = req.client.get();
         let Some(d) = self.target_of(&req) else {
             return;
@@ -317,6 +320,7 @@ impl Sim<'_> {
     /// Offers the request to pod `p`'s server.
     pub(crate) fn offer(&mut self, p: u32, req: Request) {
         if self.pod_unreachable(p) {
+            self.lb_end(p, &req);
             return self.lost_with_node(req);
         }
         let d = self.serving_deployment(p, &req);
@@ -325,6 +329,7 @@ impl Sim<'_> {
             Admit::Start => self.start_service(p, req),
             Admit::Queued => {}
             Admit::Rejected => {
+                self.lb_end(p, &req);
                 self.outcome(req, Outcome::Rejected);
                 self.request_done(req, true);
             }
@@ -441,17 +446,24 @@ impl Sim<'_> {
         if self.pod_unreachable(p) {
             // The pod stopped with its node: this request and every one
             // it queued get no answer.
+            self.lb_end(p, &req);
             self.lost_with_node(req);
             let (mut held, mut gone) = (Vec::new(), Vec::new());
             while let Some(r) = self.servers[p as usize].finish(now, |r| gone.push(r)) {
                 held.push(r);
             }
             for r in held.into_iter().chain(gone) {
+                self.lb_end(p, &r);
                 self.lost_with_node(r);
             }
             return;
         }
-        let o = completion_outcome(&req, now);
+        let mut o = completion_outcome(&req, now);
+        if self.lb_end(p, &req) && matches!(o, Outcome::Answered(_)) {
+            // The load balancer cut the request off when the target's
+            // deregistration ended.
+            o = self.lb_cut_outcome(&req);
+        }
         let t = req.source as usize;
         if matches!(o, Outcome::Answered(_)) && self.egress_reply_lost(req) {
             // The reply died at the NAT gateway: the client waits it out.
@@ -476,6 +488,7 @@ impl Sim<'_> {
         let mut abandoned = Vec::new();
         let next = self.servers[p as usize].finish(now, |r| abandoned.push(r));
         for r in abandoned {
+            self.lb_end(p, &r);
             self.outcome(r, Outcome::TimedOut);
             self.request_done(r, false);
         }
@@ -545,9 +558,13 @@ impl Sim<'_> {
                 self.metrics.inc(tr.counters.no_host);
                 Some(tr.counters.timed_out)
             }
-            Outcome::Refused | Outcome::PortClosed | Outcome::NatIdleReset => {
-                Some(tr.counters.refused)
-            }
+            Outcome::Refused
+            | Outcome::PortClosed
+            | Outcome::NatIdleReset
+            | Outcome::LbBadGateway
+            | Outcome::LbReset => Some(tr.counters.refused),
+            Outcome::LbUnavailable => Some(tr.counters.rejected),
+            Outcome::LbGatewayTimeout | Outcome::LbConnectTimeout => Some(tr.counters.timed_out),
             Outcome::EdgeDropped | Outcome::NoLocalEndpoint => Some(tr.counters.timed_out),
             Outcome::Rejected => Some(tr.counters.rejected),
             Outcome::NatDropped | Outcome::NatPortAllocation => Some(tr.counters.timed_out),

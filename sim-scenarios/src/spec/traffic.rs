@@ -53,6 +53,11 @@ pub struct TrafficFile {
     /// its NodePort instead of its ClusterIP:
     /// `{address: public, source: 198.51.100.7}`.
     pub node_port: Option<NodePortFile>,
+    /// Clients outside the cluster reach the Service (type LoadBalancer)
+    /// through its cloud load balancer: `{kind: alb, targets: ip,
+    /// controller: aws-lbc, deregistration_delay: 30s, health_check:
+    /// {path: readiness, interval: 5s}}`.
+    pub load_balancer: Option<LoadBalancerFile>,
     /// The application's DNS cache: `ttl` (the record's) or a duration
     /// (`30s`, whatever the TTL); default none.
     pub dns_cache: Option<String>,
@@ -112,6 +117,97 @@ pub struct NodePortFile {
     /// The clients' source address (default 198.51.100.7, a documentation
     /// address standing for the internet).
     pub source: Option<std::net::Ipv4Addr>,
+}
+
+/// A cloud load balancer in front of a LoadBalancer Service.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancerFile {
+    /// `alb` (HTTP, answers 502/503/504 itself) or `nlb` (TCP).
+    pub kind: LbKindName,
+    /// `ip` (pod IPs; the only kind modelled in the cluster run) or
+    /// `instance` (nodes).
+    #[serde(default = "default_targets")]
+    pub targets: LbTargetsName,
+    /// Whose defaults the target group takes: `aws` (ELB's), `aws-lbc`
+    /// (the AWS Load Balancer Controller's) or `gke` (GKE NEG's).
+    #[serde(default = "default_controller")]
+    pub controller: LbControllerName,
+    /// Cross-zone load balancing (default: on for ALB, off for NLB).
+    pub cross_zone: Option<bool>,
+    /// How long a deregistered target keeps its requests in flight
+    /// (default 300s, ELB's).
+    pub deregistration_delay: Option<Duration>,
+    /// The health check: what it asks and its timing (default: the
+    /// controller's).
+    pub health_check: Option<LbHealthCheckFile>,
+}
+
+fn default_targets() -> LbTargetsName {
+    LbTargetsName::Ip
+}
+
+fn default_controller() -> LbControllerName {
+    LbControllerName::Aws
+}
+
+/// `alb` or `nlb`.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LbKindName {
+    /// Application Load Balancer.
+    Alb,
+    /// Network Load Balancer.
+    Nlb,
+}
+
+/// `ip` or `instance`.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LbTargetsName {
+    /// Pod IPs.
+    Ip,
+    /// Nodes (the Service's NodePort).
+    Instance,
+}
+
+/// Whose target-group defaults.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LbControllerName {
+    /// ELB's own defaults.
+    Aws,
+    /// The AWS Load Balancer Controller's.
+    AwsLbc,
+    /// GKE's (NEG backends).
+    Gke,
+}
+
+/// A health check's overrides.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LbHealthCheckFile {
+    /// `port` (a TCP check or a path answered as soon as the server
+    /// listens, default) or `readiness` (the readiness probe's path).
+    pub path: Option<LbCheckPathName>,
+    /// Time between two checks of a target.
+    pub interval: Option<Duration>,
+    /// A check with no answer by then fails.
+    pub timeout: Option<Duration>,
+    /// Passes in a row that make a target healthy (a new one too).
+    pub healthy_threshold: Option<Count>,
+    /// Failures in a row that make a target unhealthy.
+    pub unhealthy_threshold: Option<Count>,
+}
+
+/// What a health check asks.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LbCheckPathName {
+    /// The port (or a path answered as soon as the server listens).
+    Port,
+    /// The readiness probe's path.
+    Readiness,
 }
 
 /// A node address kind.
@@ -374,6 +470,15 @@ impl Validator<'_> {
                     public,
                 )?),
             };
+            let load_balancer = match &t.load_balancer {
+                None => None,
+                Some(v) => Some(self.load_balancer_entry(
+                    &[&p[..], &path!["load_balancer"]].concat(),
+                    v,
+                    t,
+                    d.map(|d| &services[d]),
+                )?),
+            };
             let external = match &t.external {
                 None => None,
                 Some(text) => {
@@ -429,6 +534,7 @@ impl Validator<'_> {
                 connections,
                 snat: t.snat || t.external.is_some(),
                 entry,
+                load_balancer,
                 ingress,
             });
         }
@@ -568,6 +674,110 @@ impl Validator<'_> {
             ),
             "name one of those Services in `to`",
         ))
+    }
+
+    /// A `load_balancer` entry (at `p`) of source `t` to `service`.
+    fn load_balancer_entry(
+        &self,
+        p: &[Seg],
+        v: &LoadBalancerFile,
+        t: &TrafficFile,
+        service: Option<&ResolvedService>,
+    ) -> R<sim_models::cloud_lb::LbEntry> {
+        use sim_models::cloud_lb::{
+            CheckPath, HealthCheck, LbEntry, LbKind, TargetGroupSpec, TargetType,
+        };
+        let clash = [
+            ("from", t.from.is_some()),
+            ("resolve", t.resolve.is_some()),
+            ("node_port", t.node_port.is_some()),
+            ("connections", t.connections.is_some()),
+            ("snat", t.snat),
+        ];
+        if let Some((field, _)) = clash.iter().find(|c| c.1) {
+            return Err(self.err(
+                p,
+                format!("`load_balancer` does not go with `{field}`: its clients are outside the cluster and send each request on its own connection"),
+                format!("remove `{field}`, or remove `load_balancer`"),
+            ));
+        }
+        let Some(service) = service else {
+            return Err(self.err(
+                p,
+                "`load_balancer` needs `to` (the LoadBalancer Service)",
+                "add to: SERVICE",
+            ));
+        };
+        if service.spec.kind != sim_models::services::ServiceType::LoadBalancer {
+            return Err(self.err(
+                p,
+                format!(
+                    "Service `{}` is of type {}: no cloud load balancer fronts it",
+                    service.spec.name,
+                    service.spec.kind.name()
+                ),
+                "give the Service type: LoadBalancer in services:",
+            ));
+        }
+        if v.targets == LbTargetsName::Instance {
+            return Err(self.err(
+                &[p, &path!["targets"]].concat(),
+                "`targets: instance` is not modelled in the cluster run yet",
+                "use targets: ip (the pods' addresses)",
+            ));
+        }
+        let kind = match v.kind {
+            LbKindName::Alb => LbKind::Application,
+            LbKindName::Nlb => LbKind::Network,
+        };
+        let mut group = TargetGroupSpec::elb_defaults(kind, TargetType::Ip);
+        group.health_check = match (v.controller, kind) {
+            (LbControllerName::Aws, _) => group.health_check,
+            (LbControllerName::AwsLbc, LbKind::Application) => HealthCheck::aws_lbc_ingress(),
+            (LbControllerName::AwsLbc, LbKind::Network) => HealthCheck::aws_lbc_service(),
+            (LbControllerName::Gke, _) => HealthCheck::gke_neg(),
+        };
+        if let Some(c) = v.cross_zone {
+            group.cross_zone = c;
+        }
+        if let Some(d) = v.deregistration_delay {
+            group.deregistration_delay = d.0;
+        }
+        let mut check = CheckPath::Port;
+        if let Some(h) = &v.health_check {
+            let hp = [p, &path!["health_check"]].concat();
+            let hc = &mut group.health_check;
+            if let Some(x) = h.path {
+                check = match x {
+                    LbCheckPathName::Port => CheckPath::Port,
+                    LbCheckPathName::Readiness => CheckPath::Readiness,
+                };
+            }
+            if let Some(x) = h.interval {
+                hc.interval = x.0;
+            }
+            if let Some(x) = h.timeout {
+                hc.timeout = x.0;
+            }
+            if let Some(x) = h.healthy_threshold {
+                hc.healthy_threshold = x.0;
+                // A new target needs as many passes (ALB: one).
+                if kind == LbKind::Network {
+                    hc.initial_passes = x.0;
+                }
+            }
+            if let Some(x) = h.unhealthy_threshold {
+                hc.unhealthy_threshold = x.0;
+            }
+            if let Err(e) = hc.validate() {
+                return Err(self.err(
+                    &hp,
+                    e,
+                    "e.g. health_check: {interval: 5s, timeout: 2s, healthy_threshold: 2}",
+                ));
+            }
+        }
+        Ok(LbEntry { group, check })
     }
 
     /// A `node_port` entry (at `p`) of a source (`from` set?, `resolve`
