@@ -795,6 +795,8 @@ impl<'a> Sim<'a> {
 }
 
 #[cfg(test)]
+mod lb_tests;
+#[cfg(test)]
 mod services_tests;
 #[cfg(test)]
 mod tests;
