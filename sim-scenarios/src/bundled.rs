@@ -40,6 +40,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/gke_pod_range_exhausted.yaml"),
     ),
     (
+        "health_check_502",
+        include_str!("../../scenarios/health_check_502.yaml"),
+    ),
+    (
         "grpc_lb_imbalance",
         include_str!("../../scenarios/grpc_lb_imbalance.yaml"),
     ),

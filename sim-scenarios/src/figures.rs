@@ -724,6 +724,30 @@ pub const REQUESTS_NAT_IDLE_RESET: Figure = window(
     "requests",
     |w, _| Some(w.totals.nat_idle_reset as f64),
 );
+/// A cloud load balancer's `502 Bad Gateway` answers in a window.
+pub const REQUESTS_LB_502: Figure = window("requests_lb_502", Kind::Count, "requests", |w, _| {
+    Some(w.totals.lb_502 as f64)
+});
+/// A cloud load balancer's `503 Service Unavailable` answers in a window.
+pub const REQUESTS_LB_503: Figure = window("requests_lb_503", Kind::Count, "requests", |w, _| {
+    Some(w.totals.lb_503 as f64)
+});
+/// A cloud load balancer's `504 Gateway Timeout` answers in a window.
+pub const REQUESTS_LB_504: Figure = window("requests_lb_504", Kind::Count, "requests", |w, _| {
+    Some(w.totals.lb_504 as f64)
+});
+/// Connections an NLB passed a target's reset through, in a window.
+pub const REQUESTS_LB_RESET: Figure =
+    window("requests_lb_reset", Kind::Count, "requests", |w, _| {
+        Some(w.totals.lb_reset as f64)
+    });
+/// Connections no NLB target took (the client timed out), in a window.
+pub const REQUESTS_LB_CONNECT_TIMEOUT: Figure = window(
+    "requests_lb_connect_timeout",
+    Kind::Count,
+    "requests",
+    |w, _| Some(w.totals.lb_connect_timeout as f64),
+);
 /// Retries sent in a window.
 pub const REQUESTS_RETRIED: Figure = window("requests_retried", Kind::Count, "requests", |w, _| {
     Some(w.totals.retried as f64)
@@ -970,6 +994,11 @@ pub const FIGURES: &[Figure] = &[
     REQUESTS_NAT_DROPPED,
     REQUESTS_NAT_PORT_ALLOCATION,
     REQUESTS_NAT_IDLE_RESET,
+    REQUESTS_LB_502,
+    REQUESTS_LB_503,
+    REQUESTS_LB_504,
+    REQUESTS_LB_RESET,
+    REQUESTS_LB_CONNECT_TIMEOUT,
     DNS_QUERIES_PER_LOOKUP,
     LOOKUP_LATENCY_P50,
     LOOKUP_LATENCY_P99,

@@ -192,6 +192,21 @@ pub fn figures(scenario: &Scenario, run: &SeedRun) -> Result<Vec<Figure>, Missin
                 &table::NODE_PORT_OPEN_PUBLIC,
             )?;
         }
+        if cfg
+            .traffic
+            .iter()
+            .any(|x| &x.name == s && x.load_balancer.is_some())
+        {
+            read(&mut f, "load balancer 502", &table::REQUESTS_LB_502)?;
+            read(&mut f, "load balancer 503", &table::REQUESTS_LB_503)?;
+            read(&mut f, "load balancer 504", &table::REQUESTS_LB_504)?;
+            read(&mut f, "reset through the NLB", &table::REQUESTS_LB_RESET)?;
+            read(
+                &mut f,
+                "no NLB target (SYN timeout)",
+                &table::REQUESTS_LB_CONNECT_TIMEOUT,
+            )?;
+        }
         if cfg.policy.is_some() {
             f.push(
                 format!("{s} in {w}: blocked by NetworkPolicy"),

@@ -496,11 +496,11 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
                 traffic.timeout
             ));
         }
-        if t.refused > t.port_closed {
+        if t.refused > t.port_closed + t.lb_502 + t.lb_reset {
             lines.push(format!(
                 "In `{}`, {:.1}% of {} requests were refused: the Service had no Ready endpoint.",
                 w.window,
-                share(t.refused - t.port_closed),
+                share(t.refused - t.port_closed - t.lb_502 - t.lb_reset),
                 w.service
             ));
         }
@@ -546,6 +546,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
             lines.push(stale_sentence(w, traffic, cfg, out, share(t.stale)));
         }
         lines.extend(nat_sentences(w, traffic, cfg, share));
+        lines.extend(lb_sentences(w, traffic, out, share));
         if t.resolving > 0 {
             lines.push(format!(
                 "In `{}`, {:.1}% of {} requests timed out while still resolving the name: the lookup outlasted the {} timeout.",
@@ -565,7 +566,10 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
             - t.no_local_endpoint
             - t.nat_dropped
             - t.nat_port_allocation
-            + t.rejected;
+            - t.lb_504
+            - t.lb_connect_timeout
+            + t.rejected
+            - t.lb_503;
         if let Some(line) = pinning_sentence(w, traffic, cfg, out)? {
             lines.push(line);
         } else if capacity_failures as f64 / ended >= 0.01 {
@@ -1147,6 +1151,78 @@ fn node_port_sentence(
 }
 
 /// Why egress requests of one window failed at a NAT gateway.
+/// Why requests through a cloud load balancer failed: what the load
+/// balancer's health checks believed of the pods against what the pods did.
+fn lb_sentences(
+    w: &sim_models::cluster::WindowStats,
+    traffic: &sim_models::cluster::TrafficSpec,
+    out: &RunOutput,
+    share: impl Fn(u64) -> f64,
+) -> Vec<String> {
+    use sim_models::cloud_lb::CheckPath;
+    let t = &w.totals;
+    let mut lines = Vec::new();
+    let Some(lb) = traffic.load_balancer else {
+        return lines;
+    };
+    let hc = lb.group.health_check;
+    let marked = out
+        .events
+        .iter()
+        .find(|e| e.reason == "TargetHealthy")
+        .map_or(0, |e| e.count);
+    if t.lb_502 > 0 {
+        let why = match lb.check {
+            CheckPath::Port => format!(
+                "the load balancer's health check (every {}; a new target in service after {} passing check{}) asks only whether the \
+                 server answers, which it does as soon as the container runs, so new pods were marked healthy ({marked} times over the \
+                 run) and sent requests before the application served them (it serves once its readiness probe passes); they closed \
+                 those connections unanswered. Requests still in flight at a pod when its deregistration delay ({}) ran out were cut off too",
+                hc.interval,
+                hc.initial_passes,
+                if hc.initial_passes == 1 { "" } else { "s" },
+                lb.group.deregistration_delay
+            ),
+            CheckPath::Readiness => format!(
+                "requests still in flight at a deleted pod when its deregistration delay ({}) ran out were cut off",
+                lb.group.deregistration_delay
+            ),
+        };
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} requests got the load balancer's 502 Bad Gateway: {why}.",
+            w.window,
+            share(t.lb_502),
+            w.service
+        ));
+    }
+    if t.lb_503 > 0 {
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} requests got the load balancer's 503: no target was registered.",
+            w.window,
+            share(t.lb_503),
+            w.service
+        ));
+    }
+    if t.lb_504 > 0 {
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} requests got the load balancer's 504: their target did not answer the connection (its node was down).",
+            w.window,
+            share(t.lb_504),
+            w.service
+        ));
+    }
+    if t.lb_reset + t.lb_connect_timeout > 0 {
+        lines.push(format!(
+            "In `{}`, {:.1}% of {} connections through the NLB were reset by a pod that did not serve yet or was cut off,              and {:.1}% found no target and timed out.",
+            w.window,
+            share(t.lb_reset),
+            w.service,
+            share(t.lb_connect_timeout)
+        ));
+    }
+    lines
+}
+
 fn nat_sentences(
     w: &sim_models::cluster::WindowStats,
     traffic: &sim_models::cluster::TrafficSpec,

@@ -36,6 +36,11 @@ fn gke_pod_range_exhausted_replay() {
 }
 
 #[test]
+fn health_check_502_replay() {
+    insta::assert_snapshot!(replay("health_check_502"));
+}
+
+#[test]
 fn cni_not_initialized_replay() {
     insta::assert_snapshot!(replay("cni_not_initialized"));
 }

@@ -210,7 +210,7 @@ impl Sim<'_> {
         let lb = &self.lbs.list[i];
         let interval = lb.entry.group.health_check.interval;
         let check = lb.entry.check;
-        let mut changes = Vec::new();
+        let mut changes: Vec<(u32, Health)> = Vec::new();
         for k in 0..self.lbs.list[i].live.len() {
             let lb = &self.lbs.list[i];
             let id = lb.live[k];
@@ -231,17 +231,13 @@ impl Sim<'_> {
                 changes.push((p, h));
             }
         }
-        let name = self.cfg.traffic[self.lbs.list[i].source as usize].name.clone();
-        for (p, h) in changes {
+        let name = &self.cfg.traffic[self.lbs.list[i].source as usize].name;
+        for (_, h) in changes {
             let (kind, reason) = match h {
                 Health::Healthy => ("Normal", "TargetHealthy"),
                 _ => ("Warning", "TargetUnhealthy"),
             };
-            let msg = format!(
-                "Target {} is {} in the target group of {name}",
-                self.pod_name(p),
-                h.name()
-            );
+            let msg = format!("A target (pod IP) is {}", h.name());
             let obj = format!("targetgroup/{name}");
             self.event(kind, reason, "load-balancer", msg, obj);
         }
