@@ -61,8 +61,8 @@
 
 use super::*;
 use crate::cloud_lb::{
-    CheckPath, CheckResult, ClientSees, Deregistered, Health, LbEntry, LbKind, Route,
-    TargetAnswer, TargetGroup, TargetId, ALB_CONNECT_TIMEOUT,
+    CheckPath, CheckResult, ClientSees, Deregistered, Health, LbEntry, LbKind, Route, TargetAnswer,
+    TargetGroup, TargetId, ALB_CONNECT_TIMEOUT,
 };
 
 /// One load balancer's target group in the run.
@@ -246,7 +246,11 @@ impl Sim<'_> {
 
     /// Whether source `t` enters through a load balancer.
     pub(crate) fn lb_of(&self, t: usize) -> Option<usize> {
-        self.lbs.by_source.get(t).and_then(|x| x.get()).map(|x| x as usize)
+        self.lbs
+            .by_source
+            .get(t)
+            .and_then(|x| x.get())
+            .map(|x| x as usize)
     }
 
     /// A request of source `t` enters at its load balancer: routed to a

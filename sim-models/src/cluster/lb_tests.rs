@@ -105,7 +105,12 @@ fn cluster(check: CheckPath, dereg: SimDuration, service_time_ms: u64) -> Cluste
 fn conserved(t: &RequestTotals) {
     assert_eq!(
         t.sent,
-        t.answered + t.timed_out + t.refused + t.rejected + t.lookup_failed + t.not_found
+        t.answered
+            + t.timed_out
+            + t.refused
+            + t.rejected
+            + t.lookup_failed
+            + t.not_found
             + t.in_flight,
         "{t:?}"
     );
@@ -121,7 +126,10 @@ fn lb_port_check_sends_requests_to_pods_that_do_not_serve_yet() {
     // 4 new pods of 8 healthy for ~25 s before they serve: about a third
     // of ~6,000 requests in the window.
     assert!(out_w.lb_502 > 500, "{out_w:?}");
-    assert_eq!(out_w.lb_502, out_w.refused, "every refusal is the ALB's 502");
+    assert_eq!(
+        out_w.lb_502, out_w.refused,
+        "every refusal is the ALB's 502"
+    );
     assert!(
         out.events.iter().any(|e| e.reason == "TargetHealthy"),
         "the new targets become healthy"
@@ -141,10 +149,18 @@ fn lb_readiness_check_waits_for_the_application() {
 #[test]
 fn lb_no_deregistration_delay_cuts_requests_in_flight() {
     // Slow requests (2 s) so that many are in flight at the scale-in.
-    let cut = run(&cluster(CheckPath::Readiness, SimDuration::ZERO, 2000), 3, &mut NullSink);
+    let cut = run(
+        &cluster(CheckPath::Readiness, SimDuration::ZERO, 2000),
+        3,
+        &mut NullSink,
+    );
     let w = &cut.windows[1].totals;
     assert!(w.lb_502 > 50, "{w:?}");
-    let drained = run(&cluster(CheckPath::Readiness, secs(30), 2000), 3, &mut NullSink);
+    let drained = run(
+        &cluster(CheckPath::Readiness, secs(30), 2000),
+        3,
+        &mut NullSink,
+    );
     let w = &drained.windows[1].totals;
     assert_eq!(w.lb_502, 0, "a 30 s delay lets 2 s requests finish: {w:?}");
     conserved(&cut.requests[0]);

@@ -243,7 +243,10 @@ enum Ev {
     /// A load balancer's health checks of its targets are due.
     LbCheck(u32),
     /// A deregistered target's delay ends: its requests in flight are cut.
-    LbDrainEnd { lb: u32, target: u32 },
+    LbDrainEnd {
+        lb: u32,
+        target: u32,
+    },
     /// Nothing answered a request a load balancer sent on (or no target
     /// took an NLB's connection).
     LbSilent(Request),
