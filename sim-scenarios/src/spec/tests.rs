@@ -564,3 +564,53 @@ fn gke_ranges_and_node_pools_are_checked() {
         assert!(e.at.is_some(), "{e}");
     }
 }
+
+#[test]
+fn load_balancer_entries_parse_and_bad_ones_are_located() {
+    let lb = "services:\n  - {name: web-lb, selector: {app: web}, type: LoadBalancer, ports: [{port: 443, target_port: 8080}]}\n";
+    let s = with_services(
+        lb,
+        "to: web-lb, load_balancer: {kind: nlb, controller: aws-lbc, deregistration_delay: 30s, health_check: {path: readiness, interval: 5s, timeout: 5s, healthy_threshold: 2}}, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap();
+    let e = s.variants[0].config.traffic[0].load_balancer.unwrap();
+    assert_eq!(e.check, sim_models::cloud_lb::CheckPath::Readiness);
+    assert_eq!(e.group.kind, sim_models::cloud_lb::LbKind::Network);
+    assert!(!e.group.cross_zone, "NLB's default");
+    assert_eq!(e.group.health_check.interval, SimDuration::from_secs(5));
+    assert_eq!(
+        e.group.health_check.unhealthy_threshold, 3,
+        "the controller's"
+    );
+    assert_eq!(e.group.deregistration_delay, SimDuration::from_secs(30));
+    // A misspelt field is named, not ignored.
+    let e = with_services(
+        lb,
+        "to: web-lb, load_balancer: {kind: alb, health_check: {intervall: 5s}}, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.at.is_some() && e.hint.contains("interval"), "{e}");
+    let e = with_services(
+        "services:\n  - {name: a, selector: {app: web}}\n",
+        "to: a, load_balancer: {kind: alb}, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("no cloud load balancer"), "{e}");
+    let e = with_services(
+        lb,
+        "to: web-lb, load_balancer: {kind: alb, targets: instance}, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("not modelled"), "{e}");
+    let e = with_services(
+        lb,
+        "to: web-lb, load_balancer: {kind: alb, health_check: {interval: 5s, timeout: 10s}}, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("must not exceed"), "{e}");
+}
