@@ -33,6 +33,8 @@
 //! - `traffic`: arrivals, retries, connections, servers, outcomes;
 //! - `dial`: a new connection along the connection path ([`crate::path`]:
 //!   conntrack, kube-proxy, NetworkPolicy, SNAT) and kube-proxy's syncs;
+//! - `zone_traffic`: bytes per (source zone, destination zone) pair and
+//!   their price under the run's billing;
 //! - `egress`: connections through NAT gateways after they open (idle
 //!   RST, a gateway down, bytes and cost) and the gateways' figures;
 //! - `dns`: lookups, query routing through kube-dns and conntrack, the
@@ -126,6 +128,7 @@ mod sampling;
 mod services;
 mod timeline;
 mod traffic;
+mod zone_traffic;
 mod zones;
 
 use dns::{address_of, DnsRt, PendingLookup};
@@ -138,6 +141,7 @@ pub use config::{
 };
 pub use dns::name_exists;
 pub use egress::NatGatewayOutput;
+pub use zone_traffic::ZoneTraffic;
 pub use ingress::{IngressTraffic, RequestPath, MAX_PATHS, SHARE_TOLERANCE};
 pub use output::{
     DeploymentState, DnsWindowStats, EventSummary, HealthCheckState, NodePortState, RequestTotals,
@@ -437,6 +441,8 @@ struct Sim<'a> {
     ca: Option<CaRt>,
     /// Per window, per NAT gateway: its figures in the window.
     nat_windows: Vec<GatewayStats>,
+    /// Per traffic source: its bytes between zones.
+    zone_traffic: Vec<ZoneTraffic>,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -560,6 +566,8 @@ impl<'a> Sim<'a> {
                         RequestTotals::default();
                         t.ingress.as_ref().map_or(0, |i| i.paths.len())
                     ],
+                    zone_bytes: zone_traffic::empty(cfg),
+                    zone_cost: 0.0,
                 })
             })
             .collect();
@@ -634,6 +642,16 @@ impl<'a> Sim<'a> {
                         .as_ref()
                         .map_or(0, |n| n.config.gateways.len())
             ],
+            zone_traffic: cfg
+                .traffic
+                .iter()
+                .map(|_| ZoneTraffic {
+                    bytes: zone_traffic::empty(cfg),
+                    requests: 0,
+                    responses: 0,
+                    cost: 0.0,
+                })
+                .collect(),
             ct_gauge,
             ca,
             kube_proxy_wake: None,

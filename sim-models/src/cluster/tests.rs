@@ -13,6 +13,7 @@ fn config(pod_cidr: &str, replicas_after: u32) -> ClusterConfig {
     let zones = vec!["a".to_string(), "b".to_string(), "c".to_string()];
     ClusterConfig {
         nat_gateways: None,
+        billing: None,
         nodes: spread_nodes(6, &zones, 110),
         ipam: IpamLayout::Flat {
             pod_cidr: pod_cidr.parse().unwrap(),
