@@ -755,7 +755,11 @@ pub const CROSS_ZONE_COST_PER_MONTH: Figure = window(
     "cross_zone_cost_per_month",
     Kind::Count,
     "USD/month",
-    |w, secs| zone_bytes(w).filter(|_| secs > 0.0).map(|_| w.zone_cost / secs * MONTH_SECS),
+    |w, secs| {
+        zone_bytes(w)
+            .filter(|_| secs > 0.0)
+            .map(|_| w.zone_cost / secs * MONTH_SECS)
+    },
 );
 /// Retries sent in a window.
 pub const REQUESTS_RETRIED: Figure = window("requests_retried", Kind::Count, "requests", |w, _| {

@@ -1211,7 +1211,9 @@ fn zone_bytes_why(
     let services = sim_models::services::resolve(&cfg.deployments, &cfg.services.explicit);
     let k = out.zone_names.len();
     let rule = match billing {
-        Billing::Aws { per_gb } => format!("AWS's rule, ${per_gb}/GB out at the sender and again in at the receiver"),
+        Billing::Aws { per_gb } => {
+            format!("AWS's rule, ${per_gb}/GB out at the sender and again in at the receiver")
+        }
         Billing::Gcp { per_gib } => format!("GCP's rule, ${per_gib}/GiB at the source only"),
     };
     for (t, z) in cfg.traffic.iter().zip(&out.zone_traffic) {

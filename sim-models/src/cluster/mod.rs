@@ -141,12 +141,12 @@ pub use config::{
 };
 pub use dns::name_exists;
 pub use egress::NatGatewayOutput;
-pub use zone_traffic::ZoneTraffic;
 pub use ingress::{IngressTraffic, RequestPath, MAX_PATHS, SHARE_TOLERANCE};
 pub use output::{
     DeploymentState, DnsWindowStats, EventSummary, HealthCheckState, NodePortState, RequestTotals,
     RunOutput, WindowStats, RCODES, ZONES,
 };
+pub use zone_traffic::ZoneTraffic;
 
 #[derive(Clone, Copy, Debug)]
 enum Ev {

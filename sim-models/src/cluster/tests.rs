@@ -1364,7 +1364,12 @@ fn a_failed_zone_takes_its_nat_gateway_with_it() {
 /// Pod-to-pod traffic between `api` and `client` pods spread evenly over
 /// `k` zones (2 nodes per zone, 4 pods of each per zone), with AWS billing.
 fn zonal(k: usize) -> ClusterConfig {
-    let mut cfg = churn(1_000_000, 200.0, ConnectionMode::PerRequest, DataPath::Netfilter);
+    let mut cfg = churn(
+        1_000_000,
+        200.0,
+        ConnectionMode::PerRequest,
+        DataPath::Netfilter,
+    );
     cfg.conntrack = None;
     let zones: Vec<String> = (0..k).map(|z| format!("zone-{z}")).collect();
     cfg.nodes = spread_nodes(2 * k as u32, &zones, 110);
