@@ -761,6 +761,14 @@ pub const CROSS_ZONE_COST_PER_MONTH: Figure = window(
             .map(|_| w.zone_cost / secs * MONTH_SECS)
     },
 );
+/// The figures counted only with `network.billing`.
+pub const ZONE_FIGURES: &[Figure] = &[
+    ZONE_BYTES,
+    CROSS_ZONE_BYTES,
+    CROSS_ZONE_SHARE,
+    CROSS_ZONE_COST,
+    CROSS_ZONE_COST_PER_MONTH,
+];
 /// Retries sent in a window.
 pub const REQUESTS_RETRIED: Figure = window("requests_retried", Kind::Count, "requests", |w, _| {
     Some(w.totals.retried as f64)

@@ -598,7 +598,7 @@ impl Validator<'_> {
             common,
             &names,
             (&traffic_names, &traffic_specs),
-            kube_proxy.is_some(),
+            (kube_proxy.is_some(), billing.is_some()),
         )?;
         let config = ClusterConfig {
             nodes,
