@@ -146,7 +146,7 @@ impl Validator<'_> {
                     "add network: {cni: calico, kube_proxy: {mode: iptables}}",
                 ));
             }
-            if !has_billing && crate::figures::ZONE_FIGURES.contains(&x.metric) {
+            if !has_billing && crate::figures::ZONE_FIGURES.contains(x.metric) {
                 return Err(self.err(
                     &[&p[..], &path!["metric"]].concat(),
                     format!(
