@@ -65,6 +65,7 @@ fn config(duration: u64) -> ClusterConfig {
     kube_proxy.other_services = 1_000;
     ClusterConfig {
         nat_gateways: None,
+        billing: None,
         nodes: spread_nodes(6, &zones, 110),
         ipam: IpamLayout::Flat {
             pod_cidr: "10.0.0.0/16".parse().unwrap(),

@@ -28,6 +28,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/conntrack_table_full.yaml"),
     ),
     (
+        "cross_az_bill",
+        include_str!("../../scenarios/cross_az_bill.yaml"),
+    ),
+    (
         "dns_conntrack_race",
         include_str!("../../scenarios/dns_conntrack_race.yaml"),
     ),

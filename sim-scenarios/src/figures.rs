@@ -748,6 +748,51 @@ pub const REQUESTS_LB_CONNECT_TIMEOUT: Figure = window(
     "requests",
     |w, _| Some(w.totals.lb_connect_timeout as f64),
 );
+/// A window's bytes between zones, when the run counts them
+/// (`network.billing`); `None` otherwise.
+fn zone_bytes(w: &WindowStats) -> Option<&sim_models::transfer_cost::ZoneBytes> {
+    (w.zone_bytes.zones() > 0).then_some(&w.zone_bytes)
+}
+/// Seconds in the month of `cross_zone_cost_per_month` (30 days).
+pub const MONTH_SECS: f64 = 30.0 * 86_400.0;
+/// Pod-to-pod bytes (requests and responses) the source moved in a window,
+/// within and between zones.
+pub const ZONE_BYTES: Figure = window("zone_bytes", Kind::Bytes, "B", |w, _| {
+    zone_bytes(w).map(|z| z.total() as f64)
+});
+/// Of those, the bytes that crossed a zone boundary.
+pub const CROSS_ZONE_BYTES: Figure = window("cross_zone_bytes", Kind::Bytes, "B", |w, _| {
+    zone_bytes(w).map(|z| z.crossing() as f64)
+});
+/// The share of the source's bytes that crossed a zone boundary.
+pub const CROSS_ZONE_SHARE: Figure = window("cross_zone_share", Kind::Ratio, "share", |w, _| {
+    zone_bytes(w)
+        .filter(|z| z.total() > 0)
+        .map(|z| z.crossing_share())
+});
+/// What the crossing bytes cost in the window under the run's billing.
+pub const CROSS_ZONE_COST: Figure = window("cross_zone_cost", Kind::Count, "USD", |w, _| {
+    zone_bytes(w).map(|_| w.zone_cost)
+});
+/// The window's crossing cost at the same rate for 30 days.
+pub const CROSS_ZONE_COST_PER_MONTH: Figure = window(
+    "cross_zone_cost_per_month",
+    Kind::Count,
+    "USD/month",
+    |w, secs| {
+        zone_bytes(w)
+            .filter(|_| secs > 0.0)
+            .map(|_| w.zone_cost / secs * MONTH_SECS)
+    },
+);
+/// The figures counted only with `network.billing`.
+pub const ZONE_FIGURES: &[Figure] = &[
+    ZONE_BYTES,
+    CROSS_ZONE_BYTES,
+    CROSS_ZONE_SHARE,
+    CROSS_ZONE_COST,
+    CROSS_ZONE_COST_PER_MONTH,
+];
 /// Retries sent in a window.
 pub const REQUESTS_RETRIED: Figure = window("requests_retried", Kind::Count, "requests", |w, _| {
     Some(w.totals.retried as f64)
@@ -999,6 +1044,11 @@ pub const FIGURES: &[Figure] = &[
     REQUESTS_LB_504,
     REQUESTS_LB_RESET,
     REQUESTS_LB_CONNECT_TIMEOUT,
+    ZONE_BYTES,
+    CROSS_ZONE_BYTES,
+    CROSS_ZONE_SHARE,
+    CROSS_ZONE_COST,
+    CROSS_ZONE_COST_PER_MONTH,
     DNS_QUERIES_PER_LOOKUP,
     LOOKUP_LATENCY_P50,
     LOOKUP_LATENCY_P99,

@@ -266,6 +266,23 @@ pub fn figures(scenario: &Scenario, run: &SeedRun) -> Result<Vec<Figure>, Missin
                 &table::REQUESTS_STALE_ENDPOINT,
             )?;
         }
+        if cfg.billing.is_some() {
+            read(&mut f, "bytes pod to pod", &table::ZONE_BYTES)?;
+            read(&mut f, "bytes across zones", &table::CROSS_ZONE_BYTES)?;
+            if let Some(share) = table::CROSS_ZONE_SHARE.window(ws, span) {
+                f.push(
+                    format!("{s} in {w}: share of bytes across zones"),
+                    share,
+                    Unit::Ratio,
+                );
+            }
+            read(&mut f, "USD across zones", &table::CROSS_ZONE_COST)?;
+            read(
+                &mut f,
+                "USD across zones per 30 days at this rate",
+                &table::CROSS_ZONE_COST_PER_MONTH,
+            )?;
+        }
         if connections_shown {
             read(&mut f, "pods answering", &table::PODS_SERVING)?;
             read(
@@ -278,7 +295,38 @@ pub fn figures(scenario: &Scenario, run: &SeedRun) -> Result<Vec<Figure>, Missin
     if cfg.dns.is_some() {
         dns_figures(cfg, out, &mut f)?;
     }
+    zone_figures(cfg, out, &mut f);
     Ok(f.0)
+}
+
+/// With billing: per traffic source over the run, its bytes per (source
+/// zone, destination zone) pair and their cost.
+fn zone_figures(cfg: &sim_models::cluster::ClusterConfig, out: &RunOutput, f: &mut Rows) {
+    if cfg.billing.is_none() {
+        return;
+    }
+    let names = &out.zone_names;
+    for (t, z) in cfg.traffic.iter().zip(&out.zone_traffic) {
+        if z.bytes.total() == 0 {
+            continue;
+        }
+        let s = &t.name;
+        for (i, from) in names.iter().enumerate() {
+            for (j, to) in names.iter().enumerate() {
+                f.push(
+                    format!("{s}: bytes {from} -> {to}"),
+                    z.bytes.between(i as u32, j as u32) as f64,
+                    Unit::Count,
+                );
+            }
+        }
+        f.push(
+            format!("{s}: share of bytes across zones"),
+            z.bytes.crossing_share(),
+            Unit::Ratio,
+        );
+        f.push(format!("{s}: USD across zones"), z.cost, Unit::Count);
+    }
 }
 
 /// CoreDNS and lookup figures: per window, queries and replies per second,

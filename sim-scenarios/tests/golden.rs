@@ -123,6 +123,11 @@ fn mesh_iptables_meltdown_replay() {
 }
 
 #[test]
+fn cross_az_bill_replay() {
+    insta::assert_snapshot!(replay("cross_az_bill"));
+}
+
+#[test]
 fn nat_gateway_spof_replay() {
     insta::assert_snapshot!(replay("nat_gateway_spof"));
 }

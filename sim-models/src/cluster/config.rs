@@ -262,6 +262,10 @@ pub struct ClusterConfig {
     pub node_pool: Option<NodePoolSpec>,
     /// NAT gateways for egress outside the VPC; `None`: not modelled.
     pub nat_gateways: Option<NatSetup>,
+    /// How the cloud bills bytes between zones: with it, the run counts
+    /// each pod-to-pod request's bytes per zone pair and prices them
+    /// ([`crate::transfer_cost`]); `None`: not counted.
+    pub billing: Option<crate::transfer_cost::Billing>,
 }
 
 /// The NAT gateways and the zones their route tables are indexed by.

@@ -33,6 +33,8 @@
 //! - `traffic`: arrivals, retries, connections, servers, outcomes;
 //! - `dial`: a new connection along the connection path ([`crate::path`]:
 //!   conntrack, kube-proxy, NetworkPolicy, SNAT) and kube-proxy's syncs;
+//! - `zone_traffic`: bytes per (source zone, destination zone) pair and
+//!   their price under the run's billing;
 //! - `egress`: connections through NAT gateways after they open (idle
 //!   RST, a gateway down, bytes and cost) and the gateways' figures;
 //! - `dns`: lookups, query routing through kube-dns and conntrack, the
@@ -127,6 +129,7 @@ mod sampling;
 mod services;
 mod timeline;
 mod traffic;
+mod zone_traffic;
 mod zones;
 
 use dns::{address_of, DnsRt, PendingLookup};
@@ -144,6 +147,7 @@ pub use output::{
     DeploymentState, DnsWindowStats, EventSummary, HealthCheckState, NodePortState, RequestTotals,
     RunOutput, WindowStats, RCODES, ZONES,
 };
+pub use zone_traffic::ZoneTraffic;
 
 #[derive(Clone, Copy, Debug)]
 enum Ev {
@@ -450,6 +454,8 @@ struct Sim<'a> {
     nat_windows: Vec<GatewayStats>,
     /// Cloud load balancers in front of Services.
     lbs: lb::Lbs,
+    /// Per traffic source: its bytes between zones.
+    zone_traffic: Vec<ZoneTraffic>,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -573,6 +579,8 @@ impl<'a> Sim<'a> {
                         RequestTotals::default();
                         t.ingress.as_ref().map_or(0, |i| i.paths.len())
                     ],
+                    zone_bytes: zone_traffic::empty(cfg),
+                    zone_cost: 0.0,
                 })
             })
             .collect();
@@ -649,6 +657,16 @@ impl<'a> Sim<'a> {
                         .as_ref()
                         .map_or(0, |n| n.config.gateways.len())
             ],
+            zone_traffic: cfg
+                .traffic
+                .iter()
+                .map(|_| ZoneTraffic {
+                    bytes: zone_traffic::empty(cfg),
+                    requests: 0,
+                    responses: 0,
+                    cost: 0.0,
+                })
+                .collect(),
             ct_gauge,
             ca,
             kube_proxy_wake: None,

@@ -255,6 +255,11 @@ pub struct WindowStats {
     /// Through an ingress controller: per request path (the source's
     /// [`IngressTraffic::paths`] order), its outcomes; empty otherwise.
     pub paths: Vec<RequestTotals>,
+    /// With [`ClusterConfig::billing`]: the source's bytes per zone pair
+    /// that moved in the window (empty without).
+    pub zone_bytes: crate::transfer_cost::ZoneBytes,
+    /// What [`WindowStats::zone_bytes`] cost under the run's billing \[USD\].
+    pub zone_cost: f64,
 }
 
 impl WindowStats {
@@ -369,6 +374,12 @@ pub struct RunOutput {
     /// `externalTrafficPolicy: Local`) and what it answers on the nodes at
     /// the end of the run.
     pub health_checks: Vec<HealthCheckState>,
+    /// The zones' names by zone id (the nodes' zones in order of first
+    /// appearance).
+    pub zone_names: Vec<String>,
+    /// With [`ClusterConfig::billing`]: per traffic source, its bytes
+    /// between zones over the run (empty without).
+    pub zone_traffic: Vec<super::ZoneTraffic>,
 }
 
 /// A Service's health-check node port and its answers per node, as a load

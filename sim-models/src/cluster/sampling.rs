@@ -113,6 +113,7 @@ impl Sim<'_> {
     }
 
     pub(crate) fn finish(mut self, seed: u64) -> RunOutput {
+        self.zone_priced();
         let nat_gateways = self.nat_output();
         let node_ports = self.node_port_report();
         let health_checks = self.health_check_report();
@@ -151,6 +152,12 @@ impl Sim<'_> {
             dns_restarts: self.dns.as_ref().map_or(0, |d| d.restart_total),
             nat_gateways,
             nat_windows: self.nat_windows,
+            zone_names: zone_traffic::zone_names(self.cfg),
+            zone_traffic: if self.cfg.billing.is_some() {
+                self.zone_traffic
+            } else {
+                Vec::new()
+            },
             dns_windows: self.dns.map(|d| d.windows).unwrap_or_default(),
             metrics: self.metrics,
             windows: self.windows,

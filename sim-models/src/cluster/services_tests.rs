@@ -92,6 +92,7 @@ fn cluster(replicas: u32, external: TrafficPolicy) -> ClusterConfig {
         conntrack: None,
         kube_proxy: None,
         nat_gateways: None,
+        billing: None,
         node_pool: None,
         services: ServicesConfig {
             explicit: vec![np, tier],

@@ -13,6 +13,7 @@ fn config(pod_cidr: &str, replicas_after: u32) -> ClusterConfig {
     let zones = vec!["a".to_string(), "b".to_string(), "c".to_string()];
     ClusterConfig {
         nat_gateways: None,
+        billing: None,
         nodes: spread_nodes(6, &zones, 110),
         ipam: IpamLayout::Flat {
             pod_cidr: pod_cidr.parse().unwrap(),
@@ -1358,4 +1359,71 @@ fn a_failed_zone_takes_its_nat_gateway_with_it() {
         .collect();
     assert_eq!(down, ["natgateway/nat-a"]);
     assert!(out.events.iter().any(|e| e.reason == "ZoneDown"));
+}
+
+/// Pod-to-pod traffic between `api` and `client` pods spread evenly over
+/// `k` zones (2 nodes per zone, 4 pods of each per zone), with AWS billing.
+fn zonal(k: usize) -> ClusterConfig {
+    let mut cfg = churn(
+        1_000_000,
+        200.0,
+        ConnectionMode::PerRequest,
+        DataPath::Netfilter,
+    );
+    cfg.conntrack = None;
+    let zones: Vec<String> = (0..k).map(|z| format!("zone-{z}")).collect();
+    cfg.nodes = spread_nodes(2 * k as u32, &zones, 110);
+    cfg.deployments[0].replicas = 4 * k as u32;
+    cfg.deployments[1].replicas = 4 * k as u32;
+    cfg.traffic[0].request_bytes = 1_000;
+    cfg.traffic[0].response_bytes = 3_000;
+    cfg.billing = Some(crate::transfer_cost::Billing::aws());
+    cfg
+}
+
+#[test]
+fn random_endpoints_over_k_even_zones_cross_in_k_minus_one_over_k() {
+    for k in [2usize, 3, 4] {
+        let cfg = zonal(k);
+        let out = run(&cfg, 7, &mut NullSink);
+        assert_eq!(out.zone_names.len(), k);
+        let z = &out.zone_traffic[0];
+        let totals = out.requests[0];
+        // Conservation of bytes: every counted request and response.
+        assert_eq!(z.bytes.total(), 1_000 * z.requests + 3_000 * z.responses);
+        assert_eq!(z.responses, totals.answered, "every answer is counted once");
+        assert!(z.requests >= totals.answered && z.requests <= totals.answered + totals.in_flight);
+        // The closed form: with both ends even over k zones, (k-1)/k of
+        // requests cross; a request and its response cross together, so
+        // the byte share is a binomial share over the requests. Tolerance:
+        // 4 standard deviations at n requests.
+        let closed = (k - 1) as f64 / k as f64;
+        let n = z.requests as f64;
+        let sd = (closed * (1.0 - closed) / n).sqrt();
+        let got = z.bytes.crossing_share();
+        assert!(
+            (got - closed).abs() < 4.0 * sd,
+            "k={k}: crossing share {got} vs {closed} (n={n}, sd={sd})"
+        );
+        // AWS: $0.01/GB out and in.
+        let dollars = 0.02 * z.bytes.crossing() as f64 / 1e9;
+        assert!((z.cost - dollars).abs() < 1e-12);
+        // Windows hold the bytes of their stretch.
+        let w = &out.windows[0];
+        assert!(w.zone_bytes.total() > 0 && w.zone_bytes.total() < z.bytes.total());
+        assert!((w.zone_cost - w.zone_bytes.cost(cfg.billing.unwrap())).abs() < 1e-15);
+    }
+}
+
+#[test]
+fn no_billing_counts_no_zone_bytes_and_changes_nothing_else() {
+    let with = zonal(3);
+    let mut without = with.clone();
+    without.billing = None;
+    let a = run(&with, 3, &mut NullSink);
+    let b = run(&without, 3, &mut NullSink);
+    assert!(b.zone_traffic.is_empty());
+    assert_eq!(b.windows[0].zone_bytes.total(), 0);
+    assert_eq!(a.requests, b.requests, "counting bytes draws nothing");
+    assert_eq!(a.events_fired, b.events_fired);
 }

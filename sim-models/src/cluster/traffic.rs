@@ -323,6 +323,7 @@ impl Sim<'_> {
             self.lb_end(p, &req);
             return self.lost_with_node(req);
         }
+        self.zone_request(p, &req);
         let d = self.serving_deployment(p, &req);
         let server_spec = &self.cfg.deployments[d].server;
         match self.servers[p as usize].offer(server_spec, req) {
@@ -473,6 +474,7 @@ impl Sim<'_> {
             return self.server_finished(p, now);
         }
         if let Outcome::Answered(_) = o {
+            self.zone_response(p, &req);
             self.for_windows(t, now, |w| {
                 *w.served.entry(p).or_default() += 1;
             });

@@ -123,7 +123,7 @@ impl Validator<'_> {
         common: &Common<'_>,
         workloads: &[&str],
         (traffic_names, traffic): (&[String], &[TrafficSpec]),
-        has_kube_proxy: bool,
+        (has_kube_proxy, has_billing): (bool, bool),
     ) -> R<Vec<Expectation>> {
         let mut expectations = Vec::new();
         for (i, e) in sec.expect.iter().enumerate() {
@@ -144,6 +144,16 @@ impl Validator<'_> {
                         x.metric.name
                     ),
                     "add network: {cni: calico, kube_proxy: {mode: iptables}}",
+                ));
+            }
+            if !has_billing && crate::figures::ZONE_FIGURES.contains(x.metric) {
+                return Err(self.err(
+                    &[&p[..], &path!["metric"]].concat(),
+                    format!(
+                        "{} counts bytes between zones, which needs network.billing",
+                        x.metric.name
+                    ),
+                    "add network: {cni: calico, billing: {rule: aws}} (or rule: gcp)",
                 ));
             }
             expectations.push(x);

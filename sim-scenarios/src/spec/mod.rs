@@ -59,6 +59,7 @@ use sim_models::ipam::IpamLayout;
 use sim_models::policy_enforcement::PolicyConfig;
 use sim_models::topology::{spread_nodes, NodeSpec, DEFAULT_MAX_PODS};
 
+mod billing;
 mod cluster;
 mod dns;
 mod expect;
@@ -71,6 +72,7 @@ mod traffic;
 mod via;
 mod workloads;
 
+pub use billing::{BillingFile, BillingRule};
 pub use cluster::{AllocatorName, ClusterFile, IpamFile, IpamMode, NodesFile};
 pub use dns::{CoreDnsFile, DnsFile, HpaFile, UpstreamFile};
 pub use expect::{ExpectFile, Expectation, Probe};
@@ -551,6 +553,7 @@ impl Validator<'_> {
         )?;
         let nat_gateways =
             self.nat_gateways(&sec.network.1, sec.network.0, &cluster.nodes.zones)?;
+        let billing = self.billing(&sec.network.1, sec.network.0)?;
         let (traffic_specs, traffic_names) = self.traffic(
             tp,
             traffic,
@@ -595,7 +598,7 @@ impl Validator<'_> {
             common,
             &names,
             (&traffic_names, &traffic_specs),
-            kube_proxy.is_some(),
+            (kube_proxy.is_some(), billing.is_some()),
         )?;
         let config = ClusterConfig {
             nodes,
@@ -613,6 +616,7 @@ impl Validator<'_> {
             services,
             node_pool,
             nat_gateways,
+            billing,
         };
         Ok(Variant {
             name,

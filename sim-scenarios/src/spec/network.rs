@@ -62,6 +62,8 @@ pub struct NetworkFile {
     /// The cloud's NAT gateways for traffic with `external` (default: not
     /// modelled).
     pub nat_gateways: Option<super::nat::NatGatewaysFile>,
+    /// How the cloud bills bytes between zones (default: not counted).
+    pub billing: Option<super::billing::BillingFile>,
 }
 
 /// kube-proxy (or the eBPF agent replacing it) and its parameters; every

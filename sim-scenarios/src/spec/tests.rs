@@ -474,6 +474,68 @@ fn bad_nat_gateway_settings_are_located() {
     assert!(e.message.contains("network.nat_gateways"), "{e}");
 }
 
+#[test]
+fn billing_parses_with_cited_defaults_and_mistakes_are_located() {
+    use sim_models::transfer_cost::Billing;
+    let aws = with_lines(
+        ", from: api",
+        "network:\n  cni: calico\n  billing: {rule: aws}\n",
+    )
+    .unwrap();
+    assert_eq!(aws.variants[0].config.billing, Some(Billing::aws()));
+    let gcp = with_lines(
+        ", from: api",
+        "network:\n  cni: calico\n  billing: {rule: gcp, price: 0.02}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        gcp.variants[0].config.billing,
+        Some(Billing::Gcp { per_gib: 0.02 })
+    );
+    let none = with_lines(", from: api", "").unwrap();
+    assert_eq!(none.variants[0].config.billing, None);
+    let e = with_lines(
+        ", from: api",
+        "network:\n  cni: calico\n  billing: {rule: azure}\n",
+    )
+    .unwrap_err();
+    assert!(e.at.is_some(), "{e}");
+    assert!(e.message.contains("azure"), "{e}");
+    let e = with_lines(
+        ", from: api",
+        "network:\n  cni: calico\n  billing: {rule: aws, price: -1}\n",
+    )
+    .unwrap_err();
+    assert_eq!(e.at.map(|a| a.0), Some(10), "{e}");
+    assert!(e.message.contains("is not a price"), "{e}");
+    let e = with_lines(
+        ", from: api",
+        "network:\n  cni: calico\n  billing: {rule: aws, per_gb: 1}\n",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("per_gb"), "{e}");
+}
+
+#[test]
+fn zone_figures_need_billing() {
+    let text = |net: &str| {
+        format!(
+            "name: t\nsummary: s\nduration: 1m\nsample_every: 10s\ncluster:\n  nodes: {{count: 1, zones: [a]}}\n  ipam: {{mode: flat, pod_cidr: 10.0.0.0/24}}\n\
+             {net}workloads:\n  - {{name: api, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}}\n\
+             traffic:\n  - {{to: api, from: api, rate: 1/s, timeout: 1s}}\nmeasure:\n  windows: [{{name: w, from: 0s, to: 1m}}]\n\
+             expect:\n  - {{metric: cross_zone_share, service: api, window: w, equals: 0}}\n"
+        )
+    };
+    let e = parse("t.yaml", &text("")).unwrap_err();
+    assert!(e.message.contains("needs network.billing"), "{e}");
+    assert!(e.at.is_some(), "{e}");
+    parse(
+        "t.yaml",
+        &text("network:\n  cni: calico\n  billing: {rule: aws}\n"),
+    )
+    .unwrap();
+}
+
 fn zoned(cluster_extra: &str, timeline: &str) -> Result<Scenario, InputError> {
     let text = format!(
         "name: t\nsummary: s\nduration: 10m\nsample_every: 10s\ncluster:\n  nodes: {{count: 6, zones: [eu-b, eu-c, eu-d], max_pods: 110, allocatable: {{cpu: 2, memory: 4Gi}}}}\n\
