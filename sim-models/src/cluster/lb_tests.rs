@@ -93,6 +93,7 @@ fn cluster(check: CheckPath, dereg: SimDuration, service_time_ms: u64) -> Cluste
         kube_proxy: None,
         nat_gateways: None,
         node_pool: None,
+        billing: None,
         services: ServicesConfig {
             explicit: vec![svc],
             addressing: NodeAddressing::default(),
