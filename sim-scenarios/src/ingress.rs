@@ -36,6 +36,7 @@ const USE_REGEX: &str = "nginx.ingress.kubernetes.io/use-regex";
 const REWRITE_TARGET: &str = "nginx.ingress.kubernetes.io/rewrite-target";
 
 /// The Ingresses read, and where each came from.
+#[derive(Default)]
 pub struct Loaded {
     /// The objects, in input order.
     pub ingresses: Vec<Ingress>,
@@ -136,14 +137,7 @@ pub fn load(at: &Path) -> Result<Loaded, InputError> {
 /// Reads the Ingresses of `files` (`(name, text)`, in order); `shown`
 /// names them all in an error.
 pub fn load_texts(shown: &str, files: Vec<(String, String)>) -> Result<Loaded, InputError> {
-    let mut loaded = Loaded {
-        ingresses: Vec::new(),
-        sources: Vec::new(),
-        texts: BTreeMap::new(),
-        skipped: BTreeMap::new(),
-        routes: Vec::new(),
-        route_places: Vec::new(),
-    };
+    let mut loaded = Loaded::default();
     for (name, text) in files {
         read_file(&name, &text, &mut loaded)?;
         loaded.texts.insert(name, text);
@@ -983,14 +977,7 @@ mod tests {
     use super::*;
 
     fn load_text(text: &str) -> Result<Loaded, InputError> {
-        let mut loaded = Loaded {
-            ingresses: Vec::new(),
-            sources: Vec::new(),
-            texts: BTreeMap::new(),
-            skipped: BTreeMap::new(),
-            routes: Vec::new(),
-            route_places: Vec::new(),
-        };
+        let mut loaded = Loaded::default();
         read_file("in.yaml", text, &mut loaded)?;
         loaded.texts.insert("in.yaml".into(), text.into());
         Ok(loaded)

@@ -104,6 +104,22 @@ impl Sim<'_> {
         self.scale(w, replicas);
     }
 
+    /// The node controller's `NodeNotReady` event for node `n`, with the
+    /// condition's message.
+    pub(crate) fn node_not_ready_event(&mut self, n: usize, condition: &str) {
+        let name = &self.cfg.nodes[n].name;
+        let message = format!("Node {name} status is now: NodeNotReady ({condition})");
+        let object = format!("node/{name}");
+        self.event_keyed(
+            "Normal",
+            "NodeNotReady",
+            "node-controller",
+            "NodeNotReady".into(),
+            message,
+            object,
+        );
+    }
+
     /// The node lifecycle controller's pass for node `n`: taint it when its
     /// network is down, untaint it when it is back.
     pub(crate) fn node_taint(&mut self, n: usize) {
@@ -114,17 +130,7 @@ impl Sim<'_> {
         self.sched.set_tainted(n, down);
         let name = self.cfg.nodes[n].name.clone();
         if down {
-            self.event_keyed(
-                "Normal",
-                "NodeNotReady",
-                "node-controller",
-                "NodeNotReady".into(),
-                format!(
-                    "Node {name} status is now: NodeNotReady ({})",
-                    node_lifecycle::not_ready_message()
-                ),
-                format!("node/{name}"),
-            );
+            self.node_not_ready_event(n, &node_lifecycle::not_ready_message());
             let id = self
                 .engine
                 .schedule_in(node_lifecycle::DEFAULT_TOLERATION, Ev::Evict(n as u32));

@@ -80,18 +80,7 @@ impl Sim<'_> {
     pub(crate) fn node_unreachable(&mut self, n: usize) {
         let now = self.engine.now();
         self.sched.set_unreachable(n, true);
-        let name = self.cfg.nodes[n].name.clone();
-        self.event_keyed(
-            "Normal",
-            "NodeNotReady",
-            "node-controller",
-            "NodeNotReady".into(),
-            format!(
-                "Node {name} status is now: NodeNotReady ({})",
-                node_lifecycle::UNREACHABLE_MESSAGE
-            ),
-            format!("node/{name}"),
-        );
+        self.node_not_ready_event(n, node_lifecycle::UNREACHABLE_MESSAGE);
         let mut pods = self.nodes[n].pods.clone();
         pods.sort_unstable();
         let mut touched = BTreeSet::new();
