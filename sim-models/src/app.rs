@@ -149,7 +149,8 @@ pub enum Outcome {
     /// towards the destination (`ErrorPortAllocation`); the SYN was dropped
     /// and the client waited out its timeout.
     NatPortAllocation,
-    /// Egress outside the VPC: the connection had been idle 350 s or more,
+    /// Egress outside the VPC: the connection had been idle for the gateway's
+    /// idle timeout (350 s by default) or more,
     /// the NAT gateway had forgotten it and answered the request with an
     /// RST.
     NatIdleReset,

@@ -45,7 +45,8 @@
 //! ## Parameters
 //! The target group's (per controller defaults, docs/calibration.md rows
 //! `lb-health-check-defaults`, `lb-deregistration-delay`, `lb-cross-zone`),
-//! overridable in the scenario.
+//! overridable in the scenario; what the client sees and the ALB's 10 s
+//! connect timeout (`ALB_CONNECT_TIMEOUT`) from row `lb-client-errors`.
 //!
 //! ## What it emits
 //! Per source, the load balancer's answers as named parts of the request

@@ -143,6 +143,7 @@ fn lb_readiness_check_waits_for_the_application() {
     let out = run(&cfg, 1, &mut NullSink);
     let t = &out.requests[0];
     conserved(t);
+    assert!(t.answered > 0, "{t:?}");
     assert_eq!(t.lb_502, 0, "{t:?}");
     assert_eq!(t.errors(), 0, "{t:?}");
 }

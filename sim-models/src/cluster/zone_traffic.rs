@@ -21,8 +21,8 @@
 //! with the request), traffic to a destination outside the VPC (`external`:
 //! it leaves the region's zones; the NAT gateway's own processing is
 //! [`crate::nat_gateway`]'s), DNS queries, a load balancer's leg (its
-//! carrier exists in the model, [`crate::transfer_cost::Carrier`], but the
-//! run has no load balancer yet), and a response the server finished after
+//! carrier exists in the model, [`crate::transfer_cost::Carrier`], and the
+//! run has load balancers, but their hops are not counted yet), and a response the server finished after
 //! its client gave up.
 //!
 //! ## Parameters
@@ -100,33 +100,35 @@ impl Sim<'_> {
     /// `req` reached pod `p`'s server: its request bytes crossed from the
     /// client's zone to the pod's.
     pub(crate) fn zone_request(&mut self, p: u32, req: &Request) {
-        let Some((client, server)) = self.hop_zones(p, req) else {
-            return;
-        };
-        let t = req.source as usize;
-        let bytes = self.cfg.traffic[t].request_bytes;
-        let z = &mut self.zone_traffic[t];
-        z.bytes.add(client, server, Carrier::Instance, bytes);
-        z.requests += 1;
-        let now = self.engine.now();
-        self.for_windows(t, now, |w| {
-            w.zone_bytes.add(client, server, Carrier::Instance, bytes)
-        });
+        self.zone_hop(p, req, Leg::Request);
     }
 
     /// Pod `p` answered `req` in time: its response bytes crossed back.
     pub(crate) fn zone_response(&mut self, p: u32, req: &Request) {
+        self.zone_hop(p, req, Leg::Response);
+    }
+
+    /// One leg of `req` between its client and pod `p`, counted per source
+    /// and in its open windows.
+    fn zone_hop(&mut self, p: u32, req: &Request, leg: Leg) {
         let Some((client, server)) = self.hop_zones(p, req) else {
             return;
         };
         let t = req.source as usize;
-        let bytes = self.cfg.traffic[t].response_bytes;
+        let spec = &self.cfg.traffic[t];
+        let (from, to, bytes) = match leg {
+            Leg::Request => (client, server, spec.request_bytes),
+            Leg::Response => (server, client, spec.response_bytes),
+        };
         let z = &mut self.zone_traffic[t];
-        z.bytes.add(server, client, Carrier::Instance, bytes);
-        z.responses += 1;
+        z.bytes.add(from, to, Carrier::Instance, bytes);
+        match leg {
+            Leg::Request => z.requests += 1,
+            Leg::Response => z.responses += 1,
+        }
         let now = self.engine.now();
         self.for_windows(t, now, |w| {
-            w.zone_bytes.add(server, client, Carrier::Instance, bytes)
+            w.zone_bytes.add(from, to, Carrier::Instance, bytes)
         });
     }
 
@@ -142,4 +144,13 @@ impl Sim<'_> {
             w.zone_cost = w.zone_bytes.cost(billing);
         }
     }
+}
+
+/// Which way a request's bytes cross.
+#[derive(Clone, Copy)]
+enum Leg {
+    /// Client to server.
+    Request,
+    /// Server to client.
+    Response,
 }

@@ -222,9 +222,9 @@ impl fmt::Display for NatDrop {
             NatDrop::PortAllocation { .. } => f.write_str(
                 "ErrorPortAllocation: no source port left on any address for this destination",
             ),
-            NatDrop::IdleTimeout { .. } => {
-                f.write_str("connection reset by peer: idle 350 s or more at the NAT gateway")
-            }
+            NatDrop::IdleTimeout { .. } => f.write_str(
+                "connection reset by peer: idle at the NAT gateway for its idle timeout or more",
+            ),
         }
     }
 }
