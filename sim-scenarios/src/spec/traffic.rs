@@ -343,9 +343,13 @@ impl Validator<'_> {
                     "e.g. {from: app, resolve: api.example.com, rate: 10/s, timeout: 30s}",
                 ));
             };
-            let implicit = d.and_then(|d| services[d].implicit);
-            if implicit.is_some_and(|w| dns.as_ref().is_some_and(|c| c.headless.contains(&w)))
-                && resolve.is_none()
+            let headless = d.is_some_and(|d| {
+                services[d].spec.headless
+                    || services[d]
+                        .implicit
+                        .is_some_and(|w| dns.as_ref().is_some_and(|c| c.headless.contains(&w)))
+            });
+            if headless && resolve.is_none()
             {
                 return Err(self.err(
                     &p,
