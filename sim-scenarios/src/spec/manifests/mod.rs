@@ -88,6 +88,8 @@ mod autoscaler;
 mod services;
 pub(crate) use services::ManifestService;
 #[cfg(test)]
+mod service_tests;
+#[cfg(test)]
 mod tests;
 
 use super::{Validator, WorkloadFile, R};
