@@ -338,10 +338,7 @@ fn peers(headless: bool) -> RunOutput {
     peers.headless = headless;
     cfg.services.explicit = vec![peers];
     let list = cfg.service_list();
-    let s = list
-        .iter()
-        .position(|r| r.spec.name == "db-peers")
-        .unwrap();
+    let s = list.iter().position(|r| r.spec.name == "db-peers").unwrap();
     assert_eq!(list[s].workloads, [0, 3]);
     cfg.traffic[0].deployment = Some(s);
     cfg.traffic[0].resolve = Some("db-peers".into());

@@ -543,9 +543,7 @@ impl Validator<'_> {
             .as_mut()
             .map(|m| std::mem::take(&mut m.notes))
             .unwrap_or_default();
-        let manifest_services = from_manifests
-            .as_ref()
-            .map_or(&[][..], |m| &m.services[..]);
+        let manifest_services = from_manifests.as_ref().map_or(&[][..], |m| &m.services[..]);
         let (services, resolved) = self.service_section(
             manifest_services,
             (sec.services.0, &sec.services.1),

@@ -3,10 +3,16 @@
 //! # Scope
 //! `services:` lists Services apart from the workloads: a selector over the
 //! pods of any workload, ports, a type (ClusterIP, NodePort, LoadBalancer),
-//! headless or not, and traffic policies. A workload no Service selects
-//! keeps its implicit Service of the same name. NodePorts are checked and
-//! allocated here as the apiserver does ([`node_port::allocate`]).
-//! `edge:` says what is in front of the nodes: `nodePortAddresses` and a
+//! headless or not (`clusterIP: None`: DNS answers the Ready pod
+//! addresses, clients connect to them, no DNAT; traffic to one resolves
+//! its name), `allocateLoadBalancerNodePorts`, and traffic policies. The
+//! Services read from manifests (`spec::manifests`) come first, in one
+//! list with these: names are unique per namespace across both, and their
+//! NodePorts are checked and allocated together here as the apiserver
+//! does ([`node_port::allocate`]; a manifest Service's refusal is located
+//! at its `metadata.name`, in the apiserver's words). A workload no
+//! Service selects keeps its implicit Service of the same name, which no
+//! explicit Service may take. `edge:` says what is in front of the nodes: `nodePortAddresses` and a
 //! security group. `cluster.nodes.public_addresses` gives the nodes public
 //! addresses.
 //!
@@ -411,7 +417,9 @@ impl Validator<'_> {
             );
             return Err(match places[k] {
                 Place::Manifest(at, _) => at_manifest(at, what, hint),
-                Place::File(i, _) => self.err(&[sp, &path!["services", i, "name"]].concat(), what, hint),
+                Place::File(i, _) => {
+                    self.err(&[sp, &path!["services", i, "name"]].concat(), what, hint)
+                }
             });
         }
         Ok((

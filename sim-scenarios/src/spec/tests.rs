@@ -361,14 +361,20 @@ fn headless_services_and_names_taken_in_services() {
     assert!(e.message.contains("headless (no ClusterIP)"), "{e}");
     let s = with_services(headless, "to: api, rate: 1/s, timeout: 1s", false).unwrap();
     let list = s.variants[0].config.service_list();
-    assert!(list.iter().any(|r| r.spec.name == "peers" && r.spec.headless));
+    assert!(list
+        .iter()
+        .any(|r| r.spec.name == "peers" && r.spec.headless));
     let e = with_services(
         "services:\n  - {name: peers, selector: {app: web}, type: NodePort, headless: true}\n",
         "to: api, rate: 1/s, timeout: 1s",
         false,
     )
     .unwrap_err();
-    assert!(e.message.contains("headless Service cannot be of type NodePort"), "{e}");
+    assert!(
+        e.message
+            .contains("headless Service cannot be of type NodePort"),
+        "{e}"
+    );
     // `api` is not selected: its own Service keeps the name.
     let e = with_services(
         "services:\n  - {name: api, selector: {app: web}}\n",
@@ -377,7 +383,9 @@ fn headless_services_and_names_taken_in_services() {
     )
     .unwrap_err();
     assert!(
-        e.message.contains("does not select the pods of workload `api`, whose own Service has that name"),
+        e.message.contains(
+            "does not select the pods of workload `api`, whose own Service has that name"
+        ),
         "{e}"
     );
     assert_eq!(e.at.map(|a| a.0), Some(12), "{e}");

@@ -349,8 +349,7 @@ impl Validator<'_> {
                         .implicit
                         .is_some_and(|w| dns.as_ref().is_some_and(|c| c.headless.contains(&w)))
             });
-            if headless && resolve.is_none()
-            {
+            if headless && resolve.is_none() {
                 return Err(self.err(
                     &p,
                     "the target's Service is headless (no ClusterIP): clients must resolve its name",

@@ -40,20 +40,20 @@ pub fn name_exists(cfg: &ClusterConfig, name: &str) -> bool {
                         .is_some_and(|pod| pod.len() > 1 && pod.ends_with('.')))
         })
     }) || cfg.deployments.iter().any(|d| {
-            let Some(head) = head_in(&d.namespace) else {
-                return false;
-            };
-            let claimed = || {
-                explicit
-                    .iter()
-                    .any(|s| s.namespace == d.namespace && s.selects(&d.labels))
-            };
-            (head == d.name && !claimed())
-                || (d.kind == WorkloadKind::StatefulSet
-                    && head
-                        .strip_suffix(d.name.as_str())
-                        .is_some_and(|pod| pod.len() > 1 && pod.ends_with('.')))
-        })
+        let Some(head) = head_in(&d.namespace) else {
+            return false;
+        };
+        let claimed = || {
+            explicit
+                .iter()
+                .any(|s| s.namespace == d.namespace && s.selects(&d.labels))
+        };
+        (head == d.name && !claimed())
+            || (d.kind == WorkloadKind::StatefulSet
+                && head
+                    .strip_suffix(d.name.as_str())
+                    .is_some_and(|pod| pod.len() > 1 && pod.ends_with('.')))
+    })
 }
 
 /// Whether `name` (no trailing dot) is in the `kubernetes` plugin's zone.

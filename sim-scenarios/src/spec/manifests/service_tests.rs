@@ -233,7 +233,9 @@ fn services_of_every_type_map_onto_the_model() {
     let notes = v.notes.join("\n");
     assert!(
         notes.contains("Service shop/api-metrics")
-            && notes.contains("reaches Deployment shop/api on port 9090, Service shop/front on port 8080"),
+            && notes.contains(
+                "reaches Deployment shop/api on port 9090, Service shop/front on port 8080"
+            ),
         "{notes}"
     );
     assert!(
@@ -280,7 +282,10 @@ fn with_other(test: &str, spec: &str, extra: &str) -> Result<Scenario, InputErro
 /// The line of `name`'s `metadata.name` in the shop file `with_other`
 /// writes.
 fn line_of(name: &str) -> usize {
-    let head = SHOP.split("---\napiVersion: v1\nkind: Service").next().unwrap();
+    let head = SHOP
+        .split("---\napiVersion: v1\nkind: Service")
+        .next()
+        .unwrap();
     head.lines().count() + 4 + usize::from(name == "again") * 8
 }
 
@@ -399,7 +404,10 @@ fn a_node_port_clash_is_refused_as_the_apiserver_refuses_it() {
     )
     .unwrap_err();
     assert!(e.file.ends_with("s.yaml"), "{e}");
-    assert!(e.message.contains("provided port is already allocated"), "{e}");
+    assert!(
+        e.message.contains("provided port is already allocated"),
+        "{e}"
+    );
     assert!(e.hint.contains("`other` already holds it"), "{e}");
     // A `services:` entry may not take a manifest Service's name.
     let entry = "services:\n  - {name: other, namespace: shop, selector: {app: api}}\n";
@@ -409,12 +417,21 @@ fn a_node_port_clash_is_refused_as_the_apiserver_refuses_it() {
         entry,
     )
     .unwrap_err();
-    assert!(e.message.contains("defined twice (first in the manifests, "), "{e}");
+    assert!(
+        e.message
+            .contains("defined twice (first in the manifests, "),
+        "{e}"
+    );
 }
 
 #[test]
 fn services_the_model_keeps_without_endpoints_or_skips_are_noted() {
-    let s = with_other("unselected", "selector: {app: nothing}\n  ports: [{port: 80}]", "").unwrap();
+    let s = with_other(
+        "unselected",
+        "selector: {app: nothing}\n  ports: [{port: 80}]",
+        "",
+    )
+    .unwrap();
     let notes = s.variants[0].notes.join("\n");
     assert!(
         notes.contains("warning: Service shop/other")

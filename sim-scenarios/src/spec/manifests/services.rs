@@ -63,7 +63,8 @@ impl Validator<'_> {
         for s in &objects.services {
             let id = format!("Service {}/{}", s.namespace, s.name);
             let spec = &s.spec;
-            let err = |what: String, hint: String| at_manifest(&s.at, format!("{id}: {what}"), hint);
+            let err =
+                |what: String, hint: String| at_manifest(&s.at, format!("{id}: {what}"), hint);
             let not_modelled = |what: &str, why: &str, hint: &str| {
                 err(
                     format!("{what} is not in the cluster model ({why})"),
@@ -118,13 +119,11 @@ impl Validator<'_> {
             let prefer_close = match spec.traffic_distribution.as_deref() {
                 None => false,
                 Some("PreferClose") => true,
-                Some(other) => {
-                    return Err(not_modelled(
-                        &format!("spec.trafficDistribution: {other}"),
-                        "the model has PreferClose: same-zone endpoints when the client's zone has any",
-                        "use trafficDistribution: PreferClose or remove it",
-                    ))
-                }
+                Some(other) => return Err(not_modelled(
+                    &format!("spec.trafficDistribution: {other}"),
+                    "the model has PreferClose: same-zone endpoints when the client's zone has any",
+                    "use trafficDistribution: PreferClose or remove it",
+                )),
             };
             if external == TrafficPolicy::Local && !kind.has_node_port() {
                 return Err(err(
@@ -231,7 +230,9 @@ impl Validator<'_> {
                             name: w
                                 .ports
                                 .iter()
-                                .find(|c| c.port == first.target_port && c.protocol == first.protocol)
+                                .find(|c| {
+                                    c.port == first.target_port && c.protocol == first.protocol
+                                })
                                 .and_then(|c| c.name.clone()),
                             number: first.target_port,
                             protocol: first.protocol,
@@ -348,7 +349,10 @@ impl Validator<'_> {
                 let Some(c) = w.ports.iter().find(|c| c.name.as_deref() == Some(n)) else {
                     return Err(at_manifest(
                         &s.at,
-                        format!("{id}: targetPort `{n}` names no container port of {}", w.id()),
+                        format!(
+                            "{id}: targetPort `{n}` names no container port of {}",
+                            w.id()
+                        ),
                         "name a port of the pod template's containers, or give its number",
                     ));
                 };
