@@ -175,8 +175,7 @@ impl Validator<'_> {
     /// stays its implicit Service).
     pub(super) fn service_section(
         &self,
-        manifest: &[ManifestService],
-        (services, sp): (&[ServiceFile], &[Seg]),
+        (manifest, services, sp): (&[ManifestService], &[ServiceFile], &[Seg]),
         (edge, ep): (Option<&EdgeFile>, &[Seg]),
         deployments: &[DeploymentSpec],
         dns_workload: Option<usize>,

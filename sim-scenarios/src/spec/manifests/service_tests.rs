@@ -383,10 +383,8 @@ fn what_the_model_has_no_mechanism_for_is_a_located_error() {
 #[test]
 fn a_node_port_clash_is_refused_as_the_apiserver_refuses_it() {
     // Two manifest Services: the second is refused where it is written.
-    let second = format!(
-        "type: NodePort\n  selector: {{app: web}}\n  ports: [{{port: 80, nodePort: 30080}}]\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: again, namespace: shop}}\nspec:\n  type: LoadBalancer\n  selector: {{app: api}}\n  ports: [{{port: 80, targetPort: http, nodePort: 30080}}]"
-    );
-    let e = with_other("clash", &second, "").unwrap_err();
+    let second = "type: NodePort\n  selector: {app: web}\n  ports: [{port: 80, nodePort: 30080}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: again, namespace: shop}\nspec:\n  type: LoadBalancer\n  selector: {app: api}\n  ports: [{port: 80, targetPort: http, nodePort: 30080}]";
+    let e = with_other("clash", second, "").unwrap_err();
     assert!(e.file.ends_with("b-shop.yaml"), "{e}");
     assert_eq!(e.at, Some((line_of("again"), 18)), "{e}");
     assert_eq!(
