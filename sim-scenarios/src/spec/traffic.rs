@@ -287,7 +287,8 @@ impl Validator<'_> {
             let p = [tp, &path!["traffic", i]].concat();
             let ingress = self.via_source(&p, t, deployments)?;
             // An ingress backend is a workload's implicit Service; a
-            // workload `services:` selects has none (not modelled yet).
+            // workload an explicit Service (`services:` or a manifest)
+            // selects has none (not modelled yet).
             let claimed = ingress.iter().flat_map(|g| &g.paths).find(|rp| {
                 rp.backend
                     .is_some_and(|w| !services.iter().any(|s| s.implicit == Some(w)))
@@ -296,10 +297,10 @@ impl Validator<'_> {
                 return Err(self.err(
                     &[&p[..], &path!["via"]].concat(),
                     format!(
-                        "path {} goes to {}, a workload that `services:` selects: ingress backends through explicit Services are not modelled yet",
+                        "path {} goes to {}, a workload an explicit Service (`services:` or a Service manifest) selects: ingress backends through explicit Services are not modelled yet",
                         rp.path, rp.answered_by
                     ),
-                    "route the Ingress to a workload no entry of `services:` selects",
+                    "route the Ingress to a workload no explicit Service selects",
                 ));
             }
             let d = match &t.to {
@@ -671,7 +672,7 @@ impl Validator<'_> {
         Err(self.err(
             p,
             format!(
-                "workload `{}` has no Service of its own name: `services:` selects its pods in {}",
+                "workload `{}` has no Service of its own name: its pods are selected by {}",
                 deployments[w].name,
                 by.join(", ")
             ),
