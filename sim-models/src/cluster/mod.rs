@@ -692,7 +692,9 @@ impl<'a> Sim<'a> {
         for d in 0..self.deps.len() {
             self.reconcile(d);
         }
+        self.hold_hints(true);
         self.warm_start();
+        self.hold_hints(false);
         self.lb_start();
         if let Some(pool) = &self.cfg.node_pool {
             self.engine

@@ -128,6 +128,7 @@ impl Sim<'_> {
             return;
         }
         self.sched.set_tainted(n, down);
+        self.topology_nodes_changed();
         let name = self.cfg.nodes[n].name.clone();
         if down {
             self.node_not_ready_event(n, &node_lifecycle::not_ready_message());

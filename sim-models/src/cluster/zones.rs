@@ -80,6 +80,9 @@ impl Sim<'_> {
     pub(crate) fn node_unreachable(&mut self, n: usize) {
         let now = self.engine.now();
         self.sched.set_unreachable(n, true);
+        // The EndpointSlice controller sees the node leave before its
+        // pods' endpoints do.
+        self.refresh_zone_ratios();
         self.node_not_ready_event(n, node_lifecycle::UNREACHABLE_MESSAGE);
         let mut pods = self.nodes[n].pods.clone();
         pods.sort_unstable();
@@ -88,7 +91,7 @@ impl Sim<'_> {
             if self.pods[p as usize].state == PodState::Ready {
                 let d = self.pods[p as usize].deployment as usize;
                 self.set_state(p, PodState::Running);
-                self.deps[d].endpoints.remove(p);
+                self.endpoint_down(p, d, Some(n as u32));
                 if self.cfg.dns.as_ref().is_some_and(|c| c.workload == d) {
                     self.dns_endpoint_removed(p);
                 }
@@ -98,6 +101,7 @@ impl Sim<'_> {
         for d in touched {
             self.endpoints_changed(d);
         }
+        self.topology_nodes_changed();
         // When every node in the cluster is down the controller assumes a
         // control-plane problem and evicts nothing.
         self.nodes_noticed_down += 1;
