@@ -1303,6 +1303,7 @@ fn zone_bytes_why(
                 "{} has internalTrafficPolicy Local: each call went to an endpoint on the caller's own node",
                 s.name
             ),
+            Some(s) if s.topology_auto => hints_sentence(&s.name, k, out),
             Some(s) if s.prefer_close => format!(
                 "{} has trafficDistribution PreferClose: each caller's node used the endpoints of its own zone while that zone had any",
                 s.name
@@ -1344,6 +1345,41 @@ fn zone_bytes_why(
             num(month)
         ));
     }
+}
+
+/// Why a Service with Topology Aware Routing kept calls in zone or not:
+/// the EndpointSlice controller's hint events for it, in order.
+fn hints_sentence(name: &str, k: usize, out: &RunOutput) -> String {
+    use sim_models::services::hints::{DISABLED_REASON, ENABLED_REASON};
+    let object = format!("service/{name}");
+    let mut evs: Vec<_> = out
+        .events
+        .iter()
+        .filter(|e| {
+            e.example_object == object && (e.reason == ENABLED_REASON || e.reason == DISABLED_REASON)
+        })
+        .collect();
+    evs.sort_by_key(|e| e.first);
+    let steps: Vec<String> = evs
+        .iter()
+        .map(|e| {
+            if e.reason == ENABLED_REASON {
+                format!("from {} the controller hinted every zone its share of endpoints and each node's kube-proxy used those hinted for its zone", e.first)
+            } else {
+                format!(
+                    "from {} the controller removed every hint (`{DISABLED_REASON}`: \"{}\") and kube-proxy, with no hints, picked among all Ready endpoints, \
+                     which sends a call out of its zone with probability (k-1)/k = {:.1}% when callers and endpoints are even over {k} zones",
+                    e.first,
+                    e.message,
+                    100.0 * (k.saturating_sub(1)) as f64 / k.max(1) as f64
+                )
+            }
+        })
+        .collect();
+    if steps.is_empty() {
+        return format!("{name} has topology-mode Auto, but the EndpointSlice controller never computed its hints");
+    }
+    format!("{name} has topology-mode Auto (Topology Aware Routing): {}", steps.join("; "))
 }
 
 /// What each NAT gateway saw over the run, as CloudWatch and the bill show it.
