@@ -274,15 +274,17 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         ));
         if let Some(ev) = evictions {
             lines.push(format!(
-                "The zone's NoExecute taints went on at {} node(s) a second, and after the pods' default {} s toleration the \
-                 taint eviction controller deleted {} pods, from {} to {}. Their replacements could go only to the other zones' nodes.",
+                "The zone's NoExecute taints went on at {} node(s) a second, and after {} the \
+                 taint eviction controller deleted {} pods, from {} to {}. Until then the Deployments still counted them: nothing \
+                 replaced them. Their replacements could go only to the other zones' nodes.",
                 node_lifecycle::NODE_EVICTION_RATE,
-                node_lifecycle::DEFAULT_TOLERATION.as_secs_f64(),
+                tolerations(cfg),
                 ev.count,
                 ev.first,
                 ev.last
             ));
         }
+        lines.extend(zonal_during_zone_down(cfg, name, out));
         if let Some(nat) = out.events.iter().find(|e| e.reason == "NatGatewayDown") {
             lines.push(format!(
                 "The zone's NAT gateway went with it ({}): the subnets routed to it lost egress.",
@@ -1345,6 +1347,61 @@ fn zone_bytes_why(
             num(month)
         ));
     }
+}
+
+/// The pods' `NoExecute` tolerations, as the story tells them: "the pods'
+/// default 300 s toleration", or each workload's `tolerationSeconds`.
+fn tolerations(cfg: &sim_models::cluster::ClusterConfig) -> String {
+    let default = node_lifecycle::DEFAULT_TOLERATION;
+    if cfg.deployments.iter().all(|d| d.toleration == default) {
+        return format!("the pods' default {} s toleration", default.as_secs_f64());
+    }
+    let each: Vec<String> = cfg
+        .deployments
+        .iter()
+        .map(|d| format!("{} {} s", d.name, d.toleration.as_secs_f64()))
+        .collect();
+    format!("the pods' tolerationSeconds ({})", each.join(", "))
+}
+
+/// With a zone down: the traffic sources whose Service keeps calls in the
+/// caller's zone (PreferClose, Topology Aware Routing's hints), which is why
+/// callers in the zones left never picked the failed zone's pods while they
+/// were still endpoints.
+fn zonal_during_zone_down(
+    cfg: &sim_models::cluster::ClusterConfig,
+    zone: &str,
+    out: &RunOutput,
+) -> Vec<String> {
+    let services = sim_models::services::resolve(&cfg.deployments, &cfg.services.explicit);
+    cfg.traffic
+        .iter()
+        .filter(|t| t.from.is_some())
+        .filter_map(|t| {
+            let spec = &services.get(t.deployment?)?.spec;
+            let object = format!("service/{}", spec.name);
+            let how = if spec.topology_auto {
+                let off = out.events.iter().any(|e| {
+                    e.example_object == object
+                        && e.reason == sim_models::services::hints::DISABLED_REASON
+                });
+                if off {
+                    return None;
+                }
+                "its Topology Aware Routing hints gave each zone its own endpoints (the EndpointSlice controller recomputed them over \
+                 the zones left when the nodes went NotReady)"
+            } else if spec.prefer_close {
+                "it has trafficDistribution PreferClose"
+            } else {
+                return None;
+            };
+            Some(format!(
+                "{}: callers in the zones left used only endpoints for their own zone, since {how}; none of their calls went to \
+                 {zone}'s pods while those were still endpoints, and the callers in {zone} had stopped with it.",
+                t.name
+            ))
+        })
+        .collect()
 }
 
 /// Why a Service with Topology Aware Routing kept calls in zone or not:

@@ -467,6 +467,9 @@ struct NodeRt {
     unreachable: bool,
     /// The pending eviction of its pods, while tainted.
     eviction: Option<EventId>,
+    /// When its `NoExecute` taint went on (the pods' tolerations run from
+    /// then).
+    tainted_at: SimTime,
     /// The pods bound to it (terminating ones until they are gone), in no
     /// particular order.
     pods: Vec<u32>,

@@ -7,14 +7,16 @@
 //! node is `Ready=Unknown`, its pods leave their Services' endpoints and the
 //! scheduler stops placing pods there; the zone's `NoExecute` taints go
 //! through its eviction rate limiter and the pods are evicted when their
-//! toleration runs out; the scheduler places their replacements on the
+//! toleration (the workload's `tolerationSeconds`, 300 s by default) runs
+//! out; the scheduler places their replacements on the
 //! nodes left, as far as requests and topology spread let it.
 //!
 //! While a node is down its pods answer nothing: a request that reaches one
 //! (an endpoint not yet removed, or a connection opened before) and a
 //! request one was serving or queueing get no answer, and the client waits
-//! out its timeout. The check costs one flag test per request while no zone
-//! is down.
+//! out its timeout; a pod there sends nothing either (its share of a
+//! traffic source's arrivals is lost until it leaves the endpoints). The
+//! check costs one flag test per request while no zone is down.
 
 use super::*;
 
@@ -114,10 +116,6 @@ impl Sim<'_> {
                 .resize(z + 1, node_lifecycle::NoExecuteLimiter::default());
         }
         let tainted = self.zone_limiters[z].admit(now);
-        let id = self.engine.schedule_at(
-            tainted + node_lifecycle::DEFAULT_TOLERATION,
-            Ev::Evict(n as u32),
-        );
-        self.nodes[n].eviction = Some(id);
+        self.no_execute_taint(n, tainted);
     }
 }
