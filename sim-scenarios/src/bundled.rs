@@ -127,10 +127,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "zalando_dns_oom",
         include_str!("../../scenarios/zalando_dns_oom.yaml"),
     ),
-    (
-        "zone_down",
-        include_str!("../../scenarios/zone_down.yaml"),
-    ),
+    ("zone_down", include_str!("../../scenarios/zone_down.yaml")),
 ];
 
 /// The text of a bundled scenario.

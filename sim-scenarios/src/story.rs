@@ -1413,7 +1413,8 @@ fn hints_sentence(name: &str, k: usize, out: &RunOutput) -> String {
         .events
         .iter()
         .filter(|e| {
-            e.example_object == object && (e.reason == ENABLED_REASON || e.reason == DISABLED_REASON)
+            e.example_object == object
+                && (e.reason == ENABLED_REASON || e.reason == DISABLED_REASON)
         })
         .collect();
     evs.sort_by_key(|e| e.first);
@@ -1436,7 +1437,10 @@ fn hints_sentence(name: &str, k: usize, out: &RunOutput) -> String {
     if steps.is_empty() {
         return format!("{name} has topology-mode Auto, but the EndpointSlice controller never computed its hints");
     }
-    format!("{name} has topology-mode Auto (Topology Aware Routing): {}", steps.join("; "))
+    format!(
+        "{name} has topology-mode Auto (Topology Aware Routing): {}",
+        steps.join("; ")
+    )
 }
 
 /// What each NAT gateway saw over the run, as CloudWatch and the bill show it.

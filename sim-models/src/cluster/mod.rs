@@ -821,6 +821,8 @@ impl<'a> Sim<'a> {
 }
 
 #[cfg(test)]
+mod hints_tests;
+#[cfg(test)]
 mod lb_tests;
 #[cfg(test)]
 mod services_tests;

@@ -16,8 +16,8 @@
 
 use super::*;
 use crate::path::{Edge, NodePortTarget};
-use crate::services::node_port::NodeAddressKind;
 use crate::services::hints::{self, Disabled, NodeView};
+use crate::services::node_port::NodeAddressKind;
 use crate::services::{resolve, HintChange, ResolvedService, SelectorIndex, TopologyEndpoints};
 
 /// The run's Services.
@@ -201,11 +201,16 @@ impl Sim<'_> {
         }
         let zones = self.services.zone_of.iter().max().map_or(0, |z| z + 1);
         let sched = &self.sched;
-        let views = self.services.zone_of.iter().enumerate().map(|(n, &z)| NodeView {
-            zone: Some(z),
-            ready: sched.is_ready(n),
-            cpu_millis: sched.allocatable(n).map(|a| a.cpu_millis),
-        });
+        let views = self
+            .services
+            .zone_of
+            .iter()
+            .enumerate()
+            .map(|(n, &z)| NodeView {
+                zone: Some(z),
+                ready: sched.is_ready(n),
+                cpu_millis: sched.allocatable(n).map(|a| a.cpu_millis),
+            });
         self.services.ratios = hints::zone_ratios(views, zones);
     }
 

@@ -4,9 +4,9 @@
 //! (`topologycache_test.go`, `TestAddHints` and `TestSetNodes`).
 
 use super::*;
-use crate::services::{ServicePort, ServiceSpec, TopologyEndpoints, TrafficPolicy};
-use crate::services::{Choice, HintChange};
 use crate::netpol::{Labels, Protocol};
+use crate::services::{Choice, HintChange};
+use crate::services::{ServicePort, ServiceSpec, TopologyEndpoints, TrafficPolicy};
 use sim_core::RngStreams;
 
 fn node(zone: usize, cpu: u64) -> NodeView {
@@ -91,7 +91,9 @@ fn the_overload_threshold_needs_six_endpoints_over_three_even_zones() {
         "Unable to allocate minimum required endpoints to each zone without exceeding overload threshold (5 endpoints, 3 zones), addressType: IPv4"
     );
     let a = allocations(&r, 6).unwrap();
-    assert!(a.iter().all(|a| a.unwrap().minimum == 2 && a.unwrap().maximum == 2));
+    assert!(a
+        .iter()
+        .all(|a| a.unwrap().minimum == 2 && a.unwrap().maximum == 2));
     // 3 endpoints, one per zone: minimum ceil(1/1.2) = 1 each, fits.
     assert!(allocations(&r, 3).is_ok());
     // The docs' 2:1 zones with 3 endpoints: minimums ceil(2/1.2) = 2 and
@@ -143,7 +145,14 @@ fn a_zone_without_endpoints_receives_hints_from_the_others() {
     let moves = hint(&a, &[3, 3, 0]);
     let to_2: usize = moves.iter().filter(|m| m.to == 2).map(|m| m.count).sum();
     assert_eq!(to_2, 2);
-    assert_eq!(moves.iter().filter(|m| m.from == 0).map(|m| m.count).sum::<usize>(), 1);
+    assert_eq!(
+        moves
+            .iter()
+            .filter(|m| m.from == 0)
+            .map(|m| m.count)
+            .sum::<usize>(),
+        1
+    );
 }
 
 #[test]
@@ -156,7 +165,10 @@ fn overload_after_a_node_change_triggers_a_recompute() {
     assert!(overloaded(&[2, 2, 2], &skew));
     // Node info lost: any Service with hints is recomputed; none without.
     assert!(overloaded(&[2, 2, 2], &Err(Disabled::InsufficientNodeInfo)));
-    assert!(!overloaded(&[0, 0, 0], &Err(Disabled::InsufficientNodeInfo)));
+    assert!(!overloaded(
+        &[0, 0, 0],
+        &Err(Disabled::InsufficientNodeInfo)
+    ));
 }
 
 fn auto_spec() -> ServiceSpec {
