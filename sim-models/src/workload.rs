@@ -74,6 +74,12 @@ pub struct DeploymentSpec {
     /// A topology spread constraint over zones on its pods (the
     /// workload's own pods are the ones counted).
     pub spread: Option<ZoneSpread>,
+    /// `tolerationSeconds` of its pods' `NoExecute` tolerations of the
+    /// `node.kubernetes.io/not-ready` and `unreachable` taints: how long
+    /// they stay on a failed node before the taint eviction controller
+    /// deletes them (default [`crate::node_lifecycle::DEFAULT_TOLERATION`],
+    /// what the `DefaultTolerationSeconds` admission plugin adds).
+    pub toleration: SimDuration,
 }
 
 /// `topologySpreadConstraints` with `topologyKey: topology.kubernetes.io/zone`
@@ -114,6 +120,7 @@ impl DeploymentSpec {
             server,
             requests: crate::scheduler::Resources::default(),
             spread: None,
+            toleration: crate::node_lifecycle::DEFAULT_TOLERATION,
         }
     }
 }

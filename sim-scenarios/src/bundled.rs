@@ -120,9 +120,14 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/shop_manifests.yaml"),
     ),
     (
+        "topology_hints_fallback",
+        include_str!("../../scenarios/topology_hints_fallback.yaml"),
+    ),
+    (
         "zalando_dns_oom",
         include_str!("../../scenarios/zalando_dns_oom.yaml"),
     ),
+    ("zone_down", include_str!("../../scenarios/zone_down.yaml")),
 ];
 
 /// The text of a bundled scenario.

@@ -274,15 +274,17 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         ));
         if let Some(ev) = evictions {
             lines.push(format!(
-                "The zone's NoExecute taints went on at {} node(s) a second, and after the pods' default {} s toleration the \
-                 taint eviction controller deleted {} pods, from {} to {}. Their replacements could go only to the other zones' nodes.",
+                "The zone's NoExecute taints went on at {} node(s) a second, and after {} the \
+                 taint eviction controller deleted {} pods, from {} to {}. Until then the Deployments still counted them: nothing \
+                 replaced them. Their replacements could go only to the other zones' nodes.",
                 node_lifecycle::NODE_EVICTION_RATE,
-                node_lifecycle::DEFAULT_TOLERATION.as_secs_f64(),
+                crate::story_zones::tolerations(cfg),
                 ev.count,
                 ev.first,
                 ev.last
             ));
         }
+        lines.extend(crate::story_zones::zonal_during_zone_down(cfg, name, out));
         if let Some(nat) = out.events.iter().find(|e| e.reason == "NatGatewayDown") {
             lines.push(format!(
                 "The zone's NAT gateway went with it ({}): the subnets routed to it lost egress.",
@@ -1303,6 +1305,7 @@ fn zone_bytes_why(
                 "{} has internalTrafficPolicy Local: each call went to an endpoint on the caller's own node",
                 s.name
             ),
+            Some(s) if s.topology_auto => crate::story_zones::hints_sentence(&s.name, k, out),
             Some(s) if s.prefer_close => format!(
                 "{} has trafficDistribution PreferClose: each caller's node used the endpoints of its own zone while that zone had any",
                 s.name

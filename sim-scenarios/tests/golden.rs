@@ -128,6 +128,16 @@ fn cross_az_bill_replay() {
 }
 
 #[test]
+fn topology_hints_fallback_replay() {
+    insta::assert_snapshot!(replay("topology_hints_fallback"));
+}
+
+#[test]
+fn zone_down_replay() {
+    insta::assert_snapshot!(replay("zone_down"));
+}
+
+#[test]
 fn nat_gateway_spof_replay() {
     insta::assert_snapshot!(replay("nat_gateway_spof"));
 }

@@ -163,6 +163,7 @@ impl Sim<'_> {
         }
         self.sched.set_present(n);
         self.sched.set_pod_cidr(n, self.ipam.node_has_pod_cidr(n));
+        self.topology_nodes_changed();
         if self.nodes[n].unreachable {
             // Created in a zone that is down: it is never heard from.
             let delay = node_lifecycle::unreachable_delay(&mut self.node_lifecycle);

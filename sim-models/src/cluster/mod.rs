@@ -468,6 +468,9 @@ struct NodeRt {
     unreachable: bool,
     /// The pending eviction of its pods, while tainted.
     eviction: Option<EventId>,
+    /// When its `NoExecute` taint went on (the pods' tolerations run from
+    /// then).
+    tainted_at: SimTime,
     /// The pods bound to it (terminating ones until they are gone), in no
     /// particular order.
     pods: Vec<u32>,
@@ -693,7 +696,9 @@ impl<'a> Sim<'a> {
         for d in 0..self.deps.len() {
             self.reconcile(d);
         }
+        self.hold_hints(true);
         self.warm_start();
+        self.hold_hints(false);
         self.lb_start();
         if let Some(pool) = &self.cfg.node_pool {
             self.engine
@@ -816,6 +821,8 @@ impl<'a> Sim<'a> {
     }
 }
 
+#[cfg(test)]
+mod hints_tests;
 #[cfg(test)]
 mod lb_tests;
 #[cfg(test)]

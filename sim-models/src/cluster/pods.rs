@@ -130,12 +130,11 @@ impl Sim<'_> {
             return;
         }
         self.sched.set_tainted(n, down);
+        self.topology_nodes_changed();
         if down {
             self.node_not_ready_event(n, &node_lifecycle::not_ready_message());
-            let id = self
-                .engine
-                .schedule_in(node_lifecycle::DEFAULT_TOLERATION, Ev::Evict(n as u32));
-            self.nodes[n].eviction = Some(id);
+            let now = self.engine.now();
+            self.no_execute_taint(n, now);
         } else {
             self.event_by(
                 "Normal",
@@ -161,7 +160,13 @@ impl Sim<'_> {
     /// controllers create replacements.
     pub(crate) fn evict(&mut self, n: usize) {
         self.nodes[n].eviction = None;
-        let mut doomed = self.nodes[n].pods.clone();
+        let (now, tainted) = (self.engine.now(), self.nodes[n].tainted_at);
+        let mut doomed: Vec<u32> = self.nodes[n]
+            .pods
+            .iter()
+            .copied()
+            .filter(|&p| tainted + self.toleration_of(p) <= now)
+            .collect();
         doomed.sort_unstable();
         let mut touched = BTreeSet::new();
         for p in doomed {
@@ -187,6 +192,31 @@ impl Sim<'_> {
         for d in touched {
             self.reconcile(d);
         }
+        if !self.nodes[n].pods.is_empty() {
+            // Pods that tolerate the taint longer wait for their turn.
+            self.no_execute_taint(n, tainted);
+        }
+    }
+
+    /// Node `n` got its `NoExecute` taint at `at`: the taint eviction
+    /// controller deletes each pod there when its toleration runs out; the
+    /// next deletion is scheduled (at the default toleration when no pod
+    /// is there).
+    pub(crate) fn no_execute_taint(&mut self, n: usize, at: SimTime) {
+        let due = self.nodes[n]
+            .pods
+            .iter()
+            .map(|&p| self.toleration_of(p))
+            .min()
+            .unwrap_or(node_lifecycle::DEFAULT_TOLERATION);
+        self.nodes[n].tainted_at = at;
+        let id = self.engine.schedule_at(at + due, Ev::Evict(n as u32));
+        self.nodes[n].eviction = Some(id);
+    }
+
+    /// How long pod `p` tolerates its node's `NoExecute` taint.
+    fn toleration_of(&self, p: u32) -> SimDuration {
+        self.cfg.deployments[self.pods[p as usize].deployment as usize].toleration
     }
 
     /// Creates or deletes pods until the Deployment has `desired` live pods.

@@ -1257,6 +1257,35 @@ fn a_failed_zone_loses_requests_until_not_ready_then_its_pods_move() {
 }
 
 #[test]
+fn a_shorter_toleration_evicts_sooner_pod_by_pod() {
+    // Half the pods tolerate the taint 30 s: they go first, the rest at
+    // the default 300 s.
+    let mut cfg = zone_failure(false);
+    let mut quick = cfg.deployments[0].clone();
+    quick.name = "quick".into();
+    quick.labels = [("app".to_string(), "quick".to_string())].into();
+    quick.toleration = secs(30);
+    cfg.deployments.push(quick);
+    let out = run(&cfg, 1, &mut NullSink);
+    let not_ready = out
+        .events
+        .iter()
+        .find(|e| e.reason == "NodeNotReady")
+        .unwrap();
+    let mut evicted: Vec<SimTime> = out
+        .events
+        .iter()
+        .filter(|e| e.reason == "TaintManagerEviction")
+        .flat_map(|e| [e.first, e.last])
+        .collect();
+    evicted.sort();
+    let first = evicted[0] - not_ready.first;
+    assert!((secs(30)..secs(45)).contains(&first), "{first:?}");
+    let last = *evicted.last().unwrap() - not_ready.first;
+    assert!(last >= secs(300), "{last:?}");
+}
+
+#[test]
 fn a_hard_zone_spread_keeps_replacements_pending_while_the_zone_is_down() {
     let out = run(&zone_failure(true), 1, &mut NullSink);
     // Zone a has no pods left but its nodes still count (nodeTaintsPolicy:

@@ -54,8 +54,10 @@ impl Sim<'_> {
         // Requests from a workload need a Ready pod of it to send them.
         let client = match spec.from {
             Some(w) => match self.deps[w].endpoints.pick(&mut self.traffic[t].pick) {
-                Some(c) => Some(c),
-                None => {
+                // A pod on a stopped node (its zone failed, not yet
+                // noticed) sends nothing.
+                Some(c) if !self.pod_unreachable(c) => Some(c),
+                _ => {
                     self.schedule_arrival(t);
                     return;
                 }

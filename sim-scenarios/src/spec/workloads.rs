@@ -75,6 +75,11 @@ pub struct WorkloadFile {
     /// (`topologyKey: topology.kubernetes.io/zone`, the workload's own pods
     /// as `labelSelector`).
     pub topology_spread: Option<TopologySpreadFile>,
+    /// `tolerationSeconds` of the pods' `NoExecute` tolerations for
+    /// `node.kubernetes.io/not-ready` and `node.kubernetes.io/unreachable`:
+    /// how long they stay bound to a failed node before eviction (default
+    /// 300, added by the `DefaultTolerationSeconds` admission plugin).
+    pub toleration_seconds: Option<Count>,
 }
 
 /// A container's `resources`.
@@ -239,6 +244,9 @@ impl Validator<'_> {
                 d.requests = requests(r);
             }
             d.spread = self.spread(&p, w)?;
+            if let Some(t) = w.toleration_seconds {
+                d.toleration = sim_core::SimDuration::from_secs(u64::from(t.0));
+            }
             deployments.push(d);
         }
 
