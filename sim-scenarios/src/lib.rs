@@ -30,6 +30,7 @@ pub mod shard;
 pub mod spec;
 pub mod story;
 mod story_paths;
+mod story_zones;
 pub mod sweep;
 pub mod units;
 

@@ -39,9 +39,10 @@
 //! so nothing drains), the controller's registration delay.
 //!
 //! ## Parameters
-//! The target group's ([`crate::cloud_lb`], rows `lb-health-check-defaults`,
-//! `lb-cross-zone`); the traffic policy's (rows
-//! `svc-external-traffic-policy`, `svc-health-check-node-port`).
+//! The target group's ([`crate::cloud_lb`]); what a node's check finds and
+//! the hops (docs/calibration.md, rows `lb-instance-health`,
+//! `lb-instance-two-hops`, `svc-external-traffic-policy` and
+//! `svc-health-check-node-port`).
 //!
 //! ## What it emits
 //! The same outcomes and target-health events as ip targets; SNATed

@@ -26,7 +26,8 @@
 //! `externalTrafficPolicy: Cluster` the reply is un-SNATed at the node it
 //! entered, under `Local` the pod is on that node. The client's leg to the
 //! load balancer comes from outside the region's zones and is not counted.
-//! Billing then follows the carrier (row `price-aws-inter-az`): an ALB's
+//! Billing then follows the carrier (docs/calibration.md, rows
+//! `price-aws-lb-targets` and `lb-instance-two-hops`): an ALB's
 //! hop to targets on private IPs is free even across zones, an NLB's is
 //! billed (cross-zone balancing on: "EC2 data transfer charges apply"),
 //! the node-to-pod hop is billed whatever the load balancer.
