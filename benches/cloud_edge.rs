@@ -97,6 +97,7 @@ fn instance_config(nodes: u32) -> ClusterConfig {
         load_balancer: Some(LbEntry {
             group,
             check: CheckPath::Port,
+            readiness_gate: false,
         }),
         request_bytes: 2_000,
         response_bytes: 20_000,

@@ -143,6 +143,10 @@ pub struct LbEntry {
     pub group: TargetGroupSpec,
     /// What the health check asks of a pod.
     pub check: CheckPath,
+    /// The AWS Load Balancer Controller's pod readiness gate
+    /// (`target-health.elbv2.k8s.aws`, ip targets only): a pod is Ready
+    /// only once its target is healthy.
+    pub readiness_gate: bool,
 }
 
 /// ELB's default deregistration delay (row `lb-deregistration-delay`).

@@ -46,8 +46,10 @@
 //!   is remembered until the request ends ([`LbHop`]) so that the
 //!   `zone_traffic` room counts its bytes both ways.
 //!
-//! Not modelled: the readiness gate (pod Ready only once its target is
-//! healthy), the controller's propagation delay, checks staggered per
+//! - **Readiness gate** (`lb_gate` room): with it, a pod whose readiness
+//!   probe passed is Ready only once its targets are healthy.
+//!
+//! Not modelled: the controller's propagation delay, checks staggered per
 //! target (all of a group's targets are checked at the same instants), the
 //! load balancer's own capacity.
 //!
@@ -91,6 +93,9 @@ pub(crate) struct LbRt {
     pub(crate) live: Vec<TargetId>,
     /// Targets whose in-flight requests were cut (deregistration over).
     pub(crate) cut: Vec<bool>,
+    /// Targets whose pod passed its readiness probe and waits for its
+    /// readiness gate (the target healthy).
+    pub(crate) waiting: Vec<bool>,
     /// Zones of the cluster (load balancer nodes: one per zone).
     pub(crate) zones: u32,
     /// Draws the load balancer node and the target.
@@ -147,6 +152,7 @@ impl Lbs {
                 behind: Vec::new(),
                 live: Vec::new(),
                 cut: Vec::new(),
+                waiting: Vec::new(),
                 zones: zones.max(1),
                 rng: rng.stream(&format!("load-balancer/{}", spec.name)),
             });
@@ -155,7 +161,7 @@ impl Lbs {
         lbs
     }
 
-    fn target(&self, lb: usize, p: u32) -> Option<TargetId> {
+    pub(crate) fn target(&self, lb: usize, p: u32) -> Option<TargetId> {
         self.target_of[lb].get(p as usize).and_then(|t| t.get())
     }
 }
@@ -193,6 +199,7 @@ impl Sim<'_> {
             let id = lb.group.register(zone.min(lb.zones - 1));
             lb.behind.push(p);
             lb.cut.push(false);
+            lb.waiting.push(false);
             lb.live.push(id);
             if warm {
                 for _ in 0..lb.entry.group.health_check.initial_passes {
@@ -243,15 +250,23 @@ impl Sim<'_> {
         lb.cut[id as usize] = true;
     }
 
-    /// What a check of pod `p` finds (ip targets).
-    fn lb_pod_check(&self, p: u32, check: CheckPath) -> bool {
+    /// What a check of target `id`, pod `p`, of load balancer `i` finds
+    /// (ip targets).
+    fn lb_pod_check(&self, i: usize, id: TargetId, p: u32, check: CheckPath) -> bool {
         let pod = &self.pods[p as usize];
         !pod.deleted
             && !self.pod_unreachable(p)
             && match check {
                 CheckPath::Port => matches!(pod.state, PodState::Running | PodState::Ready),
-                CheckPath::Readiness => pod.state == PodState::Ready,
+                CheckPath::Readiness => self.lb_serving(i, id, p),
             }
+    }
+
+    /// Whether pod `p` (target `id` of load balancer `i`) serves: Ready, or
+    /// held by a readiness gate after its readiness probe passed.
+    fn lb_serving(&self, i: usize, id: TargetId, p: u32) -> bool {
+        self.pods[p as usize].state == PodState::Ready
+            || self.lbs.list[i].waiting.get(id as usize) == Some(&true)
     }
 
     /// A target group's health checks are due: every registered target is
@@ -262,6 +277,7 @@ impl Sim<'_> {
         let check = lb.entry.check;
         let instance = lb.instance();
         let mut changes: Vec<Health> = Vec::new();
+        let mut released: Vec<u32> = Vec::new();
         for k in 0..self.lbs.list[i].live.len() {
             let lb = &self.lbs.list[i];
             let id = lb.live[k];
@@ -269,16 +285,24 @@ impl Sim<'_> {
             let up = if instance {
                 self.lb_node_check(i, behind as usize)
             } else {
-                self.lb_pod_check(behind, check)
+                self.lb_pod_check(i, id, behind, check)
             };
             let result = if up {
                 CheckResult::Pass
             } else {
                 CheckResult::Fail
             };
-            if let Some(h) = self.lbs.list[i].group.record_check(id, result) {
+            let lb = &mut self.lbs.list[i];
+            if let Some(h) = lb.group.record_check(id, result) {
                 changes.push(h);
+                if h == Health::Healthy && lb.waiting.get(id as usize) == Some(&true) {
+                    lb.waiting[id as usize] = false;
+                    released.push(behind);
+                }
             }
+        }
+        for p in released {
+            self.lb_gate_released(p);
         }
         let name = &self.cfg.traffic[self.lbs.list[i].source as usize].name;
         let what = if instance { "node" } else { "pod IP" };
@@ -333,7 +357,7 @@ impl Sim<'_> {
         let pod = &self.pods[p as usize];
         let answer = if pod.deleted || self.pod_unreachable(p) {
             TargetAnswer::Silent
-        } else if pod.state == PodState::Ready {
+        } else if self.lb_serving(i, id, p) {
             TargetAnswer::Served
         } else {
             // The port is open; the application does not serve yet.

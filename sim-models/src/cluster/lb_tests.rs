@@ -54,7 +54,11 @@ fn cluster(check: CheckPath, dereg: SimDuration, service_time_ms: u64) -> Cluste
         },
         deployments: vec![web],
         traffic: vec![TrafficSpec {
-            load_balancer: Some(LbEntry { group, check }),
+            load_balancer: Some(LbEntry {
+                group,
+                check,
+                readiness_gate: false,
+            }),
             ..TrafficSpec::to_service("users", 0, 100.0, secs(5))
         }],
         timeline: vec![
@@ -175,6 +179,38 @@ fn lb_runs_are_deterministic() {
     let a = run(&cfg, 9, &mut NullSink);
     let b = run(&cfg, 9, &mut NullSink);
     assert_eq!(a.requests, b.requests);
+}
+
+#[test]
+fn lb_readiness_gate_holds_ready_until_the_target_is_healthy() {
+    // Readiness check: the new pods serve 30 s after their container
+    // starts (about 92 s into the run). Their targets failed the checks
+    // until then (unhealthy after 2), so they need the healthy threshold,
+    // 2 passes 5 s apart: the gate holds their Ready until the second
+    // check after they serve, at most 2 intervals later.
+    let ready_at = |gate: bool| {
+        let mut cfg = cluster(CheckPath::Readiness, secs(300), 5);
+        cfg.traffic[0]
+            .load_balancer
+            .as_mut()
+            .unwrap()
+            .readiness_gate = gate;
+        cfg.sample_every = SimDuration::from_millis(500);
+        let out = run(&cfg, 1, &mut NullSink);
+        conserved(&out.requests[0]);
+        assert_eq!(out.requests[0].lb_502, 0);
+        let ready = out.metrics.column("pods_ready{deployment=web}").unwrap();
+        // The first sample with all 8 pods Ready.
+        out.metrics
+            .rows()
+            .iter()
+            .find(|(_, row)| row[ready] >= 8.0)
+            .map(|(t, _)| *t)
+            .unwrap()
+    };
+    let (without, with) = (ready_at(false), ready_at(true));
+    assert!(with > without, "{with:?} vs {without:?}");
+    assert!(with <= without + secs(10), "{with:?} vs {without:?}");
 }
 
 /// `k` zones of 2 nodes; `web` with `pods` pods spread evenly over the

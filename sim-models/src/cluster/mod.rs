@@ -124,6 +124,7 @@ mod egress;
 mod events;
 mod ingress;
 mod lb;
+mod lb_gate;
 mod lb_instance;
 mod output;
 mod pods;

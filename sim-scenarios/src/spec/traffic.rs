@@ -141,6 +141,12 @@ pub struct LoadBalancerFile {
     /// The health check: what it asks and its timing (default: the
     /// controller's).
     pub health_check: Option<LbHealthCheckFile>,
+    /// The AWS Load Balancer Controller's pod readiness gate
+    /// (`target-health.elbv2.k8s.aws`, injected in namespaces labelled
+    /// `elbv2.k8s.aws/pod-readiness-gate-inject: enabled`; ip targets only):
+    /// a pod is Ready only once its target is healthy (default false).
+    #[serde(default)]
+    pub readiness_gate: bool,
 }
 
 fn default_targets() -> LbTargetsName {
@@ -782,7 +788,18 @@ impl Validator<'_> {
                 ));
             }
         }
-        Ok(LbEntry { group, check })
+        if v.readiness_gate && target_type == TargetType::Instance {
+            return Err(self.err(
+                &[p, &path!["readiness_gate"]].concat(),
+                "the pod readiness gate works with `targets: ip` only: with instance targets the load balancer sees nodes, not pods",
+                "use targets: ip, or remove readiness_gate",
+            ));
+        }
+        Ok(LbEntry {
+            group,
+            check,
+            readiness_gate: v.readiness_gate,
+        })
     }
 
     /// A `node_port` entry (at `p`) of a source (`from` set?, `resolve`
