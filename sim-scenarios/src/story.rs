@@ -583,7 +583,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         lines.extend(crate::story_paths::why_lines(ing));
     }
     nat_gateways_why(&mut lines, cfg, out);
-    zone_bytes_why(&mut lines, cfg, out);
+    crate::story_zones::zone_bytes_why(&mut lines, cfg, out);
     if !lines.is_empty() {
         let _ = writeln!(s, "why");
         for l in lines {
@@ -1271,82 +1271,6 @@ fn nat_sentences(
         ));
     }
     lines
-}
-
-/// With billing: per traffic source, how many of its bytes crossed a zone,
-/// why (how its Service picks endpoints), the busiest crossing pair and
-/// what the cloud bills.
-fn zone_bytes_why(
-    lines: &mut Vec<String>,
-    cfg: &sim_models::cluster::ClusterConfig,
-    out: &RunOutput,
-) {
-    use sim_models::services::TrafficPolicy;
-    use sim_models::transfer_cost::Billing;
-    let Some(billing) = cfg.billing else {
-        return;
-    };
-    let services = sim_models::services::resolve(&cfg.deployments, &cfg.services.explicit);
-    let k = out.zone_names.len();
-    let rule = match billing {
-        Billing::Aws { per_gb } => {
-            format!("AWS's rule, ${per_gb}/GB out at the sender and again in at the receiver")
-        }
-        Billing::Gcp { per_gib } => format!("GCP's rule, ${per_gib}/GiB at the source only"),
-    };
-    for (t, z) in cfg.traffic.iter().zip(&out.zone_traffic) {
-        let total = z.bytes.total();
-        if total == 0 {
-            continue;
-        }
-        let spec = t.deployment.and_then(|s| services.get(s)).map(|r| &r.spec);
-        let how = match spec {
-            Some(s) if s.internal_policy == TrafficPolicy::Local => format!(
-                "{} has internalTrafficPolicy Local: each call went to an endpoint on the caller's own node",
-                s.name
-            ),
-            Some(s) if s.topology_auto => crate::story_zones::hints_sentence(&s.name, k, out),
-            Some(s) if s.prefer_close => format!(
-                "{} has trafficDistribution PreferClose: each caller's node used the endpoints of its own zone while that zone had any",
-                s.name
-            ),
-            Some(s) => format!(
-                "{} picks an endpoint at random among all Ready ones, whatever their zone: with callers and endpoints even over {k} zone(s) a call leaves its zone with probability (k-1)/k = {:.1}%",
-                s.name,
-                100.0 * (k.saturating_sub(1)) as f64 / k.max(1) as f64
-            ),
-            None => "the calls go to their endpoints without a Service".to_string(),
-        };
-        let mut top = None;
-        for i in 0..k {
-            for j in 0..k {
-                let b = z.bytes.between(i as u32, j as u32);
-                if i != j && b > 0 && top.is_none_or(|(_, _, x)| b > x) {
-                    top = Some((i, j, b));
-                }
-            }
-        }
-        let busiest = top.map_or(String::new(), |(i, j, b)| {
-            format!(
-                " The busiest crossing was {} -> {} ({} GB).",
-                out.zone_names[i],
-                out.zone_names[j],
-                num(b as f64 / 1e9)
-            )
-        });
-        let month = z.cost / cfg.duration.as_secs_f64() * crate::figures::MONTH_SECS;
-        lines.push(format!(
-            "{}: {} GB went pod to pod ({} requests, {} responses); {:.1}% of it crossed a zone: {how}.{busiest} \
-             Under {rule}, that is ${:.4} over the run, ${} per 30 days at this rate.",
-            t.name,
-            num(total as f64 / 1e9),
-            z.requests,
-            z.responses,
-            100.0 * z.bytes.crossing_share(),
-            z.cost,
-            num(month)
-        ));
-    }
 }
 
 /// What each NAT gateway saw over the run, as CloudWatch and the bill show it.

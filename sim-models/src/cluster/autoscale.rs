@@ -170,6 +170,7 @@ impl Sim<'_> {
             self.engine
                 .schedule_in(delay, Ev::NodeUnreachable(n as u32));
         }
+        self.lb_node_added(n, false);
         let name = &self.cfg.nodes[n].name;
         self.event_by(
             "Normal",

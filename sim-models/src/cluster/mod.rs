@@ -124,6 +124,8 @@ mod egress;
 mod events;
 mod ingress;
 mod lb;
+mod lb_gate;
+mod lb_instance;
 mod output;
 mod pods;
 mod sampling;
@@ -668,6 +670,8 @@ impl<'a> Sim<'a> {
                     bytes: zone_traffic::empty(cfg),
                     requests: 0,
                     responses: 0,
+                    request_hops: 0,
+                    response_hops: 0,
                     cost: 0.0,
                 })
                 .collect(),

@@ -21,14 +21,24 @@ impl Sim<'_> {
         }
     }
 
-    /// The readiness probe passed: Ready, and an endpoint of its Service.
+    /// The readiness probe passed: Ready, and an endpoint of its Service
+    /// (unless a load balancer's readiness gate holds it until its target
+    /// is healthy: the `lb_gate` room).
     pub(crate) fn readiness_passed(&mut self, p: u32) {
-        if self.pod_live_in(p, PodState::Running) && !self.pod_unreachable(p) {
-            self.set_state(p, PodState::Ready);
-            let d = self.pods[p as usize].deployment as usize;
-            self.endpoint_up(p, d);
-            self.endpoints_changed(d);
+        if self.pod_live_in(p, PodState::Running)
+            && !self.pod_unreachable(p)
+            && !self.lb_gate_holds(p)
+        {
+            self.pod_ready(p);
         }
+    }
+
+    /// Running pod `p` is Ready: an endpoint of its Services.
+    pub(crate) fn pod_ready(&mut self, p: u32) {
+        self.set_state(p, PodState::Ready);
+        let d = self.pods[p as usize].deployment as usize;
+        self.endpoint_up(p, d);
+        self.endpoints_changed(d);
     }
 
     /// `kubectl scale`, or an autoscaler: workload `d` wants `replicas` pods.

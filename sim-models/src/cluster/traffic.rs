@@ -504,6 +504,7 @@ impl Sim<'_> {
     /// How one try ended: the request's outcome, or a retry. A try that
     /// already ended (its client gave up at the deadline) counts no more.
     pub(crate) fn outcome(&mut self, req: Request, o: Outcome) {
+        self.lb_forget(&req);
         let t = req.source as usize;
         let retries = self.cfg.traffic[t].retries;
         if retries > 0 {
