@@ -35,6 +35,8 @@
 //!   conntrack, kube-proxy, NetworkPolicy, SNAT) and kube-proxy's syncs;
 //! - `zone_traffic`: bytes per (source zone, destination zone) pair and
 //!   their price under the run's billing;
+//! - `starts`: container starts with a sidecar or a start dial (the
+//!   proxy's readiness, the app's dial, CrashLoopBackOff);
 //! - `egress`: connections through NAT gateways after they open (idle
 //!   RST, a gateway down, bytes and cost) and the gateways' figures;
 //! - `dns`: lookups, query routing through kube-dns and conntrack, the
@@ -127,6 +129,7 @@ mod output;
 mod pods;
 mod sampling;
 mod services;
+mod starts;
 mod timeline;
 mod traffic;
 mod zone_traffic;
@@ -254,6 +257,13 @@ enum Ev {
     /// Nothing answered a request a load balancer sent on (or no target
     /// took an NLB's connection).
     LbSilent(Request),
+    /// A step of a pod's container start (`starts` room), of its start
+    /// number `gen`.
+    PodStart {
+        pod: u32,
+        gen: u32,
+        step: starts::Step,
+    },
 }
 
 /// One pod. Its name is derived when printed ([`Sim::pod_name`]).
@@ -456,6 +466,8 @@ struct Sim<'a> {
     lbs: lb::Lbs,
     /// Per traffic source: its bytes between zones.
     zone_traffic: Vec<ZoneTraffic>,
+    /// Container starts with a sidecar or a start dial.
+    starts: starts::StartsRt,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -597,6 +609,7 @@ impl<'a> Sim<'a> {
         let services = services::ServicesRt::new(cfg);
         let zones = services.zone_of.iter().max().map_or(1, |z| z + 1) as u32;
         let lbs = lb::Lbs::new(cfg, zones, &rng);
+        let starts = starts::StartsRt::new(cfg, &mut metrics, &rng);
         Sim {
             cfg,
             engine: Engine::new(),
@@ -672,6 +685,7 @@ impl<'a> Sim<'a> {
             kube_proxy_wake: None,
             services,
             lbs,
+            starts,
             rng,
             dns,
             ip_owner: HashMap::new(),
@@ -790,6 +804,7 @@ impl<'a> Sim<'a> {
             Ev::LbCheck(i) => self.lb_check(i as usize),
             Ev::LbDrainEnd { lb, target } => self.lb_drain_end(lb as usize, target),
             Ev::LbSilent(req) => self.lb_silent(req),
+            Ev::PodStart { pod, gen, step } => self.pod_start_step(pod, gen, step),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),

@@ -62,6 +62,20 @@ pub enum StartOrder {
     NativeSidecar,
 }
 
+/// How the sidecars of a run start (`mesh.lifecycle`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LifecycleSpec {
+    /// The proxy and the app container's order.
+    pub order: StartOrder,
+    /// The kubelet's probe of the proxy.
+    pub probe: ProxyProbe,
+    /// The shortest time from the proxy container's start to Envoy
+    /// listening with its first configuration (an assumption).
+    pub listen_min: SimDuration,
+    /// The longest (each start draws uniformly between the two).
+    pub listen_max: SimDuration,
+}
+
 /// The kubelet's probe of the proxy (`httpGet :15021/healthz/ready`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProxyProbe {

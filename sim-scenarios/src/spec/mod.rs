@@ -509,7 +509,7 @@ impl Validator<'_> {
             )?),
             None => None,
         };
-        let (deployments, extras) = match from_manifests.as_mut() {
+        let (mut deployments, extras) = match from_manifests.as_mut() {
             Some(m) => (
                 std::mem::take(&mut m.deployments),
                 std::mem::take(&mut m.extras),
@@ -551,6 +551,7 @@ impl Validator<'_> {
             cluster.nodes.public_addresses,
             &mut notes,
         )?;
+        let start_dials = self.start_dials(wp, workloads, &deployments, &resolved)?;
         let nat_gateways =
             self.nat_gateways(&sec.network.1, sec.network.0, &cluster.nodes.zones)?;
         let billing = self.billing(&sec.network.1, sec.network.0)?;
@@ -600,6 +601,9 @@ impl Validator<'_> {
             (&traffic_names, &traffic_specs),
             (kube_proxy.is_some(), billing.is_some()),
         )?;
+        for (d, dial) in deployments.iter_mut().zip(start_dials) {
+            d.start_dial = dial;
+        }
         let config = ClusterConfig {
             nodes,
             ipam,
