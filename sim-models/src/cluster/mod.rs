@@ -835,4 +835,6 @@ mod lb_tests;
 #[cfg(test)]
 mod services_tests;
 #[cfg(test)]
+mod starts_tests;
+#[cfg(test)]
 mod tests;
