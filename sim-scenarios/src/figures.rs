@@ -259,6 +259,10 @@ pub mod series {
     pub const NODES: Column = super::cluster_wide("nodes");
     /// Node creations that failed so far (runs with a node pool).
     pub const NODE_CREATE_FAILURES: Column = super::cluster_wide("node_create_failures");
+    /// Container restarts so far (workloads with a sidecar or a start dial).
+    pub const CONTAINER_RESTARTS: Column = super::per_workload("container_restarts");
+    /// Pods waiting out a CrashLoopBackOff now (same workloads).
+    pub const PODS_CRASH_LOOP_BACKOFF: Column = super::per_workload("pods_crash_loop_backoff");
 
     /// Every column named here.
     pub const COLUMNS: &[Column] = &[
@@ -538,6 +542,15 @@ pub const NODE_CREATE_FAILURES: Figure = gauge(
     "node_create_failures",
     "nodes",
     series::NODE_CREATE_FAILURES,
+);
+/// Container restarts so far (workloads with a sidecar or a start dial).
+pub const CONTAINER_RESTARTS: Figure =
+    gauge("container_restarts", "restarts", series::CONTAINER_RESTARTS);
+/// Pods waiting out a CrashLoopBackOff (workloads with a sidecar or a start dial).
+pub const PODS_CRASH_LOOP_BACKOFF: Figure = gauge(
+    "pods_crash_loop_backoff",
+    "pods",
+    series::PODS_CRASH_LOOP_BACKOFF,
 );
 /// Errors / ended requests in a window.
 pub const ERROR_RATE: Figure = window("error_rate", Kind::Ratio, "1", |w, _| {
@@ -1005,6 +1018,8 @@ pub const FIGURES: &[Figure] = &[
     IPAM_USABLE,
     NODES,
     NODE_CREATE_FAILURES,
+    CONTAINER_RESTARTS,
+    PODS_CRASH_LOOP_BACKOFF,
     ERROR_RATE,
     REQUESTS_SENT,
     REQUESTS_ANSWERED,

@@ -119,6 +119,8 @@ pub struct RequestTotals {
     pub lb_reset: u64,
     /// Of `timed_out`: an NLB had no target for the connection.
     pub lb_connect_timeout: u64,
+    /// Of `refused`: connections a restarting sidecar proxy reset.
+    pub proxy_reset: u64,
 }
 
 impl RequestTotals {
@@ -206,6 +208,10 @@ impl RequestTotals {
             Outcome::LbConnectTimeout => {
                 self.timed_out += 1;
                 self.lb_connect_timeout += 1;
+            }
+            Outcome::ProxyReset => {
+                self.refused += 1;
+                self.proxy_reset += 1;
             }
         }
     }

@@ -20,8 +20,12 @@
 //! with such pods, the time series `container_restarts` (restarts so far)
 //! and `pods_crash_loop_backoff` (pods waiting out a back-off now).
 //!
-//! Limitations: a pod's sidecar restart is not modelled here; the app's
-//! dial is one connection attempt (no retry inside the app).
+//! The app's dial is one connection attempt with no retry inside the app
+//! (docs/calibration.md, row `app-start-dial`); the kubelet's schedule is
+//! row `kubelet-backoff`.
+//!
+//! Limitations: the kubelet's pod sync period and probe jitter are not
+//! modelled (a restart or a probe tick happens at its nominal instant).
 
 use super::*;
 use crate::kubelet::CrashLoop;
@@ -49,16 +53,30 @@ pub(crate) enum Step {
     ProxyStart,
 }
 
+impl Step {
+    /// A step of the proxy container (the others are the app's).
+    fn of_proxy(self) -> bool {
+        matches!(self, Step::ProxyReady | Step::HookTimeout | Step::ProxyStart)
+    }
+}
+
 /// What the run tracks of one pod's containers.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PodStart {
-    /// Bumped at each start of the pod's containers: a step of an earlier
-    /// start is stale.
+    /// Bumped at each start of the app container's steps: a step of an
+    /// earlier start is stale.
     gen: u32,
-    /// When its proxy listens (`None`: no sidecar).
+    /// The same for the proxy's steps.
+    proxy_gen: u32,
+    /// When its proxy listens (`None`: no sidecar; `SimTime::MAX`: its
+    /// proxy is down).
     listens: Option<SimTime>,
+    /// When its proxy last restarted (its connections were reset).
+    restarted: Option<SimTime>,
     proxy_ready: bool,
     app_running: bool,
+    /// An app start is scheduled.
+    app_pending: bool,
     app_started: SimTime,
     app_ready: bool,
     /// Waiting out a back-off (counted in `pods_crash_loop_backoff`).
@@ -75,6 +93,9 @@ pub(crate) struct StartsRt {
     workloads: Vec<Option<(u64, u32, GaugeId, GaugeId)>>,
     /// Draws each proxy start's time to listen.
     listen: SimRng,
+    /// A proxy restarted in this run (until then the request path checks
+    /// nothing).
+    any_restart: bool,
 }
 
 impl StartsRt {
@@ -97,6 +118,7 @@ impl StartsRt {
             pods: Vec::new(),
             workloads,
             listen: rng.stream("mesh/proxy-listen"),
+            any_restart: false,
         }
     }
 }
@@ -122,6 +144,7 @@ impl Sim<'_> {
         let st = &mut self.starts.pods[i];
         *st = PodStart {
             gen: st.gen.wrapping_add(1),
+            proxy_gen: st.proxy_gen.wrapping_add(1),
             ..PodStart::default()
         };
         let d = self.pods[i].deployment as usize;
@@ -134,7 +157,15 @@ impl Sim<'_> {
     }
 
     fn step_in(&mut self, p: u32, after: SimDuration, step: Step) {
-        let gen = self.starts.pods[p as usize].gen;
+        let st = &mut self.starts.pods[p as usize];
+        let gen = if step.of_proxy() {
+            st.proxy_gen
+        } else {
+            if step == Step::AppStart {
+                st.app_pending = true;
+            }
+            st.gen
+        };
         self.engine
             .schedule_in(after, Ev::PodStart { pod: p, gen, step });
     }
@@ -158,10 +189,10 @@ impl Sim<'_> {
         let st = &mut self.starts.pods[p as usize];
         st.listens = Some(now + listen);
         st.proxy_ready = false;
-        let app_running = st.app_running;
+        let app_waits = st.app_running || st.app_pending;
         self.step_in(p, seen, Step::ProxyReady);
         self.probe_failures(p, spec, seen);
-        if app_running {
+        if app_waits {
             return;
         }
         match lifecycle::app_start(spec.order, spec.probe, listen) {
@@ -204,10 +235,13 @@ impl Sim<'_> {
     /// A step of pod `p`'s start, unless the pod or that start is gone.
     pub(crate) fn pod_start_step(&mut self, p: u32, gen: u32, step: Step) {
         let i = p as usize;
-        if self.pods[i].deleted
-            || self.pods[i].state != PodState::Running
-            || self.starts.pods[i].gen != gen
-        {
+        let st = &self.starts.pods[i];
+        let current = if step.of_proxy() {
+            st.proxy_gen
+        } else {
+            st.gen
+        };
+        if self.pods[i].deleted || self.pods[i].state != PodState::Running || current != gen {
             return;
         }
         let now = self.engine.now();
@@ -220,6 +254,7 @@ impl Sim<'_> {
             Step::AppStart => {
                 let st = &mut self.starts.pods[i];
                 st.app_running = true;
+                st.app_pending = false;
                 st.app_started = now;
                 st.app_ready = false;
                 if std::mem::take(&mut st.backing_off) {
@@ -344,6 +379,95 @@ impl Sim<'_> {
                 w.1 -= 1;
             }
         }
+    }
+
+    /// The sidecar of every running pod of workload `d` restarts: the pod
+    /// is not Ready until the new proxy's probe passes, its connections
+    /// are reset ([`Sim::proxy_cut`]) and new ones refused meanwhile.
+    pub(crate) fn proxy_restart(&mut self, d: usize) {
+        if sidecar_of(self.cfg, d).is_none() {
+            return;
+        }
+        let now = self.engine.now();
+        let mut live = self.deps[d].live.clone();
+        live.sort_unstable();
+        let mut changed = false;
+        for p in live {
+            let i = p as usize;
+            let state = self.pods[i].state;
+            if !matches!(state, PodState::Running | PodState::Ready) || self.pod_unreachable(p) {
+                continue;
+            }
+            if self.starts.pods.len() <= i {
+                self.starts.pods.resize(i + 1, PodStart::default());
+            }
+            let st = &mut self.starts.pods[i];
+            if st.gen == 0 {
+                // Ready since before the run: both containers run.
+                st.app_running = true;
+                st.app_ready = true;
+            }
+            st.proxy_gen = st.proxy_gen.wrapping_add(1);
+            st.listens = Some(SimTime::MAX);
+            st.restarted = Some(now);
+            st.proxy_ready = false;
+            self.starts.any_restart = true;
+            if state == PodState::Ready {
+                self.set_state(p, PodState::Running);
+                let node = self.pods[i].node;
+                self.endpoint_down(p, d, node);
+                changed = true;
+            }
+            let name = self.pod_name(p);
+            self.event_keyed(
+                "Warning",
+                "ProxyRestarted",
+                "knsim",
+                format!("{}/{PROXY}", self.cfg.deployments[d].name),
+                format!("container {PROXY} exited and restarts: the pod's connections through it are reset"),
+                format!("pod/{name}"),
+            );
+            let delay = self.starts.pods[i].proxy.exited(now);
+            self.restarted(p, d, PROXY, delay);
+            self.step_in(p, delay, Step::ProxyStart);
+        }
+        if changed {
+            self.endpoints_changed(d);
+        }
+    }
+
+    /// Pod `p`'s sidecar does not listen now: connections to it are
+    /// refused.
+    pub(crate) fn proxy_closed(&self, p: u32) -> bool {
+        self.starts.any_restart
+            && self
+                .starts
+                .pods
+                .get(p as usize)
+                .and_then(|s| s.listens)
+                .is_some_and(|l| l > self.engine.now())
+    }
+
+    /// The try `req`, ending now at pod `p`, was on a connection a
+    /// restarting sidecar reset: the server pod's or its client pod's own
+    /// proxy restarted since the try began.
+    pub(crate) fn proxy_cut(&self, p: u32, req: &Request) -> bool {
+        if !self.starts.any_restart {
+            return false;
+        }
+        let began = SimTime::from_nanos(
+            req.deadline
+                .as_nanos()
+                .saturating_sub(self.cfg.traffic[req.source as usize].timeout.as_nanos()),
+        );
+        let cut = |q: u32| {
+            self.starts
+                .pods
+                .get(q as usize)
+                .and_then(|s| s.restarted)
+                .is_some_and(|r| r >= began)
+        };
+        cut(p) || req.client.get().is_some_and(cut)
     }
 
     /// Both containers ready: the pod is Ready.

@@ -323,6 +323,14 @@ impl Sim<'_> {
             self.lb_end(p, &req);
             return self.lost_with_node(req);
         }
+        if self.proxy_closed(p) || req.client.get().is_some_and(|c| self.proxy_closed(c)) {
+            // iptables sends the connection to a proxy port where nothing
+            // listens (the server's inbound, or the client's own outbound):
+            // RST.
+            self.lb_end(p, &req);
+            self.outcome(req, Outcome::Refused);
+            return self.request_done(req, false);
+        }
         self.zone_request(p, &req);
         let d = self.serving_deployment(p, &req);
         let server_spec = &self.cfg.deployments[d].server;
@@ -459,6 +467,12 @@ impl Sim<'_> {
             }
             return;
         }
+        if self.proxy_cut(p, &req) {
+            self.lb_end(p, &req);
+            self.outcome(req, Outcome::ProxyReset);
+            self.request_done(req, false);
+            return self.server_finished(p, now);
+        }
         let mut o = completion_outcome(&req, now);
         if self.lb_end(p, &req) && matches!(o, Outcome::Answered(_)) {
             // The load balancer cut the request off when the target's
@@ -564,7 +578,8 @@ impl Sim<'_> {
             | Outcome::PortClosed
             | Outcome::NatIdleReset
             | Outcome::LbBadGateway
-            | Outcome::LbReset => Some(tr.counters.refused),
+            | Outcome::LbReset
+            | Outcome::ProxyReset => Some(tr.counters.refused),
             Outcome::LbUnavailable => Some(tr.counters.rejected),
             Outcome::LbGatewayTimeout | Outcome::LbConnectTimeout => Some(tr.counters.timed_out),
             Outcome::EdgeDropped | Outcome::NoLocalEndpoint => Some(tr.counters.timed_out),

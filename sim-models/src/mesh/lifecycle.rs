@@ -34,9 +34,13 @@
 //!   (docs/calibration.md, row `istio-proxy-start`).
 //! - The proxy's probe on `:15021/healthz/ready`: since Istio 1.20 a
 //!   startup probe every 1 s (failure threshold 600: 10 min), before it a
-//!   readiness probe after 1 s every 2 s (row `istio-proxy-probes`).
-//! - `pilot-agent wait`: every 500 ms, 60 s timeout (row
-//!   `istio-hold-application`).
+//!   readiness probe after 1 s every 2 s.
+//! - `pilot-agent wait`: every 500 ms, 60 s timeout.
+//! - Native sidecars: the next container starts once the sidecar's startup
+//!   probe passed.
+//!
+//! (docs/calibration.md, rows `istio-proxy-probes`, `istio-hold-application`
+//! and `native-sidecar-start`.)
 //!
 //! ## What it emits
 //! Offsets from the proxy container's start: when the app container starts
