@@ -169,8 +169,8 @@ pub enum Outcome {
     /// unanswered until its timeout.
     LbConnectTimeout,
     /// A sidecar proxy on the request's way (the server pod's or the
-    /// client pod's own) restarted while the request was on its
-    /// connection: the connection was reset.
+    /// client pod's own) restarted: the request's connection was reset, or
+    /// refused while the new proxy did not listen yet.
     ProxyReset,
 }
 

@@ -754,6 +754,12 @@ pub const REQUESTS_LB_RESET: Figure =
     window("requests_lb_reset", Kind::Count, "requests", |w, _| {
         Some(w.totals.lb_reset as f64)
     });
+/// Requests whose connection a restarting sidecar proxy reset (or refused
+/// before the new proxy listened), in a window.
+pub const REQUESTS_PROXY_RESET: Figure =
+    window("requests_proxy_reset", Kind::Count, "requests", |w, _| {
+        Some(w.totals.proxy_reset as f64)
+    });
 /// Connections no NLB target took (the client timed out), in a window.
 pub const REQUESTS_LB_CONNECT_TIMEOUT: Figure = window(
     "requests_lb_connect_timeout",
@@ -1059,6 +1065,7 @@ pub const FIGURES: &[Figure] = &[
     REQUESTS_LB_504,
     REQUESTS_LB_RESET,
     REQUESTS_LB_CONNECT_TIMEOUT,
+    REQUESTS_PROXY_RESET,
     ZONE_BYTES,
     CROSS_ZONE_BYTES,
     CROSS_ZONE_SHARE,

@@ -119,7 +119,8 @@ pub struct RequestTotals {
     pub lb_reset: u64,
     /// Of `timed_out`: an NLB had no target for the connection.
     pub lb_connect_timeout: u64,
-    /// Of `refused`: connections a restarting sidecar proxy reset.
+    /// Of `refused`: connections a restarting sidecar proxy reset (or
+    /// refused before the new proxy listened).
     pub proxy_reset: u64,
 }
 

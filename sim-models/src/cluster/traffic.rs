@@ -328,7 +328,7 @@ impl Sim<'_> {
             // listens (the server's inbound, or the client's own outbound):
             // RST.
             self.lb_end(p, &req);
-            self.outcome(req, Outcome::Refused);
+            self.outcome(req, Outcome::ProxyReset);
             return self.request_done(req, false);
         }
         self.zone_request(p, &req);
