@@ -35,6 +35,8 @@
 //!   conntrack, kube-proxy, NetworkPolicy, SNAT) and kube-proxy's syncs;
 //! - `zone_traffic`: bytes per (source zone, destination zone) pair and
 //!   their price under the run's billing;
+//! - `mesh`: the service mesh's proxies on the request path (sidecars,
+//!   ambient's ztunnels and waypoint);
 //! - `egress`: connections through NAT gateways after they open (idle
 //!   RST, a gateway down, bytes and cost) and the gateways' figures;
 //! - `dns`: lookups, query routing through kube-dns and conntrack, the
@@ -123,6 +125,7 @@ mod egress;
 mod events;
 mod ingress;
 mod lb;
+mod mesh;
 mod output;
 mod pods;
 mod sampling;
@@ -456,6 +459,8 @@ struct Sim<'a> {
     lbs: lb::Lbs,
     /// Per traffic source: its bytes between zones.
     zone_traffic: Vec<ZoneTraffic>,
+    /// The service mesh's proxies, when the run has a mesh.
+    mesh: Option<mesh::MeshRt>,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -597,6 +602,7 @@ impl<'a> Sim<'a> {
         let services = services::ServicesRt::new(cfg);
         let zones = services.zone_of.iter().max().map_or(1, |z| z + 1) as u32;
         let lbs = lb::Lbs::new(cfg, zones, &rng);
+        let mesh = cfg.mesh.as_ref().map(|_| mesh::MeshRt::new(&mut metrics));
         Sim {
             cfg,
             engine: Engine::new(),
@@ -668,6 +674,7 @@ impl<'a> Sim<'a> {
                 })
                 .collect(),
             ct_gauge,
+            mesh,
             ca,
             kube_proxy_wake: None,
             services,
@@ -817,6 +824,8 @@ impl<'a> Sim<'a> {
 
 #[cfg(test)]
 mod lb_tests;
+#[cfg(test)]
+mod mesh_tests;
 #[cfg(test)]
 mod services_tests;
 #[cfg(test)]

@@ -57,5 +57,8 @@
 
 pub mod balancer;
 pub mod circuit_breaker;
+mod config;
 pub mod outlier;
 pub mod retry;
+
+pub use config::{MeshConfig, MeshMode, ProxyKind, ProxyResources};
