@@ -37,6 +37,8 @@
 //!   their price under the run's billing;
 //! - `starts`: container starts with a sidecar or a start dial (the
 //!   proxy's readiness, the app's dial, CrashLoopBackOff);
+//! - `mesh`: the service mesh's proxies on the request path (sidecars,
+//!   ambient's ztunnels and waypoint);
 //! - `egress`: connections through NAT gateways after they open (idle
 //!   RST, a gateway down, bytes and cost) and the gateways' figures;
 //! - `dns`: lookups, query routing through kube-dns and conntrack, the
@@ -125,6 +127,7 @@ mod egress;
 mod events;
 mod ingress;
 mod lb;
+mod mesh;
 mod output;
 mod pods;
 mod sampling;
@@ -468,6 +471,8 @@ struct Sim<'a> {
     zone_traffic: Vec<ZoneTraffic>,
     /// Container starts with a sidecar or a start dial.
     starts: starts::StartsRt,
+    /// The service mesh's proxies, when the run has a mesh.
+    mesh: Option<mesh::MeshRt>,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -610,6 +615,7 @@ impl<'a> Sim<'a> {
         let zones = services.zone_of.iter().max().map_or(1, |z| z + 1) as u32;
         let lbs = lb::Lbs::new(cfg, zones, &rng);
         let starts = starts::StartsRt::new(cfg, &mut metrics, &rng);
+        let mesh = cfg.mesh.as_ref().map(|_| mesh::MeshRt::new(&mut metrics));
         Sim {
             cfg,
             engine: Engine::new(),
@@ -681,6 +687,7 @@ impl<'a> Sim<'a> {
                 })
                 .collect(),
             ct_gauge,
+            mesh,
             ca,
             kube_proxy_wake: None,
             services,
@@ -832,6 +839,8 @@ impl<'a> Sim<'a> {
 
 #[cfg(test)]
 mod lb_tests;
+#[cfg(test)]
+mod mesh_tests;
 #[cfg(test)]
 mod services_tests;
 #[cfg(test)]

@@ -125,8 +125,11 @@ impl StartsRt {
 
 /// The sidecar lifecycle of workload `d`'s pods, if they have a sidecar.
 pub(crate) fn sidecar_of(cfg: &ClusterConfig, d: usize) -> Option<&LifecycleSpec> {
-    let _ = (cfg, d);
-    None
+    let mesh = cfg.mesh.as_ref()?;
+    match mesh.mode {
+        crate::mesh::MeshMode::Sidecar(_) if mesh.is_meshed(d) => mesh.lifecycle.as_ref(),
+        _ => None,
+    }
 }
 
 /// Whether workload `d`'s pods start through this room.

@@ -60,5 +60,8 @@
 pub mod balancer;
 pub mod circuit_breaker;
 pub mod lifecycle;
+mod config;
 pub mod outlier;
 pub mod retry;
+
+pub use config::{MeshConfig, MeshMode, ProxyKind, ProxyResources};

@@ -25,11 +25,14 @@
 //! Each is a located error with a hint.
 
 use super::{Validator, R};
+use crate::envelope::Locate;
 use crate::locate::Seg;
 use crate::path;
 use crate::units::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
+use sim_models::cluster::{Action, TimedAction};
+use sim_models::mesh::{MeshConfig, MeshMode};
 use sim_models::mesh::lifecycle::{
     LifecycleSpec, StartOrder, ISTIO_LEGACY_READINESS_PROBE, ISTIO_STARTUP_PROBE,
 };
@@ -66,6 +69,33 @@ pub struct ListenRangeFile {
 }
 
 impl Validator<'_> {
+    /// Every `proxy_restart` of the timeline (written at `lp`) names a
+    /// workload with sidecars.
+    pub(super) fn proxy_restarts_meshed(
+        &self,
+        lp: &[Seg],
+        actions: &[TimedAction],
+        mesh: Option<&MeshConfig>,
+        names: &[&str],
+    ) -> R<()> {
+        for (i, a) in actions.iter().enumerate() {
+            let Action::ProxyRestart { deployment } = a.action else {
+                continue;
+            };
+            let sidecar = mesh.is_some_and(|m| {
+                matches!(m.mode, MeshMode::Sidecar(_)) && m.is_meshed(deployment)
+            });
+            if !sidecar {
+                return Err(self.err(
+                    &[lp, &path!["timeline", i, "proxy_restart"]].concat(),
+                    format!("`{}` has no sidecar proxy to restart", names[deployment]),
+                    "add mesh: {mode: sidecar} and keep the workload out of mesh.exclude",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The sidecars' start-up of `f`, written at `at` (the `lifecycle` key);
     /// `sidecar`: the mesh runs sidecars.
     pub(super) fn mesh_lifecycle(
