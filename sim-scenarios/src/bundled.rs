@@ -120,6 +120,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/shop_manifests.yaml"),
     ),
     (
+        "sidecar_startup_race",
+        include_str!("../../scenarios/sidecar_startup_race.yaml"),
+    ),
+    (
         "zalando_dns_oom",
         include_str!("../../scenarios/zalando_dns_oom.yaml"),
     ),

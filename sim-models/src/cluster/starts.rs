@@ -51,12 +51,17 @@ pub(crate) enum Step {
     HookTimeout,
     /// The proxy container starts again after its hook failed.
     ProxyStart,
+    /// The kubelet records this many failed probes of the proxy.
+    ProbeFailed(u32),
 }
 
 impl Step {
     /// A step of the proxy container (the others are the app's).
     fn of_proxy(self) -> bool {
-        matches!(self, Step::ProxyReady | Step::HookTimeout | Step::ProxyStart)
+        matches!(
+            self,
+            Step::ProxyReady | Step::HookTimeout | Step::ProxyStart | Step::ProbeFailed(_)
+        )
     }
 }
 
@@ -180,7 +185,8 @@ impl Sim<'_> {
         let Some(spec) = sidecar_of(self.cfg, d).copied() else {
             return;
         };
-        let span = spec.listen_max.as_nanos() - spec.listen_min.as_nanos().min(spec.listen_max.as_nanos());
+        let span =
+            spec.listen_max.as_nanos() - spec.listen_min.as_nanos().min(spec.listen_max.as_nanos());
         let draw = if span == 0 {
             0
         } else {
@@ -207,13 +213,27 @@ impl Sim<'_> {
     }
 
     /// The probes of the proxy that fail before `seen` (from its start):
-    /// `Unhealthy` events, as the kubelet records each.
+    /// the first recorded at its tick, the others at the last one's (the
+    /// aggregated event's first and last seen and count are the kubelet's).
     fn probe_failures(&mut self, p: u32, spec: LifecycleSpec, seen: SimDuration) {
         let (first, period) = (spec.probe.initial_delay, spec.probe.period);
         if seen <= first || period == SimDuration::ZERO {
             return;
         }
-        let failed = (seen.as_nanos() - first.as_nanos()) / period.as_nanos();
+        let failed = ((seen.as_nanos() - first.as_nanos()) / period.as_nanos()) as u32;
+        self.step_in(p, first, Step::ProbeFailed(1));
+        if failed > 1 {
+            let last = SimDuration::from_nanos(seen.as_nanos() - period.as_nanos());
+            self.step_in(p, last, Step::ProbeFailed(failed - 1));
+        }
+    }
+
+    /// `Unhealthy` events for `failed` probes of pod `p`'s proxy.
+    fn probes_failed(&mut self, p: u32, failed: u32) {
+        let d = self.pods[p as usize].deployment as usize;
+        let Some(spec) = sidecar_of(self.cfg, d).copied() else {
+            return;
+        };
         let kind = if spec.order == StartOrder::NativeSidecar
             || spec.probe == lifecycle::ISTIO_STARTUP_PROBE
         {
@@ -221,7 +241,6 @@ impl Sim<'_> {
         } else {
             "Readiness"
         };
-        let d = self.pods[p as usize].deployment as usize;
         let name = self.pod_name(p);
         for _ in 0..failed {
             self.event_keyed(
@@ -293,6 +312,7 @@ impl Sim<'_> {
                 self.step_in(p, delay, Step::ProxyStart);
             }
             Step::ProxyStart => self.proxy_start(p),
+            Step::ProbeFailed(n) => self.probes_failed(p, n),
         }
     }
 
@@ -325,7 +345,9 @@ impl Sim<'_> {
         } else if st.listens.is_some() {
             format!("503 from {PROXY}: no healthy upstream ({service} has no Ready endpoint)")
         } else {
-            format!("dial tcp {service}: connect: connection refused ({service} has no Ready endpoint)")
+            format!(
+                "dial tcp {service}: connect: connection refused ({service} has no Ready endpoint)"
+            )
         };
         let name = self.pod_name(p);
         let workload = self.cfg.deployments[d].name.clone();
@@ -483,7 +505,9 @@ impl Sim<'_> {
 
     /// The restart gauges, at a sample.
     pub(crate) fn sample_starts(&mut self) {
-        for &(restarts, backing_off, g_restarts, g_backoff) in self.starts.workloads.iter().flatten() {
+        for &(restarts, backing_off, g_restarts, g_backoff) in
+            self.starts.workloads.iter().flatten()
+        {
             self.metrics.set(g_restarts, restarts as f64);
             self.metrics.set(g_backoff, f64::from(backing_off));
         }

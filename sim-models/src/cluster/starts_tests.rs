@@ -90,7 +90,10 @@ fn first_reaching(out: &RunOutput, column: &str, value: f64) -> Option<f64> {
 fn an_app_whose_dependency_is_up_starts_without_restarts() {
     let out = run(&cluster(0), 1, &mut NullSink);
     // Created at 10 s, running at 12 s, dial at 13 s, ready at 15 s.
-    assert_eq!(first_reaching(&out, "pods_ready{deployment=api}", 3.0), Some(15.0));
+    assert_eq!(
+        first_reaching(&out, "pods_ready{deployment=api}", 3.0),
+        Some(15.0)
+    );
     assert_eq!(at(&out, "container_restarts{deployment=api}", 300), 0.0);
 }
 
@@ -101,10 +104,16 @@ fn an_app_whose_dependency_is_down_crash_loops_until_it_is_up() {
     // Exits at 13 s (restarted at once), 14 s (back-off 10 s), 25 s (20 s),
     // 46 s (40 s); its restart at 86 s dials a Ready db at 87 s: Ready at 89 s.
     assert_eq!(at(&out, "pods_ready{deployment=api}", 86), 0.0);
-    assert_eq!(first_reaching(&out, "pods_ready{deployment=api}", 3.0), Some(89.0));
+    assert_eq!(
+        first_reaching(&out, "pods_ready{deployment=api}", 3.0),
+        Some(89.0)
+    );
     assert_eq!(at(&out, "container_restarts{deployment=api}", 300), 12.0);
     assert_eq!(at(&out, "pods_crash_loop_backoff{deployment=api}", 50), 3.0);
-    assert_eq!(at(&out, "pods_crash_loop_backoff{deployment=api}", 100), 0.0);
+    assert_eq!(
+        at(&out, "pods_crash_loop_backoff{deployment=api}", 100),
+        0.0
+    );
     let backoff = out
         .events
         .iter()
@@ -115,7 +124,11 @@ fn an_app_whose_dependency_is_down_crash_loops_until_it_is_up() {
         .starts_with("Back-off restarting failed container app in pod api-"));
     assert_eq!(backoff.count, 9);
     let exited = out.events.iter().find(|e| e.reason == "AppExited").unwrap();
-    assert!(exited.message.contains("db has no Ready endpoint"), "{}", exited.message);
+    assert!(
+        exited.message.contains("db has no Ready endpoint"),
+        "{}",
+        exited.message
+    );
 }
 
 /// `cluster(0)` with every workload in an Istio sidecar mesh whose proxies
@@ -143,10 +156,17 @@ fn an_app_that_dials_before_its_sidecar_listens_restarts_with_back_off() {
     // 10 s), 25 s (accepted): Ready at 27 s.
     let out = run(&meshed(StartOrder::Concurrent, secs(3)), 1, &mut NullSink);
     assert_eq!(at(&out, "pods_ready{deployment=api}", 26), 0.0);
-    assert_eq!(first_reaching(&out, "pods_ready{deployment=api}", 3.0), Some(27.0));
+    assert_eq!(
+        first_reaching(&out, "pods_ready{deployment=api}", 3.0),
+        Some(27.0)
+    );
     assert_eq!(at(&out, "container_restarts{deployment=api}", 300), 6.0);
     let exited = out.events.iter().find(|e| e.reason == "AppExited").unwrap();
-    assert!(exited.message.contains("sidecar is not listening"), "{}", exited.message);
+    assert!(
+        exited.message.contains("sidecar is not listening"),
+        "{}",
+        exited.message
+    );
     let unhealthy = out.events.iter().find(|e| e.reason == "Unhealthy").unwrap();
     assert!(unhealthy.message.starts_with("Startup probe failed"));
 }
@@ -155,9 +175,16 @@ fn an_app_that_dials_before_its_sidecar_listens_restarts_with_back_off() {
 fn holding_the_app_starts_it_after_its_proxy_and_nothing_restarts() {
     // Proxy listens at 15 s; pilot-agent wait sees it at its 3.0 s poll:
     // the app starts at 15 s, dials at 16 s, is Ready 3 s after its start.
-    let out = run(&meshed(StartOrder::HoldApplication, secs(3)), 1, &mut NullSink);
+    let out = run(
+        &meshed(StartOrder::HoldApplication, secs(3)),
+        1,
+        &mut NullSink,
+    );
     assert_eq!(at(&out, "container_restarts{deployment=api}", 300), 0.0);
-    assert_eq!(first_reaching(&out, "pods_ready{deployment=api}", 3.0), Some(18.0));
+    assert_eq!(
+        first_reaching(&out, "pods_ready{deployment=api}", 3.0),
+        Some(18.0)
+    );
 }
 
 #[test]
@@ -170,7 +197,10 @@ fn a_native_sidecar_starts_the_app_after_its_startup_probe() {
         &mut NullSink,
     );
     assert_eq!(at(&out, "container_restarts{deployment=api}", 300), 0.0);
-    assert_eq!(first_reaching(&out, "pods_ready{deployment=api}", 3.0), Some(19.0));
+    assert_eq!(
+        first_reaching(&out, "pods_ready{deployment=api}", 3.0),
+        Some(19.0)
+    );
 }
 
 #[test]
@@ -178,7 +208,8 @@ fn a_sidecar_restart_resets_its_connections_and_takes_its_pods_out_until_ready()
     let mut c = meshed(StartOrder::Concurrent, secs(2));
     // 100 requests/s of 200 ms each: about 20 in service at any time.
     c.deployments[1].server.service_time = SimDuration::from_millis(200);
-    c.traffic.push(TrafficSpec::to_service("users", 1, 100.0, secs(2)));
+    c.traffic
+        .push(TrafficSpec::to_service("users", 1, 100.0, secs(2)));
     c.windows.push(WindowSpec {
         name: "restart".into(),
         start: secs(100),
@@ -195,11 +226,20 @@ fn a_sidecar_restart_resets_its_connections_and_takes_its_pods_out_until_ready()
     assert_eq!(at(&out, "pods_ready{deployment=api}", 102), 3.0);
     let w = &out.windows[0].totals;
     assert!(w.proxy_reset > 5, "{w:?}");
-    assert!(w.refused > w.proxy_reset, "no endpoint while the proxies start: {w:?}");
+    assert!(
+        w.refused > w.proxy_reset,
+        "no endpoint while the proxies start: {w:?}"
+    );
     let t = &out.requests[0];
     assert_eq!(
         t.sent,
-        t.answered + t.timed_out + t.refused + t.rejected + t.lookup_failed + t.not_found + t.in_flight,
+        t.answered
+            + t.timed_out
+            + t.refused
+            + t.rejected
+            + t.lookup_failed
+            + t.not_found
+            + t.in_flight,
         "{t:?}"
     );
 }

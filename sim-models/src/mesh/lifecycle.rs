@@ -225,7 +225,10 @@ mod tests {
 
     #[test]
     fn probes_tick_from_their_initial_delay() {
-        assert_eq!(ISTIO_STARTUP_PROBE.passes_at(SimDuration::ZERO), SimDuration::ZERO);
+        assert_eq!(
+            ISTIO_STARTUP_PROBE.passes_at(SimDuration::ZERO),
+            SimDuration::ZERO
+        );
         assert_eq!(ISTIO_STARTUP_PROBE.passes_at(ms(1)), s(1));
         assert_eq!(ISTIO_LEGACY_READINESS_PROBE.passes_at(ms(200)), s(1));
         assert_eq!(ISTIO_LEGACY_READINESS_PROBE.passes_at(s(1)), s(1));

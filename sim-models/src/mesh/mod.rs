@@ -59,8 +59,8 @@
 
 pub mod balancer;
 pub mod circuit_breaker;
-pub mod lifecycle;
 mod config;
+pub mod lifecycle;
 pub mod outlier;
 pub mod retry;
 

@@ -32,10 +32,10 @@ use crate::units::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_models::cluster::{Action, TimedAction};
-use sim_models::mesh::{MeshConfig, MeshMode};
 use sim_models::mesh::lifecycle::{
     LifecycleSpec, StartOrder, ISTIO_LEGACY_READINESS_PROBE, ISTIO_STARTUP_PROBE,
 };
+use sim_models::mesh::{MeshConfig, MeshMode};
 
 /// How the sidecars start.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -82,9 +82,8 @@ impl Validator<'_> {
             let Action::ProxyRestart { deployment } = a.action else {
                 continue;
             };
-            let sidecar = mesh.is_some_and(|m| {
-                matches!(m.mode, MeshMode::Sidecar(_)) && m.is_meshed(deployment)
-            });
+            let sidecar = mesh
+                .is_some_and(|m| matches!(m.mode, MeshMode::Sidecar(_)) && m.is_meshed(deployment));
             if !sidecar {
                 return Err(self.err(
                     &[lp, &path!["timeline", i, "proxy_restart"]].concat(),

@@ -174,7 +174,11 @@ impl Validator<'_> {
                 replicas: replicas.0,
             }
         } else if let Some(name) = &e.proxy_restart {
-            let deployment = find(name, [p, &path!["proxy_restart"]].concat(), "proxy_restart target")?;
+            let deployment = find(
+                name,
+                [p, &path!["proxy_restart"]].concat(),
+                "proxy_restart target",
+            )?;
             if e.replicas.is_some() || e.rate.is_some() {
                 return Err(self.err(p, "`proxy_restart` takes no `replicas` or `rate`", hint));
             }
