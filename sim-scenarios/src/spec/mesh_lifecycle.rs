@@ -142,3 +142,7 @@ impl Validator<'_> {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "mesh_lifecycle_tests.rs"]
+mod tests;
