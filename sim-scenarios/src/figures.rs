@@ -259,7 +259,7 @@ pub mod series {
     pub const NODES: Column = super::cluster_wide("nodes");
     /// Node creations that failed so far (runs with a node pool).
     pub const NODE_CREATE_FAILURES: Column = super::cluster_wide("node_create_failures");
-    /// Container restarts so far (workloads with a sidecar or a start dial).
+    /// Container restarts so far (runs with a sidecar lifecycle or a start dial).
     pub const CONTAINER_RESTARTS: Column = super::per_workload("container_restarts");
     /// Pods waiting out a CrashLoopBackOff now (same workloads).
     pub const PODS_CRASH_LOOP_BACKOFF: Column = super::per_workload("pods_crash_loop_backoff");
@@ -1389,7 +1389,7 @@ mod tests {
              cluster: {nodes: {count: 1, zones: [a]}, ipam: {mode: flat, pod_cidr: 10.0.0.0/24}, node_pool: {max_nodes: 1}}\n\
              network: {cni: calico, conntrack: {node_cores: 4}, kube_proxy: {mode: iptables}}\n\
              dns: {workload: coredns}\n\
-             workloads:\n  - {name: api, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}\n  \
+             workloads:\n  - {name: api, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms, dials_at_start: {service: coredns, after: 1s}}\n  \
              - {name: coredns, replicas: 1, startup: 1s, ready_after: 1s, port: 53, protocol: UDP}\n";
         let scenario = crate::parse("t.yaml", text).unwrap();
         let out =

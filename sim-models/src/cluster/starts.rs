@@ -16,9 +16,10 @@
 //! Events as an operator sees them: the proxy's failed probes (`Unhealthy`),
 //! the app's exit (`knsim`'s `AppExited`, what `kubectl logs --previous`
 //! shows), `BackOff` ("Back-off restarting failed container"),
-//! `FailedPostStartHook` when `pilot-agent wait` gives up. Per workload
-//! with such pods, the time series `container_restarts` (restarts so far)
-//! and `pods_crash_loop_backoff` (pods waiting out a back-off now).
+//! `FailedPostStartHook` when `pilot-agent wait` gives up. Per workload,
+//! in a run where some workload has such pods, the time series
+//! `container_restarts` (restarts so far) and `pods_crash_loop_backoff`
+//! (pods waiting out a back-off now).
 //!
 //! The app's dial is one connection attempt with no retry inside the app
 //! (docs/calibration.md, row `app-start-dial`); the kubelet's schedule is
@@ -104,11 +105,13 @@ pub(crate) struct StartsRt {
 }
 
 impl StartsRt {
-    /// Gauges for every workload whose pods go through this room.
+    /// Gauges for every workload when some workload's pods go through
+    /// this room (none otherwise).
     pub(crate) fn new(cfg: &ClusterConfig, metrics: &mut Metrics, rng: &RngStreams) -> Self {
+        let any = (0..cfg.deployments.len()).any(|d| staged(cfg, d));
         let workloads = (0..cfg.deployments.len())
             .map(|d| {
-                staged(cfg, d).then(|| {
+                any.then(|| {
                     let name = &cfg.deployments[d].name;
                     (
                         0,
