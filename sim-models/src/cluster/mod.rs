@@ -146,6 +146,7 @@ pub use config::{
 pub use dns::name_exists;
 pub use egress::NatGatewayOutput;
 pub use ingress::{IngressTraffic, RequestPath, MAX_PATHS, SHARE_TOLERANCE};
+pub use mesh::{MeshHopStats, MeshOutput, RESPONSE_FLAGS};
 pub use output::{
     DeploymentState, DnsWindowStats, EventSummary, HealthCheckState, NodePortState, RequestTotals,
     RunOutput, WindowStats, RCODES, ZONES,
@@ -257,6 +258,17 @@ enum Ev {
     /// Nothing answered a request a load balancer sent on (or no target
     /// took an NLB's connection).
     LbSilent(Request),
+    /// A mesh proxy's worker is done with a request (`at`: its stage and
+    /// server pod, packed by the `mesh` room).
+    ProxyDone {
+        at: u32,
+        req: Request,
+    },
+    /// A request has passed the mesh's proxies: it reaches pod `pod`.
+    MeshDelivered {
+        pod: u32,
+        req: Request,
+    },
 }
 
 /// One pod. Its name is derived when printed ([`Sim::pod_name`]).
@@ -602,7 +614,10 @@ impl<'a> Sim<'a> {
         let services = services::ServicesRt::new(cfg);
         let zones = services.zone_of.iter().max().map_or(1, |z| z + 1) as u32;
         let lbs = lb::Lbs::new(cfg, zones, &rng);
-        let mesh = cfg.mesh.as_ref().map(|_| mesh::MeshRt::new(&mut metrics));
+        let mesh = cfg
+            .mesh
+            .as_ref()
+            .map(|m| mesh::MeshRt::new(cfg, m, &mut metrics, &rng));
         Sim {
             cfg,
             engine: Engine::new(),
@@ -797,6 +812,8 @@ impl<'a> Sim<'a> {
             Ev::LbCheck(i) => self.lb_check(i as usize),
             Ev::LbDrainEnd { lb, target } => self.lb_drain_end(lb as usize, target),
             Ev::LbSilent(req) => self.lb_silent(req),
+            Ev::ProxyDone { at, req } => self.proxy_done(at, req),
+            Ev::MeshDelivered { pod, req } => self.offer_app(pod, req),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),

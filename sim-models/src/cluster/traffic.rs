@@ -317,8 +317,17 @@ impl Sim<'_> {
         }
     }
 
-    /// Offers the request to pod `p`'s server.
+    /// The request reaches pod `p`: through the mesh's proxies, if any
+    /// are on its way, then to its server.
     pub(crate) fn offer(&mut self, p: u32, req: Request) {
+        if self.mesh.is_some() && self.mesh_offer(p, req) {
+            return;
+        }
+        self.offer_app(p, req);
+    }
+
+    /// Offers the request to pod `p`'s server.
+    pub(crate) fn offer_app(&mut self, p: u32, req: Request) {
         if self.pod_unreachable(p) {
             self.lb_end(p, &req);
             return self.lost_with_node(req);
@@ -525,6 +534,7 @@ impl Sim<'_> {
             }
         }
         self.count_outcome(t, o);
+        self.mesh_response(t, o);
         self.path_outcome(t, req.path, o);
     }
 

@@ -59,6 +59,7 @@ pub mod balancer;
 pub mod circuit_breaker;
 mod config;
 pub mod outlier;
+pub mod proxy;
 pub mod retry;
 
 pub use config::{MeshConfig, MeshMode, ProxyKind, ProxyResources};
