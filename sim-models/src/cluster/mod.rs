@@ -149,6 +149,7 @@ pub use config::{
 pub use dns::name_exists;
 pub use egress::NatGatewayOutput;
 pub use ingress::{IngressTraffic, RequestPath, MAX_PATHS, SHARE_TOLERANCE};
+pub use mesh::{MeshHopStats, MeshOutput, RESPONSE_FLAGS};
 pub use output::{
     DeploymentState, DnsWindowStats, EventSummary, HealthCheckState, NodePortState, RequestTotals,
     RunOutput, WindowStats, RCODES, ZONES,
@@ -266,6 +267,17 @@ enum Ev {
         pod: u32,
         gen: u32,
         step: starts::Step,
+    },
+    /// A mesh proxy's worker is done with a request (`at`: its stage and
+    /// server pod, packed by the `mesh` room).
+    ProxyDone {
+        at: u32,
+        req: Request,
+    },
+    /// A request has passed the mesh's proxies: it reaches pod `pod`.
+    MeshDelivered {
+        pod: u32,
+        req: Request,
     },
 }
 
@@ -615,7 +627,10 @@ impl<'a> Sim<'a> {
         let zones = services.zone_of.iter().max().map_or(1, |z| z + 1) as u32;
         let lbs = lb::Lbs::new(cfg, zones, &rng);
         let starts = starts::StartsRt::new(cfg, &mut metrics, &rng);
-        let mesh = cfg.mesh.as_ref().map(|_| mesh::MeshRt::new(&mut metrics));
+        let mesh = cfg
+            .mesh
+            .as_ref()
+            .map(|m| mesh::MeshRt::new(cfg, m, &mut metrics, &rng));
         Sim {
             cfg,
             engine: Engine::new(),
@@ -812,6 +827,8 @@ impl<'a> Sim<'a> {
             Ev::LbDrainEnd { lb, target } => self.lb_drain_end(lb as usize, target),
             Ev::LbSilent(req) => self.lb_silent(req),
             Ev::PodStart { pod, gen, step } => self.pod_start_step(pod, gen, step),
+            Ev::ProxyDone { at, req } => self.proxy_done(at, req),
+            Ev::MeshDelivered { pod, req } => self.offer_app(pod, req),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),

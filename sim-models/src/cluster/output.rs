@@ -387,6 +387,8 @@ pub struct RunOutput {
     /// With [`ClusterConfig::billing`]: per traffic source, its bytes
     /// between zones over the run (empty without).
     pub zone_traffic: Vec<super::ZoneTraffic>,
+    /// The service mesh's figures ([`super::MeshOutput`]); `None`: no mesh.
+    pub mesh: Option<super::MeshOutput>,
 }
 
 /// A Service's health-check node port and its answers per node, as a load

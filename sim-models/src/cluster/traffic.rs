@@ -317,12 +317,9 @@ impl Sim<'_> {
         }
     }
 
-    /// Offers the request to pod `p`'s server.
+    /// The request reaches pod `p`: through the mesh's proxies, if any
+    /// are on its way, then to its server.
     pub(crate) fn offer(&mut self, p: u32, req: Request) {
-        if self.pod_unreachable(p) {
-            self.lb_end(p, &req);
-            return self.lost_with_node(req);
-        }
         if self.proxy_closed(p) || req.client.get().is_some_and(|c| self.proxy_closed(c)) {
             // iptables sends the connection to a proxy port where nothing
             // listens (the server's inbound, or the client's own outbound):
@@ -330,6 +327,18 @@ impl Sim<'_> {
             self.lb_end(p, &req);
             self.outcome(req, Outcome::ProxyReset);
             return self.request_done(req, false);
+        }
+        if self.mesh.is_some() && self.mesh_offer(p, req) {
+            return;
+        }
+        self.offer_app(p, req);
+    }
+
+    /// Offers the request to pod `p`'s server.
+    pub(crate) fn offer_app(&mut self, p: u32, req: Request) {
+        if self.pod_unreachable(p) {
+            self.lb_end(p, &req);
+            return self.lost_with_node(req);
         }
         self.zone_request(p, &req);
         let d = self.serving_deployment(p, &req);
@@ -539,6 +548,7 @@ impl Sim<'_> {
             }
         }
         self.count_outcome(t, o);
+        self.mesh_response(t, o);
         self.path_outcome(t, req.path, o);
     }
 

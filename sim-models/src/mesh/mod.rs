@@ -62,6 +62,7 @@ pub mod circuit_breaker;
 mod config;
 pub mod lifecycle;
 pub mod outlier;
+pub mod proxy;
 pub mod retry;
 
 pub use config::{MeshConfig, MeshMode, ProxyKind, ProxyResources};
