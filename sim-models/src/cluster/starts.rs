@@ -146,6 +146,21 @@ pub(crate) fn staged(cfg: &ClusterConfig, d: usize) -> bool {
 }
 
 impl Sim<'_> {
+    /// An event of a pod's start aggregated under `key` (pod-level, not on
+    /// the request path).
+    fn start_event(
+        &mut self,
+        kind: &'static str,
+        reason: &'static str,
+        source: &'static str,
+        key: String,
+        message: String,
+        object: String,
+    ) {
+        let key = super::events::EventKey::Message(key);
+        self.event_by(kind, reason, source, key, move |_| (message, object));
+    }
+
     /// Pod `p`'s containers start (the pod is Running, not Ready).
     pub(crate) fn containers_start(&mut self, p: u32) {
         let i = p as usize;
@@ -246,7 +261,7 @@ impl Sim<'_> {
         };
         let name = self.pod_name(p);
         for _ in 0..failed {
-            self.event_keyed(
+            self.start_event(
                 "Warning",
                 "Unhealthy",
                 "kubelet",
@@ -300,7 +315,7 @@ impl Sim<'_> {
             }
             Step::HookTimeout => {
                 let name = self.pod_name(p);
-                self.event_keyed(
+                self.start_event(
                     "Warning",
                     "FailedPostStartHook",
                     "kubelet",
@@ -354,7 +369,7 @@ impl Sim<'_> {
         };
         let name = self.pod_name(p);
         let workload = self.cfg.deployments[d].name.clone();
-        self.event_keyed(
+        self.start_event(
             "Warning",
             "AppExited",
             "knsim",
@@ -386,7 +401,7 @@ impl Sim<'_> {
         let name = self.pod_name(p);
         let spec = &self.cfg.deployments[d];
         let msg = kubelet::backoff_message(container, &name, &spec.namespace);
-        self.event_keyed(
+        self.start_event(
             "Warning",
             "BackOff",
             "kubelet",
@@ -447,7 +462,7 @@ impl Sim<'_> {
                 changed = true;
             }
             let name = self.pod_name(p);
-            self.event_keyed(
+            self.start_event(
                 "Warning",
                 "ProxyRestarted",
                 "knsim",
