@@ -168,6 +168,10 @@ pub enum Outcome {
     /// NLB: no target took the connection; the client's SYNs went
     /// unanswered until its timeout.
     LbConnectTimeout,
+    /// A sidecar proxy on the request's way (the server pod's or the
+    /// client pod's own) restarted: the request's connection was reset, or
+    /// refused while the new proxy did not listen yet.
+    ProxyReset,
 }
 
 impl Outcome {
@@ -206,7 +210,7 @@ impl fmt::Display for Outcome {
             | Outcome::NatPortAllocation => {
                 write!(f, "dial tcp: i/o timeout")
             }
-            Outcome::NatIdleReset | Outcome::LbReset => {
+            Outcome::NatIdleReset | Outcome::LbReset | Outcome::ProxyReset => {
                 write!(f, "read tcp: connection reset by peer")
             }
             Outcome::LbBadGateway => write!(f, "502 Bad Gateway (the load balancer)"),

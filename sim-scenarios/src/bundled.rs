@@ -124,6 +124,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/topology_hints_fallback.yaml"),
     ),
     (
+        "sidecar_startup_race",
+        include_str!("../../scenarios/sidecar_startup_race.yaml"),
+    ),
+    (
         "zalando_dns_oom",
         include_str!("../../scenarios/zalando_dns_oom.yaml"),
     ),

@@ -498,11 +498,20 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
                 traffic.timeout
             ));
         }
-        if t.refused > t.port_closed + t.lb_502 + t.lb_reset {
+        let other_refused = t.port_closed + t.lb_502 + t.lb_reset + t.proxy_reset;
+        if t.refused > other_refused {
             lines.push(format!(
                 "In `{}`, {:.1}% of {} requests were refused: the Service had no Ready endpoint.",
                 w.window,
-                share(t.refused - t.port_closed - t.lb_502 - t.lb_reset),
+                share(t.refused - other_refused),
+                w.service
+            ));
+        }
+        if t.proxy_reset > 0 {
+            lines.push(format!(
+                "In `{}`, {:.1}% of {} requests were on connections a restarting sidecar proxy reset (`connection reset by peer`).",
+                w.window,
+                share(t.proxy_reset),
                 w.service
             ));
         }

@@ -213,3 +213,8 @@ fn replay_plan(name: &str) -> String {
 fn cidr_overlap_replay() {
     insta::assert_snapshot!(replay_plan("cidr_overlap"));
 }
+
+#[test]
+fn sidecar_startup_race_replay() {
+    insta::assert_snapshot!(replay("sidecar_startup_race"));
+}

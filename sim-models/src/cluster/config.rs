@@ -170,6 +170,13 @@ pub enum Action {
         /// Node indices.
         nodes: Vec<usize>,
     },
+    /// The sidecar proxy of every running pod of a meshed workload restarts
+    /// (an Envoy crash, an OOM kill): its connections are reset and the pod
+    /// is not Ready until the new proxy's probe passes (`starts` room).
+    ProxyRestart {
+        /// Workload index.
+        deployment: usize,
+    },
     /// A NAT gateway goes down (its translations lost, every packet routed
     /// to it dropped) or comes back: a stand-in for its zone failing.
     NatGateway {
@@ -266,6 +273,9 @@ pub struct ClusterConfig {
     /// each pod-to-pod request's bytes per zone pair and prices them
     /// ([`crate::transfer_cost`]); `None`: not counted.
     pub billing: Option<crate::transfer_cost::Billing>,
+    /// The service mesh: a proxy per meshed pod or per node on the request
+    /// path ([`crate::mesh::MeshConfig`]); `None`: no mesh.
+    pub mesh: Option<crate::mesh::MeshConfig>,
 }
 
 /// The NAT gateways and the zones their route tables are indexed by.

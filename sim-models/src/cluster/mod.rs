@@ -35,6 +35,10 @@
 //!   conntrack, kube-proxy, NetworkPolicy, SNAT) and kube-proxy's syncs;
 //! - `zone_traffic`: bytes per (source zone, destination zone) pair and
 //!   their price under the run's billing;
+//! - `starts`: container starts with a sidecar or a start dial (the
+//!   proxy's readiness, the app's dial, CrashLoopBackOff);
+//! - `mesh`: the service mesh's proxies on the request path (sidecars,
+//!   ambient's ztunnels and waypoint);
 //! - `egress`: connections through NAT gateways after they open (idle
 //!   RST, a gateway down, bytes and cost) and the gateways' figures;
 //! - `dns`: lookups, query routing through kube-dns and conntrack, the
@@ -126,10 +130,12 @@ mod ingress;
 mod lb;
 mod lb_gate;
 mod lb_instance;
+mod mesh;
 mod output;
 mod pods;
 mod sampling;
 mod services;
+mod starts;
 mod timeline;
 mod traffic;
 mod zone_traffic;
@@ -146,6 +152,7 @@ pub use config::{
 pub use dns::name_exists;
 pub use egress::NatGatewayOutput;
 pub use ingress::{IngressTraffic, RequestPath, MAX_PATHS, SHARE_TOLERANCE};
+pub use mesh::{MeshHopStats, MeshOutput, RESPONSE_FLAGS};
 pub use output::{
     DeploymentState, DnsWindowStats, EventSummary, HealthCheckState, NodePortState, RequestTotals,
     RunOutput, WindowStats, RCODES, ZONES,
@@ -257,6 +264,24 @@ enum Ev {
     /// Nothing answered a request a load balancer sent on (or no target
     /// took an NLB's connection).
     LbSilent(Request),
+    /// A step of a pod's container start (`starts` room), of its start
+    /// number `gen`.
+    PodStart {
+        pod: u32,
+        gen: u32,
+        step: starts::Step,
+    },
+    /// A mesh proxy's worker is done with a request (`at`: its stage and
+    /// server pod, packed by the `mesh` room).
+    ProxyDone {
+        at: u32,
+        req: Request,
+    },
+    /// A request has passed the mesh's proxies: it reaches pod `pod`.
+    MeshDelivered {
+        pod: u32,
+        req: Request,
+    },
 }
 
 /// One pod. Its name is derived when printed ([`Sim::pod_name`]).
@@ -459,6 +484,10 @@ struct Sim<'a> {
     lbs: lb::Lbs,
     /// Per traffic source: its bytes between zones.
     zone_traffic: Vec<ZoneTraffic>,
+    /// Container starts with a sidecar or a start dial.
+    starts: starts::StartsRt,
+    /// The service mesh's proxies, when the run has a mesh.
+    mesh: Option<mesh::MeshRt>,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -603,6 +632,11 @@ impl<'a> Sim<'a> {
         let services = services::ServicesRt::new(cfg);
         let zones = services.zone_of.iter().max().map_or(1, |z| z + 1) as u32;
         let lbs = lb::Lbs::new(cfg, zones, &rng);
+        let starts = starts::StartsRt::new(cfg, &mut metrics, &rng);
+        let mesh = cfg
+            .mesh
+            .as_ref()
+            .map(|m| mesh::MeshRt::new(cfg, m, &mut metrics, &rng));
         Sim {
             cfg,
             engine: Engine::new(),
@@ -676,10 +710,12 @@ impl<'a> Sim<'a> {
                 })
                 .collect(),
             ct_gauge,
+            mesh,
             ca,
             kube_proxy_wake: None,
             services,
             lbs,
+            starts,
             rng,
             dns,
             ip_owner: HashMap::new(),
@@ -800,6 +836,9 @@ impl<'a> Sim<'a> {
             Ev::LbCheck(i) => self.lb_check(i as usize),
             Ev::LbDrainEnd { lb, target } => self.lb_drain_end(lb as usize, target),
             Ev::LbSilent(req) => self.lb_silent(req),
+            Ev::PodStart { pod, gen, step } => self.pod_start_step(pod, gen, step),
+            Ev::ProxyDone { at, req } => self.proxy_done(at, req),
+            Ev::MeshDelivered { pod, req } => self.offer_app(pod, req),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),
@@ -830,6 +869,10 @@ mod hints_tests;
 #[cfg(test)]
 mod lb_tests;
 #[cfg(test)]
+mod mesh_tests;
+#[cfg(test)]
 mod services_tests;
+#[cfg(test)]
+mod starts_tests;
 #[cfg(test)]
 mod tests;

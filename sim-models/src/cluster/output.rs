@@ -119,6 +119,9 @@ pub struct RequestTotals {
     pub lb_reset: u64,
     /// Of `timed_out`: an NLB had no target for the connection.
     pub lb_connect_timeout: u64,
+    /// Of `refused`: connections a restarting sidecar proxy reset (or
+    /// refused before the new proxy listened).
+    pub proxy_reset: u64,
 }
 
 impl RequestTotals {
@@ -206,6 +209,10 @@ impl RequestTotals {
             Outcome::LbConnectTimeout => {
                 self.timed_out += 1;
                 self.lb_connect_timeout += 1;
+            }
+            Outcome::ProxyReset => {
+                self.refused += 1;
+                self.proxy_reset += 1;
             }
         }
     }
@@ -380,6 +387,8 @@ pub struct RunOutput {
     /// With [`ClusterConfig::billing`]: per traffic source, its bytes
     /// between zones over the run (empty without).
     pub zone_traffic: Vec<super::ZoneTraffic>,
+    /// The service mesh's figures ([`super::MeshOutput`]); `None`: no mesh.
+    pub mesh: Option<super::MeshOutput>,
 }
 
 /// A Service's health-check node port and its answers per node, as a load

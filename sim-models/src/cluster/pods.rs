@@ -16,8 +16,12 @@ impl Sim<'_> {
             self.set_state(p, PodState::Running);
             self.lb_register(p, false);
             let d = self.pods[p as usize].deployment as usize;
-            self.engine
-                .schedule_in(self.cfg.deployments[d].ready_after, Ev::ReadinessPassed(p));
+            if starts::staged(self.cfg, d) {
+                self.containers_start(p);
+            } else {
+                self.engine
+                    .schedule_in(self.cfg.deployments[d].ready_after, Ev::ReadinessPassed(p));
+            }
         }
     }
 
@@ -296,6 +300,7 @@ impl Sim<'_> {
             self.coredns_actions(p, actions);
         }
         self.lb_deregister(p);
+        self.forget_start(p);
         let pod = &mut self.pods[p as usize];
         pod.deleted = true;
         let (d, state, node, lease) = (

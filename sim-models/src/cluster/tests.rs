@@ -14,6 +14,7 @@ fn config(pod_cidr: &str, replicas_after: u32) -> ClusterConfig {
     ClusterConfig {
         nat_gateways: None,
         billing: None,
+        mesh: None,
         nodes: spread_nodes(6, &zones, 110),
         ipam: IpamLayout::Flat {
             pod_cidr: pod_cidr.parse().unwrap(),
@@ -831,6 +832,7 @@ proptest! {
         mode in 0usize..4,
         ct_max in proptest::option::of(1u64..400),
         kube_proxy in proptest::option::of((0usize..4, 0u64..50_000, any::<bool>())),
+        mesh in proptest::option::of((any::<bool>(), any::<bool>(), 20u32..3000)),
     ) {
         let mut cfg = config(&format!("10.9.0.0/{prefix}"), scale_to);
         cfg.duration = secs(180);
@@ -869,9 +871,21 @@ proptest! {
             k.partial_restores = partial;
             k
         });
+        // Requests through mesh proxies (sidecars or ambient), CPU-starved at the low end.
+        cfg.mesh = mesh.map(|(ambient, waypoint, cpu_millis)| {
+            let resources = crate::mesh::ProxyResources { cpu_millis, memory_limit: 1 << 30 };
+            let mode = match ambient {
+                true => crate::mesh::MeshMode::Ambient { waypoint: waypoint.then_some(resources) },
+                false => crate::mesh::MeshMode::Sidecar(crate::mesh::ProxyKind::Istio),
+            };
+            crate::mesh::MeshConfig { mode, meshed: vec![true; cfg.deployments.len()], resources }
+        });
         let out = run(&cfg, seed, &mut NullSink);
         let r = out.requests[0];
         prop_assert_eq!(r.sent, r.answered + r.timed_out + r.refused + r.rejected + r.in_flight);
+        if let Some(m) = &out.mesh {
+            prop_assert_eq!(m.responses.iter().sum::<u64>() + r.in_flight, r.sent);
+        }
         for s in &out.conntrack {
             prop_assert!(s.peak <= ct_max.unwrap_or(0));
         }

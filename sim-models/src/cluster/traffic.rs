@@ -319,8 +319,25 @@ impl Sim<'_> {
         }
     }
 
-    /// Offers the request to pod `p`'s server.
+    /// The request reaches pod `p`: through the mesh's proxies, if any
+    /// are on its way, then to its server.
     pub(crate) fn offer(&mut self, p: u32, req: Request) {
+        if self.proxy_closed(p) || req.client.get().is_some_and(|c| self.proxy_closed(c)) {
+            // iptables sends the connection to a proxy port where nothing
+            // listens (the server's inbound, or the client's own outbound):
+            // RST.
+            self.lb_end(p, &req);
+            self.outcome(req, Outcome::ProxyReset);
+            return self.request_done(req, false);
+        }
+        if self.mesh.is_some() && self.mesh_offer(p, req) {
+            return;
+        }
+        self.offer_app(p, req);
+    }
+
+    /// Offers the request to pod `p`'s server.
+    pub(crate) fn offer_app(&mut self, p: u32, req: Request) {
         if self.pod_unreachable(p) {
             self.lb_end(p, &req);
             return self.lost_with_node(req);
@@ -461,6 +478,12 @@ impl Sim<'_> {
             }
             return;
         }
+        if self.proxy_cut(p, &req) {
+            self.lb_end(p, &req);
+            self.outcome(req, Outcome::ProxyReset);
+            self.request_done(req, false);
+            return self.server_finished(p, now);
+        }
         let mut o = completion_outcome(&req, now);
         if self.lb_end(p, &req) && matches!(o, Outcome::Answered(_)) {
             // The load balancer cut the request off when the target's
@@ -528,6 +551,7 @@ impl Sim<'_> {
             }
         }
         self.count_outcome(t, o);
+        self.mesh_response(t, o);
         self.path_outcome(t, req.path, o);
     }
 
@@ -567,7 +591,8 @@ impl Sim<'_> {
             | Outcome::PortClosed
             | Outcome::NatIdleReset
             | Outcome::LbBadGateway
-            | Outcome::LbReset => Some(tr.counters.refused),
+            | Outcome::LbReset
+            | Outcome::ProxyReset => Some(tr.counters.refused),
             Outcome::LbUnavailable => Some(tr.counters.rejected),
             Outcome::LbGatewayTimeout | Outcome::LbConnectTimeout => Some(tr.counters.timed_out),
             Outcome::EdgeDropped | Outcome::NoLocalEndpoint => Some(tr.counters.timed_out),

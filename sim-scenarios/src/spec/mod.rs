@@ -13,7 +13,7 @@
 //! This module holds the top level (`parse`, the variant merge, windows)
 //! and builds each variant from its sections; each section's file structs
 //! and validation live in a file named for what it reads: `cluster.rs`
-//! (nodes, IPAM), `workloads.rs`, `manifests.rs` (workloads, Services,
+//! (nodes, IPAM), `workloads.rs`, `mesh.rs` (the service mesh), `manifests.rs` (workloads, Services,
 //! policies and an autoscaler from Kubernetes manifests, `cluster.manifests`),
 //! `dns.rs`, `traffic.rs`, `network.rs` (NetworkPolicy, conntrack,
 //! kube-proxy), `timeline.rs` and `expect.rs`.
@@ -64,6 +64,8 @@ mod cluster;
 mod dns;
 mod expect;
 mod manifests;
+mod mesh;
+mod mesh_lifecycle;
 mod nat;
 mod network;
 mod services;
@@ -76,6 +78,8 @@ pub use billing::{BillingFile, BillingRule};
 pub use cluster::{AllocatorName, ClusterFile, IpamFile, IpamMode, NodesFile};
 pub use dns::{CoreDnsFile, DnsFile, HpaFile, UpstreamFile};
 pub use expect::{ExpectFile, Expectation, Probe};
+pub use mesh::{MeshFile, MeshModeName, ProxyName, ProxyResourcesFile};
+pub use mesh_lifecycle::{LifecycleFile, ListenRangeFile};
 pub use nat::{NatGatewayFile, NatGatewaysFile};
 pub use network::{
     ConntrackFile, KubeProxyFile, MasqueradeFile, NetworkFile, OtherServicesFile, SizedBy,
@@ -143,6 +147,9 @@ pub struct ScenarioFile {
     /// What is in front of the nodes: `nodePortAddresses`, a security group.
     #[serde(default)]
     pub edge: Option<EdgeFile>,
+    /// The service mesh (default none).
+    #[serde(default)]
+    pub mesh: Option<MeshFile>,
 }
 
 /// A variant: the top level with some sections replaced.
@@ -173,6 +180,8 @@ pub struct VariantFile {
     pub services: Option<Vec<ServiceFile>>,
     /// Replaces the edge section.
     pub edge: Option<EdgeFile>,
+    /// Replaces the mesh section.
+    pub mesh: Option<MeshFile>,
 }
 
 /// What to measure.
@@ -290,6 +299,7 @@ struct Sections<'f> {
     expect: &'f [ExpectFile],
     services: (&'f [ServiceFile], Vec<Seg>),
     edge: (Option<&'f EdgeFile>, Vec<Seg>),
+    mesh: (Option<&'f MeshFile>, Vec<Seg>),
 }
 
 /// What a timeline entry may refer to.
@@ -390,6 +400,7 @@ impl Validator<'_> {
                     expect: layer.own(|v| &v.expect[..], &f.expect[..]),
                     services: layer.pick(|v| v.services.as_deref(), &f.services[..]),
                     edge: layer.pick(|v| v.edge.as_ref().map(Some), f.edge.as_ref()),
+                    mesh: layer.pick(|v| v.mesh.as_ref().map(Some), f.mesh.as_ref()),
                 };
                 self.variant(name, description, &sections, &common)
             })?;
@@ -509,7 +520,7 @@ impl Validator<'_> {
             )?),
             None => None,
         };
-        let (deployments, extras) = match from_manifests.as_mut() {
+        let (mut deployments, extras) = match from_manifests.as_mut() {
             Some(m) => (
                 std::mem::take(&mut m.deployments),
                 std::mem::take(&mut m.extras),
@@ -552,9 +563,16 @@ impl Validator<'_> {
             cluster.nodes.public_addresses,
             &mut notes,
         )?;
+        let start_dials = self.start_dials(wp, workloads, &deployments, &resolved)?;
         let nat_gateways =
             self.nat_gateways(&sec.network.1, sec.network.0, &cluster.nodes.zones)?;
         let billing = self.billing(&sec.network.1, sec.network.0)?;
+        let mesh = self.mesh(
+            &sec.mesh.1,
+            sec.mesh.0,
+            &names,
+            dns.as_ref().map(|d| d.workload),
+        )?;
         let (traffic_specs, traffic_names) = self.traffic(
             tp,
             traffic,
@@ -594,6 +612,7 @@ impl Validator<'_> {
             conntrack.is_some(),
             (sec.network.0, &sec.network.1),
         )?;
+        self.proxy_restarts_meshed(lp, &actions, mesh.as_ref(), &names)?;
         let expectations = self.expectations(
             sec,
             common,
@@ -601,6 +620,9 @@ impl Validator<'_> {
             (&traffic_names, &traffic_specs),
             (kube_proxy.is_some(), billing.is_some()),
         )?;
+        for (d, dial) in deployments.iter_mut().zip(start_dials) {
+            d.start_dial = dial;
+        }
         let config = ClusterConfig {
             nodes,
             ipam,
@@ -618,6 +640,7 @@ impl Validator<'_> {
             node_pool,
             nat_gateways,
             billing,
+            mesh,
         };
         Ok(Variant {
             name,
