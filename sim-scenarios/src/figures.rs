@@ -259,6 +259,10 @@ pub mod series {
     pub const NODES: Column = super::cluster_wide("nodes");
     /// Node creations that failed so far (runs with a node pool).
     pub const NODE_CREATE_FAILURES: Column = super::cluster_wide("node_create_failures");
+    /// The mesh's proxies' CPU over the sample period, in cores (runs with a mesh).
+    pub const MESH_PROXY_CPU_CORES: Column = super::cluster_wide("mesh_proxy_cpu_cores");
+    /// The mesh's proxies' memory, summed \[MiB\] (runs with a mesh).
+    pub const MESH_PROXY_MEMORY_MIB: Column = super::cluster_wide("mesh_proxy_memory_mib");
 
     /// Every column named here.
     pub const COLUMNS: &[Column] = &[
@@ -838,6 +842,18 @@ pub const DNS_MEMORY_MIB: Figure = as_kind(
     gauge("dns_memory_mib", "MiB", series::DNS_MEMORY_MIB_MAX),
     Kind::Bytes,
 );
+/// The mesh's proxies' CPU in cores (each sample period's).
+pub const MESH_PROXY_CPU_CORES: Figure = gauge(
+    "mesh_proxy_cpu_cores",
+    "cores",
+    series::MESH_PROXY_CPU_CORES,
+);
+/// The mesh's proxies' memory, summed over the proxies.
+pub const MESH_PROXY_MEMORY_MIB: Figure = gauge(
+    "mesh_proxy_memory_mib",
+    "MiB",
+    series::MESH_PROXY_MEMORY_MIB,
+);
 /// DNS queries lost in a window to the conntrack insert race of a same-socket A/AAAA pair.
 pub const DNS_INSERT_FAILED: Figure =
     dns("dns_insert_failed", Kind::Count, "queries", |d, _, _, _| {
@@ -1059,6 +1075,8 @@ pub const FIGURES: &[Figure] = &[
     DNS_IN_FLIGHT,
     DNS_CPU_UTILIZATION,
     DNS_MEMORY_MIB,
+    MESH_PROXY_CPU_CORES,
+    MESH_PROXY_MEMORY_MIB,
     DNS_INSERT_FAILED,
     DNS_QUERIES_STALE,
     REQUESTS_NOT_FOUND,

@@ -264,11 +264,6 @@ enum Ev {
         at: u32,
         req: Request,
     },
-    /// A request has passed the mesh's proxies: it reaches pod `pod`.
-    MeshDelivered {
-        pod: u32,
-        req: Request,
-    },
 }
 
 /// One pod. Its name is derived when printed ([`Sim::pod_name`]).
@@ -813,7 +808,6 @@ impl<'a> Sim<'a> {
             Ev::LbDrainEnd { lb, target } => self.lb_drain_end(lb as usize, target),
             Ev::LbSilent(req) => self.lb_silent(req),
             Ev::ProxyDone { at, req } => self.proxy_done(at, req),
-            Ev::MeshDelivered { pod, req } => self.offer_app(pod, req),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),
