@@ -1385,6 +1385,7 @@ mod tests {
              cluster: {nodes: {count: 1, zones: [a]}, ipam: {mode: flat, pod_cidr: 10.0.0.0/24}, node_pool: {max_nodes: 1}}\n\
              network: {cni: calico, conntrack: {node_cores: 4}, kube_proxy: {mode: iptables}}\n\
              dns: {workload: coredns}\n\
+             mesh: {mode: sidecar}\n\
              workloads:\n  - {name: api, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}\n  \
              - {name: coredns, replicas: 1, startup: 1s, ready_after: 1s, port: 53, protocol: UDP}\n";
         let scenario = crate::parse("t.yaml", text).unwrap();
