@@ -68,6 +68,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/mesh_iptables_meltdown.yaml"),
     ),
     (
+        "mesh_sidecar_overhead",
+        include_str!("../../scenarios/mesh_sidecar_overhead.yaml"),
+    ),
+    (
         "mtu_blackhole",
         include_str!("../../scenarios/mtu_blackhole.yaml"),
     ),

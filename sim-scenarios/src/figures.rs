@@ -263,6 +263,10 @@ pub mod series {
     pub const CONTAINER_RESTARTS: Column = super::per_workload("container_restarts");
     /// Pods waiting out a CrashLoopBackOff now (same workloads).
     pub const PODS_CRASH_LOOP_BACKOFF: Column = super::per_workload("pods_crash_loop_backoff");
+    /// The mesh's proxies' CPU over the sample period, in cores (runs with a mesh).
+    pub const MESH_PROXY_CPU_CORES: Column = super::cluster_wide("mesh_proxy_cpu_cores");
+    /// The mesh's proxies' memory, summed \[MiB\] (runs with a mesh).
+    pub const MESH_PROXY_MEMORY_MIB: Column = super::cluster_wide("mesh_proxy_memory_mib");
 
     /// Every column named here.
     pub const COLUMNS: &[Column] = &[
@@ -857,6 +861,18 @@ pub const DNS_MEMORY_MIB: Figure = as_kind(
     gauge("dns_memory_mib", "MiB", series::DNS_MEMORY_MIB_MAX),
     Kind::Bytes,
 );
+/// The mesh's proxies' CPU in cores (each sample period's).
+pub const MESH_PROXY_CPU_CORES: Figure = gauge(
+    "mesh_proxy_cpu_cores",
+    "cores",
+    series::MESH_PROXY_CPU_CORES,
+);
+/// The mesh's proxies' memory, summed over the proxies.
+pub const MESH_PROXY_MEMORY_MIB: Figure = gauge(
+    "mesh_proxy_memory_mib",
+    "MiB",
+    series::MESH_PROXY_MEMORY_MIB,
+);
 /// DNS queries lost in a window to the conntrack insert race of a same-socket A/AAAA pair.
 pub const DNS_INSERT_FAILED: Figure =
     dns("dns_insert_failed", Kind::Count, "queries", |d, _, _, _| {
@@ -1081,6 +1097,8 @@ pub const FIGURES: &[Figure] = &[
     DNS_IN_FLIGHT,
     DNS_CPU_UTILIZATION,
     DNS_MEMORY_MIB,
+    MESH_PROXY_CPU_CORES,
+    MESH_PROXY_MEMORY_MIB,
     DNS_INSERT_FAILED,
     DNS_QUERIES_STALE,
     REQUESTS_NOT_FOUND,
@@ -1389,6 +1407,7 @@ mod tests {
              cluster: {nodes: {count: 1, zones: [a]}, ipam: {mode: flat, pod_cidr: 10.0.0.0/24}, node_pool: {max_nodes: 1}}\n\
              network: {cni: calico, conntrack: {node_cores: 4}, kube_proxy: {mode: iptables}}\n\
              dns: {workload: coredns}\n\
+             mesh: {mode: sidecar}\n\
              workloads:\n  - {name: api, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms, dials_at_start: {service: coredns, after: 1s}}\n  \
              - {name: coredns, replicas: 1, startup: 1s, ready_after: 1s, port: 53, protocol: UDP}\n";
         let scenario = crate::parse("t.yaml", text).unwrap();

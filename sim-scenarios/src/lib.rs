@@ -29,6 +29,7 @@ pub mod schema;
 pub mod shard;
 pub mod spec;
 pub mod story;
+mod story_mesh;
 mod story_paths;
 mod story_zones;
 pub mod sweep;

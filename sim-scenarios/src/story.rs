@@ -593,6 +593,7 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
     }
     nat_gateways_why(&mut lines, cfg, out);
     crate::story_zones::zone_bytes_why(&mut lines, cfg, out);
+    lines.extend(crate::story_mesh::why_lines(out));
     if !lines.is_empty() {
         let _ = writeln!(s, "why");
         for l in lines {
@@ -1043,6 +1044,7 @@ fn compare(
         if let (Some(bt), Some(ot)) = (source(bv, b), source(ov, o)) {
             crate::story_paths::compare_lines(s, (&bt, b), (&ot, o));
         }
+        crate::story_mesh::compare_line(s, (b, &base.output), (o, &other.output));
         if bv.config.kube_proxy.is_some() && ov.config.kube_proxy.is_some() {
             let _ = writeln!(
                 s,

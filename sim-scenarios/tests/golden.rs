@@ -123,6 +123,11 @@ fn mesh_iptables_meltdown_replay() {
 }
 
 #[test]
+fn mesh_sidecar_overhead_replay() {
+    insta::assert_snapshot!(replay("mesh_sidecar_overhead"));
+}
+
+#[test]
 fn cross_az_bill_replay() {
     insta::assert_snapshot!(replay("cross_az_bill"));
 }

@@ -9,10 +9,11 @@
 //! node's ztunnel. A client outside the mesh (outside the cluster, or a
 //! workload left out) skips the client side; a server outside the mesh
 //! skips the server side and the waypoint. Each proxy is a
-//! [`crate::mesh::proxy::Proxy`]: its CPU work queues at its workers; the
-//! hops' non-CPU latency is added once, after the last proxy of the
-//! chain (one event, not one per hop); the request then reaches the pod's
-//! server as without a mesh ([`Sim::offer_app`]).
+//! [`crate::mesh::proxy::Proxy`]: its CPU work queues at its workers, and
+//! the request goes on its hop's non-CPU latency after its worker is done
+//! (one event per hop); after the last proxy it reaches the pod's server
+//! as without a mesh ([`Sim::offer_app`]). A request whose client has left
+//! by then is reset at the proxy (timed out, `DC`).
 //!
 //! mTLS: each proxy keeps one pooled connection per upstream proxy (a
 //! sidecar per server pod, a ztunnel per destination node, the waypoint);
@@ -22,7 +23,8 @@
 //! [`Sim::proxy_of`] answers "the proxy of this pod" in O(1): a sidecar is
 //! indexed by its pod's id, a ztunnel by its node's index. Per request the
 //! mesh costs one event per proxy plus one, one pool lookup per proxy
-//! pair, no allocation once the proxies' queues have grown.
+//! pair, no allocation (a proxy keeps when each worker is next free, not a
+//! queue of requests).
 //!
 //! What it emits ([`MeshOutput`]): per hop, requests and the latency at
 //! the proxy (queue and CPU); responses of meshed traffic by what the
@@ -37,7 +39,7 @@
 //! model's).
 
 use super::*;
-use crate::mesh::proxy::{Proxy, ProxyProfile, Started};
+use crate::mesh::proxy::{Passage, Proxy, ProxyProfile};
 use crate::mesh::{MeshConfig, MeshMode, ProxyResources};
 use std::collections::HashSet;
 
@@ -70,13 +72,6 @@ const SERVER: u32 = 2;
 /// A stage and the server pod in one `u32` (pods stay below 2^30).
 const STAGE_SHIFT: u32 = 30;
 
-/// A request at a proxy: its stage and server pod, and the request.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Hop {
-    at: u32,
-    req: Request,
-}
-
 /// Responses of meshed traffic by what the client's proxy logs.
 pub const RESPONSE_FLAGS: [&str; 5] = [
     "200",
@@ -107,15 +102,16 @@ pub struct MeshOutput {
     pub hops: Vec<MeshHopStats>,
     /// Responses of meshed traffic sources, by [`RESPONSE_FLAGS`].
     pub responses: [u64; RESPONSE_FLAGS.len()],
-    /// Proxies that ran.
+    /// Proxies running, the most at a sample.
     pub proxies: u32,
     /// Their CPU work over the run, in cores (busy time / duration).
     pub cpu_cores: f64,
-    /// The sum of each proxy's peak memory \[bytes\].
+    /// The proxies' memory summed, the most at a sample \[bytes\] (a
+    /// proxy with no traffic holds its base).
     pub memory_bytes: u64,
     /// mTLS handshakes (new pooled connections).
     pub handshakes: u64,
-    /// Requests dropped from a proxy's queue because their client had left.
+    /// Requests a proxy reset because their client had left.
     pub abandoned: u64,
 }
 
@@ -126,10 +122,10 @@ struct Proxies {
     /// The waypoint's, when there is one.
     waypoint_spec: Option<(ProxyProfile, ProxyResources)>,
     /// Sidecars by pod id (grown as pods are created).
-    sidecars: Vec<Proxy<Hop>>,
+    sidecars: Vec<Proxy>,
     /// ztunnels by node.
-    ztunnels: Vec<Proxy<Hop>>,
-    waypoint: Proxy<Hop>,
+    ztunnels: Vec<Proxy>,
+    waypoint: Proxy,
 }
 
 /// What the run tracks of the mesh.
@@ -147,6 +143,8 @@ pub(crate) struct MeshRt {
     responses: [u64; RESPONSE_FLAGS.len()],
     busy_at_last_sample: SimDuration,
     last_sample: SimTime,
+    peak_memory: u64,
+    peak_proxies: u32,
 }
 
 impl MeshRt {
@@ -207,13 +205,15 @@ impl MeshRt {
             responses: [0; RESPONSE_FLAGS.len()],
             busy_at_last_sample: SimDuration::ZERO,
             last_sample: SimTime::ZERO,
+            peak_memory: 0,
+            peak_proxies: 0,
         }
     }
 }
 
 impl Proxies {
     /// The proxy at `at` with its profile and limits.
-    fn get(&mut self, at: ProxyAt) -> (&mut Proxy<Hop>, ProxyProfile, ProxyResources) {
+    fn get(&mut self, at: ProxyAt) -> (&mut Proxy, ProxyProfile, ProxyResources) {
         match at {
             ProxyAt::Sidecar(p) => {
                 let i = p as usize;
@@ -231,7 +231,7 @@ impl Proxies {
     }
 
     /// Every proxy that ran, with its profile.
-    fn all(&self) -> impl Iterator<Item = (&Proxy<Hop>, &ProxyProfile)> {
+    fn all(&self) -> impl Iterator<Item = (&Proxy, &ProxyProfile)> {
         let local = &self.local.0;
         let wp = self.waypoint_spec.as_ref().map(|w| (&self.waypoint, &w.0));
         self.sidecars
@@ -239,7 +239,6 @@ impl Proxies {
             .chain(&self.ztunnels)
             .map(move |p| (p, local))
             .chain(wp)
-            .filter(|(p, _)| p.stats().served > 0 || p.stats().peak_memory > 0)
     }
 }
 
@@ -328,79 +327,48 @@ impl Sim<'_> {
             let (up, profile, _) = proxies.get(u);
             up.connection_opened(&profile);
         }
-        let item = Hop {
-            at: p | (stage << STAGE_SHIFT),
-            req,
-        };
         let (proxy, profile, limits) = proxies.get(at);
         if handshake {
             proxy.connection_opened(&profile);
         }
-        let started = proxy.offer(&profile, limits, item, now, req.deadline, handshake, rng);
-        if let Some(s) = started {
-            self.proxy_started(stage, s);
-        }
-    }
-
-    /// A proxy's worker takes a request: its time there is known now.
-    fn proxy_started(&mut self, stage: u32, s: Started<Hop>) {
-        if let Some(mesh) = self.mesh.as_mut() {
-            let h = &mut mesh.hops[stage as usize];
+        let Passage { wait, service } = proxy.offer(&profile, limits, now, handshake, rng);
+        let hop = profile.hop_latency;
+        let h = &mut self.mesh.as_mut().map(|m| &mut m.hops[stage as usize]);
+        if let Some(h) = h {
             h.requests += 1;
-            h.latency.record(s.wait + s.service);
+            h.latency.record(wait + service);
         }
         self.engine.schedule_in(
-            s.service,
+            wait + service + hop,
             Ev::ProxyDone {
-                at: s.item.at,
-                req: s.item.req,
+                at: p | (stage << STAGE_SHIFT),
+                req,
             },
         );
     }
 
-    /// A proxy's worker is done with a request: the next one starts, and
-    /// the request goes on to the next proxy, or (after the hops' latency)
-    /// to the pod.
+    /// A request leaves the proxy of stage `at >> 30` for pod `at`'s: on
+    /// to the next proxy, or to the pod; reset if its client has left.
     pub(crate) fn proxy_done(&mut self, at: u32, req: Request) {
         let stage = at >> STAGE_SHIFT;
         let p = at & ((1 << STAGE_SHIFT) - 1);
         let now = self.engine.now();
+        let gone = req.deadline <= now;
         if let Some(x) = self.stage_proxy(stage, p, &req) {
-            let mut abandoned = Vec::new();
-            let next = self.mesh.as_mut().and_then(|mesh| {
-                let (proxy, profile, limits) = mesh.proxies.get(x);
-                proxy.finish(&profile, limits, now, &mut mesh.rng, |h| abandoned.push(h))
-            });
-            for h in abandoned {
-                let q = h.at & ((1 << STAGE_SHIFT) - 1);
-                self.lb_end(q, &h.req);
-                self.outcome(h.req, Outcome::TimedOut);
-                self.request_done(h.req, false);
+            if let Some(mesh) = self.mesh.as_mut() {
+                mesh.proxies.get(x).0.left(gone);
             }
-            if let Some(s) = next {
-                self.proxy_started(h_stage(s.item.at), s);
-            }
+        }
+        if gone {
+            self.lb_end(p, &req);
+            self.outcome(req, Outcome::TimedOut);
+            self.request_done(req, false);
+            return;
         }
         match self.next_stage(stage + 1, p, &req) {
             Some((s, x)) => self.enter_proxy(s, x, p, req),
-            None => {
-                let delay = self.chain_latency(p, &req);
-                self.engine
-                    .schedule_in(delay, Ev::MeshDelivered { pod: p, req });
-            }
+            None => self.offer_app(p, req),
         }
-    }
-
-    /// The non-CPU latency of every hop of the chain to pod `p`.
-    fn chain_latency(&self, p: u32, req: &Request) -> SimDuration {
-        let Some(mesh) = self.mesh.as_ref() else {
-            return SimDuration::ZERO;
-        };
-        (CLIENT..=SERVER)
-            .filter(|&s| self.stage_proxy(s, p, req).is_some())
-            .fold(SimDuration::ZERO, |sum, s| {
-                sum + mesh.hops[s as usize].hop_latency
-            })
     }
 
     /// An outcome of a traffic source: counted by flag if it is meshed.
@@ -416,28 +384,41 @@ impl Sim<'_> {
     /// the sample period in cores, their memory now.
     pub(crate) fn sample_mesh(&mut self) {
         let now = self.engine.now();
-        let mut sidecars = 0u32;
+        let Some(rt) = self.mesh.as_ref() else {
+            return;
+        };
+        // Every running proxy holds at least its base, traffic or not.
+        let local = &rt.proxies.local.0;
+        let memory_of = |x: Option<&Proxy>| x.map_or(local.base_memory, |x| x.memory_bytes(local));
+        let (mut proxies, mut memory) = (0u32, 0u64);
         let mut ztunnel_nodes = BTreeSet::new();
         for dep in &self.deps {
             for &p in &dep.live {
                 match self.proxy_of(p) {
-                    Some(ProxyAt::Sidecar(_)) => sidecars += 1,
-                    Some(ProxyAt::Ztunnel(n)) => {
-                        ztunnel_nodes.insert(n);
+                    Some(ProxyAt::Sidecar(_)) => {
+                        proxies += 1;
+                        memory += memory_of(rt.proxies.sidecars.get(p as usize));
+                    }
+                    Some(ProxyAt::Ztunnel(n)) if ztunnel_nodes.insert(n) => {
+                        proxies += 1;
+                        memory += memory_of(rt.proxies.ztunnels.get(n as usize));
                     }
                     _ => {}
                 }
             }
         }
+        if let Some((w, _)) = &rt.proxies.waypoint_spec {
+            proxies += 1;
+            memory += rt.proxies.waypoint.memory_bytes(w);
+        }
         let Some(mesh) = self.mesh.as_mut() else {
             return;
         };
-        let waypoint = u32::from(mesh.proxies.waypoint_spec.is_some());
-        let proxies = sidecars + ztunnel_nodes.len() as u32 + waypoint;
-        let (mut busy, mut memory) = (SimDuration::ZERO, 0u64);
-        for (p, profile) in mesh.proxies.all() {
+        mesh.peak_memory = mesh.peak_memory.max(memory);
+        mesh.peak_proxies = mesh.peak_proxies.max(proxies);
+        let mut busy = SimDuration::ZERO;
+        for (p, _) in mesh.proxies.all() {
             busy = busy + p.stats().cpu_busy;
-            memory += p.memory_bytes(profile);
         }
         let period = (now - mesh.last_sample).as_secs_f64();
         let cores = if period > 0.0 {
@@ -456,15 +437,12 @@ impl Sim<'_> {
     /// The mesh's figures over the run.
     pub(crate) fn mesh_output(&self) -> Option<MeshOutput> {
         let mesh = self.mesh.as_ref()?;
-        let (mut busy, mut memory, mut handshakes, mut abandoned, mut proxies) =
-            (SimDuration::ZERO, 0u64, 0u64, 0u64, 0u32);
+        let (mut busy, mut handshakes, mut abandoned) = (SimDuration::ZERO, 0u64, 0u64);
         for (p, _) in mesh.proxies.all() {
             let s = p.stats();
             busy = busy + s.cpu_busy;
-            memory += s.peak_memory;
             handshakes += s.handshakes;
             abandoned += s.abandoned;
-            proxies += 1;
         }
         let has_waypoint = mesh.proxies.waypoint_spec.is_some();
         let hops = mesh
@@ -477,16 +455,11 @@ impl Sim<'_> {
         Some(MeshOutput {
             hops,
             responses: mesh.responses,
-            proxies,
+            proxies: mesh.peak_proxies,
             cpu_cores: busy.as_secs_f64() / self.cfg.duration.as_secs_f64(),
-            memory_bytes: memory,
+            memory_bytes: mesh.peak_memory,
             handshakes,
             abandoned,
         })
     }
-}
-
-/// The stage of a packed `Hop::at`.
-fn h_stage(at: u32) -> u32 {
-    at >> STAGE_SHIFT
 }

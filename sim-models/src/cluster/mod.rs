@@ -277,11 +277,6 @@ enum Ev {
         at: u32,
         req: Request,
     },
-    /// A request has passed the mesh's proxies: it reaches pod `pod`.
-    MeshDelivered {
-        pod: u32,
-        req: Request,
-    },
 }
 
 /// One pod. Its name is derived when printed ([`Sim::pod_name`]).
@@ -838,7 +833,6 @@ impl<'a> Sim<'a> {
             Ev::LbSilent(req) => self.lb_silent(req),
             Ev::PodStart { pod, gen, step } => self.pod_start_step(pod, gen, step),
             Ev::ProxyDone { at, req } => self.proxy_done(at, req),
-            Ev::MeshDelivered { pod, req } => self.offer_app(pod, req),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),

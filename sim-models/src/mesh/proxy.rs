@@ -7,17 +7,17 @@
 //! and the proxy's CPU is `workers` worker threads, each running at
 //! `min(1, cpu limit / workers)` of a core (Envoy's `--concurrency`, 2 in
 //! Istio's sidecars and benchmarks). A request that finds every worker busy
-//! waits in the proxy's FIFO queue; one whose client has left by the time a
-//! worker takes it is handed back (the downstream connection is gone, as
-//! Envoy's `DC` flag says) and costs nothing more. Service times are
-//! exponential with mean `cpu_per_request / speed`, so a proxy is an M/M/k
-//! queue whose knee is its CPU limit.
+//! waits, first come first served. Service times are exponential with mean
+//! `cpu_per_request / speed`, so a proxy is an M/M/k queue whose knee is
+//! its CPU limit. A request whose client has left by the time it leaves the
+//! proxy is reset there, not passed on (Envoy resets the upstream stream
+//! when the downstream goes: the `DC` flag); its CPU is spent.
 //!
 //! Apart from the CPU, each hop adds `hop_latency`: the time the request
 //! and its response spend in the kernel and event loop between the
 //! application and the proxy (the iptables redirect, loopback, epoll
 //! wake-ups), which holds no worker. The caller adds it (the cluster run
-//! adds the hops' sum once, after the last proxy of the chain).
+//! passes the request on `hop_latency` after its worker is done).
 //!
 //! mTLS: the first request from a proxy to an upstream it has no pooled
 //! connection to pays a handshake, `handshake_cpu` of CPU and
@@ -61,22 +61,21 @@
 //!   and `mesh-proxy-memory-split`).
 //!
 //! ## What it emits
-//! Per request: when its CPU work starts and ends (its wait and service),
-//! or that its client had left. [`ProxyStats`]: requests served, requests
+//! Per request: its wait and its time on a worker ([`Passage`]).
+//! [`ProxyStats`]: requests served, requests
 //! abandoned in the queue, handshakes, CPU busy time, peak memory.
 //!
 //! ## Validation
 //! Unit tests (`proxy_tests.rs`): the M/M/1 mean response time at one
 //! worker, the CPU busy time equal to the work done, the speed cap of a CPU
 //! limit below the workers, memory at the published load equal to the
-//! published figure, handshake cost on new connections only. The cluster
+//! published figure, handshake cost on new connections only, FCFS order. The cluster
 //! run's `mesh_sidecar_overhead` replay checks the added p90 against the
 //! row it was fitted to (labelled calibration) and reports the p99 the fit
 //! did not use.
 
 use super::config::{ProxyKind, ProxyResources};
 use sim_core::{SimDuration, SimRng, SimTime};
-use std::collections::VecDeque;
 
 /// What one proxy costs and how it is built.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -193,9 +192,9 @@ impl ProxyProfile {
 /// A proxy's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ProxyStats {
-    /// Requests whose CPU work started.
+    /// Requests it took.
     pub served: u64,
-    /// Requests dropped from the queue because their client had left.
+    /// Requests that left it after their client had gone.
     pub abandoned: u64,
     /// mTLS handshakes it originated.
     pub handshakes: u64,
@@ -205,126 +204,81 @@ pub struct ProxyStats {
     pub peak_memory: u64,
 }
 
-/// A request that starts its CPU work: how long it waited and how long the
-/// work takes.
+/// A request's passage through a proxy: how long it waits for a worker
+/// and how long the worker takes.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Started<T> {
-    /// The caller's item.
-    pub item: T,
+pub struct Passage {
     /// Time in the queue.
     pub wait: SimDuration,
     /// Time on a worker.
     pub service: SimDuration,
 }
 
-/// One waiting request.
-#[derive(Clone, Copy, Debug)]
-struct Waiting<T> {
-    item: T,
-    arrived: SimTime,
-    deadline: SimTime,
-    handshake: bool,
-}
+/// The most worker threads a proxy is modelled with.
+pub const MAX_WORKERS: usize = 8;
 
-/// One proxy: its workers, queue, pooled connections and counters.
-#[derive(Clone, Debug)]
-pub struct Proxy<T> {
-    busy: u32,
-    queue: VecDeque<Waiting<T>>,
+/// One proxy: its workers, pooled connections and counters.
+///
+/// The queue is first come, first served over `workers` workers, and each
+/// request's CPU time is drawn when it arrives, so a request's start is
+/// known then (the earliest time a worker is free, Kiefer and Wolfowitz's
+/// recursion for the FCFS multi-server queue): the proxy keeps when each
+/// worker is next free, not the requests waiting. Arrivals must be offered
+/// in time order (the cluster run's events are).
+#[derive(Clone, Debug, Default)]
+pub struct Proxy {
+    free_at: [SimTime; MAX_WORKERS],
+    inside: u32,
     connections: u32,
     stats: ProxyStats,
 }
 
-impl<T> Default for Proxy<T> {
-    fn default() -> Self {
-        Proxy {
-            busy: 0,
-            queue: VecDeque::new(),
-            connections: 0,
-            stats: ProxyStats::default(),
-        }
-    }
-}
-
-impl<T: Copy> Proxy<T> {
-    /// A request arrives at `now` (its client leaves at `deadline`);
-    /// `handshake`: it opens a new upstream connection. `Some`: a worker
-    /// takes it at once, for the returned time; `None`: it waits.
-    #[expect(clippy::too_many_arguments, reason = "one request's facts")]
+impl Proxy {
+    /// A request arrives at `now`; `handshake`: it opens a new upstream
+    /// connection. Returns its wait and service; the caller tells
+    /// [`Proxy::left`] when it has gone on.
     pub fn offer(
         &mut self,
         profile: &ProxyProfile,
         limits: ProxyResources,
-        item: T,
         now: SimTime,
-        deadline: SimTime,
         handshake: bool,
         rng: &mut SimRng,
-    ) -> Option<Started<T>> {
-        let w = Waiting {
-            item,
-            arrived: now,
-            deadline,
-            handshake,
-        };
-        let started = if self.busy < profile.workers.max(1) {
-            self.busy += 1;
-            Some(self.start(profile, limits, w, now, rng))
-        } else {
-            self.queue.push_back(w);
-            None
-        };
-        self.note_memory(profile);
-        started
-    }
-
-    /// A worker finished at `now`: the next request it takes, after handing
-    /// every waiting one whose client has left to `abandoned`.
-    pub fn finish(
-        &mut self,
-        profile: &ProxyProfile,
-        limits: ProxyResources,
-        now: SimTime,
-        rng: &mut SimRng,
-        mut abandoned: impl FnMut(T),
-    ) -> Option<Started<T>> {
-        while let Some(w) = self.queue.pop_front() {
-            if w.deadline <= now {
-                self.stats.abandoned += 1;
-                abandoned(w.item);
-            } else {
-                return Some(self.start(profile, limits, w, now, rng));
-            }
-        }
-        self.busy -= 1;
-        None
-    }
-
-    fn start(
-        &mut self,
-        profile: &ProxyProfile,
-        limits: ProxyResources,
-        w: Waiting<T>,
-        now: SimTime,
-        rng: &mut SimRng,
-    ) -> Started<T> {
+    ) -> Passage {
         use rand::RngExt;
+        let workers = (profile.workers as usize).clamp(1, MAX_WORKERS);
+        let (w, free) = self.free_at[..workers]
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by_key(|&(_, t)| t)
+            .unwrap_or((0, now));
+        let start = free.max(now);
         let u: f64 = rng.random();
         let mut work = profile.cpu_per_request.as_secs_f64() * -(1.0 - u).ln();
         let mut extra = 0.0;
-        if w.handshake {
+        if handshake {
             work += profile.handshake_cpu.as_secs_f64();
             extra = profile.handshake_latency.as_secs_f64();
             self.stats.handshakes += 1;
         }
-        let speed = profile.speed(limits);
+        let service = SimDuration::from_secs_f64(work / profile.speed(limits) + extra);
+        self.free_at[w] = start + service;
         self.stats.served += 1;
         self.stats.cpu_busy = self.stats.cpu_busy + SimDuration::from_secs_f64(work);
-        Started {
-            item: w.item,
-            wait: now - w.arrived,
-            service: SimDuration::from_secs_f64(work / speed + extra),
+        self.inside += 1;
+        self.note_memory(profile);
+        Passage {
+            wait: start - now,
+            service,
         }
+    }
+
+    /// A request has gone on (`abandoned`: its client had left, so the
+    /// proxy reset it instead of passing it on).
+    pub fn left(&mut self, abandoned: bool) {
+        self.inside = self.inside.saturating_sub(1);
+        self.stats.abandoned += u64::from(abandoned);
     }
 
     /// A new pooled connection (originated or terminated here).
@@ -338,9 +292,9 @@ impl<T: Copy> Proxy<T> {
         self.stats.peak_memory = self.stats.peak_memory.max(m);
     }
 
-    /// Requests queued or on a worker.
+    /// Requests inside (waiting, on a worker, or on their way out).
     pub fn in_flight(&self) -> usize {
-        self.busy as usize + self.queue.len()
+        self.inside as usize
     }
 
     /// Memory held now \[bytes\].

@@ -21,39 +21,15 @@ fn mean_response(
     n: usize,
 ) -> (f64, f64) {
     use rand::RngExt;
-    let mut p: Proxy<usize> = Proxy::default();
+    let mut p = Proxy::default();
     let mut r = rng();
     let mut arrivals = RngStreams::new(8).stream("arrivals");
-    let far = SimTime::from_nanos(u64::MAX / 2);
-    // Event list: (time, kind 0 = arrival / 1 = done, id).
-    let mut done: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize)>> =
-        Default::default();
-    let mut arrived = vec![0u64; n];
-    let (mut t, mut total, mut finished) = (0u64, 0.0, 0usize);
-    let mut next = 0usize;
-    while finished < n {
-        let next_done = done.peek().map(|d| d.0 .0);
-        if next < n && next_done.is_none_or(|d| t <= d) {
-            let now = SimTime::from_nanos(t);
-            arrived[next] = t;
-            if let Some(s) = p.offer(profile, limits, next, now, far, false, &mut r) {
-                done.push(std::cmp::Reverse((
-                    t + (s.wait + s.service).as_nanos(),
-                    next,
-                )));
-            }
-            next += 1;
-            let u: f64 = arrivals.random();
-            t += (-(1.0 - u).ln() / rate * 1e9) as u64;
-        } else {
-            let std::cmp::Reverse((at, id)) = done.pop().unwrap();
-            total += (at - arrived[id]) as f64 / 1e9;
-            finished += 1;
-            let now = SimTime::from_nanos(at);
-            if let Some(s) = p.finish(profile, limits, now, &mut r, |_| unreachable!()) {
-                done.push(std::cmp::Reverse((at + s.service.as_nanos(), s.item)));
-            }
-        }
+    let (mut t, mut total) = (0u64, 0.0);
+    for _ in 0..n {
+        let s = p.offer(profile, limits, SimTime::from_nanos(t), false, &mut r);
+        total += (s.wait + s.service).as_secs_f64();
+        let u: f64 = arrivals.random();
+        t += (-(1.0 - u).ln() / rate * 1e9) as u64;
     }
     (total / n as f64, p.stats().cpu_busy.as_secs_f64())
 }
@@ -69,6 +45,20 @@ fn one_worker_is_an_mm1_queue_and_its_cpu_is_the_work_done() {
     assert!((mean - 1e-3).abs() < 0.05e-3, "{mean}");
     // 200,000 requests x 0.2 ms of work: 40 s, within 1%.
     assert!((busy - 40.0).abs() < 0.4, "{busy}");
+}
+
+#[test]
+fn two_workers_are_an_mm2_queue() {
+    // M/M/2 with mu = 5,000/s per worker and lambda = 8,000/s (rho 0.8):
+    // mean response 1/mu + C(2, 1.6) / (2 mu - lambda), with Erlang C
+    // 1.6^2/2 / ((1 - 0.8)(1 + 1.6) + 1.6^2/2) = 0.7111: 0.2 + 0.3556 ms.
+    let (mean, _) = mean_response(
+        &ProxyProfile::ISTIO_SIDECAR,
+        ProxyResources::ISTIO_SIDECAR,
+        8000.0,
+        400_000,
+    );
+    assert!((mean - 0.5556e-3).abs() < 0.03e-3, "{mean}");
 }
 
 #[test]
@@ -100,17 +90,17 @@ fn memory_at_the_published_load_is_the_published_figure() {
         (ProxyProfile::WAYPOINT, 60_000_000),
         (ProxyProfile::LINKERD_SIDECAR, 10_000_000),
     ] {
-        let mut p: Proxy<u32> = Proxy::default();
+        let mut p = Proxy::default();
         for _ in 0..16 {
             p.connection_opened(&profile);
         }
         let mut r = rng();
-        let far = SimTime::from_nanos(u64::MAX / 2);
-        assert!(p
-            .offer(&profile, ONE_CORE, 1, SimTime::ZERO, far, false, &mut r)
-            .is_some());
+        p.offer(&profile, ONE_CORE, SimTime::ZERO, false, &mut r);
         assert_eq!(p.memory_bytes(&profile), published);
         assert_eq!(p.stats().peak_memory, published);
+        p.left(true);
+        assert_eq!(p.in_flight(), 0);
+        assert_eq!(p.stats().abandoned, 1);
     }
 }
 
@@ -120,64 +110,33 @@ fn a_handshake_costs_cpu_and_a_round_trip_on_new_connections_only() {
         cpu_per_request: SimDuration::ZERO,
         ..ProxyProfile::ISTIO_SIDECAR
     };
-    let mut p: Proxy<u32> = Proxy::default();
+    let limits = ProxyResources::ISTIO_SIDECAR;
+    let mut p = Proxy::default();
     let mut r = rng();
-    let far = SimTime::from_nanos(u64::MAX / 2);
-    let new = p
-        .offer(
-            &profile,
-            ProxyResources::ISTIO_SIDECAR,
-            1,
-            SimTime::ZERO,
-            far,
-            true,
-            &mut r,
-        )
-        .unwrap();
+    let new = p.offer(&profile, limits, SimTime::ZERO, true, &mut r);
     assert_eq!(new.service, HANDSHAKE_CPU + HANDSHAKE_LATENCY);
-    let pooled = p
-        .offer(
-            &profile,
-            ProxyResources::ISTIO_SIDECAR,
-            2,
-            SimTime::ZERO,
-            far,
-            false,
-            &mut r,
-        )
-        .unwrap();
+    let pooled = p.offer(&profile, limits, SimTime::ZERO, false, &mut r);
     assert_eq!(pooled.service, SimDuration::ZERO);
     assert_eq!(p.stats().handshakes, 1);
     assert_eq!(p.stats().cpu_busy, HANDSHAKE_CPU);
 }
 
 #[test]
-fn a_request_whose_client_left_is_dropped_from_the_queue() {
+fn requests_wait_first_come_first_served_for_the_first_free_worker() {
     let profile = ProxyProfile {
-        workers: 1,
+        workers: 2,
+        cpu_per_request: SimDuration::ZERO,
+        handshake_latency: SimDuration::ZERO,
+        handshake_cpu: SimDuration::from_millis(1),
         ..ProxyProfile::ISTIO_SIDECAR
     };
-    let mut p: Proxy<u32> = Proxy::default();
+    let limits = ProxyResources::ISTIO_SIDECAR;
+    let mut p = Proxy::default();
     let mut r = rng();
-    let t = |ms: u64| SimTime::from_nanos(ms * 1_000_000);
-    assert!(p
-        .offer(&profile, ONE_CORE, 1, t(0), t(100), false, &mut r)
-        .is_some());
-    assert!(p
-        .offer(&profile, ONE_CORE, 2, t(0), t(5), false, &mut r)
-        .is_none());
-    assert!(p
-        .offer(&profile, ONE_CORE, 3, t(0), t(100), false, &mut r)
-        .is_none());
-    let mut gone = Vec::new();
-    let next = p
-        .finish(&profile, ONE_CORE, t(10), &mut r, |i| gone.push(i))
-        .unwrap();
-    assert_eq!((next.item, next.wait), (3, SimDuration::from_millis(10)));
-    assert_eq!(gone, vec![2]);
-    assert_eq!(p.stats().abandoned, 1);
-    assert!(p
-        .finish(&profile, ONE_CORE, t(11), &mut r, |_| {})
-        .is_none());
-    assert_eq!(p.in_flight(), 0);
+    // Each takes 1 ms of a worker: the third waits for the first free one.
+    let waits: Vec<SimDuration> = (0..4)
+        .map(|_| p.offer(&profile, limits, SimTime::ZERO, true, &mut r).wait)
+        .collect();
+    let ms = SimDuration::from_millis;
+    assert_eq!(waits, [ms(0), ms(0), ms(1), ms(1)]);
 }
