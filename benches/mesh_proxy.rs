@@ -44,6 +44,7 @@ fn config(pods: u32, mesh: usize) -> ClusterConfig {
         mode,
         meshed: vec![true; cfg.deployments.len()],
         resources: ProxyResources::ISTIO_SIDECAR,
+        lifecycle: None,
     });
     cfg
 }

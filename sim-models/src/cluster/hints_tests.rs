@@ -66,6 +66,7 @@ fn cluster(replicas: u32) -> ClusterConfig {
     ClusterConfig {
         nat_gateways: None,
         billing: None,
+        mesh: None,
         nodes,
         ipam: IpamLayout::Flat {
             pod_cidr: "10.9.0.0/22".parse().unwrap(),

@@ -88,6 +88,7 @@ fn sidecars(kind: ProxyKind) -> MeshConfig {
         mode: MeshMode::Sidecar(kind),
         meshed: vec![true, true],
         resources: ProxyResources::ISTIO_SIDECAR,
+        lifecycle: None,
     }
 }
 

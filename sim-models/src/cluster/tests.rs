@@ -878,7 +878,12 @@ proptest! {
                 true => crate::mesh::MeshMode::Ambient { waypoint: waypoint.then_some(resources) },
                 false => crate::mesh::MeshMode::Sidecar(crate::mesh::ProxyKind::Istio),
             };
-            crate::mesh::MeshConfig { mode, meshed: vec![true; cfg.deployments.len()], resources }
+            crate::mesh::MeshConfig {
+                mode,
+                meshed: vec![true; cfg.deployments.len()],
+                resources,
+                lifecycle: None,
+            }
         });
         let out = run(&cfg, seed, &mut NullSink);
         let r = out.requests[0];
