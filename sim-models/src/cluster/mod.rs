@@ -122,6 +122,7 @@ mod dns;
 mod egress;
 mod events;
 mod ingress;
+mod l7;
 mod lb;
 mod output;
 mod pods;
@@ -254,6 +255,10 @@ enum Ev {
     /// Nothing answered a request a load balancer sent on (or no target
     /// took an NLB's connection).
     LbSilent(Request),
+    /// A mesh proxy's try reached its per-try (or route) timeout.
+    MeshTryTimeout(Request),
+    /// A mesh proxy's retry back-off ended.
+    MeshRetry(Request),
 }
 
 /// One pod. Its name is derived when printed ([`Sim::pod_name`]).
@@ -456,6 +461,8 @@ struct Sim<'a> {
     lbs: lb::Lbs,
     /// Per traffic source: its bytes between zones.
     zone_traffic: Vec<ZoneTraffic>,
+    /// The mesh proxies' L7 decisions.
+    l7: l7::L7Rt,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -672,6 +679,7 @@ impl<'a> Sim<'a> {
             kube_proxy_wake: None,
             services,
             lbs,
+            l7: l7::L7Rt::new(cfg, &rng),
             rng,
             dns,
             ip_owner: HashMap::new(),
@@ -790,6 +798,8 @@ impl<'a> Sim<'a> {
             Ev::LbCheck(i) => self.lb_check(i as usize),
             Ev::LbDrainEnd { lb, target } => self.lb_drain_end(lb as usize, target),
             Ev::LbSilent(req) => self.lb_silent(req),
+            Ev::MeshTryTimeout(req) => self.l7_try_timeout(req),
+            Ev::MeshRetry(req) => self.l7_retry(req),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),

@@ -119,6 +119,14 @@ pub struct RequestTotals {
     pub lb_reset: u64,
     /// Of `timed_out`: an NLB had no target for the connection.
     pub lb_connect_timeout: u64,
+    /// Retries the client's mesh proxy sent (tries after the first, one
+    /// per retry; not in `sent`, apart from the application's `retried`).
+    pub mesh_retried: u64,
+    /// Of `rejected`: a mesh proxy's circuit breaker answered `503 UO`.
+    pub mesh_overflow: u64,
+    /// Of `timed_out`: a mesh proxy's route or per-try timeout answered
+    /// `504 UT`.
+    pub mesh_timeout: u64,
 }
 
 impl RequestTotals {
@@ -206,6 +214,14 @@ impl RequestTotals {
             Outcome::LbConnectTimeout => {
                 self.timed_out += 1;
                 self.lb_connect_timeout += 1;
+            }
+            Outcome::MeshOverflow => {
+                self.rejected += 1;
+                self.mesh_overflow += 1;
+            }
+            Outcome::MeshTimeout => {
+                self.timed_out += 1;
+                self.mesh_timeout += 1;
             }
         }
     }
@@ -380,6 +396,9 @@ pub struct RunOutput {
     /// With [`ClusterConfig::billing`]: per traffic source, its bytes
     /// between zones over the run (empty without).
     pub zone_traffic: Vec<super::ZoneTraffic>,
+    /// Per traffic source: its client proxies' figures for its upstream
+    /// Service, summed over the proxies (`None`: not through a mesh proxy).
+    pub mesh_upstreams: Vec<Option<crate::mesh::upstream::UpstreamStats>>,
 }
 
 /// A Service's health-check node port and its answers per node, as a load

@@ -183,6 +183,8 @@ impl Sim<'_> {
                 // serving: its kernel answers the SYN with a reset.
                 Some(_) => return self.outcome(req, Outcome::Refused),
             }
+        } else if client.is_some() && self.l7.on(t) {
+            return self.l7_request(req);
         } else if let Some(c) = client {
             match self.reusable_connection(t, c) {
                 Ok(conn) => return self.send_on(conn, req),
@@ -345,6 +347,13 @@ impl Sim<'_> {
             return;
         };
         let t = x.traffic as usize;
+        if self.l7.on(t) {
+            // The proxy's pooled connection stays open for the next request.
+            if let Some((n, id)) = x.ct {
+                self.path.tables.nodes[n as usize].touch(self.engine.now(), id);
+            }
+            return;
+        }
         match self.cfg.traffic[t].connections {
             ConnectionMode::KeepAlive {
                 max_idle,
@@ -503,6 +512,14 @@ impl Sim<'_> {
     /// already ended (its client gave up at the deadline) counts no more.
     pub(crate) fn outcome(&mut self, req: Request, o: Outcome) {
         let t = req.source as usize;
+        let (req, o) = if self.l7.on(t) {
+            match self.l7_try_ended(req, o) {
+                Some(ended) => ended,
+                None => return,
+            }
+        } else {
+            (req, o)
+        };
         let retries = self.cfg.traffic[t].retries;
         if retries > 0 {
             if !self.open_attempts.remove(&req.id) {
@@ -565,7 +582,8 @@ impl Sim<'_> {
             | Outcome::NatIdleReset
             | Outcome::LbBadGateway
             | Outcome::LbReset => Some(tr.counters.refused),
-            Outcome::LbUnavailable => Some(tr.counters.rejected),
+            Outcome::LbUnavailable | Outcome::MeshOverflow => Some(tr.counters.rejected),
+            Outcome::MeshTimeout => Some(tr.counters.timed_out),
             Outcome::LbGatewayTimeout | Outcome::LbConnectTimeout => Some(tr.counters.timed_out),
             Outcome::EdgeDropped | Outcome::NoLocalEndpoint => Some(tr.counters.timed_out),
             Outcome::Rejected => Some(tr.counters.rejected),

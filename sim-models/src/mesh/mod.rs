@@ -59,3 +59,5 @@ pub mod balancer;
 pub mod circuit_breaker;
 pub mod outlier;
 pub mod retry;
+pub mod rules;
+pub mod upstream;
