@@ -168,6 +168,9 @@ pub enum Outcome {
     /// NLB: no target took the connection; the client's SYNs went
     /// unanswered until its timeout.
     LbConnectTimeout,
+    /// The server's handler called a dependency and the call failed: it
+    /// answered 503.
+    DependencyFailed,
     /// A mesh proxy's circuit breaker refused the request (`503` with the
     /// response flag `UO`, upstream overflow).
     MeshOverflow,
@@ -221,6 +224,7 @@ impl fmt::Display for Outcome {
             Outcome::LbConnectTimeout => write!(f, "dial tcp: i/o timeout"),
             Outcome::LookupFailed => write!(f, "getaddrinfo: Temporary failure in name resolution"),
             Outcome::MeshOverflow => write!(f, "503 Service Unavailable (upstream overflow, UO)"),
+            Outcome::DependencyFailed => write!(f, "503 Service Unavailable (its dependency failed)"),
             Outcome::MeshTimeout => write!(f, "504 Gateway Timeout (upstream request timeout, UT)"),
         }
     }

@@ -156,7 +156,9 @@ impl L7Rt {
 fn try_failure(o: Outcome) -> Option<TryFailure> {
     match o {
         Outcome::Answered(_) => None,
-        Outcome::Rejected | Outcome::MeshOverflow => Some(TryFailure::Status(503)),
+        Outcome::Rejected | Outcome::MeshOverflow | Outcome::DependencyFailed => {
+            Some(TryFailure::Status(503))
+        }
         Outcome::TimedOut | Outcome::AnsweredLate | Outcome::MeshTimeout => {
             Some(TryFailure::PerTryTimeout)
         }

@@ -115,6 +115,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 mod autoscale;
+mod calls;
 mod capacity;
 mod config;
 mod dial;
@@ -161,6 +162,8 @@ enum Ev {
     Completed {
         pod: u32,
         req: Request,
+        /// The handler's call to its dependency failed: it answers 503.
+        failed: bool,
     },
     /// A blocked connection's client gives up.
     BlockedTimeout(Request),
@@ -463,6 +466,8 @@ struct Sim<'a> {
     zone_traffic: Vec<ZoneTraffic>,
     /// The mesh proxies' L7 decisions.
     l7: l7::L7Rt,
+    /// Requests waiting in their handler for a call to a dependency.
+    calls: calls::CallsRt,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -680,6 +685,7 @@ impl<'a> Sim<'a> {
             services,
             lbs,
             l7: l7::L7Rt::new(cfg, &rng),
+            calls: calls::CallsRt::new(cfg),
             rng,
             dns,
             ip_owner: HashMap::new(),
@@ -773,7 +779,7 @@ impl<'a> Sim<'a> {
             Ev::ContainerStarted(p) => self.container_started(p),
             Ev::ReadinessPassed(p) => self.readiness_passed(p),
             Ev::Arrival(t) => self.arrival(t as usize),
-            Ev::Completed { pod, req } => self.completed(pod, req),
+            Ev::Completed { pod, req, failed } => self.completed(pod, req, failed),
             Ev::BlockedTimeout(req) => self.outcome(req, Outcome::Blocked),
             Ev::StaleTimeout(req) => self.outcome(req, Outcome::StaleEndpoint),
             Ev::EdgeTimeout(req) => self.outcome(req, Outcome::EdgeDropped),
@@ -825,6 +831,8 @@ impl<'a> Sim<'a> {
     }
 }
 
+#[cfg(test)]
+mod l7_tests;
 #[cfg(test)]
 mod lb_tests;
 #[cfg(test)]

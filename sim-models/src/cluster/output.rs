@@ -122,6 +122,9 @@ pub struct RequestTotals {
     /// Retries the client's mesh proxy sent (tries after the first, one
     /// per retry; not in `sent`, apart from the application's `retried`).
     pub mesh_retried: u64,
+    /// Of `rejected`: the server's call to its dependency failed and it
+    /// answered 503.
+    pub dependency_failed: u64,
     /// Of `rejected`: a mesh proxy's circuit breaker answered `503 UO`.
     pub mesh_overflow: u64,
     /// Of `timed_out`: a mesh proxy's route or per-try timeout answered
@@ -218,6 +221,10 @@ impl RequestTotals {
             Outcome::MeshOverflow => {
                 self.rejected += 1;
                 self.mesh_overflow += 1;
+            }
+            Outcome::DependencyFailed => {
+                self.rejected += 1;
+                self.dependency_failed += 1;
             }
             Outcome::MeshTimeout => {
                 self.timed_out += 1;

@@ -303,6 +303,8 @@ struct ActionRefs<'a> {
     nodes: &'a [NodeSpec],
     /// The NAT gateways' names.
     nat_gateways: &'a [&'a str],
+    /// Per traffic source: made in a handler (no rate of its own).
+    in_handler: &'a [bool],
 }
 
 /// What every variant shares.
@@ -577,7 +579,9 @@ impl Validator<'_> {
             dns.as_ref(),
             from_manifests.as_ref(),
         )?;
+        let in_handler: Vec<bool> = traffic_specs.iter().map(|t| t.in_handler).collect();
         let refs = ActionRefs {
+            in_handler: &in_handler,
             find: &find,
             traffic_names: &traffic_names,
             ipam: &ipam,
