@@ -301,13 +301,17 @@ impl Sim<'_> {
         let t = req.source as usize;
         let now = self.engine.now();
         let c = req.client.get()?;
-        let L7Rt { proxies, rngs, .. } = &mut self.l7;
-        let proxy = proxies[t].get_mut(&c)?;
         let failure = try_failure(o);
-        if call.sent {
-            proxy.up.end_try(call.slot as usize, failure.is_some(), call.tries > 1, now);
-        }
+        let proxy = self.l7.proxies[t].get_mut(&c)?;
         let policy = *proxy.up.policy();
+        if call.sent {
+            let before = proxy.up.stats.ejections;
+            proxy.up.end_try(call.slot as usize, failure.is_some(), call.tries > 1, now);
+            if proxy.up.stats.ejections > before {
+                self.traffic[t].totals.mesh_ejections += 1;
+                self.for_windows(t, now, |w| w.totals.mesh_ejections += 1);
+            }
+        }
         let app = Request {
             id: call.app_id,
             deadline: call.app_deadline,
@@ -322,9 +326,13 @@ impl Sim<'_> {
                 call.tries,
                 policy.retries.backoff_base,
                 policy.retries.backoff_max,
-                &mut rngs[t],
+                &mut self.l7.rngs[t],
             );
-            if now + wait < call.route_deadline && proxy.up.admit_retry(now) {
+            let admitted = now + wait < call.route_deadline
+                && self.l7.proxies[t]
+                    .get_mut(&c)
+                    .is_some_and(|p| p.up.admit_retry(now));
+            if admitted {
                 self.traffic[t].totals.mesh_retried += 1;
                 self.for_windows(t, now, |w| w.totals.mesh_retried += 1);
                 self.next_request += 1;

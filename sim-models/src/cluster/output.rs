@@ -130,6 +130,9 @@ pub struct RequestTotals {
     /// Of `timed_out`: a mesh proxy's route or per-try timeout answered
     /// `504 UT`.
     pub mesh_timeout: u64,
+    /// Hosts the source's mesh proxies ejected (outlier detection; not a
+    /// request outcome).
+    pub mesh_ejections: u64,
 }
 
 impl RequestTotals {
