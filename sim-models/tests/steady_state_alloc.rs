@@ -66,6 +66,7 @@ fn config(duration: u64) -> ClusterConfig {
     ClusterConfig {
         nat_gateways: None,
         billing: None,
+        mesh: None,
         nodes: spread_nodes(6, &zones, 110),
         ipam: IpamLayout::Flat {
             pod_cidr: "10.0.0.0/16".parse().unwrap(),

@@ -45,6 +45,7 @@ pub fn capacity_study(
     ClusterConfig {
         nat_gateways: None,
         billing: None,
+        mesh: None,
         nodes: spread_nodes(nodes, &zones, 110),
         ipam: IpamLayout::PerNode {
             cluster_cidr: Ipv4Cidr::new(std::net::Ipv4Addr::new(10, 0, 0, 0), 9)

@@ -271,6 +271,9 @@ pub struct ClusterConfig {
     /// each pod-to-pod request's bytes per zone pair and prices them
     /// ([`crate::transfer_cost`]); `None`: not counted.
     pub billing: Option<crate::transfer_cost::Billing>,
+    /// The service mesh: a proxy per meshed pod or per node on the request
+    /// path ([`crate::mesh::MeshConfig`]); `None`: no mesh.
+    pub mesh: Option<crate::mesh::MeshConfig>,
 }
 
 /// The NAT gateways and the zones their route tables are indexed by.

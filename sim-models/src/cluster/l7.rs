@@ -362,13 +362,19 @@ impl Sim<'_> {
 }
 
 impl ClusterConfig {
-    /// STUB until the mesh skeleton lands.
-    pub fn mesh_proxied(&self, _d: usize) -> bool {
-        false
+    /// Whether workload `d`'s pods send through a client proxy that makes
+    /// L7 decisions: a sidecar (ambient's waypoint is not modelled here).
+    pub fn mesh_proxied(&self, d: usize) -> bool {
+        self.mesh.as_ref().is_some_and(|m| {
+            matches!(m.mode, crate::mesh::MeshMode::Sidecar(_)) && m.is_meshed(d)
+        })
     }
 
-    /// STUB.
+    /// What a client proxy applies to requests to Service `s`.
     pub fn mesh_policy(&self, s: usize) -> UpstreamPolicy {
-        UpstreamPolicy::resolve(s, &[], &[])
+        match &self.mesh {
+            Some(m) => UpstreamPolicy::resolve(s, &m.destination_rules, &m.virtual_services),
+            None => UpstreamPolicy::resolve(s, &[], &[]),
+        }
     }
 }

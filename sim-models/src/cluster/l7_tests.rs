@@ -4,6 +4,10 @@
 use super::*;
 use crate::app::ServerSpec;
 use crate::ipam::Allocator;
+use crate::mesh::outlier::OutlierSpec;
+use crate::mesh::retry::ConcurrentBudget;
+use crate::mesh::rules::{DestinationRule, RetryLimit};
+use crate::mesh::{MeshConfig, MeshMode, ProxyKind, ProxyResources};
 use crate::topology::spread_nodes;
 use sim_core::NullSink;
 
@@ -67,7 +71,19 @@ fn chain(retries: u32, db: ServerSpec) -> ClusterConfig {
         node_pool: None,
         nat_gateways: None,
         billing: None,
+        mesh: None,
     }
+}
+
+/// Istio sidecars in every pod, with `rules`.
+fn istio(n: usize, rules: Vec<DestinationRule>) -> Option<MeshConfig> {
+    Some(MeshConfig {
+        mode: MeshMode::Sidecar(ProxyKind::Istio),
+        meshed: vec![true; n],
+        resources: ProxyResources::ISTIO_SIDECAR,
+        destination_rules: rules,
+        virtual_services: Vec::new(),
+    })
 }
 
 fn tries(r: &RequestTotals) -> u64 {
@@ -105,4 +121,126 @@ fn retries_multiply_along_a_failing_chain() {
     assert_eq!(auth.sent, tries(api));
     assert_eq!(tries(auth), 8 * web.sent);
     assert!(out.requests.iter().all(conserved));
+}
+
+#[test]
+fn mesh_retries_multiply_with_the_clients_at_every_hop() {
+    // Istio's default: 2 retries on 503 at each of the 3 hops, and each
+    // hop's client retries once: (1 + 1) x (1 + 2) = 6 tries per request
+    // at every hop, 6^3 = 216 at db per user request, the closed form,
+    // when every try fails.
+    let mut cfg = chain(1, server(0, 2, Some(0)));
+    cfg.mesh = istio(4, Vec::new());
+    let out = run(&cfg, 1, &mut NullSink);
+    let [web, api, auth] = [&out.requests[0], &out.requests[1], &out.requests[2]];
+    assert!(web.sent > 2_000 && web.answered == 0, "{web:?}");
+    // The requests still in flight at the end (back-offs take up to 250 ms
+    // per retry) have sent part of their tries: between the counts of the
+    // ended requests and of all of them.
+    let ended = (web.sent - web.in_flight) as f64;
+    for hop in [web, api, auth] {
+        let per = 6.0;
+        let t = tries(hop) as f64;
+        assert!(t >= per * (hop.sent - hop.in_flight) as f64 && t <= per * hop.sent as f64, "{hop:?}");
+    }
+    let per_request = tries(auth) as f64;
+    assert!(per_request >= 216.0 * ended && per_request <= 216.0 * web.sent as f64, "{per_request}");
+    assert!(out.requests.iter().all(conserved));
+    let up = out.mesh_upstreams[2].expect("auth-db goes through proxies");
+    assert_eq!(up.retries, auth.mesh_retried);
+    // Every try reached the proxy, but for the retries still in their
+    // back-off at the end (one at most per request in flight).
+    assert!(up.tries <= tries(auth) && up.tries + auth.in_flight >= tries(auth));
+    // Envoy's retry budget (20% of active requests, at least 3 at once)
+    // cuts the retries the proxies may have out at once.
+    let budget = DestinationRule {
+        retry_limit: RetryLimit::Concurrent(ConcurrentBudget::MaxRetries(1)),
+        ..DestinationRule::istio_default(3)
+    };
+    cfg.mesh = istio(4, vec![budget]);
+    let capped = run(&cfg, 1, &mut NullSink);
+    let up = capped.mesh_upstreams[2].unwrap();
+    assert!(up.retry_overflows > 0, "{up:?}");
+    assert!(capped.requests[2].mesh_retried < auth.mesh_retried);
+}
+
+#[test]
+fn request_level_balancing_spreads_pinned_connections() {
+    // 4 web pods, one long-lived connection each, to 9 api pods: per
+    // connection at most 4 pods serve; per request through the sidecars
+    // all 9 do.
+    let mut cfg = chain(0, server(64, 2, None));
+    cfg.deployments[1].replicas = 9;
+    cfg.traffic.truncate(1);
+    cfg.traffic[0].connections = ConnectionMode::LongLived {
+        per_client: 1,
+        max_age: None,
+    };
+    cfg.traffic[0].rate = 900.0;
+    cfg.windows = vec![WindowSpec {
+        name: "all".into(),
+        start: secs(10),
+        end: secs(60),
+    }];
+    let pinned = run(&cfg, 1, &mut NullSink);
+    assert!(pinned.windows[0].served.len() <= 4);
+    cfg.mesh = istio(4, Vec::new());
+    let out = run(&cfg, 1, &mut NullSink);
+    let served = &out.windows[0].served;
+    assert_eq!(served.len(), 9);
+    let total: u64 = served.values().sum();
+    let top = *served.values().max().unwrap() as f64 / total as f64;
+    assert!(top < 0.13, "busiest pod's share {top}");
+    assert!(out.requests[0].error_rate() == 0.0);
+}
+
+#[test]
+fn outlier_detection_ejects_the_failing_pods() {
+    // db's Service selects 2 good pods and 2 that refuse everything.
+    let mut cfg = chain(0, server(64, 2, None));
+    cfg.deployments[3].replicas = 2;
+    let mut bad = cfg.deployments[3].clone();
+    bad.name = "db-bad".into();
+    bad.server = server(0, 2, Some(0));
+    cfg.deployments.push(bad);
+    let port = crate::services::ServicePort {
+        name: None,
+        port: 8080,
+        target_port: 8080,
+        protocol: crate::netpol::Protocol::Tcp,
+        node_port: None,
+    };
+    let labels = [("tier".to_string(), "db".to_string())];
+    for d in &mut cfg.deployments[3..] {
+        d.labels.extend(labels.clone());
+    }
+    cfg.services.explicit = vec![crate::services::ServiceSpec::cluster_ip(
+        "db",
+        "default",
+        labels.into(),
+        port,
+    )];
+    cfg.traffic[2].deployment = Some(3);
+    let rules = |outlier| {
+        vec![DestinationRule {
+            outlier,
+            ..DestinationRule::istio_default(3)
+        }]
+    };
+    cfg.mesh = istio(5, rules(None));
+    let without = run(&cfg, 1, &mut NullSink);
+    cfg.mesh = istio(
+        5,
+        rules(Some(OutlierSpec {
+            max_ejection_percent: 50,
+            ..OutlierSpec::envoy_default()
+        })),
+    );
+    let with = run(&cfg, 1, &mut NullSink);
+    let (a, b) = (&without.requests[2], &with.requests[2]);
+    assert_eq!(a.mesh_ejections, 0);
+    assert!(b.mesh_ejections > 0, "{b:?}");
+    // Ejected, the refusing pods get fewer tries: fewer retries needed.
+    assert!(b.mesh_retried * 2 < a.mesh_retried, "{} vs {}", b.mesh_retried, a.mesh_retried);
+    assert!(with.requests.iter().all(conserved));
 }

@@ -94,6 +94,7 @@ fn cluster(check: CheckPath, dereg: SimDuration, service_time_ms: u64) -> Cluste
         nat_gateways: None,
         node_pool: None,
         billing: None,
+        mesh: None,
         services: ServicesConfig {
             explicit: vec![svc],
             addressing: NodeAddressing::default(),

@@ -35,6 +35,8 @@
 //!   conntrack, kube-proxy, NetworkPolicy, SNAT) and kube-proxy's syncs;
 //! - `zone_traffic`: bytes per (source zone, destination zone) pair and
 //!   their price under the run's billing;
+//! - `mesh`: the service mesh's proxies on the request path (sidecars,
+//!   ambient's ztunnels and waypoint);
 //! - `egress`: connections through NAT gateways after they open (idle
 //!   RST, a gateway down, bytes and cost) and the gateways' figures;
 //! - `dns`: lookups, query routing through kube-dns and conntrack, the
@@ -125,6 +127,7 @@ mod events;
 mod ingress;
 mod l7;
 mod lb;
+mod mesh;
 mod output;
 mod pods;
 mod sampling;
@@ -468,6 +471,8 @@ struct Sim<'a> {
     l7: l7::L7Rt,
     /// Requests waiting in their handler for a call to a dependency.
     calls: calls::CallsRt,
+    /// The service mesh's proxies, when the run has a mesh.
+    mesh: Option<mesh::MeshRt>,
 }
 
 /// What the cluster run tracks of one node beyond the scheduler's view.
@@ -609,6 +614,7 @@ impl<'a> Sim<'a> {
         let services = services::ServicesRt::new(cfg);
         let zones = services.zone_of.iter().max().map_or(1, |z| z + 1) as u32;
         let lbs = lb::Lbs::new(cfg, zones, &rng);
+        let mesh = cfg.mesh.as_ref().map(|_| mesh::MeshRt::new(&mut metrics));
         Sim {
             cfg,
             engine: Engine::new(),
@@ -680,6 +686,7 @@ impl<'a> Sim<'a> {
                 })
                 .collect(),
             ct_gauge,
+            mesh,
             ca,
             kube_proxy_wake: None,
             services,
@@ -835,6 +842,8 @@ impl<'a> Sim<'a> {
 mod l7_tests;
 #[cfg(test)]
 mod lb_tests;
+#[cfg(test)]
+mod mesh_tests;
 #[cfg(test)]
 mod services_tests;
 #[cfg(test)]

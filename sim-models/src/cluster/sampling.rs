@@ -66,6 +66,7 @@ impl Sim<'_> {
         }
         self.sample_dns();
         self.sample_ca();
+        self.sample_mesh();
         self.metrics
             .set(self.ipam_gauges.0, self.ipam.usable() as f64);
         self.metrics

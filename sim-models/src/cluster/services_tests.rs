@@ -93,6 +93,7 @@ fn cluster(replicas: u32, external: TrafficPolicy) -> ClusterConfig {
         kube_proxy: None,
         nat_gateways: None,
         billing: None,
+        mesh: None,
         node_pool: None,
         services: ServicesConfig {
             explicit: vec![np, tier],

@@ -14,6 +14,7 @@ fn config(pod_cidr: &str, replicas_after: u32) -> ClusterConfig {
     ClusterConfig {
         nat_gateways: None,
         billing: None,
+        mesh: None,
         nodes: spread_nodes(6, &zones, 110),
         ipam: IpamLayout::Flat {
             pod_cidr: pod_cidr.parse().unwrap(),

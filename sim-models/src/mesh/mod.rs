@@ -57,7 +57,10 @@
 
 pub mod balancer;
 pub mod circuit_breaker;
+mod config;
 pub mod outlier;
 pub mod retry;
 pub mod rules;
 pub mod upstream;
+
+pub use config::{MeshConfig, MeshMode, ProxyKind, ProxyResources};

@@ -35,7 +35,7 @@
 //! both an Envoy and a Linkerd budget on one rule. Unknown fields are serde
 //! errors.
 
-use super::{Validator, R};
+use super::{MeshFile, Validator, R};
 use crate::envelope::{did_you_mean, Locate};
 use crate::locate::Seg;
 use crate::path;
@@ -47,7 +47,10 @@ use sim_models::mesh::balancer::Policy;
 use sim_models::mesh::circuit_breaker::Thresholds;
 use sim_models::mesh::outlier::OutlierSpec;
 use sim_models::mesh::retry::{ConcurrentBudget, RetryOn, RetryPolicy};
+use sim_models::cluster::TrafficSpec;
 use sim_models::mesh::rules::{DestinationRule, RetryLimit, VirtualService};
+use sim_models::mesh::{MeshConfig, MeshMode};
+use sim_models::services::ResolvedService;
 
 /// An Istio DestinationRule: the traffic policy for one Service.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -213,14 +216,56 @@ const RETRY_ON: [&str; 7] = [
 ];
 
 /// Which Services a mesh rule may name.
-pub(super) struct RuleTargets<'a> {
+struct RuleTargets<'a> {
     /// The run's Services, by name.
-    pub names: &'a [&'a str],
+    names: &'a [&'a str],
     /// Per Service: whether a client proxy sends requests to it.
-    pub proxied: &'a [bool],
+    proxied: &'a [bool],
 }
 
 impl Validator<'_> {
+    /// The rules of the `mesh` section (written at `at`) into `mesh`, over
+    /// the run's Services and traffic.
+    pub(super) fn mesh_rules(
+        &self,
+        (at, file): (&[Seg], Option<&MeshFile>),
+        mesh: Option<&mut MeshConfig>,
+        services: &[ResolvedService],
+        traffic: &[TrafficSpec],
+    ) -> R<()> {
+        let (Some(f), Some(m)) = (file, mesh) else {
+            return Ok(());
+        };
+        let names: Vec<&str> = services.iter().map(|s| s.spec.name.as_str()).collect();
+        // A Service gets a client proxy's L7 decisions when a sidecar's
+        // workload sends to it (the cluster run's `l7` room, same rule).
+        let sidecars = matches!(m.mode, MeshMode::Sidecar(_));
+        let mut proxied = vec![false; services.len()];
+        for t in traffic {
+            if let (Some(from), Some(to)) = (t.from, t.deployment) {
+                if sidecars && m.is_meshed(from) && t.ingress.is_none() && t.load_balancer.is_none() {
+                    proxied[to] = true;
+                }
+            }
+        }
+        let to = RuleTargets {
+            names: &names,
+            proxied: &proxied,
+        };
+        let p = [at, &path!["mesh"]].concat();
+        m.destination_rules = self.destination_rules(
+            &[&p[..], &path!["destination_rules"]].concat(),
+            &f.destination_rules,
+            &to,
+        )?;
+        m.virtual_services = self.virtual_services(
+            &[&p[..], &path!["virtual_services"]].concat(),
+            &f.virtual_services,
+            &to,
+        )?;
+        Ok(())
+    }
+
     /// The Service a rule's `host` (at `p`) names.
     fn rule_host(&self, p: &[Seg], host: &str, to: &RuleTargets<'_>, kind: &str) -> R<usize> {
         let Some(s) = to.names.iter().position(|n| *n == host) else {
@@ -241,7 +286,7 @@ impl Validator<'_> {
     }
 
     /// `mesh.destination_rules` (at `p`).
-    pub(super) fn destination_rules(
+    fn destination_rules(
         &self,
         p: &[Seg],
         rules: &[DestinationRuleFile],
@@ -369,7 +414,7 @@ impl Validator<'_> {
     }
 
     /// `mesh.virtual_services` (at `p`).
-    pub(super) fn virtual_services(
+    fn virtual_services(
         &self,
         p: &[Seg],
         routes: &[VirtualServiceFile],

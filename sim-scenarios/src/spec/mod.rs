@@ -13,7 +13,7 @@
 //! This module holds the top level (`parse`, the variant merge, windows)
 //! and builds each variant from its sections; each section's file structs
 //! and validation live in a file named for what it reads: `cluster.rs`
-//! (nodes, IPAM), `workloads.rs`, `manifests.rs` (workloads, Services,
+//! (nodes, IPAM), `workloads.rs`, `mesh.rs` (the service mesh), `manifests.rs` (workloads, Services,
 //! policies and an autoscaler from Kubernetes manifests, `cluster.manifests`),
 //! `dns.rs`, `traffic.rs`, `network.rs` (NetworkPolicy, conntrack,
 //! kube-proxy), `timeline.rs` and `expect.rs`.
@@ -64,6 +64,8 @@ mod cluster;
 mod dns;
 mod expect;
 mod manifests;
+mod mesh;
+mod mesh_l7;
 mod nat;
 mod network;
 mod services;
@@ -76,6 +78,7 @@ pub use billing::{BillingFile, BillingRule};
 pub use cluster::{AllocatorName, ClusterFile, IpamFile, IpamMode, NodesFile};
 pub use dns::{CoreDnsFile, DnsFile, HpaFile, UpstreamFile};
 pub use expect::{ExpectFile, Expectation, Probe};
+pub use mesh::{MeshFile, MeshModeName, ProxyName, ProxyResourcesFile};
 pub use nat::{NatGatewayFile, NatGatewaysFile};
 pub use network::{
     ConntrackFile, KubeProxyFile, MasqueradeFile, NetworkFile, OtherServicesFile, SizedBy,
@@ -143,6 +146,9 @@ pub struct ScenarioFile {
     /// What is in front of the nodes: `nodePortAddresses`, a security group.
     #[serde(default)]
     pub edge: Option<EdgeFile>,
+    /// The service mesh (default none).
+    #[serde(default)]
+    pub mesh: Option<MeshFile>,
 }
 
 /// A variant: the top level with some sections replaced.
@@ -173,6 +179,8 @@ pub struct VariantFile {
     pub services: Option<Vec<ServiceFile>>,
     /// Replaces the edge section.
     pub edge: Option<EdgeFile>,
+    /// Replaces the mesh section.
+    pub mesh: Option<MeshFile>,
 }
 
 /// What to measure.
@@ -290,6 +298,7 @@ struct Sections<'f> {
     expect: &'f [ExpectFile],
     services: (&'f [ServiceFile], Vec<Seg>),
     edge: (Option<&'f EdgeFile>, Vec<Seg>),
+    mesh: (Option<&'f MeshFile>, Vec<Seg>),
 }
 
 /// What a timeline entry may refer to.
@@ -392,6 +401,7 @@ impl Validator<'_> {
                     expect: layer.own(|v| &v.expect[..], &f.expect[..]),
                     services: layer.pick(|v| v.services.as_deref(), &f.services[..]),
                     edge: layer.pick(|v| v.edge.as_ref().map(Some), f.edge.as_ref()),
+                    mesh: layer.pick(|v| v.mesh.as_ref().map(Some), f.mesh.as_ref()),
                 };
                 self.variant(name, description, &sections, &common)
             })?;
@@ -556,6 +566,12 @@ impl Validator<'_> {
         let nat_gateways =
             self.nat_gateways(&sec.network.1, sec.network.0, &cluster.nodes.zones)?;
         let billing = self.billing(&sec.network.1, sec.network.0)?;
+        let mut mesh = self.mesh(
+            &sec.mesh.1,
+            sec.mesh.0,
+            &names,
+            dns.as_ref().map(|d| d.workload),
+        )?;
         let (traffic_specs, traffic_names) = self.traffic(
             tp,
             traffic,
@@ -573,6 +589,12 @@ impl Validator<'_> {
             .iter()
             .flat_map(|n| n.config.gateways.iter().map(|g| g.name.as_str()))
             .collect();
+        self.mesh_rules(
+            (&sec.mesh.1, sec.mesh.0),
+            mesh.as_mut(),
+            &resolved,
+            &traffic_specs,
+        )?;
         let (policy, conntrack, kube_proxy) = self.data_path(
             sec,
             common.namespaces,
@@ -621,6 +643,7 @@ impl Validator<'_> {
             node_pool,
             nat_gateways,
             billing,
+            mesh,
         };
         Ok(Variant {
             name,
