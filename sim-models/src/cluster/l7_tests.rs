@@ -244,3 +244,73 @@ fn outlier_detection_ejects_the_failing_pods() {
     assert!(b.mesh_retried * 2 < a.mesh_retried, "{} vs {}", b.mesh_retried, a.mesh_retried);
     assert!(with.requests.iter().all(conserved));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+    /// Through handler calls and mesh proxies, per source: sent = answered
+    /// + each loss + in flight; the proxies' retries are those counted,
+    /// one per retry; the proxies' tries are the tries sent, but for
+    /// retries still in their back-off.
+    #[test]
+    fn conservation_through_calls_and_proxies(
+        retries in 0u32..2,
+        db_workers in 0u32..3,
+        db_queue in proptest::option::of(0u32..4),
+        db_ms in 1u64..40,
+        mesh in proptest::option::of((
+            proptest::option::of(1u32..4),
+            proptest::option::of(1u32..6),
+            proptest::bool::ANY,
+            proptest::option::of(50u64..2_000),
+            proptest::option::of(20u64..500),
+            0u32..3,
+        )),
+        seed in 1u64..1_000,
+    ) {
+        let mut cfg = chain(retries, server(db_workers, db_ms, db_queue));
+        cfg.duration = secs(20);
+        if let Some((max_retries, max_requests, outlier, timeout, per_try, attempts)) = mesh {
+            let mut dr = DestinationRule::istio_default(3);
+            if let Some(n) = max_retries {
+                dr.retry_limit = RetryLimit::Concurrent(ConcurrentBudget::MaxRetries(n));
+            }
+            if let Some(n) = max_requests {
+                dr.thresholds.max_requests = n;
+            }
+            if outlier {
+                dr.outlier = Some(OutlierSpec {
+                    consecutive_5xx: 2,
+                    interval: secs(1),
+                    base_ejection_time: secs(2),
+                    max_ejection_percent: 100,
+                    ..OutlierSpec::envoy_default()
+                });
+            }
+            let mut route = crate::mesh::retry::RetryPolicy::istio_default();
+            route.num_retries = attempts;
+            route.per_try_timeout = per_try.map(SimDuration::from_millis);
+            let vs = crate::mesh::rules::VirtualService {
+                service: 2,
+                timeout: timeout.map(SimDuration::from_millis),
+                retries: route,
+            };
+            let mut m = istio(4, vec![dr]);
+            if let Some(m) = m.as_mut() {
+                m.virtual_services = vec![vs];
+            }
+            cfg.mesh = m;
+        }
+        let out = run(&cfg, seed, &mut NullSink);
+        for (r, up) in out.requests.iter().zip(&out.mesh_upstreams) {
+            proptest::prop_assert!(conserved(r), "{r:?}");
+            match up {
+                Some(up) => {
+                    proptest::prop_assert_eq!(up.retries, r.mesh_retried);
+                    proptest::prop_assert!(up.tries <= tries(r));
+                    proptest::prop_assert!(up.tries + up.overflowed() + r.in_flight >= tries(r));
+                }
+                None => proptest::prop_assert_eq!(r.mesh_retried, 0),
+            }
+        }
+    }
+}
