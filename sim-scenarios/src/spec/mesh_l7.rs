@@ -490,3 +490,7 @@ impl Validator<'_> {
         Ok(on)
     }
 }
+
+#[cfg(test)]
+#[path = "mesh_l7_tests.rs"]
+mod tests;
