@@ -19,6 +19,12 @@
 //! kube-proxy (iptables, whose first packet draws its rule walk) and a
 //! conntrack table on every node.
 //!
+//! The same traffic against a conntrack table far too small for it (the
+//! failure path): most new connections' SYNs are dropped, each one a
+//! `ConntrackTableFull` event, a retransmission and a client timeout.
+//! Events repeat per request there, so they must not format their text each
+//! time: the same bound holds.
+//!
 //! This file holds one test so that no other test allocates while it
 //! counts.
 
@@ -54,7 +60,9 @@ fn source(
     }
 }
 
-fn config(duration: u64) -> ClusterConfig {
+/// The traffic of `duration` seconds, with a conntrack table of
+/// `conntrack_max` entries per node.
+fn config(duration: u64, conntrack_max: u64) -> ClusterConfig {
     let zones = vec!["a".to_string(), "b".to_string(), "c".to_string()];
     let server = ServerSpec {
         concurrency: 4,
@@ -106,7 +114,7 @@ fn config(duration: u64) -> ClusterConfig {
         dns: None,
         conntrack: Some(ConntrackSetup {
             table: ConntrackConfig {
-                max: 65_536,
+                max: conntrack_max,
                 buckets: 16_384,
                 timeouts: Timeouts::kube_proxy(),
                 kernel: Kernel::V5_15,
@@ -122,24 +130,40 @@ fn config(duration: u64) -> ClusterConfig {
     }
 }
 
-/// Allocations and events of one run of `duration` seconds.
-fn measure(duration: u64) -> (u64, u64) {
-    let cfg = config(duration);
+/// Allocations, events and SYNs dropped for a full table, of one run of
+/// `duration` seconds.
+fn measure(duration: u64, conntrack_max: u64) -> (u64, u64, u64) {
+    let cfg = config(duration, conntrack_max);
     let before = alloc_count::calls();
     let out = run(&cfg, 1, &mut NullSink);
     let allocations = alloc_count::calls() - before;
-    (allocations, out.events_fired)
+    let table_full = out
+        .events
+        .iter()
+        .filter(|e| e.reason == "ConntrackTableFull")
+        .map(|e| e.count)
+        .sum();
+    (allocations, out.events_fired, table_full)
 }
 
 #[test]
 fn steady_traffic_allocates_nothing_per_event() {
-    let (short_allocs, short_events) = measure(40);
-    let (long_allocs, long_events) = measure(80);
-    let events = long_events - short_events;
-    let allocations = long_allocs.saturating_sub(short_allocs);
-    assert!(events > 50_000, "{events} events in the extra 40 s");
-    assert!(
-        allocations * 200 < events,
-        "{allocations} allocations over {events} events of steady traffic"
-    );
+    for (conntrack_max, what) in [(65_536, "steady traffic"), (64, "a full conntrack table")] {
+        let (short_allocs, short_events, short_full) = measure(40, conntrack_max);
+        let (long_allocs, long_events, long_full) = measure(80, conntrack_max);
+        let events = long_events - short_events;
+        let allocations = long_allocs.saturating_sub(short_allocs);
+        assert!(events > 20_000, "{what}: {events} events in the extra 40 s");
+        assert!(
+            allocations * 200 < events,
+            "{what}: {allocations} allocations over {events} events"
+        );
+        if conntrack_max < 1_000 {
+            let drops = long_full - short_full;
+            assert!(
+                drops > 1_000,
+                "{what}: {drops} SYNs dropped in the extra 40 s"
+            );
+        }
+    }
 }

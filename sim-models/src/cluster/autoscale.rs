@@ -145,13 +145,13 @@ impl Sim<'_> {
             ip_space_exhausted_message(&instance, &pool.subnetwork),
             object.clone(),
         );
-        self.event_keyed(
+        let message = backoff_message(&pool.name, failed, wait);
+        self.event_by(
             "Warning",
             "FailedToScaleUpGroup",
             "cluster-autoscaler",
-            "FailedToScaleUpGroup".into(),
-            backoff_message(&pool.name, failed, wait),
-            object,
+            EventKey::Reason,
+            |_| (message, object),
         );
     }
 
@@ -170,13 +170,17 @@ impl Sim<'_> {
                 .schedule_in(delay, Ev::NodeUnreachable(n as u32));
         }
         let name = &self.cfg.nodes[n].name;
-        self.event_keyed(
+        self.event_by(
             "Normal",
             "RegisteredNode",
             "node-controller",
-            "RegisteredNode".into(),
-            format!("Node {name} event: Registered Node {name} in Controller"),
-            format!("node/{name}"),
+            EventKey::Reason,
+            |_| {
+                (
+                    format!("Node {name} event: Registered Node {name} in Controller"),
+                    format!("node/{name}"),
+                )
+            },
         );
         if let Some(ca) = self.ca.as_mut() {
             if !ca.retry_due {

@@ -206,25 +206,21 @@ impl Sim<'_> {
     /// deleted: its SYNs (the retransmissions follow the same conntrack
     /// entry) are dropped until the client gives up.
     pub(crate) fn stale_endpoint(&mut self, p: u32) {
-        let svc = &self.cfg.deployments[self.pods[p as usize].deployment as usize].name;
-        let mode = self
-            .path
-            .service
-            .kube_proxy
-            .as_ref()
-            .map_or("", |k| k.config().mode.name());
-        let msg = format!(
-            "connections to Service {svc} sent to deleted pod(s): the {mode} data path lists them until its next sync ends; SYNs dropped"
-        );
-        let obj = format!("pod/{}", self.pod_name(p));
-        self.event_keyed(
-            "Warning",
-            "StaleEndpoint",
-            "kube-proxy",
-            svc.clone(),
-            msg,
-            obj,
-        );
+        let d = self.pods[p as usize].deployment;
+        let key = EventKey::Ids([d, 0, 0]);
+        self.event_by("Warning", "StaleEndpoint", "kube-proxy", key, |s| {
+            let svc = &s.cfg.deployments[d as usize].name;
+            let mode = s
+                .path
+                .service
+                .kube_proxy
+                .as_ref()
+                .map_or("", |k| k.config().mode.name());
+            (
+                format!("connections to Service {svc} sent to deleted pod(s): the {mode} data path lists them until its next sync ends; SYNs dropped"),
+                format!("pod/{}", s.pod_name(p)),
+            )
+        });
     }
 
     /// The Ready pods of Deployment `d` changed: kube-proxy will sync the
@@ -274,16 +270,12 @@ impl Sim<'_> {
             Drop::ConntrackFull { node, refused } => {
                 self.metrics.inc(self.traffic[t].counters.syn_drops);
                 self.for_windows(t, now, |w| w.syn_drops += 1);
-                let obj = format!("node/{}", self.cfg.nodes[*node as usize].name);
-                let msg = refused.to_string();
-                self.event_keyed(
-                    "Warning",
-                    "ConntrackTableFull",
-                    "kernel",
-                    obj.clone(),
-                    msg,
-                    obj,
-                );
+                let (node, refused) = (*node, *refused);
+                let key = EventKey::Ids([node, 0, 0]);
+                self.event_by("Warning", "ConntrackTableFull", "kernel", key, |s| {
+                    let obj = format!("node/{}", s.cfg.nodes[node as usize].name);
+                    (refused.to_string(), obj)
+                });
             }
             Drop::StaleEndpoint { pod } => self.stale_endpoint(*pod),
             Drop::PolicyDenied { pod, denial } => {
@@ -293,16 +285,12 @@ impl Sim<'_> {
             }
             Drop::InsertFailed { node } => {
                 self.for_windows(t, now, |w| w.insert_failed += 1);
-                let obj = format!("node/{}", self.cfg.nodes[*node as usize].name);
-                let msg = "SYN dropped: its SNAT source port clashed with a concurrent connection's at conntrack confirmation (conntrack -S: insert_failed)".to_string();
-                self.event_keyed(
-                    "Warning",
-                    "ConntrackInsertFailed",
-                    "kernel",
-                    obj.clone(),
-                    msg,
-                    obj,
-                );
+                let node = *node;
+                let key = EventKey::Ids([node, 0, 0]);
+                self.event_by("Warning", "ConntrackInsertFailed", "kernel", key, |s| {
+                    let msg = "SYN dropped: its SNAT source port clashed with a concurrent connection's at conntrack confirmation (conntrack -S: insert_failed)";
+                    (msg.to_string(), format!("node/{}", s.cfg.nodes[node as usize].name))
+                });
             }
         }
         if let Drop::NatGateway(d) = drop {
@@ -341,11 +329,14 @@ impl Sim<'_> {
             Drop::NoLocalEndpoint { node } => ("NoLocalEndpoint", *node),
             _ => return,
         };
-        let obj = format!("node/{}", self.cfg.nodes[node as usize].name);
-        let source = &self.cfg.traffic[t].name;
-        let msg = format!("traffic {source}: {drop}");
-        let key = format!("{obj} {source}");
-        self.event_keyed("Warning", reason, "edge", key, msg, obj);
+        let key = EventKey::Ids([node, t as u32, 0]);
+        self.event_by("Warning", reason, "edge", key, |s| {
+            let source = &s.cfg.traffic[t].name;
+            (
+                format!("traffic {source}: {drop}"),
+                format!("node/{}", s.cfg.nodes[node as usize].name),
+            )
+        });
     }
 
     /// Whether NetworkPolicy drops a new connection from pod `client` to pod
@@ -369,17 +360,26 @@ impl Sim<'_> {
     /// pod `server` as an event aggregated per (client workload, server
     /// workload, port).
     pub(crate) fn policy_denied(&mut self, client: u32, server: u32, denial: &str) {
-        let spec = &self.cfg.deployments[self.pods[server as usize].deployment as usize];
-        let (proto, port) = (spec.port.protocol, spec.port.number);
-        let from = &self.cfg.deployments[self.pods[client as usize].deployment as usize];
-        let key = format!(
-            "{}/{} -> {}/{} {proto}/{port}",
-            from.namespace, from.name, spec.namespace, spec.name
+        let (from, to) = (
+            self.pods[client as usize].deployment,
+            self.pods[server as usize].deployment,
         );
-        let obj = format!("pod/{}", self.pod_name(client));
-        let cni = self.cfg.policy.as_ref().map_or("cni", |p| p.cni.plugin());
-        let message = format!("{key}: first packet dropped by {cni}: {denial}");
-        self.event_keyed("Warning", "PolicyDenied", "netpol", key, message, obj);
+        // The server's port is its workload's: (from, to) names the flow.
+        let key = EventKey::Ids([from, to, 0]);
+        self.event_by("Warning", "PolicyDenied", "netpol", key, |s| {
+            let spec = &s.cfg.deployments[to as usize];
+            let (proto, port) = (spec.port.protocol, spec.port.number);
+            let from = &s.cfg.deployments[from as usize];
+            let flow = format!(
+                "{}/{} -> {}/{} {proto}/{port}",
+                from.namespace, from.name, spec.namespace, spec.name
+            );
+            let cni = s.cfg.policy.as_ref().map_or("cni", |p| p.cni.plugin());
+            (
+                format!("{flow}: first packet dropped by {cni}: {denial}"),
+                format!("pod/{}", s.pod_name(client)),
+            )
+        });
     }
 
     /// A policy change reaches the data path.

@@ -125,50 +125,52 @@ impl Sim<'_> {
     /// The gateway stage failed a SYN, a request or a reply: the per-window
     /// figure and the event an operator would see.
     pub(crate) fn egress_failed(&mut self, drop: NatDrop) {
-        let Some(stage) = self.path.nat_gateway.as_ref() else {
+        if self.path.nat_gateway.is_none() {
             return;
-        };
+        }
         let (reason, kind) = match drop {
-            NatDrop::NoRoute { zone } => {
-                let zone = self
-                    .cfg
-                    .nat_gateways
-                    .as_ref()
-                    .and_then(|n| n.zones.get(zone as usize))
-                    .map_or("(unlisted)", String::as_str);
-                let obj = format!("zone/{zone}");
-                let msg = format!("egress from zone {zone} dropped: {drop}");
-                return self.event_keyed(
-                    "Warning",
-                    "NoRouteToInternet",
-                    "vpc",
-                    obj.clone(),
-                    msg,
-                    obj,
-                );
+            NatDrop::NoRoute { zone: z } => {
+                let key = EventKey::Ids([z, 0, 0]);
+                return self.event_by("Warning", "NoRouteToInternet", "vpc", key, |s| {
+                    let zone = s
+                        .cfg
+                        .nat_gateways
+                        .as_ref()
+                        .and_then(|n| n.zones.get(z as usize))
+                        .map_or("(unlisted)", String::as_str);
+                    (
+                        format!("egress from zone {zone} dropped: {drop}"),
+                        format!("zone/{zone}"),
+                    )
+                });
             }
             NatDrop::GatewayDown { .. } => ("NatGatewayUnavailable", 0),
             NatDrop::PortAllocation { .. } => ("ErrorPortAllocation", 1),
             NatDrop::IdleTimeout { .. } => ("IdleTimeout", 2),
         };
         let Some(g) = drop.gateway() else { return };
-        let cfg = stage.gateways.config();
-        let name = &cfg.gateways[g as usize].name;
-        let obj = format!("natgateway/{name}");
-        let msg = match drop {
-            NatDrop::PortAllocation { destination, .. } => format!(
-                "{name}: {drop} (destination {}: every address holds {} connections)",
-                stage.gateways.tuple(destination),
-                cfg.connections_per_destination
-            ),
-            _ => format!("{name}: {drop}"),
-        };
         self.nat_windows(g, |w| match kind {
             0 => w.packets_dropped += 1,
             1 => w.error_port_allocation += 1,
             _ => w.idle_timeout += 1,
         });
-        self.event_keyed("Warning", reason, "nat-gateway", obj.clone(), msg, obj);
+        let key = EventKey::Ids([g, 0, 0]);
+        self.event_by("Warning", reason, "nat-gateway", key, |s| {
+            let Some(stage) = s.path.nat_gateway.as_ref() else {
+                return (drop.to_string(), String::new());
+            };
+            let cfg = stage.gateways.config();
+            let name = &cfg.gateways[g as usize].name;
+            let msg = match drop {
+                NatDrop::PortAllocation { destination, .. } => format!(
+                    "{name}: {drop} (destination {}: every address holds {} connections)",
+                    stage.gateways.tuple(destination),
+                    cfg.connections_per_destination
+                ),
+                _ => format!("{name}: {drop}"),
+            };
+            (msg, format!("natgateway/{name}"))
+        });
     }
 
     /// The timeline takes gateway `g` down or brings it back.

@@ -107,6 +107,7 @@ use crate::snat::{Snat, SnatConfig};
 use crate::topology::NodeSpec;
 use crate::workload::{pod_name, DeploymentSpec, PodState, WorkloadKind};
 use autoscale::CaRt;
+use events::EventKey;
 use rand::RngExt;
 use sim_core::{
     CounterId, Engine, EventId, GaugeId, HistogramId, LatencyHistogram, Metrics, RngStreams,
@@ -424,7 +425,7 @@ struct Sim<'a> {
     traffic: Vec<TrafficRt>,
     windows: Vec<WindowStats>,
     /// Aggregated events, each with the order it was first seen in.
-    events: BTreeMap<(&'static str, String), (usize, EventSummary)>,
+    events: BTreeMap<(&'static str, events::EventKey), (usize, EventSummary)>,
     /// Pod addresses usable and allocated.
     ipam_gauges: (GaugeId, GaugeId),
     /// What NetworkPolicy needs to know of each pod with an address, by pod id.

@@ -107,16 +107,18 @@ impl Sim<'_> {
     /// The node controller's `NodeNotReady` event for node `n`, with the
     /// condition's message.
     pub(crate) fn node_not_ready_event(&mut self, n: usize, condition: &str) {
-        let name = &self.cfg.nodes[n].name;
-        let message = format!("Node {name} status is now: NodeNotReady ({condition})");
-        let object = format!("node/{name}");
-        self.event_keyed(
+        self.event_by(
             "Normal",
             "NodeNotReady",
             "node-controller",
-            "NodeNotReady".into(),
-            message,
-            object,
+            EventKey::Reason,
+            |s| {
+                let name = &s.cfg.nodes[n].name;
+                (
+                    format!("Node {name} status is now: NodeNotReady ({condition})"),
+                    format!("node/{name}"),
+                )
+            },
         );
     }
 
@@ -128,7 +130,6 @@ impl Sim<'_> {
             return;
         }
         self.sched.set_tainted(n, down);
-        let name = self.cfg.nodes[n].name.clone();
         if down {
             self.node_not_ready_event(n, &node_lifecycle::not_ready_message());
             let id = self
@@ -136,13 +137,18 @@ impl Sim<'_> {
                 .schedule_in(node_lifecycle::DEFAULT_TOLERATION, Ev::Evict(n as u32));
             self.nodes[n].eviction = Some(id);
         } else {
-            self.event_keyed(
+            self.event_by(
                 "Normal",
                 "NodeReady",
                 "node-controller",
-                "NodeReady".into(),
-                format!("Node {name} status is now: NodeReady"),
-                format!("node/{name}"),
+                EventKey::Reason,
+                |s| {
+                    let name = &s.cfg.nodes[n].name;
+                    (
+                        format!("Node {name} status is now: NodeReady"),
+                        format!("node/{name}"),
+                    )
+                },
             );
             if let Some(id) = self.nodes[n].eviction.take() {
                 self.engine.cancel(id);
@@ -160,16 +166,19 @@ impl Sim<'_> {
         let mut touched = BTreeSet::new();
         for p in doomed {
             let d = self.pods[p as usize].deployment as usize;
-            let name = self.pod_name(p);
-            let msg = node_lifecycle::eviction_message(&self.cfg.deployments[d].namespace, &name);
-            let obj = format!("pod/{name}");
-            self.event_keyed(
+            self.event_by(
                 "Normal",
                 "TaintManagerEviction",
                 "taint-eviction-controller",
-                "TaintManagerEviction".into(),
-                msg,
-                obj,
+                EventKey::Reason,
+                |s| {
+                    let name = s.pod_name(p);
+                    let ns = &s.cfg.deployments[d].namespace;
+                    (
+                        node_lifecycle::eviction_message(ns, &name),
+                        format!("pod/{name}"),
+                    )
+                },
             );
             self.deps[d].live.retain(|&q| q != p);
             self.delete_pod(p);

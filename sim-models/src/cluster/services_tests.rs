@@ -307,3 +307,83 @@ proptest! {
         }
     }
 }
+
+/// `with_dns`'s frontend resolving `db-peers`, a headless Service (or, with
+/// `headless` false, a ClusterIP one) over `db` and a second workload
+/// `db2`, both labelled `tier: data`, behind kube-proxy in iptables mode;
+/// `db` scaled to 0 at T+60s.
+fn peers(headless: bool) -> RunOutput {
+    use crate::kube_proxy::{KubeProxyConfig, Mode};
+    let mut cfg = super::tests::with_dns(None);
+    let mut db2 = cfg.deployments[0].clone();
+    db2.name = "db2".into();
+    db2.labels = [("app".to_string(), "db2".to_string())].into();
+    cfg.deployments.push(db2);
+    for d in [0, 3] {
+        cfg.deployments[d]
+            .labels
+            .insert("tier".into(), "data".into());
+    }
+    let mut peers = ServiceSpec::cluster_ip(
+        "db-peers",
+        "prod",
+        [("tier".to_string(), "data".to_string())].into(),
+        ServicePort {
+            name: None,
+            port: 5432,
+            target_port: 5432,
+            protocol: Protocol::Tcp,
+            node_port: None,
+        },
+    );
+    peers.headless = headless;
+    cfg.services.explicit = vec![peers];
+    let list = cfg.service_list();
+    let s = list.iter().position(|r| r.spec.name == "db-peers").unwrap();
+    assert_eq!(list[s].workloads, [0, 3]);
+    cfg.traffic[0].deployment = Some(s);
+    cfg.traffic[0].resolve = Some("db-peers".into());
+    cfg.traffic[0].timeout = secs(5);
+    // One db pod serves 2 at a time in 400 ms (5 requests/s), and the
+    // answer names the first pod.
+    cfg.traffic[0].rate = 2.0;
+    cfg.kube_proxy = Some(KubeProxyConfig::new(Mode::Iptables));
+    cfg.duration = secs(120);
+    cfg.timeline = vec![TimedAction {
+        at: secs(60),
+        action: Action::Scale {
+            deployment: 0,
+            replicas: 0,
+        },
+    }];
+    cfg.windows = vec![
+        WindowSpec {
+            name: "both".into(),
+            start: secs(20),
+            end: secs(60),
+        },
+        WindowSpec {
+            name: "db2-only".into(),
+            start: secs(70),
+            end: secs(120),
+        },
+    ];
+    run(&cfg, 3, &mut NullSink)
+}
+
+#[test]
+fn a_headless_service_answers_ready_pods_of_every_workload_and_is_dialled_without_dnat() {
+    let out = peers(true);
+    for w in &out.windows {
+        assert!(w.totals.error_rate() < 0.01, "{}: {:?}", w.window, w.totals);
+        // Clients connect to the pod address the answer gave: no
+        // Service lookup on the first packet.
+        assert_eq!(w.first_packet.count(), 0, "{}", w.window);
+    }
+    // Once db is gone the name answers db2's pods.
+    assert!(out.windows[1].totals.answered > 0);
+    // The same Service with a ClusterIP goes through kube-proxy's DNAT.
+    let proxied = peers(false);
+    assert!(proxied.windows[0].first_packet.count() > 0);
+    assert!(proxied.windows[1].totals.error_rate() < 0.01);
+}

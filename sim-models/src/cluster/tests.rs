@@ -316,7 +316,7 @@ fn an_ingress_policy_blocks_unlisted_clients_after_the_delay() {
 }
 
 /// frontend resolves `db` through a CoreDNS workload before connecting.
-fn with_dns(policy_yaml: Option<&str>) -> ClusterConfig {
+pub(super) fn with_dns(policy_yaml: Option<&str>) -> ClusterConfig {
     use crate::datapath::cni::Cni;
     use crate::netpol::{parse_manifests, Protocol};
     let mut cfg = db_and_frontend(Cni::CalicoIpip);

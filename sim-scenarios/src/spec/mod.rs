@@ -555,8 +555,9 @@ impl Validator<'_> {
             .as_mut()
             .map(|m| std::mem::take(&mut m.notes))
             .unwrap_or_default();
+        let manifest_services = from_manifests.as_ref().map_or(&[][..], |m| &m.services[..]);
         let (services, resolved) = self.service_section(
-            (sec.services.0, &sec.services.1),
+            (manifest_services, sec.services.0, &sec.services.1),
             (sec.edge.0, &sec.edge.1),
             &deployments,
             dns.as_ref().map(|d| d.workload),

@@ -3,10 +3,16 @@
 //! # Scope
 //! `services:` lists Services apart from the workloads: a selector over the
 //! pods of any workload, ports, a type (ClusterIP, NodePort, LoadBalancer),
-//! headless or not, and traffic policies. A workload no Service selects
-//! keeps its implicit Service of the same name. NodePorts are checked and
-//! allocated here as the apiserver does ([`node_port::allocate`]).
-//! `edge:` says what is in front of the nodes: `nodePortAddresses` and a
+//! headless or not (`clusterIP: None`: DNS answers the Ready pod
+//! addresses, clients connect to them, no DNAT; traffic to one resolves
+//! its name), `allocateLoadBalancerNodePorts`, and traffic policies. The
+//! Services read from manifests (`spec::manifests`) come first, in one
+//! list with these: names are unique per namespace across both, and their
+//! NodePorts are checked and allocated together here as the apiserver
+//! does ([`node_port::allocate`]; a manifest Service's refusal is located
+//! at its `metadata.name`, in the apiserver's words). A workload no
+//! Service selects keeps its implicit Service of the same name, which no
+//! explicit Service may take. `edge:` says what is in front of the nodes: `nodePortAddresses` and a
 //! security group. `cluster.nodes.public_addresses` gives the nodes public
 //! addresses.
 //!
@@ -15,12 +21,14 @@
 //! a selector that matches no workload is a warning (the variant's notes,
 //! printed on stderr), as the Service is valid but has no endpoints.
 
+use super::manifests::{at_manifest, ManifestService};
 use super::{Validator, R};
 use crate::envelope::Locate;
 use crate::locate::Seg;
 use crate::path;
 use schemars::JsonSchema;
 use serde::Deserialize;
+use sim_models::netpol::manifest::Loc;
 use sim_models::netpol::Protocol;
 use sim_models::security_group::{SecurityGroup, SgRule};
 use sim_models::services::node_port::{self, NodeAddressing, NodePortAddresses};
@@ -47,9 +55,14 @@ pub struct ServiceFile {
     /// `ClusterIP` (default), `NodePort` or `LoadBalancer`.
     #[serde(rename = "type")]
     pub kind: Option<ServiceTypeName>,
-    /// `clusterIP: None` (ClusterIP type only).
+    /// `clusterIP: None` (ClusterIP type only): DNS answers the Ready pod
+    /// addresses and clients connect to them (no DNAT; traffic to it needs
+    /// `resolve`).
     #[serde(default)]
     pub headless: bool,
+    /// `allocateLoadBalancerNodePorts` (LoadBalancer only; default true):
+    /// `false` opens no NodePort unless a port gives one.
+    pub allocate_load_balancer_node_ports: Option<bool>,
     /// `Cluster` (default) or `Local` (NodePort and LoadBalancer only).
     pub external_traffic_policy: Option<PolicyName>,
     /// `Cluster` (default) or `Local`.
@@ -145,31 +158,50 @@ pub enum PortsFile {
     Range(String),
 }
 
+/// Where an explicit Service is written, and whether its ports without a
+/// NodePort get one (not for `allocateLoadBalancerNodePorts: false`).
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    /// In the manifests.
+    Manifest(&'a Loc, bool),
+    /// `services[i]`.
+    File(usize, bool),
+}
+
 impl Validator<'_> {
-    /// The Services (at `sp`) over `deployments`, the edge (at `ep`) and
-    /// the node addressing; notes collects warnings. `dns_workload` may not
-    /// be selected (kube-dns stays its implicit Service).
+    /// The manifests' Services, then the section's (at `sp`), over
+    /// `deployments`; the edge (at `ep`) and the node addressing; notes
+    /// collects warnings. `dns_workload` may not be selected (kube-dns
+    /// stays its implicit Service).
     pub(super) fn service_section(
         &self,
-        (services, sp): (&[ServiceFile], &[Seg]),
+        (manifest, services, sp): (&[ManifestService], &[ServiceFile], &[Seg]),
         (edge, ep): (Option<&EdgeFile>, &[Seg]),
         deployments: &[DeploymentSpec],
         dns_workload: Option<usize>,
         public_addresses: bool,
         notes: &mut Vec<String>,
     ) -> R<(ServicesConfig, Vec<ResolvedService>)> {
-        let mut explicit: Vec<ServiceSpec> = Vec::new();
+        let mut explicit: Vec<ServiceSpec> = manifest.iter().map(|m| m.spec.clone()).collect();
+        let mut places: Vec<Place> = manifest
+            .iter()
+            .map(|m| Place::Manifest(&m.at, m.allocate_node_ports))
+            .collect();
         for (i, f) in services.iter().enumerate() {
             let p = [sp, &path!["services", i]].concat();
             let namespace = f.namespace.clone().unwrap_or_else(|| "default".into());
-            if explicit
+            if let Some(k) = explicit
                 .iter()
-                .any(|s| s.name == f.name && s.namespace == namespace)
+                .position(|s| s.name == f.name && s.namespace == namespace)
             {
+                let first = match places[k] {
+                    Place::Manifest(at, _) => format!(" (first in the manifests, {at})"),
+                    Place::File(..) => String::new(),
+                };
                 return Err(self.err(
                     &[&p[..], &path!["name"]].concat(),
                     format!(
-                        "Service `{}` in namespace {namespace} is defined twice",
+                        "Service `{}` in namespace {namespace} is defined twice{first}",
                         f.name
                     ),
                     "give each Service its own name",
@@ -221,11 +253,11 @@ impl Validator<'_> {
                     "remove `headless: true` or use type: ClusterIP",
                 ));
             }
-            if f.headless {
+            if f.allocate_load_balancer_node_ports.is_some() && kind != ServiceType::LoadBalancer {
                 return Err(self.err(
-                    &[&p[..], &path!["headless"]].concat(),
-                    "headless Services in `services:` are not modelled yet",
-                    "mark the workload `headless: true` instead (its implicit Service)",
+                    &[&p[..], &path!["allocate_load_balancer_node_ports"]].concat(),
+                    "allocateLoadBalancerNodePorts applies to LoadBalancer Services only",
+                    "remove it, or set type: LoadBalancer",
                 ));
             }
             let external = match f.external_traffic_policy {
@@ -310,14 +342,19 @@ impl Validator<'_> {
                 selector: f.selector.clone(),
                 ports,
                 kind,
-                headless: false,
+                headless: f.headless,
                 external_policy: external,
                 internal_policy: internal,
                 prefer_close: f.traffic_distribution.is_some(),
                 health_check_node_port: None,
             });
+            places.push(Place::File(
+                i,
+                kind != ServiceType::LoadBalancer
+                    || f.allocate_load_balancer_node_ports != Some(false),
+            ));
         }
-        self.allocate_node_ports(sp, services, &mut explicit)?;
+        self.allocate_node_ports(sp, services, &places, &mut explicit)?;
         let no_edge = EdgeFile::default();
         let edge = edge.unwrap_or(&no_edge);
         let node_port_addresses = match &edge.node_port_addresses {
@@ -360,6 +397,30 @@ impl Validator<'_> {
             ..NodeAddressing::default()
         };
         let resolved = resolve(deployments, &explicit);
+        // An explicit Service may not take the name of a workload's
+        // implicit one (one DNS name, two Services).
+        for r in &resolved {
+            let Some(w) = r.implicit else { continue };
+            let Some(k) = explicit
+                .iter()
+                .position(|s| s.name == r.spec.name && s.namespace == r.spec.namespace)
+            else {
+                continue;
+            };
+            let (what, hint) = (
+                format!(
+                    "Service {}/{} does not select the pods of workload `{}`, whose own Service has that name",
+                    r.spec.namespace, r.spec.name, deployments[w].name
+                ),
+                "rename the Service, or make it select the workload's pods",
+            );
+            return Err(match places[k] {
+                Place::Manifest(at, _) => at_manifest(at, what, hint),
+                Place::File(i, _) => {
+                    self.err(&[sp, &path!["services", i, "name"]].concat(), what, hint)
+                }
+            });
+        }
         Ok((
             ServicesConfig {
                 explicit,
@@ -371,12 +432,15 @@ impl Validator<'_> {
         ))
     }
 
-    /// Allocates the NodePorts of `explicit` (written at `sp`) as the
-    /// apiserver does; a collision or a port out of range is located.
+    /// Allocates the NodePorts of `explicit` (written at `places`: the
+    /// manifests, or `services:` at `sp`) as the apiserver does; a
+    /// collision or a port out of range is located, with the apiserver's
+    /// wording.
     fn allocate_node_ports(
         &self,
         sp: &[Seg],
         files: &[ServiceFile],
+        places: &[Place],
         explicit: &mut [ServiceSpec],
     ) -> R<()> {
         // (Service, port index; `None`: its healthCheckNodePort, allocated
@@ -384,10 +448,15 @@ impl Validator<'_> {
         let mut at: Vec<(usize, Option<usize>)> = Vec::new();
         let mut requests = Vec::new();
         for (i, s) in explicit.iter().enumerate() {
+            let allocate = match places[i] {
+                Place::Manifest(_, a) | Place::File(_, a) => a,
+            };
             if s.kind.has_node_port() {
                 for (j, p) in s.ports.iter().enumerate() {
-                    at.push((i, Some(j)));
-                    requests.push(p.node_port);
+                    if allocate || p.node_port.is_some() {
+                        at.push((i, Some(j)));
+                        requests.push(p.node_port);
+                    }
                 }
             }
             if s.needs_health_check() {
@@ -407,15 +476,9 @@ impl Validator<'_> {
             }
             Err((k, why)) => {
                 let (i, j) = at[k];
-                let p = match j {
-                    Some(j) if !files[i].ports.is_empty() => {
-                        [sp, &path!["services", i, "ports", j, "node_port"]].concat()
-                    }
-                    _ => [sp, &path!["services", i]].concat(),
-                };
                 let hint = match why {
                     node_port::AllocError::Taken { holder, .. } => format!(
-                        "Service `{}` already holds it; pick another port or leave node_port out to have one allocated",
+                        "Service `{}` already holds it; pick another port or leave the node port out to have one allocated",
                         explicit[at[holder].0].name
                     ),
                     node_port::AllocError::OutOfRange { .. } => {
@@ -423,7 +486,29 @@ impl Validator<'_> {
                     }
                     node_port::AllocError::Full => "fewer NodePort Services".into(),
                 };
-                Err(self.err(&p, why.to_string(), hint))
+                match places[i] {
+                    Place::Manifest(loc, _) => {
+                        // As `kubectl apply` prints it.
+                        let field = j.map_or("spec.healthCheckNodePort".into(), |j| {
+                            format!("spec.ports[{j}].nodePort")
+                        });
+                        let why = why.to_string().replacen("spec.ports[].nodePort", &field, 1);
+                        Err(at_manifest(
+                            loc,
+                            format!("Service \"{}\" is invalid: {why}", explicit[i].name),
+                            hint,
+                        ))
+                    }
+                    Place::File(f, _) => {
+                        let p = match j {
+                            Some(j) if !files[f].ports.is_empty() => {
+                                [sp, &path!["services", f, "ports", j, "node_port"]].concat()
+                            }
+                            _ => [sp, &path!["services", f]].concat(),
+                        };
+                        Err(self.err(&p, why.to_string(), hint))
+                    }
+                }
             }
         }
     }

@@ -354,6 +354,51 @@ fn services_apart_from_workloads_parse() {
 }
 
 #[test]
+fn headless_services_and_names_taken_in_services() {
+    let headless = "services:\n  - {name: peers, selector: {app: web}, headless: true}\n";
+    // A headless Service has no ClusterIP: traffic to it resolves its name.
+    let e = with_services(headless, "to: peers, rate: 1/s, timeout: 1s", false).unwrap_err();
+    assert!(e.message.contains("headless (no ClusterIP)"), "{e}");
+    let s = with_services(headless, "to: api, rate: 1/s, timeout: 1s", false).unwrap();
+    let list = s.variants[0].config.service_list();
+    assert!(list
+        .iter()
+        .any(|r| r.spec.name == "peers" && r.spec.headless));
+    let e = with_services(
+        "services:\n  - {name: peers, selector: {app: web}, type: NodePort, headless: true}\n",
+        "to: api, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        e.message
+            .contains("headless Service cannot be of type NodePort"),
+        "{e}"
+    );
+    // `api` is not selected: its own Service keeps the name.
+    let e = with_services(
+        "services:\n  - {name: api, selector: {app: web}}\n",
+        "to: api, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        e.message.contains(
+            "does not select the pods of workload `api`, whose own Service has that name"
+        ),
+        "{e}"
+    );
+    assert_eq!(e.at.map(|a| a.0), Some(12), "{e}");
+    let e = with_services(
+        "services:\n  - {name: a, selector: {app: web}, allocate_load_balancer_node_ports: false}\n",
+        "to: a, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("LoadBalancer Services only"), "{e}");
+}
+
+#[test]
 fn bad_services_are_located() {
     let two = "services:\n  - {name: a, selector: {app: web}, type: NodePort, ports: [{port: 80, node_port: 30080}]}\n  - {name: b, selector: {app: api}, type: NodePort, ports: [{port: 80, node_port: 30080}]}\n";
     let e = with_services(two, "to: a, rate: 1/s, timeout: 1s", false).unwrap_err();

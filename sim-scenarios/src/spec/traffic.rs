@@ -293,7 +293,8 @@ impl Validator<'_> {
             let p = [tp, &path!["traffic", i]].concat();
             let ingress = self.via_source(&p, t, deployments)?;
             // An ingress backend is a workload's implicit Service; a
-            // workload `services:` selects has none (not modelled yet).
+            // workload an explicit Service (`services:` or a manifest)
+            // selects has none (not modelled yet).
             let claimed = ingress.iter().flat_map(|g| &g.paths).find(|rp| {
                 rp.backend
                     .is_some_and(|w| !services.iter().any(|s| s.implicit == Some(w)))
@@ -302,10 +303,10 @@ impl Validator<'_> {
                 return Err(self.err(
                     &[&p[..], &path!["via"]].concat(),
                     format!(
-                        "path {} goes to {}, a workload that `services:` selects: ingress backends through explicit Services are not modelled yet",
+                        "path {} goes to {}, a workload an explicit Service (`services:` or a Service manifest) selects: ingress backends through explicit Services are not modelled yet",
                         rp.path, rp.answered_by
                     ),
-                    "route the Ingress to a workload no entry of `services:` selects",
+                    "route the Ingress to a workload no explicit Service selects",
                 ));
             }
             let d = match &t.to {
@@ -349,10 +350,13 @@ impl Validator<'_> {
                     "e.g. {from: app, resolve: api.example.com, rate: 10/s, timeout: 30s}",
                 ));
             };
-            let implicit = d.and_then(|d| services[d].implicit);
-            if implicit.is_some_and(|w| dns.as_ref().is_some_and(|c| c.headless.contains(&w)))
-                && resolve.is_none()
-            {
+            let headless = d.is_some_and(|d| {
+                services[d].spec.headless
+                    || services[d]
+                        .implicit
+                        .is_some_and(|w| dns.as_ref().is_some_and(|c| c.headless.contains(&w)))
+            });
+            if headless && resolve.is_none() {
                 return Err(self.err(
                     &p,
                     "the target's Service is headless (no ClusterIP): clients must resolve its name",
@@ -744,7 +748,7 @@ impl Validator<'_> {
         Err(self.err(
             p,
             format!(
-                "workload `{}` has no Service of its own name: `services:` selects its pods in {}",
+                "workload `{}` has no Service of its own name: its pods are selected by {}",
                 deployments[w].name,
                 by.join(", ")
             ),

@@ -244,8 +244,9 @@ pub(crate) struct NodeLocalCounters {
 pub(crate) struct DnsRt {
     /// resolv.conf per workload (its pods' namespace and dnsConfig).
     pub(crate) confs: Vec<ResolvConf>,
-    /// `<service>.<namespace>` -> workload (looked up by the query name's
-    /// labels, without building a key per query).
+    /// `<service>.<namespace>` -> the Service's index in the run's
+    /// Services (looked up by the query name's labels, without building a
+    /// key per query).
     pub(crate) services: HashMap<String, usize>,
     /// External names that exist upstream.
     pub(crate) external: BTreeSet<String>,
@@ -300,15 +301,12 @@ impl DnsRt {
         metrics: &mut Metrics,
         rng: &RngStreams,
     ) -> DnsRt {
-        // Each Service's name: an implicit one leads to its workload, an
-        // explicit ClusterIP Service to `usize::MAX` (a ClusterIP record).
+        // Each Service's name leads to its index in the run's Services
+        // (the order of `services::resolve`, as `ServicesRt` keeps them).
         let services = crate::services::resolve(&cfg.deployments, &cfg.services.explicit)
             .into_iter()
-            .filter(|r| r.implicit.is_some() || !r.spec.headless)
-            .map(|r| {
-                let name = format!("{}.{}", r.spec.name, r.spec.namespace);
-                (name, r.implicit.unwrap_or(usize::MAX))
-            })
+            .enumerate()
+            .map(|(s, r)| (format!("{}.{}", r.spec.name, r.spec.namespace), s))
             .collect();
         let external = cfg
             .traffic

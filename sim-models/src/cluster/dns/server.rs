@@ -131,30 +131,26 @@ impl Sim<'_> {
             dns.restart_total += 1;
             self.metrics.inc(dns.restarts);
         }
-        let name = self.pod_name(p);
-        let workload = self.cfg.deployments[d].name.clone();
         let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
-        self.event_keyed(
-            "Warning",
-            "OOMKilling",
-            "kernel-monitor",
-            workload.clone(),
-            format!(
-                "Memory cgroup out of memory: Killed process (coredns) at {:.1} MiB, limit {:.0} MiB",
-                mib(memory),
-                mib(limit)
-            ),
-            format!("pod/{name}"),
-        );
+        let key = EventKey::Ids([d as u32, 0, 0]);
+        self.event_by("Warning", "OOMKilling", "kernel-monitor", key.clone(), |s| {
+            (
+                format!(
+                    "Memory cgroup out of memory: Killed process (coredns) at {:.1} MiB, limit {:.0} MiB",
+                    mib(memory),
+                    mib(limit)
+                ),
+                format!("pod/{}", s.pod_name(p)),
+            )
+        });
         if restart_at > now {
-            self.event_keyed(
-                "Warning",
-                "BackOff",
-                "kubelet",
-                workload,
-                format!("Back-off restarting failed container coredns in pod {name}"),
-                format!("pod/{name}"),
-            );
+            self.event_by("Warning", "BackOff", "kubelet", key, |s| {
+                let name = s.pod_name(p);
+                (
+                    format!("Back-off restarting failed container coredns in pod {name}"),
+                    format!("pod/{name}"),
+                )
+            });
         }
     }
 

@@ -30,24 +30,30 @@ pub fn name_exists(cfg: &ClusterConfig, name: &str) -> bool {
     // an explicit Service selects it, as `services::resolve` has it) and
     // StatefulSet pods' own names.
     let explicit = &cfg.services.explicit;
-    explicit
-        .iter()
-        .any(|s| !s.headless && head_in(&s.namespace) == Some(s.name.as_str()))
-        || cfg.deployments.iter().any(|d| {
-            let Some(head) = head_in(&d.namespace) else {
-                return false;
-            };
-            let claimed = || {
-                explicit
-                    .iter()
-                    .any(|s| s.namespace == d.namespace && s.selects(&d.labels))
-            };
-            (head == d.name && !claimed())
-                || (d.kind == WorkloadKind::StatefulSet
+    explicit.iter().any(|s| {
+        head_in(&s.namespace).is_some_and(|head| {
+            head == s.name
+                // <pod>.<service>: a StatefulSet pod behind a headless Service.
+                || (s.headless
                     && head
-                        .strip_suffix(d.name.as_str())
+                        .strip_suffix(s.name.as_str())
                         .is_some_and(|pod| pod.len() > 1 && pod.ends_with('.')))
         })
+    }) || cfg.deployments.iter().any(|d| {
+        let Some(head) = head_in(&d.namespace) else {
+            return false;
+        };
+        let claimed = || {
+            explicit
+                .iter()
+                .any(|s| s.namespace == d.namespace && s.selects(&d.labels))
+        };
+        (head == d.name && !claimed())
+            || (d.kind == WorkloadKind::StatefulSet
+                && head
+                    .strip_suffix(d.name.as_str())
+                    .is_some_and(|pod| pod.len() > 1 && pod.ends_with('.')))
+    })
 }
 
 /// Whether `name` (no trailing dot) is in the `kubernetes` plugin's zone.
@@ -87,14 +93,14 @@ impl Sim<'_> {
         }
         let found = name.strip_suffix(".svc.cluster.local").and_then(|rest| {
             // <service>.<ns>
-            if let Some(&d) = dns.services.get(rest) {
-                return Some(self.service_records(d, None));
+            if let Some(&s) = dns.services.get(rest) {
+                return Some(self.service_records(s, None));
             }
             // <pod>.<service>.<ns>: a StatefulSet pod behind a headless Service.
             let (head, _ns) = rest.rsplit_once('.')?;
             let (pod, _svc) = head.rsplit_once('.')?;
-            let &d = dns.services.get(&rest[pod.len() + 1..])?;
-            Some(self.service_records(d, Some(pod)))
+            let &s = dns.services.get(&rest[pod.len() + 1..])?;
+            Some(self.service_records(s, Some(pod)))
         });
         let (existence, rdata) = match found {
             Some(Some((n, rdata))) => (Existence::Records(n), rdata),
@@ -108,22 +114,30 @@ impl Sim<'_> {
         }
     }
 
-    /// A records of workload `d`'s Service: its ClusterIP, or for a
-    /// headless Service its Ready pods (the first one's address as the
-    /// data), or one pod by name. `None`: the name exists, no address.
-    pub(crate) fn service_records(&self, d: usize, pod: Option<&str>) -> Option<(u16, u64)> {
-        let headless = self
-            .cfg
-            .dns
-            .as_ref()
-            .is_some_and(|c| c.headless.contains(&d));
+    /// A records of Service `s` (an index in the run's Services): its
+    /// ClusterIP, or for a headless Service (`clusterIP: None`, explicit,
+    /// or the implicit Service of a workload marked headless) the Ready
+    /// pods of the workloads it selects (the first one's address, by
+    /// ordinal, as the data), or one pod by name. `None`: the name exists,
+    /// no address.
+    pub(crate) fn service_records(&self, s: usize, pod: Option<&str>) -> Option<(u16, u64)> {
+        let r = &self.services.list[s];
+        let headless = r.spec.headless
+            || r.implicit.is_some_and(|w| {
+                self.cfg
+                    .dns
+                    .as_ref()
+                    .is_some_and(|c| c.headless.contains(&w))
+            });
         if !headless {
             return pod.is_none().then_some((1, 0));
         }
-        // StatefulSets are small: their live pods are scanned.
-        let mut ready: Vec<(u32, u32)> = self.deps[d]
-            .live
+        // Headless Services front small sets (StatefulSets, peers): their
+        // live pods are scanned.
+        let mut ready: Vec<(u32, u32)> = r
+            .workloads
             .iter()
+            .flat_map(|&w| self.deps[w].live.iter())
             .filter(|&&p| self.pod_live_in(p, PodState::Ready))
             .filter(|&&p| pod.is_none_or(|n| self.pod_name(p) == n))
             .map(|&p| (self.pods[p as usize].ordinal, p))

@@ -33,6 +33,9 @@ pub struct ServicePort {
     pub target_port: TargetPort,
     /// `protocol` (default TCP).
     pub protocol: Protocol,
+    /// `nodePort` (NodePort and LoadBalancer types; checked against the
+    /// range by the scenario reader, as the apiserver does).
+    pub node_port: Option<u16>,
 }
 
 /// The parts of a Service's spec the scenario reader judges.
@@ -56,6 +59,12 @@ pub struct ServiceSpec {
     pub publish_not_ready_addresses: bool,
     /// `trafficDistribution`.
     pub traffic_distribution: Option<String>,
+    /// `allocateLoadBalancerNodePorts` (default true).
+    pub allocate_load_balancer_node_ports: bool,
+    /// The fields given that the cluster model has no mechanism for
+    /// (`externalIPs`, `loadBalancerIP`, `loadBalancerSourceRanges`,
+    /// `loadBalancerClass`, `healthCheckNodePort`), by their API names.
+    pub unmodelled: Vec<&'static str>,
 }
 
 /// `port` or `targetPort` as a number, validated where it stands.
@@ -109,8 +118,8 @@ pub(super) struct RawServicePort {
     target_port: Option<Target>,
     #[serde(default, deserialize_with = "protocol_field")]
     protocol: Option<Protocol>,
-    #[serde(default, rename = "nodePort")]
-    _node_port: Option<IgnoredAny>,
+    #[serde(default)]
+    node_port: Option<PortNumber>,
     #[serde(default, rename = "appProtocol")]
     _app_protocol: Option<IgnoredAny>,
 }
@@ -125,6 +134,7 @@ impl FromRaw for ServicePort {
                 .target_port
                 .map_or(TargetPort::Number(raw.port.0), |t| t.0),
             protocol: raw.protocol.unwrap_or(Protocol::Tcp),
+            node_port: raw.node_port.map(|p| p.0),
         })
     }
 }
@@ -150,8 +160,8 @@ pub(super) struct RawServiceSpec {
     publish_not_ready_addresses: Option<bool>,
     #[serde(default, deserialize_with = "opt_string")]
     traffic_distribution: Option<String>,
-    // Accepted and ignored: addresses the model assigns itself, and settings
-    // of the types it rejects.
+    // Accepted and ignored: addresses the model assigns itself, and
+    // settings the scenario reader refuses by the type they belong to.
     #[serde(default, rename = "clusterIPs")]
     _cluster_ips: Option<IgnoredAny>,
     #[serde(default, rename = "ipFamilies")]
@@ -161,19 +171,19 @@ pub(super) struct RawServiceSpec {
     #[serde(default, rename = "sessionAffinityConfig")]
     _session_affinity_config: Option<IgnoredAny>,
     #[serde(default, rename = "externalIPs")]
-    _external_ips: Option<IgnoredAny>,
+    external_ips: Option<IgnoredAny>,
     #[serde(default, rename = "externalName")]
     _external_name: Option<IgnoredAny>,
     #[serde(default, rename = "loadBalancerIP")]
-    _load_balancer_ip: Option<IgnoredAny>,
-    #[serde(default, rename = "loadBalancerSourceRanges")]
-    _load_balancer_source_ranges: Option<IgnoredAny>,
-    #[serde(default, rename = "loadBalancerClass")]
-    _load_balancer_class: Option<IgnoredAny>,
-    #[serde(default, rename = "allocateLoadBalancerNodePorts")]
-    _allocate_load_balancer_node_ports: Option<IgnoredAny>,
-    #[serde(default, rename = "healthCheckNodePort")]
-    _health_check_node_port: Option<IgnoredAny>,
+    load_balancer_ip: Option<IgnoredAny>,
+    #[serde(default)]
+    load_balancer_source_ranges: Option<IgnoredAny>,
+    #[serde(default)]
+    load_balancer_class: Option<IgnoredAny>,
+    #[serde(default)]
+    allocate_load_balancer_node_ports: Option<bool>,
+    #[serde(default)]
+    health_check_node_port: Option<IgnoredAny>,
 }
 
 impl FromRaw for ServiceSpec {
@@ -197,6 +207,22 @@ impl FromRaw for ServiceSpec {
             session_affinity: raw.session_affinity,
             publish_not_ready_addresses: raw.publish_not_ready_addresses.unwrap_or(false),
             traffic_distribution: raw.traffic_distribution,
+            allocate_load_balancer_node_ports: raw
+                .allocate_load_balancer_node_ports
+                .unwrap_or(true),
+            unmodelled: [
+                ("externalIPs", raw.external_ips.is_some()),
+                ("loadBalancerIP", raw.load_balancer_ip.is_some()),
+                (
+                    "loadBalancerSourceRanges",
+                    raw.load_balancer_source_ranges.is_some(),
+                ),
+                ("loadBalancerClass", raw.load_balancer_class.is_some()),
+                ("healthCheckNodePort", raw.health_check_node_port.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect(),
         })
     }
 }

@@ -21,22 +21,36 @@
 //!   the entry's field, so the manifests stay the one source of those
 //!   figures. A manifest workload without an entry, and an entry naming no
 //!   manifest workload, are errors.
-//! - Services: the model gives each workload one ClusterIP Service of the
-//!   workload's name (sim-models `workload`). A manifest Service of type
-//!   ClusterIP (headless or not) whose selector selects the pods of exactly
-//!   one workload, named as that workload, with one port, is that workload's
-//!   Service: its `targetPort` is the port the pods serve on, `clusterIP:
-//!   None` makes it headless. A Service selecting several workloads, a
-//!   second Service for one workload, another name, several ports, a type
-//!   other than ClusterIP, `externalTrafficPolicy`, `internalTrafficPolicy:
-//!   Local`, `sessionAffinity: ClientIP`, `publishNotReadyAddresses` or
-//!   `trafficDistribution` is an error that says so (issue 12: Services
-//!   apart from Deployments). A Service without a selector, or selecting no
-//!   workload's pods, changes nothing the model runs: it is listed as
-//!   skipped. A workload without a Service still has the model's one (a
-//!   note says so). The DNS workload's Service is the cluster DNS
-//!   (kube-dns at `dns.service_ip`): it keeps its own name, and of its
-//!   ports (UDP and TCP 53, metrics) the UDP one is the serving port.
+//! - Services feed the same Service model as the scenario's `services:`
+//!   section (sim-models `services`), in input order, before the
+//!   section's own: a selector over the pods of any workloads of the
+//!   namespace, several Services per workload, type ClusterIP, NodePort or
+//!   LoadBalancer, `clusterIP: None` (headless: DNS answers the Ready pod
+//!   addresses and clients connect to them, no DNAT), ports with their
+//!   `nodePort` (checked and allocated with the `services:` ones, in
+//!   30000-32767, a clash refused with the apiserver's wording),
+//!   `allocateLoadBalancerNodePorts: false`, `externalTrafficPolicy`,
+//!   `internalTrafficPolicy` and `trafficDistribution: PreferClose`. A
+//!   named `targetPort` is resolved against the selected pods' container
+//!   ports: every selected workload must have it, with one number (the
+//!   model's Service port has one target port). The first Service
+//!   selecting a workload sets the port its pods serve on (its first
+//!   port's target): the port NetworkPolicy verdicts are on (a second
+//!   Service targeting another port gets a note). Refused with a located
+//!   error, as what the model has no mechanism for: `type: ExternalName`,
+//!   `sessionAffinity: ClientIP`, `publishNotReadyAddresses`, another
+//!   `trafficDistribution`; as the apiserver refuses them: a `nodePort` on
+//!   a ClusterIP Service, unnamed ports of a multi-port Service, headless
+//!   NodePort or LoadBalancer Services. `externalIPs` and the
+//!   `loadBalancer*` fields are noted as not modelled. A Service without a
+//!   selector is skipped (noted: endpoints managed by hand are not
+//!   modelled); one selecting no pods is kept, with no endpoints (a
+//!   warning). A workload no Service selects keeps the model's implicit
+//!   Service of its name (noted). The DNS workload's Service is the
+//!   cluster DNS (kube-dns at `dns.service_ip`, the workload's implicit
+//!   Service): of its ports (UDP and TCP 53, metrics) the UDP one is the
+//!   serving port; it may select nothing else, and a second Service over
+//!   the DNS pods is refused.
 //! - NetworkPolicies form one policy set per file, named by the file's
 //!   name without its extension, active at T+0 (beside `network.active`);
 //!   the timeline's `policies:` replaces the active sets as for any set.
@@ -72,6 +86,9 @@ use super::dns::{apply_option, DNS_OPTIONS};
 
 mod autoscaler;
 mod services;
+pub(crate) use services::ManifestService;
+#[cfg(test)]
+mod service_tests;
 #[cfg(test)]
 mod tests;
 
@@ -133,6 +150,8 @@ pub(crate) struct FromManifests {
     pub policy_sets: Vec<(String, Vec<Policy>, String)>,
     /// Namespaces and their labels, with their places.
     pub namespaces: Vec<(Namespace, Loc)>,
+    /// The Services (the DNS workload's kube-dns apart), in input order.
+    pub services: Vec<ManifestService>,
     /// Skipped objects and what is not modelled.
     pub notes: Vec<String>,
     /// Where `cluster.manifests` is written.
@@ -345,13 +364,7 @@ impl Validator<'_> {
                 at: Where::Manifest(w.at.clone(), w.id()),
             });
         }
-        self.services(
-            &objects,
-            dns_workload,
-            &mut deployments,
-            &mut extras,
-            &mut notes,
-        )?;
+        let services = self.services(&objects, dns_workload, &mut deployments, &mut notes)?;
         dns.autoscaler = self.autoscaler(&objects, dns_workload)?;
         let mut policy_sets: Vec<(String, Vec<Policy>, String)> = Vec::new();
         for (file, policies) in &objects.policy_files {
@@ -373,6 +386,7 @@ impl Validator<'_> {
             dns,
             policy_sets,
             namespaces: objects.namespaces,
+            services,
             notes,
             at: mp.to_vec(),
         })

@@ -6,7 +6,7 @@ use sim_models::workload::WorkloadKind;
 
 /// A scenario `s.yaml` in a fresh directory with manifest files under
 /// `m/`, parsed.
-fn scenario(
+pub(super) fn scenario(
     test: &str,
     entries: &str,
     extra: &str,
@@ -81,7 +81,7 @@ spec:
   ports: [{port: 5432}]
 ";
 
-const COREDNS: &str = "\
+pub(super) const COREDNS: &str = "\
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: coredns, namespace: kube-system}
@@ -173,7 +173,17 @@ fn each_kind_maps_onto_the_model() {
         (WorkloadKind::StatefulSet, 5432, SimDuration::ZERO)
     );
     let dns = cfg.dns.as_ref().unwrap();
-    assert!(dns.headless.contains(&2) && !dns.headless.contains(&1));
+    // Services are the model's objects: web's over its named port, db's
+    // headless (no workload-level flag).
+    let explicit = &cfg.services.explicit;
+    let names: Vec<&str> = explicit.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["web", "db"]);
+    assert_eq!(
+        (explicit[0].ports[0].port, explicit[0].ports[0].target_port),
+        (80, 8080)
+    );
+    assert!(explicit[1].headless && !explicit[0].headless);
+    assert!(dns.headless.is_empty());
     let pod = &dns.pod_dns[&1];
     assert_eq!((pod.ndots, pod.single_request_reopen), (Some(2), true));
     assert_eq!(pod.searches, ["corp.example"]);
@@ -270,60 +280,6 @@ fn with_web(extra: &str) -> Vec<(&'static str, String)> {
     let mut files = all();
     files[1].1.push_str(extra);
     files
-}
-
-#[test]
-fn service_shapes_the_model_lacks_are_located_errors() {
-    let cases = [
-        (
-            "lb",
-            "type: LoadBalancer\n  selector: {app: web}\n  ports: [{port: 80}]",
-            "spec.type: LoadBalancer",
-        ),
-        (
-            "etp",
-            "selector: {app: web}\n  externalTrafficPolicy: Local\n  ports: [{port: 80}]",
-            "externalTrafficPolicy",
-        ),
-        (
-            "two-workloads",
-            "selector: {tier: x}\n  ports: [{port: 80}]",
-            "selects the pods of several workloads",
-        ),
-        (
-            "second",
-            "selector: {app: web}\n  ports: [{port: 80}]",
-            "second Service for web",
-        ),
-    ];
-    for (name, spec, want) in cases {
-        let mut files = with_web(&format!("---\napiVersion: v1\nkind: Service\nmetadata: {{name: other, namespace: shop}}\nspec:\n  {spec}\n"));
-        if name == "two-workloads" {
-            files[1].1 = files[1]
-                .1
-                .replace("labels: {app: web}", "labels: {app: web, tier: x}");
-            files[2].1 = files[2]
-                .1
-                .replace("labels: {app: db}", "labels: {app: db, tier: x}");
-        }
-        let e = run(name, ENTRIES, DNS, &files).unwrap_err();
-        assert!(e.file.ends_with("b-web.yaml"), "{name}: {e}");
-        assert_eq!(e.at, Some((28, 18)), "{name}: {e}");
-        assert!(e.message.contains(want), "{name}: {e}");
-        assert!(e.hint.contains("issue 12"), "{name}: {e}");
-    }
-    let files = with_web("---\napiVersion: v1\nkind: Service\nmetadata: {name: web2, namespace: shop}\nspec: {selector: {app: nothing}, ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: manual, namespace: shop}\nspec: {ports: [{port: 80}]}\n");
-    let s = run("unselected", ENTRIES, DNS, &files).unwrap();
-    let notes = s.variants[0].notes.join("\n");
-    assert!(
-        notes.contains("skipped: Service shop/web2")
-            && notes.contains("selects no workload's pods"),
-        "{notes}"
-    );
-    assert!(
-        notes.contains("skipped: Service shop/manual") && notes.contains("no selector"),
-        "{notes}"
-    );
 }
 
 #[test]
