@@ -224,7 +224,9 @@ impl fmt::Display for Outcome {
             Outcome::LbConnectTimeout => write!(f, "dial tcp: i/o timeout"),
             Outcome::LookupFailed => write!(f, "getaddrinfo: Temporary failure in name resolution"),
             Outcome::MeshOverflow => write!(f, "503 Service Unavailable (upstream overflow, UO)"),
-            Outcome::DependencyFailed => write!(f, "503 Service Unavailable (its dependency failed)"),
+            Outcome::DependencyFailed => {
+                write!(f, "503 Service Unavailable (its dependency failed)")
+            }
             Outcome::MeshTimeout => write!(f, "504 Gateway Timeout (upstream request timeout, UT)"),
         }
     }

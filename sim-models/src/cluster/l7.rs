@@ -195,18 +195,11 @@ impl Sim<'_> {
             .map_or(req.deadline, |d| (now + d).min(req.deadline));
         if let Some(c) = req.client.get() {
             let proxies = &mut self.l7.proxies[t];
-            if !proxies.contains_key(&c) {
-                let offset = self.l7.rngs[t].random_range(0..1024usize);
-                proxies.insert(
-                    c,
-                    Proxy {
-                        up: Upstream::new(policy, offset),
-                    },
-                );
-            }
-            if let Some(p) = proxies.get_mut(&c) {
-                p.up.first_try(now);
-            }
+            let rng = &mut self.l7.rngs[t];
+            let proxy = proxies.entry(c).or_insert_with(|| Proxy {
+                up: Upstream::new(policy, rng.random_range(0..1024usize)),
+            });
+            proxy.up.first_try(now);
         }
         let call = Call {
             app_id: req.id,
@@ -306,7 +299,9 @@ impl Sim<'_> {
         let policy = *proxy.up.policy();
         if call.sent {
             let before = proxy.up.stats.ejections;
-            proxy.up.end_try(call.slot as usize, failure.is_some(), call.tries > 1, now);
+            proxy
+                .up
+                .end_try(call.slot as usize, failure.is_some(), call.tries > 1, now);
             if proxy.up.stats.ejections > before {
                 self.traffic[t].totals.mesh_ejections += 1;
                 self.for_windows(t, now, |w| w.totals.mesh_ejections += 1);
@@ -337,7 +332,10 @@ impl Sim<'_> {
                 self.for_windows(t, now, |w| w.totals.mesh_retried += 1);
                 self.next_request += 1;
                 let id = self.next_request | MESH_TRY;
-                let next = Call { sent: false, ..call };
+                let next = Call {
+                    sent: false,
+                    ..call
+                };
                 self.l7.calls.insert(id, next);
                 let r = Request { id, ..req };
                 self.engine.schedule_at(now + wait, Ev::MeshRetry(r));
@@ -365,9 +363,9 @@ impl ClusterConfig {
     /// Whether workload `d`'s pods send through a client proxy that makes
     /// L7 decisions: a sidecar (ambient's waypoint is not modelled here).
     pub fn mesh_proxied(&self, d: usize) -> bool {
-        self.mesh.as_ref().is_some_and(|m| {
-            matches!(m.mode, crate::mesh::MeshMode::Sidecar(_)) && m.is_meshed(d)
-        })
+        self.mesh
+            .as_ref()
+            .is_some_and(|m| matches!(m.mode, crate::mesh::MeshMode::Sidecar(_)) && m.is_meshed(d))
     }
 
     /// What a client proxy applies to requests to Service `s`.

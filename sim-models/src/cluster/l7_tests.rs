@@ -141,10 +141,16 @@ fn mesh_retries_multiply_with_the_clients_at_every_hop() {
     for hop in [web, api, auth] {
         let per = 6.0;
         let t = tries(hop) as f64;
-        assert!(t >= per * (hop.sent - hop.in_flight) as f64 && t <= per * hop.sent as f64, "{hop:?}");
+        assert!(
+            t >= per * (hop.sent - hop.in_flight) as f64 && t <= per * hop.sent as f64,
+            "{hop:?}"
+        );
     }
     let per_request = tries(auth) as f64;
-    assert!(per_request >= 216.0 * ended && per_request <= 216.0 * web.sent as f64, "{per_request}");
+    assert!(
+        per_request >= 216.0 * ended && per_request <= 216.0 * web.sent as f64,
+        "{per_request}"
+    );
     assert!(out.requests.iter().all(conserved));
     let up = out.mesh_upstreams[2].expect("auth-db goes through proxies");
     assert_eq!(up.retries, auth.mesh_retried);
@@ -241,7 +247,12 @@ fn outlier_detection_ejects_the_failing_pods() {
     assert_eq!(a.mesh_ejections, 0);
     assert!(b.mesh_ejections > 0, "{b:?}");
     // Ejected, the refusing pods get fewer tries: fewer retries needed.
-    assert!(b.mesh_retried * 2 < a.mesh_retried, "{} vs {}", b.mesh_retried, a.mesh_retried);
+    assert!(
+        b.mesh_retried * 2 < a.mesh_retried,
+        "{} vs {}",
+        b.mesh_retried,
+        a.mesh_retried
+    );
     assert!(with.requests.iter().all(conserved));
 }
 

@@ -183,6 +183,9 @@ mod tests {
         assert_eq!(p.retries.num_retries, 0);
         assert_eq!(p.timeout, Some(SimDuration::from_secs(2)));
         // Rules for another Service do not apply.
-        assert_eq!(UpstreamPolicy::resolve(0, &[dr], &[vs]).retries.num_retries, 2);
+        assert_eq!(
+            UpstreamPolicy::resolve(0, &[dr], &[vs]).retries.num_retries,
+            2
+        );
     }
 }

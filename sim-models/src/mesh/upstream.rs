@@ -98,7 +98,10 @@ impl Upstream {
             changes_seen: None,
             balancer: Balancer::new(policy.balancer, 0, offset),
             outlier: policy.outlier.map(|s| OutlierDetector::new(s, 0)),
-            next_sweep: SimTime::ZERO + policy.outlier.map_or(sim_core::SimDuration::ZERO, |s| s.interval),
+            next_sweep: SimTime::ZERO
+                + policy
+                    .outlier
+                    .map_or(sim_core::SimDuration::ZERO, |s| s.interval),
             returned: Vec::new(),
             cb: CircuitBreaker::new(policy.thresholds),
             retries_in_flight: 0,
@@ -130,21 +133,24 @@ impl Upstream {
         let Some(o) = self.outlier.as_mut() else {
             return;
         };
-        let interval = self.policy.outlier.map_or(sim_core::SimDuration::ZERO, |s| s.interval);
+        let interval = self
+            .policy
+            .outlier
+            .map_or(sim_core::SimDuration::ZERO, |s| s.interval);
         if interval == sim_core::SimDuration::ZERO {
             return;
         }
         let mut k = 0;
         while self.next_sweep <= now && k < 64 {
             o.sweep(self.next_sweep, &mut self.returned);
-            self.next_sweep = self.next_sweep + interval;
+            self.next_sweep += interval;
             k += 1;
         }
         if self.next_sweep <= now {
             // Idle for long: every multiplier is back to zero; later
             // sweeps fall on the same grid.
             let behind = (now - self.next_sweep).as_nanos() / interval.as_nanos() + 1;
-            self.next_sweep = self.next_sweep + interval.saturating_mul(behind);
+            self.next_sweep += interval.saturating_mul(behind);
         }
     }
 
@@ -293,12 +299,16 @@ mod tests {
         );
         let mut rng = RngStreams::new(1).stream("up");
         let eps = [40, 41, 42];
-        let picks: Vec<u32> = (0..6).map(|_| up.pick(&eps, 0, at(0), &mut rng).unwrap().0).collect();
+        let picks: Vec<u32> = (0..6)
+            .map(|_| up.pick(&eps, 0, at(0), &mut rng).unwrap().0)
+            .collect();
         assert_eq!(picks, vec![40, 41, 42, 40, 41, 42]);
         assert_eq!(up.active_on(41), 2);
         // A pod that appears gets a slot; one that left is no candidate.
         let eps = [41, 42, 43];
-        let picks: Vec<u32> = (0..3).map(|_| up.pick(&eps, 1, at(0), &mut rng).unwrap().0).collect();
+        let picks: Vec<u32> = (0..3)
+            .map(|_| up.pick(&eps, 1, at(0), &mut rng).unwrap().0)
+            .collect();
         assert!(picks.contains(&43) && !picks.contains(&40));
         assert_eq!(up.pick(&[], 2, at(0), &mut rng), None);
     }

@@ -43,11 +43,11 @@ use crate::units::{Count, Duration};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sim_core::SimDuration;
+use sim_models::cluster::TrafficSpec;
 use sim_models::mesh::balancer::Policy;
 use sim_models::mesh::circuit_breaker::Thresholds;
 use sim_models::mesh::outlier::OutlierSpec;
 use sim_models::mesh::retry::{ConcurrentBudget, RetryOn, RetryPolicy};
-use sim_models::cluster::TrafficSpec;
 use sim_models::mesh::rules::{DestinationRule, RetryLimit, VirtualService};
 use sim_models::mesh::{MeshConfig, MeshMode};
 use sim_models::services::ResolvedService;
@@ -243,7 +243,8 @@ impl Validator<'_> {
         let mut proxied = vec![false; services.len()];
         for t in traffic {
             if let (Some(from), Some(to)) = (t.from, t.deployment) {
-                if sidecars && m.is_meshed(from) && t.ingress.is_none() && t.load_balancer.is_none() {
+                if sidecars && m.is_meshed(from) && t.ingress.is_none() && t.load_balancer.is_none()
+                {
                     proxied[to] = true;
                 }
             }
@@ -295,7 +296,12 @@ impl Validator<'_> {
         let mut out: Vec<DestinationRule> = Vec::with_capacity(rules.len());
         for (i, r) in rules.iter().enumerate() {
             let rp = [p, &path![i]].concat();
-            let service = self.rule_host(&[&rp[..], &path!["host"]].concat(), &r.host, to, "DestinationRule")?;
+            let service = self.rule_host(
+                &[&rp[..], &path!["host"]].concat(),
+                &r.host,
+                to,
+                "DestinationRule",
+            )?;
             if out.iter().any(|o| o.service == service) {
                 return Err(self.err(
                     &[&rp[..], &path!["host"]].concat(),
@@ -320,7 +326,9 @@ impl Validator<'_> {
         });
         if let Some(od) = &tp.outlier_detection {
             let d = OutlierSpec::envoy_default();
-            let percent = od.max_ejection_percent.map_or(d.max_ejection_percent, |c| c.0);
+            let percent = od
+                .max_ejection_percent
+                .map_or(d.max_ejection_percent, |c| c.0);
             if percent > 100 {
                 return Err(self.err(
                     &[p, &path!["outlierDetection", "maxEjectionPercent"]].concat(),
@@ -337,7 +345,9 @@ impl Validator<'_> {
                 ));
             }
             dr.outlier = Some(OutlierSpec {
-                consecutive_5xx: od.consecutive_5xx_errors.map_or(d.consecutive_5xx, |c| c.0.max(1)),
+                consecutive_5xx: od
+                    .consecutive_5xx_errors
+                    .map_or(d.consecutive_5xx, |c| c.0.max(1)),
                 interval,
                 base_ejection_time: od.base_ejection_time.map_or(d.base_ejection_time, |x| x.0),
                 max_ejection_time: d.max_ejection_time,
@@ -364,7 +374,9 @@ impl Validator<'_> {
             )
         };
         dr.retry_limit = match (max_retries, &tp.retry_budget, &tp.linkerd_retry_budget) {
-            (_, Some(_), Some(_)) | (Some(_), _, Some(_)) => return Err(both("linkerdRetryBudget")),
+            (_, Some(_), Some(_)) | (Some(_), _, Some(_)) => {
+                return Err(both("linkerdRetryBudget"))
+            }
             (Some(_), Some(_), None) => return Err(both("retryBudget")),
             (Some(n), None, None) => RetryLimit::Concurrent(ConcurrentBudget::MaxRetries(n)),
             (None, Some(b), None) => {
@@ -423,7 +435,12 @@ impl Validator<'_> {
         let mut out: Vec<VirtualService> = Vec::with_capacity(routes.len());
         for (i, v) in routes.iter().enumerate() {
             let vp = [p, &path![i]].concat();
-            let service = self.rule_host(&[&vp[..], &path!["host"]].concat(), &v.host, to, "VirtualService")?;
+            let service = self.rule_host(
+                &[&vp[..], &path!["host"]].concat(),
+                &v.host,
+                to,
+                "VirtualService",
+            )?;
             if out.iter().any(|o| o.service == service) {
                 return Err(self.err(
                     &[&vp[..], &path!["host"]].concat(),
@@ -473,7 +490,11 @@ impl Validator<'_> {
                 "retriable-status-codes" => on.status_codes[0] = 503,
                 code if code.parse::<u16>().is_ok_and(|c| (100..600).contains(&c)) => {
                     if codes == 3 {
-                        return Err(self.err(p, "more than 3 status codes in retryOn", "keep 3 at most"));
+                        return Err(self.err(
+                            p,
+                            "more than 3 status codes in retryOn",
+                            "keep 3 at most",
+                        ));
                     }
                     codes += 1;
                     on.status_codes[codes] = code.parse().unwrap_or(0);

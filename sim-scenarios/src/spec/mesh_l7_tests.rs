@@ -56,7 +56,10 @@ fn rules_parse_over_istios_defaults() {
     let vs = &m.virtual_services[0];
     assert_eq!(vs.timeout, Some(SimDuration::from_secs(2)));
     assert_eq!(vs.retries.num_retries, 3);
-    assert_eq!(vs.retries.per_try_timeout, Some(SimDuration::from_millis(500)));
+    assert_eq!(
+        vs.retries.per_try_timeout,
+        Some(SimDuration::from_millis(500))
+    );
     assert!(vs.retries.retry_on.any_5xx && vs.retries.retry_on.connect_failure);
     assert!(!vs.retries.retry_on.refused_stream);
     let t = &s.variants[0].config.traffic;

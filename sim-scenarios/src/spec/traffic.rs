@@ -579,10 +579,16 @@ impl Validator<'_> {
 
     /// Handler calls: one source per calling workload, and no cycle (a
     /// request would call itself without end).
-    fn handler_calls(&self, tp: &[Seg], specs: &[TrafficSpec], services: &[ResolvedService]) -> R<()> {
+    fn handler_calls(
+        &self,
+        tp: &[Seg],
+        specs: &[TrafficSpec],
+        services: &[ResolvedService],
+    ) -> R<()> {
         // The workloads a source's requests are served by.
         let served_by = |o: &TrafficSpec| -> &[usize] {
-            o.deployment.map_or(&[], |s| services[s].workloads.as_slice())
+            o.deployment
+                .map_or(&[], |s| services[s].workloads.as_slice())
         };
         for (i, s) in specs.iter().enumerate() {
             if !s.in_handler {
@@ -606,7 +612,10 @@ impl Validator<'_> {
                 if Some(w) == s.from {
                     return Err(self.err(
                         &p,
-                        format!("`{}` calls back into its own workload: the calls never end", s.name),
+                        format!(
+                            "`{}` calls back into its own workload: the calls never end",
+                            s.name
+                        ),
                         "the handler calls must form a chain, not a cycle",
                     ));
                 }
