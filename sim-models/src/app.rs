@@ -177,6 +177,10 @@ pub enum Outcome {
     /// A mesh proxy's route timeout (or the last try's per-try timeout)
     /// passed before an answer: `504` with the flag `UT`.
     MeshTimeout,
+    /// A sidecar proxy on the request's way (the server pod's or the
+    /// client pod's own) restarted: the request's connection was reset, or
+    /// refused while the new proxy did not listen yet.
+    ProxyReset,
 }
 
 impl Outcome {
@@ -215,7 +219,7 @@ impl fmt::Display for Outcome {
             | Outcome::NatPortAllocation => {
                 write!(f, "dial tcp: i/o timeout")
             }
-            Outcome::NatIdleReset | Outcome::LbReset => {
+            Outcome::NatIdleReset | Outcome::LbReset | Outcome::ProxyReset => {
                 write!(f, "read tcp: connection reset by peer")
             }
             Outcome::LbBadGateway => write!(f, "502 Bad Gateway (the load balancer)"),

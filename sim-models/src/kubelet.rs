@@ -11,13 +11,21 @@
 //! `kubelet-backoff`). The pod keeps its node and stays `ContainerCreating`
 //! until a retry finds an address.
 //!
+//! A container that exits is restarted on the same schedule
+//! ([`CrashLoop`]): at once after its first exit (the back-off entry does
+//! not exist yet), then after 10 s, 20 s, ... 5 min, the kubelet reporting
+//! `BackOff` ("Back-off restarting failed container") while it waits; an
+//! exit more than 10 min (2 x 5 min) after the last restart starts afresh
+//! (`kuberuntime_manager.go` `doBackOff`, client-go `flowcontrol.Backoff`
+//! `IsInBackOffSince`, `Next`, `hasExpired`).
+//!
 //! ## What it emits
-//! The event message an operator reads in `kubectl describe pod`.
+//! The event messages an operator reads in `kubectl describe pod`.
 //!
 //! ## Validation
-//! A unit test pins the backoff schedule.
+//! Unit tests pin the backoff schedule and the crash-loop restarts.
 
-use sim_core::SimDuration;
+use sim_core::{SimDuration, SimTime};
 
 /// First retry delay after a failed sandbox creation.
 pub const BACKOFF_INITIAL: SimDuration = SimDuration::from_secs(10);
@@ -31,6 +39,46 @@ pub fn next_backoff(previous: SimDuration) -> SimDuration {
     } else {
         previous.saturating_mul(2).min(BACKOFF_MAX)
     }
+}
+
+/// One container's CrashLoopBackOff state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CrashLoop {
+    backoff: SimDuration,
+    updated: Option<SimTime>,
+    restarts: u32,
+}
+
+impl CrashLoop {
+    /// The container exited at `now`: the delay before the kubelet starts
+    /// it again (zero: at once; more: it is in `CrashLoopBackOff` meanwhile).
+    pub fn exited(&mut self, now: SimTime) -> SimDuration {
+        self.restarts += 1;
+        let fresh = self
+            .updated
+            .is_none_or(|t| now.saturating_since(t) > BACKOFF_MAX.saturating_mul(2));
+        let delay = if fresh {
+            self.backoff = BACKOFF_INITIAL;
+            SimDuration::ZERO
+        } else {
+            let d = self.backoff;
+            self.backoff = next_backoff(self.backoff);
+            d
+        };
+        self.updated = Some(now + delay);
+        delay
+    }
+
+    /// Restarts so far (`kubectl get pods` RESTARTS).
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+}
+
+/// The `BackOff` event text for `container` of pod `pod` in `namespace`
+/// (kubelet's `format.Pod` adds the pod's UID, left out here).
+pub fn backoff_message(container: &str, pod: &str, namespace: &str) -> String {
+    format!("Back-off restarting failed container {container} in pod {pod}_{namespace}")
 }
 
 /// The `FailedCreatePodSandBox` event text for a CNI error.
@@ -51,5 +99,23 @@ mod tests {
             got.push(d.as_nanos() / 1_000_000_000);
         }
         assert_eq!(got, [10, 20, 40, 80, 160, 300, 300]);
+    }
+
+    #[test]
+    fn a_crash_loop_restarts_at_once_then_backs_off_and_forgets_after_ten_minutes() {
+        let mut c = CrashLoop::default();
+        let mut now = SimTime::ZERO;
+        let mut got = Vec::new();
+        for _ in 0..8 {
+            let d = c.exited(now);
+            got.push(d.as_nanos() / 1_000_000_000);
+            now = now + d + SimDuration::from_secs(1);
+        }
+        assert_eq!(got, [0, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(c.restarts(), 8);
+        // Ten minutes and more after the last restart: at once again.
+        let later = now + SimDuration::from_secs(601);
+        assert_eq!(c.exited(later), SimDuration::ZERO);
+        assert_eq!(c.exited(later + SimDuration::from_secs(1)), BACKOFF_INITIAL);
     }
 }

@@ -139,6 +139,22 @@ impl ZoneBytes {
         self.bytes.iter().sum()
     }
 
+    /// Bytes `carrier` carried, within and between zones.
+    pub fn total_of(&self, carrier: Carrier) -> u64 {
+        self.pairs()
+            .filter(|&(c, _, _, _)| c == carrier)
+            .map(|(_, _, _, b)| b)
+            .sum()
+    }
+
+    /// Bytes `carrier` carried across a zone boundary.
+    pub fn crossing_of(&self, carrier: Carrier) -> u64 {
+        self.pairs()
+            .filter(|&(c, s, d, _)| c == carrier && s != d)
+            .map(|(_, _, _, b)| b)
+            .sum()
+    }
+
     /// Bytes that crossed a zone boundary.
     pub fn crossing(&self) -> u64 {
         self.pairs()

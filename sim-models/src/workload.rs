@@ -11,9 +11,15 @@
 //! before scheduled, pending before running, not-ready before ready, newest
 //! first (`controller.ActivePodsWithRanks`).
 //!
+//! An application may connect to a Service as it starts ([`StartDial`]):
+//! when that fails (no Ready endpoint, or its own sidecar not yet
+//! listening: [`crate::mesh::lifecycle`]) it exits and its container
+//! restarts with CrashLoopBackOff; the pod is not Ready meanwhile.
+//!
 //! ## Parameters
 //! From the scenario: `replicas`, `startup` (image pull and container start),
-//! `ready_after`. No calibrated default exists for an application's start.
+//! `ready_after`, the start dial's delay. No calibrated default exists for
+//! an application's start.
 //!
 //! ## What it emits
 //! Pod counts by state; pod names in the form operators see
@@ -74,6 +80,26 @@ pub struct DeploymentSpec {
     /// A topology spread constraint over zones on its pods (the
     /// workload's own pods are the ones counted).
     pub spread: Option<ZoneSpread>,
+    /// `tolerationSeconds` of its pods' `NoExecute` tolerations of the
+    /// `node.kubernetes.io/not-ready` and `unreachable` taints: how long
+    /// they stay on a failed node before the taint eviction controller
+    /// deletes them (default [`crate::node_lifecycle::DEFAULT_TOLERATION`],
+    /// what the `DefaultTolerationSeconds` admission plugin adds).
+    pub toleration: SimDuration,
+    /// The application connects to a Service as it starts and exits when
+    /// the connection fails; `None`: it does not.
+    pub start_dial: Option<StartDial>,
+}
+
+/// An application that connects to a dependency as it starts (a database,
+/// a configuration service) and exits when it cannot: its container
+/// restarts with CrashLoopBackOff ([`crate::kubelet::CrashLoop`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartDial {
+    /// Index of the Service in the run's Services.
+    pub service: usize,
+    /// From the app container's start to its dial (its own initialisation).
+    pub after: SimDuration,
 }
 
 /// `topologySpreadConstraints` with `topologyKey: topology.kubernetes.io/zone`
@@ -114,6 +140,8 @@ impl DeploymentSpec {
             server,
             requests: crate::scheduler::Resources::default(),
             spread: None,
+            toleration: crate::node_lifecycle::DEFAULT_TOLERATION,
+            start_dial: None,
         }
     }
 }

@@ -68,6 +68,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/mesh_iptables_meltdown.yaml"),
     ),
     (
+        "mesh_sidecar_overhead",
+        include_str!("../../scenarios/mesh_sidecar_overhead.yaml"),
+    ),
+    (
         "mtu_blackhole",
         include_str!("../../scenarios/mtu_blackhole.yaml"),
     ),
@@ -120,9 +124,18 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/shop_manifests.yaml"),
     ),
     (
+        "topology_hints_fallback",
+        include_str!("../../scenarios/topology_hints_fallback.yaml"),
+    ),
+    (
+        "sidecar_startup_race",
+        include_str!("../../scenarios/sidecar_startup_race.yaml"),
+    ),
+    (
         "zalando_dns_oom",
         include_str!("../../scenarios/zalando_dns_oom.yaml"),
     ),
+    ("zone_down", include_str!("../../scenarios/zone_down.yaml")),
 ];
 
 /// The text of a bundled scenario.

@@ -148,8 +148,10 @@ impl Estimate {
             let lookups = lookups(cfg, spec, sent);
             // Through an ingress controller a request still reaches a
             // backend Service's pod, as a source's own would.
+            // A mesh adds one event per proxy on the way (at most 3).
+            let proxies = cfg.mesh.as_ref().map_or(0.0, |_| 3.0);
             let per_request = if spec.deployment.is_some() || spec.ingress.is_some() {
-                2.0 + kube_proxy
+                2.0 + kube_proxy + proxies
             } else {
                 1.0
             };

@@ -259,6 +259,14 @@ pub mod series {
     pub const NODES: Column = super::cluster_wide("nodes");
     /// Node creations that failed so far (runs with a node pool).
     pub const NODE_CREATE_FAILURES: Column = super::cluster_wide("node_create_failures");
+    /// Container restarts so far (runs with a sidecar lifecycle or a start dial).
+    pub const CONTAINER_RESTARTS: Column = super::per_workload("container_restarts");
+    /// Pods waiting out a CrashLoopBackOff now (same workloads).
+    pub const PODS_CRASH_LOOP_BACKOFF: Column = super::per_workload("pods_crash_loop_backoff");
+    /// The mesh's proxies' CPU over the sample period, in cores (runs with a mesh).
+    pub const MESH_PROXY_CPU_CORES: Column = super::cluster_wide("mesh_proxy_cpu_cores");
+    /// The mesh's proxies' memory, summed \[MiB\] (runs with a mesh).
+    pub const MESH_PROXY_MEMORY_MIB: Column = super::cluster_wide("mesh_proxy_memory_mib");
 
     /// Every column named here.
     pub const COLUMNS: &[Column] = &[
@@ -539,6 +547,15 @@ pub const NODE_CREATE_FAILURES: Figure = gauge(
     "nodes",
     series::NODE_CREATE_FAILURES,
 );
+/// Container restarts so far (workloads with a sidecar or a start dial).
+pub const CONTAINER_RESTARTS: Figure =
+    gauge("container_restarts", "restarts", series::CONTAINER_RESTARTS);
+/// Pods waiting out a CrashLoopBackOff (workloads with a sidecar or a start dial).
+pub const PODS_CRASH_LOOP_BACKOFF: Figure = gauge(
+    "pods_crash_loop_backoff",
+    "pods",
+    series::PODS_CRASH_LOOP_BACKOFF,
+);
 /// Errors / ended requests in a window.
 pub const ERROR_RATE: Figure = window("error_rate", Kind::Ratio, "1", |w, _| {
     Some(w.totals.error_rate())
@@ -741,6 +758,12 @@ pub const REQUESTS_LB_RESET: Figure =
     window("requests_lb_reset", Kind::Count, "requests", |w, _| {
         Some(w.totals.lb_reset as f64)
     });
+/// Requests whose connection a restarting sidecar proxy reset (or refused
+/// before the new proxy listened), in a window.
+pub const REQUESTS_PROXY_RESET: Figure =
+    window("requests_proxy_reset", Kind::Count, "requests", |w, _| {
+        Some(w.totals.proxy_reset as f64)
+    });
 /// Connections no NLB target took (the client timed out), in a window.
 pub const REQUESTS_LB_CONNECT_TIMEOUT: Figure = window(
     "requests_lb_connect_timeout",
@@ -871,6 +894,18 @@ pub const DNS_CPU_UTILIZATION: Figure = as_kind(
 pub const DNS_MEMORY_MIB: Figure = as_kind(
     gauge("dns_memory_mib", "MiB", series::DNS_MEMORY_MIB_MAX),
     Kind::Bytes,
+);
+/// The mesh's proxies' CPU in cores (each sample period's).
+pub const MESH_PROXY_CPU_CORES: Figure = gauge(
+    "mesh_proxy_cpu_cores",
+    "cores",
+    series::MESH_PROXY_CPU_CORES,
+);
+/// The mesh's proxies' memory, summed over the proxies.
+pub const MESH_PROXY_MEMORY_MIB: Figure = gauge(
+    "mesh_proxy_memory_mib",
+    "MiB",
+    series::MESH_PROXY_MEMORY_MIB,
 );
 /// DNS queries lost in a window to the conntrack insert race of a same-socket A/AAAA pair.
 pub const DNS_INSERT_FAILED: Figure =
@@ -1039,6 +1074,8 @@ pub const FIGURES: &[Figure] = &[
     IPAM_USABLE,
     NODES,
     NODE_CREATE_FAILURES,
+    CONTAINER_RESTARTS,
+    PODS_CRASH_LOOP_BACKOFF,
     ERROR_RATE,
     REQUESTS_SENT,
     REQUESTS_ANSWERED,
@@ -1084,6 +1121,7 @@ pub const FIGURES: &[Figure] = &[
     MESH_EJECTIONS,
     REQUESTS_DEPENDENCY_FAILED,
     TRIES_PER_REQUEST,
+    REQUESTS_PROXY_RESET,
     ZONE_BYTES,
     CROSS_ZONE_BYTES,
     CROSS_ZONE_SHARE,
@@ -1099,6 +1137,8 @@ pub const FIGURES: &[Figure] = &[
     DNS_IN_FLIGHT,
     DNS_CPU_UTILIZATION,
     DNS_MEMORY_MIB,
+    MESH_PROXY_CPU_CORES,
+    MESH_PROXY_MEMORY_MIB,
     DNS_INSERT_FAILED,
     DNS_QUERIES_STALE,
     REQUESTS_NOT_FOUND,
@@ -1407,7 +1447,8 @@ mod tests {
              cluster: {nodes: {count: 1, zones: [a]}, ipam: {mode: flat, pod_cidr: 10.0.0.0/24}, node_pool: {max_nodes: 1}}\n\
              network: {cni: calico, conntrack: {node_cores: 4}, kube_proxy: {mode: iptables}}\n\
              dns: {workload: coredns}\n\
-             workloads:\n  - {name: api, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}\n  \
+             mesh: {mode: sidecar}\n\
+             workloads:\n  - {name: api, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms, dials_at_start: {service: coredns, after: 1s}}\n  \
              - {name: coredns, replicas: 1, startup: 1s, ready_after: 1s, port: 53, protocol: UDP}\n";
         let scenario = crate::parse("t.yaml", text).unwrap();
         let out =

@@ -29,7 +29,9 @@ pub mod schema;
 pub mod shard;
 pub mod spec;
 pub mod story;
+mod story_mesh;
 mod story_paths;
+mod story_zones;
 pub mod sweep;
 pub mod units;
 

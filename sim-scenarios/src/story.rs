@@ -274,15 +274,17 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         ));
         if let Some(ev) = evictions {
             lines.push(format!(
-                "The zone's NoExecute taints went on at {} node(s) a second, and after the pods' default {} s toleration the \
-                 taint eviction controller deleted {} pods, from {} to {}. Their replacements could go only to the other zones' nodes.",
+                "The zone's NoExecute taints went on at {} node(s) a second, and after {} the \
+                 taint eviction controller deleted {} pods, from {} to {}. Until then the Deployments still counted them: nothing \
+                 replaced them. Their replacements could go only to the other zones' nodes.",
                 node_lifecycle::NODE_EVICTION_RATE,
-                node_lifecycle::DEFAULT_TOLERATION.as_secs_f64(),
+                crate::story_zones::tolerations(cfg),
                 ev.count,
                 ev.first,
                 ev.last
             ));
         }
+        lines.extend(crate::story_zones::zonal_during_zone_down(cfg, name, out));
         if let Some(nat) = out.events.iter().find(|e| e.reason == "NatGatewayDown") {
             lines.push(format!(
                 "The zone's NAT gateway went with it ({}): the subnets routed to it lost egress.",
@@ -496,11 +498,20 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
                 traffic.timeout
             ));
         }
-        if t.refused > t.port_closed + t.lb_502 + t.lb_reset {
+        let other_refused = t.port_closed + t.lb_502 + t.lb_reset + t.proxy_reset;
+        if t.refused > other_refused {
             lines.push(format!(
                 "In `{}`, {:.1}% of {} requests were refused: the Service had no Ready endpoint.",
                 w.window,
-                share(t.refused - t.port_closed - t.lb_502 - t.lb_reset),
+                share(t.refused - other_refused),
+                w.service
+            ));
+        }
+        if t.proxy_reset > 0 {
+            lines.push(format!(
+                "In `{}`, {:.1}% of {} requests were on connections a restarting sidecar proxy reset (`connection reset by peer`).",
+                w.window,
+                share(t.proxy_reset),
                 w.service
             ));
         }
@@ -581,7 +592,8 @@ fn why(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing> {
         lines.extend(crate::story_paths::why_lines(ing));
     }
     nat_gateways_why(&mut lines, cfg, out);
-    zone_bytes_why(&mut lines, cfg, out);
+    crate::story_zones::zone_bytes_why(&mut lines, cfg, out);
+    lines.extend(crate::story_mesh::why_lines(out));
     if !lines.is_empty() {
         let _ = writeln!(s, "why");
         for l in lines {
@@ -1032,6 +1044,7 @@ fn compare(
         if let (Some(bt), Some(ot)) = (source(bv, b), source(ov, o)) {
             crate::story_paths::compare_lines(s, (&bt, b), (&ot, o));
         }
+        crate::story_mesh::compare_line(s, (b, &base.output), (o, &other.output));
         if bv.config.kube_proxy.is_some() && ov.config.kube_proxy.is_some() {
             let _ = writeln!(
                 s,
@@ -1269,81 +1282,6 @@ fn nat_sentences(
         ));
     }
     lines
-}
-
-/// With billing: per traffic source, how many of its bytes crossed a zone,
-/// why (how its Service picks endpoints), the busiest crossing pair and
-/// what the cloud bills.
-fn zone_bytes_why(
-    lines: &mut Vec<String>,
-    cfg: &sim_models::cluster::ClusterConfig,
-    out: &RunOutput,
-) {
-    use sim_models::services::TrafficPolicy;
-    use sim_models::transfer_cost::Billing;
-    let Some(billing) = cfg.billing else {
-        return;
-    };
-    let services = sim_models::services::resolve(&cfg.deployments, &cfg.services.explicit);
-    let k = out.zone_names.len();
-    let rule = match billing {
-        Billing::Aws { per_gb } => {
-            format!("AWS's rule, ${per_gb}/GB out at the sender and again in at the receiver")
-        }
-        Billing::Gcp { per_gib } => format!("GCP's rule, ${per_gib}/GiB at the source only"),
-    };
-    for (t, z) in cfg.traffic.iter().zip(&out.zone_traffic) {
-        let total = z.bytes.total();
-        if total == 0 {
-            continue;
-        }
-        let spec = t.deployment.and_then(|s| services.get(s)).map(|r| &r.spec);
-        let how = match spec {
-            Some(s) if s.internal_policy == TrafficPolicy::Local => format!(
-                "{} has internalTrafficPolicy Local: each call went to an endpoint on the caller's own node",
-                s.name
-            ),
-            Some(s) if s.prefer_close => format!(
-                "{} has trafficDistribution PreferClose: each caller's node used the endpoints of its own zone while that zone had any",
-                s.name
-            ),
-            Some(s) => format!(
-                "{} picks an endpoint at random among all Ready ones, whatever their zone: with callers and endpoints even over {k} zone(s) a call leaves its zone with probability (k-1)/k = {:.1}%",
-                s.name,
-                100.0 * (k.saturating_sub(1)) as f64 / k.max(1) as f64
-            ),
-            None => "the calls go to their endpoints without a Service".to_string(),
-        };
-        let mut top = None;
-        for i in 0..k {
-            for j in 0..k {
-                let b = z.bytes.between(i as u32, j as u32);
-                if i != j && b > 0 && top.is_none_or(|(_, _, x)| b > x) {
-                    top = Some((i, j, b));
-                }
-            }
-        }
-        let busiest = top.map_or(String::new(), |(i, j, b)| {
-            format!(
-                " The busiest crossing was {} -> {} ({} GB).",
-                out.zone_names[i],
-                out.zone_names[j],
-                num(b as f64 / 1e9)
-            )
-        });
-        let month = z.cost / cfg.duration.as_secs_f64() * crate::figures::MONTH_SECS;
-        lines.push(format!(
-            "{}: {} GB went pod to pod ({} requests, {} responses); {:.1}% of it crossed a zone: {how}.{busiest} \
-             Under {rule}, that is ${:.4} over the run, ${} per 30 days at this rate.",
-            t.name,
-            num(total as f64 / 1e9),
-            z.requests,
-            z.responses,
-            100.0 * z.bytes.crossing_share(),
-            z.cost,
-            num(month)
-        ));
-    }
 }
 
 /// What each NAT gateway saw over the run, as CloudWatch and the bill show it.

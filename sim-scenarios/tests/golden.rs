@@ -123,8 +123,23 @@ fn mesh_iptables_meltdown_replay() {
 }
 
 #[test]
+fn mesh_sidecar_overhead_replay() {
+    insta::assert_snapshot!(replay("mesh_sidecar_overhead"));
+}
+
+#[test]
 fn cross_az_bill_replay() {
     insta::assert_snapshot!(replay("cross_az_bill"));
+}
+
+#[test]
+fn topology_hints_fallback_replay() {
+    insta::assert_snapshot!(replay("topology_hints_fallback"));
+}
+
+#[test]
+fn zone_down_replay() {
+    insta::assert_snapshot!(replay("zone_down"));
 }
 
 #[test]
@@ -202,4 +217,9 @@ fn replay_plan(name: &str) -> String {
 #[test]
 fn cidr_overlap_replay() {
     insta::assert_snapshot!(replay_plan("cidr_overlap"));
+}
+
+#[test]
+fn sidecar_startup_race_replay() {
+    insta::assert_snapshot!(replay("sidecar_startup_race"));
 }

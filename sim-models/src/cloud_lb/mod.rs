@@ -143,6 +143,10 @@ pub struct LbEntry {
     pub group: TargetGroupSpec,
     /// What the health check asks of a pod.
     pub check: CheckPath,
+    /// The AWS Load Balancer Controller's pod readiness gate
+    /// (`target-health.elbv2.k8s.aws`, ip targets only): a pod is Ready
+    /// only once its target is healthy.
+    pub readiness_gate: bool,
 }
 
 /// ELB's default deregistration delay (row `lb-deregistration-delay`).
@@ -204,12 +208,20 @@ impl ClientSees {
         match (kind, route) {
             (LbKind::Application, Route::NoTarget) => ClientSees::Unavailable,
             (LbKind::Network, Route::NoTarget) => ClientSees::ConnectTimeout,
-            (LbKind::Application, _) => match answer {
+            _ => ClientSees::of_target(kind, answer),
+        }
+    }
+
+    /// What a client of a `kind` load balancer sees when the target it
+    /// chose answered `answer`.
+    pub fn of_target(kind: LbKind, answer: TargetAnswer) -> ClientSees {
+        match kind {
+            LbKind::Application => match answer {
                 TargetAnswer::Served => ClientSees::Answer,
                 TargetAnswer::Refused | TargetAnswer::Reset => ClientSees::BadGateway,
                 TargetAnswer::Silent => ClientSees::GatewayTimeout,
             },
-            (LbKind::Network, _) => match answer {
+            LbKind::Network => match answer {
                 TargetAnswer::Served => ClientSees::Answer,
                 TargetAnswer::Refused | TargetAnswer::Reset => ClientSees::Reset,
                 TargetAnswer::Silent => ClientSees::ConnectTimeout,
@@ -347,6 +359,11 @@ impl TargetGroup {
     /// The target's state.
     pub fn health(&self, id: TargetId) -> Health {
         self.targets[id as usize].health.health
+    }
+
+    /// The zone of target `id`.
+    pub fn zone(&self, id: TargetId) -> u32 {
+        self.targets[id as usize].zone
     }
 
     /// Healthy targets in `zone` (CloudWatch's `HealthyHostCount` per AZ).

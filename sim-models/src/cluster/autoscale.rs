@@ -163,12 +163,14 @@ impl Sim<'_> {
         }
         self.sched.set_present(n);
         self.sched.set_pod_cidr(n, self.ipam.node_has_pod_cidr(n));
+        self.topology_nodes_changed();
         if self.nodes[n].unreachable {
             // Created in a zone that is down: it is never heard from.
             let delay = node_lifecycle::unreachable_delay(&mut self.node_lifecycle);
             self.engine
                 .schedule_in(delay, Ev::NodeUnreachable(n as u32));
         }
+        self.lb_node_added(n, false);
         let name = &self.cfg.nodes[n].name;
         self.event_by(
             "Normal",

@@ -175,6 +175,13 @@ pub enum Action {
         /// Node indices.
         nodes: Vec<usize>,
     },
+    /// The sidecar proxy of every running pod of a meshed workload restarts
+    /// (an Envoy crash, an OOM kill): its connections are reset and the pod
+    /// is not Ready until the new proxy's probe passes (`starts` room).
+    ProxyRestart {
+        /// Workload index.
+        deployment: usize,
+    },
     /// A NAT gateway goes down (its translations lost, every packet routed
     /// to it dropped) or comes back: a stand-in for its zone failing.
     NatGateway {

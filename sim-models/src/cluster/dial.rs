@@ -81,7 +81,6 @@ impl Sim<'_> {
         attempt: u32,
         target: Option<u32>,
     ) {
-        let now = self.engine.now();
         let t = req.source as usize;
         let Some(d) = self.target_of(&req) else {
             return;
@@ -107,6 +106,22 @@ impl Sim<'_> {
             }
             _ => Target::Service(d as u32),
         };
+        self.dial_to(req, client, first, attempt, to);
+    }
+
+    /// Opens a connection (SYN number `attempt`, the first sent at `first`)
+    /// to `to` along the connection path, then sends `req`.
+    pub(crate) fn dial_to(
+        &mut self,
+        req: Request,
+        client: Option<u32>,
+        first: SimTime,
+        attempt: u32,
+        to: Target,
+    ) {
+        let now = self.engine.now();
+        let t = req.source as usize;
+        let mode = self.cfg.traffic[t].connections;
         let flow = Flow {
             client: client.map(|c| Client {
                 pod: c,
@@ -292,6 +307,12 @@ impl Sim<'_> {
                     (msg.to_string(), format!("node/{}", s.cfg.nodes[node as usize].name))
                 });
             }
+        }
+        if let Some(i) = self.lb_of(t) {
+            // A load balancer's connection to its target (a node's
+            // NodePort) failed: its client sees what the load balancer
+            // makes of it.
+            return self.lb_path_dropped(i, req, &drop);
         }
         if let Drop::NatGateway(d) = drop {
             self.egress_failed(d);

@@ -162,7 +162,9 @@ fn try_failure(o: Outcome) -> Option<TryFailure> {
         Outcome::TimedOut | Outcome::AnsweredLate | Outcome::MeshTimeout => {
             Some(TryFailure::PerTryTimeout)
         }
-        Outcome::NatIdleReset | Outcome::LbReset => Some(TryFailure::Reset),
+        // A restarting sidecar's reset (or its refusal before it listens)
+        // is taken as a reset: Istio's default `retryOn` does not retry it.
+        Outcome::NatIdleReset | Outcome::LbReset | Outcome::ProxyReset => Some(TryFailure::Reset),
         Outcome::LbBadGateway => Some(TryFailure::Status(502)),
         Outcome::LbUnavailable => Some(TryFailure::Status(503)),
         Outcome::LbGatewayTimeout => Some(TryFailure::Status(504)),

@@ -83,6 +83,7 @@ fn istio(n: usize, rules: Vec<DestinationRule>) -> Option<MeshConfig> {
         resources: ProxyResources::ISTIO_SIDECAR,
         destination_rules: rules,
         virtual_services: Vec::new(),
+        lifecycle: None,
     })
 }
 

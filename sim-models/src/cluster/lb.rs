@@ -36,11 +36,22 @@
 //!   instant differs from the cut by at most the request's remaining
 //!   service and queueing time; the count is exact).
 //!
-//! Not modelled: `instance` targets (a located error in the scenario
-//! format), the readiness gate (pod Ready only once its target is healthy),
-//! the controller's propagation delay, checks staggered per target (all of
-//! a group's targets are checked at the same instants), the load
-//! balancer's own capacity.
+//! - **Instance targets** ([`crate::cloud_lb::TargetType::Instance`]): the
+//!   targets are the nodes, on the Service's NodePort, registered when the
+//!   run starts (or when the node pool creates a node); their checks, the
+//!   path from the node to a pod and the zone bytes are the `lb_instance`
+//!   room's.
+//! - **Zone bytes**: with `billing`, each request's hop from the load
+//!   balancer node to its target (and on to the pod, for instance targets)
+//!   is remembered until the request ends ([`LbHop`]) so that the
+//!   `zone_traffic` room counts its bytes both ways.
+//!
+//! - **Readiness gate** (`lb_gate` room): with it, a pod whose readiness
+//!   probe passed is Ready only once its targets are healthy.
+//!
+//! Not modelled: the controller's propagation delay, checks staggered per
+//! target (all of a group's targets are checked at the same instants), the
+//! load balancer's own capacity.
 //!
 //! ## Parameters
 //! The target group's (per controller defaults, docs/calibration.md rows
@@ -63,27 +74,49 @@
 use super::*;
 use crate::cloud_lb::{
     CheckPath, CheckResult, ClientSees, Deregistered, Health, LbEntry, LbKind, Route, TargetAnswer,
-    TargetGroup, TargetId, ALB_CONNECT_TIMEOUT,
+    TargetGroup, TargetId, TargetType, ALB_CONNECT_TIMEOUT,
 };
+use crate::connections::PodIdHasher;
+use std::hash::BuildHasherDefault;
 
 /// One load balancer's target group in the run.
 pub(crate) struct LbRt {
     /// The traffic source it serves.
     source: u32,
     /// The Service it fronts.
-    service: usize,
-    entry: LbEntry,
-    group: TargetGroup,
-    /// Target -> pod.
-    pod_of: Vec<u32>,
+    pub(crate) service: usize,
+    pub(crate) entry: LbEntry,
+    pub(crate) group: TargetGroup,
+    /// Target -> the pod (ip targets) or the node (instance targets).
+    pub(crate) behind: Vec<u32>,
     /// Targets registered (not deregistered), in no particular order.
-    live: Vec<TargetId>,
+    pub(crate) live: Vec<TargetId>,
     /// Targets whose in-flight requests were cut (deregistration over).
-    cut: Vec<bool>,
+    pub(crate) cut: Vec<bool>,
+    /// Targets whose pod passed its readiness probe and waits for its
+    /// readiness gate (the target healthy).
+    pub(crate) waiting: Vec<bool>,
     /// Zones of the cluster (load balancer nodes: one per zone).
-    zones: u32,
+    pub(crate) zones: u32,
     /// Draws the load balancer node and the target.
     rng: SimRng,
+}
+
+impl LbRt {
+    /// Whether its targets are nodes.
+    pub(crate) fn instance(&self) -> bool {
+        self.entry.group.target_type == TargetType::Instance
+    }
+}
+
+/// Where a request through a load balancer went, kept while it is open
+/// (only with `billing`: the zone bytes of its legs).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LbHop {
+    /// The zone of the load balancer node that sent it on.
+    pub(crate) lb_zone: u32,
+    /// Instance targets: the node it entered at.
+    pub(crate) node: OptU32,
 }
 
 /// The run's load balancers, and each pod's target in each.
@@ -92,8 +125,12 @@ pub(crate) struct Lbs {
     pub(crate) list: Vec<LbRt>,
     /// Per traffic source: its load balancer's index.
     by_source: Vec<OptU32>,
-    /// Per load balancer, per pod id: its target (grown as pods start).
+    /// Per load balancer, per pod id: its target (grown as pods start; ip
+    /// targets only).
     target_of: Vec<Vec<OptU32>>,
+    /// Open requests' hops by request id (looked up, never iterated: the
+    /// hasher cannot change a run's output).
+    pub(crate) hops: HashMap<u64, LbHop, BuildHasherDefault<PodIdHasher>>,
 }
 
 impl Lbs {
@@ -112,9 +149,10 @@ impl Lbs {
                 service,
                 entry,
                 group: TargetGroup::new(entry.group, zones.max(1)),
-                pod_of: Vec::new(),
+                behind: Vec::new(),
                 live: Vec::new(),
                 cut: Vec::new(),
+                waiting: Vec::new(),
                 zones: zones.max(1),
                 rng: rng.stream(&format!("load-balancer/{}", spec.name)),
             });
@@ -123,23 +161,29 @@ impl Lbs {
         lbs
     }
 
-    fn target(&self, lb: usize, p: u32) -> Option<TargetId> {
+    pub(crate) fn target(&self, lb: usize, p: u32) -> Option<TargetId> {
         self.target_of[lb].get(p as usize).and_then(|t| t.get())
     }
 }
 
 impl Sim<'_> {
-    /// Schedules each target group's first health checks.
+    /// Registers the nodes of instance target groups and schedules each
+    /// target group's first health checks.
     pub(crate) fn lb_start(&mut self) {
+        for n in 0..self.cfg.nodes.len() {
+            if !self.cfg.nodes[n].standby {
+                self.lb_node_added(n, true);
+            }
+        }
         for (i, lb) in self.lbs.list.iter().enumerate() {
             let interval = lb.entry.group.health_check.interval;
             self.engine.schedule_in(interval, Ev::LbCheck(i as u32));
         }
     }
 
-    /// Pod `p`'s container started: a target of every load balancer whose
-    /// Service selects it; `warm`: the cluster existed before the story
-    /// began, and the target is healthy already.
+    /// Pod `p`'s container started: a target of every ip target group
+    /// whose Service selects it; `warm`: the cluster existed before the
+    /// story began, and the target is healthy already.
     pub(crate) fn lb_register(&mut self, p: u32, warm: bool) {
         if self.lbs.list.is_empty() {
             return;
@@ -149,12 +193,13 @@ impl Sim<'_> {
         let zone = self.services.zone_of.get(node).copied().unwrap_or(0) as u32;
         for i in 0..self.lbs.list.len() {
             let lb = &mut self.lbs.list[i];
-            if !self.services.index.of(d).contains(&(lb.service as u32)) {
+            if lb.instance() || !self.services.index.of(d).contains(&(lb.service as u32)) {
                 continue;
             }
             let id = lb.group.register(zone.min(lb.zones - 1));
-            lb.pod_of.push(p);
+            lb.behind.push(p);
             lb.cut.push(false);
+            lb.waiting.push(false);
             lb.live.push(id);
             if warm {
                 for _ in 0..lb.entry.group.health_check.initial_passes {
@@ -205,40 +250,68 @@ impl Sim<'_> {
         lb.cut[id as usize] = true;
     }
 
+    /// What a check of target `id`, pod `p`, of load balancer `i` finds
+    /// (ip targets).
+    fn lb_pod_check(&self, i: usize, id: TargetId, p: u32, check: CheckPath) -> bool {
+        let pod = &self.pods[p as usize];
+        !pod.deleted
+            && !self.pod_unreachable(p)
+            && match check {
+                CheckPath::Port => matches!(pod.state, PodState::Running | PodState::Ready),
+                CheckPath::Readiness => self.lb_serving(i, id, p),
+            }
+    }
+
+    /// Whether pod `p` (target `id` of load balancer `i`) serves: Ready, or
+    /// held by a readiness gate after its readiness probe passed.
+    fn lb_serving(&self, i: usize, id: TargetId, p: u32) -> bool {
+        self.pods[p as usize].state == PodState::Ready
+            || self.lbs.list[i].waiting.get(id as usize) == Some(&true)
+    }
+
     /// A target group's health checks are due: every registered target is
     /// checked, and the next round scheduled.
     pub(crate) fn lb_check(&mut self, i: usize) {
         let lb = &self.lbs.list[i];
         let interval = lb.entry.group.health_check.interval;
         let check = lb.entry.check;
-        let mut changes: Vec<(u32, Health)> = Vec::new();
+        let instance = lb.instance();
+        let mut changes: Vec<Health> = Vec::new();
+        let mut released: Vec<u32> = Vec::new();
         for k in 0..self.lbs.list[i].live.len() {
             let lb = &self.lbs.list[i];
             let id = lb.live[k];
-            let p = lb.pod_of[id as usize];
-            let pod = &self.pods[p as usize];
-            let up = !pod.deleted
-                && !self.pod_unreachable(p)
-                && match check {
-                    CheckPath::Port => matches!(pod.state, PodState::Running | PodState::Ready),
-                    CheckPath::Readiness => pod.state == PodState::Ready,
-                };
+            let behind = lb.behind[id as usize];
+            let up = if instance {
+                self.lb_node_check(i, behind as usize)
+            } else {
+                self.lb_pod_check(i, id, behind, check)
+            };
             let result = if up {
                 CheckResult::Pass
             } else {
                 CheckResult::Fail
             };
-            if let Some(h) = self.lbs.list[i].group.record_check(id, result) {
-                changes.push((p, h));
+            let lb = &mut self.lbs.list[i];
+            if let Some(h) = lb.group.record_check(id, result) {
+                changes.push(h);
+                if h == Health::Healthy && lb.waiting.get(id as usize) == Some(&true) {
+                    lb.waiting[id as usize] = false;
+                    released.push(behind);
+                }
             }
         }
+        for p in released {
+            self.lb_gate_released(p);
+        }
         let name = &self.cfg.traffic[self.lbs.list[i].source as usize].name;
-        for (_, h) in changes {
+        let what = if instance { "node" } else { "pod IP" };
+        for h in changes {
             let (kind, reason) = match h {
                 Health::Healthy => ("Normal", "TargetHealthy"),
                 _ => ("Warning", "TargetUnhealthy"),
             };
-            let msg = format!("A target (pod IP) is {}", h.name());
+            let msg = format!("A target ({what}) is {}", h.name());
             let obj = format!("targetgroup/{name}");
             self.event(kind, reason, "load-balancer", msg, obj);
         }
@@ -257,38 +330,69 @@ impl Sim<'_> {
     /// A request of source `t` enters at its load balancer: routed to a
     /// target, or answered by the load balancer itself.
     pub(crate) fn lb_send(&mut self, i: usize, req: Request) {
-        let now = self.engine.now();
         let lb = &mut self.lbs.list[i];
         let kind = lb.entry.group.kind;
-        let zone = lb.rng.random_range(0..lb.zones);
-        let route = lb.group.route(zone, &mut lb.rng);
+        let drawn = lb.rng.random_range(0..lb.zones);
+        let route = lb.group.route(drawn, &mut lb.rng);
         let id = match route {
             Route::Healthy(id) | Route::FailOpen(id) => id,
             Route::NoTarget => {
-                return match kind {
-                    LbKind::Application => self.outcome(req, Outcome::LbUnavailable),
-                    LbKind::Network => {
-                        let at = req.deadline.max(now);
-                        self.engine.schedule_at(at, Ev::LbSilent(req));
-                    }
-                };
+                let sees = ClientSees::of(kind, route, TargetAnswer::Silent);
+                return self.lb_sees(i, req, sees);
             }
         };
-        let p = lb.pod_of[id as usize];
+        // Without cross-zone balancing a node sends only to its own zone's
+        // targets: a target elsewhere means the client resolved that
+        // zone's node.
+        let lb_zone = if lb.entry.group.cross_zone {
+            drawn
+        } else {
+            lb.group.zone(id)
+        };
+        let behind = lb.behind[id as usize];
+        if lb.instance() {
+            return self.lb_send_node(i, req, route, behind, lb_zone);
+        }
+        let p = behind;
         let pod = &self.pods[p as usize];
         let answer = if pod.deleted || self.pod_unreachable(p) {
             TargetAnswer::Silent
-        } else if pod.state == PodState::Ready {
+        } else if self.lb_serving(i, id, p) {
             TargetAnswer::Served
         } else {
             // The port is open; the application does not serve yet.
             TargetAnswer::Reset
         };
-        match ClientSees::of(kind, route, answer) {
-            ClientSees::Answer => {
-                self.lbs.list[i].group.begin(id);
-                self.offer(p, req);
-            }
+        let sees = ClientSees::of(kind, route, answer);
+        if sees == ClientSees::Answer {
+            self.lbs.list[i].group.begin(id);
+            self.lb_hop(req, lb_zone, OptU32::NONE);
+            return self.offer(p, req);
+        }
+        self.lb_sees(i, req, sees)
+    }
+
+    /// The request's hop, remembered for its zone bytes (with `billing`).
+    pub(crate) fn lb_hop(&mut self, req: Request, lb_zone: u32, node: OptU32) {
+        if self.cfg.billing.is_some() {
+            self.lbs.hops.insert(req.id, LbHop { lb_zone, node });
+        }
+    }
+
+    /// The request ended: its hop is forgotten.
+    pub(crate) fn lb_forget(&mut self, req: &Request) {
+        if !self.lbs.hops.is_empty() {
+            self.lbs.hops.remove(&req.id);
+        }
+    }
+
+    /// The client of load balancer `i` sees `sees` (not the target's
+    /// answer): the outcome now, or when the silence ends.
+    pub(crate) fn lb_sees(&mut self, i: usize, req: Request, sees: ClientSees) {
+        let now = self.engine.now();
+        let kind = self.lbs.list[i].entry.group.kind;
+        match sees {
+            ClientSees::Answer => unreachable!("the target's answer is not the load balancer's"),
             ClientSees::BadGateway => self.outcome(req, Outcome::LbBadGateway),
             ClientSees::Reset => self.outcome(req, Outcome::LbReset),
             ClientSees::Unavailable => self.outcome(req, Outcome::LbUnavailable),

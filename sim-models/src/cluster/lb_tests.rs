@@ -54,7 +54,11 @@ fn cluster(check: CheckPath, dereg: SimDuration, service_time_ms: u64) -> Cluste
         },
         deployments: vec![web],
         traffic: vec![TrafficSpec {
-            load_balancer: Some(LbEntry { group, check }),
+            load_balancer: Some(LbEntry {
+                group,
+                check,
+                readiness_gate: false,
+            }),
             ..TrafficSpec::to_service("users", 0, 100.0, secs(5))
         }],
         timeline: vec![
@@ -178,6 +182,206 @@ fn lb_runs_are_deterministic() {
     assert_eq!(a.requests, b.requests);
 }
 
+#[test]
+fn lb_readiness_gate_holds_ready_until_the_target_is_healthy() {
+    // Readiness check: the new pods serve 30 s after their container
+    // starts (about 92 s into the run). Their targets failed the checks
+    // until then (unhealthy after 2), so they need the healthy threshold,
+    // 2 passes 5 s apart: the gate holds their Ready until the second
+    // check after they serve, at most 2 intervals later.
+    let ready_at = |gate: bool| {
+        let mut cfg = cluster(CheckPath::Readiness, secs(300), 5);
+        cfg.traffic[0]
+            .load_balancer
+            .as_mut()
+            .unwrap()
+            .readiness_gate = gate;
+        cfg.sample_every = SimDuration::from_millis(500);
+        let out = run(&cfg, 1, &mut NullSink);
+        conserved(&out.requests[0]);
+        assert_eq!(out.requests[0].lb_502, 0);
+        let ready = out.metrics.column("pods_ready{deployment=web}").unwrap();
+        // The first sample with all 8 pods Ready.
+        out.metrics
+            .rows()
+            .iter()
+            .find(|(_, row)| row[ready] >= 8.0)
+            .map(|(t, _)| *t)
+            .unwrap()
+    };
+    let (without, with) = (ready_at(false), ready_at(true));
+    assert!(with > without, "{with:?} vs {without:?}");
+    assert!(with <= without + secs(10), "{with:?} vs {without:?}");
+}
+
+/// `k` zones of 2 nodes; `web` with `pods` pods spread evenly over the
+/// zones behind `web-lb` (`externalTrafficPolicy` Local when `local`), a
+/// `kind` load balancer with instance targets and cross-zone balancing in
+/// front, AWS billing, 1 kB requests and 10 kB responses.
+fn instance_cluster(kind: LbKind, local: bool, k: usize, pods: u32) -> ClusterConfig {
+    let mut cfg = cluster(CheckPath::Port, secs(300), 5);
+    let zones: Vec<String> = (0..k).map(|z| format!("zone-{z}")).collect();
+    cfg.nodes = spread_nodes(2 * k as u32, &zones, 110);
+    cfg.timeline.clear();
+    cfg.duration = secs(120);
+    cfg.windows = vec![WindowSpec {
+        name: "steady".into(),
+        start: secs(30),
+        end: secs(120),
+    }];
+    cfg.deployments[0].replicas = pods;
+    cfg.deployments[0].spread = Some(crate::workload::ZoneSpread {
+        max_skew: 1,
+        do_not_schedule: true,
+    });
+    if local {
+        cfg.services.explicit[0].external_policy = crate::services::TrafficPolicy::Local;
+    }
+    let e = cfg.traffic[0].load_balancer.as_mut().unwrap();
+    e.group.kind = kind;
+    e.group.target_type = TargetType::Instance;
+    e.group.cross_zone = true;
+    cfg.traffic[0].request_bytes = 1_000;
+    cfg.traffic[0].response_bytes = 10_000;
+    cfg.billing = Some(crate::transfer_cost::Billing::aws());
+    cfg
+}
+
+/// `got` within 4 standard deviations of the binomial share `p` over `n`.
+fn near_share(got: f64, p: f64, n: u64, what: &str) {
+    let sd = (p * (1.0 - p) / n as f64).sqrt();
+    assert!(
+        (got - p).abs() < 4.0 * sd,
+        "{what}: {got} vs {p} (n={n}, sd={sd})"
+    );
+}
+
+#[test]
+fn lb_instance_nlb_cross_zone_crosses_twice_and_bills_both_hops() {
+    use crate::transfer_cost::Carrier;
+    for k in [2usize, 3] {
+        let cfg = instance_cluster(LbKind::Network, false, k, 2 * k as u32);
+        let out = run(&cfg, 5, &mut NullSink);
+        let t = &out.requests[0];
+        conserved(t);
+        assert_eq!(t.errors(), 0, "{t:?}");
+        let z = &out.zone_traffic[0];
+        assert!(z.requests > 10_000, "{z:?}");
+        assert_eq!(
+            z.request_hops,
+            2 * z.requests,
+            "to the node, then to the pod"
+        );
+        assert_eq!(z.response_hops, 2 * z.responses);
+        assert_eq!(
+            z.bytes.total(),
+            1_000 * z.request_hops + 10_000 * z.response_hops,
+            "bytes conserved over the hops"
+        );
+        // Each hop crosses in (k-1)/k of requests: the load balancer
+        // node's zone is drawn, the node is any healthy one (cross-zone
+        // on); kube-proxy's endpoint is any Ready pod.
+        let closed = (k - 1) as f64 / k as f64;
+        for c in [Carrier::NetworkLb, Carrier::Instance] {
+            let share = z.bytes.crossing_of(c) as f64 / z.bytes.total_of(c) as f64;
+            near_share(share, closed, z.requests, &format!("k={k} {c:?}"));
+        }
+        // Both hops billed: $0.01/GB out and in.
+        let dollars = 0.02 * z.bytes.crossing() as f64 / 1e9;
+        assert!((z.cost - dollars).abs() < 1e-12, "{} vs {dollars}", z.cost);
+        // Under Cluster a pod on another node sees the node's address.
+        assert!(out.windows[0].node_snat > 0);
+    }
+}
+
+#[test]
+fn lb_instance_alb_hop_is_free_the_node_to_pod_hop_is_billed() {
+    use crate::transfer_cost::Carrier;
+    let out = run(
+        &instance_cluster(LbKind::Application, false, 3, 6),
+        5,
+        &mut NullSink,
+    );
+    let z = &out.zone_traffic[0];
+    assert_eq!(out.requests[0].errors(), 0);
+    assert!(
+        z.bytes.crossing_of(Carrier::ApplicationLb) > 0,
+        "it crosses"
+    );
+    let billed = 0.02 * z.bytes.crossing_of(Carrier::Instance) as f64 / 1e9;
+    assert!((z.cost - billed).abs() < 1e-12, "{} vs {billed}", z.cost);
+}
+
+#[test]
+fn lb_instance_local_policy_keeps_the_second_hop_on_the_node() {
+    use crate::transfer_cost::Carrier;
+    // One pod per zone on 2 nodes per zone: half the nodes have none.
+    let cfg = instance_cluster(LbKind::Network, true, 3, 3);
+    let out = run(&cfg, 5, &mut NullSink);
+    let t = &out.requests[0];
+    conserved(t);
+    // The nodes without a pod fail the healthCheckNodePort (503) and get
+    // nothing: no drop, no timeout.
+    assert_eq!(t.errors(), 0, "{t:?}");
+    let z = &out.zone_traffic[0];
+    assert!(z.requests > 10_000);
+    assert_eq!(z.bytes.crossing_of(Carrier::Instance), 0);
+    assert_eq!(
+        out.windows[0].node_snat, 0,
+        "Local keeps the client's address"
+    );
+    near_share(
+        z.bytes.crossing_of(Carrier::NetworkLb) as f64
+            / z.bytes.total_of(Carrier::NetworkLb) as f64,
+        2.0 / 3.0,
+        z.requests,
+        "the load balancer's hop",
+    );
+    // The same pods under Cluster: every node is healthy, half hold no
+    // pod and forward with SNAT.
+    let out = run(
+        &instance_cluster(LbKind::Network, false, 3, 3),
+        5,
+        &mut NullSink,
+    );
+    assert_eq!(out.requests[0].errors(), 0);
+    assert!(out.windows[0].node_snat > 0);
+}
+
+#[test]
+fn lb_instance_local_node_without_endpoint_fails_after_its_pod_leaves() {
+    // Scale 6 -> 3 under Local: the nodes whose pod went fail their
+    // healthCheckNodePort; until the unhealthy threshold, requests the load
+    // balancer still sends them are dropped by kube-proxy (NLB: the
+    // client's connection times out).
+    let mut cfg = instance_cluster(LbKind::Network, true, 3, 6);
+    cfg.timeline.push(TimedAction {
+        at: secs(40),
+        action: Action::Scale {
+            deployment: 0,
+            replicas: 3,
+        },
+    });
+    cfg.windows.push(WindowSpec {
+        name: "after".into(),
+        start: secs(80),
+        end: secs(120),
+    });
+    let out = run(&cfg, 5, &mut NullSink);
+    let t = &out.requests[0];
+    conserved(t);
+    assert!(t.lb_connect_timeout > 0, "{t:?}");
+    assert!(out
+        .events
+        .iter()
+        .any(|e| e.reason == "TargetUnhealthy" && e.message.contains("node")));
+    assert!(out.events.iter().any(|e| e.reason == "NoLocalEndpoint"));
+    // Once those nodes are unhealthy (3 failed checks 5 s apart), nothing
+    // more is lost.
+    let after = &out.windows[1].totals;
+    assert!(after.answered > 1_000 && after.errors() == 0, "{after:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
     #[test]
@@ -189,14 +393,23 @@ proptest! {
         cross in any::<bool>(),
         ms in 1u64..1500,
         zone_down in any::<bool>(),
+        instance in any::<bool>(),
+        local in any::<bool>(),
     ) {
-        let check = if port { CheckPath::Port } else { CheckPath::Readiness };
+        let check = if port || instance { CheckPath::Port } else { CheckPath::Readiness };
         let mut cfg = cluster(check, secs(dereg), ms);
         cfg.duration = secs(200);
+        cfg.billing = Some(crate::transfer_cost::Billing::aws());
+        if local {
+            cfg.services.explicit[0].external_policy = crate::services::TrafficPolicy::Local;
+        }
         let e = cfg.traffic[0].load_balancer.as_mut().unwrap();
         e.group.cross_zone = cross;
         if nlb {
             e.group.kind = LbKind::Network;
+        }
+        if instance {
+            e.group.target_type = TargetType::Instance;
         }
         if zone_down {
             cfg.timeline.push(TimedAction {
@@ -217,5 +430,12 @@ proptest! {
         prop_assert!(t.lb_502 + t.lb_reset <= t.refused);
         prop_assert!(t.lb_504 + t.lb_connect_timeout <= t.timed_out);
         prop_assert!(t.lb_503 <= t.rejected);
+        let z = &out.zone_traffic[0];
+        prop_assert!(z.responses <= t.answered);
+        prop_assert_eq!(
+            z.bytes.total(),
+            cfg.traffic[0].request_bytes * z.request_hops
+                + cfg.traffic[0].response_bytes * z.response_hops
+        );
     }
 }

@@ -1,16 +1,47 @@
 //! # The service mesh's proxies on the request path
 //!
-//! With [`ClusterConfig::mesh`], the proxies a request passes: in sidecar
-//! mode the client pod's proxy (outbound, where `istio-init`'s iptables
-//! rules redirect the pod's connections) then the server pod's proxy
-//! (inbound); in ambient mode the source node's ztunnel, the waypoint if
-//! one is deployed, and the destination node's ztunnel.
+//! With [`ClusterConfig::mesh`], a request to a pod passes the mesh's
+//! proxies before the pod's application takes it: in sidecar mode the
+//! client pod's proxy (outbound: `istio-init`'s iptables rules redirect
+//! every connection the application opens to it) then the server pod's
+//! proxy (inbound, redirected the same way); in ambient mode the source
+//! node's ztunnel, the waypoint if one is deployed, and the destination
+//! node's ztunnel. A client outside the mesh (outside the cluster, or a
+//! workload left out) skips the client side; a server outside the mesh
+//! skips the server side and the waypoint. Each proxy is a
+//! [`crate::mesh::proxy::Proxy`]: its CPU work queues at its workers, and
+//! the request goes on its hop's non-CPU latency after its worker is done
+//! (one event per hop); after the last proxy it reaches the pod's server
+//! as without a mesh ([`Sim::offer_app`]). A request whose client has left
+//! by then is reset at the proxy (timed out, `DC`).
+//!
+//! mTLS: each proxy keeps one pooled connection per upstream proxy (a
+//! sidecar per server pod, a ztunnel per destination node, the waypoint);
+//! the first request over a pair pays the handshake on the originating
+//! proxy and opens a connection on both.
 //!
 //! [`Sim::proxy_of`] answers "the proxy of this pod" in O(1): a sidecar is
-//! indexed by its pod's id, a ztunnel by its node's index.
+//! indexed by its pod's id, a ztunnel by its node's index. Per request the
+//! mesh costs one event per proxy plus one, one pool lookup per proxy
+//! pair, no allocation (a proxy keeps when each worker is next free, not a
+//! queue of requests).
+//!
+//! What it emits ([`MeshOutput`]): per hop, requests and the latency at
+//! the proxy (queue and CPU); responses of meshed traffic by what the
+//! client's proxy would log (`response_flags`-style); proxies' CPU (cores
+//! over the run) and memory (the sum of each proxy's peak); handshakes; the
+//! gauges `mesh_proxies`, `mesh_proxy_cpu_cores`, `mesh_proxy_memory_mib`.
+//!
+//! Limitations: the mesh does not change which endpoint kube-proxy or the
+//! client picks (L7 balancing is the proxies' L7 model's); traffic through
+//! a cloud load balancer or an ingress controller passes only the server
+//! side; proxies start with their pods and never restart (the lifecycle
+//! model's).
 
 use super::*;
-use crate::mesh::{MeshConfig, MeshMode};
+use crate::mesh::proxy::{Passage, Proxy, ProxyProfile};
+use crate::mesh::{MeshConfig, MeshMode, ProxyResources};
+use std::collections::HashSet;
 
 /// A proxy of the mesh, by where it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,20 +50,211 @@ pub(crate) enum ProxyAt {
     Sidecar(u32),
     /// The ztunnel of node `.0` (indexed by node).
     Ztunnel(u32),
+    /// Ambient's waypoint.
+    Waypoint,
+}
+
+impl ProxyAt {
+    /// A key unique among the run's proxies.
+    fn key(self) -> u64 {
+        match self {
+            ProxyAt::Sidecar(p) => u64::from(p),
+            ProxyAt::Ztunnel(n) => (1 << 31) | u64::from(n),
+            ProxyAt::Waypoint => u64::from(u32::MAX),
+        }
+    }
+}
+
+/// The stages of the chain, in order.
+const CLIENT: u32 = 0;
+const WAYPOINT: u32 = 1;
+const SERVER: u32 = 2;
+/// A stage and the server pod in one `u32` (pods stay below 2^30).
+const STAGE_SHIFT: u32 = 30;
+
+/// Responses of meshed traffic by what the client's proxy logs.
+pub const RESPONSE_FLAGS: [&str; 5] = [
+    "200",
+    "503 (from the app)",
+    "503 UF (upstream connect failure)",
+    "DC (client gave up)",
+    "other",
+];
+
+/// One stage of the chain over the run.
+#[derive(Clone, Debug)]
+pub struct MeshHopStats {
+    /// `client sidecar`, `server sidecar`, `source ztunnel`, `waypoint`,
+    /// `destination ztunnel`.
+    pub hop: &'static str,
+    /// Requests a proxy of this stage started work on.
+    pub requests: u64,
+    /// Time at the proxy: queue and CPU (the non-CPU hop latency apart).
+    pub latency: LatencyHistogram,
+    /// The non-CPU latency this stage adds to each request.
+    pub hop_latency: SimDuration,
+}
+
+/// What a mesh dashboard shows for the run.
+#[derive(Clone, Debug)]
+pub struct MeshOutput {
+    /// Per stage the chain has (two for sidecars; two or three for ambient).
+    pub hops: Vec<MeshHopStats>,
+    /// Responses of meshed traffic sources, by [`RESPONSE_FLAGS`].
+    pub responses: [u64; RESPONSE_FLAGS.len()],
+    /// Proxies running, the most at a sample.
+    pub proxies: u32,
+    /// Their CPU work over the run, in cores (busy time / duration).
+    pub cpu_cores: f64,
+    /// The proxies' memory summed, the most at a sample \[bytes\] (a
+    /// proxy with no traffic holds its base).
+    pub memory_bytes: u64,
+    /// mTLS handshakes (new pooled connections).
+    pub handshakes: u64,
+    /// Requests a proxy reset because their client had left.
+    pub abandoned: u64,
+}
+
+/// The run's proxies.
+struct Proxies {
+    /// The per-pod or per-node proxy's profile and limits.
+    local: (ProxyProfile, ProxyResources),
+    /// The waypoint's, when there is one.
+    waypoint_spec: Option<(ProxyProfile, ProxyResources)>,
+    /// Sidecars by pod id (grown as pods are created).
+    sidecars: Vec<Proxy>,
+    /// ztunnels by node.
+    ztunnels: Vec<Proxy>,
+    waypoint: Proxy,
 }
 
 /// What the run tracks of the mesh.
 pub(crate) struct MeshRt {
-    /// `mesh_proxies`: proxies running (sidecars of meshed pods on a node,
-    /// or ztunnels of nodes running meshed pods).
-    proxies: GaugeId,
+    proxies_gauge: GaugeId,
+    cpu_gauge: GaugeId,
+    memory_gauge: GaugeId,
+    proxies: Proxies,
+    /// Pooled mTLS connections: (originating proxy key << 32 | upstream key).
+    pools: HashSet<u64>,
+    rng: SimRng,
+    hops: [MeshHopStats; 3],
+    /// Per traffic source: its client or its target is in the mesh.
+    meshed_source: Vec<bool>,
+    responses: [u64; RESPONSE_FLAGS.len()],
+    busy_at_last_sample: SimDuration,
+    last_sample: SimTime,
+    peak_memory: u64,
+    peak_proxies: u32,
 }
 
 impl MeshRt {
-    pub(crate) fn new(m: &mut Metrics) -> Self {
+    pub(crate) fn new(
+        cfg: &ClusterConfig,
+        mesh: &MeshConfig,
+        m: &mut Metrics,
+        rng: &RngStreams,
+    ) -> Self {
+        let (local, waypoint_spec, names) = match mesh.mode {
+            MeshMode::Sidecar(kind) => (
+                ProxyProfile::sidecar(kind),
+                None,
+                ["client sidecar", "", "server sidecar"],
+            ),
+            MeshMode::Ambient { waypoint } => (
+                ProxyProfile::ZTUNNEL,
+                waypoint.map(|w| (ProxyProfile::WAYPOINT, w)),
+                ["source ztunnel", "waypoint", "destination ztunnel"],
+            ),
+        };
+        let stage = |i: usize, p: &ProxyProfile| MeshHopStats {
+            hop: names[i],
+            requests: 0,
+            latency: LatencyHistogram::new(),
+            hop_latency: p.hop_latency,
+        };
+        let services = crate::services::resolve(&cfg.deployments, &cfg.services.explicit);
+        let meshed_source = cfg
+            .traffic
+            .iter()
+            .map(|t| {
+                t.from.is_some_and(|w| mesh.is_meshed(w))
+                    || t.deployment
+                        .and_then(|s| services.get(s))
+                        .is_some_and(|s| s.workloads.iter().any(|&w| mesh.is_meshed(w)))
+            })
+            .collect();
         MeshRt {
-            proxies: m.gauge("mesh_proxies"),
+            proxies_gauge: m.gauge("mesh_proxies"),
+            cpu_gauge: m.gauge("mesh_proxy_cpu_cores"),
+            memory_gauge: m.gauge("mesh_proxy_memory_mib"),
+            proxies: Proxies {
+                local: (local, mesh.resources),
+                waypoint_spec,
+                sidecars: Vec::new(),
+                ztunnels: cfg.nodes.iter().map(|_| Proxy::default()).collect(),
+                waypoint: Proxy::default(),
+            },
+            pools: HashSet::new(),
+            rng: rng.stream("mesh/proxy-cpu"),
+            hops: [
+                stage(0, &local),
+                stage(1, &waypoint_spec.map_or(local, |w| w.0)),
+                stage(2, &local),
+            ],
+            meshed_source,
+            responses: [0; RESPONSE_FLAGS.len()],
+            busy_at_last_sample: SimDuration::ZERO,
+            last_sample: SimTime::ZERO,
+            peak_memory: 0,
+            peak_proxies: 0,
         }
+    }
+}
+
+impl Proxies {
+    /// The proxy at `at` with its profile and limits.
+    fn get(&mut self, at: ProxyAt) -> (&mut Proxy, ProxyProfile, ProxyResources) {
+        match at {
+            ProxyAt::Sidecar(p) => {
+                let i = p as usize;
+                if i >= self.sidecars.len() {
+                    self.sidecars.resize_with(i + 1, Proxy::default);
+                }
+                (&mut self.sidecars[i], self.local.0, self.local.1)
+            }
+            ProxyAt::Ztunnel(n) => (&mut self.ztunnels[n as usize], self.local.0, self.local.1),
+            ProxyAt::Waypoint => {
+                let (p, r) = self.waypoint_spec.unwrap_or(self.local);
+                (&mut self.waypoint, p, r)
+            }
+        }
+    }
+
+    /// Every proxy that ran, with its profile.
+    fn all(&self) -> impl Iterator<Item = (&Proxy, &ProxyProfile)> {
+        let local = &self.local.0;
+        let wp = self.waypoint_spec.as_ref().map(|w| (&self.waypoint, &w.0));
+        self.sidecars
+            .iter()
+            .chain(&self.ztunnels)
+            .map(move |p| (p, local))
+            .chain(wp)
+    }
+}
+
+/// The flag a client's proxy logs for an outcome.
+fn response_flag(o: Outcome) -> usize {
+    match o {
+        Outcome::Answered(_) => 0,
+        Outcome::Rejected => 1,
+        Outcome::Refused | Outcome::PortClosed => 2,
+        Outcome::TimedOut
+        | Outcome::AnsweredLate
+        | Outcome::SynDropped
+        | Outcome::StaleEndpoint
+        | Outcome::NoHost
+        | Outcome::Blocked => 3,
+        _ => 4,
     }
 }
 
@@ -57,26 +279,187 @@ impl Sim<'_> {
         })
     }
 
-    /// The mesh's gauges (at each sample).
+    /// The proxy of stage `stage` for a request from `req`'s client to
+    /// pod `p`, if the chain has one there.
+    fn stage_proxy(&self, stage: u32, p: u32, req: &Request) -> Option<ProxyAt> {
+        match stage {
+            CLIENT => self.proxy_of(req.client.get()?),
+            WAYPOINT => {
+                let has = self.mesh.as_ref()?.proxies.waypoint_spec.is_some();
+                (has && self.proxy_of(p).is_some()).then_some(ProxyAt::Waypoint)
+            }
+            _ => self.proxy_of(p),
+        }
+    }
+
+    /// The first stage at or after `from` with a proxy, and the proxy.
+    fn next_stage(&self, from: u32, p: u32, req: &Request) -> Option<(u32, ProxyAt)> {
+        (from..=SERVER).find_map(|s| self.stage_proxy(s, p, req).map(|x| (s, x)))
+    }
+
+    /// A request for pod `p` enters the mesh; false: no proxy is on its
+    /// way (the caller offers it to the pod).
+    pub(crate) fn mesh_offer(&mut self, p: u32, req: Request) -> bool {
+        match self.next_stage(CLIENT, p, &req) {
+            Some((stage, at)) => {
+                self.enter_proxy(stage, at, p, req);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The request reaches the proxy `at` of stage `stage`.
+    fn enter_proxy(&mut self, stage: u32, at: ProxyAt, p: u32, req: Request) {
+        let now = self.engine.now();
+        let upstream = self.next_stage(stage + 1, p, &req).map(|(_, u)| u);
+        let Some(MeshRt {
+            proxies,
+            pools,
+            rng,
+            ..
+        }) = self.mesh.as_mut()
+        else {
+            return;
+        };
+        let handshake = upstream.is_some_and(|u| pools.insert((at.key() << 32) | u.key()));
+        if let (true, Some(u)) = (handshake, upstream) {
+            let (up, profile, _) = proxies.get(u);
+            up.connection_opened(&profile);
+        }
+        let (proxy, profile, limits) = proxies.get(at);
+        if handshake {
+            proxy.connection_opened(&profile);
+        }
+        let Passage { wait, service } = proxy.offer(&profile, limits, now, handshake, rng);
+        let hop = profile.hop_latency;
+        let h = &mut self.mesh.as_mut().map(|m| &mut m.hops[stage as usize]);
+        if let Some(h) = h {
+            h.requests += 1;
+            h.latency.record(wait + service);
+        }
+        self.engine.schedule_in(
+            wait + service + hop,
+            Ev::ProxyDone {
+                at: p | (stage << STAGE_SHIFT),
+                req,
+            },
+        );
+    }
+
+    /// A request leaves the proxy of stage `at >> 30` for pod `at`'s: on
+    /// to the next proxy, or to the pod; reset if its client has left.
+    pub(crate) fn proxy_done(&mut self, at: u32, req: Request) {
+        let stage = at >> STAGE_SHIFT;
+        let p = at & ((1 << STAGE_SHIFT) - 1);
+        let now = self.engine.now();
+        let gone = req.deadline <= now;
+        if let Some(x) = self.stage_proxy(stage, p, &req) {
+            if let Some(mesh) = self.mesh.as_mut() {
+                mesh.proxies.get(x).0.left(gone);
+            }
+        }
+        if gone {
+            self.lb_end(p, &req);
+            self.outcome(req, Outcome::TimedOut);
+            self.request_done(req, false);
+            return;
+        }
+        match self.next_stage(stage + 1, p, &req) {
+            Some((s, x)) => self.enter_proxy(s, x, p, req),
+            None => self.offer_app(p, req),
+        }
+    }
+
+    /// An outcome of a traffic source: counted by flag if it is meshed.
+    pub(crate) fn mesh_response(&mut self, t: usize, o: Outcome) {
+        if let Some(mesh) = self.mesh.as_mut() {
+            if mesh.meshed_source[t] {
+                mesh.responses[response_flag(o)] += 1;
+            }
+        }
+    }
+
+    /// The mesh's gauges (at each sample): proxies running, their CPU over
+    /// the sample period in cores, their memory now.
     pub(crate) fn sample_mesh(&mut self) {
+        let now = self.engine.now();
         let Some(rt) = self.mesh.as_ref() else {
             return;
         };
-        let gauge = rt.proxies;
-        let mut sidecars = 0u32;
+        // Every running proxy holds at least its base, traffic or not.
+        let local = &rt.proxies.local.0;
+        let memory_of = |x: Option<&Proxy>| x.map_or(local.base_memory, |x| x.memory_bytes(local));
+        let (mut proxies, mut memory) = (0u32, 0u64);
         let mut ztunnel_nodes = BTreeSet::new();
         for dep in &self.deps {
             for &p in &dep.live {
                 match self.proxy_of(p) {
-                    Some(ProxyAt::Sidecar(_)) => sidecars += 1,
-                    Some(ProxyAt::Ztunnel(n)) => {
-                        ztunnel_nodes.insert(n);
+                    Some(ProxyAt::Sidecar(_)) => {
+                        proxies += 1;
+                        memory += memory_of(rt.proxies.sidecars.get(p as usize));
                     }
-                    None => {}
+                    Some(ProxyAt::Ztunnel(n)) if ztunnel_nodes.insert(n) => {
+                        proxies += 1;
+                        memory += memory_of(rt.proxies.ztunnels.get(n as usize));
+                    }
+                    _ => {}
                 }
             }
         }
-        let proxies = sidecars as usize + ztunnel_nodes.len();
-        self.metrics.set(gauge, proxies as f64);
+        if let Some((w, _)) = &rt.proxies.waypoint_spec {
+            proxies += 1;
+            memory += rt.proxies.waypoint.memory_bytes(w);
+        }
+        let Some(mesh) = self.mesh.as_mut() else {
+            return;
+        };
+        mesh.peak_memory = mesh.peak_memory.max(memory);
+        mesh.peak_proxies = mesh.peak_proxies.max(proxies);
+        let mut busy = SimDuration::ZERO;
+        for (p, _) in mesh.proxies.all() {
+            busy = busy + p.stats().cpu_busy;
+        }
+        let period = (now - mesh.last_sample).as_secs_f64();
+        let cores = if period > 0.0 {
+            (busy.as_secs_f64() - mesh.busy_at_last_sample.as_secs_f64()) / period
+        } else {
+            0.0
+        };
+        mesh.busy_at_last_sample = busy;
+        mesh.last_sample = now;
+        let (g, c, m) = (mesh.proxies_gauge, mesh.cpu_gauge, mesh.memory_gauge);
+        self.metrics.set(g, f64::from(proxies));
+        self.metrics.set(c, cores);
+        self.metrics.set(m, memory as f64 / f64::from(1u32 << 20));
+    }
+
+    /// The mesh's figures over the run.
+    pub(crate) fn mesh_output(&self) -> Option<MeshOutput> {
+        let mesh = self.mesh.as_ref()?;
+        let (mut busy, mut handshakes, mut abandoned) = (SimDuration::ZERO, 0u64, 0u64);
+        for (p, _) in mesh.proxies.all() {
+            let s = p.stats();
+            busy = busy + s.cpu_busy;
+            handshakes += s.handshakes;
+            abandoned += s.abandoned;
+        }
+        let has_waypoint = mesh.proxies.waypoint_spec.is_some();
+        let hops = mesh
+            .hops
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i as u32 != WAYPOINT || has_waypoint)
+            .map(|(_, h)| h.clone())
+            .collect();
+        Some(MeshOutput {
+            hops,
+            responses: mesh.responses,
+            proxies: mesh.peak_proxies,
+            cpu_cores: busy.as_secs_f64() / self.cfg.duration.as_secs_f64(),
+            memory_bytes: mesh.peak_memory,
+            handshakes,
+            abandoned,
+        })
     }
 }

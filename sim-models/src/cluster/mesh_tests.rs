@@ -65,6 +65,7 @@ fn every_meshed_pod_has_a_sidecar_and_ambient_one_ztunnel_per_node() {
         resources: ProxyResources::ISTIO_SIDECAR,
         destination_rules: Vec::new(),
         virtual_services: Vec::new(),
+        lifecycle: None,
     };
     let out = run(&meshed(Some(sidecar.clone())), 1, &mut NullSink);
     assert_eq!(last_gauge(&out, "mesh_proxies"), 9.0);
@@ -82,4 +83,82 @@ fn every_meshed_pod_has_a_sidecar_and_ambient_one_ztunnel_per_node() {
     assert_eq!(last_gauge(&out, "mesh_proxies"), 3.0);
     let out = run(&meshed(None), 1, &mut NullSink);
     assert!(!out.metrics.columns().iter().any(|c| c == "mesh_proxies"));
+}
+
+fn sidecars(kind: ProxyKind) -> MeshConfig {
+    MeshConfig {
+        mode: MeshMode::Sidecar(kind),
+        meshed: vec![true, true],
+        resources: ProxyResources::ISTIO_SIDECAR,
+        destination_rules: Vec::new(),
+        virtual_services: Vec::new(),
+        lifecycle: None,
+    }
+}
+
+#[test]
+fn sidecars_add_their_cpu_and_hop_latency_and_count_every_response() {
+    use crate::mesh::proxy::ProxyProfile;
+    let plain = run(&meshed(None), 3, &mut NullSink);
+    let out = run(&meshed(Some(sidecars(ProxyKind::Istio))), 3, &mut NullSink);
+    let r = out.requests[0];
+    assert_eq!(
+        r.sent,
+        r.answered + r.timed_out + r.refused + r.rejected + r.in_flight
+    );
+    let m = out.mesh.as_ref().unwrap();
+    assert_eq!(m.responses.iter().sum::<u64>() + r.in_flight, r.sent);
+    assert_eq!(m.responses[0], r.answered);
+    assert_eq!(m.hops.len(), 2);
+    assert_eq!(m.hops[0].hop, "client sidecar");
+    assert!(
+        m.hops.iter().all(|h| h.requests + 2 >= r.answered),
+        "{:?}",
+        m.hops
+    );
+    // Each pair of client and server pods opens one connection: at most
+    // 3 x 6 handshakes.
+    assert!(m.handshakes > 0 && m.handshakes <= 18, "{}", m.handshakes);
+    // Mean added latency: two proxies' CPU (0.2 ms each at light load)
+    // plus two hop latencies (0.461 ms each), about 1.32 ms.
+    let p = ProxyProfile::ISTIO_SIDECAR;
+    let want = 2.0 * (p.cpu_per_request + p.hop_latency).as_secs_f64();
+    let hist_mean = |o: &RunOutput| {
+        let name = "request_latency{service=api-to-web}";
+        o.metrics
+            .histograms()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+            .mean()
+            .as_secs_f64()
+    };
+    let added = hist_mean(&out) - hist_mean(&plain);
+    assert!((added - want).abs() < 0.25e-3, "added {added} want {want}");
+    // CPU: 100 requests/s through two proxies of 0.2 ms each.
+    assert!((m.cpu_cores - 0.04).abs() < 0.006, "{}", m.cpu_cores);
+    // 9 sidecars, each about its base memory.
+    assert_eq!(m.proxies, 9);
+    assert!(m.memory_bytes > 9 * p.base_memory && m.memory_bytes < 9 * 61_000_000);
+}
+
+#[test]
+fn ambient_passes_both_ztunnels_and_the_waypoint_and_is_deterministic() {
+    let ambient = MeshConfig {
+        mode: MeshMode::Ambient {
+            waypoint: Some(ProxyResources::ISTIO_SIDECAR),
+        },
+        ..sidecars(ProxyKind::Istio)
+    };
+    let cfg = meshed(Some(ambient));
+    let out = run(&cfg, 5, &mut NullSink);
+    let m = out.mesh.as_ref().unwrap();
+    let names: Vec<&str> = m.hops.iter().map(|h| h.hop).collect();
+    assert_eq!(names, ["source ztunnel", "waypoint", "destination ztunnel"]);
+    assert!(m.hops.iter().all(|h| h.requests > 5000), "{:?}", m.hops);
+    // 3 ztunnels and the waypoint.
+    assert_eq!(m.proxies, 4);
+    let again = run(&cfg, 5, &mut NullSink);
+    assert_eq!(out.metrics.rows(), again.metrics.rows());
+    assert_eq!(out.requests, again.requests);
 }

@@ -35,6 +35,8 @@
 //!   conntrack, kube-proxy, NetworkPolicy, SNAT) and kube-proxy's syncs;
 //! - `zone_traffic`: bytes per (source zone, destination zone) pair and
 //!   their price under the run's billing;
+//! - `starts`: container starts with a sidecar or a start dial (the
+//!   proxy's readiness, the app's dial, CrashLoopBackOff);
 //! - `mesh`: the service mesh's proxies on the request path (sidecars,
 //!   ambient's ztunnels and waypoint);
 //! - `egress`: connections through NAT gateways after they open (idle
@@ -128,11 +130,14 @@ mod events;
 mod ingress;
 mod l7;
 mod lb;
+mod lb_gate;
+mod lb_instance;
 mod mesh;
 mod output;
 mod pods;
 mod sampling;
 mod services;
+mod starts;
 mod timeline;
 mod traffic;
 mod zone_traffic;
@@ -149,6 +154,7 @@ pub use config::{
 pub use dns::name_exists;
 pub use egress::NatGatewayOutput;
 pub use ingress::{IngressTraffic, RequestPath, MAX_PATHS, SHARE_TOLERANCE};
+pub use mesh::{MeshHopStats, MeshOutput, RESPONSE_FLAGS};
 pub use output::{
     DeploymentState, DnsWindowStats, EventSummary, HealthCheckState, NodePortState, RequestTotals,
     RunOutput, WindowStats, RCODES, ZONES,
@@ -266,6 +272,19 @@ enum Ev {
     MeshTryTimeout(Request),
     /// A mesh proxy's retry back-off ended.
     MeshRetry(Request),
+    /// A step of a pod's container start (`starts` room), of its start
+    /// number `gen`.
+    PodStart {
+        pod: u32,
+        gen: u32,
+        step: starts::Step,
+    },
+    /// A mesh proxy's worker is done with a request (`at`: its stage and
+    /// server pod, packed by the `mesh` room).
+    ProxyDone {
+        at: u32,
+        req: Request,
+    },
 }
 
 /// One pod. Its name is derived when printed ([`Sim::pod_name`]).
@@ -472,6 +491,8 @@ struct Sim<'a> {
     l7: l7::L7Rt,
     /// Requests waiting in their handler for a call to a dependency.
     calls: calls::CallsRt,
+    /// Container starts with a sidecar or a start dial.
+    starts: starts::StartsRt,
     /// The service mesh's proxies, when the run has a mesh.
     mesh: Option<mesh::MeshRt>,
 }
@@ -485,6 +506,9 @@ struct NodeRt {
     unreachable: bool,
     /// The pending eviction of its pods, while tainted.
     eviction: Option<EventId>,
+    /// When its `NoExecute` taint went on (the pods' tolerations run from
+    /// then).
+    tainted_at: SimTime,
     /// The pods bound to it (terminating ones until they are gone), in no
     /// particular order.
     pods: Vec<u32>,
@@ -615,7 +639,11 @@ impl<'a> Sim<'a> {
         let services = services::ServicesRt::new(cfg);
         let zones = services.zone_of.iter().max().map_or(1, |z| z + 1) as u32;
         let lbs = lb::Lbs::new(cfg, zones, &rng);
-        let mesh = cfg.mesh.as_ref().map(|_| mesh::MeshRt::new(&mut metrics));
+        let starts = starts::StartsRt::new(cfg, &mut metrics, &rng);
+        let mesh = cfg
+            .mesh
+            .as_ref()
+            .map(|m| mesh::MeshRt::new(cfg, m, &mut metrics, &rng));
         Sim {
             cfg,
             engine: Engine::new(),
@@ -683,6 +711,8 @@ impl<'a> Sim<'a> {
                     bytes: zone_traffic::empty(cfg),
                     requests: 0,
                     responses: 0,
+                    request_hops: 0,
+                    response_hops: 0,
                     cost: 0.0,
                 })
                 .collect(),
@@ -694,6 +724,7 @@ impl<'a> Sim<'a> {
             lbs,
             l7: l7::L7Rt::new(cfg, &rng),
             calls: calls::CallsRt::new(cfg),
+            starts,
             rng,
             dns,
             ip_owner: HashMap::new(),
@@ -714,7 +745,9 @@ impl<'a> Sim<'a> {
         for d in 0..self.deps.len() {
             self.reconcile(d);
         }
+        self.hold_hints(true);
         self.warm_start();
+        self.hold_hints(false);
         self.lb_start();
         if let Some(pool) = &self.cfg.node_pool {
             self.engine
@@ -814,6 +847,8 @@ impl<'a> Sim<'a> {
             Ev::LbSilent(req) => self.lb_silent(req),
             Ev::MeshTryTimeout(req) => self.l7_try_timeout(req),
             Ev::MeshRetry(req) => self.l7_retry(req),
+            Ev::PodStart { pod, gen, step } => self.pod_start_step(pod, gen, step),
+            Ev::ProxyDone { at, req } => self.proxy_done(at, req),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),
@@ -840,6 +875,8 @@ impl<'a> Sim<'a> {
 }
 
 #[cfg(test)]
+mod hints_tests;
+#[cfg(test)]
 mod l7_tests;
 #[cfg(test)]
 mod lb_tests;
@@ -847,5 +884,7 @@ mod lb_tests;
 mod mesh_tests;
 #[cfg(test)]
 mod services_tests;
+#[cfg(test)]
+mod starts_tests;
 #[cfg(test)]
 mod tests;

@@ -133,6 +133,9 @@ pub struct RequestTotals {
     /// Hosts the source's mesh proxies ejected (outlier detection; not a
     /// request outcome).
     pub mesh_ejections: u64,
+    /// Of `refused`: connections a restarting sidecar proxy reset (or
+    /// refused before the new proxy listened).
+    pub proxy_reset: u64,
 }
 
 impl RequestTotals {
@@ -232,6 +235,10 @@ impl RequestTotals {
             Outcome::MeshTimeout => {
                 self.timed_out += 1;
                 self.mesh_timeout += 1;
+            }
+            Outcome::ProxyReset => {
+                self.refused += 1;
+                self.proxy_reset += 1;
             }
         }
     }
@@ -409,6 +416,8 @@ pub struct RunOutput {
     /// Per traffic source: its client proxies' figures for its upstream
     /// Service, summed over the proxies (`None`: not through a mesh proxy).
     pub mesh_upstreams: Vec<Option<crate::mesh::upstream::UpstreamStats>>,
+    /// The service mesh's figures ([`super::MeshOutput`]); `None`: no mesh.
+    pub mesh: Option<super::MeshOutput>,
 }
 
 /// A Service's health-check node port and its answers per node, as a load

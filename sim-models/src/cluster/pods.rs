@@ -16,19 +16,33 @@ impl Sim<'_> {
             self.set_state(p, PodState::Running);
             self.lb_register(p, false);
             let d = self.pods[p as usize].deployment as usize;
-            self.engine
-                .schedule_in(self.cfg.deployments[d].ready_after, Ev::ReadinessPassed(p));
+            if starts::staged(self.cfg, d) {
+                self.containers_start(p);
+            } else {
+                self.engine
+                    .schedule_in(self.cfg.deployments[d].ready_after, Ev::ReadinessPassed(p));
+            }
         }
     }
 
-    /// The readiness probe passed: Ready, and an endpoint of its Service.
+    /// The readiness probe passed: Ready, and an endpoint of its Service
+    /// (unless a load balancer's readiness gate holds it until its target
+    /// is healthy: the `lb_gate` room).
     pub(crate) fn readiness_passed(&mut self, p: u32) {
-        if self.pod_live_in(p, PodState::Running) && !self.pod_unreachable(p) {
-            self.set_state(p, PodState::Ready);
-            let d = self.pods[p as usize].deployment as usize;
-            self.endpoint_up(p, d);
-            self.endpoints_changed(d);
+        if self.pod_live_in(p, PodState::Running)
+            && !self.pod_unreachable(p)
+            && !self.lb_gate_holds(p)
+        {
+            self.pod_ready(p);
         }
+    }
+
+    /// Running pod `p` is Ready: an endpoint of its Services.
+    pub(crate) fn pod_ready(&mut self, p: u32) {
+        self.set_state(p, PodState::Ready);
+        let d = self.pods[p as usize].deployment as usize;
+        self.endpoint_up(p, d);
+        self.endpoints_changed(d);
     }
 
     /// `kubectl scale`, or an autoscaler: workload `d` wants `replicas` pods.
@@ -130,12 +144,11 @@ impl Sim<'_> {
             return;
         }
         self.sched.set_tainted(n, down);
+        self.topology_nodes_changed();
         if down {
             self.node_not_ready_event(n, &node_lifecycle::not_ready_message());
-            let id = self
-                .engine
-                .schedule_in(node_lifecycle::DEFAULT_TOLERATION, Ev::Evict(n as u32));
-            self.nodes[n].eviction = Some(id);
+            let now = self.engine.now();
+            self.no_execute_taint(n, now);
         } else {
             self.event_by(
                 "Normal",
@@ -161,7 +174,13 @@ impl Sim<'_> {
     /// controllers create replacements.
     pub(crate) fn evict(&mut self, n: usize) {
         self.nodes[n].eviction = None;
-        let mut doomed = self.nodes[n].pods.clone();
+        let (now, tainted) = (self.engine.now(), self.nodes[n].tainted_at);
+        let mut doomed: Vec<u32> = self.nodes[n]
+            .pods
+            .iter()
+            .copied()
+            .filter(|&p| tainted + self.toleration_of(p) <= now)
+            .collect();
         doomed.sort_unstable();
         let mut touched = BTreeSet::new();
         for p in doomed {
@@ -187,6 +206,31 @@ impl Sim<'_> {
         for d in touched {
             self.reconcile(d);
         }
+        if !self.nodes[n].pods.is_empty() {
+            // Pods that tolerate the taint longer wait for their turn.
+            self.no_execute_taint(n, tainted);
+        }
+    }
+
+    /// Node `n` got its `NoExecute` taint at `at`: the taint eviction
+    /// controller deletes each pod there when its toleration runs out; the
+    /// next deletion is scheduled (at the default toleration when no pod
+    /// is there).
+    pub(crate) fn no_execute_taint(&mut self, n: usize, at: SimTime) {
+        let due = self.nodes[n]
+            .pods
+            .iter()
+            .map(|&p| self.toleration_of(p))
+            .min()
+            .unwrap_or(node_lifecycle::DEFAULT_TOLERATION);
+        self.nodes[n].tainted_at = at;
+        let id = self.engine.schedule_at(at + due, Ev::Evict(n as u32));
+        self.nodes[n].eviction = Some(id);
+    }
+
+    /// How long pod `p` tolerates its node's `NoExecute` taint.
+    fn toleration_of(&self, p: u32) -> SimDuration {
+        self.cfg.deployments[self.pods[p as usize].deployment as usize].toleration
     }
 
     /// Creates or deletes pods until the Deployment has `desired` live pods.
@@ -256,6 +300,7 @@ impl Sim<'_> {
             self.coredns_actions(p, actions);
         }
         self.lb_deregister(p);
+        self.forget_start(p);
         let pod = &mut self.pods[p as usize];
         pod.deleted = true;
         let (d, state, node, lease) = (

@@ -66,6 +66,7 @@ impl Sim<'_> {
         }
         self.sample_dns();
         self.sample_ca();
+        self.sample_starts();
         self.sample_mesh();
         self.metrics
             .set(self.ipam_gauges.0, self.ipam.usable() as f64);
@@ -118,6 +119,7 @@ impl Sim<'_> {
         let nat_gateways = self.nat_output();
         let node_ports = self.node_port_report();
         let health_checks = self.health_check_report();
+        let mesh = self.mesh_output();
         let n = self.cfg.traffic.len();
         for t in 0..n {
             let open = self.public_open_for(t);
@@ -129,6 +131,7 @@ impl Sim<'_> {
         events.sort_by_key(|(seq, _)| *seq);
         let events = events.into_iter().map(|(_, e)| e).collect();
         RunOutput {
+            mesh,
             node_ports,
             health_checks,
             seed,

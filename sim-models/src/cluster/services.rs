@@ -5,14 +5,20 @@
 //! endpoints are the workload's Ready pods, kept by the `pods` room) and the
 //! explicit ones, whose endpoints this room keeps by zone and by node. A
 //! pod's readiness change touches the Services that select its workload
-//! ([`SelectorIndex`]), never every Service. Traffic from outside entering
+//! ([`SelectorIndex`]), never every Service. A Service with Topology Aware
+//! Routing (`topology-mode: Auto`) has its hints recomputed here after each
+//! of its endpoint changes, and after a node change when its hints leave a
+//! zone under its minimum ([`crate::services::hints`]); the EndpointSlice
+//! controller's `TopologyAwareHintsEnabled`/`Disabled` events come from
+//! here. Traffic from outside entering
 //! at a node address and NodePort picks its node here (uniformly, or the one
 //! named) before it goes along the path.
 
 use super::*;
 use crate::path::{Edge, NodePortTarget};
+use crate::services::hints::{self, Disabled, NodeView};
 use crate::services::node_port::NodeAddressKind;
-use crate::services::{resolve, ResolvedService, SelectorIndex, TopologyEndpoints};
+use crate::services::{resolve, HintChange, ResolvedService, SelectorIndex, TopologyEndpoints};
 
 /// The run's Services.
 pub(crate) struct ServicesRt {
@@ -29,6 +35,14 @@ pub(crate) struct ServicesRt {
     pub(crate) zone_of: Vec<usize>,
     /// The nodes' addresses and their guards.
     pub(crate) edge: Edge,
+    /// Whether some Service uses Topology Aware Routing.
+    auto: bool,
+    /// The EndpointSlice controller's CPU share per zone of the Ready
+    /// nodes ([`hints::zone_ratios`]).
+    ratios: Result<Vec<Option<f64>>, Disabled>,
+    /// Hints wait while the run's starting state is set up (the controller
+    /// sees the cluster as it stands at T+0).
+    hold_hints: bool,
 }
 
 impl ServicesRt {
@@ -70,6 +84,7 @@ impl ServicesRt {
                 .map_or(crate::kube_proxy::Mode::Iptables, |k| k.mode),
             security_group: cfg.services.security_group.clone(),
         };
+        let auto = list.iter().any(|r| r.spec.topology_auto);
         ServicesRt {
             list,
             index,
@@ -77,6 +92,9 @@ impl ServicesRt {
             implicit,
             zone_of,
             edge,
+            auto,
+            ratios: Err(Disabled::InsufficientNodeInfo),
+            hold_hints: false,
         }
     }
 
@@ -101,25 +119,120 @@ impl Sim<'_> {
     pub(crate) fn endpoint_up(&mut self, p: u32, d: usize) {
         self.deps[d].endpoints.add(p);
         let node = self.pods[p as usize].node.unwrap_or(0) as usize;
-        let zone = self.services.zone_of.get(node).copied().unwrap_or(0);
-        let ServicesRt { index, eps, .. } = &mut self.services;
-        for &s in index.of(d) {
-            if let Some(e) = eps[s as usize].as_mut() {
-                e.add(p, node, zone);
-            }
-        }
+        self.explicit_endpoint(p, d, node, true);
     }
 
     /// Pod `p` of workload `d`, last on `node`, is no longer an endpoint.
     pub(crate) fn endpoint_down(&mut self, p: u32, d: usize, node: Option<u32>) {
         self.deps[d].endpoints.remove(p);
-        let node = node.unwrap_or(0) as usize;
+        self.explicit_endpoint(p, d, node.unwrap_or(0) as usize, false);
+    }
+
+    /// Pod `p` of workload `d` on `node` joins (`up`) or leaves the
+    /// endpoints of the explicit Services selecting it; those with Topology
+    /// Aware Routing get their hints recomputed.
+    fn explicit_endpoint(&mut self, p: u32, d: usize, node: usize, up: bool) {
         let zone = self.services.zone_of.get(node).copied().unwrap_or(0);
-        let ServicesRt { index, eps, .. } = &mut self.services;
-        for &s in index.of(d) {
-            if let Some(e) = eps[s as usize].as_mut() {
+        for i in 0..self.services.index.of(d).len() {
+            let ServicesRt {
+                index,
+                eps,
+                ratios,
+                hold_hints,
+                ..
+            } = &mut self.services;
+            let s = index.of(d)[i] as usize;
+            let Some(e) = eps[s].as_mut() else { continue };
+            if up {
+                e.add(p, node, zone);
+            } else {
                 e.remove(p, node, zone);
             }
+            if e.is_auto() && !*hold_hints {
+                let change = e.rehint(ratios);
+                self.hint_event(s, change);
+            }
+        }
+    }
+
+    /// Holds (`true`) or releases Topology Aware Routing's hints; on
+    /// release every such Service's hints are computed.
+    pub(crate) fn hold_hints(&mut self, hold: bool) {
+        self.services.hold_hints = hold;
+        if hold || !self.services.auto {
+            return;
+        }
+        self.topology_nodes_changed();
+        for s in 0..self.services.eps.len() {
+            let ServicesRt { eps, ratios, .. } = &mut self.services;
+            if let Some(e) = eps[s].as_mut().filter(|e| e.is_auto()) {
+                let change = e.rehint(ratios);
+                self.hint_event(s, change);
+            }
+        }
+    }
+
+    /// A node joined, left, or changed readiness: the EndpointSlice
+    /// controller's CPU shares are recomputed, and the Services whose hints
+    /// now leave a zone under its minimum get new ones
+    /// ([`hints::overloaded`]).
+    pub(crate) fn topology_nodes_changed(&mut self) {
+        if !self.services.auto {
+            return;
+        }
+        self.refresh_zone_ratios();
+        if self.services.hold_hints {
+            return;
+        }
+        for s in 0..self.services.eps.len() {
+            let ServicesRt { eps, ratios, .. } = &mut self.services;
+            let Some(e) = eps[s].as_mut() else { continue };
+            if e.hinted().is_some_and(|h| hints::overloaded(&h, ratios)) {
+                let change = e.rehint(ratios);
+                self.hint_event(s, change);
+            }
+        }
+    }
+
+    /// The controller's CPU shares per zone, from the nodes as they are.
+    pub(crate) fn refresh_zone_ratios(&mut self) {
+        if !self.services.auto {
+            return;
+        }
+        let zones = self.services.zone_of.iter().max().map_or(0, |z| z + 1);
+        let sched = &self.sched;
+        let views = self
+            .services
+            .zone_of
+            .iter()
+            .enumerate()
+            .map(|(n, &z)| NodeView {
+                zone: Some(z),
+                ready: sched.is_ready(n),
+                cpu_millis: sched.allocatable(n).map(|a| a.cpu_millis),
+            });
+        self.services.ratios = hints::zone_ratios(views, zones);
+    }
+
+    /// The EndpointSlice controller's event for Service `s`'s hints.
+    fn hint_event(&mut self, s: usize, change: HintChange) {
+        let object = format!("service/{}", self.services.list[s].spec.name);
+        match change {
+            HintChange::Unchanged => {}
+            HintChange::Enabled => self.event(
+                "Normal",
+                hints::ENABLED_REASON,
+                "endpoint-slice-controller",
+                hints::ENABLED_MESSAGE.to_string(),
+                object,
+            ),
+            HintChange::Disabled(why) => self.event(
+                "Warning",
+                hints::DISABLED_REASON,
+                "endpoint-slice-controller",
+                why.to_string(),
+                object,
+            ),
         }
     }
 

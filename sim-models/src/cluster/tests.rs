@@ -832,6 +832,7 @@ proptest! {
         mode in 0usize..4,
         ct_max in proptest::option::of(1u64..400),
         kube_proxy in proptest::option::of((0usize..4, 0u64..50_000, any::<bool>())),
+        mesh in proptest::option::of((any::<bool>(), any::<bool>(), 20u32..3000)),
     ) {
         let mut cfg = config(&format!("10.9.0.0/{prefix}"), scale_to);
         cfg.duration = secs(180);
@@ -870,9 +871,28 @@ proptest! {
             k.partial_restores = partial;
             k
         });
+        // Requests through mesh proxies (sidecars or ambient), CPU-starved at the low end.
+        cfg.mesh = mesh.map(|(ambient, waypoint, cpu_millis)| {
+            let resources = crate::mesh::ProxyResources { cpu_millis, memory_limit: 1 << 30 };
+            let mode = match ambient {
+                true => crate::mesh::MeshMode::Ambient { waypoint: waypoint.then_some(resources) },
+                false => crate::mesh::MeshMode::Sidecar(crate::mesh::ProxyKind::Istio),
+            };
+            crate::mesh::MeshConfig {
+                mode,
+                meshed: vec![true; cfg.deployments.len()],
+                resources,
+                destination_rules: Vec::new(),
+                virtual_services: Vec::new(),
+                lifecycle: None,
+            }
+        });
         let out = run(&cfg, seed, &mut NullSink);
         let r = out.requests[0];
         prop_assert_eq!(r.sent, r.answered + r.timed_out + r.refused + r.rejected + r.in_flight);
+        if let Some(m) = &out.mesh {
+            prop_assert_eq!(m.responses.iter().sum::<u64>() + r.in_flight, r.sent);
+        }
         for s in &out.conntrack {
             prop_assert!(s.peak <= ct_max.unwrap_or(0));
         }
@@ -1255,6 +1275,35 @@ fn a_failed_zone_loses_requests_until_not_ready_then_its_pods_move() {
     // ScheduleAnyway: the replacements run in b and c; nothing fails.
     assert_eq!(out.deployments[0].count(PodState::Ready), 6);
     assert_eq!(out.windows[1].totals.errors(), 0);
+}
+
+#[test]
+fn a_shorter_toleration_evicts_sooner_pod_by_pod() {
+    // Half the pods tolerate the taint 30 s: they go first, the rest at
+    // the default 300 s.
+    let mut cfg = zone_failure(false);
+    let mut quick = cfg.deployments[0].clone();
+    quick.name = "quick".into();
+    quick.labels = [("app".to_string(), "quick".to_string())].into();
+    quick.toleration = secs(30);
+    cfg.deployments.push(quick);
+    let out = run(&cfg, 1, &mut NullSink);
+    let not_ready = out
+        .events
+        .iter()
+        .find(|e| e.reason == "NodeNotReady")
+        .unwrap();
+    let mut evicted: Vec<SimTime> = out
+        .events
+        .iter()
+        .filter(|e| e.reason == "TaintManagerEviction")
+        .flat_map(|e| [e.first, e.last])
+        .collect();
+    evicted.sort();
+    let first = evicted[0] - not_ready.first;
+    assert!((secs(30)..secs(45)).contains(&first), "{first:?}");
+    let last = *evicted.last().unwrap() - not_ready.first;
+    assert!(last >= secs(300), "{last:?}");
 }
 
 #[test]

@@ -71,6 +71,10 @@ impl Sim<'_> {
                     }
                 }
             }
+            Action::ProxyRestart { deployment } => {
+                let d = *deployment;
+                self.proxy_restart(d);
+            }
             Action::NatGateway { gateway, up } => {
                 let (g, up) = (*gateway, *up);
                 self.nat_gateway_action(g, up);

@@ -54,8 +54,10 @@ impl Sim<'_> {
         // Requests from a workload need a Ready pod of it to send them.
         let client = match spec.from {
             Some(w) => match self.deps[w].endpoints.pick(&mut self.traffic[t].pick) {
-                Some(c) => Some(c),
-                None => {
+                // A pod on a stopped node (its zone failed, not yet
+                // noticed) sends nothing.
+                Some(c) if !self.pod_unreachable(c) => Some(c),
+                _ => {
                     self.schedule_arrival(t);
                     return;
                 }
@@ -314,8 +316,25 @@ impl Sim<'_> {
         }
     }
 
-    /// Offers the request to pod `p`'s server.
+    /// The request reaches pod `p`: through the mesh's proxies, if any
+    /// are on its way, then to its server.
     pub(crate) fn offer(&mut self, p: u32, req: Request) {
+        if self.proxy_closed(p) || req.client.get().is_some_and(|c| self.proxy_closed(c)) {
+            // iptables sends the connection to a proxy port where nothing
+            // listens (the server's inbound, or the client's own outbound):
+            // RST.
+            self.lb_end(p, &req);
+            self.outcome(req, Outcome::ProxyReset);
+            return self.request_done(req, false);
+        }
+        if self.mesh.is_some() && self.mesh_offer(p, req) {
+            return;
+        }
+        self.offer_app(p, req);
+    }
+
+    /// Offers the request to pod `p`'s server.
+    pub(crate) fn offer_app(&mut self, p: u32, req: Request) {
         if self.pod_unreachable(p) {
             self.lb_end(p, &req);
             return self.lost_with_node(req);
@@ -481,6 +500,12 @@ impl Sim<'_> {
             }
             return;
         }
+        if self.proxy_cut(p, &req) {
+            self.lb_end(p, &req);
+            self.outcome(req, Outcome::ProxyReset);
+            self.request_done(req, false);
+            return self.server_finished(p, now);
+        }
         let mut o = completion_outcome(&req, now);
         if failed && matches!(o, Outcome::Answered(_)) {
             o = Outcome::DependencyFailed;
@@ -527,6 +552,7 @@ impl Sim<'_> {
     /// How one try ended: the request's outcome, or a retry. A try that
     /// already ended (its client gave up at the deadline) counts no more.
     pub(crate) fn outcome(&mut self, req: Request, o: Outcome) {
+        self.lb_forget(&req);
         let t = req.source as usize;
         let (req, o) = if self.l7.on(t) {
             match self.l7_try_ended(req, o) {
@@ -558,6 +584,7 @@ impl Sim<'_> {
             }
         }
         self.count_outcome(t, o);
+        self.mesh_response(t, o);
         self.path_outcome(t, req.path, o);
         if self.cfg.traffic[t].in_handler {
             self.call_ended(req, o);
@@ -600,7 +627,8 @@ impl Sim<'_> {
             | Outcome::PortClosed
             | Outcome::NatIdleReset
             | Outcome::LbBadGateway
-            | Outcome::LbReset => Some(tr.counters.refused),
+            | Outcome::LbReset
+            | Outcome::ProxyReset => Some(tr.counters.refused),
             Outcome::LbUnavailable | Outcome::MeshOverflow | Outcome::DependencyFailed => {
                 Some(tr.counters.rejected)
             }

@@ -16,32 +16,49 @@
 //! O(1) add into a dense zones x zones array, no allocation, no lookup by
 //! name; without `billing` it is one branch.
 //!
-//! Hops not counted (yet): requests from outside the cluster (no client
-//! zone; the NodePort entry node and the ingress controller are not carried
-//! with the request), traffic to a destination outside the VPC (`external`:
-//! it leaves the region's zones; the NAT gateway's own processing is
-//! [`crate::nat_gateway`]'s), DNS queries, a load balancer's leg (its
-//! carrier exists in the model, [`crate::transfer_cost::Carrier`], and the
-//! run has load balancers, but their hops are not counted yet), and a response the server finished after
-//! its client gave up.
+//! A request through a cloud load balancer (the `lb` room) is counted on
+//! the load balancer's hops instead: with `ip` targets from the load
+//! balancer node's zone to the pod's (carrier [`Carrier::ApplicationLb`] or
+//! [`Carrier::NetworkLb`]); with `instance` targets from the load balancer
+//! node to the node it chose (same carrier), then from that node to the
+//! pod kube-proxy chose ([`Carrier::Instance`]: EC2 traffic between
+//! instances). The response takes the same hops back: under
+//! `externalTrafficPolicy: Cluster` the reply is un-SNATed at the node it
+//! entered, under `Local` the pod is on that node. The client's leg to the
+//! load balancer comes from outside the region's zones and is not counted.
+//! Billing then follows the carrier (docs/calibration.md, rows
+//! `price-aws-lb-targets` and `lb-instance-two-hops`): an ALB's
+//! hop to targets on private IPs is free even across zones, an NLB's is
+//! billed (cross-zone balancing on: "EC2 data transfer charges apply"),
+//! the node-to-pod hop is billed whatever the load balancer.
+//!
+//! Hops not counted (yet): requests from outside the cluster at a NodePort
+//! without a load balancer (no client zone), traffic to a destination
+//! outside the VPC (`external`: it leaves the region's zones; the NAT
+//! gateway's own processing is [`crate::nat_gateway`]'s), DNS queries, and
+//! a response the server finished after its client gave up.
 //!
 //! ## Parameters
 //! The billing rule and price: inputs, with AWS's and GCP's defaults
 //! (docs/calibration.md rows `price-aws-inter-az`, `price-gcp-inter-zone`).
 //!
 //! ## What it emits
-//! Per source and per window: bytes per zone pair, the crossing share, the
-//! dollars; the requests and responses counted (so that bytes are
-//! conserved: sum over pairs = request_bytes x requests + response_bytes x
-//! responses).
+//! Per source and per window: bytes per zone pair and carrier, the
+//! crossing share, the dollars; the requests and responses counted and the
+//! hops they took (so that bytes are conserved: sum over pairs =
+//! request_bytes x request hops + response_bytes x response hops).
 //!
 //! ## Validation
 //! `cluster/tests.rs`: pods spread evenly over k = 2, 3, 4 zones with random
 //! endpoint picks cross zones in a share within 4 standard deviations of
 //! (k-1)/k; conservation of bytes against the counts; no bytes without
-//! `billing`.
+//! `billing`. `lb_tests.rs`: through an NLB with instance targets and
+//! cross-zone balancing, each of the two hops crosses in (k-1)/k of
+//! requests and both are billed; through an ALB only the node-to-pod hop
+//! is billed.
 
 use super::*;
+use crate::cloud_lb::LbKind;
 use crate::transfer_cost::{Carrier, ZoneBytes};
 
 /// One traffic source's bytes between zones over the run.
@@ -53,6 +70,11 @@ pub struct ZoneTraffic {
     pub requests: u64,
     /// Responses whose bytes were counted (answered in time).
     pub responses: u64,
+    /// Hops the counted requests took (one per request, two through a
+    /// load balancer with instance targets: to the node, then to the pod).
+    pub request_hops: u64,
+    /// Hops the counted responses took back.
+    pub response_hops: u64,
     /// Dollars under the run's billing.
     pub cost: f64,
 }
@@ -81,20 +103,51 @@ impl Sim<'_> {
     #[inline]
     fn pod_zone(&self, p: u32) -> Option<u32> {
         let n = self.pods[p as usize].node?;
+        self.node_zone(n)
+    }
+
+    /// The zone id of node `n`.
+    #[inline]
+    fn node_zone(&self, n: u32) -> Option<u32> {
         self.services.zone_of.get(n as usize).map(|&z| z as u32)
     }
 
-    /// The (from, to) zones of a hop of `req` served by pod `p`, when it
-    /// is counted.
+    /// The hops of `req` served by pod `p`, when they are counted: each as
+    /// (from, to, carrier) in the request's direction.
     #[inline]
-    fn hop_zones(&self, p: u32, req: &Request) -> Option<(u32, u32)> {
+    fn hops_of(&self, p: u32, req: &Request) -> Option<Hops> {
         self.cfg.billing?;
-        let spec = &self.cfg.traffic[req.source as usize];
-        if spec.external.is_some() {
+        let t = req.source as usize;
+        if self.cfg.traffic[t].external.is_some() {
             return None;
         }
+        let server = self.pod_zone(p)?;
+        if let Some(i) = self.lb_of(t) {
+            let hop = self.lbs.hops.get(&req.id)?;
+            let carrier = match self.lbs.list[i].entry.group.kind {
+                LbKind::Application => Carrier::ApplicationLb,
+                LbKind::Network => Carrier::NetworkLb,
+            };
+            return Some(match hop.node.get() {
+                // Instance targets: to the node, then kube-proxy's hop.
+                Some(n) => {
+                    let node = self.node_zone(n)?;
+                    Hops {
+                        first: (hop.lb_zone, node, carrier),
+                        second: Some((node, server, Carrier::Instance)),
+                    }
+                }
+                None => Hops {
+                    first: (hop.lb_zone, server, carrier),
+                    second: None,
+                },
+            });
+        }
         let c = req.client.get()?;
-        Some((self.pod_zone(c)?, self.pod_zone(p)?))
+        Some(Hops {
+            first: (self.pod_zone(c)?, server, Carrier::Instance),
+            second: None,
+        })
     }
 
     /// `req` reached pod `p`'s server: its request bytes crossed from the
@@ -108,28 +161,39 @@ impl Sim<'_> {
         self.zone_hop(p, req, Leg::Response);
     }
 
-    /// One leg of `req` between its client and pod `p`, counted per source
-    /// and in its open windows.
+    /// One leg of `req` between its client and pod `p` (over each hop),
+    /// counted per source and in its open windows.
     fn zone_hop(&mut self, p: u32, req: &Request, leg: Leg) {
-        let Some((client, server)) = self.hop_zones(p, req) else {
+        let Some(hops) = self.hops_of(p, req) else {
             return;
         };
         let t = req.source as usize;
         let spec = &self.cfg.traffic[t];
-        let (from, to, bytes) = match leg {
-            Leg::Request => (client, server, spec.request_bytes),
-            Leg::Response => (server, client, spec.response_bytes),
+        let bytes = match leg {
+            Leg::Request => spec.request_bytes,
+            Leg::Response => spec.response_bytes,
         };
+        let n = 1 + u64::from(hops.second.is_some());
         let z = &mut self.zone_traffic[t];
-        z.bytes.add(from, to, Carrier::Instance, bytes);
         match leg {
-            Leg::Request => z.requests += 1,
-            Leg::Response => z.responses += 1,
+            Leg::Request => {
+                z.requests += 1;
+                z.request_hops += n;
+            }
+            Leg::Response => {
+                z.responses += 1;
+                z.response_hops += n;
+            }
         }
-        let now = self.engine.now();
-        self.for_windows(t, now, |w| {
-            w.zone_bytes.add(from, to, Carrier::Instance, bytes)
-        });
+        for (a, b, carrier) in std::iter::once(hops.first).chain(hops.second) {
+            let (from, to) = match leg {
+                Leg::Request => (a, b),
+                Leg::Response => (b, a),
+            };
+            self.zone_traffic[t].bytes.add(from, to, carrier, bytes);
+            let now = self.engine.now();
+            self.for_windows(t, now, |w| w.zone_bytes.add(from, to, carrier, bytes));
+        }
     }
 
     /// Prices the counts at the end of the run.
@@ -144,6 +208,16 @@ impl Sim<'_> {
             w.zone_cost = w.zone_bytes.cost(billing);
         }
     }
+}
+
+/// The hops a request's bytes take, as (from zone, to zone, carrier) in
+/// the request's direction.
+#[derive(Clone, Copy)]
+struct Hops {
+    /// Client pod to server pod; or load balancer node to its target.
+    first: (u32, u32, Carrier),
+    /// Instance targets: the node to the pod.
+    second: Option<(u32, u32, Carrier)>,
 }
 
 /// Which way a request's bytes cross.

@@ -7,14 +7,16 @@
 //! node is `Ready=Unknown`, its pods leave their Services' endpoints and the
 //! scheduler stops placing pods there; the zone's `NoExecute` taints go
 //! through its eviction rate limiter and the pods are evicted when their
-//! toleration runs out; the scheduler places their replacements on the
+//! toleration (the workload's `tolerationSeconds`, 300 s by default) runs
+//! out; the scheduler places their replacements on the
 //! nodes left, as far as requests and topology spread let it.
 //!
 //! While a node is down its pods answer nothing: a request that reaches one
 //! (an endpoint not yet removed, or a connection opened before) and a
 //! request one was serving or queueing get no answer, and the client waits
-//! out its timeout. The check costs one flag test per request while no zone
-//! is down.
+//! out its timeout; a pod there sends nothing either (its share of a
+//! traffic source's arrivals is lost until it leaves the endpoints). The
+//! check costs one flag test per request while no zone is down.
 
 use super::*;
 
@@ -80,6 +82,9 @@ impl Sim<'_> {
     pub(crate) fn node_unreachable(&mut self, n: usize) {
         let now = self.engine.now();
         self.sched.set_unreachable(n, true);
+        // The EndpointSlice controller sees the node leave before its
+        // pods' endpoints do.
+        self.refresh_zone_ratios();
         self.node_not_ready_event(n, node_lifecycle::UNREACHABLE_MESSAGE);
         let mut pods = self.nodes[n].pods.clone();
         pods.sort_unstable();
@@ -88,7 +93,7 @@ impl Sim<'_> {
             if self.pods[p as usize].state == PodState::Ready {
                 let d = self.pods[p as usize].deployment as usize;
                 self.set_state(p, PodState::Running);
-                self.deps[d].endpoints.remove(p);
+                self.endpoint_down(p, d, Some(n as u32));
                 if self.cfg.dns.as_ref().is_some_and(|c| c.workload == d) {
                     self.dns_endpoint_removed(p);
                 }
@@ -98,6 +103,7 @@ impl Sim<'_> {
         for d in touched {
             self.endpoints_changed(d);
         }
+        self.topology_nodes_changed();
         // When every node in the cluster is down the controller assumes a
         // control-plane problem and evicts nothing.
         self.nodes_noticed_down += 1;
@@ -110,10 +116,6 @@ impl Sim<'_> {
                 .resize(z + 1, node_lifecycle::NoExecuteLimiter::default());
         }
         let tainted = self.zone_limiters[z].admit(now);
-        let id = self.engine.schedule_at(
-            tainted + node_lifecycle::DEFAULT_TOLERATION,
-            Ev::Evict(n as u32),
-        );
-        self.nodes[n].eviction = Some(id);
+        self.no_execute_taint(n, tainted);
     }
 }

@@ -69,6 +69,10 @@ pub struct MeshConfig {
     pub destination_rules: Vec<super::rules::DestinationRule>,
     /// Istio VirtualServices' routes the client proxies apply.
     pub virtual_services: Vec<super::rules::VirtualService>,
+    /// How the sidecars start against their app containers
+    /// ([`crate::mesh::lifecycle`]); `None`: not modelled (a meshed pod
+    /// starts as an unmeshed one).
+    pub lifecycle: Option<crate::mesh::lifecycle::LifecycleSpec>,
 }
 
 impl MeshConfig {

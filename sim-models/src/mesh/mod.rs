@@ -18,7 +18,10 @@
 //!   ejections in a row, return to service at the interval sweeps;
 //! - [`circuit_breaker`]: Envoy's per-upstream-cluster thresholds on
 //!   connections, pending requests, active requests and active retries, and
-//!   the `UO` (upstream overflow) answer beyond them.
+//!   the `UO` (upstream overflow) answer beyond them;
+//! - [`lifecycle`]: the sidecar's start-up against the app container's
+//!   (start order, the proxy's probes, `holdApplicationUntilProxyStarts`,
+//!   native sidecars).
 //!
 //! Each mechanism is a small state machine with O(1) work per request
 //! (outlier sweeps: O(ejected hosts) per interval), no allocation after
@@ -27,9 +30,8 @@
 //!
 //! Not modelled here: the proxies' CPU and memory and their queues (the
 //! proxy as a server, with the CoreDNS server model as its pattern), mTLS
-//! handshakes and connection pooling, proxy start-up ordering: the mesh
-//! stage's concerns. Envoy's success-rate and failure-percentage outlier
-//! detection, panic threshold, slow start, zone-aware routing, the
+//! handshakes and connection pooling: the mesh stage's concerns. Envoy's
+//! success-rate and failure-percentage outlier detection, panic threshold, slow start, zone-aware routing, the
 //! consecutive gateway-failure detector (off by default: enforcing 0).
 //!
 //! ## Parameters
@@ -58,7 +60,9 @@
 pub mod balancer;
 pub mod circuit_breaker;
 mod config;
+pub mod lifecycle;
 pub mod outlier;
+pub mod proxy;
 pub mod retry;
 pub mod rules;
 pub mod upstream;

@@ -13,8 +13,9 @@
 //! passes untouched.
 //!
 //! A Service with a traffic policy (`internalTrafficPolicy: Local`,
-//! `trafficDistribution: PreferClose`) picks among the endpoints on the
-//! client's node or in its zone ([`crate::services::TopologyEndpoints`]);
+//! `trafficDistribution: PreferClose`, Topology Aware Routing's hints)
+//! picks among the endpoints on the client's node or for its zone
+//! ([`crate::services::TopologyEndpoints`]);
 //! a packet to a NodePort is accepted only on the node addresses
 //! `nodePortAddresses` allows ([`crate::services::node_port::accepts`];
 //! elsewhere the node answers RST) and then follows
@@ -79,12 +80,12 @@ impl Stage for ServiceProxy {
         };
         trip.service = Some(service);
         if let Some((spec, eps)) = cx.env.topology(service) {
-            if spec.internal_policy == TrafficPolicy::Local || spec.prefer_close {
+            if spec.internal_policy == TrafficPolicy::Local || spec.zonal() {
                 let node = flow.client.and_then(|c| c.node);
                 let zone = node.map(|n| cx.env.node_zone(n));
                 let choice = eps.choose(
                     spec.internal_policy,
-                    spec.prefer_close,
+                    spec.zonal(),
                     node.map(|n| n as usize),
                     zone,
                     cx.pick,
@@ -133,7 +134,7 @@ fn node_port(np: &NodePortTarget, trip: &mut Trip, cx: &mut Cx<'_>) -> Result<()
     let zone = cx.env.node_zone(np.node);
     let choice = eps.choose(
         spec.external_policy,
-        spec.prefer_close,
+        spec.zonal(),
         Some(np.node as usize),
         Some(zone),
         cx.pick,

@@ -266,6 +266,18 @@ impl NodeIndex {
         self.nodes[node].pods
     }
 
+    /// Whether `node` is in the cluster and Ready (a pod CIDR, neither
+    /// taint): the nodes the EndpointSlice controller counts for
+    /// Topology Aware Routing.
+    pub fn is_ready(&self, node: usize) -> bool {
+        !matches!(self.nodes[node].filter(), Filter::Absent | Filter::NotReady)
+    }
+
+    /// `node`'s allocatable CPU and memory, when modelled.
+    pub fn allocatable(&self, node: usize) -> Option<Resources> {
+        self.nodes[node].allocatable
+    }
+
     /// Whether `node` is tainted `node.kubernetes.io/not-ready`.
     pub fn tainted(&self, node: usize) -> bool {
         self.nodes[node].tainted

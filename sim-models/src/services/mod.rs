@@ -48,6 +48,7 @@
 //! changes), each policy's choice, PreferClose's fallback, NodePort
 //! allocation and collisions, the addresses a NodePort opens on per mode.
 
+pub mod hints;
 pub mod node_port;
 
 use crate::netpol::{Labels, Protocol};
@@ -161,6 +162,9 @@ pub struct ServiceSpec {
     pub internal_policy: TrafficPolicy,
     /// `spec.trafficDistribution: PreferClose`.
     pub prefer_close: bool,
+    /// The `service.kubernetes.io/topology-mode: Auto` annotation: Topology
+    /// Aware Routing ([`hints`]); it takes precedence over PreferClose.
+    pub topology_auto: bool,
     /// `spec.healthCheckNodePort`: allocated from the NodePort range for a
     /// LoadBalancer Service with `externalTrafficPolicy: Local`
     /// ([`ServiceSpec::needs_health_check`]); kube-proxy answers on it with
@@ -182,8 +186,15 @@ impl ServiceSpec {
             external_policy: TrafficPolicy::Cluster,
             internal_policy: TrafficPolicy::Cluster,
             prefer_close: false,
+            topology_auto: false,
             health_check_node_port: None,
         }
+    }
+
+    /// Whether kube-proxy filters this Service's endpoints by zone:
+    /// `trafficDistribution: PreferClose` or Topology Aware Routing.
+    pub fn zonal(&self) -> bool {
+        self.prefer_close || self.topology_auto
     }
 
     /// Whether the apiserver allocates a `healthCheckNodePort`: type
@@ -297,10 +308,37 @@ impl SelectorIndex {
 pub struct TopologyEndpoints {
     /// Every Ready endpoint.
     pub all: Endpoints,
-    /// Per zone index (empty unless PreferClose).
+    /// Per zone index, the endpoints kube-proxy on a node of that zone
+    /// keeps when it filters by zone: with PreferClose those in the zone,
+    /// with Topology Aware Routing those hinted for it (empty unless one
+    /// of them is on; all empty while hints are off).
     by_zone: Vec<Endpoints>,
     /// Per node index (empty unless a Local policy or a node port).
     by_node: Vec<Endpoints>,
+    /// Topology Aware Routing's state, when the Service asks for it.
+    auto: Option<AutoHints>,
+}
+
+/// What Topology Aware Routing keeps for one Service.
+#[derive(Clone, Debug)]
+struct AutoHints {
+    /// The Ready endpoints by the zone they are in.
+    located: Vec<Endpoints>,
+    /// The last computation's outcome (`None` before the first).
+    state: Option<Result<(), hints::Disabled>>,
+}
+
+/// What one recomputation of a Service's hints changed, for the events an
+/// operator reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HintChange {
+    /// Hints written where there were none (`TopologyAwareHintsEnabled`).
+    Enabled,
+    /// Hints removed, or removed for another reason than before
+    /// (`TopologyAwareHintsDisabled`).
+    Disabled(hints::Disabled),
+    /// Same state as before (hints possibly reallocated).
+    Unchanged,
 }
 
 impl TopologyEndpoints {
@@ -311,7 +349,7 @@ impl TopologyEndpoints {
             || spec.external_policy == TrafficPolicy::Local;
         TopologyEndpoints {
             all: Endpoints::default(),
-            by_zone: if spec.prefer_close {
+            by_zone: if spec.zonal() {
                 vec![Endpoints::default(); zones]
             } else {
                 Vec::new()
@@ -321,13 +359,27 @@ impl TopologyEndpoints {
             } else {
                 Vec::new()
             },
+            auto: spec.topology_auto.then(|| AutoHints {
+                located: vec![Endpoints::default(); zones],
+                state: None,
+            }),
         }
+    }
+
+    /// Whether the Service uses Topology Aware Routing (its hints are
+    /// recomputed with [`TopologyEndpoints::rehint`] after each change).
+    pub fn is_auto(&self) -> bool {
+        self.auto.is_some()
     }
 
     /// Pod `pod` on `node` in `zone` is Ready.
     pub fn add(&mut self, pod: u32, node: usize, zone: usize) {
         self.all.add(pod);
-        if let Some(z) = self.by_zone.get_mut(zone) {
+        let zonal = match self.auto.as_mut() {
+            Some(a) => &mut a.located,
+            None => &mut self.by_zone,
+        };
+        if let Some(z) = zonal.get_mut(zone) {
             z.add(pod);
         }
         if let Some(n) = self.by_node.get_mut(node) {
@@ -338,12 +390,71 @@ impl TopologyEndpoints {
     /// Pod `pod` (last on `node` in `zone`) is no longer an endpoint.
     pub fn remove(&mut self, pod: u32, node: usize, zone: usize) {
         self.all.remove(pod);
-        if let Some(z) = self.by_zone.get_mut(zone) {
+        let zonal = match self.auto.as_mut() {
+            Some(a) => &mut a.located,
+            None => &mut self.by_zone,
+        };
+        if let Some(z) = zonal.get_mut(zone) {
             z.remove(pod);
         }
         if let Some(n) = self.by_node.get_mut(node) {
             n.remove(pod);
         }
+    }
+
+    /// The EndpointSlice controller recomputes the hints with the zones'
+    /// CPU `ratios` ([`hints::zone_ratios`]): the per-zone lists become the
+    /// endpoints hinted for each zone, or all empty when a safeguard
+    /// removes the hints. A no-op without Topology Aware Routing.
+    pub fn rehint(&mut self, ratios: &Result<Vec<Option<f64>>, hints::Disabled>) -> HintChange {
+        let Some(auto) = self.auto.as_mut() else {
+            return HintChange::Unchanged;
+        };
+        for z in &mut self.by_zone {
+            *z = Endpoints::default();
+        }
+        let outcome = ratios
+            .clone()
+            .and_then(|r| hints::allocations(&r, self.all.len()));
+        let now = match outcome {
+            Ok(allocs) => {
+                let counts: Vec<usize> = auto.located.iter().map(Endpoints::len).collect();
+                let moves = hints::hint(&allocs, &counts);
+                for (z, here) in auto.located.iter().enumerate() {
+                    let mut pods = here.pods().iter();
+                    for m in moves.iter().filter(|m| m.from == z) {
+                        for &p in pods.by_ref().take(m.count) {
+                            self.by_zone[m.to].add(p);
+                        }
+                    }
+                    for &p in pods {
+                        self.by_zone[z].add(p);
+                    }
+                }
+                Ok(())
+            }
+            Err(d) => Err(d),
+        };
+        let before = auto.state.replace(now);
+        match (before, now) {
+            (Some(Ok(())), Ok(())) => HintChange::Unchanged,
+            (_, Ok(())) => HintChange::Enabled,
+            (Some(Err(b)), Err(d)) if b == d => HintChange::Unchanged,
+            (_, Err(d)) => HintChange::Disabled(d),
+        }
+    }
+
+    /// Endpoints hinted for each zone, when Topology Aware Routing's hints
+    /// are on (`None` otherwise).
+    pub fn hinted(&self) -> Option<Vec<usize>> {
+        matches!(self.auto.as_ref()?.state, Some(Ok(())))
+            .then(|| self.by_zone.iter().map(Endpoints::len).collect())
+    }
+
+    /// Topology Aware Routing's current outcome: `None` without it or
+    /// before the first computation.
+    pub fn hint_state(&self) -> Option<Result<(), hints::Disabled>> {
+        self.auto.as_ref()?.state
     }
 
     /// Ready endpoints on `node` (0 when per-node lists are not kept).
@@ -353,11 +464,14 @@ impl TopologyEndpoints {
 
     /// Picks an endpoint for traffic that reached node `node` in zone
     /// `zone` under `policy` (the policy in force for this traffic:
-    /// internal or external), with PreferClose if `prefer_close`.
+    /// internal or external); with `zonal` (PreferClose or Topology Aware
+    /// Routing, [`ServiceSpec::zonal`]) kube-proxy keeps the endpoints for
+    /// its zone when there are any, else uses them all (its fallback when
+    /// hints are off or none is for its zone: `topologyModeFromHints`).
     pub fn choose(
         &self,
         policy: TrafficPolicy,
-        prefer_close: bool,
+        zonal: bool,
         node: Option<usize>,
         zone: Option<usize>,
         rng: &mut SimRng,
@@ -368,7 +482,7 @@ impl TopologyEndpoints {
             };
             return set.pick(rng).map_or(Choice::NoLocalEndpoint, Choice::Pod);
         }
-        if prefer_close {
+        if zonal {
             if let Some(set) = zone.and_then(|z| self.by_zone.get(z)) {
                 if let Some(p) = set.pick(rng) {
                     return Choice::Pod(p);

@@ -58,6 +58,9 @@ pub struct MeshFile {
     /// Istio VirtualServices (`mesh_l7.rs`).
     #[serde(default)]
     pub virtual_services: Vec<super::mesh_l7::VirtualServiceFile>,
+    /// How the sidecars start against their app containers (default: not
+    /// modelled): `mesh_lifecycle.rs`.
+    pub lifecycle: Option<super::mesh_lifecycle::LifecycleFile>,
 }
 
 /// How the mesh's data plane is laid out.
@@ -163,7 +166,16 @@ impl Validator<'_> {
             }
             meshed[w] = false;
         }
+        let lifecycle = match &f.lifecycle {
+            Some(l) => Some(self.mesh_lifecycle(
+                &field(&path!["lifecycle"]),
+                l,
+                matches!(mode, MeshMode::Sidecar(_)),
+            )?),
+            None => None,
+        };
         Ok(Some(MeshConfig {
+            lifecycle,
             mode,
             meshed,
             resources: f

@@ -66,6 +66,7 @@ mod expect;
 mod manifests;
 mod mesh;
 mod mesh_l7;
+mod mesh_lifecycle;
 mod nat;
 mod network;
 mod services;
@@ -79,6 +80,7 @@ pub use cluster::{AllocatorName, ClusterFile, IpamFile, IpamMode, NodesFile};
 pub use dns::{CoreDnsFile, DnsFile, HpaFile, UpstreamFile};
 pub use expect::{ExpectFile, Expectation, Probe};
 pub use mesh::{MeshFile, MeshModeName, ProxyName, ProxyResourcesFile};
+pub use mesh_lifecycle::{LifecycleFile, ListenRangeFile};
 pub use nat::{NatGatewayFile, NatGatewaysFile};
 pub use network::{
     ConntrackFile, KubeProxyFile, MasqueradeFile, NetworkFile, OtherServicesFile, SizedBy,
@@ -521,7 +523,7 @@ impl Validator<'_> {
             )?),
             None => None,
         };
-        let (deployments, extras) = match from_manifests.as_mut() {
+        let (mut deployments, extras) = match from_manifests.as_mut() {
             Some(m) => (
                 std::mem::take(&mut m.deployments),
                 std::mem::take(&mut m.extras),
@@ -564,6 +566,7 @@ impl Validator<'_> {
             cluster.nodes.public_addresses,
             &mut notes,
         )?;
+        let start_dials = self.start_dials(wp, workloads, &deployments, &resolved)?;
         let nat_gateways =
             self.nat_gateways(&sec.network.1, sec.network.0, &cluster.nodes.zones)?;
         let billing = self.billing(&sec.network.1, sec.network.0)?;
@@ -620,6 +623,7 @@ impl Validator<'_> {
             conntrack.is_some(),
             (sec.network.0, &sec.network.1),
         )?;
+        self.proxy_restarts_meshed(lp, &actions, mesh.as_ref(), &names)?;
         let expectations = self.expectations(
             sec,
             common,
@@ -627,6 +631,9 @@ impl Validator<'_> {
             (&traffic_names, &traffic_specs),
             (kube_proxy.is_some(), billing.is_some()),
         )?;
+        for (d, dial) in deployments.iter_mut().zip(start_dials) {
+            d.start_dial = dial;
+        }
         let config = ClusterConfig {
             nodes,
             ipam,

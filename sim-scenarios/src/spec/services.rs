@@ -69,6 +69,13 @@ pub struct ServiceFile {
     pub internal_traffic_policy: Option<PolicyName>,
     /// `PreferClose`: same-zone endpoints when the client's zone has any.
     pub traffic_distribution: Option<DistributionName>,
+    /// `Auto`: the `service.kubernetes.io/topology-mode` annotation
+    /// (Topology Aware Routing: the EndpointSlice controller hints
+    /// endpoints to zones in proportion to their nodes' allocatable CPU,
+    /// unless a safeguard removes every hint; it takes precedence over
+    /// `traffic_distribution`). Needs `cluster.nodes.allocatable`: nodes
+    /// without allocatable CPU disable the hints, as in Kubernetes.
+    pub topology_mode: Option<TopologyModeName>,
 }
 
 /// One Service port.
@@ -113,6 +120,13 @@ pub enum PolicyName {
 pub enum DistributionName {
     /// Same-zone endpoints first.
     PreferClose,
+}
+
+/// `service.kubernetes.io/topology-mode` values.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+pub enum TopologyModeName {
+    /// Hints by zone CPU, with the controller's safeguards.
+    Auto,
 }
 
 /// What is in front of the nodes.
@@ -346,6 +360,7 @@ impl Validator<'_> {
                 external_policy: external,
                 internal_policy: internal,
                 prefer_close: f.traffic_distribution.is_some(),
+                topology_auto: f.topology_mode.is_some(),
                 health_check_node_port: None,
             });
             places.push(Place::File(

@@ -706,13 +706,49 @@ fn load_balancer_entries_parse_and_bad_ones_are_located() {
     )
     .unwrap_err();
     assert!(e.message.contains("no cloud load balancer"), "{e}");
+    let s = with_services(
+        lb,
+        "to: web-lb, load_balancer: {kind: nlb, targets: instance, cross_zone: true}, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap();
+    let e = s.variants[0].config.traffic[0].load_balancer.unwrap();
+    assert_eq!(
+        e.group.target_type,
+        sim_models::cloud_lb::TargetType::Instance
+    );
+    assert!(e.group.cross_zone);
+    // An instance target's check goes to the node, not to a pod.
     let e = with_services(
         lb,
-        "to: web-lb, load_balancer: {kind: alb, targets: instance}, rate: 1/s, timeout: 1s",
+        "to: web-lb, load_balancer: {kind: alb, targets: instance, health_check: {path: readiness}}, rate: 1/s, timeout: 1s",
         false,
     )
     .unwrap_err();
-    assert!(e.message.contains("not modelled"), "{e}");
+    assert!(
+        e.at.is_some() && e.message.contains("goes to the node"),
+        "{e}"
+    );
+    let s = with_services(
+        lb,
+        "to: web-lb, load_balancer: {kind: alb, readiness_gate: true}, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap();
+    assert!(
+        s.variants[0].config.traffic[0]
+            .load_balancer
+            .unwrap()
+            .readiness_gate
+    );
+    // The controller's gate is for ip targets only.
+    let e = with_services(
+        lb,
+        "to: web-lb, load_balancer: {kind: nlb, targets: instance, readiness_gate: true}, rate: 1/s, timeout: 1s",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.at.is_some() && e.message.contains("ip` only"), "{e}");
     let e = with_services(
         lb,
         "to: web-lb, load_balancer: {kind: alb, health_check: {interval: 5s, timeout: 10s}}, rate: 1/s, timeout: 1s",

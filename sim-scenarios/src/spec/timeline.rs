@@ -3,7 +3,7 @@
 //! # Scope
 //! Each entry is `at` plus exactly one action (scale, a rate change, a new
 //! IP pool or pod range, policy sets, the CNI daemon down or up, a conntrack
-//! flush, a zone failure); names are checked against the variant's
+//! flush, a zone failure, a sidecar restart); names are checked against the variant's
 //! workloads, traffic, policy sets, nodes and zones.
 //!
 //! # Validation
@@ -57,6 +57,10 @@ pub struct TimelineFile {
     pub nat_gateway_down: Option<String>,
     /// This NAT gateway is available again.
     pub nat_gateway_up: Option<String>,
+    /// The sidecar proxy of every running pod of this workload restarts
+    /// (needs `mesh` with sidecars): its connections are reset, the pod is
+    /// not Ready until the new proxy's probe passes.
+    pub proxy_restart: Option<String>,
 }
 
 /// Nodes an action applies to: `all`, one name, or a list of names.
@@ -139,11 +143,12 @@ impl Validator<'_> {
             e.zone_down.is_some(),
             e.nat_gateway_down.is_some(),
             e.nat_gateway_up.is_some(),
+            e.proxy_restart.is_some(),
         ]
         .iter()
         .filter(|x| **x)
         .count();
-        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `add_pod_range`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names), `zone_down` (+ a zone), `nat_gateway_down` or `nat_gateway_up` (+ a gateway's name)";
+        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `add_pod_range`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names), `zone_down` (+ a zone), `nat_gateway_down` or `nat_gateway_up` (+ a gateway's name), `proxy_restart` (+ a workload)";
         if set != 1 {
             let msg = if set == 0 {
                 "timeline entry has no action"
@@ -169,6 +174,16 @@ impl Validator<'_> {
                 deployment,
                 replicas: replicas.0,
             }
+        } else if let Some(name) = &e.proxy_restart {
+            let deployment = find(
+                name,
+                [p, &path!["proxy_restart"]].concat(),
+                "proxy_restart target",
+            )?;
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(p, "`proxy_restart` takes no `replicas` or `rate`", hint));
+            }
+            Action::ProxyRestart { deployment }
         } else if let Some(name) = &e.traffic {
             let Some(traffic) = traffic_names.iter().position(|t| t == name) else {
                 return Err(self.err(

@@ -131,8 +131,8 @@ pub struct NodePortFile {
 pub struct LoadBalancerFile {
     /// `alb` (HTTP, answers 502/503/504 itself) or `nlb` (TCP).
     pub kind: LbKindName,
-    /// `ip` (pod IPs; the only kind modelled in the cluster run) or
-    /// `instance` (nodes).
+    /// `ip` (pod IPs, default) or `instance` (the nodes, on the Service's
+    /// NodePort; kube-proxy takes the request on to a pod).
     #[serde(default = "default_targets")]
     pub targets: LbTargetsName,
     /// Whose defaults the target group takes: `aws` (ELB's), `aws-lbc`
@@ -147,6 +147,12 @@ pub struct LoadBalancerFile {
     /// The health check: what it asks and its timing (default: the
     /// controller's).
     pub health_check: Option<LbHealthCheckFile>,
+    /// The AWS Load Balancer Controller's pod readiness gate
+    /// (`target-health.elbv2.k8s.aws`, injected in namespaces labelled
+    /// `elbv2.k8s.aws/pod-readiness-gate-inject: enabled`; ip targets only):
+    /// a pod is Ready only once its target is healthy (default false).
+    #[serde(default)]
+    pub readiness_gate: bool,
 }
 
 fn default_targets() -> LbTargetsName {
@@ -808,18 +814,15 @@ impl Validator<'_> {
                 "give the Service type: LoadBalancer in services:",
             ));
         }
-        if v.targets == LbTargetsName::Instance {
-            return Err(self.err(
-                &[p, &path!["targets"]].concat(),
-                "`targets: instance` is not modelled in the cluster run yet",
-                "use targets: ip (the pods' addresses)",
-            ));
-        }
+        let target_type = match v.targets {
+            LbTargetsName::Ip => TargetType::Ip,
+            LbTargetsName::Instance => TargetType::Instance,
+        };
         let kind = match v.kind {
             LbKindName::Alb => LbKind::Application,
             LbKindName::Nlb => LbKind::Network,
         };
-        let mut group = TargetGroupSpec::elb_defaults(kind, TargetType::Ip);
+        let mut group = TargetGroupSpec::elb_defaults(kind, target_type);
         group.health_check = match (v.controller, kind) {
             (LbControllerName::Aws, _) => group.health_check,
             (LbControllerName::AwsLbc, LbKind::Application) => HealthCheck::aws_lbc_ingress(),
@@ -836,6 +839,14 @@ impl Validator<'_> {
         if let Some(h) = &v.health_check {
             let hp = [p, &path!["health_check"]].concat();
             let hc = &mut group.health_check;
+            if let (Some(LbCheckPathName::Readiness), TargetType::Instance) = (h.path, target_type)
+            {
+                return Err(self.err(
+                    &[&hp[..], &path!["path"]].concat(),
+                    "with `targets: instance` the health check goes to the node, not to a pod's readiness path",
+                    "the node answers on the NodePort (externalTrafficPolicy: Cluster) or on its healthCheckNodePort (Local); remove `path`, or use targets: ip",
+                ));
+            }
             if let Some(x) = h.path {
                 check = match x {
                     LbCheckPathName::Port => CheckPath::Port,
@@ -866,7 +877,18 @@ impl Validator<'_> {
                 ));
             }
         }
-        Ok(LbEntry { group, check })
+        if v.readiness_gate && target_type == TargetType::Instance {
+            return Err(self.err(
+                &[p, &path!["readiness_gate"]].concat(),
+                "the pod readiness gate works with `targets: ip` only: with instance targets the load balancer sees nodes, not pods",
+                "use targets: ip, or remove readiness_gate",
+            ));
+        }
+        Ok(LbEntry {
+            group,
+            check,
+            readiness_gate: v.readiness_gate,
+        })
     }
 
     /// A `node_port` entry (at `p`) of a source (`from` set?, `resolve`

@@ -22,7 +22,7 @@ use sim_models::app::ServerSpec;
 use sim_models::coredns::CoreDnsSpec;
 use sim_models::netpol::Protocol;
 use sim_models::scheduler::Resources;
-use sim_models::workload::{DeploymentSpec, WorkloadKind, ZoneSpread};
+use sim_models::workload::{DeploymentSpec, StartDial, WorkloadKind, ZoneSpread};
 use std::collections::BTreeMap;
 
 /// One Deployment and its server.
@@ -75,6 +75,26 @@ pub struct WorkloadFile {
     /// (`topologyKey: topology.kubernetes.io/zone`, the workload's own pods
     /// as `labelSelector`).
     pub topology_spread: Option<TopologySpreadFile>,
+    /// `tolerationSeconds` of the pods' `NoExecute` tolerations for
+    /// `node.kubernetes.io/not-ready` and `node.kubernetes.io/unreachable`:
+    /// how long they stay bound to a failed node before eviction (default
+    /// 300, added by the `DefaultTolerationSeconds` admission plugin).
+    pub toleration_seconds: Option<Count>,
+    /// The application connects to a Service as it starts and exits when
+    /// that connection fails (refused by a sidecar not yet listening, or no
+    /// Ready endpoint): its container restarts with CrashLoopBackOff.
+    pub dials_at_start: Option<StartDialFile>,
+}
+
+/// A connection the application opens as it starts.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartDialFile {
+    /// The Service it connects to.
+    pub service: String,
+    /// From the app container's start to the connection (its own
+    /// initialisation), e.g. `800ms`.
+    pub after: Duration,
 }
 
 /// A container's `resources`.
@@ -239,6 +259,9 @@ impl Validator<'_> {
                 d.requests = requests(r);
             }
             d.spread = self.spread(&p, w)?;
+            if let Some(t) = w.toleration_seconds {
+                d.toleration = sim_core::SimDuration::from_secs(u64::from(t.0));
+            }
             deployments.push(d);
         }
 
@@ -316,6 +339,41 @@ impl Validator<'_> {
             service_time: t.0,
             queue_limit: w.queue_limit.map(|c| c.0),
         })
+    }
+}
+
+impl Validator<'_> {
+    /// Per deployment, its `dials_at_start` (entries at `wp`), the Service
+    /// resolved among the run's `services`.
+    pub(super) fn start_dials(
+        &self,
+        wp: &[Seg],
+        workloads: &[WorkloadFile],
+        deployments: &[DeploymentSpec],
+        services: &[sim_models::services::ResolvedService],
+    ) -> R<Vec<Option<StartDial>>> {
+        let mut out = vec![None; deployments.len()];
+        for (i, w) in workloads.iter().enumerate() {
+            let Some(dial) = &w.dials_at_start else {
+                continue;
+            };
+            let p = [wp, &path!["workloads", i, "dials_at_start", "service"]].concat();
+            let Some(s) = services.iter().position(|s| s.spec.name == dial.service) else {
+                let names: Vec<&str> = services.iter().map(|s| s.spec.name.as_str()).collect();
+                return Err(self.err(
+                    &p,
+                    format!("`{}` is not a Service of this scenario", dial.service),
+                    crate::envelope::did_you_mean(&dial.service, &names, "Services"),
+                ));
+            };
+            if let Some(d) = deployments.iter().position(|d| d.name == w.name) {
+                out[d] = Some(StartDial {
+                    service: s,
+                    after: dial.after.0,
+                });
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -61,6 +61,10 @@ pub struct ServiceObject {
     pub namespace: String,
     /// `metadata.name`.
     pub name: String,
+    /// Topology Aware Routing asked for: the annotation
+    /// `service.kubernetes.io/topology-mode` (or the deprecated
+    /// `service.kubernetes.io/topology-aware-hints`) is `Auto`.
+    pub topology_auto: bool,
     /// Its spec.
     pub spec: ServiceSpec,
     /// Where it is written.

@@ -366,9 +366,16 @@ pub(super) fn parse_file(
                 let d = ServiceDoc::deserialize(doc).map_err(err)?;
                 let meta = d.metadata.0;
                 let name = required_name(&meta, &kind, &at)?;
+                // kube-controller-manager's `hintsEnabled`: the annotation,
+                // else its deprecated predecessor; "Auto" or "auto" turns
+                // hints on, any other value leaves them off.
+                let mode = meta
+                    .annotation("service.kubernetes.io/topology-mode")
+                    .or_else(|| meta.annotation("service.kubernetes.io/topology-aware-hints"));
                 objects.push(Object::Service(ServiceObject {
                     namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
                     name,
+                    topology_auto: matches!(mode, Some("Auto" | "auto")),
                     spec: d.spec.0,
                     at,
                 }));

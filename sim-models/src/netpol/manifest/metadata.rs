@@ -19,9 +19,10 @@ pub(super) struct Meta {
     pub(super) namespace: Option<String>,
     #[serde(default)]
     labels: Option<LabelMap>,
-    // Accepted and ignored: they do not affect networking.
-    #[serde(default, rename = "annotations")]
-    _annotations: Option<IgnoredAny>,
+    // Read for the few that affect networking (Topology Aware Routing's
+    // `service.kubernetes.io/topology-mode`); the rest are ignored.
+    #[serde(default)]
+    annotations: Option<std::collections::BTreeMap<String, serde_yaml_ng::Value>>,
     #[serde(default, rename = "generateName")]
     pub(super) _generate_name: Option<IgnoredAny>,
     #[serde(default, rename = "uid")]
@@ -70,6 +71,11 @@ impl FromRaw for Meta {
 }
 
 impl Meta {
+    /// The annotation `key` when it is a string.
+    pub(super) fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.as_ref()?.get(key)?.as_str()
+    }
+
     pub(super) fn labels(&self) -> Labels {
         self.labels
             .as_ref()

@@ -49,7 +49,7 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web-np, namespace: shop}
+metadata: {name: web-np, namespace: shop, annotations: {service.kubernetes.io/topology-mode: Auto, example.com/owner: shop-team}}
 spec:
   type: NodePort
   selector: {app: web}
@@ -134,7 +134,7 @@ workloads:
   - {name: api, namespace: shop, labels: {app: api, tier: front}, port: 8080, port_name: http, replicas: 2, startup: 5s, ready_after: 0s, concurrency: 4, service_time: 5ms}
   - {name: db, kind: statefulset, namespace: shop, labels: {app: db}, port: 5432, port_name: pg, replicas: 2, startup: 5s, ready_after: 0s, concurrency: 8, service_time: 2ms}
 services:
-  - {name: web-np, namespace: shop, selector: {app: web}, type: NodePort, external_traffic_policy: Local, ports: [{port: 80, target_port: 8080, node_port: 30080}]}
+  - {name: web-np, namespace: shop, selector: {app: web}, type: NodePort, external_traffic_policy: Local, topology_mode: Auto, ports: [{port: 80, target_port: 8080, node_port: 30080}]}
   - {name: front, namespace: shop, selector: {tier: front}, traffic_distribution: PreferClose, ports: [{port: 80, target_port: 8080}]}
   - name: web-lb
     namespace: shop
@@ -209,6 +209,8 @@ fn services_of_every_type_map_onto_the_model() {
     };
     assert_eq!(np.spec.kind, ServiceType::NodePort);
     assert_eq!(np.spec.external_policy, TrafficPolicy::Local);
+    // The annotation `service.kubernetes.io/topology-mode: Auto`.
+    assert!(np.spec.topology_auto && !front.spec.topology_auto);
     assert_eq!(
         (np.spec.ports[0].target_port, np.spec.ports[0].node_port),
         (8080, Some(30080))

@@ -265,6 +265,7 @@ impl Validator<'_> {
                     external_policy: external,
                     internal_policy: internal,
                     prefer_close,
+                    topology_auto: s.topology_auto,
                     health_check_node_port: None,
                 },
                 allocate_node_ports: kind != ServiceType::LoadBalancer
