@@ -44,6 +44,8 @@ fn config(pods: u32, mesh: usize) -> ClusterConfig {
         mode,
         meshed: vec![true; cfg.deployments.len()],
         resources: ProxyResources::ISTIO_SIDECAR,
+        destination_rules: Vec::new(),
+        virtual_services: Vec::new(),
         lifecycle: None,
     });
     cfg

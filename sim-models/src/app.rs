@@ -168,6 +168,15 @@ pub enum Outcome {
     /// NLB: no target took the connection; the client's SYNs went
     /// unanswered until its timeout.
     LbConnectTimeout,
+    /// The server's handler called a dependency and the call failed: it
+    /// answered 503.
+    DependencyFailed,
+    /// A mesh proxy's circuit breaker refused the request (`503` with the
+    /// response flag `UO`, upstream overflow).
+    MeshOverflow,
+    /// A mesh proxy's route timeout (or the last try's per-try timeout)
+    /// passed before an answer: `504` with the flag `UT`.
+    MeshTimeout,
     /// A sidecar proxy on the request's way (the server pod's or the
     /// client pod's own) restarted: the request's connection was reset, or
     /// refused while the new proxy did not listen yet.
@@ -218,6 +227,11 @@ impl fmt::Display for Outcome {
             Outcome::LbGatewayTimeout => write!(f, "504 Gateway Timeout (the load balancer)"),
             Outcome::LbConnectTimeout => write!(f, "dial tcp: i/o timeout"),
             Outcome::LookupFailed => write!(f, "getaddrinfo: Temporary failure in name resolution"),
+            Outcome::MeshOverflow => write!(f, "503 Service Unavailable (upstream overflow, UO)"),
+            Outcome::DependencyFailed => {
+                write!(f, "503 Service Unavailable (its dependency failed)")
+            }
+            Outcome::MeshTimeout => write!(f, "504 Gateway Timeout (upstream request timeout, UT)"),
         }
     }
 }

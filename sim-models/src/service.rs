@@ -29,6 +29,9 @@ pub struct Endpoints {
     /// Index of each pod of `ready` in it (looked up, never iterated; its
     /// size follows the Service's endpoints, not the cluster's pod ids).
     position: HashMap<u32, u32>,
+    /// Adds and removes so far: a reader that keeps its own view of the
+    /// endpoints (a mesh proxy's hosts) refreshes it when this moves.
+    changes: u64,
 }
 
 impl Endpoints {
@@ -37,6 +40,7 @@ impl Endpoints {
         if let Entry::Vacant(e) = self.position.entry(pod) {
             e.insert(self.ready.len() as u32);
             self.ready.push(pod);
+            self.changes += 1;
         }
     }
 
@@ -46,9 +50,15 @@ impl Endpoints {
             return;
         };
         self.ready.swap_remove(i as usize);
+        self.changes += 1;
         if let Some(&moved) = self.ready.get(i as usize) {
             self.position.insert(moved, i);
         }
+    }
+
+    /// Adds and removes so far.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Number of ready endpoints.

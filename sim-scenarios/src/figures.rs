@@ -771,6 +771,40 @@ pub const REQUESTS_LB_CONNECT_TIMEOUT: Figure = window(
     "requests",
     |w, _| Some(w.totals.lb_connect_timeout as f64),
 );
+/// Retries the source's mesh proxies sent in a window (one per retry).
+pub const REQUESTS_MESH_RETRIED: Figure =
+    window("requests_mesh_retried", Kind::Count, "requests", |w, _| {
+        Some(w.totals.mesh_retried as f64)
+    });
+/// Requests a mesh proxy's circuit breaker answered `503 UO`, in a window.
+pub const REQUESTS_MESH_OVERFLOW: Figure =
+    window("requests_mesh_overflow", Kind::Count, "requests", |w, _| {
+        Some(w.totals.mesh_overflow as f64)
+    });
+/// Requests a mesh proxy's timeout answered `504 UT`, in a window.
+pub const REQUESTS_MESH_TIMEOUT: Figure =
+    window("requests_mesh_timeout", Kind::Count, "requests", |w, _| {
+        Some(w.totals.mesh_timeout as f64)
+    });
+/// Hosts the source's mesh proxies ejected (outlier detection), in a window.
+pub const MESH_EJECTIONS: Figure = window("mesh_ejections", Kind::Count, "hosts", |w, _| {
+    Some(w.totals.mesh_ejections as f64)
+});
+/// Requests answered 503 because the server's call to its dependency
+/// failed, in a window.
+pub const REQUESTS_DEPENDENCY_FAILED: Figure = window(
+    "requests_dependency_failed",
+    Kind::Count,
+    "requests",
+    |w, _| Some(w.totals.dependency_failed as f64),
+);
+/// Tries that left the source's clients (first tries, application retries
+/// and mesh retries) per request sent, in a window: the hop's retry
+/// amplification.
+pub const TRIES_PER_REQUEST: Figure = window("tries_per_request", Kind::Mean, "tries", |w, _| {
+    let t = &w.totals;
+    (t.sent > 0).then(|| (t.sent + t.retried + t.mesh_retried) as f64 / t.sent as f64)
+});
 /// A window's bytes between zones, when the run counts them
 /// (`network.billing`); `None` otherwise.
 fn zone_bytes(w: &WindowStats) -> Option<&sim_models::transfer_cost::ZoneBytes> {
@@ -1081,6 +1115,12 @@ pub const FIGURES: &[Figure] = &[
     REQUESTS_LB_504,
     REQUESTS_LB_RESET,
     REQUESTS_LB_CONNECT_TIMEOUT,
+    REQUESTS_MESH_RETRIED,
+    REQUESTS_MESH_OVERFLOW,
+    REQUESTS_MESH_TIMEOUT,
+    MESH_EJECTIONS,
+    REQUESTS_DEPENDENCY_FAILED,
+    TRIES_PER_REQUEST,
     REQUESTS_PROXY_RESET,
     ZONE_BYTES,
     CROSS_ZONE_BYTES,

@@ -71,6 +71,10 @@ pub struct TrafficSpec {
     pub request_bytes: u64,
     /// Bytes of each response \[bytes\].
     pub response_bytes: u64,
+    /// No arrivals of its own (`rate` unused): each request a pod of
+    /// `from` starts serving makes one request of this source, and waits
+    /// for it before answering (the `calls` room).
+    pub in_handler: bool,
 }
 
 impl TrafficSpec {
@@ -98,6 +102,7 @@ impl TrafficSpec {
             external: None,
             request_bytes: 0,
             response_bytes: 0,
+            in_handler: false,
         }
     }
 }

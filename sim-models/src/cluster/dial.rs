@@ -188,7 +188,9 @@ impl Sim<'_> {
             ConnectionMode::LongLived { per_client, .. } if (cc.open.len() as u32) < per_client => {
                 cc.open.push(conn)
             }
-            ConnectionMode::ClientSide => {
+            // A mesh proxy pools one connection per endpoint, as
+            // client-side balancing does.
+            _ if mode == ConnectionMode::ClientSide || self.l7.on(t) => {
                 cc.by_server.insert(p, conn);
             }
             _ => {}

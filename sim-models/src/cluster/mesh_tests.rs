@@ -63,6 +63,8 @@ fn every_meshed_pod_has_a_sidecar_and_ambient_one_ztunnel_per_node() {
         mode: MeshMode::Sidecar(ProxyKind::Istio),
         meshed: vec![true, true],
         resources: ProxyResources::ISTIO_SIDECAR,
+        destination_rules: Vec::new(),
+        virtual_services: Vec::new(),
         lifecycle: None,
     };
     let out = run(&meshed(Some(sidecar.clone())), 1, &mut NullSink);
@@ -88,6 +90,8 @@ fn sidecars(kind: ProxyKind) -> MeshConfig {
         mode: MeshMode::Sidecar(kind),
         meshed: vec![true, true],
         resources: ProxyResources::ISTIO_SIDECAR,
+        destination_rules: Vec::new(),
+        virtual_services: Vec::new(),
         lifecycle: None,
     }
 }

@@ -120,6 +120,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 mod autoscale;
+mod calls;
 mod capacity;
 mod config;
 mod dial;
@@ -127,6 +128,7 @@ mod dns;
 mod egress;
 mod events;
 mod ingress;
+mod l7;
 mod lb;
 mod lb_gate;
 mod lb_instance;
@@ -170,6 +172,8 @@ enum Ev {
     Completed {
         pod: u32,
         req: Request,
+        /// The handler's call to its dependency failed: it answers 503.
+        failed: bool,
     },
     /// A blocked connection's client gives up.
     BlockedTimeout(Request),
@@ -264,6 +268,10 @@ enum Ev {
     /// Nothing answered a request a load balancer sent on (or no target
     /// took an NLB's connection).
     LbSilent(Request),
+    /// A mesh proxy's try reached its per-try (or route) timeout.
+    MeshTryTimeout(Request),
+    /// A mesh proxy's retry back-off ended.
+    MeshRetry(Request),
     /// A step of a pod's container start (`starts` room), of its start
     /// number `gen`.
     PodStart {
@@ -479,6 +487,10 @@ struct Sim<'a> {
     lbs: lb::Lbs,
     /// Per traffic source: its bytes between zones.
     zone_traffic: Vec<ZoneTraffic>,
+    /// The mesh proxies' L7 decisions.
+    l7: l7::L7Rt,
+    /// Requests waiting in their handler for a call to a dependency.
+    calls: calls::CallsRt,
     /// Container starts with a sidecar or a start dial.
     starts: starts::StartsRt,
     /// The service mesh's proxies, when the run has a mesh.
@@ -710,6 +722,8 @@ impl<'a> Sim<'a> {
             kube_proxy_wake: None,
             services,
             lbs,
+            l7: l7::L7Rt::new(cfg, &rng),
+            calls: calls::CallsRt::new(cfg),
             starts,
             rng,
             dns,
@@ -806,7 +820,7 @@ impl<'a> Sim<'a> {
             Ev::ContainerStarted(p) => self.container_started(p),
             Ev::ReadinessPassed(p) => self.readiness_passed(p),
             Ev::Arrival(t) => self.arrival(t as usize),
-            Ev::Completed { pod, req } => self.completed(pod, req),
+            Ev::Completed { pod, req, failed } => self.completed(pod, req, failed),
             Ev::BlockedTimeout(req) => self.outcome(req, Outcome::Blocked),
             Ev::StaleTimeout(req) => self.outcome(req, Outcome::StaleEndpoint),
             Ev::EdgeTimeout(req) => self.outcome(req, Outcome::EdgeDropped),
@@ -831,6 +845,8 @@ impl<'a> Sim<'a> {
             Ev::LbCheck(i) => self.lb_check(i as usize),
             Ev::LbDrainEnd { lb, target } => self.lb_drain_end(lb as usize, target),
             Ev::LbSilent(req) => self.lb_silent(req),
+            Ev::MeshTryTimeout(req) => self.l7_try_timeout(req),
+            Ev::MeshRetry(req) => self.l7_retry(req),
             Ev::PodStart { pod, gen, step } => self.pod_start_step(pod, gen, step),
             Ev::ProxyDone { at, req } => self.proxy_done(at, req),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
@@ -860,6 +876,8 @@ impl<'a> Sim<'a> {
 
 #[cfg(test)]
 mod hints_tests;
+#[cfg(test)]
+mod l7_tests;
 #[cfg(test)]
 mod lb_tests;
 #[cfg(test)]

@@ -119,6 +119,20 @@ pub struct RequestTotals {
     pub lb_reset: u64,
     /// Of `timed_out`: an NLB had no target for the connection.
     pub lb_connect_timeout: u64,
+    /// Retries the client's mesh proxy sent (tries after the first, one
+    /// per retry; not in `sent`, apart from the application's `retried`).
+    pub mesh_retried: u64,
+    /// Of `rejected`: the server's call to its dependency failed and it
+    /// answered 503.
+    pub dependency_failed: u64,
+    /// Of `rejected`: a mesh proxy's circuit breaker answered `503 UO`.
+    pub mesh_overflow: u64,
+    /// Of `timed_out`: a mesh proxy's route or per-try timeout answered
+    /// `504 UT`.
+    pub mesh_timeout: u64,
+    /// Hosts the source's mesh proxies ejected (outlier detection; not a
+    /// request outcome).
+    pub mesh_ejections: u64,
     /// Of `refused`: connections a restarting sidecar proxy reset (or
     /// refused before the new proxy listened).
     pub proxy_reset: u64,
@@ -209,6 +223,18 @@ impl RequestTotals {
             Outcome::LbConnectTimeout => {
                 self.timed_out += 1;
                 self.lb_connect_timeout += 1;
+            }
+            Outcome::MeshOverflow => {
+                self.rejected += 1;
+                self.mesh_overflow += 1;
+            }
+            Outcome::DependencyFailed => {
+                self.rejected += 1;
+                self.dependency_failed += 1;
+            }
+            Outcome::MeshTimeout => {
+                self.timed_out += 1;
+                self.mesh_timeout += 1;
             }
             Outcome::ProxyReset => {
                 self.refused += 1;
@@ -387,6 +413,9 @@ pub struct RunOutput {
     /// With [`ClusterConfig::billing`]: per traffic source, its bytes
     /// between zones over the run (empty without).
     pub zone_traffic: Vec<super::ZoneTraffic>,
+    /// Per traffic source: its client proxies' figures for its upstream
+    /// Service, summed over the proxies (`None`: not through a mesh proxy).
+    pub mesh_upstreams: Vec<Option<crate::mesh::upstream::UpstreamStats>>,
     /// The service mesh's figures ([`super::MeshOutput`]); `None`: no mesh.
     pub mesh: Option<super::MeshOutput>,
 }

@@ -163,6 +163,7 @@ impl Sim<'_> {
                 Vec::new()
             },
             dns_windows: self.dns.map(|d| d.windows).unwrap_or_default(),
+            mesh_upstreams: self.l7.stats(),
             metrics: self.metrics,
             windows: self.windows,
             events,

@@ -139,6 +139,8 @@ fn meshed(order: StartOrder, listen: SimDuration) -> ClusterConfig {
         mode: MeshMode::Sidecar(ProxyKind::Istio),
         meshed: vec![true; c.deployments.len()],
         resources: ProxyResources::ISTIO_SIDECAR,
+        destination_rules: Vec::new(),
+        virtual_services: Vec::new(),
         lifecycle: Some(LifecycleSpec {
             order,
             probe: ISTIO_STARTUP_PROBE,

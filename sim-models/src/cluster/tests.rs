@@ -882,6 +882,8 @@ proptest! {
                 mode,
                 meshed: vec![true; cfg.deployments.len()],
                 resources,
+                destination_rules: Vec::new(),
+                virtual_services: Vec::new(),
                 lifecycle: None,
             }
         });

@@ -64,15 +64,7 @@ impl Sim<'_> {
             },
             None => None,
         };
-        self.traffic[t].totals.sent += 1;
-        self.traffic[t].totals.in_flight += 1;
-        self.metrics.inc(self.traffic[t].counters.sent);
-        let cfg = self.cfg;
-        for (i, w) in cfg.windows.iter().enumerate() {
-            if w.contains(now) {
-                self.windows[i * cfg.traffic.len() + t].totals.sent += 1;
-            }
-        }
+        self.count_sent(t, now);
         self.next_request += 1;
         let path = self.draw_path(t);
         self.path_sent(t, path);
@@ -139,6 +131,9 @@ impl Sim<'_> {
             deadline: now + cfg.traffic[t].timeout,
             ..req
         };
+        if cfg.traffic[t].in_handler {
+            self.call_retried(req.id, next.id);
+        }
         self.begin_attempt(next);
     }
 
@@ -185,6 +180,8 @@ impl Sim<'_> {
                 // serving: its kernel answers the SYN with a reset.
                 Some(_) => return self.outcome(req, Outcome::Refused),
             }
+        } else if client.is_some() && self.l7.on(t) {
+            return self.l7_request(req);
         } else if let Some(c) = client {
             match self.reusable_connection(t, c) {
                 Ok(conn) => return self.send_on(conn, req),
@@ -364,6 +361,13 @@ impl Sim<'_> {
             return;
         };
         let t = x.traffic as usize;
+        if self.l7.on(t) {
+            // The proxy's pooled connection stays open for the next request.
+            if let Some((n, id)) = x.ct {
+                self.path.tables.nodes[n as usize].touch(self.engine.now(), id);
+            }
+            return;
+        }
         match self.cfg.traffic[t].connections {
             ConnectionMode::KeepAlive {
                 max_idle,
@@ -454,14 +458,32 @@ impl Sim<'_> {
         self.dial(req, req.client.get(), first, attempt, None);
     }
 
+    /// A worker of pod `p` takes `req`: its handler calls its dependency
+    /// first, if it has one ([`Sim::call_out`]), then serves.
     pub(crate) fn start_service(&mut self, p: u32, req: Request) {
+        let d = self.serving_deployment(p, &req);
+        if self.call_out(p, d, req) {
+            return;
+        }
+        self.serve(p, req);
+    }
+
+    /// The handler's own work on `req`: its service time.
+    pub(crate) fn serve(&mut self, p: u32, req: Request) {
         let d = self.serving_deployment(p, &req);
         let mean = self.cfg.deployments[d].server.service_time.as_secs_f64();
         let dt = exponential(&mut self.deps[d].service_time_rng, mean);
-        self.engine.schedule_in(dt, Ev::Completed { pod: p, req });
+        let ev = Ev::Completed {
+            pod: p,
+            req,
+            failed: false,
+        };
+        self.engine.schedule_in(dt, ev);
     }
 
-    pub(crate) fn completed(&mut self, p: u32, req: Request) {
+    /// Pod `p` is done with `req`; `failed`: its handler's call failed and
+    /// it answers 503.
+    pub(crate) fn completed(&mut self, p: u32, req: Request, failed: bool) {
         let now = self.engine.now();
         if self.pod_unreachable(p) {
             // The pod stopped with its node: this request and every one
@@ -485,6 +507,9 @@ impl Sim<'_> {
             return self.server_finished(p, now);
         }
         let mut o = completion_outcome(&req, now);
+        if failed && matches!(o, Outcome::Answered(_)) {
+            o = Outcome::DependencyFailed;
+        }
         if self.lb_end(p, &req) && matches!(o, Outcome::Answered(_)) {
             // The load balancer cut the request off when the target's
             // deregistration ended.
@@ -529,6 +554,14 @@ impl Sim<'_> {
     pub(crate) fn outcome(&mut self, req: Request, o: Outcome) {
         self.lb_forget(&req);
         let t = req.source as usize;
+        let (req, o) = if self.l7.on(t) {
+            match self.l7_try_ended(req, o) {
+                Some(ended) => ended,
+                None => return,
+            }
+        } else {
+            (req, o)
+        };
         let retries = self.cfg.traffic[t].retries;
         if retries > 0 {
             if !self.open_attempts.remove(&req.id) {
@@ -553,6 +586,9 @@ impl Sim<'_> {
         self.count_outcome(t, o);
         self.mesh_response(t, o);
         self.path_outcome(t, req.path, o);
+        if self.cfg.traffic[t].in_handler {
+            self.call_ended(req, o);
+        }
     }
 
     pub(crate) fn count_outcome(&mut self, t: usize, o: Outcome) {
@@ -593,7 +629,10 @@ impl Sim<'_> {
             | Outcome::LbBadGateway
             | Outcome::LbReset
             | Outcome::ProxyReset => Some(tr.counters.refused),
-            Outcome::LbUnavailable => Some(tr.counters.rejected),
+            Outcome::LbUnavailable | Outcome::MeshOverflow | Outcome::DependencyFailed => {
+                Some(tr.counters.rejected)
+            }
+            Outcome::MeshTimeout => Some(tr.counters.timed_out),
             Outcome::LbGatewayTimeout | Outcome::LbConnectTimeout => Some(tr.counters.timed_out),
             Outcome::EdgeDropped | Outcome::NoLocalEndpoint => Some(tr.counters.timed_out),
             Outcome::Rejected => Some(tr.counters.rejected),

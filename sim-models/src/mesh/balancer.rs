@@ -37,12 +37,13 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    /// Over `n` endpoints, round robin starting at `offset`.
+    /// Over `n` endpoints, round robin starting at `offset` (modulo the
+    /// candidates of each pick).
     pub fn new(policy: Policy, n: usize, offset: usize) -> Self {
         Balancer {
             policy,
             active: vec![0; n],
-            next: if n == 0 { 0 } else { offset % n },
+            next: offset,
         }
     }
 
@@ -55,19 +56,51 @@ impl Balancer {
     /// it active.
     pub fn pick(&mut self, rng: &mut SimRng) -> Option<usize> {
         let n = self.active.len();
+        self.pick_from(n, |i| (i, true), rng)
+    }
+
+    /// One more endpoint (index `n`, no request active): an endpoint that
+    /// appeared after the balancer was built.
+    pub fn add_host(&mut self) -> usize {
+        self.active.push(0);
+        self.active.len() - 1
+    }
+
+    /// The endpoint for the next request among `n` candidates, candidate
+    /// `i` being endpoint `host_of(i).0`, usable unless `host_of(i).1` is
+    /// false (ejected):
+    /// round robin takes the next usable candidate in turn, least request
+    /// draws `choices` candidates (an unusable draw moves to the next
+    /// usable one). When no candidate is usable every one is (Envoy's
+    /// panic mode: all hosts rather than none). Counts it active; `None`
+    /// without candidates. O(1) unless many candidates are unusable.
+    pub fn pick_from(
+        &mut self,
+        n: usize,
+        host_of: impl Fn(usize) -> (usize, bool),
+        rng: &mut SimRng,
+    ) -> Option<usize> {
         if n == 0 {
             return None;
         }
+        // The first usable candidate from `i` on, in turn; any if none is.
+        let usable_from = |i: usize| {
+            (0..n)
+                .map(|k| host_of((i + k) % n))
+                .find(|&(_, usable)| usable)
+                .unwrap_or(host_of(i))
+                .0
+        };
         let e = match self.policy {
             Policy::RoundRobin => {
-                let e = self.next;
-                self.next = (self.next + 1) % n;
-                e
+                let i = self.next % n;
+                self.next = (i + 1) % n;
+                usable_from(i)
             }
             Policy::LeastRequest { choices } => {
-                let mut best = rng.random_range(0..n);
+                let mut best = usable_from(rng.random_range(0..n));
                 for _ in 1..choices.max(1) {
-                    let c = rng.random_range(0..n);
+                    let c = usable_from(rng.random_range(0..n));
                     if self.active[c] < self.active[best] {
                         best = c;
                     }

@@ -64,6 +64,11 @@ pub struct MeshConfig {
     pub meshed: Vec<bool>,
     /// Each proxy's resources: every sidecar, or every node's ztunnel.
     pub resources: ProxyResources,
+    /// Istio DestinationRules the client proxies apply
+    /// ([`super::rules`]).
+    pub destination_rules: Vec<super::rules::DestinationRule>,
+    /// Istio VirtualServices' routes the client proxies apply.
+    pub virtual_services: Vec<super::rules::VirtualService>,
     /// How the sidecars start against their app containers
     /// ([`crate::mesh::lifecycle`]); `None`: not modelled (a meshed pod
     /// starts as an unmeshed one).

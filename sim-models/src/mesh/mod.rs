@@ -64,5 +64,7 @@ pub mod lifecycle;
 pub mod outlier;
 pub mod proxy;
 pub mod retry;
+pub mod rules;
+pub mod upstream;
 
 pub use config::{MeshConfig, MeshMode, ProxyKind, ProxyResources};

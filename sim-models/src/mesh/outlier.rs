@@ -96,6 +96,13 @@ impl OutlierDetector {
         }
     }
 
+    /// One more host (index `hosts`, in service): an endpoint that appeared
+    /// after the detector was built.
+    pub fn add_host(&mut self) -> usize {
+        self.hosts.push(HostState::default());
+        self.hosts.len() - 1
+    }
+
     /// Whether `host` is ejected (not used for balancing).
     pub fn is_ejected(&self, host: usize) -> bool {
         self.hosts[host].ejected_at.is_some()

@@ -52,6 +52,12 @@ pub struct MeshFile {
     pub exclude: Vec<String>,
     /// Each sidecar's or ztunnel's resources (default: 2 CPUs, 1Gi).
     pub resources: Option<ProxyResourcesFile>,
+    /// Istio DestinationRules (`mesh_l7.rs`).
+    #[serde(default)]
+    pub destination_rules: Vec<super::mesh_l7::DestinationRuleFile>,
+    /// Istio VirtualServices (`mesh_l7.rs`).
+    #[serde(default)]
+    pub virtual_services: Vec<super::mesh_l7::VirtualServiceFile>,
     /// How the sidecars start against their app containers (default: not
     /// modelled): `mesh_lifecycle.rs`.
     pub lifecycle: Option<super::mesh_lifecycle::LifecycleFile>,
@@ -176,6 +182,9 @@ impl Validator<'_> {
                 .resources
                 .as_ref()
                 .map_or(ProxyResources::ISTIO_SIDECAR, ProxyResourcesFile::resources),
+            // Filled once the traffic is known (`mesh_l7.rs`).
+            destination_rules: Vec::new(),
+            virtual_services: Vec::new(),
         }))
     }
 }

@@ -65,6 +65,7 @@ mod dns;
 mod expect;
 mod manifests;
 mod mesh;
+mod mesh_l7;
 mod mesh_lifecycle;
 mod nat;
 mod network;
@@ -313,6 +314,8 @@ struct ActionRefs<'a> {
     nodes: &'a [NodeSpec],
     /// The NAT gateways' names.
     nat_gateways: &'a [&'a str],
+    /// Per traffic source: made in a handler (no rate of its own).
+    in_handler: &'a [bool],
 }
 
 /// What every variant shares.
@@ -567,7 +570,7 @@ impl Validator<'_> {
         let nat_gateways =
             self.nat_gateways(&sec.network.1, sec.network.0, &cluster.nodes.zones)?;
         let billing = self.billing(&sec.network.1, sec.network.0)?;
-        let mesh = self.mesh(
+        let mut mesh = self.mesh(
             &sec.mesh.1,
             sec.mesh.0,
             &names,
@@ -590,13 +593,21 @@ impl Validator<'_> {
             .iter()
             .flat_map(|n| n.config.gateways.iter().map(|g| g.name.as_str()))
             .collect();
+        self.mesh_rules(
+            (&sec.mesh.1, sec.mesh.0),
+            mesh.as_mut(),
+            &resolved,
+            &traffic_specs,
+        )?;
         let (policy, conntrack, kube_proxy) = self.data_path(
             sec,
             common.namespaces,
             dns.as_ref(),
             from_manifests.as_ref(),
         )?;
+        let in_handler: Vec<bool> = traffic_specs.iter().map(|t| t.in_handler).collect();
         let refs = ActionRefs {
+            in_handler: &in_handler,
             find: &find,
             traffic_names: &traffic_names,
             ipam: &ipam,

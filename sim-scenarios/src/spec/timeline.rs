@@ -129,6 +129,7 @@ impl Validator<'_> {
             policy,
             nodes,
             nat_gateways,
+            in_handler,
         } = *refs;
         let set = [
             e.scale.is_some(),
@@ -194,6 +195,13 @@ impl Validator<'_> {
             let (Some(rate), None) = (e.rate, e.replicas) else {
                 return Err(self.err(p, "`traffic` needs `rate` (and no `replicas`)", hint));
             };
+            if in_handler.get(traffic).copied().unwrap_or(false) {
+                return Err(self.err(
+                    &[p, &path!["traffic"]].concat(),
+                    format!("`{name}` is made in a handler (in_handler): it has no rate to set"),
+                    "set the rate of the source at the head of the chain",
+                ));
+            }
             Action::SetRate {
                 traffic,
                 rate: rate.0,

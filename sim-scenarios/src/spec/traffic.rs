@@ -73,8 +73,14 @@ pub struct TrafficFile {
     pub threads: Option<Count>,
     /// Retries of a failed request (default 0); each resolves again.
     pub retries: Option<Count>,
-    /// Mean rate, Poisson.
-    pub rate: Rate,
+    /// Mean rate, Poisson (not with `in_handler`).
+    pub rate: Option<Rate>,
+    /// No arrivals of its own: each request a pod of `from` serves makes
+    /// one request of this source in its handler, and waits for it before
+    /// answering (a synchronous call to a dependency; 503 when it fails).
+    /// Needs `from` and `to`; without `rate`. Default false.
+    #[serde(default)]
+    pub in_handler: bool,
     /// Client timeout (per try).
     pub timeout: Duration,
     /// The connections leave through the client node's MASQUERADE rule
@@ -539,7 +545,8 @@ impl Validator<'_> {
                 persistent_dns_socket: t.persistent_dns_socket,
                 threads,
                 retries: t.retries.map_or(0, |c| c.0),
-                rate: t.rate.0,
+                rate: self.source_rate(&p, t)?,
+                in_handler: t.in_handler,
                 timeout: t.timeout.0,
                 connections,
                 snat: t.snat || t.external.is_some(),
@@ -549,7 +556,85 @@ impl Validator<'_> {
             });
         }
 
+        self.handler_calls(tp, &traffic_specs, services)?;
         Ok((traffic_specs, traffic_names))
+    }
+
+    /// A source's rate: given, unless it is made in a handler.
+    fn source_rate(&self, p: &[Seg], t: &TrafficFile) -> R<f64> {
+        match (t.in_handler, t.rate) {
+            (false, Some(r)) => Ok(r.0),
+            (false, None) => Err(self.err(
+                p,
+                "traffic without `rate`",
+                "add rate: 100/s (Poisson arrivals), or in_handler: true for calls a handler makes",
+            )),
+            (true, Some(_)) => Err(self.err(
+                &[p, &path!["rate"]].concat(),
+                "a source `in_handler` has no rate of its own: one call per request its `from` serves",
+                "remove rate",
+            )),
+            (true, None) if t.from.is_none() || t.to.is_none() => Err(self.err(
+                &[p, &path!["in_handler"]].concat(),
+                "`in_handler` needs `from` (the workload whose handler calls) and `to` (whom it calls)",
+                "add from: WORKLOAD and to: SERVICE",
+            )),
+            (true, None) => Ok(0.0),
+        }
+    }
+
+    /// Handler calls: one source per calling workload, and no cycle (a
+    /// request would call itself without end).
+    fn handler_calls(
+        &self,
+        tp: &[Seg],
+        specs: &[TrafficSpec],
+        services: &[ResolvedService],
+    ) -> R<()> {
+        // The workloads a source's requests are served by.
+        let served_by = |o: &TrafficSpec| -> &[usize] {
+            o.deployment
+                .map_or(&[], |s| services[s].workloads.as_slice())
+        };
+        for (i, s) in specs.iter().enumerate() {
+            if !s.in_handler {
+                continue;
+            }
+            let p = [tp, &path!["traffic", i, "in_handler"]].concat();
+            if specs[..i].iter().any(|o| o.in_handler && o.from == s.from) {
+                return Err(self.err(
+                    &p,
+                    format!("a second call in the handler of `{}`'s workload", s.name),
+                    "one dependency call per handler is modelled: keep one source in_handler per `from`",
+                ));
+            }
+            // Follow the calls from the workloads this source reaches:
+            // reaching its `from` again is a cycle.
+            let mut reached: Vec<usize> = served_by(s).to_vec();
+            let mut k = 0;
+            while k < reached.len() {
+                let w = reached[k];
+                k += 1;
+                if Some(w) == s.from {
+                    return Err(self.err(
+                        &p,
+                        format!(
+                            "`{}` calls back into its own workload: the calls never end",
+                            s.name
+                        ),
+                        "the handler calls must form a chain, not a cycle",
+                    ));
+                }
+                for o in specs.iter().filter(|o| o.in_handler && o.from == Some(w)) {
+                    for &x in served_by(o) {
+                        if !reached.contains(&x) {
+                            reached.push(x);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A source's `via` and `requests`, checked against the fields that do

@@ -1,0 +1,395 @@
+//! One client proxy's upstream cluster: the mechanisms of this module
+//! composed for the requests one proxy forwards to one Service.
+//!
+//! Per try: [`Upstream::pick`] draws the endpoint (request-level balancing
+//! over the Service's Ready endpoints, ejected ones skipped), then
+//! [`Upstream::admit`] asks the circuit breaker; a retry first asks the
+//! retry limit ([`Upstream::admit_retry`]); [`Upstream::end_try`] feeds
+//! the result back (active requests, outlier detection). Endpoints are
+//! pods; each gets a host slot the first time it is seen (slots are never
+//! reused, so a pod that left keeps its slot: the outlier detector's
+//! ejection percentage counts every host ever seen, an approximation for
+//! Services whose pods are replaced during the run). Outlier sweeps run
+//! lazily, at the first use after each interval boundary (at most 64
+//! sweeps at once: by then every multiplier is back to zero).
+//!
+//! No knowledge of the event queue; O(1) per try apart from a pod's first
+//! sight (one slot) and the sweeps (O(hosts) per interval).
+
+use super::balancer::Balancer;
+use super::circuit_breaker::{Admission, CircuitBreaker};
+use super::outlier::{OutlierDetector, Verdict};
+use super::retry::RatioBudget;
+use super::rules::{RetryLimit, UpstreamPolicy};
+use crate::connections::PodMap;
+use sim_core::{SimRng, SimTime};
+
+/// The figures a mesh dashboard shows for one upstream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamStats {
+    /// Tries sent (first tries and retries).
+    pub tries: u64,
+    /// Retries sent (`upstream_rq_retry`).
+    pub retries: u64,
+    /// Retries the retry limit refused (`upstream_rq_retry_overflow`).
+    pub retry_overflows: u64,
+    /// Tries the circuit breaker refused, by threshold (connections,
+    /// pending, requests): answered 503 `UO`.
+    pub overflows: [u64; 3],
+    /// Hosts ejected (`ejections_enforced_total`).
+    pub ejections: u64,
+    /// Ejections the percentage cap refused (`ejections_overflow`).
+    pub ejection_overflows: u64,
+}
+
+impl UpstreamStats {
+    /// Adds `o`'s counts.
+    pub fn add(&mut self, o: &UpstreamStats) {
+        self.tries += o.tries;
+        self.retries += o.retries;
+        self.retry_overflows += o.retry_overflows;
+        for (a, b) in self.overflows.iter_mut().zip(o.overflows) {
+            *a += b;
+        }
+        self.ejections += o.ejections;
+        self.ejection_overflows += o.ejection_overflows;
+    }
+
+    /// Tries refused with `UO`.
+    pub fn overflowed(&self) -> u64 {
+        self.overflows.iter().sum()
+    }
+}
+
+/// One proxy's state for one upstream Service.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    policy: UpstreamPolicy,
+    slot_of: PodMap<u32>,
+    pods: Vec<u32>,
+    changes_seen: Option<u64>,
+    balancer: Balancer,
+    outlier: Option<OutlierDetector>,
+    next_sweep: SimTime,
+    returned: Vec<usize>,
+    cb: CircuitBreaker,
+    retries_in_flight: u32,
+    ratio: Option<RatioBudget>,
+    /// Figures.
+    pub stats: UpstreamStats,
+}
+
+impl Upstream {
+    /// A proxy's upstream under `policy`, no endpoint seen yet; `offset`:
+    /// where round robin starts.
+    pub fn new(policy: UpstreamPolicy, offset: usize) -> Self {
+        let ratio = match policy.retry_limit {
+            RetryLimit::Ratio {
+                ratio,
+                min_per_second,
+                ttl_secs,
+            } => Some(RatioBudget::new(ratio, min_per_second, ttl_secs)),
+            RetryLimit::Concurrent(_) => None,
+        };
+        Upstream {
+            policy,
+            slot_of: PodMap::default(),
+            pods: Vec::new(),
+            changes_seen: None,
+            balancer: Balancer::new(policy.balancer, 0, offset),
+            outlier: policy.outlier.map(|s| OutlierDetector::new(s, 0)),
+            next_sweep: SimTime::ZERO
+                + policy
+                    .outlier
+                    .map_or(sim_core::SimDuration::ZERO, |s| s.interval),
+            returned: Vec::new(),
+            cb: CircuitBreaker::new(policy.thresholds),
+            retries_in_flight: 0,
+            ratio,
+            stats: UpstreamStats::default(),
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &UpstreamPolicy {
+        &self.policy
+    }
+
+    fn slot(&mut self, pod: u32) -> usize {
+        if let Some(&s) = self.slot_of.get(&pod) {
+            return s as usize;
+        }
+        let s = self.balancer.add_host();
+        if let Some(o) = self.outlier.as_mut() {
+            o.add_host();
+        }
+        self.pods.push(pod);
+        self.slot_of.insert(pod, s as u32);
+        s
+    }
+
+    /// Runs the outlier sweeps due by `now`.
+    fn sweep(&mut self, now: SimTime) {
+        let Some(o) = self.outlier.as_mut() else {
+            return;
+        };
+        let interval = self
+            .policy
+            .outlier
+            .map_or(sim_core::SimDuration::ZERO, |s| s.interval);
+        if interval == sim_core::SimDuration::ZERO {
+            return;
+        }
+        let mut k = 0;
+        while self.next_sweep <= now && k < 64 {
+            o.sweep(self.next_sweep, &mut self.returned);
+            self.next_sweep += interval;
+            k += 1;
+        }
+        if self.next_sweep <= now {
+            // Idle for long: every multiplier is back to zero; later
+            // sweeps fall on the same grid.
+            let behind = (now - self.next_sweep).as_nanos() / interval.as_nanos() + 1;
+            self.next_sweep += interval.saturating_mul(behind);
+        }
+    }
+
+    /// The endpoint for a try among `endpoints` (the Service's Ready
+    /// pods, which have changed `changes` times since the run began): its
+    /// pod and host slot; `None` without endpoints. Counts it active on
+    /// the host. Pods new since the last change seen get their slots (a
+    /// scan of the endpoints once per change).
+    pub fn pick(
+        &mut self,
+        endpoints: &[u32],
+        changes: u64,
+        now: SimTime,
+        rng: &mut SimRng,
+    ) -> Option<(u32, usize)> {
+        self.sweep(now);
+        if self.changes_seen != Some(changes) {
+            for &p in endpoints {
+                self.slot(p);
+            }
+            self.changes_seen = Some(changes);
+        }
+        let Upstream {
+            slot_of,
+            outlier,
+            balancer,
+            ..
+        } = self;
+        let outlier = &*outlier;
+        let slot = balancer.pick_from(
+            endpoints.len(),
+            |i| {
+                let s = slot_of[&endpoints[i]] as usize;
+                (s, !outlier.as_ref().is_some_and(|o| o.is_ejected(s)))
+            },
+            rng,
+        )?;
+        Some((self.pods[slot], slot))
+    }
+
+    /// The circuit breaker's answer for a try to `slot`, on the pooled
+    /// connection to its endpoint (HTTP/2: a request never waits for a
+    /// connection, so only `max_requests` refuses). A refused try is
+    /// counted inactive again on `slot`.
+    pub fn admit(&mut self, slot: usize) -> Admission {
+        let a = self.cb.admit(true);
+        match a {
+            Admission::Refused(o) => {
+                self.stats.overflows[o as usize] += 1;
+                self.balancer.done(slot);
+            }
+            _ => self.stats.tries += 1,
+        }
+        a
+    }
+
+    /// A first try is sent at `now` (Linkerd's budget counts requests).
+    pub fn first_try(&mut self, now: SimTime) {
+        if let Some(r) = self.ratio.as_mut() {
+            r.request(now);
+        }
+    }
+
+    /// Whether a retry may be sent at `now`; if so it is counted (in
+    /// flight until [`Upstream::end_try`] with `retry`).
+    pub fn admit_retry(&mut self, now: SimTime) -> bool {
+        let ok = match (self.policy.retry_limit, self.ratio.as_mut()) {
+            (_, Some(r)) => r.try_retry(now),
+            (RetryLimit::Concurrent(b), None) => {
+                let (active, pending) = self.cb.load();
+                b.admits(self.retries_in_flight, active, pending)
+            }
+            (RetryLimit::Ratio { .. }, None) => true,
+        };
+        if ok {
+            self.retries_in_flight += 1;
+            self.stats.retries += 1;
+        } else {
+            self.stats.retry_overflows += 1;
+        }
+        ok
+    }
+
+    /// A retry the circuit breaker then refused: no longer in flight.
+    pub fn retry_refused(&mut self) {
+        self.retries_in_flight = self.retries_in_flight.saturating_sub(1);
+    }
+
+    /// A try sent to `slot` ended at `now`: `server_error` (a 5xx, or a
+    /// connect failure, reset or timeout mapped to one) counts towards the
+    /// host's ejection; `retry`: the try was a retry.
+    pub fn end_try(&mut self, slot: usize, server_error: bool, retry: bool, now: SimTime) {
+        self.balancer.done(slot);
+        self.cb.finish();
+        if retry {
+            self.retries_in_flight = self.retries_in_flight.saturating_sub(1);
+        }
+        self.sweep(now);
+        if let Some(o) = self.outlier.as_mut() {
+            match o.record(slot, server_error, now) {
+                Verdict::Ejected => self.stats.ejections += 1,
+                Verdict::Overflow => self.stats.ejection_overflows += 1,
+                Verdict::None => {}
+            }
+        }
+    }
+
+    /// Hosts ejected now.
+    pub fn ejected(&self) -> u32 {
+        self.outlier.as_ref().map_or(0, |o| o.ejected_count())
+    }
+
+    /// Requests in flight on the host of `pod` (0 if never seen).
+    pub fn active_on(&self, pod: u32) -> u32 {
+        self.slot_of
+            .get(&pod)
+            .map_or(0, |&s| self.balancer.active(s as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::balancer::Policy;
+    use crate::mesh::circuit_breaker::Overflow;
+    use crate::mesh::outlier::OutlierSpec;
+    use crate::mesh::retry::ConcurrentBudget;
+    use sim_core::{RngStreams, SimDuration};
+
+    fn at(ms: u64) -> SimTime {
+        SimTime::ZERO + SimDuration::from_millis(ms)
+    }
+
+    fn policy() -> UpstreamPolicy {
+        UpstreamPolicy::resolve(0, &[], &[])
+    }
+
+    #[test]
+    fn picks_per_request_over_the_endpoints_seen() {
+        let mut up = Upstream::new(
+            UpstreamPolicy {
+                balancer: Policy::RoundRobin,
+                ..policy()
+            },
+            0,
+        );
+        let mut rng = RngStreams::new(1).stream("up");
+        let eps = [40, 41, 42];
+        let picks: Vec<u32> = (0..6)
+            .map(|_| up.pick(&eps, 0, at(0), &mut rng).unwrap().0)
+            .collect();
+        assert_eq!(picks, vec![40, 41, 42, 40, 41, 42]);
+        assert_eq!(up.active_on(41), 2);
+        // A pod that appears gets a slot; one that left is no candidate.
+        let eps = [41, 42, 43];
+        let picks: Vec<u32> = (0..3)
+            .map(|_| up.pick(&eps, 1, at(0), &mut rng).unwrap().0)
+            .collect();
+        assert!(picks.contains(&43) && !picks.contains(&40));
+        assert_eq!(up.pick(&[], 2, at(0), &mut rng), None);
+    }
+
+    #[test]
+    fn circuit_breaker_refuses_beyond_max_requests() {
+        let mut p = policy();
+        p.thresholds.max_requests = 2;
+        let mut up = Upstream::new(p, 0);
+        let mut rng = RngStreams::new(2).stream("up");
+        let eps = [1, 2];
+        let mut slots = Vec::new();
+        for _ in 0..3 {
+            let (_, s) = up.pick(&eps, 0, at(0), &mut rng).unwrap();
+            slots.push((s, up.admit(s)));
+        }
+        assert_eq!(slots[2].1, Admission::Refused(Overflow::Requests));
+        assert_eq!(up.stats.overflows, [0, 0, 1]);
+        assert_eq!(up.stats.tries, 2);
+        // The refused try is not active; one ending frees room for another.
+        assert_eq!(up.active_on(1) + up.active_on(2), 2);
+        up.end_try(slots[0].0, false, false, at(1));
+        let (_, s) = up.pick(&eps, 0, at(1), &mut rng).unwrap();
+        assert_eq!(up.admit(s), Admission::Sent);
+    }
+
+    #[test]
+    fn retry_limits_concurrent_and_ratio() {
+        // Envoy's max_retries: 2 in flight at most.
+        let mut p = policy();
+        p.retry_limit = RetryLimit::Concurrent(ConcurrentBudget::MaxRetries(2));
+        let mut up = Upstream::new(p, 0);
+        assert!(up.admit_retry(at(0)) && up.admit_retry(at(0)));
+        assert!(!up.admit_retry(at(0)));
+        up.retry_refused();
+        assert!(up.admit_retry(at(0)));
+        assert_eq!((up.stats.retries, up.stats.retry_overflows), (3, 1));
+        // Linkerd's: 0.2 x 100 requests + 1/s x 10 s = 30 retries in the window.
+        p.retry_limit = RetryLimit::Ratio {
+            ratio: 0.2,
+            min_per_second: 1.0,
+            ttl_secs: 10,
+        };
+        let mut up = Upstream::new(p, 0);
+        for _ in 0..100 {
+            up.first_try(at(100));
+        }
+        let granted = (0..100).filter(|_| up.admit_retry(at(200))).count();
+        assert_eq!(granted, 30);
+    }
+
+    #[test]
+    fn consecutive_errors_eject_and_the_sweep_returns() {
+        let mut p = policy();
+        p.outlier = Some(OutlierSpec {
+            max_ejection_percent: 50,
+            ..OutlierSpec::envoy_default()
+        });
+        let mut up = Upstream::new(p, 0);
+        let mut rng = RngStreams::new(3).stream("up");
+        let eps = [7, 8];
+        // Slots: 7 -> 0, 8 -> 1.
+        up.pick(&eps, 0, at(0), &mut rng);
+        let bad = up.slot_of[&7] as usize;
+        for _ in 0..5 {
+            up.end_try(bad, true, false, at(1_000));
+        }
+        assert_eq!((up.ejected(), up.stats.ejections), (1, 1));
+        // Ejected: every pick goes to the other pod.
+        assert!((0..200).all(|_| up.pick(&eps, 0, at(2_000), &mut rng).unwrap().0 == 8));
+        // Back at the first sweep 30 s after: the sweep at 40 s.
+        up.pick(&eps, 0, at(39_000), &mut rng);
+        assert_eq!(up.ejected(), 1);
+        up.pick(&eps, 0, at(40_000), &mut rng);
+        assert_eq!(up.ejected(), 0);
+        // All hosts ejected would leave none: Envoy's panic mode uses them.
+        let mut all = Upstream::new(p, 0);
+        all.pick(&[5], 0, at(0), &mut rng);
+        for _ in 0..5 {
+            all.end_try(0, true, false, at(1));
+        }
+        assert_eq!(all.ejected(), 0, "50% cap: one host of one is 100%");
+    }
+}
