@@ -63,6 +63,20 @@ pub(crate) fn compare_line(
     if base.mesh.is_some() || other.mesh.is_none() {
         return;
     }
+    // Latency differences say what the proxies added only when both runs
+    // answered (nearly) everything: a base that failed much of its traffic
+    // has a different latency distribution for other reasons.
+    let failing = b.totals.error_rate().max(o.totals.error_rate());
+    if failing > 0.01 {
+        let _ = writeln!(
+            s,
+            "    {} in `{}`: latency not compared with the mesh run ({:.1}% of one run's requests failed)",
+            b.service,
+            b.window,
+            100.0 * failing
+        );
+        return;
+    }
     let ms = |w: &WindowStats, q: f64| w.latency.quantile(q).as_secs_f64() * 1e3;
     let added = |q: f64| ms(o, q) - ms(b, q);
     let _ = writeln!(
