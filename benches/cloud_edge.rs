@@ -24,7 +24,6 @@ use sim_models::cloud_lb::{
     CheckPath, CheckResult, LbEntry, LbKind, Route, TargetGroup, TargetGroupSpec, TargetType,
 };
 use sim_models::cluster::{capacity_study, run, ClusterConfig, TrafficSpec};
-use sim_models::netpol::Protocol;
 use sim_models::services::{ServicePort, ServiceSpec, ServiceType};
 use sim_models::transfer_cost::{Billing, Carrier, ZoneBytes};
 use std::hint::black_box;
@@ -76,13 +75,7 @@ fn routing(c: &mut Criterion) {
 fn instance_config(nodes: u32) -> ClusterConfig {
     let duration = SimDuration::from_secs(10);
     let mut cfg = capacity_study(nodes, 1, 24, None, duration);
-    let port = ServicePort {
-        name: None,
-        port: 80,
-        target_port: 8080,
-        protocol: Protocol::Tcp,
-        node_port: Some(30080),
-    };
+    let port = ServicePort::tcp(80, 8080, Some(30080));
     let mut svc = ServiceSpec::cluster_ip(
         "web-lb",
         "default",

@@ -5,7 +5,6 @@
 use super::*;
 use crate::app::ServerSpec;
 use crate::ipam::Allocator;
-use crate::netpol::Protocol;
 use crate::services::hints::{DISABLED_REASON, ENABLED_REASON};
 use crate::services::{ServicePort, ServiceSpec, ServicesConfig};
 use crate::topology::spread_nodes;
@@ -39,13 +38,7 @@ fn cluster(replicas: u32) -> ClusterConfig {
         "api-svc",
         "default",
         [("app".to_string(), "api".to_string())].into(),
-        ServicePort {
-            name: None,
-            port: 80,
-            target_port: 8080,
-            protocol: Protocol::Tcp,
-            node_port: None,
-        },
+        ServicePort::tcp(80, 8080, None),
     );
     svc.topology_auto = true;
     let mut nodes = spread_nodes(6, &zones, 110);

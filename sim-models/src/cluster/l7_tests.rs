@@ -210,13 +210,7 @@ fn outlier_detection_ejects_the_failing_pods() {
     bad.name = "db-bad".into();
     bad.server = server(0, 2, Some(0));
     cfg.deployments.push(bad);
-    let port = crate::services::ServicePort {
-        name: None,
-        port: 8080,
-        target_port: 8080,
-        protocol: crate::netpol::Protocol::Tcp,
-        node_port: None,
-    };
+    let port = crate::services::ServicePort::tcp(8080, 8080, None);
     let labels = [("tier".to_string(), "db".to_string())];
     for d in &mut cfg.deployments[3..] {
         d.labels.extend(labels.clone());

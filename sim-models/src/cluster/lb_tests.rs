@@ -5,7 +5,6 @@ use super::*;
 use crate::app::ServerSpec;
 use crate::cloud_lb::{CheckPath, LbEntry, LbKind, TargetGroupSpec, TargetType};
 use crate::ipam::Allocator;
-use crate::netpol::Protocol;
 use crate::services::node_port::{NodeAddressing, NodePortAddresses};
 use crate::services::{ServicePort, ServiceSpec, ServiceType, ServicesConfig};
 use crate::topology::spread_nodes;
@@ -27,13 +26,7 @@ fn cluster(check: CheckPath, dereg: SimDuration, service_time_ms: u64) -> Cluste
         queue_limit: None,
     };
     let web = DeploymentSpec::new("web", 4, secs(2), secs(30), server);
-    let port = ServicePort {
-        name: None,
-        port: 80,
-        target_port: 8080,
-        protocol: Protocol::Tcp,
-        node_port: Some(30080),
-    };
+    let port = ServicePort::tcp(80, 8080, Some(30080));
     let mut svc = ServiceSpec::cluster_ip(
         "web-lb",
         "default",

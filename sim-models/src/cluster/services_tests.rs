@@ -4,7 +4,6 @@
 use super::*;
 use crate::app::ServerSpec;
 use crate::ipam::Allocator;
-use crate::netpol::Protocol;
 use crate::security_group::{SecurityGroup, SgRule};
 use crate::services::node_port::{NodeAddressKind, NodeAddressing, NodePortAddresses};
 use crate::services::{
@@ -35,13 +34,7 @@ fn cluster(replicas: u32, external: TrafficPolicy) -> ClusterConfig {
     web.labels.insert("tier".into(), "front".into());
     let mut api = DeploymentSpec::new("api", 2, secs(5), secs(5), server);
     api.labels.insert("tier".into(), "front".into());
-    let port = ServicePort {
-        name: None,
-        port: 80,
-        target_port: 8080,
-        protocol: Protocol::Tcp,
-        node_port: Some(30080),
-    };
+    let port = ServicePort::tcp(80, 8080, Some(30080));
     let mut np = ServiceSpec::cluster_ip(
         "web-np",
         "default",
@@ -328,13 +321,7 @@ fn peers(headless: bool) -> RunOutput {
         "db-peers",
         "prod",
         [("tier".to_string(), "data".to_string())].into(),
-        ServicePort {
-            name: None,
-            port: 5432,
-            target_port: 5432,
-            protocol: Protocol::Tcp,
-            node_port: None,
-        },
+        ServicePort::tcp(5432, 5432, None),
     );
     peers.headless = headless;
     cfg.services.explicit = vec![peers];

@@ -4,7 +4,7 @@
 //! (`topologycache_test.go`, `TestAddHints` and `TestSetNodes`).
 
 use super::*;
-use crate::netpol::{Labels, Protocol};
+use crate::netpol::Labels;
 use crate::services::{Choice, HintChange};
 use crate::services::{ServicePort, ServiceSpec, TopologyEndpoints, TrafficPolicy};
 use sim_core::RngStreams;
@@ -176,13 +176,7 @@ fn auto_spec() -> ServiceSpec {
         "svc",
         "default",
         Labels::from([("app".to_string(), "x".to_string())]),
-        ServicePort {
-            name: None,
-            port: 80,
-            target_port: 80,
-            protocol: Protocol::Tcp,
-            node_port: None,
-        },
+        ServicePort::tcp(80, 80, None),
     );
     s.topology_auto = true;
     s

@@ -172,6 +172,20 @@ pub struct ServiceSpec {
     pub health_check_node_port: Option<u16>,
 }
 
+impl ServicePort {
+    /// An unnamed TCP port `port` to the pods' `target_port`, with
+    /// `node_port` when the Service opens one.
+    pub fn tcp(port: u16, target_port: u16, node_port: Option<u16>) -> Self {
+        ServicePort {
+            name: None,
+            port,
+            target_port,
+            protocol: Protocol::Tcp,
+            node_port,
+        }
+    }
+}
+
 impl ServiceSpec {
     /// A ClusterIP Service `name` in `namespace` over the pods labelled
     /// `selector`, with one port.

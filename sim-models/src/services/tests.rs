@@ -30,13 +30,7 @@ fn workload(name: &str, l: Labels) -> DeploymentSpec {
 }
 
 fn port(p: u16) -> ServicePort {
-    ServicePort {
-        name: None,
-        port: p,
-        target_port: p,
-        protocol: Protocol::Tcp,
-        node_port: None,
-    }
+    ServicePort::tcp(p, p, None)
 }
 
 #[test]
