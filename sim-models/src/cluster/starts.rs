@@ -146,21 +146,6 @@ pub(crate) fn staged(cfg: &ClusterConfig, d: usize) -> bool {
 }
 
 impl Sim<'_> {
-    /// An event of a pod's start aggregated under `key` (pod-level, not on
-    /// the request path).
-    fn start_event(
-        &mut self,
-        kind: &'static str,
-        reason: &'static str,
-        source: &'static str,
-        key: String,
-        message: String,
-        object: String,
-    ) {
-        let key = super::events::EventKey::Message(key);
-        self.event_by(kind, reason, source, key, move |_| (message, object));
-    }
-
     /// Pod `p`'s containers start (the pod is Running, not Ready).
     pub(crate) fn containers_start(&mut self, p: u32) {
         let i = p as usize;
@@ -259,16 +244,14 @@ impl Sim<'_> {
         } else {
             "Readiness"
         };
-        let name = self.pod_name(p);
         for _ in 0..failed {
-            self.start_event(
-                "Warning",
-                "Unhealthy",
-                "kubelet",
-                format!("{}/{PROXY}", self.cfg.deployments[d].name),
-                format!("{kind} probe failed: HTTP probe failed with statuscode: 503"),
-                format!("pod/{name}"),
-            );
+            let key = EventKey::Ids([d as u32, 0, 0]);
+            self.event_by("Warning", "Unhealthy", "kubelet", key, |s| {
+                (
+                    format!("{kind} probe failed: HTTP probe failed with statuscode: 503"),
+                    format!("pod/{}", s.pod_name(p)),
+                )
+            });
         }
     }
 
@@ -314,17 +297,15 @@ impl Sim<'_> {
                 self.maybe_ready(p);
             }
             Step::HookTimeout => {
-                let name = self.pod_name(p);
-                self.start_event(
-                    "Warning",
-                    "FailedPostStartHook",
-                    "kubelet",
-                    format!("{}/{PROXY}", self.cfg.deployments[d].name),
-                    format!(
-                        "PostStartHook failed: pilot-agent wait: timeout waiting for Envoy proxy to become ready (container {PROXY})"
-                    ),
-                    format!("pod/{name}"),
-                );
+                let key = EventKey::Ids([d as u32, 0, 0]);
+                self.event_by("Warning", "FailedPostStartHook", "kubelet", key, |s| {
+                    (
+                        format!(
+                            "PostStartHook failed: pilot-agent wait: timeout waiting for Envoy proxy to become ready (container {PROXY})"
+                        ),
+                        format!("pod/{}", s.pod_name(p)),
+                    )
+                });
                 let delay = self.starts.pods[i].proxy.exited(now);
                 self.restarted(p, d, PROXY, delay);
                 self.step_in(p, delay, Step::ProxyStart);
@@ -354,29 +335,26 @@ impl Sim<'_> {
             self.step_in(p, ready - now, Step::AppReady);
             return;
         }
-        let service = &self.services.list[dial.service].spec.name;
-        let why = if proxy_down {
-            format!(
-                "dial tcp {service}: {} (the {PROXY} sidecar is not listening yet)",
-                lifecycle::REFUSED_MESSAGE
+        let key = EventKey::Ids([d as u32, u32::from(proxy_down), 0]);
+        self.event_by("Warning", "AppExited", "knsim", key, |s| {
+            let service = &s.services.list[dial.service].spec.name;
+            let why = if proxy_down {
+                format!(
+                    "dial tcp {service}: {} (the {PROXY} sidecar is not listening yet)",
+                    lifecycle::REFUSED_MESSAGE
+                )
+            } else if st.listens.is_some() {
+                format!("503 from {PROXY}: no healthy upstream ({service} has no Ready endpoint)")
+            } else {
+                format!(
+                    "dial tcp {service}: connect: connection refused ({service} has no Ready endpoint)"
+                )
+            };
+            (
+                format!("container {APP} exited with code 1: {why}"),
+                format!("pod/{}", s.pod_name(p)),
             )
-        } else if st.listens.is_some() {
-            format!("503 from {PROXY}: no healthy upstream ({service} has no Ready endpoint)")
-        } else {
-            format!(
-                "dial tcp {service}: connect: connection refused ({service} has no Ready endpoint)"
-            )
-        };
-        let name = self.pod_name(p);
-        let workload = self.cfg.deployments[d].name.clone();
-        self.start_event(
-            "Warning",
-            "AppExited",
-            "knsim",
-            format!("{workload}/{}", u8::from(proxy_down)),
-            format!("container {APP} exited with code 1: {why}"),
-            format!("pod/{name}"),
-        );
+        });
         let st = &mut self.starts.pods[i];
         st.app_running = false;
         st.app_ready = false;
@@ -398,17 +376,15 @@ impl Sim<'_> {
             return;
         }
         self.starts.pods[p as usize].backing_off = true;
-        let name = self.pod_name(p);
-        let spec = &self.cfg.deployments[d];
-        let msg = kubelet::backoff_message(container, &name, &spec.namespace);
-        self.start_event(
-            "Warning",
-            "BackOff",
-            "kubelet",
-            format!("{}/{container}", spec.name),
-            msg,
-            format!("pod/{name}"),
-        );
+        let key = EventKey::Ids([d as u32, u32::from(container == APP), 0]);
+        self.event_by("Warning", "BackOff", "kubelet", key, |s| {
+            let name = s.pod_name(p);
+            let ns = &s.cfg.deployments[d].namespace;
+            (
+                kubelet::backoff_message(container, &name, ns),
+                format!("pod/{name}"),
+            )
+        });
     }
 
     /// Pod `p` is deleted: a back-off it waited out no longer counts.
@@ -461,15 +437,13 @@ impl Sim<'_> {
                 self.endpoint_down(p, d, node);
                 changed = true;
             }
-            let name = self.pod_name(p);
-            self.start_event(
-                "Warning",
-                "ProxyRestarted",
-                "knsim",
-                format!("{}/{PROXY}", self.cfg.deployments[d].name),
-                format!("container {PROXY} exited and restarts: the pod's connections through it are reset"),
-                format!("pod/{name}"),
-            );
+            let key = EventKey::Ids([d as u32, 0, 0]);
+            self.event_by("Warning", "ProxyRestarted", "knsim", key, |s| {
+                (
+                    format!("container {PROXY} exited and restarts: the pod's connections through it are reset"),
+                    format!("pod/{}", s.pod_name(p)),
+                )
+            });
             let delay = self.starts.pods[i].proxy.exited(now);
             self.restarted(p, d, PROXY, delay);
             self.step_in(p, delay, Step::ProxyStart);
