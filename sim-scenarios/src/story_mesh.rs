@@ -35,7 +35,7 @@ pub(crate) fn why_lines(out: &RunOutput) -> Vec<String> {
         .filter(|(_, n)| *n > 0)
         .map(|(f, n)| format!("{f}: {n}"))
         .collect();
-    vec![
+    let mut lines = vec![
         format!(
             "Each request passed the mesh's proxies in turn: {}. Responses as the client's proxy logs them: {}.",
             hops.join("; "),
@@ -51,7 +51,15 @@ pub(crate) fn why_lines(out: &RunOutput) -> Vec<String> {
             m.handshakes,
             m.abandoned
         ),
-    ]
+    ];
+    if m.oom_kills > 0 {
+        lines.push(format!(
+            "The kernel OOM-killed a proxy {} time(s) at its container's memory limit (its memory is a base, plus each pooled \
+             connection, plus each request inside): the requests inside and on its connections were reset (UC).",
+            m.oom_kills
+        ));
+    }
+    lines
 }
 
 /// Side by side: the latency the other run's mesh added to the base's.

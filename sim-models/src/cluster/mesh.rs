@@ -54,6 +54,15 @@ pub(crate) enum ProxyAt {
 }
 
 impl ProxyAt {
+    /// The proxy whose [`ProxyAt::key`] is `k`.
+    fn of_key(k: u64) -> Self {
+        match k {
+            k if k == u64::from(u32::MAX) => ProxyAt::Waypoint,
+            k if k & (1 << 31) != 0 => ProxyAt::Ztunnel((k & !(1 << 31)) as u32),
+            k => ProxyAt::Sidecar(k as u32),
+        }
+    }
+
     /// A key unique among the run's proxies.
     fn key(self) -> u64 {
         match self {
@@ -70,13 +79,18 @@ const WAYPOINT: u32 = 1;
 const SERVER: u32 = 2;
 /// A stage and the server pod in one `u32` (pods stay below 2^30).
 const STAGE_SHIFT: u32 = 30;
+/// Where a request's id carries, while it is at a proxy, the proxy's
+/// [`Proxy::epoch`] it entered (ids are a counter far below 2^47; bit 63
+/// is [`super::l7::MESH_TRY`]).
+const EPOCH_SHIFT: u32 = 47;
 
 /// Responses of meshed traffic by what the client's proxy logs.
-pub const RESPONSE_FLAGS: [&str; 5] = [
+pub const RESPONSE_FLAGS: [&str; 6] = [
     "200",
     "503 (from the app)",
     "503 UF (upstream connect failure)",
     "DC (client gave up)",
+    "UC (upstream connection reset)",
     "other",
 ];
 
@@ -112,6 +126,8 @@ pub struct MeshOutput {
     pub handshakes: u64,
     /// Requests a proxy reset because their client had left.
     pub abandoned: u64,
+    /// Proxies the kernel killed at their memory limit.
+    pub oom_kills: u64,
 }
 
 /// The run's proxies.
@@ -254,7 +270,9 @@ fn response_flag(o: Outcome) -> usize {
         | Outcome::StaleEndpoint
         | Outcome::NoHost
         | Outcome::Blocked => 3,
-        _ => 4,
+        // A sidecar's restart reset the connection the request was on.
+        Outcome::ProxyReset => 4,
+        _ => 5,
     }
 }
 
@@ -323,16 +341,24 @@ impl Sim<'_> {
             return;
         };
         let handshake = upstream.is_some_and(|u| pools.insert((at.key() << 32) | u.key()));
+        let mut up_killed = None;
         if let (true, Some(u)) = (handshake, upstream) {
-            let (up, profile, _) = proxies.get(u);
-            up.connection_opened(profile);
+            let (up, profile, limits) = proxies.get(u);
+            up.connection_opened(profile, limits);
+            up_killed = up.over_limit(profile, limits).then_some(u);
         }
         let (proxy, profile, limits) = proxies.get(at);
         if handshake {
-            proxy.connection_opened(profile);
+            proxy.connection_opened(profile, limits);
         }
         let Passage { wait, service } = proxy.offer(profile, limits, now, handshake, rng);
         let hop = profile.hop_latency;
+        // The request belongs to this process of the proxy (see proxy_done).
+        let killed = proxy.over_limit(profile, limits);
+        let req = Request {
+            id: req.id | u64::from(proxy.epoch()) << EPOCH_SHIFT,
+            ..req
+        };
         let h = &mut self.mesh.as_mut().map(|m| &mut m.hops[stage as usize]);
         if let Some(h) = h {
             h.requests += 1;
@@ -345,6 +371,38 @@ impl Sim<'_> {
                 req,
             },
         );
+        // The charge past a memory limit OOM-kills that proxy.
+        for x in up_killed.into_iter().chain(killed.then_some(at)) {
+            self.proxy_oom_killed(x);
+        }
+    }
+
+    /// The proxy `at` restarts now (`oom`: the kernel killed it at its
+    /// memory limit): a new process with no request inside and no pooled
+    /// connection, so the proxies it was pooled with lose theirs to it.
+    /// O(pooled connections), once per restart.
+    pub(crate) fn mesh_proxy_restarted(&mut self, at: ProxyAt, oom: bool) {
+        let now = self.engine.now();
+        let Some(MeshRt { proxies, pools, .. }) = self.mesh.as_mut() else {
+            return;
+        };
+        let k = at.key();
+        pools.retain(|&pair| {
+            let (from, to) = (pair >> 32, pair & u64::from(u32::MAX));
+            let other = match (from == k, to == k) {
+                (true, _) => to,
+                (_, true) => from,
+                _ => return true,
+            };
+            proxies.get(ProxyAt::of_key(other)).0.connection_closed();
+            false
+        });
+        let proxy = proxies.get(at).0;
+        if oom {
+            proxy.oom_kill(now);
+        } else {
+            proxy.restart(now);
+        }
     }
 
     /// A request leaves the proxy of stage `at >> 30` for pod `at`'s: on
@@ -354,10 +412,27 @@ impl Sim<'_> {
         let p = at & ((1 << STAGE_SHIFT) - 1);
         let now = self.engine.now();
         let gone = req.deadline <= now;
+        let epoch = (req.id >> EPOCH_SHIFT) as u16;
+        let req = Request {
+            id: req.id & !(u64::from(u16::MAX) << EPOCH_SHIFT),
+            ..req
+        };
+        let mut reset = false;
         if let Some(x) = self.stage_proxy(stage, p, &req) {
             if let Some(mesh) = self.mesh.as_mut() {
-                mesh.proxies.get(x).0.left(gone);
+                let proxy = mesh.proxies.get(x).0;
+                // The process it entered restarted meanwhile: reset.
+                reset = proxy.epoch() != epoch;
+                if !reset {
+                    proxy.left(gone);
+                }
             }
+        }
+        if reset {
+            self.lb_end(p, &req);
+            self.outcome(req, Outcome::ProxyReset);
+            self.request_done(req, false);
+            return;
         }
         if gone {
             self.lb_end(p, &req);
@@ -437,12 +512,14 @@ impl Sim<'_> {
     /// The mesh's figures over the run.
     pub(crate) fn mesh_output(&self) -> Option<MeshOutput> {
         let mesh = self.mesh.as_ref()?;
-        let (mut busy, mut handshakes, mut abandoned) = (SimDuration::ZERO, 0u64, 0u64);
+        let (mut busy, mut handshakes, mut abandoned, mut oom_kills) =
+            (SimDuration::ZERO, 0u64, 0u64, 0u64);
         for (p, _) in mesh.proxies.all() {
             let s = p.stats();
             busy = busy + s.cpu_busy;
             handshakes += s.handshakes;
             abandoned += s.abandoned;
+            oom_kills += s.oom_kills;
         }
         let has_waypoint = mesh.proxies.waypoint_spec.is_some();
         let hops = mesh
@@ -460,6 +537,7 @@ impl Sim<'_> {
             memory_bytes: mesh.peak_memory,
             handshakes,
             abandoned,
+            oom_kills,
         })
     }
 }

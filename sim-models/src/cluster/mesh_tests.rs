@@ -3,6 +3,7 @@
 use super::*;
 use crate::app::ServerSpec;
 use crate::ipam::Allocator;
+use crate::mesh::lifecycle::{LifecycleSpec, StartOrder, ISTIO_STARTUP_PROBE};
 use crate::mesh::{MeshConfig, MeshMode, ProxyKind, ProxyResources};
 use crate::topology::spread_nodes;
 use sim_core::NullSink;
@@ -161,4 +162,104 @@ fn ambient_passes_both_ztunnels_and_the_waypoint_and_is_deterministic() {
     let again = run(&cfg, 5, &mut NullSink);
     assert_eq!(out.metrics.rows(), again.metrics.rows());
     assert_eq!(out.requests, again.requests);
+}
+
+/// Sidecars of 100m (each worker at 0.05 of a core: 500 requests/s per
+/// proxy) with room for about 64 requests above their base: the api pods'
+/// client sidecars get 800 requests/s each, so their queue, and their
+/// memory, grows until the kernel kills them.
+fn throttled(memory_limit: u64, lifecycle: Option<LifecycleSpec>) -> ClusterConfig {
+    let mut c = meshed(Some(MeshConfig {
+        resources: ProxyResources {
+            cpu_millis: 100,
+            memory_limit,
+        },
+        lifecycle,
+        ..sidecars(ProxyKind::Istio)
+    }));
+    c.traffic[0].rate = 2400.0;
+    c
+}
+
+fn tight() -> u64 {
+    let p = crate::mesh::proxy::ProxyProfile::ISTIO_SIDECAR;
+    p.base_memory + (1 << 20)
+}
+
+fn conserved(out: &RunOutput) {
+    let t = &out.requests[0];
+    assert_eq!(
+        t.sent,
+        t.answered + t.timed_out + t.refused + t.rejected + t.lookup_failed + t.in_flight,
+        "{t:?}"
+    );
+    let m = out.mesh.as_ref().unwrap();
+    assert_eq!(m.responses.iter().sum::<u64>() + t.in_flight, t.sent);
+}
+
+fn event<'a>(out: &'a RunOutput, reason: &str) -> Option<&'a EventSummary> {
+    out.events.iter().find(|e| e.reason == reason)
+}
+
+#[test]
+fn a_sidecar_past_its_memory_limit_is_oom_killed_and_its_requests_reset_as_uc() {
+    let roomy = run(&throttled(1 << 30, None), 1, &mut NullSink);
+    let m = roomy.mesh.as_ref().unwrap();
+    assert_eq!(m.oom_kills, 0);
+    assert!(event(&roomy, "OOMKilling").is_none());
+    conserved(&roomy);
+
+    let out = run(&throttled(tight(), None), 1, &mut NullSink);
+    conserved(&out);
+    let m = out.mesh.as_ref().unwrap();
+    assert!(m.oom_kills >= 3, "{}", m.oom_kills);
+    // The cgroup's usage never passes its limit.
+    let limit = tight();
+    assert!(m.memory_bytes <= 9 * limit, "{}", m.memory_bytes);
+    let oom = event(&out, "OOMKilling").expect("the kernel's event");
+    assert_eq!(oom.source, "kernel-monitor");
+    assert!(
+        oom.message
+            .starts_with("Memory cgroup out of memory: Killed process (envoy)"),
+        "{}",
+        oom.message
+    );
+    let restarted = event(&out, "ProxyRestarted").expect("the restart");
+    assert!(restarted.message.contains("Reason: OOMKilled"), "{}", restarted.message);
+    // The requests inside the killed proxies, on their connections, and
+    // sent while they were down are reset: UC in the mesh's flags.
+    let t = &out.requests[0];
+    assert!(t.proxy_reset > 0, "{t:?}");
+    assert_eq!(m.responses[4], t.proxy_reset);
+    assert_eq!(RESPONSE_FLAGS[4], "UC (upstream connection reset)");
+    // The kubelet backs off after the first restart.
+    assert!(event(&out, "BackOff").is_some());
+    let again = run(&throttled(tight(), None), 1, &mut NullSink);
+    assert_eq!(out.requests, again.requests);
+    assert_eq!(out.metrics.rows(), again.metrics.rows());
+}
+
+#[test]
+fn an_oom_killed_sidecar_crash_loops_through_the_lifecycle_model() {
+    let lifecycle = LifecycleSpec {
+        order: StartOrder::Concurrent,
+        probe: ISTIO_STARTUP_PROBE,
+        listen_min: secs(1),
+        listen_max: secs(1),
+    };
+    let out = run(&throttled(tight(), Some(lifecycle)), 1, &mut NullSink);
+    conserved(&out);
+    let m = out.mesh.as_ref().unwrap();
+    assert!(m.oom_kills >= 3, "{}", m.oom_kills);
+    let col = out.metrics.column("container_restarts{deployment=api}").unwrap();
+    let restarts = out.metrics.rows().last().unwrap().1[col];
+    // Every restart of an api pod's container is a kill of its sidecar
+    // (the app never exits), and CrashLoopBackOff spaces them: at once,
+    // then 10 s, 20 s, 40 s plus 1 s to listen each time, so at most 4
+    // restarts per pod in 60 s.
+    let api_kills = restarts as u64;
+    assert!(api_kills > 0 && api_kills <= 3 * 4, "{restarts}");
+    assert!(api_kills <= m.oom_kills);
+    let backoff = event(&out, "BackOff").expect("CrashLoopBackOff");
+    assert!(backoff.message.contains("istio-proxy"), "{}", backoff.message);
 }

@@ -31,6 +31,8 @@
 use super::*;
 use crate::kubelet::CrashLoop;
 use crate::mesh::lifecycle::{self, LifecycleSpec, StartOrder};
+use crate::mesh::{MeshMode, ProxyKind};
+use mesh::ProxyAt;
 
 /// The name the app container has in events.
 const APP: &str = "app";
@@ -186,7 +188,12 @@ impl Sim<'_> {
     fn proxy_start(&mut self, p: u32) {
         let d = self.pods[p as usize].deployment as usize;
         let Some(spec) = sidecar_of(self.cfg, d).copied() else {
-            return;
+            // A sidecar restarted (OOM-killed) in a run without
+            // `mesh.lifecycle`: it listens as the kubelet starts it.
+            let st = &mut self.starts.pods[p as usize];
+            st.listens = Some(self.engine.now());
+            st.proxy_ready = true;
+            return self.maybe_ready(p);
         };
         let span =
             spec.listen_max.as_nanos() - spec.listen_min.as_nanos().min(spec.listen_max.as_nanos());
@@ -407,50 +414,123 @@ impl Sim<'_> {
         if sidecar_of(self.cfg, d).is_none() {
             return;
         }
-        let now = self.engine.now();
         let mut live = self.deps[d].live.clone();
         live.sort_unstable();
         let mut changed = false;
         for p in live {
-            let i = p as usize;
-            let state = self.pods[i].state;
-            if !matches!(state, PodState::Running | PodState::Ready) || self.pod_unreachable(p) {
-                continue;
-            }
-            if self.starts.pods.len() <= i {
-                self.starts.pods.resize(i + 1, PodStart::default());
-            }
-            let st = &mut self.starts.pods[i];
-            if st.gen == 0 {
-                // Ready since before the run: both containers run.
-                st.app_running = true;
-                st.app_ready = true;
-            }
-            st.proxy_gen = st.proxy_gen.wrapping_add(1);
-            st.listens = Some(SimTime::MAX);
-            st.restarted = Some(now);
-            st.proxy_ready = false;
-            self.starts.any_restart = true;
-            if state == PodState::Ready {
-                self.set_state(p, PodState::Running);
-                let node = self.pods[i].node;
-                self.endpoint_down(p, d, node);
-                changed = true;
-            }
-            let key = EventKey::Ids([d as u32, 0, 0]);
+            changed |= self.sidecar_exited(p, None);
+        }
+        if changed {
+            self.endpoints_changed(d);
+        }
+    }
+
+    /// The kernel OOM-killed the mesh proxy `at` at its memory limit
+    /// (the charge past it was just made): a sidecar restarts as
+    /// [`Sim::proxy_restart`]'s do, with the kernel's and the kubelet's
+    /// events; a ztunnel or the waypoint restarts at once (their pods'
+    /// start is not modelled).
+    pub(crate) fn proxy_oom_killed(&mut self, at: ProxyAt) {
+        let ProxyAt::Sidecar(p) = at else {
+            self.mesh_proxy_restarted(at, true);
+            return self.oom_event(at);
+        };
+        if self.sidecar_exited(p, Some(at)) {
+            let d = self.pods[p as usize].deployment as usize;
+            self.endpoints_changed(d);
+        }
+    }
+
+    /// The kernel's event for an OOM kill of `at`, as node-problem-detector
+    /// reports CoreDNS's.
+    fn oom_event(&mut self, at: ProxyAt) {
+        let Some(mesh) = self.cfg.mesh.as_ref() else {
+            return;
+        };
+        let (process, limit) = match (mesh.mode, at) {
+            (MeshMode::Sidecar(ProxyKind::Linkerd), _) => ("linkerd2-proxy", mesh.resources),
+            (MeshMode::Ambient { waypoint: Some(w) }, ProxyAt::Waypoint) => ("envoy", w),
+            (MeshMode::Ambient { .. }, _) => ("ztunnel", mesh.resources),
+            _ => ("envoy", mesh.resources),
+        };
+        let mib = limit.memory_limit as f64 / f64::from(1u32 << 20);
+        let key = EventKey::Ids(match at {
+            ProxyAt::Sidecar(p) => [self.pods[p as usize].deployment, 0, 0],
+            ProxyAt::Ztunnel(n) => [u32::MAX, n, 0],
+            ProxyAt::Waypoint => [u32::MAX, u32::MAX, 0],
+        });
+        self.event_by("Warning", "OOMKilling", "kernel-monitor", key, |s| {
+            let object = match at {
+                ProxyAt::Sidecar(p) => format!("pod/{}", s.pod_name(p)),
+                ProxyAt::Ztunnel(n) => format!("node/{}", s.cfg.nodes[n as usize].name),
+                ProxyAt::Waypoint => "deployment/waypoint".to_string(),
+            };
+            (
+                format!(
+                    "Memory cgroup out of memory: Killed process ({process}) at {mib:.1} MiB, limit {mib:.0} MiB"
+                ),
+                object,
+            )
+        });
+    }
+
+    /// Pod `p`'s sidecar exits (`oom`: the kernel killed it at its memory
+    /// limit) and the kubelet restarts it: its requests and connections
+    /// are reset, the pod leaves its Services until the new proxy's probe
+    /// passes. True if the pod left its workload's endpoints.
+    fn sidecar_exited(&mut self, p: u32, oom: Option<ProxyAt>) -> bool {
+        let now = self.engine.now();
+        let i = p as usize;
+        let d = self.pods[i].deployment as usize;
+        let state = self.pods[i].state;
+        if !matches!(state, PodState::Running | PodState::Ready) || self.pod_unreachable(p) {
+            return false;
+        }
+        if self.starts.pods.len() <= i {
+            self.starts.pods.resize(i + 1, PodStart::default());
+        }
+        let st = &mut self.starts.pods[i];
+        if st.gen == 0 {
+            // Ready since before the run (or started outside this room):
+            // both containers run.
+            st.app_running = true;
+            st.app_ready = true;
+        }
+        st.proxy_gen = st.proxy_gen.wrapping_add(1);
+        st.listens = Some(SimTime::MAX);
+        st.restarted = Some(now);
+        st.proxy_ready = false;
+        self.starts.any_restart = true;
+        self.mesh_proxy_restarted(ProxyAt::Sidecar(p), oom.is_some());
+        let mut changed = false;
+        if state == PodState::Ready {
+            self.set_state(p, PodState::Running);
+            let node = self.pods[i].node;
+            self.endpoint_down(p, d, node);
+            changed = true;
+        }
+        let key = EventKey::Ids([d as u32, 0, 0]);
+        if let Some(at) = oom {
+            self.oom_event(at);
+            let key = EventKey::Ids([d as u32, 1, 0]);
+            self.event_by("Warning", "ProxyRestarted", "knsim", key, |s| {
+                (
+                    format!("container {PROXY} (Last State: Terminated, Reason: OOMKilled, Exit Code: 137) restarts: the pod's connections through it are reset"),
+                    format!("pod/{}", s.pod_name(p)),
+                )
+            });
+        } else {
             self.event_by("Warning", "ProxyRestarted", "knsim", key, |s| {
                 (
                     format!("container {PROXY} exited and restarts: the pod's connections through it are reset"),
                     format!("pod/{}", s.pod_name(p)),
                 )
             });
-            let delay = self.starts.pods[i].proxy.exited(now);
-            self.restarted(p, d, PROXY, delay);
-            self.step_in(p, delay, Step::ProxyStart);
         }
-        if changed {
-            self.endpoints_changed(d);
-        }
+        let delay = self.starts.pods[i].proxy.exited(now);
+        self.restarted(p, d, PROXY, delay);
+        self.step_in(p, delay, Step::ProxyStart);
+        changed
     }
 
     /// Pod `p`'s sidecar does not listen now: connections to it are

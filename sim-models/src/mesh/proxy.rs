@@ -32,12 +32,27 @@
 //! published load (16 connections, about one request in flight at 1,000
 //! requests/s).
 //!
-//! Limitations: the memory limit is reported against, not enforced (no OOM
-//! kill: restarts are the lifecycle model's); the CPU limit is taken at its
-//! long-run rate (CFS throttling's stalls are not modelled); the handshake's
-//! round trip holds the worker; pooled connections never close (an idle
-//! timeout, a GOAWAY, a restart drop nothing here); a response costs no CPU
-//! apart from its request's (the published CPU figure covers both).
+//! OOM kill: the proxy's container has a memory limit (the cgroup's
+//! `memory.max`). The charge that would take it past the limit (a request
+//! arriving, a connection opening) invokes the kernel's OOM killer instead,
+//! as for CoreDNS ([`crate::coredns`]): [`Proxy::over_limit`] says so, in
+//! O(1), and [`Proxy::oom_kill`] records it (usage at the limit, as the
+//! cgroup never passes it). A restart, killed or not ([`Proxy::restart`]),
+//! is a new process: no pooled connection, no request inside, idle
+//! workers; the requests that were inside belong to the process before
+//! ([`Proxy::epoch`] tells them apart) and are reset (the caller resets
+//! them when their worker would have been done: the client sees the reset
+//! up to its queue wait late). When the new process listens is the
+//! lifecycle model's ([`crate::mesh::lifecycle`], the cluster's `starts`
+//! room, with the kubelet's CrashLoopBackOff).
+//!
+//! Limitations: the CPU limit is taken at its long-run rate (CFS
+//! throttling's stalls are not modelled); the handshake's round trip holds
+//! the worker; pooled connections close only at a restart of either end
+//! (no idle timeout, no GOAWAY); a response costs no CPU apart from its
+//! request's (the published CPU figure covers both); memory is the fitted
+//! linear sum above (no allocator slack, no config size: a proxy's base
+//! grows with the mesh's size in reality, not here).
 //!
 //! ## Parameters
 //! [`ProxyProfile`], per proxy (each figure's row of the calibration
@@ -63,13 +78,16 @@
 //! ## What it emits
 //! Per request: its wait and its time on a worker ([`Passage`]).
 //! [`ProxyStats`]: requests served, requests
-//! abandoned in the queue, handshakes, CPU busy time, peak memory.
+//! abandoned in the queue, handshakes, CPU busy time, peak memory (never
+//! above the limit), OOM kills, requests lost to restarts.
 //!
 //! ## Validation
 //! Unit tests (`proxy_tests.rs`): the M/M/1 mean response time at one
 //! worker, the CPU busy time equal to the work done, the speed cap of a CPU
 //! limit below the workers, memory at the published load equal to the
-//! published figure, handshake cost on new connections only, FCFS order. The cluster
+//! published figure, handshake cost on new connections only, FCFS order,
+//! the OOM kill at the first charge past the limit and the restart that
+//! empties the proxy. The cluster
 //! run's `mesh_sidecar_overhead` replay checks the added p90 against the
 //! row it was fitted to (labelled calibration) and reports the p99 the fit
 //! did not use.
@@ -200,8 +218,12 @@ pub struct ProxyStats {
     pub handshakes: u64,
     /// CPU work done (at one full core).
     pub cpu_busy: SimDuration,
-    /// The most memory it held \[bytes\].
+    /// The most memory it held \[bytes\] (at most its limit).
     pub peak_memory: u64,
+    /// Times the kernel killed it at its memory limit.
+    pub oom_kills: u64,
+    /// Requests inside when it was killed or restarted (reset).
+    pub reset: u64,
 }
 
 /// A request's passage through a proxy: how long it waits for a worker
@@ -230,6 +252,9 @@ pub struct Proxy {
     free_at: [SimTime; MAX_WORKERS],
     inside: u32,
     connections: u32,
+    /// Bumped at each restart: a request that entered an earlier process
+    /// is not inside this one.
+    epoch: u16,
     stats: ProxyStats,
 }
 
@@ -267,7 +292,7 @@ impl Proxy {
         self.stats.served += 1;
         self.stats.cpu_busy = self.stats.cpu_busy + SimDuration::from_secs_f64(work);
         self.inside += 1;
-        self.note_memory(profile);
+        self.note_memory(profile, limits);
         Passage {
             wait: start - now,
             service,
@@ -282,14 +307,55 @@ impl Proxy {
     }
 
     /// A new pooled connection (originated or terminated here).
-    pub fn connection_opened(&mut self, profile: &ProxyProfile) {
+    pub fn connection_opened(&mut self, profile: &ProxyProfile, limits: ProxyResources) {
         self.connections += 1;
-        self.note_memory(profile);
+        self.note_memory(profile, limits);
     }
 
-    fn note_memory(&mut self, profile: &ProxyProfile) {
-        let m = self.memory_bytes(profile);
+    /// A pooled connection closed (its other end restarted).
+    pub fn connection_closed(&mut self) {
+        self.connections = self.connections.saturating_sub(1);
+    }
+
+    /// Peak memory: the cgroup's usage never passes its limit.
+    fn note_memory(&mut self, profile: &ProxyProfile, limits: ProxyResources) {
+        let m = self.memory_bytes(profile).min(limits.memory_limit);
         self.stats.peak_memory = self.stats.peak_memory.max(m);
+    }
+
+    /// Whether the last charge took it past its memory limit: the kernel
+    /// kills it ([`Proxy::oom_kill`]).
+    pub fn over_limit(&self, profile: &ProxyProfile, limits: ProxyResources) -> bool {
+        self.memory_bytes(profile) > limits.memory_limit
+    }
+
+    /// The kernel's OOM killer ends the process at `now` (usage at the
+    /// limit); it restarts empty ([`Proxy::restart`]).
+    pub fn oom_kill(&mut self, now: SimTime) {
+        self.stats.oom_kills += 1;
+        self.restart(now);
+    }
+
+    /// The process ends at `now` and a new one takes its place: no pooled
+    /// connection, no request inside (those inside are reset), idle
+    /// workers, a new [`Proxy::epoch`].
+    pub fn restart(&mut self, now: SimTime) {
+        self.stats.reset += u64::from(self.inside);
+        self.inside = 0;
+        self.connections = 0;
+        self.free_at = [now; MAX_WORKERS];
+        self.epoch = self.epoch.wrapping_add(1);
+    }
+
+    /// Which process this is (one more at each restart, wrapping): a
+    /// request that entered under another epoch was reset with it.
+    pub fn epoch(&self) -> u16 {
+        self.epoch
+    }
+
+    /// Pooled connections it holds.
+    pub fn connections(&self) -> u32 {
+        self.connections
     }
 
     /// Requests inside (waiting, on a worker, or on their way out).

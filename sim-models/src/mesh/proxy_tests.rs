@@ -92,7 +92,7 @@ fn memory_at_the_published_load_is_the_published_figure() {
     ] {
         let mut p = Proxy::default();
         for _ in 0..16 {
-            p.connection_opened(&profile);
+            p.connection_opened(&profile, ONE_CORE);
         }
         let mut r = rng();
         p.offer(&profile, ONE_CORE, SimTime::ZERO, false, &mut r);
@@ -139,4 +139,67 @@ fn requests_wait_first_come_first_served_for_the_first_free_worker() {
         .collect();
     let ms = SimDuration::from_millis;
     assert_eq!(waits, [ms(0), ms(0), ms(1), ms(1)]);
+}
+
+#[test]
+fn the_charge_past_the_memory_limit_kills_the_proxy_and_the_restart_empties_it() {
+    let profile = ProxyProfile::ISTIO_SIDECAR;
+    // Room for the base, 4 connections and 2 requests: the third request
+    // is the charge the cgroup refuses.
+    let limits = ProxyResources {
+        memory_limit: profile.base_memory
+            + 4 * profile.memory_per_connection
+            + 2 * profile.memory_per_request,
+        ..ProxyResources::ISTIO_SIDECAR
+    };
+    let mut p = Proxy::default();
+    let mut r = rng();
+    for _ in 0..4 {
+        p.connection_opened(&profile, limits);
+    }
+    assert!(!p.over_limit(&profile, limits));
+    let t = SimTime::from_nanos(1_000_000);
+    for _ in 0..2 {
+        p.offer(&profile, limits, t, false, &mut r);
+        assert!(!p.over_limit(&profile, limits));
+    }
+    assert_eq!(p.memory_bytes(&profile), limits.memory_limit);
+    let epoch = p.epoch();
+    p.offer(&profile, limits, t, false, &mut r);
+    assert!(p.over_limit(&profile, limits));
+    // The usage never passes the limit.
+    assert_eq!(p.stats().peak_memory, limits.memory_limit);
+    p.oom_kill(t);
+    let s = p.stats();
+    assert_eq!((s.oom_kills, s.reset), (1, 3));
+    assert_eq!(p.in_flight(), 0);
+    assert_eq!(p.connections(), 0);
+    assert_eq!(p.memory_bytes(&profile), profile.base_memory);
+    assert_ne!(p.epoch(), epoch);
+    // The new process's workers are idle: a request at the kill does not
+    // wait behind the three that were inside.
+    let after = p.offer(&profile, limits, t, false, &mut r);
+    assert_eq!(after.wait, SimDuration::ZERO);
+    assert!(!p.over_limit(&profile, limits));
+}
+
+#[test]
+fn a_restart_drops_the_pooled_connections_and_a_closed_one_frees_its_memory() {
+    let profile = ProxyProfile::ISTIO_SIDECAR;
+    let limits = ProxyResources::ISTIO_SIDECAR;
+    let mut p = Proxy::default();
+    for _ in 0..3 {
+        p.connection_opened(&profile, limits);
+    }
+    p.connection_closed();
+    assert_eq!(
+        p.memory_bytes(&profile),
+        profile.base_memory + 2 * profile.memory_per_connection
+    );
+    p.restart(SimTime::ZERO);
+    assert_eq!(p.connections(), 0);
+    assert_eq!(p.stats().oom_kills, 0);
+    // A close from the other end after the restart does not go below zero.
+    p.connection_closed();
+    assert_eq!(p.memory_bytes(&profile), profile.base_memory);
 }
