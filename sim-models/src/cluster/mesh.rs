@@ -20,6 +20,19 @@
 //! the first request over a pair pays the handshake on the originating
 //! proxy and opens a connection on both.
 //!
+//! Memory limit: a charge (a request in, a connection opened) that takes
+//! a proxy past its container's limit OOM-kills it on the spot (an O(1)
+//! check, [`crate::mesh::proxy::Proxy::over_limit`]); a sidecar restarts
+//! through the `starts` room as a `proxy_restart` does (pod out of its
+//! Services, connections refused until the new proxy listens, the
+//! kubelet's CrashLoopBackOff, a kernel `OOMKilling` event and the
+//! restart's `Reason: OOMKilled`); a ztunnel or the waypoint restarts at
+//! once. Any restart closes the proxy's pooled connections at both ends
+//! ([`Sim::mesh_proxy_restarted`], once per restart, over the pools) and
+//! resets the requests inside it: while at a proxy, a request's id carries
+//! the proxy's epoch, so the one that left a dead process is told apart in
+//! O(1) when its worker would have been done.
+//!
 //! [`Sim::proxy_of`] answers "the proxy of this pod" in O(1): a sidecar is
 //! indexed by its pod's id, a ztunnel by its node's index. Per request the
 //! mesh costs one event per proxy plus one, one pool lookup per proxy
@@ -28,15 +41,25 @@
 //!
 //! What it emits ([`MeshOutput`]): per hop, requests and the latency at
 //! the proxy (queue and CPU); responses of meshed traffic by what the
-//! client's proxy would log (`response_flags`-style); proxies' CPU (cores
-//! over the run) and memory (the sum of each proxy's peak); handshakes; the
-//! gauges `mesh_proxies`, `mesh_proxy_cpu_cores`, `mesh_proxy_memory_mib`.
+//! client's proxy would log (`response_flags`-style: a reset by a
+//! restarting or OOM-killed sidecar is Envoy's `UC`, upstream connection
+//! termination, also when the client's own sidecar is the one that went,
+//! which no proxy would log: a simplification); proxies' CPU (cores over
+//! the run) and memory (the sum of each proxy's peak); handshakes; OOM
+//! kills; the gauges `mesh_proxies`, `mesh_proxy_cpu_cores`,
+//! `mesh_proxy_memory_mib`.
 //!
 //! Limitations: the mesh does not change which endpoint kube-proxy or the
 //! client picks (L7 balancing is the proxies' L7 model's); traffic through
 //! a cloud load balancer or an ingress controller passes only the server
-//! side; proxies start with their pods and never restart (the lifecycle
-//! model's).
+//! side; a sidecar's start is modelled only with `mesh.lifecycle` (without
+//! it, an OOM-killed sidecar listens as soon as the kubelet restarts it);
+//! a ztunnel's or the waypoint's restart is instant (their pods' start and
+//! back-off are not modelled).
+//!
+//! Validation: `mesh_tests.rs` (hops, CPU, memory; a throttled sidecar
+//! with a tight memory limit OOM-killed and crash-looping, its resets
+//! counted `UC`, conservation held) and the mesh replays.
 
 use super::*;
 use crate::mesh::proxy::{Passage, Proxy, ProxyProfile};
@@ -84,7 +107,8 @@ const STAGE_SHIFT: u32 = 30;
 /// is [`super::l7::MESH_TRY`]).
 const EPOCH_SHIFT: u32 = 47;
 
-/// Responses of meshed traffic by what the client's proxy logs.
+/// Responses of meshed traffic by what the client's proxy logs (Envoy's
+/// `%RESPONSE_FLAGS%`; docs/calibration.md, row `envoy-uc-flag`).
 pub const RESPONSE_FLAGS: [&str; 6] = [
     "200",
     "503 (from the app)",

@@ -225,7 +225,11 @@ fn a_sidecar_past_its_memory_limit_is_oom_killed_and_its_requests_reset_as_uc() 
         oom.message
     );
     let restarted = event(&out, "ProxyRestarted").expect("the restart");
-    assert!(restarted.message.contains("Reason: OOMKilled"), "{}", restarted.message);
+    assert!(
+        restarted.message.contains("Reason: OOMKilled"),
+        "{}",
+        restarted.message
+    );
     // The requests inside the killed proxies, on their connections, and
     // sent while they were down are reset: UC in the mesh's flags.
     let t = &out.requests[0];
@@ -251,7 +255,10 @@ fn an_oom_killed_sidecar_crash_loops_through_the_lifecycle_model() {
     conserved(&out);
     let m = out.mesh.as_ref().unwrap();
     assert!(m.oom_kills >= 3, "{}", m.oom_kills);
-    let col = out.metrics.column("container_restarts{deployment=api}").unwrap();
+    let col = out
+        .metrics
+        .column("container_restarts{deployment=api}")
+        .unwrap();
     let restarts = out.metrics.rows().last().unwrap().1[col];
     // Every restart of an api pod's container is a kill of its sidecar
     // (the app never exits), and CrashLoopBackOff spaces them: at once,
@@ -261,5 +268,9 @@ fn an_oom_killed_sidecar_crash_loops_through_the_lifecycle_model() {
     assert!(api_kills > 0 && api_kills <= 3 * 4, "{restarts}");
     assert!(api_kills <= m.oom_kills);
     let backoff = event(&out, "BackOff").expect("CrashLoopBackOff");
-    assert!(backoff.message.contains("istio-proxy"), "{}", backoff.message);
+    assert!(
+        backoff.message.contains("istio-proxy"),
+        "{}",
+        backoff.message
+    );
 }

@@ -25,6 +25,16 @@
 //! (docs/calibration.md, row `app-start-dial`); the kubelet's schedule is
 //! row `kubelet-backoff`.
 //!
+//! A sidecar also restarts when the timeline says so (`proxy_restart`, an
+//! Envoy crash) or when the kernel OOM-kills it at its memory limit (the
+//! `mesh` room detects the charge past the limit): [`Sim::proxy_restart`]
+//! and [`Sim::proxy_oom_killed`] share one path, the proxy's CrashLoopBackOff
+//! (a second kill within 10 min waits 10 s, then 20 s, ...). Events: the
+//! kernel's `OOMKilling` (node-problem-detector's words, as for CoreDNS:
+//! `Memory cgroup out of memory: Killed process (envoy) ...`), `ProxyRestarted`
+//! with the container's last state (`Reason: OOMKilled, Exit Code: 137`),
+//! `BackOff`.
+//!
 //! Limitations: the kubelet's pod sync period and probe jitter are not
 //! modelled (a restart or a probe tick happens at its nominal instant).
 

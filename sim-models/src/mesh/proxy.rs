@@ -37,7 +37,8 @@
 //! arriving, a connection opening) invokes the kernel's OOM killer instead,
 //! as for CoreDNS ([`crate::coredns`]): [`Proxy::over_limit`] says so, in
 //! O(1), and [`Proxy::oom_kill`] records it (usage at the limit, as the
-//! cgroup never passes it). A restart, killed or not ([`Proxy::restart`]),
+//! cgroup never passes it; docs/calibration.md, row `container-oom-kill`).
+//! A restart, killed or not ([`Proxy::restart`]),
 //! is a new process: no pooled connection, no request inside, idle
 //! workers; the requests that were inside belong to the process before
 //! ([`Proxy::epoch`] tells them apart) and are reset (the caller resets
