@@ -80,7 +80,7 @@ impl SimDuration {
     /// the same bit for bit.
     pub fn from_secs_f64(s: f64) -> Self {
         let x = s * NS_PER_S as f64;
-        if !(x > 0.0) {
+        if x.is_nan() || x <= 0.0 {
             SimDuration(0)
         } else if x >= u64::MAX as f64 {
             SimDuration(u64::MAX)
