@@ -22,7 +22,9 @@
 //! # Validation
 //! An unknown field or value is a located serde error; `proxy` outside
 //! sidecar mode, `waypoint` outside ambient mode, an excluded name that is
-//! not a workload, or one excluded twice, is a located error with a hint.
+//! not a workload, or one excluded twice, is a located error with a hint;
+//! so is a proxy memory limit at or below the proxy's base memory (it would
+//! be OOM-killed at its first request: sim-models `mesh::proxy`).
 
 use super::{Validator, R};
 use crate::envelope::{did_you_mean, Locate};
@@ -31,6 +33,7 @@ use crate::path;
 use crate::units::{Cpu, Memory};
 use schemars::JsonSchema;
 use serde::Deserialize;
+use sim_models::mesh::proxy::ProxyProfile;
 use sim_models::mesh::{MeshConfig, MeshMode, ProxyKind, ProxyResources};
 
 /// The service mesh.
@@ -174,18 +177,47 @@ impl Validator<'_> {
             )?),
             None => None,
         };
+        let resources = f
+            .resources
+            .as_ref()
+            .map_or(ProxyResources::ISTIO_SIDECAR, ProxyResourcesFile::resources);
+        let (local, waypoint) = match mode {
+            MeshMode::Sidecar(kind) => (ProxyProfile::sidecar(kind), None),
+            MeshMode::Ambient { waypoint } => (ProxyProfile::ZTUNNEL, waypoint),
+        };
+        self.proxy_fits(&field(&path!["resources"]), &local, resources)?;
+        if let Some(w) = waypoint {
+            self.proxy_fits(&field(&path!["waypoint"]), &ProxyProfile::WAYPOINT, w)?;
+        }
         Ok(Some(MeshConfig {
             lifecycle,
             mode,
             meshed,
-            resources: f
-                .resources
-                .as_ref()
-                .map_or(ProxyResources::ISTIO_SIDECAR, ProxyResourcesFile::resources),
+            resources,
             // Filled once the traffic is known (`mesh_l7.rs`).
             destination_rules: Vec::new(),
             virtual_services: Vec::new(),
         }))
+    }
+}
+
+impl Validator<'_> {
+    /// A proxy whose memory limit is at or below its base (written at
+    /// `at`) would be OOM-killed at its first request, for ever.
+    fn proxy_fits(&self, at: &[Seg], profile: &ProxyProfile, r: ProxyResources) -> R<()> {
+        if r.memory_limit > profile.base_memory {
+            return Ok(());
+        }
+        let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+        Err(self.err(
+            &[at, &path!["memory_limit"]].concat(),
+            format!(
+                "a memory limit of {:.1} MiB is below the proxy's {:.1} MiB with no connection and no request: it would be OOMKilled at its first request",
+                mib(r.memory_limit),
+                mib(profile.base_memory)
+            ),
+            "raise `memory_limit` above the proxy's base (Istio's default is 1Gi)",
+        ))
     }
 }
 
