@@ -79,7 +79,10 @@ fn a_proxy_memory_limit_below_its_base_is_a_located_error() {
     // Istio's sidecar holds about 56.7 MiB with nothing in it.
     let e = with_mesh("mesh:\n  mode: sidecar\n  resources: {memory_limit: 50Mi}\n").unwrap_err();
     assert_eq!(e.at.map(|a| a.0), Some(10), "{e}");
-    assert!(e.to_string().contains("OOMKilled at its first request"), "{e}");
+    assert!(
+        e.to_string().contains("OOMKilled at its first request"),
+        "{e}"
+    );
     assert!(e.hint.contains("memory_limit"), "{e}");
     let e = with_mesh("mesh: {mode: ambient, waypoint: {memory_limit: 10Mi}}\n").unwrap_err();
     assert!(e.to_string().contains("OOMKilled"), "{e}");
