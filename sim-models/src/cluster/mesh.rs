@@ -355,6 +355,8 @@ impl Sim<'_> {
     fn enter_proxy(&mut self, stage: u32, at: ProxyAt, p: u32, req: Request) {
         let now = self.engine.now();
         let upstream = self.next_stage(stage + 1, p, &req).map(|(_, u)| u);
+        // No connection opens to a sidecar that does not listen.
+        let up_closed = matches!(upstream, Some(ProxyAt::Sidecar(q)) if self.proxy_closed(q));
         let Some(MeshRt {
             proxies,
             pools,
@@ -364,7 +366,8 @@ impl Sim<'_> {
         else {
             return;
         };
-        let handshake = upstream.is_some_and(|u| pools.insert((at.key() << 32) | u.key()));
+        let handshake =
+            !up_closed && upstream.is_some_and(|u| pools.insert((at.key() << 32) | u.key()));
         let mut up_killed = None;
         if let (true, Some(u)) = (handshake, upstream) {
             let (up, profile, limits) = proxies.get(u);
@@ -465,6 +468,12 @@ impl Sim<'_> {
             return;
         }
         match self.next_stage(stage + 1, p, &req) {
+            // The next sidecar is down (restarting): RST.
+            Some((_, ProxyAt::Sidecar(q))) if self.proxy_closed(q) => {
+                self.lb_end(p, &req);
+                self.outcome(req, Outcome::ProxyReset);
+                self.request_done(req, false);
+            }
             Some((s, x)) => self.enter_proxy(s, x, p, req),
             None => self.offer_app(p, req),
         }
