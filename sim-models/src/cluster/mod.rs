@@ -627,6 +627,7 @@ impl<'a> Sim<'a> {
                     ],
                     zone_bytes: zone_traffic::empty(cfg),
                     zone_cost: 0.0,
+                    head_sent: 0,
                 })
             })
             .collect();
