@@ -69,7 +69,13 @@ pub(crate) fn chain_heads(cfg: &ClusterConfig) -> Vec<Vec<usize>> {
     };
     let n = cfg.traffic.len();
     let mut heads: Vec<Vec<usize>> = (0..n)
-        .map(|t| if cfg.traffic[t].in_handler { Vec::new() } else { vec![t] })
+        .map(|t| {
+            if cfg.traffic[t].in_handler {
+                Vec::new()
+            } else {
+                vec![t]
+            }
+        })
         .collect();
     // A chain is at most `n` deep: `n` rounds reach every head.
     for _ in 0..n {

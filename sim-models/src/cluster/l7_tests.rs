@@ -352,10 +352,15 @@ fn a_dependency_that_slows_down_on_the_timeline() {
     // Exponential service: the median is ln 2 of the mean (1.4 ms, then
     // 13.9 ms), plus the same network and queueing time in both.
     let (before, after) = (p50(0), p50(1));
-    assert!(before < 0.004 && after > 0.0125 && after < 0.0165, "{before} {after}");
+    assert!(
+        before < 0.004 && after > 0.0125 && after < 0.0165,
+        "{before} {after}"
+    );
     for w in 0..2 {
         let head = out.windows[w * n].totals.sent;
-        assert!(out.windows[w * n..(w + 1) * n].iter().all(|x| x.head_sent == head));
+        assert!(out.windows[w * n..(w + 1) * n]
+            .iter()
+            .all(|x| x.head_sent == head));
     }
     assert!(out.requests.iter().all(conserved));
 }

@@ -774,10 +774,7 @@ fn a_workloads_service_time_changes_on_the_timeline_and_bad_entries_are_located(
             "  - {at: 1m, workload: apo, service_time: 200ms}\n",
             "workload `apo` is not a workload",
         ),
-        (
-            "  - {at: 1m, workload: api}\n",
-            "needs `service_time`",
-        ),
+        ("  - {at: 1m, workload: api}\n", "needs `service_time`"),
         (
             "  - {at: 1m, service_time: 200ms}\n",
             "belongs to a `workload` action",

@@ -190,7 +190,11 @@ impl Validator<'_> {
                 ));
             };
             if e.replicas.is_some() || e.rate.is_some() {
-                return Err(self.err(p, "`workload` takes `service_time` (and no `replicas` or `rate`)", hint));
+                return Err(self.err(
+                    p,
+                    "`workload` takes `service_time` (and no `replicas` or `rate`)",
+                    hint,
+                ));
             }
             if dns_workload == Some(deployment) {
                 return Err(self.err(
