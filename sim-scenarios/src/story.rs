@@ -1016,6 +1016,27 @@ fn capacity_sentence(
             traffic.timeout,
         ));
     }
+    if let (Some(q), true) = (dep.server.queue_limit, t.rejected >= t.timed_out) {
+        // A bounded queue: the pods refuse at once what does not fit.
+        let secs = (win.end.as_secs_f64() - win.start.as_secs_f64()).max(1e-9);
+        let tries = (t.sent + t.retried + t.mesh_retried) as f64 / secs;
+        return Ok(format!(
+            "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {} requests/s offered \
+             ({} tries/s with the retries). {:.1}% of requests failed: {} of them ended in a 503, answered at once because the pods' queues \
+             ({q} waiting each) were full, {} timed out.",
+            w.window,
+            num(ready),
+            dep.name,
+            num(capacity.round()),
+            dep.server.concurrency,
+            service_time,
+            num(offered.round()),
+            num(tries.round()),
+            100.0 * failures as f64 / ended,
+            t.rejected,
+            t.timed_out,
+        ));
+    }
     Ok(format!(
         "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {} offered: {:.0}% of the load. \
          {:.1}% of requests timed out or were rejected: queues grew until requests waited close to the client's {} timeout, and {} answers \
@@ -1088,6 +1109,7 @@ fn compare(
             crate::story_paths::compare_lines(s, (&bt, b), (&ot, o));
         }
         crate::story_mesh::compare_line(s, (b, &base.output), (o, &other.output));
+        crate::story_mesh::compare_chain_line(s, b, o);
         if bv.config.kube_proxy.is_some() && ov.config.kube_proxy.is_some() {
             let _ = writeln!(
                 s,

@@ -170,3 +170,21 @@ pub(crate) fn compare_line(
         added(0.99)
     );
 }
+
+/// Side by side, for a hop of a call chain whose retries multiplied: its
+/// tries per user request in each run.
+pub(crate) fn compare_chain_line(s: &mut String, b: &WindowStats, o: &WindowStats) {
+    let per_user = |w: &WindowStats| {
+        (w.head_sent > 0 && w.head_sent != w.totals.sent)
+            .then(|| tries(w) as f64 / w.head_sent as f64)
+    };
+    if let (Some(x), Some(y)) = (per_user(b), per_user(o)) {
+        if x.max(y) >= 1.5 {
+            let _ = writeln!(
+                s,
+                "    {} in `{}`: tries per user request {:.1} -> {:.1}",
+                b.service, b.window, x, y
+            );
+        }
+    }
+}
