@@ -72,14 +72,21 @@ impl SimDuration {
     }
     /// A span of `s` seconds given as a float, rounded to the nearest
     /// nanosecond; negative and NaN inputs give zero, huge ones saturate.
+    ///
+    /// Rounds as `f64::round` does (half away from zero) without calling
+    /// it: on the default x86-64 target `round` is a library call, and
+    /// this conversion runs for every drawn service time. `x - trunc(x)`
+    /// is exact for every non-negative `x` below 2^64, so the result is
+    /// the same bit for bit.
     pub fn from_secs_f64(s: f64) -> Self {
-        let ns = (s * NS_PER_S as f64).round();
-        if ns.is_nan() || ns <= 0.0 {
+        let x = s * NS_PER_S as f64;
+        if !(x > 0.0) {
             SimDuration(0)
-        } else if ns >= u64::MAX as f64 {
+        } else if x >= u64::MAX as f64 {
             SimDuration(u64::MAX)
         } else {
-            SimDuration(ns as u64)
+            let t = x as u64;
+            SimDuration(if x - t as f64 >= 0.5 { t + 1 } else { t })
         }
     }
     /// Nanoseconds in this span.
@@ -195,6 +202,49 @@ impl fmt::Display for SimTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `from_secs_f64` as it was written with `f64::round`.
+    fn by_round(s: f64) -> SimDuration {
+        let ns = (s * NS_PER_S as f64).round();
+        if ns.is_nan() || ns <= 0.0 {
+            SimDuration(0)
+        } else if ns >= u64::MAX as f64 {
+            SimDuration(u64::MAX)
+        } else {
+            SimDuration(ns as u64)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn from_secs_f64_rounds_as_f64_round_does(bits in any::<u64>(), small in 0.0..1e-6f64, mid in 0.0..1e4f64) {
+            let s = f64::from_bits(bits);
+            prop_assert_eq!(SimDuration::from_secs_f64(s), by_round(s));
+            prop_assert_eq!(SimDuration::from_secs_f64(small), by_round(small));
+            prop_assert_eq!(SimDuration::from_secs_f64(mid), by_round(mid));
+        }
+    }
+
+    #[test]
+    fn from_secs_f64_rounds_halves_away_from_zero() {
+        for s in [
+            0.5e-9,
+            1.5e-9,
+            2.5e-9,
+            0.49999999999999994e-9,
+            4.5e6,
+            1.8e10,
+            f64::NAN,
+        ] {
+            assert_eq!(SimDuration::from_secs_f64(s), by_round(s), "{s}");
+        }
+        let near_half = f64::from_bits(0.5f64.to_bits() - 1);
+        assert_eq!(
+            SimDuration::from_secs_f64(near_half / 1e9),
+            by_round(near_half / 1e9)
+        );
+    }
 
     #[test]
     fn display_reads_like_people_write_durations() {

@@ -156,7 +156,17 @@ pub struct Conn<Ct> {
 /// hasher cannot change a run's output.
 pub type PodMap<V> = HashMap<u32, V, BuildHasherDefault<PodIdHasher>>;
 
-/// The hasher of [`PodMap`]: Fibonacci hashing of the `u32` key.
+/// A map keyed by request id ([`crate::app::Request::id`]) or another
+/// `u64` key, hashed as [`PodMap`] is (and, like it, never iterated).
+pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<PodIdHasher>>;
+
+/// The set of [`IdMap`].
+pub type IdHashSet = std::collections::HashSet<u64, BuildHasherDefault<PodIdHasher>>;
+
+/// The hasher of [`PodMap`] and [`IdMap`]: Fibonacci hashing of the `u32`
+/// key; a `u64` key's high half is folded into the low bits the table
+/// indexes by (keys that differ only above bit 32, as a pair packed in one
+/// `u64`, would otherwise share a bucket).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PodIdHasher(u64);
 
@@ -174,6 +184,11 @@ impl Hasher for PodIdHasher {
     fn write_u32(&mut self, i: u32) {
         self.0 = (self.0 ^ u64::from(i)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
+
+    fn write_u64(&mut self, i: u64) {
+        let h = (self.0 ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
 }
 
 /// The connections a client pod holds for one traffic source.
@@ -184,7 +199,7 @@ pub struct ClientConns {
     /// Long-lived: open connections.
     pub open: Vec<u32>,
     /// Client-side balancing: (server pod, connection), by server pod.
-    pub by_server: std::collections::BTreeMap<u32, u32>,
+    pub by_server: PodMap<u32>,
     /// Round-robin position.
     pub turn: u32,
 }

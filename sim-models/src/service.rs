@@ -18,47 +18,75 @@
 //! A unit test checks add/remove bookkeeping and that picks are uniform
 //! (chi-square over 10 endpoints).
 
+use crate::connections::PodMap;
 use rand::RngExt;
 use sim_core::SimRng;
-use std::collections::hash_map::{Entry, HashMap};
 
 /// The ready endpoints of one Service, as pod ids.
+///
+/// Each pod that has ever been an endpoint also has a *host number*,
+/// given at its first add and kept for the run (0, 1, ... in that order):
+/// a reader that keeps state per endpoint (a mesh proxy's active requests
+/// and outlier counts per host) indexes it by host number, with no map of
+/// its own and no rescan when the endpoints change.
 #[derive(Clone, Debug, Default)]
 pub struct Endpoints {
     ready: Vec<u32>,
-    /// Index of each pod of `ready` in it (looked up, never iterated; its
-    /// size follows the Service's endpoints, not the cluster's pod ids).
-    position: HashMap<u32, u32>,
-    /// Adds and removes so far: a reader that keeps its own view of the
-    /// endpoints (a mesh proxy's hosts) refreshes it when this moves.
-    changes: u64,
+    /// The host number of each pod of `ready`, in the same order.
+    hosts: Vec<u32>,
+    /// Per pod ever an endpoint: its index in `ready` ([`NOT_READY`] when
+    /// it is not one now) and its host number. Looked up, never iterated;
+    /// its size follows the pods that were endpoints, not the cluster's.
+    seen: PodMap<(u32, u32)>,
 }
+
+/// The index of a pod that is not an endpoint now.
+const NOT_READY: u32 = u32::MAX;
 
 impl Endpoints {
     /// Adds a Ready pod; no-op if present.
     pub fn add(&mut self, pod: u32) {
-        if let Entry::Vacant(e) = self.position.entry(pod) {
-            e.insert(self.ready.len() as u32);
+        let next_host = self.seen.len() as u32;
+        let (index, host) = self.seen.entry(pod).or_insert((NOT_READY, next_host));
+        if *index == NOT_READY {
+            *index = self.ready.len() as u32;
             self.ready.push(pod);
-            self.changes += 1;
+            self.hosts.push(*host);
         }
     }
 
     /// Removes a pod; no-op if absent.
     pub fn remove(&mut self, pod: u32) {
-        let Some(i) = self.position.remove(&pod) else {
+        let Some((index, _)) = self.seen.get_mut(&pod) else {
             return;
         };
+        let i = std::mem::replace(index, NOT_READY);
+        if i == NOT_READY {
+            return;
+        }
         self.ready.swap_remove(i as usize);
-        self.changes += 1;
+        self.hosts.swap_remove(i as usize);
         if let Some(&moved) = self.ready.get(i as usize) {
-            self.position.insert(moved, i);
+            if let Some((index, _)) = self.seen.get_mut(&moved) {
+                *index = i;
+            }
         }
     }
 
-    /// Adds and removes so far.
-    pub fn changes(&self) -> u64 {
-        self.changes
+    /// The host number of each endpoint of [`Endpoints::pods`], in its
+    /// order.
+    pub fn hosts(&self) -> &[u32] {
+        &self.hosts
+    }
+
+    /// Pods that have ever been endpoints: host numbers are below it.
+    pub fn host_count(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// The host number of `pod`, if it has ever been an endpoint.
+    pub fn host_of(&self, pod: u32) -> Option<u32> {
+        self.seen.get(&pod).map(|&(_, h)| h)
     }
 
     /// Number of ready endpoints.
@@ -125,9 +153,21 @@ mod tests {
         e.remove(3);
         e.remove(9);
         assert_eq!(e.len(), 3);
+        // Host numbers: by first add, kept when a pod leaves and returns.
+        assert_eq!(e.host_count(), 4);
+        e.remove(1);
+        e.add(1);
+        e.add(8);
+        assert_eq!(e.host_of(1), Some(1));
+        assert_eq!(e.host_of(8), Some(4));
+        assert_eq!(e.host_of(3), Some(0));
+        for (p, h) in e.pods().iter().zip(e.hosts()) {
+            assert_eq!(e.host_of(*p), Some(*h));
+        }
+        assert_eq!(e.len(), 4);
         let mut rng = RngStreams::new(1).stream("t");
         for _ in 0..100 {
-            assert!([1, 4, 5].contains(&e.pick(&mut rng).unwrap()));
+            assert!([1, 4, 5, 8].contains(&e.pick(&mut rng).unwrap()));
         }
     }
 

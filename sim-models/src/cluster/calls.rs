@@ -38,7 +38,7 @@ pub(crate) struct CallsRt {
     /// Per workload: the source its handler calls, if any.
     pub(crate) out: Vec<Option<u32>>,
     /// The call's id -> the pod serving the parent and the parent.
-    waiting: HashMap<u64, (u32, Request)>,
+    waiting: IdMap<(u32, Request)>,
 }
 
 impl CallsRt {
@@ -51,7 +51,7 @@ impl CallsRt {
         }
         CallsRt {
             out,
-            waiting: HashMap::new(),
+            waiting: IdMap::default(),
         }
     }
 }

@@ -93,7 +93,7 @@ pub(crate) struct L7Rt {
     policies: Vec<Option<UpstreamPolicy>>,
     /// Per traffic source, per client pod.
     proxies: Vec<PodMap<Proxy>>,
-    calls: HashMap<u64, Call>,
+    calls: IdMap<Call>,
     /// Per traffic source: picks and back-offs.
     rngs: Vec<SimRng>,
 }
@@ -121,7 +121,7 @@ impl L7Rt {
                 .map(|t| rng.stream(&format!("mesh/{}/l7", t.name)))
                 .collect(),
             policies,
-            calls: HashMap::new(),
+            calls: IdMap::default(),
         }
     }
 
@@ -229,12 +229,11 @@ impl Sim<'_> {
             ..req
         };
         let eps = self.services.endpoints(&self.deps, d);
-        let (endpoints, changes) = (eps.pods(), eps.changes());
         let L7Rt { proxies, rngs, .. } = &mut self.l7;
         let Some(proxy) = proxies[t].get_mut(&c) else {
             return;
         };
-        let Some((pod, slot)) = proxy.up.pick(endpoints, changes, now, &mut rngs[t]) else {
+        let Some((pod, slot)) = proxy.up.pick(eps, now, &mut rngs[t]) else {
             // No endpoint: Envoy's `503 UH`, as the Service refuses.
             if call.tries > 0 {
                 proxy.up.retry_refused();

@@ -76,8 +76,6 @@ use crate::cloud_lb::{
     CheckPath, CheckResult, ClientSees, Deregistered, Health, LbEntry, LbKind, Route, TargetAnswer,
     TargetGroup, TargetId, TargetType, ALB_CONNECT_TIMEOUT,
 };
-use crate::connections::PodIdHasher;
-use std::hash::BuildHasherDefault;
 
 /// One load balancer's target group in the run.
 pub(crate) struct LbRt {
@@ -130,7 +128,7 @@ pub(crate) struct Lbs {
     target_of: Vec<Vec<OptU32>>,
     /// Open requests' hops by request id (looked up, never iterated: the
     /// hasher cannot change a run's output).
-    pub(crate) hops: HashMap<u64, LbHop, BuildHasherDefault<PodIdHasher>>,
+    pub(crate) hops: IdMap<LbHop>,
 }
 
 impl Lbs {

@@ -41,7 +41,6 @@
 use super::*;
 use crate::mesh::proxy::{Passage, Proxy, ProxyProfile};
 use crate::mesh::{MeshConfig, MeshMode, ProxyResources};
-use std::collections::HashSet;
 
 /// A proxy of the mesh, by where it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,7 +134,7 @@ pub(crate) struct MeshRt {
     memory_gauge: GaugeId,
     proxies: Proxies,
     /// Pooled mTLS connections: (originating proxy key << 32 | upstream key).
-    pools: HashSet<u64>,
+    pools: IdHashSet,
     rng: SimRng,
     hops: [MeshHopStats; 3],
     /// Per traffic source: its client or its target is in the mesh.
@@ -194,7 +193,7 @@ impl MeshRt {
                 ztunnels: cfg.nodes.iter().map(|_| Proxy::default()).collect(),
                 waypoint: Proxy::default(),
             },
-            pools: HashSet::new(),
+            pools: IdHashSet::default(),
             rng: rng.stream("mesh/proxy-cpu"),
             hops: [
                 stage(0, &local),
@@ -213,20 +212,21 @@ impl MeshRt {
 
 impl Proxies {
     /// The proxy at `at` with its profile and limits.
-    fn get(&mut self, at: ProxyAt) -> (&mut Proxy, ProxyProfile, ProxyResources) {
+    fn get(&mut self, at: ProxyAt) -> (&mut Proxy, &ProxyProfile, ProxyResources) {
+        let (local, limits) = (&self.local.0, self.local.1);
         match at {
             ProxyAt::Sidecar(p) => {
                 let i = p as usize;
                 if i >= self.sidecars.len() {
                     self.sidecars.resize_with(i + 1, Proxy::default);
                 }
-                (&mut self.sidecars[i], self.local.0, self.local.1)
+                (&mut self.sidecars[i], local, limits)
             }
-            ProxyAt::Ztunnel(n) => (&mut self.ztunnels[n as usize], self.local.0, self.local.1),
-            ProxyAt::Waypoint => {
-                let (p, r) = self.waypoint_spec.unwrap_or(self.local);
-                (&mut self.waypoint, p, r)
-            }
+            ProxyAt::Ztunnel(n) => (&mut self.ztunnels[n as usize], local, limits),
+            ProxyAt::Waypoint => match &self.waypoint_spec {
+                Some((p, r)) => (&mut self.waypoint, p, *r),
+                None => (&mut self.waypoint, local, limits),
+            },
         }
     }
 
@@ -325,13 +325,13 @@ impl Sim<'_> {
         let handshake = upstream.is_some_and(|u| pools.insert((at.key() << 32) | u.key()));
         if let (true, Some(u)) = (handshake, upstream) {
             let (up, profile, _) = proxies.get(u);
-            up.connection_opened(&profile);
+            up.connection_opened(profile);
         }
         let (proxy, profile, limits) = proxies.get(at);
         if handshake {
-            proxy.connection_opened(&profile);
+            proxy.connection_opened(profile);
         }
-        let Passage { wait, service } = proxy.offer(&profile, limits, now, handshake, rng);
+        let Passage { wait, service } = proxy.offer(profile, limits, now, handshake, rng);
         let hop = profile.hop_latency;
         let h = &mut self.mesh.as_mut().map(|m| &mut m.hops[stage as usize]);
         if let Some(h) = h {

@@ -78,7 +78,8 @@
 use crate::app::{completion_outcome, Admit, IdSet, OptU32, Outcome, Request, Server};
 use crate::autoscaler::NodePoolSpec;
 use crate::connections::{
-    syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode, PodMap,
+    syn_give_up_offset, syn_retransmit_offset, ClientConns, Conn, ConnSlab, ConnectionMode,
+    IdHashSet, IdMap, PodMap,
 };
 use crate::conntrack::{
     self, ConntrackConfig, CtId, CtState, DataPath, UdpDnat, UdpPairSecond, UdpSend,

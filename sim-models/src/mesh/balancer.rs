@@ -47,9 +47,9 @@ impl Balancer {
         }
     }
 
-    /// Requests in flight on endpoint `e`.
+    /// Requests in flight on endpoint `e` (0 for one never picked).
     pub fn active(&self, e: usize) -> u32 {
-        self.active[e]
+        self.active.get(e).copied().unwrap_or(0)
     }
 
     /// The endpoint for the next request; `None` without endpoints. Counts
@@ -59,21 +59,22 @@ impl Balancer {
         self.pick_from(n, |i| (i, true), rng)
     }
 
-    /// One more endpoint (index `n`, no request active): an endpoint that
-    /// appeared after the balancer was built.
-    pub fn add_host(&mut self) -> usize {
-        self.active.push(0);
-        self.active.len() - 1
+    /// Endpoints up to `n` in all (new ones with no request active):
+    /// endpoints that appeared after the balancer was built.
+    pub fn grow_to(&mut self, n: usize) {
+        if n > self.active.len() {
+            self.active.resize(n, 0);
+        }
     }
 
-    /// The endpoint for the next request among `n` candidates, candidate
-    /// `i` being endpoint `host_of(i).0`, usable unless `host_of(i).1` is
-    /// false (ejected):
-    /// round robin takes the next usable candidate in turn, least request
-    /// draws `choices` candidates (an unusable draw moves to the next
-    /// usable one). When no candidate is usable every one is (Envoy's
-    /// panic mode: all hosts rather than none). Counts it active; `None`
-    /// without candidates. O(1) unless many candidates are unusable.
+    /// The candidate for the next request among `n`, candidate `i` being
+    /// endpoint `host_of(i).0`, usable unless `host_of(i).1` is false
+    /// (ejected): round robin takes the next usable candidate in turn,
+    /// least request draws `choices` candidates (an unusable draw moves to
+    /// the next usable one). When no candidate is usable every one is
+    /// (Envoy's panic mode: all hosts rather than none). Counts its
+    /// endpoint active; `None` without candidates. O(1) unless many
+    /// candidates are unusable.
     pub fn pick_from(
         &mut self,
         n: usize,
@@ -83,15 +84,14 @@ impl Balancer {
         if n == 0 {
             return None;
         }
-        // The first usable candidate from `i` on, in turn; any if none is.
+        // The first usable candidate from `i` on, in turn; `i` if none is.
         let usable_from = |i: usize| {
             (0..n)
-                .map(|k| host_of((i + k) % n))
-                .find(|&(_, usable)| usable)
-                .unwrap_or(host_of(i))
-                .0
+                .map(|k| (i + k) % n)
+                .find(|&c| host_of(c).1)
+                .unwrap_or(i)
         };
-        let e = match self.policy {
+        let c = match self.policy {
             Policy::RoundRobin => {
                 let i = self.next % n;
                 self.next = (i + 1) % n;
@@ -99,17 +99,19 @@ impl Balancer {
             }
             Policy::LeastRequest { choices } => {
                 let mut best = usable_from(rng.random_range(0..n));
+                let mut fewest = self.active[host_of(best).0];
                 for _ in 1..choices.max(1) {
                     let c = usable_from(rng.random_range(0..n));
-                    if self.active[c] < self.active[best] {
-                        best = c;
+                    let active = self.active[host_of(c).0];
+                    if active < fewest {
+                        (best, fewest) = (c, active);
                     }
                 }
                 best
             }
         };
-        self.active[e] += 1;
-        Some(e)
+        self.active[host_of(c).0] += 1;
+        Some(c)
     }
 
     /// A request to `e` ended.

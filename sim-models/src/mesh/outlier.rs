@@ -96,11 +96,12 @@ impl OutlierDetector {
         }
     }
 
-    /// One more host (index `hosts`, in service): an endpoint that appeared
-    /// after the detector was built.
-    pub fn add_host(&mut self) -> usize {
-        self.hosts.push(HostState::default());
-        self.hosts.len() - 1
+    /// Hosts up to `n` in all (the new ones in service): endpoints that
+    /// appeared after the detector was built.
+    pub fn grow_to(&mut self, n: usize) {
+        if n > self.hosts.len() {
+            self.hosts.resize(n, HostState::default());
+        }
     }
 
     /// Whether `host` is ejected (not used for balancing).

@@ -6,22 +6,24 @@
 //! [`Upstream::admit`] asks the circuit breaker; a retry first asks the
 //! retry limit ([`Upstream::admit_retry`]); [`Upstream::end_try`] feeds
 //! the result back (active requests, outlier detection). Endpoints are
-//! pods; each gets a host slot the first time it is seen (slots are never
-//! reused, so a pod that left keeps its slot: the outlier detector's
-//! ejection percentage counts every host ever seen, an approximation for
+//! pods; each is a host by its Service's host number
+//! ([`Endpoints::hosts`]: one per pod ever an endpoint, never reused, so a
+//! pod that left keeps its number: the outlier detector's ejection
+//! percentage counts every host the Service has had, an approximation for
 //! Services whose pods are replaced during the run). Outlier sweeps run
 //! lazily, at the first use after each interval boundary (at most 64
 //! sweeps at once: by then every multiplier is back to zero).
 //!
-//! No knowledge of the event queue; O(1) per try apart from a pod's first
-//! sight (one slot) and the sweeps (O(hosts) per interval).
+//! No knowledge of the event queue; O(1) per try apart from the hosts'
+//! first sight (the per-host vectors grow) and the sweeps (O(hosts) per
+//! interval).
 
 use super::balancer::Balancer;
 use super::circuit_breaker::{Admission, CircuitBreaker};
 use super::outlier::{OutlierDetector, Verdict};
 use super::retry::RatioBudget;
 use super::rules::{RetryLimit, UpstreamPolicy};
-use crate::connections::PodMap;
+use crate::service::Endpoints;
 use sim_core::{SimRng, SimTime};
 
 /// The figures a mesh dashboard shows for one upstream.
@@ -65,9 +67,6 @@ impl UpstreamStats {
 #[derive(Clone, Debug)]
 pub struct Upstream {
     policy: UpstreamPolicy,
-    slot_of: PodMap<u32>,
-    pods: Vec<u32>,
-    changes_seen: Option<u64>,
     balancer: Balancer,
     outlier: Option<OutlierDetector>,
     next_sweep: SimTime,
@@ -93,9 +92,6 @@ impl Upstream {
         };
         Upstream {
             policy,
-            slot_of: PodMap::default(),
-            pods: Vec::new(),
-            changes_seen: None,
             balancer: Balancer::new(policy.balancer, 0, offset),
             outlier: policy.outlier.map(|s| OutlierDetector::new(s, 0)),
             next_sweep: SimTime::ZERO
@@ -113,19 +109,6 @@ impl Upstream {
     /// The policy.
     pub fn policy(&self) -> &UpstreamPolicy {
         &self.policy
-    }
-
-    fn slot(&mut self, pod: u32) -> usize {
-        if let Some(&s) = self.slot_of.get(&pod) {
-            return s as usize;
-        }
-        let s = self.balancer.add_host();
-        if let Some(o) = self.outlier.as_mut() {
-            o.add_host();
-        }
-        self.pods.push(pod);
-        self.slot_of.insert(pod, s as u32);
-        s
     }
 
     /// Runs the outlier sweeps due by `now`.
@@ -154,41 +137,31 @@ impl Upstream {
         }
     }
 
-    /// The endpoint for a try among `endpoints` (the Service's Ready
-    /// pods, which have changed `changes` times since the run began): its
-    /// pod and host slot; `None` without endpoints. Counts it active on
-    /// the host. Pods new since the last change seen get their slots (a
-    /// scan of the endpoints once per change).
+    /// The endpoint for a try among `eps` (the Service's Ready pods): its
+    /// pod and host number; `None` without endpoints. Counts it active on
+    /// the host.
     pub fn pick(
         &mut self,
-        endpoints: &[u32],
-        changes: u64,
+        eps: &Endpoints,
         now: SimTime,
         rng: &mut SimRng,
     ) -> Option<(u32, usize)> {
         self.sweep(now);
-        if self.changes_seen != Some(changes) {
-            for &p in endpoints {
-                self.slot(p);
-            }
-            self.changes_seen = Some(changes);
+        let hosts = eps.hosts();
+        self.balancer.grow_to(eps.host_count());
+        if let Some(o) = self.outlier.as_mut() {
+            o.grow_to(eps.host_count());
         }
-        let Upstream {
-            slot_of,
-            outlier,
-            balancer,
-            ..
-        } = self;
-        let outlier = &*outlier;
-        let slot = balancer.pick_from(
-            endpoints.len(),
+        let outlier = &self.outlier;
+        let i = self.balancer.pick_from(
+            hosts.len(),
             |i| {
-                let s = slot_of[&endpoints[i]] as usize;
-                (s, !outlier.as_ref().is_some_and(|o| o.is_ejected(s)))
+                let h = hosts[i] as usize;
+                (h, !outlier.as_ref().is_some_and(|o| o.is_ejected(h)))
             },
             rng,
         )?;
-        Some((self.pods[slot], slot))
+        Some((eps.pods()[i], hosts[i] as usize))
     }
 
     /// The circuit breaker's answer for a try to `slot`, on the pooled
@@ -263,11 +236,9 @@ impl Upstream {
         self.outlier.as_ref().map_or(0, |o| o.ejected_count())
     }
 
-    /// Requests in flight on the host of `pod` (0 if never seen).
-    pub fn active_on(&self, pod: u32) -> u32 {
-        self.slot_of
-            .get(&pod)
-            .map_or(0, |&s| self.balancer.active(s as usize))
+    /// Requests in flight on host `host` (0 if never picked).
+    pub fn active_on(&self, host: usize) -> u32 {
+        self.balancer.active(host)
     }
 }
 
@@ -288,6 +259,12 @@ mod tests {
         UpstreamPolicy::resolve(0, &[], &[])
     }
 
+    fn endpoints(pods: &[u32]) -> Endpoints {
+        let mut e = Endpoints::default();
+        pods.iter().for_each(|&p| e.add(p));
+        e
+    }
+
     #[test]
     fn picks_per_request_over_the_endpoints_seen() {
         let mut up = Upstream::new(
@@ -298,19 +275,20 @@ mod tests {
             0,
         );
         let mut rng = RngStreams::new(1).stream("up");
-        let eps = [40, 41, 42];
+        let mut eps = endpoints(&[40, 41, 42]);
         let picks: Vec<u32> = (0..6)
-            .map(|_| up.pick(&eps, 0, at(0), &mut rng).unwrap().0)
+            .map(|_| up.pick(&eps, at(0), &mut rng).unwrap().0)
             .collect();
         assert_eq!(picks, vec![40, 41, 42, 40, 41, 42]);
-        assert_eq!(up.active_on(41), 2);
-        // A pod that appears gets a slot; one that left is no candidate.
-        let eps = [41, 42, 43];
-        let picks: Vec<u32> = (0..3)
-            .map(|_| up.pick(&eps, 1, at(0), &mut rng).unwrap().0)
+        assert_eq!(up.active_on(eps.host_of(41).unwrap() as usize), 2);
+        // A pod that appears gets a host; one that left is no candidate.
+        eps.remove(40);
+        eps.add(43);
+        let picks: Vec<(u32, usize)> = (0..3)
+            .map(|_| up.pick(&eps, at(0), &mut rng).unwrap())
             .collect();
-        assert!(picks.contains(&43) && !picks.contains(&40));
-        assert_eq!(up.pick(&[], 2, at(0), &mut rng), None);
+        assert!(picks.contains(&(43, 3)) && !picks.iter().any(|p| p.0 == 40));
+        assert_eq!(up.pick(&endpoints(&[]), at(0), &mut rng), None);
     }
 
     #[test]
@@ -319,19 +297,19 @@ mod tests {
         p.thresholds.max_requests = 2;
         let mut up = Upstream::new(p, 0);
         let mut rng = RngStreams::new(2).stream("up");
-        let eps = [1, 2];
+        let eps = endpoints(&[1, 2]);
         let mut slots = Vec::new();
         for _ in 0..3 {
-            let (_, s) = up.pick(&eps, 0, at(0), &mut rng).unwrap();
+            let (_, s) = up.pick(&eps, at(0), &mut rng).unwrap();
             slots.push((s, up.admit(s)));
         }
         assert_eq!(slots[2].1, Admission::Refused(Overflow::Requests));
         assert_eq!(up.stats.overflows, [0, 0, 1]);
         assert_eq!(up.stats.tries, 2);
         // The refused try is not active; one ending frees room for another.
-        assert_eq!(up.active_on(1) + up.active_on(2), 2);
+        assert_eq!(up.active_on(0) + up.active_on(1), 2);
         up.end_try(slots[0].0, false, false, at(1));
-        let (_, s) = up.pick(&eps, 0, at(1), &mut rng).unwrap();
+        let (_, s) = up.pick(&eps, at(1), &mut rng).unwrap();
         assert_eq!(up.admit(s), Admission::Sent);
     }
 
@@ -369,24 +347,23 @@ mod tests {
         });
         let mut up = Upstream::new(p, 0);
         let mut rng = RngStreams::new(3).stream("up");
-        let eps = [7, 8];
-        // Slots: 7 -> 0, 8 -> 1.
-        up.pick(&eps, 0, at(0), &mut rng);
-        let bad = up.slot_of[&7] as usize;
+        let eps = endpoints(&[7, 8]);
+        up.pick(&eps, at(0), &mut rng);
+        let bad = eps.host_of(7).unwrap() as usize;
         for _ in 0..5 {
             up.end_try(bad, true, false, at(1_000));
         }
         assert_eq!((up.ejected(), up.stats.ejections), (1, 1));
         // Ejected: every pick goes to the other pod.
-        assert!((0..200).all(|_| up.pick(&eps, 0, at(2_000), &mut rng).unwrap().0 == 8));
+        assert!((0..200).all(|_| up.pick(&eps, at(2_000), &mut rng).unwrap().0 == 8));
         // Back at the first sweep 30 s after: the sweep at 40 s.
-        up.pick(&eps, 0, at(39_000), &mut rng);
+        up.pick(&eps, at(39_000), &mut rng);
         assert_eq!(up.ejected(), 1);
-        up.pick(&eps, 0, at(40_000), &mut rng);
+        up.pick(&eps, at(40_000), &mut rng);
         assert_eq!(up.ejected(), 0);
         // All hosts ejected would leave none: Envoy's panic mode uses them.
         let mut all = Upstream::new(p, 0);
-        all.pick(&[5], 0, at(0), &mut rng);
+        all.pick(&endpoints(&[5]), at(0), &mut rng);
         for _ in 0..5 {
             all.end_try(0, true, false, at(1));
         }
