@@ -160,9 +160,7 @@ impl Estimate {
             // Through an ingress controller a request still reaches a
             // backend Service's pod, as a source's own would.
             // A mesh adds one event per proxy on the way (at most 3).
-            // A client proxy's try has its own timeout event.
-            let proxies = cfg.mesh.as_ref().map_or(0.0, |_| 3.0)
-                + f64::from(u8::from(tries_of(cfg, t).1 > 1.0));
+            let proxies = cfg.mesh.as_ref().map_or(0.0, |_| 3.0);
             let per_request = if spec.deployment.is_some() || spec.ingress.is_some() {
                 2.0 + kube_proxy + proxies
             } else {
@@ -298,9 +296,9 @@ struct Chained {
     tries: f64,
 }
 
-/// Tries per request of source `t` when every try fails: (the
-/// application's, the application's times its client proxy's).
-fn tries_of(cfg: &ClusterConfig, t: usize) -> (f64, f64) {
+/// Tries per request of source `t` when every try fails: the
+/// application's times its client proxy's.
+fn tries_of(cfg: &ClusterConfig, t: usize) -> f64 {
     let spec = &cfg.traffic[t];
     let app = f64::from(spec.retries) + 1.0;
     let proxied = spec.ingress.is_none()
@@ -310,7 +308,7 @@ fn tries_of(cfg: &ClusterConfig, t: usize) -> (f64, f64) {
         (true, Some(s)) => f64::from(cfg.mesh_policy(s).retries.num_retries) + 1.0,
         _ => 1.0,
     };
-    (app, app * mesh)
+    app * mesh
 }
 
 /// Per source, its requests: a source with arrivals of its own sends its
@@ -327,7 +325,7 @@ fn chain_rates(cfg: &ClusterConfig) -> Vec<Chained> {
                 sent,
                 sent_bound: sent,
                 peak_bound: peak_rate(cfg, t),
-                tries: tries_of(cfg, t).1,
+                tries: tries_of(cfg, t),
             }
         })
         .collect();
