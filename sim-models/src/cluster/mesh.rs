@@ -22,7 +22,7 @@
 //!
 //! Memory limit: a charge (a request in, a connection opened) that takes
 //! a proxy past its container's limit OOM-kills it on the spot (an O(1)
-//! check, [`crate::mesh::proxy::Proxy::over_limit`]); a sidecar restarts
+//! check, [`crate::mesh::proxy::Passage::oom`]); a sidecar restarts
 //! through the `starts` room as a `proxy_restart` does (pod out of its
 //! Services, connections refused until the new proxy listens, the
 //! kubelet's CrashLoopBackOff, a kernel `OOMKilling` event and the
@@ -356,11 +356,10 @@ impl Sim<'_> {
     }
 
     /// The request reaches the proxy `at` of stage `stage`.
-    fn enter_proxy(&mut self, stage: u32, at: ProxyAt, p: u32, req: Request) {
+    fn enter_proxy(&mut self, stage: u32, at: ProxyAt, p: u32, mut req: Request) {
         let now = self.engine.now();
         let upstream = self.next_stage(stage + 1, p, &req).map(|(_, u)| u);
-        // No connection opens to a sidecar that does not listen.
-        let up_closed = matches!(upstream, Some(ProxyAt::Sidecar(q)) if self.proxy_closed(q));
+        let starts = &self.starts;
         let Some(MeshRt {
             proxies,
             pools,
@@ -370,26 +369,31 @@ impl Sim<'_> {
         else {
             return;
         };
-        let handshake =
-            !up_closed && upstream.is_some_and(|u| pools.insert((at.key() << 32) | u.key()));
+        let pair = upstream.map(|u| (at.key() << 32) | u.key());
+        let mut handshake = pair.is_some_and(|k| pools.insert(k));
+        if let (true, Some(ProxyAt::Sidecar(q))) = (handshake, upstream) {
+            // No connection opens to a sidecar that does not listen.
+            if starts.closed(q, now) {
+                pools.remove(&pair.unwrap_or_default());
+                handshake = false;
+            }
+        }
         let mut up_killed = None;
         if let (true, Some(u)) = (handshake, upstream) {
             let (up, profile, limits) = proxies.get(u);
-            up.connection_opened(profile, limits);
-            up_killed = up.over_limit(profile, limits).then_some(u);
+            if up.connection_opened(profile, limits) {
+                up_killed = Some(u);
+            }
         }
         let (proxy, profile, limits) = proxies.get(at);
-        if handshake {
-            proxy.connection_opened(profile, limits);
-        }
-        let Passage { wait, service } = proxy.offer(profile, limits, now, handshake, rng);
+        // Past the limit by the connection or by the request: the request
+        // is inside when the kernel kills the process.
+        let conn_oom = handshake && proxy.connection_opened(profile, limits);
+        let Passage { wait, service, oom } = proxy.offer(profile, limits, now, handshake, rng);
+        let killed = conn_oom || oom;
         let hop = profile.hop_latency;
         // The request belongs to this process of the proxy (see proxy_done).
-        let killed = proxy.over_limit(profile, limits);
-        let req = Request {
-            id: req.id | u64::from(proxy.epoch()) << EPOCH_SHIFT,
-            ..req
-        };
+        req.id |= u64::from(proxy.epoch()) << EPOCH_SHIFT;
         let h = &mut self.mesh.as_mut().map(|m| &mut m.hops[stage as usize]);
         if let Some(h) = h {
             h.requests += 1;
@@ -403,7 +407,16 @@ impl Sim<'_> {
             },
         );
         // The charge past a memory limit OOM-kills that proxy.
-        for x in up_killed.into_iter().chain(killed.then_some(at)) {
+        if up_killed.is_some() || killed {
+            self.proxies_oom_killed(up_killed, killed.then_some(at));
+        }
+    }
+
+    /// The charge just made killed these proxies.
+    #[cold]
+    #[inline(never)]
+    fn proxies_oom_killed(&mut self, up: Option<ProxyAt>, at: Option<ProxyAt>) {
+        for x in up.into_iter().chain(at) {
             self.proxy_oom_killed(x);
         }
     }
@@ -438,16 +451,13 @@ impl Sim<'_> {
 
     /// A request leaves the proxy of stage `at >> 30` for pod `at`'s: on
     /// to the next proxy, or to the pod; reset if its client has left.
-    pub(crate) fn proxy_done(&mut self, at: u32, req: Request) {
+    pub(crate) fn proxy_done(&mut self, at: u32, mut req: Request) {
         let stage = at >> STAGE_SHIFT;
         let p = at & ((1 << STAGE_SHIFT) - 1);
         let now = self.engine.now();
         let gone = req.deadline <= now;
         let epoch = (req.id >> EPOCH_SHIFT) as u16;
-        let req = Request {
-            id: req.id & !(u64::from(u16::MAX) << EPOCH_SHIFT),
-            ..req
-        };
+        req.id &= !(u64::from(u16::MAX) << EPOCH_SHIFT);
         let mut reset = false;
         if let Some(x) = self.stage_proxy(stage, p, &req) {
             if let Some(mesh) = self.mesh.as_mut() {
@@ -460,10 +470,7 @@ impl Sim<'_> {
             }
         }
         if reset {
-            self.lb_end(p, &req);
-            self.outcome(req, Outcome::ProxyReset);
-            self.request_done(req, false);
-            return;
+            return self.proxy_reset(p, req);
         }
         if gone {
             self.lb_end(p, &req);
@@ -473,14 +480,19 @@ impl Sim<'_> {
         }
         match self.next_stage(stage + 1, p, &req) {
             // The next sidecar is down (restarting): RST.
-            Some((_, ProxyAt::Sidecar(q))) if self.proxy_closed(q) => {
-                self.lb_end(p, &req);
-                self.outcome(req, Outcome::ProxyReset);
-                self.request_done(req, false);
-            }
+            Some((_, ProxyAt::Sidecar(q))) if self.proxy_closed(q) => self.proxy_reset(p, req),
             Some((s, x)) => self.enter_proxy(s, x, p, req),
             None => self.offer_app(p, req),
         }
+    }
+
+    /// A restarting sidecar reset `req` (bound for pod `p`): RST.
+    #[cold]
+    #[inline(never)]
+    fn proxy_reset(&mut self, p: u32, req: Request) {
+        self.lb_end(p, &req);
+        self.outcome(req, Outcome::ProxyReset);
+        self.request_done(req, false);
     }
 
     /// An outcome of a traffic source: counted by flag if it is meshed.

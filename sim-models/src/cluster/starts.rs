@@ -143,6 +143,18 @@ impl StartsRt {
     }
 }
 
+impl StartsRt {
+    /// Pod `p`'s sidecar does not listen at `now`.
+    pub(crate) fn closed(&self, p: u32, now: SimTime) -> bool {
+        self.any_restart
+            && self
+                .pods
+                .get(p as usize)
+                .and_then(|s| s.listens)
+                .is_some_and(|l| l > now)
+    }
+}
+
 /// The sidecar lifecycle of workload `d`'s pods, if they have a sidecar.
 pub(crate) fn sidecar_of(cfg: &ClusterConfig, d: usize) -> Option<&LifecycleSpec> {
     let mesh = cfg.mesh.as_ref()?;
@@ -546,13 +558,7 @@ impl Sim<'_> {
     /// Pod `p`'s sidecar does not listen now: connections to it are
     /// refused.
     pub(crate) fn proxy_closed(&self, p: u32) -> bool {
-        self.starts.any_restart
-            && self
-                .starts
-                .pods
-                .get(p as usize)
-                .and_then(|s| s.listens)
-                .is_some_and(|l| l > self.engine.now())
+        self.starts.closed(p, self.engine.now())
     }
 
     /// The try `req`, ending now at pod `p`, was on a connection a

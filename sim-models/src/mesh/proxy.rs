@@ -35,7 +35,8 @@
 //! OOM kill: the proxy's container has a memory limit (the cgroup's
 //! `memory.max`). The charge that would take it past the limit (a request
 //! arriving, a connection opening) invokes the kernel's OOM killer instead,
-//! as for CoreDNS ([`crate::coredns`]): [`Proxy::over_limit`] says so, in
+//! as for CoreDNS ([`crate::coredns`]): [`Passage::oom`] and the return of
+//! [`Proxy::connection_opened`] say so (as does [`Proxy::over_limit`]), in
 //! O(1), and [`Proxy::oom_kill`] records it (usage at the limit, as the
 //! cgroup never passes it; docs/calibration.md, row `container-oom-kill`).
 //! A restart, killed or not ([`Proxy::restart`]),
@@ -235,6 +236,9 @@ pub struct Passage {
     pub wait: SimDuration,
     /// Time on a worker.
     pub service: SimDuration,
+    /// Its charge took the proxy past its memory limit: the kernel kills
+    /// it ([`Proxy::oom_kill`]).
+    pub oom: bool,
 }
 
 /// The most worker threads a proxy is modelled with.
@@ -293,10 +297,11 @@ impl Proxy {
         self.stats.served += 1;
         self.stats.cpu_busy = self.stats.cpu_busy + SimDuration::from_secs_f64(work);
         self.inside += 1;
-        self.note_memory(profile, limits);
+        let oom = self.note_memory(profile, limits);
         Passage {
             wait: start - now,
             service,
+            oom,
         }
     }
 
@@ -307,10 +312,11 @@ impl Proxy {
         self.stats.abandoned += u64::from(abandoned);
     }
 
-    /// A new pooled connection (originated or terminated here).
-    pub fn connection_opened(&mut self, profile: &ProxyProfile, limits: ProxyResources) {
+    /// A new pooled connection (originated or terminated here); true if
+    /// it took the proxy past its memory limit.
+    pub fn connection_opened(&mut self, profile: &ProxyProfile, limits: ProxyResources) -> bool {
         self.connections += 1;
-        self.note_memory(profile, limits);
+        self.note_memory(profile, limits)
     }
 
     /// A pooled connection closed (its other end restarted).
@@ -318,10 +324,12 @@ impl Proxy {
         self.connections = self.connections.saturating_sub(1);
     }
 
-    /// Peak memory: the cgroup's usage never passes its limit.
-    fn note_memory(&mut self, profile: &ProxyProfile, limits: ProxyResources) {
-        let m = self.memory_bytes(profile).min(limits.memory_limit);
-        self.stats.peak_memory = self.stats.peak_memory.max(m);
+    /// Peak memory: the cgroup's usage never passes its limit; true if
+    /// the charge just made would.
+    fn note_memory(&mut self, profile: &ProxyProfile, limits: ProxyResources) -> bool {
+        let m = self.memory_bytes(profile);
+        self.stats.peak_memory = self.stats.peak_memory.max(m.min(limits.memory_limit));
+        m > limits.memory_limit
     }
 
     /// Whether the last charge took it past its memory limit: the kernel

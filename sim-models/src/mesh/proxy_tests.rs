@@ -160,12 +160,12 @@ fn the_charge_past_the_memory_limit_kills_the_proxy_and_the_restart_empties_it()
     assert!(!p.over_limit(&profile, limits));
     let t = SimTime::from_nanos(1_000_000);
     for _ in 0..2 {
-        p.offer(&profile, limits, t, false, &mut r);
+        assert!(!p.offer(&profile, limits, t, false, &mut r).oom);
         assert!(!p.over_limit(&profile, limits));
     }
     assert_eq!(p.memory_bytes(&profile), limits.memory_limit);
     let epoch = p.epoch();
-    p.offer(&profile, limits, t, false, &mut r);
+    assert!(p.offer(&profile, limits, t, false, &mut r).oom);
     assert!(p.over_limit(&profile, limits));
     // The usage never passes the limit.
     assert_eq!(p.stats().peak_memory, limits.memory_limit);
