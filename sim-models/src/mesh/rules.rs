@@ -1,4 +1,4 @@
-//! Istio's traffic rules, resolved: what a client proxy applies to the
+//! Istio's traffic rules, resolved: what an L7 proxy (client sidecar or waypoint) applies to the
 //! requests it forwards to one Service.
 //!
 //! - A [`DestinationRule`] (`host`, `trafficPolicy`): the balancing policy,

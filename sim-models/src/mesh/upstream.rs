@@ -1,4 +1,4 @@
-//! One client proxy's upstream cluster: the mechanisms of this module
+//! One L7 proxy's (a client sidecar's or a waypoint's) upstream cluster: the mechanisms of this module
 //! composed for the requests one proxy forwards to one Service.
 //!
 //! Per try: [`Upstream::pick`] draws the endpoint (request-level balancing
