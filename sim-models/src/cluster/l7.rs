@@ -91,6 +91,7 @@ use super::*;
 use crate::mesh::circuit_breaker::Admission;
 use crate::mesh::retry::{backoff, TryFailure};
 use crate::mesh::rules::UpstreamPolicy;
+use crate::mesh::try_timers::TryTimers;
 use crate::mesh::upstream::{Upstream, UpstreamStats};
 use crate::mesh::{MeshConfig, MeshMode};
 use crate::services::ResolvedService;
@@ -146,6 +147,12 @@ pub(crate) struct L7Rt {
     calls: IdMap<Call>,
     /// Per traffic source: picks and back-offs.
     rngs: Vec<SimRng>,
+    /// The tries' timers, a lane per traffic source, and the one wake-up
+    /// event for them.
+    timers: TryTimers<Request>,
+    wake: Option<EventId>,
+    /// The tries whose timer fires at a wake-up (kept for its buffer).
+    expired: Vec<Request>,
 }
 
 impl L7Rt {
@@ -158,7 +165,7 @@ impl L7Rt {
             .iter()
             .map(|t| Some((cfg.mesh.as_ref()?.l7_proxy(t, &services)?, t.deployment?)))
             .collect();
-        let policies = via
+        let policies: Vec<_> = via
             .iter()
             .map(|v| v.map(|(_, to)| cfg.mesh_policy(to)))
             .collect();
@@ -178,8 +185,11 @@ impl L7Rt {
                 .iter()
                 .map(|t| rng.stream(&format!("mesh/{}/l7", t.name)))
                 .collect(),
+            timers: TryTimers::new(policies.len()),
             policies,
             calls: IdMap::default(),
+            wake: None,
+            expired: Vec::new(),
         }
     }
 
@@ -357,8 +367,12 @@ impl Sim<'_> {
             ..req
         };
         self.l7.calls.insert(id, call);
-        self.engine
-            .schedule_at(deadline, Ev::MeshTryTimeout(try_req));
+        if let Some(at) = self.l7.timers.arm(t, deadline, self.next_request, try_req) {
+            let wake = self.engine.schedule_at(at, Ev::MeshTimers);
+            if let Some(old) = self.l7.wake.replace(wake) {
+                self.engine.cancel(old);
+            }
+        }
         let pooled = self.traffic[t]
             .clients
             .get(&c)
@@ -370,10 +384,28 @@ impl Sim<'_> {
         }
     }
 
-    /// A try's per-try timeout (or the route's) passed.
-    pub(crate) fn l7_try_timeout(&mut self, try_req: Request) {
-        if self.l7.calls.contains_key(&try_req.id) {
-            self.outcome(try_req, Outcome::TimedOut);
+    /// The tries' wake-up: the tries whose per-try timeout (or the
+    /// route's, or the application's deadline) passed and that are still
+    /// in flight end, timed out.
+    pub(crate) fn l7_timers(&mut self) {
+        let now = self.engine.now();
+        self.l7.wake = None;
+        let mut expired = std::mem::take(&mut self.l7.expired);
+        let calls = &self.l7.calls;
+        self.l7
+            .timers
+            .take_due(now, |r| !calls.contains_key(&r.id), &mut expired);
+        for &r in &expired {
+            // Ended meanwhile by a try before it in the batch (its
+            // handler's outcome)?
+            if self.l7.calls.contains_key(&r.id) {
+                self.outcome(r, Outcome::TimedOut);
+            }
+        }
+        self.l7.expired = expired;
+        let calls = &self.l7.calls;
+        if let Some(at) = self.l7.timers.next_wake(|r| !calls.contains_key(&r.id)) {
+            self.l7.wake = Some(self.engine.schedule_at(at, Ev::MeshTimers));
         }
     }
 

@@ -270,8 +270,9 @@ enum Ev {
     /// Nothing answered a request a load balancer sent on (or no target
     /// took an NLB's connection).
     LbSilent(Request),
-    /// A mesh proxy's try reached its per-try (or route) timeout.
-    MeshTryTimeout(Request),
+    /// The mesh proxies' tries: the earliest timer of those in flight
+    /// (per-try or route timeout, or the application's deadline) is due.
+    MeshTimers,
     /// A mesh proxy's retry back-off ended.
     MeshRetry(Request),
     /// A step of a pod's container start (`starts` room), of its start
@@ -847,7 +848,7 @@ impl<'a> Sim<'a> {
             Ev::LbCheck(i) => self.lb_check(i as usize),
             Ev::LbDrainEnd { lb, target } => self.lb_drain_end(lb as usize, target),
             Ev::LbSilent(req) => self.lb_silent(req),
-            Ev::MeshTryTimeout(req) => self.l7_try_timeout(req),
+            Ev::MeshTimers => self.l7_timers(),
             Ev::MeshRetry(req) => self.l7_retry(req),
             Ev::PodStart { pod, gen, step } => self.pod_start_step(pod, gen, step),
             Ev::ProxyDone { at, req } => self.proxy_done(at, req),

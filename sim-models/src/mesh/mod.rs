@@ -19,6 +19,8 @@
 //! - [`circuit_breaker`]: Envoy's per-upstream-cluster thresholds on
 //!   connections, pending requests, active requests and active retries, and
 //!   the `UO` (upstream overflow) answer beyond them;
+//! - [`try_timers`]: the per-try timers of the tries in flight, woken by
+//!   one event at the earliest instead of one event per try;
 //! - [`lifecycle`]: the sidecar's start-up against the app container's
 //!   (start order, the proxy's probes, `holdApplicationUntilProxyStarts`,
 //!   native sidecars).
@@ -65,6 +67,7 @@ pub mod outlier;
 pub mod proxy;
 pub mod retry;
 pub mod rules;
+pub mod try_timers;
 pub mod upstream;
 
 pub use config::{MeshConfig, MeshMode, ProxyKind, ProxyResources};
