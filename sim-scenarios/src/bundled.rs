@@ -128,6 +128,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/topology_hints_fallback.yaml"),
     ),
     (
+        "mesh_retry_storm",
+        include_str!("../../scenarios/mesh_retry_storm.yaml"),
+    ),
+    (
         "sidecar_startup_race",
         include_str!("../../scenarios/sidecar_startup_race.yaml"),
     ),

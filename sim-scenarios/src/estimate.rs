@@ -20,7 +20,12 @@
 //! [`Estimate::events`] assumes requests succeed at the first try;
 //! [`Estimate::events_bound`] assumes every try fails after its whole
 //! search list on every attempt, and every retry is taken: the counts that
-//! multiply (retries x search domains x A/AAAA x attempts) are in it.
+//! multiply (retries x search domains x A/AAAA x attempts) are in it. A
+//! source made in handlers (`in_handler`) sends one request per request
+//! its workload serves: its callers' requests, or, in the bound, their
+//! every try (the application's retries times its client proxy's), so a
+//! chain's retries multiply hop by hop in the bound and in the memory
+//! of the requests open at once.
 //!
 //! ## Parameters
 //! [`EVENTS_PER_SECOND`], [`SECONDS_PER_QUERY`] and the `BYTES_PER_*`
@@ -58,6 +63,7 @@ use crate::spec::Scenario;
 use sim_core::SimDuration;
 use sim_models::cluster::{name_exists, Action, ClientDnsCache, ClusterConfig, TrafficSpec};
 use sim_models::resolver::{self, QueryTypes};
+use sim_models::services::ResolvedService;
 
 /// Engine events per pod of the initial replicas: the cluster existed before
 /// the story began, so they are Running at T+0 and only their pending
@@ -142,8 +148,14 @@ impl Estimate {
         let mut busiest = (0.0, 0);
         let mut queries = 0.0;
         let mut flows_per_s = 0.0;
+        let chain = chain_rates(cfg);
         for (t, spec) in cfg.traffic.iter().enumerate() {
-            let sent = requests_sent(cfg, t);
+            let Chained {
+                sent,
+                sent_bound,
+                peak_bound,
+                tries,
+            } = chain[t];
             let (typical_q, worst_q) = queries_per_lookup(cfg, spec);
             let lookups = lookups(cfg, spec, sent);
             // Through an ingress controller a request still reaches a
@@ -158,11 +170,10 @@ impl Estimate {
             let e = sent * per_request + lookups * typical_q;
             queries += lookups * typical_q;
             flows_per_s += (sent + lookups * typical_q) / duration.max(1e-9);
-            let tries = f64::from(spec.retries) + 1.0;
             // A try that fails: its SYNs retransmitted until the timeout
             // (1 s doubling), each query sent and timed out.
             let syns = (spec.timeout.as_secs_f64() + 1.0).log2().ceil() + 1.0;
-            bound += sent * tries * (per_request + syns + worst_q * 2.0);
+            bound += sent_bound * tries * (per_request + syns + worst_q * 2.0);
             events += e;
             traffic_events += e;
             if e > busiest.0 {
@@ -171,7 +182,7 @@ impl Estimate {
             requests += sent;
             // In flight: answered requests leave within a second; those that
             // wait out their timeout are the outage, bounded in `events_bound`.
-            open += peak_rate(cfg, t) * spec.timeout.as_secs_f64().min(1.0) * tries;
+            open += peak_bound * spec.timeout.as_secs_f64().min(1.0) * tries;
         }
         let (initial, added) = pods_created(cfg);
         let pods = initial + added;
@@ -270,6 +281,81 @@ impl Driver {
             Driver::Replicas => "the workloads' `replicas` drive it: lower them".into(),
         }
     }
+}
+
+/// A source's requests, along call chains.
+#[derive(Clone, Copy, Debug, Default)]
+struct Chained {
+    /// Requests sent over the run when every try succeeds.
+    sent: f64,
+    /// Requests sent when every try fails and every retry is taken.
+    sent_bound: f64,
+    /// Its highest rate then \[requests/s\].
+    peak_bound: f64,
+    /// Tries per request when every try fails: the application's, times
+    /// its client proxy's.
+    tries: f64,
+}
+
+/// Tries per request of source `t` when every try fails: the
+/// application's times its L7 proxy's (client sidecar or waypoint).
+fn tries_of(cfg: &ClusterConfig, services: &[ResolvedService], t: usize) -> f64 {
+    let spec = &cfg.traffic[t];
+    let app = f64::from(spec.retries) + 1.0;
+    let proxied = cfg
+        .mesh
+        .as_ref()
+        .is_some_and(|m| m.l7_proxy(spec, services).is_some());
+    let mesh = match (proxied, spec.deployment) {
+        (true, Some(s)) => f64::from(cfg.mesh_policy(s).retries.num_retries) + 1.0,
+        _ => 1.0,
+    };
+    app * mesh
+}
+
+/// Per source, its requests: a source with arrivals of its own sends its
+/// rate over the run; one made in the handlers of workload `w` (`in_handler`)
+/// sends one request per request served at `w`: the requests of the
+/// sources whose Service selects `w`, their every try when tries fail.
+fn chain_rates(cfg: &ClusterConfig) -> Vec<Chained> {
+    let services = cfg.service_list();
+    let n = cfg.traffic.len();
+    let mut c: Vec<Chained> = (0..n)
+        .map(|t| {
+            let sent = requests_sent(cfg, t);
+            Chained {
+                sent,
+                sent_bound: sent,
+                peak_bound: peak_rate(cfg, t),
+                tries: tries_of(cfg, &services, t),
+            }
+        })
+        .collect();
+    // A chain is at most `n` deep: `n` rounds reach its end.
+    for _ in 0..n {
+        for t in 0..n {
+            let (true, Some(w)) = (cfg.traffic[t].in_handler, cfg.traffic[t].from) else {
+                continue;
+            };
+            let mut x = Chained {
+                tries: c[t].tries,
+                ..Chained::default()
+            };
+            for p in (0..n).filter(|&p| p != t) {
+                let selects = cfg.traffic[p]
+                    .deployment
+                    .and_then(|s| services.get(s))
+                    .is_some_and(|r| r.workloads.contains(&w));
+                if selects {
+                    x.sent += c[p].sent;
+                    x.sent_bound += c[p].sent_bound * c[p].tries;
+                    x.peak_bound += c[p].peak_bound * c[p].tries;
+                }
+            }
+            c[t] = x;
+        }
+    }
+    c
 }
 
 /// Requests source `t` sends over the run: its rate integrated over the
@@ -661,6 +747,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn bounds_a_failing_call_chain_through_proxies() {
+        // db refuses nearly every try: the users' 3 tries, then 3 per
+        // meshed hop, up to 27 at db per user request; the bound (which
+        // `holds` checks against the events fired) multiplies them.
+        let text = "name: c\nsummary: s\nduration: 20s\nsample_every: 5s\ncluster:\n  nodes: {count: 2, zones: [a]}\n  ipam: {mode: flat, pod_cidr: 10.0.0.0/24}\n\
+                    workloads:\n  - {name: web, replicas: 2, startup: 1s, ready_after: 1s, concurrency: 64, service_time: 1ms}\n\
+                    \x20 - {name: api, replicas: 2, startup: 1s, ready_after: 1s, concurrency: 64, service_time: 1ms}\n\
+                    \x20 - {name: db, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 2s, queue_limit: 0}\n\
+                    mesh: {mode: sidecar}\ntraffic:\n  - {name: users, to: web, rate: 20/s, timeout: 5s, retries: 2}\n\
+                    \x20 - {name: web-api, from: web, to: api, in_handler: true, timeout: 3s}\n\
+                    \x20 - {name: api-db, from: api, to: db, in_handler: true, timeout: 1s}\n";
+        let s = crate::parse("c.yaml", text).unwrap();
+        let cfg = &s.variants[0].config;
+        let e = Estimate::of(cfg);
+        let out = run(cfg, 1, &mut NullSink);
+        let db = &out.requests[2];
+        let tries = db.sent + db.retried + db.mesh_retried;
+        assert!(tries as f64 > 10.0 * out.requests[0].sent as f64, "{db:?}");
+        holds("chain", cfg);
+        // The requests open at once: the users' 20/s x 1 s x 3, then x 3
+        // at each hop (60 + 180 + 540 x 1 s), in the memory.
+        assert!(e.memory >= 1.0e6 + 780.0 * BYTES_PER_OPEN_REQUEST);
     }
 
     /// A small cluster scenario: nodes, workloads, a client per workload,

@@ -805,6 +805,15 @@ pub const TRIES_PER_REQUEST: Figure = window("tries_per_request", Kind::Mean, "t
     let t = &w.totals;
     (t.sent > 0).then(|| (t.sent + t.retried + t.mesh_retried) as f64 / t.sent as f64)
 });
+/// Tries that left the source's clients (first tries, application retries
+/// and mesh retries) per request its call chain's head sources sent, in a
+/// window: what one user request turns into at this hop, every hop's
+/// retries multiplied (the source's own `tries_per_request` at the head).
+pub const TRIES_PER_USER_REQUEST: Figure =
+    window("tries_per_user_request", Kind::Mean, "tries", |w, _| {
+        let t = &w.totals;
+        (w.head_sent > 0).then(|| (t.sent + t.retried + t.mesh_retried) as f64 / w.head_sent as f64)
+    });
 /// A window's bytes between zones, when the run counts them
 /// (`network.billing`); `None` otherwise.
 fn zone_bytes(w: &WindowStats) -> Option<&sim_models::transfer_cost::ZoneBytes> {
@@ -1121,6 +1130,7 @@ pub const FIGURES: &[Figure] = &[
     MESH_EJECTIONS,
     REQUESTS_DEPENDENCY_FAILED,
     TRIES_PER_REQUEST,
+    TRIES_PER_USER_REQUEST,
     REQUESTS_PROXY_RESET,
     ZONE_BYTES,
     CROSS_ZONE_BYTES,

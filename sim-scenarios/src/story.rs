@@ -149,6 +149,20 @@ fn timeline(s: &mut String, v: &Variant, out: &RunOutput) -> Result<(), Missing>
                 format!("{name}: traffic now {} requests/s", num(*rate)),
             ));
         }
+        if let Action::SetServiceTime {
+            deployment,
+            service_time,
+        } = &a.action
+        {
+            moments.push((
+                SimTime::ZERO + a.at,
+                format!(
+                    "{}: mean service time now {service_time} ({} at the start)",
+                    cfg.deployments[*deployment].name,
+                    cfg.deployments[*deployment].server.service_time
+                ),
+            ));
+        }
         if let Action::FlushUdpConntrack { nodes } = &a.action {
             moments.push((
                 SimTime::ZERO + a.at,
@@ -926,10 +940,10 @@ fn capacity_sentence(
     failures: u64,
 ) -> Result<String, Missing> {
     let t = &w.totals;
-    let Some(dep) = cfg
+    let Some((d, dep)) = cfg
         .target_of(traffic)
         .and_then(|(_, w)| w)
-        .map(|d| &cfg.deployments[d])
+        .map(|d| (d, &cfg.deployments[d]))
     else {
         let ended = (w.totals.answered + w.totals.errors()).max(1) as f64;
         return Ok(format!(
@@ -946,15 +960,44 @@ fn capacity_sentence(
             w.window, w.service
         ));
     };
+    let ended = (t.answered + t.errors()).max(1) as f64;
+    if let Some(call) = cfg
+        .traffic
+        .iter()
+        .find(|c| c.in_handler && c.from == Some(d))
+    {
+        // The pods' handlers wait for their own call: their speed is the
+        // dependency's, not their service time.
+        return Ok(format!(
+            "In `{}`, {:.1}% of {} requests failed: {} of them ({:.1}%) were answered 503 by {} pods because their own call ({}) had failed.",
+            w.window,
+            100.0 * failures as f64 / ended,
+            w.service,
+            t.dependency_failed,
+            100.0 * t.dependency_failed as f64 / ended,
+            dep.name,
+            call.name
+        ));
+    }
+    // The mean service time in effect at the window's end (the timeline
+    // may have changed it).
+    let service_time = cfg.timeline.iter().filter(|a| a.at < win.end).fold(
+        dep.server.service_time,
+        |st, a| match a.action {
+            Action::SetServiceTime {
+                deployment,
+                service_time,
+            } if deployment == d => service_time,
+            _ => st,
+        },
+    );
     let ready = sample(
         out,
         &series::PODS_READY.of(&dep.name),
         SimTime::ZERO + win.end,
     )?;
-    let capacity =
-        ready * f64::from(dep.server.concurrency) / dep.server.service_time.as_secs_f64();
+    let capacity = ready * f64::from(dep.server.concurrency) / service_time.as_secs_f64();
     let offered = t.sent as f64 / (win.end.as_secs_f64() - win.start.as_secs_f64());
-    let ended = (t.answered + t.errors()).max(1) as f64;
     let zone_down = out
         .events
         .iter()
@@ -973,6 +1016,27 @@ fn capacity_sentence(
             traffic.timeout,
         ));
     }
+    if let (Some(q), true) = (dep.server.queue_limit, t.rejected >= t.timed_out) {
+        // A bounded queue: the pods refuse at once what does not fit.
+        let secs = (win.end.as_secs_f64() - win.start.as_secs_f64()).max(1e-9);
+        let tries = (t.sent + t.retried + t.mesh_retried) as f64 / secs;
+        return Ok(format!(
+            "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {} requests/s offered \
+             ({} tries/s with the retries). {:.1}% of requests failed: {} of them ended in a 503, answered at once because the pods' queues \
+             ({q} waiting each) were full, {} timed out.",
+            w.window,
+            num(ready),
+            dep.name,
+            num(capacity.round()),
+            dep.server.concurrency,
+            service_time,
+            num(offered.round()),
+            num(tries.round()),
+            100.0 * failures as f64 / ended,
+            t.rejected,
+            t.timed_out,
+        ));
+    }
     Ok(format!(
         "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {} offered: {:.0}% of the load. \
          {:.1}% of requests timed out or were rejected: queues grew until requests waited close to the client's {} timeout, and {} answers \
@@ -982,7 +1046,7 @@ fn capacity_sentence(
         dep.name,
         num(capacity.round()),
         dep.server.concurrency,
-        dep.server.service_time,
+        service_time,
         num(offered.round()),
         100.0 * capacity / offered.max(f64::MIN_POSITIVE),
         100.0 * failures as f64 / ended,
@@ -1045,6 +1109,7 @@ fn compare(
             crate::story_paths::compare_lines(s, (&bt, b), (&ot, o));
         }
         crate::story_mesh::compare_line(s, (b, &base.output), (o, &other.output));
+        crate::story_mesh::compare_chain_line(s, b, o);
         if bv.config.kube_proxy.is_some() && ov.config.kube_proxy.is_some() {
             let _ = writeln!(
                 s,

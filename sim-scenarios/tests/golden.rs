@@ -220,6 +220,11 @@ fn cidr_overlap_replay() {
 }
 
 #[test]
+fn mesh_retry_storm_replay() {
+    insta::assert_snapshot!(replay("mesh_retry_storm"));
+}
+
+#[test]
 fn sidecar_startup_race_replay() {
     insta::assert_snapshot!(replay("sidecar_startup_race"));
 }

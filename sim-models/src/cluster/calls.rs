@@ -19,7 +19,10 @@
 //! ## What it emits
 //! The calls are requests of their own source, counted as any (sent,
 //! answered, each loss); a parent that failed because its call failed is
-//! counted as [`RequestTotals::dependency_failed`] (of `rejected`).
+//! counted as [`RequestTotals::dependency_failed`] (of `rejected`). Per
+//! window, each source's [`WindowStats::head_sent`]: the requests the
+//! sources at the head of its chain ([`chain_heads`]) sent, so that its
+//! tries per user request (the amplification down the chain) can be read.
 //!
 //! ## Validation
 //! Cluster tests (`l7_tests.rs`): a chain's conservation per hop, and the
@@ -51,6 +54,45 @@ impl CallsRt {
             waiting: IdMap::default(),
         }
     }
+}
+
+/// Per traffic source, the sources at the head of its call chain: itself
+/// when it has arrivals of its own; for one made in the handlers of
+/// workload `w`, the heads of every source whose Service selects `w`
+/// (sorted, each once). A cycle of handler calls has no head.
+pub(crate) fn chain_heads(cfg: &ClusterConfig) -> Vec<Vec<usize>> {
+    let services = cfg.service_list();
+    let selects = |p: &TrafficSpec, w: usize| {
+        p.deployment
+            .and_then(|s| services.get(s))
+            .is_some_and(|r| r.workloads.contains(&w))
+    };
+    let n = cfg.traffic.len();
+    let mut heads: Vec<Vec<usize>> = (0..n)
+        .map(|t| {
+            if cfg.traffic[t].in_handler {
+                Vec::new()
+            } else {
+                vec![t]
+            }
+        })
+        .collect();
+    // A chain is at most `n` deep: `n` rounds reach every head.
+    for _ in 0..n {
+        for t in 0..n {
+            let (true, Some(w)) = (cfg.traffic[t].in_handler, cfg.traffic[t].from) else {
+                continue;
+            };
+            let mut h: Vec<usize> = (0..n)
+                .filter(|&p| p != t && selects(&cfg.traffic[p], w))
+                .flat_map(|p| heads[p].clone())
+                .collect();
+            h.sort_unstable();
+            h.dedup();
+            heads[t] = h;
+        }
+    }
+    heads
 }
 
 impl Sim<'_> {

@@ -182,6 +182,16 @@ pub enum Action {
         /// Workload index.
         deployment: usize,
     },
+    /// The mean service time of a workload's handlers becomes
+    /// `service_time` (a dependency slows down: a slow query plan, a
+    /// degraded disk, a noisy neighbour; or recovers): requests that start
+    /// service from now on take it, those in service keep theirs.
+    SetServiceTime {
+        /// Workload index.
+        deployment: usize,
+        /// The new mean (exponential, as [`crate::app::ServerSpec`]).
+        service_time: SimDuration,
+    },
     /// A NAT gateway goes down (its translations lost, every packet routed
     /// to it dropped) or comes back: a stand-in for its zone failing.
     NatGateway {

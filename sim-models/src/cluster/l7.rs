@@ -52,7 +52,10 @@
 //! its own deadline (the per-try timeout, within the route's and the
 //! application's); the room keeps a [`Call`] per try in flight: the
 //! application's id and deadline, the route's deadline, the host, the
-//! tries so far. Everything downstream (dial, connections, servers)
+//! tries so far. Its deadline is a timer in [`TryTimers`] (a lane per
+//! traffic source), woken by one `Ev::MeshTimers` at the earliest try
+//! still in flight: a try that ends in time costs no event for its timer.
+//! Everything downstream (dial, connections, servers)
 //! handles a try as any request. When a try ends,
 //! [`Sim::l7_try_ended`] decides: a retry (an `Ev::MeshRetry` after the
 //! back-off), or the request's end, handed back to the application's
@@ -159,7 +162,7 @@ impl L7Rt {
     /// The room for `cfg`: sources from workloads whose pods have a proxy,
     /// to a Service, go through it.
     pub(crate) fn new(cfg: &ClusterConfig, rng: &RngStreams) -> Self {
-        let services = crate::services::resolve(&cfg.deployments, &cfg.services.explicit);
+        let services = cfg.service_list();
         let via: Vec<_> = cfg
             .traffic
             .iter()

@@ -327,3 +327,47 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_dependency_that_slows_down_on_the_timeline() {
+    // db's mean service time goes from 2 ms to 20 ms at T+30s: the calls
+    // to it take about ten times longer; every hop counts its tries per
+    // request of the chain's head (web-api's users).
+    let mut cfg = chain(0, server(64, 2, None));
+    cfg.windows = vec![
+        WindowSpec {
+            name: "before".into(),
+            start: secs(10),
+            end: secs(30),
+        },
+        WindowSpec {
+            name: "after".into(),
+            start: secs(35),
+            end: secs(60),
+        },
+    ];
+    cfg.timeline = vec![TimedAction {
+        at: secs(30),
+        action: Action::SetServiceTime {
+            deployment: 3,
+            service_time: SimDuration::from_millis(20),
+        },
+    }];
+    let out = run(&cfg, 1, &mut NullSink);
+    let n = cfg.traffic.len();
+    let p50 = |w: usize| out.windows[w * n + 2].latency.quantile(0.5).as_secs_f64();
+    // Exponential service: the median is ln 2 of the mean (1.4 ms, then
+    // 13.9 ms), plus the same network and queueing time in both.
+    let (before, after) = (p50(0), p50(1));
+    assert!(
+        before < 0.004 && after > 0.0125 && after < 0.0165,
+        "{before} {after}"
+    );
+    for w in 0..2 {
+        let head = out.windows[w * n].totals.sent;
+        assert!(out.windows[w * n..(w + 1) * n]
+            .iter()
+            .all(|x| x.head_sent == head));
+    }
+    assert!(out.requests.iter().all(conserved));
+}

@@ -213,6 +213,7 @@ impl MeshRt {
 
 impl Proxies {
     /// The proxy at `at` with its profile and limits.
+    #[inline]
     fn get(&mut self, at: ProxyAt) -> (&mut Proxy, &ProxyProfile, ProxyResources) {
         let (local, limits) = (&self.local.0, self.local.1);
         match at {
@@ -267,6 +268,7 @@ impl Sim<'_> {
 
     /// The proxy of pod `p`: its sidecar, or its node's ztunnel; `None`:
     /// no mesh, the pod's workload is not in it, or the pod has no node.
+    #[inline]
     pub(crate) fn proxy_of(&self, p: u32) -> Option<ProxyAt> {
         let mesh = self.mesh_config()?;
         let pod = &self.pods[p as usize];
@@ -282,6 +284,7 @@ impl Sim<'_> {
 
     /// The proxy of stage `stage` for a request from `req`'s client to
     /// pod `p`, if the chain has one there.
+    #[inline]
     fn stage_proxy(&self, stage: u32, p: u32, req: &Request) -> Option<ProxyAt> {
         match stage {
             CLIENT => self.proxy_of(req.client.get()?),
@@ -294,6 +297,7 @@ impl Sim<'_> {
     }
 
     /// The first stage at or after `from` with a proxy, and the proxy.
+    #[inline]
     fn next_stage(&self, from: u32, p: u32, req: &Request) -> Option<(u32, ProxyAt)> {
         (from..=SERVER).find_map(|s| self.stage_proxy(s, p, req).map(|x| (s, x)))
     }

@@ -315,6 +315,9 @@ struct DeploymentRt {
     live: Vec<u32>,
     endpoints: Endpoints,
     gauges: WorkloadGauges,
+    /// The mean service time of its pods' handlers now (the spec's, until
+    /// a timeline action changes it).
+    service_time: SimDuration,
     service_time_rng: SimRng,
     /// Its pods bound to nodes, per zone id (topology spread counts these).
     zone_pods: Vec<u32>,
@@ -565,6 +568,7 @@ impl<'a> Sim<'a> {
                 live: Vec::new(),
                 endpoints: Endpoints::default(),
                 gauges: WorkloadGauges::register(&mut metrics, &d.name),
+                service_time: d.server.service_time,
                 service_time_rng: rng.stream(&format!("service-time/{}", d.name)),
                 zone_pods: vec![0; sched.zone_count()],
             })
@@ -626,6 +630,7 @@ impl<'a> Sim<'a> {
                     ],
                     zone_bytes: zone_traffic::empty(cfg),
                     zone_cost: 0.0,
+                    head_sent: 0,
                 })
             })
             .collect();

@@ -293,6 +293,11 @@ pub struct WindowStats {
     pub zone_bytes: crate::transfer_cost::ZoneBytes,
     /// What [`WindowStats::zone_bytes`] cost under the run's billing \[USD\].
     pub zone_cost: f64,
+    /// The requests the sources at the head of this source's call chain
+    /// sent in the window (the source's own for one not made in handlers;
+    /// [`super::calls`]): what its tries are counted per, as the load one
+    /// user request turns into at this hop.
+    pub head_sent: u64,
 }
 
 impl WindowStats {

@@ -121,6 +121,13 @@ impl Sim<'_> {
         let health_checks = self.health_check_report();
         let mesh = self.mesh_output();
         let n = self.cfg.traffic.len();
+        let heads = calls::chain_heads(self.cfg);
+        for w in self.windows.chunks_mut(n.max(1)) {
+            let sent: Vec<u64> = w.iter().map(|x| x.totals.sent).collect();
+            for (x, h) in w.iter_mut().zip(&heads) {
+                x.head_sent = h.iter().map(|&h| sent[h]).sum();
+            }
+        }
         for t in 0..n {
             let open = self.public_open_for(t);
             for w in self.windows.iter_mut().skip(t).step_by(n.max(1)) {

@@ -1,8 +1,9 @@
 //! # The scenario's timeline
 //!
-//! Each timed [`super::Action`] (scale, rate change, IP pool, pod range,
-//! policies, CNI daemon faults, conntrack flush, a zone failure) acts on the
-//! run at its time, on whatever is in flight.
+//! Each timed [`super::Action`] (scale, rate change, a workload's service
+//! time, IP pool, pod range, policies, CNI daemon faults, conntrack flush,
+//! a zone failure, a sidecar restart, a NAT gateway) acts on the run at its
+//! time, on whatever is in flight.
 
 use super::*;
 
@@ -70,6 +71,12 @@ impl Sim<'_> {
                         }
                     }
                 }
+            }
+            Action::SetServiceTime {
+                deployment,
+                service_time,
+            } => {
+                self.deps[*deployment].service_time = *service_time;
             }
             Action::ProxyRestart { deployment } => {
                 let d = *deployment;

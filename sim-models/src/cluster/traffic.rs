@@ -471,7 +471,7 @@ impl Sim<'_> {
     /// The handler's own work on `req`: its service time.
     pub(crate) fn serve(&mut self, p: u32, req: Request) {
         let d = self.serving_deployment(p, &req);
-        let mean = self.cfg.deployments[d].server.service_time.as_secs_f64();
+        let mean = self.deps[d].service_time.as_secs_f64();
         let dt = exponential(&mut self.deps[d].service_time_rng, mean);
         let ev = Ev::Completed {
             pod: p,

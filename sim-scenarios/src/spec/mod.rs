@@ -316,6 +316,8 @@ struct ActionRefs<'a> {
     nat_gateways: &'a [&'a str],
     /// Per traffic source: made in a handler (no rate of its own).
     in_handler: &'a [bool],
+    /// The DNS workload (CoreDNS pods: no handler service time).
+    dns_workload: Option<usize>,
 }
 
 /// What every variant shares.
@@ -608,6 +610,7 @@ impl Validator<'_> {
         let in_handler: Vec<bool> = traffic_specs.iter().map(|t| t.in_handler).collect();
         let refs = ActionRefs {
             in_handler: &in_handler,
+            dns_workload: dns.as_ref().map(|d| d.workload),
             find: &find,
             traffic_names: &traffic_names,
             ipam: &ipam,

@@ -757,3 +757,57 @@ fn load_balancer_entries_parse_and_bad_ones_are_located() {
     .unwrap_err();
     assert!(e.message.contains("must not exceed"), "{e}");
 }
+
+#[test]
+fn a_workloads_service_time_changes_on_the_timeline_and_bad_entries_are_located() {
+    let flat = "  ipam: {mode: flat, pod_cidr: 10.0.0.0/24}\n";
+    let ok = zoned(flat, "  - {at: 1m, workload: api, service_time: 200ms}\n").unwrap();
+    assert_eq!(
+        ok.variants[0].config.timeline[0].action,
+        Action::SetServiceTime {
+            deployment: 0,
+            service_time: SimDuration::from_millis(200)
+        }
+    );
+    let cases = [
+        (
+            "  - {at: 1m, workload: apo, service_time: 200ms}\n",
+            "workload `apo` is not a workload",
+        ),
+        ("  - {at: 1m, workload: api}\n", "needs `service_time`"),
+        (
+            "  - {at: 1m, service_time: 200ms}\n",
+            "belongs to a `workload` action",
+        ),
+        (
+            "  - {at: 1m, workload: api, service_time: 0s}\n",
+            "service_time is 0",
+        ),
+        (
+            "  - {at: 1m, workload: api, service_time: 1s, replicas: 2}\n",
+            "no `replicas` or `rate`",
+        ),
+        (
+            "  - {at: 1m, workload: api, service_time: 1s, scale: api, replicas: 2}\n",
+            "more than one action",
+        ),
+        (
+            "  - {at: 1m, workload: api, service_time: 1s, servce_time: 2s}\n",
+            "unknown field `servce_time`",
+        ),
+    ];
+    for (timeline, want) in cases {
+        let e = zoned(flat, timeline).unwrap_err();
+        assert!(e.message.contains(want), "{want}: {e}");
+        // Line 13 is the timeline entry.
+        assert_eq!(e.at.map(|(l, _)| l), Some(13), "{want}: {e}");
+    }
+    // The DNS workload's speed is CoreDNS's CPU, not a service time.
+    let text = "name: t\nsummary: s\nduration: 10m\nsample_every: 10s\ncluster:\n  nodes: {count: 1, zones: [a]}\n  ipam: {mode: flat, pod_cidr: 10.0.0.0/24}\n\
+                dns: {workload: coredns}\nworkloads:\n  - {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}, port: 53, protocol: UDP, replicas: 1, startup: 1s, ready_after: 1s}\n\
+                \x20 - {name: api, replicas: 1, startup: 1s, ready_after: 1s, concurrency: 1, service_time: 1ms}\n\
+                traffic:\n  - {to: api, rate: 1/s, timeout: 1s}\ntimeline:\n  - {at: 1m, workload: coredns, service_time: 1s}\n";
+    let e = parse("d.yaml", text).unwrap_err();
+    assert!(e.message.contains("is the DNS workload"), "{e}");
+    assert_eq!(e.at.map(|(l, _)| l), Some(15), "{e}");
+}

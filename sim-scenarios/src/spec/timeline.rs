@@ -1,8 +1,8 @@
 //! Actions at times: the `timeline` section.
 //!
 //! # Scope
-//! Each entry is `at` plus exactly one action (scale, a rate change, a new
-//! IP pool or pod range, policy sets, the CNI daemon down or up, a conntrack
+//! Each entry is `at` plus exactly one action (scale, a rate change, a
+//! workload's service time, a new IP pool or pod range, policy sets, the CNI daemon down or up, a conntrack
 //! flush, a zone failure, a sidecar restart); names are checked against the variant's
 //! workloads, traffic, policy sets, nodes and zones.
 //!
@@ -16,6 +16,7 @@ use crate::path;
 use crate::units::{Count, Duration, Rate};
 use schemars::JsonSchema;
 use serde::Deserialize;
+use sim_core::SimDuration;
 use sim_models::cluster::{Action, TimedAction};
 use sim_models::ipam::IpamLayout;
 use sim_models::topology::NodeSpec;
@@ -30,6 +31,11 @@ pub struct TimelineFile {
     pub scale: Option<String>,
     /// New replica count.
     pub replicas: Option<Count>,
+    /// Change this workload's mean service time (with `service_time`): a
+    /// dependency slows down, or recovers.
+    pub workload: Option<String>,
+    /// New mean service time of the workload's handlers (exponential).
+    pub service_time: Option<Duration>,
     /// Change this traffic source's rate (with `rate`).
     pub traffic: Option<String>,
     /// New rate.
@@ -130,9 +136,11 @@ impl Validator<'_> {
             nodes,
             nat_gateways,
             in_handler,
+            dns_workload,
         } = *refs;
         let set = [
             e.scale.is_some(),
+            e.workload.is_some(),
             e.traffic.is_some(),
             e.add_pod_cidr.is_some(),
             e.policies.is_some(),
@@ -148,7 +156,14 @@ impl Validator<'_> {
         .iter()
         .filter(|x| **x)
         .count();
-        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `add_pod_cidr`, `add_pod_range`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names), `zone_down` (+ a zone), `nat_gateway_down` or `nat_gateway_up` (+ a gateway's name), `proxy_restart` (+ a workload)";
+        let hint = "each timeline entry has `at` and one action: `scale` + `replicas`, `traffic` + `rate`, `workload` + `service_time`, `add_pod_cidr`, `add_pod_range`, `policies`, `cni_down`, `cni_up` or `conntrack_flush` (+ `all` or node names), `zone_down` (+ a zone), `nat_gateway_down` or `nat_gateway_up` (+ a gateway's name), `proxy_restart` (+ a workload)";
+        if e.service_time.is_some() && e.workload.is_none() {
+            return Err(self.err(
+                &[p, &path!["service_time"]].concat(),
+                "`service_time` belongs to a `workload` action",
+                "name the workload whose handlers slow down: {at: 2m, workload: db, service_time: 100ms}",
+            ));
+        }
         if set != 1 {
             let msg = if set == 0 {
                 "timeline entry has no action"
@@ -164,7 +179,42 @@ impl Validator<'_> {
                 "lengthen `duration` or move the action",
             ));
         }
-        let action = if let Some(name) = &e.scale {
+        let action = if let Some(name) = &e.workload {
+            let wp = [p, &path!["workload"]].concat();
+            let deployment = find(name, wp.clone(), "workload")?;
+            let Some(service_time) = e.service_time else {
+                return Err(self.err(
+                    &wp,
+                    format!("`workload: {name}` needs `service_time`: the new mean service time of its handlers"),
+                    "e.g. {at: 2m, workload: db, service_time: 100ms}",
+                ));
+            };
+            if e.replicas.is_some() || e.rate.is_some() {
+                return Err(self.err(
+                    p,
+                    "`workload` takes `service_time` (and no `replicas` or `rate`)",
+                    hint,
+                ));
+            }
+            if dns_workload == Some(deployment) {
+                return Err(self.err(
+                    &wp,
+                    format!("`{name}` is the DNS workload: its pods are CoreDNS, whose speed comes from its CPU"),
+                    "change the speed of an application workload",
+                ));
+            }
+            if service_time.0 == SimDuration::ZERO {
+                return Err(self.err(
+                    &[p, &path!["service_time"]].concat(),
+                    "service_time is 0: a handler takes some time",
+                    "give a positive mean, e.g. 100ms",
+                ));
+            }
+            Action::SetServiceTime {
+                deployment,
+                service_time: service_time.0,
+            }
+        } else if let Some(name) = &e.scale {
             let deployment = find(name, [p, &path!["scale"]].concat(), "scale target")?;
             let (Some(replicas), None) = (e.replicas, e.rate) else {
                 return Err(self.err(p, "`scale` needs `replicas` (and no `rate`)", hint));
