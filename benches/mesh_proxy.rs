@@ -6,8 +6,9 @@
 //! `pods / 2` nodes) at 2,000 requests/s on keep-alive connections, with a
 //! 1 s timeout; no mesh, Istio sidecars in every pod (two proxies per
 //! request, the client's making the L7 decisions: a pick per request,
-//! retries, a per-try timer), ambient with ztunnels only (two), or ambient
-//! with a waypoint (three).
+//! retries, a per-try timer), ambient with ztunnels only (two, L4: no L7
+//! decision), or ambient with a waypoint (three, the waypoint making the
+//! L7 decisions with one upstream state for all clients).
 //!
 //! What is timed is the steady state: each iteration runs the case for
 //! 20 s and for 40 s simulated and counts the difference, so the cost is

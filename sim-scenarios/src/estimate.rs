@@ -63,6 +63,7 @@ use crate::spec::Scenario;
 use sim_core::SimDuration;
 use sim_models::cluster::{name_exists, Action, ClientDnsCache, ClusterConfig, TrafficSpec};
 use sim_models::resolver::{self, QueryTypes};
+use sim_models::services::ResolvedService;
 
 /// Engine events per pod of the initial replicas: the cluster existed before
 /// the story began, so they are Running at T+0 and only their pending
@@ -297,13 +298,14 @@ struct Chained {
 }
 
 /// Tries per request of source `t` when every try fails: the
-/// application's times its client proxy's.
-fn tries_of(cfg: &ClusterConfig, t: usize) -> f64 {
+/// application's times its L7 proxy's (client sidecar or waypoint).
+fn tries_of(cfg: &ClusterConfig, services: &[ResolvedService], t: usize) -> f64 {
     let spec = &cfg.traffic[t];
     let app = f64::from(spec.retries) + 1.0;
-    let proxied = spec.ingress.is_none()
-        && spec.load_balancer.is_none()
-        && spec.from.is_some_and(|f| cfg.mesh_proxied(f));
+    let proxied = cfg
+        .mesh
+        .as_ref()
+        .is_some_and(|m| m.l7_proxy(spec, services).is_some());
     let mesh = match (proxied, spec.deployment) {
         (true, Some(s)) => f64::from(cfg.mesh_policy(s).retries.num_retries) + 1.0,
         _ => 1.0,
@@ -325,7 +327,7 @@ fn chain_rates(cfg: &ClusterConfig) -> Vec<Chained> {
                 sent,
                 sent_bound: sent,
                 peak_bound: peak_rate(cfg, t),
-                tries: tries_of(cfg, t),
+                tries: tries_of(cfg, &services, t),
             }
         })
         .collect();

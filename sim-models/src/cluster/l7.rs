@@ -1,4 +1,4 @@
-//! # L7: the client proxy's per-request decisions
+//! # L7: the mesh proxy's per-request decisions (client sidecar or waypoint)
 //!
 //! ## Scope
 //! Requests from a pod with a mesh proxy to a Service go through the
@@ -20,6 +20,32 @@
 //! Each (traffic source, client pod) has its own upstream state, as each
 //! sidecar has its own Envoy (two sources from one pod to one Service
 //! keep two: a simplification).
+//!
+//! ## Ambient: the waypoint decides
+//! In ambient mode a ztunnel is L4 only: without a waypoint nothing here
+//! applies (kube-proxy's per-connection pick, the application's own
+//! retries, as without a mesh). With a waypoint, a request from a pod in
+//! the cluster to a Service whose workloads are enrolled goes source
+//! ztunnel, waypoint, destination ztunnel (the `mesh` room's chain), and
+//! the waypoint makes every decision above, under the same rules
+//! ([`MeshConfig::l7_proxy`] says which proxy, for the scenario's
+//! validation too). What differs from sidecars, as in Istio's ambient data
+//! plane:
+//! - the upstream state is the waypoint's, one per Service shared by every
+//!   client pod and every traffic source to it (one Envoy): least-request
+//!   sees all their requests in flight, outlier detection all their
+//!   failures, the circuit breaker and the retry budget all their tries;
+//! - a retry leaves from the waypoint: its try carries [`FROM_WAYPOINT`],
+//!   and the chain starts it at the waypoint (waypoint, destination
+//!   ztunnel), not at the source ztunnel.
+//!
+//! Approximations: the waypoint decides when the application sends (the
+//! source ztunnel's hop is not waited for before the pick: it is paid on
+//! the way, as every hop's); the tries travel on the client pod's pooled
+//! connections, one per endpoint as a sidecar's (the waypoint's own
+//! connections to the endpoints are not told apart: setup time is not
+//! waited for anyway); traffic entering through a load balancer or an
+//! Ingress gets no L7 decision, as for sidecars.
 //!
 //! ## Tries and the application's request
 //! A proxy try is a [`Request`] with its own id, [`MESH_TRY`] set in it, and
@@ -51,13 +77,18 @@
 //! answered `UO` and `UT` ([`RequestTotals::mesh_overflow`],
 //! [`RequestTotals::mesh_timeout`]), and per upstream the proxies' figures
 //! summed ([`RunOutput::mesh_upstreams`]: tries, retries, retry overflows,
-//! circuit-breaker overflows, ejections).
+//! circuit-breaker overflows, ejections; for a source through a waypoint,
+//! the waypoint's upstream for its Service, the same figures under every
+//! source to that Service).
 //!
 //! ## Validation
 //! Cluster tests (`l7_tests.rs`): request-level balancing evens pinned
 //! connections, retries and the budget's cap, outlier ejection of a
-//! failing pod, `UO` at `http2MaxRequests`; the conservation proptest
-//! covers meshed sources.
+//! failing pod, `UO` at `http2MaxRequests`; `waypoint_tests.rs`: the same
+//! through a waypoint (balancing, ejection by the shared state), a retry
+//! passing the waypoint and the destination ztunnel only (the hops'
+//! requests counted), ztunnels alone making no L7 decision; the
+//! conservation proptest covers sidecar and waypoint sources.
 
 use super::*;
 use crate::mesh::circuit_breaker::Admission;
@@ -65,9 +96,14 @@ use crate::mesh::retry::{backoff, TryFailure};
 use crate::mesh::rules::UpstreamPolicy;
 use crate::mesh::try_timers::TryTimers;
 use crate::mesh::upstream::{Upstream, UpstreamStats};
+use crate::mesh::{MeshConfig, MeshMode};
+use crate::services::ResolvedService;
 
 /// The bit of a request id that marks a proxy's try.
 pub(crate) const MESH_TRY: u64 = 1 << 63;
+/// The bit of a proxy try's id that marks a retry sent by a waypoint: the
+/// mesh chain starts it at the waypoint.
+pub(crate) const FROM_WAYPOINT: u64 = 1 << 62;
 
 /// A proxy try in flight (or waiting for its back-off or a connection).
 #[derive(Clone, Copy, Debug)]
@@ -85,9 +121,18 @@ pub(crate) struct Call {
     sent: bool,
 }
 
-/// One client proxy's upstream.
+/// One client proxy's (or the waypoint's) upstream.
 struct Proxy {
     up: Upstream,
+}
+
+/// Which proxy makes a traffic source's L7 decisions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L7Proxy {
+    /// The client pod's sidecar.
+    Sidecar,
+    /// Ambient's waypoint (for the destination Service).
+    Waypoint,
 }
 
 /// The L7 room's state.
@@ -95,8 +140,13 @@ pub(crate) struct L7Rt {
     /// Per traffic source: the policy its proxies apply, `None`: not
     /// through a proxy.
     policies: Vec<Option<UpstreamPolicy>>,
-    /// Per traffic source, per client pod.
+    /// Per traffic source: the Service whose waypoint decides, `None`: its
+    /// client sidecars do (or no proxy).
+    waypoint_of: Vec<Option<u32>>,
+    /// Per traffic source, per client pod (sidecars).
     proxies: Vec<PodMap<Proxy>>,
+    /// Per Service: the waypoint's upstream, once a request went to it.
+    waypoints: Vec<Option<Proxy>>,
     calls: IdMap<Call>,
     /// Per traffic source: picks and back-offs.
     rngs: Vec<SimRng>,
@@ -112,19 +162,27 @@ impl L7Rt {
     /// The room for `cfg`: sources from workloads whose pods have a proxy,
     /// to a Service, go through it.
     pub(crate) fn new(cfg: &ClusterConfig, rng: &RngStreams) -> Self {
-        let policies: Vec<_> = cfg
+        let services = cfg.service_list();
+        let via: Vec<_> = cfg
             .traffic
             .iter()
-            .map(|t| {
-                let (from, to) = (t.from?, t.deployment?);
-                if t.ingress.is_some() || t.load_balancer.is_some() || !cfg.mesh_proxied(from) {
-                    return None;
-                }
-                Some(cfg.mesh_policy(to))
+            .map(|t| Some((cfg.mesh.as_ref()?.l7_proxy(t, &services)?, t.deployment?)))
+            .collect();
+        let policies: Vec<_> = via
+            .iter()
+            .map(|v| v.map(|(_, to)| cfg.mesh_policy(to)))
+            .collect();
+        let waypoint_of = via
+            .iter()
+            .map(|v| match v {
+                Some((L7Proxy::Waypoint, to)) => Some(*to as u32),
+                _ => None,
             })
             .collect();
         L7Rt {
-            proxies: policies.iter().map(|_| PodMap::default()).collect(),
+            proxies: via.iter().map(|_| PodMap::default()).collect(),
+            waypoints: services.iter().map(|_| None).collect(),
+            waypoint_of,
             rngs: cfg
                 .traffic
                 .iter()
@@ -143,13 +201,39 @@ impl L7Rt {
         self.policies[t].is_some()
     }
 
-    /// Per source: its proxies' figures summed.
+    /// The upstream deciding for client pod `c` of source `t` (its sidecar's,
+    /// or its Service's waypoint's), with the source's random stream;
+    /// `None` before the first request made it.
+    fn upstream(&mut self, t: usize, c: u32) -> Option<(&mut Upstream, &mut SimRng)> {
+        let proxy = match self.waypoint_of[t] {
+            Some(s) => self.waypoints[s as usize].as_mut(),
+            None => self.proxies[t].get_mut(&c),
+        };
+        Some((&mut proxy?.up, &mut self.rngs[t]))
+    }
+
+    /// The mark of source `t`'s try after `tries` tries: a retry through a
+    /// waypoint leaves from it ([`FROM_WAYPOINT`]).
+    fn retry_mark(&self, t: usize, tries: u32) -> u64 {
+        match self.waypoint_of[t] {
+            Some(_) if tries > 0 => FROM_WAYPOINT,
+            _ => 0,
+        }
+    }
+
+    /// Per source: its proxies' figures summed (its Service's waypoint's).
     pub(crate) fn stats(&self) -> Vec<Option<UpstreamStats>> {
         self.policies
             .iter()
             .zip(&self.proxies)
-            .map(|(p, proxies)| {
+            .zip(&self.waypoint_of)
+            .map(|((p, proxies), w)| {
                 p.map(|_| {
+                    if let Some(s) = w {
+                        return self.waypoints[*s as usize]
+                            .as_ref()
+                            .map_or_else(UpstreamStats::default, |x| x.up.stats);
+                    }
                     // Summed in pod order: the same totals whatever the
                     // map's order.
                     let mut pods: Vec<_> = proxies.iter().collect();
@@ -209,11 +293,21 @@ impl Sim<'_> {
             .timeout
             .map_or(req.deadline, |d| (now + d).min(req.deadline));
         if let Some(c) = req.client.get() {
-            let proxies = &mut self.l7.proxies[t];
-            let rng = &mut self.l7.rngs[t];
-            let proxy = proxies.entry(c).or_insert_with(|| Proxy {
+            let L7Rt {
+                proxies,
+                waypoints,
+                waypoint_of,
+                rngs,
+                ..
+            } = &mut self.l7;
+            let rng = &mut rngs[t];
+            let new = || Proxy {
                 up: Upstream::new(policy, rng.random_range(0..1024usize)),
-            });
+            };
+            let proxy = match waypoint_of[t] {
+                Some(s) => waypoints[s as usize].get_or_insert_with(new),
+                None => proxies[t].entry(c).or_insert_with(new),
+            };
             proxy.up.first_try(now);
         }
         let call = Call {
@@ -242,30 +336,29 @@ impl Sim<'_> {
             ..req
         };
         let eps = self.services.endpoints(&self.deps, d);
-        let L7Rt { proxies, rngs, .. } = &mut self.l7;
-        let Some(proxy) = proxies[t].get_mut(&c) else {
+        let mark = self.l7.retry_mark(t, call.tries);
+        let Some((up, rng)) = self.l7.upstream(t, c) else {
             return;
         };
-        let Some((pod, slot)) = proxy.up.pick(eps, now, &mut rngs[t]) else {
+        let Some((pod, slot)) = up.pick(eps, now, rng) else {
             // No endpoint: Envoy's `503 UH`, as the Service refuses.
             if call.tries > 0 {
-                proxy.up.retry_refused();
+                up.retry_refused();
             }
             return self.outcome(app, Outcome::Refused);
         };
-        if let Admission::Refused(_) = proxy.up.admit(slot) {
+        if let Admission::Refused(_) = up.admit(slot) {
             if call.tries > 0 {
-                proxy.up.retry_refused();
+                up.retry_refused();
             }
             return self.outcome(app, Outcome::MeshOverflow);
         }
         self.next_request += 1;
-        let id = self.next_request | MESH_TRY;
+        let id = self.next_request | MESH_TRY | mark;
         call.tries += 1;
         call.slot = slot as u32;
         call.sent = true;
-        let deadline = proxy
-            .up
+        let deadline = up
             .policy()
             .retries
             .per_try_timeout
@@ -277,7 +370,7 @@ impl Sim<'_> {
             ..req
         };
         self.l7.calls.insert(id, call);
-        if let Some(at) = self.l7.timers.arm(t, deadline, id & !MESH_TRY, try_req) {
+        if let Some(at) = self.l7.timers.arm(t, deadline, self.next_request, try_req) {
             let wake = self.engine.schedule_at(at, Ev::MeshTimers);
             if let Some(old) = self.l7.wake.replace(wake) {
                 self.engine.cancel(old);
@@ -331,14 +424,12 @@ impl Sim<'_> {
         let now = self.engine.now();
         let c = req.client.get()?;
         let failure = try_failure(o);
-        let proxy = self.l7.proxies[t].get_mut(&c)?;
-        let policy = *proxy.up.policy();
+        let (up, _) = self.l7.upstream(t, c)?;
+        let policy = *up.policy();
         if call.sent {
-            let before = proxy.up.stats.ejections;
-            proxy
-                .up
-                .end_try(call.slot as usize, failure.is_some(), call.tries > 1, now);
-            if proxy.up.stats.ejections > before {
+            let before = up.stats.ejections;
+            up.end_try(call.slot as usize, failure.is_some(), call.tries > 1, now);
+            if up.stats.ejections > before {
                 self.traffic[t].totals.mesh_ejections += 1;
                 self.for_windows(t, now, |w| w.totals.mesh_ejections += 1);
             }
@@ -360,9 +451,10 @@ impl Sim<'_> {
                 &mut self.l7.rngs[t],
             );
             let admitted = now + wait < call.route_deadline
-                && self.l7.proxies[t]
-                    .get_mut(&c)
-                    .is_some_and(|p| p.up.admit_retry(now));
+                && self
+                    .l7
+                    .upstream(t, c)
+                    .is_some_and(|(up, _)| up.admit_retry(now));
             if admitted {
                 self.traffic[t].totals.mesh_retried += 1;
                 self.for_windows(t, now, |w| w.totals.mesh_retried += 1);
@@ -395,15 +487,30 @@ impl Sim<'_> {
     }
 }
 
-impl ClusterConfig {
-    /// Whether workload `d`'s pods send through a client proxy that makes
-    /// L7 decisions: a sidecar (ambient's waypoint is not modelled here).
-    pub fn mesh_proxied(&self, d: usize) -> bool {
-        self.mesh
-            .as_ref()
-            .is_some_and(|m| matches!(m.mode, crate::mesh::MeshMode::Sidecar(_)) && m.is_meshed(d))
+impl MeshConfig {
+    /// The proxy that makes traffic `t`'s L7 decisions (`services`: the
+    /// run's, resolved): the client's sidecar when its workload is meshed;
+    /// in ambient mode with a waypoint, the waypoint when a workload behind
+    /// the target Service is enrolled (ztunnels alone are L4: `None`).
+    /// Traffic from outside the cluster, through a load balancer or an
+    /// Ingress: `None`.
+    pub fn l7_proxy(&self, t: &TrafficSpec, services: &[ResolvedService]) -> Option<L7Proxy> {
+        let (from, to) = (t.from?, t.deployment?);
+        if t.ingress.is_some() || t.load_balancer.is_some() {
+            return None;
+        }
+        match self.mode {
+            MeshMode::Sidecar(_) => self.is_meshed(from).then_some(L7Proxy::Sidecar),
+            MeshMode::Ambient { waypoint: Some(_) } => services
+                .get(to)
+                .is_some_and(|s| s.workloads.iter().any(|&w| self.is_meshed(w)))
+                .then_some(L7Proxy::Waypoint),
+            MeshMode::Ambient { waypoint: None } => None,
+        }
     }
+}
 
+impl ClusterConfig {
     /// What a client proxy applies to requests to Service `s`.
     pub fn mesh_policy(&self, s: usize) -> UpstreamPolicy {
         match &self.mesh {

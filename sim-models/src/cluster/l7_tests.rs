@@ -15,7 +15,7 @@ fn secs(s: u64) -> SimDuration {
     SimDuration::from_secs(s)
 }
 
-fn server(concurrency: u32, ms: u64, queue_limit: Option<u32>) -> ServerSpec {
+pub(super) fn server(concurrency: u32, ms: u64, queue_limit: Option<u32>) -> ServerSpec {
     ServerSpec {
         concurrency,
         service_time: SimDuration::from_millis(ms),
@@ -25,7 +25,7 @@ fn server(concurrency: u32, ms: u64, queue_limit: Option<u32>) -> ServerSpec {
 
 /// web (outside: Poisson users) -> api -> auth -> db, each hop's client
 /// retrying `retries` times; db's server as given.
-fn chain(retries: u32, db: ServerSpec) -> ClusterConfig {
+pub(super) fn chain(retries: u32, db: ServerSpec) -> ClusterConfig {
     let zones = vec!["a".to_string(), "b".to_string()];
     let dep = |name: &str, n: u32, s: ServerSpec| DeploymentSpec::new(name, n, secs(1), secs(1), s);
     let call = |name: &str, from: usize, to: usize| TrafficSpec {
@@ -76,7 +76,7 @@ fn chain(retries: u32, db: ServerSpec) -> ClusterConfig {
 }
 
 /// Istio sidecars in every pod, with `rules`.
-fn istio(n: usize, rules: Vec<DestinationRule>) -> Option<MeshConfig> {
+pub(super) fn istio(n: usize, rules: Vec<DestinationRule>) -> Option<MeshConfig> {
     Some(MeshConfig {
         mode: MeshMode::Sidecar(ProxyKind::Istio),
         meshed: vec![true; n],
@@ -87,11 +87,11 @@ fn istio(n: usize, rules: Vec<DestinationRule>) -> Option<MeshConfig> {
     })
 }
 
-fn tries(r: &RequestTotals) -> u64 {
+pub(super) fn tries(r: &RequestTotals) -> u64 {
     r.sent + r.retried + r.mesh_retried
 }
 
-fn conserved(r: &RequestTotals) -> bool {
+pub(super) fn conserved(r: &RequestTotals) -> bool {
     r.sent == r.answered + r.errors() + r.in_flight
 }
 
@@ -253,7 +253,8 @@ fn outlier_detection_ejects_the_failing_pods() {
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
-    /// Through handler calls and mesh proxies, per source: sent = answered
+    /// Through handler calls and mesh proxies (client sidecars, or ambient's
+    /// waypoint deciding), per source: sent = answered
     /// + each loss + in flight; the proxies' retries are those counted,
     /// one per retry; the proxies' tries are the tries sent, but for
     /// retries still in their back-off.
@@ -271,6 +272,7 @@ proptest::proptest! {
             proptest::option::of(20u64..500),
             0u32..3,
         )),
+        waypoint in proptest::bool::ANY,
         seed in 1u64..1_000,
     ) {
         let mut cfg = chain(retries, server(db_workers, db_ms, db_queue));
@@ -303,6 +305,11 @@ proptest::proptest! {
             let mut m = istio(4, vec![dr]);
             if let Some(m) = m.as_mut() {
                 m.virtual_services = vec![vs];
+                if waypoint {
+                    m.mode = MeshMode::Ambient {
+                        waypoint: Some(ProxyResources::ISTIO_SIDECAR),
+                    };
+                }
             }
             cfg.mesh = m;
         }

@@ -50,7 +50,8 @@
 //! `mesh_proxy_memory_mib`.
 //!
 //! Limitations: the mesh does not change which endpoint kube-proxy or the
-//! client picks (L7 balancing is the proxies' L7 model's); traffic through
+//! client picks (L7 balancing is the proxies' L7 model's, in the client
+//! sidecar or the waypoint: the `l7` room); traffic through
 //! a cloud load balancer or an ingress controller passes only the server
 //! side; a sidecar's start is modelled only with `mesh.lifecycle` (without
 //! it, an OOM-killed sidecar listens as soon as the kubelet restarts it);
@@ -344,9 +345,14 @@ impl Sim<'_> {
     }
 
     /// A request for pod `p` enters the mesh; false: no proxy is on its
-    /// way (the caller offers it to the pod).
+    /// way (the caller offers it to the pod). A waypoint's retry
+    /// ([`l7::FROM_WAYPOINT`]) starts at the waypoint.
     pub(crate) fn mesh_offer(&mut self, p: u32, req: Request) -> bool {
-        match self.next_stage(CLIENT, p, &req) {
+        let first = match req.id & l7::FROM_WAYPOINT {
+            0 => CLIENT,
+            _ => WAYPOINT,
+        };
+        match self.next_stage(first, p, &req) {
             Some((stage, at)) => {
                 self.enter_proxy(stage, at, p, req);
                 true

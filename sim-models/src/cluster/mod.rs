@@ -155,6 +155,7 @@ pub use config::{
 pub use dns::name_exists;
 pub use egress::NatGatewayOutput;
 pub use ingress::{IngressTraffic, RequestPath, MAX_PATHS, SHARE_TOLERANCE};
+pub use l7::L7Proxy;
 pub use mesh::{MeshHopStats, MeshOutput, RESPONSE_FLAGS};
 pub use output::{
     DeploymentState, DnsWindowStats, EventSummary, HealthCheckState, NodePortState, RequestTotals,
@@ -895,3 +896,5 @@ mod services_tests;
 mod starts_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod waypoint_tests;

@@ -26,7 +26,7 @@ pub enum MeshMode {
     Sidecar(ProxyKind),
     /// Istio ambient: one ztunnel per node (L4, mTLS), the source node's
     /// then the destination node's; with a waypoint (an Envoy Deployment
-    /// for L7), between them.
+    /// for L7, making the L7 decisions), between them.
     Ambient {
         /// The waypoint's resources; `None`: no waypoint (L4 only).
         waypoint: Option<ProxyResources>,
@@ -64,10 +64,10 @@ pub struct MeshConfig {
     pub meshed: Vec<bool>,
     /// Each proxy's resources: every sidecar, or every node's ztunnel.
     pub resources: ProxyResources,
-    /// Istio DestinationRules the client proxies apply
-    /// ([`super::rules`]).
+    /// Istio DestinationRules the L7 proxies apply ([`super::rules`]):
+    /// client sidecars, or in ambient mode the waypoint.
     pub destination_rules: Vec<super::rules::DestinationRule>,
-    /// Istio VirtualServices' routes the client proxies apply.
+    /// Istio VirtualServices' routes the L7 proxies apply.
     pub virtual_services: Vec<super::rules::VirtualService>,
     /// How the sidecars start against their app containers
     /// ([`crate::mesh::lifecycle`]); `None`: not modelled (a meshed pod

@@ -1,5 +1,5 @@
-//! Istio's traffic rules, resolved: what a client proxy applies to the
-//! requests it forwards to one Service.
+//! Istio's traffic rules, resolved: what an L7 proxy (client sidecar or
+//! waypoint) applies to the requests it forwards to one Service.
 //!
 //! - A [`DestinationRule`] (`host`, `trafficPolicy`): the balancing policy,
 //!   outlier detection, the connection pool's circuit-breaker thresholds

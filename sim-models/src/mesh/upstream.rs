@@ -1,5 +1,6 @@
-//! One client proxy's upstream cluster: the mechanisms of this module
-//! composed for the requests one proxy forwards to one Service.
+//! One L7 proxy's (a client sidecar's or a waypoint's) upstream cluster:
+//! the mechanisms of this module composed for the requests one proxy
+//! forwards to one Service.
 //!
 //! Per try: [`Upstream::pick`] draws the endpoint (request-level balancing
 //! over the Service's Ready endpoints, ejected ones skipped), then

@@ -1,8 +1,8 @@
 //! The mesh's L7 rules: `mesh.destination_rules` and `mesh.virtual_services`.
 //!
 //! # Scope
-//! Istio's traffic objects as the client proxies apply them to the
-//! requests they forward (sim-models `mesh::rules`, `mesh::upstream`), in
+//! Istio's traffic objects as the client proxies (sidecars, or ambient's
+//! waypoint) apply them to the requests they forward (sim-models `mesh::rules`, `mesh::upstream`), in
 //! Istio's own field names: a DestinationRule's `host` and
 //! `trafficPolicy` (`loadBalancer.simple`, `outlierDetection`,
 //! `connectionPool`, `retryBudget`), and a VirtualService's `host`,
@@ -49,7 +49,7 @@ use sim_models::mesh::circuit_breaker::Thresholds;
 use sim_models::mesh::outlier::OutlierSpec;
 use sim_models::mesh::retry::{ConcurrentBudget, RetryOn, RetryPolicy};
 use sim_models::mesh::rules::{DestinationRule, RetryLimit, VirtualService};
-use sim_models::mesh::{MeshConfig, MeshMode};
+use sim_models::mesh::MeshConfig;
 use sim_models::services::ResolvedService;
 
 /// An Istio DestinationRule: the traffic policy for one Service.
@@ -237,16 +237,13 @@ impl Validator<'_> {
             return Ok(());
         };
         let names: Vec<&str> = services.iter().map(|s| s.spec.name.as_str()).collect();
-        // A Service gets a client proxy's L7 decisions when a sidecar's
-        // workload sends to it (the cluster run's `l7` room, same rule).
-        let sidecars = matches!(m.mode, MeshMode::Sidecar(_));
+        // A Service gets a proxy's L7 decisions when a sidecar's workload
+        // sends to it, or, in ambient mode, when its waypoint takes the
+        // traffic (the cluster run's `l7` room, same rule).
         let mut proxied = vec![false; services.len()];
         for t in traffic {
-            if let (Some(from), Some(to)) = (t.from, t.deployment) {
-                if sidecars && m.is_meshed(from) && t.ingress.is_none() && t.load_balancer.is_none()
-                {
-                    proxied[to] = true;
-                }
+            if let (Some(_), Some(to)) = (m.l7_proxy(t, services), t.deployment) {
+                proxied[to] = true;
             }
         }
         let to = RuleTargets {
@@ -280,7 +277,7 @@ impl Validator<'_> {
             return Err(self.err(
                 p,
                 format!("no proxy sends requests to `{host}`: the {kind} would apply to nothing"),
-                "give the client workload a proxy (mesh: injection), or send its traffic to this Service",
+                "give the client workload a proxy (mesh: injection; in ambient mode, a waypoint), or send its traffic to this Service",
             ));
         }
         Ok(s)

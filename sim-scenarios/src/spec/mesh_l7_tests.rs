@@ -67,6 +67,21 @@ fn rules_parse_over_istios_defaults() {
 }
 
 #[test]
+fn an_ambient_waypoint_takes_the_rules_ztunnels_alone_do_not() {
+    // With a waypoint, the rules apply to the traffic it takes; ztunnels
+    // alone are L4 (the mistakes' test: `no proxy sends`).
+    let s = with("mesh:\n  mode: ambient\n  waypoint: {cpu: 2, memory_limit: 1Gi}\n  virtual_services: [{host: db, timeout: 2s}]\n").unwrap();
+    let m = s.variants[0].config.mesh.as_ref().unwrap();
+    assert_eq!(m.virtual_services.len(), 1);
+    assert_eq!(
+        m.virtual_services[0].timeout,
+        Some(SimDuration::from_secs(2))
+    );
+    let e = with("mesh:\n  mode: ambient\n  destination_rules: [{host: api}]\n").unwrap_err();
+    assert!(e.to_string().contains("a waypoint"), "{e}");
+}
+
+#[test]
 fn rule_and_call_mistakes_are_located_with_a_hint() {
     let cases: [(&str, &str, usize); 7] = [
         ("mesh:\n  mode: sidecar\n  destination_rules: [{host: orders}]\n", "not a Service", 17),
