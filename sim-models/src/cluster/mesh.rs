@@ -104,9 +104,13 @@ const SERVER: u32 = 2;
 /// A stage and the server pod in one `u32` (pods stay below 2^30).
 const STAGE_SHIFT: u32 = 30;
 /// Where a request's id carries, while it is at a proxy, the proxy's
-/// [`Proxy::epoch`] it entered (ids are a counter far below 2^47; bit 63
-/// is [`super::l7::MESH_TRY`]).
-const EPOCH_SHIFT: u32 = 47;
+/// [`Proxy::epoch`] it entered: bits 46..61 (ids are a counter far below
+/// 2^46; bit 62 is [`super::l7::FROM_WAYPOINT`], bit 63
+/// [`super::l7::MESH_TRY`], which the epoch must leave alone).
+const EPOCH_SHIFT: u32 = 46;
+const _: () = assert!(
+    (u16::MAX as u64) << EPOCH_SHIFT & (super::l7::FROM_WAYPOINT | super::l7::MESH_TRY) == 0
+);
 
 /// Responses of meshed traffic by what the client's proxy logs (Envoy's
 /// `%RESPONSE_FLAGS%`; docs/calibration.md, row `envoy-uc-flag`).
