@@ -11,7 +11,7 @@ use crate::mesh::{MeshConfig, MeshMode, ProxyKind, ProxyResources};
 use crate::topology::spread_nodes;
 use sim_core::NullSink;
 
-fn secs(s: u64) -> SimDuration {
+pub(super) fn secs(s: u64) -> SimDuration {
     SimDuration::from_secs(s)
 }
 
@@ -85,6 +85,38 @@ pub(super) fn istio(n: usize, rules: Vec<DestinationRule>) -> Option<MeshConfig>
         virtual_services: Vec::new(),
         lifecycle: None,
     })
+}
+
+/// The chain with db's Service selecting 2 good pods and 2 that refuse
+/// everything (`db-bad`).
+pub(super) fn half_failing_db() -> ClusterConfig {
+    let mut cfg = chain(0, server(64, 2, None));
+    cfg.deployments[3].replicas = 2;
+    let mut bad = cfg.deployments[3].clone();
+    bad.name = "db-bad".into();
+    bad.server = server(0, 2, Some(0));
+    cfg.deployments.push(bad);
+    let port = crate::services::ServicePort::tcp(8080, 8080, None);
+    let labels = [("tier".to_string(), "db".to_string())];
+    for d in &mut cfg.deployments[3..] {
+        d.labels.extend(labels.clone());
+    }
+    cfg.services.explicit = vec![crate::services::ServiceSpec::cluster_ip(
+        "db",
+        "default",
+        labels.into(),
+        port,
+    )];
+    cfg.traffic[2].deployment = Some(3);
+    cfg
+}
+
+/// db's DestinationRule with `outlier` (Istio's defaults otherwise).
+pub(super) fn rules(outlier: Option<OutlierSpec>) -> Vec<DestinationRule> {
+    vec![DestinationRule {
+        outlier,
+        ..DestinationRule::istio_default(3)
+    }]
 }
 
 pub(super) fn tries(r: &RequestTotals) -> u64 {
@@ -203,31 +235,7 @@ fn request_level_balancing_spreads_pinned_connections() {
 
 #[test]
 fn outlier_detection_ejects_the_failing_pods() {
-    // db's Service selects 2 good pods and 2 that refuse everything.
-    let mut cfg = chain(0, server(64, 2, None));
-    cfg.deployments[3].replicas = 2;
-    let mut bad = cfg.deployments[3].clone();
-    bad.name = "db-bad".into();
-    bad.server = server(0, 2, Some(0));
-    cfg.deployments.push(bad);
-    let port = crate::services::ServicePort::tcp(8080, 8080, None);
-    let labels = [("tier".to_string(), "db".to_string())];
-    for d in &mut cfg.deployments[3..] {
-        d.labels.extend(labels.clone());
-    }
-    cfg.services.explicit = vec![crate::services::ServiceSpec::cluster_ip(
-        "db",
-        "default",
-        labels.into(),
-        port,
-    )];
-    cfg.traffic[2].deployment = Some(3);
-    let rules = |outlier| {
-        vec![DestinationRule {
-            outlier,
-            ..DestinationRule::istio_default(3)
-        }]
-    };
+    let mut cfg = half_failing_db();
     cfg.mesh = istio(5, rules(None));
     let without = run(&cfg, 1, &mut NullSink);
     cfg.mesh = istio(

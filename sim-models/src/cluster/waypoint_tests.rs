@@ -2,16 +2,12 @@
 //! mechanisms as a client sidecar's, with one upstream state shared by all
 //! clients, and retries leaving from the waypoint.
 
-use super::l7_tests::{chain, conserved, istio, server, tries};
+use super::l7_tests::{chain, conserved, half_failing_db, istio, rules, secs, server, tries};
 use super::*;
 use crate::mesh::outlier::OutlierSpec;
 use crate::mesh::rules::DestinationRule;
 use crate::mesh::{MeshConfig, MeshMode, ProxyResources};
 use sim_core::NullSink;
-
-fn secs(s: u64) -> SimDuration {
-    SimDuration::from_secs(s)
-}
 
 /// Istio ambient in every pod of `n` workloads: a ztunnel per node, and a
 /// waypoint when `waypoint`.
@@ -105,31 +101,7 @@ fn a_waypoint_retry_passes_the_waypoint_and_the_destination_ztunnel_only() {
 
 #[test]
 fn outlier_detection_at_the_waypoint_is_shared_by_every_client() {
-    // auth-db: db's Service selects 2 good pods and 2 that refuse all.
-    let mut cfg = chain(0, server(64, 2, None));
-    cfg.deployments[3].replicas = 2;
-    let mut bad = cfg.deployments[3].clone();
-    bad.name = "db-bad".into();
-    bad.server = server(0, 2, Some(0));
-    cfg.deployments.push(bad);
-    let port = crate::services::ServicePort::tcp(8080, 8080, None);
-    let labels = [("tier".to_string(), "db".to_string())];
-    for d in &mut cfg.deployments[3..] {
-        d.labels.extend(labels.clone());
-    }
-    cfg.services.explicit = vec![crate::services::ServiceSpec::cluster_ip(
-        "db",
-        "default",
-        labels.into(),
-        port,
-    )];
-    cfg.traffic[2].deployment = Some(3);
-    let rules = |outlier| {
-        vec![DestinationRule {
-            outlier,
-            ..DestinationRule::istio_default(3)
-        }]
-    };
+    let mut cfg = half_failing_db();
     let detect = Some(OutlierSpec {
         max_ejection_percent: 50,
         ..OutlierSpec::envoy_default()
