@@ -434,7 +434,8 @@ impl Sim<'_> {
     /// The proxy `at` restarts now (`oom`: the kernel killed it at its
     /// memory limit): a new process with no request inside and no pooled
     /// connection, so the proxies it was pooled with lose theirs to it.
-    /// O(pooled connections), once per restart.
+    /// A pass over every pooled connection of the run, once per restart
+    /// (pools are not indexed by proxy).
     pub(crate) fn mesh_proxy_restarted(&mut self, at: ProxyAt, oom: bool) {
         let now = self.engine.now();
         let Some(MeshRt { proxies, pools, .. }) = self.mesh.as_mut() else {
