@@ -115,15 +115,12 @@ pub(crate) struct Call {
     route_deadline: SimTime,
     /// Tries sent so far, this one included.
     tries: u32,
+    /// The upstream deciding ([`L7Rt::upstreams`]).
+    up: u32,
     /// The host slot and pod of this try (once picked).
     slot: u32,
     /// Whether the try reached the upstream (counted active there).
     sent: bool,
-}
-
-/// One client proxy's (or the waypoint's) upstream.
-struct Proxy {
-    up: Upstream,
 }
 
 /// Which proxy makes a traffic source's L7 decisions.
@@ -143,10 +140,13 @@ pub(crate) struct L7Rt {
     /// Per traffic source: the Service whose waypoint decides, `None`: its
     /// client sidecars do (or no proxy).
     waypoint_of: Vec<Option<u32>>,
-    /// Per traffic source, per client pod (sidecars).
-    proxies: Vec<PodMap<Proxy>>,
+    /// Every client proxy's (and waypoint's) upstream state, in the order
+    /// the first request made each; a [`Call`] names its own.
+    upstreams: Vec<Upstream>,
+    /// Per traffic source, per client pod (sidecars): its upstream.
+    proxies: Vec<PodMap<u32>>,
     /// Per Service: the waypoint's upstream, once a request went to it.
-    waypoints: Vec<Option<Proxy>>,
+    waypoints: Vec<Option<u32>>,
     calls: IdMap<Call>,
     /// Per traffic source: picks and back-offs.
     rngs: Vec<SimRng>,
@@ -180,6 +180,7 @@ impl L7Rt {
             })
             .collect();
         L7Rt {
+            upstreams: Vec::new(),
             proxies: via.iter().map(|_| PodMap::default()).collect(),
             waypoints: services.iter().map(|_| None).collect(),
             waypoint_of,
@@ -201,15 +202,29 @@ impl L7Rt {
         self.policies[t].is_some()
     }
 
-    /// The upstream deciding for client pod `c` of source `t` (its sidecar's,
-    /// or its Service's waypoint's), with the source's random stream;
-    /// `None` before the first request made it.
-    fn upstream(&mut self, t: usize, c: u32) -> Option<(&mut Upstream, &mut SimRng)> {
-        let proxy = match self.waypoint_of[t] {
-            Some(s) => self.waypoints[s as usize].as_mut(),
-            None => self.proxies[t].get_mut(&c),
+    /// The upstream deciding for client pod `c` of source `t` (its
+    /// sidecar's, or its Service's waypoint's), made by the first request;
+    /// `None`: source `t` goes through no proxy.
+    fn upstream_of(&mut self, t: usize, c: u32) -> Option<u32> {
+        let L7Rt {
+            upstreams,
+            proxies,
+            waypoints,
+            waypoint_of,
+            policies,
+            rngs,
+            ..
+        } = self;
+        let policy = policies[t].as_ref()?;
+        let new = || {
+            let offset = rngs[t].random_range(0..1024usize);
+            upstreams.push(Upstream::new(*policy, offset));
+            (upstreams.len() - 1) as u32
         };
-        Some((&mut proxy?.up, &mut self.rngs[t]))
+        Some(match waypoint_of[t] {
+            Some(s) => *waypoints[s as usize].get_or_insert_with(new),
+            None => *proxies[t].entry(c).or_insert_with(new),
+        })
     }
 
     /// The mark of source `t`'s try after `tries` tries: a retry through a
@@ -231,16 +246,17 @@ impl L7Rt {
                 p.map(|_| {
                     if let Some(s) = w {
                         return self.waypoints[*s as usize]
-                            .as_ref()
-                            .map_or_else(UpstreamStats::default, |x| x.up.stats);
+                            .map_or_else(UpstreamStats::default, |u| {
+                                self.upstreams[u as usize].stats
+                            });
                     }
                     // Summed in pod order: the same totals whatever the
                     // map's order.
                     let mut pods: Vec<_> = proxies.iter().collect();
                     pods.sort_by_key(|(c, _)| **c);
                     let mut s = UpstreamStats::default();
-                    for (_, x) in pods {
-                        s.add(&x.up.stats);
+                    for (_, &u) in pods {
+                        s.add(&self.upstreams[u as usize].stats);
                     }
                     s
                 })
@@ -286,35 +302,23 @@ impl Sim<'_> {
     pub(crate) fn l7_request(&mut self, req: Request) {
         let t = req.source as usize;
         let now = self.engine.now();
-        let Some(policy) = self.l7.policies[t] else {
+        let l7 = &mut self.l7;
+        let (Some(policy), Some(c)) = (&l7.policies[t], req.client.get()) else {
             return;
         };
         let route_deadline = policy
             .timeout
             .map_or(req.deadline, |d| (now + d).min(req.deadline));
-        if let Some(c) = req.client.get() {
-            let L7Rt {
-                proxies,
-                waypoints,
-                waypoint_of,
-                rngs,
-                ..
-            } = &mut self.l7;
-            let rng = &mut rngs[t];
-            let new = || Proxy {
-                up: Upstream::new(policy, rng.random_range(0..1024usize)),
-            };
-            let proxy = match waypoint_of[t] {
-                Some(s) => waypoints[s as usize].get_or_insert_with(new),
-                None => proxies[t].entry(c).or_insert_with(new),
-            };
-            proxy.up.first_try(now);
-        }
+        let Some(up) = l7.upstream_of(t, c) else {
+            return;
+        };
+        self.l7.upstreams[up as usize].first_try(now);
         let call = Call {
             app_id: req.id,
             app_deadline: req.deadline,
             route_deadline,
             tries: 0,
+            up,
             slot: 0,
             sent: false,
         };
@@ -337,10 +341,11 @@ impl Sim<'_> {
         };
         let eps = self.services.endpoints(&self.deps, d);
         let mark = self.l7.retry_mark(t, call.tries);
-        let Some((up, rng)) = self.l7.upstream(t, c) else {
-            return;
-        };
-        let Some((pod, slot)) = up.pick(eps, now, rng) else {
+        let L7Rt {
+            upstreams, rngs, ..
+        } = &mut self.l7;
+        let up = &mut upstreams[call.up as usize];
+        let Some((pod, slot)) = up.pick(eps, now, &mut rngs[t]) else {
             // No endpoint: Envoy's `503 UH`, as the Service refuses.
             if call.tries > 0 {
                 up.retry_refused();
@@ -422,10 +427,8 @@ impl Sim<'_> {
         let call = self.l7.calls.remove(&req.id)?;
         let t = req.source as usize;
         let now = self.engine.now();
-        let c = req.client.get()?;
         let failure = try_failure(o);
-        let (up, _) = self.l7.upstream(t, c)?;
-        let policy = *up.policy();
+        let up = &mut self.l7.upstreams[call.up as usize];
         if call.sent {
             let before = up.stats.ejections;
             up.end_try(call.slot as usize, failure.is_some(), call.tries > 1, now);
@@ -443,18 +446,19 @@ impl Sim<'_> {
         let Some(f) = failure else {
             return Some((app, o));
         };
-        if policy.retries.may_retry(call.tries, f) && now < call.route_deadline {
+        let L7Rt {
+            upstreams, rngs, ..
+        } = &mut self.l7;
+        let up = &mut upstreams[call.up as usize];
+        let retries = &up.policy().retries;
+        if retries.may_retry(call.tries, f) && now < call.route_deadline {
             let wait = backoff(
                 call.tries,
-                policy.retries.backoff_base,
-                policy.retries.backoff_max,
-                &mut self.l7.rngs[t],
+                retries.backoff_base,
+                retries.backoff_max,
+                &mut rngs[t],
             );
-            let admitted = now + wait < call.route_deadline
-                && self
-                    .l7
-                    .upstream(t, c)
-                    .is_some_and(|(up, _)| up.admit_retry(now));
+            let admitted = now + wait < call.route_deadline && up.admit_retry(now);
             if admitted {
                 self.traffic[t].totals.mesh_retried += 1;
                 self.for_windows(t, now, |w| w.totals.mesh_retried += 1);

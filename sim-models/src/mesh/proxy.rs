@@ -277,13 +277,14 @@ impl Proxy {
     ) -> Passage {
         use rand::RngExt;
         let workers = (profile.workers as usize).clamp(1, MAX_WORKERS);
-        let (w, free) = self.free_at[..workers]
-            .iter()
-            .copied()
-            .enumerate()
-            .min_by_key(|&(_, t)| t)
-            .unwrap_or((0, now));
-        let start = free.max(now);
+        // The earliest free worker (the first of equals).
+        let mut w = 0;
+        for i in 1..workers {
+            if self.free_at[i] < self.free_at[w] {
+                w = i;
+            }
+        }
+        let start = self.free_at[w].max(now);
         let u: f64 = rng.random();
         let mut work = profile.cpu_per_request.as_secs_f64() * -(1.0 - u).ln();
         let mut extra = 0.0;
@@ -292,10 +293,17 @@ impl Proxy {
             extra = profile.handshake_latency.as_secs_f64();
             self.stats.handshakes += 1;
         }
-        let service = SimDuration::from_secs_f64(work / profile.speed(limits) + extra);
+        let cpu = SimDuration::from_secs_f64(work);
+        let speed = profile.speed(limits);
+        // At full speed and no handshake the worker's time is the CPU's.
+        let service = if speed == 1.0 && extra == 0.0 {
+            cpu
+        } else {
+            SimDuration::from_secs_f64(work / speed + extra)
+        };
         self.free_at[w] = start + service;
         self.stats.served += 1;
-        self.stats.cpu_busy = self.stats.cpu_busy + SimDuration::from_secs_f64(work);
+        self.stats.cpu_busy = self.stats.cpu_busy + cpu;
         self.inside += 1;
         let oom = self.note_memory(profile, limits);
         Passage {
