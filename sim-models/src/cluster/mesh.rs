@@ -33,8 +33,10 @@
 //! the proxy's epoch, so the one that left a dead process is told apart in
 //! O(1) when its worker would have been done.
 //!
-//! [`Sim::proxy_of`] answers "the proxy of this pod" in O(1): a sidecar is
-//! indexed by its pod's id, a ztunnel by its node's index. Per request the
+//! [`Sim::proxy_of`] answers "the proxy of this pod" in O(1), from an
+//! array by pod id filled when the pod gets its node (not from the pod's
+//! record, a cache miss at thousands of pods): a sidecar is indexed by its
+//! pod's id, a ztunnel by its node's index. Per request the
 //! mesh costs one event per proxy plus one, one pool lookup per proxy
 //! pair, no allocation (a proxy keeps when each worker is next free, not a
 //! queue of requests).
@@ -180,6 +182,13 @@ pub(crate) struct MeshRt {
     proxies: Proxies,
     /// Pooled mTLS connections: (originating proxy key << 32 | upstream key).
     pools: IdHashSet,
+    /// Per pod id: its proxy once it has a node (`None`: not yet, or its
+    /// workload is not in the mesh); 8 bytes a pod, read on every hop
+    /// instead of the pod's record.
+    pod_proxy: Vec<Option<ProxyAt>>,
+    /// Workloads in the mesh (the config's, by Deployment index).
+    meshed: Vec<bool>,
+    sidecar_mode: bool,
     rng: SimRng,
     hops: [MeshHopStats; 3],
     /// Per traffic source: its client or its target is in the mesh.
@@ -239,6 +248,11 @@ impl MeshRt {
                 waypoint: Proxy::default(),
             },
             pools: IdHashSet::default(),
+            pod_proxy: Vec::new(),
+            meshed: (0..cfg.deployments.len())
+                .map(|d| mesh.is_meshed(d))
+                .collect(),
+            sidecar_mode: matches!(mesh.mode, MeshMode::Sidecar(_)),
             rng: rng.stream("mesh/proxy-cpu"),
             hops: [
                 stage(0, &local),
@@ -307,25 +321,37 @@ fn response_flag(o: Outcome) -> usize {
 }
 
 impl Sim<'_> {
-    /// The mesh, when the run has one.
-    fn mesh_config(&self) -> Option<&MeshConfig> {
-        self.cfg.mesh.as_ref()
+    /// Pod `p` of workload `d` got node `n`: its proxy (its sidecar, or
+    /// the node's ztunnel) if the workload is in the mesh.
+    pub(crate) fn mesh_pod_placed(&mut self, p: u32, d: usize, n: u32) {
+        let Some(mesh) = self.mesh.as_mut() else {
+            return;
+        };
+        let i = p as usize;
+        if i >= mesh.pod_proxy.len() {
+            mesh.pod_proxy.resize(i + 1, None);
+        }
+        mesh.pod_proxy[i] =
+            mesh.meshed
+                .get(d)
+                .copied()
+                .unwrap_or(false)
+                .then_some(match mesh.sidecar_mode {
+                    true => ProxyAt::Sidecar(p),
+                    false => ProxyAt::Ztunnel(n),
+                });
     }
 
     /// The proxy of pod `p`: its sidecar, or its node's ztunnel; `None`:
     /// no mesh, the pod's workload is not in it, or the pod has no node.
     #[inline]
     pub(crate) fn proxy_of(&self, p: u32) -> Option<ProxyAt> {
-        let mesh = self.mesh_config()?;
-        let pod = &self.pods[p as usize];
-        if !mesh.is_meshed(pod.deployment as usize) {
-            return None;
-        }
-        let node = pod.node?;
-        Some(match mesh.mode {
-            MeshMode::Sidecar(_) => ProxyAt::Sidecar(p),
-            MeshMode::Ambient { .. } => ProxyAt::Ztunnel(node),
-        })
+        self.mesh
+            .as_ref()?
+            .pod_proxy
+            .get(p as usize)
+            .copied()
+            .flatten()
     }
 
     /// The proxy of stage `stage` for a request from `req`'s client to
@@ -342,10 +368,25 @@ impl Sim<'_> {
         }
     }
 
-    /// The first stage at or after `from` with a proxy, and the proxy.
+    /// The first stage at or after `from` with a proxy, and the proxy: the
+    /// client's; then, if the server pod is in the mesh, the waypoint (if
+    /// deployed) and the server's.
     #[inline]
     fn next_stage(&self, from: u32, p: u32, req: &Request) -> Option<(u32, ProxyAt)> {
-        (from..=SERVER).find_map(|s| self.stage_proxy(s, p, req).map(|x| (s, x)))
+        if from == CLIENT {
+            if let Some(x) = req.client.get().and_then(|c| self.proxy_of(c)) {
+                return Some((CLIENT, x));
+            }
+        }
+        if from > SERVER {
+            return None;
+        }
+        let server = self.proxy_of(p)?;
+        let waypoint = self.mesh.as_ref()?.proxies.waypoint_spec.is_some();
+        Some(match from <= WAYPOINT && waypoint {
+            true => (WAYPOINT, ProxyAt::Waypoint),
+            false => (SERVER, server),
+        })
     }
 
     /// A request for pod `p` enters the mesh; false: no proxy is on its

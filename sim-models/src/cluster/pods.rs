@@ -352,6 +352,7 @@ impl Sim<'_> {
                 self.deps[d].zone_pods[self.sched.zone_of(n)] += 1;
                 self.nodes[n].pods.push(p);
                 self.pods[p as usize].node = Some(n as u32);
+                self.mesh_pod_placed(p, d, n as u32);
                 self.set_state(p, PodState::Creating);
                 self.sandbox_attempt(p);
                 true

@@ -277,12 +277,15 @@ impl Proxy {
     ) -> Passage {
         use rand::RngExt;
         let workers = (profile.workers as usize).clamp(1, MAX_WORKERS);
-        // The earliest free worker (the first of equals).
+        // The earliest free worker (the first of equals), without a
+        // branch on which: the draw is random.
         let mut w = 0;
         for i in 1..workers {
-            if self.free_at[i] < self.free_at[w] {
-                w = i;
-            }
+            w = if self.free_at[i] < self.free_at[w] {
+                i
+            } else {
+                w
+            };
         }
         let start = self.free_at[w].max(now);
         let u: f64 = rng.random();
