@@ -50,7 +50,8 @@
 //! ## Tries and the application's request
 //! A proxy try is a [`Request`] with its own id, [`MESH_TRY`] set in it, and
 //! its own deadline (the per-try timeout, within the route's and the
-//! application's); the room keeps a [`Call`] per try in flight: the
+//! application's); the room keeps a [`Call`] per try in flight, in a slab
+//! whose slot the try's id carries ([`Calls`]): the
 //! application's id and deadline, the route's deadline, the host, the
 //! tries so far. Its deadline is a timer in [`TryTimers`] (a lane per
 //! traffic source), woken by one `Ev::MeshTimers` at the earliest try
@@ -106,8 +107,10 @@ pub(crate) const MESH_TRY: u64 = 1 << 63;
 pub(crate) const FROM_WAYPOINT: u64 = 1 << 62;
 
 /// A proxy try in flight (or waiting for its back-off or a connection).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Call {
+    /// The try's id; 0: the slot is free.
+    id: u64,
     /// The application's try this proxy try serves.
     app_id: u64,
     app_deadline: SimTime,
@@ -121,6 +124,55 @@ pub(crate) struct Call {
     slot: u32,
     /// Whether the try reached the upstream (counted active there).
     sent: bool,
+}
+
+/// The proxy tries in flight, by id: a slab (no hashing, and the slots of
+/// ended tries are reused while still in the cache). A try's id is
+/// [`MESH_TRY`], its mark ([`FROM_WAYPOINT`] or none), its slot in bits
+/// 0..31 and the slot's use count in bits 32..61, so that a try that ended
+/// is told from the slot's next one: ids repeat only after 2^30 uses of one
+/// slot, far more than the tries that start while one try is on its way.
+#[derive(Default)]
+struct Calls {
+    slots: Vec<Call>,
+    free: Vec<u32>,
+}
+
+/// The bits of a try's id that count its slot's uses.
+const USES: u64 = ((1 << 30) - 1) << 32;
+const _: () = assert!(USES & (MESH_TRY | FROM_WAYPOINT) == 0);
+
+impl Calls {
+    /// Keeps `call`; returns the id of its try (`mark` set in it).
+    fn insert(&mut self, mark: u64, call: Call) -> u64 {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(Call::default());
+            (self.slots.len() - 1) as u32
+        });
+        let c = &mut self.slots[slot as usize];
+        let uses = (c.id & USES).wrapping_add(1 << 32) & USES;
+        let id = MESH_TRY | mark | uses | u64::from(slot);
+        *c = Call { id, ..call };
+        id
+    }
+
+    /// Whether the try `id` is still in flight.
+    fn live(&self, id: u64) -> bool {
+        self.slots
+            .get(id as u32 as usize)
+            .is_some_and(|c| c.id == id)
+    }
+
+    /// The try `id`'s call, taken out; `None` if it ended already.
+    fn remove(&mut self, id: u64) -> Option<Call> {
+        let slot = id as u32;
+        let c = self.slots.get_mut(slot as usize).filter(|c| c.id == id)?;
+        let call = *c;
+        // Free, keeping the use count for the slot's next id.
+        c.id = id & USES;
+        self.free.push(slot);
+        Some(call)
+    }
 }
 
 /// Which proxy makes a traffic source's L7 decisions.
@@ -147,7 +199,7 @@ pub(crate) struct L7Rt {
     proxies: Vec<PodMap<u32>>,
     /// Per Service: the waypoint's upstream, once a request went to it.
     waypoints: Vec<Option<u32>>,
-    calls: IdMap<Call>,
+    calls: Calls,
     /// Per traffic source: picks and back-offs.
     rngs: Vec<SimRng>,
     /// The tries' timers, a lane per traffic source, and the one wake-up
@@ -191,7 +243,7 @@ impl L7Rt {
                 .collect(),
             timers: TryTimers::new(policies.len()),
             policies,
-            calls: IdMap::default(),
+            calls: Calls::default(),
             wake: None,
             expired: Vec::new(),
         }
@@ -314,6 +366,7 @@ impl Sim<'_> {
         };
         self.l7.upstreams[up as usize].first_try(now);
         let call = Call {
+            id: 0,
             app_id: req.id,
             app_deadline: req.deadline,
             route_deadline,
@@ -359,7 +412,6 @@ impl Sim<'_> {
             return self.outcome(app, Outcome::MeshOverflow);
         }
         self.next_request += 1;
-        let id = self.next_request | MESH_TRY | mark;
         call.tries += 1;
         call.slot = slot as u32;
         call.sent = true;
@@ -368,13 +420,13 @@ impl Sim<'_> {
             .retries
             .per_try_timeout
             .map_or(call.route_deadline, |p| (now + p).min(call.route_deadline));
+        let id = self.l7.calls.insert(mark, call);
         let try_req = Request {
             id,
             deadline,
             conn: OptU32::NONE,
             ..req
         };
-        self.l7.calls.insert(id, call);
         if let Some(at) = self.l7.timers.arm(t, deadline, self.next_request, try_req) {
             let wake = self.engine.schedule_at(at, Ev::MeshTimers);
             if let Some(old) = self.l7.wake.replace(wake) {
@@ -402,17 +454,17 @@ impl Sim<'_> {
         let calls = &self.l7.calls;
         self.l7
             .timers
-            .take_due(now, |r| !calls.contains_key(&r.id), &mut expired);
+            .take_due(now, |r| !calls.live(r.id), &mut expired);
         for &r in &expired {
             // Ended meanwhile by a try before it in the batch (its
             // handler's outcome)?
-            if self.l7.calls.contains_key(&r.id) {
+            if self.l7.calls.live(r.id) {
                 self.outcome(r, Outcome::TimedOut);
             }
         }
         self.l7.expired = expired;
         let calls = &self.l7.calls;
-        if let Some(at) = self.l7.timers.next_wake(|r| !calls.contains_key(&r.id)) {
+        if let Some(at) = self.l7.timers.next_wake(|r| !calls.live(r.id)) {
             self.l7.wake = Some(self.engine.schedule_at(at, Ev::MeshTimers));
         }
     }
@@ -424,7 +476,7 @@ impl Sim<'_> {
         if req.id & MESH_TRY == 0 {
             return Some((req, o));
         }
-        let call = self.l7.calls.remove(&req.id)?;
+        let call = self.l7.calls.remove(req.id)?;
         let t = req.source as usize;
         let now = self.engine.now();
         let failure = try_failure(o);
@@ -463,12 +515,11 @@ impl Sim<'_> {
                 self.traffic[t].totals.mesh_retried += 1;
                 self.for_windows(t, now, |w| w.totals.mesh_retried += 1);
                 self.next_request += 1;
-                let id = self.next_request | MESH_TRY;
                 let next = Call {
                     sent: false,
                     ..call
                 };
-                self.l7.calls.insert(id, next);
+                let id = self.l7.calls.insert(0, next);
                 let r = Request { id, ..req };
                 self.engine.schedule_at(now + wait, Ev::MeshRetry(r));
                 return None;
@@ -485,7 +536,7 @@ impl Sim<'_> {
 
     /// A retry's back-off ended: the try goes out.
     pub(crate) fn l7_retry(&mut self, r: Request) {
-        if let Some(call) = self.l7.calls.remove(&r.id) {
+        if let Some(call) = self.l7.calls.remove(r.id) {
             self.l7_try(r, call);
         }
     }
@@ -521,5 +572,36 @@ impl ClusterConfig {
             Some(m) => UpstreamPolicy::resolve(s, &m.destination_rules, &m.virtual_services),
             None => UpstreamPolicy::resolve(s, &[], &[]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot is reused once its try ended, under a new id; the ended
+    /// try's id no longer finds a call, and the mark stays in the id.
+    #[test]
+    fn a_reused_call_slot_gets_a_new_id() {
+        let mut calls = Calls::default();
+        let call = |tries| Call {
+            tries,
+            ..Call::default()
+        };
+        let a = calls.insert(0, call(1));
+        let b = calls.insert(FROM_WAYPOINT, call(2));
+        assert_ne!(a as u32, b as u32, "two live tries, two slots");
+        assert_eq!(a & MESH_TRY, MESH_TRY);
+        assert_eq!(b & FROM_WAYPOINT, FROM_WAYPOINT);
+        assert!(calls.live(a) && calls.live(b));
+        assert_eq!(calls.remove(a).map(|c| c.tries), Some(1));
+        assert!(!calls.live(a));
+        assert!(calls.remove(a).is_none(), "a try ends once");
+        let c = calls.insert(0, call(3));
+        assert_eq!(c as u32, a as u32, "the freed slot is reused");
+        assert_ne!(c, a);
+        assert!(!calls.live(a) && calls.live(c));
+        assert_eq!(calls.remove(c).map(|c| c.tries), Some(3));
+        assert_eq!(calls.remove(b).map(|c| c.tries), Some(2));
     }
 }

@@ -29,7 +29,7 @@
 //! restart's `Reason: OOMKilled`); a ztunnel or the waypoint restarts at
 //! once. Any restart closes the proxy's pooled connections at both ends
 //! ([`Sim::mesh_proxy_restarted`], once per restart, over the pools) and
-//! resets the requests inside it: while at a proxy, a request's id carries
+//! resets the requests inside it: the event of a request at a proxy carries
 //! the proxy's epoch, so the one that left a dead process is told apart in
 //! O(1) when its worker would have been done.
 //!
@@ -105,14 +105,6 @@ const WAYPOINT: u32 = 1;
 const SERVER: u32 = 2;
 /// A stage and the server pod in one `u32` (pods stay below 2^30).
 const STAGE_SHIFT: u32 = 30;
-/// Where a request's id carries, while it is at a proxy, the proxy's
-/// [`Proxy::epoch`] it entered: bits 46..61 (ids are a counter far below
-/// 2^46; bit 62 is [`super::l7::FROM_WAYPOINT`], bit 63
-/// [`super::l7::MESH_TRY`], which the epoch must leave alone).
-const EPOCH_SHIFT: u32 = 46;
-const _: () = assert!(
-    (u16::MAX as u64) << EPOCH_SHIFT & (super::l7::FROM_WAYPOINT | super::l7::MESH_TRY) == 0
-);
 
 /// Responses of meshed traffic by what the client's proxy logs (Envoy's
 /// `%RESPONSE_FLAGS%`; docs/calibration.md, row `envoy-uc-flag`).
@@ -450,7 +442,7 @@ impl Sim<'_> {
     }
 
     /// The request reaches the proxy `at` of stage `stage`.
-    fn enter_proxy(&mut self, stage: u32, at: ProxyAt, p: u32, mut req: Request) {
+    fn enter_proxy(&mut self, stage: u32, at: ProxyAt, p: u32, req: Request) {
         let now = self.engine.now();
         let upstream = self.next_stage(stage + 1, p, &req).map(|(_, u)| u);
         let starts = &self.starts;
@@ -487,7 +479,7 @@ impl Sim<'_> {
         let killed = conn_oom || oom;
         let hop = profile.hop_latency;
         // The request belongs to this process of the proxy (see proxy_done).
-        req.id |= u64::from(proxy.epoch()) << EPOCH_SHIFT;
+        let epoch = proxy.epoch();
         if let Some(m) = self.mesh.as_mut() {
             m.hops[stage as usize].requests += 1;
             m.hop_batches[stage as usize].push(wait + service, &mut m.hops[stage as usize]);
@@ -496,6 +488,7 @@ impl Sim<'_> {
             wait + service + hop,
             Ev::ProxyDone {
                 at: p | (stage << STAGE_SHIFT),
+                epoch,
                 req,
             },
         );
@@ -545,13 +538,11 @@ impl Sim<'_> {
 
     /// A request leaves the proxy of stage `at >> 30` for pod `at`'s: on
     /// to the next proxy, or to the pod; reset if its client has left.
-    pub(crate) fn proxy_done(&mut self, at: u32, mut req: Request) {
+    pub(crate) fn proxy_done(&mut self, at: u32, epoch: u16, req: Request) {
         let stage = at >> STAGE_SHIFT;
         let p = at & ((1 << STAGE_SHIFT) - 1);
         let now = self.engine.now();
         let gone = req.deadline <= now;
-        let epoch = (req.id >> EPOCH_SHIFT) as u16;
-        req.id &= !(u64::from(u16::MAX) << EPOCH_SHIFT);
         let mut reset = false;
         if let Some(x) = self.stage_proxy(stage, p, &req) {
             if let Some(mesh) = self.mesh.as_mut() {

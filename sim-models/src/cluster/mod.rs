@@ -283,9 +283,11 @@ enum Ev {
         step: starts::Step,
     },
     /// A mesh proxy's worker is done with a request (`at`: its stage and
-    /// server pod, packed by the `mesh` room).
+    /// server pod, packed by the `mesh` room; `epoch`: the proxy's process
+    /// the request entered).
     ProxyDone {
         at: u32,
+        epoch: u16,
         req: Request,
     },
 }
@@ -856,7 +858,7 @@ impl<'a> Sim<'a> {
             Ev::MeshTimers => self.l7_timers(),
             Ev::MeshRetry(req) => self.l7_retry(req),
             Ev::PodStart { pod, gen, step } => self.pod_start_step(pod, gen, step),
-            Ev::ProxyDone { at, req } => self.proxy_done(at, req),
+            Ev::ProxyDone { at, epoch, req } => self.proxy_done(at, epoch, req),
             Ev::ClientGiveUp(req) => self.outcome(req, Outcome::TimedOut),
             Ev::CoreDns { pod, token } => self.coredns_timer(pod, token),
             Ev::HpaSync => self.hpa_tick(),
