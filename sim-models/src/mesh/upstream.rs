@@ -65,18 +65,24 @@ impl UpstreamStats {
 }
 
 /// One proxy's state for one upstream Service.
+///
+/// In the order a try reads and writes it (`repr(C)`), so that a try's
+/// pick, admission and end touch a few adjacent cache lines of the 512
+/// bytes, not one here and one there: a run's thousands of client proxies
+/// are touched in no order.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Upstream {
-    policy: UpstreamPolicy,
     balancer: Balancer,
-    outlier: Option<OutlierDetector>,
-    next_sweep: SimTime,
-    returned: Vec<usize>,
     cb: CircuitBreaker,
-    retries_in_flight: u32,
-    ratio: Option<RatioBudget>,
     /// Figures.
     pub stats: UpstreamStats,
+    retries_in_flight: u32,
+    next_sweep: SimTime,
+    outlier: Option<OutlierDetector>,
+    ratio: Option<RatioBudget>,
+    policy: UpstreamPolicy,
+    returned: Vec<usize>,
 }
 
 impl Upstream {
