@@ -65,8 +65,8 @@
 //! counted `UC`, conservation held) and the mesh replays.
 
 use super::*;
-use crate::mesh::proxy::{Passage, Proxy, ProxyProfile};
-use crate::mesh::{MeshConfig, MeshMode, ProxyResources};
+use crate::mesh::proxy::{Passage, Proxy, ProxyProfile, ProxySpec};
+use crate::mesh::{MeshConfig, MeshMode};
 
 /// A proxy of the mesh, by where it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,9 +156,9 @@ pub struct MeshOutput {
 /// The run's proxies.
 struct Proxies {
     /// The per-pod or per-node proxy's profile and limits.
-    local: (ProxyProfile, ProxyResources),
+    local: ProxySpec,
     /// The waypoint's, when there is one.
-    waypoint_spec: Option<(ProxyProfile, ProxyResources)>,
+    waypoint_spec: Option<ProxySpec>,
     /// Sidecars by pod id (grown as pods are created).
     sidecars: Vec<Proxy>,
     /// ztunnels by node.
@@ -209,7 +209,7 @@ impl MeshRt {
             ),
             MeshMode::Ambient { waypoint } => (
                 ProxyProfile::ZTUNNEL,
-                waypoint.map(|w| (ProxyProfile::WAYPOINT, w)),
+                waypoint.map(|w| ProxySpec::new(ProxyProfile::WAYPOINT, w)),
                 ["source ztunnel", "waypoint", "destination ztunnel"],
             ),
         };
@@ -235,7 +235,7 @@ impl MeshRt {
             cpu_gauge: m.gauge("mesh_proxy_cpu_cores"),
             memory_gauge: m.gauge("mesh_proxy_memory_mib"),
             proxies: Proxies {
-                local: (local, mesh.resources),
+                local: ProxySpec::new(local, mesh.resources),
                 waypoint_spec,
                 sidecars: Vec::new(),
                 ztunnels: cfg.nodes.iter().map(|_| Proxy::default()).collect(),
@@ -250,7 +250,7 @@ impl MeshRt {
             rng: rng.stream("mesh/proxy-cpu"),
             hops: [
                 stage(0, &local),
-                stage(1, &waypoint_spec.map_or(local, |w| w.0)),
+                stage(1, &waypoint_spec.map_or(local, |w| w.profile)),
                 stage(2, &local),
             ],
             hop_batches: Default::default(),
@@ -307,28 +307,31 @@ impl HopBatch {
 impl Proxies {
     /// The proxy at `at` with its profile and limits.
     #[inline]
-    fn get(&mut self, at: ProxyAt) -> (&mut Proxy, &ProxyProfile, ProxyResources) {
-        let (local, limits) = (&self.local.0, self.local.1);
+    fn get(&mut self, at: ProxyAt) -> (&mut Proxy, &ProxySpec) {
+        let local = &self.local;
         match at {
             ProxyAt::Sidecar(p) => {
                 let i = p as usize;
                 if i >= self.sidecars.len() {
                     self.sidecars.resize_with(i + 1, Proxy::default);
                 }
-                (&mut self.sidecars[i], local, limits)
+                (&mut self.sidecars[i], local)
             }
-            ProxyAt::Ztunnel(n) => (&mut self.ztunnels[n as usize], local, limits),
-            ProxyAt::Waypoint => match &self.waypoint_spec {
-                Some((p, r)) => (&mut self.waypoint, p, *r),
-                None => (&mut self.waypoint, local, limits),
-            },
+            ProxyAt::Ztunnel(n) => (&mut self.ztunnels[n as usize], local),
+            ProxyAt::Waypoint => (
+                &mut self.waypoint,
+                self.waypoint_spec.as_ref().unwrap_or(local),
+            ),
         }
     }
 
     /// Every proxy that ran, with its profile.
     fn all(&self) -> impl Iterator<Item = (&Proxy, &ProxyProfile)> {
-        let local = &self.local.0;
-        let wp = self.waypoint_spec.as_ref().map(|w| (&self.waypoint, &w.0));
+        let local = &self.local.profile;
+        let wp = self
+            .waypoint_spec
+            .as_ref()
+            .map(|w| (&self.waypoint, &w.profile));
         self.sidecars
             .iter()
             .chain(&self.ztunnels)
@@ -466,18 +469,18 @@ impl Sim<'_> {
         }
         let mut up_killed = None;
         if let (true, Some(u)) = (handshake, upstream) {
-            let (up, profile, limits) = proxies.get(u);
-            if up.connection_opened(profile, limits) {
+            let (up, spec) = proxies.get(u);
+            if up.connection_opened(&spec.profile, spec.limits) {
                 up_killed = Some(u);
             }
         }
-        let (proxy, profile, limits) = proxies.get(at);
+        let (proxy, spec) = proxies.get(at);
         // Past the limit by the connection or by the request: the request
         // is inside when the kernel kills the process.
-        let conn_oom = handshake && proxy.connection_opened(profile, limits);
-        let Passage { wait, service, oom } = proxy.offer(profile, limits, now, handshake, rng);
+        let conn_oom = handshake && proxy.connection_opened(&spec.profile, spec.limits);
+        let Passage { wait, service, oom } = proxy.offer(spec, now, handshake, rng);
         let killed = conn_oom || oom;
-        let hop = profile.hop_latency;
+        let hop = spec.profile.hop_latency;
         // The request belongs to this process of the proxy (see proxy_done).
         let epoch = proxy.epoch();
         if let Some(m) = self.mesh.as_mut() {
@@ -597,7 +600,7 @@ impl Sim<'_> {
             return;
         };
         // Every running proxy holds at least its base, traffic or not.
-        let local = &rt.proxies.local.0;
+        let local = &rt.proxies.local.profile;
         let memory_of = |x: Option<&Proxy>| x.map_or(local.base_memory, |x| x.memory_bytes(local));
         let (mut proxies, mut memory) = (0u32, 0u64);
         let mut ztunnel_nodes = BTreeSet::new();
@@ -616,9 +619,9 @@ impl Sim<'_> {
                 }
             }
         }
-        if let Some((w, _)) = &rt.proxies.waypoint_spec {
+        if let Some(w) = &rt.proxies.waypoint_spec {
             proxies += 1;
-            memory += rt.proxies.waypoint.memory_bytes(w);
+            memory += rt.proxies.waypoint.memory_bytes(&w.profile);
         }
         let Some(mesh) = self.mesh.as_mut() else {
             return;

@@ -84,9 +84,13 @@ impl Balancer {
         if n == 0 {
             return None;
         }
-        // The first usable candidate from `i` on, in turn; `i` if none is.
+        // The first usable candidate from `i` on, in turn; `i` if none is
+        // (`i` itself, the usual answer, without a division).
         let usable_from = |i: usize| {
-            (0..n)
+            if host_of(i).1 {
+                return i;
+            }
+            (1..n)
                 .map(|k| (i + k) % n)
                 .find(|&c| host_of(c).1)
                 .unwrap_or(i)

@@ -26,7 +26,12 @@ fn mean_response(
     let mut arrivals = RngStreams::new(8).stream("arrivals");
     let (mut t, mut total) = (0u64, 0.0);
     for _ in 0..n {
-        let s = p.offer(profile, limits, SimTime::from_nanos(t), false, &mut r);
+        let s = p.offer(
+            &ProxySpec::new(*profile, limits),
+            SimTime::from_nanos(t),
+            false,
+            &mut r,
+        );
         total += (s.wait + s.service).as_secs_f64();
         let u: f64 = arrivals.random();
         t += (-(1.0 - u).ln() / rate * 1e9) as u64;
@@ -95,7 +100,12 @@ fn memory_at_the_published_load_is_the_published_figure() {
             p.connection_opened(&profile, ONE_CORE);
         }
         let mut r = rng();
-        p.offer(&profile, ONE_CORE, SimTime::ZERO, false, &mut r);
+        p.offer(
+            &ProxySpec::new(profile, ONE_CORE),
+            SimTime::ZERO,
+            false,
+            &mut r,
+        );
         assert_eq!(p.memory_bytes(&profile), published);
         assert_eq!(p.stats().peak_memory, published);
         p.left(true);
@@ -113,9 +123,19 @@ fn a_handshake_costs_cpu_and_a_round_trip_on_new_connections_only() {
     let limits = ProxyResources::ISTIO_SIDECAR;
     let mut p = Proxy::default();
     let mut r = rng();
-    let new = p.offer(&profile, limits, SimTime::ZERO, true, &mut r);
+    let new = p.offer(
+        &ProxySpec::new(profile, limits),
+        SimTime::ZERO,
+        true,
+        &mut r,
+    );
     assert_eq!(new.service, HANDSHAKE_CPU + HANDSHAKE_LATENCY);
-    let pooled = p.offer(&profile, limits, SimTime::ZERO, false, &mut r);
+    let pooled = p.offer(
+        &ProxySpec::new(profile, limits),
+        SimTime::ZERO,
+        false,
+        &mut r,
+    );
     assert_eq!(pooled.service, SimDuration::ZERO);
     assert_eq!(p.stats().handshakes, 1);
     assert_eq!(p.stats().cpu_busy, HANDSHAKE_CPU);
@@ -135,7 +155,15 @@ fn requests_wait_first_come_first_served_for_the_first_free_worker() {
     let mut r = rng();
     // Each takes 1 ms of a worker: the third waits for the first free one.
     let waits: Vec<SimDuration> = (0..4)
-        .map(|_| p.offer(&profile, limits, SimTime::ZERO, true, &mut r).wait)
+        .map(|_| {
+            p.offer(
+                &ProxySpec::new(profile, limits),
+                SimTime::ZERO,
+                true,
+                &mut r,
+            )
+            .wait
+        })
         .collect();
     let ms = SimDuration::from_millis;
     assert_eq!(waits, [ms(0), ms(0), ms(1), ms(1)]);
@@ -160,12 +188,18 @@ fn the_charge_past_the_memory_limit_kills_the_proxy_and_the_restart_empties_it()
     assert!(!p.over_limit(&profile, limits));
     let t = SimTime::from_nanos(1_000_000);
     for _ in 0..2 {
-        assert!(!p.offer(&profile, limits, t, false, &mut r).oom);
+        assert!(
+            !p.offer(&ProxySpec::new(profile, limits), t, false, &mut r)
+                .oom
+        );
         assert!(!p.over_limit(&profile, limits));
     }
     assert_eq!(p.memory_bytes(&profile), limits.memory_limit);
     let epoch = p.epoch();
-    assert!(p.offer(&profile, limits, t, false, &mut r).oom);
+    assert!(
+        p.offer(&ProxySpec::new(profile, limits), t, false, &mut r)
+            .oom
+    );
     assert!(p.over_limit(&profile, limits));
     // The usage never passes the limit.
     assert_eq!(p.stats().peak_memory, limits.memory_limit);
@@ -178,7 +212,7 @@ fn the_charge_past_the_memory_limit_kills_the_proxy_and_the_restart_empties_it()
     assert_ne!(p.epoch(), epoch);
     // The new process's workers are idle: a request at the kill does not
     // wait behind the three that were inside.
-    let after = p.offer(&profile, limits, t, false, &mut r);
+    let after = p.offer(&ProxySpec::new(profile, limits), t, false, &mut r);
     assert_eq!(after.wait, SimDuration::ZERO);
     assert!(!p.over_limit(&profile, limits));
 }
