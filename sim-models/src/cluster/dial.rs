@@ -328,7 +328,13 @@ impl Sim<'_> {
                 self.outcome(req, Outcome::PortClosed)
             }
             (ClientSees::Refused, _) => self.outcome(req, Outcome::Refused),
-            (ClientSees::Retransmit, Some(_)) => self.syn_dropped(req, first, attempt),
+            (ClientSees::Retransmit, Some(_)) => {
+                let pod = match flow.to {
+                    Target::Pod(p) => Some(p),
+                    _ => None,
+                };
+                self.syn_dropped(req, first, attempt, pod)
+            }
             (ClientSees::Retransmit | ClientSees::Silence, _) => {
                 let ev = match drop {
                     Drop::PolicyDenied { .. } => Ev::BlockedTimeout(req),

@@ -233,10 +233,12 @@ enum Ev {
     },
     /// TCP retransmits a SYN the client node dropped: SYN number
     /// `attempt` of the connection of `req`'s client, due
-    /// [`syn_retransmit_offset`]`(attempt)` after the first SYN.
+    /// [`syn_retransmit_offset`]`(attempt)` after the first SYN, to the
+    /// same pod address if the client (or its proxy) dialled one.
     SynRetry {
         req: Request,
-        attempt: u32,
+        attempt: u8,
+        pod: OptU32,
     },
     /// `connect()` gives up (timeout or `tcp_syn_retries` used up).
     SynGiveUp(Request),
@@ -840,7 +842,7 @@ impl<'a> Sim<'a> {
                 Some(conn) => self.send_on(conn, req),
                 None => self.offer(pod, req),
             },
-            Ev::SynRetry { req, attempt } => self.syn_retry(req, attempt),
+            Ev::SynRetry { req, attempt, pod } => self.syn_retry(req, attempt.into(), pod.get()),
             Ev::SynGiveUp(req) => self.outcome(req, Outcome::SynDropped),
             Ev::Retry(req) => self.retry(req),
             Ev::DnsUnreachable {

@@ -649,6 +649,47 @@ fn connection_churn_fills_the_table_and_syns_are_retransmitted() {
 }
 
 #[test]
+fn a_retransmitted_syn_goes_to_the_pod_its_client_picked() {
+    // Beside the churn that fills the client nodes' tables, a client-side
+    // balancing source keeps one connection per (client, api pod): 8 x 16
+    // pairs once api scales out, the new pods' pairs dialled while the
+    // tables are full. A client turns to a pod every 16 s and gives up a
+    // connect after 5 s, so a pair's dials never overlap. Its dropped SYNs
+    // are retransmitted to the pod address they were sent to, so no pair
+    // is connected twice; retransmitted to another pod, they would open a
+    // second connection to a pod already connected.
+    let mut cfg = churn(
+        5_000,
+        400.0,
+        ConnectionMode::PerRequest,
+        DataPath::Netfilter,
+    );
+    cfg.traffic.push(TrafficSpec {
+        from: Some(1),
+        connections: ConnectionMode::ClientSide,
+        ..TrafficSpec::to_service("pinned", 0, 8.0, secs(5))
+    });
+    cfg.timeline = vec![TimedAction {
+        at: secs(150),
+        action: Action::Scale {
+            deployment: 0,
+            replicas: 16,
+        },
+    }];
+    let out = run(&cfg, 1, &mut NullSink);
+    let counter = |name: &str| {
+        out.metrics
+            .counters()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, v)| v)
+    };
+    let drops = counter("requests_conntrack_syn_drops{service=pinned}");
+    assert!(drops > 10, "{drops} SYNs of the pinned source dropped");
+    let opened = counter("requests_connections_opened{service=pinned}");
+    assert!(opened <= 128, "{opened} connections for 128 pairs");
+}
+
+#[test]
 fn keep_alive_and_ebpf_leave_the_table_alone() {
     let keep = ConnectionMode::KeepAlive {
         max_idle: 16,

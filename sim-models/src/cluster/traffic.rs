@@ -432,14 +432,22 @@ impl Sim<'_> {
         }
     }
 
-    /// The SYN was dropped: TCP retransmits it, unless the client's timeout
-    /// or `tcp_syn_retries` comes first.
-    pub(crate) fn syn_dropped(&mut self, req: Request, first: SimTime, attempt: u32) {
+    /// The SYN was dropped: TCP retransmits it (to `pod`'s address if the
+    /// SYN went to one, not to a Service's), unless the client's timeout or
+    /// `tcp_syn_retries` comes first.
+    pub(crate) fn syn_dropped(
+        &mut self,
+        req: Request,
+        first: SimTime,
+        attempt: u32,
+        pod: Option<u32>,
+    ) {
         let next = attempt + 1;
-        match syn_retransmit_offset(next) {
-            Some(off) if first + off < req.deadline => {
+        match syn_retransmit_offset(next).zip(u8::try_from(next).ok()) {
+            Some((off, attempt)) if first + off < req.deadline => {
+                let pod = pod.into();
                 self.engine
-                    .schedule_at(first + off, Ev::SynRetry { req, attempt: next });
+                    .schedule_at(first + off, Ev::SynRetry { req, attempt, pod });
             }
             _ => {
                 let give_up = (first + syn_give_up_offset()).min(req.deadline);
@@ -450,12 +458,14 @@ impl Sim<'_> {
 
     /// TCP retransmits SYN number `attempt` of `req`'s client (the event
     /// fires exactly [`syn_retransmit_offset`] after the first SYN, which
-    /// is therefore not carried).
-    pub(crate) fn syn_retry(&mut self, req: Request, attempt: u32) {
+    /// is therefore not carried): to the pod address `pod` the first went
+    /// to (a client-side pick or a mesh proxy's), else to the Service again
+    /// (the drop left no conntrack entry to pin an endpoint).
+    pub(crate) fn syn_retry(&mut self, req: Request, attempt: u32, pod: Option<u32>) {
         let now = self.engine.now();
         let off = syn_retransmit_offset(attempt).unwrap_or(SimDuration::ZERO);
         let first = SimTime::from_nanos(now.as_nanos() - off.as_nanos());
-        self.dial(req, req.client.get(), first, attempt, None);
+        self.dial(req, req.client.get(), first, attempt, pod);
     }
 
     /// A worker of pod `p` takes `req`: its handler calls its dependency
