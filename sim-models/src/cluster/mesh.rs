@@ -28,7 +28,7 @@
 //! kubelet's CrashLoopBackOff, a kernel `OOMKilling` event and the
 //! restart's `Reason: OOMKilled`); a ztunnel or the waypoint restarts at
 //! once. Any restart closes the proxy's pooled connections at both ends
-//! ([`Sim::mesh_proxy_restarted`], once per restart, over the pools) and
+//! ([`Sim::mesh_proxy_restarted`], over the pools it was part of) and
 //! resets the requests inside it: the event of a request at a proxy carries
 //! the proxy's epoch, so the one that left a dead process is told apart in
 //! O(1) when its worker would have been done.
@@ -174,6 +174,10 @@ pub(crate) struct MeshRt {
     proxies: Proxies,
     /// Pooled mTLS connections: (originating proxy key << 32 | upstream key).
     pools: IdHashSet,
+    /// Per proxy key, the pools it opened or accepted (some since closed
+    /// by the other end's restart: see `pooled_by`), so that a restart
+    /// closes its own in O(its pools), not O(the run's).
+    pools_of: IdMap<Vec<u64>>,
     /// Per pod id: its proxy once it has a node (`None`: not yet, or its
     /// workload is not in the mesh); 8 bytes a pod, read on every hop
     /// instead of the pod's record.
@@ -242,6 +246,7 @@ impl MeshRt {
                 waypoint: Proxy::default(),
             },
             pools: IdHashSet::default(),
+            pools_of: IdMap::default(),
             pod_proxy: Vec::new(),
             meshed: (0..cfg.deployments.len())
                 .map(|d| mesh.is_meshed(d))
@@ -337,6 +342,20 @@ impl Proxies {
             .chain(&self.ztunnels)
             .map(move |p| (p, local))
             .chain(wp)
+    }
+}
+
+/// The pool `pair` opened with the proxy keyed `proxy` at one end: noted
+/// in its list. A list keeps the pools the other end's restarts closed
+/// until it doubles, then drops them (and repeats of a pool reopened):
+/// O(1) a new pool, amortized.
+fn pooled_by(pools_of: &mut IdMap<Vec<u64>>, pools: &IdHashSet, proxy: u64, pair: u64) {
+    let list = pools_of.entry(proxy).or_default();
+    list.push(pair);
+    if list.len() >= 64 && list.len().is_power_of_two() {
+        list.sort_unstable();
+        list.dedup();
+        list.retain(|p| pools.contains(p));
     }
 }
 
@@ -452,6 +471,7 @@ impl Sim<'_> {
         let Some(MeshRt {
             proxies,
             pools,
+            pools_of,
             rng,
             ..
         }) = self.mesh.as_mut()
@@ -466,6 +486,10 @@ impl Sim<'_> {
                 pools.remove(&pair.unwrap_or_default());
                 handshake = false;
             }
+        }
+        if let (true, Some(u), Some(k)) = (handshake, upstream, pair) {
+            pooled_by(pools_of, pools, at.key(), k);
+            pooled_by(pools_of, pools, u.key(), k);
         }
         let mut up_killed = None;
         if let (true, Some(u)) = (handshake, upstream) {
@@ -513,24 +537,28 @@ impl Sim<'_> {
     /// The proxy `at` restarts now (`oom`: the kernel killed it at its
     /// memory limit): a new process with no request inside and no pooled
     /// connection, so the proxies it was pooled with lose theirs to it.
-    /// A pass over every pooled connection of the run, once per restart
-    /// (pools are not indexed by proxy).
+    /// O(the pools it was part of).
     pub(crate) fn mesh_proxy_restarted(&mut self, at: ProxyAt, oom: bool) {
         let now = self.engine.now();
-        let Some(MeshRt { proxies, pools, .. }) = self.mesh.as_mut() else {
+        let Some(MeshRt {
+            proxies,
+            pools,
+            pools_of,
+            ..
+        }) = self.mesh.as_mut()
+        else {
             return;
         };
         let k = at.key();
-        pools.retain(|&pair| {
+        for pair in pools_of.remove(&k).unwrap_or_default() {
+            // Closed already by the other end's restart: nothing to close.
+            if !pools.remove(&pair) {
+                continue;
+            }
             let (from, to) = (pair >> 32, pair & u64::from(u32::MAX));
-            let other = match (from == k, to == k) {
-                (true, _) => to,
-                (_, true) => from,
-                _ => return true,
-            };
+            let other = if from == k { to } else { from };
             proxies.get(ProxyAt::of_key(other)).0.connection_closed();
-            false
-        });
+        }
         let proxy = proxies.get(at).0;
         if oom {
             proxy.oom_kill(now);
@@ -686,6 +714,31 @@ impl Sim<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A proxy whose pools the other ends' restarts keep closing and
+    /// reopening keeps a short list: the closed ones and the repeats go at
+    /// each doubling, the open ones stay.
+    #[test]
+    fn a_proxys_pool_list_stays_as_long_as_its_open_pools() {
+        let (mut pools, mut pools_of) = (IdHashSet::default(), IdMap::default());
+        let pair = |to: u64| (7 << 32) | to;
+        for to in 0..10 {
+            pools.insert(pair(to));
+            pooled_by(&mut pools_of, &pools, 7, pair(to));
+        }
+        for round in 0..1_000 {
+            // Upstream 0 restarts (its pool closes) and is dialled again.
+            pools.remove(&pair(0));
+            assert!(pools.insert(pair(0)));
+            pooled_by(&mut pools_of, &pools, 7, pair(0));
+            let list = &pools_of[&7];
+            assert!(list.len() < 128, "round {round}: {}", list.len());
+        }
+        let mut list = pools_of[&7].clone();
+        list.sort_unstable();
+        list.dedup();
+        assert_eq!(list, (0..10).map(pair).collect::<Vec<_>>());
+    }
 
     /// A batch records what it was given, the same as recording each
     /// value at once, across batch boundaries and with a batch pending.
