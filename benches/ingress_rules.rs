@@ -96,7 +96,7 @@ fn config(rules: usize) -> ClusterConfig {
         })
         .collect();
     let t = &mut cfg.traffic[0];
-    t.deployment = None;
+    t.service = None;
     t.ingress = Some(IngressTraffic::new("ingress-nginx", routed).expect("shares sum to 1"));
     cfg.traffic.truncate(1);
     cfg

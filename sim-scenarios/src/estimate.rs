@@ -162,7 +162,7 @@ impl Estimate {
             // backend Service's pod, as a source's own would.
             // A mesh adds one event per proxy on the way (at most 3).
             let proxies = cfg.mesh.as_ref().map_or(0.0, |_| 3.0);
-            let per_request = if spec.deployment.is_some() || spec.ingress.is_some() {
+            let per_request = if spec.service.is_some() || spec.ingress.is_some() {
                 2.0 + kube_proxy + proxies
             } else {
                 1.0
@@ -306,7 +306,7 @@ fn tries_of(cfg: &ClusterConfig, services: &[ResolvedService], t: usize) -> f64 
         .mesh
         .as_ref()
         .is_some_and(|m| m.l7_proxy(spec, services).is_some());
-    let mesh = match (proxied, spec.deployment) {
+    let mesh = match (proxied, spec.service) {
         (true, Some(s)) => f64::from(cfg.mesh_policy(s).retries.num_retries) + 1.0,
         _ => 1.0,
     };
@@ -343,7 +343,7 @@ fn chain_rates(cfg: &ClusterConfig) -> Vec<Chained> {
             };
             for p in (0..n).filter(|&p| p != t) {
                 let selects = cfg.traffic[p]
-                    .deployment
+                    .service
                     .and_then(|s| services.get(s))
                     .is_some_and(|r| r.workloads.contains(&w));
                 if selects {

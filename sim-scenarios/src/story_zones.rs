@@ -39,7 +39,7 @@ pub(crate) fn zone_bytes_why(
         if total == 0 {
             continue;
         }
-        let spec = t.deployment.and_then(|s| services.get(s)).map(|r| &r.spec);
+        let spec = t.service.and_then(|s| services.get(s)).map(|r| &r.spec);
         if let (Some(lb), Some(spec)) = (t.load_balancer, spec) {
             lines.push(lb_line(t, z, lb, spec, billing, k, cfg.duration));
             continue;
@@ -221,7 +221,7 @@ pub(crate) fn zonal_during_zone_down(
         .iter()
         .filter(|t| t.from.is_some())
         .filter_map(|t| {
-            let spec = &services.get(t.deployment?)?.spec;
+            let spec = &services.get(t.service?)?.spec;
             let object = format!("service/{}", spec.name);
             let how = if spec.topology_auto {
                 let off = out.events.iter().any(|e| {

@@ -63,7 +63,7 @@ impl CallsRt {
 pub(crate) fn chain_heads(cfg: &ClusterConfig) -> Vec<Vec<usize>> {
     let services = cfg.service_list();
     let selects = |p: &TrafficSpec, w: usize| {
-        p.deployment
+        p.service
             .and_then(|s| services.get(s))
             .is_some_and(|r| r.workloads.contains(&w))
     };

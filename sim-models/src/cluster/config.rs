@@ -8,7 +8,7 @@
 
 use super::*;
 
-/// Clients sending requests to one Deployment's Service.
+/// Clients sending requests to one Service.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrafficSpec {
     /// Name in metrics and reports (unique in a run).
@@ -21,7 +21,7 @@ pub struct TrafficSpec {
     /// implicit Service of Deployment `i` is Service `i`); `None`: the
     /// request is the name lookup alone (an external name whose server is
     /// outside the model).
-    pub deployment: Option<usize>,
+    pub service: Option<usize>,
     /// The name each request first resolves through the cluster DNS
     /// ([`ClusterConfig::dns`]) from its client pod; `None`: it connects to
     /// the Service without a lookup.
@@ -60,7 +60,7 @@ pub struct TrafficSpec {
     /// target group routes each request to a pod (the `lb` room).
     pub load_balancer: Option<crate::cloud_lb::LbEntry>,
     /// The requests go through an ingress controller, each to the backend
-    /// routed for the path it draws ([`IngressTraffic`]); `deployment` is
+    /// routed for the path it draws ([`IngressTraffic`]); `service` is
     /// then `None`, and `from` too (users outside the cluster).
     pub ingress: Option<IngressTraffic>,
     /// The address outside the VPC the target Deployment stands for: with
@@ -79,14 +79,14 @@ pub struct TrafficSpec {
 
 impl TrafficSpec {
     /// The plainest source: clients outside the cluster sending `rate`
-    /// requests/s to Deployment `deployment`'s Service with `timeout`, a
-    /// connection per request, no lookup, no retries, no SNAT. Other
-    /// sources change fields from it.
-    pub fn to_service(name: &str, deployment: usize, rate: f64, timeout: SimDuration) -> Self {
+    /// requests/s to Service `service` with `timeout`, a connection per
+    /// request, no lookup, no retries, no SNAT. Other sources change
+    /// fields from it.
+    pub fn to_service(name: &str, service: usize, rate: f64, timeout: SimDuration) -> Self {
         TrafficSpec {
             name: name.to_string(),
             from: None,
-            deployment: Some(deployment),
+            service: Some(service),
             resolve: None,
             dns_cache: None,
             persistent_dns_socket: false,
@@ -203,7 +203,7 @@ pub enum Action {
 }
 
 impl ClusterConfig {
-    /// The run's Services, as [`TrafficSpec::deployment`] indexes them
+    /// The run's Services, as [`TrafficSpec::service`] indexes them
     /// ([`crate::services::resolve`]; computed on each call, for reports).
     pub fn service_list(&self) -> Vec<crate::services::ResolvedService> {
         crate::services::resolve(&self.deployments, &self.services.explicit)
@@ -211,7 +211,7 @@ impl ClusterConfig {
 
     /// The target Service's name and the first workload it selects.
     pub fn target_of(&self, t: &TrafficSpec) -> Option<(String, Option<usize>)> {
-        let s = t.deployment?;
+        let s = t.service?;
         let list = self.service_list();
         let r = list.get(s)?;
         Some((r.spec.name.clone(), r.workloads.first().copied()))

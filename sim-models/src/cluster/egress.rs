@@ -235,11 +235,11 @@ pub(crate) fn stage(cfg: &ClusterConfig) -> Option<NatStage> {
                 .map_or(u32::MAX, |i| i as u32)
         })
         .collect();
-    // Indexed by Service (`TrafficSpec::deployment` indexes the run's
+    // Indexed by Service (`TrafficSpec::service` indexes the run's
     // Services: implicit ones first, then explicit).
     let mut by_service = vec![None; cfg.deployments.len() + cfg.services.explicit.len()];
     for t in &cfg.traffic {
-        if let (Some(ext), Some(d), true) = (t.external, t.deployment, t.snat) {
+        if let (Some(ext), Some(d), true) = (t.external, t.service, t.snat) {
             by_service[d] = Some(gateways.destination(ext));
         }
     }

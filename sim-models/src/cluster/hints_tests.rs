@@ -68,7 +68,7 @@ fn cluster(replicas: u32) -> ClusterConfig {
         deployments,
         traffic: vec![TrafficSpec {
             from: Some(1),
-            deployment: target,
+            service: target,
             ..TrafficSpec::to_service("web-api", 0, 200.0, secs(2))
         }],
         timeline: vec![

@@ -134,7 +134,7 @@ impl Sim<'_> {
             Some(ing) => ing.paths[req.path as usize]
                 .backend
                 .map(|w| self.services.implicit_of(w)),
-            None => spec.deployment,
+            None => spec.service,
         }
     }
 

@@ -218,7 +218,7 @@ impl L7Rt {
         let via: Vec<_> = cfg
             .traffic
             .iter()
-            .map(|t| Some((cfg.mesh.as_ref()?.l7_proxy(t, &services)?, t.deployment?)))
+            .map(|t| Some((cfg.mesh.as_ref()?.l7_proxy(t, &services)?, t.service?)))
             .collect();
         let policies: Vec<_> = via
             .iter()
@@ -550,7 +550,7 @@ impl MeshConfig {
     /// Traffic from outside the cluster, through a load balancer or an
     /// Ingress: `None`.
     pub fn l7_proxy(&self, t: &TrafficSpec, services: &[ResolvedService]) -> Option<L7Proxy> {
-        let (from, to) = (t.from?, t.deployment?);
+        let (from, to) = (t.from?, t.service?);
         if t.ingress.is_some() || t.load_balancer.is_some() {
             return None;
         }

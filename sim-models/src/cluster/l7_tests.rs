@@ -107,7 +107,7 @@ pub(super) fn half_failing_db() -> ClusterConfig {
         labels.into(),
         port,
     )];
-    cfg.traffic[2].deployment = Some(3);
+    cfg.traffic[2].service = Some(3);
     cfg
 }
 

@@ -138,7 +138,7 @@ impl Lbs {
             ..Lbs::default()
         };
         for (t, spec) in cfg.traffic.iter().enumerate() {
-            let (Some(entry), Some(service)) = (spec.load_balancer, spec.deployment) else {
+            let (Some(entry), Some(service)) = (spec.load_balancer, spec.service) else {
                 continue;
             };
             lbs.by_source[t] = OptU32::some(lbs.list.len() as u32);

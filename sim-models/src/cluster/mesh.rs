@@ -229,7 +229,7 @@ impl MeshRt {
             .iter()
             .map(|t| {
                 t.from.is_some_and(|w| mesh.is_meshed(w))
-                    || t.deployment
+                    || t.service
                         .and_then(|s| services.get(s))
                         .is_some_and(|s| s.workloads.iter().any(|&w| mesh.is_meshed(w)))
             })

@@ -266,7 +266,7 @@ impl Sim<'_> {
     /// For source `t` entering at a NodePort: the public node addresses its
     /// port is open on (0 when the Service does not listen on it).
     pub(crate) fn public_open_for(&self, t: usize) -> u32 {
-        let (Some(entry), Some(s)) = (self.cfg.traffic[t].entry, self.cfg.traffic[t].deployment)
+        let (Some(entry), Some(s)) = (self.cfg.traffic[t].entry, self.cfg.traffic[t].service)
         else {
             return 0;
         };

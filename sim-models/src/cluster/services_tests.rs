@@ -193,10 +193,10 @@ fn internal_local_and_prefer_close_pick_near_endpoints() {
     // `api` and `client` now have implicit Services, listed first.
     let list = cfg.service_list();
     let index = |name: &str| list.iter().position(|s| s.spec.name == name);
-    cfg.traffic[0].deployment = index("web-np");
+    cfg.traffic[0].service = index("web-np");
     cfg.traffic[1] = TrafficSpec {
         from: Some(2),
-        deployment: index("all-tier"),
+        service: index("all-tier"),
         ..TrafficSpec::to_service("near", 0, 40.0, secs(2))
     };
     let r = run(&cfg, 2, &mut NullSink).requests[1];
@@ -328,7 +328,7 @@ fn peers(headless: bool) -> RunOutput {
     let list = cfg.service_list();
     let s = list.iter().position(|r| r.spec.name == "db-peers").unwrap();
     assert_eq!(list[s].workloads, [0, 3]);
-    cfg.traffic[0].deployment = Some(s);
+    cfg.traffic[0].service = Some(s);
     cfg.traffic[0].resolve = Some("db-peers".into());
     cfg.traffic[0].timeout = secs(5);
     // One db pod serves 2 at a time in 400 ms (5 requests/s), and the

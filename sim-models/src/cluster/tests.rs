@@ -998,7 +998,7 @@ fn through_ingress(rate: f64, retries: u32, api_replicas: u32) -> ClusterConfig 
         path("/missing", 0.2, None),
     ];
     cfg.traffic[0] = TrafficSpec {
-        deployment: None,
+        service: None,
         retries,
         ingress: Some(IngressTraffic::new("ingress-nginx", paths).unwrap()),
         ..TrafficSpec::to_service("users", 0, rate, secs(2))

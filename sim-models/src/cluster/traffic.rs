@@ -271,7 +271,7 @@ impl Sim<'_> {
 
     /// Client-side balancing: the next Ready endpoint in turn.
     pub(crate) fn next_turn(&mut self, t: usize, c: u32) -> Option<u32> {
-        let d = self.cfg.traffic[t].deployment?;
+        let d = self.cfg.traffic[t].service?;
         let cc = self.traffic[t].clients.entry(c).or_default();
         let p = self.services.endpoints(&self.deps, d).nth(cc.turn as usize);
         cc.turn = cc.turn.wrapping_add(1);

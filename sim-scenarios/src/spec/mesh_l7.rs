@@ -242,7 +242,7 @@ impl Validator<'_> {
         // traffic (the cluster run's `l7` room, same rule).
         let mut proxied = vec![false; services.len()];
         for t in traffic {
-            if let (Some(_), Some(to)) = (m.l7_proxy(t, services), t.deployment) {
+            if let (Some(_), Some(to)) = (m.l7_proxy(t, services), t.service) {
                 proxied[to] = true;
             }
         }

@@ -346,11 +346,11 @@ fn services_apart_from_workloads_parse() {
     // The allocated port comes from the dynamic band above the 86 static ports.
     assert_eq!(list[1].spec.ports[0].node_port, Some(30086));
     assert_eq!(list[2].spec.ports[0].node_port, Some(31000));
-    assert_eq!(cfg.traffic[0].deployment, Some(2));
+    assert_eq!(cfg.traffic[0].service, Some(2));
     assert_eq!(cfg.traffic[0].entry.map(|e| e.port), Some(None));
     // An implicit Service is still named by its workload.
     let s = with_services("", "to: api, rate: 1/s, timeout: 1s", false).unwrap();
-    assert_eq!(s.variants[0].config.traffic[0].deployment, Some(1));
+    assert_eq!(s.variants[0].config.traffic[0].service, Some(1));
 }
 
 #[test]

@@ -521,7 +521,7 @@ impl Validator<'_> {
                         ));
                     }
                     let clash = traffic_specs.iter().find(|s: &&TrafficSpec| {
-                        s.deployment == d && s.external.is_some_and(|x| x != dest)
+                        s.service == d && s.external.is_some_and(|x| x != dest)
                     });
                     if let Some(other) = clash {
                         return Err(self.err(
@@ -540,7 +540,7 @@ impl Validator<'_> {
                 name: traffic_names[i].clone(),
                 resolve,
                 from,
-                deployment: d,
+                service: d,
                 dns_cache,
                 persistent_dns_socket: t.persistent_dns_socket,
                 threads,
@@ -593,8 +593,7 @@ impl Validator<'_> {
     ) -> R<()> {
         // The workloads a source's requests are served by.
         let served_by = |o: &TrafficSpec| -> &[usize] {
-            o.deployment
-                .map_or(&[], |s| services[s].workloads.as_slice())
+            o.service.map_or(&[], |s| services[s].workloads.as_slice())
         };
         for (i, s) in specs.iter().enumerate() {
             if !s.in_handler {

@@ -359,7 +359,7 @@ mod tests {
     fn each_path_is_routed_once_to_a_workload() {
         let s = with(TWO, "", "").unwrap();
         let ing = s.variants[0].config.traffic[0].ingress.clone().unwrap();
-        assert_eq!(s.variants[0].config.traffic[0].deployment, None);
+        assert_eq!(s.variants[0].config.traffic[0].service, None);
         assert_eq!(
             ing.paths[0].backend,
             Some(1),
