@@ -887,6 +887,8 @@ impl<'a> Sim<'a> {
 }
 
 #[cfg(test)]
+mod churn_tests;
+#[cfg(test)]
 mod hints_tests;
 #[cfg(test)]
 mod l7_tests;
