@@ -101,7 +101,7 @@ pub const BYTES_PER_CONNTRACK_ENTRY: f64 = 600.0;
 /// when the cluster DNS is modelled.
 pub const BYTES_DNS: f64 = 3.0e6;
 /// Bytes per DNS query in flight (its lookup, queue entry and conntrack
-/// UDP flow while it waits), held for [`DNS_IN_FLIGHT_S`].
+/// UDP flow while it waits), held for `DNS_IN_FLIGHT_S`.
 pub const BYTES_PER_QUERY_IN_FLIGHT: f64 = 1_000.0;
 /// How long a query's state lives in the estimate \[s\].
 const DNS_IN_FLIGHT_S: f64 = 0.05;

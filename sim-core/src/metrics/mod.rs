@@ -161,7 +161,7 @@ impl Metrics {
 
     /// Records one latency.
     ///
-    /// The value waits with up to [`PENDING_MAX`] others and they are written
+    /// The value waits with up to `PENDING_MAX` others and they are written
     /// in one pass: the writes of a batch do not depend on each other, so the
     /// processor overlaps their cache misses (a histogram spread over many
     /// bins misses on nearly every write). A zero (a connection that needed

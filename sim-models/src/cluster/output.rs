@@ -295,7 +295,7 @@ pub struct WindowStats {
     pub zone_cost: f64,
     /// The requests the sources at the head of this source's call chain
     /// sent in the window (the source's own for one not made in handlers;
-    /// [`super::calls`]): what its tries are counted per, as the load one
+    /// the `calls` room): what its tries are counted per, as the load one
     /// user request turns into at this hop.
     pub head_sent: u64,
 }

@@ -43,7 +43,7 @@
 //!
 //! ## What it emits
 //! Per zone, how many endpoints it has hinted ([`hint`]'s moves), or the
-//! reason hints are off ([`Disabled::message`]).
+//! reason hints are off (`Disabled`'s `Display`: the event's message).
 //!
 //! ## Validation
 //! `hints_tests.rs`: the docs' and the controller tests' worked examples
