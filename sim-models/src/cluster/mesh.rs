@@ -182,9 +182,6 @@ pub(crate) struct MeshRt {
     /// workload is not in the mesh); 8 bytes a pod, read on every hop
     /// instead of the pod's record.
     pod_proxy: Vec<Option<ProxyAt>>,
-    /// Workloads in the mesh (the config's, by Deployment index).
-    meshed: Vec<bool>,
-    sidecar_mode: bool,
     rng: SimRng,
     hops: [MeshHopStats; 3],
     /// Per hop, the latencies not yet in its histogram.
@@ -248,10 +245,6 @@ impl MeshRt {
             pools: IdHashSet::default(),
             pools_of: IdMap::default(),
             pod_proxy: Vec::new(),
-            meshed: (0..cfg.deployments.len())
-                .map(|d| mesh.is_meshed(d))
-                .collect(),
-            sidecar_mode: matches!(mesh.mode, MeshMode::Sidecar(_)),
             rng: rng.stream("mesh/proxy-cpu"),
             hops: [
                 stage(0, &local),
@@ -278,14 +271,14 @@ const HOP_BATCH: usize = 1024;
 /// histogram's pages are out of the cache by the next request, the batch
 /// is not.
 struct HopBatch {
-    values: [SimDuration; HOP_BATCH],
+    values: Box<[SimDuration]>,
     len: usize,
 }
 
 impl Default for HopBatch {
     fn default() -> Self {
         HopBatch {
-            values: [SimDuration::ZERO; HOP_BATCH],
+            values: vec![SimDuration::ZERO; HOP_BATCH].into_boxed_slice(),
             len: 0,
         }
     }
@@ -383,22 +376,17 @@ impl Sim<'_> {
     /// Pod `p` of workload `d` got node `n`: its proxy (its sidecar, or
     /// the node's ztunnel) if the workload is in the mesh.
     pub(crate) fn mesh_pod_placed(&mut self, p: u32, d: usize, n: u32) {
-        let Some(mesh) = self.mesh.as_mut() else {
+        let (Some(cfg), Some(mesh)) = (self.cfg.mesh.as_ref(), self.mesh.as_mut()) else {
             return;
         };
         let i = p as usize;
         if i >= mesh.pod_proxy.len() {
             mesh.pod_proxy.resize(i + 1, None);
         }
-        mesh.pod_proxy[i] =
-            mesh.meshed
-                .get(d)
-                .copied()
-                .unwrap_or(false)
-                .then_some(match mesh.sidecar_mode {
-                    true => ProxyAt::Sidecar(p),
-                    false => ProxyAt::Ztunnel(n),
-                });
+        mesh.pod_proxy[i] = cfg.is_meshed(d).then_some(match cfg.mode {
+            MeshMode::Sidecar(_) => ProxyAt::Sidecar(p),
+            MeshMode::Ambient { .. } => ProxyAt::Ztunnel(n),
+        });
     }
 
     /// The proxy of pod `p`: its sidecar, or its node's ztunnel; `None`:

@@ -253,6 +253,16 @@ pub struct ProxyStats {
     pub reset: u64,
 }
 
+/// The [`ProxyStats`] a request rarely changes, kept off a proxy's first
+/// cache line.
+#[derive(Clone, Copy, Debug, Default)]
+struct RareCounts {
+    abandoned: u64,
+    handshakes: u64,
+    oom_kills: u64,
+    reset: u64,
+}
+
 /// A request's passage through a proxy: how long it waits for a worker
 /// and how long the worker takes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -293,8 +303,8 @@ pub struct Proxy {
     /// Bumped at each restart: a request that entered an earlier process
     /// is not inside this one.
     epoch: u16,
-    /// The rest of [`ProxyStats`] (`cpu_busy` and `peak_memory` are above).
-    stats: ProxyStats,
+    /// The counters a request rarely changes.
+    stats: RareCounts,
 }
 
 impl Proxy {
@@ -427,10 +437,19 @@ impl Proxy {
 
     /// Its counters.
     pub fn stats(&self) -> ProxyStats {
+        let RareCounts {
+            abandoned,
+            handshakes,
+            oom_kills,
+            reset,
+        } = self.stats;
         ProxyStats {
+            abandoned,
+            handshakes,
             cpu_busy: self.cpu_busy,
             peak_memory: self.peak_memory,
-            ..self.stats
+            oom_kills,
+            reset,
         }
     }
 }
