@@ -45,7 +45,13 @@
 //! connections, one per endpoint as a sidecar's (the waypoint's own
 //! connections to the endpoints are not told apart: setup time is not
 //! waited for anyway); traffic entering through a load balancer or an
-//! Ingress gets no L7 decision, as for sidecars.
+//! Ingress gets no L7 decision, as for sidecars. For Istio's own ingress
+//! gateway that is Istio's default: it sends to a Service's waypoint only
+//! when the Service is labelled `istio.io/ingress-use-waypoint: "true"`
+//! (istiod's endpoint builder, `findServiceWaypoint`: "Ingress behaves
+//! differently, must explicitly opt in"); an ingress controller enrolled
+//! in the mesh as an ordinary workload would pass the waypoint, which is
+//! not modelled.
 //!
 //! ## Tries and the application's request
 //! A proxy try is a [`Request`] with its own id, [`MESH_TRY`] set in it, and
