@@ -1016,31 +1016,8 @@ fn capacity_sentence(
             traffic.timeout,
         ));
     }
-    if let (Some(q), true) = (dep.server.queue_limit, t.rejected >= t.timed_out) {
-        // A bounded queue: the pods refuse at once what does not fit.
-        let secs = (win.end.as_secs_f64() - win.start.as_secs_f64()).max(1e-9);
-        let tries = (t.sent + t.retried + t.mesh_retried) as f64 / secs;
-        return Ok(format!(
-            "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {} requests/s offered \
-             ({} tries/s with the retries). {:.1}% of requests failed: {} of them ended in a 503, answered at once because the pods' queues \
-             ({q} waiting each) were full, {} timed out.",
-            w.window,
-            num(ready),
-            dep.name,
-            num(capacity.round()),
-            dep.server.concurrency,
-            service_time,
-            num(offered.round()),
-            num(tries.round()),
-            100.0 * failures as f64 / ended,
-            t.rejected,
-            t.timed_out,
-        ));
-    }
-    Ok(format!(
-        "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {} offered: {:.0}% of the load. \
-         {:.1}% of requests timed out or were rejected: queues grew until requests waited close to the client's {} timeout, and {} answers \
-         ({:.0}% of requests) came after the client had left, work wasted on nobody.",
+    let head = format!(
+        "In `{}`, {} Ready {} pods could answer about {} requests/s ({} at a time, {} each), against {}",
         w.window,
         num(ready),
         dep.name,
@@ -1048,6 +1025,25 @@ fn capacity_sentence(
         dep.server.concurrency,
         service_time,
         num(offered.round()),
+    );
+    if let (Some(q), true) = (dep.server.queue_limit, t.rejected >= t.timed_out) {
+        // A bounded queue: the pods refuse at once what does not fit.
+        let secs = (win.end.as_secs_f64() - win.start.as_secs_f64()).max(1e-9);
+        let tries = (t.sent + t.retried + t.mesh_retried) as f64 / secs;
+        return Ok(format!(
+            "{head} requests/s offered \
+             ({} tries/s with the retries). {:.1}% of requests failed: {} of them ended in a 503, answered at once because the pods' queues \
+             ({q} waiting each) were full, {} timed out.",
+            num(tries.round()),
+            100.0 * failures as f64 / ended,
+            t.rejected,
+            t.timed_out,
+        ));
+    }
+    Ok(format!(
+        "{head} offered: {:.0}% of the load. \
+         {:.1}% of requests timed out or were rejected: queues grew until requests waited close to the client's {} timeout, and {} answers \
+         ({:.0}% of requests) came after the client had left, work wasted on nobody.",
         100.0 * capacity / offered.max(f64::MIN_POSITIVE),
         100.0 * failures as f64 / ended,
         traffic.timeout,

@@ -3,7 +3,7 @@
 //! address they went to), and the connection modes that leave the table
 //! alone.
 
-use super::tests::{config, secs};
+use super::tests::{config, counter, secs};
 use super::*;
 use crate::app::ServerSpec;
 use crate::topology::spread_nodes;
@@ -54,6 +54,17 @@ pub(super) fn churn(
         end: secs(400),
     }];
     cfg
+}
+
+/// `api` scaled to `replicas` at `at_s` seconds.
+fn scale_api_at(at_s: u64, replicas: u32) -> TimedAction {
+    TimedAction {
+        at: secs(at_s),
+        action: Action::Scale {
+            deployment: 0,
+            replicas,
+        },
+    }
 }
 
 #[test]
@@ -117,23 +128,11 @@ fn a_retransmitted_syn_goes_to_the_pod_its_client_picked() {
         connections: ConnectionMode::ClientSide,
         ..TrafficSpec::to_service("pinned", 0, 8.0, secs(5))
     });
-    cfg.timeline = vec![TimedAction {
-        at: secs(150),
-        action: Action::Scale {
-            deployment: 0,
-            replicas: 16,
-        },
-    }];
+    cfg.timeline = vec![scale_api_at(150, 16)];
     let out = run(&cfg, 1, &mut NullSink);
-    let counter = |name: &str| {
-        out.metrics
-            .counters()
-            .find(|(n, _)| *n == name)
-            .map_or(0, |(_, v)| v)
-    };
-    let drops = counter("requests_conntrack_syn_drops{service=pinned}");
+    let drops = counter(&out, "requests_conntrack_syn_drops{service=pinned}");
     assert!(drops > 10, "{drops} SYNs of the pinned source dropped");
-    let opened = counter("requests_connections_opened{service=pinned}");
+    let opened = counter(&out, "requests_connections_opened{service=pinned}");
     assert!(opened <= 128, "{opened} connections for 128 pairs");
 }
 
@@ -178,13 +177,7 @@ fn long_lived_connections_stay_on_the_pods_they_were_opened_to() {
         DataPath::Netfilter,
     );
     cfg.deployments[0].replicas = 2;
-    cfg.timeline = vec![TimedAction {
-        at: secs(100),
-        action: Action::Scale {
-            deployment: 0,
-            replicas: 10,
-        },
-    }];
+    cfg.timeline = vec![scale_api_at(100, 10)];
     let pinned = run(&cfg, 2, &mut NullSink);
     let w = &pinned.windows[0];
     assert!(w.pods_serving() <= 2, "{}", w.pods_serving());

@@ -119,6 +119,25 @@ pub(super) fn rules(outlier: Option<OutlierSpec>) -> Vec<DestinationRule> {
     }]
 }
 
+/// web (4 pods, one long-lived connection each) -> api (9 pods), measured
+/// from 10 s.
+pub(super) fn pinned() -> ClusterConfig {
+    let mut cfg = chain(0, server(64, 2, None));
+    cfg.deployments[1].replicas = 9;
+    cfg.traffic.truncate(1);
+    cfg.traffic[0].connections = ConnectionMode::LongLived {
+        per_client: 1,
+        max_age: None,
+    };
+    cfg.traffic[0].rate = 900.0;
+    cfg.windows = vec![WindowSpec {
+        name: "all".into(),
+        start: secs(10),
+        end: secs(60),
+    }];
+    cfg
+}
+
 pub(super) fn tries(r: &RequestTotals) -> u64 {
     r.sent + r.retried + r.mesh_retried
 }
@@ -208,19 +227,7 @@ fn request_level_balancing_spreads_pinned_connections() {
     // 4 web pods, one long-lived connection each, to 9 api pods: per
     // connection at most 4 pods serve; per request through the sidecars
     // all 9 do.
-    let mut cfg = chain(0, server(64, 2, None));
-    cfg.deployments[1].replicas = 9;
-    cfg.traffic.truncate(1);
-    cfg.traffic[0].connections = ConnectionMode::LongLived {
-        per_client: 1,
-        max_age: None,
-    };
-    cfg.traffic[0].rate = 900.0;
-    cfg.windows = vec![WindowSpec {
-        name: "all".into(),
-        start: secs(10),
-        end: secs(60),
-    }];
+    let mut cfg = pinned();
     let pinned = run(&cfg, 1, &mut NullSink);
     assert!(pinned.windows[0].served.len() <= 4);
     cfg.mesh = istio(4, Vec::new());

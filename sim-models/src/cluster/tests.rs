@@ -450,7 +450,7 @@ fn stale_dns(flush: bool) -> ClusterConfig {
     cfg
 }
 
-fn counter(out: &RunOutput, name: &str) -> u64 {
+pub(super) fn counter(out: &RunOutput, name: &str) -> u64 {
     out.metrics
         .counters()
         .filter(|(n, _)| *n == name)

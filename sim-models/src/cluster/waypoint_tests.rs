@@ -2,7 +2,7 @@
 //! mechanisms as a client sidecar's, with one upstream state shared by all
 //! clients, and retries leaving from the waypoint.
 
-use super::l7_tests::{chain, conserved, half_failing_db, istio, rules, secs, server, tries};
+use super::l7_tests::{chain, conserved, half_failing_db, istio, pinned, rules, server, tries};
 use super::*;
 use crate::mesh::outlier::OutlierSpec;
 use crate::mesh::rules::DestinationRule;
@@ -17,25 +17,6 @@ fn ambient(n: usize, waypoint: bool, rules: Vec<DestinationRule>) -> Option<Mesh
         waypoint: waypoint.then_some(ProxyResources::ISTIO_SIDECAR),
     };
     Some(m)
-}
-
-/// web (4 pods, one long-lived connection each) -> api (9 pods), measured
-/// from 10 s.
-fn pinned() -> ClusterConfig {
-    let mut cfg = chain(0, server(64, 2, None));
-    cfg.deployments[1].replicas = 9;
-    cfg.traffic.truncate(1);
-    cfg.traffic[0].connections = ConnectionMode::LongLived {
-        per_client: 1,
-        max_age: None,
-    };
-    cfg.traffic[0].rate = 900.0;
-    cfg.windows = vec![WindowSpec {
-        name: "all".into(),
-        start: secs(10),
-        end: secs(60),
-    }];
-    cfg
 }
 
 #[test]
