@@ -331,26 +331,18 @@ fn chain_rates(cfg: &ClusterConfig) -> Vec<Chained> {
             }
         })
         .collect();
+    let callers = cfg.chain_callers();
     // A chain is at most `n` deep: `n` rounds reach its end.
     for _ in 0..n {
-        for t in 0..n {
-            let (true, Some(w)) = (cfg.traffic[t].in_handler, cfg.traffic[t].from) else {
-                continue;
-            };
+        for t in (0..n).filter(|&t| cfg.traffic[t].in_handler) {
             let mut x = Chained {
                 tries: c[t].tries,
                 ..Chained::default()
             };
-            for p in (0..n).filter(|&p| p != t) {
-                let selects = cfg.traffic[p]
-                    .service
-                    .and_then(|s| services.get(s))
-                    .is_some_and(|r| r.workloads.contains(&w));
-                if selects {
-                    x.sent += c[p].sent;
-                    x.sent_bound += c[p].sent_bound * c[p].tries;
-                    x.peak_bound += c[p].peak_bound * c[p].tries;
-                }
+            for &p in &callers[t] {
+                x.sent += c[p].sent;
+                x.sent_bound += c[p].sent_bound * c[p].tries;
+                x.peak_bound += c[p].peak_bound * c[p].tries;
             }
             c[t] = x;
         }

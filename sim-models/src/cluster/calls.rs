@@ -56,17 +56,38 @@ impl CallsRt {
     }
 }
 
+impl ClusterConfig {
+    /// Per traffic source, the sources that call it: for one made in the
+    /// handlers of workload `w` (`in_handler`), every other source whose
+    /// Service selects `w` (in source order); none for a source with
+    /// arrivals of its own.
+    pub fn chain_callers(&self) -> Vec<Vec<usize>> {
+        let services = self.service_list();
+        let selects = |p: &TrafficSpec, w: usize| {
+            p.service
+                .and_then(|s| services.get(s))
+                .is_some_and(|r| r.workloads.contains(&w))
+        };
+        let n = self.traffic.len();
+        (0..n)
+            .map(
+                |t| match (self.traffic[t].in_handler, self.traffic[t].from) {
+                    (true, Some(w)) => (0..n)
+                        .filter(|&p| p != t && selects(&self.traffic[p], w))
+                        .collect(),
+                    _ => Vec::new(),
+                },
+            )
+            .collect()
+    }
+}
+
 /// Per traffic source, the sources at the head of its call chain: itself
-/// when it has arrivals of its own; for one made in the handlers of
-/// workload `w`, the heads of every source whose Service selects `w`
-/// (sorted, each once). A cycle of handler calls has no head.
+/// when it has arrivals of its own; for one made in handlers, the heads of
+/// its callers ([`ClusterConfig::chain_callers`]; sorted, each once). A
+/// cycle of handler calls has no head.
 pub(crate) fn chain_heads(cfg: &ClusterConfig) -> Vec<Vec<usize>> {
-    let services = cfg.service_list();
-    let selects = |p: &TrafficSpec, w: usize| {
-        p.service
-            .and_then(|s| services.get(s))
-            .is_some_and(|r| r.workloads.contains(&w))
-    };
+    let callers = cfg.chain_callers();
     let n = cfg.traffic.len();
     let mut heads: Vec<Vec<usize>> = (0..n)
         .map(|t| {
@@ -77,16 +98,10 @@ pub(crate) fn chain_heads(cfg: &ClusterConfig) -> Vec<Vec<usize>> {
             }
         })
         .collect();
-    // A chain is at most `n` deep: `n` rounds reach every head.
+    // A chain is at most `n` deep: `n` rounds reach its end.
     for _ in 0..n {
-        for t in 0..n {
-            let (true, Some(w)) = (cfg.traffic[t].in_handler, cfg.traffic[t].from) else {
-                continue;
-            };
-            let mut h: Vec<usize> = (0..n)
-                .filter(|&p| p != t && selects(&cfg.traffic[p], w))
-                .flat_map(|p| heads[p].clone())
-                .collect();
+        for t in (0..n).filter(|&t| cfg.traffic[t].in_handler) {
+            let mut h: Vec<usize> = callers[t].iter().flat_map(|&p| heads[p].clone()).collect();
             h.sort_unstable();
             h.dedup();
             heads[t] = h;

@@ -477,12 +477,10 @@ impl Sim<'_> {
                 handshake = false;
             }
         }
+        let mut up_killed = None;
         if let (true, Some(u), Some(k)) = (handshake, upstream, pair) {
             pooled_by(pools_of, pools, at.key(), k);
             pooled_by(pools_of, pools, u.key(), k);
-        }
-        let mut up_killed = None;
-        if let (true, Some(u)) = (handshake, upstream) {
             let (up, spec) = proxies.get(u);
             if up.connection_opened(&spec.profile, spec.limits) {
                 up_killed = Some(u);

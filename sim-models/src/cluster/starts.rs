@@ -440,7 +440,7 @@ impl Sim<'_> {
         live.sort_unstable();
         let mut changed = false;
         for p in live {
-            changed |= self.sidecar_exited(p, None);
+            changed |= self.sidecar_exited(p, false);
         }
         if changed {
             self.endpoints_changed(d);
@@ -457,7 +457,7 @@ impl Sim<'_> {
             self.mesh_proxy_restarted(at, true);
             return self.oom_event(at);
         };
-        if self.sidecar_exited(p, Some(at)) {
+        if self.sidecar_exited(p, true) {
             let d = self.pods[p as usize].deployment as usize;
             self.endpoints_changed(d);
         }
@@ -500,7 +500,7 @@ impl Sim<'_> {
     /// limit) and the kubelet restarts it: its requests and connections
     /// are reset, the pod leaves its Services until the new proxy's probe
     /// passes. True if the pod left its workload's endpoints.
-    fn sidecar_exited(&mut self, p: u32, oom: Option<ProxyAt>) -> bool {
+    fn sidecar_exited(&mut self, p: u32, oom: bool) -> bool {
         let now = self.engine.now();
         let i = p as usize;
         let d = self.pods[i].deployment as usize;
@@ -523,7 +523,7 @@ impl Sim<'_> {
         st.restarted = Some(now);
         st.proxy_ready = false;
         self.starts.any_restart = true;
-        self.mesh_proxy_restarted(ProxyAt::Sidecar(p), oom.is_some());
+        self.mesh_proxy_restarted(ProxyAt::Sidecar(p), oom);
         let mut changed = false;
         if state == PodState::Ready {
             self.set_state(p, PodState::Running);
@@ -532,8 +532,8 @@ impl Sim<'_> {
             changed = true;
         }
         let key = EventKey::Ids([d as u32, 0, 0]);
-        if let Some(at) = oom {
-            self.oom_event(at);
+        if oom {
+            self.oom_event(ProxyAt::Sidecar(p));
             let key = EventKey::Ids([d as u32, 1, 0]);
             self.event_by("Warning", "ProxyRestarted", "knsim", key, |s| {
                 (
